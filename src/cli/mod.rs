@@ -1,0 +1,262 @@
+//! [`Cli`]: the `onlabel` command line (clap derive). `main.rs` only calls [`run`].
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand};
+
+use crate::copilot::{Answer, Ask, Copilot, Route};
+use crate::corpus::{Corpus, Limits};
+use crate::index::Index;
+
+/// Exit code: success.
+pub const EXIT_OK: i32 = 0;
+/// Exit code: a check or verification failed.
+pub const EXIT_CHECK_FAILED: i32 = 1;
+/// Exit code: bad usage or bad input.
+pub const EXIT_BAD_INPUT: i32 = 2;
+
+/// OnLabel: cited answers from MLR-approved labels, for field teams.
+#[derive(Debug, Parser)]
+#[command(name = "onlabel", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+struct Global {
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Log format on stderr: text or json.
+    #[arg(long, global = true, default_value = "text", env = "ONLABEL_LOG_FORMAT")]
+    log_format: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Load corpora (manifest.toml + files) and build the search index.
+    Ingest(IngestArgs),
+    /// Answer one question from approved material, with citations.
+    Ask(AskArgs),
+    /// Run an eval suite and report its metrics.
+    Eval(EvalArgs),
+}
+
+#[derive(Debug, Args)]
+struct IngestArgs {
+    /// A corpus folder holding manifest.toml (repeatable).
+    #[arg(long = "corpus", required = true)]
+    corpora: Vec<PathBuf>,
+    /// Where to write the index (replaced atomically).
+    #[arg(long, env = "ONLABEL_INDEX")]
+    index: PathBuf,
+    /// Skip documents that fail to load instead of stopping at the first.
+    #[arg(long)]
+    keep_going: bool,
+    /// Largest document accepted, in bytes.
+    #[arg(long, default_value_t = Limits::default().max_doc_bytes)]
+    max_doc_bytes: u64,
+}
+
+#[derive(Debug, Args)]
+struct QueryArgs {
+    /// The index built by `onlabel ingest`.
+    #[arg(long, env = "ONLABEL_INDEX")]
+    index: PathBuf,
+    /// Role of the asker: rep sees promotional material only.
+    #[arg(long, default_value = "rep", value_parser = ["rep", "mlr_reviewer", "compliance", "medical", "admin"])]
+    role: String,
+    /// Date the question is asked on (YYYY-MM-DD); expiry is judged against it. Default: today.
+    #[arg(long, value_parser = parse_date)]
+    as_of: Option<NaiveDate>,
+}
+
+#[derive(Debug, Args)]
+struct AskArgs {
+    #[command(flatten)]
+    q: QueryArgs,
+    /// The product being detailed (recommended: answers only from its documents).
+    #[arg(long)]
+    product: Option<String>,
+    /// The HCP's question or objection.
+    question: String,
+}
+
+#[derive(Debug, Args)]
+struct EvalArgs {
+    #[command(flatten)]
+    q: QueryArgs,
+    /// The suite (JSONL).
+    #[arg(long)]
+    suite: PathBuf,
+    /// Write report.md, report.html and report.json here.
+    #[arg(long)]
+    report: Option<PathBuf>,
+}
+
+fn parse_date(s: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| format!("{s:?} is not a date like 2026-11-23"))
+}
+
+fn today() -> NaiveDate {
+    chrono::Local::now().date_naive()
+}
+
+/// Parses arguments, sets up logging, runs the command; returns the exit code.
+pub fn run() -> i32 {
+    let cli = Cli::parse();
+    init_tracing(&cli.global.log_format);
+    match dispatch(&cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            EXIT_BAD_INPUT
+        }
+    }
+}
+
+fn init_tracing(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("onlabel=warn"));
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        b.json().init();
+    } else {
+        b.init();
+    }
+}
+
+fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
+    match &cli.command {
+        Command::Ingest(a) => ingest(a, cli.global.json),
+        Command::Ask(a) => ask(a, cli.global.json),
+        Command::Eval(a) => eval(a, cli.global.json),
+    }
+}
+
+fn ingest(a: &IngestArgs, json: bool) -> anyhow::Result<i32> {
+    let t = Instant::now();
+    let limits = Limits { max_doc_bytes: a.max_doc_bytes, ..Limits::default() };
+    let corpus = Corpus::load(&a.corpora, limits, a.keep_going)?;
+    let passages = corpus.passages(limits);
+    let bar = if std::io::stderr().is_terminal() && !json {
+        let b = indicatif::ProgressBar::new(passages.len() as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("indexing {bar:40} {pos}/{len} passages {elapsed}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        Some(b)
+    } else {
+        None
+    };
+    Index::build(&a.index, &passages, |i| {
+        if let Some(b) = &bar {
+            b.set_position(i as u64)
+        }
+    })?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let sections: usize = corpus.documents.iter().map(|d| d.sections.len()).sum();
+    let pages: usize = corpus.documents.iter().map(|d| d.pages).sum();
+    let secs = t.elapsed().as_secs_f64();
+    let failures: Vec<String> = corpus.failures.iter().map(|e| e.to_string()).collect();
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "documents": corpus.documents.len(), "sections": sections, "passages": passages.len(),
+                "pages": pages, "seconds": secs, "index": a.index, "failures": failures,
+            })
+        );
+    } else {
+        for f in &failures {
+            eprintln!("skipped: {f}");
+        }
+        println!(
+            "indexed {} documents, {} sections, {} passages in {:.2} s → {}{}",
+            corpus.documents.len(),
+            sections,
+            passages.len(),
+            secs,
+            a.index.display(),
+            if failures.is_empty() { String::new() } else { format!(" ({} skipped)", failures.len()) }
+        );
+    }
+    Ok(EXIT_OK)
+}
+
+fn ask(a: &AskArgs, json: bool) -> anyhow::Result<i32> {
+    let index = Index::open(&a.q.index)?;
+    let copilot = Copilot::new(index);
+    let req = Ask {
+        question: a.question.clone(),
+        product: a.product.clone(),
+        role: a.q.role.clone(),
+        as_of: a.q.as_of.unwrap_or_else(today),
+    };
+    let answer = copilot.ask(&req)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+    } else {
+        print!("{}", render_text(&answer));
+    }
+    Ok(EXIT_OK)
+}
+
+/// Renders an answer for a terminal: the answer, then numbered citations.
+pub fn render_text(a: &Answer) -> String {
+    let mut s = String::new();
+    if a.route != Route::Answer {
+        s.push_str(&format!("[{}] ", a.route.as_str()));
+    }
+    s.push_str(&a.answer);
+    s.push('\n');
+    if !a.citations.is_empty() {
+        s.push('\n');
+        for c in &a.citations {
+            s.push_str(&format!("[{}] {} — {} (MLR {})\n", c.n, c.label(), c.title, c.mlr_number));
+        }
+    }
+    s
+}
+
+fn eval(a: &EvalArgs, json: bool) -> anyhow::Result<i32> {
+    let index = Index::open(&a.q.index)?;
+    let copilot = Copilot::new(index);
+    let suite = crate::eval::Suite::read(&a.suite)?;
+    let mut m = crate::eval::run(&copilot, &suite, &a.q.role, a.q.as_of.unwrap_or_else(today));
+    if let Some(dir) = &a.report {
+        crate::eval::write_report(&m, dir).with_context(|| format!("writing report to {}", dir.display()))?;
+    }
+    m.outcomes.clear();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&m)?);
+    } else {
+        let f = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "n/a".into());
+        println!(
+            "{}: {} cases, route_accuracy {:.3}, citation_recall {}, citation_precision {}, supported {}, p50 {:.2} ms, p95 {:.2} ms, {} failures",
+            m.suite,
+            m.cases,
+            m.route_accuracy,
+            f(m.citation_recall),
+            f(m.citation_precision),
+            f(m.supported_sentence_rate),
+            m.latency_ms_p50,
+            m.latency_ms_p95,
+            m.failures.len()
+        );
+        for fl in &m.failures {
+            println!("  {}: {}", fl.id, fl.why);
+        }
+    }
+    Ok(EXIT_OK)
+}

@@ -1,0 +1,301 @@
+//! [`Copilot`]: the pipeline of one question, in one place.
+//!
+//! retrieve (approved, unexpired, audience-allowed passages of the product)
+//! → decide whether anything approved answers the question
+//! → generate an answer from the passages ([`Generator`]; the extractive
+//! generator quotes label sentences verbatim)
+//! → cite every sentence.
+//!
+//! The guard, the prompt registry, the local model and the audit log slot in
+//! around these steps in later issues; the [`Answer`] already has their fields.
+
+pub mod extractive;
+
+use std::time::Instant;
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+pub use extractive::Extractive;
+
+use crate::corpus::Passage;
+use crate::index::{Filter, Hit, Index, SearchResult};
+
+/// What can go wrong while answering.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Retrieval failed.
+    #[error(transparent)]
+    Index(#[from] crate::index::Error),
+    /// The question is empty or too long.
+    #[error("{0}")]
+    BadQuestion(String),
+}
+
+/// Result with the copilot [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Longest question accepted, in characters (a pasted call transcript is cut
+/// down by the rep, not silently truncated by us).
+pub const MAX_QUESTION_CHARS: usize = 2_000;
+
+/// Where an answer went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Route {
+    /// Answered from approved passages.
+    Answer,
+    /// Escalated to Medical Information.
+    Medical,
+    /// Escalated to Pharmacovigilance.
+    Pharmacovigilance,
+    /// Not answered, with the reason in `answer`.
+    Refused,
+}
+
+impl Route {
+    /// The JSON spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Route::Answer => "answer",
+            Route::Medical => "medical",
+            Route::Pharmacovigilance => "pharmacovigilance",
+            Route::Refused => "refused",
+        }
+    }
+}
+
+/// How the answer text was produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Written by the model and verified sentence by sentence.
+    Generated,
+    /// Approved sentences quoted verbatim.
+    Extractive,
+}
+
+/// One citation: the approved passage a marker `[n]` points at.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Citation {
+    /// The marker number.
+    pub n: usize,
+    /// Document id.
+    pub doc_id: String,
+    /// Section label.
+    pub section: String,
+    /// Section title.
+    pub title: String,
+    /// MLR approval code of the document.
+    pub mlr_number: String,
+    /// The passage text.
+    pub quote: String,
+}
+
+impl Citation {
+    /// The citation label `DOC_ID §SECTION`.
+    pub fn label(&self) -> String {
+        format!("{} §{}", self.doc_id, self.section)
+    }
+}
+
+/// A red flag raised on the question or the answer (filled by the guard).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Flag {
+    /// What kind of flag (`adverse_event`, `off_label`, …).
+    pub kind: String,
+    /// The text that raised it.
+    pub evidence: String,
+}
+
+/// Time spent in each stage, in milliseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    /// Screening by the guard.
+    pub guard: f64,
+    /// Retrieval.
+    pub retrieve: f64,
+    /// Answer generation.
+    pub generate: f64,
+}
+
+/// The answer to one question: the JSON object of `ask --json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Answer {
+    /// Where the question went.
+    pub route: Route,
+    /// The answer text with `[n]` markers, or the reason it was not answered.
+    pub answer: String,
+    /// How the text was produced.
+    pub mode: Mode,
+    /// Citations, numbered as in the text.
+    pub citations: Vec<Citation>,
+    /// Flags raised by the guard.
+    pub flags: Vec<Flag>,
+    /// Case opened for Medical or Pharmacovigilance, if any.
+    pub case_id: Option<String>,
+    /// Prompt version used (none on the extractive path).
+    pub prompt_version: Option<String>,
+    /// Model file and hash (none on the extractive path).
+    pub model: Option<String>,
+    /// Audit record id (set once the audit log exists).
+    pub audit_id: Option<u64>,
+    /// Stage timings.
+    pub timings_ms: Timings,
+}
+
+/// One sentence of an answer with the passage it is quoted from or supported by.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sentence {
+    /// The text, without marker.
+    pub text: String,
+    /// Index into the passages given to the generator.
+    pub passage: usize,
+}
+
+/// What a generator produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Draft {
+    /// Sentences, each tied to one passage.
+    pub sentences: Vec<Sentence>,
+    /// How they were produced.
+    pub mode: Mode,
+}
+
+/// Turns a question and its retrieved passages into cited sentences. The
+/// extractive generator is the first implementation; a local model and an
+/// HTTP backend come later and fall back to it.
+pub trait Generator: Send + Sync {
+    /// Produces sentences, each tied to one of `hits`. An empty draft means
+    /// nothing in the hits answers the question.
+    fn draft(&self, question: &str, search: &SearchResult, hits: &[Hit]) -> Draft;
+}
+
+/// Options of one question.
+#[derive(Debug, Clone)]
+pub struct Ask {
+    /// The question as typed.
+    pub question: String,
+    /// Product the rep is detailing.
+    pub product: Option<String>,
+    /// Role of the asker (`rep`, `medical`, …).
+    pub role: String,
+    /// Date the question is asked on (expiry is judged against it).
+    pub as_of: NaiveDate,
+}
+
+/// The pipeline, holding the index and the generator.
+pub struct Copilot {
+    index: Index,
+    generator: Box<dyn Generator>,
+    /// Passages retrieved per question before the relevance gate.
+    pub top_k: usize,
+}
+
+impl Copilot {
+    /// A copilot over an index, answering extractively.
+    pub fn new(index: Index) -> Copilot {
+        Copilot { index, generator: Box::new(Extractive::default()), top_k: 8 }
+    }
+
+    /// Replaces the generator.
+    pub fn with_generator(mut self, g: Box<dyn Generator>) -> Copilot {
+        self.generator = g;
+        self
+    }
+
+    /// The index.
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
+    /// Answers one question.
+    #[tracing::instrument(skip_all, fields(product = ask.product.as_deref().unwrap_or("*"), role = %ask.role))]
+    pub fn ask(&self, ask: &Ask) -> Result<Answer> {
+        let q = ask.question.trim();
+        if q.is_empty() {
+            return Err(Error::BadQuestion("the question is empty: type the HCP's question or objection".into()));
+        }
+        if q.chars().count() > MAX_QUESTION_CHARS {
+            return Err(Error::BadQuestion(format!(
+                "the question is {} characters, over the {MAX_QUESTION_CHARS}-character limit: shorten it to the HCP's actual question",
+                q.chars().count()
+            )));
+        }
+        let filter = Filter::for_role(&ask.role, ask.product.as_deref(), ask.as_of);
+        let t0 = Instant::now();
+        let search = self.index.search(q, &filter, self.top_k)?;
+        let retrieve = t0.elapsed().as_secs_f64() * 1e3;
+        let t1 = Instant::now();
+        let draft = self.generator.draft(q, &search, &search.hits);
+        let generate = t1.elapsed().as_secs_f64() * 1e3;
+        let timings = Timings { guard: 0.0, retrieve, generate };
+        if draft.sentences.is_empty() {
+            return Ok(refusal(ask, timings));
+        }
+        Ok(cite(&draft, &search.hits, timings))
+    }
+}
+
+/// Numbers the passages in order of first use and writes `text [n]` sentences.
+pub fn cite(draft: &Draft, hits: &[Hit], timings: Timings) -> Answer {
+    let mut used: Vec<usize> = Vec::new();
+    let mut parts = Vec::new();
+    for s in &draft.sentences {
+        let n = match used.iter().position(|u| *u == s.passage) {
+            Some(i) => i + 1,
+            None => {
+                used.push(s.passage);
+                used.len()
+            }
+        };
+        parts.push(format!("{} [{n}]", s.text));
+    }
+    let citations = used
+        .iter()
+        .enumerate()
+        .map(|(i, &pi)| citation(i + 1, &hits[pi].passage))
+        .collect();
+    Answer {
+        route: Route::Answer,
+        answer: parts.join(" "),
+        mode: draft.mode,
+        citations,
+        flags: Vec::new(),
+        case_id: None,
+        prompt_version: None,
+        model: None,
+        audit_id: None,
+        timings_ms: timings,
+    }
+}
+
+fn citation(n: usize, p: &Passage) -> Citation {
+    Citation {
+        n,
+        doc_id: p.doc_id.clone(),
+        section: p.section.clone(),
+        title: p.title.clone(),
+        mlr_number: p.mlr_number.clone(),
+        quote: p.text.clone(),
+    }
+}
+
+fn refusal(ask: &Ask, timings: Timings) -> Answer {
+    let product = ask.product.as_deref().unwrap_or("the products you detail");
+    Answer {
+        route: Route::Refused,
+        answer: format!(
+            "I can't answer that from approved material: no approved, current passage for {product} addresses this question. \
+             Don't improvise an answer; if the HCP wants more, offer a Medical Information request."
+        ),
+        mode: Mode::Extractive,
+        citations: Vec::new(),
+        flags: Vec::new(),
+        case_id: None,
+        prompt_version: None,
+        model: None,
+        audit_id: None,
+        timings_ms: timings,
+    }
+}

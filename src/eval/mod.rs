@@ -1,0 +1,477 @@
+//! [`Suite`]: eval suites (`evals/*.jsonl`), their metrics and reports.
+//!
+//! A suite is one JSON case a line (format in DESIGN.md). `run` answers every
+//! case with the real pipeline and computes the metrics compliance reads:
+//! route accuracy, citation recall and precision, the supported-sentence
+//! rate, latencies, and a list of failures with the reason for each.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::copilot::{Answer, Ask, Copilot};
+
+/// What can go wrong reading a suite or writing a report.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The suite file cannot be read.
+    #[error("cannot read suite {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A line is not a valid case.
+    #[error("{path}:{line}: invalid case: {message}")]
+    BadCase {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// The parser's message.
+        message: String,
+    },
+    /// Two cases share an id.
+    #[error("{path}:{line}: duplicate case id {id:?}")]
+    DuplicateId {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// The id.
+        id: String,
+    },
+    /// The report could not be written.
+    #[error("cannot write report to {path}: {source}")]
+    Report {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// Result with the eval [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// One route or a list of acceptable routes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Routes {
+    /// Exactly this route.
+    One(String),
+    /// Any of these.
+    Any(Vec<String>),
+}
+
+impl Routes {
+    /// Whether `r` is acceptable.
+    pub fn accepts(&self, r: &str) -> bool {
+        match self {
+            Routes::One(x) => x == r,
+            Routes::Any(v) => v.iter().any(|x| x == r),
+        }
+    }
+}
+
+/// What a case expects.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Expect {
+    /// Acceptable route(s).
+    pub route: Option<Routes>,
+    /// Sections a right answer may cite (any is correct).
+    #[serde(default)]
+    pub sections: Vec<String>,
+    /// Sections a right answer must all cite.
+    #[serde(default)]
+    pub sections_all: Vec<String>,
+    /// The text reports an adverse event (classify cases).
+    pub adverse_event: Option<bool>,
+    /// The text mentions an adverse reaction term (classify cases).
+    pub ae_mention: Option<bool>,
+    /// An email must carry fair balance (email cases).
+    pub fair_balance: Option<bool>,
+}
+
+/// One eval case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Case {
+    /// Unique id.
+    pub id: String,
+    /// `ask`, `classify` or `email`.
+    pub task: String,
+    /// Product the question is about.
+    #[serde(default)]
+    pub product: Option<String>,
+    /// The question (ask).
+    #[serde(default)]
+    pub question: Option<String>,
+    /// The text (classify).
+    #[serde(default)]
+    pub text: Option<String>,
+    /// HCP name (email).
+    #[serde(default)]
+    pub hcp: Option<String>,
+    /// Topics discussed (email).
+    #[serde(default)]
+    pub topics: Option<String>,
+    /// Expectations.
+    pub expect: Expect,
+}
+
+/// A parsed suite.
+#[derive(Debug, Clone)]
+pub struct Suite {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// Its cases, in file order.
+    pub cases: Vec<Case>,
+}
+
+impl Suite {
+    /// Reads a JSONL suite; blank lines and `//` comments are skipped.
+    pub fn read(path: &Path) -> Result<Suite> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Io { path: path.to_owned(), source: e })?;
+        let mut cases = Vec::new();
+        let mut ids = std::collections::HashSet::new();
+        for (i, line) in text.lines().enumerate() {
+            let l = line.trim();
+            if l.is_empty() || l.starts_with("//") {
+                continue;
+            }
+            let case: Case = serde_json::from_str(l)
+                .map_err(|e| Error::BadCase { path: path.to_owned(), line: i + 1, message: e.to_string() })?;
+            if !ids.insert(case.id.clone()) {
+                return Err(Error::DuplicateId { path: path.to_owned(), line: i + 1, id: case.id });
+            }
+            cases.push(case);
+        }
+        Ok(Suite { path: path.to_owned(), cases })
+    }
+}
+
+/// Compares section labels the way DESIGN.md says: case-insensitive,
+/// ignoring punctuation and spaces.
+pub fn same_section(a: &str, b: &str) -> bool {
+    let norm = |s: &str| s.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect::<String>();
+    norm(a) == norm(b)
+}
+
+/// One failing case and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Failure {
+    /// Case id.
+    pub id: String,
+    /// What went wrong.
+    pub why: String,
+}
+
+/// One case's outcome, for the report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Outcome {
+    /// Case id.
+    pub id: String,
+    /// The question.
+    pub question: String,
+    /// Route taken.
+    pub route: String,
+    /// Citation labels given.
+    pub cited: Vec<String>,
+    /// Expected sections.
+    pub expected: Vec<String>,
+    /// The answer text.
+    pub answer: String,
+    /// Whether the case passed.
+    pub pass: bool,
+    /// Latency in ms.
+    pub latency_ms: f64,
+}
+
+/// Metrics of one run (the JSON of `eval --json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Metrics {
+    /// Suite file.
+    pub suite: String,
+    /// Cases evaluated.
+    pub cases: usize,
+    /// Cases of a task this build cannot evaluate yet (listed in failures).
+    pub skipped: usize,
+    /// Share of cases whose route is acceptable.
+    pub route_accuracy: f64,
+    /// Share of answer cases citing at least one expected section.
+    pub citation_recall: Option<f64>,
+    /// Share of citations (in answer cases) pointing at an expected section.
+    pub citation_precision: Option<f64>,
+    /// Share of answer sentences supported by their cited passage.
+    pub supported_sentence_rate: Option<f64>,
+    /// Answers in generated mode.
+    pub generated: usize,
+    /// Answers in extractive mode.
+    pub extractive: usize,
+    /// AE report precision (not evaluated before the guard exists).
+    pub ae_precision: Option<f64>,
+    /// AE report recall.
+    pub ae_recall: Option<f64>,
+    /// AE report F1.
+    pub ae_f1: Option<f64>,
+    /// AE mention precision.
+    pub mention_precision: Option<f64>,
+    /// AE mention recall.
+    pub mention_recall: Option<f64>,
+    /// AE mention F1.
+    pub mention_f1: Option<f64>,
+    /// Median latency per case, ms.
+    pub latency_ms_p50: f64,
+    /// 95th percentile latency, ms.
+    pub latency_ms_p95: f64,
+    /// Failing cases and why.
+    pub failures: Vec<Failure>,
+    /// Every case's outcome (for reports; omitted from `--json` summaries when empty).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub outcomes: Vec<Outcome>,
+}
+
+/// Percentile (nearest-rank) of unsorted values.
+pub fn percentile(values: &[f64], p: f64) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
+    v[rank.clamp(1, v.len()) - 1]
+}
+
+/// Whether each answer sentence is supported by its cited passage. For the
+/// extractive path this is a verbatim check: the sentence must occur in the
+/// quoted passage. Returns (supported, total).
+pub fn supported_sentences(a: &Answer) -> (usize, usize) {
+    let re = marker_re();
+    let mut ok = 0;
+    let mut total = 0;
+    let mut last = 0;
+    for m in re.captures_iter(&a.answer) {
+        let whole = m.get(0).map(|x| x.range()).unwrap_or(0..0);
+        let sentence = a.answer[last..whole.start].trim();
+        last = whole.end;
+        if sentence.is_empty() {
+            continue;
+        }
+        total += 1;
+        let n: usize = m[1].parse().unwrap_or(0);
+        if a.citations.iter().any(|c| c.n == n && c.quote.contains(sentence)) {
+            ok += 1;
+        }
+    }
+    if !a.answer[last..].trim().is_empty() {
+        total += 1; // trailing text without a marker is never supported
+    }
+    (ok, total)
+}
+
+fn marker_re() -> &'static regex::Regex {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    RE.get_or_init(|| regex::Regex::new(r"\[(\d+)\]").expect("static regex"))
+}
+
+/// Runs a suite through the copilot.
+pub fn run(copilot: &Copilot, suite: &Suite, role: &str, as_of: chrono::NaiveDate) -> Metrics {
+    let mut failures = Vec::new();
+    let mut outcomes = Vec::new();
+    let mut latencies = Vec::new();
+    let (mut routed_ok, mut evaluated, mut skipped) = (0usize, 0usize, 0usize);
+    let (mut ans_cases, mut ans_hit) = (0usize, 0usize);
+    let (mut cites, mut cites_ok) = (0usize, 0usize);
+    let (mut sup, mut sup_total) = (0usize, 0usize);
+    let (mut generated, mut extractive) = (0usize, 0usize);
+    for case in &suite.cases {
+        if case.task != "ask" {
+            skipped += 1;
+            failures.push(Failure { id: case.id.clone(), why: format!("task {:?} is not evaluated by this build", case.task) });
+            continue;
+        }
+        let Some(question) = case.question.as_deref() else {
+            failures.push(Failure { id: case.id.clone(), why: "ask case without a question".into() });
+            continue;
+        };
+        evaluated += 1;
+        let ask = Ask { question: question.to_string(), product: case.product.clone(), role: role.to_string(), as_of };
+        let t = Instant::now();
+        let answer = match copilot.ask(&ask) {
+            Ok(a) => a,
+            Err(e) => {
+                failures.push(Failure { id: case.id.clone(), why: format!("error: {e}") });
+                continue;
+            }
+        };
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        latencies.push(ms);
+        let route = answer.route.as_str();
+        let mut why = Vec::new();
+        let route_ok = case.expect.route.as_ref().is_none_or(|r| r.accepts(route));
+        if route_ok {
+            routed_ok += 1;
+        } else {
+            why.push(format!("route {route}, expected {:?}", case.expect.route));
+        }
+        let expected: Vec<String> = case.expect.sections.iter().chain(&case.expect.sections_all).cloned().collect();
+        let cited: Vec<String> = answer.citations.iter().map(|c| c.label()).collect();
+        let expects_answer = case.expect.route.as_ref().is_some_and(|r| r.accepts("answer")) && !expected.is_empty();
+        if expects_answer {
+            ans_cases += 1;
+            let hit_any = cited.iter().any(|c| expected.iter().any(|e| same_section(c, e)));
+            let hit_all = case.expect.sections_all.iter().all(|e| cited.iter().any(|c| same_section(c, e)));
+            if hit_any && hit_all {
+                ans_hit += 1;
+            } else if route == "answer" {
+                why.push(format!("cited {cited:?}, expected one of {expected:?}"));
+            }
+            for c in &cited {
+                cites += 1;
+                if expected.iter().any(|e| same_section(c, e)) {
+                    cites_ok += 1;
+                }
+            }
+        }
+        if answer.route == crate::copilot::Route::Answer {
+            let (s, t) = supported_sentences(&answer);
+            sup += s;
+            sup_total += t;
+            match answer.mode {
+                crate::copilot::Mode::Generated => generated += 1,
+                crate::copilot::Mode::Extractive => extractive += 1,
+            }
+        }
+        let pass = why.is_empty();
+        if !pass {
+            failures.push(Failure { id: case.id.clone(), why: why.join("; ") });
+        }
+        outcomes.push(Outcome {
+            id: case.id.clone(),
+            question: question.to_string(),
+            route: route.to_string(),
+            cited,
+            expected,
+            answer: answer.answer.clone(),
+            pass,
+            latency_ms: ms,
+        });
+    }
+    let ratio = |a: usize, b: usize| if b == 0 { None } else { Some(a as f64 / b as f64) };
+    Metrics {
+        suite: suite.path.display().to_string(),
+        cases: evaluated,
+        skipped,
+        route_accuracy: ratio(routed_ok, evaluated).unwrap_or(0.0),
+        citation_recall: ratio(ans_hit, ans_cases),
+        citation_precision: ratio(cites_ok, cites),
+        supported_sentence_rate: ratio(sup, sup_total),
+        generated,
+        extractive,
+        ae_precision: None,
+        ae_recall: None,
+        ae_f1: None,
+        mention_precision: None,
+        mention_recall: None,
+        mention_f1: None,
+        latency_ms_p50: percentile(&latencies, 50.0),
+        latency_ms_p95: percentile(&latencies, 95.0),
+        failures,
+        outcomes,
+    }
+}
+
+fn fmt_opt(v: Option<f64>) -> String {
+    v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "n/a".into())
+}
+
+/// Writes `report.md`, `report.html` and `report.json` into `dir`.
+pub fn write_report(m: &Metrics, dir: &Path) -> Result<()> {
+    let err = |source| Error::Report { path: dir.to_owned(), source };
+    std::fs::create_dir_all(dir).map_err(err)?;
+    let mut md = String::new();
+    md.push_str(&format!("# OnLabel eval report\n\nSuite: `{}`\n\n", m.suite));
+    md.push_str("| metric | value |\n| --- | --- |\n");
+    for (k, v) in [
+        ("cases", m.cases.to_string()),
+        ("skipped (task not evaluated)", m.skipped.to_string()),
+        ("route_accuracy", format!("{:.3}", m.route_accuracy)),
+        ("citation_recall", fmt_opt(m.citation_recall)),
+        ("citation_precision", fmt_opt(m.citation_precision)),
+        ("supported_sentence_rate", fmt_opt(m.supported_sentence_rate)),
+        ("generated / extractive", format!("{} / {}", m.generated, m.extractive)),
+        ("latency_ms_p50", format!("{:.2}", m.latency_ms_p50)),
+        ("latency_ms_p95", format!("{:.2}", m.latency_ms_p95)),
+    ] {
+        md.push_str(&format!("| {k} | {v} |\n"));
+    }
+    md.push_str(&format!("\n## Failures ({})\n\n", m.failures.len()));
+    for f in &m.failures {
+        md.push_str(&format!("- `{}`: {}\n", f.id, f.why.replace('\n', " ")));
+    }
+    md.push_str("\n## Cases\n\n| id | pass | route | cited | expected | ms |\n| --- | --- | --- | --- | --- | --- |\n");
+    for o in &m.outcomes {
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {:.1} |\n",
+            o.id,
+            if o.pass { "yes" } else { "**no**" },
+            o.route,
+            o.cited.join(", "),
+            o.expected.join(", "),
+            o.latency_ms
+        ));
+    }
+    std::fs::write(dir.join("report.md"), &md).map_err(err)?;
+    let esc = |s: &str| html_escape::encode_text(s).to_string();
+    let mut html = String::from("<!doctype html><meta charset=utf-8><title>OnLabel eval report</title><style>body{font-family:sans-serif;max-width:72rem;margin:2rem auto}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.25rem .5rem;vertical-align:top}.no{background:#fdd}</style>");
+    html.push_str(&format!("<h1>OnLabel eval report</h1><p>Suite: <code>{}</code></p><table>", esc(&m.suite)));
+    for (k, v) in [
+        ("cases", m.cases.to_string()),
+        ("route_accuracy", format!("{:.3}", m.route_accuracy)),
+        ("citation_recall", fmt_opt(m.citation_recall)),
+        ("citation_precision", fmt_opt(m.citation_precision)),
+        ("supported_sentence_rate", fmt_opt(m.supported_sentence_rate)),
+        ("latency_ms_p50", format!("{:.2}", m.latency_ms_p50)),
+        ("latency_ms_p95", format!("{:.2}", m.latency_ms_p95)),
+    ] {
+        html.push_str(&format!("<tr><th>{k}</th><td>{v}</td></tr>"));
+    }
+    html.push_str("</table><h2>Cases</h2><table><tr><th>id</th><th>question</th><th>route</th><th>answer</th><th>cited</th><th>expected</th></tr>");
+    for o in &m.outcomes {
+        html.push_str(&format!(
+            "<tr class={}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            if o.pass { "yes" } else { "no" },
+            esc(&o.id),
+            esc(&o.question),
+            esc(&o.route),
+            esc(&o.answer),
+            esc(&o.cited.join(", ")),
+            esc(&o.expected.join(", "))
+        ));
+    }
+    html.push_str("</table>");
+    std::fs::write(dir.join("report.html"), html).map_err(err)?;
+    let json = serde_json::to_string_pretty(m).map_err(|e| err(std::io::Error::other(e)))?;
+    std::fs::write(dir.join("report.json"), json).map_err(err)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sections_compare_loosely() {
+        assert!(same_section("humira-pi §5.1", "HUMIRA-PI § 5.1"));
+        assert!(same_section("haloperidol-pi §Tardive Dyskinesia", "haloperidol-pi §tardive-dyskinesia"));
+        assert!(!same_section("humira-pi §5.1", "humira-pi §5.11"));
+    }
+
+    #[test]
+    fn percentiles() {
+        assert_eq!(percentile(&[5.0, 1.0, 3.0, 2.0, 4.0], 50.0), 3.0);
+        assert_eq!(percentile(&[1.0; 20].iter().chain(&[9.0]).cloned().collect::<Vec<_>>(), 95.0), 1.0);
+    }
+}

@@ -1,0 +1,450 @@
+//! [`Index`]: the tantivy index of passages, BM25 search with medical-aware
+//! analysis, and the filters that keep unapproved material out.
+//!
+//! Every passage is indexed with its MLR metadata. A search always filters,
+//! inside the query itself, on product, on the audiences the role may see,
+//! on `status = approved` and on `expires_on >= as_of` (the query's own
+//! date); the stored fields of every hit are checked again before a hit is
+//! returned, so a withdrawn or expired document can never come back even if
+//! it is still in the index.
+
+pub mod analysis;
+
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+
+use chrono::{Datelike, NaiveDate};
+use tantivy::collector::TopDocs;
+use tantivy::query::{BooleanQuery, BoostQuery, Occur, PhraseQuery, Query, RangeQuery, TermQuery};
+use tantivy::schema::{
+    Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, FAST, INDEXED, STORED, STRING,
+};
+use tantivy::{IndexReader, IndexWriter, TantivyDocument, Term};
+
+pub use analysis::{Analyzer, Concept};
+
+use crate::corpus::{Audience, Kind, Passage, Status};
+
+/// What can go wrong with the index.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The index directory does not exist or holds no OnLabel index.
+    #[error("no OnLabel index at {path}: run `onlabel ingest --corpus DIR --index {path}` first")]
+    Missing {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// The index was built by an incompatible version.
+    #[error("the index at {path} has an incompatible schema (missing field {field}): rebuild it with `onlabel ingest`")]
+    Schema {
+        /// The directory.
+        path: PathBuf,
+        /// The missing field.
+        field: &'static str,
+    },
+    /// tantivy failed.
+    #[error("index error at {path}: {source}")]
+    Tantivy {
+        /// The directory.
+        path: PathBuf,
+        /// The tantivy error.
+        source: tantivy::TantivyError,
+    },
+    /// A filesystem operation failed.
+    #[error("cannot write index at {path}: {source}")]
+    Io {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A stored document lacks a field (the index is damaged).
+    #[error("index at {path} is damaged: a passage lacks its {field} field; rebuild it with `onlabel ingest`")]
+    Damaged {
+        /// The directory.
+        path: PathBuf,
+        /// The missing field.
+        field: &'static str,
+    },
+}
+
+/// Result with the index [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Query-time filters: who asks, about what, on which day.
+#[derive(Debug, Clone)]
+pub struct Filter {
+    /// Only passages of this product (lower-case), or all products.
+    pub product: Option<String>,
+    /// Audiences the asking role may see.
+    pub audiences: Vec<Audience>,
+    /// The query's date: documents whose `expires_on` is before it are excluded.
+    pub as_of: NaiveDate,
+}
+
+impl Filter {
+    /// The filter for a role on a date. A rep sees promotional material only;
+    /// Medical (and MLR, compliance, admin) also see medical-only documents.
+    pub fn for_role(role: &str, product: Option<&str>, as_of: NaiveDate) -> Filter {
+        let audiences = match role {
+            "rep" => vec![Audience::Promotional],
+            _ => vec![Audience::Promotional, Audience::Medical],
+        };
+        Filter { product: product.map(|p| p.trim().to_lowercase()), audiences, as_of }
+    }
+
+    /// Whether a passage passes this filter (the post-check on stored fields).
+    pub fn allows(&self, p: &Passage) -> bool {
+        p.status == Status::Approved
+            && p.expires_on >= self.as_of
+            && self.audiences.contains(&p.audience)
+            && self.product.as_ref().is_none_or(|pr| *pr == p.product)
+    }
+}
+
+/// A search hit: the passage, its BM25 score, and how much of the question it covers.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    /// The passage.
+    pub passage: Passage,
+    /// BM25 score (text and title).
+    pub score: f32,
+    /// IDF-weighted share of the question's concepts found in the passage or its title, 0–1.
+    pub coverage: f32,
+    /// Which concepts (by index into the query's concepts) the passage matches.
+    pub matched: Vec<usize>,
+}
+
+/// The result of a search: the question's concepts with their weights, and the hits.
+#[derive(Debug, Clone)]
+pub struct SearchResult {
+    /// Concepts extracted from the question.
+    pub concepts: Vec<Concept>,
+    /// IDF weight of each concept (rarer in the corpus ⇒ more informative).
+    pub weights: Vec<f32>,
+    /// Hits, best first, all allowed by the filter.
+    pub hits: Vec<Hit>,
+}
+
+#[derive(Clone, Copy)]
+struct Fields {
+    doc_id: Field,
+    section: Field,
+    title: Field,
+    product: Field,
+    kind: Field,
+    audience: Field,
+    mlr_number: Field,
+    expires_on: Field,
+    status: Field,
+    ordinal: Field,
+    text: Field,
+}
+
+fn schema() -> Schema {
+    let mut b = Schema::builder();
+    let text = TextOptions::default()
+        .set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(analysis::TOKENIZER)
+                .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+        )
+        .set_stored();
+    b.add_text_field("doc_id", STRING | STORED);
+    b.add_text_field("section", STRING | STORED);
+    b.add_text_field("title", text.clone());
+    b.add_text_field("product", STRING | STORED);
+    b.add_text_field("kind", STRING | STORED);
+    b.add_text_field("audience", STRING | STORED);
+    b.add_text_field("mlr_number", STRING | STORED);
+    b.add_u64_field("expires_on", INDEXED | STORED | FAST);
+    b.add_text_field("status", STRING | STORED);
+    b.add_u64_field("ordinal", STORED);
+    b.add_text_field("text", text);
+    b.build()
+}
+
+fn fields(schema: &Schema, path: &Path) -> Result<Fields> {
+    let f = |name: &'static str| schema.get_field(name).map_err(|_| Error::Schema { path: path.to_owned(), field: name });
+    Ok(Fields {
+        doc_id: f("doc_id")?,
+        section: f("section")?,
+        title: f("title")?,
+        product: f("product")?,
+        kind: f("kind")?,
+        audience: f("audience")?,
+        mlr_number: f("mlr_number")?,
+        expires_on: f("expires_on")?,
+        status: f("status")?,
+        ordinal: f("ordinal")?,
+        text: f("text")?,
+    })
+}
+
+fn date_key(d: NaiveDate) -> u64 {
+    (d.year().max(0) as u64) * 10_000 + d.month() as u64 * 100 + d.day() as u64
+}
+
+fn key_date(k: u64) -> Option<NaiveDate> {
+    NaiveDate::from_ymd_opt((k / 10_000) as i32, ((k / 100) % 100) as u32, (k % 100) as u32)
+}
+
+/// An open index, ready to search.
+pub struct Index {
+    path: PathBuf,
+    reader: IndexReader,
+    f: Fields,
+    analyzer: Analyzer,
+}
+
+impl std::fmt::Debug for Index {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Index").field("path", &self.path).finish()
+    }
+}
+
+impl Index {
+    /// Builds a fresh index at `dir` from passages (replacing an older OnLabel
+    /// index there). `progress` is called after each passage.
+    pub fn build(dir: &Path, passages: &[Passage], mut progress: impl FnMut(usize)) -> Result<()> {
+        let tv = |source| Error::Tantivy { path: dir.to_owned(), source };
+        let io = |source| Error::Io { path: dir.to_owned(), source };
+        // Build into a sibling temp dir and swap, so a failed build never
+        // leaves a half-written index where a good one was.
+        let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        std::fs::create_dir_all(parent).map_err(io)?;
+        let tmp = tempdir_in(parent, dir).map_err(io)?;
+        {
+            let schema = schema();
+            let index = tantivy::Index::create_in_dir(&tmp, schema.clone()).map_err(tv)?;
+            index.tokenizers().register(analysis::TOKENIZER, analysis::text_analyzer());
+            let f = fields(&schema, dir)?;
+            let mut writer: IndexWriter = index.writer_with_num_threads(1, 50_000_000).map_err(tv)?;
+            for (i, p) in passages.iter().enumerate() {
+                let mut d = TantivyDocument::default();
+                d.add_text(f.doc_id, &p.doc_id);
+                d.add_text(f.section, &p.section);
+                d.add_text(f.title, &p.title);
+                d.add_text(f.product, &p.product);
+                d.add_text(f.kind, p.kind.as_str());
+                d.add_text(f.audience, p.audience.as_str());
+                d.add_text(f.mlr_number, &p.mlr_number);
+                d.add_u64(f.expires_on, date_key(p.expires_on));
+                d.add_text(f.status, p.status.as_str());
+                d.add_u64(f.ordinal, p.ordinal as u64);
+                d.add_text(f.text, &p.text);
+                writer.add_document(d).map_err(tv)?;
+                progress(i + 1);
+            }
+            writer.commit().map_err(tv)?;
+            writer.wait_merging_threads().map_err(tv)?;
+        }
+        std::fs::write(tmp.join("onlabel-index.json"), format!("{{\"passages\": {}, \"format\": 1}}\n", passages.len()))
+            .map_err(io)?;
+        if dir.exists() {
+            if !dir.join("onlabel-index.json").exists() && std::fs::read_dir(dir).map_err(io)?.next().is_some() {
+                let _ = std::fs::remove_dir_all(&tmp);
+                return Err(Error::Io {
+                    path: dir.to_owned(),
+                    source: std::io::Error::other("directory exists, is not empty and is not an OnLabel index; refusing to overwrite"),
+                });
+            }
+            std::fs::remove_dir_all(dir).map_err(io)?;
+        }
+        std::fs::rename(&tmp, dir).map_err(io)?;
+        Ok(())
+    }
+
+    /// Opens an index built by [`Index::build`].
+    pub fn open(dir: &Path) -> Result<Index> {
+        if !dir.join("onlabel-index.json").exists() {
+            return Err(Error::Missing { path: dir.to_owned() });
+        }
+        let tv = |source| Error::Tantivy { path: dir.to_owned(), source };
+        let index = tantivy::Index::open_in_dir(dir).map_err(tv)?;
+        index.tokenizers().register(analysis::TOKENIZER, analysis::text_analyzer());
+        let f = fields(&index.schema(), dir)?;
+        let reader = index.reader().map_err(tv)?;
+        Ok(Index { path: dir.to_owned(), reader, f, analyzer: Analyzer::default() })
+    }
+
+    /// The analyzer (tokens, synonyms, stop words) this index queries with.
+    pub fn analyzer(&self) -> &Analyzer {
+        &self.analyzer
+    }
+
+    /// Number of passages in the index (all statuses).
+    pub fn len(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+
+    /// Whether the index holds no passage.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every passage in the index that `filter` allows, in document order
+    /// (for listing a product's sections, e.g. its boxed warning).
+    pub fn passages(&self, filter: &Filter) -> Result<Vec<Passage>> {
+        let searcher = self.reader.searcher();
+        let q = self.filter_query(filter);
+        let n = (searcher.num_docs() as usize).max(1);
+        let top = searcher
+            .search(&q, &TopDocs::with_limit(n).order_by_score())
+            .map_err(|source| Error::Tantivy { path: self.path.clone(), source })?;
+        let mut out = Vec::new();
+        for (_, addr) in top {
+            let d: TantivyDocument =
+                searcher.doc(addr).map_err(|source| Error::Tantivy { path: self.path.clone(), source })?;
+            let p = self.passage(&d)?;
+            if filter.allows(&p) {
+                out.push(p);
+            }
+        }
+        out.sort_by(|a, b| a.doc_id.cmp(&b.doc_id).then(a.ordinal.cmp(&b.ordinal)));
+        Ok(out)
+    }
+
+    fn filter_query(&self, filter: &Filter) -> BooleanQuery {
+        let term = |f: Field, v: &str| -> Box<dyn Query> {
+            Box::new(TermQuery::new(Term::from_field_text(f, v), IndexRecordOption::Basic))
+        };
+        let mut must: Vec<(Occur, Box<dyn Query>)> = vec![
+            (Occur::Must, term(self.f.status, Status::Approved.as_str())),
+            (
+                Occur::Must,
+                Box::new(RangeQuery::new(
+                    Bound::Included(Term::from_field_u64(self.f.expires_on, date_key(filter.as_of))),
+                    Bound::Unbounded,
+                )),
+            ),
+        ];
+        if let Some(p) = &filter.product {
+            must.push((Occur::Must, term(self.f.product, p)));
+        }
+        let aud: Vec<(Occur, Box<dyn Query>)> =
+            filter.audiences.iter().map(|a| (Occur::Should, term(self.f.audience, a.as_str()))).collect();
+        must.push((Occur::Must, Box::new(BooleanQuery::new(aud))));
+        BooleanQuery::new(must)
+    }
+
+    /// Searches for a question: BM25 over passage text and section titles,
+    /// with synonym expansion, inside the filter. Returns up to `limit` hits.
+    pub fn search(&self, question: &str, filter: &Filter, limit: usize) -> Result<SearchResult> {
+        let tv = |source| Error::Tantivy { path: self.path.clone(), source };
+        let searcher = self.reader.searcher();
+        let ignore: Vec<String> = filter.product.as_deref().map(|p| self.analyzer.tokens(p)).unwrap_or_default();
+        let concepts = self.analyzer.concepts(question, &ignore);
+        let n_docs = searcher.num_docs().max(1) as f32;
+        let idf = |field: Field, tok: &str| -> tantivy::Result<f32> {
+            let df = searcher.doc_freq(&Term::from_field_text(field, tok))? as f32;
+            Ok(((n_docs - df + 0.5) / (df + 0.5) + 1.0).ln())
+        };
+        let mut weights = Vec::with_capacity(concepts.len());
+        let mut should: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        for c in &concepts {
+            let mut w: f32 = 0.0;
+            for (ai, alt) in c.alternatives.iter().enumerate() {
+                // The question's own phrasing counts fully; synonyms slightly less.
+                let own = c.surface.split(' ').map(str::to_string).collect::<Vec<_>>() == *alt;
+                let boost = if own { 1.0 } else { 0.7 };
+                let alt_idf = alt.iter().map(|t| idf(self.f.text, t)).collect::<tantivy::Result<Vec<f32>>>().map_err(tv)?;
+                let alt_w = alt_idf.iter().cloned().fold(0.0f32, f32::max);
+                if own || ai == 0 {
+                    w = w.max(alt_w);
+                }
+                for (field, fb) in [(self.f.text, 1.0f32), (self.f.title, 1.5f32)] {
+                    let q: Box<dyn Query> = if alt.len() == 1 {
+                        Box::new(TermQuery::new(Term::from_field_text(field, &alt[0]), IndexRecordOption::WithFreqs))
+                    } else {
+                        Box::new(PhraseQuery::new(alt.iter().map(|t| Term::from_field_text(field, t)).collect()))
+                    };
+                    should.push((Occur::Should, Box::new(BoostQuery::new(q, boost * fb))));
+                }
+            }
+            if w == 0.0 {
+                w = c.alternatives.iter().flatten().map(|t| idf(self.f.text, t)).collect::<tantivy::Result<Vec<_>>>().map_err(tv)?.into_iter().fold(0.0, f32::max);
+            }
+            weights.push(w.max(0.1));
+        }
+        if should.is_empty() {
+            return Ok(SearchResult { concepts, weights, hits: Vec::new() });
+        }
+        let q = BooleanQuery::new(vec![
+            (Occur::Must, Box::new(BooleanQuery::new(should)) as Box<dyn Query>),
+            (Occur::Must, Box::new(self.filter_query(filter))),
+        ]);
+        let top = searcher.search(&q, &TopDocs::with_limit(limit).order_by_score()).map_err(tv)?;
+        let total_w: f32 = weights.iter().sum();
+        let mut hits = Vec::with_capacity(top.len());
+        for (score, addr) in top {
+            let d: TantivyDocument = searcher.doc(addr).map_err(tv)?;
+            let passage = self.passage(&d)?;
+            if !filter.allows(&passage) {
+                tracing::warn!(doc = %passage.doc_id, "filter post-check rejected a hit the query let through");
+                continue;
+            }
+            let mut toks = self.analyzer.tokens(&passage.text);
+            toks.push(String::new());
+            toks.extend(self.analyzer.tokens(&passage.title));
+            let matched: Vec<usize> = concepts
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.alternatives.iter().any(|a| analysis::contains_phrase(&toks, a)))
+                .map(|(i, _)| i)
+                .collect();
+            let coverage = if total_w > 0.0 { matched.iter().map(|i| weights[*i]).sum::<f32>() / total_w } else { 0.0 };
+            hits.push(Hit { passage, score, coverage, matched });
+        }
+        Ok(SearchResult { concepts, weights, hits })
+    }
+
+    fn passage(&self, d: &TantivyDocument) -> Result<Passage> {
+        let damaged = |field| Error::Damaged { path: self.path.clone(), field };
+        let s = |f: Field, name: &'static str| -> Result<String> {
+            d.get_first(f).and_then(|v| v.as_str()).map(str::to_string).ok_or_else(|| damaged(name))
+        };
+        let u = |f: Field, name: &'static str| -> Result<u64> {
+            d.get_first(f).and_then(|v| v.as_u64()).ok_or_else(|| damaged(name))
+        };
+        let kind = match s(self.f.kind, "kind")?.as_str() {
+            "pi" => Kind::Pi,
+            "faq" => Kind::Faq,
+            "isi" => Kind::Isi,
+            "medical-response" => Kind::MedicalResponse,
+            _ => return Err(damaged("kind")),
+        };
+        let audience = match s(self.f.audience, "audience")?.as_str() {
+            "promotional" => Audience::Promotional,
+            "medical" => Audience::Medical,
+            _ => return Err(damaged("audience")),
+        };
+        let status = match s(self.f.status, "status")?.as_str() {
+            "approved" => Status::Approved,
+            _ => Status::Withdrawn,
+        };
+        Ok(Passage {
+            doc_id: s(self.f.doc_id, "doc_id")?,
+            section: s(self.f.section, "section")?,
+            title: s(self.f.title, "title")?,
+            product: s(self.f.product, "product")?,
+            kind,
+            audience,
+            mlr_number: s(self.f.mlr_number, "mlr_number")?,
+            expires_on: key_date(u(self.f.expires_on, "expires_on")?).ok_or_else(|| damaged("expires_on"))?,
+            status,
+            ordinal: u(self.f.ordinal, "ordinal")? as u32,
+            text: s(self.f.text, "text")?,
+        })
+    }
+}
+
+fn tempdir_in(parent: &Path, dir: &Path) -> std::io::Result<PathBuf> {
+    let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("index");
+    let tmp = parent.join(format!(".{name}.building-{}", std::process::id()));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp)?;
+    }
+    std::fs::create_dir_all(&tmp)?;
+    Ok(tmp)
+}

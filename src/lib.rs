@@ -1,0 +1,48 @@
+//! # OnLabel
+//!
+//! An on-label copilot for pharmaceutical field teams: a rep types an HCP's
+//! objection, OnLabel answers from MLR-approved Prescribing Information and FAQ
+//! documents only, with a citation on every sentence.
+//!
+//! ## Layout
+//!
+//! The modules follow the flow of one question (see `DESIGN.md`):
+//!
+//! | module | owns |
+//! | --- | --- |
+//! | [`corpus`] | documents and their MLR metadata; loaders (PDF, Markdown, text, SPL XML, sections JSON); PI section detection; chunking into passages that never cross a section |
+//! | [`index`] | the tantivy schema, building and opening an index, BM25 search with medical-aware analysis and synonyms, filters (status, expiry, audience, product) |
+//! | [`copilot`] | the pipeline: retrieve, generate (extractive for now, behind the [`copilot::Generator`] trait), cite |
+//! | [`eval`] | the eval harness: suites, metrics, reports |
+//! | [`cli`] | clap commands; `main.rs` stays thin |
+//!
+//! Later modules (`llm`, `guard`, `prompts`, `cases`, `audit`, `server`) slot
+//! into [`copilot`] without changing its output shape: every answer already
+//! carries a `route`, `flags`, `case_id` and `prompt_version`.
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod copilot;
+pub mod corpus;
+pub mod eval;
+pub mod index;
+
+/// The crate-wide error: each module's own error, wrapped.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Loading or parsing a document or a manifest failed.
+    #[error(transparent)]
+    Corpus(#[from] corpus::Error),
+    /// Building, opening or searching the index failed.
+    #[error(transparent)]
+    Index(#[from] index::Error),
+    /// Running the copilot pipeline failed.
+    #[error(transparent)]
+    Copilot(#[from] copilot::Error),
+    /// Reading an eval suite or writing a report failed.
+    #[error(transparent)]
+    Eval(#[from] eval::Error),
+}
+
+/// Result with the crate-wide [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
