@@ -68,12 +68,15 @@ pub fn score_sentences<'a>(analyzer: &Analyzer, search: &SearchResult, hits: &'a
     let total: f32 = search.weights.iter().sum::<f32>().max(1e-6);
     let mut out = Vec::new();
     for (hi, hit) in hits.iter().take(considered).enumerate() {
-        let title_toks = analyzer.tokens(&hit.passage.title);
+        let mut title_toks = analyzer.tokens(&hit.passage.title);
+        if hit.passage.section == "BW" {
+            title_toks.extend(analyzer.tokens("boxed warning"));
+        }
         for (pos, s) in sentences(&hit.passage.text).into_iter().enumerate() {
             if !quotable(s) {
                 continue;
             }
-            let toks = analyzer.tokens(s);
+            let toks = analyzer.tokens(&crate::index::analysis::strip_cross_references(s));
             let mut score = 0.0;
             for (ci, c) in search.concepts.iter().enumerate() {
                 if c.alternatives.iter().any(|a| contains_phrase(&toks, a)) {

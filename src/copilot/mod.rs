@@ -195,7 +195,7 @@ pub struct Copilot {
 impl Copilot {
     /// A copilot over an index, answering extractively.
     pub fn new(index: Index) -> Copilot {
-        Copilot { index, generator: Box::new(Extractive::default()), top_k: 8 }
+        Copilot { index, generator: Box::new(Extractive::default()), top_k: 20 }
     }
 
     /// Replaces the generator.

@@ -150,6 +150,17 @@ impl Analyzer {
     }
 }
 
+/// Removes cross-references such as `[see Warnings and Precautions (5.1)]`
+/// and `(see Boxed Warning)`: they name other sections' topics and would make
+/// a passage look relevant to them.
+pub fn strip_cross_references(text: &str) -> std::borrow::Cow<'_, str> {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = RE.get_or_init(|| {
+        regex::Regex::new(r"(?i)\[\s*see\b[^\]]*\]|\(\s*see\b[^()]*(?:\([^()]*\)[^()]*)*\)").expect("static regex")
+    });
+    re.replace_all(text, " ")
+}
+
 /// Whether `phrase` occurs as a contiguous run in `tokens`.
 pub fn contains_phrase(tokens: &[String], phrase: &[String]) -> bool {
     !phrase.is_empty() && tokens.windows(phrase.len()).any(|w| w == phrase)
@@ -158,6 +169,12 @@ pub fn contains_phrase(tokens: &[String], phrase: &[String]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cross_references_are_stripped() {
+        let t = "Serious infections occurred [see Warnings and Precautions (5.1)]. Avoid (see Boxed Warning).";
+        assert_eq!(strip_cross_references(t), "Serious infections occurred  . Avoid  .");
+    }
 
     #[test]
     fn stems_and_lowercases() {

@@ -68,6 +68,13 @@ pub enum Error {
     },
 }
 
+/// Weight of a question concept that appears nowhere in the product's
+/// material, in IDF units (about the IDF of a word in one passage in ten).
+/// Small enough that conversational words ("check", "walk me through") do
+/// not sink an answerable question; large enough that a question whose main
+/// topic is absent ("hair growth", "price") stays below the answer threshold.
+pub const ABSENT_WEIGHT: f32 = 2.0;
+
 /// Result with the index [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -126,6 +133,39 @@ pub struct SearchResult {
     pub hits: Vec<Hit>,
 }
 
+/// Document frequencies of analysed tokens, per product and overall, so that
+/// a concept's weight reflects how informative it is *within the product the
+/// rep asks about* (the product's own generic name is in every passage of its
+/// label and tells nothing).
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Stats {
+    /// Per product: passage count and token → passages containing it.
+    products: std::collections::HashMap<String, Freqs>,
+    /// Over all passages.
+    all: Freqs,
+}
+
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Freqs {
+    n: u32,
+    df: std::collections::HashMap<String, u32>,
+}
+
+impl Freqs {
+    fn add(&mut self, toks: &std::collections::HashSet<String>) {
+        self.n += 1;
+        for t in toks {
+            *self.df.entry(t.clone()).or_default() += 1;
+        }
+    }
+    /// BM25-style IDF; a token absent here weighs as much as one seen once.
+    fn idf(&self, tok: &str) -> f32 {
+        let n = self.n.max(1) as f32;
+        let df = self.df.get(tok).copied().unwrap_or(0).max(1) as f32;
+        ((n - df + 0.5) / (df + 0.5) + 1.0).ln()
+    }
+}
+
 #[derive(Clone, Copy)]
 struct Fields {
     doc_id: Field,
@@ -139,6 +179,7 @@ struct Fields {
     status: Field,
     ordinal: Field,
     text: Field,
+    quote: Field,
 }
 
 fn schema() -> Schema {
@@ -160,7 +201,16 @@ fn schema() -> Schema {
     b.add_u64_field("expires_on", INDEXED | STORED | FAST);
     b.add_text_field("status", STRING | STORED);
     b.add_u64_field("ordinal", STORED);
-    b.add_text_field("text", text);
+    // Searched: the passage without cross-references ("[see Warnings and
+    // Precautions (5.1)]" would otherwise match every question about warnings).
+    let searched = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(analysis::TOKENIZER)
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+    );
+    b.add_text_field("text", searched);
+    // Shown and quoted: the passage verbatim.
+    b.add_text_field("quote", STORED);
     b.build()
 }
 
@@ -178,6 +228,7 @@ fn fields(schema: &Schema, path: &Path) -> Result<Fields> {
         status: f("status")?,
         ordinal: f("ordinal")?,
         text: f("text")?,
+        quote: f("quote")?,
     })
 }
 
@@ -194,7 +245,8 @@ pub struct Index {
     path: PathBuf,
     reader: IndexReader,
     f: Fields,
-    analyzer: Analyzer,
+    analyzer: &'static Analyzer,
+    stats: Stats,
 }
 
 impl std::fmt::Debug for Index {
@@ -224,7 +276,12 @@ impl Index {
                 let mut d = TantivyDocument::default();
                 d.add_text(f.doc_id, &p.doc_id);
                 d.add_text(f.section, &p.section);
-                d.add_text(f.title, &p.title);
+                // The boxed warning's own title rarely says "boxed warning"; reps do.
+                if p.section == "BW" {
+                    d.add_text(f.title, format!("Boxed Warning {}", p.title));
+                } else {
+                    d.add_text(f.title, &p.title);
+                }
                 d.add_text(f.product, &p.product);
                 d.add_text(f.kind, p.kind.as_str());
                 d.add_text(f.audience, p.audience.as_str());
@@ -232,13 +289,24 @@ impl Index {
                 d.add_u64(f.expires_on, date_key(p.expires_on));
                 d.add_text(f.status, p.status.as_str());
                 d.add_u64(f.ordinal, p.ordinal as u64);
-                d.add_text(f.text, &p.text);
+                d.add_text(f.text, analysis::strip_cross_references(&p.text));
+                d.add_text(f.quote, &p.text);
                 writer.add_document(d).map_err(tv)?;
                 progress(i + 1);
             }
             writer.commit().map_err(tv)?;
             writer.wait_merging_threads().map_err(tv)?;
         }
+        let analyzer = Analyzer::shared();
+        let mut stats = Stats::default();
+        for p in passages {
+            let toks: std::collections::HashSet<String> =
+                analyzer.tokens(&analysis::strip_cross_references(&p.text)).into_iter().chain(analyzer.tokens(&p.title)).collect();
+            stats.all.add(&toks);
+            stats.products.entry(p.product.clone()).or_default().add(&toks);
+        }
+        let stats_json = serde_json::to_vec(&stats).map_err(|e| io(std::io::Error::other(e)))?;
+        std::fs::write(tmp.join("onlabel-stats.json"), stats_json).map_err(io)?;
         std::fs::write(tmp.join("onlabel-index.json"), format!("{{\"passages\": {}, \"format\": 1}}\n", passages.len()))
             .map_err(io)?;
         if dir.exists() {
@@ -265,12 +333,17 @@ impl Index {
         index.tokenizers().register(analysis::TOKENIZER, analysis::text_analyzer());
         let f = fields(&index.schema(), dir)?;
         let reader = index.reader().map_err(tv)?;
-        Ok(Index { path: dir.to_owned(), reader, f, analyzer: Analyzer::default() })
+        let stats_path = dir.join("onlabel-stats.json");
+        let stats: Stats = std::fs::read(&stats_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or(Error::Damaged { path: dir.to_owned(), field: "onlabel-stats.json" })?;
+        Ok(Index { path: dir.to_owned(), reader, f, analyzer: Analyzer::shared(), stats })
     }
 
     /// The analyzer (tokens, synonyms, stop words) this index queries with.
     pub fn analyzer(&self) -> &Analyzer {
-        &self.analyzer
+        self.analyzer
     }
 
     /// Number of passages in the index (all statuses).
@@ -335,24 +408,35 @@ impl Index {
         let searcher = self.reader.searcher();
         let ignore: Vec<String> = filter.product.as_deref().map(|p| self.analyzer.tokens(p)).unwrap_or_default();
         let concepts = self.analyzer.concepts(question, &ignore);
-        let n_docs = searcher.num_docs().max(1) as f32;
-        let idf = |field: Field, tok: &str| -> tantivy::Result<f32> {
-            let df = searcher.doc_freq(&Term::from_field_text(field, tok))? as f32;
-            Ok(((n_docs - df + 0.5) / (df + 0.5) + 1.0).ln())
-        };
+        let freqs = filter.product.as_ref().and_then(|p| self.stats.products.get(p)).unwrap_or(&self.stats.all);
         let mut weights = Vec::with_capacity(concepts.len());
         let mut should: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         for c in &concepts {
-            let mut w: f32 = 0.0;
-            for (ai, alt) in c.alternatives.iter().enumerate() {
+            // A concept weighs as much as the question's own phrasing within the
+            // product's material (a phrase as much as its rarest word); when
+            // the rep's word is not in the material but a synonym is, as much
+            // as the commonest synonym present; absent altogether, as much as a
+            // word seen once (what is not in the material cannot be answered).
+            let own: Vec<String> = c.surface.split(' ').map(str::to_string).collect();
+            let phr_idf = |alt: &Vec<String>| alt.iter().map(|t| freqs.idf(t)).fold(0.0f32, f32::max);
+            let present: Vec<f32> = c
+                .alternatives
+                .iter()
+                .filter(|a| a.iter().all(|t| freqs.df.contains_key(t)))
+                .map(phr_idf)
+                .collect();
+            let own_present = own.iter().all(|t| freqs.df.contains_key(t));
+            let w = if !own_present && present.is_empty() {
+                ABSENT_WEIGHT
+            } else if own_present {
+                phr_idf(&own)
+            } else {
+                present.iter().cloned().fold(f32::MAX, f32::min)
+            };
+            weights.push(w.max(0.05));
+            for alt in &c.alternatives {
                 // The question's own phrasing counts fully; synonyms slightly less.
-                let own = c.surface.split(' ').map(str::to_string).collect::<Vec<_>>() == *alt;
-                let boost = if own { 1.0 } else { 0.7 };
-                let alt_idf = alt.iter().map(|t| idf(self.f.text, t)).collect::<tantivy::Result<Vec<f32>>>().map_err(tv)?;
-                let alt_w = alt_idf.iter().cloned().fold(0.0f32, f32::max);
-                if own || ai == 0 {
-                    w = w.max(alt_w);
-                }
+                let boost = if *alt == own { 1.0 } else { 0.7 };
                 for (field, fb) in [(self.f.text, 1.0f32), (self.f.title, 1.5f32)] {
                     let q: Box<dyn Query> = if alt.len() == 1 {
                         Box::new(TermQuery::new(Term::from_field_text(field, &alt[0]), IndexRecordOption::WithFreqs))
@@ -362,10 +446,6 @@ impl Index {
                     should.push((Occur::Should, Box::new(BoostQuery::new(q, boost * fb))));
                 }
             }
-            if w == 0.0 {
-                w = c.alternatives.iter().flatten().map(|t| idf(self.f.text, t)).collect::<tantivy::Result<Vec<_>>>().map_err(tv)?.into_iter().fold(0.0, f32::max);
-            }
-            weights.push(w.max(0.1));
         }
         if should.is_empty() {
             return Ok(SearchResult { concepts, weights, hits: Vec::new() });
@@ -384,9 +464,12 @@ impl Index {
                 tracing::warn!(doc = %passage.doc_id, "filter post-check rejected a hit the query let through");
                 continue;
             }
-            let mut toks = self.analyzer.tokens(&passage.text);
+            let mut toks = self.analyzer.tokens(&analysis::strip_cross_references(&passage.text));
             toks.push(String::new());
             toks.extend(self.analyzer.tokens(&passage.title));
+            if passage.section == "BW" {
+                toks.extend(self.analyzer.tokens("boxed warning"));
+            }
             let matched: Vec<usize> = concepts
                 .iter()
                 .enumerate()
@@ -396,6 +479,10 @@ impl Index {
             let coverage = if total_w > 0.0 { matched.iter().map(|i| weights[*i]).sum::<f32>() / total_w } else { 0.0 };
             hits.push(Hit { passage, score, coverage, matched });
         }
+        // Rerank: what a passage covers of the question first, BM25 second.
+        let max_score = hits.iter().map(|h| h.score).fold(f32::MIN_POSITIVE, f32::max);
+        let key = |h: &Hit| h.coverage + 0.3 * h.score / max_score;
+        hits.sort_by(|a, b| key(b).total_cmp(&key(a)));
         Ok(SearchResult { concepts, weights, hits })
     }
 
@@ -434,7 +521,7 @@ impl Index {
             expires_on: key_date(u(self.f.expires_on, "expires_on")?).ok_or_else(|| damaged("expires_on"))?,
             status,
             ordinal: u(self.f.ordinal, "ordinal")? as u32,
-            text: s(self.f.text, "text")?,
+            text: s(self.f.quote, "quote")?,
         })
     }
 }
