@@ -20,6 +20,8 @@ pub struct Extractive {
     /// passage must cover before anything is quoted. 0.5: at least the
     /// weightier half of what was asked must be in one approved passage.
     pub min_coverage: f32,
+    /// A passage matching only one of several concepts must cover this much.
+    pub single_concept_coverage: f32,
     /// Most sentences quoted.
     pub max_sentences: usize,
     /// Most distinct passages cited.
@@ -34,7 +36,18 @@ pub struct Extractive {
 
 impl Default for Extractive {
     fn default() -> Self {
-        Extractive { min_coverage: 0.5, max_sentences: 3, max_passages: 2, considered: 5, follow_ratio: 0.8, max_words: 90 }
+        Extractive { min_coverage: 0.4, single_concept_coverage: 0.5, max_sentences: 3, max_passages: 2, considered: 5, follow_ratio: 0.8, max_words: 90 }
+    }
+}
+
+impl Extractive {
+    /// Whether a passage answers the question well enough to be quoted: it
+    /// covers at least `min_coverage` of the question's weight and, when the
+    /// question asks about several things, either two of them or most of the
+    /// weight (one passing word in common is not an answer).
+    pub fn answers(&self, h: &Hit, n_concepts: usize) -> bool {
+        h.coverage >= self.min_coverage
+            && (n_concepts <= 1 || h.matched.len() >= 2 || h.coverage >= self.single_concept_coverage)
     }
 }
 
@@ -55,6 +68,10 @@ pub struct Scored<'a> {
 /// not a bare cross-reference, not a fragment).
 pub fn quotable(s: &str) -> bool {
     let words = s.split_whitespace().count();
+    // A whole short statement ("None.") is quotable on its own.
+    if (1..5).contains(&words) && s.ends_with('.') && s.chars().next().is_some_and(char::is_uppercase) && !s.contains('[') {
+        return true;
+    }
     let letters = s.chars().filter(|c| c.is_alphabetic()).count();
     words >= 5
         && words <= 80
@@ -99,15 +116,16 @@ pub fn score_sentences<'a>(analyzer: &Analyzer, search: &SearchResult, hits: &'a
 impl Generator for Extractive {
     fn draft(&self, _question: &str, search: &SearchResult, hits: &[Hit]) -> Draft {
         let empty = Draft { sentences: Vec::new(), mode: Mode::Extractive };
-        let best_cov = hits.iter().take(self.considered).map(|h| h.coverage).fold(0.0, f32::max);
-        if hits.is_empty() || best_cov < self.min_coverage {
+        let n_concepts = search.concepts.len();
+        let answers = |h: &Hit| self.answers(h, n_concepts);
+        if !hits.iter().take(self.considered).any(answers) {
             return empty;
         }
         // Only passages that themselves clear the bar are quoted.
         let eligible: Vec<Hit> = hits
             .iter()
             .take(self.considered)
-            .map(|h| if h.coverage >= self.min_coverage { h.clone() } else { Hit { coverage: 0.0, ..h.clone() } })
+            .map(|h| if answers(h) { h.clone() } else { Hit { coverage: 0.0, ..h.clone() } })
             .collect();
         let scored: Vec<Scored> = score_sentences(Analyzer::shared(), search, &eligible, self.considered)
             .into_iter()
@@ -154,6 +172,8 @@ mod tests {
     fn tables_and_fragments_are_not_quotable() {
         assert!(!quotable("ALT | 3x | 4.1%"));
         assert!(!quotable("[see 5.2]."));
+        assert!(!quotable("30 min"));
+        assert!(quotable("None."));
         assert!(quotable("Monitor liver enzymes before starting and every 4 weeks."));
     }
 }

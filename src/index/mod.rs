@@ -73,7 +73,7 @@ pub enum Error {
 /// Small enough that conversational words ("check", "walk me through") do
 /// not sink an answerable question; large enough that a question whose main
 /// topic is absent ("hair growth", "price") stays below the answer threshold.
-pub const ABSENT_WEIGHT: f32 = 2.0;
+pub const ABSENT_WEIGHT: f32 = 2.5;
 
 /// Result with the index [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
