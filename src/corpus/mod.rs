@@ -279,7 +279,18 @@ pub fn load_document(dir: &Path, meta: DocMeta, limits: Limits) -> Result<Docume
     } else {
         return Err(Error::UnsupportedFormat { path });
     };
-    let sections: Vec<Section> = sections.into_iter().filter(|s| !s.text.trim().is_empty()).collect();
+    // A heading that is itself the statement ("4.1 Active liver disease, which
+    // may include unexplained persistent elevations…") is its own text.
+    let sections: Vec<Section> = sections
+        .into_iter()
+        .map(|mut s| {
+            if s.text.trim().is_empty() && s.title.split_whitespace().count() >= 3 && s.label != s.title {
+                s.text = s.title.clone();
+            }
+            s
+        })
+        .filter(|s| !s.text.trim().is_empty())
+        .collect();
     if sections.is_empty() {
         return Err(Error::Empty { path });
     }

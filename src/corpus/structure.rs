@@ -119,6 +119,12 @@ fn is_upper_title(t: &str) -> bool {
     letters.len() >= 4 && letters.iter().all(|c| c.is_uppercase())
 }
 
+/// `WARNING: SERIOUS INFECTIONS…`, `WARNING`, `BOXED WARNING` — but not `WARNINGS`.
+fn is_boxed_warning_heading(line: &str) -> bool {
+    is_upper_title(line)
+        && (line.starts_with("WARNING:") || line == "WARNING" || line.starts_with("BOXED WARNING") || line.starts_with("WARNING -"))
+}
+
 fn plr_name(n: u32) -> Option<&'static str> {
     PLR_SECTIONS.iter().find(|(k, _)| *k == n).map(|(_, v)| *v)
 }
@@ -190,7 +196,7 @@ fn detect_numbered(lines: &[&str]) -> Vec<Section> {
             continue;
         }
         // Boxed warning: before section 1.
-        if cur_top == 0 && line.starts_with("WARNING") && is_upper_title(line) && b.current.as_ref().is_none_or(|c| c.label != "BW") {
+        if cur_top == 0 && is_boxed_warning_heading(line) && b.current.as_ref().is_none_or(|c| c.label != "BW") {
             b.open("BW".into(), line.trim_end_matches(':').to_string());
             continue;
         }
@@ -297,7 +303,7 @@ fn detect_unnumbered(lines: &[&str]) -> Vec<Section> {
             continue;
         }
         let next = lines[i + 1..].iter().find(|l| **l != "\u{c}").copied();
-        if line.starts_with("WARNING") && is_upper_title(line) && b.sections.iter().all(|s| s.label != "BW") {
+        if is_boxed_warning_heading(line) && b.sections.iter().all(|s| s.label != "BW") {
             b.open("BW".into(), line.trim_end_matches(':').to_string());
         } else if looks_like_heading(line, prev_blank, next) {
             if b.current.as_ref().is_some_and(|c| c.text.is_empty()) && b.current.as_ref().is_some_and(|c| c.label != "BW") {

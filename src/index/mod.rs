@@ -69,11 +69,11 @@ pub enum Error {
 }
 
 /// Weight of a question concept that appears nowhere in the product's
-/// material, in IDF units (about the IDF of a word in one passage in ten).
-/// Small enough that conversational words ("check", "walk me through") do
-/// not sink an answerable question; large enough that a question whose main
-/// topic is absent ("hair growth", "price") stays below the answer threshold.
-pub const ABSENT_WEIGHT: f32 = 2.5;
+/// material: as much as a word found in this share of its passages. Small
+/// enough that conversational words ("check", "walk me through") do not sink
+/// an answerable question; large enough that a question whose main topic is
+/// absent ("hair growth") stays below the answer threshold.
+pub const ABSENT_AS_SHARE: f32 = 0.08;
 
 /// Result with the index [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -157,6 +157,12 @@ impl Freqs {
         for t in toks {
             *self.df.entry(t.clone()).or_default() += 1;
         }
+    }
+    /// The IDF of a token found in `share` of the passages.
+    fn idf_of_share(&self, share: f32) -> f32 {
+        let n = self.n.max(1) as f32;
+        let df = share * n;
+        ((n - df + 0.5) / (df + 0.5) + 1.0).ln()
     }
     /// BM25-style IDF; a token absent here weighs as much as one seen once.
     fn idf(&self, tok: &str) -> f32 {
@@ -427,7 +433,7 @@ impl Index {
                 .collect();
             let own_present = own.iter().all(|t| freqs.df.contains_key(t));
             let w = if !own_present && present.is_empty() {
-                ABSENT_WEIGHT
+                freqs.idf_of_share(ABSENT_AS_SHARE)
             } else if own_present {
                 phr_idf(&own)
             } else {

@@ -1,0 +1,43 @@
+//! Shared test harness: paths to the shared data, temp corpora and indexes.
+
+use std::path::{Path, PathBuf};
+
+/// `../shared/data` beside the project root (CI has it there too).
+pub fn shared_data() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data")
+}
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A manifest entry for tests.
+pub fn entry(id: &str, file: &str, expires_on: &str, status: &str) -> String {
+    format!(
+        "[[document]]\nid = \"{id}\"\nfile = \"{file}\"\nproduct = \"testra\"\nkind = \"pi\"\naudience = \"promotional\"\nmlr_number = \"T-{id}\"\napproved_on = \"2020-01-01\"\nexpires_on = \"{expires_on}\"\nstatus = \"{status}\"\n\n"
+    )
+}
+
+/// Writes a corpus folder with the given files and manifest text.
+pub fn corpus(dir: &Path, manifest: &str, files: &[(&str, &[u8])]) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("manifest.toml"), manifest).unwrap();
+    for (name, bytes) in files {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+    dir.to_owned()
+}
+
+/// Builds an index from corpus folders into `dir`.
+pub fn build_index(corpora: &[PathBuf], dir: &Path) -> onlabel::index::Index {
+    let limits = onlabel::corpus::Limits::default();
+    let corpus = onlabel::corpus::Corpus::load(corpora, limits, false).unwrap();
+    onlabel::index::Index::build(dir, &corpus.passages(limits), |_| {}).unwrap();
+    onlabel::index::Index::open(dir).unwrap()
+}
+
+/// The onlabel binary built for these tests.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_onlabel"))
+}

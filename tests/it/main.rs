@@ -1,0 +1,6 @@
+//! Integration tests: one binary, shared harness (see `harness`).
+
+mod cli;
+mod corpus;
+mod harness;
+mod index;
