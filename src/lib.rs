@@ -12,6 +12,7 @@
 //! | --- | --- |
 //! | [`corpus`] | documents and their MLR metadata; loaders (PDF, Markdown, text, SPL XML, sections JSON); PI section detection; chunking into passages that never cross a section |
 //! | [`index`] | the tantivy schema, building and opening an index, BM25 search with medical-aware analysis and synonyms, filters (status, expiry, audience, product) |
+//! | [`llm`] | candle model loading from GGUF, tokenizer from GGUF metadata, chat template, decoding, streaming |
 //! | [`copilot`] | the pipeline: retrieve, generate (extractive for now, behind the [`copilot::Generator`] trait), cite |
 //! | [`eval`] | the eval harness: suites, metrics, reports |
 //! | [`cli`] | clap commands; `main.rs` stays thin |
@@ -26,6 +27,7 @@ pub mod copilot;
 pub mod corpus;
 pub mod eval;
 pub mod index;
+pub mod llm;
 
 /// The crate-wide error: each module's own error, wrapped.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +41,9 @@ pub enum Error {
     /// Running the copilot pipeline failed.
     #[error(transparent)]
     Copilot(#[from] copilot::Error),
+    /// Loading or running the local model failed.
+    #[error(transparent)]
+    Llm(#[from] llm::Error),
     /// Reading an eval suite or writing a report failed.
     #[error(transparent)]
     Eval(#[from] eval::Error),

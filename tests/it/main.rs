@@ -4,3 +4,4 @@ mod cli;
 mod corpus;
 mod harness;
 mod index;
+mod llm;

@@ -1,0 +1,350 @@
+//! [`LocalModel`]: a llama-family GGUF model run in-process with candle.
+//!
+//! - [`model`]: our own forward pass (preallocated KV cache, prefix reuse);
+//! - [`tokenizer`]: the tokenizer rebuilt from the GGUF's own metadata;
+//! - the model's chat template (GGUF `tokenizer.chat_template`) rendered with
+//!   minijinja;
+//! - greedy decoding by default (deterministic, for evals), or temperature /
+//!   top-p with a seed; stop tokens, a max-token budget and a wall-clock
+//!   budget; tokens streamed through a callback (or a channel, see
+//!   [`LocalModel::stream`]); an optional logits mask for constrained decoding.
+//!
+//! Every output records the model file's name and sha256 ([`LocalModel::id`]).
+
+pub mod model;
+pub mod tokenizer;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use candle_core::quantized::gguf_file;
+use candle_core::Device;
+use sha2::Digest;
+
+pub use model::Llama;
+pub use tokenizer::GgufTokenizer;
+
+/// What can go wrong loading or running a model.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The model file cannot be read.
+    #[error("cannot read model {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not a GGUF file or is truncated.
+    #[error("{path} is not a valid GGUF model ({message}); run `bash models/fetch.sh` or point --model at a llama-family .gguf file")]
+    NotGguf {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong.
+        message: String,
+    },
+    /// The model uses something we do not support.
+    #[error("unsupported model: {0}")]
+    Unsupported(String),
+    /// Tokenisation failed.
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    /// The chat template failed to render.
+    #[error("chat template: {0}")]
+    Template(String),
+    /// The prompt does not fit the context.
+    #[error("the prompt needs {needed} tokens but the context holds {capacity}")]
+    ContextFull {
+        /// Tokens needed.
+        needed: usize,
+        /// Capacity.
+        capacity: usize,
+    },
+    /// A tensor operation failed.
+    #[error("candle: {0}")]
+    Candle(#[from] candle_core::Error),
+    /// Generation failed otherwise.
+    #[error("generation: {0}")]
+    Generation(String),
+}
+
+/// Result with the llm [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Decoding options.
+#[derive(Debug, Clone)]
+pub struct GenerateOptions {
+    /// Most new tokens.
+    pub max_tokens: usize,
+    /// Wall-clock budget for the whole call.
+    pub time_budget: Duration,
+    /// 0 = greedy (deterministic).
+    pub temperature: f64,
+    /// Nucleus sampling threshold (with temperature > 0).
+    pub top_p: Option<f64>,
+    /// Sampling seed.
+    pub seed: u64,
+    /// Extra stop strings (generation stops once the text contains one).
+    pub stop: Vec<String>,
+    /// Constrained decoding: only these token ids may be generated (plus stop tokens).
+    pub allowed: Option<HashSet<u32>>,
+}
+
+impl Default for GenerateOptions {
+    fn default() -> Self {
+        GenerateOptions {
+            max_tokens: 96,
+            time_budget: Duration::from_secs(4),
+            temperature: 0.0,
+            top_p: None,
+            seed: 299_792_458,
+            stop: Vec::new(),
+            allowed: None,
+        }
+    }
+}
+
+/// Why generation stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// The model emitted an end/control token.
+    EndOfText,
+    /// A stop string appeared.
+    StopString,
+    /// The max-token budget was reached.
+    MaxTokens,
+    /// The wall-clock budget ran out.
+    TimeBudget,
+}
+
+/// The result of one generation.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Generation {
+    /// The generated text.
+    pub text: String,
+    /// Tokens in the prompt.
+    pub prompt_tokens: usize,
+    /// Prompt tokens served from the reused KV prefix.
+    pub reused_tokens: usize,
+    /// Tokens generated.
+    pub generated_tokens: usize,
+    /// Why it stopped.
+    pub stop: StopReason,
+    /// Time to process the prompt, ms.
+    pub prefill_ms: f64,
+    /// Time to the first generated token, ms.
+    pub first_token_ms: f64,
+    /// Total time, ms.
+    pub total_ms: f64,
+}
+
+/// A chat message for the template.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Message {
+    /// `system`, `user` or `assistant`.
+    pub role: String,
+    /// The text.
+    pub content: String,
+}
+
+struct State {
+    model: Llama,
+    /// Tokens currently in the KV cache, for prefix reuse.
+    cached: Vec<u32>,
+}
+
+/// A GGUF model loaded in-process.
+pub struct LocalModel {
+    state: Mutex<State>,
+    /// The tokenizer.
+    pub tokenizer: GgufTokenizer,
+    template: Option<String>,
+    id: String,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for LocalModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalModel").field("id", &self.id).finish()
+    }
+}
+
+/// sha256 of a file, hex.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let mut f = std::fs::File::open(path).map_err(|e| Error::Io { path: path.to_owned(), source: e })?;
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = std::io::Read::read(&mut f, &mut buf).map_err(|e| Error::Io { path: path.to_owned(), source: e })?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+impl LocalModel {
+    /// Loads a GGUF model file (weights, tokenizer, chat template).
+    pub fn load(path: &Path) -> Result<LocalModel> {
+        let mut file = std::fs::File::open(path).map_err(|e| Error::Io { path: path.to_owned(), source: e })?;
+        let ct = gguf_file::Content::read(&mut file)
+            .map_err(|e| Error::NotGguf { path: path.to_owned(), message: e.to_string() })?;
+        let device = Device::Cpu;
+        let tokenizer = GgufTokenizer::from_gguf(&ct)?;
+        let model = Llama::load(&ct, &mut file, &device).map_err(|e| match e {
+            Error::Candle(c) => Error::NotGguf { path: path.to_owned(), message: format!("cannot read tensors: {c}") },
+            other => other,
+        })?;
+        let template = ct.metadata.get("tokenizer.chat_template").and_then(|v| v.to_string().ok()).cloned();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("model.gguf");
+        let id = format!("{name} sha256:{}", sha256_file(path)?);
+        tracing::info!(model = %id, "model loaded");
+        Ok(LocalModel { state: Mutex::new(State { model, cached: Vec::new() }), tokenizer, template, id, path: path.to_owned() })
+    }
+
+    /// `FILE sha256:HEX`, recorded in every output.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The model file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Renders messages with the model's own chat template (ChatML if the
+    /// GGUF carries none), with the generation prompt appended.
+    pub fn render_chat(&self, messages: &[Message]) -> Result<String> {
+        let chatml = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
+        let src = self.template.as_deref().unwrap_or(chatml);
+        let mut env = minijinja::Environment::new();
+        env.add_template("chat", src).map_err(|e| Error::Template(e.to_string()))?;
+        let t = env.get_template("chat").map_err(|e| Error::Template(e.to_string()))?;
+        t.render(minijinja::context! { messages => messages, add_generation_prompt => true, bos_token => "", eos_token => "" })
+            .map_err(|e| Error::Template(e.to_string()))
+    }
+
+    /// Evaluates `prefix` into the KV cache now, so that prompts starting
+    /// with it only pay for the rest (the approved prompt's fixed part).
+    pub fn warm_prefix(&self, prefix: &str) -> Result<usize> {
+        let ids = self.tokenizer.encode(prefix)?;
+        let mut st = self.state.lock().map_err(|_| Error::Generation("model lock poisoned".into()))?;
+        let reuse = common_prefix(&st.cached, &ids);
+        st.model.truncate(reuse);
+        st.cached.truncate(reuse);
+        if reuse < ids.len() {
+            st.model.forward(&ids[reuse..])?;
+            st.cached.extend_from_slice(&ids[reuse..]);
+        }
+        Ok(ids.len())
+    }
+
+    /// Generates a continuation of `prompt` (already templated), calling
+    /// `on_token` with each piece of text as it is decoded.
+    pub fn generate(&self, prompt: &str, opts: &GenerateOptions, mut on_token: impl FnMut(&str)) -> Result<Generation> {
+        let t0 = Instant::now();
+        let ids = self.tokenizer.encode(prompt)?;
+        let mut st = self.state.lock().map_err(|_| Error::Generation("model lock poisoned".into()))?;
+        // Reuse the longest cached prefix, but always run at least one token.
+        let reuse = common_prefix(&st.cached, &ids).min(ids.len().saturating_sub(1));
+        st.model.truncate(reuse);
+        st.cached.truncate(reuse);
+        let needed = ids.len() + opts.max_tokens;
+        if needed > st.model.capacity() {
+            return Err(Error::ContextFull { needed, capacity: st.model.capacity() });
+        }
+        let logits = st.model.forward(&ids[reuse..])?;
+        st.cached.extend_from_slice(&ids[reuse..]);
+        let prefill_ms = t0.elapsed().as_secs_f64() * 1e3;
+        let mut logits = Llama::logits_vec(&logits)?;
+        let mut sampler = candle_transformers::generation::LogitsProcessor::new(
+            opts.seed,
+            (opts.temperature > 0.0).then_some(opts.temperature),
+            opts.top_p,
+        );
+        let stops: HashSet<u32> = self.tokenizer.control.iter().copied().chain(self.tokenizer.eos).collect();
+        let mut out_ids: Vec<u32> = Vec::new();
+        let mut text = String::new();
+        let mut first_token_ms = 0.0;
+        let stop;
+        loop {
+            if let Some(allowed) = &opts.allowed {
+                for (i, l) in logits.iter_mut().enumerate() {
+                    if !allowed.contains(&(i as u32)) && !stops.contains(&(i as u32)) {
+                        *l = f32::NEG_INFINITY;
+                    }
+                }
+            }
+            let next = if opts.temperature <= 0.0 {
+                Llama::argmax(&logits)
+            } else {
+                let t = candle_core::Tensor::new(logits.as_slice(), &Device::Cpu)?;
+                sampler.sample(&t)?
+            };
+            if out_ids.is_empty() {
+                first_token_ms = t0.elapsed().as_secs_f64() * 1e3;
+            }
+            if stops.contains(&next) {
+                stop = StopReason::EndOfText;
+                break;
+            }
+            out_ids.push(next);
+            // Decode incrementally: emit whatever new text the ids now spell.
+            let full = self.tokenizer.decode(&out_ids)?;
+            if full.len() > text.len() && full.is_char_boundary(text.len()) {
+                on_token(&full[text.len()..]);
+            }
+            text = full;
+            if opts.stop.iter().any(|s| text.contains(s.as_str())) {
+                stop = StopReason::StopString;
+                break;
+            }
+            if out_ids.len() >= opts.max_tokens {
+                stop = StopReason::MaxTokens;
+                break;
+            }
+            if t0.elapsed() >= opts.time_budget {
+                stop = StopReason::TimeBudget;
+                break;
+            }
+            let l = st.model.forward(&[next])?;
+            st.cached.push(next);
+            logits = Llama::logits_vec(&l)?;
+        }
+        Ok(Generation {
+            text,
+            prompt_tokens: ids.len(),
+            reused_tokens: reuse,
+            generated_tokens: out_ids.len(),
+            stop,
+            prefill_ms,
+            first_token_ms,
+            total_ms: t0.elapsed().as_secs_f64() * 1e3,
+        })
+    }
+
+    /// Like [`LocalModel::generate`], streaming text pieces through a channel
+    /// from a worker thread; the join handle yields the [`Generation`].
+    pub fn stream(
+        self: &std::sync::Arc<Self>,
+        prompt: String,
+        opts: GenerateOptions,
+    ) -> (std::sync::mpsc::Receiver<String>, std::thread::JoinHandle<Result<Generation>>) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let me = std::sync::Arc::clone(self);
+        let h = std::thread::spawn(move || {
+            me.generate(&prompt, &opts, |piece| {
+                let _ = tx.send(piece.to_string());
+            })
+        });
+        (rx, h)
+    }
+}
+
+fn common_prefix(a: &[u32], b: &[u32]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}

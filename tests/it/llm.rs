@@ -1,0 +1,112 @@
+//! The real model: GGUF loading, tokenizer parity with llama.cpp, chat template, generation.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use onlabel::llm::{GenerateOptions, LocalModel, Message};
+
+pub fn model_path() -> PathBuf {
+    crate::harness::root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
+}
+
+/// One model per test binary (loading takes a fraction of a second, but the tests share it).
+pub fn model() -> &'static LocalModel {
+    static M: OnceLock<LocalModel> = OnceLock::new();
+    M.get_or_init(|| LocalModel::load(&model_path()).expect("run `bash models/fetch.sh` first"))
+}
+
+#[test]
+fn tokenizer_matches_llama_cpp() {
+    let m = model();
+    // llama.cpp with SmolLM2's GGUF (the reference ids).
+    assert_eq!(m.tokenizer.encode("Hello, what is the recommended dose?").unwrap(), [19556, 28, 732, 314, 260, 4947, 8771, 47]);
+    // Digits are split one by one (the smollm pre-tokenizer).
+    let ids = m.tokenizer.encode("40 mg").unwrap();
+    assert_eq!(m.tokenizer.decode(&ids).unwrap(), "40 mg");
+    assert_eq!(ids.len(), 3, "{ids:?}"); // "4", "0", " mg"
+    // Special tokens of the chat template are single tokens.
+    assert_eq!(m.tokenizer.encode("<|im_start|>user\nHi<|im_end|>").unwrap()[0], 1);
+    assert_eq!(*m.tokenizer.encode("<|im_start|>user\nHi<|im_end|>").unwrap().last().unwrap(), 2);
+}
+
+#[test]
+fn chat_template_comes_from_the_gguf() {
+    let m = model();
+    let p = m.render_chat(&[Message { role: "system".into(), content: "Be brief.".into() }, Message { role: "user".into(), content: "Hi".into() }]).unwrap();
+    assert_eq!(p, "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+    assert!(m.id().starts_with("SmolLM2-135M-Instruct.Q4_1.gguf sha256:b179c952"), "{}", m.id());
+}
+
+#[test]
+fn greedy_generation_is_deterministic_and_streams() {
+    let m = model();
+    let p = m.render_chat(&[Message { role: "user".into(), content: "What is the capital of France?".into() }]).unwrap();
+    let opts = GenerateOptions { max_tokens: 12, ..Default::default() };
+    let mut streamed = String::new();
+    let a = m.generate(&p, &opts, |t| streamed.push_str(t)).unwrap();
+    let b = m.generate(&p, &opts, |_| {}).unwrap();
+    assert_eq!(a.text, b.text);
+    assert_eq!(streamed, a.text);
+    assert!(!a.text.trim().is_empty(), "{:?}", a.text);
+    // The second call reuses the whole prompt but its last token.
+    assert_eq!(b.reused_tokens, b.prompt_tokens - 1);
+}
+
+#[test]
+fn budgets_stop_generation() {
+    let m = model();
+    let p = m.render_chat(&[Message { role: "user".into(), content: "Count from one to one hundred.".into() }]).unwrap();
+    let g = m.generate(&p, &GenerateOptions { max_tokens: 5, ..Default::default() }, |_| {}).unwrap();
+    assert_eq!(g.generated_tokens, 5);
+    assert_eq!(g.stop, onlabel::llm::StopReason::MaxTokens);
+    let g = m.generate(&p, &GenerateOptions { max_tokens: 500, time_budget: std::time::Duration::from_millis(1), ..Default::default() }, |_| {}).unwrap();
+    assert_eq!(g.stop, onlabel::llm::StopReason::TimeBudget);
+}
+
+#[test]
+fn bad_model_files_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.gguf");
+    std::fs::write(&junk, b"this is not a gguf file").unwrap();
+    let e = LocalModel::load(&junk).unwrap_err().to_string();
+    assert!(e.contains("junk.gguf") && e.contains("not a valid GGUF"), "{e}");
+    let bytes = std::fs::read(model_path()).unwrap();
+    let cut = dir.path().join("truncated.gguf");
+    std::fs::write(&cut, &bytes[..bytes.len() / 3]).unwrap();
+    let e = LocalModel::load(&cut).unwrap_err().to_string();
+    assert!(e.contains("truncated.gguf"), "{e}");
+    let e = LocalModel::load(&dir.path().join("missing.gguf")).unwrap_err().to_string();
+    assert!(e.contains("missing.gguf"), "{e}");
+}
+
+/// Greedy tokens from candle's stock `quantized_llama` (the reference path).
+pub fn reference_greedy(prompt_ids: &[u32], n: usize) -> (Vec<u32>, Vec<f32>) {
+    use candle_core::{Device, Tensor};
+    use candle_transformers::models::quantized_llama::ModelWeights;
+    let mut f = std::fs::File::open(model_path()).unwrap();
+    let ct = candle_core::quantized::gguf_file::Content::read(&mut f).unwrap();
+    let mut m = ModelWeights::from_gguf(ct, &mut f, &Device::Cpu).unwrap();
+    let x = Tensor::new(prompt_ids, &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+    let logits = m.forward(&x, 0).unwrap().squeeze(0).unwrap();
+    let first: Vec<f32> = logits.to_vec1().unwrap();
+    let mut out = Vec::new();
+    let mut next = onlabel::llm::Llama::argmax(&first);
+    for i in 0..n {
+        out.push(next);
+        let x = Tensor::new(&[next], &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+        let l: Vec<f32> = m.forward(&x, prompt_ids.len() + i).unwrap().squeeze(0).unwrap().to_vec1().unwrap();
+        next = onlabel::llm::Llama::argmax(&l);
+    }
+    (out, first)
+}
+
+#[test]
+fn our_forward_pass_matches_the_reference() {
+    let m = model();
+    let p = m.render_chat(&[Message { role: "user".into(), content: "What is the capital of France?".into() }]).unwrap();
+    let ids = m.tokenizer.encode(&p).unwrap();
+    let (ref_ids, _) = reference_greedy(&ids, 12);
+    let ours = m.generate(&p, &GenerateOptions { max_tokens: 12, ..Default::default() }, |_| {}).unwrap();
+    let ours_ids = m.tokenizer.encode(&ours.text).unwrap();
+    assert_eq!(m.tokenizer.decode(&ref_ids).unwrap(), ours.text, "reference vs ours ({ours_ids:?} vs {ref_ids:?})");
+}
