@@ -96,8 +96,10 @@ pub fn score_sentences<'a>(analyzer: &Analyzer, search: &SearchResult, hits: &'a
             let toks = analyzer.tokens(&crate::index::analysis::strip_cross_references(s));
             let mut score = 0.0;
             for (ci, c) in search.concepts.iter().enumerate() {
-                if c.alternatives.iter().any(|a| contains_phrase(&toks, a)) {
-                    score += search.weights[ci];
+                // A longer phrasing matched ("recommended dosage" vs "dose") is more specific.
+                let longest = c.alternatives.iter().filter(|a| contains_phrase(&toks, a)).map(Vec::len).max();
+                if let Some(len) = longest {
+                    score += search.weights[ci] * (1.0 + 0.25 * (len.min(3) - 1) as f32);
                 } else if c.alternatives.iter().any(|a| contains_phrase(&title_toks, a)) {
                     score += 0.5 * search.weights[ci];
                 }

@@ -10,6 +10,8 @@
 //! around these steps in later issues; the [`Answer`] already has their fields.
 
 pub mod extractive;
+pub mod grounded;
+pub mod verify;
 
 use std::time::Instant;
 
@@ -17,6 +19,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 pub use extractive::Extractive;
+pub use grounded::Grounded;
 
 use crate::corpus::Passage;
 use crate::index::{Filter, Hit, Index, SearchResult};
@@ -115,8 +118,14 @@ pub struct Timings {
     pub guard: f64,
     /// Retrieval.
     pub retrieve: f64,
-    /// Answer generation.
+    /// Answer generation (extractive and, when a model runs, generated).
     pub generate: f64,
+    /// Time from the question to the first verified sentence (the extractive answer).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub first_sentence: Option<f64>,
+    /// Time from the question to the model's first token.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub first_token: Option<f64>,
 }
 
 /// The answer to one question: the JSON object of `ask --json`.
@@ -184,10 +193,20 @@ pub struct Ask {
     pub as_of: NaiveDate,
 }
 
-/// The pipeline, holding the index and the generator.
+/// What the pipeline reports while it works (for streaming front ends).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// The verified extractive answer, available as soon as retrieval is done.
+    Extractive(String),
+    /// A piece of the model's (not yet verified) text.
+    Token(String),
+}
+
+/// The pipeline, holding the index and the generators.
 pub struct Copilot {
     index: Index,
-    generator: Box<dyn Generator>,
+    extractive: Extractive,
+    grounded: Option<Grounded>,
     /// Passages retrieved per question before the relevance gate.
     pub top_k: usize,
 }
@@ -195,13 +214,23 @@ pub struct Copilot {
 impl Copilot {
     /// A copilot over an index, answering extractively.
     pub fn new(index: Index) -> Copilot {
-        Copilot { index, generator: Box::new(Extractive::default()), top_k: 20 }
+        Copilot { index, extractive: Extractive::default(), grounded: None, top_k: 20 }
     }
 
-    /// Replaces the generator.
-    pub fn with_generator(mut self, g: Box<dyn Generator>) -> Copilot {
-        self.generator = g;
+    /// Adds the model-backed generator (its answers fall back to extractive).
+    pub fn with_model(mut self, g: Grounded) -> Copilot {
+        self.grounded = Some(g);
         self
+    }
+
+    /// The model-backed generator, if any.
+    pub fn grounded(&self) -> Option<&Grounded> {
+        self.grounded.as_ref()
+    }
+
+    /// Mutable access to the model-backed generator (e.g. to switch constrained decoding).
+    pub fn grounded_mut(&mut self) -> Option<&mut Grounded> {
+        self.grounded.as_mut()
     }
 
     /// The index.
@@ -212,6 +241,12 @@ impl Copilot {
     /// Answers one question.
     #[tracing::instrument(skip_all, fields(product = ask.product.as_deref().unwrap_or("*"), role = %ask.role))]
     pub fn ask(&self, ask: &Ask) -> Result<Answer> {
+        self.ask_streaming(ask, &mut |_| {})
+    }
+
+    /// Answers one question, reporting the extractive answer first and then
+    /// the model's tokens as they come.
+    pub fn ask_streaming(&self, ask: &Ask, on_event: &mut dyn FnMut(Event)) -> Result<Answer> {
         let q = ask.question.trim();
         if q.is_empty() {
             return Err(Error::BadQuestion("the question is empty: type the HCP's question or objection".into()));
@@ -227,13 +262,44 @@ impl Copilot {
         let search = self.index.search(q, &filter, self.top_k)?;
         let retrieve = t0.elapsed().as_secs_f64() * 1e3;
         let t1 = Instant::now();
-        let draft = self.generator.draft(q, &search, &search.hits);
-        let generate = t1.elapsed().as_secs_f64() * 1e3;
-        let timings = Timings { guard: 0.0, retrieve, generate };
+        let draft = self.extractive.draft(q, &search, &search.hits);
+        let mut timings = Timings { guard: 0.0, retrieve, generate: 0.0, first_sentence: None, first_token: None };
         if draft.sentences.is_empty() {
+            timings.generate = t1.elapsed().as_secs_f64() * 1e3;
             return Ok(refusal(ask, timings));
         }
-        Ok(cite(&draft, &search.hits, timings))
+        let extractive = cite(&draft, &search.hits, timings.clone());
+        timings.first_sentence = Some(t0.elapsed().as_secs_f64() * 1e3);
+        on_event(Event::Extractive(extractive.answer.clone()));
+        let Some(g) = &self.grounded else {
+            timings.generate = t1.elapsed().as_secs_f64() * 1e3;
+            return Ok(Answer { timings_ms: timings, ..extractive });
+        };
+        let mut first_token = None;
+        let outcome = g.answer(q, &search, &search.hits, &self.extractive, &mut |t| {
+            if first_token.is_none() {
+                first_token = Some(t0.elapsed().as_secs_f64() * 1e3);
+            }
+            on_event(Event::Token(t.to_string()));
+        });
+        timings.first_token = first_token;
+        timings.generate = t1.elapsed().as_secs_f64() * 1e3;
+        let model = Some(g.model.id().to_string());
+        let prompt_version = Some(g.prompt.id());
+        let mut answer = match outcome {
+            Ok(o) => match o.draft {
+                Some(d) => cite(&d, &search.hits, timings.clone()),
+                None => extractive,
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "generation failed; answering extractively");
+                extractive
+            }
+        };
+        answer.timings_ms = timings;
+        answer.model = model;
+        answer.prompt_version = prompt_version;
+        Ok(answer)
     }
 }
 

@@ -120,6 +120,8 @@ pub struct Hit {
     pub coverage: f32,
     /// Which concepts (by index into the query's concepts) the passage matches.
     pub matched: Vec<usize>,
+    /// Weighted share of the question named by the section title (longer phrasings count more), 0–1.
+    pub title_score: f32,
 }
 
 /// The result of a search: the question's concepts with their weights, and the hits.
@@ -177,6 +179,7 @@ struct Fields {
     doc_id: Field,
     section: Field,
     title: Field,
+    title_shown: Field,
     product: Field,
     kind: Field,
     audience: Field,
@@ -190,16 +193,15 @@ struct Fields {
 
 fn schema() -> Schema {
     let mut b = Schema::builder();
-    let text = TextOptions::default()
-        .set_indexing_options(
-            TextFieldIndexing::default()
-                .set_tokenizer(analysis::TOKENIZER)
-                .set_index_option(IndexRecordOption::WithFreqsAndPositions),
-        )
-        .set_stored();
     b.add_text_field("doc_id", STRING | STORED);
     b.add_text_field("section", STRING | STORED);
-    b.add_text_field("title", text.clone());
+    // Searched title (the boxed warning's also says "boxed warning"); shown title below.
+    b.add_text_field("title", TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(analysis::TOKENIZER)
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+    ));
+    b.add_text_field("title_shown", STORED);
     b.add_text_field("product", STRING | STORED);
     b.add_text_field("kind", STRING | STORED);
     b.add_text_field("audience", STRING | STORED);
@@ -226,6 +228,7 @@ fn fields(schema: &Schema, path: &Path) -> Result<Fields> {
         doc_id: f("doc_id")?,
         section: f("section")?,
         title: f("title")?,
+        title_shown: f("title_shown")?,
         product: f("product")?,
         kind: f("kind")?,
         audience: f("audience")?,
@@ -288,6 +291,7 @@ impl Index {
                 } else {
                     d.add_text(f.title, &p.title);
                 }
+                d.add_text(f.title_shown, &p.title);
                 d.add_text(f.product, &p.product);
                 d.add_text(f.kind, p.kind.as_str());
                 d.add_text(f.audience, p.audience.as_str());
@@ -483,11 +487,25 @@ impl Index {
                 .map(|(i, _)| i)
                 .collect();
             let coverage = if total_w > 0.0 { matched.iter().map(|i| weights[*i]).sum::<f32>() / total_w } else { 0.0 };
-            hits.push(Hit { passage, score, coverage, matched });
+            // Section titles that name what was asked, in the asker's longer phrasing, rank first.
+            let mut title_toks = self.analyzer.tokens(&passage.title);
+            if passage.section == "BW" {
+                title_toks.extend(self.analyzer.tokens("boxed warning"));
+            }
+            let title_score = concepts
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| {
+                    let len = c.alternatives.iter().filter(|a| analysis::contains_phrase(&title_toks, a)).map(Vec::len).max()?;
+                    Some(weights[i] * len.min(3) as f32 / 3.0)
+                })
+                .sum::<f32>()
+                / total_w.max(1e-6);
+            hits.push(Hit { passage, score, coverage, matched, title_score });
         }
         // Rerank: what a passage covers of the question first, BM25 second.
         let max_score = hits.iter().map(|h| h.score).fold(f32::MIN_POSITIVE, f32::max);
-        let key = |h: &Hit| h.coverage + 0.3 * h.score / max_score;
+        let key = |h: &Hit| h.coverage + 0.3 * h.score / max_score + 0.3 * h.title_score;
         hits.sort_by(|a, b| key(b).total_cmp(&key(a)));
         Ok(SearchResult { concepts, weights, hits })
     }
@@ -519,7 +537,7 @@ impl Index {
         Ok(Passage {
             doc_id: s(self.f.doc_id, "doc_id")?,
             section: s(self.f.section, "section")?,
-            title: s(self.f.title, "title")?,
+            title: s(self.f.title_shown, "title_shown")?,
             product: s(self.f.product, "product")?,
             kind,
             audience,
