@@ -22,6 +22,7 @@ pub mod due;
 pub mod state;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{params, OptionalExtension, Row};
@@ -235,7 +236,8 @@ pub struct CaseFilter {
 /// The case queue in `DATA_DIR/onlabel.sqlite`.
 #[derive(Debug)]
 pub struct CaseStore {
-    store: Store,
+    /// Shared so the server can hand the same connection to other modules.
+    store: Arc<Store>,
 }
 
 const CASE_COLUMNS: &str = "id, kind, state, owner, product, question, reporter, hcp, patient, suspect_product, \
@@ -245,16 +247,16 @@ impl CaseStore {
     /// Opens (creating the directory and the file if needed) the store in
     /// `data_dir`: WAL, `synchronous=FULL`, busy timeout, migrations.
     pub fn open(data_dir: &Path) -> Result<CaseStore> {
-        Ok(CaseStore { store: Store::open(data_dir)? })
+        Ok(CaseStore { store: Arc::new(Store::open(data_dir)?) })
     }
 
     /// Uses an already open store (the server shares one with other modules).
-    pub fn from_store(store: Store) -> CaseStore {
+    pub fn from_store(store: Arc<Store>) -> CaseStore {
         CaseStore { store }
     }
 
-    /// The underlying store (integrity check, path).
-    pub fn store(&self) -> &Store {
+    /// The underlying store (integrity check, path, sharing).
+    pub fn store(&self) -> &Arc<Store> {
         &self.store
     }
 
@@ -760,7 +762,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = CaseStore::open(dir.path()).unwrap();
         let pv1 = s.open_case(new_case(CaseKind::Pharmacovigilance, "2026-11-16T10:00:00Z")).unwrap().id; // due Tue 17
-        let mir = s.open_case(new_case(CaseKind::MedicalInformation, "2026-11-16T11:00:00Z")).unwrap().id; // due Wed 18
+        let mir = s.open_case(new_case(CaseKind::MedicalInformation, "2026-11-16T11:00:00Z")).unwrap().id; // due Wed 18 11:00
         let pv2 = s.open_case(new_case(CaseKind::Pharmacovigilance, "2026-11-18T10:00:00Z")).unwrap().id; // due Thu 19
         s.transition(&pv2, CaseState::Triaged, "pv-lead", None).unwrap();
         s.assign(&pv2, "pv-anna", "pv-lead").unwrap();
@@ -769,7 +771,7 @@ mod tests {
         assert_eq!(ids(CaseFilter { kind: Some(CaseKind::Pharmacovigilance), ..Default::default() }), [pv1.clone(), pv2.clone()]);
         assert_eq!(ids(CaseFilter { state: Some(CaseState::Triaged), ..Default::default() }), [pv2.clone()]);
         assert_eq!(ids(CaseFilter { owner: Some("pv-anna".into()), ..Default::default() }), [pv2.clone()]);
-        assert_eq!(ids(CaseFilter { overdue_at: Some(at("2026-11-18T10:30:00Z")), ..Default::default() }), [pv1.clone(), mir.clone()]);
+        assert_eq!(ids(CaseFilter { overdue_at: Some(at("2026-11-18T11:30:00Z")), ..Default::default() }), [pv1.clone(), mir.clone()]);
         assert_eq!(ids(CaseFilter { overdue_at: Some(at("2026-11-17T10:30:00Z")), ..Default::default() }), [pv1.clone()]);
         assert_eq!(ids(CaseFilter { limit: Some(1), ..Default::default() }), [pv1.clone()]);
         assert_eq!(

@@ -82,7 +82,7 @@ pub enum CasesCommand {
 #[derive(Debug, Args)]
 pub struct Actor {
     /// Your user id, recorded as the actor in the case history.
-    #[arg(long = "as", value_name = "USER", env = "ONLABEL_USER")]
+    #[arg(long = "as", value_name = "USER")]
     actor: String,
 }
 

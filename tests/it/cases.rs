@@ -13,7 +13,7 @@ use onlabel::cases::{CaseFilter, CaseKind, CaseState, CaseStore, NewCase};
 use crate::harness::bin;
 
 fn run(data: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(bin()).arg("--data").arg(data).args(args).env_remove("ONLABEL_USER").output().unwrap();
+    let out = Command::new(bin()).arg("--data").arg(data).args(args).output().unwrap();
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
 }
 
