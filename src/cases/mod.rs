@@ -335,8 +335,7 @@ impl CaseStore {
         let id = normalize_id(id);
         let path = self.store.path().to_owned();
         let raw = self.store.with_conn(|c| {
-            c.query_row(&format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = ?1"), [&id], RawCase::from_row)
-                .optional()
+            c.query_row(&format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = ?1"), [&id], RawCase::from_row).optional()
         })?;
         raw.map(|r| r.into_case(&path)).transpose()
     }
@@ -391,7 +390,13 @@ impl CaseStore {
                 Some(prev) => format!("reassigned from {prev} to {owner}"),
                 None => format!("assigned to {owner}"),
             };
-            Ok(Change { action: "assigned", to: case.state, owner: Some(owner.to_owned()), resolution: None, note: Some(note) })
+            Ok(Change {
+                action: "assigned",
+                to: case.state,
+                owner: Some(owner.to_owned()),
+                resolution: None,
+                note: Some(note),
+            })
         })
     }
 
@@ -409,13 +414,22 @@ impl CaseStore {
             }
             let resolution = if to == CaseState::Closed {
                 Some(
-                    note.ok_or(Error::BadInput { field: "resolution", reason: "closing a case needs a resolution".into() })?
-                        .to_owned(),
+                    note.ok_or(Error::BadInput {
+                        field: "resolution",
+                        reason: "closing a case needs a resolution".into(),
+                    })?
+                    .to_owned(),
                 )
             } else {
                 None
             };
-            Ok(Change { action: "transitioned", to, owner: case.owner.clone(), resolution, note: note.map(str::to_owned) })
+            Ok(Change {
+                action: "transitioned",
+                to,
+                owner: case.owner.clone(),
+                resolution,
+                note: note.map(str::to_owned),
+            })
         })
     }
 
@@ -438,13 +452,24 @@ impl CaseStore {
                 "SELECT actor, at, action, from_state, to_state, note FROM case_history WHERE case_id = ?1 ORDER BY id",
             )?;
             let rows = st.query_map([&id], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?,
-                    r.get::<_, Option<String>>(3)?, r.get::<_, String>(4)?, r.get::<_, Option<String>>(5)?))
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                ))
             })?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map(Some)
         })?;
         let rows = rows.ok_or_else(|| Error::NotFound { id: id.clone() })?;
-        let bad = |field: &'static str, value: &str| Error::BadRow { path: path.clone(), id: id.clone(), field, value: value.into() };
+        let bad = |field: &'static str, value: &str| Error::BadRow {
+            path: path.clone(),
+            id: id.clone(),
+            field,
+            value: value.into(),
+        };
         rows.into_iter()
             .map(|(actor, at, action, from, to, note)| {
                 Ok(HistoryEntry {
@@ -586,7 +611,12 @@ impl RawCase {
 
     fn into_case(self, path: &Path) -> Result<Case> {
         let id = self.id.clone();
-        let bad = |field: &'static str, value: &str| Error::BadRow { path: path.to_owned(), id: id.clone(), field, value: value.into() };
+        let bad = |field: &'static str, value: &str| Error::BadRow {
+            path: path.to_owned(),
+            id: id.clone(),
+            field,
+            value: value.into(),
+        };
         let time = |field: &'static str, v: &str| parse_ts(v).ok_or_else(|| bad(field, v));
         Ok(Case {
             kind: self.kind.parse().map_err(|_| bad("kind", &self.kind))?,
@@ -651,7 +681,15 @@ mod tests {
         .collect();
         assert_eq!(
             ids,
-            ["PV-2026-000001", "PV-2026-000002", "MIR-2026-000001", "PV-2026-000003", "PV-2027-000001", "MIR-2027-000001", "MIR-2027-000002"]
+            [
+                "PV-2026-000001",
+                "PV-2026-000002",
+                "MIR-2026-000001",
+                "PV-2026-000003",
+                "PV-2027-000001",
+                "MIR-2027-000001",
+                "MIR-2027-000002"
+            ]
         );
     }
 
@@ -698,9 +736,15 @@ mod tests {
             s.transition(&id, CaseState::InProgress, "med-1", None).unwrap_err(),
             Error::InvalidTransition { .. }
         ));
-        assert!(matches!(s.transition(&id, CaseState::New, "med-1", None).unwrap_err(), Error::InvalidTransition { .. }));
+        assert!(matches!(
+            s.transition(&id, CaseState::New, "med-1", None).unwrap_err(),
+            Error::InvalidTransition { .. }
+        ));
 
-        assert_eq!(s.transition(&id, CaseState::Triaged, "med-1", Some("off-label dosing question")).unwrap().state, CaseState::Triaged);
+        assert_eq!(
+            s.transition(&id, CaseState::Triaged, "med-1", Some("off-label dosing question")).unwrap().state,
+            CaseState::Triaged
+        );
         let e = s.transition(&id, CaseState::InProgress, "med-1", None).unwrap_err();
         assert!(matches!(e, Error::NoOwner { .. }), "{e}");
         assert_eq!(s.assign(&id, "med-2", "med-1").unwrap().owner.as_deref(), Some("med-2"));
@@ -734,8 +778,11 @@ mod tests {
         s.resolve(&id, "pv-ben", "Entered in safety database as 2026-US-0042").unwrap();
 
         let h = s.history(&id).unwrap();
-        let got: Vec<(&str, &str, Option<CaseState>, CaseState, Option<&str>)> =
-            h.iter().map(|e| (e.actor.as_str(), e.action.as_str(), e.from_state, e.to_state, e.note.as_deref())).collect();
+        type Step<'a> = (&'a str, &'a str, Option<CaseState>, CaseState, Option<&'a str>);
+        let got: Vec<Step<'_>> = h
+            .iter()
+            .map(|e| (e.actor.as_str(), e.action.as_str(), e.from_state, e.to_state, e.note.as_deref()))
+            .collect();
         use CaseState::*;
         assert_eq!(
             got,
@@ -745,7 +792,13 @@ mod tests {
                 ("pv-lead", "assigned", Some(Triaged), Triaged, Some("assigned to pv-anna")),
                 ("pv-lead", "assigned", Some(Triaged), Triaged, Some("reassigned from pv-anna to pv-ben")),
                 ("pv-ben", "transitioned", Some(Triaged), InProgress, None),
-                ("pv-ben", "transitioned", Some(InProgress), Closed, Some("Entered in safety database as 2026-US-0042")),
+                (
+                    "pv-ben",
+                    "transitioned",
+                    Some(InProgress),
+                    Closed,
+                    Some("Entered in safety database as 2026-US-0042")
+                ),
             ]
         );
         assert!(h.windows(2).all(|w| w[0].at <= w[1].at));
@@ -767,15 +820,28 @@ mod tests {
         s.transition(&pv2, CaseState::Triaged, "pv-lead", None).unwrap();
         s.assign(&pv2, "pv-anna", "pv-lead").unwrap();
         let ids = |f: CaseFilter| s.list(&f).unwrap().into_iter().map(|c| c.id).collect::<Vec<_>>();
-        assert_eq!(ids(CaseFilter::default()), [pv1.clone(), mir.clone(), pv2.clone()]);
-        assert_eq!(ids(CaseFilter { kind: Some(CaseKind::Pharmacovigilance), ..Default::default() }), [pv1.clone(), pv2.clone()]);
-        assert_eq!(ids(CaseFilter { state: Some(CaseState::Triaged), ..Default::default() }), [pv2.clone()]);
-        assert_eq!(ids(CaseFilter { owner: Some("pv-anna".into()), ..Default::default() }), [pv2.clone()]);
-        assert_eq!(ids(CaseFilter { overdue_at: Some(at("2026-11-18T11:30:00Z")), ..Default::default() }), [pv1.clone(), mir.clone()]);
-        assert_eq!(ids(CaseFilter { overdue_at: Some(at("2026-11-17T10:30:00Z")), ..Default::default() }), [pv1.clone()]);
-        assert_eq!(ids(CaseFilter { limit: Some(1), ..Default::default() }), [pv1.clone()]);
+        assert_eq!(ids(CaseFilter::default()), [pv1.as_str(), mir.as_str(), pv2.as_str()]);
         assert_eq!(
-            ids(CaseFilter { kind: Some(CaseKind::MedicalInformation), state: Some(CaseState::Closed), ..Default::default() }),
+            ids(CaseFilter { kind: Some(CaseKind::Pharmacovigilance), ..Default::default() }),
+            [pv1.as_str(), pv2.as_str()]
+        );
+        assert_eq!(ids(CaseFilter { state: Some(CaseState::Triaged), ..Default::default() }), [pv2.as_str()]);
+        assert_eq!(ids(CaseFilter { owner: Some("pv-anna".into()), ..Default::default() }), [pv2.as_str()]);
+        assert_eq!(
+            ids(CaseFilter { overdue_at: Some(at("2026-11-18T11:30:00Z")), ..Default::default() }),
+            [pv1.as_str(), mir.as_str()]
+        );
+        assert_eq!(
+            ids(CaseFilter { overdue_at: Some(at("2026-11-17T10:30:00Z")), ..Default::default() }),
+            [pv1.as_str()]
+        );
+        assert_eq!(ids(CaseFilter { limit: Some(1), ..Default::default() }), [pv1.as_str()]);
+        assert_eq!(
+            ids(CaseFilter {
+                kind: Some(CaseKind::MedicalInformation),
+                state: Some(CaseState::Closed),
+                ..Default::default()
+            }),
             Vec::<String>::new()
         );
     }

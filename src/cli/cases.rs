@@ -185,7 +185,8 @@ fn execute(cmd: &CasesCommand, data_dir: &Path, json: bool) -> cases::Result<i32
             };
             let list = store.list(&filter)?;
             if json {
-                let rows: Vec<Listed<'_>> = list.iter().map(|c| Listed { case: c, overdue: c.is_overdue(now) }).collect();
+                let rows: Vec<Listed<'_>> =
+                    list.iter().map(|c| Listed { case: c, overdue: c.is_overdue(now) }).collect();
                 println!("{}", to_json(&rows));
             } else {
                 print!("{}", render_list(&list, now));
@@ -195,7 +196,12 @@ fn execute(cmd: &CasesCommand, data_dir: &Path, json: bool) -> cases::Result<i32
             let case = store.get(id)?.ok_or_else(|| cases::Error::NotFound { id: id.trim().to_ascii_uppercase() })?;
             let history = store.history(&case.id)?;
             if json {
-                println!("{}", to_json(&serde_json::json!({"case": case, "overdue": case.is_overdue(Utc::now()), "history": history})));
+                println!(
+                    "{}",
+                    to_json(
+                        &serde_json::json!({"case": case, "overdue": case.is_overdue(Utc::now()), "history": history})
+                    )
+                );
             } else {
                 print!("{}", render_case(&case, &history));
             }
@@ -260,7 +266,8 @@ fn render_list(list: &[Case], now: DateTime<Utc>) -> String {
     if list.is_empty() {
         return "no cases\n".into();
     }
-    let mut s = format!("{:<16} {:<4} {:<12} {:<14} {:<17} {}\n", "ID", "KIND", "STATE", "OWNER", "DUE (UTC)", "PRODUCT");
+    let mut s =
+        format!("{:<16} {:<4} {:<12} {:<14} {:<17} {}\n", "ID", "KIND", "STATE", "OWNER", "DUE (UTC)", "PRODUCT");
     for c in list {
         s.push_str(&format!(
             "{:<16} {:<4} {:<12} {:<14} {:<17} {}{}\n",

@@ -36,11 +36,8 @@ pub struct Migration {
 }
 
 /// Every migration, oldest first. Append only.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "cases",
-    sql: include_str!("migrations/0001_cases.sql"),
-}];
+pub const MIGRATIONS: &[Migration] =
+    &[Migration { version: 1, name: "cases", sql: include_str!("migrations/0001_cases.sql") }];
 
 /// The version a fully migrated file has.
 pub fn latest() -> i64 {

@@ -142,8 +142,7 @@ impl Store {
         let conn = Connection::open(path).map_err(sql)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
         // The first statement reads the header: a damaged file fails here, before any write.
-        let mode: String =
-            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)).map_err(sql)?;
+        let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)).map_err(sql)?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(Error::NoWal { path: path.to_owned(), mode });
         }
@@ -176,9 +175,8 @@ impl Store {
         E: From<Error>,
     {
         let mut conn = self.lock();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| Error::sqlite(&self.path, e))?;
+        let tx =
+            conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| Error::sqlite(&self.path, e))?;
         let out = f(&tx)?;
         tx.commit().map_err(|e| Error::sqlite(&self.path, e))?;
         Ok(out)

@@ -14,7 +14,11 @@ use crate::harness::bin;
 
 fn run(data: &Path, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(bin()).arg("--data").arg(data).args(args).output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 fn stress(data: &Path, count: u64) -> Child {
@@ -104,7 +108,8 @@ fn kill_9_while_writing_loses_no_acknowledged_case() {
         let store = CaseStore::open(&data).unwrap();
         assert_eq!(store.store().integrity_check().unwrap(), vec!["ok".to_string()]);
         let stored = ids_in_store(&store);
-        let missing: Vec<&String> = this_round.iter().chain(acknowledged.iter()).filter(|id| !stored.contains(*id)).collect();
+        let missing: Vec<&String> =
+            this_round.iter().chain(acknowledged.iter()).filter(|id| !stored.contains(*id)).collect();
         assert!(missing.is_empty(), "acknowledged but lost: {missing:?}");
         acknowledged.extend(this_round.iter().cloned());
         // The sequence continues after the crash, with no id reused.
@@ -154,7 +159,10 @@ fn garbage_file_gives_a_clear_error_and_is_not_overwritten() {
     let e = CaseStore::open(dir.path()).unwrap_err();
     assert_eq!(e.code(), "store_not_a_database");
     let msg = e.to_string();
-    assert!(msg.contains(&file.display().to_string()) && msg.contains("left untouched") && msg.contains("backup"), "{msg}");
+    assert!(
+        msg.contains(&file.display().to_string()) && msg.contains("left untouched") && msg.contains("backup"),
+        "{msg}"
+    );
 
     let (code, out, err) = run(dir.path(), &["--json", "cases", "list"]);
     assert_eq!(code, 1, "{err}");
@@ -165,7 +173,8 @@ fn garbage_file_gives_a_clear_error_and_is_not_overwritten() {
     assert_eq!(code, 1);
 
     assert_eq!(std::fs::read(&file).unwrap(), garbage, "the file must not be touched");
-    let names: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+    let names: Vec<String> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
     assert_eq!(names, ["onlabel.sqlite"], "no WAL or journal created beside it");
 }
 
@@ -250,12 +259,17 @@ fn cli_list_show_assign_triage_start_resolve_json() {
     assert!(out.contains("PV-2026-000001") && out.contains("OVERDUE") && out.contains("MIR-2026-000001"), "{out}");
 
     // Assign, then the state machine step by step; an invalid step is exit 2 with a stable code.
-    let (code, out, err) = run(&data, &["--json", "cases", "assign", "pv-2026-000001", "--to", "pv-anna", "--as", "pv-lead"]);
+    let (code, out, err) =
+        run(&data, &["--json", "cases", "assign", "pv-2026-000001", "--to", "pv-anna", "--as", "pv-lead"]);
     assert_eq!(code, 0, "{err}");
     let c: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!((c["id"].as_str(), c["owner"].as_str(), c["state"].as_str()), (Some("PV-2026-000001"), Some("pv-anna"), Some("new")));
+    assert_eq!(
+        (c["id"].as_str(), c["owner"].as_str(), c["state"].as_str()),
+        (Some("PV-2026-000001"), Some("pv-anna"), Some("new"))
+    );
 
-    let (code, out, err) = run(&data, &["--json", "cases", "resolve", &pv_id, "--resolution", "done", "--as", "pv-anna"]);
+    let (code, out, err) =
+        run(&data, &["--json", "cases", "resolve", &pv_id, "--resolution", "done", "--as", "pv-anna"]);
     assert_eq!(code, 2);
     assert!(err.contains("cannot go from new to closed"), "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -264,7 +278,10 @@ fn cli_list_show_assign_triage_start_resolve_json() {
     for (args, state) in [
         (vec!["cases", "triage", &pv_id, "--as", "pv-lead", "--note", "serious: hospitalised"], "triaged"),
         (vec!["cases", "start", &pv_id, "--as", "pv-anna"], "in_progress"),
-        (vec!["cases", "resolve", &pv_id, "--resolution", "Entered as 2026-US-0042; E2B sent", "--as", "pv-anna"], "closed"),
+        (
+            vec!["cases", "resolve", &pv_id, "--resolution", "Entered as 2026-US-0042; E2B sent", "--as", "pv-anna"],
+            "closed",
+        ),
     ] {
         let mut a = vec!["--json"];
         a.extend(args);
@@ -284,7 +301,14 @@ fn cli_list_show_assign_triage_start_resolve_json() {
     let h = v["history"].as_array().unwrap();
     let steps: Vec<(&str, &str, Option<&str>, &str)> = h
         .iter()
-        .map(|e| (e["actor"].as_str().unwrap(), e["action"].as_str().unwrap(), e["from_state"].as_str(), e["to_state"].as_str().unwrap()))
+        .map(|e| {
+            (
+                e["actor"].as_str().unwrap(),
+                e["action"].as_str().unwrap(),
+                e["from_state"].as_str(),
+                e["to_state"].as_str().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         steps,
