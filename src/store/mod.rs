@@ -225,6 +225,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn store_can_sit_in_server_state() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<Store>();
+        shareable::<crate::cases::CaseStore>();
+    }
+
+    #[test]
     fn opens_wal_full_and_migrated() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(&dir.path().join("nested/data")).unwrap();
