@@ -14,20 +14,24 @@
 //! | [`index`] | the tantivy schema, building and opening an index, BM25 search with medical-aware analysis and synonyms, filters (status, expiry, audience, product) |
 //! | [`llm`] | candle model loading from GGUF, tokenizer from GGUF metadata, chat template, decoding, streaming |
 //! | [`copilot`] | the pipeline: retrieve, generate (extractive for now, behind the [`copilot::Generator`] trait), cite |
+//! | [`cases`] | escalations to Medical and Pharmacovigilance: durable queue, states, SLA clock, history |
+//! | [`store`] | the one SQLite file (`onlabel.sqlite`) for state that survives restarts; its migrations |
 //! | [`eval`] | the eval harness: suites, metrics, reports |
 //! | [`cli`] | clap commands; `main.rs` stays thin |
 //!
-//! Later modules (`llm`, `guard`, `prompts`, `cases`, `audit`, `server`) slot
+//! Later modules (`llm`, `guard`, `prompts`, `audit`, `server`) slot
 //! into [`copilot`] without changing its output shape: every answer already
 //! carries a `route`, `flags`, `case_id` and `prompt_version`.
 #![warn(missing_docs)]
 
+pub mod cases;
 pub mod cli;
 pub mod copilot;
 pub mod corpus;
 pub mod eval;
 pub mod index;
 pub mod llm;
+pub mod store;
 
 /// The crate-wide error: each module's own error, wrapped.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +51,12 @@ pub enum Error {
     /// Reading an eval suite or writing a report failed.
     #[error(transparent)]
     Eval(#[from] eval::Error),
+    /// Opening, reading or changing a case failed.
+    #[error(transparent)]
+    Cases(#[from] cases::Error),
+    /// The SQLite store could not be opened, is damaged, or failed.
+    #[error(transparent)]
+    Store(#[from] store::Error),
 }
 
 /// Result with the crate-wide [`Error`].

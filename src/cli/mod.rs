@@ -1,5 +1,7 @@
 //! [`Cli`]: the `onlabel` command line (clap derive). `main.rs` only calls [`run`].
 
+mod cases;
+
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -39,6 +41,9 @@ struct Global {
     /// Log format on stderr: text or json.
     #[arg(long, global = true, default_value = "text", env = "ONLABEL_LOG_FORMAT")]
     log_format: String,
+    /// Data directory holding onlabel.sqlite (cases; later prompts, audit, users).
+    #[arg(long = "data", value_name = "DIR", global = true, default_value = "data", env = "ONLABEL_DATA")]
+    data: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -49,6 +54,11 @@ enum Command {
     Ask(AskArgs),
     /// Run an eval suite and report its metrics.
     Eval(EvalArgs),
+    /// Work the Pharmacovigilance / Medical Information case queue.
+    Cases {
+        #[command(subcommand)]
+        cmd: cases::CasesCommand,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -192,6 +202,7 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Command::Ingest(a) => ingest(a, cli.global.json),
         Command::Ask(a) => ask(a, cli.global.json),
         Command::Eval(a) => eval(a, cli.global.json),
+        Command::Cases { cmd } => cases::run(cmd, &cli.global.data, cli.global.json),
     }
 }
 

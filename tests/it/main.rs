@@ -1,5 +1,6 @@
 //! Integration tests: one binary, shared harness (see `harness`).
 
+mod cases;
 mod cli;
 mod corpus;
 mod harness;

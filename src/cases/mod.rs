@@ -1,0 +1,848 @@
+//! [`CaseStore`]: the durable queue of escalations to Pharmacovigilance (PV)
+//! and Medical Information (MIR), with states, owners, an SLA clock and the
+//! history of every change.
+//!
+//! - **Durable acknowledgment.** [`CaseStore::open_case`] returns only after
+//!   `COMMIT`; the store runs WAL with `synchronous=FULL` (see [`crate::store`]),
+//!   so a case id that was handed back survives a crash or a power cut.
+//! - **Ids** are `PV-2026-000001` / `MIR-2026-000001`: per kind, per UTC year of
+//!   opening, allocated in the same transaction as the insert, never reused
+//!   (cases are never deleted — a trigger refuses it).
+//! - **States** `new → triaged → in_progress → closed`, one step at a time
+//!   ([`CaseState`]); anything else is [`Error::InvalidTransition`]. Work
+//!   (`in_progress`) needs an owner; closing needs a resolution.
+//! - **Due time** ([`due`]): PV one business day, MIR two.
+//! - **History**: every change (open, assign, transition) appends a
+//!   [`HistoryEntry`] — who, when, from-state, to-state, note — in the same
+//!   transaction as the change.
+//!
+//! The actor is the `--as USER` of the CLI; token checks arrive with the users issue.
+
+pub mod due;
+pub mod state;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{params, OptionalExtension, Row};
+use serde::Serialize;
+
+pub use state::{CaseKind, CaseState};
+
+use crate::store::{self, Store};
+
+/// What can go wrong with cases.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The store file could not be opened, is not a database, is damaged, or SQLite failed.
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    /// No case has this id.
+    #[error("no case {id}")]
+    NotFound {
+        /// The id asked for.
+        id: String,
+    },
+    /// The state machine does not allow this step.
+    #[error("case {id} cannot go from {from} to {to}: {}", allowed_hint(*.from))]
+    InvalidTransition {
+        /// The case.
+        id: String,
+        /// Its current state.
+        from: CaseState,
+        /// The state asked for.
+        to: CaseState,
+    },
+    /// Only an owned case can be worked.
+    #[error("case {id} has no owner; assign it first (onlabel cases assign {id} --to OWNER --as USER)")]
+    NoOwner {
+        /// The case.
+        id: String,
+    },
+    /// A closed case cannot be reassigned or changed.
+    #[error("case {id} is closed")]
+    Closed {
+        /// The case.
+        id: String,
+    },
+    /// A required field is empty, or a field is malformed.
+    #[error("{field}: {reason}")]
+    BadInput {
+        /// Which field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A stored row does not parse (written by something other than this module).
+    #[error("{path}: case {id}: stored {field} {value:?} is not valid")]
+    BadRow {
+        /// The store file.
+        path: PathBuf,
+        /// The case.
+        id: String,
+        /// The column.
+        field: &'static str,
+        /// What was stored.
+        value: String,
+    },
+}
+
+fn allowed_hint(from: CaseState) -> String {
+    match from.next() {
+        Some(n) => format!("the next step from {from} is {n}"),
+        None => "a closed case stays closed".into(),
+    }
+}
+
+impl Error {
+    /// A stable, machine-readable code for the CLI's and the API's JSON errors.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Store(store::Error::NotADatabase { .. }) => "store_not_a_database",
+            Error::Store(store::Error::Corrupt { .. }) => "store_corrupt",
+            Error::Store(store::Error::NewerSchema { .. }) => "store_newer_schema",
+            Error::Store(_) => "store_error",
+            Error::NotFound { .. } => "case_not_found",
+            Error::InvalidTransition { .. } => "invalid_transition",
+            Error::NoOwner { .. } => "case_has_no_owner",
+            Error::Closed { .. } => "case_closed",
+            Error::BadInput { .. } => "bad_input",
+            Error::BadRow { .. } => "store_bad_row",
+        }
+    }
+
+    /// True when the caller asked for something wrong (as opposed to the store failing).
+    pub fn is_user_error(&self) -> bool {
+        matches!(
+            self,
+            Error::NotFound { .. }
+                | Error::InvalidTransition { .. }
+                | Error::NoOwner { .. }
+                | Error::Closed { .. }
+                | Error::BadInput { .. }
+        )
+    }
+}
+
+/// Result with the cases [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What the pipeline knows when it opens a case.
+#[derive(Debug, Clone)]
+pub struct NewCase {
+    /// PV or MIR.
+    pub kind: CaseKind,
+    /// The product the rep was detailing, if any.
+    pub product: Option<String>,
+    /// The question or note, verbatim: PV needs the reporter's own words.
+    pub question: String,
+    /// The rep's user id (the reporter of record).
+    pub reporter: String,
+    /// The HCP the rep was talking to, if known.
+    pub hcp: Option<String>,
+    /// Patient identifiers as given (initials, age, sex) — one of the four minimum AE criteria.
+    pub patient: Option<String>,
+    /// The suspect product, when it differs from `product` or is named explicitly.
+    pub suspect_product: Option<String>,
+    /// The adverse event or the off-label topic, as detected.
+    pub event: Option<String>,
+    /// The guard's flags, as JSON (kept as evidence of why the case was opened).
+    pub flags_json: String,
+    /// When the case is opened (starts the SLA clock; picks the id's year).
+    pub now: DateTime<Utc>,
+}
+
+/// A case as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Case {
+    /// `PV-2026-000001` / `MIR-2026-000001`.
+    pub id: String,
+    /// PV or MIR.
+    pub kind: CaseKind,
+    /// Where it is in its life.
+    pub state: CaseState,
+    /// Who works it (PV / Medical user id); `None` until assigned.
+    pub owner: Option<String>,
+    /// The product being detailed.
+    pub product: Option<String>,
+    /// The question, verbatim.
+    pub question: String,
+    /// The rep who raised it.
+    pub reporter: String,
+    /// The HCP.
+    pub hcp: Option<String>,
+    /// Patient identifiers as given.
+    pub patient: Option<String>,
+    /// The suspect product.
+    pub suspect_product: Option<String>,
+    /// The event or topic.
+    pub event: Option<String>,
+    /// The guard's flags.
+    pub flags: serde_json::Value,
+    /// How it was closed.
+    pub resolution: Option<String>,
+    /// When it was opened.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+    /// The SLA deadline ([`due`]).
+    pub due_at: DateTime<Utc>,
+    /// When it was closed.
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+impl Case {
+    /// Open and past its due time at `now`.
+    pub fn is_overdue(&self, now: DateTime<Utc>) -> bool {
+        self.state != CaseState::Closed && self.due_at < now
+    }
+}
+
+/// One change to a case.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HistoryEntry {
+    /// Who made the change (user id).
+    pub actor: String,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// `opened`, `assigned` or `transitioned`.
+    pub action: String,
+    /// The state before (`None` for `opened`).
+    pub from_state: Option<CaseState>,
+    /// The state after (equal to `from_state` for an assignment).
+    pub to_state: CaseState,
+    /// What was done or why (the owner for an assignment, the resolution for a close).
+    pub note: Option<String>,
+}
+
+/// Which cases [`CaseStore::list`] returns (all fields optional; all given must match).
+#[derive(Debug, Clone, Default)]
+pub struct CaseFilter {
+    /// Only this kind.
+    pub kind: Option<CaseKind>,
+    /// Only this state.
+    pub state: Option<CaseState>,
+    /// Only cases not closed.
+    pub open_only: bool,
+    /// Only cases owned by this user.
+    pub owner: Option<String>,
+    /// Only open cases whose due time is before this instant.
+    pub overdue_at: Option<DateTime<Utc>>,
+    /// At most this many (the oldest first, in order of opening).
+    pub limit: Option<usize>,
+}
+
+/// The case queue in `DATA_DIR/onlabel.sqlite`.
+#[derive(Debug)]
+pub struct CaseStore {
+    /// Shared so the server can hand the same connection to other modules.
+    store: Arc<Store>,
+}
+
+const CASE_COLUMNS: &str = "id, kind, state, owner, product, question, reporter, hcp, patient, suspect_product, \
+                            event, flags_json, resolution, created_at, updated_at, due_at, closed_at";
+
+impl CaseStore {
+    /// Opens (creating the directory and the file if needed) the store in
+    /// `data_dir`: WAL, `synchronous=FULL`, busy timeout, migrations.
+    pub fn open(data_dir: &Path) -> Result<CaseStore> {
+        Ok(CaseStore { store: Arc::new(Store::open(data_dir)?) })
+    }
+
+    /// Uses an already open store (the server shares one with other modules).
+    pub fn from_store(store: Arc<Store>) -> CaseStore {
+        CaseStore { store }
+    }
+
+    /// The underlying store (integrity check, path, sharing).
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// Opens a case: allocates its id, computes its due time, records the
+    /// `opened` history entry. Returns only after the commit is durable.
+    pub fn open_case(&self, new: NewCase) -> Result<Case> {
+        non_empty("question", &new.question)?;
+        non_empty("reporter", &new.reporter)?;
+        let flags: serde_json::Value = serde_json::from_str(&new.flags_json)
+            .map_err(|e| Error::BadInput { field: "flags_json", reason: format!("not JSON: {e}") })?;
+        let now = ts(new.now);
+        let year = chrono::Datelike::year(&new.now);
+        let due = due::due_at(new.kind, new.now);
+        let path = self.store.path().to_owned();
+        let id = self.store.write(|tx| -> Result<String> {
+            let sql = |e| Error::Store(store::Error::sqlite(&path, e));
+            let seq: i64 = tx
+                .query_row(
+                    "INSERT INTO case_sequences (kind, year, last) VALUES (?1, ?2, 1)
+                     ON CONFLICT (kind, year) DO UPDATE SET last = last + 1
+                     RETURNING last",
+                    params![new.kind.as_str(), year],
+                    |r| r.get(0),
+                )
+                .map_err(sql)?;
+            let id = new.kind.case_id(year, seq);
+            tx.execute(
+                "INSERT INTO cases (id, kind, year, seq, state, owner, product, question, reporter, hcp, patient,
+                                    suspect_product, event, flags_json, resolution, created_at, updated_at, due_at, closed_at)
+                 VALUES (?1, ?2, ?3, ?4, 'new', NULL, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, NULL, ?13, ?13, ?14, NULL)",
+                params![
+                    id,
+                    new.kind.as_str(),
+                    year,
+                    seq,
+                    new.product,
+                    new.question,
+                    new.reporter,
+                    new.hcp,
+                    new.patient,
+                    new.suspect_product,
+                    new.event,
+                    new.flags_json,
+                    now,
+                    ts(due),
+                ],
+            )
+            .map_err(sql)?;
+            record(tx, &id, &now, &new.reporter, "opened", None, CaseState::New, None).map_err(sql)?;
+            Ok(id)
+        })?;
+        tracing::info!(case_id = %id, kind = new.kind.as_str(), "case opened");
+        Ok(Case {
+            id,
+            kind: new.kind,
+            state: CaseState::New,
+            owner: None,
+            product: new.product,
+            question: new.question,
+            reporter: new.reporter,
+            hcp: new.hcp,
+            patient: new.patient,
+            suspect_product: new.suspect_product,
+            event: new.event,
+            flags,
+            resolution: None,
+            created_at: parse_ts(&now).unwrap_or(new.now),
+            updated_at: parse_ts(&now).unwrap_or(new.now),
+            due_at: due,
+            closed_at: None,
+        })
+    }
+
+    /// The case with this id (`pv-2026-000001` is accepted for `PV-2026-000001`).
+    pub fn get(&self, id: &str) -> Result<Option<Case>> {
+        let id = normalize_id(id);
+        let path = self.store.path().to_owned();
+        let raw = self.store.with_conn(|c| {
+            c.query_row(&format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = ?1"), [&id], RawCase::from_row).optional()
+        })?;
+        raw.map(|r| r.into_case(&path)).transpose()
+    }
+
+    /// Cases matching `filter`, oldest first.
+    pub fn list(&self, filter: &CaseFilter) -> Result<Vec<Case>> {
+        let mut sql = format!("SELECT {CASE_COLUMNS} FROM cases WHERE 1 = 1");
+        let mut args: Vec<String> = Vec::new();
+        let mut arg = |sql: &mut String, clause: &str, v: String| {
+            args.push(v);
+            sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+        };
+        if let Some(k) = filter.kind {
+            arg(&mut sql, " AND kind = ?", k.as_str().into());
+        }
+        if let Some(s) = filter.state {
+            arg(&mut sql, " AND state = ?", s.as_str().into());
+        }
+        if filter.open_only {
+            sql.push_str(" AND state <> 'closed'");
+        }
+        if let Some(o) = &filter.owner {
+            arg(&mut sql, " AND owner = ?", o.clone());
+        }
+        if let Some(t) = filter.overdue_at {
+            arg(&mut sql, " AND state <> 'closed' AND due_at < ?", ts(t));
+        }
+        sql.push_str(" ORDER BY created_at, rowid");
+        if let Some(n) = filter.limit {
+            sql.push_str(&format!(" LIMIT {n}"));
+        }
+        let path = self.store.path().to_owned();
+        let raws = self.store.with_conn(|c| {
+            let mut st = c.prepare(&sql)?;
+            let rows = st.query_map(rusqlite::params_from_iter(args.iter()), RawCase::from_row)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        raws.into_iter().map(|r| r.into_case(&path)).collect()
+    }
+
+    /// Sets (or changes) the owner. Allowed in any state but `closed`.
+    pub fn assign(&self, id: &str, owner: &str, actor: &str) -> Result<Case> {
+        non_empty("owner", owner)?;
+        non_empty("actor", actor)?;
+        let owner = owner.trim();
+        self.change(id, actor, |case| {
+            if case.state == CaseState::Closed {
+                return Err(Error::Closed { id: case.id.clone() });
+            }
+            let note = match &case.owner {
+                Some(prev) if prev == owner => format!("assigned to {owner} (unchanged)"),
+                Some(prev) => format!("reassigned from {prev} to {owner}"),
+                None => format!("assigned to {owner}"),
+            };
+            Ok(Change {
+                action: "assigned",
+                to: case.state,
+                owner: Some(owner.to_owned()),
+                resolution: None,
+                note: Some(note),
+            })
+        })
+    }
+
+    /// Moves the case one step along the state machine. Going to `in_progress`
+    /// needs an owner; going to `closed` needs a note, which becomes the resolution.
+    pub fn transition(&self, id: &str, to: CaseState, actor: &str, note: Option<&str>) -> Result<Case> {
+        non_empty("actor", actor)?;
+        let note = note.map(str::trim).filter(|n| !n.is_empty());
+        self.change(id, actor, |case| {
+            if !case.state.can_go_to(to) {
+                return Err(Error::InvalidTransition { id: case.id.clone(), from: case.state, to });
+            }
+            if to == CaseState::InProgress && case.owner.is_none() {
+                return Err(Error::NoOwner { id: case.id.clone() });
+            }
+            let resolution = if to == CaseState::Closed {
+                Some(
+                    note.ok_or(Error::BadInput {
+                        field: "resolution",
+                        reason: "closing a case needs a resolution".into(),
+                    })?
+                    .to_owned(),
+                )
+            } else {
+                None
+            };
+            Ok(Change {
+                action: "transitioned",
+                to,
+                owner: case.owner.clone(),
+                resolution,
+                note: note.map(str::to_owned),
+            })
+        })
+    }
+
+    /// Closes the case with a resolution (from `in_progress`).
+    pub fn resolve(&self, id: &str, actor: &str, resolution: &str) -> Result<Case> {
+        non_empty("resolution", resolution)?;
+        self.transition(id, CaseState::Closed, actor, Some(resolution))
+    }
+
+    /// Every change to the case, oldest first.
+    pub fn history(&self, id: &str) -> Result<Vec<HistoryEntry>> {
+        let id = normalize_id(id);
+        let path = self.store.path().to_owned();
+        let rows = self.store.with_conn(|c| {
+            let exists: bool = c.query_row("SELECT EXISTS (SELECT 1 FROM cases WHERE id = ?1)", [&id], |r| r.get(0))?;
+            if !exists {
+                return Ok(None);
+            }
+            let mut st = c.prepare(
+                "SELECT actor, at, action, from_state, to_state, note FROM case_history WHERE case_id = ?1 ORDER BY id",
+            )?;
+            let rows = st.query_map([&id], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                ))
+            })?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map(Some)
+        })?;
+        let rows = rows.ok_or_else(|| Error::NotFound { id: id.clone() })?;
+        let bad = |field: &'static str, value: &str| Error::BadRow {
+            path: path.clone(),
+            id: id.clone(),
+            field,
+            value: value.into(),
+        };
+        rows.into_iter()
+            .map(|(actor, at, action, from, to, note)| {
+                Ok(HistoryEntry {
+                    actor,
+                    at: parse_ts(&at).ok_or_else(|| bad("case_history.at", &at))?,
+                    action,
+                    from_state: from.map(|f| f.parse().map_err(|_| bad("case_history.from_state", &f))).transpose()?,
+                    to_state: to.parse().map_err(|_| bad("case_history.to_state", &to))?,
+                    note,
+                })
+            })
+            .collect()
+    }
+
+    /// Reads the case, lets `decide` validate and describe the change, writes
+    /// the change and its history entry — all in one IMMEDIATE transaction, so
+    /// two people acting on the same case at once cannot both win.
+    fn change(&self, id: &str, actor: &str, decide: impl FnOnce(&Case) -> Result<Change>) -> Result<Case> {
+        let id = normalize_id(id);
+        let actor = actor.trim();
+        let path = self.store.path().to_owned();
+        let now = ts(Utc::now());
+        self.store.write(|tx| -> Result<()> {
+            let sql = |e| Error::Store(store::Error::sqlite(&path, e));
+            let case = tx
+                .query_row(&format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = ?1"), [&id], RawCase::from_row)
+                .optional()
+                .map_err(sql)?
+                .ok_or_else(|| Error::NotFound { id: id.clone() })?
+                .into_case(&path)?;
+            let ch = decide(&case)?;
+            let closed_at = (ch.to == CaseState::Closed).then(|| now.clone());
+            tx.execute(
+                "UPDATE cases SET state = ?2, owner = ?3, resolution = COALESCE(?4, resolution),
+                                  closed_at = COALESCE(?5, closed_at), updated_at = ?6
+                 WHERE id = ?1",
+                params![id, ch.to.as_str(), ch.owner, ch.resolution, closed_at, now],
+            )
+            .map_err(sql)?;
+            record(tx, &id, &now, actor, ch.action, Some(case.state), ch.to, ch.note.as_deref()).map_err(sql)?;
+            Ok(())
+        })?;
+        tracing::info!(case_id = %id, actor, "case changed");
+        self.get(&id)?.ok_or(Error::NotFound { id })
+    }
+}
+
+/// What a change does (decided under the write lock).
+struct Change {
+    action: &'static str,
+    to: CaseState,
+    owner: Option<String>,
+    resolution: Option<String>,
+    note: Option<String>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn record(
+    tx: &rusqlite::Transaction<'_>,
+    id: &str,
+    at: &str,
+    actor: &str,
+    action: &str,
+    from: Option<CaseState>,
+    to: CaseState,
+    note: Option<&str>,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO case_history (case_id, at, actor, action, from_state, to_state, note) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![id, at, actor, action, from.map(CaseState::as_str), to.as_str(), note],
+    )
+    .map(|_| ())
+}
+
+fn non_empty(field: &'static str, v: &str) -> Result<()> {
+    if v.trim().is_empty() {
+        Err(Error::BadInput { field, reason: "must not be empty".into() })
+    } else {
+        Ok(())
+    }
+}
+
+fn normalize_id(id: &str) -> String {
+    id.trim().to_ascii_uppercase()
+}
+
+/// Fixed-width RFC 3339 UTC with milliseconds, so stored times sort as text.
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
+}
+
+/// A row as SQLite returns it, before parsing enums and times.
+struct RawCase {
+    id: String,
+    kind: String,
+    state: String,
+    owner: Option<String>,
+    product: Option<String>,
+    question: String,
+    reporter: String,
+    hcp: Option<String>,
+    patient: Option<String>,
+    suspect_product: Option<String>,
+    event: Option<String>,
+    flags_json: String,
+    resolution: Option<String>,
+    created_at: String,
+    updated_at: String,
+    due_at: String,
+    closed_at: Option<String>,
+}
+
+impl RawCase {
+    fn from_row(r: &Row<'_>) -> rusqlite::Result<RawCase> {
+        Ok(RawCase {
+            id: r.get(0)?,
+            kind: r.get(1)?,
+            state: r.get(2)?,
+            owner: r.get(3)?,
+            product: r.get(4)?,
+            question: r.get(5)?,
+            reporter: r.get(6)?,
+            hcp: r.get(7)?,
+            patient: r.get(8)?,
+            suspect_product: r.get(9)?,
+            event: r.get(10)?,
+            flags_json: r.get(11)?,
+            resolution: r.get(12)?,
+            created_at: r.get(13)?,
+            updated_at: r.get(14)?,
+            due_at: r.get(15)?,
+            closed_at: r.get(16)?,
+        })
+    }
+
+    fn into_case(self, path: &Path) -> Result<Case> {
+        let id = self.id.clone();
+        let bad = |field: &'static str, value: &str| Error::BadRow {
+            path: path.to_owned(),
+            id: id.clone(),
+            field,
+            value: value.into(),
+        };
+        let time = |field: &'static str, v: &str| parse_ts(v).ok_or_else(|| bad(field, v));
+        Ok(Case {
+            kind: self.kind.parse().map_err(|_| bad("kind", &self.kind))?,
+            state: self.state.parse().map_err(|_| bad("state", &self.state))?,
+            flags: serde_json::from_str(&self.flags_json).map_err(|_| bad("flags_json", &self.flags_json))?,
+            created_at: time("created_at", &self.created_at)?,
+            updated_at: time("updated_at", &self.updated_at)?,
+            due_at: time("due_at", &self.due_at)?,
+            closed_at: self.closed_at.as_deref().map(|v| time("closed_at", v)).transpose()?,
+            id: self.id,
+            owner: self.owner,
+            product: self.product,
+            question: self.question,
+            reporter: self.reporter,
+            hcp: self.hcp,
+            patient: self.patient,
+            suspect_product: self.suspect_product,
+            event: self.event,
+            resolution: self.resolution,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn new_case(kind: CaseKind, now: &str) -> NewCase {
+        NewCase {
+            kind,
+            product: Some("zentravia".into()),
+            question: "My patient got a bad rash two weeks after starting it.  ".into(),
+            reporter: "rep-7".into(),
+            hcp: Some("Dr. Shah".into()),
+            patient: Some("F, 54".into()),
+            suspect_product: Some("zentravia".into()),
+            event: Some("rash".into()),
+            flags_json: r#"[{"kind":"adverse_event","evidence":"bad rash"}]"#.into(),
+            now: at(now),
+        }
+    }
+
+    #[test]
+    fn ids_are_per_kind_and_per_year() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = CaseStore::open(dir.path()).unwrap();
+        let ids: Vec<String> = [
+            (CaseKind::Pharmacovigilance, "2026-03-02T10:00:00Z"),
+            (CaseKind::Pharmacovigilance, "2026-03-02T11:00:00Z"),
+            (CaseKind::MedicalInformation, "2026-03-02T12:00:00Z"),
+            (CaseKind::Pharmacovigilance, "2026-12-31T23:59:59Z"),
+            (CaseKind::Pharmacovigilance, "2027-01-01T00:00:00Z"),
+            (CaseKind::MedicalInformation, "2027-01-04T09:00:00Z"),
+            (CaseKind::MedicalInformation, "2027-01-04T09:01:00Z"),
+        ]
+        .into_iter()
+        .map(|(k, t)| s.open_case(new_case(k, t)).unwrap().id)
+        .collect();
+        assert_eq!(
+            ids,
+            [
+                "PV-2026-000001",
+                "PV-2026-000002",
+                "MIR-2026-000001",
+                "PV-2026-000003",
+                "PV-2027-000001",
+                "MIR-2027-000001",
+                "MIR-2027-000002"
+            ]
+        );
+    }
+
+    #[test]
+    fn open_case_stores_everything_verbatim_and_computes_due() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = CaseStore::open(dir.path()).unwrap();
+        let c = s.open_case(new_case(CaseKind::Pharmacovigilance, "2026-11-20T10:00:00Z")).unwrap(); // Friday
+        assert_eq!(c.due_at, at("2026-11-23T10:00:00Z"));
+        assert_eq!(c.state, CaseState::New);
+        let got = s.get(&c.id).unwrap().unwrap();
+        assert_eq!(got, c);
+        assert_eq!(got.question, "My patient got a bad rash two weeks after starting it.  ");
+        assert_eq!(got.flags[0]["kind"], "adverse_event");
+        assert_eq!(s.get("pv-2026-000001").unwrap().unwrap().id, "PV-2026-000001");
+        assert!(s.get("PV-2026-999999").unwrap().is_none());
+    }
+
+    #[test]
+    fn bad_input_is_refused_before_writing() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = CaseStore::open(dir.path()).unwrap();
+        let mut n = new_case(CaseKind::Pharmacovigilance, "2026-11-20T10:00:00Z");
+        n.flags_json = "{not json".into();
+        assert!(matches!(s.open_case(n).unwrap_err(), Error::BadInput { field: "flags_json", .. }));
+        let mut n = new_case(CaseKind::Pharmacovigilance, "2026-11-20T10:00:00Z");
+        n.question = "   ".into();
+        assert!(matches!(s.open_case(n).unwrap_err(), Error::BadInput { field: "question", .. }));
+        // No id was burnt by the refused cases.
+        let c = s.open_case(new_case(CaseKind::Pharmacovigilance, "2026-11-20T10:00:00Z")).unwrap();
+        assert_eq!(c.id, "PV-2026-000001");
+    }
+
+    #[test]
+    fn state_machine_valid_and_invalid_steps() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = CaseStore::open(dir.path()).unwrap();
+        let id = s.open_case(new_case(CaseKind::MedicalInformation, "2026-11-18T10:00:00Z")).unwrap().id;
+
+        let e = s.resolve(&id, "med-1", "answered").unwrap_err();
+        assert!(matches!(e, Error::InvalidTransition { from: CaseState::New, to: CaseState::Closed, .. }), "{e}");
+        assert_eq!(e.to_string(), format!("case {id} cannot go from new to closed: the next step from new is triaged"));
+        assert!(matches!(
+            s.transition(&id, CaseState::InProgress, "med-1", None).unwrap_err(),
+            Error::InvalidTransition { .. }
+        ));
+        assert!(matches!(
+            s.transition(&id, CaseState::New, "med-1", None).unwrap_err(),
+            Error::InvalidTransition { .. }
+        ));
+
+        assert_eq!(
+            s.transition(&id, CaseState::Triaged, "med-1", Some("off-label dosing question")).unwrap().state,
+            CaseState::Triaged
+        );
+        let e = s.transition(&id, CaseState::InProgress, "med-1", None).unwrap_err();
+        assert!(matches!(e, Error::NoOwner { .. }), "{e}");
+        assert_eq!(s.assign(&id, "med-2", "med-1").unwrap().owner.as_deref(), Some("med-2"));
+        assert_eq!(s.transition(&id, CaseState::InProgress, "med-2", None).unwrap().state, CaseState::InProgress);
+        assert!(matches!(
+            s.transition(&id, CaseState::Closed, "med-2", None).unwrap_err(),
+            Error::BadInput { field: "resolution", .. }
+        ));
+        let closed = s.resolve(&id, "med-2", "Sent MI response letter ML-123").unwrap();
+        assert_eq!(closed.state, CaseState::Closed);
+        assert_eq!(closed.resolution.as_deref(), Some("Sent MI response letter ML-123"));
+        assert!(closed.closed_at.is_some());
+        assert!(!closed.is_overdue(at("2030-01-01T00:00:00Z")));
+
+        let e = s.resolve(&id, "med-2", "again").unwrap_err();
+        assert_eq!(e.to_string(), format!("case {id} cannot go from closed to closed: a closed case stays closed"));
+        assert!(matches!(s.assign(&id, "med-3", "med-1").unwrap_err(), Error::Closed { .. }));
+        assert!(matches!(s.assign("MIR-2026-000099", "x", "y").unwrap_err(), Error::NotFound { .. }));
+    }
+
+    #[test]
+    fn every_change_is_in_the_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = CaseStore::open(dir.path()).unwrap();
+        let id = s.open_case(new_case(CaseKind::Pharmacovigilance, "2026-11-18T10:00:00Z")).unwrap().id;
+        s.transition(&id, CaseState::Triaged, "pv-lead", Some("serious: hospitalisation")).unwrap();
+        s.assign(&id, "pv-anna", "pv-lead").unwrap();
+        s.assign(&id, "pv-ben", "pv-lead").unwrap();
+        let _ = s.resolve(&id, "pv-ben", "too early").unwrap_err(); // refused: not recorded
+        s.transition(&id, CaseState::InProgress, "pv-ben", None).unwrap();
+        s.resolve(&id, "pv-ben", "Entered in safety database as 2026-US-0042").unwrap();
+
+        let h = s.history(&id).unwrap();
+        type Step<'a> = (&'a str, &'a str, Option<CaseState>, CaseState, Option<&'a str>);
+        let got: Vec<Step<'_>> = h
+            .iter()
+            .map(|e| (e.actor.as_str(), e.action.as_str(), e.from_state, e.to_state, e.note.as_deref()))
+            .collect();
+        use CaseState::*;
+        assert_eq!(
+            got,
+            vec![
+                ("rep-7", "opened", None, New, None),
+                ("pv-lead", "transitioned", Some(New), Triaged, Some("serious: hospitalisation")),
+                ("pv-lead", "assigned", Some(Triaged), Triaged, Some("assigned to pv-anna")),
+                ("pv-lead", "assigned", Some(Triaged), Triaged, Some("reassigned from pv-anna to pv-ben")),
+                ("pv-ben", "transitioned", Some(Triaged), InProgress, None),
+                (
+                    "pv-ben",
+                    "transitioned",
+                    Some(InProgress),
+                    Closed,
+                    Some("Entered in safety database as 2026-US-0042")
+                ),
+            ]
+        );
+        assert!(h.windows(2).all(|w| w[0].at <= w[1].at));
+        assert!(matches!(s.history("PV-2026-000404").unwrap_err(), Error::NotFound { .. }));
+        // History is append-only, cases are never deleted, even through raw SQL.
+        let e = s.store().with_conn(|c| c.execute("DELETE FROM case_history", [])).unwrap_err();
+        assert!(e.to_string().contains("append-only"), "{e}");
+        let e = s.store().with_conn(|c| c.execute("DELETE FROM cases", [])).unwrap_err();
+        assert!(e.to_string().contains("never deleted"), "{e}");
+    }
+
+    #[test]
+    fn list_filters() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = CaseStore::open(dir.path()).unwrap();
+        let pv1 = s.open_case(new_case(CaseKind::Pharmacovigilance, "2026-11-16T10:00:00Z")).unwrap().id; // due Tue 17
+        let mir = s.open_case(new_case(CaseKind::MedicalInformation, "2026-11-16T11:00:00Z")).unwrap().id; // due Wed 18 11:00
+        let pv2 = s.open_case(new_case(CaseKind::Pharmacovigilance, "2026-11-18T10:00:00Z")).unwrap().id; // due Thu 19
+        s.transition(&pv2, CaseState::Triaged, "pv-lead", None).unwrap();
+        s.assign(&pv2, "pv-anna", "pv-lead").unwrap();
+        let ids = |f: CaseFilter| s.list(&f).unwrap().into_iter().map(|c| c.id).collect::<Vec<_>>();
+        assert_eq!(ids(CaseFilter::default()), [pv1.as_str(), mir.as_str(), pv2.as_str()]);
+        assert_eq!(
+            ids(CaseFilter { kind: Some(CaseKind::Pharmacovigilance), ..Default::default() }),
+            [pv1.as_str(), pv2.as_str()]
+        );
+        assert_eq!(ids(CaseFilter { state: Some(CaseState::Triaged), ..Default::default() }), [pv2.as_str()]);
+        assert_eq!(ids(CaseFilter { owner: Some("pv-anna".into()), ..Default::default() }), [pv2.as_str()]);
+        assert_eq!(
+            ids(CaseFilter { overdue_at: Some(at("2026-11-18T11:30:00Z")), ..Default::default() }),
+            [pv1.as_str(), mir.as_str()]
+        );
+        assert_eq!(
+            ids(CaseFilter { overdue_at: Some(at("2026-11-17T10:30:00Z")), ..Default::default() }),
+            [pv1.as_str()]
+        );
+        assert_eq!(ids(CaseFilter { limit: Some(1), ..Default::default() }), [pv1.as_str()]);
+        assert_eq!(
+            ids(CaseFilter {
+                kind: Some(CaseKind::MedicalInformation),
+                state: Some(CaseState::Closed),
+                ..Default::default()
+            }),
+            Vec::<String>::new()
+        );
+    }
+}

@@ -1,0 +1,325 @@
+//! `onlabel cases …`: work the PV / Medical Information queue from a terminal.
+//!
+//! The actor of every change is `--as USER`, recorded in the case history.
+//! Token checks (`ONLABEL_TOKEN`) arrive with the users issue; until then
+//! `--as` is trusted, so this command is for operators on the server's host.
+
+use std::io::Write;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use clap::{Args, Subcommand};
+use serde::Serialize;
+
+use super::{EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK};
+use crate::cases::{self, Case, CaseFilter, CaseKind, CaseState, CaseStore, HistoryEntry, NewCase};
+use crate::store;
+
+/// The `cases` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CasesCommand {
+    /// List cases (oldest first), optionally filtered.
+    List(ListArgs),
+    /// Show one case with its full history.
+    Show {
+        /// The case id, e.g. PV-2026-000001.
+        id: String,
+    },
+    /// Assign (or reassign) a case to an owner.
+    Assign {
+        /// The case id.
+        id: String,
+        /// The new owner's user id.
+        #[arg(long = "to", value_name = "OWNER")]
+        to: String,
+        #[command(flatten)]
+        actor: Actor,
+    },
+    /// Mark a new case as triaged (new → triaged).
+    Triage {
+        /// The case id.
+        id: String,
+        /// Why / what was decided (seriousness, completeness…).
+        #[arg(long)]
+        note: Option<String>,
+        #[command(flatten)]
+        actor: Actor,
+    },
+    /// Start working a triaged case (triaged → in_progress; needs an owner).
+    Start {
+        /// The case id.
+        id: String,
+        /// An optional note for the history.
+        #[arg(long)]
+        note: Option<String>,
+        #[command(flatten)]
+        actor: Actor,
+    },
+    /// Close a case in progress with its resolution (in_progress → closed).
+    Resolve {
+        /// The case id.
+        id: String,
+        /// How it was resolved (safety database reference, MI letter sent, …).
+        #[arg(long)]
+        resolution: String,
+        #[command(flatten)]
+        actor: Actor,
+    },
+    /// Test aid for the crash test: open cases in a loop, printing each id
+    /// on stdout only after its commit returned.
+    #[command(hide = true)]
+    Stress {
+        /// How many cases to open.
+        #[arg(long, default_value_t = 1_000_000)]
+        count: u64,
+        /// pv, mir, or both (alternating).
+        #[arg(long, default_value = "both")]
+        kind: String,
+    },
+}
+
+/// Who is acting.
+#[derive(Debug, Args)]
+pub struct Actor {
+    /// Your user id, recorded as the actor in the case history.
+    #[arg(long = "as", value_name = "USER")]
+    actor: String,
+}
+
+/// Filters for `cases list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only this kind: pv or mir.
+    #[arg(long, value_parser = parse_kind)]
+    kind: Option<CaseKind>,
+    /// Only this state: new, triaged, in_progress, closed.
+    #[arg(long, value_parser = parse_state)]
+    state: Option<CaseState>,
+    /// Only cases that are not closed.
+    #[arg(long)]
+    open: bool,
+    /// Only cases owned by this user.
+    #[arg(long)]
+    owner: Option<String>,
+    /// Only open cases past their due time.
+    #[arg(long)]
+    overdue: bool,
+    /// At most this many.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Judge "overdue" at this instant (RFC 3339) instead of now.
+    #[arg(long, hide = true, value_parser = parse_instant)]
+    now: Option<DateTime<Utc>>,
+}
+
+fn parse_kind(s: &str) -> Result<CaseKind, String> {
+    s.parse()
+}
+fn parse_state(s: &str) -> Result<CaseState, String> {
+    s.parse()
+}
+fn parse_instant(s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| format!("{s:?} is not an RFC 3339 time like 2026-11-23T10:00:00Z"))
+}
+
+/// A case as `list` prints it in JSON: the stored case plus whether it is overdue now.
+#[derive(Serialize)]
+struct Listed<'a> {
+    #[serde(flatten)]
+    case: &'a Case,
+    overdue: bool,
+}
+
+/// Runs one `cases` subcommand against `DATA_DIR/onlabel.sqlite`; returns the exit code.
+pub fn run(cmd: &CasesCommand, data_dir: &Path, json: bool) -> anyhow::Result<i32> {
+    match execute(cmd, data_dir, json) {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            eprintln!("error: {e}");
+            if json {
+                println!("{}", serde_json::json!({"error": {"code": e.code(), "message": e.to_string()}}));
+            }
+            Ok(exit_code(&e))
+        }
+    }
+}
+
+fn exit_code(e: &cases::Error) -> i32 {
+    match e {
+        _ if e.is_user_error() => EXIT_BAD_INPUT,
+        cases::Error::Store(store::Error::Io { .. }) => EXIT_BAD_INPUT,
+        // The store failed its own checks: not a database, damaged, from a newer version.
+        _ => EXIT_CHECK_FAILED,
+    }
+}
+
+fn execute(cmd: &CasesCommand, data_dir: &Path, json: bool) -> cases::Result<i32> {
+    let file = data_dir.join(store::FILE_NAME);
+    if !matches!(cmd, CasesCommand::Stress { .. }) && !file.exists() {
+        // Do not create an empty store just to say it is empty: a wrong --data is the likelier cause.
+        if let CasesCommand::List(_) = cmd {
+            eprintln!("no case store at {} yet (set --data DIR or ONLABEL_DATA if it lives elsewhere)", file.display());
+            if json {
+                println!("[]");
+            }
+            return Ok(EXIT_OK);
+        }
+        return Err(cases::Error::BadInput {
+            field: "--data",
+            reason: format!("no case store at {} (set --data DIR or ONLABEL_DATA)", file.display()),
+        });
+    }
+    let store = CaseStore::open(data_dir)?;
+    match cmd {
+        CasesCommand::List(a) => {
+            let now = a.now.unwrap_or_else(Utc::now);
+            let filter = CaseFilter {
+                kind: a.kind,
+                state: a.state,
+                open_only: a.open,
+                owner: a.owner.clone(),
+                overdue_at: a.overdue.then_some(now),
+                limit: a.limit,
+            };
+            let list = store.list(&filter)?;
+            if json {
+                let rows: Vec<Listed<'_>> =
+                    list.iter().map(|c| Listed { case: c, overdue: c.is_overdue(now) }).collect();
+                println!("{}", to_json(&rows));
+            } else {
+                print!("{}", render_list(&list, now));
+            }
+        }
+        CasesCommand::Show { id } => {
+            let case = store.get(id)?.ok_or_else(|| cases::Error::NotFound { id: id.trim().to_ascii_uppercase() })?;
+            let history = store.history(&case.id)?;
+            if json {
+                println!(
+                    "{}",
+                    to_json(
+                        &serde_json::json!({"case": case, "overdue": case.is_overdue(Utc::now()), "history": history})
+                    )
+                );
+            } else {
+                print!("{}", render_case(&case, &history));
+            }
+        }
+        CasesCommand::Assign { id, to, actor } => print_changed(&store.assign(id, to, &actor.actor)?, json),
+        CasesCommand::Triage { id, note, actor } => {
+            print_changed(&store.transition(id, CaseState::Triaged, &actor.actor, note.as_deref())?, json)
+        }
+        CasesCommand::Start { id, note, actor } => {
+            print_changed(&store.transition(id, CaseState::InProgress, &actor.actor, note.as_deref())?, json)
+        }
+        CasesCommand::Resolve { id, resolution, actor } => {
+            print_changed(&store.resolve(id, &actor.actor, resolution)?, json)
+        }
+        CasesCommand::Stress { count, kind } => stress(&store, *count, kind)?,
+    }
+    Ok(EXIT_OK)
+}
+
+fn print_changed(c: &Case, json: bool) {
+    if json {
+        println!("{}", to_json(c));
+    } else {
+        println!("{} {} owner {}", c.id, c.state, c.owner.as_deref().unwrap_or("-"));
+    }
+}
+
+fn to_json<T: Serialize>(v: &T) -> String {
+    // Serializing our own plain structs cannot fail; fall back to an error object rather than panic.
+    serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}
+
+fn stress(store: &CaseStore, count: u64, kind: &str) -> cases::Result<()> {
+    let kinds: Vec<CaseKind> = match kind {
+        "both" => CaseKind::ALL.to_vec(),
+        k => vec![k.parse().map_err(|reason| cases::Error::BadInput { field: "--kind", reason })?],
+    };
+    let mut out = std::io::stdout().lock();
+    for i in 0..count {
+        let k = kinds[(i % kinds.len() as u64) as usize];
+        let case = store.open_case(NewCase {
+            kind: k,
+            product: Some("stressol".into()),
+            question: format!("stress case {i}: patient reports dizziness after the second dose"),
+            reporter: "stress".into(),
+            hcp: None,
+            patient: None,
+            suspect_product: None,
+            event: None,
+            flags_json: "[]".into(),
+            now: Utc::now(),
+        })?;
+        // Printed only now that open_case has returned, i.e. after COMMIT.
+        if writeln!(out, "{}", case.id).and_then(|_| out.flush()).is_err() {
+            break; // the reader went away
+        }
+    }
+    Ok(())
+}
+
+fn render_list(list: &[Case], now: DateTime<Utc>) -> String {
+    if list.is_empty() {
+        return "no cases\n".into();
+    }
+    let mut s =
+        format!("{:<16} {:<4} {:<12} {:<14} {:<17} {}\n", "ID", "KIND", "STATE", "OWNER", "DUE (UTC)", "PRODUCT");
+    for c in list {
+        s.push_str(&format!(
+            "{:<16} {:<4} {:<12} {:<14} {:<17} {}{}\n",
+            c.id,
+            c.kind.prefix(),
+            c.state.as_str(),
+            c.owner.as_deref().unwrap_or("-"),
+            c.due_at.format("%Y-%m-%d %H:%M"),
+            c.product.as_deref().unwrap_or("-"),
+            if c.is_overdue(now) { "  OVERDUE" } else { "" },
+        ));
+    }
+    s
+}
+
+fn render_case(c: &Case, history: &[HistoryEntry]) -> String {
+    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    let mut s = format!(
+        "{}  {}  {}{}\nowner:     {}\nreporter:  {}\nproduct:   {}\nhcp:       {}\npatient:   {}\nsuspect:   {}\nevent:     {}\nopened:    {}\ndue:       {}\n",
+        c.id,
+        c.kind,
+        c.state,
+        if c.is_overdue(Utc::now()) { "  OVERDUE" } else { "" },
+        opt(&c.owner),
+        c.reporter,
+        opt(&c.product),
+        opt(&c.hcp),
+        opt(&c.patient),
+        opt(&c.suspect_product),
+        opt(&c.event),
+        rfc(c.created_at),
+        rfc(c.due_at),
+    );
+    if let Some(r) = &c.resolution {
+        s.push_str(&format!("resolution: {r}\n"));
+    }
+    s.push_str(&format!("question (verbatim):\n  {}\nflags: {}\nhistory:\n", c.question, c.flags));
+    for h in history {
+        let from = h.from_state.map_or("-".to_string(), |f| f.to_string());
+        s.push_str(&format!(
+            "  {}  {:<12} {:<13} {} → {}{}\n",
+            rfc(h.at),
+            h.actor,
+            h.action,
+            from,
+            h.to_state,
+            h.note.as_ref().map(|n| format!("  ({n})")).unwrap_or_default()
+        ));
+    }
+    s
+}
+
+fn rfc(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}

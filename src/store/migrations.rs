@@ -1,0 +1,102 @@
+//! [`MIGRATIONS`]: the schema of `onlabel.sqlite`, as an append-only list.
+//!
+//! # Adding tables (prompts, audit, users, …)
+//!
+//! 1. write `src/store/migrations/NNNN_name.sql` (the next number, 4 digits);
+//! 2. append one [`Migration`] to [`MIGRATIONS`] with `version` = NNNN;
+//! 3. never edit or reorder a migration that has shipped — a deployed file
+//!    has already run it; fix forward with a new one.
+//!
+//! The version applied last is kept in `PRAGMA user_version` (what SQLite
+//! tools show and what [`super::Store::schema_version`] reads) and each
+//! applied migration is recorded in `schema_migrations` with its time. All
+//! pending migrations run in one `BEGIN IMMEDIATE` transaction: a crash or an
+//! error leaves the file at its previous version, and of two processes opening
+//! a fresh file at once, the second waits and then finds nothing to do.
+//!
+//! `rusqlite_migration` (which does the same with `user_version`) would be the
+//! crate to use, but its latest release (2.6) depends on rusqlite 0.40, which
+//! cannot coexist with our pinned rusqlite 0.41 (both link `sqlite3`).
+
+use std::path::Path;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::{Error, Result};
+
+/// One schema step.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    /// 1, 2, 3, … with no gaps; becomes `PRAGMA user_version` once applied.
+    pub version: i64,
+    /// Short name, recorded in `schema_migrations` for people reading the file.
+    pub name: &'static str,
+    /// The statements (run with `execute_batch`, inside the migration transaction).
+    pub sql: &'static str,
+}
+
+/// Every migration, oldest first. Append only.
+pub const MIGRATIONS: &[Migration] =
+    &[Migration { version: 1, name: "cases", sql: include_str!("migrations/0001_cases.sql") }];
+
+/// The version a fully migrated file has.
+pub fn latest() -> i64 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+/// Brings the file at `path` up to [`latest`]; refuses a file from the future.
+pub(super) fn apply(conn: &mut Connection, path: &Path) -> Result<()> {
+    let sql = |e| Error::sqlite(path, e);
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql)?;
+    let current: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(sql)?;
+    if current > latest() {
+        return Err(Error::NewerSchema { path: path.to_owned(), found: current, supported: latest() });
+    }
+    if current == latest() {
+        return Ok(()); // dropping `tx` ends the read transaction
+    }
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version    INTEGER PRIMARY KEY,
+             name       TEXT NOT NULL,
+             applied_at TEXT NOT NULL
+         )",
+    )
+    .map_err(sql)?;
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+        tracing::info!(version = m.version, name = m.name, path = %path.display(), "applying migration");
+        tx.execute_batch(m.sql).map_err(sql)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
+            rusqlite::params![m.version, m.name, now],
+        )
+        .map_err(sql)?;
+    }
+    tx.pragma_update(None, "user_version", latest()).map_err(sql)?;
+    tx.commit().map_err(sql)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_contiguous_from_one() {
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.version, i as i64 + 1, "migration {} is out of sequence", m.name);
+            assert!(!m.sql.trim().is_empty());
+        }
+    }
+
+    #[test]
+    fn each_migration_applies_on_top_of_the_previous_ones() {
+        let mut fresh = Connection::open_in_memory().unwrap();
+        apply(&mut fresh, Path::new(":memory:")).unwrap();
+        let applied: i64 = fresh.query_row("SELECT count(*) FROM schema_migrations", [], |r| r.get(0)).unwrap();
+        assert_eq!(applied, MIGRATIONS.len() as i64);
+        apply(&mut fresh, Path::new(":memory:")).unwrap(); // idempotent
+        let v: i64 = fresh.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(v, latest());
+    }
+}

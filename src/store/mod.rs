@@ -1,0 +1,282 @@
+//! [`Store`]: the one SQLite file, `onlabel.sqlite`, that holds every piece of
+//! state that must survive a restart (cases now; the prompt registry, the
+//! audit log and users as their issues land).
+//!
+//! Opening a store
+//!
+//! 1. creates the data directory if needed;
+//! 2. refuses, without writing a byte, a file that is not SQLite (a stray
+//!    file, a half-copied backup) — [`Error::NotADatabase`] tells the user
+//!    what to do; an existing store is never replaced;
+//! 3. switches to WAL with `synchronous=FULL` (a commit is on disk, WAL
+//!    included, before `COMMIT` returns — so an acknowledged write survives a
+//!    crash *and* a power cut), a busy timeout so that the CLI and the server
+//!    can share the file, and foreign keys;
+//! 4. applies the pending [`migrations`] in one `BEGIN IMMEDIATE` transaction
+//!    (two processes opening a fresh file at once do not both migrate).
+//!
+//! Modules own their tables but not the connection setup: they take a
+//! [`Store`] (or open one) and run their statements through
+//! [`Store::with_conn`] / [`Store::write`].
+
+pub mod migrations;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, TransactionBehavior};
+
+pub use migrations::{Migration, MIGRATIONS};
+
+/// The file name inside the data directory (DESIGN.md: one SQLite file).
+pub const FILE_NAME: &str = "onlabel.sqlite";
+
+/// How long a writer waits for another process's write lock before giving up.
+/// Writes are single-row transactions of a few milliseconds; five seconds is
+/// far above any legitimate wait and still short enough for a CLI user.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The 16 bytes every SQLite 3 database file starts with.
+const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+
+/// What can go wrong with the store file itself.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The data directory or the file could not be created or read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The directory or file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file exists but is not an SQLite database. Nothing was written to it.
+    #[error(
+        "{path} is not an OnLabel database (not an SQLite file); it was left untouched. \
+         If it is a store damaged in a copy, restore it from your backup; otherwise move it aside \
+         (or point --data / ONLABEL_DATA at the right directory) and run the command again"
+    )]
+    NotADatabase {
+        /// The file.
+        path: PathBuf,
+    },
+    /// SQLite reports the database as corrupt (a damaged page, a bad index).
+    #[error(
+        "{path} is damaged ({detail}); stop all OnLabel processes, keep a copy of the file and of \
+         {path}-wal, and restore from your backup (`sqlite3 {path} .recover` may salvage rows)"
+    )]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What SQLite said.
+        detail: String,
+    },
+    /// The file was migrated by a newer OnLabel; this one does not know its tables.
+    #[error(
+        "{path} has schema version {found}, newer than this onlabel supports ({supported}); \
+         upgrade onlabel — the file was not changed"
+    )]
+    NewerSchema {
+        /// The file.
+        path: PathBuf,
+        /// `PRAGMA user_version` in the file.
+        found: i64,
+        /// The highest version in [`MIGRATIONS`].
+        supported: i64,
+    },
+    /// WAL could not be switched on (e.g. the directory is on a network share).
+    #[error("{path}: could not enable WAL (journal_mode stayed {mode}); put the data directory on a local disk")]
+    NoWal {
+        /// The file.
+        path: PathBuf,
+        /// The journal mode SQLite kept.
+        mode: String,
+    },
+    /// Another SQLite error (including a lock held longer than [`BUSY_TIMEOUT`]).
+    #[error("{path}: {source}")]
+    Sqlite {
+        /// The file.
+        path: PathBuf,
+        /// The SQLite error.
+        source: rusqlite::Error,
+    },
+}
+
+impl Error {
+    /// Wraps an SQLite error for `path`, recognising corruption.
+    pub fn sqlite(path: &Path, e: rusqlite::Error) -> Error {
+        match e.sqlite_error_code() {
+            Some(ErrorCode::NotADatabase) => Error::NotADatabase { path: path.to_owned() },
+            Some(ErrorCode::DatabaseCorrupt) => Error::Corrupt { path: path.to_owned(), detail: e.to_string() },
+            _ => Error::Sqlite { path: path.to_owned(), source: e },
+        }
+    }
+}
+
+/// Result with the store [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An open `onlabel.sqlite`: one connection, shared behind a mutex so that a
+/// `Store` can sit in server state (`rusqlite::Connection` is `Send`, not `Sync`).
+#[derive(Debug)]
+pub struct Store {
+    /// The file, for error messages.
+    path: PathBuf,
+    /// The connection; every write takes it for the length of one transaction.
+    conn: Mutex<Connection>,
+}
+
+impl Store {
+    /// Opens (creating if needed) `DATA_DIR/onlabel.sqlite` and migrates it.
+    pub fn open(data_dir: &Path) -> Result<Store> {
+        std::fs::create_dir_all(data_dir).map_err(|source| Error::Io { path: data_dir.to_owned(), source })?;
+        Store::open_file(&data_dir.join(FILE_NAME))
+    }
+
+    /// Opens (creating if needed) the store at `path` and migrates it.
+    pub fn open_file(path: &Path) -> Result<Store> {
+        check_header(path)?;
+        let sql = |e| Error::sqlite(path, e);
+        let conn = Connection::open(path).map_err(sql)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
+        // The first statement reads the header: a damaged file fails here, before any write.
+        let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)).map_err(sql)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::NoWal { path: path.to_owned(), mode });
+        }
+        conn.pragma_update(None, "synchronous", "FULL").map_err(sql)?;
+        conn.pragma_update(None, "foreign_keys", true).map_err(sql)?;
+        let mut conn = conn;
+        migrations::apply(&mut conn, path)?;
+        Ok(Store { path: path.to_owned(), conn: Mutex::new(conn) })
+    }
+
+    /// The file this store lives in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` with the connection (reads, or writes that manage their own
+    /// transaction). SQLite errors returned by `f` get the file's path.
+    pub fn with_conn<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T> {
+        f(&mut self.lock()).map_err(|e| Error::sqlite(&self.path, e))
+    }
+
+    /// Runs `f` inside a `BEGIN IMMEDIATE` transaction and commits; returns
+    /// only after the commit is durable. `f` returning an error rolls back.
+    ///
+    /// IMMEDIATE takes the write lock up front, so read-then-write logic in `f`
+    /// (allocate the next id, check the current state) cannot race another
+    /// process; a busy lock is retried for [`BUSY_TIMEOUT`].
+    pub fn write<T, E>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<Error>,
+    {
+        let mut conn = self.lock();
+        let tx =
+            conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| Error::sqlite(&self.path, e))?;
+        let out = f(&tx)?;
+        tx.commit().map_err(|e| Error::sqlite(&self.path, e))?;
+        Ok(out)
+    }
+
+    /// `PRAGMA integrity_check`: `["ok"]` for a sound file, otherwise SQLite's findings.
+    pub fn integrity_check(&self) -> Result<Vec<String>> {
+        self.with_conn(|c| {
+            let mut st = c.prepare("PRAGMA integrity_check")?;
+            let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+            rows.collect()
+        })
+    }
+
+    /// The schema version (`PRAGMA user_version`) of the open file.
+    pub fn schema_version(&self) -> Result<i64> {
+        self.with_conn(|c| c.pragma_query_value(None, "user_version", |r| r.get(0)))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave a half-done write behind:
+        // the transaction rolls back when dropped. The connection is reusable.
+        self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Refuses a non-empty file that does not start with the SQLite header, before
+/// SQLite gets a chance to touch it (e.g. by creating a WAL beside it).
+fn check_header(path: &Path) -> Result<()> {
+    let mut f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => return Err(Error::Io { path: path.to_owned(), source }),
+    };
+    let mut head = Vec::with_capacity(16);
+    (&mut f).take(16).read_to_end(&mut head).map_err(|source| Error::Io { path: path.to_owned(), source })?;
+    if head.is_empty() || head == SQLITE_HEADER {
+        Ok(())
+    } else {
+        Err(Error::NotADatabase { path: path.to_owned() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_can_sit_in_server_state() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<Store>();
+        shareable::<crate::cases::CaseStore>();
+    }
+
+    #[test]
+    fn opens_wal_full_and_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("nested/data")).unwrap();
+        assert!(s.path().ends_with("nested/data/onlabel.sqlite"));
+        let (mode, sync, fk): (String, i64, i64) = s
+            .with_conn(|c| {
+                Ok((
+                    c.pragma_query_value(None, "journal_mode", |r| r.get(0))?,
+                    c.pragma_query_value(None, "synchronous", |r| r.get(0))?,
+                    c.pragma_query_value(None, "foreign_keys", |r| r.get(0))?,
+                ))
+            })
+            .unwrap();
+        assert_eq!(mode, "wal");
+        assert_eq!(sync, 2, "synchronous=FULL");
+        assert_eq!(fk, 1);
+        assert_eq!(s.schema_version().unwrap(), migrations::latest());
+        assert_eq!(s.integrity_check().unwrap(), vec!["ok".to_string()]);
+        drop(s);
+        // Reopening is a no-op migration.
+        let s = Store::open(&dir.path().join("nested/data")).unwrap();
+        assert_eq!(s.schema_version().unwrap(), migrations::latest());
+    }
+
+    #[test]
+    fn garbage_file_is_refused_and_left_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(FILE_NAME);
+        let garbage: Vec<u8> = (0..4096u32).map(|i| (i * 7 + 3) as u8).collect();
+        std::fs::write(&file, &garbage).unwrap();
+        let e = Store::open(dir.path()).unwrap_err();
+        assert!(matches!(e, Error::NotADatabase { .. }), "{e}");
+        let msg = e.to_string();
+        assert!(msg.contains("onlabel.sqlite") && msg.contains("left untouched"), "{msg}");
+        assert_eq!(std::fs::read(&file).unwrap(), garbage);
+        assert!(!dir.path().join("onlabel.sqlite-wal").exists());
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        s.with_conn(|c| c.pragma_update(None, "user_version", 999)).unwrap();
+        drop(s);
+        let e = Store::open(dir.path()).unwrap_err();
+        assert!(matches!(e, Error::NewerSchema { found: 999, .. }), "{e}");
+    }
+}

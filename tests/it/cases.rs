@@ -1,0 +1,365 @@
+//! The case store end to end: crash safety under `kill -9`, concurrent
+//! writers, a damaged file, and `onlabel cases …` through the real binary.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use chrono::{DateTime, Utc};
+use onlabel::cases::{CaseFilter, CaseKind, CaseState, CaseStore, NewCase};
+
+use crate::harness::bin;
+
+fn run(data: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(bin()).arg("--data").arg(data).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+fn stress(data: &Path, count: u64) -> Child {
+    Command::new(bin())
+        .arg("--data")
+        .arg(data)
+        .args(["cases", "stress", "--count", &count.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Complete lines only: a line without its newline was not fully acknowledged.
+fn complete_lines(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split_inclusive('\n').filter(|l| l.ends_with('\n')).map(|l| l.trim().to_string())
+}
+
+/// `PV-2026-000042` → (PV, 2026, 42).
+fn parse_id(id: &str) -> (String, i32, i64) {
+    let mut p = id.split('-');
+    let (k, y, n) = (p.next().unwrap(), p.next().unwrap(), p.next().unwrap());
+    assert_eq!(n.len(), 6, "{id}");
+    (k.to_string(), y.parse().unwrap(), n.parse().unwrap())
+}
+
+/// Every id in the store, checked to form gap-free sequences from 1 per kind and year.
+fn ids_in_store(store: &CaseStore) -> BTreeSet<String> {
+    let ids: BTreeSet<String> = store.list(&CaseFilter::default()).unwrap().into_iter().map(|c| c.id).collect();
+    let mut seqs: BTreeMap<(String, i32), Vec<i64>> = BTreeMap::new();
+    for id in &ids {
+        let (k, y, n) = parse_id(id);
+        seqs.entry((k, y)).or_default().push(n);
+    }
+    for (key, mut s) in seqs {
+        s.sort();
+        assert_eq!(s, (1..=s.len() as i64).collect::<Vec<_>>(), "sequence {key:?} has gaps or duplicates");
+    }
+    ids
+}
+
+fn pv(now: DateTime<Utc>) -> NewCase {
+    NewCase {
+        kind: CaseKind::Pharmacovigilance,
+        product: Some("zentravia".into()),
+        question: "She broke out in hives after the second dose.".into(),
+        reporter: "rep-1".into(),
+        hcp: Some("Dr. Lee".into()),
+        patient: Some("54F".into()),
+        suspect_product: Some("zentravia".into()),
+        event: Some("hives".into()),
+        flags_json: r#"[{"kind":"adverse_event","evidence":"broke out in hives"}]"#.into(),
+        now,
+    }
+}
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+#[test]
+fn kill_9_while_writing_loses_no_acknowledged_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut acknowledged: BTreeSet<String> = BTreeSet::new();
+    for round in 0..3 {
+        let mut child = stress(&data, 1_000_000);
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut this_round = Vec::new();
+        let want = 50 + 25 * round;
+        while this_round.len() < want {
+            let mut line = String::new();
+            let n = out.read_line(&mut line).unwrap();
+            assert!(n > 0, "stress exited early after {} cases", this_round.len());
+            this_round.extend(complete_lines(&line));
+        }
+        // Land the kill at a different point of the write loop each round.
+        std::thread::sleep(std::time::Duration::from_millis(3 * round as u64));
+        child.kill().unwrap(); // SIGKILL on unix
+        let status = child.wait().unwrap();
+        assert_eq!(status.signal(), Some(9), "the writer must die by SIGKILL, not finish");
+        // Ids already in the pipe were printed after their commit: acknowledged too.
+        let mut rest = String::new();
+        out.read_to_string(&mut rest).unwrap();
+        this_round.extend(complete_lines(&rest));
+
+        let store = CaseStore::open(&data).unwrap();
+        assert_eq!(store.store().integrity_check().unwrap(), vec!["ok".to_string()]);
+        let stored = ids_in_store(&store);
+        let missing: Vec<&String> =
+            this_round.iter().chain(acknowledged.iter()).filter(|id| !stored.contains(*id)).collect();
+        assert!(missing.is_empty(), "acknowledged but lost: {missing:?}");
+        acknowledged.extend(this_round.iter().cloned());
+        // The sequence continues after the crash, with no id reused.
+        let next = store.open_case(pv(Utc::now())).unwrap();
+        assert!(!stored.contains(&next.id), "{} reused", next.id);
+        let (_, _, n) = parse_id(&next.id);
+        let max_pv = stored.iter().filter(|i| i.starts_with("PV-")).map(|i| parse_id(i).2).max().unwrap_or(0);
+        assert_eq!(n, max_pv + 1, "{}", next.id);
+        acknowledged.insert(next.id.clone());
+        println!(
+            "crash round {}: {} acknowledged this round, killed by signal 9; store holds {} cases ({} acknowledged in total, 0 lost); integrity_check ok; next id {}",
+            round + 1,
+            this_round.len(),
+            stored.len() + 1,
+            acknowledged.len(),
+            next.id
+        );
+    }
+}
+
+#[test]
+fn concurrent_writers_share_the_file_without_duplicate_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    CaseStore::open(&data).unwrap(); // migrate once; the writers race on ids only
+    let children: Vec<Child> = (0..2).map(|_| stress(&data, 40)).collect();
+    let mut printed = Vec::new();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success());
+        printed.extend(complete_lines(&String::from_utf8_lossy(&out.stdout)).collect::<Vec<_>>());
+    }
+    assert_eq!(printed.len(), 80);
+    let unique: BTreeSet<&String> = printed.iter().collect();
+    assert_eq!(unique.len(), 80, "duplicate ids handed out");
+    let store = CaseStore::open(&data).unwrap();
+    assert_eq!(ids_in_store(&store).len(), 80);
+}
+
+#[test]
+fn garbage_file_gives_a_clear_error_and_is_not_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("onlabel.sqlite");
+    let garbage: Vec<u8> = (0..8192u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    std::fs::write(&file, &garbage).unwrap();
+
+    let e = CaseStore::open(dir.path()).unwrap_err();
+    assert_eq!(e.code(), "store_not_a_database");
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&file.display().to_string()) && msg.contains("left untouched") && msg.contains("backup"),
+        "{msg}"
+    );
+
+    let (code, out, err) = run(dir.path(), &["--json", "cases", "list"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("is not an OnLabel database"), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["error"]["code"], "store_not_a_database");
+    let (code, _, _) = run(dir.path(), &["cases", "stress", "--count", "1"]);
+    assert_eq!(code, 1);
+
+    assert_eq!(std::fs::read(&file).unwrap(), garbage, "the file must not be touched");
+    let names: Vec<String> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+    assert_eq!(names, ["onlabel.sqlite"], "no WAL or journal created beside it");
+}
+
+#[test]
+fn damaged_pages_are_reported_not_repaired() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = CaseStore::open(dir.path()).unwrap();
+        for _ in 0..30 {
+            s.open_case(pv(Utc::now())).unwrap();
+        }
+    } // closing the last connection checkpoints the WAL into the main file
+    let file = dir.path().join("onlabel.sqlite");
+    let mut bytes = std::fs::read(&file).unwrap();
+    assert!(bytes.len() > 4 * 4096, "{}", bytes.len());
+    for b in &mut bytes[4096..] {
+        *b = 0xA5;
+    }
+    std::fs::write(&file, &bytes).unwrap();
+    let outcome = CaseStore::open(dir.path()).and_then(|s| {
+        let check = s.store().integrity_check()?;
+        let listed = s.list(&CaseFilter::default()).map(|l| l.len());
+        Ok((check, listed))
+    });
+    match outcome {
+        Err(e) => assert!(matches!(e.code(), "store_corrupt" | "store_not_a_database"), "{e}"),
+        Ok((check, listed)) => {
+            assert_ne!(check, vec!["ok".to_string()]);
+            if let Err(e) = listed {
+                assert_eq!(e.code(), "store_corrupt", "{e}");
+            }
+        }
+    }
+    assert_eq!(std::fs::read(&file).unwrap().len(), bytes.len(), "the damaged file is kept for recovery");
+}
+
+#[test]
+fn cli_list_show_assign_triage_start_resolve_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (pv_id, mir_id) = {
+        let s = CaseStore::open(&data).unwrap();
+        let p = s.open_case(pv(at("2026-11-20T10:00:00Z"))).unwrap(); // Friday: due Monday
+        let m = s
+            .open_case(NewCase {
+                kind: CaseKind::MedicalInformation,
+                question: "Can I tell her it works for kids?".into(),
+                event: Some("pediatric use".into()),
+                flags_json: r#"[{"kind":"off_label","evidence":"works for kids"}]"#.into(),
+                now: at("2026-11-23T09:00:00Z"),
+                ..pv(at("2026-11-23T09:00:00Z"))
+            })
+            .unwrap();
+        (p.id, m.id)
+    };
+    assert_eq!((pv_id.as_str(), mir_id.as_str()), ("PV-2026-000001", "MIR-2026-000001"));
+
+    let (code, out, err) = run(&data, &["--json", "cases", "list"]);
+    assert_eq!(code, 0, "{err}");
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["id"], pv_id);
+    assert_eq!(list[0]["kind"], "pharmacovigilance");
+    assert_eq!(list[0]["state"], "new");
+    assert_eq!(list[0]["due_at"], "2026-11-23T10:00:00Z");
+    assert_eq!(list[0]["question"], "She broke out in hives after the second dose.");
+    assert_eq!(list[1]["kind"], "medical_information");
+    assert_eq!(list[1]["due_at"], "2026-11-25T09:00:00Z");
+
+    let (_, out, _) = run(&data, &["--json", "cases", "list", "--kind", "mir"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    let (_, out, _) = run(&data, &["--json", "cases", "list", "--overdue", "--now", "2026-11-24T00:00:00Z"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v.as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect::<Vec<_>>(), [pv_id.as_str()]);
+    assert_eq!(v[0]["overdue"], true);
+
+    // Human list.
+    let (code, out, _) = run(&data, &["cases", "list", "--now", "2026-11-24T00:00:00Z"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("PV-2026-000001") && out.contains("OVERDUE") && out.contains("MIR-2026-000001"), "{out}");
+
+    // Assign, then the state machine step by step; an invalid step is exit 2 with a stable code.
+    let (code, out, err) =
+        run(&data, &["--json", "cases", "assign", "pv-2026-000001", "--to", "pv-anna", "--as", "pv-lead"]);
+    assert_eq!(code, 0, "{err}");
+    let c: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (c["id"].as_str(), c["owner"].as_str(), c["state"].as_str()),
+        (Some("PV-2026-000001"), Some("pv-anna"), Some("new"))
+    );
+
+    let (code, out, err) =
+        run(&data, &["--json", "cases", "resolve", &pv_id, "--resolution", "done", "--as", "pv-anna"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot go from new to closed"), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["error"]["code"], "invalid_transition");
+
+    for (args, state) in [
+        (vec!["cases", "triage", &pv_id, "--as", "pv-lead", "--note", "serious: hospitalised"], "triaged"),
+        (vec!["cases", "start", &pv_id, "--as", "pv-anna"], "in_progress"),
+        (
+            vec!["cases", "resolve", &pv_id, "--resolution", "Entered as 2026-US-0042; E2B sent", "--as", "pv-anna"],
+            "closed",
+        ),
+    ] {
+        let mut a = vec!["--json"];
+        a.extend(args);
+        let (code, out, err) = run(&data, &a);
+        assert_eq!(code, 0, "{a:?}: {err}");
+        let c: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(c["state"], state);
+    }
+
+    let (code, out, err) = run(&data, &["--json", "cases", "show", &pv_id]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["case"]["state"], "closed");
+    assert_eq!(v["case"]["resolution"], "Entered as 2026-US-0042; E2B sent");
+    assert_eq!(v["case"]["flags"][0]["kind"], "adverse_event");
+    assert_eq!(v["overdue"], false);
+    let h = v["history"].as_array().unwrap();
+    let steps: Vec<(&str, &str, Option<&str>, &str)> = h
+        .iter()
+        .map(|e| {
+            (
+                e["actor"].as_str().unwrap(),
+                e["action"].as_str().unwrap(),
+                e["from_state"].as_str(),
+                e["to_state"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("rep-1", "opened", None, "new"),
+            ("pv-lead", "assigned", Some("new"), "new"),
+            ("pv-lead", "transitioned", Some("new"), "triaged"),
+            ("pv-anna", "transitioned", Some("triaged"), "in_progress"),
+            ("pv-anna", "transitioned", Some("in_progress"), "closed"),
+        ]
+    );
+    assert!(h.iter().all(|e| e["at"].as_str().unwrap().ends_with('Z')));
+    assert_eq!(h[2]["note"], "serious: hospitalised");
+
+    // Human show.
+    let (code, out, _) = run(&data, &["cases", "show", &pv_id]);
+    assert_eq!(code, 0);
+    assert!(out.contains("resolution: Entered as 2026-US-0042") && out.contains("in_progress → closed"), "{out}");
+
+    // The library sees what the CLI did.
+    let s = CaseStore::open(&data).unwrap();
+    assert_eq!(s.get(&pv_id).unwrap().unwrap().state, CaseState::Closed);
+    assert_eq!(s.list(&CaseFilter { open_only: true, ..Default::default() }).unwrap().len(), 1);
+}
+
+#[test]
+fn cli_bad_input_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // No store yet: list is empty (and says where it looked), show is bad input; nothing is created.
+    let (code, out, err) = run(&data, &["--json", "cases", "list"]);
+    assert_eq!((code, out.trim()), (0, "[]"), "{err}");
+    assert!(err.contains("no case store at"), "{err}");
+    let (code, _, err) = run(&data, &["cases", "show", "PV-2026-000001"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(!data.exists());
+
+    CaseStore::open(&data).unwrap().open_case(pv(Utc::now())).unwrap();
+    let (code, out, _) = run(&data, &["--json", "cases", "show", "PV-2026-000404"]);
+    assert_eq!(code, 2);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&out).unwrap()["error"]["code"], "case_not_found");
+    // --as is required.
+    let (code, _, err) = run(&data, &["cases", "assign", "PV-2026-000001", "--to", "x"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--as"), "{err}");
+    // Starting work without an owner.
+    run(&data, &["cases", "triage", "PV-2026-000001", "--as", "pv-lead"]);
+    let (code, _, err) = run(&data, &["cases", "start", "PV-2026-000001", "--as", "pv-lead"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("has no owner; assign it first"), "{err}");
+    let (code, _, err) = run(&data, &["cases", "list", "--state", "open-ish"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("not a case state"), "{err}");
+}
