@@ -13,10 +13,11 @@
 //! | [`corpus`] | documents and their MLR metadata; loaders (PDF, Markdown, text, SPL XML, sections JSON); PI section detection; chunking into passages that never cross a section |
 //! | [`index`] | the tantivy schema, building and opening an index, BM25 search with medical-aware analysis and synonyms, filters (status, expiry, audience, product) |
 //! | [`copilot`] | the pipeline: retrieve, generate (extractive for now, behind the [`copilot::Generator`] trait), cite |
+//! | [`guard`] | AE mention and report detection, off-label and red-flag rules (from `rules/guard-rules.toml`), output claim checks; routes every question |
 //! | [`eval`] | the eval harness: suites, metrics, reports |
 //! | [`cli`] | clap commands; `main.rs` stays thin |
 //!
-//! Later modules (`llm`, `guard`, `prompts`, `cases`, `audit`, `server`) slot
+//! Later modules (`llm`, `prompts`, `cases`, `audit`, `server`) slot
 //! into [`copilot`] without changing its output shape: every answer already
 //! carries a `route`, `flags`, `case_id` and `prompt_version`.
 #![warn(missing_docs)]
@@ -25,6 +26,7 @@ pub mod cli;
 pub mod copilot;
 pub mod corpus;
 pub mod eval;
+pub mod guard;
 pub mod index;
 
 /// The crate-wide error: each module's own error, wrapped.
@@ -42,6 +44,9 @@ pub enum Error {
     /// Reading an eval suite or writing a report failed.
     #[error(transparent)]
     Eval(#[from] eval::Error),
+    /// Loading the guard's rules or lexicon failed.
+    #[error(transparent)]
+    Guard(#[from] guard::Error),
 }
 
 /// Result with the crate-wide [`Error`].
