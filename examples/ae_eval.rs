@@ -120,7 +120,12 @@ pub fn label_references() -> HashMap<String, LabelReference> {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let show = args.iter().position(|a| a == "--show").and_then(|i| args.get(i + 1)).and_then(|n| n.parse().ok()).unwrap_or(0);
-    let guard = Guard::builtin().expect("builtin guard");
+    // `--lexicon PATH` evaluates a candidate lexicon (e.g. one without the
+    // dev-derived terms, to estimate recall on unseen drugs while tuning).
+    let guard = match args.iter().position(|a| a == "--lexicon").and_then(|i| args.get(i + 1)) {
+        Some(lex) => Guard::from_files(&root().join("rules/guard-rules.toml"), Path::new(lex)).expect("candidate lexicon"),
+        None => Guard::builtin().expect("builtin guard"),
+    };
     println!("guard {}  ({} lexicon entries)\n", guard.rules_version(), guard.lexicon_len());
 
     let ae = root().join("../shared/data/ae");

@@ -162,8 +162,22 @@ impl Lexicon {
                 if out.iter().any(|o| o.start < m.end() && m.start() < o.end) {
                     continue;
                 }
+                let mut start = m.start();
+                if pref.as_deref() == Some(PHRASE) {
+                    // "<modifier> failure|pain|infection…": the modifier must be
+                    // medical, not "treatment failure" or "the following infections".
+                    let words: Vec<&str> = m.as_str().split(' ').collect();
+                    let skip = words.iter().take_while(|w| PHRASE_STOP.contains(w)).count();
+                    if skip + 1 >= words.len() {
+                        continue;
+                    }
+                    start += words[..skip].iter().map(|w| w.len() + 1).sum::<usize>();
+                }
+                if pref.as_deref() == Some(CHANGE) && m.as_str().rsplit(' ').next().is_some_and(|w| CHANGE_STOP.contains(&w)) {
+                    continue;
+                }
                 let preferred = pref.clone().unwrap_or_else(|| m.as_str().to_string());
-                out.push(Mention { start: m.start(), end: m.end(), preferred });
+                out.push(Mention { start, end: m.end(), preferred });
             }
         }
         // One-edit misspellings of long words not already covered.
@@ -227,6 +241,30 @@ fn edit_distance_le1(a: &str, b: &str) -> bool {
     let (ra, rb) = (a.len() - p - s.min(a.len() - p), b.len() - p - s.min(b.len() - p));
     (ra <= 1 && rb <= 1) || (ra == 2 && rb == 2 && a[p] == b[p + 1] && a[p + 1] == b[p])
 }
+
+/// Preferred term of the lexicon's "modifier + generic head" pattern, whose
+/// leading non-medical words are dropped (and which needs one medical word).
+const PHRASE: &str = "morphology-phrase";
+
+/// Preferred term of the lexicon's "increase in X" / "X decreased" patterns,
+/// which do not count when X is not a measurement of the patient.
+const CHANGE: &str = "investigation abnormal";
+
+/// What an "increase in …" is not about.
+const CHANGE_STOP: &[&str] = &[
+    "risk", "dose", "doses", "dosage", "exposure", "exposures", "incidence", "frequency", "rate", "rates", "auc", "cmax", "use", "number",
+    "proportion", "percentage", "duration", "time", "the", "a", "an", "this", "these", "efficacy", "response", "activity", "absorption",
+    "clearance", "bioavailability", "half-life", "concentration", "concentrations", "interval", "intervals", "age", "size", "severity",
+];
+
+/// Words that do not make a generic head ("failure", "pain") medical.
+const PHRASE_STOP: &[&str] = &[
+    "the", "a", "an", "these", "this", "that", "those", "such", "following", "suspected", "adverse", "common", "serious", "additional", "any",
+    "all", "other", "and", "or", "of", "to", "in", "with", "no", "shows", "because", "table", "treatment", "therapy", "therapeutic", "asct",
+    "transplant", "regimen", "efficacy", "virologic", "response", "study", "trial", "device", "product", "dose", "dosing", "for", "on", "as",
+    "new", "worsening", "reported", "possible", "potential", "their", "his", "her", "its", "your", "our", "drug", "medication", "patient",
+    "patients", "related", "associated", "local", "systemic", "general", "site", "injection", "infusion", "grade", "was", "were", "is", "are",
+];
 
 /// A report found in one sentence.
 #[derive(Debug, Clone)]

@@ -567,7 +567,7 @@ impl Guard {
         if report.patient.is_none() {
             let p = re(
                 &PATIENT,
-                r"\b(?:\d{1,3} ?(?:[mf]\b|yo\b|y/o\b|-?years?[- ]old\b|-?month[- ]old\b)|(?:mrs?|ms)\.? [a-z]+\b|(?:(?:my|her|his|their|our|the|a|one of (?:dr\.? [a-z]+'s|her|his|their|the|our) ?)(?:[\w'-]+ ){0,2}?(?:patients?|pts?|resident|lady|man|woman|boy|girl|kid|child|son|daughter|baby|mom|wife|husband|infant)\b)|(?:mi|su|la|el|una?|le|la) (?:paciente|patiente?)\b|\bpt\b)",
+                r"\b(?:\d{1,3} ?(?:[mf]\b|yo\b|y/o\b|-?years?[- ]old\b|-?month[- ]old\b)|(?:mrs?|ms)\.? [a-z]+\b|(?:(?:(?:my|her|his|their|our|the|a) |one of (?:dr\.? [a-z]+'s|her|his|their|the|our) )(?:[\w'-]+ ){0,2}?(?:patients?|pts?|resident|lady|man|woman|boy|girl|kid|child|son|daughter|baby|mom|wife|husband|infant)\b)|(?:mi|su|la|el|una?|le|la) (?:paciente|patiente?)\b|\bpt\b)",
             );
             if let Some(m) = p.find(t) {
                 report.patient = Some(seg.orig_text((m.start(), m.end())));

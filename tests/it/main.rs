@@ -2,5 +2,6 @@
 
 mod cli;
 mod corpus;
+mod guard;
 mod harness;
 mod index;
