@@ -34,18 +34,21 @@ fn setup() -> (Guard, HashMap<String, LabelReference>, Vec<(String, Option<Strin
 
 fn screen(c: &mut Criterion) {
     let (guard, labels, qs) = setup();
-    let ctx = |p: &Option<String>| Context { product: p.as_deref(), label: p.as_deref().and_then(|p| labels.get(p)) };
+    fn ctx<'a>(labels: &'a HashMap<String, LabelReference>, p: &'a Option<String>) -> Context<'a> {
+        Context { product: p.as_deref(), label: p.as_deref().and_then(|p| labels.get(p)) }
+    }
+    let humira = Some("humira".to_string());
     c.bench_function("screen_input/all guard.jsonl questions", |b| {
         b.iter(|| {
             for (q, p) in &qs {
-                std::hint::black_box(guard.screen_input(q, &ctx(p)));
+                std::hint::black_box(guard.screen_input(q, &ctx(&labels, p)));
             }
         })
     });
     let long = &qs.iter().max_by_key(|(q, _)| q.len()).expect("questions").0;
-    c.bench_function("screen_input/longest question", |b| b.iter(|| std::hint::black_box(guard.screen_input(long, &ctx(&Some("humira".into()))))));
+    c.bench_function("screen_input/longest question", |b| b.iter(|| std::hint::black_box(guard.screen_input(long, &ctx(&labels, &humira)))));
     let sentence = "HUMIRA is indicated for reducing signs and symptoms in adult patients with active ankylosing spondylitis.";
-    c.bench_function("screen_output/one sentence", |b| b.iter(|| std::hint::black_box(guard.screen_output(sentence, &ctx(&Some("humira".into()))))));
+    c.bench_function("screen_output/one sentence", |b| b.iter(|| std::hint::black_box(guard.screen_output(sentence, &ctx(&labels, &humira)))));
 }
 
 criterion_group!(benches, screen);

@@ -62,6 +62,9 @@ pub struct LabelReference {
     pub geriatric: bool,
     /// Every word of the whole label (to tell a drug the label addresses anywhere).
     pub words: HashSet<String>,
+    /// `covered` and `limitations` together, for the label rules (kept so
+    /// that screening does not rebuild it per question).
+    pub sections: String,
 }
 
 fn re(cell: &'static OnceLock<Regex>, p: &str) -> &'static Regex {
@@ -231,7 +234,8 @@ impl LabelReference {
             }
         }
         let pediatric_min_kg = kg.into_iter().filter(|k| *k > 0.0 && *k < 100.0).reduce(f64::min);
-        LabelReference { product: product.to_string(), covered, limitations, dosing, pediatric, pediatric_min_kg, geriatric, words }
+        let sections = format!("{covered}\n{limitations}");
+        LabelReference { product: product.to_string(), covered, limitations, dosing, pediatric, pediatric_min_kg, geriatric, words, sections }
     }
 
     /// Whether a normalised term appears (as whole words) where the label covers use.
@@ -246,8 +250,8 @@ impl LabelReference {
     }
 
     /// Sections 1, 2 and 8 with their limitations, for label rules.
-    pub fn sections_text(&self) -> String {
-        format!("{}\n{}", self.covered, self.limitations)
+    pub fn sections_text(&self) -> &str {
+        &self.sections
     }
 }
 

@@ -544,14 +544,13 @@ impl Guard {
 
     fn label_rules(&self, seg: &Seg, label: &LabelReference, acc: &mut Acc) {
         let t = &seg.norm.text;
-        let mut sections: Option<String> = None;
         for lr in &self.rules.label_rules {
             let Some(m) = lr.pat.re.find(t) else { continue };
             let sent = text::sentences(t).into_iter().find(|s| s.0 <= m.start() && m.start() < s.1).unwrap_or((0, t.len()));
             if lr.unless.as_ref().is_some_and(|u| u.is_match_in(t, sent.0, sent.1)) {
                 continue;
             }
-            let st = sections.get_or_insert_with(|| label.sections_text());
+            let st = label.sections_text();
             if lr.label_has.as_ref().is_some_and(|h| !h.is_match(st)) || lr.label_lacks.as_ref().is_some_and(|l| l.is_match(st)) {
                 continue;
             }
