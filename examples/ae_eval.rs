@@ -132,7 +132,7 @@ fn main() {
     for (split, excl) in [("dev", None), ("test", None), ("test", Some("brentuximab"))] {
         let (cm, spans, hit) = mentions_split(&guard, &ae.join(format!("fda_label_ade_sentences.{split}.jsonl")), if split == "dev" { show } else { 0 }, excl);
         let name = match excl {
-            Some(d) => format!("AE mentions, {split} split without {d} (whose label seeds the product corpus), sentence level"),
+            Some(d) => format!("AE mentions, {split} split without {d} (= Adcetris, a product whose label OnLabel ships with), sentence level"),
             None => format!("AE mentions, {split} split, sentence level"),
         };
         cm.print(&name);
