@@ -14,12 +14,13 @@
 //! | [`index`] | the tantivy schema, building and opening an index, BM25 search with medical-aware analysis and synonyms, filters (status, expiry, audience, product) |
 //! | [`llm`] | candle model loading from GGUF, tokenizer from GGUF metadata, chat template, decoding, streaming |
 //! | [`copilot`] | the pipeline: retrieve, generate (extractive for now, behind the [`copilot::Generator`] trait), cite |
+//! | [`guard`] | AE mention and report detection, off-label and red-flag rules (from `rules/guard-rules.toml`), output claim checks; routes every question |
 //! | [`cases`] | escalations to Medical and Pharmacovigilance: durable queue, states, SLA clock, history |
 //! | [`store`] | the one SQLite file (`onlabel.sqlite`) for state that survives restarts; its migrations |
 //! | [`eval`] | the eval harness: suites, metrics, reports |
 //! | [`cli`] | clap commands; `main.rs` stays thin |
 //!
-//! Later modules (`llm`, `guard`, `prompts`, `audit`, `server`) slot
+//! Later modules (`prompts`, `audit`, `server`) slot
 //! into [`copilot`] without changing its output shape: every answer already
 //! carries a `route`, `flags`, `case_id` and `prompt_version`.
 #![warn(missing_docs)]
@@ -29,6 +30,7 @@ pub mod cli;
 pub mod copilot;
 pub mod corpus;
 pub mod eval;
+pub mod guard;
 pub mod index;
 pub mod llm;
 pub mod store;
@@ -57,6 +59,9 @@ pub enum Error {
     /// The SQLite store could not be opened, is damaged, or failed.
     #[error(transparent)]
     Store(#[from] store::Error),
+    /// Loading the guard's rules or lexicon failed.
+    #[error(transparent)]
+    Guard(#[from] guard::Error),
 }
 
 /// Result with the crate-wide [`Error`].

@@ -1,0 +1,799 @@
+//! [`Guard`]: screens every question before it is answered and every generated
+//! sentence before it is shown.
+//!
+//! On input ([`Guard::screen_input`]) it decides the route:
+//!
+//! 1. an adverse event or special situation *reported* in the text →
+//!    Pharmacovigilance (this beats everything; see [`ae`]);
+//! 2. a forbidden request (pricing, samples or anything of value, competitor
+//!    superiority, leaving out safety information, prompt injection) → refused
+//!    with the reason;
+//! 3. an off-label question (an indication, population, dose, frequency, route
+//!    or combination the product's label does not cover, judged against the
+//!    label's own sections 1, 2 and 8 by [`LabelReference`]) or an unsolicited
+//!    request for scientific data → Medical Information, verbatim;
+//! 4. otherwise answer.
+//!
+//! On output ([`Guard::screen_output`], [`Guard::check_fair_balance`]) it flags
+//! off-label statements, absolute or superlative claims, minimisation of risk
+//! and emails without fair balance; the caller drops flagged sentences.
+//!
+//! Every [`Flag`] carries the id of the rule that fired (a stable reason code)
+//! and its evidence span. What is forbidden lives in `rules/guard-rules.toml`
+//! (versioned, reviewed by MLR like a prompt) and the adverse-reaction terms in
+//! `lexicon/ae_terms.txt`; this module only knows how to apply them.
+//! Base64-looking tokens are decoded and screened too.
+
+pub mod ae;
+pub mod label_ref;
+pub mod rules;
+pub mod text;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+pub use label_ref::LabelReference;
+
+use crate::copilot::Route;
+use label_ref::contains_words;
+use rules::Rules;
+use text::{Norm, TermMatcher};
+
+/// What can go wrong while loading the rules or the lexicon. Deciding to block
+/// an answer is not an error: that is a [`Verdict`].
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A file is malformed; names the file and the line.
+    #[error("{}:{line}: {message}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Result with the guard [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What the text is screened against.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Context<'a> {
+    /// The product the rep is detailing.
+    pub product: Option<&'a str>,
+    /// What that product's label covers; without it no off-label check is possible.
+    pub label: Option<&'a LabelReference>,
+}
+
+/// One red flag.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Flag {
+    /// `adverse_event`, `special_situation`, `off_label`, `comparative_claim`,
+    /// `pricing`, `value_to_hcp`, `omit_safety`, `prompt_injection`,
+    /// `absolute_claim`, `minimisation`, `missing_fair_balance`, `unsolicited_request`.
+    pub kind: String,
+    /// The rule that fired: a stable reason code from the rules file.
+    pub rule_id: String,
+    /// The text that raised it (decoded, for base64 content).
+    pub evidence: String,
+    /// Byte span of the evidence in the screened text.
+    pub span: (usize, usize),
+}
+
+/// The minimum elements of a valid individual case safety report, where present.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AeReport {
+    /// An identifiable patient ("45F", "Mrs. Kaplan", "her RA patient").
+    pub patient: Option<String>,
+    /// An identifiable reporter ("Dr. Patel", "the charge nurse").
+    pub reporter: Option<String>,
+    /// The suspect product.
+    pub product: Option<String>,
+    /// The adverse event as written (with its preferred term).
+    pub event: Option<String>,
+    /// Pregnancy or breastfeeding exposure, overdose, medication error, lack of efficacy…
+    pub special_situation: Option<String>,
+}
+
+/// The decision on one question.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// Where it goes.
+    pub route: Route,
+    /// Every flag raised, in order of rule precedence then position.
+    pub flags: Vec<Flag>,
+    /// Why it was not answered (for the rep), when it was not.
+    pub reason: Option<String>,
+    /// The AE report's elements, when routed to Pharmacovigilance.
+    pub report: Option<AeReport>,
+}
+
+/// The two layers of AE classification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Classification {
+    /// The text reports an adverse event or special situation experienced by a patient.
+    pub adverse_event: bool,
+    /// The text mentions an adverse-reaction term.
+    pub ae_mention: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum VocabKind {
+    Drug,
+    Condition,
+}
+
+/// The guard: compiled rules and lexicons. `Send + Sync`; build once, share.
+#[derive(Debug)]
+pub struct Guard {
+    rules: Rules,
+    lexicon: ae::Lexicon,
+    /// Drugs and conditions of the rules' vocabularies, in one matcher.
+    vocab: TermMatcher,
+    /// Payload of `vocab`: kind and group index.
+    vocab_items: Vec<(VocabKind, usize)>,
+}
+
+
+const BUILTIN_RULES: &str = include_str!("../../rules/guard-rules.toml");
+const BUILTIN_LEXICON: &str = include_str!("../../lexicon/ae_terms.txt");
+
+/// A text being screened: the original, its normalised form, and where its
+/// spans land in the caller's text (a decoded base64 token maps to the token).
+struct Seg<'a> {
+    src: &'a str,
+    norm: Norm,
+    fixed_span: Option<(usize, usize)>,
+}
+
+impl Seg<'_> {
+    fn flag(&self, kind: &str, rule_id: &str, (a, b): (usize, usize)) -> Flag {
+        let (oa, ob) = self.norm.orig(a, b);
+        Flag { kind: kind.to_string(), rule_id: rule_id.to_string(), evidence: self.src[oa..ob].to_string(), span: self.fixed_span.unwrap_or((oa, ob)) }
+    }
+    fn orig_text(&self, (a, b): (usize, usize)) -> String {
+        let (oa, ob) = self.norm.orig(a, b);
+        self.src[oa..ob].to_string()
+    }
+}
+
+/// Collected decisions while screening.
+#[derive(Default)]
+struct Acc {
+    flags: Vec<Flag>,
+    /// `(route, reason)` per flag, parallel to `flags`.
+    routes: Vec<(Route, String)>,
+    report: AeReport,
+}
+
+impl Acc {
+    fn push(&mut self, flag: Flag, route: Route, reason: &str) {
+        if self.flags.iter().any(|f| f.rule_id == flag.rule_id && f.span == flag.span) {
+            return;
+        }
+        self.flags.push(flag);
+        self.routes.push((route, reason.to_string()));
+    }
+}
+
+fn re(cell: &'static OnceLock<Regex>, p: &str) -> &'static Regex {
+    cell.get_or_init(|| Regex::new(p).expect("static regex"))
+}
+
+impl Guard {
+    /// The guard with the rules and lexicon compiled into the binary.
+    pub fn builtin() -> Result<Guard> {
+        Guard::from_sources(BUILTIN_RULES, Path::new("rules/guard-rules.toml"), BUILTIN_LEXICON, Path::new("lexicon/ae_terms.txt"))
+    }
+
+    /// The guard from a rules file and an AE lexicon on disk (e.g. a candidate
+    /// version under MLR review). Errors name the file and line.
+    pub fn from_files(rules: &Path, ae_lexicon: &Path) -> Result<Guard> {
+        let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| Error::Io { path: p.to_owned(), source: e });
+        Guard::from_sources(&read(rules)?, rules, &read(ae_lexicon)?, ae_lexicon)
+    }
+
+    fn from_sources(rules_src: &str, rules_path: &Path, lex_src: &str, lex_path: &Path) -> Result<Guard> {
+        let rules = Rules::parse(rules_src, rules_path)?;
+        let lexicon = ae::Lexicon::parse(lex_src, lex_path)?;
+        let mut terms = Vec::new();
+        let mut vocab_items = Vec::new();
+        for (kind, groups) in [(VocabKind::Drug, &rules.drugs), (VocabKind::Condition, &rules.conditions)] {
+            for (g, names) in groups.iter().enumerate() {
+                let item = vocab_items.len();
+                vocab_items.push((kind, g));
+                for n in names {
+                    terms.push((n.clone(), item));
+                }
+            }
+        }
+        Ok(Guard { rules, lexicon, vocab: TermMatcher::new(&terms), vocab_items })
+    }
+
+    /// The rules' version and content hash, for the audit log (`guard-rules@3 sha256:…`).
+    pub fn rules_version(&self) -> &str {
+        &self.rules.version
+    }
+
+    /// Number of lexicon entries (terms and patterns).
+    pub fn lexicon_len(&self) -> usize {
+        self.lexicon.len
+    }
+
+    /// Screens a question (or pasted notes) and decides its route.
+    pub fn screen_input(&self, text: &str, ctx: &Context) -> Verdict {
+        let mut acc = Acc::default();
+        let seg = Seg { src: text, norm: Norm::new(text), fixed_span: None };
+        self.screen_seg(&seg, ctx, &mut acc);
+        for (span, decoded) in text::base64_segments(text) {
+            let reason = self.rules.reasons.get("encoded").cloned().unwrap_or_default();
+            let flag = Flag { kind: "prompt_injection".into(), rule_id: "INJ-ENCODED".into(), evidence: decoded.clone(), span };
+            acc.push(flag, Route::Refused, &reason);
+            let dseg = Seg { src: &decoded, norm: Norm::new(&decoded), fixed_span: Some(span) };
+            self.screen_seg(&dseg, ctx, &mut acc);
+        }
+        let pv = acc.flags.iter().any(|f| f.kind == "adverse_event" || f.kind == "special_situation");
+        let pick = |route: Route| acc.routes.iter().position(|(r, _)| *r == route);
+        let (route, reason) = if pv {
+            let i = acc.flags.iter().position(|f| f.kind == "adverse_event" || f.kind == "special_situation").unwrap_or(0);
+            (Route::Pharmacovigilance, Some(acc.routes[i].1.clone()))
+        } else if let Some(i) = pick(Route::Refused) {
+            (Route::Refused, Some(acc.routes[i].1.clone()))
+        } else if let Some(i) = pick(Route::Medical) {
+            (Route::Medical, Some(acc.routes[i].1.clone()))
+        } else {
+            (Route::Answer, None)
+        };
+        let report = if pv {
+            let mut r = acc.report.clone();
+            if r.product.is_none() {
+                r.product = ctx.product.map(str::to_string);
+            }
+            Some(r)
+        } else {
+            None
+        };
+        // Precedence order: PV flags first, then refused, then medical.
+        let rank = |r: &Route| match r {
+            Route::Pharmacovigilance => 0,
+            Route::Refused => 1,
+            Route::Medical => 2,
+            Route::Answer => 3,
+        };
+        let mut order: Vec<usize> = (0..acc.flags.len()).collect();
+        order.sort_by_key(|&i| (rank(&acc.routes[i].0), acc.flags[i].span.0));
+        let flags = order.into_iter().map(|i| acc.flags[i].clone()).collect();
+        Verdict { route, flags, reason, report }
+    }
+
+    /// Screens one generated sentence; an empty list means it may be shown.
+    pub fn screen_output(&self, sentence: &str, ctx: &Context) -> Vec<Flag> {
+        let seg = Seg { src: sentence, norm: Norm::new(sentence), fixed_span: None };
+        let mut acc = Acc::default();
+        let hits = self.vocab.find(&seg.norm.text);
+        self.apply_rules(&seg, ctx, &hits, false, &mut acc);
+        if let Some(label) = ctx.label {
+            self.off_label(&seg, ctx, label, &hits, true, &mut acc);
+        }
+        acc.flags
+    }
+
+    /// Checks an email body for fair balance: benefit claims need risk
+    /// information in the body or the Important Safety Information attached.
+    pub fn check_fair_balance(&self, email_body: &str, isi_present: bool) -> Vec<Flag> {
+        if isi_present {
+            return Vec::new();
+        }
+        let seg = Seg { src: email_body, norm: Norm::new(email_body), fixed_span: None };
+        let t = &seg.norm.text;
+        match self.rules.benefit.re.find(t) {
+            Some(m) if !self.rules.risk.re.is_match(t) => {
+                let sent = text::sentences(t).into_iter().find(|s| s.0 <= m.start() && m.start() < s.1).unwrap_or((m.start(), m.end()));
+                vec![seg.flag("missing_fair_balance", &self.rules.fair_balance_id, sent)]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Whether the text reports an adverse event and whether it mentions one.
+    pub fn classify(&self, text: &str) -> Classification {
+        let norm = Norm::new(text);
+        let (mentions, reports) = ae::detect(&self.lexicon, &self.rules, &norm.text);
+        let mut c = Classification { adverse_event: !reports.is_empty(), ae_mention: !mentions.is_empty() };
+        for (_, decoded) in text::base64_segments(text) {
+            let d = self.classify(&decoded);
+            c.adverse_event |= d.adverse_event;
+            c.ae_mention |= d.ae_mention;
+        }
+        c
+    }
+
+    /// The AE mentions of a text as `(original span, preferred term)`; for
+    /// evaluation against span-level gold data.
+    pub fn mentions(&self, text: &str) -> Vec<((usize, usize), String)> {
+        let norm = Norm::new(text);
+        self.lexicon.mentions(&norm.text).into_iter().map(|m| (norm.orig(m.start, m.end), m.preferred)).collect()
+    }
+
+    fn screen_seg(&self, seg: &Seg, ctx: &Context, acc: &mut Acc) {
+        let t = &seg.norm.text;
+        let (_, reports) = ae::detect(&self.lexicon, &self.rules, t);
+        for r in &reports {
+            let (kind, reason) = match r.kind {
+                "adverse_event" => ("adverse_event", "Possible adverse event reported: this goes to Pharmacovigilance (report within one business day). Do not answer it from the label."),
+                _ => ("special_situation", "Special situation reported (pregnancy or breastfeeding exposure, overdose, medication error, lack of efficacy or occupational exposure): this goes to Pharmacovigilance."),
+            };
+            acc.push(seg.flag(kind, &r.rule_id, r.span), Route::Pharmacovigilance, reason);
+            if acc.report.event.is_none() {
+                if let (Some(pref), Some(span)) = (&r.event, r.event_text) {
+                    let written = seg.orig_text(span);
+                    acc.report.event = Some(if written.to_lowercase() == *pref { written } else { format!("{written} ({pref})") });
+                }
+            }
+            if acc.report.special_situation.is_none() {
+                acc.report.special_situation = r.situation.clone();
+            }
+        }
+        if !reports.is_empty() {
+            self.capture_report(seg, ctx, &mut acc.report);
+        }
+        let hits = self.vocab.find(t);
+        self.apply_rules(seg, ctx, &hits, true, acc);
+        if let Some(label) = ctx.label {
+            self.off_label(seg, ctx, label, &hits, false, acc);
+        }
+    }
+
+    /// The drug group of the product in context.
+    fn product_group(&self, ctx: &Context) -> Option<usize> {
+        let p = Norm::new(ctx.product?).text;
+        self.rules.drugs.iter().position(|names| names.iter().any(|n| *n == p))
+    }
+
+    /// Drug hits in `[a, b)` that are not the product.
+    fn competitors<'s>(&'s self, ctx: &Context, hits: &'s [(usize, usize, usize)], (a, b): (usize, usize)) -> impl Iterator<Item = &'s (usize, usize, usize)> + 's {
+        let pg = self.product_group(ctx);
+        let items = &self.vocab_items;
+        hits.iter().filter(move |h| h.0 >= a && h.1 <= b && items[h.2].0 == VocabKind::Drug && Some(items[h.2].1) != pg)
+    }
+
+    fn apply_rules(&self, seg: &Seg, ctx: &Context, hits: &[(usize, usize, usize)], input: bool, acc: &mut Acc) {
+        let t = &seg.norm.text;
+        let matched = self.rules.rule_set.matches(t);
+        if !matched.matched_any() {
+            return;
+        }
+        let sents = text::sentences(t);
+        for i in matched.iter() {
+            let rule = &self.rules.rules[i];
+            if (input && !rule.input) || (!input && !rule.output) {
+                continue;
+            }
+            for m in rule.pat.re.find_iter(t) {
+                let sent = *sents.iter().find(|s| s.0 <= m.start() && m.start() < s.1.max(s.0 + 1)).unwrap_or(&(0, t.len()));
+                if rule.unless.as_ref().is_some_and(|u| u.is_match_in(t, sent.0, sent.1)) {
+                    continue;
+                }
+                if rule.needs_competitor && self.competitors(ctx, hits, sent).next().is_none() {
+                    continue;
+                }
+                acc.push(seg.flag(&rule.kind, &rule.id, (m.start(), m.end())), rule.route, &rule.reason);
+                break;
+            }
+        }
+    }
+
+    fn reason(&self, key: &str) -> String {
+        self.rules.reasons.get(key).cloned().unwrap_or_default()
+    }
+
+    /// Structural off-label checks against the label, and the label rules.
+    fn off_label(&self, seg: &Seg, ctx: &Context, label: &LabelReference, hits: &[(usize, usize, usize)], output: bool, acc: &mut Acc) {
+        let t = &seg.norm.text;
+        let r = &self.rules;
+        let sents = text::sentences(t);
+        let sent_of = |pos: usize| *sents.iter().find(|s| s.0 <= pos && pos < s.1.max(s.0 + 1)).unwrap_or(&(0, t.len()));
+        let use_intent_any = if output { false } else { r.use_intent.re.is_match(t) };
+        // A sentence that only asks what the label says (no intent to use).
+        let label_only = |s: (usize, usize)| !output && r.label_question.is_match_in(t, s.0, s.1) && !r.use_intent.is_match_in(t, s.0, s.1);
+        let claim = |s: (usize, usize)| output && r.claim.is_match_in(t, s.0, s.1);
+        let flag_off = |acc: &mut Acc, key: &str, id: &str, span: (usize, usize)| {
+            acc.push(seg.flag("off_label", id, span), Route::Medical, &self.reason(key));
+        };
+        let conditions: Vec<&(usize, usize, usize)> = hits.iter().filter(|h| self.vocab_items[h.2].0 == VocabKind::Condition).collect();
+        let aliases = |h: &(usize, usize, usize)| &r.conditions[self.vocab_items[h.2].1];
+
+        // Indication: a condition the label does not cover.
+        for h in &conditions {
+            if aliases(h).iter().any(|a| label.covers_term(a)) {
+                continue;
+            }
+            let s = sent_of(h.0);
+            let fire = if output { claim(s) } else { use_intent_any && !label_only(s) };
+            if fire {
+                flag_off(acc, "indication", "OFF-INDICATION", (h.0, h.1));
+            }
+        }
+
+        // Population: pediatric ages and weights, geriatric.
+        let ages = question_ages(t);
+        let peds_word = re(&PEDS, r"\b(kids?|children|child|pediatric|paediatric|peds|infants?|toddlers?|newborns?|neonates?|adolescents?|teens?|teenagers?|ninos?|ninas?|enfants?)\b").find(t).map(|m| (m.start(), m.end()));
+        let mut pediatric_age = false;
+        for &(age, span) in &ages {
+            let s = sent_of(span.0);
+            if label_only(s) || (output && !claim(s)) {
+                continue;
+            }
+            if age >= 18.0 {
+                if age >= 65.0 && !label.geriatric && (use_intent_any || output) {
+                    flag_off(acc, "geriatric", "OFF-GERIATRIC", span);
+                }
+                continue;
+            }
+            pediatric_age = true;
+            let containing: Vec<&label_ref::AgeRange> = label.pediatric.iter().filter(|g| g.min <= age && age <= g.max).collect();
+            let cond_ok = conditions.is_empty()
+                || containing.iter().any(|g| conditions.iter().any(|h| aliases(h).iter().any(|a| contains_words(&g.context, a))));
+            if containing.is_empty() || !cond_ok {
+                flag_off(acc, "pediatric", "OFF-PEDIATRIC-AGE", span);
+            }
+        }
+        if ages.is_empty() && label.pediatric.is_empty() {
+            if let Some(span) = peds_word {
+                let s = sent_of(span.0);
+                if (use_intent_any && !label_only(s)) || claim(s) {
+                    flag_off(acc, "pediatric", "OFF-PEDIATRIC", span);
+                }
+            }
+        }
+        if output {
+            self.label_rules(seg, label, acc);
+            return;
+        }
+        if pediatric_age {
+            if let Some(min_kg) = label.pediatric_min_kg {
+                for (w, span) in weights(t) {
+                    if w < min_kg {
+                        flag_off(acc, "weight", "OFF-PEDIATRIC-WEIGHT", span);
+                    }
+                }
+            }
+        }
+
+        // Dose and frequency, against the dosing subsections in question.
+        let cond_aliases: Vec<&String> = conditions.iter().flat_map(|h| aliases(h).iter()).collect();
+        let mut secs: Vec<&label_ref::DosingSection> =
+            label.dosing.iter().filter(|d| cond_aliases.iter().any(|a| contains_words(&d.title, a))).collect();
+        if pediatric_age || peds_word.is_some() {
+            let peds: Vec<&label_ref::DosingSection> = (if secs.is_empty() { label.dosing.iter().collect() } else { secs.clone() })
+                .into_iter()
+                .filter(|d| re(&PEDS_SEC, r"pediatric|children|years of age").is_match(&format!("{} {}", d.title, d.text)))
+                .collect();
+            if !peds.is_empty() {
+                secs = peds;
+            }
+        }
+        if secs.is_empty() {
+            secs = label.dosing.iter().collect();
+        }
+        let set_mg: Vec<f64> = secs.iter().flat_map(|d| d.doses_mg.iter().copied()).collect();
+        let set_kg: Vec<f64> = secs.iter().flat_map(|d| d.doses_mg_kg.iter().copied()).collect();
+        let known = |set: &[f64], v: f64| set.iter().any(|x| (x - v).abs() < 1e-6);
+        let product_spans: Vec<(usize, usize)> = {
+            let pg = self.product_group(ctx);
+            hits.iter().filter(|h| self.vocab_items[h.2].0 == VocabKind::Drug && Some(self.vocab_items[h.2].1) == pg).map(|h| (h.0, h.1)).collect()
+        };
+        let competitor_spans: Vec<(usize, usize)> = self.competitors(ctx, hits, (0, t.len())).map(|h| (h.0, h.1)).collect();
+        for (v, per_kg, span) in question_doses(t, &product_spans) {
+            let s = sent_of(span.0);
+            if label_only(s) {
+                continue;
+            }
+            // A dose that belongs to another drug named just before it.
+            let other = competitor_spans.iter().any(|c| c.1 <= span.0 && span.0 - c.1 <= 25 && s.0 <= c.0);
+            let set = if per_kg { &set_kg } else { &set_mg };
+            if !other && !set.is_empty() && !known(set, v) {
+                flag_off(acc, "dose", "OFF-DOSE", span);
+            }
+        }
+        let dosing_text: String = secs.iter().map(|d| d.text.as_str()).collect::<Vec<_>>().join("\n");
+        for f in &r.frequencies {
+            if let Some(span) = f.pat.find_in(t, 0, t.len()) {
+                if label_only(sent_of(span.0)) || dosing_text.is_empty() {
+                    continue;
+                }
+                if !f.label.is_match(&dosing_text) {
+                    acc.push(seg.flag("off_label", &f.id, span), Route::Medical, &self.reason("frequency"));
+                }
+            }
+        }
+
+        // Combination with a drug the label's sections 1, 2 and 8 do not name.
+        for h in self.competitors(ctx, hits, (0, t.len())) {
+            let s = sent_of(h.0);
+            if !r.combination.is_match_in(t, s.0, s.1) {
+                continue;
+            }
+            let names = &r.drugs[self.vocab_items[h.2].1];
+            if names.iter().any(|n| label.covers_term(n)) {
+                continue;
+            }
+            let addressed = names.iter().any(|n| label.mentions_anywhere(n));
+            let yes_no = r.permissibility.is_match_in(t, s.0, s.1) && !t[s.0..s.1].contains("how ");
+            if addressed && yes_no {
+                continue;
+            }
+            flag_off(acc, "combination", "OFF-COMBINATION", (h.0, h.1));
+        }
+
+        self.label_rules(seg, label, acc);
+    }
+
+    fn label_rules(&self, seg: &Seg, label: &LabelReference, acc: &mut Acc) {
+        let t = &seg.norm.text;
+        for lr in &self.rules.label_rules {
+            let Some(m) = lr.pat.re.find(t) else { continue };
+            let sent = text::sentences(t).into_iter().find(|s| s.0 <= m.start() && m.start() < s.1).unwrap_or((0, t.len()));
+            if lr.unless.as_ref().is_some_and(|u| u.is_match_in(t, sent.0, sent.1)) {
+                continue;
+            }
+            let st = label.sections_text();
+            if lr.label_has.as_ref().is_some_and(|h| !h.is_match(st)) || lr.label_lacks.as_ref().is_some_and(|l| l.is_match(st)) {
+                continue;
+            }
+            acc.push(seg.flag(&lr.kind, &lr.id, (m.start(), m.end())), Route::Medical, &lr.reason);
+        }
+    }
+
+    /// Fills the patient and reporter of an AE report from the text.
+    fn capture_report(&self, seg: &Seg, ctx: &Context, report: &mut AeReport) {
+        static PATIENT: OnceLock<Regex> = OnceLock::new();
+        static REPORTER: OnceLock<Regex> = OnceLock::new();
+        let t = &seg.norm.text;
+        if report.patient.is_none() {
+            let p = re(
+                &PATIENT,
+                r"\b(?:\d{1,3} ?(?:[mf]\b|yo\b|y/o\b|-?years?[- ]old\b|-?month[- ]old\b)|(?:mrs?|ms)\.? [a-z]+\b|(?:(?:(?:my|her|his|their|our|the|a) |one of (?:dr\.? [a-z]+'s|her|his|their|the|our) )(?:[\w'-]+ ){0,2}?(?:patients?|pts?|resident|lady|man|woman|boy|girl|kid|child|son|daughter|baby|mom|wife|husband|infant)\b)|(?:mi|su|la|el|una?|le|la) (?:paciente|patiente?)\b|\bpt\b)",
+            );
+            if let Some(m) = p.find(t) {
+                report.patient = Some(seg.orig_text((m.start(), m.end())));
+            }
+        }
+        if report.reporter.is_none() {
+            let r = re(&REPORTER, r"\b(?:(?:dr|dra|doctor|doctora)\.? [a-z][a-z'-]+|(?:charge |icu |the )?(?:nurse|pharmacist|nursing home|np|pa|ma)\b)");
+            if let Some(m) = r.find(t) {
+                report.reporter = Some(seg.orig_text((m.start(), m.end())));
+            }
+        }
+        if report.product.is_none() {
+            let hits = self.vocab.find(t);
+            let pg = self.product_group(ctx);
+            let product = hits.iter().find(|h| self.vocab_items[h.2].0 == VocabKind::Drug && (pg.is_none() || Some(self.vocab_items[h.2].1) == pg));
+            report.product = match product {
+                Some(h) => Some(seg.orig_text((h.0, h.1))),
+                None => ctx.product.map(str::to_string),
+            };
+        }
+    }
+}
+
+static PEDS: OnceLock<Regex> = OnceLock::new();
+static PEDS_SEC: OnceLock<Regex> = OnceLock::new();
+
+/// Ages named in normalised text, in years, with their spans.
+fn question_ages(t: &str) -> Vec<(f64, (usize, usize))> {
+    static YEARS: OnceLock<Regex> = OnceLock::new();
+    static MONTHS: OnceLock<Regex> = OnceLock::new();
+    static UNDER: OnceLock<Regex> = OnceLock::new();
+    static OLDER: OnceLock<Regex> = OnceLock::new();
+    let mut out = Vec::new();
+    for c in re(&YEARS, r"\b(\d{1,3}(?:\.\d)?)[- ]?(?:years?|yrs?|y)[- ]?(?:old|of age)\b|\b(\d{1,3}) ?(?:yo|y/o|y\.o\.)|\b(?:aged?|ages?) (\d{1,2})\b|\b(\d{1,2}) anos\b|\b(\d{1,2}) ans\b").captures_iter(t) {
+        let m = c.get(0).map(|m| (m.start(), m.end())).unwrap_or_default();
+        if let Some(v) = (1..=5).find_map(|i| c.get(i)).and_then(|g| g.as_str().parse::<f64>().ok()) {
+            out.push((v, m));
+        }
+    }
+    for c in re(&MONTHS, r"\b(\d{1,2})[- ]?(?:months?|mos?)[- ]?old\b").captures_iter(t) {
+        let m = c.get(0).map(|m| (m.start(), m.end())).unwrap_or_default();
+        if let Ok(v) = c[1].parse::<f64>() {
+            out.push((v / 12.0, m));
+        }
+    }
+    for c in re(&UNDER, r"\b(?:kids?|children|child|patients?|pts?|boys?|girls?|ages?|anyone) (?:under|younger than|less than|below|<) ?(\d{1,2})\b|\b(?:under|younger than|less than|below) (?:the age of )?(\d{1,2}) ?(?:years|yrs|y)\b").captures_iter(t) {
+        let m = c.get(0).map(|m| (m.start(), m.end())).unwrap_or_default();
+        if let Some(v) = c.get(1).or(c.get(2)).and_then(|g| g.as_str().parse::<f64>().ok()) {
+            out.push((v - 0.5, m));
+        }
+    }
+    for c in re(&OLDER, r"\b(\d{1,2}) (?:years )?(?:and|or) (?:older|up|over|above)\b").captures_iter(t) {
+        let m = c.get(0).map(|m| (m.start(), m.end())).unwrap_or_default();
+        if let Ok(v) = c[1].parse::<f64>() {
+            if !out.iter().any(|o| o.1 .0 <= m.0 && m.0 < o.1 .1) {
+                out.push((v, m));
+            }
+        }
+    }
+    out
+}
+
+/// Body weights (kg, not mg/kg) named in normalised text.
+fn weights(t: &str) -> Vec<(f64, (usize, usize))> {
+    static KG: OnceLock<Regex> = OnceLock::new();
+    re(&KG, r"\b(\d{1,3}(?:\.\d+)?) ?kg\b")
+        .captures_iter(t)
+        .filter_map(|c| {
+            let m = c.get(0)?;
+            if t[..m.start()].ends_with('/') || t[..m.start()].ends_with("mg/") {
+                return None;
+            }
+            Some((c[1].parse().ok()?, (m.start(), m.end())))
+        })
+        .collect()
+}
+
+/// Doses asked about: `(value, per kg, span)`. Explicit `N mg` and `N mg/kg`,
+/// a number right after the product's name ("lipitor 80"), and "bump her to 40".
+fn question_doses(t: &str, product_spans: &[(usize, usize)]) -> Vec<(f64, bool, (usize, usize))> {
+    static MG: OnceLock<Regex> = OnceLock::new();
+    static BARE: OnceLock<Regex> = OnceLock::new();
+    static TO: OnceLock<Regex> = OnceLock::new();
+    let mut out: Vec<(f64, bool, (usize, usize))> = Vec::new();
+    for c in re(&MG, r"\b(\d{1,4}(?:\.\d+)?) ?mg\b( ?/ ?kg\b)?").captures_iter(t) {
+        let m = c.get(0).map(|m| (m.start(), m.end())).unwrap_or_default();
+        if t[m.1..].starts_with("/ml") || t[m.1..].starts_with("/m2") {
+            continue;
+        }
+        if let Ok(v) = c[1].parse() {
+            out.push((v, c.get(2).is_some(), m));
+        }
+    }
+    let bare = re(&BARE, r"^ (\d{1,4}(?:\.\d+)?)\b( ?(?:years?|yrs?|kg|%|weeks?|days?|months?|x|lbs?|mg|mcg|g|pm|am)\b)?");
+    for &(_, b) in product_spans {
+        if let Some(c) = bare.captures(&t[b..]) {
+            if c.get(2).is_none() {
+                if let Ok(v) = c[1].parse() {
+                    out.push((v, false, (b + 1, b + c.get(0).map_or(0, |m| m.end()))));
+                }
+            }
+        }
+    }
+    for c in re(&TO, r"\b(?:bump|increas|rais|drop|reduc|lower|go|titrat|mov|push|up)\w* (?:\w+ ){0,3}?to (\d{1,4}(?:\.\d+)?)\b( ?(?:years?|yrs?|kg|%|weeks?|days?|months?|x|lbs?|mg|mcg|pm|am)\b)?").captures_iter(t) {
+        if c.get(2).is_some() {
+            continue;
+        }
+        let g = c.get(1).map(|m| (m.start(), m.end())).unwrap_or_default();
+        if out.iter().any(|o| o.2 .0 <= g.0 && g.0 < o.2 .1) {
+            continue;
+        }
+        if let Ok(v) = c[1].parse() {
+            out.push((v, false, g));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn guard() -> Guard {
+        Guard::builtin().expect("builtin rules compile")
+    }
+
+    #[test]
+    fn builtin_compiles_and_has_a_version() {
+        let g = guard();
+        assert!(g.rules_version().starts_with("guard-rules@"), "{}", g.rules_version());
+        assert!(g.rules_version().contains("sha256:"));
+        assert!(g.lexicon_len() > 500);
+    }
+
+    #[test]
+    fn label_question_mentions_but_does_not_report() {
+        let c = guard().classify("What does the label say about rash?");
+        assert_eq!(c, Classification { adverse_event: false, ae_mention: true });
+    }
+
+    #[test]
+    fn hypothetical_is_not_a_report() {
+        let g = guard();
+        assert!(!g.classify("What if a patient gets a rash after the first dose?").adverse_event);
+        assert!(g.classify("My patient got a rash after the first dose.").adverse_event);
+    }
+
+    #[test]
+    fn report_captures_elements() {
+        let v = guard().screen_input("Dr. Patel says her 45F patient got hives after the second Humira shot.", &Context { product: Some("humira"), label: None });
+        assert_eq!(v.route, Route::Pharmacovigilance);
+        let r = v.report.unwrap();
+        assert_eq!(r.reporter.as_deref(), Some("Dr. Patel"));
+        assert!(r.event.unwrap().contains("hives"));
+        assert_eq!(r.product.as_deref(), Some("Humira"));
+        assert!(r.patient.is_some());
+        let f = &v.flags[0];
+        assert_eq!(f.kind, "adverse_event");
+        assert!(!f.rule_id.is_empty());
+    }
+
+    #[test]
+    fn spans_point_into_the_original() {
+        let text = "Il a fait une réaction après la perfusion, avec fièvre.";
+        let v = guard().screen_input(text, &Context::default());
+        assert_eq!(v.route, Route::Pharmacovigilance);
+        for f in &v.flags {
+            assert_eq!(&text[f.span.0..f.span.1], f.evidence);
+        }
+    }
+
+    #[test]
+    fn pricing_and_gifts_are_refused_with_rule_ids() {
+        let g = guard();
+        let v = g.screen_input("What's the list price of a pen?", &Context::default());
+        assert_eq!(v.route, Route::Refused);
+        assert_eq!(v.flags[0].kind, "pricing");
+        assert!(v.reason.is_some());
+        let v = g.screen_input("Can I give the doctor a gift card?", &Context::default());
+        assert_eq!(v.flags[0].kind, "value_to_hcp");
+    }
+
+    #[test]
+    fn absolute_claims_in_output_are_flagged() {
+        let g = guard();
+        let f = g.screen_output("Humira is completely safe and has no side effects.", &Context::default());
+        assert!(f.iter().any(|f| f.kind == "absolute_claim"), "{f:?}");
+        assert!(g.screen_output("Serious infections have been reported [1].", &Context::default()).is_empty());
+    }
+
+    #[test]
+    fn fair_balance_needs_risk_or_isi() {
+        let g = guard();
+        let body = "Dear Dr. Shah, as discussed, Humira reduced signs and symptoms of RA in clinical trials.";
+        assert_eq!(g.check_fair_balance(body, false)[0].kind, "missing_fair_balance");
+        assert!(g.check_fair_balance(body, true).is_empty());
+        let balanced = format!("{body} Serious infections and malignancies have been reported; see the boxed warning.");
+        assert!(g.check_fair_balance(&balanced, false).is_empty());
+    }
+
+    #[test]
+    fn ages_doses_and_weights_are_read() {
+        let t = "a 3-year-old, 13 kg, on 20 mg; kids under 4; bump her to 40";
+        let ages: Vec<f64> = question_ages(t).into_iter().map(|a| a.0).collect();
+        assert_eq!(ages, vec![3.0, 3.5]);
+        assert_eq!(weights(t).into_iter().map(|w| w.0).collect::<Vec<_>>(), vec![13.0]);
+        let doses: Vec<f64> = question_doses(t, &[]).into_iter().map(|d| d.0).collect();
+        assert_eq!(doses, vec![20.0, 40.0]);
+    }
+
+    #[test]
+    fn bad_rules_file_names_the_line() {
+        let dir = std::env::temp_dir().join(format!("guard-rules-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let rules = dir.join("rules.toml");
+        std::fs::write(&rules, BUILTIN_RULES.replacen("[[rule]]\n", "[[rule]]\nbogus_field = 1\n", 1)).unwrap();
+        let lex = dir.join("lex.txt");
+        std::fs::write(&lex, BUILTIN_LEXICON).unwrap();
+        let e = Guard::from_files(&rules, &lex).unwrap_err().to_string();
+        assert!(e.contains("rules.toml:") && e.contains("bogus_field"), "{e}");
+        assert!(Guard::from_files(&dir.join("missing.toml"), &lex).unwrap_err().to_string().contains("missing.toml"));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn guard_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Guard>();
+    }
+}
