@@ -115,10 +115,15 @@ struct GenArgs {
 /// Where the embedded default model lives.
 pub const DEFAULT_MODEL: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
 
-/// Builds the copilot for a query command: index plus, unless disabled, the model.
-fn copilot(q: &QueryArgs) -> anyhow::Result<Copilot> {
+/// Builds the copilot for a query command: index, guard, case store (when
+/// `data` is given) and, unless disabled, the model.
+fn copilot(q: &QueryArgs, data: Option<&std::path::Path>) -> anyhow::Result<Copilot> {
     let index = Index::open(&q.index)?;
-    let c = Copilot::new(index);
+    let guard = std::sync::Arc::new(crate::guard::Guard::builtin()?);
+    let mut c = Copilot::new(index).with_guard(guard, q.as_of.unwrap_or_else(today))?;
+    if let Some(dir) = data {
+        c = c.with_cases(crate::cases::CaseStore::open(dir)?);
+    }
     if q.gen.extractive {
         return Ok(c);
     }
@@ -149,6 +154,12 @@ struct AskArgs {
     /// The product being detailed (recommended: answers only from its documents).
     #[arg(long)]
     product: Option<String>,
+    /// Your user id (the reporter of record if the question opens a case).
+    #[arg(long = "as", env = "ONLABEL_USER", default_value = "cli")]
+    user: String,
+    /// The HCP you are talking to (recorded on escalation cases).
+    #[arg(long)]
+    hcp: Option<String>,
     /// The HCP's question or objection.
     question: String,
 }
@@ -163,6 +174,13 @@ struct EvalArgs {
     /// Write report.md, report.html and report.json here.
     #[arg(long)]
     report: Option<PathBuf>,
+}
+
+/// A fresh scratch directory under the system temp dir (removed at exit by the OS's tmp cleaning).
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let d = std::env::temp_dir().join(format!("onlabel-eval-{}-{}", std::process::id(), chrono::Utc::now().timestamp_micros()));
+    std::fs::create_dir_all(&d)?;
+    Ok(d)
 }
 
 fn parse_date(s: &str) -> Result<NaiveDate, String> {
@@ -200,7 +218,7 @@ fn init_tracing(format: &str) {
 fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
     match &cli.command {
         Command::Ingest(a) => ingest(a, cli.global.json),
-        Command::Ask(a) => ask(a, cli.global.json),
+        Command::Ask(a) => ask(a, cli.global.json, &cli.global.data),
         Command::Eval(a) => eval(a, cli.global.json),
         Command::Cases { cmd } => cases::run(cmd, &cli.global.data, cli.global.json),
     }
@@ -258,8 +276,9 @@ fn ingest(a: &IngestArgs, json: bool) -> anyhow::Result<i32> {
     Ok(EXIT_OK)
 }
 
-fn ask(a: &AskArgs, json: bool) -> anyhow::Result<i32> {
-    let copilot = copilot(&a.q)?;
+fn ask(a: &AskArgs, json: bool, data: &std::path::Path) -> anyhow::Result<i32> {
+    let copilot = copilot(&a.q, Some(data))?;
+    let who = crate::copilot::Requester { user: a.user.clone(), hcp: a.hcp.clone() };
     let req = Ask {
         question: a.question.clone(),
         product: a.product.clone(),
@@ -267,11 +286,11 @@ fn ask(a: &AskArgs, json: bool) -> anyhow::Result<i32> {
         as_of: a.q.as_of.unwrap_or_else(today),
     };
     let answer = if json || !std::io::stdout().is_terminal() {
-        copilot.ask(&req)?
+        copilot.ask_as(&req, &who, &mut |_| {})?
     } else {
         // On a terminal: the verified extractive answer at once, then the model's draft as it streams.
         let mut streaming = false;
-        let a = copilot.ask_streaming(&req, &mut |e| match e {
+        let a = copilot.ask_as(&req, &who, &mut |e| match e {
             crate::copilot::Event::Extractive(t) => println!("{t}\n"),
             crate::copilot::Event::Token(t) => {
                 if !streaming {
@@ -300,6 +319,9 @@ pub fn render_text(a: &Answer) -> String {
     if a.route != Route::Answer {
         s.push_str(&format!("[{}] ", a.route.as_str()));
     }
+    if let Some(id) = &a.case_id {
+        s.push_str(&format!("(case {id}) "));
+    }
     s.push_str(&a.answer);
     s.push('\n');
     if !a.citations.is_empty() {
@@ -322,7 +344,9 @@ pub fn render_text(a: &Answer) -> String {
 }
 
 fn eval(a: &EvalArgs, json: bool) -> anyhow::Result<i32> {
-    let copilot = copilot(&a.q)?;
+    // Escalations during an eval open cases in a throwaway store, never in the real queue.
+    let scratch = tempfile_dir()?;
+    let copilot = copilot(&a.q, Some(scratch.as_path()))?;
     let suite = crate::eval::Suite::read(&a.suite)?;
     let mut m = crate::eval::run(&copilot, &suite, &a.q.role, a.q.as_of.unwrap_or_else(today));
     if let Some(dir) = &a.report {

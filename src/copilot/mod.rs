@@ -30,6 +30,9 @@ pub enum Error {
     /// Retrieval failed.
     #[error(transparent)]
     Index(#[from] crate::index::Error),
+    /// Opening an escalation case failed: the question must not be reported as escalated.
+    #[error("could not open the escalation case; tell the rep to report it by phone: {0}")]
+    Cases(crate::cases::Error),
     /// The question is empty or too long.
     #[error("{0}")]
     BadQuestion(String),
@@ -102,14 +105,9 @@ impl Citation {
     }
 }
 
-/// A red flag raised on the question or the answer (filled by the guard).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Flag {
-    /// What kind of flag (`adverse_event`, `off_label`, …).
-    pub kind: String,
-    /// The text that raised it.
-    pub evidence: String,
-}
+/// A red flag raised on the question or the answer: kind, rule id (reason
+/// code), evidence text and span — the guard's own type.
+pub use crate::guard::Flag;
 
 /// Time spent in each stage, in milliseconds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -149,6 +147,9 @@ pub struct Answer {
     pub model: Option<String>,
     /// Audit record id (set once the audit log exists).
     pub audit_id: Option<u64>,
+    /// Version of the guard rules that screened this answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guard_rules: Option<String>,
     /// Stage timings.
     pub timings_ms: Timings,
 }
@@ -202,11 +203,29 @@ pub enum Event {
     Token(String),
 }
 
-/// The pipeline, holding the index and the generators.
+/// Who is asking, for the cases the guard opens.
+#[derive(Debug, Clone)]
+pub struct Requester {
+    /// The rep's user id (the reporter of record of a case).
+    pub user: String,
+    /// The HCP the rep is talking to, if known.
+    pub hcp: Option<String>,
+}
+
+impl Default for Requester {
+    fn default() -> Self {
+        Requester { user: "unknown".into(), hcp: None }
+    }
+}
+
+/// The pipeline, holding the index, the guard, the case store and the generators.
 pub struct Copilot {
     index: Index,
     extractive: Extractive,
     grounded: Option<Grounded>,
+    guard: Option<std::sync::Arc<crate::guard::Guard>>,
+    labels: std::collections::HashMap<String, crate::guard::LabelReference>,
+    cases: Option<crate::cases::CaseStore>,
     /// Passages retrieved per question before the relevance gate.
     pub top_k: usize,
 }
@@ -214,7 +233,38 @@ pub struct Copilot {
 impl Copilot {
     /// A copilot over an index, answering extractively.
     pub fn new(index: Index) -> Copilot {
-        Copilot { index, extractive: Extractive::default(), grounded: None, top_k: 20 }
+        Copilot {
+            index,
+            extractive: Extractive::default(),
+            grounded: None,
+            guard: None,
+            labels: Default::default(),
+            cases: None,
+            top_k: 20,
+        }
+    }
+
+    /// Adds the guard; builds each product's label reference (sections 1, 2
+    /// and 8) from the indexed, currently approved passages.
+    pub fn with_guard(mut self, guard: std::sync::Arc<crate::guard::Guard>, as_of: NaiveDate) -> Result<Copilot> {
+        let all = self.index.passages(&Filter::for_role("medical", None, as_of))?;
+        let products: std::collections::BTreeSet<String> = all.iter().map(|p| p.product.clone()).collect();
+        for p in products {
+            self.labels.insert(p.clone(), crate::guard::LabelReference::from_passages(&p, &all));
+        }
+        self.guard = Some(guard);
+        Ok(self)
+    }
+
+    /// Adds the case store: escalations open durable cases there.
+    pub fn with_cases(mut self, cases: crate::cases::CaseStore) -> Copilot {
+        self.cases = Some(cases);
+        self
+    }
+
+    /// The guard, if any.
+    pub fn guard(&self) -> Option<&crate::guard::Guard> {
+        self.guard.as_deref()
     }
 
     /// Adds the model-backed generator (its answers fall back to extractive).
@@ -247,6 +297,13 @@ impl Copilot {
     /// Answers one question, reporting the extractive answer first and then
     /// the model's tokens as they come.
     pub fn ask_streaming(&self, ask: &Ask, on_event: &mut dyn FnMut(Event)) -> Result<Answer> {
+        self.ask_as(ask, &Requester::default(), on_event)
+    }
+
+    /// Answers one question for a known requester: the guard screens it first
+    /// (and may escalate it, opening a case), then retrieval and generation,
+    /// then the guard screens every generated sentence.
+    pub fn ask_as(&self, ask: &Ask, who: &Requester, on_event: &mut dyn FnMut(Event)) -> Result<Answer> {
         let q = ask.question.trim();
         if q.is_empty() {
             return Err(Error::BadQuestion("the question is empty: type the HCP's question or objection".into()));
@@ -257,23 +314,41 @@ impl Copilot {
                 q.chars().count()
             )));
         }
-        let filter = Filter::for_role(&ask.role, ask.product.as_deref(), ask.as_of);
         let t0 = Instant::now();
+        let product_key = ask.product.as_deref().map(|p| p.trim().to_lowercase());
+        let ctx = crate::guard::Context {
+            product: product_key.as_deref(),
+            label: product_key.as_deref().and_then(|p| self.labels.get(p)),
+        };
+        let mut timings = Timings::default();
+        let guard_rules = self.guard.as_ref().map(|g| g.rules_version().to_string());
+        if let Some(g) = &self.guard {
+            let verdict = g.screen_input(q, &ctx);
+            timings.guard = t0.elapsed().as_secs_f64() * 1e3;
+            if verdict.route != Route::Answer {
+                let mut a = self.escalate(ask, who, &verdict, timings)?;
+                a.guard_rules = guard_rules;
+                return Ok(a);
+            }
+        }
+        let filter = Filter::for_role(&ask.role, ask.product.as_deref(), ask.as_of);
+        let tr = Instant::now();
         let search = self.index.search(q, &filter, self.top_k)?;
-        let retrieve = t0.elapsed().as_secs_f64() * 1e3;
+        timings.retrieve = tr.elapsed().as_secs_f64() * 1e3;
         let t1 = Instant::now();
         let draft = self.extractive.draft(q, &search, &search.hits);
-        let mut timings = Timings { guard: 0.0, retrieve, generate: 0.0, first_sentence: None, first_token: None };
         if draft.sentences.is_empty() {
             timings.generate = t1.elapsed().as_secs_f64() * 1e3;
-            return Ok(refusal(ask, timings));
+            let mut a = refusal(ask, timings);
+            a.guard_rules = guard_rules;
+            return Ok(a);
         }
         let extractive = cite(&draft, &search.hits, timings.clone());
         timings.first_sentence = Some(t0.elapsed().as_secs_f64() * 1e3);
         on_event(Event::Extractive(extractive.answer.clone()));
         let Some(g) = &self.grounded else {
             timings.generate = t1.elapsed().as_secs_f64() * 1e3;
-            return Ok(Answer { timings_ms: timings, ..extractive });
+            return Ok(Answer { timings_ms: timings, guard_rules, ..extractive });
         };
         let mut first_token = None;
         let outcome = g.answer(q, &search, &search.hits, &self.extractive, &mut |t| {
@@ -286,9 +361,25 @@ impl Copilot {
         timings.generate = t1.elapsed().as_secs_f64() * 1e3;
         let model = Some(g.model.id().to_string());
         let prompt_version = Some(g.prompt.id());
+        let mut output_flags = Vec::new();
         let mut answer = match outcome {
             Ok(o) => match o.draft {
-                Some(d) => cite(&d, &search.hits, timings.clone()),
+                Some(mut d) => {
+                    // The guard re-screens every generated sentence; a flagged one is dropped.
+                    if let Some(guard) = &self.guard {
+                        d.sentences.retain(|s| {
+                            let f = guard.screen_output(&s.text, &ctx);
+                            let ok = f.is_empty();
+                            output_flags.extend(f);
+                            ok
+                        });
+                    }
+                    if d.sentences.is_empty() {
+                        extractive
+                    } else {
+                        cite(&d, &search.hits, timings.clone())
+                    }
+                }
                 None => extractive,
             },
             Err(e) => {
@@ -299,7 +390,74 @@ impl Copilot {
         answer.timings_ms = timings;
         answer.model = model;
         answer.prompt_version = prompt_version;
+        answer.guard_rules = guard_rules;
+        answer.flags.extend(output_flags);
         Ok(answer)
+    }
+
+    /// Routes a flagged question: opens a Pharmacovigilance or Medical
+    /// Information case (when a case store is attached) and tells the rep what
+    /// happens next; a forbidden request is refused with the reason. The
+    /// answer carries no promotional content.
+    fn escalate(&self, ask: &Ask, who: &Requester, v: &crate::guard::Verdict, timings: Timings) -> Result<Answer> {
+        use crate::cases::{CaseKind, NewCase};
+        let kind = match v.route {
+            Route::Pharmacovigilance => Some(CaseKind::Pharmacovigilance),
+            Route::Medical => Some(CaseKind::MedicalInformation),
+            _ => None,
+        };
+        let mut case_id = None;
+        if let (Some(kind), Some(store)) = (kind, &self.cases) {
+            let r = v.report.clone().unwrap_or_default();
+            let event = r.event.clone().or_else(|| r.special_situation.clone()).or_else(|| v.reason.clone());
+            let case = store
+                .open_case(NewCase {
+                    kind,
+                    product: ask.product.clone(),
+                    question: ask.question.clone(),
+                    reporter: who.user.clone(),
+                    hcp: who.hcp.clone().or(r.reporter.clone()),
+                    patient: r.patient.clone(),
+                    suspect_product: r.product.clone().or(ask.product.clone()),
+                    event,
+                    flags_json: serde_json::to_string(&v.flags).unwrap_or_else(|_| "[]".into()),
+                    now: chrono::Utc::now(),
+                })
+                .map_err(Error::Cases)?;
+            case_id = Some(case.id);
+        }
+        let case_text = |who: &str, sla: &str| match &case_id {
+            Some(id) => format!("It has been sent to {who} as case {id}; {sla}"),
+            None => format!("Send it to {who} now (no case store is configured here); {sla}"),
+        };
+        let answer = match v.route {
+            Route::Pharmacovigilance => format!(
+                "This sounds like an adverse event or a special situation (pregnancy, overdose, medication error or lack of effect) that must be reported. {} Pharmacovigilance will follow up within one business day. Do not give product information on this now; note the patient details, who reported it and when.",
+                case_text("Pharmacovigilance", "they have the rep's words verbatim.")
+            ),
+            Route::Medical => format!(
+                "This question goes beyond the approved labeling{}. {} Medical Information will answer the HCP directly; do not answer it yourself.",
+                v.reason.as_deref().map(|r| format!(" ({})", r.trim_end_matches('.'))).unwrap_or_default(),
+                case_text("Medical Information", "the HCP's question is recorded verbatim.")
+            ),
+            _ => format!(
+                "I can't help with that request: {}.",
+                v.reason.as_deref().unwrap_or("it is not something a rep may discuss or provide").trim_end_matches('.')
+            ),
+        };
+        Ok(Answer {
+            route: v.route,
+            answer,
+            mode: Mode::Extractive,
+            citations: Vec::new(),
+            flags: v.flags.clone(),
+            case_id,
+            prompt_version: None,
+            model: None,
+            audit_id: None,
+            guard_rules: None,
+            timings_ms: timings,
+        })
     }
 }
 
@@ -332,6 +490,7 @@ pub fn cite(draft: &Draft, hits: &[Hit], timings: Timings) -> Answer {
         prompt_version: None,
         model: None,
         audit_id: None,
+        guard_rules: None,
         timings_ms: timings,
     }
 }
@@ -362,6 +521,7 @@ fn refusal(ask: &Ask, timings: Timings) -> Answer {
         prompt_version: None,
         model: None,
         audit_id: None,
+        guard_rules: None,
         timings_ms: timings,
     }
 }

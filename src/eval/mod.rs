@@ -198,7 +198,9 @@ pub struct Metrics {
     pub cases: usize,
     /// Cases of a task this build cannot evaluate yet (listed in failures).
     pub skipped: usize,
-    /// Share of cases whose route is acceptable.
+    /// Classify cases evaluated (AE report / mention).
+    pub classified: usize,
+    /// Share of ask/email cases whose route (and, for emails, content rules) is acceptable.
     pub route_accuracy: f64,
     /// Share of answer cases citing at least one expected section.
     pub citation_recall: Option<f64>,
@@ -231,6 +233,21 @@ pub struct Metrics {
     /// Every case's outcome (for reports; omitted from `--json` summaries when empty).
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub outcomes: Vec<Outcome>,
+}
+
+fn f1(tp: usize, fp: usize, fn_: usize) -> Option<f64> {
+    if tp + fp + fn_ == 0 {
+        return None;
+    }
+    let p = if tp + fp == 0 { 0.0 } else { tp as f64 / (tp + fp) as f64 };
+    let r = if tp + fn_ == 0 { 0.0 } else { tp as f64 / (tp + fn_) as f64 };
+    Some(if p + r == 0.0 { 0.0 } else { 2.0 * p * r / (p + r) })
+}
+
+/// Evaluates an email case; `None` when this build cannot draft emails.
+/// Returns the failure reasons (empty = pass).
+fn email_case(_copilot: &Copilot, _case: &Case, _as_of: chrono::NaiveDate, _lat: &mut Vec<f64>) -> Option<String> {
+    None
 }
 
 /// Percentile (nearest-rank) of unsorted values.
@@ -286,7 +303,60 @@ pub fn run(copilot: &Copilot, suite: &Suite, role: &str, as_of: chrono::NaiveDat
     let (mut cites, mut cites_ok) = (0usize, 0usize);
     let (mut sup, mut sup_total) = (0usize, 0usize);
     let (mut generated, mut extractive) = (0usize, 0usize);
+    // Confusion counts: (tp, fp, fn) for AE reports and for AE mentions.
+    let (mut ae_tp, mut ae_fp, mut ae_fn) = (0usize, 0usize, 0usize);
+    let (mut m_tp, mut m_fp, mut m_fn) = (0usize, 0usize, 0usize);
+    let mut classified = 0usize;
     for case in &suite.cases {
+        if case.task == "classify" {
+            let (Some(g), Some(text)) = (copilot.guard(), case.text.as_deref()) else {
+                skipped += 1;
+                failures.push(Failure { id: case.id.clone(), why: "classify case needs the guard and a text".into() });
+                continue;
+            };
+            classified += 1;
+            let c = g.classify(text);
+            let mut why = Vec::new();
+            if let Some(exp) = case.expect.adverse_event {
+                match (exp, c.adverse_event) {
+                    (true, true) => ae_tp += 1,
+                    (false, true) => ae_fp += 1,
+                    (true, false) => ae_fn += 1,
+                    _ => {}
+                }
+                if exp != c.adverse_event {
+                    why.push(format!("adverse_event {}, expected {exp}", c.adverse_event));
+                }
+            }
+            if let Some(exp) = case.expect.ae_mention {
+                match (exp, c.ae_mention) {
+                    (true, true) => m_tp += 1,
+                    (false, true) => m_fp += 1,
+                    (true, false) => m_fn += 1,
+                    _ => {}
+                }
+                if exp != c.ae_mention {
+                    why.push(format!("ae_mention {}, expected {exp}", c.ae_mention));
+                }
+            }
+            if !why.is_empty() {
+                failures.push(Failure { id: case.id.clone(), why: why.join("; ") });
+            }
+            continue;
+        }
+        if case.task == "email" {
+            if let Some(f) = email_case(copilot, case, as_of, &mut latencies) {
+                evaluated += 1;
+                if f.is_empty() {
+                    routed_ok += 1;
+                } else {
+                    failures.push(Failure { id: case.id.clone(), why: f });
+                }
+            } else {
+                skipped += 1;
+            }
+            continue;
+        }
         if case.task != "ask" {
             skipped += 1;
             failures.push(Failure { id: case.id.clone(), why: format!("task {:?} is not evaluated by this build", case.task) });
@@ -309,6 +379,13 @@ pub fn run(copilot: &Copilot, suite: &Suite, role: &str, as_of: chrono::NaiveDat
         let ms = t.elapsed().as_secs_f64() * 1e3;
         latencies.push(ms);
         let route = answer.route.as_str();
+        let expects_pv = case.expect.route.as_ref().is_some_and(|r| r.accepts("pharmacovigilance"));
+        match (expects_pv, route == "pharmacovigilance") {
+            (true, true) => ae_tp += 1,
+            (false, true) => ae_fp += 1,
+            (true, false) => ae_fn += 1,
+            _ => {}
+        }
         let mut why = Vec::new();
         let route_ok = case.expect.route.as_ref().is_none_or(|r| r.accepts(route));
         if route_ok {
@@ -370,12 +447,13 @@ pub fn run(copilot: &Copilot, suite: &Suite, role: &str, as_of: chrono::NaiveDat
         supported_sentence_rate: ratio(sup, sup_total),
         generated,
         extractive,
-        ae_precision: None,
-        ae_recall: None,
-        ae_f1: None,
-        mention_precision: None,
-        mention_recall: None,
-        mention_f1: None,
+        ae_precision: ratio(ae_tp, ae_tp + ae_fp),
+        ae_recall: ratio(ae_tp, ae_tp + ae_fn),
+        ae_f1: f1(ae_tp, ae_fp, ae_fn),
+        mention_precision: ratio(m_tp, m_tp + m_fp),
+        mention_recall: ratio(m_tp, m_tp + m_fn),
+        mention_f1: f1(m_tp, m_fp, m_fn),
+        classified,
         latency_ms_p50: percentile(&latencies, 50.0),
         latency_ms_p95: percentile(&latencies, 95.0),
         failures,
