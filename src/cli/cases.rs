@@ -7,6 +7,9 @@
 use std::io::Write;
 use std::path::Path;
 
+#[allow(unused_imports)]
+use super::{out, outln};
+
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 use serde::Serialize;
@@ -139,7 +142,7 @@ pub fn run(cmd: &CasesCommand, data_dir: &Path, json: bool) -> anyhow::Result<i3
         Err(e) => {
             eprintln!("error: {e}");
             if json {
-                println!("{}", serde_json::json!({"error": {"code": e.code(), "message": e.to_string()}}));
+                outln!("{}", serde_json::json!({"error": {"code": e.code(), "message": e.to_string()}}));
             }
             Ok(exit_code(&e))
         }
@@ -162,7 +165,7 @@ fn execute(cmd: &CasesCommand, data_dir: &Path, json: bool) -> cases::Result<i32
         if let CasesCommand::List(_) = cmd {
             eprintln!("no case store at {} yet (set --data DIR or ONLABEL_DATA if it lives elsewhere)", file.display());
             if json {
-                println!("[]");
+                outln!("[]");
             }
             return Ok(EXIT_OK);
         }
@@ -187,23 +190,23 @@ fn execute(cmd: &CasesCommand, data_dir: &Path, json: bool) -> cases::Result<i32
             if json {
                 let rows: Vec<Listed<'_>> =
                     list.iter().map(|c| Listed { case: c, overdue: c.is_overdue(now) }).collect();
-                println!("{}", to_json(&rows));
+                outln!("{}", to_json(&rows));
             } else {
-                print!("{}", render_list(&list, now));
+                out!("{}", render_list(&list, now));
             }
         }
         CasesCommand::Show { id } => {
             let case = store.get(id)?.ok_or_else(|| cases::Error::NotFound { id: id.trim().to_ascii_uppercase() })?;
             let history = store.history(&case.id)?;
             if json {
-                println!(
+                outln!(
                     "{}",
                     to_json(
                         &serde_json::json!({"case": case, "overdue": case.is_overdue(Utc::now()), "history": history})
                     )
                 );
             } else {
-                print!("{}", render_case(&case, &history));
+                out!("{}", render_case(&case, &history));
             }
         }
         CasesCommand::Assign { id, to, actor } => print_changed(&store.assign(id, to, &actor.actor)?, json),
@@ -223,9 +226,9 @@ fn execute(cmd: &CasesCommand, data_dir: &Path, json: bool) -> cases::Result<i32
 
 fn print_changed(c: &Case, json: bool) {
     if json {
-        println!("{}", to_json(c));
+        outln!("{}", to_json(c));
     } else {
-        println!("{} {} owner {}", c.id, c.state, c.owner.as_deref().unwrap_or("-"));
+        outln!("{} {} owner {}", c.id, c.state, c.owner.as_deref().unwrap_or("-"));
     }
 }
 

@@ -15,6 +15,22 @@ use crate::corpus::{Corpus, Limits};
 use crate::index::Index;
 
 
+/// `println!` that ignores a closed pipe (`onlabel … | head` must not panic).
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+/// `print!` that ignores a closed pipe.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($t)*);
+    }};
+}
+pub(crate) use {out, outln};
+
 /// Exit code: success.
 pub const EXIT_OK: i32 = 0;
 /// Exit code: a check or verification failed.
@@ -52,6 +68,10 @@ enum Command {
     Ingest(IngestArgs),
     /// Answer one question from approved material, with citations.
     Ask(AskArgs),
+    /// Draft a follow-up email (never sent) with approved, cited statements and the safety information.
+    Email(EmailArgs),
+    /// Turn free-text visit notes into a structured call summary; uncited product claims are removed.
+    Summarize(SummarizeArgs),
     /// Run an eval suite and report its metrics.
     Eval(EvalArgs),
     /// Work the Pharmacovigilance / Medical Information case queue.
@@ -77,7 +97,7 @@ struct IngestArgs {
     max_doc_bytes: u64,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Clone)]
 struct QueryArgs {
     /// The index built by `onlabel ingest`.
     #[arg(long, env = "ONLABEL_INDEX")]
@@ -165,6 +185,43 @@ struct AskArgs {
 }
 
 #[derive(Debug, Args)]
+struct EmailArgs {
+    #[command(flatten)]
+    q: QueryArgs,
+    /// The product discussed.
+    #[arg(long)]
+    product: String,
+    /// The HCP's name, for the greeting.
+    #[arg(long)]
+    hcp: String,
+    /// Your user id.
+    #[arg(long = "as", env = "ONLABEL_USER", default_value = "cli")]
+    user: String,
+    /// The topics discussed, as free text.
+    topics: String,
+}
+
+#[derive(Debug, Args)]
+struct SummarizeArgs {
+    #[command(flatten)]
+    q: QueryArgs,
+    /// The product detailed.
+    #[arg(long)]
+    product: String,
+    /// Your user id.
+    #[arg(long = "as", env = "ONLABEL_USER", default_value = "cli")]
+    user: String,
+    /// The HCP visited (recorded on any case the notes open).
+    #[arg(long)]
+    hcp: Option<String>,
+    /// A text file with the visit notes.
+    notes_file: PathBuf,
+}
+
+/// Longest notes file accepted by `summarize`.
+pub const MAX_NOTES_BYTES: u64 = 64 * 1024;
+
+#[derive(Debug, Args)]
 struct EvalArgs {
     #[command(flatten)]
     q: QueryArgs,
@@ -220,6 +277,8 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Command::Ingest(a) => ingest(a, cli.global.json),
         Command::Ask(a) => ask(a, cli.global.json, &cli.global.data),
         Command::Eval(a) => eval(a, cli.global.json),
+        Command::Email(a) => email(a, cli.global.json, &cli.global.data),
+        Command::Summarize(a) => summarize(a, cli.global.json, &cli.global.data),
         Command::Cases { cmd } => cases::run(cmd, &cli.global.data, cli.global.json),
     }
 }
@@ -252,7 +311,7 @@ fn ingest(a: &IngestArgs, json: bool) -> anyhow::Result<i32> {
     let secs = t.elapsed().as_secs_f64();
     let failures: Vec<String> = corpus.failures.iter().map(|e| e.to_string()).collect();
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({
                 "documents": corpus.documents.len(), "sections": sections, "passages": passages.len(),
@@ -263,7 +322,7 @@ fn ingest(a: &IngestArgs, json: bool) -> anyhow::Result<i32> {
         for f in &failures {
             eprintln!("skipped: {f}");
         }
-        println!(
+        outln!(
             "indexed {} documents, {} sections, {} passages in {:.2} s → {}{}",
             corpus.documents.len(),
             sections,
@@ -291,7 +350,7 @@ fn ask(a: &AskArgs, json: bool, data: &std::path::Path) -> anyhow::Result<i32> {
         // On a terminal: the verified extractive answer at once, then the model's draft as it streams.
         let mut streaming = false;
         let a = copilot.ask_as(&req, &who, &mut |e| match e {
-            crate::copilot::Event::Extractive(t) => println!("{t}\n"),
+            crate::copilot::Event::Extractive(t) => outln!("{t}\n"),
             crate::copilot::Event::Token(t) => {
                 if !streaming {
                     eprint!("(drafting, unverified) ");
@@ -306,9 +365,9 @@ fn ask(a: &AskArgs, json: bool, data: &std::path::Path) -> anyhow::Result<i32> {
         a
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&answer)?);
+        outln!("{}", serde_json::to_string_pretty(&answer)?);
     } else {
-        print!("{}", render_text(&answer));
+        out!("{}", render_text(&answer));
     }
     Ok(EXIT_OK)
 }
@@ -343,6 +402,46 @@ pub fn render_text(a: &Answer) -> String {
     s
 }
 
+fn email(a: &EmailArgs, json: bool, data: &std::path::Path) -> anyhow::Result<i32> {
+    let copilot = copilot(&QueryArgs { gen: GenArgs { extractive: true, ..a.q.gen.clone() }, ..a.q.clone() }, Some(data))?;
+    let req = Ask { question: a.topics.clone(), product: Some(a.product.clone()), role: a.q.role.clone(), as_of: a.q.as_of.unwrap_or_else(today) };
+    let who = crate::copilot::Requester { user: a.user.clone(), hcp: Some(a.hcp.clone()) };
+    let d = copilot.email(&req, &who, &a.hcp)?;
+    if json {
+        outln!("{}", serde_json::to_string_pretty(&d)?);
+    } else if let (Route::Answer, false) = (d.route, d.body.is_empty()) {
+        out!("{}", d.body);
+        if let Some(m) = &d.message {
+            eprintln!("note: {m}");
+        }
+    } else {
+        outln!("[{}] {}", d.route.as_str(), d.message.as_deref().unwrap_or(""));
+    }
+    Ok(EXIT_OK)
+}
+
+fn summarize(a: &SummarizeArgs, json: bool, data: &std::path::Path) -> anyhow::Result<i32> {
+    let meta = std::fs::metadata(&a.notes_file).with_context(|| format!("cannot read notes file {}", a.notes_file.display()))?;
+    anyhow::ensure!(
+        meta.len() <= MAX_NOTES_BYTES,
+        "notes file {} is {} bytes, over the {MAX_NOTES_BYTES}-byte limit: summarize one visit at a time",
+        a.notes_file.display(),
+        meta.len()
+    );
+    let notes = std::fs::read_to_string(&a.notes_file).with_context(|| format!("notes file {} is not UTF-8 text", a.notes_file.display()))?;
+    anyhow::ensure!(!notes.trim().is_empty(), "notes file {} is empty", a.notes_file.display());
+    let copilot = copilot(&QueryArgs { gen: GenArgs { extractive: true, ..a.q.gen.clone() }, ..a.q.clone() }, Some(data))?;
+    let req = Ask { question: String::new(), product: Some(a.product.clone()), role: a.q.role.clone(), as_of: a.q.as_of.unwrap_or_else(today) };
+    let who = crate::copilot::Requester { user: a.user.clone(), hcp: a.hcp.clone() };
+    let s = copilot.summarize(&notes, &req, &who)?;
+    if json {
+        outln!("{}", serde_json::to_string_pretty(&s)?);
+    } else {
+        out!("{}", crate::copilot::email::render_summary(&s));
+    }
+    Ok(EXIT_OK)
+}
+
 fn eval(a: &EvalArgs, json: bool) -> anyhow::Result<i32> {
     // Escalations during an eval open cases in a throwaway store, never in the real queue.
     let scratch = tempfile_dir()?;
@@ -354,10 +453,10 @@ fn eval(a: &EvalArgs, json: bool) -> anyhow::Result<i32> {
     }
     m.outcomes.clear();
     if json {
-        println!("{}", serde_json::to_string_pretty(&m)?);
+        outln!("{}", serde_json::to_string_pretty(&m)?);
     } else {
         let f = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "n/a".into());
-        println!(
+        outln!(
             "{}: {} cases, route_accuracy {:.3}, citation_recall {}, citation_precision {}, supported {}, p50 {:.2} ms, p95 {:.2} ms, {} failures",
             m.suite,
             m.cases,
@@ -370,7 +469,7 @@ fn eval(a: &EvalArgs, json: bool) -> anyhow::Result<i32> {
             m.failures.len()
         );
         for fl in &m.failures {
-            println!("  {}: {}", fl.id, fl.why);
+            outln!("  {}: {}", fl.id, fl.why);
         }
     }
     Ok(EXIT_OK)

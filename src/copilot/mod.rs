@@ -9,6 +9,7 @@
 //! The guard, the prompt registry, the local model and the audit log slot in
 //! around these steps in later issues; the [`Answer`] already has their fields.
 
+pub mod email;
 pub mod extractive;
 pub mod grounded;
 pub mod verify;
@@ -393,6 +394,24 @@ impl Copilot {
         answer.guard_rules = guard_rules;
         answer.flags.extend(output_flags);
         Ok(answer)
+    }
+
+    /// Screens a rep's input with the guard only; `Some` is the escalation
+    /// (or refusal) answer, `None` means the input may be answered.
+    pub(crate) fn ask_guard_only(&self, ask: &Ask, who: &Requester) -> Result<Option<Answer>> {
+        let Some(g) = &self.guard else { return Ok(None) };
+        let product_key = ask.product.as_deref().map(|p| p.trim().to_lowercase());
+        let ctx = crate::guard::Context {
+            product: product_key.as_deref(),
+            label: product_key.as_deref().and_then(|p| self.labels.get(p)),
+        };
+        let v = g.screen_input(ask.question.trim(), &ctx);
+        if v.route == Route::Answer {
+            return Ok(None);
+        }
+        let mut a = self.escalate(ask, who, &v, Timings::default())?;
+        a.guard_rules = Some(g.rules_version().to_string());
+        Ok(Some(a))
     }
 
     /// Routes a flagged question: opens a Pharmacovigilance or Medical

@@ -246,8 +246,46 @@ fn f1(tp: usize, fp: usize, fn_: usize) -> Option<f64> {
 
 /// Evaluates an email case; `None` when this build cannot draft emails.
 /// Returns the failure reasons (empty = pass).
-fn email_case(_copilot: &Copilot, _case: &Case, _as_of: chrono::NaiveDate, _lat: &mut Vec<f64>) -> Option<String> {
-    None
+fn email_case(copilot: &Copilot, case: &Case, as_of: chrono::NaiveDate, lat: &mut Vec<f64>) -> Option<String> {
+    let topics = case.topics.clone()?;
+    let ask = Ask { question: topics, product: case.product.clone(), role: "rep".into(), as_of };
+    let who = crate::copilot::Requester { user: "eval".into(), hcp: case.hcp.clone() };
+    let t = Instant::now();
+    let d = match copilot.email(&ask, &who, case.hcp.as_deref().unwrap_or("Doctor")) {
+        Ok(d) => d,
+        Err(e) => return Some(format!("error: {e}")),
+    };
+    lat.push(t.elapsed().as_secs_f64() * 1e3);
+    let mut why = Vec::new();
+    if let Some(r) = &case.expect.route {
+        if !r.accepts(d.route.as_str()) {
+            why.push(format!("route {}, expected {r:?}", d.route.as_str()));
+        }
+    }
+    if d.route == crate::copilot::Route::Answer {
+        if case.expect.fair_balance == Some(true) && d.isi.is_empty() {
+            why.push("no Important Safety Information (fair balance)".into());
+        }
+        if !d.banner.contains("DRAFT") || !d.body.contains("DRAFT") {
+            why.push("no draft banner".into());
+        }
+        // Only cited statements: every statement and ISI line has a marker that resolves to a reference quoting it.
+        for s in d.statements.iter().chain(&d.isi) {
+            if !d.references.iter().any(|c| c.n == s.n && c.quote.contains(&s.text)) {
+                why.push(format!("statement without a supporting citation: {:?}", s.text));
+            }
+        }
+        if !case.expect.sections.is_empty() {
+            let cited: Vec<String> = d.references.iter().map(|c| c.label()).collect();
+            if !cited.iter().any(|c| case.expect.sections.iter().any(|e| same_section(c, e))) {
+                why.push(format!("cited {cited:?}, expected one of {:?}", case.expect.sections));
+            }
+        }
+        if d.flags.iter().any(|f| f.kind == "missing_fair_balance") {
+            why.push("guard: missing fair balance".into());
+        }
+    }
+    Some(why.join("; "))
 }
 
 /// Percentile (nearest-rank) of unsorted values.

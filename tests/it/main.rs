@@ -7,3 +7,4 @@ mod guard;
 mod harness;
 mod index;
 mod llm;
+mod pipeline;

@@ -1,0 +1,358 @@
+//! Follow-up email drafts and visit summaries, under the same rules as
+//! answers: every product statement is approved text with its citation, the
+//! guard screens the rep's input first, and nothing is ever sent by OnLabel.
+
+use serde::Serialize;
+
+use crate::corpus::chunk::sentences;
+use crate::index::{Filter, Hit};
+
+use super::extractive::{quotable, Extractive};
+use super::verify::judge;
+use super::{Ask, Citation, Copilot, Flag, Generator, Requester, Result, Route};
+
+/// The banner every draft carries.
+pub const DRAFT_BANNER: &str = "DRAFT — review before sending. OnLabel never sends email; you send it from your approved email tool after review.";
+
+/// A statement in a draft, with its citation number.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Statement {
+    /// Approved text, verbatim.
+    pub text: String,
+    /// Citation marker number.
+    pub n: usize,
+}
+
+/// A follow-up email draft.
+#[derive(Debug, Clone, Serialize)]
+pub struct EmailDraft {
+    /// `answer` when drafted; otherwise the escalation route and no draft.
+    pub route: Route,
+    /// The draft banner.
+    pub banner: String,
+    /// Subject line.
+    pub subject: String,
+    /// Statements on the topics discussed.
+    pub statements: Vec<Statement>,
+    /// Important Safety Information (fair balance): boxed warning and key warnings.
+    pub isi: Vec<Statement>,
+    /// References: document ids, sections, titles and MLR numbers.
+    pub references: Vec<Citation>,
+    /// The whole email as text.
+    pub body: String,
+    /// Flags (guard on input; fair balance on output).
+    pub flags: Vec<Flag>,
+    /// Case opened when the topics had to be escalated.
+    pub case_id: Option<String>,
+    /// Message to the rep when no draft was made.
+    pub message: Option<String>,
+}
+
+struct Refs {
+    list: Vec<Citation>,
+}
+
+impl Refs {
+    /// The marker of a passage's section; a section cited from several of its
+    /// passages quotes all of them.
+    fn number(&mut self, p: &crate::corpus::Passage) -> usize {
+        if let Some(c) = self.list.iter_mut().find(|c| c.doc_id == p.doc_id && c.section == p.section) {
+            if !c.quote.contains(&p.text) {
+                c.quote.push('\n');
+                c.quote.push_str(&p.text);
+            }
+            return c.n;
+        }
+        let n = self.list.len() + 1;
+        self.list.push(Citation {
+            n,
+            doc_id: p.doc_id.clone(),
+            section: p.section.clone(),
+            title: p.title.clone(),
+            mlr_number: p.mlr_number.clone(),
+            quote: p.text.clone(),
+        });
+        n
+    }
+}
+
+/// Splits a rep's free-text topics into separate topics.
+pub fn split_topics(topics: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for part in topics.split(['\n', ';', '.']) {
+        for piece in part.split(" and also ").flat_map(|p| p.split(", and ")).flat_map(|p| p.split(" as well as ")) {
+            // "X and Y" splits only when both sides are substantial.
+            let halves: Vec<&str> = piece.split(" and ").collect();
+            if halves.len() > 1 && halves.iter().all(|h| h.split_whitespace().count() >= 3) {
+                out.extend(halves.iter().map(|h| h.trim().to_string()));
+            } else if !piece.trim().is_empty() {
+                out.push(piece.trim().to_string());
+            }
+        }
+    }
+    out.retain(|t| t.split_whitespace().count() >= 2);
+    out
+}
+
+impl Copilot {
+    /// Drafts a follow-up email for the rep to review.
+    pub fn email(&self, ask: &Ask, who: &Requester, hcp: &str) -> Result<EmailDraft> {
+        let product = ask.product.clone().unwrap_or_default();
+        let mut draft = EmailDraft {
+            route: Route::Answer,
+            banner: DRAFT_BANNER.into(),
+            subject: String::new(),
+            statements: Vec::new(),
+            isi: Vec::new(),
+            references: Vec::new(),
+            body: String::new(),
+            flags: Vec::new(),
+            case_id: None,
+            message: None,
+        };
+        if let Some(e) = self.screen(ask, who)? {
+            draft.route = e.route;
+            draft.flags = e.flags;
+            draft.case_id = e.case_id;
+            draft.message = Some(format!("No email drafted. {}", e.answer));
+            return Ok(draft);
+        }
+        let filter = Filter::for_role(&ask.role, ask.product.as_deref(), ask.as_of);
+        let mut refs = Refs { list: Vec::new() };
+        let one = Extractive { max_sentences: 1, ..Extractive::default() };
+        for topic in split_topics(&ask.question).into_iter().take(4) {
+            let search = self.index().search(&topic, &filter, self.top_k)?;
+            let d = one.draft(&topic, &search, &search.hits);
+            for s in d.sentences {
+                if draft.statements.iter().any(|x| x.text == s.text) || draft.statements.len() >= 3 {
+                    continue;
+                }
+                let n = refs.number(&search.hits[s.passage].passage);
+                draft.statements.push(Statement { text: s.text, n });
+            }
+        }
+        // Fair balance: the boxed warning, then the first sentence of each key warning.
+        let passages = self.index().passages(&filter)?;
+        let label: Vec<&crate::corpus::Passage> = passages.iter().filter(|p| p.kind == crate::corpus::Kind::Pi).collect();
+        let mut seen_sections = std::collections::HashSet::new();
+        for p in label.iter().filter(|p| p.section == "BW") {
+            for s in sentences(&p.text).into_iter().filter(|s| quotable(s)).take(2) {
+                if draft.isi.len() < 3 {
+                    let n = refs.number(p);
+                    draft.isi.push(Statement { text: s.to_string(), n });
+                }
+            }
+        }
+        for p in label.iter().filter(|p| is_key_warning(&p.section, &p.title)) {
+            if draft.isi.len() >= 7 || !seen_sections.insert((p.doc_id.clone(), p.section.clone())) {
+                continue;
+            }
+            if let Some(s) = sentences(&p.text).into_iter().find(|s| quotable(s) && s.split_whitespace().count() >= 5) {
+                let n = refs.number(p);
+                draft.isi.push(Statement { text: s.to_string(), n });
+            }
+        }
+        draft.references = refs.list;
+        draft.subject = format!("Follow-up on our discussion of {}", title_case(&product));
+        draft.body = render_email(&draft, hcp, &product);
+        if let Some(g) = self.guard() {
+            draft.flags.extend(g.check_fair_balance(&draft.body, !draft.isi.is_empty()));
+        }
+        if draft.statements.is_empty() {
+            draft.message = Some("No approved statement covers these topics; the draft carries only the safety information. Consider a Medical Information request.".into());
+        }
+        Ok(draft)
+    }
+
+    /// Runs the guard on a rep's input; `Some` is the escalation answer.
+    pub(crate) fn screen(&self, ask: &Ask, who: &Requester) -> Result<Option<super::Answer>> {
+        let a = self.ask_guard_only(ask, who)?;
+        Ok(a)
+    }
+}
+
+fn is_key_warning(section: &str, title: &str) -> bool {
+    let t = title.to_uppercase();
+    (section.starts_with("5.") && !t.contains("LABORATORY"))
+        || (!section.chars().next().is_some_and(|c| c.is_ascii_digit()) && (t == "WARNINGS" || t.contains("CONTRAINDICATIONS")))
+        || section == "4"
+}
+
+fn title_case(p: &str) -> String {
+    let mut c = p.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
+        None => String::new(),
+    }
+}
+
+fn render_email(d: &EmailDraft, hcp: &str, product: &str) -> String {
+    let mut b = String::new();
+    b.push_str(&format!("[{}]\n\nSubject: {}\n\nDear {hcp},\n\n", d.banner, d.subject));
+    b.push_str(&format!("Thank you for your time today. As we discussed, the {} Prescribing Information states:\n\n", title_case(product)));
+    for s in &d.statements {
+        b.push_str(&format!("- {} [{}]\n", s.text, s.n));
+    }
+    b.push_str("\nIMPORTANT SAFETY INFORMATION\n\n");
+    for s in &d.isi {
+        b.push_str(&format!("- {} [{}]\n", s.text, s.n));
+    }
+    b.push_str("\nPlease see the full Prescribing Information, including the Boxed Warning where present.\n\nReferences\n");
+    for c in &d.references {
+        b.push_str(&format!("[{}] {} — {} (MLR {})\n", c.n, c.label(), c.title, c.mlr_number));
+    }
+    b
+}
+
+/// A structured call summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct VisitSummary {
+    /// `answer` normally; `pharmacovigilance`/`medical` when the notes had to be escalated (a case is opened).
+    pub route: Route,
+    /// Topics discussed (label sections the notes touch).
+    pub topics: Vec<String>,
+    /// Questions the HCP asked, as noted.
+    pub hcp_questions: Vec<String>,
+    /// Agreed follow-ups.
+    pub follow_ups: Vec<String>,
+    /// Product statements from the notes that approved text supports, with citations.
+    pub statements: Vec<Statement>,
+    /// Product statements removed because no approved passage supports them.
+    pub removed: Vec<String>,
+    /// Citations.
+    pub references: Vec<Citation>,
+    /// Flags from the guard.
+    pub flags: Vec<Flag>,
+    /// Case opened from the notes, if any.
+    pub case_id: Option<String>,
+    /// Message to the rep.
+    pub message: Option<String>,
+}
+
+fn follow_up_re() -> &'static regex::Regex {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    RE.get_or_init(|| {
+        regex::Regex::new(r"(?i)\b(?:follow[ -]?up|will (?:send|share|provide|bring|email|call)|send (?:her|him|them|the|a)|next (?:visit|call|meeting)|schedule|drop off|call back|get back to|agreed to|to-?do|reprint|MIR)\b")
+            .expect("static regex")
+    })
+}
+const QUESTION_CUES: &[&str] = &["asked", "wanted to know", "wondered", "wondering", "question", "curious", "inquired"];
+
+impl Copilot {
+    /// Turns a rep's free-text visit notes into a structured call summary.
+    /// Every product statement is kept only with a citation to approved text
+    /// that supports it; the rest are removed (and listed).
+    pub fn summarize(&self, notes: &str, ask: &Ask, who: &Requester) -> Result<VisitSummary> {
+        let mut sum = VisitSummary {
+            route: Route::Answer,
+            topics: Vec::new(),
+            hcp_questions: Vec::new(),
+            follow_ups: Vec::new(),
+            statements: Vec::new(),
+            removed: Vec::new(),
+            references: Vec::new(),
+            flags: Vec::new(),
+            case_id: None,
+            message: None,
+        };
+        let screened = Ask { question: notes.chars().take(super::MAX_QUESTION_CHARS).collect(), ..ask.clone() };
+        if let Some(e) = self.screen(&screened, who)? {
+            if e.route == Route::Refused {
+                sum.route = Route::Refused;
+                sum.flags = e.flags;
+                sum.message = Some(e.answer);
+                return Ok(sum);
+            }
+            // An AE or off-label question in the notes is escalated; the summary is still kept for the call record.
+            sum.route = e.route;
+            sum.flags = e.flags;
+            sum.case_id = e.case_id;
+            sum.message = Some(e.answer);
+        }
+        let filter = Filter::for_role(&ask.role, ask.product.as_deref(), ask.as_of);
+        let mut refs = Refs { list: Vec::new() };
+        let product = ask.product.as_deref().unwrap_or("").to_lowercase();
+        let analyzer = crate::index::Analyzer::shared();
+        for line in notes.lines().flat_map(|l| sentences(l.trim_start_matches(['-', '*', '•', ' ']))) {
+            let low = line.to_lowercase();
+            if line.contains('?') || QUESTION_CUES.iter().any(|c| low.contains(c)) {
+                sum.hcp_questions.push(line.to_string());
+            }
+            if follow_up_re().is_match(line) {
+                sum.follow_ups.push(line.to_string());
+            }
+            let search = self.index().search(line, &filter, 5)?;
+            let best: Option<&Hit> = search.hits.first().filter(|h| h.coverage >= 0.5);
+            if let Some(h) = best {
+                let t = h.passage.title.clone();
+                if !sum.topics.contains(&t) {
+                    sum.topics.push(t);
+                }
+            }
+            // A product statement: names the product (or "it") and asserts something checkable.
+            let names_product = (!product.is_empty() && low.contains(&product)) || low.starts_with("it ") || low.contains(" it ");
+            let factual = line.chars().any(|c| c.is_ascii_digit())
+                || ["is ", "are ", "can ", "causes", "reduces", "works", "safe", "approved", "indicated", "effective", "no "]
+                    .iter()
+                    .any(|w| low.contains(w));
+            if names_product && factual && !line.contains('?') && !QUESTION_CUES.iter().any(|c| low.contains(c)) {
+                let supported = search.hits.iter().take(3).find(|h| {
+                    judge(line, &h.passage.text, analyzer).is_none()
+                        && self.guard().is_none_or(|g| g.screen_output(line, &crate::guard::Context { product: Some(&product), label: None }).is_empty())
+                });
+                match supported {
+                    Some(h) => {
+                        let n = refs.number(&h.passage);
+                        sum.statements.push(Statement { text: line.to_string(), n });
+                    }
+                    None => sum.removed.push(line.to_string()),
+                }
+            }
+        }
+        sum.references = refs.list;
+        Ok(sum)
+    }
+}
+
+/// Renders a summary for a terminal.
+pub fn render_summary(s: &VisitSummary) -> String {
+    let mut o = String::new();
+    if let Some(m) = &s.message {
+        o.push_str(&format!("[{}] {m}\n\n", s.route.as_str()));
+    }
+    let list = |o: &mut String, h: &str, v: &[String]| {
+        o.push_str(&format!("{h}:\n"));
+        if v.is_empty() {
+            o.push_str("  (none)\n");
+        }
+        for x in v {
+            o.push_str(&format!("  - {x}\n"));
+        }
+    };
+    list(&mut o, "Topics discussed", &s.topics);
+    list(&mut o, "HCP questions", &s.hcp_questions);
+    list(&mut o, "Agreed follow-ups", &s.follow_ups);
+    o.push_str("Product statements (approved, cited):\n");
+    if s.statements.is_empty() {
+        o.push_str("  (none)\n");
+    }
+    for st in &s.statements {
+        o.push_str(&format!("  - {} [{}]\n", st.text, st.n));
+    }
+    list(&mut o, "Removed (not supported by approved material)", &s.removed);
+    for c in &s.references {
+        o.push_str(&format!("[{}] {} — {} (MLR {})\n", c.n, c.label(), c.title, c.mlr_number));
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topics_split() {
+        let t = split_topics("we discussed TB screening before starting and the dosing for Crohn's disease; also storage");
+        assert_eq!(t, ["we discussed TB screening before starting", "the dosing for Crohn's disease", "also storage"]);
+    }
+}
