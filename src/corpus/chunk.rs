@@ -58,6 +58,7 @@ pub fn passages(doc: &super::Document, target_words: usize) -> Vec<Passage> {
             doc_id: m.id.clone(),
             section: section.label.clone(),
             title: section.title.clone(),
+            parent: section.parent.clone(),
             product: m.product.clone(),
             kind: m.kind,
             audience: m.audience,

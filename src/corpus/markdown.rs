@@ -48,7 +48,7 @@ pub fn load(text: &str, faq: bool) -> Vec<Section> {
                 } else {
                     (h.clone(), h.clone())
                 };
-                sections.push(Section { label, title, text: String::new() });
+                sections.push(Section { label, title, text: String::new(), parent: String::new() });
             }
             Event::Text(t) | Event::Code(t) => {
                 if in_heading.is_some() {

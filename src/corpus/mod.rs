@@ -162,6 +162,11 @@ pub struct Section {
     pub title: String,
     /// The section's own text (not its subsections'), paragraphs separated by `\n`.
     pub text: String,
+    /// The enclosing section's title (`WARNINGS AND PRECAUTIONS` for 5.2,
+    /// `OVERDOSAGE` for an old label's "Treatment"), searched with the title
+    /// so that a subsection keeps its context.
+    #[serde(default)]
+    pub parent: String,
 }
 
 /// A loaded document: metadata plus sections.
@@ -185,6 +190,9 @@ pub struct Passage {
     pub section: String,
     /// Section title (`Hepatotoxicity`).
     pub title: String,
+    /// Enclosing section's title, if any (searched, not shown).
+    #[serde(default)]
+    pub parent: String,
     /// Product the rep sells.
     pub product: String,
     /// Document kind.
@@ -294,6 +302,22 @@ pub fn load_document(dir: &Path, meta: DocMeta, limits: Limits) -> Result<Docume
     if sections.is_empty() {
         return Err(Error::Empty { path });
     }
+    // Numbered subsections take their parent from the top-level section's title.
+    let tops: std::collections::HashMap<String, String> =
+        sections.iter().filter(|s| !s.label.contains('.')).map(|s| (s.label.clone(), s.title.clone())).collect();
+    let sections: Vec<Section> = sections
+        .into_iter()
+        .map(|mut s| {
+            if s.parent.is_empty() {
+                if let Some((top, _)) = s.label.split_once('.') {
+                    if let Some(t) = tops.get(top) {
+                        s.parent = t.clone();
+                    }
+                }
+            }
+            s
+        })
+        .collect();
     tracing::debug!(doc = %meta.id, sections = sections.len(), "loaded");
     Ok(Document { meta, sections, pages })
 }

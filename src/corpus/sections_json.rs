@@ -59,7 +59,8 @@ pub fn load(path: &Path, json: &str) -> Result<Vec<Section>> {
                 p
             }
             Heading::Own(label, title) => {
-                out.push(Section { label, title, text });
+                let parent = parent.flatten().map(|p: usize| out[p].title.clone()).unwrap_or_default();
+                out.push(Section { label, title, text, parent });
                 Some(out.len() - 1)
             }
         };

@@ -264,7 +264,8 @@ fn walk(sec: &Node, top_level: bool, parent: Option<usize>, out: &mut Vec<Sectio
             parent
         }
         Heading::Own(label, title) => {
-            out.push(Section { label, title, text });
+            let parent = parent.map(|p| out[p].title.clone()).unwrap_or_default();
+            out.push(Section { label, title, text, parent });
             Some(out.len() - 1)
         }
     };

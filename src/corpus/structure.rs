@@ -137,7 +137,7 @@ struct Builder {
 impl Builder {
     fn open(&mut self, label: String, title: String) {
         self.close();
-        self.current = Some(Section { label, title, text: String::new() });
+        self.current = Some(Section { label, title, text: String::new(), parent: String::new() });
     }
     fn push_line(&mut self, line: &str) {
         let Some(cur) = self.current.as_mut() else { return };

@@ -180,6 +180,7 @@ struct Fields {
     section: Field,
     title: Field,
     title_shown: Field,
+    parent: Field,
     product: Field,
     kind: Field,
     audience: Field,
@@ -202,6 +203,7 @@ fn schema() -> Schema {
             .set_index_option(IndexRecordOption::WithFreqsAndPositions),
     ));
     b.add_text_field("title_shown", STORED);
+    b.add_text_field("parent", STORED);
     b.add_text_field("product", STRING | STORED);
     b.add_text_field("kind", STRING | STORED);
     b.add_text_field("audience", STRING | STORED);
@@ -229,6 +231,7 @@ fn fields(schema: &Schema, path: &Path) -> Result<Fields> {
         section: f("section")?,
         title: f("title")?,
         title_shown: f("title_shown")?,
+        parent: f("parent")?,
         product: f("product")?,
         kind: f("kind")?,
         audience: f("audience")?,
@@ -291,7 +294,12 @@ impl Index {
                 } else {
                     d.add_text(f.title, &p.title);
                 }
+                let _ = &p.parent;
                 d.add_text(f.title_shown, &p.title);
+                if !p.parent.is_empty() {
+                    d.add_text(f.title, &p.parent);
+                    d.add_text(f.parent, &p.parent);
+                }
                 d.add_text(f.product, &p.product);
                 d.add_text(f.kind, p.kind.as_str());
                 d.add_text(f.audience, p.audience.as_str());
@@ -477,6 +485,8 @@ impl Index {
             let mut toks = self.analyzer.tokens(&analysis::strip_cross_references(&passage.text));
             toks.push(String::new());
             toks.extend(self.analyzer.tokens(&passage.title));
+            toks.push(String::new());
+            toks.extend(self.analyzer.tokens(&passage.parent));
             if passage.section == "BW" {
                 toks.extend(self.analyzer.tokens("boxed warning"));
             }
@@ -538,6 +548,7 @@ impl Index {
             doc_id: s(self.f.doc_id, "doc_id")?,
             section: s(self.f.section, "section")?,
             title: s(self.f.title_shown, "title_shown")?,
+            parent: d.get_first(self.f.parent).and_then(|v| v.as_str()).unwrap_or_default().to_string(),
             product: s(self.f.product, "product")?,
             kind,
             audience,

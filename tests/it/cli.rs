@@ -21,7 +21,7 @@ fn ingest_ask_json_and_eval_on_the_demo_corpus() {
     assert_eq!(summary["documents"], 4);
     assert!(summary["passages"].as_u64().unwrap() > 20);
 
-    let (code, out, err) = run(&["ask", "--index", idx, "--product", "zentravia", "--as-of", "2026-11-23", "--json", "Dr. Lee worries about liver toxicity"]);
+    let (code, out, err) = run(&["ask", "--extractive", "--index", idx, "--product", "zentravia", "--as-of", "2026-11-23", "--json", "Dr. Lee worries about liver toxicity"]);
     assert_eq!(code, 0, "{err}");
     let a: serde_json::Value = serde_json::from_str(&out).unwrap();
     let keys: Vec<&str> = a.as_object().unwrap().keys().map(String::as_str).collect();
@@ -48,20 +48,20 @@ fn ingest_ask_json_and_eval_on_the_demo_corpus() {
     }
 
     // Human output: answer, then numbered citations with titles and MLR numbers.
-    let (code, out, _) = run(&["ask", "--index", idx, "--product", "zentravia", "--as-of", "2026-11-23", "What are the LFT monitoring rules?"]);
+    let (code, out, _) = run(&["ask", "--extractive", "--index", idx, "--product", "zentravia", "--as-of", "2026-11-23", "What are the LFT monitoring rules?"]);
     assert_eq!(code, 0);
     assert!(out.contains("[1] zentravia-"), "{out}");
     assert!(out.contains("MLR US-ZEN-"), "{out}");
 
     // Refusal.
-    let (_, out, _) = run(&["ask", "--index", idx, "--product", "zentravia", "--json", "Does it come in a gummy flavor for kids' parties?"]);
+    let (_, out, _) = run(&["ask", "--extractive", "--index", idx, "--product", "zentravia", "--json", "Does it come in a gummy flavor for kids' parties?"]);
     let a: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(a["route"], "refused");
     assert!(a["citations"].as_array().unwrap().is_empty());
 
     // Eval with a report.
     let report = dir.path().join("report");
-    let (code, out, err) = run(&["eval", "--index", idx, "--suite", root().join("evals/demo.jsonl").to_str().unwrap(), "--as-of", "2026-11-23", "--json", "--report", report.to_str().unwrap()]);
+    let (code, out, err) = run(&["eval", "--extractive", "--index", idx, "--suite", root().join("evals/demo.jsonl").to_str().unwrap(), "--as-of", "2026-11-23", "--json", "--report", report.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     let m: serde_json::Value = serde_json::from_str(&out).unwrap();
     for k in ["cases", "route_accuracy", "citation_recall", "citation_precision", "latency_ms_p50", "latency_ms_p95", "failures"] {
@@ -92,7 +92,7 @@ fn question_length_limit_is_enforced() {
     let demo = root().join("corpora/demo");
     run(&["ingest", "--corpus", demo.to_str().unwrap(), "--index", idx.to_str().unwrap()]);
     let long = "liver ".repeat(400);
-    let (code, _, err) = run(&["ask", "--index", idx.to_str().unwrap(), &long]);
+    let (code, _, err) = run(&["ask", "--extractive", "--index", idx.to_str().unwrap(), &long]);
     assert_eq!(code, 2);
     assert!(err.contains("2000-character limit"), "{err}");
 }
