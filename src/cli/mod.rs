@@ -1,6 +1,7 @@
 //! [`Cli`]: the `onlabel` command line (clap derive). `main.rs` only calls [`run`].
 
 mod cases;
+mod dense;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -95,6 +96,8 @@ struct IngestArgs {
     /// Largest document accepted, in bytes.
     #[arg(long, default_value_t = Limits::default().max_doc_bytes)]
     max_doc_bytes: u64,
+    #[command(flatten)]
+    dense: dense::IngestDense,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -110,6 +113,8 @@ struct QueryArgs {
     as_of: Option<NaiveDate>,
     #[command(flatten)]
     gen: GenArgs,
+    #[command(flatten)]
+    dense: dense::QueryDense,
 }
 
 /// Options of the generated path.
@@ -140,7 +145,7 @@ pub const DEFAULT_MODEL: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
 fn copilot(q: &QueryArgs, data: Option<&std::path::Path>) -> anyhow::Result<Copilot> {
     let index = Index::open(&q.index)?;
     let guard = std::sync::Arc::new(crate::guard::Guard::builtin()?);
-    let mut c = Copilot::new(index).with_guard(guard, q.as_of.unwrap_or_else(today))?;
+    let mut c = dense::attach(Copilot::new(index), &q.dense)?.with_guard(guard, q.as_of.unwrap_or_else(today))?;
     if let Some(dir) = data {
         c = c.with_cases(crate::cases::CaseStore::open(dir)?);
     }
@@ -288,21 +293,32 @@ fn ingest(a: &IngestArgs, json: bool) -> anyhow::Result<i32> {
     let limits = Limits { max_doc_bytes: a.max_doc_bytes, ..Limits::default() };
     let corpus = Corpus::load(&a.corpora, limits, a.keep_going)?;
     let passages = corpus.passages(limits);
+    let embedder = dense::ingest_embedder(&a.dense)?;
     let bar = if std::io::stderr().is_terminal() && !json {
         let b = indicatif::ProgressBar::new(passages.len() as u64);
         b.set_style(
-            indicatif::ProgressStyle::with_template("indexing {bar:40} {pos}/{len} passages {elapsed}")
+            indicatif::ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} passages {elapsed}")
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         Some(b)
     } else {
         None
     };
-    Index::build(&a.index, &passages, |i| {
-        if let Some(b) = &bar {
-            b.set_position(i as u64)
-        }
-    })?;
+    let mut shown = None;
+    let built = Index::build_with(
+        &a.index,
+        &passages,
+        |stage, i| {
+            if let Some(b) = &bar {
+                if shown != Some(stage) {
+                    shown = Some(stage);
+                    b.set_message(if stage == crate::index::BuildStage::Embedding { "embedding" } else { "indexing" });
+                }
+                b.set_position(i as u64)
+            }
+        },
+        embedder.as_ref(),
+    )?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
@@ -316,6 +332,7 @@ fn ingest(a: &IngestArgs, json: bool) -> anyhow::Result<i32> {
             serde_json::json!({
                 "documents": corpus.documents.len(), "sections": sections, "passages": passages.len(),
                 "pages": pages, "seconds": secs, "index": a.index, "failures": failures,
+                "embed_seconds": built.embed_seconds,
             })
         );
     } else {
@@ -331,6 +348,10 @@ fn ingest(a: &IngestArgs, json: bool) -> anyhow::Result<i32> {
             a.index.display(),
             if failures.is_empty() { String::new() } else { format!(" ({} skipped)", failures.len()) }
         );
+        match built.embed_seconds {
+            Some(s) => println!("embedded {} passages in {:.2} s ({:.0} passages/s)", passages.len(), s, passages.len() as f64 / s.max(1e-9)),
+            None => println!("no passage vectors (BM25 only)"),
+        }
     }
     Ok(EXIT_OK)
 }

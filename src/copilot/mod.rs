@@ -229,6 +229,11 @@ pub struct Copilot {
     cases: Option<crate::cases::CaseStore>,
     /// Passages retrieved per question before the relevance gate.
     pub top_k: usize,
+    // --- dense retrieval (index::dense) ---
+    /// Embeds the question for dense / fused retrieval; none: BM25 only.
+    embedder: Option<std::sync::Arc<crate::index::Embedder>>,
+    /// Retrieval mode used when an embedder is set and the index has vectors.
+    pub retrieval: crate::index::RetrievalMode,
 }
 
 impl Copilot {
@@ -242,6 +247,8 @@ impl Copilot {
             labels: Default::default(),
             cases: None,
             top_k: 20,
+            embedder: None,
+            retrieval: crate::index::RetrievalMode::Bm25,
         }
     }
 
@@ -267,6 +274,40 @@ impl Copilot {
     pub fn guard(&self) -> Option<&crate::guard::Guard> {
         self.guard.as_deref()
     }
+
+    // --- dense retrieval (index::dense) ---
+    /// Adds the question embedder and the retrieval mode (BM25, dense or
+    /// fused). Without vectors in the index, retrieval stays BM25.
+    pub fn with_embedder(mut self, embedder: impl Into<std::sync::Arc<crate::index::Embedder>>, mode: crate::index::RetrievalMode) -> Copilot {
+        self.embedder = Some(embedder.into());
+        self.retrieval = mode;
+        self
+    }
+
+    /// The retrieval mode questions actually use (BM25 without an embedder or vectors).
+    pub fn retrieval(&self) -> crate::index::RetrievalMode {
+        match &self.embedder {
+            Some(_) if self.index.has_vectors() => self.retrieval,
+            _ => crate::index::RetrievalMode::Bm25,
+        }
+    }
+
+    /// Retrieves passages for a question in the copilot's retrieval mode. If
+    /// embedding the question fails, falls back to BM25 (with a warning).
+    pub fn retrieve(&self, question: &str, filter: &Filter) -> Result<SearchResult> {
+        let mode = self.retrieval();
+        let (Some(e), true) = (&self.embedder, mode != crate::index::RetrievalMode::Bm25) else {
+            return Ok(self.index.search(question, filter, self.top_k)?);
+        };
+        match e.embed(&[question]) {
+            Ok(v) => Ok(self.index.search_with(question, v.first().map(Vec::as_slice), filter, self.top_k, mode)?),
+            Err(err) => {
+                tracing::warn!(error = %err, "embedding the question failed; retrieving with BM25 only");
+                Ok(self.index.search(question, filter, self.top_k)?)
+            }
+        }
+    }
+    // --- end dense retrieval ---
 
     /// Adds the model-backed generator (its answers fall back to extractive).
     pub fn with_model(mut self, g: Grounded) -> Copilot {
@@ -334,7 +375,7 @@ impl Copilot {
         }
         let filter = Filter::for_role(&ask.role, ask.product.as_deref(), ask.as_of);
         let tr = Instant::now();
-        let search = self.index.search(q, &filter, self.top_k)?;
+        let search = self.retrieve(q, &filter)?;
         timings.retrieve = tr.elapsed().as_secs_f64() * 1e3;
         let t1 = Instant::now();
         let draft = self.extractive.draft(q, &search, &search.hits);

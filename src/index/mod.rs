@@ -9,6 +9,7 @@
 //! it is still in the index.
 
 pub mod analysis;
+pub mod dense;
 
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
@@ -19,9 +20,10 @@ use tantivy::query::{BooleanQuery, BoostQuery, Occur, PhraseQuery, Query, RangeQ
 use tantivy::schema::{
     Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, FAST, INDEXED, STORED, STRING,
 };
-use tantivy::{IndexReader, IndexWriter, TantivyDocument, Term};
+use tantivy::{DocAddress, IndexReader, IndexWriter, TantivyDocument, Term};
 
 pub use analysis::{Analyzer, Concept};
+pub use dense::{Embedder, RetrievalMode};
 
 use crate::corpus::{Audience, Kind, Passage, Status};
 
@@ -66,6 +68,9 @@ pub enum Error {
         /// The missing field.
         field: &'static str,
     },
+    /// The embedder or the dense vectors failed.
+    #[error(transparent)]
+    Dense(#[from] dense::Error),
 }
 
 /// Weight of a question concept that appears nowhere in the product's
@@ -114,7 +119,8 @@ impl Filter {
 pub struct Hit {
     /// The passage.
     pub passage: Passage,
-    /// BM25 score (text and title).
+    /// Retrieval score: BM25 (text and title), cosine in dense mode, or the
+    /// reciprocal-rank-fusion score in fused mode (see [`RetrievalMode`]).
     pub score: f32,
     /// IDF-weighted share of the question's concepts found in the passage or its title, 0–1.
     pub coverage: f32,
@@ -259,6 +265,26 @@ pub struct Index {
     f: Fields,
     analyzer: &'static Analyzer,
     stats: Stats,
+    /// Passage vectors, when the index was built with an embedder.
+    dense: Option<dense::DenseIndex>,
+}
+
+/// Which stage of [`Index::build_with`] a progress report is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuildStage {
+    /// Embedding passages (count done so far).
+    Embedding,
+    /// Writing passages to tantivy (count done so far).
+    Indexing,
+}
+
+/// What [`Index::build_with`] did.
+#[derive(Debug, Clone, Default)]
+pub struct BuildReport {
+    /// Passages indexed.
+    pub passages: usize,
+    /// Seconds spent embedding, when an embedder was given.
+    pub embed_seconds: Option<f64>,
 }
 
 impl std::fmt::Debug for Index {
@@ -271,6 +297,28 @@ impl Index {
     /// Builds a fresh index at `dir` from passages (replacing an older OnLabel
     /// index there). `progress` is called after each passage.
     pub fn build(dir: &Path, passages: &[Passage], mut progress: impl FnMut(usize)) -> Result<()> {
+        Index::build_with(dir, passages, |_, i| progress(i), None).map(|_| ())
+    }
+
+    /// As [`Index::build`]; with an embedder, also embeds every passage
+    /// (title + ": " + text without cross-references) and writes
+    /// `vectors.bin` / `vectors.json` beside the index (see [`dense`]).
+    pub fn build_with(
+        dir: &Path,
+        passages: &[Passage],
+        mut progress: impl FnMut(BuildStage, usize),
+        embedder: Option<&Embedder>,
+    ) -> Result<BuildReport> {
+        let mut report = BuildReport { passages: passages.len(), embed_seconds: None };
+        let vectors = match embedder {
+            Some(e) => {
+                let t = std::time::Instant::now();
+                let v = dense::Vectors::embed(passages, e, &mut |i| progress(BuildStage::Embedding, i))?;
+                report.embed_seconds = Some(t.elapsed().as_secs_f64());
+                Some(v)
+            }
+            None => None,
+        };
         let tv = |source| Error::Tantivy { path: dir.to_owned(), source };
         let io = |source| Error::Io { path: dir.to_owned(), source };
         // Build into a sibling temp dir and swap, so a failed build never
@@ -310,7 +358,7 @@ impl Index {
                 d.add_text(f.text, analysis::strip_cross_references(&p.text));
                 d.add_text(f.quote, &p.text);
                 writer.add_document(d).map_err(tv)?;
-                progress(i + 1);
+                progress(BuildStage::Indexing, i + 1);
             }
             writer.commit().map_err(tv)?;
             writer.wait_merging_threads().map_err(tv)?;
@@ -325,6 +373,9 @@ impl Index {
         }
         let stats_json = serde_json::to_vec(&stats).map_err(|e| io(std::io::Error::other(e)))?;
         std::fs::write(tmp.join("onlabel-stats.json"), stats_json).map_err(io)?;
+        if let Some(v) = &vectors {
+            v.write(&tmp).map_err(io)?;
+        }
         std::fs::write(tmp.join("onlabel-index.json"), format!("{{\"passages\": {}, \"format\": 1}}\n", passages.len()))
             .map_err(io)?;
         if dir.exists() {
@@ -338,7 +389,7 @@ impl Index {
             std::fs::remove_dir_all(dir).map_err(io)?;
         }
         std::fs::rename(&tmp, dir).map_err(io)?;
-        Ok(())
+        Ok(report)
     }
 
     /// Opens an index built by [`Index::build`].
@@ -356,7 +407,16 @@ impl Index {
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .ok_or(Error::Damaged { path: dir.to_owned(), field: "onlabel-stats.json" })?;
-        Ok(Index { path: dir.to_owned(), reader, f, analyzer: Analyzer::shared(), stats })
+        let mut index = Index { path: dir.to_owned(), reader, f, analyzer: Analyzer::shared(), stats, dense: None };
+        // Vectors that cannot be used leave BM25 working (with a warning).
+        match dense::Vectors::read(dir).map_err(Error::from).and_then(|v| match v {
+            Some(v) => dense::DenseIndex::attach(&index, v).map(Some),
+            None => Ok(None),
+        }) {
+            Ok(d) => index.dense = d,
+            Err(e) => tracing::warn!(error = %e, "ignoring the dense vectors; BM25 only"),
+        }
+        Ok(index)
     }
 
     /// The analyzer (tokens, synonyms, stop words) this index queries with.
@@ -420,10 +480,23 @@ impl Index {
     }
 
     /// Searches for a question: BM25 over passage text and section titles,
-    /// with synonym expansion, inside the filter. Returns up to `limit` hits.
+    /// with synonym expansion, inside the filter. Returns up to `limit` hits,
+    /// reranked coverage-first (see [`rerank`]). Dense and fused retrieval:
+    /// [`Index::search_with`].
     pub fn search(&self, question: &str, filter: &Filter, limit: usize) -> Result<SearchResult> {
-        let tv = |source| Error::Tantivy { path: self.path.clone(), source };
-        let searcher = self.reader.searcher();
+        let (concepts, weights, q) = self.bm25_query(question, filter);
+        let Some(q) = q else {
+            return Ok(SearchResult { concepts, weights, hits: Vec::new() });
+        };
+        let top = self.bm25_top(&q, limit)?;
+        let mut hits = self.annotate_all(top, filter, &concepts, &weights)?;
+        rerank(&mut hits);
+        Ok(SearchResult { concepts, weights, hits })
+    }
+
+    /// The question's concepts, their weights, and the BM25 query inside the
+    /// filter (`None` when the question has no searchable concept).
+    fn bm25_query(&self, question: &str, filter: &Filter) -> (Vec<Concept>, Vec<f32>, Option<BooleanQuery>) {
         let ignore: Vec<String> = filter.product.as_deref().map(|p| self.analyzer.tokens(p)).unwrap_or_default();
         let concepts = self.analyzer.concepts(question, &ignore);
         let freqs = filter.product.as_ref().and_then(|p| self.stats.products.get(p)).unwrap_or(&self.stats.all);
@@ -466,58 +539,59 @@ impl Index {
             }
         }
         if should.is_empty() {
-            return Ok(SearchResult { concepts, weights, hits: Vec::new() });
+            return (concepts, weights, None);
         }
         let q = BooleanQuery::new(vec![
             (Occur::Must, Box::new(BooleanQuery::new(should)) as Box<dyn Query>),
             (Occur::Must, Box::new(self.filter_query(filter))),
         ]);
-        let top = searcher.search(&q, &TopDocs::with_limit(limit).order_by_score()).map_err(tv)?;
+        (concepts, weights, Some(q))
+    }
+
+    /// BM25's top `limit` documents for a query from [`Index::bm25_query`].
+    fn bm25_top(&self, q: &BooleanQuery, limit: usize) -> Result<Vec<(f32, DocAddress)>> {
+        self.reader
+            .searcher()
+            .search(q, &TopDocs::with_limit(limit).order_by_score())
+            .map_err(|source| Error::Tantivy { path: self.path.clone(), source })
+    }
+
+    /// A hit for a passage that passed the filter: which of the question's
+    /// concepts it (text or title) matches, the IDF-weighted coverage, and how
+    /// well its section title names the question. The same for every
+    /// retrieval mode, because the generators' relevance gate depends on it.
+    fn annotate(&self, passage: Passage, score: f32, concepts: &[Concept], weights: &[f32]) -> Hit {
         let total_w: f32 = weights.iter().sum();
-        let mut hits = Vec::with_capacity(top.len());
-        for (score, addr) in top {
-            let d: TantivyDocument = searcher.doc(addr).map_err(tv)?;
-            let passage = self.passage(&d)?;
-            if !filter.allows(&passage) {
-                tracing::warn!(doc = %passage.doc_id, "filter post-check rejected a hit the query let through");
-                continue;
-            }
-            let mut toks = self.analyzer.tokens(&analysis::strip_cross_references(&passage.text));
-            toks.push(String::new());
-            toks.extend(self.analyzer.tokens(&passage.title));
-            toks.push(String::new());
-            toks.extend(self.analyzer.tokens(&passage.parent));
-            if passage.section == "BW" {
-                toks.extend(self.analyzer.tokens("boxed warning"));
-            }
-            let matched: Vec<usize> = concepts
-                .iter()
-                .enumerate()
-                .filter(|(_, c)| c.alternatives.iter().any(|a| analysis::contains_phrase(&toks, a)))
-                .map(|(i, _)| i)
-                .collect();
-            let coverage = if total_w > 0.0 { matched.iter().map(|i| weights[*i]).sum::<f32>() / total_w } else { 0.0 };
-            // Section titles that name what was asked, in the asker's longer phrasing, rank first.
-            let mut title_toks = self.analyzer.tokens(&passage.title);
-            if passage.section == "BW" {
-                title_toks.extend(self.analyzer.tokens("boxed warning"));
-            }
-            let title_score = concepts
-                .iter()
-                .enumerate()
-                .filter_map(|(i, c)| {
-                    let len = c.alternatives.iter().filter(|a| analysis::contains_phrase(&title_toks, a)).map(Vec::len).max()?;
-                    Some(weights[i] * len.min(3) as f32 / 3.0)
-                })
-                .sum::<f32>()
-                / total_w.max(1e-6);
-            hits.push(Hit { passage, score, coverage, matched, title_score });
+        let mut toks = self.analyzer.tokens(&analysis::strip_cross_references(&passage.text));
+        toks.push(String::new());
+        toks.extend(self.analyzer.tokens(&passage.title));
+        toks.push(String::new());
+        toks.extend(self.analyzer.tokens(&passage.parent));
+        if passage.section == "BW" {
+            toks.extend(self.analyzer.tokens("boxed warning"));
         }
-        // Rerank: what a passage covers of the question first, BM25 second.
-        let max_score = hits.iter().map(|h| h.score).fold(f32::MIN_POSITIVE, f32::max);
-        let key = |h: &Hit| h.coverage + 0.3 * h.score / max_score + 0.3 * h.title_score;
-        hits.sort_by(|a, b| key(b).total_cmp(&key(a)));
-        Ok(SearchResult { concepts, weights, hits })
+        let matched: Vec<usize> = concepts
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.alternatives.iter().any(|a| analysis::contains_phrase(&toks, a)))
+            .map(|(i, _)| i)
+            .collect();
+        let coverage = if total_w > 0.0 { matched.iter().map(|i| weights[*i]).sum::<f32>() / total_w } else { 0.0 };
+        // Section titles that name what was asked, in the asker's longer phrasing, rank first.
+        let mut title_toks = self.analyzer.tokens(&passage.title);
+        if passage.section == "BW" {
+            title_toks.extend(self.analyzer.tokens("boxed warning"));
+        }
+        let title_score = concepts
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                let len = c.alternatives.iter().filter(|a| analysis::contains_phrase(&title_toks, a)).map(Vec::len).max()?;
+                Some(weights[i] * len.min(3) as f32 / 3.0)
+            })
+            .sum::<f32>()
+            / total_w.max(1e-6);
+        Hit { passage, score, coverage, matched, title_score }
     }
 
     fn passage(&self, d: &TantivyDocument) -> Result<Passage> {
@@ -559,6 +633,14 @@ impl Index {
             text: s(self.f.quote, "quote")?,
         })
     }
+}
+
+/// The coverage-first rerank: what a passage covers of the question first,
+/// its retrieval score (normalised by the best) second, its title third.
+fn rerank(hits: &mut [Hit]) {
+    let max_score = hits.iter().map(|h| h.score).fold(f32::MIN_POSITIVE, f32::max);
+    let key = |h: &Hit| h.coverage + 0.3 * h.score / max_score + 0.3 * h.title_score;
+    hits.sort_by(|a, b| key(b).total_cmp(&key(a)));
 }
 
 fn tempdir_in(parent: &Path, dir: &Path) -> std::io::Result<PathBuf> {

@@ -3,6 +3,7 @@
 mod cases;
 mod cli;
 mod corpus;
+mod dense;
 mod guard;
 mod harness;
 mod index;
