@@ -300,8 +300,9 @@ pub fn percentile(values: &[f64], p: f64) -> f64 {
 }
 
 /// Whether each answer sentence is supported by its cited passage. For the
-/// extractive path this is a verbatim check: the sentence must occur in the
-/// quoted passage. Returns (supported, total).
+/// extractive path this is a verbatim check (the sentence must occur in the
+/// quoted passage); for generated answers it is the citation verifier's
+/// judgement against the cited passage. Returns (supported, total).
 pub fn supported_sentences(a: &Answer) -> (usize, usize) {
     let re = marker_re();
     let mut ok = 0;
@@ -316,7 +317,13 @@ pub fn supported_sentences(a: &Answer) -> (usize, usize) {
         }
         total += 1;
         let n: usize = m[1].parse().unwrap_or(0);
-        if a.citations.iter().any(|c| c.n == n && c.quote.contains(sentence)) {
+        let ok_here = |c: &crate::copilot::Citation| match a.mode {
+            crate::copilot::Mode::Extractive => c.quote.contains(sentence),
+            crate::copilot::Mode::Generated => {
+                crate::copilot::verify::judge(sentence, &c.quote, crate::index::Analyzer::shared()).is_none()
+            }
+        };
+        if a.citations.iter().any(|c| c.n == n && ok_here(c)) {
             ok += 1;
         }
     }

@@ -39,7 +39,8 @@ fn chat_template_comes_from_the_gguf() {
 
 #[test]
 fn greedy_generation_is_deterministic_and_streams() {
-    let m = model();
+    // Its own instance: the shared one's KV cache is used by other tests in parallel.
+    let m = &LocalModel::load(&model_path()).unwrap();
     let p = m.render_chat(&[Message { role: "user".into(), content: "What is the capital of France?".into() }]).unwrap();
     // A generous wall clock: determinism is about tokens, not about a loaded CI machine.
     let opts = GenerateOptions { max_tokens: 12, time_budget: std::time::Duration::from_secs(600), ..Default::default() };
