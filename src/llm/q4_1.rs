@@ -135,15 +135,41 @@ impl Q41 {
         let w = &self.w;
         let acts = &acts;
         const ROW_TILE: usize = 16;
+        // SAFETY (raw writes): each (r, c) is written by exactly one work item.
+        let put = |r: usize, c: usize, v: f32| unsafe { *(dst_ptr as *mut f32).add(r * n + c) = v };
+        let wcol = |c: usize| &w[c * kb..(c + 1) * kb];
+        let arow = |r: usize| &acts[r * kb..(r + 1) * kb];
         candle_core::utils::barrier_pool().execute_chunked(n, |cols| {
+            if m == 1 {
+                // Decode: four columns at a time (four independent sums).
+                let mut c = cols.start;
+                while c + 4 <= cols.end {
+                    let v = unsafe { dot_4cols(kb, [wcol(c), wcol(c + 1), wcol(c + 2), wcol(c + 3)], arow(0)) };
+                    for (j, v) in v.into_iter().enumerate() {
+                        put(0, c + j, v);
+                    }
+                    c += 4;
+                }
+                for c in c..cols.end {
+                    put(0, c, unsafe { dot_avx2(wcol(c), arow(0)) });
+                }
+                return;
+            }
             for r0 in (0..m).step_by(ROW_TILE) {
                 let r1 = (r0 + ROW_TILE).min(m);
                 for c in cols.clone() {
-                    let wc = &w[c * kb..(c + 1) * kb];
-                    for r in r0..r1 {
-                        let v = unsafe { dot_avx2(wc, &acts[r * kb..(r + 1) * kb]) };
-                        // SAFETY: each (r, c) is written by exactly one work item.
-                        unsafe { *(dst_ptr as *mut f32).add(r * n + c) = v };
+                    let wc = wcol(c);
+                    let mut r = r0;
+                    // Prefill: four rows against one column, sharing the weight unpacking.
+                    while r + 4 <= r1 {
+                        let v = unsafe { dot_4rows(kb, wc, [arow(r), arow(r + 1), arow(r + 2), arow(r + 3)]) };
+                        for (j, v) in v.into_iter().enumerate() {
+                            put(r + j, c, v);
+                        }
+                        r += 4;
+                    }
+                    for r in r..r1 {
+                        put(r, c, unsafe { dot_avx2(wc, arow(r)) });
                     }
                 }
             }
@@ -189,6 +215,89 @@ unsafe fn dot_avx2(w: &[WBlock], a: &[ABlock]) -> f32 {
     sumf
 }
 
+
+/// Four horizontal i32 sums of four vectors, as one vector (exact).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn hsum4(p: [std::arch::x86_64::__m256i; 4]) -> std::arch::x86_64::__m128i {
+    use std::arch::x86_64::*;
+    let a = _mm256_hadd_epi32(p[0], p[1]); // p0 pairs, p1 pairs (per 128-bit lane)
+    let b = _mm256_hadd_epi32(p[2], p[3]);
+    let c = _mm256_hadd_epi32(a, b); // [s0 s1 s2 s3] per lane
+    _mm_add_epi32(_mm256_castsi256_si128(c), _mm256_extracti128_si256(c, 1))
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn unpack(x: &WBlock) -> std::arch::x86_64::__m256i {
+    use std::arch::x86_64::*;
+    let mask = _mm_set1_epi8(0x0f);
+    let q = _mm_loadu_si128(x.qs.as_ptr() as *const __m128i);
+    let lo = _mm_and_si128(q, mask);
+    let hi = _mm_and_si128(_mm_srli_epi16(q, 4), mask);
+    _mm256_set_m128i(hi, lo)
+}
+
+/// One activation row against four weight columns; per column the same
+/// operations in the same order as [`dot_avx2`] (no FMA), so the same bits.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn dot_4cols(kb: usize, w: [&[WBlock]; 4], a: &[ABlock]) -> [f32; 4] {
+    use std::arch::x86_64::*;
+    let ones = _mm256_set1_epi16(1);
+    let mut sumf = _mm_setzero_ps();
+    for i in 0..kb {
+        let y = &a[i];
+        let av = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
+        let x = [&w[0][i], &w[1][i], &w[2][i], &w[3][i]];
+        let p = [0, 1, 2, 3].map(|j| _mm256_madd_epi16(_mm256_maddubs_epi16(unpack(x[j]), av), ones));
+        let sumi = _mm_cvtepi32_ps(hsum4(p));
+        let xd = _mm_set_ps(x[3].d, x[2].d, x[1].d, x[0].d);
+        let xm = _mm_set_ps(x[3].m, x[2].m, x[1].m, x[0].m);
+        let t = _mm_add_ps(_mm_mul_ps(_mm_mul_ps(sumi, xd), _mm_set1_ps(y.d)), _mm_mul_ps(xm, _mm_set1_ps(y.s)));
+        sumf = _mm_add_ps(sumf, t);
+    }
+    let mut out = [0f32; 4];
+    _mm_storeu_ps(out.as_mut_ptr(), sumf);
+    out
+}
+
+/// Four activation rows against one weight column (same bits as [`dot_avx2`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn dot_4rows(kb: usize, w: &[WBlock], a: [&[ABlock]; 4]) -> [f32; 4] {
+    use std::arch::x86_64::*;
+    let ones = _mm256_set1_epi16(1);
+    let mut sumf = _mm_setzero_ps();
+    for i in 0..kb {
+        let x = &w[i];
+        let wv = unpack(x);
+        let y = [&a[0][i], &a[1][i], &a[2][i], &a[3][i]];
+        let p = [0, 1, 2, 3].map(|j| {
+            let av = _mm256_loadu_si256(y[j].qs.as_ptr() as *const __m256i);
+            _mm256_madd_epi16(_mm256_maddubs_epi16(wv, av), ones)
+        });
+        let sumi = _mm_cvtepi32_ps(hsum4(p));
+        let yd = _mm_set_ps(y[3].d, y[2].d, y[1].d, y[0].d);
+        let ys = _mm_set_ps(y[3].s, y[2].s, y[1].s, y[0].s);
+        let t = _mm_add_ps(_mm_mul_ps(_mm_mul_ps(sumi, _mm_set1_ps(x.d)), yd), _mm_mul_ps(_mm_set1_ps(x.m), ys));
+        sumf = _mm_add_ps(sumf, t);
+    }
+    let mut out = [0f32; 4];
+    _mm_storeu_ps(out.as_mut_ptr(), sumf);
+    out
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn dot_4cols(_kb: usize, _w: [&[WBlock]; 4], _a: &[ABlock]) -> [f32; 4] {
+    unreachable!("Q41::new returns None without AVX2")
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn dot_4rows(_kb: usize, _w: &[WBlock], _a: [&[ABlock]; 4]) -> [f32; 4] {
+    unreachable!("Q41::new returns None without AVX2")
+}
+
 #[cfg(not(target_arch = "x86_64"))]
 unsafe fn dot_avx2(_w: &[WBlock], _a: &[ABlock]) -> f32 {
     unreachable!("Q41::new returns None without AVX2")
@@ -229,8 +338,13 @@ mod tests {
 
     #[test]
     fn matches_candle_bit_for_bit() {
+        for (n, k, m) in [(22, 96, 1), (22, 96, 9), (20, 64, 5)] {
+            check(n, k, m);
+        }
+    }
+
+    fn check(n: usize, k: usize, m: usize) {
         let dev = Device::Cpu;
-        let (n, k, m) = (20, 96, 5);
         let wf: Vec<f32> = (0..n * k).map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 0.3).collect();
         let xf: Vec<f32> = (0..m * k).map(|i| ((i * 104729 % 977) as f32 / 488.0 - 1.0) * 2.0).collect();
         let wt = Tensor::from_vec(wf, (n, k), &dev).unwrap();
