@@ -12,6 +12,7 @@
 //! Every output records the model file's name and sha256 ([`LocalModel::id`]).
 
 pub mod model;
+mod q4_1;
 pub mod tokenizer;
 
 use std::collections::HashSet;

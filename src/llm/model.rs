@@ -21,16 +21,41 @@ use super::Error;
 /// Longest context our KV cache holds (tokens).
 pub const MAX_CONTEXT: usize = 2048;
 
+/// A quantized linear layer: our exact AVX2 kernel for Q4_1 weights
+/// ([`super::q4_1`]; candle's own is scalar), candle's `QMatMul` otherwise.
+enum Linear {
+    Q41(super::q4_1::Q41),
+    Candle(QMatMul),
+}
+
+impl Linear {
+    fn new(t: QTensor) -> Result<Linear, Error> {
+        if std::env::var_os("ONLABEL_CANDLE_Q4_1").is_none() {
+            if let Some(q) = super::q4_1::Q41::new(&t) {
+                return Ok(Linear::Q41(q));
+            }
+        }
+        Ok(Linear::Candle(QMatMul::from_qtensor(t)?))
+    }
+
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Linear::Q41(q) => q.forward(x),
+            Linear::Candle(q) => q.forward(x),
+        }
+    }
+}
+
 struct Layer {
-    wq: QMatMul,
-    wk: QMatMul,
-    wv: QMatMul,
-    wo: QMatMul,
+    wq: Linear,
+    wk: Linear,
+    wv: Linear,
+    wo: Linear,
     attn_norm: candle_nn::RmsNorm,
     ffn_norm: candle_nn::RmsNorm,
-    w_gate: QMatMul,
-    w_down: QMatMul,
-    w_up: QMatMul,
+    w_gate: Linear,
+    w_down: Linear,
+    w_up: Linear,
     /// Preallocated keys: (1, n_kv_head, MAX_CONTEXT, head_dim).
     k_cache: Tensor,
     /// Preallocated values, same shape.
@@ -67,7 +92,7 @@ pub struct Llama {
     embeddings: candle_nn::Embedding,
     layers: Vec<Layer>,
     norm: candle_nn::RmsNorm,
-    output: QMatMul,
+    output: Linear,
     cos: Tensor,
     sin: Tensor,
     masks: HashMap<(usize, usize), Tensor>,
@@ -121,16 +146,16 @@ impl Llama {
         let tok = ct.tensor(reader, "token_embd.weight", device)?;
         let emb = tok.dequantize(device)?;
         let output = match ct.tensor(reader, "output.weight", device) {
-            Ok(t) => QMatMul::from_qtensor(t)?,
-            Err(_) => QMatMul::from_qtensor(tok)?, // tied embeddings
+            Ok(t) => Linear::new(t)?,
+            Err(_) => Linear::new(tok)?, // tied embeddings
         };
         let norm = rms_norm(ct.tensor(reader, "output_norm.weight", device)?, eps, device)?;
         let mut layers = Vec::with_capacity(n_layer);
         let ctx = MAX_CONTEXT.min(n_ctx_train.max(1));
         for i in 0..n_layer {
             let p = format!("blk.{i}");
-            let q = |name: &str, r: &mut R| -> Result<QMatMul, Error> {
-                Ok(QMatMul::from_qtensor(ct.tensor(r, &format!("{p}.{name}.weight"), device)?)?)
+            let q = |name: &str, r: &mut R| -> Result<Linear, Error> {
+                Linear::new(ct.tensor(r, &format!("{p}.{name}.weight"), device)?)
             };
             layers.push(Layer {
                 wq: q("attn_q", reader)?,
