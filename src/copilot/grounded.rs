@@ -239,6 +239,7 @@ impl Grounded {
         let generation = self.model.generate(&prompt, &opts, |t| on_token(t))?;
         let full: Vec<&str> = shown.iter().map(|s| hits[s.hit].passage.text.as_str()).collect();
         let checked = verify(&generation.text, &full, Analyzer::shared());
+        tracing::debug!(target: "onlabel::generation", text = %generation.text, checked = ?checked, "model draft");
         let mut sentences = Vec::new();
         for c in &checked {
             if let (None, Some(pi)) = (&c.rejection, c.passage) {
