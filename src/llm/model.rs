@@ -252,8 +252,24 @@ impl Llama {
             layer.v_cache.slice_set(&v, 2, index_pos)?;
             let k_all = layer.k_cache.narrow(2, 0, kv_len)?;
             let v_all = layer.v_cache.narrow(2, 0, kv_len)?;
-            // Grouped-query attention: fold the query heads of one KV head into rows.
             let groups = c.n_head / c.n_kv_head;
+            if seq_len == 1 {
+                // Decode: one query row per head, each KV head repeated for its
+                // query heads — the reference's arithmetic, so that greedy
+                // outputs do not drift from it token by token.
+                let k_rep = candle_transformers::utils::repeat_kv(k_all.contiguous()?, groups)?;
+                let v_rep = candle_transformers::utils::repeat_kv(v_all.contiguous()?, groups)?;
+                let att = (q.matmul(&k_rep.t()?)? / (c.head_dim as f64).sqrt())?;
+                let att = candle_nn::ops::softmax_last_dim(&att)?;
+                let y = att.matmul(&v_rep)?.transpose(1, 2)?.reshape((1, 1, c.n_embd))?;
+                let h1 = (layer.wo.forward(&y)? + residual)?;
+                let xs = layer.ffn_norm.forward(&h1)?;
+                let gate = candle_nn::ops::silu(&layer.w_gate.forward(&xs)?)?;
+                let up = layer.w_up.forward(&xs)?;
+                h = (layer.w_down.forward(&(gate * up)?)? + h1)?;
+                continue;
+            }
+            // Prefill, grouped-query attention: fold the query heads of one KV head into rows.
             let q = q.reshape((1, c.n_kv_head, groups * seq_len, c.head_dim))?;
             let att = (q.matmul(&k_all.t()?)? * scale)?;
             let att = match &mask {
