@@ -110,7 +110,7 @@ impl Copilot {
             case_id: None,
             message: None,
         };
-        if let Some(e) = self.screen(ask, who)? {
+        if let Some(e) = self.ask_guard_only(ask, who)? {
             draft.route = e.route;
             draft.flags = e.flags;
             draft.case_id = e.case_id;
@@ -162,12 +162,6 @@ impl Copilot {
             draft.message = Some("No approved statement covers these topics; the draft carries only the safety information. Consider a Medical Information request.".into());
         }
         Ok(draft)
-    }
-
-    /// Runs the guard on a rep's input; `Some` is the escalation answer.
-    pub(crate) fn screen(&self, ask: &Ask, who: &Requester) -> Result<Option<super::Answer>> {
-        let a = self.ask_guard_only(ask, who)?;
-        Ok(a)
     }
 }
 
@@ -256,7 +250,7 @@ impl Copilot {
             message: None,
         };
         let screened = Ask { question: notes.chars().take(super::MAX_QUESTION_CHARS).collect(), ..ask.clone() };
-        if let Some(e) = self.screen(&screened, who)? {
+        if let Some(e) = self.ask_guard_only(&screened, who)? {
             if e.route == Route::Refused {
                 sum.route = Route::Refused;
                 sum.flags = e.flags;

@@ -358,10 +358,7 @@ impl Copilot {
         }
         let t0 = Instant::now();
         let product_key = ask.product.as_deref().map(|p| p.trim().to_lowercase());
-        let ctx = crate::guard::Context {
-            product: product_key.as_deref(),
-            label: product_key.as_deref().and_then(|p| self.labels.get(p)),
-        };
+        let ctx = self.guard_context(product_key.as_deref());
         let mut timings = Timings::default();
         let guard_rules = self.guard.as_ref().map(|g| g.rules_version().to_string());
         if let Some(g) = &self.guard {
@@ -437,15 +434,17 @@ impl Copilot {
         Ok(answer)
     }
 
+    /// The guard's context for a product (its label reference, if indexed).
+    fn guard_context<'a>(&'a self, product: Option<&'a str>) -> crate::guard::Context<'a> {
+        crate::guard::Context { product, label: product.and_then(|p| self.labels.get(p)) }
+    }
+
     /// Screens a rep's input with the guard only; `Some` is the escalation
     /// (or refusal) answer, `None` means the input may be answered.
     pub(crate) fn ask_guard_only(&self, ask: &Ask, who: &Requester) -> Result<Option<Answer>> {
         let Some(g) = &self.guard else { return Ok(None) };
         let product_key = ask.product.as_deref().map(|p| p.trim().to_lowercase());
-        let ctx = crate::guard::Context {
-            product: product_key.as_deref(),
-            label: product_key.as_deref().and_then(|p| self.labels.get(p)),
-        };
+        let ctx = self.guard_context(product_key.as_deref());
         let v = g.screen_input(ask.question.trim(), &ctx);
         if v.route == Route::Answer {
             return Ok(None);
