@@ -12,7 +12,9 @@
 //! Every output records the model file's name and sha256 ([`LocalModel::id`]).
 
 pub mod model;
+mod cpu;
 mod q4_1;
+mod q8_0;
 pub mod tokenizer;
 
 use std::collections::HashSet;

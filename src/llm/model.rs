@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use candle_core::quantized::{gguf_file, QMatMul, QTensor};
 use candle_core::{DType, Device, IndexOp, Module, Tensor};
 
+use super::q4_1::matvec_many;
 use super::Error;
 
 /// Longest context our KV cache holds (tokens).
@@ -25,7 +26,17 @@ pub const MAX_CONTEXT: usize = 2048;
 /// ([`super::q4_1`]; candle's own is scalar), candle's `QMatMul` otherwise.
 enum Linear {
     Q41(super::q4_1::Q41),
+    Q80(super::q8_0::Q80),
     Candle(QMatMul),
+}
+
+/// The Q4_1 kernel of a layer on the decode path, which is only built when
+/// every layer is Q4_1.
+fn q41(l: &Linear) -> &super::q4_1::Q41 {
+    match l {
+        Linear::Q41(w) => w,
+        _ => unreachable!("the decode path is only built when every layer is Q4_1"),
+    }
 }
 
 impl Linear {
@@ -34,6 +45,9 @@ impl Linear {
             if let Some(q) = super::q4_1::Q41::new(&t) {
                 return Ok(Linear::Q41(q));
             }
+            if let Some(q) = super::q8_0::Q80::new(&t) {
+                return Ok(Linear::Q80(q));
+            }
         }
         Ok(Linear::Candle(QMatMul::from_qtensor(t)?))
     }
@@ -41,6 +55,7 @@ impl Linear {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         match self {
             Linear::Q41(q) => q.forward(x),
+            Linear::Q80(q) => q.forward(x),
             Linear::Candle(q) => q.forward(x),
         }
     }
@@ -56,10 +71,32 @@ struct Layer {
     w_gate: Linear,
     w_down: Linear,
     w_up: Linear,
-    /// Preallocated keys: (1, n_kv_head, MAX_CONTEXT, head_dim).
-    k_cache: Tensor,
-    /// Preallocated values, same shape.
-    v_cache: Tensor,
+    /// RMSNorm weights as plain vectors, for the decode path.
+    attn_norm_w: Vec<f32>,
+    ffn_norm_w: Vec<f32>,
+    /// Preallocated keys, `[n_kv_head][capacity][head_dim]`, written in place.
+    k_cache: Vec<f32>,
+    /// Preallocated values, same layout.
+    v_cache: Vec<f32>,
+}
+
+/// Buffers of the single-token decode path, allocated once at load so that
+/// decoding a token allocates nothing.
+struct Scratch {
+    x: Vec<f32>,
+    xn: Vec<f32>,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    att: Vec<f32>,
+    y: Vec<f32>,
+    o: Vec<f32>,
+    gate: Vec<f32>,
+    up: Vec<f32>,
+    down: Vec<f32>,
+    acts: super::q4_1::Acts,
+    acts_ff: super::q4_1::Acts,
+    acts8: super::q8_0::Acts8,
 }
 
 /// Model hyper-parameters read from the GGUF metadata.
@@ -97,13 +134,24 @@ pub struct Llama {
     sin: Tensor,
     masks: HashMap<(usize, usize), Tensor>,
     device: Device,
+    /// RoPE tables as plain vectors `[position][rope_dim / 2]`, for decode.
+    cos_v: Vec<f32>,
+    sin_v: Vec<f32>,
+    /// Final RMSNorm weight, plain.
+    norm_w: Vec<f32>,
+    /// Decode buffers; `None` when some weight is not Q4_1 (the generic path
+    /// on candle ops is used instead).
+    scratch: Option<Scratch>,
+    /// Logits of the last position of the last forward.
+    logits: Vec<f32>,
     /// Number of positions currently valid in the KV cache.
     pos: usize,
 }
 
-fn rms_norm(t: QTensor, eps: f64, dev: &Device) -> Result<candle_nn::RmsNorm, Error> {
+fn rms_norm(t: QTensor, eps: f64, dev: &Device) -> Result<(candle_nn::RmsNorm, Vec<f32>), Error> {
     let w = t.dequantize(dev)?;
-    Ok(candle_nn::RmsNorm::new(w, eps))
+    let v = w.flatten_all()?.to_vec1::<f32>()?;
+    Ok((candle_nn::RmsNorm::new(w, eps), v))
 }
 
 impl Llama {
@@ -149,7 +197,7 @@ impl Llama {
             Ok(t) => Linear::new(t)?,
             Err(_) => Linear::new(tok)?, // tied embeddings
         };
-        let norm = rms_norm(ct.tensor(reader, "output_norm.weight", device)?, eps, device)?;
+        let (norm, norm_w) = rms_norm(ct.tensor(reader, "output_norm.weight", device)?, eps, device)?;
         let mut layers = Vec::with_capacity(n_layer);
         let ctx = MAX_CONTEXT.min(n_ctx_train.max(1));
         for i in 0..n_layer {
@@ -157,6 +205,8 @@ impl Llama {
             let q = |name: &str, r: &mut R| -> Result<Linear, Error> {
                 Linear::new(ct.tensor(r, &format!("{p}.{name}.weight"), device)?)
             };
+            let (attn_norm, attn_norm_w) = rms_norm(ct.tensor(reader, &format!("{p}.attn_norm.weight"), device)?, eps, device)?;
+            let (ffn_norm, ffn_norm_w) = rms_norm(ct.tensor(reader, &format!("{p}.ffn_norm.weight"), device)?, eps, device)?;
             layers.push(Layer {
                 wq: q("attn_q", reader)?,
                 wk: q("attn_k", reader)?,
@@ -165,10 +215,12 @@ impl Llama {
                 w_gate: q("ffn_gate", reader)?,
                 w_down: q("ffn_down", reader)?,
                 w_up: q("ffn_up", reader)?,
-                attn_norm: rms_norm(ct.tensor(reader, &format!("{p}.attn_norm.weight"), device)?, eps, device)?,
-                ffn_norm: rms_norm(ct.tensor(reader, &format!("{p}.ffn_norm.weight"), device)?, eps, device)?,
-                k_cache: Tensor::zeros((1, n_kv_head, ctx, head_dim), DType::F32, device)?,
-                v_cache: Tensor::zeros((1, n_kv_head, ctx, head_dim), DType::F32, device)?,
+                attn_norm,
+                ffn_norm,
+                attn_norm_w,
+                ffn_norm_w,
+                k_cache: vec![0f32; n_kv_head * ctx * head_dim],
+                v_cache: vec![0f32; n_kv_head * ctx * head_dim],
             });
         }
         let theta: Vec<f32> =
@@ -176,16 +228,53 @@ impl Llama {
         let theta = Tensor::new(theta.as_slice(), device)?;
         let idx = Tensor::arange(0, ctx as u32, device)?.to_dtype(DType::F32)?.reshape((ctx, 1))?;
         let freqs = idx.matmul(&theta.reshape((1, theta.elem_count()))?)?;
+        let (cos, sin) = (freqs.cos()?, freqs.sin()?);
+        let cos_v = cos.flatten_all()?.to_vec1::<f32>()?;
+        let sin_v = sin.flatten_all()?.to_vec1::<f32>()?;
+        let all_q41 = layers.iter().all(|l| {
+            [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down].iter().all(|w| matches!(w, Linear::Q41(_)))
+        });
+        let n_ff = match layers.first().map(|l| &l.w_up) {
+            Some(Linear::Q41(w)) => w.rows(),
+            _ => 0,
+        };
+        let fast = all_q41
+            && rope_dim == head_dim
+            && n_embd % 32 == 0
+            && n_ff % 32 == 0
+            && std::env::var_os("ONLABEL_REFERENCE_DECODE").is_none();
+        let scratch = fast.then(|| Scratch {
+            x: vec![0.0; n_embd],
+            xn: vec![0.0; n_embd],
+            q: vec![0.0; n_embd],
+            k: vec![0.0; n_kv_head * head_dim],
+            v: vec![0.0; n_kv_head * head_dim],
+            att: vec![0.0; n_head * ctx],
+            y: vec![0.0; n_embd],
+            o: vec![0.0; n_embd],
+            gate: vec![0.0; n_ff],
+            up: vec![0.0; n_ff],
+            down: vec![0.0; n_embd],
+            acts: super::q4_1::Acts::new(n_embd),
+            acts_ff: super::q4_1::Acts::new(n_ff),
+            acts8: super::q8_0::Acts8::new(n_embd),
+        });
+        tracing::debug!(fast_decode = fast, "model loaded");
         Ok(Llama {
             config,
             embeddings: candle_nn::Embedding::new(emb, n_embd),
             layers,
             norm,
             output,
-            cos: freqs.cos()?,
-            sin: freqs.sin()?,
+            cos,
+            sin,
             masks: HashMap::new(),
             device: device.clone(),
+            cos_v,
+            sin_v,
+            norm_w,
+            scratch,
+            logits: Vec::new(),
             pos: 0,
         })
     }
@@ -221,14 +310,54 @@ impl Llama {
 
     /// Runs `tokens` at the current position and returns the logits of the last one.
     pub fn forward(&mut self, tokens: &[u32]) -> Result<Tensor, Error> {
+        let device = self.device.clone();
+        let logits = self.forward_logits(tokens)?;
+        Ok(Tensor::from_slice(logits, logits.len(), &device)?)
+    }
+
+    /// Runs `tokens` at the current position and returns the logits of the
+    /// last one as a slice (valid until the next call). One token goes through
+    /// the decode path ([`Llama::decode_one`]) when the model allows it.
+    pub fn forward_logits(&mut self, tokens: &[u32]) -> Result<&[f32], Error> {
         let seq_len = tokens.len();
-        let index_pos = self.pos;
         if seq_len == 0 {
             return Err(Error::Generation("forward called with no tokens".into()));
         }
-        if index_pos + seq_len > self.capacity() {
-            return Err(Error::ContextFull { needed: index_pos + seq_len, capacity: self.capacity() });
+        if self.pos + seq_len > self.capacity() {
+            return Err(Error::ContextFull { needed: self.pos + seq_len, capacity: self.capacity() });
         }
+        if seq_len == 1 && self.scratch.is_some() {
+            self.decode_one(tokens[0])?;
+        } else {
+            let t = self.forward_candle(tokens)?;
+            self.logits.clear();
+            self.logits.extend_from_slice(&t.to_vec1::<f32>()?);
+        }
+        Ok(&self.logits)
+    }
+
+    /// Copies new keys or values `(1, n_kv_head, seq, head_dim)` into a cache at
+    /// `index_pos` and returns the cached `(1, n_kv_head, kv_len, head_dim)`.
+    fn cache_write_read(&self, cache: &mut [f32], new: &Tensor, index_pos: usize, kv_len: usize) -> Result<Tensor, Error> {
+        let (hd, n_kv, ctx) = (self.config.head_dim, self.config.n_kv_head, self.capacity());
+        let seq = kv_len - index_pos;
+        let new = new.flatten_all()?.to_vec1::<f32>()?;
+        for h in 0..n_kv {
+            let dst = (h * ctx + index_pos) * hd;
+            cache[dst..dst + seq * hd].copy_from_slice(&new[h * seq * hd..(h + 1) * seq * hd]);
+        }
+        let mut all = Vec::with_capacity(n_kv * kv_len * hd);
+        for h in 0..n_kv {
+            all.extend_from_slice(&cache[h * ctx * hd..(h * ctx + kv_len) * hd]);
+        }
+        Ok(Tensor::from_vec(all, (1, n_kv, kv_len, hd), &self.device)?)
+    }
+
+    /// The forward pass on candle ops: prefill (any number of tokens) and the
+    /// generic decode path for models the decode kernels do not cover.
+    fn forward_candle(&mut self, tokens: &[u32]) -> Result<Tensor, Error> {
+        let seq_len = tokens.len();
+        let index_pos = self.pos;
         let c = self.config;
         let x = Tensor::new(tokens, &self.device)?.unsqueeze(0)?;
         let mask = if seq_len > 1 { Some(self.mask(seq_len, index_pos)?) } else { None };
@@ -237,62 +366,149 @@ impl Llama {
         let mut h = self.embeddings.forward(&x)?;
         let kv_len = index_pos + seq_len;
         let scale = 1.0 / (c.head_dim as f64).sqrt();
-        for layer in self.layers.iter_mut() {
-            let residual = h.clone();
-            let xs = layer.attn_norm.forward(&h)?;
-            let q = layer.wq.forward(&xs)?.reshape((1, seq_len, c.n_head, c.head_dim))?.transpose(1, 2)?.contiguous()?;
-            let k = layer.wk.forward(&xs)?.reshape((1, seq_len, c.n_kv_head, c.head_dim))?.transpose(1, 2)?.contiguous()?;
-            let v = layer.wv.forward(&xs)?.reshape((1, seq_len, c.n_kv_head, c.head_dim))?.transpose(1, 2)?.contiguous()?;
-            let (q, k) = if c.rope_neox {
-                (candle_nn::rotary_emb::rope(&q, &cos, &sin)?, candle_nn::rotary_emb::rope(&k, &cos, &sin)?)
-            } else {
-                (candle_nn::rotary_emb::rope_i(&q, &cos, &sin)?, candle_nn::rotary_emb::rope_i(&k, &cos, &sin)?)
-            };
-            layer.k_cache.slice_set(&k, 2, index_pos)?;
-            layer.v_cache.slice_set(&v, 2, index_pos)?;
-            let k_all = layer.k_cache.narrow(2, 0, kv_len)?;
-            let v_all = layer.v_cache.narrow(2, 0, kv_len)?;
-            let groups = c.n_head / c.n_kv_head;
-            if seq_len == 1 {
-                // Decode: one query row per head, each KV head repeated for its
-                // query heads — the reference's arithmetic, so that greedy
-                // outputs do not drift from it token by token.
-                let k_rep = candle_transformers::utils::repeat_kv(k_all.contiguous()?, groups)?;
-                let v_rep = candle_transformers::utils::repeat_kv(v_all.contiguous()?, groups)?;
-                let att = (q.matmul(&k_rep.t()?)? / (c.head_dim as f64).sqrt())?;
+        let mut layers = std::mem::take(&mut self.layers);
+        let result = (|| -> Result<Tensor, Error> {
+            for layer in layers.iter_mut() {
+                let residual = h.clone();
+                let xs = layer.attn_norm.forward(&h)?;
+                let q = layer.wq.forward(&xs)?.reshape((1, seq_len, c.n_head, c.head_dim))?.transpose(1, 2)?.contiguous()?;
+                let k = layer.wk.forward(&xs)?.reshape((1, seq_len, c.n_kv_head, c.head_dim))?.transpose(1, 2)?.contiguous()?;
+                let v = layer.wv.forward(&xs)?.reshape((1, seq_len, c.n_kv_head, c.head_dim))?.transpose(1, 2)?.contiguous()?;
+                let (q, k) = if c.rope_neox {
+                    (candle_nn::rotary_emb::rope(&q, &cos, &sin)?, candle_nn::rotary_emb::rope(&k, &cos, &sin)?)
+                } else {
+                    (candle_nn::rotary_emb::rope_i(&q, &cos, &sin)?, candle_nn::rotary_emb::rope_i(&k, &cos, &sin)?)
+                };
+                let k_all = self.cache_write_read(&mut layer.k_cache, &k, index_pos, kv_len)?;
+                let v_all = self.cache_write_read(&mut layer.v_cache, &v, index_pos, kv_len)?;
+                let groups = c.n_head / c.n_kv_head;
+                if seq_len == 1 {
+                    // Generic decode: one query row per head, each KV head repeated
+                    // for its query heads — the reference's arithmetic.
+                    let k_rep = candle_transformers::utils::repeat_kv(k_all, groups)?;
+                    let v_rep = candle_transformers::utils::repeat_kv(v_all, groups)?;
+                    let att = (q.matmul(&k_rep.t()?)? / (c.head_dim as f64).sqrt())?;
+                    let att = candle_nn::ops::softmax_last_dim(&att)?;
+                    let y = att.matmul(&v_rep)?.transpose(1, 2)?.reshape((1, 1, c.n_embd))?;
+                    let h1 = (layer.wo.forward(&y)? + residual)?;
+                    let xs = layer.ffn_norm.forward(&h1)?;
+                    let gate = candle_nn::ops::silu(&layer.w_gate.forward(&xs)?)?;
+                    let up = layer.w_up.forward(&xs)?;
+                    h = (layer.w_down.forward(&(gate * up)?)? + h1)?;
+                    continue;
+                }
+                // Prefill, grouped-query attention: fold the query heads of one KV head into rows.
+                let q = q.reshape((1, c.n_kv_head, groups * seq_len, c.head_dim))?;
+                let att = (q.matmul(&k_all.t()?)? * scale)?;
+                let att = match &mask {
+                    Some(m) => {
+                        let att = att.reshape((1, c.n_kv_head, groups, seq_len, kv_len))?;
+                        att.broadcast_add(m)?.reshape((1, c.n_kv_head, groups * seq_len, kv_len))?
+                    }
+                    None => att,
+                };
                 let att = candle_nn::ops::softmax_last_dim(&att)?;
-                let y = att.matmul(&v_rep)?.transpose(1, 2)?.reshape((1, 1, c.n_embd))?;
+                let y = att.matmul(&v_all)?; // (1, kv, groups*seq, d)
+                let y = y.reshape((1, c.n_head, seq_len, c.head_dim))?.transpose(1, 2)?.reshape((1, seq_len, c.n_embd))?;
                 let h1 = (layer.wo.forward(&y)? + residual)?;
                 let xs = layer.ffn_norm.forward(&h1)?;
                 let gate = candle_nn::ops::silu(&layer.w_gate.forward(&xs)?)?;
                 let up = layer.w_up.forward(&xs)?;
                 h = (layer.w_down.forward(&(gate * up)?)? + h1)?;
-                continue;
             }
-            // Prefill, grouped-query attention: fold the query heads of one KV head into rows.
-            let q = q.reshape((1, c.n_kv_head, groups * seq_len, c.head_dim))?;
-            let att = (q.matmul(&k_all.t()?)? * scale)?;
-            let att = match &mask {
-                Some(m) => {
-                    let att = att.reshape((1, c.n_kv_head, groups, seq_len, kv_len))?;
-                    att.broadcast_add(m)?.reshape((1, c.n_kv_head, groups * seq_len, kv_len))?
-                }
-                None => att,
-            };
-            let att = candle_nn::ops::softmax_last_dim(&att)?;
-            let y = att.matmul(&v_all.contiguous()?)?; // (1, kv, groups*seq, d)
-            let y = y.reshape((1, c.n_head, seq_len, c.head_dim))?.transpose(1, 2)?.reshape((1, seq_len, c.n_embd))?;
-            let h1 = (layer.wo.forward(&y)? + residual)?;
-            let xs = layer.ffn_norm.forward(&h1)?;
-            let gate = candle_nn::ops::silu(&layer.w_gate.forward(&xs)?)?;
-            let up = layer.w_up.forward(&xs)?;
-            h = (layer.w_down.forward(&(gate * up)?)? + h1)?;
-        }
+            let last = h.i((.., seq_len - 1, ..))?;
+            let last = self.norm.forward(&last)?;
+            let logits = self.output.forward(&last)?.squeeze(0)?;
+            Ok(logits.to_dtype(DType::F32)?.contiguous()?)
+        })();
+        self.layers = layers;
+        let logits = result?;
         self.pos = kv_len;
-        let last = h.i((.., seq_len - 1, ..))?;
-        let last = self.norm.forward(&last)?;
-        let logits = self.output.forward(&last)?.squeeze(0)?;
-        Ok(logits.to_dtype(DType::F32)?.contiguous()?)
+        Ok(logits)
+    }
+
+    /// The decode path: one token through every layer on plain slices and
+    /// preallocated buffers — Q8_1 activations quantized once per matrix
+    /// input, our Q4_1 matrix-vector kernel, RoPE and attention over the KV
+    /// cache written in place, no allocation. Logits go to `self.logits`.
+    fn decode_one(&mut self, token: u32) -> Result<(), Error> {
+        let c = self.config;
+        let (pos, ctx, hd) = (self.pos, self.capacity(), c.head_dim);
+        let half = hd / 2;
+        let eps = c.eps as f32;
+        let Some(s) = self.scratch.as_mut() else {
+            return Err(Error::Generation("decode path not available for this model".into()));
+        };
+        {
+            let emb = self.embeddings.embeddings();
+            let (st, layout) = emb.storage_and_layout();
+            let table = match &*st {
+                candle_core::Storage::Cpu(candle_core::CpuStorage::F32(v)) => &v[layout.start_offset()..],
+                _ => return Err(Error::Generation("embedding table is not f32 on the CPU".into())),
+            };
+            let off = token as usize * c.n_embd;
+            let row = table
+                .get(off..off + c.n_embd)
+                .ok_or_else(|| Error::Generation(format!("token id {token} is outside the vocabulary")))?;
+            s.x.copy_from_slice(row);
+        }
+        let cos = &self.cos_v[pos * half..(pos + 1) * half];
+        let sin = &self.sin_v[pos * half..(pos + 1) * half];
+        for layer in self.layers.iter_mut() {
+            super::cpu::rms_norm(&s.x, &layer.attn_norm_w, eps, &mut s.xn);
+            s.acts.quantize(&s.xn);
+            matvec_many(&mut [
+                (q41(&layer.wq), &s.acts, &mut s.q),
+                (q41(&layer.wk), &s.acts, &mut s.k),
+                (q41(&layer.wv), &s.acts, &mut s.v),
+            ]);
+            super::cpu::rope_i(&mut s.q, hd, cos, sin);
+            super::cpu::rope_i(&mut s.k, hd, cos, sin);
+            for h in 0..c.n_kv_head {
+                let dst = (h * ctx + pos) * hd;
+                layer.k_cache[dst..dst + hd].copy_from_slice(&s.k[h * hd..(h + 1) * hd]);
+                layer.v_cache[dst..dst + hd].copy_from_slice(&s.v[h * hd..(h + 1) * hd]);
+            }
+            super::cpu::attention(&s.q, &layer.k_cache, &layer.v_cache, ctx, pos + 1, c.n_head, c.n_kv_head, hd, &mut s.att, &mut s.y);
+            s.acts.quantize(&s.y);
+            q41(&layer.wo).matvec(&s.acts, &mut s.o);
+            super::cpu::add_assign(&mut s.x, &s.o);
+            super::cpu::rms_norm(&s.x, &layer.ffn_norm_w, eps, &mut s.xn);
+            s.acts.quantize(&s.xn);
+            matvec_many(&mut [(q41(&layer.w_gate), &s.acts, &mut s.gate), (q41(&layer.w_up), &s.acts, &mut s.up)]);
+            super::cpu::silu_mul(&mut s.gate, &s.up);
+            s.acts_ff.quantize(&s.gate);
+            q41(&layer.w_down).matvec(&s.acts_ff, &mut s.down);
+            super::cpu::add_assign(&mut s.x, &s.down);
+        }
+        super::cpu::rms_norm(&s.x, &self.norm_w, eps, &mut s.xn);
+        match &self.output {
+            Linear::Q41(w) => {
+                s.acts.quantize(&s.xn);
+                self.logits.resize(w.rows(), 0.0);
+                w.matvec(&s.acts, &mut self.logits);
+            }
+            Linear::Q80(w) => {
+                s.acts8.quantize(&s.xn);
+                self.logits.resize(w.rows(), 0.0);
+                w.matvec(&s.acts8, &mut self.logits);
+            }
+            Linear::Candle(m) => {
+                let x = Tensor::from_slice(&s.xn, (1, c.n_embd), &self.device)?;
+                let out = m.forward(&x)?;
+                let (st, layout) = out.storage_and_layout();
+                match &*st {
+                    candle_core::Storage::Cpu(candle_core::CpuStorage::F32(v)) => {
+                        let v = &v[layout.start_offset()..layout.start_offset() + out.elem_count()];
+                        self.logits.clear();
+                        self.logits.extend_from_slice(v);
+                    }
+                    _ => return Err(Error::Generation("LM head output is not f32 on the CPU".into())),
+                }
+            }
+        }
+        self.pos = pos + 1;
+        Ok(())
     }
 
     /// Logits as a vector (for sampling and masks).

@@ -35,7 +35,7 @@ struct ABlock {
 }
 
 /// Exact f16 → f32.
-fn f16_to_f32(h: u16) -> f32 {
+pub(crate) fn f16_to_f32(h: u16) -> f32 {
     let sign = ((h >> 15) as u32) << 31;
     let exp = ((h >> 10) & 0x1f) as u32;
     let man = (h & 0x3ff) as u32;
@@ -179,10 +179,136 @@ impl Q41 {
     }
 }
 
-fn avx2() -> bool {
+/// Activations of one row quantized to Q8_1 (candle's own rounding), reusable
+/// across matrix-vector products: the decode path quantizes each normalised
+/// hidden state once and multiplies it by several weight matrices.
+pub struct Acts {
+    q8: Vec<BlockQ8_1>,
+    blocks: Vec<ABlock>,
+}
+
+impl Acts {
+    /// Room for a row of `k` values (a multiple of 32).
+    pub fn new(k: usize) -> Acts {
+        let kb = k / QK;
+        Acts { q8: (0..kb).map(|_| BlockQ8_1::zeros()).collect(), blocks: vec![ABlock { qs: [0; 32], d: 0.0, s: 0.0 }; kb] }
+    }
+
+    /// Quantizes `x` (length a multiple of 32, at most the capacity); no allocation.
+    pub fn quantize(&mut self, x: &[f32]) {
+        let kb = x.len() / QK;
+        let q8 = &mut self.q8[..kb];
+        BlockQ8_1::from_float(x, q8);
+        // SAFETY: BlockQ8_1 is repr(C) {d: f16, s: f16, qs: [i8; 32]}, 36 bytes.
+        let bytes = unsafe { std::slice::from_raw_parts(q8.as_ptr() as *const u8, kb * 36) };
+        for (dst, b) in self.blocks.iter_mut().zip(bytes.chunks_exact(36)) {
+            for (q, &v) in dst.qs.iter_mut().zip(&b[4..36]) {
+                *q = v as i8;
+            }
+            dst.d = f16_to_f32(u16::from_le_bytes([b[0], b[1]]));
+            dst.s = f16_to_f32(u16::from_le_bytes([b[2], b[3]]));
+        }
+    }
+}
+
+impl Q41 {
+    /// Output rows (columns of `x @ W^T`).
+    pub fn rows(&self) -> usize {
+        self.n
+    }
+
+    /// The decode kernel: `out = W · a` for one quantized row, eight-lane
+    /// float accumulation with FMA (not bit-identical to candle's order,
+    /// within float rounding). `out.len()` must be [`Q41::rows`].
+    pub fn matvec(&self, a: &Acts, out: &mut [f32]) {
+        matvec_many(&mut [(self, a, out)]);
+    }
+
+    /// Rows `start..end` of `W · a` into `out` (indexed from `start`).
+    fn rows_into(&self, a: &[ABlock], start: usize, end: usize, out: &mut [f32]) {
+        let kb = self.k / QK;
+        let w = &self.w;
+        let mut c = start;
+        while c + 4 <= end {
+            // SAFETY: Q41 exists only on CPUs with AVX2 and FMA.
+            let v = unsafe { dot_4cols_fma(kb, [&w[c * kb..], &w[(c + 1) * kb..], &w[(c + 2) * kb..], &w[(c + 3) * kb..]], a) };
+            out[c - start..c - start + 4].copy_from_slice(&v);
+            c += 4;
+        }
+        for c in c..end {
+            out[c - start] = unsafe { dot_avx2(&w[c * kb..(c + 1) * kb], a) };
+        }
+    }
+}
+
+/// Several matrix-vector products in one dispatch on candle's thread pool
+/// (e.g. the query, key and value projections of one input): one barrier
+/// instead of one per matrix. Each output slice must have the matrix's rows.
+pub fn matvec_many(jobs: &mut [(&Q41, &Acts, &mut [f32])]) {
+    const GROUP: usize = 8;
+    let mut bounds = [0usize; 8];
+    assert!(jobs.len() < bounds.len(), "matvec_many: at most 7 products at once");
+    for (i, (w, _, out)) in jobs.iter().enumerate() {
+        assert!(out.len() >= w.n, "matvec_many: output shorter than the matrix");
+        bounds[i + 1] = bounds[i] + w.n.div_ceil(GROUP);
+    }
+    let total = bounds[jobs.len()];
+    let ptrs: Vec<(usize, &Q41, &[ABlock])> =
+        jobs.iter_mut().map(|(w, a, out)| (out.as_mut_ptr() as usize, *w, &a.blocks[..w.k / QK])).collect();
+    candle_core::utils::barrier_pool().execute_chunked(total, |range| {
+        for g in range {
+            let j = bounds[1..=ptrs.len()].iter().position(|&b| g < b).unwrap_or(0);
+            let (ptr, w, a) = ptrs[j];
+            let start = (g - bounds[j]) * GROUP;
+            let end = (start + GROUP).min(w.n);
+            // SAFETY: each group of output rows is written by one work item only.
+            let out = unsafe { std::slice::from_raw_parts_mut((ptr as *mut f32).add(start), end - start) };
+            w.rows_into(a, start, end, out);
+        }
+    });
+}
+
+/// Four weight rows against one activation row, eight-lane float sums with
+/// FMA, one horizontal sum at the end (the llama.cpp arrangement).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_4cols_fma(kb: usize, w: [&[WBlock]; 4], a: &[ABlock]) -> [f32; 4] {
+    use std::arch::x86_64::*;
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut msum = _mm_setzero_ps();
+    for i in 0..kb {
+        let y = a.get_unchecked(i);
+        let av = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
+        let x = [w[0].get_unchecked(i), w[1].get_unchecked(i), w[2].get_unchecked(i), w[3].get_unchecked(i)];
+        for j in 0..4 {
+            let p = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(unpack(x[j]), av), ones));
+            acc[j] = _mm256_fmadd_ps(p, _mm256_set1_ps(x[j].d * y.d), acc[j]);
+        }
+        let xm = _mm_set_ps(x[3].m, x[2].m, x[1].m, x[0].m);
+        msum = _mm_fmadd_ps(xm, _mm_set1_ps(y.s), msum);
+    }
+    let mut out = [0f32; 4];
+    _mm_storeu_ps(out.as_mut_ptr(), msum);
+    for j in 0..4 {
+        let v = acc[j];
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 0b01));
+        out[j] += _mm_cvtss_f32(s);
+    }
+    out
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn dot_4cols_fma(_kb: usize, _w: [&[WBlock]; 4], _a: &[ABlock]) -> [f32; 4] {
+    unreachable!("Q41::new returns None without AVX2")
+}
+
+pub(crate) fn avx2() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        std::arch::is_x86_feature_detected!("avx2")
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -358,6 +484,25 @@ mod tests {
         assert_eq!(ours.len(), theirs.len());
         for (a, b) in ours.iter().zip(&theirs) {
             assert_eq!(a.to_bits(), b.to_bits(), "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn decode_matvec_agrees_with_the_exact_kernel() {
+        let dev = Device::Cpu;
+        let (n, k) = (45, 576);
+        let wf: Vec<f32> = (0..n * k).map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 0.3).collect();
+        let xf: Vec<f32> = (0..k).map(|i| ((i * 104729 % 977) as f32 / 488.0 - 1.0) * 2.0).collect();
+        let q = QTensor::quantize(&Tensor::from_vec(wf, (n, k), &dev).unwrap(), GgmlDType::Q4_1).unwrap();
+        let Some(fast) = Q41::new(&q) else { return };
+        let exact: Vec<f32> =
+            fast.forward(&Tensor::from_slice(&xf, (1, k), &dev).unwrap()).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let mut acts = Acts::new(k);
+        acts.quantize(&xf);
+        let mut out = vec![0f32; n];
+        fast.matvec(&acts, &mut out);
+        for (a, b) in out.iter().zip(&exact) {
+            assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "{a} vs {b}");
         }
     }
 }

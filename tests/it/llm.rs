@@ -81,8 +81,9 @@ fn bad_model_files_are_clear_errors() {
     assert!(e.contains("missing.gguf"), "{e}");
 }
 
-/// Greedy tokens from candle's stock `quantized_llama` (the reference path).
-pub fn reference_greedy(prompt_ids: &[u32], n: usize) -> (Vec<u32>, Vec<f32>) {
+/// Greedy tokens from candle's stock `quantized_llama` (the reference path),
+/// with the logits of the prompt's last position and of the first decode step.
+pub fn reference_greedy(prompt_ids: &[u32], n: usize) -> (Vec<u32>, Vec<f32>, Vec<f32>) {
     use candle_core::{Device, Tensor};
     use candle_transformers::models::quantized_llama::ModelWeights;
     let mut f = std::fs::File::open(model_path()).unwrap();
@@ -93,13 +94,17 @@ pub fn reference_greedy(prompt_ids: &[u32], n: usize) -> (Vec<u32>, Vec<f32>) {
     let first: Vec<f32> = logits.to_vec1().unwrap();
     let mut out = Vec::new();
     let mut next = onlabel::llm::Llama::argmax(&first);
+    let mut step1 = Vec::new();
     for i in 0..n {
         out.push(next);
         let x = Tensor::new(&[next], &Device::Cpu).unwrap().unsqueeze(0).unwrap();
         let l: Vec<f32> = m.forward(&x, prompt_ids.len() + i).unwrap().squeeze(0).unwrap().to_vec1().unwrap();
         next = onlabel::llm::Llama::argmax(&l);
+        if i == 0 {
+            step1 = l;
+        }
     }
-    (out, first)
+    (out, first, step1)
 }
 
 #[test]
@@ -107,7 +112,7 @@ fn our_forward_pass_matches_the_reference() {
     let m = model();
     let p = m.render_chat(&[Message { role: "user".into(), content: "What is the capital of France?".into() }]).unwrap();
     let ids = m.tokenizer.encode(&p).unwrap();
-    let (ref_ids, _) = reference_greedy(&ids, 12);
+    let (ref_ids, _, _) = reference_greedy(&ids, 12);
     let ours = m.generate(&p, &GenerateOptions { max_tokens: 12, time_budget: std::time::Duration::from_secs(600), ..Default::default() }, |_| {}).unwrap();
     let ours_ids = m.tokenizer.encode(&ours.text).unwrap();
     assert_eq!(m.tokenizer.decode(&ref_ids).unwrap(), ours.text, "reference vs ours ({ours_ids:?} vs {ref_ids:?})");
@@ -117,11 +122,21 @@ fn our_forward_pass_matches_the_reference() {
 /// label, our optimised forward pass agrees with candle's stock
 /// `quantized_llama` (the reference): last-position logits within a stated
 /// tolerance, and greedy outputs equal on the first 32 tokens for at least 9
-/// of the 10 prompts.
+/// of the 10 prompts. The prefill path is bit-exact with the reference's
+/// kernels, so its tolerance is tight. The decode path uses our own kernels
+/// (FMA accumulation, a vectorised `exp`, attention over the cache): float
+/// rounding differences are amplified by the re-quantization of activations
+/// to Q8_1 at every matrix (a rounding flip moves a value by 1/254 of its
+/// block's maximum), so its first-step logits move by up to about 1.5 (they
+/// span about ±30). The bound [`DECODE_BOUND`] is loose enough for that and
+/// tight enough to catch a real defect (a wrong head, position or scale moves
+/// them by tens); greedy agreement is the test that matters.
 #[test]
 fn optimised_path_agrees_with_the_reference_on_long_prompts() {
     /// Largest absolute difference accepted between last-position logits (they span about ±30).
     const TOLERANCE: f32 = 0.05;
+    /// Largest absolute difference accepted on the first decoded token's logits.
+    const DECODE_BOUND: f32 = 3.0;
     let m = model();
     let text = std::fs::read_to_string(crate::harness::shared_data().join("pi/text/lipitor_atorvastatin_2014-01.txt")).unwrap();
     let words: Vec<&str> = text.split_whitespace().collect();
@@ -131,7 +146,7 @@ fn optimised_path_agrees_with_the_reference_on_long_prompts() {
         let p = m.render_chat(&[Message { role: "user".into(), content: format!("Summarize: {chunk}") }]).unwrap();
         let ids = m.tokenizer.encode(&p).unwrap();
         assert!(ids.len() >= 200, "prompt {i} has {} tokens", ids.len());
-        let (ref_ids, ref_logits) = reference_greedy(&ids, 32);
+        let (ref_ids, ref_logits, ref_step1) = reference_greedy(&ids, 32);
         let mut f = std::fs::File::open(model_path()).unwrap();
         let ct = candle_core::quantized::gguf_file::Content::read(&mut f).unwrap();
         let mut ours = onlabel::llm::Llama::load(&ct, &mut f, &candle_core::Device::Cpu).unwrap();
@@ -140,12 +155,21 @@ fn optimised_path_agrees_with_the_reference_on_long_prompts() {
         assert!(max_diff <= TOLERANCE, "prompt {i}: last-position logits differ by {max_diff}");
         let mut out = Vec::new();
         let mut next = onlabel::llm::Llama::argmax(&logits);
-        for _ in 0..32 {
+        let mut step_diff = f32::NAN;
+        for step in 0..32 {
             out.push(next);
-            next = onlabel::llm::Llama::argmax(&onlabel::llm::Llama::logits_vec(&ours.forward(&[next]).unwrap()).unwrap());
+            let l = ours.forward_logits(&[next]).unwrap();
+            if step == 0 && next == ref_ids[0] {
+                step_diff = l.iter().zip(&ref_step1).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+                assert!(step_diff <= DECODE_BOUND, "prompt {i}: first decode step logits differ by {step_diff}");
+            }
+            next = onlabel::llm::Llama::argmax(l);
         }
         let first_diff = out.iter().zip(&ref_ids).position(|(a, b)| a != b);
-        eprintln!("prompt {i}: {} tokens, max logit diff {max_diff:.4}, first differing token {first_diff:?}", ids.len());
+        eprintln!(
+            "prompt {i}: {} tokens, max logit diff prefill {max_diff:.4} decode {step_diff:.4}, first differing token {first_diff:?}",
+            ids.len()
+        );
         if out == ref_ids {
             agree += 1;
         }

@@ -1,0 +1,198 @@
+//! A Q8_0 matrix-vector kernel (AVX2 + FMA) for the LM head.
+//!
+//! SmolLM2's GGUF ties the LM head to the token embeddings and stores them as
+//! Q8_0 (49152 × 576: a third of the model's bytes), so the head is a large
+//! share of every decoded token. candle's kernel handles one output row per
+//! call with one accumulator; this one runs four rows together with
+//! eight-lane FMA sums, split over candle's thread pool. Activations are
+//! quantized to Q8_0 by candle's own `BlockQ8_0::from_float`.
+
+use candle_core::quantized::k_quants::{BlockQ8_0, GgmlType};
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{CpuStorage, Device, Storage, Tensor};
+
+const QK: usize = 32;
+
+/// One block of 32 signed bytes with its scale widened to f32 (exact).
+#[derive(Clone, Copy)]
+#[repr(C, align(4))]
+struct Block {
+    qs: [i8; 32],
+    d: f32,
+}
+
+/// Activations of one row quantized to Q8_0, reusable across products.
+pub struct Acts8 {
+    q8: Vec<BlockQ8_0>,
+    blocks: Vec<Block>,
+}
+
+impl Acts8 {
+    /// Room for a row of `k` values (a multiple of 32).
+    pub fn new(k: usize) -> Acts8 {
+        let kb = k / QK;
+        Acts8 { q8: (0..kb).map(|_| BlockQ8_0::zeros()).collect(), blocks: vec![Block { qs: [0; 32], d: 0.0 }; kb] }
+    }
+
+    /// Quantizes `x` (length a multiple of 32, at most the capacity).
+    pub fn quantize(&mut self, x: &[f32]) {
+        let kb = x.len() / QK;
+        let q8 = &mut self.q8[..kb];
+        BlockQ8_0::from_float(x, q8);
+        // SAFETY: BlockQ8_0 is repr(C) {d: f16, qs: [i8; 32]}, 34 bytes.
+        let bytes = unsafe { std::slice::from_raw_parts(q8.as_ptr() as *const u8, kb * 34) };
+        for (dst, b) in self.blocks.iter_mut().zip(bytes.chunks_exact(34)) {
+            for (q, &v) in dst.qs.iter_mut().zip(&b[2..34]) {
+                *q = v as i8;
+            }
+            dst.d = super::q4_1::f16_to_f32(u16::from_le_bytes([b[0], b[1]]));
+        }
+    }
+}
+
+/// A Q8_0 weight matrix (n rows of k).
+pub struct Q80 {
+    n: usize,
+    k: usize,
+    w: Vec<Block>,
+}
+
+impl Q80 {
+    /// Takes a Q8_0 tensor of shape (n, k) when the CPU has AVX2 and FMA.
+    pub fn new(t: &QTensor) -> Option<Q80> {
+        if t.dtype() != GgmlDType::Q8_0 || !super::q4_1::avx2() {
+            return None;
+        }
+        let (n, k) = t.shape().dims2().ok()?;
+        if k % QK != 0 {
+            return None;
+        }
+        let data = t.data().ok()?;
+        if data.len() != n * k / QK * 34 {
+            return None;
+        }
+        let w = data
+            .chunks_exact(34)
+            .map(|b| {
+                let mut qs = [0i8; 32];
+                for (q, &v) in qs.iter_mut().zip(&b[2..34]) {
+                    *q = v as i8;
+                }
+                Block { qs, d: super::q4_1::f16_to_f32(u16::from_le_bytes([b[0], b[1]])) }
+            })
+            .collect();
+        Some(Q80 { n, k, w })
+    }
+
+    /// Output rows.
+    pub fn rows(&self) -> usize {
+        self.n
+    }
+
+    /// `out = W · a`; `out.len()` must be [`Q80::rows`].
+    pub fn matvec(&self, a: &Acts8, out: &mut [f32]) {
+        let kb = self.k / QK;
+        let n = self.n.min(out.len());
+        let a = &a.blocks[..kb];
+        let w = &self.w;
+        let out_ptr = out.as_mut_ptr() as usize;
+        let groups = n.div_ceil(8);
+        candle_core::utils::barrier_pool().execute_chunked(groups, |g| {
+            let (start, end) = (g.start * 8, (g.end * 8).min(n));
+            // SAFETY: each output row belongs to exactly one group.
+            let out = unsafe { std::slice::from_raw_parts_mut((out_ptr as *mut f32).add(start), end - start) };
+            let mut c = start;
+            while c + 4 <= end {
+                let v = unsafe { dot_4rows(kb, [&w[c * kb..], &w[(c + 1) * kb..], &w[(c + 2) * kb..], &w[(c + 3) * kb..]], a) };
+                out[c - start..c - start + 4].copy_from_slice(&v);
+                c += 4;
+            }
+            for c in c..end {
+                let r = &w[c * kb..];
+                out[c - start] = unsafe { dot_4rows(kb, [r, r, r, r], a) }[0];
+            }
+        });
+    }
+
+    /// `x @ W^T` for x of shape (…, k), f32, row by row.
+    pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let x = x.contiguous()?;
+        let mut dims = x.dims().to_vec();
+        let k = dims.pop().unwrap_or(0);
+        if k != self.k {
+            candle_core::bail!("q8_0 matmul: input {:?} does not match k = {}", x.shape(), self.k);
+        }
+        let m = dims.iter().product::<usize>();
+        let (st, layout) = x.storage_and_layout();
+        let xs = match &*st {
+            Storage::Cpu(CpuStorage::F32(v)) => &v[layout.start_offset()..layout.start_offset() + m * k],
+            _ => candle_core::bail!("q8_0 matmul: expected f32 on CPU"),
+        };
+        let mut acts = Acts8::new(k);
+        let mut dst = vec![0f32; m * self.n];
+        for (row, out) in xs.chunks_exact(k).zip(dst.chunks_exact_mut(self.n)) {
+            acts.quantize(row);
+            self.matvec(&acts, out);
+        }
+        dims.push(self.n);
+        Tensor::from_vec(dst, dims, &Device::Cpu)
+    }
+}
+
+/// Four weight rows against one activation row: |x|·sign(y, x) with
+/// `maddubs`, eight-lane FMA sums, one horizontal sum at the end.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_4rows(kb: usize, w: [&[Block]; 4], a: &[Block]) -> [f32; 4] {
+    use std::arch::x86_64::*;
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = [_mm256_setzero_ps(); 4];
+    for i in 0..kb {
+        let y = a.get_unchecked(i);
+        let yv = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
+        for j in 0..4 {
+            let x = w[j].get_unchecked(i);
+            let xv = _mm256_loadu_si256(x.qs.as_ptr() as *const __m256i);
+            // |x| (unsigned) × y·sign(x): exact, |pair sum| ≤ 2·128·127 < 2^15.
+            let p = _mm256_maddubs_epi16(_mm256_sign_epi8(xv, xv), _mm256_sign_epi8(yv, xv));
+            let p = _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones));
+            acc[j] = _mm256_fmadd_ps(p, _mm256_set1_ps(x.d * y.d), acc[j]);
+        }
+    }
+    let mut out = [0f32; 4];
+    for j in 0..4 {
+        let v = acc[j];
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 0b01));
+        out[j] = _mm_cvtss_f32(s);
+    }
+    out
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn dot_4rows(_kb: usize, _w: [&[Block]; 4], _a: &[Block]) -> [f32; 4] {
+    unreachable!("Q80::new returns None without AVX2")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Module;
+
+    #[test]
+    fn agrees_with_candle_q8_0() {
+        let (n, k) = (37, 96);
+        let w: Vec<f32> = (0..n * k).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
+        let w = Tensor::from_vec(w, (n, k), &Device::Cpu).unwrap();
+        let q = QTensor::quantize(&w, GgmlDType::Q8_0).unwrap();
+        let x: Vec<f32> = (0..2 * k).map(|i| (i as f32 * 0.37).sin()).collect();
+        let x = Tensor::from_vec(x, (2, k), &Device::Cpu).unwrap();
+        let ours = Q80::new(&q).expect("AVX2 machine").forward(&x).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let reference = candle_core::quantized::QMatMul::from_qtensor(q).unwrap().forward(&x).unwrap();
+        let reference = reference.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        for (a, b) in ours.iter().zip(&reference) {
+            assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "{a} vs {b}");
+        }
+    }
+}
