@@ -6,8 +6,16 @@
 //! 2. The adversarial suite `evals/guard.jsonl`: route accuracy of
 //!    `screen_input` (with a `LabelReference` per product built from the real
 //!    labels), AE report and mention metrics of `classify`, and every miss by
-//!    category. `--show N` prints N false negatives and false positives of the
-//!    dev split.
+//!    category.
+//!
+//! Options:
+//! - `--show N` prints N false negatives and false positives of the dev split.
+//! - `--lexicon PATH` evaluates a candidate lexicon file instead of the
+//!   compiled-in one.
+//! - `--no-dev-gold` drops the lexicon's last section (the gold mentions of the
+//!   dev split, from its `## ---- Label terms: gold adverse-reaction mentions of
+//!   the DEV split` heading on) before evaluating, so that dev recall estimates
+//!   recall on unseen drugs: the honest figure to tune on.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -62,6 +70,9 @@ impl Confusion {
         println!("  precision {:.3}  recall {:.3}  F1 {:.3}  (n = {})", self.precision(), self.recall(), self.f1(), self.tp + self.fp + self.fn_ + self.tn);
     }
 }
+
+/// The heading of the lexicon's last section, the gold mentions of the dev split.
+const DEV_GOLD_HEADING: &str = "## ---- Label terms: gold adverse-reaction mentions of the DEV split";
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -120,11 +131,23 @@ pub fn label_references() -> HashMap<String, LabelReference> {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let show = args.iter().position(|a| a == "--show").and_then(|i| args.get(i + 1)).and_then(|n| n.parse().ok()).unwrap_or(0);
-    // `--lexicon PATH` evaluates a candidate lexicon (e.g. one without the
-    // dev-derived terms, to estimate recall on unseen drugs while tuning).
-    let guard = match args.iter().position(|a| a == "--lexicon").and_then(|i| args.get(i + 1)) {
-        Some(lex) => Guard::from_files(&root().join("rules/guard-rules.toml"), Path::new(lex)).expect("candidate lexicon"),
-        None => Guard::builtin().expect("builtin guard"),
+    let lexicon = args.iter().position(|a| a == "--lexicon").and_then(|i| args.get(i + 1)).map(PathBuf::from);
+    let no_dev_gold = args.iter().any(|a| a == "--no-dev-gold");
+    let rules = root().join("rules/guard-rules.toml");
+    let guard = match (lexicon, no_dev_gold) {
+        (None, false) => Guard::builtin().expect("builtin guard"),
+        (Some(lex), false) => Guard::from_files(&rules, &lex).expect("candidate lexicon"),
+        (lex, true) => {
+            let lex = lex.unwrap_or_else(|| root().join("lexicon/ae_terms.txt"));
+            let src = std::fs::read_to_string(&lex).unwrap_or_else(|e| panic!("{}: {e}", lex.display()));
+            let cut = src.find(DEV_GOLD_HEADING).unwrap_or_else(|| panic!("{}: no dev-gold section", lex.display()));
+            let tmp = std::env::temp_dir().join(format!("ae_terms_no_dev_gold_{}.txt", std::process::id()));
+            std::fs::write(&tmp, &src[..cut]).expect("write the lexicon without dev gold");
+            let guard = Guard::from_files(&rules, &tmp).expect("lexicon without dev gold");
+            let _ = std::fs::remove_file(&tmp);
+            println!("(lexicon {} without its dev-gold section)", lex.display());
+            guard
+        }
     };
     println!("guard {}  ({} lexicon entries)\n", guard.rules_version(), guard.lexicon_len());
 

@@ -67,6 +67,7 @@ const NOT_FUZZY: &[&str] = &[
     "insurance", "assurance", "recipe", "receive", "deceive", "believe", "relieve", "relief", "belief", "brief", "chief",
     "detail", "details", "retail", "regimen", "regiment", "specimen", "women", "woman", "human", "humans", "season", "reason",
     "reasons", "person", "persons", "prison", "poison", "bison", "raising", "rising", "arising", "praising", "raises", "praise",
+    "addition", "additions", "imputation",
 ];
 
 impl Lexicon {
@@ -373,6 +374,14 @@ mod tests {
     fn bad_regex_names_the_line() {
         let e = Lexicon::parse("rash\nre: (unclosed\n", Path::new("lex.txt")).unwrap_err();
         assert!(e.to_string().starts_with("lex.txt:2:"), "{e}");
+    }
+
+    #[test]
+    fn ordinary_words_next_to_new_terms_do_not_fuzzy_match() {
+        let l = lex("addiction\namputation\n");
+        assert!(l.mentions("in addition, patients should move about").is_empty());
+        assert!(l.mentions("multiple imputation was used").is_empty());
+        assert_eq!(l.mentions("opioid addicton")[0].preferred, "addiction");
     }
 
     #[test]
