@@ -12,6 +12,8 @@
 //! - `--show N` prints N false negatives and false positives of the dev split.
 //! - `--lexicon PATH` evaluates a candidate lexicon file instead of the
 //!   compiled-in one.
+//! - `--time` also prints the `screen_input` latency (p50/p99/max) over the
+//!   suite's questions, to time a candidate lexicon without rebuilding.
 //! - `--no-dev-gold` drops the lexicon's last section (the gold mentions of the
 //!   dev split, from its `## ---- Label terms: gold adverse-reaction mentions of
 //!   the DEV split` heading on) before evaluating, so that dev recall estimates
@@ -128,6 +130,26 @@ pub fn label_references() -> HashMap<String, LabelReference> {
     products.into_iter().map(|p| (p.clone(), LabelReference::from_passages(&p, &passages))).collect()
 }
 
+/// Latency of `screen_input` per question of the guard suite over 50 passes
+/// (the figure `cargo bench --bench guard` budgets: under 1 ms p99), so that a
+/// candidate lexicon can be timed against the built-in one without a rebuild.
+fn time_screening(guard: &Guard, labels: &HashMap<String, LabelReference>, suite: &onlabel::eval::Suite) {
+    let qs: Vec<(&str, Option<&str>)> =
+        suite.cases.iter().filter_map(|c| c.question.as_deref().or(c.text.as_deref()).map(|q| (q, c.product.as_deref()))).collect();
+    let mut times = Vec::with_capacity(qs.len() * 50);
+    for _ in 0..50 {
+        for &(q, p) in &qs {
+            let ctx = Context { product: p, label: p.and_then(|p| labels.get(p)) };
+            let t = std::time::Instant::now();
+            std::hint::black_box(guard.screen_input(q, &ctx));
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize];
+    println!("screen_input over {} screenings: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms\n", times.len(), at(0.5), at(0.99), at(1.0));
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let show = args.iter().position(|a| a == "--show").and_then(|i| args.get(i + 1)).and_then(|n| n.parse().ok()).unwrap_or(0);
@@ -164,6 +186,9 @@ fn main() {
 
     let labels = label_references();
     let suite = onlabel::eval::Suite::read(&root().join("evals/guard.jsonl")).expect("evals/guard.jsonl");
+    if args.iter().any(|a| a == "--time") {
+        time_screening(&guard, &labels, &suite);
+    }
     let (mut asks, mut right) = (0, 0);
     let mut report = Confusion::default();
     let mut mention = Confusion::default();
