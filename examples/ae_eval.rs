@@ -10,6 +10,8 @@
 //!
 //! Options:
 //! - `--show N` prints N false negatives and false positives of the dev split.
+//! - `--show-spans` prints every gold span of the dev split that no mention
+//!   overlaps.
 //! - `--lexicon PATH` evaluates a candidate lexicon file instead of the
 //!   compiled-in one.
 //! - `--time` also prints the `screen_input` latency (p50/p99/max) over the
@@ -85,7 +87,7 @@ fn char_to_byte(text: &str, c: usize) -> usize {
     text.char_indices().nth(c).map(|(b, _)| b).unwrap_or(text.len())
 }
 
-fn mentions_split(guard: &Guard, path: &Path, show: usize, exclude_drug: Option<&str>) -> (Confusion, usize, usize) {
+fn mentions_split(guard: &Guard, path: &Path, show: usize, show_spans: bool, exclude_drug: Option<&str>) -> (Confusion, usize, usize) {
     let src = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut cm = Confusion::default();
     let (mut spans, mut spans_hit) = (0, 0);
@@ -105,6 +107,10 @@ fn mentions_split(guard: &Guard, path: &Path, show: usize, exclude_drug: Option<
                 found.iter().any(|((fa, fb), _)| *fa < b && a < *fb)
             });
             spans_hit += hit as usize;
+            if !hit && show_spans {
+                let seg: Vec<&str> = s.segments.iter().map(|&(a, b)| &row.text[char_to_byte(&row.text, a)..char_to_byte(&row.text, b)]).collect();
+                println!("  missed span: {}", seg.join(" ... "));
+            }
         }
         if gold && found.is_empty() && shown_fn < show {
             shown_fn += 1;
@@ -155,6 +161,7 @@ fn main() {
     let show = args.iter().position(|a| a == "--show").and_then(|i| args.get(i + 1)).and_then(|n| n.parse().ok()).unwrap_or(0);
     let lexicon = args.iter().position(|a| a == "--lexicon").and_then(|i| args.get(i + 1)).map(PathBuf::from);
     let no_dev_gold = args.iter().any(|a| a == "--no-dev-gold");
+    let show_spans = args.iter().any(|a| a == "--show-spans");
     let rules = root().join("rules/guard-rules.toml");
     let guard = match (lexicon, no_dev_gold) {
         (None, false) => Guard::builtin().expect("builtin guard"),
@@ -175,7 +182,7 @@ fn main() {
 
     let ae = root().join("../shared/data/ae");
     for (split, excl) in [("dev", None), ("test", None), ("test", Some("brentuximab"))] {
-        let (cm, spans, hit) = mentions_split(&guard, &ae.join(format!("fda_label_ade_sentences.{split}.jsonl")), if split == "dev" { show } else { 0 }, excl);
+        let (cm, spans, hit) = mentions_split(&guard, &ae.join(format!("fda_label_ade_sentences.{split}.jsonl")), if split == "dev" { show } else { 0 }, split == "dev" && show_spans, excl);
         let name = match excl {
             Some(d) => format!("AE mentions, {split} split without {d} (= Adcetris, a product whose label OnLabel ships with), sentence level"),
             None => format!("AE mentions, {split} split, sentence level"),
