@@ -6,8 +6,20 @@
 //! 2. The adversarial suite `evals/guard.jsonl`: route accuracy of
 //!    `screen_input` (with a `LabelReference` per product built from the real
 //!    labels), AE report and mention metrics of `classify`, and every miss by
-//!    category. `--show N` prints N false negatives and false positives of the
-//!    dev split.
+//!    category.
+//!
+//! Options:
+//! - `--show N` prints N false negatives and false positives of the dev split.
+//! - `--show-spans` prints every gold span of the dev split that no mention
+//!   overlaps.
+//! - `--lexicon PATH` evaluates a candidate lexicon file instead of the
+//!   compiled-in one.
+//! - `--time` also prints the `screen_input` latency (p50/p99/max) over the
+//!   suite's questions, to time a candidate lexicon without rebuilding.
+//! - `--no-dev-gold` drops the lexicon's last section (the gold mentions of the
+//!   dev split, from its `## ---- Label terms: gold adverse-reaction mentions of
+//!   the DEV split` heading on) before evaluating, so that dev recall estimates
+//!   recall on unseen drugs: the honest figure to tune on.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -63,6 +75,9 @@ impl Confusion {
     }
 }
 
+/// The heading of the lexicon's last section, the gold mentions of the dev split.
+const DEV_GOLD_HEADING: &str = "## ---- Label terms: gold adverse-reaction mentions of the DEV split";
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -72,7 +87,7 @@ fn char_to_byte(text: &str, c: usize) -> usize {
     text.char_indices().nth(c).map(|(b, _)| b).unwrap_or(text.len())
 }
 
-fn mentions_split(guard: &Guard, path: &Path, show: usize, exclude_drug: Option<&str>) -> (Confusion, usize, usize) {
+fn mentions_split(guard: &Guard, path: &Path, show: usize, show_spans: bool, exclude_drug: Option<&str>) -> (Confusion, usize, usize) {
     let src = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut cm = Confusion::default();
     let (mut spans, mut spans_hit) = (0, 0);
@@ -92,6 +107,10 @@ fn mentions_split(guard: &Guard, path: &Path, show: usize, exclude_drug: Option<
                 found.iter().any(|((fa, fb), _)| *fa < b && a < *fb)
             });
             spans_hit += hit as usize;
+            if !hit && show_spans {
+                let seg: Vec<&str> = s.segments.iter().map(|&(a, b)| &row.text[char_to_byte(&row.text, a)..char_to_byte(&row.text, b)]).collect();
+                println!("  missed span: {}", seg.join(" ... "));
+            }
         }
         if gold && found.is_empty() && shown_fn < show {
             shown_fn += 1;
@@ -117,20 +136,53 @@ pub fn label_references() -> HashMap<String, LabelReference> {
     products.into_iter().map(|p| (p.clone(), LabelReference::from_passages(&p, &passages))).collect()
 }
 
+/// Latency of `screen_input` per question of the guard suite over 50 passes
+/// (the figure `cargo bench --bench guard` budgets: under 1 ms p99), so that a
+/// candidate lexicon can be timed against the built-in one without a rebuild.
+fn time_screening(guard: &Guard, labels: &HashMap<String, LabelReference>, suite: &onlabel::eval::Suite) {
+    let qs: Vec<(&str, Option<&str>)> =
+        suite.cases.iter().filter_map(|c| c.question.as_deref().or(c.text.as_deref()).map(|q| (q, c.product.as_deref()))).collect();
+    let mut times = Vec::with_capacity(qs.len() * 50);
+    for _ in 0..50 {
+        for &(q, p) in &qs {
+            let ctx = Context { product: p, label: p.and_then(|p| labels.get(p)) };
+            let t = std::time::Instant::now();
+            std::hint::black_box(guard.screen_input(q, &ctx));
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize];
+    println!("screen_input over {} screenings: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms\n", times.len(), at(0.5), at(0.99), at(1.0));
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let show = args.iter().position(|a| a == "--show").and_then(|i| args.get(i + 1)).and_then(|n| n.parse().ok()).unwrap_or(0);
-    // `--lexicon PATH` evaluates a candidate lexicon (e.g. one without the
-    // dev-derived terms, to estimate recall on unseen drugs while tuning).
-    let guard = match args.iter().position(|a| a == "--lexicon").and_then(|i| args.get(i + 1)) {
-        Some(lex) => Guard::from_files(&root().join("rules/guard-rules.toml"), Path::new(lex)).expect("candidate lexicon"),
-        None => Guard::builtin().expect("builtin guard"),
+    let lexicon = args.iter().position(|a| a == "--lexicon").and_then(|i| args.get(i + 1)).map(PathBuf::from);
+    let no_dev_gold = args.iter().any(|a| a == "--no-dev-gold");
+    let show_spans = args.iter().any(|a| a == "--show-spans");
+    let rules = root().join("rules/guard-rules.toml");
+    let guard = match (lexicon, no_dev_gold) {
+        (None, false) => Guard::builtin().expect("builtin guard"),
+        (Some(lex), false) => Guard::from_files(&rules, &lex).expect("candidate lexicon"),
+        (lex, true) => {
+            let lex = lex.unwrap_or_else(|| root().join("lexicon/ae_terms.txt"));
+            let src = std::fs::read_to_string(&lex).unwrap_or_else(|e| panic!("{}: {e}", lex.display()));
+            let cut = src.find(DEV_GOLD_HEADING).unwrap_or_else(|| panic!("{}: no dev-gold section", lex.display()));
+            let tmp = std::env::temp_dir().join(format!("ae_terms_no_dev_gold_{}.txt", std::process::id()));
+            std::fs::write(&tmp, &src[..cut]).expect("write the lexicon without dev gold");
+            let guard = Guard::from_files(&rules, &tmp).expect("lexicon without dev gold");
+            let _ = std::fs::remove_file(&tmp);
+            println!("(lexicon {} without its dev-gold section)", lex.display());
+            guard
+        }
     };
     println!("guard {}  ({} lexicon entries)\n", guard.rules_version(), guard.lexicon_len());
 
     let ae = root().join("../shared/data/ae");
     for (split, excl) in [("dev", None), ("test", None), ("test", Some("brentuximab"))] {
-        let (cm, spans, hit) = mentions_split(&guard, &ae.join(format!("fda_label_ade_sentences.{split}.jsonl")), if split == "dev" { show } else { 0 }, excl);
+        let (cm, spans, hit) = mentions_split(&guard, &ae.join(format!("fda_label_ade_sentences.{split}.jsonl")), if split == "dev" { show } else { 0 }, split == "dev" && show_spans, excl);
         let name = match excl {
             Some(d) => format!("AE mentions, {split} split without {d} (= Adcetris, a product whose label OnLabel ships with), sentence level"),
             None => format!("AE mentions, {split} split, sentence level"),
@@ -141,6 +193,9 @@ fn main() {
 
     let labels = label_references();
     let suite = onlabel::eval::Suite::read(&root().join("evals/guard.jsonl")).expect("evals/guard.jsonl");
+    if args.iter().any(|a| a == "--time") {
+        time_screening(&guard, &labels, &suite);
+    }
     let (mut asks, mut right) = (0, 0);
     let mut report = Confusion::default();
     let mut mention = Confusion::default();

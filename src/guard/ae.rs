@@ -17,7 +17,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use regex::{Regex, RegexSet};
+use regex::{Regex, RegexSet, RegexSetBuilder};
 
 use super::rules::{CueClass, Rules};
 use super::text::{self, TermMatcher};
@@ -51,6 +51,9 @@ pub struct Lexicon {
     pub len: usize,
 }
 
+/// Lazy-DFA cache of the lexicon's pattern set (the regex default is 2 MiB).
+const PATTERN_DFA_BYTES: usize = 32 << 20;
+
 /// Words within one edit of a lexicon term that are not misspellings of it.
 const NOT_FUZZY: &[&str] = &[
     "starting", "started", "station", "stating", "thanks", "patient", "patients", "dosing", "dosage", "stable", "sample", "simple",
@@ -67,6 +70,7 @@ const NOT_FUZZY: &[&str] = &[
     "insurance", "assurance", "recipe", "receive", "deceive", "believe", "relieve", "relief", "belief", "brief", "chief",
     "detail", "details", "retail", "regimen", "regiment", "specimen", "women", "woman", "human", "humans", "season", "reason",
     "reasons", "person", "persons", "prison", "poison", "bison", "raising", "rising", "arising", "praising", "raises", "praise",
+    "addition", "additions", "imputation",
 ];
 
 impl Lexicon {
@@ -119,7 +123,13 @@ impl Lexicon {
         if terms.is_empty() {
             return Err(Error::Parse { path: path.to_owned(), line: 1, message: "the lexicon has no terms".into() });
         }
-        let pattern_set = RegexSet::new(&pattern_src).map_err(|e| Error::Parse { path: path.to_owned(), line: 1, message: e.to_string() })?;
+        // A larger lazy-DFA cache than the default: with all the lexicon's
+        // patterns in one set the default cache thrashes and screening falls
+        // back to slower engines (p50 per question 0.11 ms -> 0.28 ms).
+        let pattern_set = RegexSetBuilder::new(&pattern_src)
+            .dfa_size_limit(PATTERN_DFA_BYTES)
+            .build()
+            .map_err(|e| Error::Parse { path: path.to_owned(), line: 1, message: e.to_string() })?;
         let mut fuzzy: HashMap<String, Vec<usize>> = HashMap::new();
         let mut fuzzy_words = Vec::new();
         for (t, p) in &terms {
@@ -373,6 +383,14 @@ mod tests {
     fn bad_regex_names_the_line() {
         let e = Lexicon::parse("rash\nre: (unclosed\n", Path::new("lex.txt")).unwrap_err();
         assert!(e.to_string().starts_with("lex.txt:2:"), "{e}");
+    }
+
+    #[test]
+    fn ordinary_words_next_to_new_terms_do_not_fuzzy_match() {
+        let l = lex("addiction\namputation\n");
+        assert!(l.mentions("in addition, patients should move about").is_empty());
+        assert!(l.mentions("multiple imputation was used").is_empty());
+        assert_eq!(l.mentions("opioid addicton")[0].preferred, "addiction");
     }
 
     #[test]

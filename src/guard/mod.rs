@@ -702,6 +702,25 @@ mod tests {
     }
 
     #[test]
+    fn lab_changes_are_mentions_but_monitoring_advice_is_not() {
+        let g = guard();
+        for s in [
+            "Dose-related increases in LDL-C were observed.",
+            "The drug increases serum creatinine and decreases eGFR.",
+            "Mean changes from baseline in hemoglobin were 0.47 g/dL.",
+            "Hematocrit values >55% were reported in 1.3% of patients.",
+            "All 5 patients had maximum ALT or AST levels >8 * ULN.",
+            "Estrogen administration leads to increased thyroid-binding globulin (TBG) levels.",
+            "Injection-site induration occurred in 2% of patients.",
+        ] {
+            assert!(!g.mentions(s).is_empty(), "no mention in {s:?}");
+        }
+        for s in ["Monitor serum potassium and LDL-C periodically.", "An increase in dose is not recommended."] {
+            assert!(g.mentions(s).is_empty(), "mention in {s:?}: {:?}", g.mentions(s));
+        }
+    }
+
+    #[test]
     fn label_question_mentions_but_does_not_report() {
         let c = guard().classify("What does the label say about rash?");
         assert_eq!(c, Classification { adverse_event: false, ae_mention: true });
