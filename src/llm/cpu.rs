@@ -7,7 +7,8 @@
 //! features: [`super::q4_1::Q41::new`] refuses to build otherwise, and the
 //! decode path needs every layer to be Q4_1.
 
-/// `out = x / sqrt(mean(x²) + eps) * w`, the arithmetic of candle's `rms_norm`.
+/// `out = x / sqrt(mean(x²) + eps) * w`, in the same order as candle's
+/// `rms_norm` (a sequential sum of squares), so the same bits.
 pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
     // SAFETY: callers run only when AVX2 and FMA are present (module doc).
     unsafe { rms_norm_inner(x, w, eps, out) }
@@ -15,7 +16,7 @@ pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
 
 #[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx2,fma"))]
 unsafe fn rms_norm_inner(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
-    let sum2 = dot_inner(x, x);
+    let sum2 = x.iter().map(|&v| v * v).sum::<f32>();
     let m = (sum2 / x.len() as f32 + eps).sqrt();
     for ((o, &x), &w) in out.iter_mut().zip(x).zip(w) {
         *o = x / m * w;
@@ -136,62 +137,116 @@ pub fn attention(
     });
 }
 
-/// One head of attention with head_dim 64, the query and the output held in
-/// eight ymm registers each; exponentials by [`exp8`].
+/// One head of attention with head_dim 64, in exactly the reference's
+/// arithmetic (candle's decode step: `q @ k^T` through `gemm`, `/ 8`,
+/// `softmax_last_dim`, `@ v` through `gemm`), so that decoding does not drift
+/// from it: activations are re-quantized to Q8_1 at every matrix, which turns
+/// a last-bit difference into a different rounding and, after a few layers,
+/// into a different greedy token. The orders reproduced, for AVX2 (`gemm`'s
+/// 8-lane V3 kernels; the x86-v4 feature is not enabled):
+/// - scores, up to 256 positions (`gemm`'s horizontal kernel): one 8-lane
+///   FMA accumulator over the eight chunks of 8, reduced as
+///   `(lo + hi)`, `[0]+[2]`, `[1]+[3]`, then the two;
+/// - scores, over 256 positions (`gemm`'s row-major gemv): eight products,
+///   summed pairwise `((0+1)+(2+3))+((4+5)+(6+7))`, then the lanes in order;
+/// - softmax: max, libm `exp`, the sum as candle's AVX `vec_sum` (four 8-lane
+///   accumulators over steps of 32, a tree, two `hadd`s, then the tail in
+///   order), and a division;
+/// - values (`gemm`'s column-major gemv): `y = v_0 · p_0`, then
+///   `y = fma(v_j, p_j, y)` in position order; at exactly two positions
+///   (`gemm`'s outer-product path) `v_1 · p_1 + v_0 · p_0`, unfused.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn attend_64(q: &[f32], k: &[f32], v: &[f32], scale: f32, att: &mut [f32], y: &mut [f32]) {
     use std::arch::x86_64::*;
     let n = att.len();
     let qv: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(q.as_ptr().add(i * 8)));
+    let zero = _mm256_setzero_ps();
     let mut max = f32::NEG_INFINITY;
-    for j in 0..n {
-        let kp = k.as_ptr().add(j * 64);
-        let mut a0 = _mm256_mul_ps(qv[0], _mm256_loadu_ps(kp));
-        let mut a1 = _mm256_mul_ps(qv[1], _mm256_loadu_ps(kp.add(8)));
-        a0 = _mm256_fmadd_ps(qv[2], _mm256_loadu_ps(kp.add(16)), a0);
-        a1 = _mm256_fmadd_ps(qv[3], _mm256_loadu_ps(kp.add(24)), a1);
-        a0 = _mm256_fmadd_ps(qv[4], _mm256_loadu_ps(kp.add(32)), a0);
-        a1 = _mm256_fmadd_ps(qv[5], _mm256_loadu_ps(kp.add(40)), a1);
-        a0 = _mm256_fmadd_ps(qv[6], _mm256_loadu_ps(kp.add(48)), a0);
-        a1 = _mm256_fmadd_ps(qv[7], _mm256_loadu_ps(kp.add(56)), a1);
-        let a = _mm256_add_ps(a0, a1);
-        let s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 0b01));
-        let s = _mm_cvtss_f32(s) * scale;
-        *att.get_unchecked_mut(j) = s;
-        max = max.max(s);
-    }
-    // Softmax numerators, eight at a time.
-    let mut sum = 0f32;
-    let mx = _mm256_set1_ps(max);
-    let mut j = 0;
-    let mut acc = _mm256_setzero_ps();
-    while j + 8 <= n {
-        let e = exp8(_mm256_sub_ps(_mm256_loadu_ps(att.as_ptr().add(j)), mx));
-        _mm256_storeu_ps(att.as_mut_ptr().add(j), e);
-        acc = _mm256_add_ps(acc, e);
-        j += 8;
-    }
-    let mut tmp = [0f32; 8];
-    _mm256_storeu_ps(tmp.as_mut_ptr(), acc);
-    sum += tmp.iter().sum::<f32>();
-    for s in &mut att[j..] {
-        *s = (*s - max).exp();
-        sum += *s;
-    }
-    let inv = 1.0 / sum;
-    let mut yv = [_mm256_setzero_ps(); 8];
-    for j in 0..n {
-        let p = _mm256_set1_ps(*att.get_unchecked(j) * inv);
-        let vp = v.as_ptr().add(j * 64);
-        for (i, y) in yv.iter_mut().enumerate() {
-            *y = _mm256_fmadd_ps(p, _mm256_loadu_ps(vp.add(i * 8)), *y);
+    if n <= 256 {
+        for j in 0..n {
+            let kp = k.as_ptr().add(j * 64);
+            let mut acc = zero;
+            for (c, qc) in qv.iter().enumerate() {
+                acc = _mm256_fmadd_ps(*qc, _mm256_loadu_ps(kp.add(c * 8)), acc);
+            }
+            let x = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+            let r0 = _mm_add_ps(x, _mm_movehl_ps(x, x));
+            let r = _mm_add_ss(r0, _mm_shuffle_ps(r0, r0, 0b0001));
+            let s = _mm_cvtss_f32(r) * scale;
+            *att.get_unchecked_mut(j) = s;
+            max = max.max(s);
+        }
+    } else {
+        for j in 0..n {
+            let kp = k.as_ptr().add(j * 64);
+            let a: [__m256; 8] = std::array::from_fn(|c| _mm256_fmadd_ps(qv[c], _mm256_loadu_ps(kp.add(c * 8)), zero));
+            let a0 = _mm256_add_ps(a[0], a[1]);
+            let a2 = _mm256_add_ps(a[2], a[3]);
+            let a4 = _mm256_add_ps(a[4], a[5]);
+            let a6 = _mm256_add_ps(a[6], a[7]);
+            let a0 = _mm256_add_ps(a0, a2);
+            let a4 = _mm256_add_ps(a4, a6);
+            let t = _mm256_add_ps(a0, a4);
+            let mut lanes = [0f32; 8];
+            _mm256_storeu_ps(lanes.as_mut_ptr(), t);
+            let mut s = lanes[0];
+            for l in &lanes[1..] {
+                s += *l;
+            }
+            let s = s * scale;
+            *att.get_unchecked_mut(j) = s;
+            max = max.max(s);
         }
     }
-    for (i, v) in yv.iter().enumerate() {
-        _mm256_storeu_ps(y.as_mut_ptr().add(i * 8), *v);
+    for s in att.iter_mut() {
+        *s = (*s - max).exp();
+    }
+    // candle's AVX vec_sum.
+    let np = n & !31;
+    let mut sum4 = [zero; 4];
+    let mut i = 0;
+    while i < np {
+        for (jj, acc) in sum4.iter_mut().enumerate() {
+            *acc = _mm256_add_ps(*acc, _mm256_loadu_ps(att.as_ptr().add(i + jj * 8)));
+        }
+        i += 32;
+    }
+    let x0 = _mm256_add_ps(sum4[0], sum4[1]);
+    let x2 = _mm256_add_ps(sum4[2], sum4[3]);
+    let x0 = _mm256_add_ps(x0, x2);
+    let t0 = _mm_add_ps(_mm256_castps256_ps128(x0), _mm256_extractf128_ps(x0, 1));
+    let t1 = _mm_hadd_ps(t0, t0);
+    let mut sum = _mm_cvtss_f32(_mm_hadd_ps(t1, t1));
+    for s in &att[np..] {
+        sum += *s;
+    }
+    for s in att.iter_mut() {
+        *s /= sum;
+    }
+    let mut yv = [zero; 8];
+    if n == 2 {
+        // Depth 2 goes through `gemm`'s outer-product path, unfused: v1·p1 + v0·p0.
+        let (p0, p1) = (_mm256_set1_ps(att[0]), _mm256_set1_ps(att[1]));
+        for (c, yc) in yv.iter_mut().enumerate() {
+            let a = _mm256_mul_ps(_mm256_loadu_ps(v.as_ptr().add(64 + c * 8)), p1);
+            let b = _mm256_mul_ps(_mm256_loadu_ps(v.as_ptr().add(c * 8)), p0);
+            *yc = _mm256_add_ps(a, b);
+        }
+    }
+    for j in 0..if n == 2 { 0 } else { n } {
+        let p = _mm256_set1_ps(*att.get_unchecked(j));
+        let vp = v.as_ptr().add(j * 64);
+        for (c, yc) in yv.iter_mut().enumerate() {
+            *yc = if j == 0 {
+                _mm256_mul_ps(_mm256_loadu_ps(vp.add(c * 8)), p)
+            } else {
+                _mm256_fmadd_ps(_mm256_loadu_ps(vp.add(c * 8)), p, *yc)
+            };
+        }
+    }
+    for (c, yc) in yv.iter().enumerate() {
+        _mm256_storeu_ps(y.as_mut_ptr().add(c * 8), *yc);
     }
 }
 
@@ -200,43 +255,45 @@ unsafe fn attend_64(_q: &[f32], _k: &[f32], _v: &[f32], _scale: f32, _att: &mut 
     unreachable!("the decode path needs AVX2")
 }
 
-/// `exp` of eight lanes (x ≤ 0 here): Cody–Waite range reduction and a
-/// degree-6 polynomial, relative error about 2e-7 (a few ulp); inputs below
-/// -87 flush to 0.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn exp8(x: std::arch::x86_64::__m256) -> std::arch::x86_64::__m256 {
-    use std::arch::x86_64::*;
-    let x = _mm256_max_ps(x, _mm256_set1_ps(-87.0));
-    let n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(std::f32::consts::LOG2_E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693_145_75), x);
-    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428_606_8e-6), r);
-    let mut p = _mm256_set1_ps(1.0 / 720.0);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0 / 120.0));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0 / 24.0));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0 / 6.0));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0));
-    let e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    _mm256_mul_ps(p, _mm256_castsi256_ps(e))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// The decode attention is bit-identical to the reference's candle ops
+    /// (`repeat_kv`, `matmul`, `/ sqrt(d)`, `softmax_last_dim`, `matmul`),
+    /// below and above `gemm`'s 256-element switch of kernels.
     #[test]
-    fn exp8_is_within_a_few_ulp() {
+    fn attention_64_is_bit_identical_to_candle_ops() {
+        use candle_core::{Device, Tensor};
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            use std::arch::x86_64::*;
-            for i in 0..2000 {
-                let x = -(i as f32) * 0.05;
-                let mut out = [0f32; 8];
-                unsafe { _mm256_storeu_ps(out.as_mut_ptr(), exp8(_mm256_set1_ps(x))) };
-                let want = x.exp();
-                assert!((out[0] - want).abs() <= 1e-6 * want.max(1e-30) + 1e-37, "exp({x}) = {} vs {want}", out[0]);
+        if !(std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")) {
+            return;
+        }
+        let (n_head, n_kv, hd, ctx) = (9, 3, 64, 700);
+        for kv_len in [1, 2, 7, 31, 32, 33, 100, 255, 256, 257, 300, 513, 700] {
+            let q: Vec<f32> = (0..n_head * hd).map(|i| ((i * 37 + kv_len) as f32 * 0.013).sin() * 2.0).collect();
+            let k: Vec<f32> = (0..n_kv * ctx * hd).map(|i| (i as f32 * 0.0071).cos() * 1.5).collect();
+            let v: Vec<f32> = (0..n_kv * ctx * hd).map(|i| (i as f32 * 0.0113).sin()).collect();
+            let mut att = vec![0f32; n_head * ctx];
+            let mut y = vec![0f32; n_head * hd];
+            attention(&q, &k, &v, ctx, kv_len, n_head, n_kv, hd, &mut att, &mut y);
+
+            let dev = Device::Cpu;
+            let cut = |c: &[f32]| -> Tensor {
+                let mut all = Vec::new();
+                for h in 0..n_kv {
+                    all.extend_from_slice(&c[h * ctx * hd..(h * ctx + kv_len) * hd]);
+                }
+                Tensor::from_vec(all, (1, n_kv, kv_len, hd), &dev).unwrap()
+            };
+            let qt = Tensor::from_slice(&q, (1, n_head, 1, hd), &dev).unwrap();
+            let k_rep = candle_transformers::utils::repeat_kv(cut(&k), n_head / n_kv).unwrap();
+            let v_rep = candle_transformers::utils::repeat_kv(cut(&v), n_head / n_kv).unwrap();
+            let a = (qt.matmul(&k_rep.t().unwrap()).unwrap() / (hd as f64).sqrt()).unwrap();
+            let a = candle_nn::ops::softmax_last_dim(&a).unwrap();
+            let want: Vec<f32> = a.matmul(&v_rep).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+            for (i, (got, want)) in y.iter().zip(&want).enumerate() {
+                assert_eq!(got.to_bits(), want.to_bits(), "kv_len {kv_len}, element {i}: {got} vs {want}");
             }
         }
     }

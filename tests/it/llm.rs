@@ -122,21 +122,17 @@ fn our_forward_pass_matches_the_reference() {
 /// label, our optimised forward pass agrees with candle's stock
 /// `quantized_llama` (the reference): last-position logits within a stated
 /// tolerance, and greedy outputs equal on the first 32 tokens for at least 9
-/// of the 10 prompts. The prefill path is bit-exact with the reference's
-/// kernels, so its tolerance is tight. The decode path uses our own kernels
-/// (FMA accumulation, a vectorised `exp`, attention over the cache): float
-/// rounding differences are amplified by the re-quantization of activations
-/// to Q8_1 at every matrix (a rounding flip moves a value by 1/254 of its
-/// block's maximum), so its first-step logits move by up to about 1.5 (they
-/// span about ±30). The bound [`DECODE_BOUND`] is loose enough for that and
-/// tight enough to catch a real defect (a wrong head, position or scale moves
-/// them by tens); greedy agreement is the test that matters.
+/// of the 10 prompts. Both our prefill (candle ops with our Q4_1 kernel) and
+/// our decode path (plain slices, our kernels) reproduce the reference's
+/// floating-point order, so the same tolerance holds for the logits of the
+/// first decoded token. (A decode path with merely "close" arithmetic drifts
+/// fast: activations are re-quantized to Q8_1 at every matrix, so a last-bit
+/// difference becomes a rounding flip; such a path agreed on 32 tokens for
+/// 1 prompt in 10.)
 #[test]
 fn optimised_path_agrees_with_the_reference_on_long_prompts() {
     /// Largest absolute difference accepted between last-position logits (they span about ±30).
     const TOLERANCE: f32 = 0.05;
-    /// Largest absolute difference accepted on the first decoded token's logits.
-    const DECODE_BOUND: f32 = 3.0;
     let m = model();
     let text = std::fs::read_to_string(crate::harness::shared_data().join("pi/text/lipitor_atorvastatin_2014-01.txt")).unwrap();
     let words: Vec<&str> = text.split_whitespace().collect();
@@ -161,7 +157,7 @@ fn optimised_path_agrees_with_the_reference_on_long_prompts() {
             let l = ours.forward_logits(&[next]).unwrap();
             if step == 0 && next == ref_ids[0] {
                 step_diff = l.iter().zip(&ref_step1).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-                assert!(step_diff <= DECODE_BOUND, "prompt {i}: first decode step logits differ by {step_diff}");
+                assert!(step_diff <= TOLERANCE, "prompt {i}: first decode step logits differ by {step_diff}");
             }
             next = onlabel::llm::Llama::argmax(l);
         }
