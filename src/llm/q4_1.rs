@@ -4,25 +4,42 @@
 //! (`BlockQ4_1::vec_dot_unopt`, a function call per block to convert f16),
 //! which was over 80% of our forward pass. This kernel computes the very same
 //! numbers: the activations are quantized to Q8_1 by candle's own
-//! `BlockQ8_1::from_float`, each block's integer dot product (exact in any
-//! order) is done with AVX2, and the floating-point accumulation over blocks
-//! is done in the same order and with the same operations as candle's, so
-//! outputs are bit-identical (and greedy decoding unchanged). Work is split
-//! over output columns on candle's own thread pool.
+//! `BlockQ8_1::from_float`; each block's integer dot product (exact in any
+//! order) is done with AVX2; and the floating-point accumulation over blocks
+//! uses the same operations in the same order as candle's
+//! (`sumf += sumi·d_w·d_a + m_w·s_a`, no FMA), so outputs are bit-identical
+//! and greedy decoding is unchanged.
+//!
+//! Layout: the weights are regrouped at load into tiles of eight output rows
+//! ([`Tile`]): for each block of 32 inputs, four 32-byte vectors each hold
+//! four packed bytes of every row, so one `maddubs` against a broadcast
+//! activation word yields partial sums for eight rows at once — no
+//! horizontal sums, the eight rows' float accumulations side by side in one
+//! register. Per block, eight `maddubs` results are added in 16 bits (at most
+//! 8 × 2 × 15 × 127 = 30 480, no overflow) and widened once. Several
+//! activation rows (prefill) share each unpacked weight vector. The bytes per
+//! weight are those of the GGUF (0.75). Work is split over tiles on candle's
+//! own thread pool.
 
 use candle_core::quantized::k_quants::{BlockQ8_1, GgmlType};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{CpuStorage, Device, Storage, Tensor};
 
 const QK: usize = 32;
+/// Output rows per tile.
+const TR: usize = 8;
 
-/// One weight block, f16 scales widened once at load (exact).
+/// One block (32 inputs) of eight output rows.
 #[derive(Clone, Copy)]
-#[repr(C, align(8))]
-struct WBlock {
-    qs: [u8; 16],
-    d: f32,
-    m: f32,
+#[repr(C, align(32))]
+struct Tile {
+    /// `qs[g][4 r + i]` = byte `4 g + i` of row `r`'s Q4_1 block: low nibble
+    /// input `4 g + i`, high nibble input `16 + 4 g + i`.
+    qs: [[u8; 32]; 4],
+    /// Scales of the eight rows, f16 widened (exact).
+    d: [f32; TR],
+    /// Minimums of the eight rows.
+    m: [f32; TR],
 }
 
 /// One activation block (Q8_1), scales widened (exact).
@@ -57,15 +74,16 @@ pub(crate) fn f16_to_f32(h: u16) -> f32 {
     f32::from_bits(bits)
 }
 
-/// A Q4_1 weight matrix (n rows of k) ready for [`Q41::forward`].
+/// A Q4_1 weight matrix (n rows of k) in tiles of eight rows.
 pub struct Q41 {
     n: usize,
     k: usize,
-    w: Vec<WBlock>,
+    /// `tiles[t * kb + b]`: tile `t`, block `b`; rows past `n` are zero.
+    tiles: Vec<Tile>,
 }
 
 impl Q41 {
-    /// Takes a Q4_1 tensor of shape (n, k) when the CPU has AVX2; `None` otherwise.
+    /// Takes a Q4_1 tensor of shape (n, k) when the CPU has AVX2 and FMA; `None` otherwise.
     pub fn new(t: &QTensor) -> Option<Q41> {
         if t.dtype() != GgmlDType::Q4_1 || !avx2() {
             return None;
@@ -75,22 +93,30 @@ impl Q41 {
             return None;
         }
         let data = t.data().ok()?;
-        if data.len() != n * k / QK * 20 {
+        let kb = k / QK;
+        if data.len() != n * kb * 20 {
             return None;
         }
-        let w = data
-            .chunks_exact(20)
-            .map(|b| {
-                let mut qs = [0u8; 16];
-                qs.copy_from_slice(&b[4..20]);
-                WBlock {
-                    qs,
-                    d: f16_to_f32(u16::from_le_bytes([b[0], b[1]])),
-                    m: f16_to_f32(u16::from_le_bytes([b[2], b[3]])),
+        let n_tiles = n.div_ceil(TR);
+        let mut tiles = vec![Tile { qs: [[0; 32]; 4], d: [0.0; TR], m: [0.0; TR] }; n_tiles * kb];
+        for row in 0..n {
+            let (t, r) = (row / TR, row % TR);
+            for b in 0..kb {
+                let src = &data[(row * kb + b) * 20..(row * kb + b + 1) * 20];
+                let tile = &mut tiles[t * kb + b];
+                tile.d[r] = f16_to_f32(u16::from_le_bytes([src[0], src[1]]));
+                tile.m[r] = f16_to_f32(u16::from_le_bytes([src[2], src[3]]));
+                for g in 0..4 {
+                    tile.qs[g][4 * r..4 * r + 4].copy_from_slice(&src[4 + 4 * g..8 + 4 * g]);
                 }
-            })
-            .collect();
-        Some(Q41 { n, k, w })
+            }
+        }
+        Some(Q41 { n, k, tiles })
+    }
+
+    /// Output rows (columns of `x @ W^T`).
+    pub fn rows(&self) -> usize {
+        self.n
     }
 
     /// `x @ W^T` for x of shape (…, k), f32.
@@ -103,79 +129,74 @@ impl Q41 {
         }
         let m = dims.iter().product::<usize>();
         let kb = k / QK;
-        // Quantize the activations with candle's own Q8_1 code (same rounding).
-        let mut acts: Vec<ABlock> = Vec::with_capacity(m * kb);
+        let mut acts = Acts::new(k);
+        let mut all: Vec<ABlock> = Vec::with_capacity(m * kb);
         {
             let (st, layout) = x.storage_and_layout();
             let xs = match &*st {
                 Storage::Cpu(CpuStorage::F32(v)) => &v[layout.start_offset()..layout.start_offset() + m * k],
                 _ => candle_core::bail!("q4_1 matmul: expected f32 on CPU"),
             };
-            let mut q8: Vec<BlockQ8_1> = (0..kb).map(|_| BlockQ8_1::zeros()).collect();
             for row in xs.chunks_exact(k) {
-                BlockQ8_1::from_float(row, &mut q8);
-                // SAFETY: BlockQ8_1 is repr(C) {d: f16, s: f16, qs: [i8; 32]}, 36 bytes.
-                let bytes = unsafe { std::slice::from_raw_parts(q8.as_ptr() as *const u8, kb * 36) };
-                for b in bytes.chunks_exact(36) {
-                    let mut qs = [0i8; 32];
-                    for (q, &v) in qs.iter_mut().zip(&b[4..36]) {
-                        *q = v as i8;
-                    }
-                    acts.push(ABlock {
-                        qs,
-                        d: f16_to_f32(u16::from_le_bytes([b[0], b[1]])),
-                        s: f16_to_f32(u16::from_le_bytes([b[2], b[3]])),
-                    });
-                }
+                acts.quantize(row);
+                all.extend_from_slice(&acts.blocks[..kb]);
             }
         }
         let n = self.n;
         let mut dst = vec![0f32; m * n];
         let dst_ptr = dst.as_mut_ptr() as usize;
-        let w = &self.w;
-        let acts = &acts;
-        const ROW_TILE: usize = 16;
-        // SAFETY (raw writes): each (r, c) is written by exactly one work item.
-        let put = |r: usize, c: usize, v: f32| unsafe { *(dst_ptr as *mut f32).add(r * n + c) = v };
-        let wcol = |c: usize| &w[c * kb..(c + 1) * kb];
-        let arow = |r: usize| &acts[r * kb..(r + 1) * kb];
-        candle_core::utils::barrier_pool().execute_chunked(n, |cols| {
-            if m == 1 {
-                // Decode: four columns at a time (four independent sums).
-                let mut c = cols.start;
-                while c + 4 <= cols.end {
-                    let v = unsafe { dot_4cols(kb, [wcol(c), wcol(c + 1), wcol(c + 2), wcol(c + 3)], arow(0)) };
-                    for (j, v) in v.into_iter().enumerate() {
-                        put(0, c + j, v);
-                    }
-                    c += 4;
-                }
-                for c in c..cols.end {
-                    put(0, c, unsafe { dot_avx2(wcol(c), arow(0)) });
-                }
-                return;
-            }
-            for r0 in (0..m).step_by(ROW_TILE) {
-                let r1 = (r0 + ROW_TILE).min(m);
-                for c in cols.clone() {
-                    let wc = wcol(c);
-                    let mut r = r0;
-                    // Prefill: four rows against one column, sharing the weight unpacking.
-                    while r + 4 <= r1 {
-                        let v = unsafe { dot_4rows(kb, wc, [arow(r), arow(r + 1), arow(r + 2), arow(r + 3)]) };
-                        for (j, v) in v.into_iter().enumerate() {
-                            put(r + j, c, v);
+        let all = &all;
+        let n_tiles = n.div_ceil(TR);
+        // Work items: (tile, group of up to 32 rows), tiles fastest.
+        const ROWS: usize = 32;
+        let row_groups = m.div_ceil(ROWS);
+        candle_core::utils::barrier_pool().execute_chunked(n_tiles * row_groups, |items| {
+            for item in items {
+                let (t, rg) = (item % n_tiles, item / n_tiles);
+                let tiles = &self.tiles[t * kb..(t + 1) * kb];
+                let (r0, r1) = (rg * ROWS, (rg * ROWS + ROWS).min(m));
+                let arow = |r: usize| &all[r * kb..(r + 1) * kb];
+                let mut r = r0;
+                let mut out = [0f32; 4 * TR];
+                while r < r1 {
+                    let rows = (r1 - r).min(4);
+                    // SAFETY: Q41 exists only on CPUs with AVX2 and FMA.
+                    unsafe {
+                        match rows {
+                            4 => tile_dot::<4>(tiles, [arow(r), arow(r + 1), arow(r + 2), arow(r + 3)], &mut out),
+                            3 => tile_dot::<3>(tiles, [arow(r), arow(r + 1), arow(r + 2)], &mut out),
+                            2 => tile_dot::<2>(tiles, [arow(r), arow(r + 1)], &mut out),
+                            _ => tile_dot::<1>(tiles, [arow(r)], &mut out),
                         }
-                        r += 4;
                     }
-                    for r in r..r1 {
-                        put(r, c, unsafe { dot_avx2(wc, arow(r)) });
+                    for i in 0..rows {
+                        let cols = TR.min(n - t * TR);
+                        // SAFETY: (row, tile) pairs are disjoint across work items.
+                        let d = unsafe { std::slice::from_raw_parts_mut((dst_ptr as *mut f32).add((r + i) * n + t * TR), cols) };
+                        d.copy_from_slice(&out[i * TR..i * TR + cols]);
                     }
+                    r += rows;
                 }
             }
         });
         dims.push(n);
         Tensor::from_vec(dst, dims, &Device::Cpu)
+    }
+
+    /// The decode kernel: `out = W · a` for one quantized row (same bits as
+    /// [`Q41::forward`]). `out.len()` must be at least [`Q41::rows`].
+    pub fn matvec(&self, a: &Acts, out: &mut [f32]) {
+        matvec_many(&mut [(self, a, out)]);
+    }
+
+    /// Tile `t` of `W · a` into `out` (up to eight values).
+    fn tile_into(&self, a: &[ABlock], t: usize, out: &mut [f32]) {
+        let kb = self.k / QK;
+        let mut v = [0f32; 4 * TR];
+        // SAFETY: Q41 exists only on CPUs with AVX2 and FMA.
+        unsafe { tile_dot::<1>(&self.tiles[t * kb..(t + 1) * kb], [a], &mut v) };
+        let cols = out.len();
+        out.copy_from_slice(&v[..cols]);
     }
 }
 
@@ -211,59 +232,31 @@ impl Acts {
     }
 }
 
-impl Q41 {
-    /// Output rows (columns of `x @ W^T`).
-    pub fn rows(&self) -> usize {
-        self.n
-    }
-
-    /// The decode kernel: `out = W · a` for one quantized row, with the same
-    /// bits as candle (four rows at a time, candle's order per row).
-    /// `out.len()` must be [`Q41::rows`].
-    pub fn matvec(&self, a: &Acts, out: &mut [f32]) {
-        matvec_many(&mut [(self, a, out)]);
-    }
-
-    /// Rows `start..end` of `W · a` into `out` (indexed from `start`).
-    fn rows_into(&self, a: &[ABlock], start: usize, end: usize, out: &mut [f32]) {
-        let kb = self.k / QK;
-        let w = &self.w;
-        let mut c = start;
-        while c + 4 <= end {
-            // SAFETY: Q41 exists only on CPUs with AVX2 and FMA.
-            let v = unsafe { dot_4cols(kb, [&w[c * kb..(c + 1) * kb], &w[(c + 1) * kb..(c + 2) * kb], &w[(c + 2) * kb..(c + 3) * kb], &w[(c + 3) * kb..(c + 4) * kb]], a) };
-            out[c - start..c - start + 4].copy_from_slice(&v);
-            c += 4;
-        }
-        for c in c..end {
-            out[c - start] = unsafe { dot_avx2(&w[c * kb..(c + 1) * kb], a) };
-        }
-    }
-}
-
 /// Several matrix-vector products in one dispatch on candle's thread pool
 /// (e.g. the query, key and value projections of one input): one barrier
 /// instead of one per matrix. Each output slice must have the matrix's rows.
 pub fn matvec_many(jobs: &mut [(&Q41, &Acts, &mut [f32])]) {
-    const GROUP: usize = 8;
     let mut bounds = [0usize; 8];
     assert!(jobs.len() < bounds.len(), "matvec_many: at most 7 products at once");
     for (i, (w, _, out)) in jobs.iter().enumerate() {
         assert!(out.len() >= w.n, "matvec_many: output shorter than the matrix");
-        bounds[i + 1] = bounds[i] + w.n.div_ceil(GROUP);
+        bounds[i + 1] = bounds[i] + w.n.div_ceil(TR);
     }
     let total = bounds[jobs.len()];
-    let ptrs: Vec<(usize, &Q41, &[ABlock])> =
-        jobs.iter_mut().map(|(w, a, out)| (out.as_mut_ptr() as usize, *w, &a.blocks[..w.k / QK])).collect();
+    let mut ptrs = [(0usize, None::<&Q41>, None::<&[ABlock]>); 7];
+    for (p, (w, a, out)) in ptrs.iter_mut().zip(jobs.iter_mut()) {
+        *p = (out.as_mut_ptr() as usize, Some(*w), Some(&a.blocks[..w.k / QK]));
+    }
+    let n_jobs = jobs.len();
     candle_core::utils::barrier_pool().execute_chunked(total, |range| {
         for g in range {
-            let j = bounds[1..=ptrs.len()].iter().position(|&b| g < b).unwrap_or(0);
-            let (ptr, w, a) = ptrs[j];
-            let start = (g - bounds[j]) * GROUP;
-            let end = (start + GROUP).min(w.n);
-            // SAFETY: each group of output rows is written by one work item only.
-            let out = unsafe { std::slice::from_raw_parts_mut((ptr as *mut f32).add(start), end - start) };
-            w.rows_into(a, start, end, out);
+            let j = bounds[1..=n_jobs].iter().position(|&b| g < b).unwrap_or(0);
+            let (ptr, Some(w), Some(a)) = ptrs[j] else { continue };
+            let t = g - bounds[j];
+            let cols = TR.min(w.n - t * TR);
+            // SAFETY: each tile of output rows is written by one work item only.
+            let out = unsafe { std::slice::from_raw_parts_mut((ptr as *mut f32).add(t * TR), cols) };
+            w.tile_into(a, t, out);
         }
     });
 }
@@ -279,116 +272,47 @@ pub(crate) fn avx2() -> bool {
     }
 }
 
-/// Same arithmetic as candle's `BlockQ4_1::vec_dot_unopt`, integer part in AVX2.
+/// `R` activation rows against one tile (eight weight rows), over all blocks:
+/// `out[r * 8 + c]` = row `r` · weight row `c`, in candle's float order.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn dot_avx2(w: &[WBlock], a: &[ABlock]) -> f32 {
+unsafe fn tile_dot<const R: usize>(tiles: &[Tile], a: [&[ABlock]; R], out: &mut [f32; 4 * TR]) {
     use std::arch::x86_64::*;
-    let mask = _mm_set1_epi8(0x0f);
+    let mask = _mm256_set1_epi8(0x0f);
     let ones = _mm256_set1_epi16(1);
-    let mut sumf = 0f32;
-    for (x, y) in w.iter().zip(a) {
-        let q = _mm_loadu_si128(x.qs.as_ptr() as *const __m128i);
-        let lo = _mm_and_si128(q, mask);
-        let hi = _mm_and_si128(_mm_srli_epi16(q, 4), mask);
-        let wv = _mm256_set_m128i(hi, lo);
-        let av = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
-        // u8 (0..15) × i8 pairs: |sum| ≤ 2·15·128, no saturation.
-        let p = _mm256_madd_epi16(_mm256_maddubs_epi16(wv, av), ones);
-        let s = _mm_add_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
-        let s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
-        let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01));
-        let sumi = _mm_cvtsi128_si32(s);
-        sumf += sumi as f32 * x.d * y.d + x.m * y.s;
+    let mut sumf = [_mm256_setzero_ps(); R];
+    for (b, tile) in tiles.iter().enumerate() {
+        let mut acc = [_mm256_setzero_si256(); R];
+        for g in 0..4 {
+            let w = _mm256_load_si256(tile.qs[g].as_ptr() as *const __m256i);
+            let lo = _mm256_and_si256(w, mask);
+            let hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), mask);
+            for r in 0..R {
+                let q = a[r].get_unchecked(b).qs.as_ptr();
+                let alo = _mm256_set1_epi32((q.add(4 * g) as *const i32).read_unaligned());
+                let ahi = _mm256_set1_epi32((q.add(16 + 4 * g) as *const i32).read_unaligned());
+                acc[r] = _mm256_add_epi16(acc[r], _mm256_maddubs_epi16(lo, alo));
+                acc[r] = _mm256_add_epi16(acc[r], _mm256_maddubs_epi16(hi, ahi));
+            }
+        }
+        let wd = _mm256_load_ps(tile.d.as_ptr());
+        let wm = _mm256_load_ps(tile.m.as_ptr());
+        for r in 0..R {
+            let y = a[r].get_unchecked(b);
+            let sumi = _mm256_cvtepi32_ps(_mm256_madd_epi16(acc[r], ones));
+            // candle: sumf += sumi * d_w * d_a + m_w * s_a (unfused, in this order).
+            let t = _mm256_mul_ps(_mm256_mul_ps(sumi, wd), _mm256_set1_ps(y.d));
+            let u = _mm256_mul_ps(wm, _mm256_set1_ps(y.s));
+            sumf[r] = _mm256_add_ps(sumf[r], _mm256_add_ps(t, u));
+        }
     }
-    sumf
-}
-
-
-/// Four horizontal i32 sums of four vectors, as one vector (exact).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn hsum4(p: [std::arch::x86_64::__m256i; 4]) -> std::arch::x86_64::__m128i {
-    use std::arch::x86_64::*;
-    let a = _mm256_hadd_epi32(p[0], p[1]); // p0 pairs, p1 pairs (per 128-bit lane)
-    let b = _mm256_hadd_epi32(p[2], p[3]);
-    let c = _mm256_hadd_epi32(a, b); // [s0 s1 s2 s3] per lane
-    _mm_add_epi32(_mm256_castsi256_si128(c), _mm256_extracti128_si256(c, 1))
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn unpack(x: &WBlock) -> std::arch::x86_64::__m256i {
-    use std::arch::x86_64::*;
-    let mask = _mm_set1_epi8(0x0f);
-    let q = _mm_loadu_si128(x.qs.as_ptr() as *const __m128i);
-    let lo = _mm_and_si128(q, mask);
-    let hi = _mm_and_si128(_mm_srli_epi16(q, 4), mask);
-    _mm256_set_m128i(hi, lo)
-}
-
-/// One activation row against four weight columns; per column the same
-/// operations in the same order as [`dot_avx2`] (no FMA), so the same bits.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn dot_4cols(kb: usize, w: [&[WBlock]; 4], a: &[ABlock]) -> [f32; 4] {
-    use std::arch::x86_64::*;
-    let ones = _mm256_set1_epi16(1);
-    let mut sumf = _mm_setzero_ps();
-    for i in 0..kb {
-        let y = &a[i];
-        let av = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
-        let x = [&w[0][i], &w[1][i], &w[2][i], &w[3][i]];
-        let p = [0, 1, 2, 3].map(|j| _mm256_madd_epi16(_mm256_maddubs_epi16(unpack(x[j]), av), ones));
-        let sumi = _mm_cvtepi32_ps(hsum4(p));
-        let xd = _mm_set_ps(x[3].d, x[2].d, x[1].d, x[0].d);
-        let xm = _mm_set_ps(x[3].m, x[2].m, x[1].m, x[0].m);
-        let t = _mm_add_ps(_mm_mul_ps(_mm_mul_ps(sumi, xd), _mm_set1_ps(y.d)), _mm_mul_ps(xm, _mm_set1_ps(y.s)));
-        sumf = _mm_add_ps(sumf, t);
+    for r in 0..R {
+        _mm256_storeu_ps(out.as_mut_ptr().add(r * TR), sumf[r]);
     }
-    let mut out = [0f32; 4];
-    _mm_storeu_ps(out.as_mut_ptr(), sumf);
-    out
-}
-
-/// Four activation rows against one weight column (same bits as [`dot_avx2`]).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn dot_4rows(kb: usize, w: &[WBlock], a: [&[ABlock]; 4]) -> [f32; 4] {
-    use std::arch::x86_64::*;
-    let ones = _mm256_set1_epi16(1);
-    let mut sumf = _mm_setzero_ps();
-    for i in 0..kb {
-        let x = &w[i];
-        let wv = unpack(x);
-        let y = [&a[0][i], &a[1][i], &a[2][i], &a[3][i]];
-        let p = [0, 1, 2, 3].map(|j| {
-            let av = _mm256_loadu_si256(y[j].qs.as_ptr() as *const __m256i);
-            _mm256_madd_epi16(_mm256_maddubs_epi16(wv, av), ones)
-        });
-        let sumi = _mm_cvtepi32_ps(hsum4(p));
-        let yd = _mm_set_ps(y[3].d, y[2].d, y[1].d, y[0].d);
-        let ys = _mm_set_ps(y[3].s, y[2].s, y[1].s, y[0].s);
-        let t = _mm_add_ps(_mm_mul_ps(_mm_mul_ps(sumi, _mm_set1_ps(x.d)), yd), _mm_mul_ps(_mm_set1_ps(x.m), ys));
-        sumf = _mm_add_ps(sumf, t);
-    }
-    let mut out = [0f32; 4];
-    _mm_storeu_ps(out.as_mut_ptr(), sumf);
-    out
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn dot_4cols(_kb: usize, _w: [&[WBlock]; 4], _a: &[ABlock]) -> [f32; 4] {
-    unreachable!("Q41::new returns None without AVX2")
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-unsafe fn dot_4rows(_kb: usize, _w: &[WBlock], _a: [&[ABlock]; 4]) -> [f32; 4] {
-    unreachable!("Q41::new returns None without AVX2")
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-unsafe fn dot_avx2(_w: &[WBlock], _a: &[ABlock]) -> f32 {
+unsafe fn tile_dot<const R: usize>(_tiles: &[Tile], _a: [&[ABlock]; R], _out: &mut [f32; 4 * TR]) {
     unreachable!("Q41::new returns None without AVX2")
 }
 
