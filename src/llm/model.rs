@@ -30,6 +30,28 @@ enum Linear {
     Candle(QMatMul),
 }
 
+/// `x @ W^T` for several matrices taking the same input: with Q4_1 weights
+/// the activations are quantized once and all products run in one dispatch;
+/// otherwise each matrix's own forward.
+fn project(x: &Tensor, ws: &[&Linear]) -> candle_core::Result<Vec<Tensor>> {
+    let q41s: Option<Vec<&super::q4_1::Q41>> = ws.iter().map(|w| if let Linear::Q41(q) = w { Some(q) } else { None }).collect();
+    let Some(q41s) = q41s else {
+        return ws.iter().map(|w| w.forward(x)).collect();
+    };
+    let rows = super::q4_1::QRows::new(x)?;
+    let outs = super::q4_1::matmul_many(&q41s, &rows)?;
+    let mut dims = x.dims().to_vec();
+    dims.pop();
+    outs.into_iter()
+        .zip(q41s)
+        .map(|(o, w)| {
+            let mut d = dims.clone();
+            d.push(w.rows());
+            Tensor::from_vec(o, d, &Device::Cpu)
+        })
+        .collect()
+}
+
 /// The Q4_1 kernel of a layer on the decode path, which is only built when
 /// every layer is Q4_1.
 fn q41(l: &Linear) -> &super::q4_1::Q41 {
@@ -371,9 +393,10 @@ impl Llama {
             for layer in layers.iter_mut() {
                 let residual = h.clone();
                 let xs = layer.attn_norm.forward(&h)?;
-                let q = layer.wq.forward(&xs)?.reshape((1, seq_len, c.n_head, c.head_dim))?.transpose(1, 2)?.contiguous()?;
-                let k = layer.wk.forward(&xs)?.reshape((1, seq_len, c.n_kv_head, c.head_dim))?.transpose(1, 2)?.contiguous()?;
-                let v = layer.wv.forward(&xs)?.reshape((1, seq_len, c.n_kv_head, c.head_dim))?.transpose(1, 2)?.contiguous()?;
+                let qkv = project(&xs, &[&layer.wq, &layer.wk, &layer.wv])?;
+                let q = qkv[0].reshape((1, seq_len, c.n_head, c.head_dim))?.transpose(1, 2)?.contiguous()?;
+                let k = qkv[1].reshape((1, seq_len, c.n_kv_head, c.head_dim))?.transpose(1, 2)?.contiguous()?;
+                let v = qkv[2].reshape((1, seq_len, c.n_kv_head, c.head_dim))?.transpose(1, 2)?.contiguous()?;
                 let (q, k) = if c.rope_neox {
                     (candle_nn::rotary_emb::rope(&q, &cos, &sin)?, candle_nn::rotary_emb::rope(&k, &cos, &sin)?)
                 } else {
@@ -412,9 +435,9 @@ impl Llama {
                 let y = y.reshape((1, c.n_head, seq_len, c.head_dim))?.transpose(1, 2)?.reshape((1, seq_len, c.n_embd))?;
                 let h1 = (layer.wo.forward(&y)? + residual)?;
                 let xs = layer.ffn_norm.forward(&h1)?;
-                let gate = candle_nn::ops::silu(&layer.w_gate.forward(&xs)?)?;
-                let up = layer.w_up.forward(&xs)?;
-                h = (layer.w_down.forward(&(gate * up)?)? + h1)?;
+                let gate_up = project(&xs, &[&layer.w_gate, &layer.w_up])?;
+                let gate = candle_nn::ops::silu(&gate_up[0])?;
+                h = (layer.w_down.forward(&(gate * &gate_up[1])?)? + h1)?;
             }
             let last = h.i((.., seq_len - 1, ..))?;
             let last = self.norm.forward(&last)?;

@@ -121,66 +121,12 @@ impl Q41 {
 
     /// `x @ W^T` for x of shape (…, k), f32.
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let x = x.contiguous()?;
+        let rows = QRows::new(x)?;
         let mut dims = x.dims().to_vec();
-        let k = dims.pop().unwrap_or(0);
-        if k != self.k {
-            candle_core::bail!("q4_1 matmul: input {:?} does not match k = {}", x.shape(), self.k);
-        }
-        let m = dims.iter().product::<usize>();
-        let kb = k / QK;
-        let mut acts = Acts::new(k);
-        let mut all: Vec<ABlock> = Vec::with_capacity(m * kb);
-        {
-            let (st, layout) = x.storage_and_layout();
-            let xs = match &*st {
-                Storage::Cpu(CpuStorage::F32(v)) => &v[layout.start_offset()..layout.start_offset() + m * k],
-                _ => candle_core::bail!("q4_1 matmul: expected f32 on CPU"),
-            };
-            for row in xs.chunks_exact(k) {
-                acts.quantize(row);
-                all.extend_from_slice(&acts.blocks[..kb]);
-            }
-        }
-        let n = self.n;
-        let mut dst = vec![0f32; m * n];
-        let dst_ptr = dst.as_mut_ptr() as usize;
-        let all = &all;
-        let n_tiles = n.div_ceil(TR);
-        // Work items: (tile, group of up to 32 rows), tiles fastest.
-        const ROWS: usize = 32;
-        let row_groups = m.div_ceil(ROWS);
-        candle_core::utils::barrier_pool().execute_chunked(n_tiles * row_groups, |items| {
-            for item in items {
-                let (t, rg) = (item % n_tiles, item / n_tiles);
-                let tiles = &self.tiles[t * kb..(t + 1) * kb];
-                let (r0, r1) = (rg * ROWS, (rg * ROWS + ROWS).min(m));
-                let arow = |r: usize| &all[r * kb..(r + 1) * kb];
-                let mut r = r0;
-                let mut out = [0f32; 4 * TR];
-                while r < r1 {
-                    let rows = (r1 - r).min(4);
-                    // SAFETY: Q41 exists only on CPUs with AVX2 and FMA.
-                    unsafe {
-                        match rows {
-                            4 => tile_dot::<4>(tiles, [arow(r), arow(r + 1), arow(r + 2), arow(r + 3)], &mut out),
-                            3 => tile_dot::<3>(tiles, [arow(r), arow(r + 1), arow(r + 2)], &mut out),
-                            2 => tile_dot::<2>(tiles, [arow(r), arow(r + 1)], &mut out),
-                            _ => tile_dot::<1>(tiles, [arow(r)], &mut out),
-                        }
-                    }
-                    for i in 0..rows {
-                        let cols = TR.min(n - t * TR);
-                        // SAFETY: (row, tile) pairs are disjoint across work items.
-                        let d = unsafe { std::slice::from_raw_parts_mut((dst_ptr as *mut f32).add((r + i) * n + t * TR), cols) };
-                        d.copy_from_slice(&out[i * TR..i * TR + cols]);
-                    }
-                    r += rows;
-                }
-            }
-        });
-        dims.push(n);
-        Tensor::from_vec(dst, dims, &Device::Cpu)
+        dims.pop();
+        dims.push(self.n);
+        let out = matmul_many(&[self], &rows)?.pop().unwrap_or_default();
+        Tensor::from_vec(out, dims, &Device::Cpu)
     }
 
     /// The decode kernel: `out = W · a` for one quantized row (same bits as
@@ -230,6 +176,98 @@ impl Acts {
             dst.s = f16_to_f32(u16::from_le_bytes([b[2], b[3]]));
         }
     }
+}
+
+/// Rows of activations quantized to Q8_1 once (in parallel), shared by every
+/// matrix that takes them as input (query, key and value; gate and up).
+pub struct QRows {
+    m: usize,
+    k: usize,
+    blocks: Vec<ABlock>,
+}
+
+impl QRows {
+    /// Quantizes `x` of shape (…, k), f32 on the CPU, row by row with
+    /// candle's own Q8_1 rounding.
+    pub fn new(x: &Tensor) -> candle_core::Result<QRows> {
+        let x = x.contiguous()?;
+        let k = *x.dims().last().unwrap_or(&0);
+        if k % QK != 0 || k == 0 {
+            candle_core::bail!("q4_1 matmul: input width {k} is not a multiple of {QK}");
+        }
+        let m = x.elem_count() / k;
+        let kb = k / QK;
+        let mut blocks = vec![ABlock { qs: [0; 32], d: 0.0, s: 0.0 }; m * kb];
+        let (st, layout) = x.storage_and_layout();
+        let xs = match &*st {
+            Storage::Cpu(CpuStorage::F32(v)) => &v[layout.start_offset()..layout.start_offset() + m * k],
+            _ => candle_core::bail!("q4_1 matmul: expected f32 on CPU"),
+        };
+        let ptr = blocks.as_mut_ptr() as usize;
+        candle_core::utils::barrier_pool().execute_chunked(m, |rows| {
+            let mut acts = Acts::new(k);
+            for r in rows {
+                acts.quantize(&xs[r * k..(r + 1) * k]);
+                // SAFETY: row r's blocks are written by this work item only.
+                let dst = unsafe { std::slice::from_raw_parts_mut((ptr as *mut ABlock).add(r * kb), kb) };
+                dst.copy_from_slice(&acts.blocks[..kb]);
+            }
+        });
+        Ok(QRows { m, k, blocks })
+    }
+}
+
+/// `rows @ W^T` for several matrices with the same input, in one dispatch:
+/// work items are (matrix, tile, group of 32 rows); returns one row-major
+/// `m × n` vector per matrix.
+pub fn matmul_many(ws: &[&Q41], rows: &QRows) -> candle_core::Result<Vec<Vec<f32>>> {
+    const ROWS: usize = 32;
+    let (m, kb) = (rows.m, rows.k / QK);
+    let mut outs: Vec<Vec<f32>> = Vec::with_capacity(ws.len());
+    let mut bounds = vec![0usize];
+    for w in ws {
+        if w.k != rows.k {
+            candle_core::bail!("q4_1 matmul: input width {} does not match k = {}", rows.k, w.k);
+        }
+        outs.push(vec![0f32; m * w.n]);
+        bounds.push(bounds[bounds.len() - 1] + w.n.div_ceil(TR) * m.div_ceil(ROWS));
+    }
+    let ptrs: Vec<usize> = outs.iter_mut().map(|o| o.as_mut_ptr() as usize).collect();
+    let all = &rows.blocks;
+    candle_core::utils::barrier_pool().execute_chunked(bounds[ws.len()], |items| {
+        for item in items {
+            let j = bounds[1..].iter().position(|&b| item < b).unwrap_or(0);
+            let (w, local) = (ws[j], item - bounds[j]);
+            let n = w.n;
+            let n_tiles = n.div_ceil(TR);
+            let (t, rg) = (local % n_tiles, local / n_tiles);
+            let tiles = &w.tiles[t * kb..(t + 1) * kb];
+            let (r0, r1) = (rg * ROWS, (rg * ROWS + ROWS).min(m));
+            let arow = |r: usize| &all[r * kb..(r + 1) * kb];
+            let cols = TR.min(n - t * TR);
+            let mut out = [0f32; 4 * TR];
+            let mut r = r0;
+            while r < r1 {
+                let count = (r1 - r).min(4);
+                // SAFETY: Q41 exists only on CPUs with AVX2 and FMA.
+                unsafe {
+                    match count {
+                        4 => tile_dot::<4>(tiles, [arow(r), arow(r + 1), arow(r + 2), arow(r + 3)], &mut out),
+                        3 => tile_dot::<3>(tiles, [arow(r), arow(r + 1), arow(r + 2)], &mut out),
+                        2 => tile_dot::<2>(tiles, [arow(r), arow(r + 1)], &mut out),
+                        _ => tile_dot::<1>(tiles, [arow(r)], &mut out),
+                    }
+                }
+                for i in 0..count {
+                    // SAFETY: (matrix, row, tile) triples are disjoint across work items.
+                    let d = unsafe { std::slice::from_raw_parts_mut((ptrs[j] as *mut f32).add((r + i) * n + t * TR), cols) };
+                    d.copy_from_slice(&out[i * TR..i * TR + cols]);
+                }
+                r += count;
+            }
+        }
+    });
+    Ok(outs)
 }
 
 /// Several matrix-vector products in one dispatch on candle's thread pool
