@@ -14,9 +14,13 @@ fn main() -> anyhow::Result<()> {
     let mut f = std::fs::File::open(path)?;
     let ct = candle_core::quantized::gguf_file::Content::read(&mut f)?;
     let mut ours = onlabel::llm::Llama::load(&ct, &mut f, &Device::Cpu)?;
+    let reps: usize = std::env::var("PREFILL_REPS").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
     let t = Instant::now();
-    ours.forward(&ids)?;
-    let pp = t.elapsed().as_secs_f64();
+    for _ in 0..reps {
+        ours.truncate(0);
+        ours.forward(&ids)?;
+    }
+    let pp = t.elapsed().as_secs_f64() / reps as f64;
     let steps: u32 = std::env::var("DECODE_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(32);
     let t = Instant::now();
     for i in 0..steps {

@@ -1,15 +1,26 @@
 //! [`Llama`]: our own forward pass for llama-family GGUF models, on candle
-//! tensors and kernels.
+//! tensors and kernels and our own CPU kernels.
 //!
 //! The structure follows `candle_transformers::models::quantized_llama` (the
 //! reference, also used by the equality test), with the changes mid-call
 //! latency needs:
-//! - a preallocated KV cache per layer, written in place, instead of
-//!   concatenating tensors at every step; truncating it to a prefix is free,
-//!   which is how the approved prompt's fixed instructions are evaluated once
-//!   and reused across questions;
-//! - the LM head only for the last position;
-//! - causal masks built once per shape.
+//! - Q4_1 matrices in tiles of eight rows ([`super::q4_1`]), activations
+//!   quantized once per input and shared by the query/key/value (gate/up)
+//!   products, which run in one dispatch;
+//! - a decode path on plain slices ([`Llama::decode_one`]): preallocated
+//!   buffers (no allocation per token), RMSNorm, RoPE and attention over the
+//!   KV cache in [`super::cpu`], our Q8_0 LM-head kernel ([`super::q8_0`]);
+//! - a preallocated KV cache per layer, written in place; truncating it to a
+//!   prefix is free, which is how the approved prompt's fixed instructions
+//!   are evaluated once and reused across questions;
+//! - the LM head only for the last position; causal masks built once per shape.
+//!
+//! Every kernel reproduces the reference's floating-point operations in the
+//! same order, so logits are bit-identical and greedy outputs equal. This
+//! matters more than it seems: activations are re-quantized to Q8_1 before
+//! every matrix, so a last-bit difference becomes a different rounding, and
+//! a decode path that was merely "close" (FMA accumulation, a vectorised
+//! `exp`) agreed with the reference on 32 greedy tokens for 1 prompt in 10.
 
 use std::collections::HashMap;
 

@@ -21,6 +21,7 @@
 //! weight are those of the GGUF (0.75). Work is split over tiles on candle's
 //! own thread pool.
 
+#[cfg(test)]
 use candle_core::quantized::k_quants::{BlockQ8_1, GgmlType};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{CpuStorage, Device, Storage, Tensor};
@@ -150,6 +151,7 @@ impl Q41 {
 /// across matrix-vector products: the decode path quantizes each normalised
 /// hidden state once and multiplies it by several weight matrices.
 pub struct Acts {
+    #[cfg(test)]
     q8: Vec<BlockQ8_1>,
     blocks: Vec<ABlock>,
 }
@@ -158,11 +160,24 @@ impl Acts {
     /// Room for a row of `k` values (a multiple of 32).
     pub fn new(k: usize) -> Acts {
         let kb = k / QK;
-        Acts { q8: (0..kb).map(|_| BlockQ8_1::zeros()).collect(), blocks: vec![ABlock { qs: [0; 32], d: 0.0, s: 0.0 }; kb] }
+        Acts {
+            #[cfg(test)]
+            q8: (0..kb).map(|_| BlockQ8_1::zeros()).collect(),
+            blocks: vec![ABlock { qs: [0; 32], d: 0.0, s: 0.0 }; kb] }
     }
 
-    /// Quantizes `x` (length a multiple of 32, at most the capacity); no allocation.
+    /// Quantizes `x` (length a multiple of 32, at most the capacity); no
+    /// allocation. Same bits as candle's `BlockQ8_1::from_float`, in AVX2.
     pub fn quantize(&mut self, x: &[f32]) {
+        for (dst, xs) in self.blocks.iter_mut().zip(x.chunks_exact(QK)) {
+            // SAFETY: Acts are only used with Q41, which exists only with AVX2, FMA and F16C.
+            unsafe { quantize_block(xs, dst) };
+        }
+    }
+
+    /// candle's own quantizer, for the equality test.
+    #[cfg(test)]
+    fn quantize_candle(&mut self, x: &[f32]) {
         let kb = x.len() / QK;
         let q8 = &mut self.q8[..kb];
         BlockQ8_1::from_float(x, q8);
@@ -176,6 +191,60 @@ impl Acts {
             dst.s = f16_to_f32(u16::from_le_bytes([b[2], b[3]]));
         }
     }
+}
+
+/// candle's `quantize_row_q8_1` for one block, vectorised with the same
+/// results: `amax`, `d = amax / 127`, `id = 1 / d`, `q = round(x · id)`
+/// (half away from zero: truncate `v + copysign(0.5⁻, v)`, exact for
+/// |v| < 2²³), `d` to f16 (F16C, round to nearest even, as the `half`
+/// crate), `s = f16(f16(Σq) · d)`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn quantize_block(xs: &[f32], out: &mut ABlock) {
+    use std::arch::x86_64::*;
+    let p = xs.as_ptr();
+    let v: [__m256; 4] = std::array::from_fn(|i| _mm256_loadu_ps(p.add(8 * i)));
+    let absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
+    let mut m = _mm256_and_ps(v[0], absmask);
+    for x in &v[1..] {
+        m = _mm256_max_ps(m, _mm256_and_ps(*x, absmask));
+    }
+    let m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    let m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    let m4 = _mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 0b01));
+    let amax = _mm_cvtss_f32(m4);
+    let d = amax / 127.0;
+    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    let idv = _mm256_set1_ps(id);
+    let half = _mm256_set1_ps(0.499_999_97);
+    let sign = _mm256_castsi256_ps(_mm256_set1_epi32(i32::MIN));
+    let mut qi = [_mm256_setzero_si256(); 4];
+    for (q, x) in qi.iter_mut().zip(&v) {
+        let y = _mm256_mul_ps(*x, idv);
+        let t = _mm256_add_ps(y, _mm256_or_ps(half, _mm256_and_ps(y, sign)));
+        *q = _mm256_cvttps_epi32(t);
+    }
+    // i32 → i8 in order: packs work per 128-bit lane, then fix the lane order.
+    let a = _mm256_packs_epi32(qi[0], qi[1]);
+    let b = _mm256_packs_epi32(qi[2], qi[3]);
+    let c = _mm256_packs_epi16(a, b);
+    let c = _mm256_permutevar8x32_epi32(c, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256(out.qs.as_mut_ptr() as *mut __m256i, c);
+    let s16 = _mm256_add_epi32(_mm256_add_epi32(qi[0], qi[1]), _mm256_add_epi32(qi[2], qi[3]));
+    let s4 = _mm_add_epi32(_mm256_castsi256_si128(s16), _mm256_extracti128_si256(s16, 1));
+    let s4 = _mm_add_epi32(s4, _mm_unpackhi_epi64(s4, s4));
+    let s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0b01));
+    let sum = _mm_cvtsi128_si32(s4);
+    let to_f16 = |x: f32| _mm_cvtps_ph(_mm_set_ss(x), _MM_FROUND_TO_NEAREST_INT);
+    let from_f16 = |h: __m128i| _mm_cvtss_f32(_mm_cvtph_ps(h));
+    let d16 = from_f16(to_f16(d));
+    out.d = d16;
+    out.s = from_f16(to_f16(from_f16(to_f16(sum as f32)) * d16));
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn quantize_block(_xs: &[f32], _out: &mut ABlock) {
+    unreachable!("Q41::new returns None without AVX2")
 }
 
 /// Rows of activations quantized to Q8_1 once (in parallel), shared by every
@@ -302,7 +371,9 @@ pub fn matvec_many(jobs: &mut [(&Q41, &Acts, &mut [f32])]) {
 pub(crate) fn avx2() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
+            && std::arch::is_x86_feature_detected!("f16c")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -428,6 +499,52 @@ mod tests {
         fast.matvec(&acts, &mut out);
         for (a, b) in out.iter().zip(&exact) {
             assert_eq!(a.to_bits(), b.to_bits(), "{a} vs {b}");
+        }
+    }
+
+    /// The AVX2 quantizer gives candle's bits, including the rounding of
+    /// halves (away from zero), values next to them, zeros and f16 scales.
+    #[test]
+    fn quantizer_matches_candle_bit_for_bit() {
+        if !avx2() {
+            return;
+        }
+        let mut rows: Vec<Vec<f32>> = Vec::new();
+        let mut seed = 0x9e37_79b9u32;
+        let mut rnd = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed
+        };
+        for scale in [1e-3f32, 0.1, 1.0, 7.3, 250.0] {
+            for _ in 0..400 {
+                rows.push((0..64).map(|_| (rnd() as f32 / u32::MAX as f32 - 0.5) * 2.0 * scale).collect());
+            }
+        }
+        // Halves and their neighbours: with amax = 127 the scale is 1, so x·id = x.
+        let mut ties = Vec::new();
+        for i in -127..127 {
+            let h = i as f32 + 0.5;
+            ties.extend([h, f32::from_bits(h.to_bits() + 1), f32::from_bits(h.to_bits() - 1)]);
+        }
+        for chunk in ties.chunks(31) {
+            let mut row = vec![127.0f32];
+            row.extend_from_slice(chunk);
+            row.resize(32, 0.0);
+            rows.push(row);
+        }
+        rows.push(vec![0.0; 32]);
+        for row in rows {
+            let mut a = Acts::new(row.len());
+            let mut b = Acts::new(row.len());
+            a.quantize(&row);
+            b.quantize_candle(&row);
+            for (x, y) in a.blocks.iter().zip(&b.blocks) {
+                assert_eq!(x.qs, y.qs, "{row:?}");
+                assert_eq!(x.d.to_bits(), y.d.to_bits());
+                assert_eq!(x.s.to_bits(), y.s.to_bits(), "{row:?}");
+            }
         }
     }
 }
