@@ -1,5 +1,9 @@
 //! Quick speed probe of our forward pass vs candle's stock quantized_llama:
 //! `cargo run --release --example llm_speed -- [N_PROMPT]`.
+//!
+//! Env: `PREFILL_REPS` (prefills of the prompt to average, default 1),
+//! `DECODE_STEPS` (default 32), `ONLY_OURS` (skip the reference). For the
+//! side-by-side with llama.cpp use `bash bench/speed.sh`.
 
 use std::time::Instant;
 
