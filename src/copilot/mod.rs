@@ -378,6 +378,13 @@ impl Copilot {
         let draft = self.extractive.draft(q, &search, &search.hits);
         if draft.sentences.is_empty() {
             timings.generate = t1.elapsed().as_secs_f64() * 1e3;
+            // Before turning the question away: a named patient with a
+            // possible adverse reaction goes to Pharmacovigilance instead.
+            if let Some(v) = self.guard.as_ref().and_then(|g| g.screen_unanswered(q, &ctx)) {
+                let mut a = self.escalate(ask, who, &v, timings)?;
+                a.guard_rules = guard_rules;
+                return Ok(a);
+            }
             let mut a = refusal(ask, timings);
             a.guard_rules = guard_rules;
             return Ok(a);

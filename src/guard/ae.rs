@@ -354,6 +354,42 @@ pub fn detect(lex: &Lexicon, rules: &Rules, text: &str) -> (Vec<Mention>, Vec<Re
     (mentions, reports)
 }
 
+/// The safety net's test: the first adverse-reaction mention in a sentence
+/// that names a specific patient (an experiencer cue), outside negated and
+/// hypothetical clauses, even with no temporal, causal or experience cue:
+/// `(start, end, preferred term)` in `text`.
+pub fn patient_mention(lex: &Lexicon, rules: &Rules, text: &str) -> Option<(usize, usize, String)> {
+    let mentions = lex.mentions(text);
+    if mentions.is_empty() {
+        return None;
+    }
+    for sent in text::sentences(text) {
+        let (sa, sb) = sent;
+        let s = &text[sa..sb];
+        let mut cues: Vec<(CueClass, usize, usize)> = Vec::new();
+        for i in rules.cue_set.matches(s).iter() {
+            let c = &rules.cues[i];
+            for m in c.pat.re.find_iter(s) {
+                cues.push((c.class, sa + m.start(), sa + m.end()));
+            }
+        }
+        if !cues.iter().any(|c| c.0 == CueClass::Experiencer) {
+            continue;
+        }
+        let clause_list = text::clauses(text, sent);
+        for m in mentions.iter().filter(|m| m.start >= sa && m.end <= sb) {
+            let clause = *clause_list.iter().find(|c| c.0 <= m.start && m.start < c.1.max(c.0 + 1)).unwrap_or(&sent);
+            let blocked = cues
+                .iter()
+                .any(|c| matches!(c.0, CueClass::Negation | CueClass::Hypothetical) && c.1 < clause.1 && clause.0 < c.2);
+            if !blocked {
+                return Some((m.start, m.end, m.preferred.clone()));
+            }
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

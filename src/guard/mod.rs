@@ -279,6 +279,26 @@ impl Guard {
         Verdict { route, flags, reason, report }
     }
 
+    /// The last check before a question the copilot cannot answer is turned
+    /// away ("no approved passage"): an adverse-reaction term, not negated and
+    /// not hypothetical, in a sentence that names a specific patient goes to
+    /// Pharmacovigilance even without a report cue (rule `AE-SAFETY-NET`), so
+    /// that a report is never lost as an unanswerable question. When in doubt,
+    /// a report wins; questions that can be answered never reach this check.
+    pub fn screen_unanswered(&self, text: &str, ctx: &Context) -> Option<Verdict> {
+        let seg = Seg { src: text, norm: Norm::new(text), fixed_span: None };
+        let (a, b, preferred) = ae::patient_mention(&self.lexicon, &self.rules, &seg.norm.text)?;
+        let flag = seg.flag("adverse_event", "AE-SAFETY-NET", (a, b));
+        let mut report = AeReport { event: Some(format!("{} ({preferred})", flag.evidence)), ..Default::default() };
+        self.capture_report(&seg, ctx, &mut report);
+        Some(Verdict {
+            route: Route::Pharmacovigilance,
+            flags: vec![flag],
+            reason: Some("a named patient and a possible adverse reaction, with no approved answer".into()),
+            report: Some(report),
+        })
+    }
+
     /// Screens one generated sentence; an empty list means it may be shown.
     pub fn screen_output(&self, sentence: &str, ctx: &Context) -> Vec<Flag> {
         let seg = Seg { src: sentence, norm: Norm::new(sentence), fixed_span: None };
@@ -718,6 +738,19 @@ mod tests {
         for s in ["Monitor serum potassium and LDL-C periodically.", "An increase in dose is not recommended."] {
             assert!(g.mentions(s).is_empty(), "mention in {s:?}: {:?}", g.mentions(s));
         }
+    }
+
+    #[test]
+    fn unanswerable_patient_symptoms_go_to_pv_but_label_and_hypothetical_questions_do_not() {
+        let g = guard();
+        let ctx = Context { product: Some("humira"), label: None };
+        let v = g.screen_unanswered("Mrs. Alvarez has this tingling and numbness in her feet, anything on that?", &ctx).expect("safety net");
+        assert_eq!(v.route, Route::Pharmacovigilance);
+        assert_eq!(v.flags[0].rule_id, "AE-SAFETY-NET");
+        assert!(v.report.as_ref().and_then(|r| r.patient.clone()).is_some());
+        assert!(g.screen_unanswered("What does the label say about numbness and tingling?", &ctx).is_none());
+        assert!(g.screen_unanswered("What if my patient gets numbness in her feet?", &ctx).is_none());
+        assert!(g.screen_unanswered("My patient asked how to store the pens when travelling.", &ctx).is_none());
     }
 
     #[test]
