@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use regex::{Regex, RegexSet};
+use regex::{Regex, RegexSet, RegexSetBuilder};
 use serde::Deserialize;
 
 use super::{Error, Result};
@@ -201,6 +201,9 @@ pub struct Cue {
     pub pat: Pat,
 }
 
+/// Lazy-DFA cache of the cue and rule sets (bytes).
+const SET_DFA_BYTES: usize = 32 << 20;
+
 /// What a cue tells about an adverse-event mention.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CueClass {
@@ -368,7 +371,12 @@ impl Rules {
             all_cue_patterns.push(ctx.alternation(&c.id, &c.patterns)?);
             cues.push(Cue { id: c.id.clone(), class, pat: ctx.pat(&c.id, &c.patterns)? });
         }
-        let cue_set = RegexSet::new(&all_cue_patterns).map_err(|e| ctx.err("cue", e.to_string()))?;
+        // A larger lazy-DFA cache than the default 2 MiB: the cue set is big
+        // (four languages) and a thrashing cache doubles screening time.
+        let cue_set = RegexSetBuilder::new(&all_cue_patterns)
+            .dfa_size_limit(SET_DFA_BYTES)
+            .build()
+            .map_err(|e| ctx.err("cue", e.to_string()))?;
         let specials = file
             .special
             .iter()
@@ -408,7 +416,10 @@ impl Rules {
                 needs_competitor,
             });
         }
-        let rule_set = RegexSet::new(&rule_patterns).map_err(|e| ctx.err("rule", e.to_string()))?;
+        let rule_set = RegexSetBuilder::new(&rule_patterns)
+            .dfa_size_limit(SET_DFA_BYTES)
+            .build()
+            .map_err(|e| ctx.err("rule", e.to_string()))?;
         let label_rules = file
             .label_rule
             .iter()
