@@ -293,26 +293,35 @@ pub struct Report {
     pub situation: Option<String>,
 }
 
+/// The cue spans of one sentence `(start, end)` of `text`: `(class, rule id, start, end)`.
+fn sentence_cues<'r>(rules: &'r Rules, text: &str, (sa, sb): (usize, usize)) -> Vec<(CueClass, &'r str, usize, usize)> {
+    let s = &text[sa..sb];
+    let mut cues = Vec::new();
+    for i in rules.cue_set.matches(s).iter() {
+        let c = &rules.cues[i];
+        for m in c.pat.re.find_iter(s) {
+            cues.push((c.class, c.id.as_str(), sa + m.start(), sa + m.end()));
+        }
+    }
+    cues
+}
+
+/// The clause holding byte `pos`, or the whole sentence.
+fn clause_at(clauses: &[(usize, usize)], sent: (usize, usize), pos: usize) -> (usize, usize) {
+    *clauses.iter().find(|c| c.0 <= pos && pos < c.1.max(c.0 + 1)).unwrap_or(&sent)
+}
+
 /// Mentions and reports of normalised text.
 pub fn detect(lex: &Lexicon, rules: &Rules, text: &str) -> (Vec<Mention>, Vec<Report>) {
     let mentions = lex.mentions(text);
     let mut reports = Vec::new();
     for sent in text::sentences(text) {
         let (sa, sb) = sent;
-        let s = &text[sa..sb];
-        let matched = rules.cue_set.matches(s);
-        // Cue spans in this sentence, by class.
-        let mut cues: Vec<(CueClass, &str, usize, usize)> = Vec::new();
-        for i in matched.iter() {
-            let c = &rules.cues[i];
-            for m in c.pat.re.find_iter(s) {
-                cues.push((c.class, c.id.as_str(), sa + m.start(), sa + m.end()));
-            }
-        }
+        let cues = sentence_cues(rules, text, sent);
         let has = |class: CueClass, (ca, cb): (usize, usize)| cues.iter().any(|c| c.0 == class && c.2 < cb && ca < c.3);
         let experiencer = cues.iter().any(|c| c.0 == CueClass::Experiencer);
         let clause_list = text::clauses(text, sent);
-        let clause_of = |pos: usize| *clause_list.iter().find(|c| c.0 <= pos && pos < c.1.max(c.0 + 1)).unwrap_or(&sent);
+        let clause_of = |pos: usize| clause_at(&clause_list, sent, pos);
         let blocked = |clause: (usize, usize)| {
             has(CueClass::Negation, clause)
                 || has(CueClass::Hypothetical, clause)
@@ -365,23 +374,16 @@ pub fn patient_mention(lex: &Lexicon, rules: &Rules, text: &str) -> Option<(usiz
     }
     for sent in text::sentences(text) {
         let (sa, sb) = sent;
-        let s = &text[sa..sb];
-        let mut cues: Vec<(CueClass, usize, usize)> = Vec::new();
-        for i in rules.cue_set.matches(s).iter() {
-            let c = &rules.cues[i];
-            for m in c.pat.re.find_iter(s) {
-                cues.push((c.class, sa + m.start(), sa + m.end()));
-            }
-        }
+        let cues = sentence_cues(rules, text, sent);
         if !cues.iter().any(|c| c.0 == CueClass::Experiencer) {
             continue;
         }
         let clause_list = text::clauses(text, sent);
         for m in mentions.iter().filter(|m| m.start >= sa && m.end <= sb) {
-            let clause = *clause_list.iter().find(|c| c.0 <= m.start && m.start < c.1.max(c.0 + 1)).unwrap_or(&sent);
+            let clause = clause_at(&clause_list, sent, m.start);
             let blocked = cues
                 .iter()
-                .any(|c| matches!(c.0, CueClass::Negation | CueClass::Hypothetical) && c.1 < clause.1 && clause.0 < c.2);
+                .any(|c| matches!(c.0, CueClass::Negation | CueClass::Hypothetical) && c.2 < clause.1 && clause.0 < c.3);
             if !blocked {
                 return Some((m.start, m.end, m.preferred.clone()));
             }
