@@ -365,28 +365,29 @@ fn ask(a: &AskArgs, json: bool, data: &std::path::Path) -> anyhow::Result<i32> {
         role: a.q.role.clone(),
         as_of: a.q.as_of.unwrap_or_else(today),
     };
-    let answer = if json || !std::io::stdout().is_terminal() {
-        copilot.ask_as(&req, &who, &mut |_| {})?
-    } else {
-        // On a terminal: the verified extractive answer at once, then the model's draft as it streams.
-        let mut streaming = false;
-        let a = copilot.ask_as(&req, &who, &mut |e| match e {
-            crate::copilot::Event::Extractive(t) => outln!("{t}\n"),
-            crate::copilot::Event::Token(t) => {
-                if !streaming {
-                    eprint!("(drafting, unverified) ");
-                    streaming = true;
-                }
-                eprint!("{t}");
-            }
-        })?;
-        if streaming {
-            eprintln!("\n");
+    if json || !std::io::stdout().is_terminal() {
+        let answer = copilot.ask_as(&req, &who, &mut |_| {})?;
+        if json {
+            outln!("{}", serde_json::to_string_pretty(&answer)?);
+        } else {
+            out!("{}", render_text(&answer));
         }
-        a
-    };
-    if json {
-        outln!("{}", serde_json::to_string_pretty(&answer)?);
+        return Ok(EXIT_OK);
+    }
+    // On a terminal: each sentence as soon as it has passed the verifier and
+    // the output guard (never the model's raw draft), then the citations.
+    let mut streamed = false;
+    let answer = copilot.ask_as(&req, &who, &mut |e| match e {
+        crate::copilot::Event::Sentence(t) => {
+            out!("{}{t}", if streamed { " " } else { "" });
+            use std::io::Write as _;
+            let _ = std::io::stdout().flush();
+            streamed = true;
+        }
+    })?;
+    if streamed && answer.route == Route::Answer {
+        outln!();
+        out!("{}", render_citations(&answer));
     } else {
         out!("{}", render_text(&answer));
     }
@@ -404,6 +405,14 @@ pub fn render_text(a: &Answer) -> String {
     }
     s.push_str(&a.answer);
     s.push('\n');
+    s.push_str(&render_citations(a));
+    s
+}
+
+/// The part of [`render_text`] after the answer text: numbered citations and
+/// how the answer was produced.
+pub fn render_citations(a: &Answer) -> String {
+    let mut s = String::new();
     if !a.citations.is_empty() {
         s.push('\n');
         for c in &a.citations {
@@ -478,10 +487,14 @@ fn eval(a: &EvalArgs, json: bool) -> anyhow::Result<i32> {
     } else {
         let f = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "n/a".into());
         outln!(
-            "{}: {} cases, route_accuracy {:.3}, citation_recall {}, citation_precision {}, supported {}, p50 {:.2} ms, p95 {:.2} ms, {} failures",
+            "{}: {} cases, route_accuracy {:.3}, ae_recall {}, escalations answered {}, reports refused {}, false alarms {}, citation_recall {}, citation_precision {}, supported {}, p50 {:.2} ms, p95 {:.2} ms, {} failures",
             m.suite,
             m.cases,
             m.route_accuracy,
+            f(m.ae_recall),
+            m.escalations_answered,
+            m.reports_refused,
+            f(m.false_alarm_rate),
             f(m.citation_recall),
             f(m.citation_precision),
             f(m.supported_sentence_rate),

@@ -121,7 +121,7 @@ impl Copilot {
         let mut refs = Refs { list: Vec::new() };
         let one = Extractive { max_sentences: 1, ..Extractive::default() };
         for topic in split_topics(&ask.question).into_iter().take(4) {
-            let search = self.index().search(&topic, &filter, self.top_k)?;
+            let search = self.retrieve(&topic, &filter)?;
             let d = one.draft(&topic, &search, &search.hits);
             for s in d.sentences {
                 if draft.statements.iter().any(|x| x.text == s.text) || draft.statements.len() >= 3 {
@@ -249,7 +249,8 @@ impl Copilot {
             case_id: None,
             message: None,
         };
-        let screened = Ask { question: notes.chars().take(super::MAX_QUESTION_CHARS).collect(), ..ask.clone() };
+        // Every character of the notes is screened (overlapping windows), not only the first page.
+        let screened = Ask { question: notes.to_string(), ..ask.clone() };
         if let Some(e) = self.ask_guard_only(&screened, who)? {
             if e.route == Route::Refused {
                 sum.route = Route::Refused;
@@ -275,7 +276,7 @@ impl Copilot {
             if follow_up_re().is_match(line) {
                 sum.follow_ups.push(line.to_string());
             }
-            let search = self.index().search(line, &filter, 5)?;
+            let search = self.retrieve(line, &filter)?;
             let best: Option<&Hit> = search.hits.first().filter(|h| h.coverage >= 0.5);
             if let Some(h) = best {
                 let t = h.passage.title.clone();

@@ -89,6 +89,11 @@ pub fn score_sentences<'a>(analyzer: &Analyzer, search: &SearchResult, hits: &'a
         if hit.passage.section == "BW" {
             title_toks.extend(analyzer.tokens("boxed warning"));
         }
+        // A section-kind concept ("§contraindications") is about where a
+        // passage sits: its heading or its parent heading.
+        let mut heading_toks = title_toks.clone();
+        heading_toks.push(String::new());
+        heading_toks.extend(analyzer.tokens(&hit.passage.parent));
         for (pos, s) in sentences(&hit.passage.text).into_iter().enumerate() {
             if !quotable(s) {
                 continue;
@@ -100,6 +105,10 @@ pub fn score_sentences<'a>(analyzer: &Analyzer, search: &SearchResult, hits: &'a
                 let longest = c.alternatives.iter().filter(|a| contains_phrase(&toks, a)).map(Vec::len).max();
                 if let Some(len) = longest {
                     score += search.weights[ci] * (1.0 + 0.25 * (len.min(3) - 1) as f32);
+                } else if c.surface.starts_with(crate::index::sections::INTENT_PREFIX) {
+                    if c.alternatives.iter().any(|a| contains_phrase(&heading_toks, a)) {
+                        score += 0.5 * search.weights[ci];
+                    }
                 } else if c.alternatives.iter().any(|a| contains_phrase(&title_toks, a)) {
                     score += 0.5 * search.weights[ci];
                 }

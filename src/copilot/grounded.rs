@@ -77,6 +77,8 @@ pub struct Outcome {
     pub generation: Option<Generation>,
     /// The passages shown.
     pub shown: Vec<Shown>,
+    /// Milliseconds from the start of generation to the model's first token.
+    pub first_token_ms: Option<f64>,
 }
 
 /// The model-backed generator.
@@ -219,44 +221,84 @@ impl Grounded {
     }
 
     /// Generates, verifies, and keeps the supported sentences.
+    ///
+    /// Verification runs while the model writes: a sentence is judged as
+    /// soon as the next one has begun (so that a marker written after the
+    /// full stop still counts), and each supported sentence is offered to
+    /// `accept` (the copilot's output guard) right then. Only accepted
+    /// sentences enter the draft, in the order they were accepted, so what a
+    /// front end streamed from `accept` is exactly the answer. No raw model
+    /// text is passed out.
     pub fn answer(
         &self,
         question: &str,
         search: &SearchResult,
         hits: &[Hit],
         gate: &Extractive,
-        on_token: &mut dyn FnMut(&str),
+        accept: &mut dyn FnMut(&Sentence) -> bool,
     ) -> Result<Outcome, crate::llm::Error> {
         let shown = self.select(search, hits, gate);
         if shown.is_empty() {
-            return Ok(Outcome { draft: None, checked: Vec::new(), generation: None, shown });
+            return Ok(Outcome { draft: None, checked: Vec::new(), generation: None, shown, first_token_ms: None });
         }
         let prompt = self.render(question, &shown)?;
         let mut opts = self.opts.clone();
         if self.constrained {
             opts.allowed = Some(self.allowed_tokens(&shown));
         }
-        let generation = self.model.generate(&prompt, &opts, |t| on_token(t))?;
         let full: Vec<&str> = shown.iter().map(|s| hits[s.hit].passage.text.as_str()).collect();
+        let mut stream = SentenceStream::default();
+        let mut buf = String::new();
+        let started = std::time::Instant::now();
+        let mut first_token_ms = None;
+        let generation = self.model.generate(&prompt, &opts, |t| {
+            if first_token_ms.is_none() {
+                first_token_ms = Some(started.elapsed().as_secs_f64() * 1e3);
+            }
+            buf.push_str(t);
+            let checked = verify(&buf, &full, Analyzer::shared());
+            // The last piece may still grow, and the one before it may still
+            // receive its marker: judge only pieces with two after them begun.
+            let settled = checked.len().saturating_sub(2);
+            stream.offer(&checked[..settled], &shown, accept);
+        })?;
         let checked = verify(&generation.text, &full, Analyzer::shared());
-        tracing::debug!(target: "onlabel::generation", text = %generation.text, checked = ?checked, "model draft");
-        let mut sentences = Vec::new();
-        for c in &checked {
+        stream.offer(&checked, &shown, accept);
+        tracing::debug!(target: "onlabel::generation", checked = ?checked, "model draft verified");
+        let sentences = stream.kept;
+        let draft = (!sentences.is_empty()).then_some(Draft { sentences, mode: Mode::Generated });
+        Ok(Outcome { draft, checked, generation: Some(generation), shown, first_token_ms })
+    }
+}
+
+/// The sentences of a generation judged so far, in order.
+#[derive(Default)]
+struct SentenceStream {
+    /// How many checked pieces have been judged.
+    judged: usize,
+    /// The supported, accepted sentences.
+    kept: Vec<Sentence>,
+}
+
+impl SentenceStream {
+    /// Judges the pieces of `checked` beyond those already judged.
+    fn offer(&mut self, checked: &[Checked], shown: &[Shown], accept: &mut dyn FnMut(&Sentence) -> bool) {
+        while self.judged < checked.len() {
+            let c = &checked[self.judged];
+            self.judged += 1;
             if let (None, Some(pi)) = (&c.rejection, c.passage) {
-                let text = c.text.trim().to_string();
-                if !sentences.iter().any(|s: &Sentence| s.text == text) {
-                    sentences.push(Sentence { text, passage: shown[pi].hit });
+                let s = Sentence { text: c.text.trim().to_string(), passage: shown[pi].hit };
+                if !self.kept.iter().any(|k| k.text == s.text) && accept(&s) {
+                    self.kept.push(s);
                 }
             }
         }
-        let draft = (!sentences.is_empty()).then_some(Draft { sentences, mode: Mode::Generated });
-        Ok(Outcome { draft, checked, generation: Some(generation), shown })
     }
 }
 
 impl super::Generator for Grounded {
     fn draft(&self, question: &str, search: &SearchResult, hits: &[Hit]) -> Draft {
-        match self.answer(question, search, hits, &Extractive::default(), &mut |_| {}) {
+        match self.answer(question, search, hits, &Extractive::default(), &mut |_| true) {
             Ok(Outcome { draft: Some(d), .. }) => d,
             _ => Draft { sentences: Vec::new(), mode: Mode::Generated },
         }

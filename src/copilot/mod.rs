@@ -46,31 +46,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// down by the rep, not silently truncated by us).
 pub const MAX_QUESTION_CHARS: usize = 2_000;
 
-/// Where an answer went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Route {
-    /// Answered from approved passages.
-    Answer,
-    /// Escalated to Medical Information.
-    Medical,
-    /// Escalated to Pharmacovigilance.
-    Pharmacovigilance,
-    /// Not answered, with the reason in `answer`.
-    Refused,
-}
-
-impl Route {
-    /// The JSON spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Route::Answer => "answer",
-            Route::Medical => "medical",
-            Route::Pharmacovigilance => "pharmacovigilance",
-            Route::Refused => "refused",
-        }
-    }
-}
+/// Where an answer went: the guard's decision type, re-exported.
+pub use crate::guard::Route;
 
 /// How the answer text was produced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,10 +96,10 @@ pub struct Timings {
     pub retrieve: f64,
     /// Answer generation (extractive and, when a model runs, generated).
     pub generate: f64,
-    /// Time from the question to the first verified sentence (the extractive answer).
+    /// Time from the question to the first verified sentence shown (generated, or extractive without a model).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub first_sentence: Option<f64>,
-    /// Time from the question to the model's first token.
+    /// Time from the question to the model's first token (never shown: it is verified first).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub first_token: Option<f64>,
 }
@@ -196,12 +173,33 @@ pub struct Ask {
 }
 
 /// What the pipeline reports while it works (for streaming front ends).
+/// Nothing unverified is ever reported: no raw model text leaves the copilot.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
-    /// The verified extractive answer, available as soon as retrieval is done.
-    Extractive(String),
-    /// A piece of the model's (not yet verified) text.
-    Token(String),
+    /// One answer sentence with its final `[n]` marker, as soon as it has
+    /// passed the verifier and the output guard; the answer's text is these
+    /// sentences joined by spaces, in this order.
+    Sentence(String),
+}
+
+/// Numbers sentences' passages in order of first use, as [`cite`] does, so
+/// that streamed sentences carry the markers the final answer has.
+#[derive(Debug, Default)]
+struct Numbering {
+    used: Vec<usize>,
+}
+
+impl Numbering {
+    fn mark(&mut self, s: &Sentence) -> String {
+        let n = match self.used.iter().position(|u| *u == s.passage) {
+            Some(i) => i + 1,
+            None => {
+                self.used.push(s.passage);
+                self.used.len()
+            }
+        };
+        format!("{} [{n}]", s.text)
+    }
 }
 
 /// Who is asking, for the cases the guard opens.
@@ -336,8 +334,7 @@ impl Copilot {
         self.ask_streaming(ask, &mut |_| {})
     }
 
-    /// Answers one question, reporting the extractive answer first and then
-    /// the model's tokens as they come.
+    /// Answers one question, reporting each verified sentence as it passes.
     pub fn ask_streaming(&self, ask: &Ask, on_event: &mut dyn FnMut(Event)) -> Result<Answer> {
         self.ask_as(ask, &Requester::default(), on_event)
     }
@@ -378,61 +375,81 @@ impl Copilot {
         let draft = self.extractive.draft(q, &search, &search.hits);
         if draft.sentences.is_empty() {
             timings.generate = t1.elapsed().as_secs_f64() * 1e3;
-            // Before turning the question away: a named patient with a
-            // possible adverse reaction goes to Pharmacovigilance instead.
-            if let Some(v) = self.guard.as_ref().and_then(|g| g.screen_unanswered(q, &ctx)) {
-                let mut a = self.escalate(ask, who, &v, timings)?;
-                a.guard_rules = guard_rules;
-                return Ok(a);
-            }
-            let mut a = refusal(ask, timings);
+            // Nothing dies as "can't answer": a specific person to whom
+            // something happened goes to Pharmacovigilance, anything else is
+            // a Medical Information request.
+            let v = match self.guard.as_ref() {
+                Some(g) => g.screen_unanswered(q, &ctx),
+                None => crate::guard::Verdict {
+                    route: Route::Medical,
+                    flags: Vec::new(),
+                    reason: Some("no approved, current passage answers this question".into()),
+                    report: None,
+                },
+            };
+            let mut a = self.escalate(ask, who, &v, timings)?;
             a.guard_rules = guard_rules;
             return Ok(a);
         }
         let extractive = cite(&draft, &search.hits, timings.clone());
         timings.first_sentence = Some(t0.elapsed().as_secs_f64() * 1e3);
-        on_event(Event::Extractive(extractive.answer.clone()));
         let Some(g) = &self.grounded else {
             timings.generate = t1.elapsed().as_secs_f64() * 1e3;
+            let mut marks = Numbering::default();
+            for s in &draft.sentences {
+                on_event(Event::Sentence(marks.mark(s)));
+            }
             return Ok(Answer { timings_ms: timings, guard_rules, ..extractive });
         };
-        let mut first_token = None;
-        let outcome = g.answer(q, &search, &search.hits, &self.extractive, &mut |t| {
-            if first_token.is_none() {
-                first_token = Some(t0.elapsed().as_secs_f64() * 1e3);
+        // Each generated sentence reaches the caller only once it has passed
+        // the verifier (in `Grounded::answer`) and the output guard (here).
+        let mut output_flags = Vec::new();
+        let mut marks = Numbering::default();
+        let mut first_verified = None;
+        let outcome = g.answer(q, &search, &search.hits, &self.extractive, &mut |s| {
+            if let Some(guard) = &self.guard {
+                let f = guard.screen_output(&s.text, &ctx);
+                if !f.is_empty() {
+                    output_flags.extend(f);
+                    return false;
+                }
             }
-            on_event(Event::Token(t.to_string()));
+            if first_verified.is_none() {
+                first_verified = Some(t0.elapsed().as_secs_f64() * 1e3);
+            }
+            on_event(Event::Sentence(marks.mark(s)));
+            true
         });
-        timings.first_token = first_token;
         timings.generate = t1.elapsed().as_secs_f64() * 1e3;
         let model = Some(g.model.id().to_string());
         let prompt_version = Some(g.prompt.id());
-        let mut output_flags = Vec::new();
         let mut answer = match outcome {
-            Ok(o) => match o.draft {
-                Some(mut d) => {
-                    // The guard re-screens every generated sentence; a flagged one is dropped.
-                    if let Some(guard) = &self.guard {
-                        d.sentences.retain(|s| {
-                            let f = guard.screen_output(&s.text, &ctx);
-                            let ok = f.is_empty();
-                            output_flags.extend(f);
-                            ok
-                        });
-                    }
-                    if d.sentences.is_empty() {
+            Ok(o) => {
+                timings.first_token = o.first_token_ms.map(|ms| ms + (t1.duration_since(t0).as_secs_f64() * 1e3));
+                match o.draft {
+                    Some(d) => cite(&d, &search.hits, timings.clone()),
+                    None => {
+                        // Nothing generated survived: the verified extractive answer stands.
+                        let mut marks = Numbering::default();
+                        for s in &draft.sentences {
+                            on_event(Event::Sentence(marks.mark(s)));
+                        }
                         extractive
-                    } else {
-                        cite(&d, &search.hits, timings.clone())
                     }
                 }
-                None => extractive,
-            },
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "generation failed; answering extractively");
+                let mut marks = Numbering::default();
+                for s in &draft.sentences {
+                    on_event(Event::Sentence(marks.mark(s)));
+                }
                 extractive
             }
         };
+        if let Some(ms) = first_verified {
+            timings.first_sentence = Some(ms);
+        }
         answer.timings_ms = timings;
         answer.model = model;
         answer.prompt_version = prompt_version;
@@ -446,13 +463,15 @@ impl Copilot {
         crate::guard::Context { product, label: product.and_then(|p| self.labels.get(p)) }
     }
 
-    /// Screens a rep's input with the guard only; `Some` is the escalation
-    /// (or refusal) answer, `None` means the input may be answered.
+    /// Screens a rep's input of any length with the guard only (every
+    /// character, in overlapping windows: [`crate::guard::Guard::screen_long`]);
+    /// `Some` is the escalation (or refusal) answer, `None` means the input
+    /// may be answered.
     pub(crate) fn ask_guard_only(&self, ask: &Ask, who: &Requester) -> Result<Option<Answer>> {
         let Some(g) = &self.guard else { return Ok(None) };
         let product_key = ask.product.as_deref().map(|p| p.trim().to_lowercase());
         let ctx = self.guard_context(product_key.as_deref());
-        let v = g.screen_input(ask.question.trim(), &ctx);
+        let v = g.screen_long(ask.question.trim(), &ctx);
         if v.route == Route::Answer {
             return Ok(None);
         }
@@ -500,6 +519,11 @@ impl Copilot {
             Route::Pharmacovigilance => format!(
                 "This sounds like an adverse event or a special situation (pregnancy, overdose, medication error or lack of effect) that must be reported. {} Pharmacovigilance will follow up within one business day. Do not give product information on this now; note the patient details, who reported it and when.",
                 case_text("Pharmacovigilance", "they have the rep's words verbatim.")
+            ),
+            Route::Medical if v.flags.iter().all(|f| f.rule_id == "MIR-NO-APPROVED-ANSWER") => format!(
+                "No approved, current passage for {} answers this, so it is a Medical Information request. {} Medical Information will answer the HCP directly within two business days; don't improvise an answer.",
+                ask.product.as_deref().unwrap_or("the products you detail"),
+                case_text("Medical Information", "the HCP's question is recorded verbatim.")
             ),
             Route::Medical => format!(
                 "This question goes beyond the approved labeling{}. {} Medical Information will answer the HCP directly; do not answer it yourself.",
@@ -569,25 +593,5 @@ fn citation(n: usize, p: &Passage) -> Citation {
         title: p.title.clone(),
         mlr_number: p.mlr_number.clone(),
         quote: p.text.clone(),
-    }
-}
-
-fn refusal(ask: &Ask, timings: Timings) -> Answer {
-    let product = ask.product.as_deref().unwrap_or("the products you detail");
-    Answer {
-        route: Route::Refused,
-        answer: format!(
-            "I can't answer that from approved material: no approved, current passage for {product} addresses this question. \
-             Don't improvise an answer; if the HCP wants more, offer a Medical Information request."
-        ),
-        mode: Mode::Extractive,
-        citations: Vec::new(),
-        flags: Vec::new(),
-        case_id: None,
-        prompt_version: None,
-        model: None,
-        audit_id: None,
-        guard_rules: None,
-        timings_ms: timings,
     }
 }

@@ -363,6 +363,22 @@ pub fn detect(lex: &Lexicon, rules: &Rules, text: &str) -> (Vec<Mention>, Vec<Re
     (mentions, reports)
 }
 
+/// A blocker for the report elements from the rules file's cues: whether the
+/// clause (as [`super::elements::scope_clauses`] cuts it) holding a span has a
+/// negation or hypothetical cue ("none of her patients", "what if").
+pub fn cue_blocker(rules: &Rules, text: &str) -> impl Fn((usize, usize)) -> bool {
+    let mut blocked: Vec<(usize, usize)> = Vec::new();
+    for sent in text::sentences(text) {
+        let cues = sentence_cues(rules, text, sent);
+        for c in super::elements::scope_clauses(text, sent) {
+            if cues.iter().any(|q| matches!(q.0, CueClass::Negation | CueClass::Hypothetical) && q.2 < c.1 && c.0 < q.3) {
+                blocked.push(c);
+            }
+        }
+    }
+    move |(a, _b): (usize, usize)| blocked.iter().any(|c| c.0 <= a && a < c.1)
+}
+
 /// The safety net's test: the first adverse-reaction mention in a sentence
 /// that names a specific patient (an experiencer cue), outside negated and
 /// hypothetical clauses, even with no temporal, causal or experience cue:

@@ -25,7 +25,9 @@
 //! Base64-looking tokens are decoded and screened too.
 
 pub mod ae;
+pub mod elements;
 pub mod label_ref;
+pub mod language;
 pub mod rules;
 pub mod text;
 
@@ -35,9 +37,10 @@ use std::sync::OnceLock;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
+pub use elements::Elements;
 pub use label_ref::LabelReference;
+pub use language::Reading;
 
-use crate::copilot::Route;
 use label_ref::contains_words;
 use rules::Rules;
 use text::{Norm, TermMatcher};
@@ -93,6 +96,34 @@ pub struct Flag {
     pub span: (usize, usize),
 }
 
+/// Where a question goes: the guard's decision (see `../shared/DESIGN.md`, routes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Route {
+    /// Answered from approved, unexpired passages, with citations.
+    Answer,
+    /// Escalated to Medical Information: off-label or unsolicited requests,
+    /// questions no approved passage answers, text the guard cannot read.
+    Medical,
+    /// Escalated to Pharmacovigilance: something happened to a specific person.
+    Pharmacovigilance,
+    /// Policy only (pricing, value, competitor claims, omitting safety,
+    /// prompt injection): the reason, no case.
+    Refused,
+}
+
+impl Route {
+    /// The JSON spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Route::Answer => "answer",
+            Route::Medical => "medical",
+            Route::Pharmacovigilance => "pharmacovigilance",
+            Route::Refused => "refused",
+        }
+    }
+}
+
 /// The minimum elements of a valid individual case safety report, where present.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AeReport {
@@ -140,6 +171,10 @@ enum VocabKind {
 #[derive(Debug)]
 pub struct Guard {
     rules: Rules,
+    /// The ICH E2D report elements (`rules/report-elements.toml`).
+    elements: Elements,
+    /// `guard-rules@N sha256:… report-elements@M sha256:…`: what decided.
+    version: String,
     lexicon: ae::Lexicon,
     /// Drugs and conditions of the rules' vocabularies, in one matcher.
     vocab: TermMatcher,
@@ -150,6 +185,15 @@ pub struct Guard {
 
 const BUILTIN_RULES: &str = include_str!("../../rules/guard-rules.toml");
 const BUILTIN_LEXICON: &str = include_str!("../../lexicon/ae_terms.txt");
+const BUILTIN_ELEMENTS: &str = include_str!("../../rules/report-elements.toml");
+
+/// The files a guard is built from, relative to a rules root (the repository,
+/// or the folder MLR reviews a candidate rule set in).
+pub const RULES_FILE: &str = "rules/guard-rules.toml";
+/// The report-element rules, relative to the rules root.
+pub const ELEMENTS_FILE: &str = "rules/report-elements.toml";
+/// The AE lexicon, relative to the rules root.
+pub const LEXICON_FILE: &str = "lexicon/ae_terms.txt";
 
 /// A text being screened: the original, its normalised form, and where its
 /// spans land in the caller's text (a decoded base64 token maps to the token).
@@ -196,19 +240,36 @@ fn re(cell: &'static OnceLock<Regex>, p: &str) -> &'static Regex {
 impl Guard {
     /// The guard with the rules and lexicon compiled into the binary.
     pub fn builtin() -> Result<Guard> {
-        Guard::from_sources(BUILTIN_RULES, Path::new("rules/guard-rules.toml"), BUILTIN_LEXICON, Path::new("lexicon/ae_terms.txt"))
+        Guard::from_sources(
+            (BUILTIN_RULES, Path::new(RULES_FILE)),
+            (BUILTIN_ELEMENTS, Path::new(ELEMENTS_FILE)),
+            (BUILTIN_LEXICON, Path::new(LEXICON_FILE)),
+        )
+    }
+
+    /// The guard from the rule files under `root` (`rules/guard-rules.toml`,
+    /// `rules/report-elements.toml`, `lexicon/ae_terms.txt`), read at run time:
+    /// MLR reviews a rule change without a rebuild. Errors name the file and line.
+    pub fn from_dir(root: &Path) -> Result<Guard> {
+        Guard::from_files(&root.join(RULES_FILE), &root.join(ELEMENTS_FILE), &root.join(LEXICON_FILE))
     }
 
     /// The guard from a rules file and an AE lexicon on disk (e.g. a candidate
     /// version under MLR review). Errors name the file and line.
-    pub fn from_files(rules: &Path, ae_lexicon: &Path) -> Result<Guard> {
+    pub fn from_files(rules: &Path, elements: &Path, ae_lexicon: &Path) -> Result<Guard> {
         let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| Error::Io { path: p.to_owned(), source: e });
-        Guard::from_sources(&read(rules)?, rules, &read(ae_lexicon)?, ae_lexicon)
+        Guard::from_sources((&read(rules)?, rules), (&read(elements)?, elements), (&read(ae_lexicon)?, ae_lexicon))
     }
 
-    fn from_sources(rules_src: &str, rules_path: &Path, lex_src: &str, lex_path: &Path) -> Result<Guard> {
+    fn from_sources((rules_src, rules_path): (&str, &Path), (el_src, el_path): (&str, &Path), (lex_src, lex_path): (&str, &Path)) -> Result<Guard> {
         let rules = Rules::parse(rules_src, rules_path)?;
+        let elements = Elements::parse(el_src, el_path)?;
         let lexicon = ae::Lexicon::parse(lex_src, lex_path)?;
+        let lex_digest = {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(lex_src.as_bytes()))
+        };
+        let version = format!("{} {} ae-lexicon sha256:{lex_digest}", rules.version, elements.version);
         let mut terms = Vec::new();
         let mut vocab_items = Vec::new();
         for (kind, groups) in [(VocabKind::Drug, &rules.drugs), (VocabKind::Condition, &rules.conditions)] {
@@ -220,12 +281,14 @@ impl Guard {
                 }
             }
         }
-        Ok(Guard { rules, lexicon, vocab: TermMatcher::new(&terms), vocab_items })
+        Ok(Guard { rules, elements, version, lexicon, vocab: TermMatcher::new(&terms), vocab_items })
     }
 
-    /// The rules' version and content hash, for the audit log (`guard-rules@3 sha256:…`).
+    /// The versions and content hashes of everything that decides a route,
+    /// for the audit log (`guard-rules@5 sha256:… report-elements@1 sha256:…
+    /// ae-lexicon sha256:…`).
     pub fn rules_version(&self) -> &str {
-        &self.rules.version
+        &self.version
     }
 
     /// Number of lexicon entries (terms and patterns).
@@ -245,6 +308,7 @@ impl Guard {
             let dseg = Seg { src: &decoded, norm: Norm::new(&decoded), fixed_span: Some(span) };
             self.screen_seg(&dseg, ctx, &mut acc);
         }
+        self.screen_elements(&seg, ctx, &mut acc);
         let pv = acc.flags.iter().any(|f| f.kind == "adverse_event" || f.kind == "special_situation");
         let pick = |route: Route| acc.routes.iter().position(|(r, _)| *r == route);
         let (route, reason) = if pv {
@@ -279,24 +343,155 @@ impl Guard {
         Verdict { route, flags, reason, report }
     }
 
-    /// The last check before a question the copilot cannot answer is turned
-    /// away ("no approved passage"): an adverse-reaction term, not negated and
-    /// not hypothetical, in a sentence that names a specific patient goes to
-    /// Pharmacovigilance even without a report cue (rule `AE-SAFETY-NET`), so
-    /// that a report is never lost as an unanswerable question. When in doubt,
-    /// a report wins; questions that can be answered never reach this check.
-    pub fn screen_unanswered(&self, text: &str, ctx: &Context) -> Option<Verdict> {
+    /// Screens a long input (visit notes of up to 64 KiB, a pasted email)
+    /// every character of it: in overlapping windows of at most
+    /// [`WINDOW_CHARS`] characters, cut at sentence ends where possible and
+    /// overlapping by [`WINDOW_OVERLAP_CHARS`] so that a report split across
+    /// a cut is still read whole. The route is the most urgent of the
+    /// windows' (Pharmacovigilance, then refused, then Medical); the flags of
+    /// every window are kept, with spans in the whole text.
+    pub fn screen_long(&self, text: &str, ctx: &Context) -> Verdict {
+        let windows = windows(text, WINDOW_CHARS, WINDOW_OVERLAP_CHARS);
+        if windows.len() <= 1 {
+            return self.screen_input(text, ctx);
+        }
+        let rank = |r: Route| match r {
+            Route::Pharmacovigilance => 0,
+            Route::Refused => 1,
+            Route::Medical => 2,
+            Route::Answer => 3,
+        };
+        let mut best: Option<Verdict> = None;
+        let mut flags: Vec<Flag> = Vec::new();
+        for (a, b) in windows {
+            let mut v = self.screen_input(&text[a..b], ctx);
+            for f in &mut v.flags {
+                f.span = (f.span.0 + a, f.span.1 + a);
+                if !flags.iter().any(|g| g.rule_id == f.rule_id && g.span == f.span) {
+                    flags.push(f.clone());
+                }
+            }
+            if best.as_ref().is_none_or(|w| rank(v.route) < rank(w.route)) {
+                best = Some(v);
+            }
+        }
+        let mut v = best.unwrap_or_else(|| self.screen_input("", ctx));
+        flags.sort_by_key(|f| (rank(route_of_kind(&f.kind)), f.span.0));
+        v.flags = flags;
+        v
+    }
+
+    /// Where a question goes that no approved passage answers: never a dead
+    /// end. A specific person and an event or a sign that something happened
+    /// (the report elements' looser test, or an adverse-reaction term in a
+    /// sentence about a specific patient, rule `AE-SAFETY-NET`) go to
+    /// Pharmacovigilance; everything else is a Medical Information request
+    /// (rule `MIR-NO-APPROVED-ANSWER`). When in doubt, a report wins;
+    /// questions that can be answered never reach this check.
+    pub fn screen_unanswered(&self, text: &str, ctx: &Context) -> Verdict {
         let seg = Seg { src: text, norm: Norm::new(text), fixed_span: None };
-        let (a, b, preferred) = ae::patient_mention(&self.lexicon, &self.rules, &seg.norm.text)?;
-        let flag = seg.flag("adverse_event", "AE-SAFETY-NET", (a, b));
-        let mut report = AeReport { event: Some(format!("{} ({preferred})", flag.evidence)), ..Default::default() };
-        self.capture_report(&seg, ctx, &mut report);
-        Some(Verdict {
-            route: Route::Pharmacovigilance,
+        let t = &seg.norm.text;
+        let mentions = self.mention_spans(t);
+        let blocked = ae::cue_blocker(&self.rules, t);
+        if let Some(r) = self.elements.unanswered(t, &mentions, &|sp| blocked(sp)) {
+            let mut acc = Acc::default();
+            self.push_element_report(&seg, ctx, &r, &mut acc, "a specific person and something that happened to them, with no approved answer");
+            let report = acc.report.clone();
+            return Verdict { route: Route::Pharmacovigilance, flags: acc.flags, reason: Some(acc.routes[0].1.clone()), report: Some(report) };
+        }
+        if let Some((a, b, preferred)) = ae::patient_mention(&self.lexicon, &self.rules, t) {
+            let flag = seg.flag("adverse_event", "AE-SAFETY-NET", (a, b));
+            let mut report = AeReport { event: Some(format!("{} ({preferred})", flag.evidence)), ..Default::default() };
+            self.capture_report(&seg, ctx, &mut report);
+            return Verdict {
+                route: Route::Pharmacovigilance,
+                flags: vec![flag],
+                reason: Some("a named patient and a possible adverse reaction, with no approved answer".into()),
+                report: Some(report),
+            };
+        }
+        let flag = Flag { kind: "no_approved_answer".into(), rule_id: "MIR-NO-APPROVED-ANSWER".into(), evidence: text.to_string(), span: (0, text.len()) };
+        Verdict {
+            route: Route::Medical,
             flags: vec![flag],
-            reason: Some("a named patient and a possible adverse reaction, with no approved answer".into()),
-            report: Some(report),
-        })
+            reason: Some("no approved, current passage answers this question".into()),
+            report: None,
+        }
+    }
+
+    /// AE lexicon mentions of normalised text as `(start, end, preferred)`.
+    fn mention_spans(&self, t: &str) -> Vec<(usize, usize, String)> {
+        self.lexicon.mentions(t).into_iter().map(|m| (m.start, m.end, m.preferred)).collect()
+    }
+
+    /// The report elements and the language check on one input (after the
+    /// lexicon-and-cue rules): a report by its E2D elements goes to
+    /// Pharmacovigilance; text the guard cannot read with confidence goes to
+    /// a person (Pharmacovigilance when an event element matches, Medical
+    /// Information otherwise), never to an answer.
+    fn screen_elements(&self, seg: &Seg, ctx: &Context, acc: &mut Acc) {
+        let t = &seg.norm.text;
+        let already_pv = |acc: &Acc| acc.flags.iter().any(|f| f.kind == "adverse_event" || f.kind == "special_situation");
+        let mentions = self.mention_spans(t);
+        let blocked = ae::cue_blocker(&self.rules, t);
+        if !already_pv(acc) {
+            if let Some(r) = self.elements.report(t, &mentions, &|sp| blocked(sp)) {
+                self.push_element_report(seg, ctx, &r, acc, "");
+            }
+        }
+        let lang = &self.elements.language;
+        match language::read(seg.src, &lang.supported, lang.min_sentence_words) {
+            Reading::English => {}
+            Reading::Supported(code) => {
+                if !already_pv(acc) {
+                    if let Some(r) = self.elements.unanswered(t, &mentions, &|sp| blocked(sp)) {
+                        self.push_element_report(seg, ctx, &r, acc, "");
+                    } else if let Some(e) = self.elements.any_event(t) {
+                        let r = elements::ElementReport { person: e.clone(), event: e, realis: None };
+                        self.push_element_report(seg, ctx, &r, acc, "");
+                    }
+                }
+                let flag = Flag { kind: "language".into(), rule_id: "LANG-NOT-ENGLISH".into(), evidence: code.clone(), span: (0, seg.src.len()) };
+                acc.push(flag, Route::Medical, &format!("the question is not in English ({code}); the approved material is, so a person answers it"));
+            }
+            Reading::Unreadable(why) => {
+                if !already_pv(acc) {
+                    if let Some(e) = self.elements.any_event(t) {
+                        let r = elements::ElementReport { person: e.clone(), event: e, realis: None };
+                        self.push_element_report(seg, ctx, &r, acc, "");
+                    }
+                }
+                let flag = Flag { kind: "language".into(), rule_id: "LANG-UNREADABLE".into(), evidence: why.clone(), span: (0, seg.src.len()) };
+                acc.push(flag, Route::Medical, &format!("the guard cannot read this with confidence ({why}); a person reads it"));
+            }
+        }
+    }
+
+    /// Records a report found by its elements: the flag (kind from the
+    /// event's situation, rule id of the event element) and the report's
+    /// patient and event.
+    fn push_element_report(&self, seg: &Seg, ctx: &Context, r: &elements::ElementReport, acc: &mut Acc, reason: &str) {
+        let situation = r.event.situation.as_deref().unwrap_or("adverse_event");
+        let (kind, default_reason) = if situation == "adverse_event" {
+            ("adverse_event", "Possible adverse event reported (a specific person, something that happened to them): this goes to Pharmacovigilance (report within one business day). Do not answer it from the label.")
+        } else {
+            ("special_situation", "Special situation reported (pregnancy or breastfeeding exposure, overdose, medication or handling error, accidental exposure, lack of efficacy): this goes to Pharmacovigilance.")
+        };
+        let reason = if reason.is_empty() { default_reason.to_string() } else { format!("{default_reason} ({reason})") };
+        acc.push(seg.flag(kind, &r.event.id, r.event.span), Route::Pharmacovigilance, &reason);
+        if acc.report.event.is_none() && situation == "adverse_event" {
+            acc.report.event = Some(seg.orig_text(r.event.span));
+        }
+        if acc.report.special_situation.is_none() && situation != "adverse_event" {
+            acc.report.special_situation = Some(situation.to_string());
+            if acc.report.event.is_none() {
+                acc.report.event = Some(seg.orig_text(r.event.span));
+            }
+        }
+        if acc.report.patient.is_none() && r.person.class == elements::Class::Person {
+            acc.report.patient = Some(seg.orig_text(r.person.span));
+        }
+        self.capture_report(seg, ctx, &mut acc.report);
     }
 
     /// Screens one generated sentence; an empty list means it may be shown.
@@ -450,7 +645,7 @@ impl Guard {
 
         // Population: pediatric ages and weights, geriatric.
         let ages = question_ages(t);
-        let peds_word = re(&PEDS, r"\b(kids?|children|child|pediatric|paediatric|peds|infants?|toddlers?|newborns?|neonates?|adolescents?|teens?|teenagers?|ninos?|ninas?|enfants?)\b").find(t).map(|m| (m.start(), m.end()));
+        let peds_word = r.pediatric_words.re.find(t).map(|m| (m.start(), m.end()));
         let mut pediatric_age = false;
         for &(age, span) in &ages {
             let s = sent_of(span.0);
@@ -610,7 +805,54 @@ impl Guard {
     }
 }
 
-static PEDS: OnceLock<Regex> = OnceLock::new();
+/// Largest window [`Guard::screen_long`] screens at once, in characters (the
+/// question limit of the copilot: what one screening is tuned and timed for).
+pub const WINDOW_CHARS: usize = 2_000;
+/// Overlap between consecutive windows, in characters: longer than a long
+/// sentence, so no sentence is only ever seen cut in two.
+pub const WINDOW_OVERLAP_CHARS: usize = 400;
+
+/// Byte ranges of overlapping windows over `text` of at most `max` chars,
+/// overlapping by `overlap` chars, ending at a sentence end (". ", "? ", "! "
+/// or a line break) in the window's last third where there is one.
+fn windows(text: &str, max: usize, overlap: usize) -> Vec<(usize, usize)> {
+    let idx: Vec<usize> = text.char_indices().map(|(i, _)| i).chain(std::iter::once(text.len())).collect();
+    let n = idx.len() - 1;
+    if n <= max {
+        return vec![(0, text.len())];
+    }
+    let mut out = Vec::new();
+    let mut start = 0usize; // in chars
+    loop {
+        let hard_end = (start + max).min(n);
+        let mut end = hard_end;
+        if hard_end < n {
+            let lo = start + max * 2 / 3;
+            if let Some(cut) = (lo..hard_end).rev().find(|&c| {
+                let b = idx[c];
+                matches!(text.as_bytes().get(b), Some(b'\n')) || (matches!(text.as_bytes().get(b), Some(b' ')) && b > 0 && matches!(text.as_bytes()[b - 1], b'.' | b'?' | b'!'))
+            }) {
+                end = cut + 1;
+            }
+        }
+        out.push((idx[start], idx[end]));
+        if end >= n {
+            break;
+        }
+        start = end.saturating_sub(overlap).max(start + 1);
+    }
+    out
+}
+
+/// The route a flag kind escalates to (for ordering merged flags).
+fn route_of_kind(kind: &str) -> Route {
+    match kind {
+        "adverse_event" | "special_situation" => Route::Pharmacovigilance,
+        "pricing" | "value_to_hcp" | "comparative_claim" | "omit_safety" | "prompt_injection" => Route::Refused,
+        _ => Route::Medical,
+    }
+}
+
 static PEDS_SEC: OnceLock<Regex> = OnceLock::new();
 
 /// Ages named in normalised text, in years, with their spans.
@@ -837,10 +1079,29 @@ mod tests {
         std::fs::write(&rules, BUILTIN_RULES.replacen("[[rule]]\n", "[[rule]]\nbogus_field = 1\n", 1)).unwrap();
         let lex = dir.join("lex.txt");
         std::fs::write(&lex, BUILTIN_LEXICON).unwrap();
-        let e = Guard::from_files(&rules, &lex).unwrap_err().to_string();
+        let el = dir.join("elements.toml");
+        std::fs::write(&el, BUILTIN_ELEMENTS).unwrap();
+        let e = Guard::from_files(&rules, &el, &lex).unwrap_err().to_string();
         assert!(e.contains("rules.toml:") && e.contains("bogus_field"), "{e}");
-        assert!(Guard::from_files(&dir.join("missing.toml"), &lex).unwrap_err().to_string().contains("missing.toml"));
+        assert!(Guard::from_files(&dir.join("missing.toml"), &el, &lex).unwrap_err().to_string().contains("missing.toml"));
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn windows_cover_every_character_and_overlap() {
+        let text: String = (0..400).map(|i| format!("Sentence number {i} is here. ")).collect();
+        let w = windows(&text, 2_000, 400);
+        assert!(w.len() > 5);
+        assert_eq!(w[0].0, 0);
+        assert_eq!(w.last().unwrap().1, text.len());
+        for p in w.windows(2) {
+            assert!(p[1].0 < p[0].1, "windows overlap: {p:?}");
+            assert!(p[0].1 - p[1].0 >= 300, "overlap is long enough: {p:?}");
+        }
+        for &(a, b) in &w {
+            assert!(text[a..b].chars().count() <= 2_000);
+        }
+        assert_eq!(windows("short", 2_000, 400), vec![(0, 5)]);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use regex::{Regex, RegexSet, RegexSetBuilder};
 use serde::Deserialize;
 
 use super::{Error, Result};
-use crate::copilot::Route;
+use super::Route;
 
 /// The file as written.
 #[derive(Debug, Deserialize)]
@@ -153,6 +153,8 @@ pub struct OffLabelDef {
     pub permissibility: Vec<String>,
     /// In generated text: a claim of use or efficacy ("is indicated for", "works for").
     pub claim: Vec<String>,
+    /// Words naming a pediatric population ("kids", "peds", "toddler"), in the field forces' languages.
+    pub pediatric_words: Vec<String>,
     /// Reasons by check: indication, pediatric, weight, dose, frequency,
     /// combination, geriatric, encoded.
     pub reasons: HashMap<String, String>,
@@ -323,6 +325,8 @@ pub struct Rules {
     pub permissibility: Pat,
     /// Claims of use in generated text.
     pub claim: Pat,
+    /// Pediatric population words.
+    pub pediatric_words: Pat,
     /// Reasons of the structural checks.
     pub reasons: HashMap<String, String>,
     /// Fair balance.
@@ -463,6 +467,7 @@ impl Rules {
             combination: ctx.pat("offlabel.combination", &o.combination)?,
             permissibility: ctx.pat("offlabel.permissibility", &o.permissibility)?,
             claim: ctx.pat("offlabel.claim", &o.claim)?,
+            pediatric_words: ctx.pat("offlabel.pediatric_words", &o.pediatric_words)?,
             reasons: o.reasons.clone(),
             fair_balance_id: fb.id.clone(),
             benefit: ctx.pat(&fb.id, &fb.benefit)?,

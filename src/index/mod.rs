@@ -10,6 +10,7 @@
 
 pub mod analysis;
 pub mod dense;
+pub mod sections;
 
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
@@ -498,7 +499,10 @@ impl Index {
     /// filter (`None` when the question has no searchable concept).
     fn bm25_query(&self, question: &str, filter: &Filter) -> (Vec<Concept>, Vec<f32>, Option<BooleanQuery>) {
         let ignore: Vec<String> = filter.product.as_deref().map(|p| self.analyzer.tokens(p)).unwrap_or_default();
-        let concepts = self.analyzer.concepts(question, &ignore);
+        let mut concepts = self.analyzer.concepts(question, &ignore);
+        // What kind of PI section the question asks for ("who shouldn't get
+        // this" → CONTRAINDICATIONS), as one more concept: its headings.
+        concepts.extend(sections::SectionIntents::shared().concepts(question, &self.analyzer));
         let freqs = filter.product.as_ref().and_then(|p| self.stats.products.get(p)).unwrap_or(&self.stats.all);
         let mut weights = Vec::with_capacity(concepts.len());
         let mut should: Vec<(Occur, Box<dyn Query>)> = Vec::new();
@@ -524,7 +528,10 @@ impl Index {
             } else {
                 present.iter().cloned().fold(f32::MAX, f32::min)
             };
-            weights.push(w.max(0.05));
+            // An intent concept weighs as much as an average concept of the
+            // question (as a single word of middling rarity when it is alone):
+            // it steers toward the section without outweighing the content.
+            weights.push(if c.surface.starts_with(sections::INTENT_PREFIX) { f32::NAN } else { w.max(0.05) });
             for alt in &c.alternatives {
                 // The question's own phrasing counts fully; synonyms slightly less.
                 let boost = if *alt == own { 1.0 } else { 0.7 };
@@ -537,6 +544,13 @@ impl Index {
                     should.push((Occur::Should, Box::new(BoostQuery::new(q, boost * fb))));
                 }
             }
+        }
+        let content: Vec<f32> = weights.iter().copied().filter(|w| !w.is_nan()).collect();
+        let intent_w = if content.is_empty() { freqs.idf_of_share(0.05) } else { content.iter().sum::<f32>() / content.len() as f32 };
+        let n_intents = weights.iter().filter(|w| w.is_nan()).count().max(1) as f32;
+        for w in weights.iter_mut().filter(|w| w.is_nan()) {
+            // Several kinds asked at once share one concept's weight.
+            *w = (intent_w / n_intents).max(0.05);
         }
         if should.is_empty() {
             return (concepts, weights, None);

@@ -53,10 +53,10 @@ fn ingest_ask_json_and_eval_on_the_demo_corpus() {
     assert!(out.contains("[1] zentravia-"), "{out}");
     assert!(out.contains("MLR US-ZEN-"), "{out}");
 
-    // Refusal.
+    // No approved answer: a Medical Information request, never a dead end.
     let (_, out, _) = run(&["ask", "--extractive", "--index", idx, "--product", "zentravia", "--json", "Does it come in a gummy flavor for kids' parties?"]);
     let a: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(a["route"], "refused");
+    assert_eq!(a["route"], "medical", "{a}");
     assert!(a["citations"].as_array().unwrap().is_empty());
 
     // Eval with a report.

@@ -164,11 +164,12 @@ fn bad_rules_file_error_names_file_and_line() {
     let rules = dir.path().join("guard-rules.toml");
     let src = std::fs::read_to_string(harness::root().join("rules/guard-rules.toml")).unwrap();
     std::fs::write(&rules, src.replacen("'\\bcoupons?\\b'", "'\\bcoupons?(\\b'", 1)).unwrap();
-    let err = Guard::from_files(&rules, &harness::root().join("lexicon/ae_terms.txt")).unwrap_err().to_string();
+    let elements = harness::root().join("rules/report-elements.toml");
+    let err = Guard::from_files(&rules, &elements, &harness::root().join("lexicon/ae_terms.txt")).unwrap_err().to_string();
     let line = src.lines().position(|l| l.contains("coupons?")).unwrap() + 1;
     assert!(err.contains(&format!("guard-rules.toml:{line}:")) && err.contains("REF-PRICING"), "{err}");
     // The same files load cleanly, with the same version as the builtin.
-    let ok = Guard::from_files(&harness::root().join("rules/guard-rules.toml"), &harness::root().join("lexicon/ae_terms.txt")).unwrap();
+    let ok = Guard::from_dir(&harness::root()).unwrap();
     assert_eq!(ok.rules_version(), guard().rules_version());
 }
 

@@ -1,5 +1,6 @@
 //! Integration tests: one binary, shared harness (see `harness`).
 
+mod answer_key;
 mod cases;
 mod cli;
 mod corpus;

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs every eval suite on its corpus and prints one line of figures each.
+# Usage: bash scripts/eval-all.sh [BINARY] [extra eval flags…]
+#   BINARY defaults to target/release/onlabel (or $CARGO_TARGET_DIR's).
+# The sealed suite (evals/sealed/) is reported as aggregates only: never read
+# its failures, never tune on it.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+B="${1:-${CARGO_TARGET_DIR:-target}/release/onlabel}"
+shift || true
+EXTRA=("$@")
+W="${EVAL_WORK:-$(mktemp -d)}"
+[ -d "$W/labels-index" ] || "$B" ingest --corpus ../shared/data/pi --index "$W/labels-index" >/dev/null
+[ -d "$W/demo-index" ] || "$B" ingest --corpus corpora/demo --index "$W/demo-index" >/dev/null
+run() {
+  local suite=$1 index=$2
+  "$B" --data "$W/data" eval --index "$index" --suite "$suite" --json --extractive ${EXTRA[@]+"${EXTRA[@]}"} 2>/dev/null \
+    | python3 scripts/eval_summary.py "$suite" ${SHOW_FAILURES:+--failures}
+}
+run evals/labels.jsonl "$W/labels-index"
+run evals/guard.jsonl "$W/labels-index"
+run evals/guard_probe.jsonl "$W/labels-index"
+run evals/demo.jsonl "$W/demo-index"
+if [ -n "${SEALED:-}" ]; then for s in evals/sealed/*.jsonl; do run "$s" "$W/labels-index"; done; fi

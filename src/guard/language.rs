@@ -1,0 +1,96 @@
+//! [`Reading`]: can the guard read this text with confidence?
+//!
+//! The guard's English rules read English; the report elements also read
+//! Spanish, Portuguese, French, Italian and German. Anything else — another
+//! language, another script, or a text in which a sentence is reliably in a
+//! language other than the rest (mixed text) — must reach a person rather
+//! than an answer or a refusal. Language identification is whatlang's
+//! trigram model (`whatlang` crate); a detection counts only when whatlang
+//! itself calls it reliable, because short English rep questions ("Can
+//! nursing moms take it?") often come out as low-confidence Catalan or
+//! Javanese.
+
+
+/// What the guard concluded about the text's language.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reading {
+    /// English (or too short to tell, which in practice is English).
+    English,
+    /// Reliably a supported language other than English (ISO 639-3 code),
+    /// possibly mixed with English.
+    Supported(String),
+    /// Not readable with confidence: another language, another script, or
+    /// mixed text; the string says which, for the rep and the case.
+    Unreadable(String),
+}
+
+/// Detects the language of the whole text and of each sentence with at least
+/// `min_words` words; `supported` are ISO 639-3 codes.
+pub fn read(text: &str, supported: &[String], min_words: usize) -> Reading {
+    let letters = text.chars().filter(|c| c.is_alphabetic()).count();
+    if letters == 0 {
+        return Reading::English;
+    }
+    // A script other than Latin for a large share of the letters.
+    // Latin letters: ASCII and the Latin-1 Supplement / Extended-A / Extended-B blocks.
+    let latin = text.chars().filter(|c| c.is_ascii_alphabetic() || ('\u{00C0}'..='\u{024F}').contains(c)).count();
+    if latin * 10 < letters * 7 {
+        let script = whatlang::detect_script(text).map(|s| s.name().to_string()).unwrap_or_else(|| "unknown".into());
+        return Reading::Unreadable(format!("text in {script} script"));
+    }
+    let mut found: Vec<String> = Vec::new();
+    let mut check = |s: &str| {
+        if let Some(info) = whatlang::detect(s) {
+            if info.is_reliable() && info.lang().code() != "eng" {
+                found.push(info.lang().code().to_string());
+            }
+        }
+    };
+    check(text);
+    let norm = super::text::Norm::new(text);
+    for (a, b) in super::text::sentences(&norm.text) {
+        let (oa, ob) = norm.orig(a, b);
+        let s = &text[oa..ob];
+        if s.split_whitespace().count() >= min_words {
+            check(s);
+        }
+    }
+    found.sort();
+    found.dedup();
+    match found.as_slice() {
+        [] => Reading::English,
+        [one] if supported.iter().any(|s| s == one) => Reading::Supported(one.clone()),
+        [one] => Reading::Unreadable(format!("text in a language the guard does not read ({one})")),
+        several => {
+            if let Some(s) = several.iter().find(|l| supported.iter().any(|s| s == *l)) {
+                Reading::Supported(s.clone())
+            } else {
+                Reading::Unreadable(format!("mixed text ({})", several.join(", ")))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sup() -> Vec<String> {
+        ["eng", "spa", "por", "fra", "ita", "deu"].iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn short_english_questions_stay_english() {
+        for t in ["Can nursing moms take it?", "Does it mess with birth control pills?", "How does brentuximab vedotin work?", "peds dosing?"] {
+            assert_eq!(read(t, &sup(), 4), Reading::English, "{t}");
+        }
+    }
+
+    #[test]
+    fn supported_and_other_languages() {
+        assert_eq!(read("Mi paciente tuvo fiebre alta y escalofríos después de la segunda dosis.", &sup(), 4), Reading::Supported("spa".into()));
+        assert_eq!(read("Meine Patientin hat seit der letzten Spritze starke Kopfschmerzen und Fieber.", &sup(), 4), Reading::Supported("deu".into()));
+        assert!(matches!(read("患者は昨日の点滴の後に発熱しました", &sup(), 4), Reading::Unreadable(_)));
+        assert!(matches!(read("Mój pacjent po drugiej dawce dostał wysokiej gorączki i wysypki na całym ciele.", &sup(), 4), Reading::Unreadable(_)));
+    }
+}
