@@ -17,6 +17,10 @@ fn main() -> anyhow::Result<()> {
         println!("{:6.2} cov={:.2} {} {:?}", h.score, h.coverage, h.passage.citation(), h.matched);
     }
     let guard = std::sync::Arc::new(onlabel::guard::Guard::builtin()?);
+    let norm = onlabel::guard::text::Norm::new(&a[3]);
+    for f in guard.elements().find(&norm.text, (0, norm.text.len())) {
+        println!("element {:?} {} {:?}", f.class, f.id, &norm.text[f.span.0..f.span.1]);
+    }
     let copilot = onlabel::copilot::Copilot::new(index).with_guard(guard, today)?;
     let ask = onlabel::copilot::Ask { question: a[3].clone(), product: Some(a[2].clone()), role: "rep".into(), as_of: today };
     let answer = copilot.ask(&ask)?;

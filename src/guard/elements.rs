@@ -204,6 +204,10 @@ impl Elements {
             }
         }
         out.retain(|f| f.class != Class::Topic);
+        // A blocker inside a person reference ("one of the clinic pts on it")
+        // is part of naming that person, not a generalisation.
+        let persons: Vec<(usize, usize)> = out.iter().filter(|f| f.class == Class::Person).map(|f| f.span).collect();
+        out.retain(|f| f.class != Class::Blocker || !persons.iter().any(|p| p.0 <= f.span.0 && f.span.0 < p.1));
         out
     }
 
@@ -229,17 +233,32 @@ impl Elements {
             events.sort_by_key(|f| f.span.0);
             let Some(event) = events.into_iter().find(|e| !is_blocked(e.span)) else { continue };
             let window: Vec<&Found> = per[i.saturating_sub(1)..=i].iter().flatten().collect();
-            let person = window.iter().find(|f| f.class == Class::Person).map(|f| (*f).clone());
+            // What says it happened must be more than the event's own words
+            // ("can't swallow" is a state, not a narrative).
             let realis = window
                 .iter()
-                .filter(|f| f.class == Class::Realis)
+                .filter(|f| f.class == Class::Realis && !(f.span.0 < event.span.1 && event.span.0 < f.span.1))
                 .find(|f| f.span.0 < sent.0 || !is_blocked(f.span))
                 .map(|f| (*f).clone());
+            let person = window.iter().find(|f| f.class == Class::Person).map(|f| (*f).clone());
+            // A medication, storage or handling error, an overdose or an
+            // accidental exposure is reportable before anyone is named.
+            let impersonal = matches!(event.situation.as_deref(), Some("medication_error" | "overdose" | "accidental_exposure"));
+            let person = person.or_else(|| impersonal.then(|| event.clone()));
             if let (Some(person), Some(realis)) = (person, realis) {
                 return Some(ElementReport { event, person, realis: Some(realis) });
             }
         }
         None
+    }
+
+    /// Whether the clause holding `pos` in normalised text has a report
+    /// blocker of this file (a hypothetical, a general or label question, a
+    /// message for an HCP, a drafting request).
+    pub fn blocked_at(&self, text: &str, pos: usize) -> bool {
+        let Some(sent) = super::text::sentences(text).into_iter().find(|s| s.0 <= pos && pos < s.1.max(s.0 + 1)) else { return false };
+        let c = clause_of(&scope_clauses(text, sent), sent, pos);
+        self.find(text, sent).iter().any(|b| b.class == Class::Blocker && b.span.0 < c.1 && c.0 < b.span.1)
     }
 
     /// Where a question that no approved passage answers goes: `Some` (a
@@ -266,7 +285,30 @@ impl Elements {
         if let Some(event) = all.iter().filter(|f| f.class == Class::Event).cloned().chain(mention_events).find(|f| unblocked(f)) {
             return Some(ElementReport { event, person, realis: None });
         }
+        // A person and a narrative of something done or undergone, with no
+        // event word we know: a report told in words nobody listed. The
+        // realis span stands as the event's evidence.
+        if let Some(r) = all.iter().find(|f| f.class == Class::Realis && unblocked(f)) {
+            let event = Found { id: "E2D-EVENT-NARRATIVE".into(), class: Class::Event, situation: Some("adverse_event".into()), span: r.span };
+            return Some(ElementReport { event, person, realis: Some(r.clone()) });
+        }
         None
+    }
+
+    /// For text in a supported language other than English, which the AE
+    /// lexicon and the English cues do not read: any unblocked person,
+    /// event or realis element is enough for Pharmacovigilance (the text
+    /// reaches a person either way; when in doubt, a report wins).
+    pub fn foreign_report(&self, text: &str) -> Option<Found> {
+        let all = self.find(text, (0, text.len()));
+        let sents = super::text::sentences(text);
+        let unblocked = |f: &Found| {
+            let sent = *sents.iter().find(|s| s.0 <= f.span.0 && f.span.0 < s.1.max(s.0 + 1)).unwrap_or(&(0, text.len()));
+            let c = clause_of(&scope_clauses(text, sent), sent, f.span.0);
+            !all.iter().any(|b| b.class == Class::Blocker && b.span.0 < c.1 && c.0 < b.span.1)
+        };
+        let pick = |class: Class| all.iter().find(|f| f.class == class && unblocked(f)).cloned();
+        pick(Class::Event).or_else(|| pick(Class::Realis)).or_else(|| pick(Class::Person))
     }
 
     /// The event elements of text in any language (for text the guard cannot

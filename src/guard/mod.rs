@@ -291,6 +291,11 @@ impl Guard {
         &self.version
     }
 
+    /// The report-element rules (for explaining a decision).
+    pub fn elements(&self) -> &Elements {
+        &self.elements
+    }
+
     /// Number of lexicon entries (terms and patterns).
     pub fn lexicon_len(&self) -> usize {
         self.lexicon.len
@@ -446,9 +451,10 @@ impl Guard {
                 if !already_pv(acc) {
                     if let Some(r) = self.elements.unanswered(t, &mentions, &|sp| blocked(sp)) {
                         self.push_element_report(seg, ctx, &r, acc, "");
-                    } else if let Some(e) = self.elements.any_event(t) {
+                    } else if let Some(mut e) = self.elements.foreign_report(t) {
+                        e.situation = Some(e.situation.unwrap_or_else(|| "adverse_event".into()));
                         let r = elements::ElementReport { person: e.clone(), event: e, realis: None };
-                        self.push_element_report(seg, ctx, &r, acc, "");
+                        self.push_element_report(seg, ctx, &r, acc, &format!("text in {code}: a person reads it"));
                     }
                 }
                 let flag = Flag { kind: "language".into(), rule_id: "LANG-NOT-ENGLISH".into(), evidence: code.clone(), span: (0, seg.src.len()) };
@@ -545,7 +551,10 @@ impl Guard {
 
     fn screen_seg(&self, seg: &Seg, ctx: &Context, acc: &mut Acc) {
         let t = &seg.norm.text;
-        let (_, reports) = ae::detect(&self.lexicon, &self.rules, t);
+        let (_, mut reports) = ae::detect(&self.lexicon, &self.rules, t);
+        // A term in a clause the report elements block ("patients who had a
+        // stroke", "tell Dr. Ng the neuropathy is…") is not a report either.
+        reports.retain(|r| !r.event_text.is_some_and(|(a, _)| self.elements.blocked_at(t, a)));
         for r in &reports {
             let (kind, reason) = match r.kind {
                 "adverse_event" => ("adverse_event", "Possible adverse event reported: this goes to Pharmacovigilance (report within one business day). Do not answer it from the label."),
