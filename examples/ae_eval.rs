@@ -75,9 +75,6 @@ impl Confusion {
     }
 }
 
-/// The heading of the lexicon's last section, the gold mentions of the dev split.
-const DEV_GOLD_HEADING: &str = "## ---- Label terms: gold adverse-reaction mentions of the DEV split";
-
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -162,22 +159,16 @@ fn main() {
     let lexicon = args.iter().position(|a| a == "--lexicon").and_then(|i| args.get(i + 1)).map(PathBuf::from);
     let no_dev_gold = args.iter().any(|a| a == "--no-dev-gold");
     let show_spans = args.iter().any(|a| a == "--show-spans");
-    let rules = root().join("rules/guard-rules.toml");
-    let guard = match (lexicon, no_dev_gold) {
-        (None, false) => Guard::builtin().expect("builtin guard"),
-        (Some(lex), false) => Guard::from_files(&rules, &lex).expect("candidate lexicon"),
-        (lex, true) => {
-            let lex = lex.unwrap_or_else(|| root().join("lexicon/ae_terms.txt"));
-            let src = std::fs::read_to_string(&lex).unwrap_or_else(|e| panic!("{}: {e}", lex.display()));
-            let cut = src.find(DEV_GOLD_HEADING).unwrap_or_else(|| panic!("{}: no dev-gold section", lex.display()));
-            let tmp = std::env::temp_dir().join(format!("ae_terms_no_dev_gold_{}.txt", std::process::id()));
-            std::fs::write(&tmp, &src[..cut]).expect("write the lexicon without dev gold");
-            let guard = Guard::from_files(&rules, &tmp).expect("lexicon without dev gold");
-            let _ = std::fs::remove_file(&tmp);
-            println!("(lexicon {} without its dev-gold section)", lex.display());
-            guard
+    let guard = match lexicon {
+        None => Guard::builtin().expect("builtin guard"),
+        Some(lex) => {
+            let r = root();
+            Guard::from_files(&r.join("rules/guard-rules.toml"), &r.join("rules/report-elements.toml"), &lex).expect("candidate lexicon")
         }
     };
+    if no_dev_gold {
+        println!("(--no-dev-gold is the default now: the lexicon has no dev-gold section)");
+    }
     println!("guard {}  ({} lexicon entries)\n", guard.rules_version(), guard.lexicon_len());
 
     let ae = root().join("../shared/data/ae");

@@ -234,10 +234,11 @@ impl Elements {
             let Some(event) = events.into_iter().find(|e| !is_blocked(e.span)) else { continue };
             let window: Vec<&Found> = per[i.saturating_sub(1)..=i].iter().flatten().collect();
             // What says it happened must be more than the event's own words
-            // ("can't swallow" is a state, not a narrative).
+            // ("can't swallow" alone is a state, not a narrative; "she's been
+            // pumping" and "pt snapped" add a subject).
             let realis = window
                 .iter()
-                .filter(|f| f.class == Class::Realis && !(f.span.0 < event.span.1 && event.span.0 < f.span.1))
+                .filter(|f| f.class == Class::Realis && !(event.span.0 <= f.span.0 && f.span.1 <= event.span.1))
                 .find(|f| f.span.0 < sent.0 || !is_blocked(f.span))
                 .map(|f| (*f).clone());
             let person = window.iter().find(|f| f.class == Class::Person).map(|f| (*f).clone());
@@ -332,24 +333,26 @@ impl Elements {
 /// "and then", "so", "because"), in the six languages.
 pub fn scope_clauses(text: &str, (a, b): (usize, usize)) -> Vec<(usize, usize)> {
     let s = &text[a..b];
-    let mut cuts = vec![0usize];
+    let mut seps: Vec<(usize, usize)> = Vec::new();
     for sep in [", ", ": ", " - ", " but ", " and then ", " so ", " because ", " though ", " pero ", " mais ", " ma ", " mas ", " aber "] {
-        for (i, _) in s.match_indices(sep) {
-            cuts.push(i);
-            cuts.push(i + sep.len());
+        seps.extend(s.match_indices(sep).map(|(i, m)| (i, i + m.len())));
+    }
+    seps.sort_unstable();
+    // Overlapping separators (", but ") are one cut.
+    let mut merged: Vec<(usize, usize)> = Vec::new();
+    for (x, y) in seps {
+        match merged.last_mut() {
+            Some(last) if x <= last.1 => last.1 = last.1.max(y),
+            _ => merged.push((x, y)),
         }
     }
-    cuts.push(s.len());
-    cuts.sort_unstable();
-    cuts.dedup();
     let mut out = Vec::new();
-    for w in cuts.windows(2) {
-        let (x, y) = (w[0], w[1]);
-        let piece = &s[x..y];
-        if piece.trim().is_empty() || piece.trim().chars().all(|c| !c.is_alphanumeric()) {
-            continue;
+    let mut start = 0;
+    for (x, y) in merged.into_iter().chain(std::iter::once((s.len(), s.len()))) {
+        if s[start..x].chars().any(char::is_alphanumeric) {
+            out.push((a + start, a + x));
         }
-        out.push((a + x, a + y));
+        start = y;
     }
     out
 }
@@ -406,6 +409,7 @@ mod tests {
     fn scope_clauses_split_at_commas_and_but() {
         let t = "if it happens, what then, but she fainted";
         let c = scope_clauses(t, (0, t.len()));
-        assert_eq!(c.len(), 5, "{c:?}");
+        let pieces: Vec<&str> = c.iter().map(|&(a, b)| &t[a..b]).collect();
+        assert_eq!(pieces, ["if it happens", "what then", "she fainted"]);
     }
 }

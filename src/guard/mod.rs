@@ -457,7 +457,7 @@ impl Guard {
                         self.push_element_report(seg, ctx, &r, acc, &format!("text in {code}: a person reads it"));
                     }
                 }
-                let flag = Flag { kind: "language".into(), rule_id: "LANG-NOT-ENGLISH".into(), evidence: code.clone(), span: (0, seg.src.len()) };
+                let flag = Flag { kind: "language".into(), rule_id: "LANG-NOT-ENGLISH".into(), evidence: seg.src.to_string(), span: seg.fixed_span.unwrap_or((0, seg.src.len())) };
                 acc.push(flag, Route::Medical, &format!("the question is not in English ({code}); the approved material is, so a person answers it"));
             }
             Reading::Unreadable(why) => {
@@ -467,7 +467,7 @@ impl Guard {
                         self.push_element_report(seg, ctx, &r, acc, "");
                     }
                 }
-                let flag = Flag { kind: "language".into(), rule_id: "LANG-UNREADABLE".into(), evidence: why.clone(), span: (0, seg.src.len()) };
+                let flag = Flag { kind: "language".into(), rule_id: "LANG-UNREADABLE".into(), evidence: seg.src.to_string(), span: seg.fixed_span.unwrap_or((0, seg.src.len())) };
                 acc.push(flag, Route::Medical, &format!("the guard cannot read this with confidence ({why}); a person reads it"));
             }
         }
@@ -992,16 +992,17 @@ mod tests {
     }
 
     #[test]
-    fn unanswerable_patient_symptoms_go_to_pv_but_label_and_hypothetical_questions_do_not() {
+    fn unanswerable_patient_symptoms_go_to_pv_and_the_rest_to_medical() {
         let g = guard();
         let ctx = Context { product: Some("humira"), label: None };
-        let v = g.screen_unanswered("Mrs. Alvarez has this tingling and numbness in her feet, anything on that?", &ctx).expect("safety net");
+        let v = g.screen_unanswered("Mrs. Alvarez has this tingling and numbness in her feet, anything on that?", &ctx);
         assert_eq!(v.route, Route::Pharmacovigilance);
-        assert_eq!(v.flags[0].rule_id, "AE-SAFETY-NET");
         assert!(v.report.as_ref().and_then(|r| r.patient.clone()).is_some());
-        assert!(g.screen_unanswered("What does the label say about numbness and tingling?", &ctx).is_none());
-        assert!(g.screen_unanswered("What if my patient gets numbness in her feet?", &ctx).is_none());
-        assert!(g.screen_unanswered("My patient asked how to store the pens when travelling.", &ctx).is_none());
+        for q in ["What does the label say about numbness and tingling?", "What if my patient gets numbness in her feet?", "What color is the cap on the vial?"] {
+            let v = g.screen_unanswered(q, &ctx);
+            assert_eq!(v.route, Route::Medical, "{q}: {v:?}");
+            assert_eq!(v.flags[0].rule_id, "MIR-NO-APPROVED-ANSWER");
+        }
     }
 
     #[test]

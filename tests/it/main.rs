@@ -10,3 +10,4 @@ mod harness;
 mod index;
 mod llm;
 mod pipeline;
+mod safety;
