@@ -1,7 +1,11 @@
 //! [`Cli`]: the `onlabel` command line (clap derive). `main.rs` only calls [`run`].
 
+mod audit;
 mod cases;
 mod dense;
+mod prompts;
+mod signin;
+mod users;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -79,6 +83,18 @@ enum Command {
     Cases {
         #[command(subcommand)]
         cmd: cases::CasesCommand,
+    },
+    /// The prompt registry: versions of prompts, guard rules and lexicons; MLR e-signatures; eval evidence.
+    Prompts(prompts::PromptsArgs),
+    /// Users, roles and tokens (local operator command).
+    Users {
+        #[command(subcommand)]
+        cmd: users::UsersCommand,
+    },
+    /// The hash-chained audit log: verify, export, show.
+    Audit {
+        #[command(subcommand)]
+        cmd: audit::AuditCommand,
     },
 }
 
@@ -285,6 +301,9 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Command::Email(a) => email(a, cli.global.json, &cli.global.data),
         Command::Summarize(a) => summarize(a, cli.global.json, &cli.global.data),
         Command::Cases { cmd } => cases::run(cmd, &cli.global.data, cli.global.json),
+        Command::Prompts(a) => prompts::run(a, &cli.global.data, cli.global.json),
+        Command::Users { cmd } => users::run(cmd, &cli.global.data, cli.global.json),
+        Command::Audit { cmd } => audit::run(cmd, &cli.global.data, cli.global.json),
     }
 }
 

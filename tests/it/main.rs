@@ -1,5 +1,6 @@
 //! Integration tests: one binary, shared harness (see `harness`).
 
+mod audit;
 mod cases;
 mod cli;
 mod corpus;
@@ -9,3 +10,5 @@ mod harness;
 mod index;
 mod llm;
 mod pipeline;
+mod registry;
+mod users;
