@@ -545,12 +545,23 @@ fn record_eval(
         Some(p) => Some(file_sha(p)?),
         None => None,
     };
+    // Every artefact in play: the evaluated version by name@N, the others as loaded.
+    let guard = copilot.guard();
+    let rules_in_play = match v.kind {
+        Kind::Rules => v.id(),
+        _ => guard.map(|g| g.rules_version().to_string()).unwrap_or_else(|| "none".into()),
+    };
+    let lexicon_in_play = match v.kind {
+        Kind::Lexicon => v.id(),
+        Kind::Rules => format!("{} sha256:{}", lexicon.display(), file_sha(&lexicon)?),
+        Kind::Prompt => format!("built-in {} ({} entries)", "lexicon/ae_terms.txt", guard.map_or(0, |g| g.lexicon_len())),
+    };
     let versions = serde_json::json!({
         "evaluated": v.id(),
         "evaluated_sha256": v.sha256,
         "prompt": if v.kind == Kind::Prompt { v.id() } else { q.gen.prompt.display().to_string() },
-        "rules": if v.kind == Kind::Rules { v.id() } else { format!("{} sha256:{}", rules.display(), file_sha(&rules)?) },
-        "lexicon": if v.kind == Kind::Lexicon { v.id() } else { format!("{} sha256:{}", lexicon.display(), file_sha(&lexicon)?) },
+        "rules": rules_in_play,
+        "lexicon": lexicon_in_play,
         "index": q.index.display().to_string(),
         "role": q.role,
         "as_of": as_of.to_string(),
