@@ -208,7 +208,7 @@ fn execute(a: &PromptsArgs, data_dir: &Path, json: bool) -> crate::Result<i32> {
             signed(&v, &s, json);
             eprintln!("restored {} from {}", v.source_path, v.id());
         }
-        PromptsCommand::RecordEval(r) => return record_eval(a, &reg, &store, r, data_dir, json),
+        PromptsCommand::RecordEval(r) => return record_eval(a, &reg, &store, r, json),
     }
     Ok(EXIT_OK)
 }
@@ -486,7 +486,6 @@ fn record_eval(
     reg: &Registry<'_>,
     store: &Store,
     r: &RecordEvalArgs,
-    data_dir: &Path,
     json: bool,
 ) -> crate::Result<i32> {
     let t = thresholds(a)?;
@@ -576,7 +575,6 @@ fn record_eval(
     };
     let rec = reg.record_eval(&r.id, &run, &user, &t)?;
     let _ = std::fs::remove_dir_all(&scratch);
-    let _ = data_dir;
     if json {
         outln!("{}", to_json(&rec));
     } else {

@@ -918,7 +918,7 @@ impl<'a> Registry<'a> {
             binding: String::new(),
         };
         sig.binding = sig.binding_of();
-        let retired = self.store.write(|tx| {
+        self.store.write(|tx| {
             let path = self.store.path();
             let sql = |e| Error::Store(store::Error::sqlite(path, e));
             let mut retired = None;
@@ -966,9 +966,8 @@ impl<'a> Registry<'a> {
                 "retired": retired,
             });
             crate::audit::append_tx(tx, &rec, now)?;
-            Ok::<_, Error>(retired)
+            Ok::<_, Error>(())
         })?;
-        let _ = retired;
         let id = VersionId { name: v.name.clone(), version: v.version };
         let sig = self.signatures(&id)?.pop().ok_or_else(|| Error::NotFound { id: id.to_string() })?;
         Ok((self.get(&id)?, sig))
@@ -1043,4 +1042,62 @@ fn version(r: &Row<'_>) -> rusqlite::Result<Version> {
         state: state.parse().map_err(|e: String| conv(9, e))?,
         state_changed_at: time(r, 10)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_ids_parse_and_refuse_nonsense() {
+        let v: VersionId = "guard-rules@12".parse().unwrap();
+        assert_eq!((v.name.as_str(), v.version), ("guard-rules", 12));
+        assert_eq!(v.to_string(), "guard-rules@12");
+        for bad in ["objection", "objection@0", "objection@x", "@1", "a b@1"] {
+            assert!(bad.parse::<VersionId>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_signature_is_bound_to_one_version_and_every_field() {
+        let now = Utc::now();
+        let v = Version {
+            name: "objection".into(),
+            version: 2,
+            kind: Kind::Prompt,
+            source_path: "prompts/objection.j2".into(),
+            content: "x".into(),
+            sha256: sha256_hex(b"x"),
+            params: serde_json::json!({}),
+            author: "alice".into(),
+            created_at: now,
+            state: State::Approved,
+            state_changed_at: now,
+        };
+        let mut s = Signature {
+            id: 1,
+            name: v.name.clone(),
+            version: 2,
+            sha256: v.sha256.clone(),
+            signer_id: "bob".into(),
+            signer_name: "Bob Reviewer".into(),
+            signer_role: "mlr_reviewer".into(),
+            meaning: APPROVED_FOR_USE.into(),
+            reason: "ok".into(),
+            signed_at: "2026-12-01T09:00:00Z".into(),
+            eval_run_id: Some(3),
+            binding: String::new(),
+        };
+        s.binding = s.binding_of();
+        assert!(s.is_bound_to(&v));
+        let other = Version { version: 3, sha256: sha256_hex(b"y"), ..v.clone() };
+        assert!(!s.is_bound_to(&other), "copied to another version");
+        let mut edited = s.clone();
+        edited.reason = "changed".into();
+        assert!(!edited.is_bound_to(&v), "reason edited after signing");
+        let mut moved = s.clone();
+        moved.version = 3;
+        moved.sha256 = other.sha256.clone();
+        assert!(!moved.is_bound_to(&other), "row rewritten to point at another version");
+    }
 }

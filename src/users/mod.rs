@@ -19,8 +19,6 @@
 //!   needs no credential but must create an `admin`; after that only an
 //!   admin adds or disables users.
 
-use std::path::Path;
-
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{params, OptionalExtension, Row};
@@ -344,11 +342,6 @@ impl<'a> Users<'a> {
         })?;
         Ok(token)
     }
-}
-
-/// Opens the store in `data_dir` (creating it) — a convenience for callers.
-pub fn open_store(data_dir: &Path) -> Result<Store> {
-    Ok(Store::open(data_dir)?)
 }
 
 fn check_id(id: &str) -> Result<()> {
