@@ -15,16 +15,20 @@
 //! | [`llm`] | candle model loading from GGUF, tokenizer from GGUF metadata, chat template, decoding, streaming |
 //! | [`copilot`] | the pipeline: retrieve, generate (extractive for now, behind the [`copilot::Generator`] trait), cite |
 //! | [`guard`] | AE mention and report detection, off-label and red-flag rules (from `rules/guard-rules.toml`), output claim checks; routes every question |
+//! | [`prompts`] | the versioned registry of prompts, guard rules and lexicons: states, MLR e-signatures, eval evidence, the load-time hash check |
+//! | [`users`] | people, roles (rep, mlr_reviewer, compliance, medical, admin) and argon2-hashed tokens; sign-in |
+//! | [`audit`] | the append-only, hash-chained audit log; verification and export |
 //! | [`cases`] | escalations to Medical and Pharmacovigilance: durable queue, states, SLA clock, history |
 //! | [`store`] | the one SQLite file (`onlabel.sqlite`) for state that survives restarts; its migrations |
 //! | [`eval`] | the eval harness: suites, metrics, reports |
 //! | [`cli`] | clap commands; `main.rs` stays thin |
 //!
-//! Later modules (`prompts`, `audit`, `server`) slot
+//! The `server` module (later) slots
 //! into [`copilot`] without changing its output shape: every answer already
 //! carries a `route`, `flags`, `case_id` and `prompt_version`.
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod cases;
 pub mod cli;
 pub mod copilot;
@@ -33,7 +37,9 @@ pub mod eval;
 pub mod guard;
 pub mod index;
 pub mod llm;
+pub mod prompts;
 pub mod store;
+pub mod users;
 
 /// The crate-wide error: each module's own error, wrapped.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +68,15 @@ pub enum Error {
     /// Loading the guard's rules or lexicon failed.
     #[error(transparent)]
     Guard(#[from] guard::Error),
+    /// A prompt-registry step failed or was refused.
+    #[error(transparent)]
+    Prompts(#[from] prompts::Error),
+    /// Signing in, or a user change, failed or was refused.
+    #[error(transparent)]
+    Users(#[from] users::Error),
+    /// Appending to or reading the audit log failed.
+    #[error(transparent)]
+    Audit(#[from] audit::Error),
 }
 
 /// Result with the crate-wide [`Error`].

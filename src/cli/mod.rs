@@ -1,7 +1,11 @@
 //! [`Cli`]: the `onlabel` command line (clap derive). `main.rs` only calls [`run`].
 
+mod audit;
 mod cases;
 mod dense;
+mod prompts;
+mod signin;
+mod users;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -80,6 +84,18 @@ enum Command {
         #[command(subcommand)]
         cmd: cases::CasesCommand,
     },
+    /// The prompt registry: versions of prompts, guard rules and lexicons; MLR e-signatures; eval evidence.
+    Prompts(prompts::PromptsArgs),
+    /// Users, roles and tokens (local operator command).
+    Users {
+        #[command(subcommand)]
+        cmd: users::UsersCommand,
+    },
+    /// The hash-chained audit log: verify, export, show.
+    Audit {
+        #[command(subcommand)]
+        cmd: audit::AuditCommand,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -108,6 +124,11 @@ struct QueryArgs {
     /// Role of the asker: rep sees promotional material only.
     #[arg(long, default_value = "rep", value_parser = ["rep", "mlr_reviewer", "compliance", "medical", "admin"])]
     role: String,
+    /// Load the guard's rule files from DIR (DIR/rules/guard-rules.toml,
+    /// DIR/rules/report-elements.toml, DIR/lexicon/ae_terms.txt) instead of the
+    /// copies compiled into the binary: how MLR tries a rule change without a rebuild.
+    #[arg(long = "rules", value_name = "DIR", env = "ONLABEL_RULES")]
+    rules_dir: Option<PathBuf>,
     /// Date the question is asked on (YYYY-MM-DD); expiry is judged against it. Default: today.
     #[arg(long, value_parser = parse_date)]
     as_of: Option<NaiveDate>,
@@ -144,7 +165,11 @@ pub const DEFAULT_MODEL: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
 /// `data` is given) and, unless disabled, the model.
 fn copilot(q: &QueryArgs, data: Option<&std::path::Path>) -> anyhow::Result<Copilot> {
     let index = Index::open(&q.index)?;
-    let guard = std::sync::Arc::new(crate::guard::Guard::builtin()?);
+    let guard = match &q.rules_dir {
+        Some(dir) => crate::guard::Guard::from_dir(dir).with_context(|| format!("loading the guard rules from {}", dir.display()))?,
+        None => crate::guard::Guard::builtin()?,
+    };
+    let guard = std::sync::Arc::new(guard);
     let mut c = dense::attach(Copilot::new(index), &q.dense)?.with_guard(guard, q.as_of.unwrap_or_else(today))?;
     if let Some(dir) = data {
         c = c.with_cases(crate::cases::CaseStore::open(dir)?);
@@ -285,6 +310,9 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Command::Email(a) => email(a, cli.global.json, &cli.global.data),
         Command::Summarize(a) => summarize(a, cli.global.json, &cli.global.data),
         Command::Cases { cmd } => cases::run(cmd, &cli.global.data, cli.global.json),
+        Command::Prompts(a) => prompts::run(a, &cli.global.data, cli.global.json),
+        Command::Users { cmd } => users::run(cmd, &cli.global.data, cli.global.json),
+        Command::Audit { cmd } => audit::run(cmd, &cli.global.data, cli.global.json),
     }
 }
 

@@ -36,8 +36,12 @@ pub struct Migration {
 }
 
 /// Every migration, oldest first. Append only.
-pub const MIGRATIONS: &[Migration] =
-    &[Migration { version: 1, name: "cases", sql: include_str!("migrations/0001_cases.sql") }];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, name: "cases", sql: include_str!("migrations/0001_cases.sql") },
+    Migration { version: 2, name: "users", sql: include_str!("migrations/0002_users.sql") },
+    Migration { version: 3, name: "prompt_registry", sql: include_str!("migrations/0003_prompt_registry.sql") },
+    Migration { version: 4, name: "audit_log", sql: include_str!("migrations/0004_audit_log.sql") },
+];
 
 /// The version a fully migrated file has.
 pub fn latest() -> i64 {

@@ -41,3 +41,25 @@ pub fn build_index(corpora: &[PathBuf], dir: &Path) -> onlabel::index::Index {
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_onlabel"))
 }
+
+/// Runs the binary with `--data DATA` and, when given, `ONLABEL_TOKEN`; returns (exit code, stdout, stderr).
+pub fn onlabel(data: &Path, token: Option<&str>, args: &[&str]) -> (i32, String, String) {
+    let mut c = std::process::Command::new(bin());
+    c.arg("--data").arg(data).args(args).env_remove("ONLABEL_TOKEN").env_remove("ONLABEL_ROOT").env_remove("ONLABEL_THRESHOLDS");
+    if let Some(t) = token {
+        c.env("ONLABEL_TOKEN", t);
+    }
+    let out = c.stdin(std::process::Stdio::null()).output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+/// Adds a user (the first call bootstraps the admin) and returns their token.
+pub fn add_user(data: &Path, admin: Option<(&str, &str)>, id: &str, name: &str, role: &str) -> String {
+    let mut args = vec!["users", "add", "--id", id, "--name", name, "--role", role];
+    if let Some((a, _)) = admin {
+        args.extend(["--as", a]);
+    }
+    let (code, out, err) = onlabel(data, admin.map(|a| a.1), &args);
+    assert_eq!(code, 0, "users add {id}: {err}");
+    out.trim().to_string()
+}

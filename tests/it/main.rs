@@ -1,6 +1,7 @@
 //! Integration tests: one binary, shared harness (see `harness`).
 
 mod answer_key;
+mod audit;
 mod cases;
 mod cli;
 mod corpus;
@@ -11,3 +12,5 @@ mod index;
 mod llm;
 mod pipeline;
 mod safety;
+mod registry;
+mod users;

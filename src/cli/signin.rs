@@ -1,0 +1,110 @@
+//! Signing in on the command line, and the exit codes and error output the
+//! `users`, `prompts` and `audit` commands share.
+//!
+//! A command that acts for a person takes `--as USER` and reads the token
+//! from `ONLABEL_TOKEN`, or — on a terminal, when the variable is unset —
+//! prompts for it without echo. There is no session: every command, and so
+//! every e-signature, checks both components again.
+
+use std::io::IsTerminal;
+
+use clap::Args;
+
+use super::{outln, EXIT_BAD_INPUT, EXIT_CHECK_FAILED};
+use crate::store::Store;
+use crate::users::{self, User, Users};
+
+/// Exit code: permission denied (bad credential, wrong role, self-approval).
+pub const EXIT_DENIED: i32 = 3;
+
+/// The environment variable holding the acting user's token.
+pub const TOKEN_ENV: &str = "ONLABEL_TOKEN";
+
+/// `--as USER`, for commands that act for a person.
+#[derive(Debug, Args, Clone)]
+pub struct SignIn {
+    /// Your user id; the token comes from ONLABEL_TOKEN or a no-echo prompt.
+    #[arg(long = "as", value_name = "USER")]
+    pub user: String,
+}
+
+/// Signs `who` in for `what` (the command, recorded with a failure).
+pub fn sign_in(store: &Store, who: &SignIn, what: &str) -> Result<User, users::Error> {
+    let token = token(&who.user)?;
+    Users::new(store).authenticate(&who.user, &token, what)
+}
+
+fn token(user: &str) -> Result<String, users::Error> {
+    if let Ok(t) = std::env::var(TOKEN_ENV) {
+        return Ok(t.trim().to_string());
+    }
+    if std::io::stdin().is_terminal() {
+        return rpassword::prompt_password(format!("token for {user} (not echoed): "))
+            .map(|t| t.trim().to_string())
+            .map_err(|e| users::Error::BadInput { field: "token", reason: e.to_string() });
+    }
+    Err(users::Error::BadInput {
+        field: "token",
+        reason: format!("set {TOKEN_ENV} to {user}'s token (or run on a terminal to be prompted)"),
+    })
+}
+
+/// The exit code for a library error.
+pub fn exit_code(e: &crate::Error) -> i32 {
+    use crate::Error as E;
+    match e {
+        E::Users(u) if u.is_denied() => EXIT_DENIED,
+        E::Prompts(p) if p.is_denied() => EXIT_DENIED,
+        E::Prompts(p) if p.is_check_failed() => EXIT_CHECK_FAILED,
+        E::Store(crate::store::Error::Io { .. }) => EXIT_BAD_INPUT,
+        E::Store(_) => EXIT_CHECK_FAILED,
+        _ => EXIT_BAD_INPUT,
+    }
+}
+
+/// A stable code for a library error.
+pub fn code(e: &crate::Error) -> &'static str {
+    use crate::Error as E;
+    match e {
+        E::Users(u) => u.code(),
+        E::Prompts(p) => p.code(),
+        E::Audit(a) => a.code(),
+        E::Store(_) => "store_error",
+        _ => "error",
+    }
+}
+
+/// Prints `e` (and, with `--json`, the error object) and returns its exit
+/// code. A refused role or self-approval is appended to the audit log
+/// (failed sign-ins already are, by [`Users::authenticate`]).
+pub fn report(e: &crate::Error, json: bool, data_dir: &std::path::Path) -> i32 {
+    let denial = match e {
+        crate::Error::Users(users::Error::PermissionDenied { user, role, action, .. }) => {
+            Some((user.clone(), role.as_str().to_string(), action.clone()))
+        }
+        crate::Error::Prompts(crate::prompts::Error::Users(users::Error::PermissionDenied { user, role, action, .. })) => {
+            Some((user.clone(), role.as_str().to_string(), action.clone()))
+        }
+        crate::Error::Prompts(crate::prompts::Error::SelfApproval { id, user }) => {
+            Some((user.clone(), "mlr_reviewer".to_string(), format!("approve own version {id}")))
+        }
+        _ => None,
+    };
+    if let Some((user, role, action)) = denial {
+        let rec = crate::audit::Record::new(&user, &role, "permission_denied")
+            .detail(serde_json::json!({"attempted": action, "message": e.to_string()}));
+        if let Err(ae) = Store::open(data_dir).map_err(crate::Error::from).and_then(|s| Ok(crate::audit::append(&s, &rec)?)) {
+            eprintln!("error: could not audit the refusal: {ae}");
+        }
+    }
+    eprintln!("error: {e}");
+    if json {
+        outln!("{}", serde_json::json!({"error": {"code": code(e), "message": e.to_string()}}));
+    }
+    exit_code(e)
+}
+
+/// Serialises our own plain structs; never panics.
+pub fn to_json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}

@@ -1,0 +1,1103 @@
+//! [`Registry`]: the versioned prompt registry — prompt templates, the
+//! guard's rule files and its lexicons as artefacts `name@N`, their MLR
+//! e-signatures and the eval runs that justify an approval.
+//!
+//! Invariants
+//!
+//! - **A version is immutable.** `name@N` keeps the exact content proposed,
+//!   its SHA-256, parameters, author and time; a trigger refuses changes to
+//!   them. Only its state moves: `draft → in_review → approved → retired`, or
+//!   `in_review → rejected` ([`State`]). Versions are never deleted.
+//! - **At most one live version per name**: approving (or rolling back to) a
+//!   version retires the live one in the same transaction; a partial unique
+//!   index refuses two `approved` rows.
+//! - **Approval is an e-signature** (21 CFR 11.50, 11.70, 11.200): the
+//!   signer's id and full name, role, UTC time, meaning (`approved for use` /
+//!   `rejected`), reason, and the version's hash, sealed by a `binding` hash
+//!   over all of them ([`Signature::is_bound_to`]) so it cannot be moved to
+//!   another version. The signer re-enters id and token for every signature.
+//! - **Who may sign**: only `mlr_reviewer`, never the version's author.
+//! - **Evidence first**: approving needs, for each gate of the version's kind
+//!   in the thresholds file ([`thresholds`]), a recorded eval run of that
+//!   exact version on that suite (as it is now) meeting the minimums.
+//! - **Checked at load**: [`Registry::live`] hashes the file on disk and
+//!   refuses it unless it is the approved version, saying which approval is
+//!   missing.
+//! - **Audited**: every change appends an audit record in the same
+//!   transaction ([`crate::audit::append_tx`]).
+
+pub mod diff;
+pub mod thresholds;
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{params, OptionalExtension, Row, Transaction};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub use thresholds::{Gate, Thresholds};
+
+use crate::store::{self, Store};
+use crate::users::{Role, User};
+
+/// What a registered artefact is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// A minijinja prompt template (`prompts/*.j2`).
+    Prompt,
+    /// A guard rule file (`rules/*.toml`).
+    Rules,
+    /// A guard lexicon (`lexicon/*.txt`).
+    Lexicon,
+}
+
+impl Kind {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Prompt => "prompt",
+            Kind::Rules => "rules",
+            Kind::Lexicon => "lexicon",
+        }
+    }
+
+    /// The kind a file's extension implies (`.j2`, `.toml`, `.txt`).
+    pub fn from_path(p: &Path) -> Option<Kind> {
+        match p.extension().and_then(|e| e.to_str()) {
+            Some("j2" | "jinja" | "jinja2") => Some(Kind::Prompt),
+            Some("toml") => Some(Kind::Rules),
+            Some("txt") => Some(Kind::Lexicon),
+            _ => None,
+        }
+    }
+}
+
+impl std::str::FromStr for Kind {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Kind, String> {
+        match s {
+            "prompt" => Ok(Kind::Prompt),
+            "rules" => Ok(Kind::Rules),
+            "lexicon" => Ok(Kind::Lexicon),
+            _ => Err(format!("{s:?} is not a kind")),
+        }
+    }
+}
+
+/// Where a version is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// Proposed, being edited; not yet submitted.
+    Draft,
+    /// Submitted for MLR review.
+    InReview,
+    /// Signed as approved for use: the live version.
+    Approved,
+    /// Was live; replaced or withdrawn.
+    Retired,
+    /// Signed as rejected.
+    Rejected,
+}
+
+impl State {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Draft => "draft",
+            State::InReview => "in_review",
+            State::Approved => "approved",
+            State::Retired => "retired",
+            State::Rejected => "rejected",
+        }
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for State {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<State, String> {
+        [State::Draft, State::InReview, State::Approved, State::Retired, State::Rejected]
+            .into_iter()
+            .find(|x| x.as_str() == s)
+            .ok_or_else(|| format!("{s:?} is not a state"))
+    }
+}
+
+/// What can go wrong in the registry.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    /// Signing in or a role check failed.
+    #[error(transparent)]
+    Users(#[from] crate::users::Error),
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// No such version (or name).
+    #[error("no prompt version {id}")]
+    NotFound {
+        /// `name@N` or `name`.
+        id: String,
+    },
+    /// The version is not in a state that allows this step.
+    #[error("{id} is {state}; {action} needs {needs}")]
+    BadState {
+        /// The version.
+        id: String,
+        /// Its state.
+        state: State,
+        /// The step asked for.
+        action: &'static str,
+        /// The state(s) it needs.
+        needs: &'static str,
+    },
+    /// The reviewer authored the version (11.10(g) separation of duties).
+    #[error("permission denied: {user} authored {id} and cannot approve it; another mlr_reviewer must sign")]
+    SelfApproval {
+        /// The version.
+        id: String,
+        /// The author trying to approve.
+        user: String,
+    },
+    /// No recorded eval run meets the thresholds for this exact version.
+    #[error("{id} cannot be approved: {missing}")]
+    NoEvalEvidence {
+        /// The version.
+        id: String,
+        /// What is missing, per gate.
+        missing: String,
+    },
+    /// No approved version exists for the name: the copilot must not run it.
+    #[error("{name} has no approved version{}; {hint}", path.as_ref().map(|p| format!(" ({})", p.display())).unwrap_or_default())]
+    NotApproved {
+        /// The artefact name.
+        name: String,
+        /// Its file, if registered.
+        path: Option<PathBuf>,
+        /// Which approval is missing and how to get it.
+        hint: String,
+    },
+    /// The file on disk is not the approved content.
+    #[error("{path} (sha256 {disk_sha256}) is not the approved {approved} (sha256 {approved_sha256}): {hint}")]
+    Altered {
+        /// The file.
+        path: PathBuf,
+        /// The live version, `name@N`.
+        approved: String,
+        /// Its hash.
+        approved_sha256: String,
+        /// The file's hash.
+        disk_sha256: String,
+        /// Which approval is missing.
+        hint: String,
+    },
+    /// The thresholds file is malformed.
+    #[error("{path}: {reason}")]
+    BadThresholds {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A field is empty or malformed.
+    #[error("{field}: {reason}")]
+    BadInput {
+        /// Which field.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// A stable, machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Store(_) => "store_error",
+            Error::Users(e) => e.code(),
+            Error::Io { .. } => "io_error",
+            Error::NotFound { .. } => "prompt_not_found",
+            Error::BadState { .. } => "invalid_state",
+            Error::SelfApproval { .. } => "self_approval",
+            Error::NoEvalEvidence { .. } => "no_eval_evidence",
+            Error::NotApproved { .. } => "not_approved",
+            Error::Altered { .. } => "template_altered",
+            Error::BadThresholds { .. } => "bad_thresholds",
+            Error::BadInput { .. } => "bad_input",
+        }
+    }
+
+    /// Permission denied (exit 3): bad credential, wrong role, self-approval.
+    pub fn is_denied(&self) -> bool {
+        matches!(self, Error::SelfApproval { .. }) || matches!(self, Error::Users(e) if e.is_denied())
+    }
+
+    /// A check failed (exit 1): missing evidence, unapproved or altered artefact.
+    pub fn is_check_failed(&self) -> bool {
+        matches!(self, Error::NoEvalEvidence { .. } | Error::NotApproved { .. } | Error::Altered { .. })
+    }
+}
+
+/// Result with the registry [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// `name@N`, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionId {
+    /// The artefact name.
+    pub name: String,
+    /// The version number.
+    pub version: i64,
+}
+
+impl std::str::FromStr for VersionId {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<VersionId, String> {
+        let (name, v) = s.rsplit_once('@').ok_or_else(|| format!("{s:?}: expected NAME@N, e.g. objection@2"))?;
+        let version = v.parse::<i64>().ok().filter(|v| *v >= 1).ok_or_else(|| format!("{s:?}: N must be 1, 2, 3, …"))?;
+        check_name(name).map_err(|e| e.to_string())?;
+        Ok(VersionId { name: name.to_string(), version })
+    }
+}
+
+impl std::fmt::Display for VersionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}", self.name, self.version)
+    }
+}
+
+/// One version as stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct Version {
+    /// The artefact name.
+    pub name: String,
+    /// N.
+    pub version: i64,
+    /// Prompt, rules or lexicon.
+    pub kind: Kind,
+    /// The file it lives in (checked at load).
+    pub source_path: String,
+    /// The exact content.
+    #[serde(skip)]
+    pub content: String,
+    /// SHA-256 of the content.
+    pub sha256: String,
+    /// Parameters (temperature, max_tokens, model, …).
+    pub params: serde_json::Value,
+    /// Who proposed it.
+    pub author: String,
+    /// When.
+    pub created_at: DateTime<Utc>,
+    /// Its state.
+    pub state: State,
+    /// When the state last changed.
+    pub state_changed_at: DateTime<Utc>,
+}
+
+impl Version {
+    /// `name@N`.
+    pub fn id(&self) -> String {
+        format!("{}@{}", self.name, self.version)
+    }
+}
+
+/// An e-signature on a version.
+#[derive(Debug, Clone, Serialize)]
+pub struct Signature {
+    /// Row id.
+    pub id: i64,
+    /// The signed version's name.
+    pub name: String,
+    /// The signed version's number.
+    pub version: i64,
+    /// The signed version's hash at signing.
+    pub sha256: String,
+    /// The signer's user id.
+    pub signer_id: String,
+    /// The signer's full name (11.50(a)(1)).
+    pub signer_name: String,
+    /// The signer's role.
+    pub signer_role: String,
+    /// `approved for use` or `rejected` (11.50(a)(3)).
+    pub meaning: String,
+    /// Why.
+    pub reason: String,
+    /// When, UTC (11.50(a)(2)).
+    pub signed_at: String,
+    /// The eval run the approval rests on.
+    pub eval_run_id: Option<i64>,
+    /// SHA-256 over every field above (see [`Signature::binding_of`]).
+    pub binding: String,
+}
+
+/// The meaning of an approval.
+pub const APPROVED_FOR_USE: &str = "approved for use";
+/// The meaning of a rejection.
+pub const REJECTED: &str = "rejected";
+
+impl Signature {
+    /// The binding hash: SHA-256 over the signed version id, its content hash
+    /// and every signature field, as a JSON array (11.70: the signature is
+    /// linked to its record and cannot be copied to another).
+    pub fn binding_of(&self) -> String {
+        let v = serde_json::json!([
+            1,
+            self.name,
+            self.version,
+            self.sha256,
+            self.signer_id,
+            self.signer_name,
+            self.signer_role,
+            self.meaning,
+            self.reason,
+            self.signed_at,
+            self.eval_run_id
+        ]);
+        hex::encode(Sha256::digest(v.to_string().as_bytes()))
+    }
+
+    /// True when the signature is intact and belongs to `v` (same name,
+    /// number and content hash).
+    pub fn is_bound_to(&self, v: &Version) -> bool {
+        self.binding == self.binding_of() && self.name == v.name && self.version == v.version && self.sha256 == v.sha256
+    }
+
+    /// `Ada Reviewer (ada) — approved for use — 2026-12-01T09:00:00Z — "reason"`.
+    pub fn manifestation(&self) -> String {
+        format!("{} ({}) — {} — {} — \"{}\"", self.signer_name, self.signer_id, self.meaning, self.signed_at, self.reason)
+    }
+}
+
+/// A recorded eval run of one version.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalRun {
+    /// Row id (what a signature points at).
+    pub id: i64,
+    /// The version's name.
+    pub name: String,
+    /// Its number.
+    pub version: i64,
+    /// Its hash when evaluated.
+    pub sha256: String,
+    /// The suite file.
+    pub suite_path: String,
+    /// The suite's SHA-256.
+    pub suite_sha256: String,
+    /// The model file (none: extractive).
+    pub model: Option<String>,
+    /// Its SHA-256.
+    pub model_sha256: Option<String>,
+    /// Every artefact version in play (`name@N` or `file sha256:…`).
+    pub versions: serde_json::Value,
+    /// The metrics (`eval --json` without outcomes).
+    pub metrics: serde_json::Value,
+    /// The gate it was judged against.
+    pub thresholds: serde_json::Value,
+    /// The thresholds file's SHA-256.
+    pub thresholds_sha256: String,
+    /// Whether it met the gate when recorded.
+    pub passed: bool,
+    /// Who recorded it.
+    pub recorded_by: String,
+    /// When.
+    pub recorded_at: String,
+}
+
+/// What a caller records after running an eval on a version.
+#[derive(Debug, Clone)]
+pub struct NewEvalRun {
+    /// The suite file as given.
+    pub suite_path: PathBuf,
+    /// Its SHA-256.
+    pub suite_sha256: String,
+    /// The model file.
+    pub model: Option<String>,
+    /// Its SHA-256.
+    pub model_sha256: Option<String>,
+    /// Every artefact in play.
+    pub versions: serde_json::Value,
+    /// The metrics JSON.
+    pub metrics: serde_json::Value,
+}
+
+/// The live, approved version of an artefact whose file on disk matches it:
+/// what the copilot may load.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApprovedTemplate {
+    /// The version.
+    pub version: Version,
+    /// The content (identical to the file on disk at the time of the check).
+    pub content: String,
+    /// The approval that makes it live.
+    pub approval: Signature,
+}
+
+impl ApprovedTemplate {
+    /// `name@N`.
+    pub fn id(&self) -> String {
+        self.version.id()
+    }
+}
+
+/// SHA-256 of text, lower-case hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// The registry over a [`Store`], resolving relative source paths against `root`.
+#[derive(Debug)]
+pub struct Registry<'a> {
+    store: &'a Store,
+    root: PathBuf,
+}
+
+impl<'a> Registry<'a> {
+    /// A registry in `store`; `root` is the repository root (source paths are relative to it).
+    pub fn new(store: &'a Store, root: &Path) -> Registry<'a> {
+        Registry { store, root: root.to_owned() }
+    }
+
+    /// The file a version lives in, resolved against the root.
+    pub fn file_of(&self, v: &Version) -> PathBuf {
+        self.resolve(&v.source_path)
+    }
+
+    fn resolve(&self, p: &str) -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() {
+            p.to_owned()
+        } else {
+            self.root.join(p)
+        }
+    }
+
+    /// Registers the content of `template` as a new draft `name@N` (N = last + 1).
+    pub fn propose(
+        &self,
+        name: &str,
+        template: &Path,
+        kind: Option<Kind>,
+        params: serde_json::Value,
+        author: &User,
+    ) -> Result<Version> {
+        check_name(name)?;
+        author.require(&[Role::MlrReviewer, Role::Admin], "prompts propose")?;
+        let kind = kind.or_else(|| Kind::from_path(template)).ok_or_else(|| Error::BadInput {
+            field: "--kind",
+            reason: format!("cannot tell the kind of {} from its extension; pass --kind", template.display()),
+        })?;
+        let full = self.resolve(&template.to_string_lossy());
+        let content = std::fs::read_to_string(&full).map_err(|source| Error::Io { path: full.clone(), source })?;
+        if content.trim().is_empty() {
+            return Err(Error::BadInput { field: "--template", reason: format!("{} is empty", full.display()) });
+        }
+        let sha = sha256_hex(content.as_bytes());
+        let source = template.to_string_lossy().to_string();
+        let now = Utc::now();
+        let version = self.store.write(|tx| {
+            let path = self.store.path();
+            let sql = |e| Error::Store(store::Error::sqlite(path, e));
+            let last: Option<(i64, String, String)> = tx
+                .query_row(
+                    "SELECT version, kind, source_path FROM prompt_versions WHERE name = ?1 ORDER BY version DESC LIMIT 1",
+                    [name],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()
+                .map_err(sql)?;
+            if let Some((_, k, _)) = &last {
+                if k != kind.as_str() {
+                    return Err(Error::BadInput { field: "--kind", reason: format!("{name} is a {k}, not a {}", kind.as_str()) });
+                }
+            }
+            let same: Option<i64> = tx
+                .query_row("SELECT version FROM prompt_versions WHERE name = ?1 AND sha256 = ?2", params![name, sha], |r| r.get(0))
+                .optional()
+                .map_err(sql)?;
+            if let Some(v) = same {
+                return Err(Error::BadInput {
+                    field: "--template",
+                    reason: format!("{} is identical to {name}@{v}; nothing to propose", template.display()),
+                });
+            }
+            let n = last.map_or(1, |l| l.0 + 1);
+            tx.execute(
+                "INSERT INTO prompt_versions (name, version, kind, source_path, content, sha256, params_json, author,
+                     created_at, state, state_changed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'draft', ?9)",
+                params![name, n, kind.as_str(), source, content, sha, params.to_string(), author.id, stamp(now)],
+            )
+            .map_err(sql)?;
+            let mut rec = crate::audit::Record::new(&author.id, author.role.as_str(), "prompt_proposed");
+            rec.prompt_version = Some(format!("{name}@{n}"));
+            rec.prompt_sha256 = Some(sha.clone());
+            rec.detail = serde_json::json!({"kind": kind.as_str(), "source_path": source, "params": params});
+            crate::audit::append_tx(tx, &rec, now)?;
+            Ok(n)
+        })?;
+        self.get(&VersionId { name: name.into(), version })
+    }
+
+    /// `draft → in_review`, by the author, an mlr_reviewer or an admin.
+    pub fn submit(&self, id: &VersionId, by: &User) -> Result<Version> {
+        let v = self.get(id)?;
+        if v.author != by.id {
+            by.require(&[Role::MlrReviewer, Role::Admin], "prompts submit")?;
+        }
+        self.transition(&v, &[State::Draft], "submit", "draft", State::InReview, by, "prompt_submitted", serde_json::json!({}))
+    }
+
+    /// Signs `id` as approved for use and makes it live (the previous live
+    /// version is retired). `signer` must have just signed in with id and token.
+    pub fn approve(&self, id: &VersionId, reason: &str, signer: &User, thresholds: &Thresholds) -> Result<(Version, Signature)> {
+        let v = self.get(id)?;
+        signer.require(&[Role::MlrReviewer], "prompts approve")?;
+        if v.author == signer.id {
+            return Err(Error::SelfApproval { id: v.id(), user: signer.id.clone() });
+        }
+        check_reason(reason)?;
+        if v.state != State::InReview {
+            return Err(Error::BadState { id: v.id(), state: v.state, action: "approve", needs: "in_review (submit it first)" });
+        }
+        let run = self.evidence(&v, thresholds)?;
+        self.sign(&v, signer, APPROVED_FOR_USE, reason, Some(run), &[State::InReview], "prompt_approved")
+    }
+
+    /// Signs `id` as rejected (`in_review → rejected`).
+    pub fn reject(&self, id: &VersionId, reason: &str, signer: &User) -> Result<(Version, Signature)> {
+        let v = self.get(id)?;
+        signer.require(&[Role::MlrReviewer], "prompts reject")?;
+        check_reason(reason)?;
+        if v.state != State::InReview {
+            return Err(Error::BadState { id: v.id(), state: v.state, action: "reject", needs: "in_review" });
+        }
+        self.sign(&v, signer, REJECTED, reason, None, &[State::InReview], "prompt_rejected")
+    }
+
+    /// Takes the live version out of use (`approved → retired`); afterwards
+    /// nothing of that name may run until another version is approved.
+    pub fn retire(&self, id: &VersionId, reason: &str, by: &User) -> Result<Version> {
+        by.require(&[Role::MlrReviewer, Role::Admin], "prompts retire")?;
+        check_reason(reason)?;
+        let v = self.get(id)?;
+        self.transition(&v, &[State::Approved], "retire", "approved", State::Retired, by, "prompt_retired", serde_json::json!({"reason": reason}))
+    }
+
+    /// Makes an earlier, once-approved version live again (`retired →
+    /// approved`), retiring the current one: a new e-signature by an
+    /// mlr_reviewer who did not author it, resting on that version's own
+    /// recorded eval evidence. Writes its content back to its source file.
+    pub fn rollback(&self, id: &VersionId, reason: &str, signer: &User, thresholds: &Thresholds) -> Result<(Version, Signature)> {
+        let v = self.get(id)?;
+        signer.require(&[Role::MlrReviewer], "prompts rollback")?;
+        if v.author == signer.id {
+            return Err(Error::SelfApproval { id: v.id(), user: signer.id.clone() });
+        }
+        check_reason(reason)?;
+        if v.state != State::Retired {
+            return Err(Error::BadState { id: v.id(), state: v.state, action: "rollback", needs: "retired" });
+        }
+        let was_approved = self.signatures(id)?.iter().any(|s| s.meaning == APPROVED_FOR_USE && s.is_bound_to(&v));
+        if !was_approved {
+            return Err(Error::BadState { id: v.id(), state: v.state, action: "rollback", needs: "a version that was once approved" });
+        }
+        let run = self.evidence(&v, thresholds)?;
+        let out = self.sign(&v, signer, APPROVED_FOR_USE, reason, Some(run), &[State::Retired], "prompt_rolled_back")?;
+        let path = self.resolve(&v.source_path);
+        std::fs::write(&path, &v.content).map_err(|source| Error::Io { path, source })?;
+        Ok(out)
+    }
+
+    /// Records an eval run of `id` (its stored content was evaluated) and
+    /// judges it against the gate for its suite. Compliance or admin.
+    pub fn record_eval(&self, id: &VersionId, run: &NewEvalRun, by: &User, thresholds: &Thresholds) -> Result<EvalRun> {
+        by.require(&[Role::Compliance, Role::Admin], "prompts record-eval")?;
+        let v = self.get(id)?;
+        let gate = thresholds.gates(v.kind).find(|g| self.suite_sha(g).ok().as_deref() == Some(run.suite_sha256.as_str()));
+        let (gate_json, passed) = match gate {
+            Some(g) => (serde_json::to_value(g).unwrap_or_default(), g.shortfalls(&run.metrics).is_empty()),
+            None => (serde_json::json!(null), false),
+        };
+        let now = Utc::now();
+        let rid = self.store.write(|tx| {
+            let sql = |e| Error::Store(store::Error::sqlite(self.store.path(), e));
+            tx.execute(
+                "INSERT INTO eval_runs (name, version, sha256, suite_path, suite_sha256, model, model_sha256, versions_json,
+                     metrics_json, thresholds_json, thresholds_sha256, passed, recorded_by, recorded_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                params![
+                    v.name,
+                    v.version,
+                    v.sha256,
+                    run.suite_path.to_string_lossy(),
+                    run.suite_sha256,
+                    run.model,
+                    run.model_sha256,
+                    run.versions.to_string(),
+                    run.metrics.to_string(),
+                    gate_json.to_string(),
+                    thresholds.sha256,
+                    passed as i64,
+                    by.id,
+                    stamp(now)
+                ],
+            )
+            .map_err(sql)?;
+            let rid = tx.last_insert_rowid();
+            let mut rec = crate::audit::Record::new(&by.id, by.role.as_str(), "eval_recorded");
+            rec.prompt_version = Some(v.id());
+            rec.prompt_sha256 = Some(v.sha256.clone());
+            rec.model = run.model.clone();
+            rec.model_sha256 = run.model_sha256.clone();
+            rec.detail = serde_json::json!({
+                "eval_run": rid, "suite": run.suite_path, "suite_sha256": run.suite_sha256, "passed": passed,
+                "metrics": run.metrics, "versions": run.versions,
+            });
+            crate::audit::append_tx(tx, &rec, now)?;
+            Ok::<_, Error>(rid)
+        })?;
+        self.eval_runs(id)?.into_iter().find(|r| r.id == rid).ok_or_else(|| Error::NotFound { id: format!("eval run {rid}") })
+    }
+
+    /// The eval run an approval of `v` would rest on, or why there is none:
+    /// one passing run per gate of its kind, on the suite as it is now.
+    pub fn evidence(&self, v: &Version, thresholds: &Thresholds) -> Result<i64> {
+        let runs = self.eval_runs(&VersionId { name: v.name.clone(), version: v.version })?;
+        let mut missing = Vec::new();
+        let mut last = None;
+        let gates: Vec<&Gate> = thresholds.gates(v.kind).collect();
+        if gates.is_empty() {
+            missing.push(format!("{} has no gate for kind {}", thresholds.path.display(), v.kind.as_str()));
+        }
+        for g in gates {
+            let sha = self.suite_sha(g)?;
+            let on_suite: Vec<&EvalRun> = runs.iter().filter(|r| r.sha256 == v.sha256 && r.suite_sha256 == sha).collect();
+            match on_suite.iter().rev().find(|r| g.shortfalls(&r.metrics).is_empty()) {
+                Some(r) => last = Some(last.map_or(r.id, |l: i64| l.max(r.id))),
+                None => match on_suite.last() {
+                    Some(r) => missing.push(format!(
+                        "eval run {} on {} is below the thresholds in {} ({})",
+                        r.id,
+                        g.suite,
+                        thresholds.path.display(),
+                        g.shortfalls(&r.metrics).join(", ")
+                    )),
+                    None => missing.push(format!(
+                        "no recorded eval run of {} on {} (run `onlabel prompts record-eval {} --suite {} …`)",
+                        v.id(),
+                        g.suite,
+                        v.id(),
+                        g.suite
+                    )),
+                },
+            }
+        }
+        match (missing.is_empty(), last) {
+            (true, Some(id)) => Ok(id),
+            _ => Err(Error::NoEvalEvidence { id: v.id(), missing: missing.join("; ") }),
+        }
+    }
+
+    fn suite_sha(&self, g: &Gate) -> Result<String> {
+        let p = self.resolve(&g.suite);
+        let bytes = std::fs::read(&p).map_err(|source| Error::Io { path: p, source })?;
+        Ok(sha256_hex(&bytes))
+    }
+
+    /// The live version of `name`, checked against its file on disk: what the
+    /// copilot may load. Errors say which approval is missing.
+    pub fn live(&self, name: &str) -> Result<ApprovedTemplate> {
+        let versions = self.versions(Some(name))?;
+        let Some(latest) = versions.last() else {
+            return Err(Error::NotApproved {
+                name: name.into(),
+                path: None,
+                hint: format!("it is not registered: `onlabel prompts propose {name} --template FILE --as USER`, then submit, eval and approve"),
+            });
+        };
+        let path = self.resolve(&latest.source_path);
+        let Some(live) = versions.iter().find(|v| v.state == State::Approved) else {
+            let pending = versions.iter().rev().find(|v| matches!(v.state, State::Draft | State::InReview));
+            let hint = match pending {
+                Some(p) if p.state == State::InReview => format!("{} is in review and needs an mlr_reviewer's approval", p.id()),
+                Some(p) => format!("{} is a draft: submit it for MLR review and approve it", p.id()),
+                None => format!("every version is retired or rejected; propose a new one or roll back to a retired {name}@N"),
+            };
+            return Err(Error::NotApproved { name: name.into(), path: Some(path), hint });
+        };
+        let path = self.resolve(&live.source_path);
+        let disk = std::fs::read(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
+        let disk_sha = sha256_hex(&disk);
+        if disk_sha != live.sha256 {
+            let hint = match versions.iter().find(|v| v.sha256 == disk_sha) {
+                Some(o) => format!("it is {} ({}), which is not approved; that version needs an MLR approval", o.id(), o.state),
+                None => format!(
+                    "it matches no registered version: propose it for MLR approval, or restore {} (onlabel prompts show {} --content)",
+                    live.id(),
+                    live.id()
+                ),
+            };
+            return Err(Error::Altered {
+                path,
+                approved: live.id(),
+                approved_sha256: live.sha256.clone(),
+                disk_sha256: disk_sha,
+                hint,
+            });
+        }
+        let id = VersionId { name: live.name.clone(), version: live.version };
+        let approval = self
+            .signatures(&id)?
+            .into_iter()
+            .rev()
+            .find(|s| s.meaning == APPROVED_FOR_USE && s.is_bound_to(live))
+            .ok_or_else(|| Error::NotApproved {
+                name: name.into(),
+                path: Some(path.clone()),
+                hint: format!("{} is marked approved but carries no valid approval signature (the store was altered)", live.id()),
+            })?;
+        Ok(ApprovedTemplate { content: live.content.clone(), version: live.clone(), approval })
+    }
+
+    /// One version.
+    pub fn get(&self, id: &VersionId) -> Result<Version> {
+        self.store
+            .with_conn(|c| {
+                c.query_row(
+                    &format!("SELECT {COLUMNS} FROM prompt_versions WHERE name = ?1 AND version = ?2"),
+                    params![id.name, id.version],
+                    version,
+                )
+                .optional()
+            })?
+            .ok_or_else(|| Error::NotFound { id: id.to_string() })
+    }
+
+    /// Every version (of `name`, or of all names), by name then number.
+    pub fn versions(&self, name: Option<&str>) -> Result<Vec<Version>> {
+        Ok(self.store.with_conn(|c| {
+            let mut st = c.prepare(&format!(
+                "SELECT {COLUMNS} FROM prompt_versions WHERE ?1 IS NULL OR name = ?1 ORDER BY name, version"
+            ))?;
+            let rows = st.query_map([name], version)?;
+            rows.collect()
+        })?)
+    }
+
+    /// The signatures on a version, oldest first.
+    pub fn signatures(&self, id: &VersionId) -> Result<Vec<Signature>> {
+        Ok(self.store.with_conn(|c| {
+            let mut st = c.prepare(
+                "SELECT id, name, version, sha256, signer_id, signer_name, signer_role, meaning, reason, signed_at,
+                        eval_run_id, binding
+                 FROM prompt_signatures WHERE name = ?1 AND version = ?2 ORDER BY id",
+            )?;
+            let rows = st.query_map(params![id.name, id.version], |r| {
+                Ok(Signature {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    version: r.get(2)?,
+                    sha256: r.get(3)?,
+                    signer_id: r.get(4)?,
+                    signer_name: r.get(5)?,
+                    signer_role: r.get(6)?,
+                    meaning: r.get(7)?,
+                    reason: r.get(8)?,
+                    signed_at: r.get(9)?,
+                    eval_run_id: r.get(10)?,
+                    binding: r.get(11)?,
+                })
+            })?;
+            rows.collect()
+        })?)
+    }
+
+    /// The eval runs of a version, oldest first.
+    pub fn eval_runs(&self, id: &VersionId) -> Result<Vec<EvalRun>> {
+        Ok(self.store.with_conn(|c| {
+            let mut st = c.prepare(
+                "SELECT id, name, version, sha256, suite_path, suite_sha256, model, model_sha256, versions_json,
+                        metrics_json, thresholds_json, thresholds_sha256, passed, recorded_by, recorded_at
+                 FROM eval_runs WHERE name = ?1 AND version = ?2 ORDER BY id",
+            )?;
+            let rows = st.query_map(params![id.name, id.version], |r| {
+                let j = |i: usize| -> rusqlite::Result<serde_json::Value> {
+                    let s: String = r.get(i)?;
+                    Ok(serde_json::from_str(&s).unwrap_or(serde_json::Value::Null))
+                };
+                Ok(EvalRun {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    version: r.get(2)?,
+                    sha256: r.get(3)?,
+                    suite_path: r.get(4)?,
+                    suite_sha256: r.get(5)?,
+                    model: r.get(6)?,
+                    model_sha256: r.get(7)?,
+                    versions: j(8)?,
+                    metrics: j(9)?,
+                    thresholds: j(10)?,
+                    thresholds_sha256: r.get(11)?,
+                    passed: r.get::<_, i64>(12)? == 1,
+                    recorded_by: r.get(13)?,
+                    recorded_at: r.get(14)?,
+                })
+            })?;
+            rows.collect()
+        })?)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn transition(
+        &self,
+        v: &Version,
+        from: &[State],
+        action: &'static str,
+        needs: &'static str,
+        to: State,
+        by: &User,
+        audit_action: &str,
+        detail: serde_json::Value,
+    ) -> Result<Version> {
+        if !from.contains(&v.state) {
+            return Err(Error::BadState { id: v.id(), state: v.state, action, needs });
+        }
+        let now = Utc::now();
+        self.store.write(|tx| {
+            set_state(tx, self.store.path(), v, from, to, now)?;
+            let mut rec = crate::audit::Record::new(&by.id, by.role.as_str(), audit_action);
+            rec.prompt_version = Some(v.id());
+            rec.prompt_sha256 = Some(v.sha256.clone());
+            rec.detail = serde_json::json!({"from": v.state.as_str(), "to": to.as_str(), "detail": detail});
+            crate::audit::append_tx(tx, &rec, now)?;
+            Ok::<_, Error>(())
+        })?;
+        self.get(&VersionId { name: v.name.clone(), version: v.version })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn sign(
+        &self,
+        v: &Version,
+        signer: &User,
+        meaning: &str,
+        reason: &str,
+        eval_run_id: Option<i64>,
+        from: &[State],
+        audit_action: &str,
+    ) -> Result<(Version, Signature)> {
+        let now = Utc::now();
+        let to = if meaning == APPROVED_FOR_USE { State::Approved } else { State::Rejected };
+        let mut sig = Signature {
+            id: 0,
+            name: v.name.clone(),
+            version: v.version,
+            sha256: v.sha256.clone(),
+            signer_id: signer.id.clone(),
+            signer_name: signer.name.clone(),
+            signer_role: signer.role.as_str().into(),
+            meaning: meaning.into(),
+            reason: reason.trim().into(),
+            signed_at: now.to_rfc3339_opts(SecondsFormat::Secs, true),
+            eval_run_id,
+            binding: String::new(),
+        };
+        sig.binding = sig.binding_of();
+        self.store.write(|tx| {
+            let path = self.store.path();
+            let sql = |e| Error::Store(store::Error::sqlite(path, e));
+            let mut retired = None;
+            if to == State::Approved {
+                let live: Option<i64> = tx
+                    .query_row("SELECT version FROM prompt_versions WHERE name = ?1 AND state = 'approved'", [&v.name], |r| r.get(0))
+                    .optional()
+                    .map_err(sql)?;
+                if let Some(n) = live {
+                    tx.execute(
+                        "UPDATE prompt_versions SET state = 'retired', state_changed_at = ?3 WHERE name = ?1 AND version = ?2",
+                        params![v.name, n, stamp(now)],
+                    )
+                    .map_err(sql)?;
+                    retired = Some(format!("{}@{n}", v.name));
+                }
+            }
+            set_state(tx, path, v, from, to, now)?;
+            tx.execute(
+                "INSERT INTO prompt_signatures (name, version, sha256, signer_id, signer_name, signer_role, meaning, reason,
+                     signed_at, eval_run_id, binding)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                params![
+                    sig.name,
+                    sig.version,
+                    sig.sha256,
+                    sig.signer_id,
+                    sig.signer_name,
+                    sig.signer_role,
+                    sig.meaning,
+                    sig.reason,
+                    sig.signed_at,
+                    sig.eval_run_id,
+                    sig.binding
+                ],
+            )
+            .map_err(sql)?;
+            let mut rec = crate::audit::Record::new(&signer.id, signer.role.as_str(), audit_action);
+            rec.prompt_version = Some(v.id());
+            rec.prompt_sha256 = Some(v.sha256.clone());
+            rec.detail = serde_json::json!({
+                "signature": {"signer_id": sig.signer_id, "signer_name": sig.signer_name, "meaning": sig.meaning,
+                              "reason": sig.reason, "signed_at": sig.signed_at, "eval_run_id": sig.eval_run_id,
+                              "binding": sig.binding},
+                "retired": retired,
+            });
+            crate::audit::append_tx(tx, &rec, now)?;
+            Ok::<_, Error>(())
+        })?;
+        let id = VersionId { name: v.name.clone(), version: v.version };
+        let sig = self.signatures(&id)?.pop().ok_or_else(|| Error::NotFound { id: id.to_string() })?;
+        Ok((self.get(&id)?, sig))
+    }
+}
+
+fn set_state(tx: &Transaction<'_>, path: &Path, v: &Version, from: &[State], to: State, now: DateTime<Utc>) -> Result<()> {
+    // Re-check inside the write transaction: another process may have moved it.
+    let cur: String = tx
+        .query_row("SELECT state FROM prompt_versions WHERE name = ?1 AND version = ?2", params![v.name, v.version], |r| r.get(0))
+        .map_err(|e| store::Error::sqlite(path, e))?;
+    let cur: State = cur.parse().map_err(|reason| Error::BadInput { field: "state", reason })?;
+    if !from.contains(&cur) {
+        return Err(Error::BadState { id: v.id(), state: cur, action: "change", needs: "its state as read a moment ago" });
+    }
+    tx.execute(
+        "UPDATE prompt_versions SET state = ?3, state_changed_at = ?4 WHERE name = ?1 AND version = ?2",
+        params![v.name, v.version, to.as_str(), stamp(now)],
+    )
+    .map_err(|e| store::Error::sqlite(path, e))?;
+    Ok(())
+}
+
+fn check_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::BadInput { field: "NAME", reason: format!("{name:?}: use 1-64 letters, digits, _ - .") })
+    }
+}
+
+fn check_reason(reason: &str) -> Result<()> {
+    if reason.trim().is_empty() {
+        return Err(Error::BadInput { field: "--reason", reason: "a signature needs a reason".into() });
+    }
+    Ok(())
+}
+
+fn stamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+const COLUMNS: &str =
+    "name, version, kind, source_path, content, sha256, params_json, author, created_at, state, state_changed_at";
+
+fn conv(i: usize, e: impl std::fmt::Display) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.to_string().into())
+}
+
+fn time(r: &Row<'_>, i: usize) -> rusqlite::Result<DateTime<Utc>> {
+    let s: String = r.get(i)?;
+    DateTime::parse_from_rfc3339(&s).map(|t| t.with_timezone(&Utc)).map_err(|e| conv(i, e))
+}
+
+fn version(r: &Row<'_>) -> rusqlite::Result<Version> {
+    let kind: String = r.get(2)?;
+    let state: String = r.get(9)?;
+    let params: String = r.get(6)?;
+    Ok(Version {
+        name: r.get(0)?,
+        version: r.get(1)?,
+        kind: kind.parse().map_err(|e: String| conv(2, e))?,
+        source_path: r.get(3)?,
+        content: r.get(4)?,
+        sha256: r.get(5)?,
+        params: serde_json::from_str(&params).map_err(|e| conv(6, e))?,
+        author: r.get(7)?,
+        created_at: time(r, 8)?,
+        state: state.parse().map_err(|e: String| conv(9, e))?,
+        state_changed_at: time(r, 10)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_ids_parse_and_refuse_nonsense() {
+        let v: VersionId = "guard-rules@12".parse().unwrap();
+        assert_eq!((v.name.as_str(), v.version), ("guard-rules", 12));
+        assert_eq!(v.to_string(), "guard-rules@12");
+        for bad in ["objection", "objection@0", "objection@x", "@1", "a b@1"] {
+            assert!(bad.parse::<VersionId>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_signature_is_bound_to_one_version_and_every_field() {
+        let now = Utc::now();
+        let v = Version {
+            name: "objection".into(),
+            version: 2,
+            kind: Kind::Prompt,
+            source_path: "prompts/objection.j2".into(),
+            content: "x".into(),
+            sha256: sha256_hex(b"x"),
+            params: serde_json::json!({}),
+            author: "alice".into(),
+            created_at: now,
+            state: State::Approved,
+            state_changed_at: now,
+        };
+        let mut s = Signature {
+            id: 1,
+            name: v.name.clone(),
+            version: 2,
+            sha256: v.sha256.clone(),
+            signer_id: "bob".into(),
+            signer_name: "Bob Reviewer".into(),
+            signer_role: "mlr_reviewer".into(),
+            meaning: APPROVED_FOR_USE.into(),
+            reason: "ok".into(),
+            signed_at: "2026-12-01T09:00:00Z".into(),
+            eval_run_id: Some(3),
+            binding: String::new(),
+        };
+        s.binding = s.binding_of();
+        assert!(s.is_bound_to(&v));
+        let other = Version { version: 3, sha256: sha256_hex(b"y"), ..v.clone() };
+        assert!(!s.is_bound_to(&other), "copied to another version");
+        let mut edited = s.clone();
+        edited.reason = "changed".into();
+        assert!(!edited.is_bound_to(&v), "reason edited after signing");
+        let mut moved = s.clone();
+        moved.version = 3;
+        moved.sha256 = other.sha256.clone();
+        assert!(!moved.is_bound_to(&other), "row rewritten to point at another version");
+    }
+}

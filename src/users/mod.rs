@@ -1,0 +1,438 @@
+//! [`Users`]: the people who act on OnLabel, their roles and their tokens.
+//!
+//! Users get their own module (not a `server::auth` submodule) because the
+//! CLI, the registry and — later — the server all authenticate against the
+//! same table; the server's bearer-token check will call [`Users::authenticate`].
+//!
+//! Invariants
+//!
+//! - **Ids are never reused.** Users are disabled, never deleted (a trigger
+//!   refuses `DELETE`), so every signature and audit record keeps naming the
+//!   right person (21 CFR 11.100(a), 11.300(a)).
+//! - **Tokens are never stored.** A token is 32 random bytes (`olt_` + hex),
+//!   printed once by `users add` / `users rotate`; the table keeps its argon2id
+//!   hash (PHC string, own salt).
+//! - **Two components.** Acting as someone takes the user id *and* the
+//!   token, checked on every command — there is no session to reuse, so every
+//!   e-signature re-enters both (11.200(a)(1)).
+//! - **The first user bootstraps.** While the table is empty, `users add`
+//!   needs no credential but must create an `admin`; after that only an
+//!   admin adds or disables users.
+
+use argon2::{Argon2, PasswordHasher, PasswordVerifier};
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{params, OptionalExtension, Row};
+use serde::Serialize;
+
+use crate::store::{self, Store};
+
+/// The roles of DESIGN.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
+pub enum Role {
+    /// A field rep: asks, drafts, summarizes.
+    Rep,
+    /// MLR reviewer: approves or rejects prompt versions.
+    MlrReviewer,
+    /// Compliance: reads the audit log, runs evals.
+    Compliance,
+    /// Medical / PV: works cases.
+    Medical,
+    /// Administers users.
+    Admin,
+}
+
+impl Role {
+    /// Every role.
+    pub const ALL: [Role; 5] = [Role::Rep, Role::MlrReviewer, Role::Compliance, Role::Medical, Role::Admin];
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Rep => "rep",
+            Role::MlrReviewer => "mlr_reviewer",
+            Role::Compliance => "compliance",
+            Role::Medical => "medical",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Role, String> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| format!("{s:?} is not a role (rep, mlr_reviewer, compliance, medical, admin)"))
+    }
+}
+
+/// What can go wrong with users and sign-in.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    /// Wrong user id, wrong token, or a disabled user. The message does not
+    /// say which, so that it cannot be used to probe for user ids.
+    #[error("sign-in failed for {user:?}: unknown user, wrong token, or disabled")]
+    BadCredential {
+        /// The user id given.
+        user: String,
+        /// Why, for the audit log only (never shown).
+        reason: &'static str,
+    },
+    /// The signed-in user's role may not do this.
+    #[error("permission denied: {action} needs role {needs}; {user} is {role}")]
+    PermissionDenied {
+        /// Who tried.
+        user: String,
+        /// Their role.
+        role: Role,
+        /// What they tried.
+        action: String,
+        /// The role(s) that may.
+        needs: String,
+    },
+    /// A user with this id already exists (ids are never reused).
+    #[error("user {id} already exists (user ids are never reused; disabled users stay on record)")]
+    Exists {
+        /// The id.
+        id: String,
+    },
+    /// No such user.
+    #[error("no user {id}")]
+    NotFound {
+        /// The id.
+        id: String,
+    },
+    /// A field is empty or malformed.
+    #[error("{field}: {reason}")]
+    BadInput {
+        /// Which field.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Hashing failed (argon2 parameters or the OS random source).
+    #[error("token hashing failed: {0}")]
+    Hash(String),
+}
+
+impl Error {
+    /// A stable, machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Store(_) => "store_error",
+            Error::BadCredential { .. } => "bad_credential",
+            Error::PermissionDenied { .. } => "permission_denied",
+            Error::Exists { .. } => "user_exists",
+            Error::NotFound { .. } => "user_not_found",
+            Error::BadInput { .. } => "bad_input",
+            Error::Hash(_) => "hash_error",
+        }
+    }
+
+    /// True for a failed sign-in or a refused role (exit 3, HTTP 401/403).
+    pub fn is_denied(&self) -> bool {
+        matches!(self, Error::BadCredential { .. } | Error::PermissionDenied { .. })
+    }
+}
+
+/// Result with the users [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A user as stored (without the token hash).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct User {
+    /// Login id.
+    pub id: String,
+    /// Full name, printed on signatures.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// When added.
+    pub created_at: DateTime<Utc>,
+    /// Who added them.
+    pub created_by: String,
+    /// Last token rotation.
+    pub rotated_at: Option<DateTime<Utc>>,
+    /// When disabled (a disabled user cannot sign in).
+    pub disabled_at: Option<DateTime<Utc>>,
+}
+
+impl User {
+    /// Refuses unless the user's role is one of `roles`.
+    pub fn require(&self, roles: &[Role], action: &str) -> Result<()> {
+        if roles.contains(&self.role) {
+            return Ok(());
+        }
+        Err(Error::PermissionDenied {
+            user: self.id.clone(),
+            role: self.role,
+            action: action.to_string(),
+            needs: roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(" or "),
+        })
+    }
+}
+
+/// A token as handed out: shown once, then only its hash exists.
+#[derive(Debug, Clone)]
+pub struct NewToken(pub String);
+
+/// The users table over a [`Store`].
+#[derive(Debug)]
+pub struct Users<'a> {
+    store: &'a Store,
+}
+
+impl<'a> Users<'a> {
+    /// Users in `store`.
+    pub fn new(store: &'a Store) -> Users<'a> {
+        Users { store }
+    }
+
+    /// True while no user exists (the next `add` bootstraps the first admin).
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(self.store.with_conn(|c| c.query_row("SELECT count(*) FROM users", [], |r| r.get::<_, i64>(0)))? == 0)
+    }
+
+    /// Adds a user; returns the user and their token (print it once).
+    /// `by` is the signed-in admin, or `None` to bootstrap the first admin.
+    pub fn add(&self, id: &str, name: &str, role: Role, by: Option<&User>) -> Result<(User, NewToken)> {
+        check_id(id)?;
+        if name.trim().is_empty() {
+            return Err(Error::BadInput { field: "--name", reason: "the full name is printed on signatures; give it".into() });
+        }
+        match by {
+            Some(admin) => admin.require(&[Role::Admin], "users add")?,
+            None if !self.is_empty()? => {
+                return Err(Error::BadInput {
+                    field: "--as",
+                    reason: "users exist already; add users --as an admin (with ONLABEL_TOKEN)".into(),
+                })
+            }
+            None if role != Role::Admin => {
+                return Err(Error::BadInput { field: "--role", reason: "the first user must be an admin".into() })
+            }
+            None => {}
+        }
+        let token = new_token()?;
+        let hash = hash_token(&token.0)?;
+        let now = Utc::now();
+        let creator = by.map_or("bootstrap".to_string(), |u| u.id.clone());
+        self.store.write(|tx| {
+            let path = self.store.path();
+            let exists: bool = tx
+                .query_row("SELECT 1 FROM users WHERE id = ?1", [id], |_| Ok(true))
+                .optional()
+                .map_err(|e| store::Error::sqlite(path, e))?
+                .unwrap_or(false);
+            if exists {
+                return Err(Error::Exists { id: id.to_string() });
+            }
+            tx.execute(
+                "INSERT INTO users (id, name, role, token_hash, created_at, created_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![id, name.trim(), role.as_str(), hash, stamp(now), creator],
+            )
+            .map_err(|e| store::Error::sqlite(path, e))?;
+            let rec = crate::audit::Record::new(&creator, by.map_or("admin", |u| u.role.as_str()), "user_added")
+                .detail(serde_json::json!({"user": id, "name": name.trim(), "role": role.as_str()}));
+            crate::audit::append_tx(tx, &rec, now)?;
+            Ok(())
+        })?;
+        let user = self.get(id)?.ok_or_else(|| Error::NotFound { id: id.to_string() })?;
+        Ok((user, token))
+    }
+
+    /// Every user, by id.
+    pub fn list(&self) -> Result<Vec<User>> {
+        Ok(self.store.with_conn(|c| {
+            let mut st = c.prepare(&format!("SELECT {COLUMNS} FROM users ORDER BY id"))?;
+            let rows = st.query_map([], user)?;
+            rows.collect()
+        })?)
+    }
+
+    /// One user.
+    pub fn get(&self, id: &str) -> Result<Option<User>> {
+        Ok(self
+            .store
+            .with_conn(|c| c.query_row(&format!("SELECT {COLUMNS} FROM users WHERE id = ?1"), [id], user).optional())?)
+    }
+
+    /// Checks `id` + `token`; every failure is appended to the audit log
+    /// (action `login_failed`, with `what` the command tried) before it is returned.
+    pub fn authenticate(&self, id: &str, token: &str, what: &str) -> Result<User> {
+        let found: Option<(User, String)> = self.store.with_conn(|c| {
+            c.query_row(&format!("SELECT {COLUMNS}, token_hash FROM users WHERE id = ?1"), [id], |r| {
+                Ok((user(r)?, r.get::<_, String>(7)?))
+            })
+            .optional()
+        })?;
+        let reason = match &found {
+            None => "unknown user",
+            Some((u, _)) if u.disabled_at.is_some() => "disabled",
+            Some((_, h)) if !verify_token(token, h) => "wrong token",
+            Some((u, _)) => return Ok(u.clone()),
+        };
+        let rec = crate::audit::Record::new(id, "unknown", "login_failed")
+            .detail(serde_json::json!({"reason": reason, "command": what}));
+        crate::audit::append(self.store, &rec)?;
+        Err(Error::BadCredential { user: id.to_string(), reason })
+    }
+
+    /// Disables `id` (it can never sign in again; the id stays reserved).
+    pub fn disable(&self, id: &str, by: &User) -> Result<User> {
+        by.require(&[Role::Admin], "users disable")?;
+        let target = self.get(id)?.ok_or_else(|| Error::NotFound { id: id.to_string() })?;
+        if target.disabled_at.is_some() {
+            return Err(Error::BadInput { field: "ID", reason: format!("{id} is already disabled") });
+        }
+        let now = Utc::now();
+        self.store.write(|tx| {
+            let path = self.store.path();
+            if target.role == Role::Admin {
+                let admins: i64 = tx
+                    .query_row("SELECT count(*) FROM users WHERE role = 'admin' AND disabled_at IS NULL", [], |r| r.get(0))
+                    .map_err(|e| store::Error::sqlite(path, e))?;
+                if admins <= 1 {
+                    return Err(Error::BadInput { field: "ID", reason: format!("{id} is the last active admin") });
+                }
+            }
+            tx.execute("UPDATE users SET disabled_at = ?2, disabled_by = ?3 WHERE id = ?1", params![id, stamp(now), by.id])
+                .map_err(|e| store::Error::sqlite(path, e))?;
+            let rec = crate::audit::Record::new(&by.id, by.role.as_str(), "user_disabled")
+                .detail(serde_json::json!({"user": id}));
+            crate::audit::append_tx(tx, &rec, now)?;
+            Ok(())
+        })?;
+        self.get(id)?.ok_or_else(|| Error::NotFound { id: id.to_string() })
+    }
+
+    /// Gives `id` a new token (the old one stops working). A user may rotate
+    /// their own token; an admin may rotate anyone's.
+    pub fn rotate(&self, id: &str, by: &User) -> Result<NewToken> {
+        if by.id != id {
+            by.require(&[Role::Admin], "users rotate (another user's token)")?;
+        }
+        let target = self.get(id)?.ok_or_else(|| Error::NotFound { id: id.to_string() })?;
+        if target.disabled_at.is_some() {
+            return Err(Error::BadInput { field: "ID", reason: format!("{id} is disabled") });
+        }
+        let token = new_token()?;
+        let hash = hash_token(&token.0)?;
+        let now = Utc::now();
+        self.store.write(|tx| {
+            let path = self.store.path();
+            tx.execute("UPDATE users SET token_hash = ?2, rotated_at = ?3 WHERE id = ?1", params![id, hash, stamp(now)])
+                .map_err(|e| store::Error::sqlite(path, e))?;
+            let rec = crate::audit::Record::new(&by.id, by.role.as_str(), "token_rotated")
+                .detail(serde_json::json!({"user": id}));
+            crate::audit::append_tx(tx, &rec, now)?;
+            Ok::<_, Error>(())
+        })?;
+        Ok(token)
+    }
+}
+
+fn check_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::BadInput { field: "--id", reason: format!("{id:?}: use 1-64 letters, digits, . _ - @") })
+    }
+}
+
+fn new_token() -> Result<NewToken> {
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b).map_err(|e| Error::Hash(e.to_string()))?;
+    Ok(NewToken(format!("olt_{}", hex::encode(b))))
+}
+
+fn hash_token(token: &str) -> Result<String> {
+    Argon2::default().hash_password(token.as_bytes()).map(|h| h.to_string()).map_err(|e| Error::Hash(e.to_string()))
+}
+
+fn verify_token(token: &str, phc: &str) -> bool {
+    // A malformed stored hash fails like a wrong token.
+    Argon2::default().verify_password(token.as_bytes(), phc).is_ok()
+}
+
+fn stamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+const COLUMNS: &str = "id, name, role, created_at, created_by, rotated_at, disabled_at";
+
+fn time(r: &Row<'_>, i: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    let s: Option<String> = r.get(i)?;
+    s.map(|s| {
+        DateTime::parse_from_rfc3339(&s)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e)))
+    })
+    .transpose()
+}
+
+fn user(r: &Row<'_>) -> rusqlite::Result<User> {
+    let role: String = r.get(2)?;
+    Ok(User {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        role: role.parse().map_err(|e: String| {
+            rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, e.into())
+        })?,
+        created_at: time(r, 3)?.unwrap_or_default(),
+        created_by: r.get(4)?,
+        rotated_at: time(r, 5)?,
+        disabled_at: time(r, 6)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bootstrap_add_authenticate_rotate_disable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let users = Users::new(&store);
+        assert!(users.add("r1", "Rep One", Role::Rep, None).is_err(), "first user must be admin");
+        let (admin, tok) = users.add("root", "Ada Admin", Role::Admin, None).unwrap();
+        assert!(tok.0.starts_with("olt_") && tok.0.len() == 68);
+        assert!(users.add("r1", "Rep One", Role::Rep, None).is_err(), "no second bootstrap");
+        let (_, rep_tok) = users.add("r1", "Rep One", Role::Rep, Some(&admin)).unwrap();
+        assert!(matches!(users.add("r1", "Again", Role::Rep, Some(&admin)), Err(Error::Exists { .. })));
+        let rep = users.authenticate("r1", &rep_tok.0, "test").unwrap();
+        assert_eq!(rep.role, Role::Rep);
+        assert!(users.add("x", "X", Role::Rep, Some(&rep)).unwrap_err().is_denied());
+        assert!(users.authenticate("r1", "olt_wrong", "test").unwrap_err().is_denied());
+        assert!(users.authenticate("nobody", &tok.0, "test").unwrap_err().is_denied());
+        let new = users.rotate("r1", &rep).unwrap();
+        assert!(users.authenticate("r1", &rep_tok.0, "test").is_err());
+        users.authenticate("r1", &new.0, "test").unwrap();
+        users.disable("r1", &admin).unwrap();
+        assert!(users.authenticate("r1", &new.0, "test").is_err());
+        assert!(users.disable("root", &admin).is_err(), "last admin");
+        // Three failed sign-ins and the changes are on the audit trail.
+        let audit = crate::audit::Audit::with_store(Store::open(dir.path()).unwrap());
+        let all = audit.range(None, None).unwrap();
+        assert_eq!(all.iter().filter(|e| e.action == "login_failed").count(), 4);
+        assert!(audit.verify(None).unwrap().ok);
+        let stored: String = store.with_conn(|c| c.query_row("SELECT token_hash FROM users WHERE id='root'", [], |r| r.get(0))).unwrap();
+        assert!(stored.starts_with("$argon2id$") && !stored.contains(&tok.0));
+    }
+}
