@@ -74,6 +74,9 @@ pub enum Class {
     /// A subject talked about ("knows about", "asked about"): a blocker
     /// unless a person follows it.
     Topic,
+    /// Someone asking or saying something ("pt asked"): not on its own a
+    /// sign that something happened to them.
+    Speech,
 }
 
 #[derive(Debug)]
@@ -145,7 +148,8 @@ impl Elements {
                 "realis" => Class::Realis,
                 "blocker" => Class::Blocker,
                 "topic" => Class::Topic,
-                other => return Err(err_at(line, format!("element {other:?} of {} is not person, event, realis, blocker or topic", d.id))),
+                "speech" => Class::Speech,
+                other => return Err(err_at(line, format!("element {other:?} of {} is not person, event, realis, blocker, topic or speech", d.id))),
             };
             if class == Class::Event && d.situation.is_none() {
                 return Err(err_at(line, format!("event element {} needs a situation (adverse_event, overdose, …)", d.id)));
@@ -289,7 +293,9 @@ impl Elements {
         // A person and a narrative of something done or undergone, with no
         // event word we know: a report told in words nobody listed. The
         // realis span stands as the event's evidence.
-        if let Some(r) = all.iter().find(|f| f.class == Class::Realis && unblocked(f)) {
+        let speech: Vec<(usize, usize)> = all.iter().filter(|f| f.class == Class::Speech).map(|f| f.span).collect();
+        let spoken = |f: &Found| speech.iter().any(|s| s.0 < f.span.1 && f.span.0 < s.1);
+        if let Some(r) = all.iter().find(|f| f.class == Class::Realis && unblocked(f) && !spoken(f)) {
             let event = Found { id: "E2D-EVENT-NARRATIVE".into(), class: Class::Event, situation: Some("adverse_event".into()), span: r.span };
             return Some(ElementReport { event, person, realis: Some(r.clone()) });
         }
