@@ -139,3 +139,42 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// `--rules DIR` loads the guard's rule files at run time: a rule change is
+/// in effect without a rebuild, and a broken file is named with its line.
+#[test]
+fn rules_load_from_a_directory_at_run_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let idx = ingest_demo(dir.path());
+    let rules = dir.path().join("candidate");
+    std::fs::create_dir_all(rules.join("rules")).unwrap();
+    std::fs::create_dir_all(rules.join("lexicon")).unwrap();
+    for f in ["rules/guard-rules.toml", "rules/report-elements.toml", "lexicon/ae_terms.txt"] {
+        std::fs::copy(root().join(f), rules.join(f)).unwrap();
+    }
+    let src = std::fs::read_to_string(rules.join("rules/guard-rules.toml")).unwrap();
+    std::fs::write(rules.join("rules/guard-rules.toml"), src.replacen("'\\bcoupons?\\b'", "'\\bcoupons?\\b', '\\bzorblax\\b'", 1)).unwrap();
+    let ask = |extra: &[&str]| -> (bool, serde_json::Value, String) {
+        let out = Command::new(bin())
+            .args(["--data", dir.path().join("data").to_str().unwrap(), "ask", "--extractive", "--index", &idx, "--product", "zentravia", "--json"])
+            .args(extra)
+            .arg("Does the office want a zorblax?")
+            .output()
+            .unwrap();
+        let v = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+        (out.status.success(), v, String::from_utf8_lossy(&out.stderr).into())
+    };
+    let (ok, builtin, _) = ask(&[]);
+    assert!(ok);
+    assert_ne!(builtin["route"], "refused", "{builtin}");
+    let (ok, candidate, err) = ask(&["--rules", rules.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert_eq!(candidate["route"], "refused", "{candidate}");
+    assert!(candidate["flags"][0]["rule_id"] == "REF-PRICING", "{candidate}");
+    assert_ne!(candidate["guard_rules"], builtin["guard_rules"], "the answer records which rule file decided");
+    // A broken candidate is refused with its file and line.
+    std::fs::write(rules.join("rules/report-elements.toml"), "name = \"report-elements\"\nversion = 2\nbogus = 1\n").unwrap();
+    let (ok, _, err) = ask(&["--rules", rules.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("report-elements.toml:"), "{err}");
+}
