@@ -404,7 +404,7 @@ impl Guard {
             let report = acc.report.clone();
             return Verdict { route: Route::Pharmacovigilance, flags: acc.flags, reason: Some(acc.routes[0].1.clone()), report: Some(report) };
         }
-        if let Some((a, b, preferred)) = ae::patient_mention(&self.lexicon, &self.rules, t) {
+        if let Some((a, b, preferred)) = ae::patient_mention(&self.lexicon, &self.rules, t).filter(|m| !self.elements.blocked_at(t, m.0)) {
             let flag = seg.flag("adverse_event", "AE-SAFETY-NET", (a, b));
             let mut report = AeReport { event: Some(format!("{} ({preferred})", flag.evidence)), ..Default::default() };
             self.capture_report(&seg, ctx, &mut report);
@@ -653,7 +653,7 @@ impl Guard {
         }
 
         // Population: pediatric ages and weights, geriatric.
-        let ages = question_ages(t);
+        let ages = question_ages(&r.quantities, t);
         let peds_word = r.pediatric_words.re.find(t).map(|m| (m.start(), m.end()));
         let mut pediatric_age = false;
         for &(age, span) in &ages {
@@ -689,7 +689,7 @@ impl Guard {
         }
         if pediatric_age {
             if let Some(min_kg) = label.pediatric_min_kg {
-                for (w, span) in weights(t) {
+                for (w, span) in weights(&r.quantities, t) {
                     if w < min_kg {
                         flag_off(acc, "weight", "OFF-PEDIATRIC-WEIGHT", span);
                     }
@@ -721,7 +721,7 @@ impl Guard {
             hits.iter().filter(|h| self.vocab_items[h.2].0 == VocabKind::Drug && Some(self.vocab_items[h.2].1) == pg).map(|h| (h.0, h.1)).collect()
         };
         let competitor_spans: Vec<(usize, usize)> = self.competitors(ctx, hits, (0, t.len())).map(|h| (h.0, h.1)).collect();
-        for (v, per_kg, span) in question_doses(t, &product_spans) {
+        for (v, per_kg, span) in question_doses(&r.quantities, t, &product_spans) {
             let s = sent_of(span.0);
             if label_only(s) {
                 continue;
@@ -865,31 +865,27 @@ fn route_of_kind(kind: &str) -> Route {
 static PEDS_SEC: OnceLock<Regex> = OnceLock::new();
 
 /// Ages named in normalised text, in years, with their spans.
-fn question_ages(t: &str) -> Vec<(f64, (usize, usize))> {
-    static YEARS: OnceLock<Regex> = OnceLock::new();
-    static MONTHS: OnceLock<Regex> = OnceLock::new();
-    static UNDER: OnceLock<Regex> = OnceLock::new();
-    static OLDER: OnceLock<Regex> = OnceLock::new();
+fn question_ages(q: &rules::Quantities, t: &str) -> Vec<(f64, (usize, usize))> {
     let mut out = Vec::new();
-    for c in re(&YEARS, r"\b(\d{1,3}(?:\.\d)?)[- ]?(?:years?|yrs?|y)[- ]?(?:old|of age)\b|\b(\d{1,3}) ?(?:yo|y/o|y\.o\.)|\b(?:aged?|ages?) (\d{1,2})\b|\b(\d{1,2}) anos\b|\b(\d{1,2}) ans\b").captures_iter(t) {
+    for c in q.age_years.captures_iter(t) {
         let m = c.get(0).map(|m| (m.start(), m.end())).unwrap_or_default();
         if let Some(v) = (1..=5).find_map(|i| c.get(i)).and_then(|g| g.as_str().parse::<f64>().ok()) {
             out.push((v, m));
         }
     }
-    for c in re(&MONTHS, r"\b(\d{1,2})[- ]?(?:months?|mos?)[- ]?old\b").captures_iter(t) {
+    for c in q.age_months.captures_iter(t) {
         let m = c.get(0).map(|m| (m.start(), m.end())).unwrap_or_default();
         if let Ok(v) = c[1].parse::<f64>() {
             out.push((v / 12.0, m));
         }
     }
-    for c in re(&UNDER, r"\b(?:kids?|children|child|patients?|pts?|boys?|girls?|ages?|anyone) (?:under|younger than|less than|below|<) ?(\d{1,2})\b|\b(?:under|younger than|less than|below) (?:the age of )?(\d{1,2}) ?(?:years|yrs|y)\b").captures_iter(t) {
+    for c in q.age_under.captures_iter(t) {
         let m = c.get(0).map(|m| (m.start(), m.end())).unwrap_or_default();
         if let Some(v) = c.get(1).or(c.get(2)).and_then(|g| g.as_str().parse::<f64>().ok()) {
             out.push((v - 0.5, m));
         }
     }
-    for c in re(&OLDER, r"\b(\d{1,2}) (?:years )?(?:and|or) (?:older|up|over|above)\b").captures_iter(t) {
+    for c in q.age_older.captures_iter(t) {
         let m = c.get(0).map(|m| (m.start(), m.end())).unwrap_or_default();
         if let Ok(v) = c[1].parse::<f64>() {
             if !out.iter().any(|o| o.1 .0 <= m.0 && m.0 < o.1 .1) {
@@ -901,9 +897,8 @@ fn question_ages(t: &str) -> Vec<(f64, (usize, usize))> {
 }
 
 /// Body weights (kg, not mg/kg) named in normalised text.
-fn weights(t: &str) -> Vec<(f64, (usize, usize))> {
-    static KG: OnceLock<Regex> = OnceLock::new();
-    re(&KG, r"\b(\d{1,3}(?:\.\d+)?) ?kg\b")
+fn weights(q: &rules::Quantities, t: &str) -> Vec<(f64, (usize, usize))> {
+    q.weight_kg
         .captures_iter(t)
         .filter_map(|c| {
             let m = c.get(0)?;
@@ -917,12 +912,9 @@ fn weights(t: &str) -> Vec<(f64, (usize, usize))> {
 
 /// Doses asked about: `(value, per kg, span)`. Explicit `N mg` and `N mg/kg`,
 /// a number right after the product's name ("lipitor 80"), and "bump her to 40".
-fn question_doses(t: &str, product_spans: &[(usize, usize)]) -> Vec<(f64, bool, (usize, usize))> {
-    static MG: OnceLock<Regex> = OnceLock::new();
-    static BARE: OnceLock<Regex> = OnceLock::new();
-    static TO: OnceLock<Regex> = OnceLock::new();
+fn question_doses(q: &rules::Quantities, t: &str, product_spans: &[(usize, usize)]) -> Vec<(f64, bool, (usize, usize))> {
     let mut out: Vec<(f64, bool, (usize, usize))> = Vec::new();
-    for c in re(&MG, r"\b(\d{1,4}(?:\.\d+)?) ?mg\b( ?/ ?kg\b)?").captures_iter(t) {
+    for c in q.dose_mg.captures_iter(t) {
         let m = c.get(0).map(|m| (m.start(), m.end())).unwrap_or_default();
         if t[m.1..].starts_with("/ml") || t[m.1..].starts_with("/m2") {
             continue;
@@ -931,7 +923,7 @@ fn question_doses(t: &str, product_spans: &[(usize, usize)]) -> Vec<(f64, bool, 
             out.push((v, c.get(2).is_some(), m));
         }
     }
-    let bare = re(&BARE, r"^ (\d{1,4}(?:\.\d+)?)\b( ?(?:years?|yrs?|kg|%|weeks?|days?|months?|x|lbs?|mg|mcg|g|pm|am)\b)?");
+    let bare = &q.dose_after_product;
     for &(_, b) in product_spans {
         if let Some(c) = bare.captures(&t[b..]) {
             if c.get(2).is_none() {
@@ -941,7 +933,7 @@ fn question_doses(t: &str, product_spans: &[(usize, usize)]) -> Vec<(f64, bool, 
             }
         }
     }
-    for c in re(&TO, r"\b(?:bump|increas|rais|drop|reduc|lower|go|titrat|mov|push|up)\w* (?:\w+ ){0,3}?to (\d{1,4}(?:\.\d+)?)\b( ?(?:years?|yrs?|kg|%|weeks?|days?|months?|x|lbs?|mg|mcg|pm|am)\b)?").captures_iter(t) {
+    for c in q.dose_target.captures_iter(t) {
         if c.get(2).is_some() {
             continue;
         }
@@ -1074,10 +1066,12 @@ mod tests {
     #[test]
     fn ages_doses_and_weights_are_read() {
         let t = "a 3-year-old, 13 kg, on 20 mg; kids under 4; bump her to 40";
-        let ages: Vec<f64> = question_ages(t).into_iter().map(|a| a.0).collect();
+        let g = guard();
+        let q = &g.rules.quantities;
+        let ages: Vec<f64> = question_ages(q, t).into_iter().map(|a| a.0).collect();
         assert_eq!(ages, vec![3.0, 3.5]);
-        assert_eq!(weights(t).into_iter().map(|w| w.0).collect::<Vec<_>>(), vec![13.0]);
-        let doses: Vec<f64> = question_doses(t, &[]).into_iter().map(|d| d.0).collect();
+        assert_eq!(weights(q, t).into_iter().map(|w| w.0).collect::<Vec<_>>(), vec![13.0]);
+        let doses: Vec<f64> = question_doses(q, t, &[]).into_iter().map(|d| d.0).collect();
         assert_eq!(doses, vec![20.0, 40.0]);
     }
 

@@ -155,9 +155,55 @@ pub struct OffLabelDef {
     pub claim: Vec<String>,
     /// Words naming a pediatric population ("kids", "peds", "toddler"), in the field forces' languages.
     pub pediatric_words: Vec<String>,
+    /// How numbers in a question are read (ages, weights, doses).
+    pub quantities: QuantitiesDef,
     /// Reasons by check: indication, pediatric, weight, dose, frequency,
     /// combination, geriatric, encoded.
     pub reasons: HashMap<String, String>,
+}
+
+/// How the structural checks read numbers in a question. Each pattern's
+/// first capture group (or the first that matched) is the value.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuantitiesDef {
+    /// An age in years ("7 year old", "12yo", "aged 9").
+    pub age_years: String,
+    /// An age in months ("18 month old").
+    pub age_months: String,
+    /// "Under N" / "younger than N": counted as N - 0.5.
+    pub age_under: String,
+    /// "N and older".
+    pub age_older: String,
+    /// A body weight in kg (not mg/kg).
+    pub weight_kg: String,
+    /// A dose in mg; a second group marks mg/kg.
+    pub dose_mg: String,
+    /// A bare number right after the product's name ("lipitor 80"); a second group (a unit) cancels it.
+    pub dose_after_product: String,
+    /// "Bump her to N"; a second group (a unit) cancels it.
+    pub dose_target: String,
+}
+
+/// The compiled quantity patterns.
+#[derive(Debug)]
+pub struct Quantities {
+    /// See [`QuantitiesDef`].
+    pub age_years: Regex,
+    /// See [`QuantitiesDef`].
+    pub age_months: Regex,
+    /// See [`QuantitiesDef`].
+    pub age_under: Regex,
+    /// See [`QuantitiesDef`].
+    pub age_older: Regex,
+    /// See [`QuantitiesDef`].
+    pub weight_kg: Regex,
+    /// See [`QuantitiesDef`].
+    pub dose_mg: Regex,
+    /// See [`QuantitiesDef`].
+    pub dose_after_product: Regex,
+    /// See [`QuantitiesDef`].
+    pub dose_target: Regex,
 }
 
 /// Fair balance of emails.
@@ -327,6 +373,8 @@ pub struct Rules {
     pub claim: Pat,
     /// Pediatric population words.
     pub pediatric_words: Pat,
+    /// Number readers of the structural checks.
+    pub quantities: Quantities,
     /// Reasons of the structural checks.
     pub reasons: HashMap<String, String>,
     /// Fair balance.
@@ -468,6 +516,22 @@ impl Rules {
             permissibility: ctx.pat("offlabel.permissibility", &o.permissibility)?,
             claim: ctx.pat("offlabel.claim", &o.claim)?,
             pediatric_words: ctx.pat("offlabel.pediatric_words", &o.pediatric_words)?,
+            quantities: {
+                let qd = &o.quantities;
+                let one = |name: &str, p: &String| -> Result<Regex> {
+                    Regex::new(p).map_err(|e| ctx.err(p, format!("offlabel.quantities.{name}: {e}")))
+                };
+                Quantities {
+                    age_years: one("age_years", &qd.age_years)?,
+                    age_months: one("age_months", &qd.age_months)?,
+                    age_under: one("age_under", &qd.age_under)?,
+                    age_older: one("age_older", &qd.age_older)?,
+                    weight_kg: one("weight_kg", &qd.weight_kg)?,
+                    dose_mg: one("dose_mg", &qd.dose_mg)?,
+                    dose_after_product: one("dose_after_product", &qd.dose_after_product)?,
+                    dose_target: one("dose_target", &qd.dose_target)?,
+                }
+            },
             reasons: o.reasons.clone(),
             fair_balance_id: fb.id.clone(),
             benefit: ctx.pat(&fb.id, &fb.benefit)?,
