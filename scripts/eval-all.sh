@@ -22,4 +22,5 @@ run evals/guard.jsonl "$W/labels-index"
 run evals/guard_probe.jsonl "$W/labels-index"
 run evals/demo.jsonl "$W/demo-index"
 run evals/dev_reports.jsonl "$W/labels-index"
+run evals/dev_offlabel.jsonl "$W/labels-index"
 if [ -n "${SEALED:-}" ]; then for s in evals/sealed/*.jsonl; do run "$s" "$W/labels-index"; done; fi

@@ -48,6 +48,12 @@ pub struct LanguageDef {
     pub supported: Vec<String>,
     /// Sentences with fewer words are not language-checked on their own.
     pub min_sentence_words: usize,
+    /// An unsure detection counts when whatlang prefers the language to English by this much.
+    pub pair_confidence: f64,
+    /// … and the text has at least this many words …
+    pub unsure_min_words: usize,
+    /// … none of which is one of these English function words.
+    pub english_markers: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -281,6 +287,8 @@ impl Elements {
             !blocked(f.span) && !all.iter().any(|b| b.class == Class::Blocker && b.span.0 < c.1 && c.0 < b.span.1)
         };
         let person = all.iter().find(|f| f.class == Class::Person)?.clone();
+        // Someone named by more than a pronoun ("he" may be the HCP).
+        let named = all.iter().find(|f| f.class == Class::Person && f.id != "E2D-PERSON-PRONOUN").cloned();
         let mention_events = mentions.iter().map(|m| Found {
             id: "E2D-EVENT-TERM".into(),
             class: Class::Event,
@@ -290,14 +298,22 @@ impl Elements {
         if let Some(event) = all.iter().filter(|f| f.class == Class::Event).cloned().chain(mention_events).find(|f| unblocked(f)) {
             return Some(ElementReport { event, person, realis: None });
         }
-        // A person and a narrative of something done or undergone, with no
-        // event word we know: a report told in words nobody listed. The
-        // realis span stands as the event's evidence.
+        // No event word we know: the realis span stands as the event's evidence.
         let speech: Vec<(usize, usize)> = all.iter().filter(|f| f.class == Class::Speech).map(|f| f.span).collect();
         let spoken = |f: &Found| speech.iter().any(|s| s.0 < f.span.1 && f.span.0 < s.1);
-        if let Some(r) = all.iter().find(|f| f.class == Class::Realis && unblocked(f) && !spoken(f)) {
+        // A narrative about a person named by more than a pronoun, or an
+        // ongoing state of a pronoun's person ("she keeps falling asleep",
+        // "she can't feel the floor"): a report told in words nobody listed.
+        let narrative = |ongoing_only: bool| {
+            all.iter().find(|f| f.class == Class::Realis && unblocked(f) && !spoken(f) && (!ongoing_only || f.id == "E2D-REALIS-ONGOING")).cloned()
+        };
+        let found = match named {
+            Some(p) => narrative(false).map(|r| (p, r)),
+            None => narrative(true).map(|r| (person.clone(), r)),
+        };
+        if let Some((person, r)) = found {
             let event = Found { id: "E2D-EVENT-NARRATIVE".into(), class: Class::Event, situation: Some("adverse_event".into()), span: r.span };
-            return Some(ElementReport { event, person, realis: Some(r.clone()) });
+            return Some(ElementReport { event, person, realis: Some(r) });
         }
         None
     }

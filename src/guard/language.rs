@@ -30,9 +30,11 @@ pub enum Reading {
     Unreadable(String),
 }
 
-/// Detects the language of the whole text and of each sentence with at least
-/// `min_words` words; `supported` are ISO 639-3 codes.
-pub fn read(text: &str, supported: &[String], min_words: usize) -> Reading {
+/// Detects the language of the whole text and of each sentence with at
+/// least `lang.min_sentence_words` words (see [`super::elements::LanguageDef`]).
+pub fn read(text: &str, lang: &super::elements::LanguageDef) -> Reading {
+    let supported = &lang.supported;
+    let min_words = lang.min_sentence_words;
     let letters = text.chars().filter(|c| c.is_alphabetic()).count();
     if letters == 0 {
         return Reading::English;
@@ -45,11 +47,25 @@ pub fn read(text: &str, supported: &[String], min_words: usize) -> Reading {
         return Reading::Unreadable(format!("text in {script} script"));
     }
     let mut found: Vec<String> = Vec::new();
+    let english_words = |s: &str| {
+        s.to_lowercase().split(|c: char| !c.is_alphanumeric() && c != '\'').filter(|w| lang.english_markers.iter().any(|m| m == w)).count()
+    };
     let mut check = |s: &str| {
-        if let Some(info) = whatlang::detect(s) {
-            if (info.is_reliable() || info.confidence() >= CONFIDENT) && info.lang().code() != "eng" {
-                found.push(info.lang().code().to_string());
-            }
+        let Some(info) = whatlang::detect(s) else { return };
+        if info.lang() == whatlang::Lang::Eng {
+            return;
+        }
+        let sure = info.is_reliable() || info.confidence() >= CONFIDENT;
+        // Unsure, but preferred to English and without a single English function word.
+        let unsure_but_foreign = || {
+            s.split_whitespace().count() >= lang.unsure_min_words
+                && english_words(s) == 0
+                && whatlang::Detector::with_allowlist(vec![whatlang::Lang::Eng, info.lang()])
+                    .detect(s)
+                    .is_some_and(|p| p.lang() == info.lang() && p.confidence() >= lang.pair_confidence)
+        };
+        if sure || unsure_but_foreign() {
+            found.push(info.lang().code().to_string());
         }
     };
     check(text);
@@ -81,22 +97,26 @@ pub fn read(text: &str, supported: &[String], min_words: usize) -> Reading {
 mod tests {
     use super::*;
 
-    fn sup() -> Vec<String> {
-        ["eng", "spa", "por", "fra", "ita", "deu"].iter().map(|s| s.to_string()).collect()
+    fn sup() -> super::super::elements::LanguageDef {
+        super::super::Guard::builtin().expect("builtin").elements().language.clone()
     }
 
     #[test]
     fn short_english_questions_stay_english() {
         for t in ["Can nursing moms take it?", "Does it mess with birth control pills?", "How does brentuximab vedotin work?", "peds dosing?"] {
-            assert_eq!(read(t, &sup(), 4), Reading::English, "{t}");
+            assert_eq!(read(t, &sup()), Reading::English, "{t}");
         }
     }
 
     #[test]
     fn supported_and_other_languages() {
-        assert_eq!(read("Mi paciente tuvo fiebre alta y escalofríos después de la segunda dosis.", &sup(), 4), Reading::Supported("spa".into()));
-        assert_eq!(read("Meine Patientin hat seit der letzten Spritze starke Kopfschmerzen und Fieber.", &sup(), 4), Reading::Supported("deu".into()));
-        assert!(matches!(read("患者は昨日の点滴の後に発熱しました", &sup(), 4), Reading::Unreadable(_)));
-        assert!(matches!(read("Mój pacjent po drugiej dawce dostał wysokiej gorączki i wysypki na całym ciele.", &sup(), 4), Reading::Unreadable(_)));
+        assert_eq!(read("Mi paciente tuvo fiebre alta y escalofríos después de la segunda dosis.", &sup()), Reading::Supported("spa".into()));
+        assert_eq!(read("Meine Patientin hat seit der letzten Spritze starke Kopfschmerzen und Fieber.", &sup()), Reading::Supported("deu".into()));
+        assert!(matches!(read("患者は昨日の点滴の後に発熱しました", &sup()), Reading::Unreadable(_)));
+        assert_eq!(
+            read("Bei meinem Patienten mit Hodgkin-Lymphom ist nach dem vierten Zyklus Adcetris eine schwere Pankreatitis aufgetreten.", &sup()),
+            Reading::Supported("deu".into())
+        );
+        assert!(matches!(read("Mój pacjent po drugiej dawce dostał wysokiej gorączki i wysypki na całym ciele.", &sup()), Reading::Unreadable(_)));
     }
 }

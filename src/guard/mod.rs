@@ -445,7 +445,7 @@ impl Guard {
             }
         }
         let lang = &self.elements.language;
-        match language::read(seg.src, &lang.supported, lang.min_sentence_words) {
+        match language::read(seg.src, lang) {
             Reading::English => {}
             Reading::Supported(code) => {
                 if !already_pv(acc) {
@@ -608,7 +608,8 @@ impl Guard {
             }
             for m in rule.pat.re.find_iter(t) {
                 let sent = *sents.iter().find(|s| s.0 <= m.start() && m.start() < s.1.max(s.0 + 1)).unwrap_or(&(0, t.len()));
-                if rule.unless.as_ref().is_some_and(|u| u.is_match_in(t, sent.0, sent.1)) {
+                let scope = if rule.unless_in_text { (0, t.len()) } else { sent };
+                if rule.unless.as_ref().is_some_and(|u| u.is_match_in(t, scope.0, scope.1)) {
                     continue;
                 }
                 if rule.needs_competitor && self.competitors(ctx, hits, sent).next().is_none() {

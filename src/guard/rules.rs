@@ -99,6 +99,10 @@ pub struct RuleDef {
     /// Regexes that, in the same sentence, cancel it.
     #[serde(default)]
     pub unless: Vec<String>,
+    /// Where `unless` looks: `sentence` (the default) or `text` (anywhere in
+    /// the input: "X better than Y? Any head-to-head trials?").
+    #[serde(default)]
+    pub unless_scope: Option<String>,
     /// `competitor`: fires only when a drug other than the product is named in the same sentence.
     #[serde(default)]
     pub needs: Option<String>,
@@ -304,6 +308,8 @@ pub struct Rule {
     pub pat: Pat,
     /// Exceptions in the same sentence.
     pub unless: Option<Pat>,
+    /// The exceptions look at the whole input, not only the sentence.
+    pub unless_in_text: bool,
     /// Needs a named competitor in the sentence.
     pub needs_competitor: bool,
 }
@@ -455,8 +461,14 @@ impl Rules {
                 Some("competitor") => true,
                 Some(other) => return Err(ctx.err(&r.id, format!("rule {}: unknown needs {other:?}", r.id))),
             };
+            let unless_in_text = match r.unless_scope.as_deref() {
+                None | Some("sentence") => false,
+                Some("text") => true,
+                Some(other) => return Err(ctx.err(&r.id, format!("rule {}: unless_scope must be sentence or text, not {other:?}", r.id))),
+            };
             rule_patterns.push(ctx.alternation(&r.id, &r.patterns)?);
             rules.push(Rule {
+                unless_in_text,
                 id: r.id.clone(),
                 kind: r.kind.clone(),
                 route,
