@@ -653,6 +653,29 @@ impl Guard {
             }
         }
 
+        // A use named in the question ("used for nausea in palliative care")
+        // that the label's sections 1, 2 and 8 do not name, word by word.
+        if !output {
+            for c in r.use_for.captures_iter(t) {
+                let Some(g) = c.get(1) else { continue };
+                let s = sent_of(g.start());
+                if label_only(s) {
+                    continue;
+                }
+                let phrase = g.as_str().split(['?', '.', ',', ';', '!']).next().unwrap_or("");
+                let words: Vec<&str> = phrase
+                    .split_whitespace()
+                    .take_while(|w| !r.use_for_stops.contains(*w))
+                    .map(|w| w.trim_matches(|ch: char| !ch.is_alphanumeric()))
+                    .filter(|w| !w.contains('\''))
+                    .filter(|w| w.len() >= 4 && !r.use_for_generic.contains(*w) && !w.chars().all(|ch| ch.is_ascii_digit()))
+                    .collect();
+                if words.iter().any(|w| !label.covers_term(w) && !label.covers_term(w.trim_end_matches('s'))) {
+                    flag_off(acc, "indication", "OFF-INDICATION-UNLISTED", (g.start(), g.start() + phrase.trim_end().len()));
+                }
+            }
+        }
+
         // Population: pediatric ages and weights, geriatric.
         let ages = question_ages(&r.quantities, t);
         let peds_word = r.pediatric_words.re.find(t).map(|m| (m.start(), m.end()));

@@ -161,6 +161,12 @@ pub struct OffLabelDef {
     pub pediatric_words: Vec<String>,
     /// How numbers in a question are read (ages, weights, doses).
     pub quantities: QuantitiesDef,
+    /// "Used for X": group 1 is the use X, checked word by word against the label.
+    pub use_for: String,
+    /// Words of X that say nothing about the use ("patients", "moderate").
+    pub use_for_generic: Vec<String>,
+    /// Words that end X (a new clause starts: "if", "because").
+    pub use_for_stops: Vec<String>,
     /// Reasons by check: indication, pediatric, weight, dose, frequency,
     /// combination, geriatric, encoded.
     pub reasons: HashMap<String, String>,
@@ -381,6 +387,12 @@ pub struct Rules {
     pub pediatric_words: Pat,
     /// Number readers of the structural checks.
     pub quantities: Quantities,
+    /// "Used for X".
+    pub use_for: Regex,
+    /// Generic words of X.
+    pub use_for_generic: std::collections::HashSet<String>,
+    /// Words that end X.
+    pub use_for_stops: std::collections::HashSet<String>,
     /// Reasons of the structural checks.
     pub reasons: HashMap<String, String>,
     /// Fair balance.
@@ -528,6 +540,9 @@ impl Rules {
             permissibility: ctx.pat("offlabel.permissibility", &o.permissibility)?,
             claim: ctx.pat("offlabel.claim", &o.claim)?,
             pediatric_words: ctx.pat("offlabel.pediatric_words", &o.pediatric_words)?,
+            use_for: Regex::new(&o.use_for).map_err(|e| ctx.err(&o.use_for, format!("offlabel.use_for: {e}")))?,
+            use_for_generic: o.use_for_generic.iter().cloned().collect(),
+            use_for_stops: o.use_for_stops.iter().cloned().collect(),
             quantities: {
                 let qd = &o.quantities;
                 let one = |name: &str, p: &String| -> Result<Regex> {
