@@ -3,6 +3,7 @@
 mod audit;
 mod cases;
 mod dense;
+mod eval;
 mod prompts;
 mod signin;
 mod users;
@@ -80,7 +81,7 @@ enum Command {
     /// Turn free-text visit notes into a structured call summary; uncited product claims are removed.
     Summarize(SummarizeArgs),
     /// Run an eval suite and report its metrics.
-    Eval(EvalArgs),
+    Eval(eval::EvalArgs),
     /// Work the Pharmacovigilance / Medical Information case queue.
     Cases {
         #[command(subcommand)]
@@ -307,18 +308,6 @@ struct SummarizeArgs {
 /// Longest notes file accepted by `summarize`.
 pub const MAX_NOTES_BYTES: u64 = 64 * 1024;
 
-#[derive(Debug, Args)]
-struct EvalArgs {
-    #[command(flatten)]
-    q: QueryArgs,
-    /// The suite (JSONL).
-    #[arg(long)]
-    suite: PathBuf,
-    /// Write report.md, report.html and report.json here.
-    #[arg(long)]
-    report: Option<PathBuf>,
-}
-
 /// A fresh scratch directory under the system temp dir (removed at exit by the OS's tmp cleaning).
 fn tempfile_dir() -> anyhow::Result<PathBuf> {
     let d = std::env::temp_dir().join(format!("onlabel-eval-{}-{}", std::process::id(), chrono::Utc::now().timestamp_micros()));
@@ -362,7 +351,7 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
     match &cli.command {
         Command::Ingest(a) => ingest(a, cli.global.json),
         Command::Ask(a) => ask(a, cli.global.json, &cli.global.data),
-        Command::Eval(a) => eval(a, cli.global.json),
+        Command::Eval(a) => eval::run(a, cli.global.json, &cli.global.data),
         Command::Email(a) => email(a, cli.global.json, &cli.global.data),
         Command::Summarize(a) => summarize(a, cli.global.json, &cli.global.data),
         Command::Cases { cmd } => cases::run(cmd, &cli.global.data, cli.global.json),
@@ -639,39 +628,3 @@ fn summarize(a: &SummarizeArgs, json: bool, data: &std::path::Path) -> anyhow::R
     Ok(EXIT_OK)
 }
 
-fn eval(a: &EvalArgs, json: bool) -> anyhow::Result<i32> {
-    // Escalations during an eval open cases in a throwaway store, never in the real queue.
-    let scratch = tempfile_dir()?;
-    let copilot = copilot(&a.q, Some(scratch.as_path()))?;
-    let suite = crate::eval::Suite::read(&a.suite)?;
-    let mut m = crate::eval::run(&copilot, &suite, &a.q.role, a.q.as_of.unwrap_or_else(today));
-    if let Some(dir) = &a.report {
-        crate::eval::write_report(&m, dir).with_context(|| format!("writing report to {}", dir.display()))?;
-    }
-    m.outcomes.clear();
-    if json {
-        outln!("{}", serde_json::to_string_pretty(&m)?);
-    } else {
-        let f = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "n/a".into());
-        outln!(
-            "{}: {} cases, route_accuracy {:.3}, ae_recall {}, escalations answered {}, reports refused {}, false alarms {}, citation_recall {}, citation_precision {}, supported {}, p50 {:.2} ms, p95 {:.2} ms, {} failures",
-            m.suite,
-            m.cases,
-            m.route_accuracy,
-            f(m.ae_recall),
-            m.escalations_answered,
-            m.reports_refused,
-            f(m.false_alarm_rate),
-            f(m.citation_recall),
-            f(m.citation_precision),
-            f(m.supported_sentence_rate),
-            m.latency_ms_p50,
-            m.latency_ms_p95,
-            m.failures.len()
-        );
-        for fl in &m.failures {
-            outln!("  {}: {}", fl.id, fl.why);
-        }
-    }
-    Ok(EXIT_OK)
-}

@@ -47,12 +47,18 @@ pub fn sign_in(store: &Store, who: &SignIn, what: &str) -> Result<User, users::E
 ///   without a token is kept on the record as a claim (`claimed_user`).
 pub fn actor(store: &Store, claimed: Option<&str>, role: &str, what: &str) -> Result<crate::audit::trace::Actor, users::Error> {
     use crate::audit::trace::Actor;
+    Ok(match optional_sign_in(store, claimed, what)? {
+        Some(user) => Actor::signed_in(&user),
+        None => Actor::unauthenticated(role, claimed),
+    })
+}
+
+/// Signs `claimed` in when a token is set in `ONLABEL_TOKEN` (see [`actor`]);
+/// `None` when no user id or no token was given.
+pub fn optional_sign_in(store: &Store, claimed: Option<&str>, what: &str) -> Result<Option<User>, users::Error> {
     match (claimed, std::env::var(TOKEN_ENV)) {
-        (Some(id), Ok(t)) if !t.trim().is_empty() => {
-            let user = Users::new(store).authenticate(id, t.trim(), what)?;
-            Ok(Actor::signed_in(&user))
-        }
-        _ => Ok(Actor::unauthenticated(role, claimed)),
+        (Some(id), Ok(t)) if !t.trim().is_empty() => Ok(Some(Users::new(store).authenticate(id, t.trim(), what)?)),
+        _ => Ok(None),
     }
 }
 
