@@ -91,7 +91,7 @@ pub fn section_kind(label: &str) -> &'static str {
         Some(8) => Some("8 Specific populations"),
         Some(9) => Some("9 Abuse and dependence"),
         Some(10) => Some("10 Overdosage"),
-        Some(11..=15) => Some("11-15 Description, pharmacology, studies"),
+        Some(11..=15) => Some("11-15 Pharmacology, studies"),
         Some(16) => Some("16 How supplied, storage"),
         Some(17) => Some("17 Patient counseling"),
         Some(_) => Some("Other numbered section"),
@@ -117,9 +117,9 @@ pub fn section_kind(label: &str) -> &'static str {
         ("overdos", "10 Overdosage"),
         ("supplied", "16 How supplied, storage"),
         ("storage", "16 How supplied, storage"),
-        ("pharmacology", "11-15 Description, pharmacology, studies"),
-        ("clinical stud", "11-15 Description, pharmacology, studies"),
-        ("description", "11-15 Description, pharmacology, studies"),
+        ("pharmacology", "11-15 Pharmacology, studies"),
+        ("clinical stud", "11-15 Pharmacology, studies"),
+        ("description", "11-15 Pharmacology, studies"),
     ];
     WORDS.iter().find(|(w, _)| lower.contains(w)).map_or("Other heading", |(_, k)| k)
 }
@@ -229,7 +229,7 @@ const RECALL: &str = "#ff7f0e";
 
 /// A horizontal grouped bar chart (precision and recall, 0–1) as inline SVG.
 pub fn bars_svg(title: &str, rows: &[Breakdown]) -> String {
-    let (label_w, plot_w, row_h, top) = (260.0, 400.0, 40.0, 46.0);
+    let (label_w, plot_w, row_h, top) = (250.0, 400.0, 40.0, 46.0);
     let width = label_w + plot_w + 70.0;
     let height = top + row_h * rows.len().max(1) as f64 + 34.0;
     let mut s = String::new();
@@ -262,14 +262,16 @@ pub fn bars_svg(title: &str, rows: &[Breakdown]) -> String {
     }
     for (i, r) in rows.iter().enumerate() {
         let y = top + row_h * i as f64;
+        // The group's name, and under it how many cases and citations it rests on.
         let _ = write!(
             s,
-            r##"<text x="{}" y="{}" text-anchor="end">{} <tspan fill="#555">({} cases, {} citations)</tspan></text>"##,
-            label_w - 8.0,
-            y + 24.0,
-            esc(&truncate(&r.key, 26)),
+            r##"<text x="{x}" y="{}" text-anchor="end">{}</text><text x="{x}" y="{}" text-anchor="end" fill="#555" font-size="11">{} cases, {} citations</text>"##,
+            y + 17.0,
+            esc(&truncate(&r.key, 34)),
+            y + 31.0,
             r.cases,
-            r.citations
+            r.citations,
+            x = label_w - 8.0,
         );
         for (j, (v, colour, what)) in [(r.precision(), PRECISION, "precision"), (r.recall(), RECALL, "recall")].into_iter().enumerate() {
             let by = y + 6.0 + 14.0 * j as f64;
@@ -324,15 +326,17 @@ pub fn latency_svg(latencies: &[f64], p50: f64, p95: f64) -> String {
     for &v in latencies {
         counts[((v / step) as usize).min(bins - 1)] += 1;
     }
-    let peak = counts.iter().copied().max().unwrap_or(1).max(1);
+    // A y axis in whole cases: four ticks of an integer step.
+    let tick = counts.iter().copied().max().unwrap_or(1).max(1).div_ceil(4);
+    let peak = tick * 4;
     let bottom = top + plot_h;
     let _ = write!(s, r##"<line x1="{left}" y1="{bottom}" x2="{}" y2="{bottom}" stroke="#333"/>"##, left + plot_w);
     for i in 0..=4 {
-        let c = peak as f64 * f64::from(i) / 4.0;
-        let y = bottom - plot_h * f64::from(i) / 4.0;
+        let c = tick * i;
+        let y = bottom - plot_h * i as f64 / 4.0;
         let _ = write!(
             s,
-            r##"<line x1="{left}" y1="{y}" x2="{}" y2="{y}" stroke="#eee"/><text x="{}" y="{}" text-anchor="end" fill="#555">{c:.0}</text>"##,
+            r##"<line x1="{left}" y1="{y}" x2="{}" y2="{y}" stroke="#eee"/><text x="{}" y="{}" text-anchor="end" fill="#555">{c}</text>"##,
             left + plot_w,
             left - 6.0,
             y + 4.0
