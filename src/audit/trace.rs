@@ -36,13 +36,15 @@ pub struct Actor {
 
 impl Actor {
     /// Nobody signed in: the operating-system user (`$USER`, `$LOGNAME`,
-    /// `$USERNAME`) as `os:NAME`, else `unknown`, with the role as given.
+    /// `$USERNAME`, else on Unix the process owner's name in `/etc/passwd`)
+    /// as `os:NAME`, else `unknown`, with the role as given.
     pub fn unauthenticated(role: &str, claimed: Option<&str>) -> Actor {
         let os = ["USER", "LOGNAME", "USERNAME"]
             .iter()
             .filter_map(|k| std::env::var(k).ok())
             .map(|v| v.trim().to_string())
-            .find(|v| !v.is_empty());
+            .find(|v| !v.is_empty())
+            .or_else(process_owner);
         Actor {
             id: os.map(|u| format!("os:{u}")).unwrap_or_else(|| "unknown".into()),
             role: role.into(),
@@ -63,6 +65,24 @@ impl Actor {
     fn detail(&self) -> Value {
         json!({"authenticated": self.authenticated, "claimed_user": self.claimed})
     }
+}
+
+/// The name of the user owning this process, from `/etc/passwd` (containers
+/// and services often run without `$USER`).
+#[cfg(unix)]
+fn process_owner() -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self").ok()?.uid().to_string();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() > 2 && f[2] == uid && !f[0].is_empty()).then(|| f[0].to_string())
+    })
+}
+
+#[cfg(not(unix))]
+fn process_owner() -> Option<String> {
+    None
 }
 
 /// Splits the copilot's `FILE sha256:HEX` model id into file and hash.
