@@ -24,6 +24,7 @@
 //! export's checksum) and pass it back with `--head SEQ:HASH`.
 
 pub mod export;
+pub mod trace;
 
 use std::path::{Path, PathBuf};
 

@@ -3,6 +3,7 @@
 mod audit;
 mod cases;
 mod dense;
+mod eval;
 mod prompts;
 mod signin;
 mod users;
@@ -15,6 +16,8 @@ use anyhow::Context;
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
 
+use crate::audit::trace::{self, Actor};
+use crate::audit::Audit;
 use crate::copilot::{Answer, Ask, Copilot, Route};
 use crate::corpus::{Corpus, Limits};
 use crate::index::Index;
@@ -78,7 +81,7 @@ enum Command {
     /// Turn free-text visit notes into a structured call summary; uncited product claims are removed.
     Summarize(SummarizeArgs),
     /// Run an eval suite and report its metrics.
-    Eval(EvalArgs),
+    Eval(eval::EvalArgs),
     /// Work the Pharmacovigilance / Medical Information case queue.
     Cases {
         #[command(subcommand)]
@@ -162,8 +165,19 @@ struct GenArgs {
 pub const DEFAULT_MODEL: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
 
 /// Builds the copilot for a query command: index, guard, case store (when
-/// `data` is given) and, unless disabled, the model.
+/// `data` is given) and, unless disabled, the model with the prompt file
+/// `--prompt` as it is on disk (eval and record-eval evaluate candidates).
 fn copilot(q: &QueryArgs, data: Option<&std::path::Path>) -> anyhow::Result<Copilot> {
+    copilot_with(q, data, |p| Ok(crate::copilot::grounded::PromptFile::read(p)?))
+}
+
+/// [`copilot`] with the prompt loaded by `load_prompt` (called only when a
+/// model will run): `ask` passes [`live_prompt`], the registry's check.
+fn copilot_with(
+    q: &QueryArgs,
+    data: Option<&std::path::Path>,
+    load_prompt: impl FnOnce(&std::path::Path) -> anyhow::Result<crate::copilot::grounded::PromptFile>,
+) -> anyhow::Result<Copilot> {
     let index = Index::open(&q.index)?;
     let guard = match &q.rules_dir {
         Some(dir) => crate::guard::Guard::from_dir(dir).with_context(|| format!("loading the guard rules from {}", dir.display()))?,
@@ -189,12 +203,50 @@ fn copilot(q: &QueryArgs, data: Option<&std::path::Path>) -> anyhow::Result<Copi
             p
         }
     };
+    let prompt = load_prompt(&q.gen.prompt)?;
     let model = std::sync::Arc::new(crate::llm::LocalModel::load(&path)?);
-    let prompt = crate::copilot::grounded::PromptFile::read(&q.gen.prompt)?;
     let mut g = crate::copilot::Grounded::new(model, prompt)?;
     g.constrained = !q.gen.unconstrained;
     g.opts.max_tokens = q.gen.max_tokens;
     Ok(c.with_model(g))
+}
+
+/// The prompt template `ask` may run, checked against the registry.
+///
+/// The template's name is its file stem (`prompts/objection.j2` →
+/// `objection`). When the registry knows that name, only its live, approved
+/// version may run: [`crate::prompts::Registry::live`] checks the registered
+/// file and its signature, and the file given with `--prompt` must hash to
+/// that version too; anything else is refused with the approval that is
+/// missing. The version shown is then the registry's `name@N`. A name the
+/// registry has never seen (a fresh clone, a demo) runs with the version in
+/// the template's header, and its SHA-256 is recorded all the same.
+pub fn live_prompt(path: &std::path::Path, store: &crate::store::Store, root: &std::path::Path) -> crate::Result<crate::copilot::grounded::PromptFile> {
+    use crate::prompts::{Error as PE, Registry};
+    let bytes = std::fs::read(path).map_err(|source| PE::Io { path: path.to_owned(), source })?;
+    let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("prompt").to_string();
+    let reg = Registry::new(store, root);
+    if reg.versions(Some(&name))?.is_empty() {
+        return Ok(crate::copilot::grounded::PromptFile::read(path)?);
+    }
+    let live = reg.live(&name)?;
+    let sha = crate::prompts::sha256_hex(&bytes);
+    if sha != live.version.sha256 {
+        return Err(PE::Altered {
+            path: path.to_owned(),
+            approved: live.id(),
+            approved_sha256: live.version.sha256.clone(),
+            disk_sha256: sha,
+            hint: format!(
+                "--prompt is not the approved {} (registered at {}); run from the repository root (or set ONLABEL_ROOT) and use that file",
+                live.id(),
+                live.version.source_path
+            ),
+        }
+        .into());
+    }
+    let version = u32::try_from(live.version.version).unwrap_or(u32::MAX);
+    Ok(crate::copilot::grounded::PromptFile { name, version, source: live.content })
 }
 
 #[derive(Debug, Args)]
@@ -204,9 +256,14 @@ struct AskArgs {
     /// The product being detailed (recommended: answers only from its documents).
     #[arg(long)]
     product: Option<String>,
-    /// Your user id (the reporter of record if the question opens a case).
-    #[arg(long = "as", env = "ONLABEL_USER", default_value = "cli")]
-    user: String,
+    /// Your user id: with ONLABEL_TOKEN set you sign in (actor and role of the
+    /// audit record); without, it is recorded as a claim and as the reporter of
+    /// any case the question opens.
+    #[arg(long = "as", env = "ONLABEL_USER")]
+    user: Option<String>,
+    /// The repository root the prompt registry's paths are relative to.
+    #[arg(long, default_value = ".", env = "ONLABEL_ROOT")]
+    root: PathBuf,
     /// The HCP you are talking to (recorded on escalation cases).
     #[arg(long)]
     hcp: Option<String>,
@@ -224,9 +281,9 @@ struct EmailArgs {
     /// The HCP's name, for the greeting.
     #[arg(long)]
     hcp: String,
-    /// Your user id.
-    #[arg(long = "as", env = "ONLABEL_USER", default_value = "cli")]
-    user: String,
+    /// Your user id (signs you in when ONLABEL_TOKEN is set; see `ask --help`).
+    #[arg(long = "as", env = "ONLABEL_USER")]
+    user: Option<String>,
     /// The topics discussed, as free text.
     topics: String,
 }
@@ -238,9 +295,9 @@ struct SummarizeArgs {
     /// The product detailed.
     #[arg(long)]
     product: String,
-    /// Your user id.
-    #[arg(long = "as", env = "ONLABEL_USER", default_value = "cli")]
-    user: String,
+    /// Your user id (signs you in when ONLABEL_TOKEN is set; see `ask --help`).
+    #[arg(long = "as", env = "ONLABEL_USER")]
+    user: Option<String>,
     /// The HCP visited (recorded on any case the notes open).
     #[arg(long)]
     hcp: Option<String>,
@@ -250,18 +307,6 @@ struct SummarizeArgs {
 
 /// Longest notes file accepted by `summarize`.
 pub const MAX_NOTES_BYTES: u64 = 64 * 1024;
-
-#[derive(Debug, Args)]
-struct EvalArgs {
-    #[command(flatten)]
-    q: QueryArgs,
-    /// The suite (JSONL).
-    #[arg(long)]
-    suite: PathBuf,
-    /// Write report.md, report.html and report.json here.
-    #[arg(long)]
-    report: Option<PathBuf>,
-}
 
 /// A fresh scratch directory under the system temp dir (removed at exit by the OS's tmp cleaning).
 fn tempfile_dir() -> anyhow::Result<PathBuf> {
@@ -306,7 +351,7 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
     match &cli.command {
         Command::Ingest(a) => ingest(a, cli.global.json),
         Command::Ask(a) => ask(a, cli.global.json, &cli.global.data),
-        Command::Eval(a) => eval(a, cli.global.json),
+        Command::Eval(a) => eval::run(a, cli.global.json, &cli.global.data),
         Command::Email(a) => email(a, cli.global.json, &cli.global.data),
         Command::Summarize(a) => summarize(a, cli.global.json, &cli.global.data),
         Command::Cases { cmd } => cases::run(cmd, &cli.global.data, cli.global.json),
@@ -384,28 +429,82 @@ fn ingest(a: &IngestArgs, json: bool) -> anyhow::Result<i32> {
     Ok(EXIT_OK)
 }
 
+/// Opens the audit log in `data` and works out who is acting ([`signin::actor`]).
+fn open_trace(data: &std::path::Path, claimed: Option<&str>, role: &str, what: &str) -> crate::Result<(Audit, Actor)> {
+    let audit = Audit::open(data)?;
+    let actor = signin::actor(audit.store(), claimed, role, what)?;
+    if actor.authenticated && role != actor.role && role != "rep" {
+        eprintln!("note: signed in as {} ({}); --role {role} is ignored", actor.id, actor.role);
+    }
+    Ok((audit, actor))
+}
+
+/// The reporter of record on a case: the signed-in user, else the `--as`
+/// claim, else the actor (`os:NAME`).
+fn reporter(actor: &Actor) -> String {
+    actor.claimed.clone().filter(|_| !actor.authenticated).unwrap_or_else(|| actor.id.clone())
+}
+
+/// Builds the copilot; a library error (an unapproved or altered prompt, a
+/// damaged store) becomes its exit code and message, anything else an error.
+fn build_or_report(
+    built: anyhow::Result<Copilot>,
+    json: bool,
+    data: &std::path::Path,
+) -> anyhow::Result<Result<Copilot, i32>> {
+    match built {
+        Ok(c) => Ok(Ok(c)),
+        Err(e) => match e.downcast::<crate::Error>() {
+            Ok(ce) => Ok(Err(signin::report(&ce, json, data))),
+            Err(e) => Err(e),
+        },
+    }
+}
+
 fn ask(a: &AskArgs, json: bool, data: &std::path::Path) -> anyhow::Result<i32> {
-    let copilot = copilot(&a.q, Some(data))?;
-    let who = crate::copilot::Requester { user: a.user.clone(), hcp: a.hcp.clone() };
+    let (audit, actor) = match open_trace(data, a.user.as_deref(), &a.q.role, "ask") {
+        Ok(x) => x,
+        Err(e) => return Ok(signin::report(&e, json, data)),
+    };
+    let q = QueryArgs { role: actor.role.clone(), ..a.q.clone() };
+    let built = copilot_with(&q, Some(data), |p| Ok(live_prompt(p, audit.store(), &a.root)?));
+    let copilot = match build_or_report(built, json, data)? {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let who = crate::copilot::Requester { user: reporter(&actor), hcp: a.hcp.clone() };
     let req = Ask {
         question: a.question.clone(),
         product: a.product.clone(),
-        role: a.q.role.clone(),
-        as_of: a.q.as_of.unwrap_or_else(today),
+        role: q.role.clone(),
+        as_of: q.as_of.unwrap_or_else(today),
     };
+    let context = |total_ms: f64| {
+        serde_json::json!({
+            "product": a.product, "hcp": a.hcp, "index": q.index, "as_of": req.as_of.to_string(),
+            "retrieval": format!("{:?}", copilot.retrieval()).to_lowercase(), "total_ms": total_ms,
+        })
+    };
+    let t0 = Instant::now();
     if json || !std::io::stdout().is_terminal() {
-        let answer = copilot.ask_as(&req, &who, &mut |_| {})?;
+        let mut answer = copilot.ask_as(&req, &who, &mut |_| {})?;
+        // The record is appended before the answer is shown: nothing leaves untraced.
+        let ctx = context(t0.elapsed().as_secs_f64() * 1e3);
+        trace::record_answer(&audit, &actor, "ask", &a.question, &mut answer, ctx)?;
         if json {
             outln!("{}", serde_json::to_string_pretty(&answer)?);
         } else {
             out!("{}", render_text(&answer));
+            outln!("(audit record {})", answer.audit_id.unwrap_or_default());
         }
         return Ok(EXIT_OK);
     }
     // On a terminal: each sentence as soon as it has passed the verifier and
-    // the output guard (never the model's raw draft), then the citations.
+    // the output guard (never the model's raw draft), then the citations. The
+    // audit record is appended once the answer is complete; if that fails,
+    // the command fails (exit 2) and says so.
     let mut streamed = false;
-    let answer = copilot.ask_as(&req, &who, &mut |e| match e {
+    let mut answer = copilot.ask_as(&req, &who, &mut |e| match e {
         crate::copilot::Event::Sentence(t) => {
             out!("{}{t}", if streamed { " " } else { "" });
             use std::io::Write as _;
@@ -413,12 +512,16 @@ fn ask(a: &AskArgs, json: bool, data: &std::path::Path) -> anyhow::Result<i32> {
             streamed = true;
         }
     })?;
+    let ctx = context(t0.elapsed().as_secs_f64() * 1e3);
+    let recorded = trace::record_answer(&audit, &actor, "ask", &a.question, &mut answer, ctx);
     if streamed && answer.route == Route::Answer {
         outln!();
         out!("{}", render_citations(&answer));
     } else {
         out!("{}", render_text(&answer));
     }
+    let seq = recorded.context("the answer above was shown but could NOT be recorded in the audit log; report it to compliance")?;
+    outln!("(audit record {seq})");
     Ok(EXIT_OK)
 }
 
@@ -461,19 +564,32 @@ pub fn render_citations(a: &Answer) -> String {
 }
 
 fn email(a: &EmailArgs, json: bool, data: &std::path::Path) -> anyhow::Result<i32> {
-    let copilot = copilot(&QueryArgs { gen: GenArgs { extractive: true, ..a.q.gen.clone() }, ..a.q.clone() }, Some(data))?;
-    let req = Ask { question: a.topics.clone(), product: Some(a.product.clone()), role: a.q.role.clone(), as_of: a.q.as_of.unwrap_or_else(today) };
-    let who = crate::copilot::Requester { user: a.user.clone(), hcp: Some(a.hcp.clone()) };
+    let (audit, actor) = match open_trace(data, a.user.as_deref(), &a.q.role, "email") {
+        Ok(x) => x,
+        Err(e) => return Ok(signin::report(&e, json, data)),
+    };
+    let q = QueryArgs { role: actor.role.clone(), gen: GenArgs { extractive: true, ..a.q.gen.clone() }, ..a.q.clone() };
+    let copilot = copilot(&q, Some(data))?;
+    let req = Ask { question: a.topics.clone(), product: Some(a.product.clone()), role: q.role.clone(), as_of: q.as_of.unwrap_or_else(today) };
+    let who = crate::copilot::Requester { user: reporter(&actor), hcp: Some(a.hcp.clone()) };
+    let t0 = Instant::now();
     let d = copilot.email(&req, &who, &a.hcp)?;
+    let ctx = serde_json::json!({"product": a.product, "hcp": a.hcp, "index": q.index, "as_of": req.as_of.to_string(),
+        "total_ms": t0.elapsed().as_secs_f64() * 1e3});
+    let seq = trace::record_email(&audit, &actor, &a.topics, &d, copilot.guard().map(|g| g.rules_version()), ctx)?;
     if json {
-        outln!("{}", serde_json::to_string_pretty(&d)?);
+        let mut v = serde_json::to_value(&d)?;
+        v["audit_id"] = seq.into();
+        outln!("{}", serde_json::to_string_pretty(&v)?);
     } else if let (Route::Answer, false) = (d.route, d.body.is_empty()) {
         out!("{}", d.body);
         if let Some(m) = &d.message {
             eprintln!("note: {m}");
         }
+        eprintln!("(audit record {seq})");
     } else {
         outln!("[{}] {}", d.route.as_str(), d.message.as_deref().unwrap_or(""));
+        outln!("(audit record {seq})");
     }
     Ok(EXIT_OK)
 }
@@ -488,51 +604,27 @@ fn summarize(a: &SummarizeArgs, json: bool, data: &std::path::Path) -> anyhow::R
     );
     let notes = std::fs::read_to_string(&a.notes_file).with_context(|| format!("notes file {} is not UTF-8 text", a.notes_file.display()))?;
     anyhow::ensure!(!notes.trim().is_empty(), "notes file {} is empty", a.notes_file.display());
-    let copilot = copilot(&QueryArgs { gen: GenArgs { extractive: true, ..a.q.gen.clone() }, ..a.q.clone() }, Some(data))?;
-    let req = Ask { question: String::new(), product: Some(a.product.clone()), role: a.q.role.clone(), as_of: a.q.as_of.unwrap_or_else(today) };
-    let who = crate::copilot::Requester { user: a.user.clone(), hcp: a.hcp.clone() };
+    let (audit, actor) = match open_trace(data, a.user.as_deref(), &a.q.role, "summarize") {
+        Ok(x) => x,
+        Err(e) => return Ok(signin::report(&e, json, data)),
+    };
+    let q = QueryArgs { role: actor.role.clone(), gen: GenArgs { extractive: true, ..a.q.gen.clone() }, ..a.q.clone() };
+    let copilot = copilot(&q, Some(data))?;
+    let req = Ask { question: String::new(), product: Some(a.product.clone()), role: q.role.clone(), as_of: q.as_of.unwrap_or_else(today) };
+    let who = crate::copilot::Requester { user: reporter(&actor), hcp: a.hcp.clone() };
+    let t0 = Instant::now();
     let s = copilot.summarize(&notes, &req, &who)?;
+    let ctx = serde_json::json!({"product": a.product, "hcp": a.hcp, "index": q.index, "notes_file": a.notes_file,
+        "as_of": req.as_of.to_string(), "total_ms": t0.elapsed().as_secs_f64() * 1e3});
+    let seq = trace::record_summary(&audit, &actor, &notes, &s, copilot.guard().map(|g| g.rules_version()), ctx)?;
     if json {
-        outln!("{}", serde_json::to_string_pretty(&s)?);
+        let mut v = serde_json::to_value(&s)?;
+        v["audit_id"] = seq.into();
+        outln!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         out!("{}", crate::copilot::email::render_summary(&s));
+        outln!("(audit record {seq})");
     }
     Ok(EXIT_OK)
 }
 
-fn eval(a: &EvalArgs, json: bool) -> anyhow::Result<i32> {
-    // Escalations during an eval open cases in a throwaway store, never in the real queue.
-    let scratch = tempfile_dir()?;
-    let copilot = copilot(&a.q, Some(scratch.as_path()))?;
-    let suite = crate::eval::Suite::read(&a.suite)?;
-    let mut m = crate::eval::run(&copilot, &suite, &a.q.role, a.q.as_of.unwrap_or_else(today));
-    if let Some(dir) = &a.report {
-        crate::eval::write_report(&m, dir).with_context(|| format!("writing report to {}", dir.display()))?;
-    }
-    m.outcomes.clear();
-    if json {
-        outln!("{}", serde_json::to_string_pretty(&m)?);
-    } else {
-        let f = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "n/a".into());
-        outln!(
-            "{}: {} cases, route_accuracy {:.3}, ae_recall {}, escalations answered {}, reports refused {}, false alarms {}, citation_recall {}, citation_precision {}, supported {}, p50 {:.2} ms, p95 {:.2} ms, {} failures",
-            m.suite,
-            m.cases,
-            m.route_accuracy,
-            f(m.ae_recall),
-            m.escalations_answered,
-            m.reports_refused,
-            f(m.false_alarm_rate),
-            f(m.citation_recall),
-            f(m.citation_precision),
-            f(m.supported_sentence_rate),
-            m.latency_ms_p50,
-            m.latency_ms_p95,
-            m.failures.len()
-        );
-        for fl in &m.failures {
-            outln!("  {}: {}", fl.id, fl.why);
-        }
-    }
-    Ok(EXIT_OK)
-}

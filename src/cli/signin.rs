@@ -34,6 +34,34 @@ pub fn sign_in(store: &Store, who: &SignIn, what: &str) -> Result<User, users::E
     Users::new(store).authenticate(&who.user, &token, what)
 }
 
+/// Who runs a copilot command (`ask`, `email`, `summarize`, `eval`), for its
+/// audit record. These commands work without an account (a fresh clone, a
+/// demo), so signing in is optional:
+///
+/// - `--as USER` **and** `ONLABEL_TOKEN` set: the user signs in (a bad token
+///   is refused, exit 3, and audited as `login_failed`); the record's actor
+///   and role are the user's, and the user's role — not `--role` — decides
+///   which documents may be retrieved.
+/// - otherwise nobody is signed in: the actor is the operating-system user
+///   (`os:NAME`) or `unknown`, the role is `--role`, and a `--as` given
+///   without a token is kept on the record as a claim (`claimed_user`).
+pub fn actor(store: &Store, claimed: Option<&str>, role: &str, what: &str) -> Result<crate::audit::trace::Actor, users::Error> {
+    use crate::audit::trace::Actor;
+    Ok(match optional_sign_in(store, claimed, what)? {
+        Some(user) => Actor::signed_in(&user),
+        None => Actor::unauthenticated(role, claimed),
+    })
+}
+
+/// Signs `claimed` in when a token is set in `ONLABEL_TOKEN` (see [`actor`]);
+/// `None` when no user id or no token was given.
+pub fn optional_sign_in(store: &Store, claimed: Option<&str>, what: &str) -> Result<Option<User>, users::Error> {
+    match (claimed, std::env::var(TOKEN_ENV)) {
+        (Some(id), Ok(t)) if !t.trim().is_empty() => Ok(Some(Users::new(store).authenticate(id, t.trim(), what)?)),
+        _ => Ok(None),
+    }
+}
+
 fn token(user: &str) -> Result<String, users::Error> {
     if let Ok(t) = std::env::var(TOKEN_ENV) {
         return Ok(t.trim().to_string());

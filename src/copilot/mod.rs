@@ -119,17 +119,26 @@ pub struct Answer {
     pub flags: Vec<Flag>,
     /// Case opened for Medical or Pharmacovigilance, if any.
     pub case_id: Option<String>,
-    /// Prompt version used (none on the extractive path).
+    /// Prompt version used (none on the extractive path): the registry's
+    /// `name@N` when the template is registered, else the template header's.
     pub prompt_version: Option<String>,
+    /// SHA-256 of that prompt template's content (set with `prompt_version`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_sha256: Option<String>,
     /// Model file and hash (none on the extractive path).
     pub model: Option<String>,
-    /// Audit record id (set once the audit log exists).
+    /// Audit record id: the `seq` of the record that traces this answer
+    /// (set by the caller that appends it, [`crate::audit::trace`]).
     pub audit_id: Option<u64>,
     /// Version of the guard rules that screened this answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guard_rules: Option<String>,
     /// Stage timings.
     pub timings_ms: Timings,
+    /// Ids (`DOC_ID#ORDINAL`) of the passages retrieved for this answer, for
+    /// the audit record; not part of the JSON answer.
+    #[serde(skip)]
+    pub retrieved: Vec<String>,
 }
 
 /// One sentence of an answer with the passage it is quoted from or supported by.
@@ -370,6 +379,7 @@ impl Copilot {
         let filter = Filter::for_role(&ask.role, ask.product.as_deref(), ask.as_of);
         let tr = Instant::now();
         let search = self.retrieve(q, &filter)?;
+        let retrieved: Vec<String> = search.hits.iter().map(|h| format!("{}#{}", h.passage.doc_id, h.passage.ordinal)).collect();
         timings.retrieve = tr.elapsed().as_secs_f64() * 1e3;
         let t1 = Instant::now();
         let draft = self.extractive.draft(q, &search, &search.hits);
@@ -389,6 +399,7 @@ impl Copilot {
             };
             let mut a = self.escalate(ask, who, &v, timings)?;
             a.guard_rules = guard_rules;
+            a.retrieved = retrieved;
             return Ok(a);
         }
         let extractive = cite(&draft, &search.hits, timings.clone());
@@ -399,7 +410,7 @@ impl Copilot {
             for s in &draft.sentences {
                 on_event(Event::Sentence(marks.mark(s)));
             }
-            return Ok(Answer { timings_ms: timings, guard_rules, ..extractive });
+            return Ok(Answer { timings_ms: timings, guard_rules, retrieved, ..extractive });
         };
         // Each generated sentence reaches the caller only once it has passed
         // the verifier (in `Grounded::answer`) and the output guard (here).
@@ -453,7 +464,9 @@ impl Copilot {
         answer.timings_ms = timings;
         answer.model = model;
         answer.prompt_version = prompt_version;
+        answer.prompt_sha256 = Some(crate::prompts::sha256_hex(g.prompt.source.as_bytes()));
         answer.guard_rules = guard_rules;
+        answer.retrieved = retrieved;
         answer.flags.extend(output_flags);
         Ok(answer)
     }
@@ -547,6 +560,8 @@ impl Copilot {
             audit_id: None,
             guard_rules: None,
             timings_ms: timings,
+            prompt_sha256: None,
+            retrieved: Vec::new(),
         })
     }
 }
@@ -582,6 +597,8 @@ pub fn cite(draft: &Draft, hits: &[Hit], timings: Timings) -> Answer {
         audit_id: None,
         guard_rules: None,
         timings_ms: timings,
+        prompt_sha256: None,
+        retrieved: Vec::new(),
     }
 }
 

@@ -3,7 +3,8 @@
 //! A suite is one JSON case a line (format in DESIGN.md). `run` answers every
 //! case with the real pipeline and computes the metrics compliance reads:
 //! route accuracy, citation recall and precision, the supported-sentence
-//! rate, latencies, and a list of failures with the reason for each.
+//! rate, latencies, and a list of failures with the reason for each;
+//! [`report`] writes them for compliance (HTML with charts, Markdown, JSON).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -11,6 +12,9 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::copilot::{Answer, Ask, Copilot};
+
+pub mod report;
+pub use report::write_report;
 
 /// What can go wrong reading a suite or writing a report.
 #[derive(Debug, thiserror::Error)]
@@ -533,81 +537,6 @@ pub fn run(copilot: &Copilot, suite: &Suite, role: &str, as_of: chrono::NaiveDat
         failures,
         outcomes,
     }
-}
-
-fn fmt_opt(v: Option<f64>) -> String {
-    v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "n/a".into())
-}
-
-/// Writes `report.md`, `report.html` and `report.json` into `dir`.
-pub fn write_report(m: &Metrics, dir: &Path) -> Result<()> {
-    let err = |source| Error::Report { path: dir.to_owned(), source };
-    std::fs::create_dir_all(dir).map_err(err)?;
-    let mut md = String::new();
-    md.push_str(&format!("# OnLabel eval report\n\nSuite: `{}`\n\n", m.suite));
-    md.push_str("| metric | value |\n| --- | --- |\n");
-    for (k, v) in [
-        ("cases", m.cases.to_string()),
-        ("skipped (task not evaluated)", m.skipped.to_string()),
-        ("route_accuracy", format!("{:.3}", m.route_accuracy)),
-        ("citation_recall", fmt_opt(m.citation_recall)),
-        ("citation_precision", fmt_opt(m.citation_precision)),
-        ("supported_sentence_rate", fmt_opt(m.supported_sentence_rate)),
-        ("generated / extractive", format!("{} / {}", m.generated, m.extractive)),
-        ("latency_ms_p50", format!("{:.2}", m.latency_ms_p50)),
-        ("latency_ms_p95", format!("{:.2}", m.latency_ms_p95)),
-    ] {
-        md.push_str(&format!("| {k} | {v} |\n"));
-    }
-    md.push_str(&format!("\n## Failures ({})\n\n", m.failures.len()));
-    for f in &m.failures {
-        md.push_str(&format!("- `{}`: {}\n", f.id, f.why.replace('\n', " ")));
-    }
-    md.push_str("\n## Cases\n\n| id | pass | route | cited | expected | ms |\n| --- | --- | --- | --- | --- | --- |\n");
-    for o in &m.outcomes {
-        md.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {:.1} |\n",
-            o.id,
-            if o.pass { "yes" } else { "**no**" },
-            o.route,
-            o.cited.join(", "),
-            o.expected.join(", "),
-            o.latency_ms
-        ));
-    }
-    std::fs::write(dir.join("report.md"), &md).map_err(err)?;
-    let esc = |s: &str| html_escape::encode_text(s).to_string();
-    let mut html = String::from("<!doctype html><meta charset=utf-8><title>OnLabel eval report</title><style>body{font-family:sans-serif;max-width:72rem;margin:2rem auto}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.25rem .5rem;vertical-align:top}.no{background:#fdd}</style>");
-    html.push_str(&format!("<h1>OnLabel eval report</h1><p>Suite: <code>{}</code></p><table>", esc(&m.suite)));
-    for (k, v) in [
-        ("cases", m.cases.to_string()),
-        ("route_accuracy", format!("{:.3}", m.route_accuracy)),
-        ("citation_recall", fmt_opt(m.citation_recall)),
-        ("citation_precision", fmt_opt(m.citation_precision)),
-        ("supported_sentence_rate", fmt_opt(m.supported_sentence_rate)),
-        ("latency_ms_p50", format!("{:.2}", m.latency_ms_p50)),
-        ("latency_ms_p95", format!("{:.2}", m.latency_ms_p95)),
-    ] {
-        html.push_str(&format!("<tr><th>{k}</th><td>{v}</td></tr>"));
-    }
-    html.push_str("</table><h2>Cases</h2><table><tr><th>id</th><th>question</th><th>route</th><th>answer</th><th>cited</th><th>expected</th></tr>");
-    for o in &m.outcomes {
-        html.push_str(&format!(
-            "<tr class={}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            if o.pass { "yes" } else { "no" },
-            esc(&o.id),
-            esc(&o.question),
-            esc(&o.route),
-            esc(&o.answer),
-            esc(&o.cited.join(", ")),
-            esc(&o.expected.join(", "))
-        ));
-    }
-    html.push_str("</table>");
-    std::fs::write(dir.join("report.html"), html).map_err(err)?;
-    let json = serde_json::to_string_pretty(m).map_err(|e| err(std::io::Error::other(e)))?;
-    std::fs::write(dir.join("report.json"), json).map_err(err)?;
-    Ok(())
 }
 
 #[cfg(test)]

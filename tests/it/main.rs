@@ -12,5 +12,6 @@ mod index;
 mod llm;
 mod pipeline;
 mod safety;
+mod trace;
 mod registry;
 mod users;
