@@ -2,18 +2,24 @@
 
 mod audit;
 mod cases;
+pub mod config;
 mod dense;
+pub mod error;
+mod info;
+mod products;
 mod prompts;
 mod signin;
 mod users;
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
+
+use config::Source;
 
 use crate::copilot::{Answer, Ask, Copilot, Route};
 use crate::corpus::{Corpus, Limits};
@@ -62,9 +68,36 @@ struct Global {
     /// Log format on stderr: text or json.
     #[arg(long, global = true, default_value = "text", env = "ONLABEL_LOG_FORMAT")]
     log_format: String,
-    /// Data directory holding onlabel.sqlite (cases; later prompts, audit, users).
-    #[arg(long = "data", value_name = "DIR", global = true, default_value = "data", env = "ONLABEL_DATA")]
+    /// Data directory holding onlabel.sqlite (cases, prompt registry, audit log, users).
+    /// Default: the config file's `data`, else the per-user data directory (see `onlabel info`).
+    #[arg(long = "data", value_name = "DIR", global = true, env = "ONLABEL_DATA")]
+    data: Option<PathBuf>,
+    /// Config file (TOML: data, index, model, embedder, rules).
+    /// Default: config.toml in the per-user config directory, if it exists.
+    #[arg(long = "config", value_name = "FILE", global = true, env = "ONLABEL_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+/// What every command runs with once flags, environment and config file are merged.
+#[derive(Debug)]
+pub struct Ctx {
+    /// `--json` was given.
+    json: bool,
+    /// The data directory (holding onlabel.sqlite).
     data: PathBuf,
+    /// Where [`Ctx::data`] came from.
+    data_source: Source,
+    /// The config file in use, if any.
+    config: config::Loaded,
+}
+
+impl Ctx {
+    /// The store file, absolute when the data directory exists: what every
+    /// escalation message prints so that a case can always be found again.
+    pub fn store_file(&self) -> PathBuf {
+        let dir = std::fs::canonicalize(&self.data).unwrap_or_else(|_| self.data.clone());
+        dir.join(crate::store::FILE_NAME)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -77,8 +110,12 @@ enum Command {
     Email(EmailArgs),
     /// Turn free-text visit notes into a structured call summary; uncited product claims are removed.
     Summarize(SummarizeArgs),
-    /// Run an eval suite and report its metrics.
+    /// Run an eval suite and report its metrics; exits 1 when a --min-… threshold is not met.
     Eval(EvalArgs),
+    /// List the products in an index with their documents, MLR numbers and expiry dates.
+    Products(products::ProductsArgs),
+    /// Show where OnLabel keeps its store, index, models and rules, and where each setting came from.
+    Info,
     /// Work the Pharmacovigilance / Medical Information case queue.
     Cases {
         #[command(subcommand)]
@@ -103,12 +140,16 @@ struct IngestArgs {
     /// A corpus folder holding manifest.toml (repeatable).
     #[arg(long = "corpus", required = true)]
     corpora: Vec<PathBuf>,
-    /// Where to write the index (replaced atomically).
+    /// Where to write the index (replaced atomically); default: the config file's `index`.
     #[arg(long, env = "ONLABEL_INDEX")]
-    index: PathBuf,
+    index: Option<PathBuf>,
     /// Skip documents that fail to load instead of stopping at the first.
     #[arg(long)]
     keep_going: bool,
+    /// Build the index even when no document loaded (by default an empty or
+    /// all-failing corpus never replaces an existing index).
+    #[arg(long)]
+    allow_empty: bool,
     /// Largest document accepted, in bytes.
     #[arg(long, default_value_t = Limits::default().max_doc_bytes)]
     max_doc_bytes: u64,
@@ -118,9 +159,9 @@ struct IngestArgs {
 
 #[derive(Debug, Args, Clone)]
 struct QueryArgs {
-    /// The index built by `onlabel ingest`.
+    /// The index built by `onlabel ingest`; default: the config file's `index`.
     #[arg(long, env = "ONLABEL_INDEX")]
-    index: PathBuf,
+    index: Option<PathBuf>,
     /// Role of the asker: rep sees promotional material only.
     #[arg(long, default_value = "rep", value_parser = ["rep", "mlr_reviewer", "compliance", "medical", "admin"])]
     role: String,
@@ -136,6 +177,28 @@ struct QueryArgs {
     gen: GenArgs,
     #[command(flatten)]
     dense: dense::QueryDense,
+}
+
+impl QueryArgs {
+    /// The index directory, from flag, environment or config file.
+    fn index(&self) -> Result<&Path, error::Error> {
+        self.index.as_deref().ok_or(error::Error::NoIndex)
+    }
+
+    /// Fills the settings neither a flag nor the environment gave from the config file.
+    fn fill(&mut self, c: &config::Config) {
+        fill(&mut self.index, &c.index);
+        fill(&mut self.rules_dir, &c.rules);
+        fill(&mut self.gen.model, &c.model);
+        fill(&mut self.dense.embedder, &c.embedder);
+    }
+}
+
+/// `slot` keeps a flag's or env's value; otherwise takes the config file's.
+fn fill(slot: &mut Option<PathBuf>, from_file: &Option<PathBuf>) {
+    if slot.is_none() {
+        slot.clone_from(from_file);
+    }
 }
 
 /// Options of the generated path.
@@ -164,7 +227,7 @@ pub const DEFAULT_MODEL: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
 /// Builds the copilot for a query command: index, guard, case store (when
 /// `data` is given) and, unless disabled, the model.
 fn copilot(q: &QueryArgs, data: Option<&std::path::Path>) -> anyhow::Result<Copilot> {
-    let index = Index::open(&q.index)?;
+    let index = Index::open(q.index()?).map_err(error::index_error)?;
     let guard = match &q.rules_dir {
         Some(dir) => crate::guard::Guard::from_dir(dir).with_context(|| format!("loading the guard rules from {}", dir.display()))?,
         None => crate::guard::Guard::builtin()?,
@@ -261,6 +324,65 @@ struct EvalArgs {
     /// Write report.md, report.html and report.json here.
     #[arg(long)]
     report: Option<PathBuf>,
+    #[command(flatten)]
+    gates: Gates,
+}
+
+/// Minimums an eval must meet (each optional); `eval` exits 1 when one is not
+/// met, so CI can gate on it. A metric that the suite cannot measure (n/a)
+/// does not meet a minimum asked of it.
+#[derive(Debug, Args, Clone, Default)]
+struct Gates {
+    /// Least acceptable route_accuracy (0–1).
+    #[arg(long, value_name = "X", value_parser = share)]
+    min_route_accuracy: Option<f64>,
+    /// Least acceptable citation_recall (0–1).
+    #[arg(long, value_name = "X", value_parser = share)]
+    min_citation_recall: Option<f64>,
+    /// Least acceptable citation_precision (0–1).
+    #[arg(long, value_name = "X", value_parser = share)]
+    min_citation_precision: Option<f64>,
+    /// Least acceptable supported_sentence_rate (0–1).
+    #[arg(long, value_name = "X", value_parser = share)]
+    min_supported_sentence_rate: Option<f64>,
+    /// Least acceptable ae_recall (0–1): share of reports routed to Pharmacovigilance.
+    #[arg(long, value_name = "X", value_parser = share)]
+    min_ae_recall: Option<f64>,
+    /// Least acceptable ae_precision (0–1).
+    #[arg(long, value_name = "X", value_parser = share)]
+    min_ae_precision: Option<f64>,
+    /// Least acceptable ae_f1 (0–1).
+    #[arg(long, value_name = "X", value_parser = share)]
+    min_ae_f1: Option<f64>,
+    /// Least acceptable mention_recall (0–1).
+    #[arg(long, value_name = "X", value_parser = share)]
+    min_mention_recall: Option<f64>,
+}
+
+impl Gates {
+    /// Each minimum given, with the metric's value: (metric, minimum, value).
+    fn check(&self, m: &crate::eval::Metrics) -> Vec<(&'static str, f64, Option<f64>)> {
+        [
+            ("route_accuracy", self.min_route_accuracy, Some(m.route_accuracy)),
+            ("citation_recall", self.min_citation_recall, m.citation_recall),
+            ("citation_precision", self.min_citation_precision, m.citation_precision),
+            ("supported_sentence_rate", self.min_supported_sentence_rate, m.supported_sentence_rate),
+            ("ae_recall", self.min_ae_recall, m.ae_recall),
+            ("ae_precision", self.min_ae_precision, m.ae_precision),
+            ("ae_f1", self.min_ae_f1, m.ae_f1),
+            ("mention_recall", self.min_mention_recall, m.mention_recall),
+        ]
+        .into_iter()
+        .filter_map(|(k, min, v)| min.map(|min| (k, min, v)))
+        .collect()
+    }
+}
+
+fn share(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
+        _ => Err(format!("{s:?} is not a share between 0 and 1 (e.g. 0.9)")),
+    }
 }
 
 /// A fresh scratch directory under the system temp dir (removed at exit by the OS's tmp cleaning).
@@ -280,15 +402,57 @@ fn today() -> NaiveDate {
 
 /// Parses arguments, sets up logging, runs the command; returns the exit code.
 pub fn run() -> i32 {
-    let cli = Cli::parse();
-    init_tracing(&cli.global.log_format);
-    match dispatch(&cli) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            EXIT_BAD_INPUT
+    let mut cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) if e.use_stderr() && config::on_command_line("--json") => {
+            let msg = e.render().to_string();
+            let first = msg.lines().next().unwrap_or("").trim_start_matches("error: ").to_string();
+            eprint!("{msg}");
+            outln!("{}", serde_json::json!({"error": {"code": "usage", "message": first}}));
+            return EXIT_BAD_INPUT;
         }
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { EXIT_BAD_INPUT } else { EXIT_OK };
+        }
+    };
+    init_tracing(&cli.global.log_format);
+    let json = cli.global.json;
+    match context(&mut cli).and_then(|ctx| dispatch(&cli, &ctx)) {
+        Ok(code) => code,
+        Err(e) => error::report(&e, json),
     }
+}
+
+/// Reads the config file, resolves the data directory and fills every
+/// setting that neither a flag nor the environment gave from the file.
+fn context(cli: &mut Cli) -> anyhow::Result<Ctx> {
+    let loaded = config::load(cli.global.config.as_deref())?;
+    let c = &loaded.config;
+    let (data, data_source) = match config::pick(cli.global.data.as_ref(), "--data", c.data.as_ref(), None) {
+        Some(d) => d,
+        None => (config::default_data_dir()?, Source::Default),
+    };
+    match &mut cli.command {
+        Command::Ingest(a) => {
+            fill(&mut a.index, &c.index);
+            if a.dense.dense {
+                fill(&mut a.dense.embedder, &c.embedder);
+            }
+        }
+        Command::Ask(a) => a.q.fill(c),
+        Command::Email(a) => a.q.fill(c),
+        Command::Summarize(a) => a.q.fill(c),
+        Command::Eval(a) => a.q.fill(c),
+        Command::Products(a) => fill(&mut a.index, &c.index),
+        Command::Prompts(a) => {
+            if let Some(q) = a.query_args_mut() {
+                q.fill(c);
+            }
+        }
+        Command::Cases { .. } | Command::Users { .. } | Command::Audit { .. } | Command::Info => {}
+    }
+    Ok(Ctx { json: cli.global.json, data, data_source, config: loaded })
 }
 
 fn init_tracing(format: &str) {
@@ -302,25 +466,70 @@ fn init_tracing(format: &str) {
     }
 }
 
-fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
+fn dispatch(cli: &Cli, ctx: &Ctx) -> anyhow::Result<i32> {
+    let json = ctx.json;
     match &cli.command {
-        Command::Ingest(a) => ingest(a, cli.global.json),
-        Command::Ask(a) => ask(a, cli.global.json, &cli.global.data),
-        Command::Eval(a) => eval(a, cli.global.json),
-        Command::Email(a) => email(a, cli.global.json, &cli.global.data),
-        Command::Summarize(a) => summarize(a, cli.global.json, &cli.global.data),
-        Command::Cases { cmd } => cases::run(cmd, &cli.global.data, cli.global.json),
-        Command::Prompts(a) => prompts::run(a, &cli.global.data, cli.global.json),
-        Command::Users { cmd } => users::run(cmd, &cli.global.data, cli.global.json),
-        Command::Audit { cmd } => audit::run(cmd, &cli.global.data, cli.global.json),
+        Command::Ingest(a) => ingest(a, json),
+        Command::Ask(a) => ask(a, ctx),
+        Command::Eval(a) => eval(a, json),
+        Command::Email(a) => email(a, ctx),
+        Command::Summarize(a) => summarize(a, ctx),
+        Command::Products(a) => products::run(a, json),
+        Command::Info => info::run(ctx),
+        Command::Cases { cmd } => cases::run(cmd, &ctx.data, json),
+        Command::Prompts(a) => prompts::run(a, &ctx.data, json),
+        Command::Users { cmd } => users::run(cmd, &ctx.data, json),
+        Command::Audit { cmd } => audit::run(cmd, &ctx.data, json),
     }
+}
+
+/// The warnings `ingest` prints for documents that load but can never be
+/// cited: withdrawn, or already past their last valid day.
+fn unusable_documents(corpus: &Corpus, today: NaiveDate) -> Vec<String> {
+    let mut w = Vec::new();
+    for d in &corpus.documents {
+        let m = &d.meta;
+        if m.status == crate::corpus::Status::Withdrawn {
+            w.push(format!("document {} ({}) is withdrawn: it is indexed but will never be retrieved or cited", m.id, m.mlr_number));
+        } else if m.expires_on < today {
+            w.push(format!(
+                "document {} ({}) expired on {}: it is indexed but will never be retrieved or cited; ingest its renewed version",
+                m.id, m.mlr_number, m.expires_on
+            ));
+        }
+    }
+    w
 }
 
 fn ingest(a: &IngestArgs, json: bool) -> anyhow::Result<i32> {
     let t = Instant::now();
+    let index_dir = a.index.clone().ok_or(error::Error::NoIndex)?;
     let limits = Limits { max_doc_bytes: a.max_doc_bytes, ..Limits::default() };
     let corpus = Corpus::load(&a.corpora, limits, a.keep_going)?;
     let passages = corpus.passages(limits);
+    if passages.is_empty() && !a.allow_empty {
+        let why = if !corpus.failures.is_empty() {
+            let first = corpus.failures.first().map(|e| e.to_string()).unwrap_or_default();
+            format!("all {} documents failed to load (the first: {first})", corpus.failures.len())
+        } else if corpus.documents.is_empty() {
+            let list: Vec<String> = a.corpora.iter().map(|c| c.join("manifest.toml").display().to_string()).collect();
+            format!("{} lists no document", list.join(", "))
+        } else {
+            format!("the {} documents loaded hold no text", corpus.documents.len())
+        };
+        if !json {
+            for f in &corpus.failures {
+                eprintln!("skipped: {f}");
+            }
+        }
+        return Err(error::Error::EmptyCorpus { why, index: index_dir }.into());
+    }
+    let warnings = unusable_documents(&corpus, today());
+    if !json {
+        for w in &warnings {
+            eprintln!("warning: {w}");
+        }
+    }
     let embedder = dense::ingest_embedder(&a.dense)?;
     let bar = if std::io::stderr().is_terminal() && !json {
         let b = indicatif::ProgressBar::new(passages.len() as u64);
@@ -334,7 +543,7 @@ fn ingest(a: &IngestArgs, json: bool) -> anyhow::Result<i32> {
     };
     let mut shown = None;
     let built = Index::build_with(
-        &a.index,
+        &index_dir,
         &passages,
         |stage, i| {
             if let Some(b) = &bar {
@@ -350,6 +559,7 @@ fn ingest(a: &IngestArgs, json: bool) -> anyhow::Result<i32> {
     if let Some(b) = bar {
         b.finish_and_clear();
     }
+    products::write_catalogue(&index_dir, &corpus, &passages)?;
     let sections: usize = corpus.documents.iter().map(|d| d.sections.len()).sum();
     let pages: usize = corpus.documents.iter().map(|d| d.pages).sum();
     let secs = t.elapsed().as_secs_f64();
@@ -359,8 +569,8 @@ fn ingest(a: &IngestArgs, json: bool) -> anyhow::Result<i32> {
             "{}",
             serde_json::json!({
                 "documents": corpus.documents.len(), "sections": sections, "passages": passages.len(),
-                "pages": pages, "seconds": secs, "index": a.index, "failures": failures,
-                "embed_seconds": built.embed_seconds,
+                "pages": pages, "seconds": secs, "index": index_dir, "failures": failures,
+                "embed_seconds": built.embed_seconds, "warnings": warnings,
             })
         );
     } else {
@@ -373,7 +583,7 @@ fn ingest(a: &IngestArgs, json: bool) -> anyhow::Result<i32> {
             sections,
             passages.len(),
             secs,
-            a.index.display(),
+            index_dir.display(),
             if failures.is_empty() { String::new() } else { format!(" ({} skipped)", failures.len()) }
         );
         match built.embed_seconds {
@@ -384,8 +594,30 @@ fn ingest(a: &IngestArgs, json: bool) -> anyhow::Result<i32> {
     Ok(EXIT_OK)
 }
 
-fn ask(a: &AskArgs, json: bool, data: &std::path::Path) -> anyhow::Result<i32> {
-    let copilot = copilot(&a.q, Some(data))?;
+/// The JSON of an answer or draft, with `case_store` (the file its case is
+/// in) added when it opened a case.
+fn with_case_store<T: serde::Serialize>(v: &T, case_id: Option<&str>, ctx: &Ctx) -> anyhow::Result<String> {
+    let mut j = serde_json::to_value(v)?;
+    if let (Some(_), Some(o)) = (case_id, j.as_object_mut()) {
+        o.insert("case_store".into(), ctx.store_file().display().to_string().into());
+    }
+    Ok(serde_json::to_string_pretty(&j)?)
+}
+
+/// The line after an escalation: where its case is, and how to see it.
+fn case_stored_line(case_id: Option<&str>, ctx: &Ctx) -> String {
+    match case_id {
+        Some(id) => {
+            let data = if ctx.data_source == Source::Default { String::new() } else { format!(" --data {}", ctx.data.display()) };
+            format!("case {id} is stored in {} (`onlabel{data} cases show {id}`)\n", ctx.store_file().display())
+        }
+        None => String::new(),
+    }
+}
+
+fn ask(a: &AskArgs, ctx: &Ctx) -> anyhow::Result<i32> {
+    let json = ctx.json;
+    let copilot = copilot(&a.q, Some(&ctx.data))?;
     let who = crate::copilot::Requester { user: a.user.clone(), hcp: a.hcp.clone() };
     let req = Ask {
         question: a.question.clone(),
@@ -396,9 +628,10 @@ fn ask(a: &AskArgs, json: bool, data: &std::path::Path) -> anyhow::Result<i32> {
     if json || !std::io::stdout().is_terminal() {
         let answer = copilot.ask_as(&req, &who, &mut |_| {})?;
         if json {
-            outln!("{}", serde_json::to_string_pretty(&answer)?);
+            outln!("{}", with_case_store(&answer, answer.case_id.as_deref(), ctx)?);
         } else {
             out!("{}", render_text(&answer));
+            out!("{}", case_stored_line(answer.case_id.as_deref(), ctx));
         }
         return Ok(EXIT_OK);
     }
@@ -418,6 +651,7 @@ fn ask(a: &AskArgs, json: bool, data: &std::path::Path) -> anyhow::Result<i32> {
         out!("{}", render_citations(&answer));
     } else {
         out!("{}", render_text(&answer));
+        out!("{}", case_stored_line(answer.case_id.as_deref(), ctx));
     }
     Ok(EXIT_OK)
 }
@@ -460,13 +694,14 @@ pub fn render_citations(a: &Answer) -> String {
     s
 }
 
-fn email(a: &EmailArgs, json: bool, data: &std::path::Path) -> anyhow::Result<i32> {
-    let copilot = copilot(&QueryArgs { gen: GenArgs { extractive: true, ..a.q.gen.clone() }, ..a.q.clone() }, Some(data))?;
+fn email(a: &EmailArgs, ctx: &Ctx) -> anyhow::Result<i32> {
+    let json = ctx.json;
+    let copilot = copilot(&QueryArgs { gen: GenArgs { extractive: true, ..a.q.gen.clone() }, ..a.q.clone() }, Some(&ctx.data))?;
     let req = Ask { question: a.topics.clone(), product: Some(a.product.clone()), role: a.q.role.clone(), as_of: a.q.as_of.unwrap_or_else(today) };
     let who = crate::copilot::Requester { user: a.user.clone(), hcp: Some(a.hcp.clone()) };
     let d = copilot.email(&req, &who, &a.hcp)?;
     if json {
-        outln!("{}", serde_json::to_string_pretty(&d)?);
+        outln!("{}", with_case_store(&d, d.case_id.as_deref(), ctx)?);
     } else if let (Route::Answer, false) = (d.route, d.body.is_empty()) {
         out!("{}", d.body);
         if let Some(m) = &d.message {
@@ -474,28 +709,31 @@ fn email(a: &EmailArgs, json: bool, data: &std::path::Path) -> anyhow::Result<i3
         }
     } else {
         outln!("[{}] {}", d.route.as_str(), d.message.as_deref().unwrap_or(""));
+        out!("{}", case_stored_line(d.case_id.as_deref(), ctx));
     }
     Ok(EXIT_OK)
 }
 
-fn summarize(a: &SummarizeArgs, json: bool, data: &std::path::Path) -> anyhow::Result<i32> {
-    let meta = std::fs::metadata(&a.notes_file).with_context(|| format!("cannot read notes file {}", a.notes_file.display()))?;
-    anyhow::ensure!(
-        meta.len() <= MAX_NOTES_BYTES,
-        "notes file {} is {} bytes, over the {MAX_NOTES_BYTES}-byte limit: summarize one visit at a time",
-        a.notes_file.display(),
-        meta.len()
-    );
-    let notes = std::fs::read_to_string(&a.notes_file).with_context(|| format!("notes file {} is not UTF-8 text", a.notes_file.display()))?;
-    anyhow::ensure!(!notes.trim().is_empty(), "notes file {} is empty", a.notes_file.display());
-    let copilot = copilot(&QueryArgs { gen: GenArgs { extractive: true, ..a.q.gen.clone() }, ..a.q.clone() }, Some(data))?;
+fn summarize(a: &SummarizeArgs, ctx: &Ctx) -> anyhow::Result<i32> {
+    let json = ctx.json;
+    let bad = |reason: String| error::Error::BadFile { what: "notes file", path: a.notes_file.clone(), reason };
+    let meta = std::fs::metadata(&a.notes_file).map_err(|e| bad(e.to_string()))?;
+    if meta.len() > MAX_NOTES_BYTES {
+        return Err(bad(format!("{} bytes, over the {MAX_NOTES_BYTES}-byte limit: summarize one visit at a time", meta.len())).into());
+    }
+    let notes = std::fs::read_to_string(&a.notes_file).map_err(|e| bad(format!("not UTF-8 text ({e})")))?;
+    if notes.trim().is_empty() {
+        return Err(bad("is empty".into()).into());
+    }
+    let copilot = copilot(&QueryArgs { gen: GenArgs { extractive: true, ..a.q.gen.clone() }, ..a.q.clone() }, Some(&ctx.data))?;
     let req = Ask { question: String::new(), product: Some(a.product.clone()), role: a.q.role.clone(), as_of: a.q.as_of.unwrap_or_else(today) };
     let who = crate::copilot::Requester { user: a.user.clone(), hcp: a.hcp.clone() };
     let s = copilot.summarize(&notes, &req, &who)?;
     if json {
-        outln!("{}", serde_json::to_string_pretty(&s)?);
+        outln!("{}", with_case_store(&s, s.case_id.as_deref(), ctx)?);
     } else {
         out!("{}", crate::copilot::email::render_summary(&s));
+        out!("{}", case_stored_line(s.case_id.as_deref(), ctx));
     }
     Ok(EXIT_OK)
 }
@@ -505,13 +743,52 @@ fn eval(a: &EvalArgs, json: bool) -> anyhow::Result<i32> {
     let scratch = tempfile_dir()?;
     let copilot = copilot(&a.q, Some(scratch.as_path()))?;
     let suite = crate::eval::Suite::read(&a.suite)?;
-    let mut m = crate::eval::run(&copilot, &suite, &a.q.role, a.q.as_of.unwrap_or_else(today));
+    let bar = if std::io::stderr().is_terminal() {
+        let b = indicatif::ProgressBar::new(suite.cases.len() as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("eval {bar:40} {pos}/{len} cases {elapsed} (eta {eta})")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        Some(b)
+    } else {
+        None
+    };
+    let mut m = crate::eval::run_with(&copilot, &suite, &a.q.role, a.q.as_of.unwrap_or_else(today), &mut |i| {
+        if let Some(b) = &bar {
+            b.set_position(i as u64);
+        }
+    });
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
     if let Some(dir) = &a.report {
-        crate::eval::write_report(&m, dir).with_context(|| format!("writing report to {}", dir.display()))?;
+        crate::eval::write_report(&m, dir)?;
     }
     m.outcomes.clear();
+    let gates = a.gates.check(&m);
+    let unmet: Vec<String> = gates
+        .iter()
+        .filter(|(_, min, v)| v.is_none_or(|v| v < *min))
+        .map(|(k, min, v)| match v {
+            Some(v) => format!("{k} {v:.3} is below the minimum {min:.3}"),
+            None => format!("{k} is n/a on this suite (no case measures it), so the minimum {min:.3} is not met"),
+        })
+        .collect();
+    let code = if unmet.is_empty() { EXIT_OK } else { EXIT_CHECK_FAILED };
     if json {
-        outln!("{}", serde_json::to_string_pretty(&m)?);
+        let mut j = serde_json::to_value(&m)?;
+        if let Some(o) = j.as_object_mut().filter(|_| !gates.is_empty()) {
+            let t: Vec<serde_json::Value> = gates
+                .iter()
+                .map(|(k, min, v)| serde_json::json!({"metric": k, "min": min, "value": v, "met": v.is_some_and(|v| v >= *min)}))
+                .collect();
+            o.insert("thresholds".into(), t.into());
+            o.insert("passed".into(), unmet.is_empty().into());
+        }
+        outln!("{}", serde_json::to_string_pretty(&j)?);
+        for u in &unmet {
+            eprintln!("threshold not met: {u}");
+        }
     } else {
         let f = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "n/a".into());
         outln!(
@@ -533,6 +810,12 @@ fn eval(a: &EvalArgs, json: bool) -> anyhow::Result<i32> {
         for fl in &m.failures {
             outln!("  {}: {}", fl.id, fl.why);
         }
+        for u in &unmet {
+            outln!("threshold not met: {u}");
+        }
+        if !gates.is_empty() && unmet.is_empty() {
+            outln!("all {} thresholds met", gates.len());
+        }
     }
-    Ok(EXIT_OK)
+    Ok(code)
 }
