@@ -510,7 +510,10 @@ fn ingest(a: &IngestArgs, json: bool) -> anyhow::Result<i32> {
     if passages.is_empty() && !a.allow_empty {
         let why = if !corpus.failures.is_empty() {
             let first = corpus.failures.first().map(|e| e.to_string()).unwrap_or_default();
-            format!("all {} documents failed to load (the first: {first})", corpus.failures.len())
+            match corpus.failures.len() {
+                1 => format!("its only document failed to load ({first})"),
+                n => format!("all {n} documents failed to load (the first: {first})"),
+            }
         } else if corpus.documents.is_empty() {
             let list: Vec<String> = a.corpora.iter().map(|c| c.join("manifest.toml").display().to_string()).collect();
             format!("{} lists no document", list.join(", "))
@@ -694,8 +697,34 @@ pub fn render_citations(a: &Answer) -> String {
     s
 }
 
+/// Refuses a product the index does not hold: a draft or summary for it
+/// would look complete and cite nothing.
+fn known_product(q: &QueryArgs, product: &str) -> anyhow::Result<()> {
+    let names = products::names(q.index()?)?;
+    let p = product.trim().to_lowercase();
+    if names.contains(&p) {
+        return Ok(());
+    }
+    Err(error::Error::BadInput {
+        field: "--product",
+        reason: format!(
+            "no product {p:?} in the index at {} (it holds: {}); see `onlabel products`",
+            q.index()?.display(),
+            if names.is_empty() { "nothing".to_string() } else { names.join(", ") }
+        ),
+    }
+    .into())
+}
+
 fn email(a: &EmailArgs, ctx: &Ctx) -> anyhow::Result<i32> {
     let json = ctx.json;
+    if a.hcp.trim().is_empty() {
+        return Err(error::Error::BadInput { field: "--hcp", reason: "is empty: name the HCP the email is for".into() }.into());
+    }
+    if a.topics.trim().is_empty() {
+        return Err(error::Error::BadInput { field: "TOPICS", reason: "are empty: say what was discussed".into() }.into());
+    }
+    known_product(&a.q, &a.product)?;
     let copilot = copilot(&QueryArgs { gen: GenArgs { extractive: true, ..a.q.gen.clone() }, ..a.q.clone() }, Some(&ctx.data))?;
     let req = Ask { question: a.topics.clone(), product: Some(a.product.clone()), role: a.q.role.clone(), as_of: a.q.as_of.unwrap_or_else(today) };
     let who = crate::copilot::Requester { user: a.user.clone(), hcp: Some(a.hcp.clone()) };
@@ -725,6 +754,7 @@ fn summarize(a: &SummarizeArgs, ctx: &Ctx) -> anyhow::Result<i32> {
     if notes.trim().is_empty() {
         return Err(bad("is empty".into()).into());
     }
+    known_product(&a.q, &a.product)?;
     let copilot = copilot(&QueryArgs { gen: GenArgs { extractive: true, ..a.q.gen.clone() }, ..a.q.clone() }, Some(&ctx.data))?;
     let req = Ask { question: String::new(), product: Some(a.product.clone()), role: a.q.role.clone(), as_of: a.q.as_of.unwrap_or_else(today) };
     let who = crate::copilot::Requester { user: a.user.clone(), hcp: a.hcp.clone() };

@@ -118,6 +118,14 @@ fn entries(dir: &Path) -> anyhow::Result<Vec<Entry>> {
     Ok(by_id.into_values().collect())
 }
 
+/// The products an index holds (lower-case, sorted).
+pub fn names(dir: &Path) -> anyhow::Result<Vec<String>> {
+    let mut n: Vec<String> = entries(dir)?.into_iter().map(|e| e.product).collect();
+    n.sort();
+    n.dedup();
+    Ok(n)
+}
+
 /// Whether a document can be cited on `day`, and if not, why.
 fn standing(e: &Entry, day: NaiveDate) -> &'static str {
     if e.status == "withdrawn" {

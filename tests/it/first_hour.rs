@@ -384,6 +384,29 @@ fn issue10_6_products_lists_documents_mlr_numbers_and_expiry() {
 }
 
 #[test]
+fn issue10_7_email_and_summary_refuse_empty_or_unknown_input() {
+    let u = User::new();
+    let idx = u.demo_index();
+    let notes = root().join("examples/visit-notes.txt");
+    let n = notes.to_str().unwrap();
+    for (args, code, says) in [
+        (vec!["email", "--index", &idx, "--product", "zentravix", "--hcp", "Dr. Shah", "dosing"], "bad_input", "no product \"zentravix\""),
+        (vec!["email", "--index", &idx, "--product", "zentravia", "--hcp", " ", "dosing"], "bad_input", "--hcp"),
+        (vec!["email", "--index", &idx, "--product", "zentravia", "--hcp", "Dr. Shah", ""], "bad_input", "TOPICS"),
+        (vec!["summarize", "--index", &idx, "--product", "zentravix", n], "bad_input", "it holds: zentravia"),
+    ] {
+        let (got, out, err) = u.run(&[&["--json", "--data", u.home.join("d").to_str().unwrap()][..], &args[..]].concat());
+        assert_eq!(got, 2, "{args:?}: {out}");
+        assert_eq!(error_code(&out), code);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    // The README's sample notes exist and summarize without an escalation.
+    let (code, out, err) = u.run(&["--json", "summarize", "--extractive", "--index", &idx, "--product", "zentravia", n]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json(&out)["route"], "answer", "{out}");
+}
+
+#[test]
 fn issue10_10_demo_script_is_idempotent_and_quick_the_second_time() {
     let u = User::new();
     // A copy of the repository pieces demo.sh uses, with the test's binary and the fetched models.
