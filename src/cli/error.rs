@@ -85,6 +85,35 @@ pub fn index_error(e: crate::index::Error) -> anyhow::Error {
     }
 }
 
+/// The index error inside `cause`, however it was wrapped (the library's
+/// wrappers are `transparent`, so the chain itself skips them).
+fn inner_index<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Option<&'a crate::index::Error> {
+    use crate::copilot::Error as C;
+    if let Some(i) = cause.downcast_ref::<crate::index::Error>() {
+        return Some(i);
+    }
+    match cause.downcast_ref::<crate::Error>() {
+        Some(crate::Error::Index(i)) | Some(crate::Error::Copilot(C::Index(i))) => return Some(i),
+        _ => {}
+    }
+    match cause.downcast_ref::<C>() {
+        Some(C::Index(i)) => Some(i),
+        _ => None,
+    }
+}
+
+/// A damaged index met after opening (during a search) reads like one met
+/// at opening: it names the directory and says to re-run `ingest`.
+fn as_damaged(e: &anyhow::Error) -> Option<Error> {
+    use crate::index::Error as I;
+    e.chain().find_map(inner_index).and_then(|i| match i {
+        I::Tantivy { path, source } => Some(Error::DamagedIndex { path: path.clone(), detail: source.to_string() }),
+        I::Damaged { path, field } => Some(Error::DamagedIndex { path: path.clone(), detail: format!("{field} is missing or unreadable") }),
+        I::Schema { path, field } => Some(Error::DamagedIndex { path: path.clone(), detail: format!("missing field {field}") }),
+        _ => None,
+    })
+}
+
 /// The message of an error chain, each cause once: our error types print
 /// their OS error inside their own message, so a cause already contained in
 /// what was printed is not repeated (`No such file or directory (os error 2)` once).
@@ -232,10 +261,35 @@ fn copilot(e: &crate::copilot::Error) -> (&'static str, i32) {
 /// returns its exit code (permission errors are 3, through `signin::exit_code`).
 pub fn report(e: &anyhow::Error, json: bool) -> i32 {
     let (code, exit) = classify(e);
-    let msg = message(e);
+    let msg = match as_damaged(e) {
+        Some(d) => d.to_string(),
+        None => message(e),
+    };
     eprintln!("error: {msg}");
     if json {
         outln!("{}", serde_json::json!({"error": {"code": code, "message": msg}}));
     }
     exit
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let e: anyhow::Error = crate::store::Error::Io { path: "x".into(), source: io }.into();
+        let m = message(&e);
+        assert_eq!(m.matches("not found").count() + m.matches("No such file").count(), 1, "{m}");
+    }
+
+    #[test]
+    fn a_damaged_index_met_in_a_search_says_to_re_ingest() {
+        let inner = crate::index::Error::Damaged { path: "idx".into(), field: "doc_id" };
+        let e: anyhow::Error = crate::Error::Copilot(crate::copilot::Error::Index(inner)).into();
+        let d = as_damaged(&e).map(|d| d.to_string()).unwrap_or_default();
+        assert!(d.contains("idx") && d.contains("re-run `onlabel ingest"), "{d}");
+        assert_eq!(classify(&e).0, "index_damaged");
+    }
 }
