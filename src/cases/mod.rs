@@ -100,6 +100,7 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::Store(store::Error::NotADatabase { .. }) => "store_not_a_database",
+            Error::Store(store::Error::ForeignDatabase { .. }) => "store_not_onlabel",
             Error::Store(store::Error::Corrupt { .. }) => "store_corrupt",
             Error::Store(store::Error::NewerSchema { .. }) => "store_newer_schema",
             Error::Store(_) => "store_error",

@@ -19,7 +19,7 @@ use clap::Args;
 use serde_json::{json, Value};
 
 use super::signin::{self, report};
-use super::{outln, QueryArgs, EXIT_OK};
+use super::{outln, QueryArgs, EXIT_CHECK_FAILED, EXIT_OK};
 use crate::audit::trace::{split_model, Actor};
 use crate::audit::{Audit, Record};
 use crate::prompts::{Kind, NewEvalRun, Registry, Thresholds, Version, VersionId};
@@ -28,7 +28,7 @@ use crate::prompts::{Kind, NewEvalRun, Registry, Thresholds, Version, VersionId}
 #[derive(Debug, Args)]
 pub struct EvalArgs {
     #[command(flatten)]
-    q: QueryArgs,
+    pub(super) q: QueryArgs,
     /// The suite (JSONL).
     #[arg(long)]
     suite: PathBuf,
@@ -45,6 +45,65 @@ pub struct EvalArgs {
     /// The eval thresholds a recorded run is judged against (relative to --root).
     #[arg(long, default_value = "evals/thresholds.toml", env = "ONLABEL_THRESHOLDS")]
     thresholds: PathBuf,
+    #[command(flatten)]
+    gates: Gates,
+}
+
+/// Minimums an eval must meet (each optional); `eval` exits 1 when one is not
+/// met, so CI can gate on it. A metric that the suite cannot measure (n/a)
+/// does not meet a minimum asked of it.
+#[derive(Debug, Args, Clone, Default)]
+pub struct Gates {
+    /// Least acceptable route_accuracy (0–1).
+    #[arg(long, value_name = "X", value_parser = share)]
+    min_route_accuracy: Option<f64>,
+    /// Least acceptable citation_recall (0–1).
+    #[arg(long, value_name = "X", value_parser = share)]
+    min_citation_recall: Option<f64>,
+    /// Least acceptable citation_precision (0–1).
+    #[arg(long, value_name = "X", value_parser = share)]
+    min_citation_precision: Option<f64>,
+    /// Least acceptable supported_sentence_rate (0–1).
+    #[arg(long, value_name = "X", value_parser = share)]
+    min_supported_sentence_rate: Option<f64>,
+    /// Least acceptable ae_recall (0–1): share of reports routed to Pharmacovigilance.
+    #[arg(long, value_name = "X", value_parser = share)]
+    min_ae_recall: Option<f64>,
+    /// Least acceptable ae_precision (0–1).
+    #[arg(long, value_name = "X", value_parser = share)]
+    min_ae_precision: Option<f64>,
+    /// Least acceptable ae_f1 (0–1).
+    #[arg(long, value_name = "X", value_parser = share)]
+    min_ae_f1: Option<f64>,
+    /// Least acceptable mention_recall (0–1).
+    #[arg(long, value_name = "X", value_parser = share)]
+    min_mention_recall: Option<f64>,
+}
+
+impl Gates {
+    /// Each minimum given, with the metric's value: (metric, minimum, value).
+    fn check(&self, m: &crate::eval::Metrics) -> Vec<(&'static str, f64, Option<f64>)> {
+        [
+            ("route_accuracy", self.min_route_accuracy, Some(m.route_accuracy)),
+            ("citation_recall", self.min_citation_recall, m.citation_recall),
+            ("citation_precision", self.min_citation_precision, m.citation_precision),
+            ("supported_sentence_rate", self.min_supported_sentence_rate, m.supported_sentence_rate),
+            ("ae_recall", self.min_ae_recall, m.ae_recall),
+            ("ae_precision", self.min_ae_precision, m.ae_precision),
+            ("ae_f1", self.min_ae_f1, m.ae_f1),
+            ("mention_recall", self.min_mention_recall, m.mention_recall),
+        ]
+        .into_iter()
+        .filter_map(|(k, min, v)| min.map(|min| (k, min, v)))
+        .collect()
+    }
+}
+
+fn share(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
+        _ => Err(format!("{s:?} is not a share between 0 and 1 (e.g. 0.9)")),
+    }
 }
 
 /// Runs `onlabel eval`; returns the exit code.
@@ -65,8 +124,35 @@ pub fn run(a: &EvalArgs, json: bool, data: &Path) -> anyhow::Result<i32> {
     let suite_bytes = std::fs::read(&a.suite).with_context(|| format!("cannot read suite {}", a.suite.display()))?;
     let suite = crate::eval::Suite::read(&a.suite)?;
     let as_of = a.q.as_of.unwrap_or_else(super::today);
-    let m = crate::eval::run(&copilot, &suite, &a.q.role, as_of);
+    let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        let b = indicatif::ProgressBar::new(suite.cases.len() as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("eval {bar:40} {pos}/{len} cases {elapsed} (eta {eta})")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        Some(b)
+    } else {
+        None
+    };
+    let m = crate::eval::run_with(&copilot, &suite, &a.q.role, as_of, &mut |i| {
+        if let Some(b) = &bar {
+            b.set_position(i as u64);
+        }
+    });
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
     let _ = std::fs::remove_dir_all(&scratch);
+    let gates = a.gates.check(&m);
+    let unmet: Vec<String> = gates
+        .iter()
+        .filter(|(_, min, v)| v.is_none_or(|v| v < *min))
+        .map(|(k, min, v)| match v {
+            Some(v) => format!("{k} {v:.3} is below the minimum {min:.3}"),
+            None => format!("{k} is n/a on this suite (no case measures it), so the minimum {min:.3} is not met"),
+        })
+        .collect();
+    let code = if unmet.is_empty() { EXIT_OK } else { EXIT_CHECK_FAILED };
 
     let suite_sha = crate::prompts::sha256_hex(&suite_bytes);
     let (model, model_sha) = match copilot.grounded() {
@@ -105,7 +191,7 @@ pub fn run(a: &EvalArgs, json: bool, data: &Path) -> anyhow::Result<i32> {
         "prompt_state": prompt.as_ref().map(|p| p.2),
         "rules": rules,
         "registered_in_play": in_play.iter().map(|v| format!("{} ({})", v.id(), v.state)).collect::<Vec<_>>(),
-        "index": a.q.index.display().to_string(),
+        "index": a.q.index()?.display().to_string(),
         "role": a.q.role,
         "as_of": as_of.to_string(),
         "retrieval": format!("{:?}", copilot.retrieval()).to_lowercase(),
@@ -181,9 +267,18 @@ pub fn run(a: &EvalArgs, json: bool, data: &Path) -> anyhow::Result<i32> {
             o.insert("audit_id".into(), audit_id.into());
             o.insert("eval_runs".into(), Value::from(recorded));
             o.insert("provenance".into(), provenance);
+            if !gates.is_empty() {
+                let t: Vec<Value> =
+                    gates.iter().map(|(k, min, v)| json!({"metric": k, "min": min, "value": v, "met": v.is_some_and(|v| v >= *min)})).collect();
+                o.insert("thresholds".into(), t.into());
+                o.insert("passed".into(), unmet.is_empty().into());
+            }
         }
         outln!("{}", serde_json::to_string_pretty(&metrics)?);
-        return Ok(EXIT_OK);
+        for u in &unmet {
+            eprintln!("threshold not met: {u}");
+        }
+        return Ok(code);
     }
     let f = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "n/a".into());
     outln!(
@@ -217,5 +312,11 @@ pub fn run(a: &EvalArgs, json: bool, data: &Path) -> anyhow::Result<i32> {
     if let Some(dir) = &a.report {
         outln!("report: {}", dir.join("report.html").display());
     }
-    Ok(EXIT_OK)
+    for u in &unmet {
+        outln!("threshold not met: {u}");
+    }
+    if !gates.is_empty() && unmet.is_empty() {
+        outln!("all {} thresholds met", gates.len());
+    }
+    Ok(code)
 }

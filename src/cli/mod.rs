@@ -2,14 +2,18 @@
 
 mod audit;
 mod cases;
+pub mod config;
 mod dense;
 mod eval;
+pub mod error;
+mod info;
+mod products;
 mod prompts;
 mod signin;
 mod users;
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
@@ -18,6 +22,8 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::audit::trace::{self, Actor};
 use crate::audit::Audit;
+use config::Source;
+
 use crate::copilot::{Answer, Ask, Copilot, Route};
 use crate::corpus::{Corpus, Limits};
 use crate::index::Index;
@@ -65,9 +71,36 @@ struct Global {
     /// Log format on stderr: text or json.
     #[arg(long, global = true, default_value = "text", env = "ONLABEL_LOG_FORMAT")]
     log_format: String,
-    /// Data directory holding onlabel.sqlite (cases; later prompts, audit, users).
-    #[arg(long = "data", value_name = "DIR", global = true, default_value = "data", env = "ONLABEL_DATA")]
+    /// Data directory holding onlabel.sqlite (cases, prompt registry, audit log, users).
+    /// Default: the config file's `data`, else the per-user data directory (see `onlabel info`).
+    #[arg(long = "data", value_name = "DIR", global = true, env = "ONLABEL_DATA")]
+    data: Option<PathBuf>,
+    /// Config file (TOML: data, index, model, embedder, rules).
+    /// Default: config.toml in the per-user config directory, if it exists.
+    #[arg(long = "config", value_name = "FILE", global = true, env = "ONLABEL_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+/// What every command runs with once flags, environment and config file are merged.
+#[derive(Debug)]
+pub struct Ctx {
+    /// `--json` was given.
+    json: bool,
+    /// The data directory (holding onlabel.sqlite).
     data: PathBuf,
+    /// Where [`Ctx::data`] came from.
+    data_source: Source,
+    /// The config file in use, if any.
+    config: config::Loaded,
+}
+
+impl Ctx {
+    /// The store file, absolute when the data directory exists: what every
+    /// escalation message prints so that a case can always be found again.
+    pub fn store_file(&self) -> PathBuf {
+        let dir = std::fs::canonicalize(&self.data).unwrap_or_else(|_| self.data.clone());
+        dir.join(crate::store::FILE_NAME)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -80,8 +113,12 @@ enum Command {
     Email(EmailArgs),
     /// Turn free-text visit notes into a structured call summary; uncited product claims are removed.
     Summarize(SummarizeArgs),
-    /// Run an eval suite and report its metrics.
+    /// Run an eval suite and report its metrics; exits 1 when a --min-… threshold is not met.
     Eval(eval::EvalArgs),
+    /// List the products in an index with their documents, MLR numbers and expiry dates.
+    Products(products::ProductsArgs),
+    /// Show where OnLabel keeps its store, index, models and rules, and where each setting came from.
+    Info,
     /// Work the Pharmacovigilance / Medical Information case queue.
     Cases {
         #[command(subcommand)]
@@ -106,12 +143,16 @@ struct IngestArgs {
     /// A corpus folder holding manifest.toml (repeatable).
     #[arg(long = "corpus", required = true)]
     corpora: Vec<PathBuf>,
-    /// Where to write the index (replaced atomically).
+    /// Where to write the index (replaced atomically); default: the config file's `index`.
     #[arg(long, env = "ONLABEL_INDEX")]
-    index: PathBuf,
+    index: Option<PathBuf>,
     /// Skip documents that fail to load instead of stopping at the first.
     #[arg(long)]
     keep_going: bool,
+    /// Build the index even when no document loaded (by default an empty or
+    /// all-failing corpus never replaces an existing index).
+    #[arg(long)]
+    allow_empty: bool,
     /// Largest document accepted, in bytes.
     #[arg(long, default_value_t = Limits::default().max_doc_bytes)]
     max_doc_bytes: u64,
@@ -121,9 +162,9 @@ struct IngestArgs {
 
 #[derive(Debug, Args, Clone)]
 struct QueryArgs {
-    /// The index built by `onlabel ingest`.
+    /// The index built by `onlabel ingest`; default: the config file's `index`.
     #[arg(long, env = "ONLABEL_INDEX")]
-    index: PathBuf,
+    index: Option<PathBuf>,
     /// Role of the asker: rep sees promotional material only.
     #[arg(long, default_value = "rep", value_parser = ["rep", "mlr_reviewer", "compliance", "medical", "admin"])]
     role: String,
@@ -139,6 +180,28 @@ struct QueryArgs {
     gen: GenArgs,
     #[command(flatten)]
     dense: dense::QueryDense,
+}
+
+impl QueryArgs {
+    /// The index directory, from flag, environment or config file.
+    fn index(&self) -> Result<&Path, error::Error> {
+        self.index.as_deref().ok_or(error::Error::NoIndex)
+    }
+
+    /// Fills the settings neither a flag nor the environment gave from the config file.
+    fn fill(&mut self, c: &config::Config) {
+        fill(&mut self.index, &c.index);
+        fill(&mut self.rules_dir, &c.rules);
+        fill(&mut self.gen.model, &c.model);
+        fill(&mut self.dense.embedder, &c.embedder);
+    }
+}
+
+/// `slot` keeps a flag's or env's value; otherwise takes the config file's.
+fn fill(slot: &mut Option<PathBuf>, from_file: &Option<PathBuf>) {
+    if slot.is_none() {
+        slot.clone_from(from_file);
+    }
 }
 
 /// Options of the generated path.
@@ -178,7 +241,7 @@ fn copilot_with(
     data: Option<&std::path::Path>,
     load_prompt: impl FnOnce(&std::path::Path) -> anyhow::Result<crate::copilot::grounded::PromptFile>,
 ) -> anyhow::Result<Copilot> {
-    let index = Index::open(&q.index)?;
+    let index = Index::open(q.index()?).map_err(error::index_error)?;
     let guard = match &q.rules_dir {
         Some(dir) => crate::guard::Guard::from_dir(dir).with_context(|| format!("loading the guard rules from {}", dir.display()))?,
         None => crate::guard::Guard::builtin()?,
@@ -325,15 +388,57 @@ fn today() -> NaiveDate {
 
 /// Parses arguments, sets up logging, runs the command; returns the exit code.
 pub fn run() -> i32 {
-    let cli = Cli::parse();
-    init_tracing(&cli.global.log_format);
-    match dispatch(&cli) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            EXIT_BAD_INPUT
+    let mut cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) if e.use_stderr() && config::on_command_line("--json") => {
+            let msg = e.render().to_string();
+            let first = msg.lines().next().unwrap_or("").trim_start_matches("error: ").to_string();
+            eprint!("{msg}");
+            outln!("{}", serde_json::json!({"error": {"code": "usage", "message": first}}));
+            return EXIT_BAD_INPUT;
         }
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { EXIT_BAD_INPUT } else { EXIT_OK };
+        }
+    };
+    init_tracing(&cli.global.log_format);
+    let json = cli.global.json;
+    match context(&mut cli).and_then(|ctx| dispatch(&cli, &ctx)) {
+        Ok(code) => code,
+        Err(e) => error::report(&e, json),
     }
+}
+
+/// Reads the config file, resolves the data directory and fills every
+/// setting that neither a flag nor the environment gave from the file.
+fn context(cli: &mut Cli) -> anyhow::Result<Ctx> {
+    let loaded = config::load(cli.global.config.as_deref())?;
+    let c = &loaded.config;
+    let (data, data_source) = match config::pick(cli.global.data.as_ref(), "--data", c.data.as_ref(), None) {
+        Some(d) => d,
+        None => (config::default_data_dir()?, Source::Default),
+    };
+    match &mut cli.command {
+        Command::Ingest(a) => {
+            fill(&mut a.index, &c.index);
+            if a.dense.dense {
+                fill(&mut a.dense.embedder, &c.embedder);
+            }
+        }
+        Command::Ask(a) => a.q.fill(c),
+        Command::Email(a) => a.q.fill(c),
+        Command::Summarize(a) => a.q.fill(c),
+        Command::Eval(a) => a.q.fill(c),
+        Command::Products(a) => fill(&mut a.index, &c.index),
+        Command::Prompts(a) => {
+            if let Some(q) = a.query_args_mut() {
+                q.fill(c);
+            }
+        }
+        Command::Cases { .. } | Command::Users { .. } | Command::Audit { .. } | Command::Info => {}
+    }
+    Ok(Ctx { json: cli.global.json, data, data_source, config: loaded })
 }
 
 fn init_tracing(format: &str) {
@@ -347,25 +452,73 @@ fn init_tracing(format: &str) {
     }
 }
 
-fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
+fn dispatch(cli: &Cli, ctx: &Ctx) -> anyhow::Result<i32> {
+    let json = ctx.json;
     match &cli.command {
-        Command::Ingest(a) => ingest(a, cli.global.json),
-        Command::Ask(a) => ask(a, cli.global.json, &cli.global.data),
-        Command::Eval(a) => eval::run(a, cli.global.json, &cli.global.data),
-        Command::Email(a) => email(a, cli.global.json, &cli.global.data),
-        Command::Summarize(a) => summarize(a, cli.global.json, &cli.global.data),
-        Command::Cases { cmd } => cases::run(cmd, &cli.global.data, cli.global.json),
-        Command::Prompts(a) => prompts::run(a, &cli.global.data, cli.global.json),
-        Command::Users { cmd } => users::run(cmd, &cli.global.data, cli.global.json),
-        Command::Audit { cmd } => audit::run(cmd, &cli.global.data, cli.global.json),
+        Command::Ingest(a) => ingest(a, json),
+        Command::Ask(a) => ask(a, ctx),
+        Command::Eval(a) => eval::run(a, json, &ctx.data),
+        Command::Email(a) => email(a, ctx),
+        Command::Summarize(a) => summarize(a, ctx),
+        Command::Products(a) => products::run(a, json),
+        Command::Info => info::run(ctx),
+        Command::Cases { cmd } => cases::run(cmd, &ctx.data, json),
+        Command::Prompts(a) => prompts::run(a, &ctx.data, json),
+        Command::Users { cmd } => users::run(cmd, &ctx.data, json),
+        Command::Audit { cmd } => audit::run(cmd, &ctx.data, json),
     }
+}
+
+/// The warnings `ingest` prints for documents that load but can never be
+/// cited: withdrawn, or already past their last valid day.
+fn unusable_documents(corpus: &Corpus, today: NaiveDate) -> Vec<String> {
+    let mut w = Vec::new();
+    for d in &corpus.documents {
+        let m = &d.meta;
+        if m.status == crate::corpus::Status::Withdrawn {
+            w.push(format!("document {} ({}) is withdrawn: it is indexed but will never be retrieved or cited", m.id, m.mlr_number));
+        } else if m.expires_on < today {
+            w.push(format!(
+                "document {} ({}) expired on {}: it is indexed but will never be retrieved or cited; ingest its renewed version",
+                m.id, m.mlr_number, m.expires_on
+            ));
+        }
+    }
+    w
 }
 
 fn ingest(a: &IngestArgs, json: bool) -> anyhow::Result<i32> {
     let t = Instant::now();
+    let index_dir = a.index.clone().ok_or(error::Error::NoIndex)?;
     let limits = Limits { max_doc_bytes: a.max_doc_bytes, ..Limits::default() };
     let corpus = Corpus::load(&a.corpora, limits, a.keep_going)?;
     let passages = corpus.passages(limits);
+    if passages.is_empty() && !a.allow_empty {
+        let why = if !corpus.failures.is_empty() {
+            let first = corpus.failures.first().map(|e| e.to_string()).unwrap_or_default();
+            match corpus.failures.len() {
+                1 => format!("its only document failed to load ({first})"),
+                n => format!("all {n} documents failed to load (the first: {first})"),
+            }
+        } else if corpus.documents.is_empty() {
+            let list: Vec<String> = a.corpora.iter().map(|c| c.join("manifest.toml").display().to_string()).collect();
+            format!("{} lists no document", list.join(", "))
+        } else {
+            format!("the {} documents loaded hold no text", corpus.documents.len())
+        };
+        if !json {
+            for f in &corpus.failures {
+                eprintln!("skipped: {f}");
+            }
+        }
+        return Err(error::Error::EmptyCorpus { why, index: index_dir }.into());
+    }
+    let warnings = unusable_documents(&corpus, today());
+    if !json {
+        for w in &warnings {
+            eprintln!("warning: {w}");
+        }
+    }
     let embedder = dense::ingest_embedder(&a.dense)?;
     let bar = if std::io::stderr().is_terminal() && !json {
         let b = indicatif::ProgressBar::new(passages.len() as u64);
@@ -379,7 +532,7 @@ fn ingest(a: &IngestArgs, json: bool) -> anyhow::Result<i32> {
     };
     let mut shown = None;
     let built = Index::build_with(
-        &a.index,
+        &index_dir,
         &passages,
         |stage, i| {
             if let Some(b) = &bar {
@@ -395,6 +548,7 @@ fn ingest(a: &IngestArgs, json: bool) -> anyhow::Result<i32> {
     if let Some(b) = bar {
         b.finish_and_clear();
     }
+    products::write_catalogue(&index_dir, &corpus, &passages)?;
     let sections: usize = corpus.documents.iter().map(|d| d.sections.len()).sum();
     let pages: usize = corpus.documents.iter().map(|d| d.pages).sum();
     let secs = t.elapsed().as_secs_f64();
@@ -404,8 +558,8 @@ fn ingest(a: &IngestArgs, json: bool) -> anyhow::Result<i32> {
             "{}",
             serde_json::json!({
                 "documents": corpus.documents.len(), "sections": sections, "passages": passages.len(),
-                "pages": pages, "seconds": secs, "index": a.index, "failures": failures,
-                "embed_seconds": built.embed_seconds,
+                "pages": pages, "seconds": secs, "index": index_dir, "failures": failures,
+                "embed_seconds": built.embed_seconds, "warnings": warnings,
             })
         );
     } else {
@@ -418,7 +572,7 @@ fn ingest(a: &IngestArgs, json: bool) -> anyhow::Result<i32> {
             sections,
             passages.len(),
             secs,
-            a.index.display(),
+            index_dir.display(),
             if failures.is_empty() { String::new() } else { format!(" ({} skipped)", failures.len()) }
         );
         match built.embed_seconds {
@@ -427,6 +581,27 @@ fn ingest(a: &IngestArgs, json: bool) -> anyhow::Result<i32> {
         }
     }
     Ok(EXIT_OK)
+}
+
+/// The JSON of an answer or draft, with `case_store` (the file its case is
+/// in) added when it opened a case.
+fn with_case_store<T: serde::Serialize>(v: &T, case_id: Option<&str>, ctx: &Ctx) -> anyhow::Result<String> {
+    let mut j = serde_json::to_value(v)?;
+    if let (Some(_), Some(o)) = (case_id, j.as_object_mut()) {
+        o.insert("case_store".into(), ctx.store_file().display().to_string().into());
+    }
+    Ok(serde_json::to_string_pretty(&j)?)
+}
+
+/// The line after an escalation: where its case is, and how to see it.
+fn case_stored_line(case_id: Option<&str>, ctx: &Ctx) -> String {
+    match case_id {
+        Some(id) => {
+            let data = if ctx.data_source == Source::Default { String::new() } else { format!(" --data {}", ctx.data.display()) };
+            format!("case {id} is stored in {} (`onlabel{data} cases show {id}`)\n", ctx.store_file().display())
+        }
+        None => String::new(),
+    }
 }
 
 /// Opens the audit log in `data` and works out who is acting ([`signin::actor`]).
@@ -461,7 +636,8 @@ fn build_or_report(
     }
 }
 
-fn ask(a: &AskArgs, json: bool, data: &std::path::Path) -> anyhow::Result<i32> {
+fn ask(a: &AskArgs, ctx: &Ctx) -> anyhow::Result<i32> {
+    let (json, data) = (ctx.json, ctx.data.as_path());
     let (audit, actor) = match open_trace(data, a.user.as_deref(), &a.q.role, "ask") {
         Ok(x) => x,
         Err(e) => return Ok(signin::report(&e, json, data)),
@@ -479,9 +655,10 @@ fn ask(a: &AskArgs, json: bool, data: &std::path::Path) -> anyhow::Result<i32> {
         role: q.role.clone(),
         as_of: q.as_of.unwrap_or_else(today),
     };
+    let index_dir = q.index()?.to_path_buf();
     let context = |total_ms: f64| {
         serde_json::json!({
-            "product": a.product, "hcp": a.hcp, "index": q.index, "as_of": req.as_of.to_string(),
+            "product": a.product, "hcp": a.hcp, "index": index_dir, "as_of": req.as_of.to_string(),
             "retrieval": format!("{:?}", copilot.retrieval()).to_lowercase(), "total_ms": total_ms,
         })
     };
@@ -489,13 +666,14 @@ fn ask(a: &AskArgs, json: bool, data: &std::path::Path) -> anyhow::Result<i32> {
     if json || !std::io::stdout().is_terminal() {
         let mut answer = copilot.ask_as(&req, &who, &mut |_| {})?;
         // The record is appended before the answer is shown: nothing leaves untraced.
-        let ctx = context(t0.elapsed().as_secs_f64() * 1e3);
-        trace::record_answer(&audit, &actor, "ask", &a.question, &mut answer, ctx)?;
+        let tctx = context(t0.elapsed().as_secs_f64() * 1e3);
+        trace::record_answer(&audit, &actor, "ask", &a.question, &mut answer, tctx)?;
         if json {
-            outln!("{}", serde_json::to_string_pretty(&answer)?);
+            outln!("{}", with_case_store(&answer, answer.case_id.as_deref(), ctx)?);
         } else {
             out!("{}", render_text(&answer));
             outln!("(audit record {})", answer.audit_id.unwrap_or_default());
+            out!("{}", case_stored_line(answer.case_id.as_deref(), ctx));
         }
         return Ok(EXIT_OK);
     }
@@ -512,13 +690,14 @@ fn ask(a: &AskArgs, json: bool, data: &std::path::Path) -> anyhow::Result<i32> {
             streamed = true;
         }
     })?;
-    let ctx = context(t0.elapsed().as_secs_f64() * 1e3);
-    let recorded = trace::record_answer(&audit, &actor, "ask", &a.question, &mut answer, ctx);
+    let tctx = context(t0.elapsed().as_secs_f64() * 1e3);
+    let recorded = trace::record_answer(&audit, &actor, "ask", &a.question, &mut answer, tctx);
     if streamed && answer.route == Route::Answer {
         outln!();
         out!("{}", render_citations(&answer));
     } else {
         out!("{}", render_text(&answer));
+        out!("{}", case_stored_line(answer.case_id.as_deref(), ctx));
     }
     let seq = recorded.context("the answer above was shown but could NOT be recorded in the audit log; report it to compliance")?;
     outln!("(audit record {seq})");
@@ -563,7 +742,34 @@ pub fn render_citations(a: &Answer) -> String {
     s
 }
 
-fn email(a: &EmailArgs, json: bool, data: &std::path::Path) -> anyhow::Result<i32> {
+/// Refuses a product the index does not hold: a draft or summary for it
+/// would look complete and cite nothing.
+fn known_product(q: &QueryArgs, product: &str) -> anyhow::Result<()> {
+    let names = products::names(q.index()?)?;
+    let p = product.trim().to_lowercase();
+    if names.contains(&p) {
+        return Ok(());
+    }
+    Err(error::Error::BadInput {
+        field: "--product",
+        reason: format!(
+            "no product {p:?} in the index at {} (it holds: {}); see `onlabel products`",
+            q.index()?.display(),
+            if names.is_empty() { "nothing".to_string() } else { names.join(", ") }
+        ),
+    }
+    .into())
+}
+
+fn email(a: &EmailArgs, ctx: &Ctx) -> anyhow::Result<i32> {
+    let (json, data) = (ctx.json, ctx.data.as_path());
+    if a.hcp.trim().is_empty() {
+        return Err(error::Error::BadInput { field: "--hcp", reason: "is empty: name the HCP the email is for".into() }.into());
+    }
+    if a.topics.trim().is_empty() {
+        return Err(error::Error::BadInput { field: "TOPICS", reason: "are empty: say what was discussed".into() }.into());
+    }
+    known_product(&a.q, &a.product)?;
     let (audit, actor) = match open_trace(data, a.user.as_deref(), &a.q.role, "email") {
         Ok(x) => x,
         Err(e) => return Ok(signin::report(&e, json, data)),
@@ -574,12 +780,15 @@ fn email(a: &EmailArgs, json: bool, data: &std::path::Path) -> anyhow::Result<i3
     let who = crate::copilot::Requester { user: reporter(&actor), hcp: Some(a.hcp.clone()) };
     let t0 = Instant::now();
     let d = copilot.email(&req, &who, &a.hcp)?;
-    let ctx = serde_json::json!({"product": a.product, "hcp": a.hcp, "index": q.index, "as_of": req.as_of.to_string(),
+    let tctx = serde_json::json!({"product": a.product, "hcp": a.hcp, "index": q.index()?, "as_of": req.as_of.to_string(),
         "total_ms": t0.elapsed().as_secs_f64() * 1e3});
-    let seq = trace::record_email(&audit, &actor, &a.topics, &d, copilot.guard().map(|g| g.rules_version()), ctx)?;
+    let seq = trace::record_email(&audit, &actor, &a.topics, &d, copilot.guard().map(|g| g.rules_version()), tctx)?;
     if json {
         let mut v = serde_json::to_value(&d)?;
         v["audit_id"] = seq.into();
+        if d.case_id.is_some() {
+            v["case_store"] = ctx.store_file().display().to_string().into();
+        }
         outln!("{}", serde_json::to_string_pretty(&v)?);
     } else if let (Route::Answer, false) = (d.route, d.body.is_empty()) {
         out!("{}", d.body);
@@ -590,20 +799,23 @@ fn email(a: &EmailArgs, json: bool, data: &std::path::Path) -> anyhow::Result<i3
     } else {
         outln!("[{}] {}", d.route.as_str(), d.message.as_deref().unwrap_or(""));
         outln!("(audit record {seq})");
+        out!("{}", case_stored_line(d.case_id.as_deref(), ctx));
     }
     Ok(EXIT_OK)
 }
 
-fn summarize(a: &SummarizeArgs, json: bool, data: &std::path::Path) -> anyhow::Result<i32> {
-    let meta = std::fs::metadata(&a.notes_file).with_context(|| format!("cannot read notes file {}", a.notes_file.display()))?;
-    anyhow::ensure!(
-        meta.len() <= MAX_NOTES_BYTES,
-        "notes file {} is {} bytes, over the {MAX_NOTES_BYTES}-byte limit: summarize one visit at a time",
-        a.notes_file.display(),
-        meta.len()
-    );
-    let notes = std::fs::read_to_string(&a.notes_file).with_context(|| format!("notes file {} is not UTF-8 text", a.notes_file.display()))?;
-    anyhow::ensure!(!notes.trim().is_empty(), "notes file {} is empty", a.notes_file.display());
+fn summarize(a: &SummarizeArgs, ctx: &Ctx) -> anyhow::Result<i32> {
+    let (json, data) = (ctx.json, ctx.data.as_path());
+    let bad = |reason: String| error::Error::BadFile { what: "notes file", path: a.notes_file.clone(), reason };
+    let meta = std::fs::metadata(&a.notes_file).map_err(|e| bad(e.to_string()))?;
+    if meta.len() > MAX_NOTES_BYTES {
+        return Err(bad(format!("{} bytes, over the {MAX_NOTES_BYTES}-byte limit: summarize one visit at a time", meta.len())).into());
+    }
+    let notes = std::fs::read_to_string(&a.notes_file).map_err(|e| bad(format!("not UTF-8 text ({e})")))?;
+    if notes.trim().is_empty() {
+        return Err(bad("is empty".into()).into());
+    }
+    known_product(&a.q, &a.product)?;
     let (audit, actor) = match open_trace(data, a.user.as_deref(), &a.q.role, "summarize") {
         Ok(x) => x,
         Err(e) => return Ok(signin::report(&e, json, data)),
@@ -614,16 +826,20 @@ fn summarize(a: &SummarizeArgs, json: bool, data: &std::path::Path) -> anyhow::R
     let who = crate::copilot::Requester { user: reporter(&actor), hcp: a.hcp.clone() };
     let t0 = Instant::now();
     let s = copilot.summarize(&notes, &req, &who)?;
-    let ctx = serde_json::json!({"product": a.product, "hcp": a.hcp, "index": q.index, "notes_file": a.notes_file,
+    let tctx = serde_json::json!({"product": a.product, "hcp": a.hcp, "index": q.index()?, "notes_file": a.notes_file,
         "as_of": req.as_of.to_string(), "total_ms": t0.elapsed().as_secs_f64() * 1e3});
-    let seq = trace::record_summary(&audit, &actor, &notes, &s, copilot.guard().map(|g| g.rules_version()), ctx)?;
+    let seq = trace::record_summary(&audit, &actor, &notes, &s, copilot.guard().map(|g| g.rules_version()), tctx)?;
     if json {
         let mut v = serde_json::to_value(&s)?;
         v["audit_id"] = seq.into();
+        if s.case_id.is_some() {
+            v["case_store"] = ctx.store_file().display().to_string().into();
+        }
         outln!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         out!("{}", crate::copilot::email::render_summary(&s));
         outln!("(audit record {seq})");
+        out!("{}", case_stored_line(s.case_id.as_deref(), ctx));
     }
     Ok(EXIT_OK)
 }

@@ -146,6 +146,17 @@ struct RecordEvalArgs {
     who: SignIn,
 }
 
+impl PromptsArgs {
+    /// The query options of `record-eval` (the one subcommand that runs the
+    /// pipeline), for the config file to fill.
+    pub(super) fn query_args_mut(&mut self) -> Option<&mut QueryArgs> {
+        match &mut self.cmd {
+            PromptsCommand::RecordEval(r) => Some(&mut r.q),
+            _ => None,
+        }
+    }
+}
+
 /// Runs one `prompts` subcommand; returns the exit code.
 pub fn run(a: &PromptsArgs, data_dir: &Path, json: bool) -> anyhow::Result<i32> {
     Ok(execute(a, data_dir, json).unwrap_or_else(|e| report(&e, json, data_dir)))
@@ -564,7 +575,7 @@ fn record_eval(
         "prompt": if v.kind == Kind::Prompt { v.id() } else { q.gen.prompt.display().to_string() },
         "rules": rules_in_play,
         "lexicon": lexicon_in_play,
-        "index": q.index.display().to_string(),
+        "index": q.index.as_ref().map(|p| p.display().to_string()),
         "role": q.role,
         "as_of": as_of.to_string(),
     });

@@ -97,7 +97,7 @@ pub fn code(e: &crate::Error) -> &'static str {
         E::Users(u) => u.code(),
         E::Prompts(p) => p.code(),
         E::Audit(a) => a.code(),
-        E::Store(_) => "store_error",
+        E::Store(s) => super::error::store_code(s),
         _ => "error",
     }
 }

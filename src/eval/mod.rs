@@ -37,6 +37,12 @@ pub enum Error {
         /// The parser's message.
         message: String,
     },
+    /// The suite holds no case.
+    #[error("{path}: the suite has no cases (one JSON case a line; blank lines and // comments are skipped)")]
+    Empty {
+        /// The file.
+        path: PathBuf,
+    },
     /// Two cases share an id.
     #[error("{path}:{line}: duplicate case id {id:?}")]
     DuplicateId {
@@ -70,7 +76,31 @@ pub enum Routes {
     Any(Vec<String>),
 }
 
+/// The routes a case may expect (DESIGN.md).
+pub const ROUTES: &[&str] = &["answer", "medical", "pharmacovigilance", "refused"];
+
+/// The tasks a suite may hold.
+pub const TASKS: &[&str] = &["ask", "classify", "email"];
+
 impl Routes {
+    /// The routes, in the order written.
+    pub fn list(&self) -> Vec<&str> {
+        match self {
+            Routes::One(x) => vec![x.as_str()],
+            Routes::Any(v) => v.iter().map(String::as_str).collect(),
+        }
+    }
+
+    /// How a failure reason names them: `answer`, or `answer or medical`.
+    pub fn describe(&self) -> String {
+        let l = self.list();
+        match l.split_last() {
+            None => "no route".into(),
+            Some((last, [])) => (*last).to_string(),
+            Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        }
+    }
+
     /// Whether `r` is acceptable.
     pub fn accepts(&self, r: &str) -> bool {
         match self {
@@ -82,6 +112,7 @@ impl Routes {
 
 /// What a case expects.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Expect {
     /// Acceptable route(s).
     pub route: Option<Routes>,
@@ -101,6 +132,7 @@ pub struct Expect {
 
 /// One eval case.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Case {
     /// Unique id.
     pub id: String,
@@ -135,7 +167,9 @@ pub struct Suite {
 }
 
 impl Suite {
-    /// Reads a JSONL suite; blank lines and `//` comments are skipped.
+    /// Reads a JSONL suite; blank lines and `//` comments are skipped. Strict:
+    /// an unknown field, task or route, or a suite without cases, is an error
+    /// that names the line (a typo like `sectons` must not silently pass).
     pub fn read(path: &Path) -> Result<Suite> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::Io { path: path.to_owned(), source: e })?;
         let mut cases = Vec::new();
@@ -147,10 +181,22 @@ impl Suite {
             }
             let case: Case = serde_json::from_str(l)
                 .map_err(|e| Error::BadCase { path: path.to_owned(), line: i + 1, message: e.to_string() })?;
+            let bad = |message: String| Error::BadCase { path: path.to_owned(), line: i + 1, message };
+            if !TASKS.contains(&case.task.as_str()) {
+                return Err(bad(format!("case {:?}: unknown task {:?} (one of {})", case.id, case.task, TASKS.join(", "))));
+            }
+            if let Some(r) = &case.expect.route {
+                if let Some(x) = r.list().into_iter().find(|x| !ROUTES.contains(x)) {
+                    return Err(bad(format!("case {:?}: unknown route {x:?} (one of {})", case.id, ROUTES.join(", "))));
+                }
+            }
             if !ids.insert(case.id.clone()) {
                 return Err(Error::DuplicateId { path: path.to_owned(), line: i + 1, id: case.id });
             }
             cases.push(case);
+        }
+        if cases.is_empty() {
+            return Err(Error::Empty { path: path.to_owned() });
         }
         Ok(Suite { path: path.to_owned(), cases })
     }
@@ -272,7 +318,7 @@ fn email_case(copilot: &Copilot, case: &Case, as_of: chrono::NaiveDate, lat: &mu
     let mut why = Vec::new();
     if let Some(r) = &case.expect.route {
         if !r.accepts(d.route.as_str()) {
-            why.push(format!("route {}, expected {r:?}", d.route.as_str()));
+            why.push(format!("route {}, expected {}", d.route.as_str(), r.describe()));
         }
     }
     if d.route == crate::copilot::Route::Answer {
@@ -285,20 +331,30 @@ fn email_case(copilot: &Copilot, case: &Case, as_of: chrono::NaiveDate, lat: &mu
         // Only cited statements: every statement and ISI line has a marker that resolves to a reference quoting it.
         for s in d.statements.iter().chain(&d.isi) {
             if !d.references.iter().any(|c| c.n == s.n && c.quote.contains(&s.text)) {
-                why.push(format!("statement without a supporting citation: {:?}", s.text));
+                why.push(format!("the statement \"{}\" has no citation that quotes it", s.text));
             }
         }
         if !case.expect.sections.is_empty() {
             let cited: Vec<String> = d.references.iter().map(|c| c.label()).collect();
             if !cited.iter().any(|c| case.expect.sections.iter().any(|e| same_section(c, e))) {
-                why.push(format!("cited {cited:?}, expected one of {:?}", case.expect.sections));
+                why.push(format!("cited {}, expected {}", labels(&cited, "and"), labels(&case.expect.sections, "or")));
             }
         }
         if d.flags.iter().any(|f| f.kind == "missing_fair_balance") {
-            why.push("guard: missing fair balance".into());
+            why.push("the guard found no fair balance (safety information)".into());
         }
     }
     Some(why.join("; "))
+}
+
+/// Section labels as a failure reason reads them: `nothing`, `a §1`,
+/// `a §1 and b §2` (or `or`).
+fn labels(l: &[String], conj: &str) -> String {
+    match l.split_last() {
+        None => "nothing".into(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} {conj} {last}", rest.join(", ")),
+    }
 }
 
 /// Percentile (nearest-rank) of unsorted values.
@@ -353,6 +409,17 @@ fn marker_re() -> &'static regex::Regex {
 
 /// Runs a suite through the copilot.
 pub fn run(copilot: &Copilot, suite: &Suite, role: &str, as_of: chrono::NaiveDate) -> Metrics {
+    run_with(copilot, suite, role, as_of, &mut |_| {})
+}
+
+/// As [`run`], calling `progress` with the number of cases done (for a progress bar).
+pub fn run_with(
+    copilot: &Copilot,
+    suite: &Suite,
+    role: &str,
+    as_of: chrono::NaiveDate,
+    progress: &mut dyn FnMut(usize),
+) -> Metrics {
     let mut failures = Vec::new();
     let mut outcomes = Vec::new();
     let mut latencies = Vec::new();
@@ -367,7 +434,8 @@ pub fn run(copilot: &Copilot, suite: &Suite, role: &str, as_of: chrono::NaiveDat
     let mut classified = 0usize;
     // Safety counts (issue 9): escalations answered, reports refused, false alarms.
     let (mut esc_answered, mut reports_refused, mut answer_only, mut false_alarms) = (0usize, 0usize, 0usize, 0usize);
-    for case in &suite.cases {
+    for (done, case) in suite.cases.iter().enumerate() {
+        progress(done);
         if case.task == "classify" {
             let (Some(g), Some(text)) = (copilot.guard(), case.text.as_deref()) else {
                 skipped += 1;
@@ -466,7 +534,7 @@ pub fn run(copilot: &Copilot, suite: &Suite, role: &str, as_of: chrono::NaiveDat
         if route_ok {
             routed_ok += 1;
         } else {
-            why.push(format!("route {route}, expected {:?}", case.expect.route));
+            why.push(format!("route {route}, expected {}", case.expect.route.as_ref().map_or("no route".into(), Routes::describe)));
         }
         let expected: Vec<String> = case.expect.sections.iter().chain(&case.expect.sections_all).cloned().collect();
         let cited: Vec<String> = answer.citations.iter().map(|c| c.label()).collect();
@@ -478,7 +546,7 @@ pub fn run(copilot: &Copilot, suite: &Suite, role: &str, as_of: chrono::NaiveDat
             if hit_any && hit_all {
                 ans_hit += 1;
             } else if route == "answer" {
-                why.push(format!("cited {cited:?}, expected one of {expected:?}"));
+                why.push(format!("cited {}, expected {}", labels(&cited, "and"), labels(&expected, "or")));
             }
             for c in &cited {
                 cites += 1;
@@ -511,6 +579,7 @@ pub fn run(copilot: &Copilot, suite: &Suite, role: &str, as_of: chrono::NaiveDat
             latency_ms: ms,
         });
     }
+    progress(suite.cases.len());
     let ratio = |a: usize, b: usize| if b == 0 { None } else { Some(a as f64 / b as f64) };
     Metrics {
         suite: suite.path.display().to_string(),
@@ -548,6 +617,33 @@ mod tests {
         assert!(same_section("humira-pi §5.1", "HUMIRA-PI § 5.1"));
         assert!(same_section("haloperidol-pi §Tardive Dyskinesia", "haloperidol-pi §tardive-dyskinesia"));
         assert!(!same_section("humira-pi §5.1", "humira-pi §5.11"));
+    }
+
+    #[test]
+    fn strict_suites_name_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("s.jsonl");
+        let good = r#"{"id": "a", "task": "ask", "question": "q", "expect": {"route": "answer"}}"#;
+        for (bad, want) in [
+            (r#"{"id": "b", "task": "ask", "question": "q", "expect": {"route": "answer", "sectons": ["x §1"]}}"#, "sectons"),
+            (r#"{"id": "b", "task": "asks", "question": "q", "expect": {}}"#, "unknown task \"asks\""),
+            (r#"{"id": "b", "task": "ask", "question": "q", "expect": {"route": ["answer", "pv"]}}"#, "unknown route \"pv\""),
+            (r#"{"id": "b", "task": "ask", "questoin": "q", "expect": {}}"#, "questoin"),
+        ] {
+            std::fs::write(&f, format!("{good}\n\n{bad}\n")).unwrap();
+            let e = Suite::read(&f).unwrap_err().to_string();
+            assert!(e.contains("s.jsonl:3:") && e.contains(want), "{e}");
+        }
+        std::fs::write(&f, "// nothing here\n\n").unwrap();
+        assert!(matches!(Suite::read(&f), Err(Error::Empty { .. })));
+    }
+
+    #[test]
+    fn routes_and_labels_read_as_words() {
+        assert_eq!(Routes::One("answer".into()).describe(), "answer");
+        assert_eq!(Routes::Any(vec!["answer".into(), "medical".into(), "refused".into()]).describe(), "answer, medical or refused");
+        assert_eq!(labels(&[], "and"), "nothing");
+        assert_eq!(labels(&["a §1".into(), "b §2".into()], "or"), "a §1 or b §2");
     }
 
     #[test]

@@ -56,8 +56,16 @@ pub(super) fn apply(conn: &mut Connection, path: &Path) -> Result<()> {
     if current > latest() {
         return Err(Error::NewerSchema { path: path.to_owned(), found: current, supported: latest() });
     }
-    if current == latest() {
+    let app_id: i32 = tx.pragma_query_value(None, "application_id", |r| r.get(0)).map_err(sql)?;
+    if current == latest() && app_id == super::APPLICATION_ID {
         return Ok(()); // dropping `tx` ends the read transaction
+    }
+    if app_id != super::APPLICATION_ID {
+        // Only reached for a fresh file or an older OnLabel store (`check_owner`).
+        tx.pragma_update(None, "application_id", super::APPLICATION_ID).map_err(sql)?;
+    }
+    if current == latest() {
+        return tx.commit().map_err(sql);
     }
     tx.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (

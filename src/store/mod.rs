@@ -8,12 +8,17 @@
 //! 2. refuses, without writing a byte, a file that is not SQLite (a stray
 //!    file, a half-copied backup) — [`Error::NotADatabase`] tells the user
 //!    what to do; an existing store is never replaced;
-//! 3. switches to WAL with `synchronous=FULL` (a commit is on disk, WAL
+//! 3. refuses, again without writing, an SQLite file that belongs to another
+//!    application: OnLabel stamps its files with `PRAGMA application_id =`
+//!    [`APPLICATION_ID`]; a file with another id, or with tables but no id that
+//!    are not an older OnLabel store's, is [`Error::ForeignDatabase`];
+//! 4. switches to WAL with `synchronous=FULL` (a commit is on disk, WAL
 //!    included, before `COMMIT` returns — so an acknowledged write survives a
 //!    crash *and* a power cut), a busy timeout so that the CLI and the server
 //!    can share the file, and foreign keys;
-//! 4. applies the pending [`migrations`] in one `BEGIN IMMEDIATE` transaction
-//!    (two processes opening a fresh file at once do not both migrate).
+//! 5. applies the pending [`migrations`] in one `BEGIN IMMEDIATE` transaction
+//!    (two processes opening a fresh file at once do not both migrate) and
+//!    stamps the file with [`APPLICATION_ID`].
 //!
 //! Modules own their tables but not the connection setup: they take a
 //! [`Store`] (or open one) and run their statements through
@@ -38,6 +43,12 @@ pub const FILE_NAME: &str = "onlabel.sqlite";
 /// far above any legitimate wait and still short enough for a CLI user.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// `PRAGMA application_id` of every OnLabel store: the ASCII bytes `ONLB`.
+/// SQLite keeps it at offset 68 of the header, where `file(1)` and other
+/// tools read it; it is how OnLabel tells its own file from another
+/// application's SQLite database before writing anything.
+pub const APPLICATION_ID: i32 = 0x4F4E_4C42;
+
 /// The 16 bytes every SQLite 3 database file starts with.
 const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 
@@ -61,6 +72,18 @@ pub enum Error {
     NotADatabase {
         /// The file.
         path: PathBuf,
+    },
+    /// The file is an SQLite database of another application. Nothing was written to it.
+    #[error(
+        "{path} is an SQLite database of another application ({what}), not an OnLabel store; \
+         it was left untouched. Point --data / ONLABEL_DATA (or `data =` in the config file) at \
+         a directory of its own for OnLabel"
+    )]
+    ForeignDatabase {
+        /// The file.
+        path: PathBuf,
+        /// What gave it away: its application id, or the tables it holds.
+        what: String,
     },
     /// SQLite reports the database as corrupt (a damaged page, a bad index).
     #[error(
@@ -138,6 +161,7 @@ impl Store {
     /// Opens (creating if needed) the store at `path` and migrates it.
     pub fn open_file(path: &Path) -> Result<Store> {
         check_header(path)?;
+        check_owner(path)?;
         let sql = |e| Error::sqlite(path, e);
         let conn = Connection::open(path).map_err(sql)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
@@ -220,6 +244,60 @@ fn check_header(path: &Path) -> Result<()> {
     }
 }
 
+/// Refuses an existing SQLite file that is not OnLabel's, reading it through
+/// a read-only connection (so not even a WAL or journal file is created).
+///
+/// A file is OnLabel's when its `application_id` is [`APPLICATION_ID`], when
+/// it is empty (no tables, `user_version` 0: a fresh file), or when it has no
+/// application id but is an older OnLabel store (its `schema_migrations`
+/// table names OnLabel's first migration) — those are stamped on open.
+fn check_owner(path: &Path) -> Result<()> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.len() > 0 => {}
+        Ok(_) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => return Err(Error::Io { path: path.to_owned(), source }),
+    }
+    let sql = |e| Error::sqlite(path, e);
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(sql)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
+    let app_id: i32 = conn.pragma_query_value(None, "application_id", |r| r.get(0)).map_err(sql)?;
+    if app_id == APPLICATION_ID {
+        return Ok(());
+    }
+    if app_id != 0 {
+        let bytes = app_id.to_be_bytes();
+        let text = if bytes.iter().all(|b| b.is_ascii_graphic()) {
+            format!(" {:?}", String::from_utf8_lossy(&bytes))
+        } else {
+            String::new()
+        };
+        return Err(Error::ForeignDatabase { path: path.to_owned(), what: format!("application_id {app_id:#010x}{text}") });
+    }
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+        .and_then(|mut st| st.query_map([], |r| r.get::<_, String>(0))?.collect())
+        .map_err(sql)?;
+    if tables.is_empty() {
+        return Ok(());
+    }
+    // An OnLabel store from before the application id: its migrations table
+    // records OnLabel's own first migration.
+    let ours = tables.iter().any(|t| t == "schema_migrations")
+        && conn
+            .query_row("SELECT name FROM schema_migrations WHERE version = 1", [], |r| r.get::<_, String>(0))
+            .is_ok_and(|n| n == MIGRATIONS[0].name);
+    if ours {
+        return Ok(());
+    }
+    let mut shown: Vec<&str> = tables.iter().take(5).map(String::as_str).collect();
+    if tables.len() > shown.len() {
+        shown.push("…");
+    }
+    Err(Error::ForeignDatabase { path: path.to_owned(), what: format!("tables {}", shown.join(", ")) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,6 +346,35 @@ mod tests {
         assert!(msg.contains("onlabel.sqlite") && msg.contains("left untouched"), "{msg}");
         assert_eq!(std::fs::read(&file).unwrap(), garbage);
         assert!(!dir.path().join("onlabel.sqlite-wal").exists());
+    }
+
+    #[test]
+    fn another_applications_database_is_refused_and_left_untouched() {
+        for setup in ["PRAGMA application_id = 1234; CREATE TABLE t(x);", "CREATE TABLE contacts(name TEXT); INSERT INTO contacts VALUES ('a');"] {
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join(FILE_NAME);
+            Connection::open(&file).unwrap().execute_batch(setup).unwrap();
+            let before = std::fs::read(&file).unwrap();
+            let e = Store::open(dir.path()).unwrap_err();
+            assert!(matches!(e, Error::ForeignDatabase { .. }), "{e}");
+            assert!(e.to_string().contains("another application"), "{e}");
+            assert_eq!(std::fs::read(&file).unwrap(), before, "{setup}");
+            assert!(!dir.path().join("onlabel.sqlite-wal").exists());
+        }
+    }
+
+    #[test]
+    fn stores_are_stamped_and_old_unstamped_stores_still_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let id: i32 = s.with_conn(|c| c.pragma_query_value(None, "application_id", |r| r.get(0))).unwrap();
+        assert_eq!(id, APPLICATION_ID);
+        // An OnLabel store written before the application id existed.
+        s.with_conn(|c| c.pragma_update(None, "application_id", 0)).unwrap();
+        drop(s);
+        let s = Store::open(dir.path()).unwrap();
+        let id: i32 = s.with_conn(|c| c.pragma_query_value(None, "application_id", |r| r.get(0))).unwrap();
+        assert_eq!(id, APPLICATION_ID);
     }
 
     #[test]

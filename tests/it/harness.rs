@@ -39,7 +39,30 @@ pub fn build_index(corpora: &[PathBuf], dir: &Path) -> onlabel::index::Index {
 
 /// The onlabel binary built for these tests.
 pub fn bin() -> PathBuf {
+    isolate();
     PathBuf::from(env!("CARGO_BIN_EXE_onlabel"))
+}
+
+/// Points the per-user data and config directories of every child process
+/// at a scratch folder of this test run, and drops the `ONLABEL_…` settings
+/// of the developer's shell: a test that gives no `--data` must neither read
+/// nor write the developer's own store (the default store is per user, not
+/// per folder). Runs once, before the first child process is started.
+pub fn isolate() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let home = scratch_home();
+        std::env::set_var("XDG_DATA_HOME", home.join("data"));
+        std::env::set_var("XDG_CONFIG_HOME", home.join("config"));
+        for v in ["ONLABEL_DATA", "ONLABEL_CONFIG", "ONLABEL_INDEX"] {
+            std::env::remove_var(v);
+        }
+    });
+}
+
+/// This test run's stand-in for the user's home directories.
+pub fn scratch_home() -> PathBuf {
+    std::env::temp_dir().join(format!("onlabel-it-home-{}", std::process::id()))
 }
 
 /// Runs the binary with `--data DATA` and, when given, `ONLABEL_TOKEN`; returns (exit code, stdout, stderr).
