@@ -60,6 +60,7 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::Store(store::Error::Corrupt { .. }) => "store_corrupt",
+            Error::Store(crate::store::Error::ForeignDatabase { .. }) => "store_not_onlabel",
             Error::Store(_) => "store_error",
             Error::BadInput { .. } => "bad_input",
         }

@@ -121,8 +121,9 @@ pub fn run(a: &EvalArgs, json: bool, data: &Path) -> anyhow::Result<i32> {
     // Escalations during an eval open cases in a throwaway store, never in the real queue.
     let scratch = super::tempfile_dir()?;
     let copilot = super::copilot(&a.q, Some(scratch.as_path()))?;
-    let suite_bytes = std::fs::read(&a.suite).with_context(|| format!("cannot read suite {}", a.suite.display()))?;
+    // The suite's own reader first: its errors carry the stable code `suite_invalid`.
     let suite = crate::eval::Suite::read(&a.suite)?;
+    let suite_bytes = std::fs::read(&a.suite).with_context(|| format!("cannot read suite {}", a.suite.display()))?;
     let as_of = a.q.as_of.unwrap_or_else(super::today);
     let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         let b = indicatif::ProgressBar::new(suite.cases.len() as u64);

@@ -228,6 +228,7 @@ impl Error {
     /// A stable, machine-readable code.
     pub fn code(&self) -> &'static str {
         match self {
+            Error::Store(crate::store::Error::ForeignDatabase { .. }) => "store_not_onlabel",
             Error::Store(_) => "store_error",
             Error::Users(e) => e.code(),
             Error::Io { .. } => "io_error",

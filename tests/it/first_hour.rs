@@ -262,7 +262,7 @@ fn issue10_4_errors_are_json_with_stable_codes_and_design_exit_codes() {
         (vec!["products", "--index", none.to_str().unwrap()], 2, "index_missing"),
         (vec!["ask", "--index", &idx, "--as-of", "2026-13-01", "q"], 2, "usage"),
         (vec!["no-such-command"], 2, "usage"),
-        (vec!["cases", "show", "PV-2026-999999"], 2, "bad_input"),
+        (vec!["cases", "show", "PV-2026-999999"], 2, "case_not_found"),
         (vec!["users", "add", "--id", "x", "--name", "X", "--role", "rep", "--as", "nobody"], 2, "bad_input"),
     ];
     for (args, exit, code) in &cases {
