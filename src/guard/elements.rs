@@ -234,12 +234,7 @@ impl Elements {
                 blocked(span) || per[i].iter().any(|f| f.class == Class::Blocker && f.span.0 < c.1 && c.0 < f.span.1)
             };
             let mut events: Vec<Found> = per[i].iter().filter(|f| f.class == Class::Event).cloned().collect();
-            events.extend(mentions.iter().filter(|m| m.0 >= sent.0 && m.1 <= sent.1).map(|m| Found {
-                id: "E2D-EVENT-TERM".into(),
-                class: Class::Event,
-                situation: Some("adverse_event".into()),
-                span: (m.0, m.1),
-            }));
+            events.extend(term_events(mentions).filter(|f| f.span.0 >= sent.0 && f.span.1 <= sent.1));
             events.sort_by_key(|f| f.span.0);
             let Some(event) = events.into_iter().find(|e| !is_blocked(e.span)) else { continue };
             let window: Vec<&Found> = per[i.saturating_sub(1)..=i].iter().flatten().collect();
@@ -281,21 +276,11 @@ impl Elements {
         }
         let all = self.find(text, (0, text.len()));
         let sents = super::text::sentences(text);
-        let unblocked = |f: &Found| {
-            let sent = *sents.iter().find(|s| s.0 <= f.span.0 && f.span.0 < s.1.max(s.0 + 1)).unwrap_or(&(0, text.len()));
-            let c = clause_of(&scope_clauses(text, sent), sent, f.span.0);
-            !blocked(f.span) && !all.iter().any(|b| b.class == Class::Blocker && b.span.0 < c.1 && c.0 < b.span.1)
-        };
+        let unblocked = |f: &Found| !blocked(f.span) && !clause_blocked(text, &sents, &all, f.span.0);
         let person = all.iter().find(|f| f.class == Class::Person)?.clone();
         // Someone named by more than a pronoun ("he" may be the HCP).
         let named = all.iter().find(|f| f.class == Class::Person && f.id != "E2D-PERSON-PRONOUN").cloned();
-        let mention_events = mentions.iter().map(|m| Found {
-            id: "E2D-EVENT-TERM".into(),
-            class: Class::Event,
-            situation: Some("adverse_event".into()),
-            span: (m.0, m.1),
-        });
-        if let Some(event) = all.iter().filter(|f| f.class == Class::Event).cloned().chain(mention_events).find(|f| unblocked(f)) {
+        if let Some(event) = all.iter().filter(|f| f.class == Class::Event).cloned().chain(term_events(mentions)).find(|f| unblocked(f)) {
             return Some(ElementReport { event, person, realis: None });
         }
         // No event word we know: the realis span stands as the event's evidence.
@@ -325,12 +310,7 @@ impl Elements {
     pub fn foreign_report(&self, text: &str) -> Option<Found> {
         let all = self.find(text, (0, text.len()));
         let sents = super::text::sentences(text);
-        let unblocked = |f: &Found| {
-            let sent = *sents.iter().find(|s| s.0 <= f.span.0 && f.span.0 < s.1.max(s.0 + 1)).unwrap_or(&(0, text.len()));
-            let c = clause_of(&scope_clauses(text, sent), sent, f.span.0);
-            !all.iter().any(|b| b.class == Class::Blocker && b.span.0 < c.1 && c.0 < b.span.1)
-        };
-        let pick = |class: Class| all.iter().find(|f| f.class == class && unblocked(f)).cloned();
+        let pick = |class: Class| all.iter().find(|f| f.class == class && !clause_blocked(text, &sents, &all, f.span.0)).cloned();
         pick(Class::Event).or_else(|| pick(Class::Realis)).or_else(|| pick(Class::Person))
     }
 
@@ -339,15 +319,21 @@ impl Elements {
     pub fn any_event(&self, text: &str) -> Option<Found> {
         let all = self.find(text, (0, text.len()));
         let sents = super::text::sentences(text);
-        all.iter()
-            .filter(|f| f.class == Class::Event)
-            .find(|f| {
-                let sent = *sents.iter().find(|s| s.0 <= f.span.0 && f.span.0 < s.1.max(s.0 + 1)).unwrap_or(&(0, text.len()));
-                let c = clause_of(&scope_clauses(text, sent), sent, f.span.0);
-                !all.iter().any(|b| b.class == Class::Blocker && b.span.0 < c.1 && c.0 < b.span.1)
-            })
-            .cloned()
+        all.iter().find(|f| f.class == Class::Event && !clause_blocked(text, &sents, &all, f.span.0)).cloned()
     }
+}
+
+/// The AE lexicon's mentions `(start, end, preferred)` as event elements.
+fn term_events(mentions: &[(usize, usize, String)]) -> impl Iterator<Item = Found> + '_ {
+    mentions.iter().map(|m| Found { id: "E2D-EVENT-TERM".into(), class: Class::Event, situation: Some("adverse_event".into()), span: (m.0, m.1) })
+}
+
+/// Whether the clause holding `pos` (in its sentence of `sents`) has one of
+/// the blockers among `found`.
+fn clause_blocked(text: &str, sents: &[(usize, usize)], found: &[Found], pos: usize) -> bool {
+    let sent = *sents.iter().find(|s| s.0 <= pos && pos < s.1.max(s.0 + 1)).unwrap_or(&(0, text.len()));
+    let c = clause_of(&scope_clauses(text, sent), sent, pos);
+    found.iter().any(|b| b.class == Class::Blocker && b.span.0 < c.1 && c.0 < b.span.1)
 }
 
 /// Clauses for blocker scope: a sentence split at commas, colons, dashes set
