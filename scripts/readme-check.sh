@@ -34,6 +34,7 @@ mkdir -p "$clone/target/release"
 ln -s "$bin" "$clone/target/release/onlabel"
 
 export XDG_DATA_HOME="$work/home/data" XDG_CONFIG_HOME="$work/home/config"
+export ONLABEL_DEMO_CHECK=1  # scripts/demo.sh starts the server, asks once over HTTP, stops
 unset ONLABEL_DATA ONLABEL_CONFIG ONLABEL_INDEX ONLABEL_TOKEN ONLABEL_ROOT ONLABEL_THRESHOLDS CARGO_TARGET_DIR
 
 python3 - "$repo/README.md" > "$work/readme.sh" <<'PY'
