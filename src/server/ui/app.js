@@ -29,7 +29,7 @@
     return el;
   }
 
-  function append(el, children) {
+  function append(el, ...children) {
     for (const c of children.flat(Infinity)) {
       if (c === null || c === undefined || c === false) continue;
       el.appendChild(c instanceof Node ? c : document.createTextNode(String(c)));
@@ -599,7 +599,7 @@
       );
     }
     const meta = [];
-    if (a.mode) meta.push(a.mode === "extractive" ? "quoted from approved text (extractive)" : "generated and verified");
+    if (a.mode && a.route === "answer") meta.push(a.mode === "extractive" ? "quoted from approved text (extractive)" : "generated and verified");
     if (a.prompt_version) meta.push("prompt " + a.prompt_version);
     if (a.audit_id) meta.push("audit #" + a.audit_id);
     if (a.timings_ms) {
@@ -836,7 +836,7 @@
                 "tr",
                 { "data-testid": "eval-run" },
                 h("td", {}, "#" + r.id),
-                h("td", {}, stateBadge(r.passed ? "ok" : "bad", "eval-passed"), r.passed ? " passed" : " failed"),
+                h("td", {}, h("span", { class: "state " + (r.passed ? "ok" : "bad"), "data-testid": "eval-passed" }, r.passed ? "passed" : "failed")),
                 h("td", { class: "mono" }, r.suite_path),
                 h("td", {}, r.model || "extractive"),
                 h("td", {}, metricsText(r.metrics)),
