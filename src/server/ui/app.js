@@ -473,7 +473,7 @@
       await navigator.clipboard.writeText(text);
     } catch (_) {
       // Clipboard API refused (no secure context or permission): the textarea fallback.
-      const ta = h("textarea", { "aria-hidden": "true", style: "position:fixed;left:-9999px" });
+      const ta = h("textarea", { "aria-hidden": "true", class: "offscreen" });
       ta.value = text;
       document.body.appendChild(ta);
       ta.select();
@@ -848,26 +848,29 @@
         : h("p", { class: "muted" }, "No eval run recorded: a reviewer cannot approve without one.")
     );
 
-    // Diff against another version of the same name.
+    // Diff against another version of the same name (default: the approved one, else the one before).
     const others = versions.filter((o) => o.name === ver.name && o.version !== ver.version);
-    if (others.length) {
-      const against = h("select", { id: "diff-against", "data-testid": "diff-against" }, others.map((o) => h("option", { value: versionId(o) }, versionId(o))));
-      const prev = others.filter((o) => o.version < ver.version).pop();
-      if (prev) against.value = versionId(prev);
-      const diffOut = h("div", { "aria-live": "polite", "data-testid": "diff-out" });
-      const btn = h("button", { type: "button", class: "secondary", "data-testid": "diff-show" }, "Show diff");
-      btn.addEventListener("click", async () => {
-        clear(diffOut);
-        try {
-          const r = await api("GET", "/api/v1/prompts/" + encodeURIComponent(id) + "/diff?against=" + encodeURIComponent(against.value));
-          diffOut.appendChild(diffView(r.diff || ""));
-          if (r.metrics && Object.keys(r.metrics).length) diffOut.appendChild(h("p", { class: "meta" }, "Metric changes: " + metricsText(r.metrics)));
-        } catch (e) {
-          diffOut.appendChild(errorBox(e));
-        }
-      });
-      append(card, h("h3", {}, "Diff"), h("div", { class: "row" }, field("Against", against)), h("div", { class: "actions" }, btn), diffOut);
-    }
+    const against = h(
+      "select",
+      { id: "diff-against", "data-testid": "diff-against" },
+      h("option", { value: "" }, "The approved version, else the one before"),
+      others.map((o) => h("option", { value: versionId(o) }, versionId(o) + " (" + String(o.state).replace("_", " ") + ")"))
+    );
+    const diffOut = h("div", { "aria-live": "polite", "data-testid": "diff-out" });
+    const btn = h("button", { type: "button", class: "secondary", "data-testid": "diff-show" }, "Show diff");
+    btn.addEventListener("click", async () => {
+      clear(diffOut);
+      try {
+        const q = against.value ? "?against=" + encodeURIComponent(against.value) : "";
+        const r = await api("GET", "/api/v1/prompts/" + encodeURIComponent(id) + "/diff" + q);
+        diffOut.appendChild(h("p", { class: "meta" }, "Comparing ", String(r.id || id), " with ", String(r.against || "(nothing)"), "."));
+        diffOut.appendChild(diffView(r.diff || ""));
+        diffOut.appendChild(metricDeltas(r.metrics));
+      } catch (e) {
+        diffOut.appendChild(errorBox(e));
+      }
+    });
+    append(card, h("h3", {}, "Diff and eval deltas"), h("div", { class: "row" }, field("Against", against)), h("div", { class: "actions" }, btn), diffOut);
 
     card.appendChild(actionsFor(ver, id));
     detail.appendChild(card);
@@ -885,6 +888,24 @@
     const shown = keys.filter((k) => m[k] !== undefined && m[k] !== null && typeof m[k] !== "object");
     const list = shown.length ? shown : Object.keys(m).filter((k) => typeof m[k] !== "object").slice(0, 8);
     return list.map((k) => k + " " + (typeof m[k] === "number" ? Math.round(m[k] * 1000) / 1000 : m[k])).join(", ");
+  }
+
+  function num(x) {
+    return typeof x === "number" ? String(Math.round(x * 1000) / 1000) : x === null || x === undefined ? "—" : String(x);
+  }
+
+  /** The diff's metric rows ({suite, metric, against, new, delta}) as a table. */
+  function metricDeltas(m) {
+    if (Array.isArray(m)) {
+      if (!m.length) return h("p", { class: "muted" }, "No eval metrics to compare.");
+      return table(
+        ["Suite", "Metric", "Before", "This version", "Change"],
+        m.map((r) => h("tr", {}, h("td", { class: "mono" }, r.suite || ""), h("td", {}, r.metric || ""), h("td", {}, num(r.against)), h("td", {}, num(r.new)), h("td", {}, r.delta > 0 ? "+" + num(r.delta) : num(r.delta)))),
+        "metric-deltas"
+      );
+    }
+    if (m && typeof m === "object" && Object.keys(m).length) return h("p", { class: "meta" }, "Metric changes: " + metricsText(m));
+    return h("p", { class: "muted" }, "No eval metrics to compare.");
   }
 
   function diffView(text) {
@@ -999,7 +1020,7 @@
         table(
           ["Case", "Kind", "State", "Owner", "Product", "Reporter", "Due", "Question"],
           cases.map((c) => {
-            const overdue = c.state !== "closed" && c.due_at && new Date(c.due_at).getTime() < now;
+            const overdue = c.overdue !== undefined ? c.overdue : c.state !== "closed" && c.due_at && new Date(c.due_at).getTime() < now;
             return h(
               "tr",
               { "data-testid": "case-row", "data-case": c.id },
@@ -1213,25 +1234,46 @@
       h("div", { class: "actions" }, runBtn, loadBtn),
       evalOut
     );
-    const showRun = async (id, summary) => {
+    /** Polls a run until it is no longer running, then shows its metrics and report. */
+    const showRun = async (id) => {
       clear(evalOut);
-      const run = summary || (await api("GET", "/api/v1/evals/" + encodeURIComponent(id)));
-      evalOut.appendChild(h("p", { class: "notice", role: "status", "data-testid": "eval-summary" }, "Eval run " + (run.id !== undefined ? run.id : id) + ": " + metricsText(run.metrics || run)));
-      const frame = h("iframe", { class: "report", title: "Eval report " + id, sandbox: "", "data-testid": "eval-report" });
+      const status = h("p", { class: "status", role: "status", "data-testid": "eval-status" }, "Eval run " + id + ": loading…");
+      evalOut.appendChild(status);
+      let job;
+      for (;;) {
+        job = await api("GET", "/api/v1/evals/" + encodeURIComponent(id));
+        if (job.state !== "running") break;
+        status.textContent = "Eval run " + id + " (" + (job.suite || "") + ") is running…";
+        await new Promise((r) => setTimeout(r, 1500));
+        if (!evalOut.isConnected) return; // the user left the page
+      }
+      clear(evalOut);
+      if (job.state === "failed") {
+        evalOut.appendChild(h("div", { class: "error", role: "alert", "data-testid": "eval-failed" }, "Eval run " + id + " failed: " + (job.error || "unknown error")));
+        return;
+      }
+      const res = job.result || {};
+      const metrics = res.metrics || res;
+      evalOut.appendChild(
+        h("p", { class: "notice", role: "status", "data-testid": "eval-summary" }, "Eval run " + id + " (" + (job.suite || "") + ", by " + (job.by || "") + "): " + metricsText(metrics))
+      );
       const html = await api("GET", "/api/v1/evals/" + encodeURIComponent(id) + "/report");
-      frame.srcdoc = typeof html === "string" ? html : JSON.stringify(html); // sandboxed: no scripts, no same-origin
-      const blobUrl = URL.createObjectURL(new Blob([typeof html === "string" ? html : JSON.stringify(html)], { type: "text/html" }));
-      evalOut.append(h("p", {}, h("a", { href: blobUrl, target: "_blank", rel: "noopener", download: "eval-report-" + id + ".html" }, "Download the report")), frame);
+      const text = typeof html === "string" ? html : JSON.stringify(html);
+      // Sandboxed (no scripts, no same-origin); the page's CSP still applies, so
+      // the download is the full-fidelity copy.
+      const frame = h("iframe", { class: "report", title: "Eval report " + id, sandbox: "", "data-testid": "eval-report" });
+      frame.srcdoc = text;
+      const blobUrl = URL.createObjectURL(new Blob([text], { type: "text/html" }));
+      evalOut.append(h("p", {}, h("a", { href: blobUrl, download: "eval-report-" + id + ".html", "data-testid": "eval-download" }, "Download the report (HTML)")), frame);
     };
     evalForm.addEventListener("submit", async (ev) => {
       ev.preventDefault();
       busy(runBtn, true, "Running…");
       clear(evalOut);
-      evalOut.appendChild(h("p", { class: "status", role: "status" }, "Running the " + suite.value + " suite; this takes a while…"));
       try {
-        const run = await api("POST", "/api/v1/evals", { suite: suite.value.trim() });
-        runId.value = run.id;
-        await showRun(run.id, run);
+        const job = await api("POST", "/api/v1/evals", { suite: suite.value.trim() });
+        runId.value = job.id;
+        await showRun(job.id);
       } catch (e) {
         clear(evalOut);
         evalOut.appendChild(errorBox(e));
