@@ -170,7 +170,9 @@ fn serve(data: &Path, repo: &Path, generate: bool) -> Server {
         .arg("--index")
         .arg(demo_index())
         .arg("--addr")
-        .arg(format!("127.0.0.1:{port}"));
+        .arg(format!("127.0.0.1:{port}"))
+        // A busy 2-core CI machine generates slowly; the browser waits as long.
+        .args(["--timeout", &ANSWER_WAIT.as_secs().to_string()]);
     if generate && model().exists() {
         cmd.arg("--model").arg(model());
     } else {

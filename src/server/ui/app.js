@@ -305,7 +305,10 @@
     }
     const page = currentPage();
     renderNav();
-    const view = clear($("view"));
+    // Each visit renders into a fresh container: a slower render of a page
+    // the user already left (or signed out of) writes into a detached node.
+    const view = h("div", { class: "page", "data-page": page.id });
+    clear($("view")).appendChild(view);
     document.title = page.title + " — OnLabel";
     if (!allowed(page)) {
       denied(view, { message: "The " + page.title + " page is for " + page.roles.join(" or ") + "; you are signed in as " + state.me.role + "." });
@@ -318,7 +321,7 @@
         else view.appendChild(errorBox(e));
       }
     }
-    const heading = view.querySelector("h1");
+    const heading = view.isConnected ? view.querySelector("h1") : null;
     if (heading) {
       heading.setAttribute("tabindex", "-1");
       heading.focus();
@@ -511,7 +514,7 @@
     append(view, h("h1", {}, "Ask about an approved label"));
     const picker = await productPicker({ id: "ask-product" });
     const hcp = h("input", { id: "ask-hcp", name: "hcp", type: "text", "data-testid": "ask-hcp", autocomplete: "off" });
-    const q = h("textarea", { id: "ask-question", name: "question", required: true, rows: 3, "data-testid": "ask-question", maxlength: 4000 });
+    const q = h("textarea", { id: "ask-question", name: "question", required: true, rows: 3, "data-testid": "ask-question", maxlength: 2000 });
     const submit = h("button", { type: "submit", id: "ask-submit", "data-testid": "ask-submit" }, "Ask");
     const status = h("p", { class: "status", id: "ask-status", role: "status", "data-testid": "ask-status" });
     const form = h(
