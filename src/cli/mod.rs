@@ -9,6 +9,7 @@ pub mod error;
 mod info;
 mod products;
 mod prompts;
+mod serve;
 mod signin;
 mod users;
 
@@ -117,6 +118,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// List the products in an index with their documents, MLR numbers and expiry dates.
     Products(products::ProductsArgs),
+    /// Serve the HTTP API and the web UI (reps, MLR, Medical/PV, compliance) on loopback.
+    Serve(serve::ServeArgs),
     /// Show where OnLabel keeps its store, index, models and rules, and where each setting came from.
     Info,
     /// Work the Pharmacovigilance / Medical Information case queue.
@@ -430,6 +433,7 @@ fn context(cli: &mut Cli) -> anyhow::Result<Ctx> {
         Command::Email(a) => a.q.fill(c),
         Command::Summarize(a) => a.q.fill(c),
         Command::Eval(a) => a.q.fill(c),
+        Command::Serve(a) => a.q.fill(c),
         Command::Products(a) => fill(&mut a.index, &c.index),
         Command::Prompts(a) => {
             if let Some(q) = a.query_args_mut() {
@@ -458,6 +462,7 @@ fn dispatch(cli: &Cli, ctx: &Ctx) -> anyhow::Result<i32> {
         Command::Ingest(a) => ingest(a, json),
         Command::Ask(a) => ask(a, ctx),
         Command::Eval(a) => eval::run(a, json, &ctx.data),
+        Command::Serve(a) => serve::run(a, &ctx.data),
         Command::Email(a) => email(a, ctx),
         Command::Summarize(a) => summarize(a, ctx),
         Command::Products(a) => products::run(a, json),
