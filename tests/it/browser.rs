@@ -10,7 +10,9 @@
 //!   to closed;
 //! - an MLR reviewer approves a prompt version with an e-signature;
 //! - a rep cannot reach the MLR page (no nav link, "You do not have access",
-//!   and the server answers the rep's approve call with 403).
+//!   and the server answers the rep's approve call with 403);
+//! - a rep drafts a follow-up email (draft banner, references, safety information);
+//! - compliance verifies the audit chain and finds a rep's question in the audit log.
 //!
 //! Every test runs at tablet width (768 px) and keeps PNG screenshots in
 //! `$CARGO_TARGET_DIR/e2e-screenshots/` (one per step, and `*-FAILED.png`
@@ -568,6 +570,79 @@ async fn browser_rep_cannot_reach_the_mlr_page() {
             go(&c, &base, page).await?;
             text_where(&c, "[data-testid=access-denied]", Duration::from_secs(10), |t| t.contains("You do not have access")).await?;
         }
+        fits_tablet(&c).await?;
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn browser_rep_drafts_a_follow_up_email_with_references_and_safety_information() {
+    let _turn = turn();
+    let mut w = world();
+    let base = w.start_with(false);
+    let driver = chromedriver();
+    let c = driver.client().await;
+    let rex = w.token("rex").to_string();
+    run(c.clone(), "email", async {
+        sign_in(&c, &base, &rex, "rep").await?;
+        find(&c, "[data-testid=nav-email]", Duration::from_secs(5)).await?.click().await?;
+        find(&c, "#email-product", Duration::from_secs(10)).await?.select_by_value("zentravia").await?;
+        c.find(Locator::Css("#email-hcp")).await?.send_keys("Dr. Shah").await?;
+        c.find(Locator::Css("#email-topics")).await?.send_keys("liver monitoring and dosing").await?;
+        c.find(Locator::Css("#email-submit")).await?.click().await?;
+        let banner = text_where(&c, "[data-testid=draft-banner]", ANSWER_WAIT, |t| !t.is_empty()).await?;
+        ensure!(banner.starts_with("DRAFT"), "draft banner {banner:?}");
+        let subject = c.find(Locator::Css("[data-testid=email-subject]")).await?.text().await?;
+        ensure!(subject.contains("Zentravia") || subject.contains("ZENTRAVIA"), "subject {subject:?}");
+        let isi = c.find(Locator::Css("[data-testid=email-isi]")).await?.text().await?;
+        ensure!(isi.contains("hepatotoxicity"), "no fair balance in the draft: {isi}");
+        let refs = c.find_all(Locator::Css("[data-testid=email-draft] [data-testid=sources] [data-testid=citation-chip]")).await?;
+        ensure!(!refs.is_empty(), "the draft lists no references");
+        let body = c.find(Locator::Css("[data-testid=email-body]")).await?.text().await?;
+        ensure!(body.contains("Dear Dr. Shah") && body.contains("US-ZEN-0001"), "email body: {body}");
+        shot(&c, "email-1-draft").await;
+        fits_tablet(&c).await?;
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn browser_compliance_verifies_the_chain_and_finds_an_ask_in_the_audit() {
+    let _turn = turn();
+    let mut w = world();
+    let base = w.start_with(false);
+    // A rep's question over the API, to find in the audit log.
+    let rex = w.token("rex").to_string();
+    let answer: serde_json::Value = ureq::post(&format!("{base}/api/v1/ask"))
+        .header("Authorization", &format!("Bearer {rex}"))
+        .send_json(serde_json::json!({"question": "What are the LFT monitoring rules?", "product": "zentravia"}))
+        .unwrap()
+        .body_mut()
+        .read_json()
+        .unwrap();
+    let seq = answer["audit_id"].as_i64().expect("an audit id");
+    let driver = chromedriver();
+    let c = driver.client().await;
+    let (carol, rex2) = (w.token("carol").to_string(), rex.clone());
+    run(c.clone(), "compliance", async {
+        // A rep has no compliance page.
+        sign_in(&c, &base, &rex2, "rep").await?;
+        ensure!(c.find(Locator::Css("[data-testid=nav-compliance]")).await.is_err(), "a rep's nav links to compliance");
+
+        sign_in(&c, &base, &carol, "compliance").await?;
+        find(&c, "[data-testid=nav-compliance]", Duration::from_secs(5)).await?.click().await?;
+        let ok = text_where(&c, "[data-testid=verify-ok]", Duration::from_secs(20), |t| !t.is_empty()).await?;
+        ensure!(ok.starts_with("Chain intact") && ok.contains(&format!("Head #{seq}")), "verification: {ok}");
+        find(&c, "#audit-action", Duration::from_secs(5)).await?.send_keys("ask").await?;
+        c.find(Locator::Css("#audit-actor")).await?.send_keys("rex").await?;
+        c.find(Locator::Css("#audit-q")).await?.send_keys("LFT monitoring").await?;
+        c.find(Locator::Css("[data-testid=audit-search]")).await?.click().await?;
+        let row = find(&c, &format!("[data-testid=audit-row][data-seq='{seq}']"), Duration::from_secs(10)).await?;
+        let text = row.text().await?;
+        ensure!(text.contains("rex") && text.contains("ask") && text.contains("answer"), "audit row: {text}");
+        shot(&c, "compliance-1-audit").await;
         fits_tablet(&c).await?;
         Ok(())
     })

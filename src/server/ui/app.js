@@ -351,13 +351,27 @@
       list.map((p) => h("option", { value: p.name }, p.name))
     );
     const docs = h("ul", { class: "docs", id: opts.id + "-docs", "aria-live": "polite" });
+    // The sources the answer may come from: current, and (for a rep)
+    // promotional; the rest are listed with why they are never cited.
     const showDocs = () => {
       clear(docs);
       const p = list.find((x) => x.name === select.value);
       if (!p) return;
+      const medicalOk = state.me && state.me.role !== "rep";
       for (const d of p.documents) {
+        const standing = d.standing || (d.status === "withdrawn" ? "withdrawn" : "current");
+        const why = standing !== "current" ? standing : d.audience === "medical" && !medicalOk ? "Medical use only" : null;
+        const name = (d.title || d.doc_id) + (d.kind ? " (" + String(d.kind).toUpperCase() + ")" : "");
         docs.appendChild(
-          h("li", {}, d.title || d.doc_id, " — MLR ", d.mlr_number || "?", d.expires_on ? ", expires " + d.expires_on : "", d.status && d.status !== "approved" ? " (" + d.status + ")" : "")
+          h(
+            "li",
+            { class: why ? "muted" : null, "data-testid": "source-doc", "data-usable": why ? "no" : "yes" },
+            name,
+            " — MLR ",
+            d.mlr_number || "?",
+            d.expires_on ? ", valid until " + d.expires_on : "",
+            why ? " — not used: " + why : ""
+          )
         );
       }
     };
@@ -555,11 +569,13 @@
       try {
         await stream("/api/v1/ask", body, (name, data) => {
           if (name === "sentence") {
+            if (!draft.firstChild) region.scrollIntoView({ block: "nearest" });
             draft.appendChild(h("p", {}, data && data.text !== undefined ? data.text : String(data)));
             status.textContent = "Answering…";
           } else if (name === "answer") {
             answer = data;
             showAnswer(region, data);
+            region.scrollIntoView({ block: "nearest" });
           } else if (name === "done") {
             status.textContent = doneText(data || answer || {});
           } else if (name === "error") {
@@ -1091,6 +1107,7 @@
     );
 
     const out = h("div", { "aria-live": "polite", "data-testid": "case-action-result" });
+    const DONE = { triage: "triaged", start: "started", resolve: "resolved and closed" };
     const act = async (path, body, btn) => {
       clear(out);
       busy(btn, true);
@@ -1098,7 +1115,7 @@
         await api("POST", "/api/v1/cases/" + encodeURIComponent(c.id) + "/" + path, body);
         await reload().catch(() => {});
         await openCase(detail, c.id, document.querySelector('tr[data-case="' + CSS.escape(c.id) + '"]'), reload);
-        detail.querySelector('[data-testid="case-card"]').prepend(h("p", { class: "notice", role: "status", "data-testid": "case-ok" }, "Saved: " + path + "."));
+        detail.querySelector('[data-testid="case-card"]').prepend(h("p", { class: "notice", role: "status", "data-testid": "case-ok" }, "Saved: " + (path === "assign" ? "assigned to " + body.owner : DONE[path]) + "."));
       } catch (e) {
         out.appendChild(errorBox(e, "case-error"));
         busy(btn, false);
