@@ -199,7 +199,9 @@
   /** Renders an ApiError as a message element (403 → "You do not have access"). */
   function errorBox(e, testid) {
     const box = h("div", { class: "error", role: "alert", "data-testid": testid || "error" });
-    if (e.status === 403) {
+    if (e.status === 403 && e.code === "signature_refused") {
+      append(box, h("strong", {}, "Signature refused"), " — ", e.message);
+    } else if (e.status === 403) {
       append(box, h("strong", {}, "You do not have access"), " — ", e.message);
     } else if (e.status === 401) {
       append(box, h("strong", {}, "Sign in again"), " — ", e.message);
@@ -361,7 +363,8 @@
       for (const d of p.documents) {
         const standing = d.standing || (d.status === "withdrawn" ? "withdrawn" : "current");
         const why = standing !== "current" ? standing : d.audience === "medical" && !medicalOk ? "Medical use only" : null;
-        const name = (d.title || d.doc_id) + (d.kind ? " (" + String(d.kind).toUpperCase() + ")" : "");
+        const kind = { pi: "PI", faq: "FAQ", isi: "ISI", "medical-response": "medical response" }[d.kind] || d.kind;
+        const name = (d.title || d.doc_id) + (kind ? " (" + kind + ")" : "");
         docs.appendChild(
           h(
             "li",
@@ -451,38 +454,24 @@
     );
   }
 
-  /** The banner for an escalated or refused result; null for a plain answer. */
+  /** The banner for an escalated or refused result; null for a plain answer.
+   *  The server's message (the answer text of an escalation) says what happens
+   *  next; a generic sentence stands in only when it gives none. */
   function routeBanner(route, caseId, message) {
-    if (route === "pharmacovigilance") {
-      return h(
-        "div",
-        { class: "banner pharmacovigilance", role: "alert", "data-testid": "route-banner", "data-route": route },
-        h("strong", {}, "Routed to Pharmacovigilance"),
-        "This describes something that happened to a patient. No promotional answer is given. ",
-        caseId ? ["Case ", h("span", { class: "case-id", "data-testid": "case-id" }, caseId), " was opened; Pharmacovigilance will contact you for the details. "] : "",
-        "Do not discuss it further with promotional material.",
-        message ? h("p", {}, message) : null
-      );
-    }
-    if (route === "medical") {
-      return h(
-        "div",
-        { class: "banner medical", role: "alert", "data-testid": "route-banner", "data-route": route },
-        h("strong", {}, "Routed to Medical Information"),
-        "Approved promotional material does not answer this (off-label, unsolicited or unclear). ",
-        caseId ? ["Case ", h("span", { class: "case-id", "data-testid": "case-id" }, caseId), " was opened; Medical Information will respond to the HCP directly. "] : "",
-        message ? h("p", {}, message) : null
-      );
-    }
-    if (route === "refused") {
-      return h(
-        "div",
-        { class: "banner refused", role: "alert", "data-testid": "route-banner", "data-route": route },
-        h("strong", {}, "Not answered"),
-        message || "This request is outside what a rep may discuss (policy)."
-      );
-    }
-    return null;
+    const kinds = {
+      pharmacovigilance: ["Routed to Pharmacovigilance", "This describes something that happened to a patient: it must be reported, and no promotional answer is given. Pharmacovigilance will contact you for the details."],
+      medical: ["Routed to Medical Information", "Approved promotional material does not answer this (off-label, unsolicited or unclear). Medical Information will respond to the HCP directly."],
+      refused: ["Not answered", "This request is outside what a rep may discuss (policy)."],
+    };
+    const k = kinds[route];
+    if (!k) return null;
+    return h(
+      "div",
+      { class: "banner " + route, role: "alert", "data-testid": "route-banner", "data-route": route },
+      h("strong", {}, k[0]),
+      caseId ? h("p", {}, "Case ", h("span", { class: "case-id", "data-testid": "case-id" }, caseId), " was opened.") : null,
+      h("p", { "data-testid": "route-message" }, message && String(message).trim() ? message : k[1])
+    );
   }
 
   async function copyText(text, status) {
@@ -1049,7 +1038,7 @@
               h("td", {}, c.owner || h("span", { class: "muted" }, "unassigned")),
               h("td", {}, c.product || ""),
               h("td", {}, c.reporter || ""),
-              h("td", {}, fmtTime(c.due_at), overdue ? [" ", stateBadge("overdue")] : ""),
+              h("td", { class: "when" }, fmtTime(c.due_at), overdue ? [" ", stateBadge("overdue")] : ""),
               h("td", {}, String(c.question || "").slice(0, 120))
             );
           }),
@@ -1218,7 +1207,7 @@
                 "tr",
                 { "data-testid": "audit-row", "data-seq": e.seq },
                 h("td", {}, String(e.seq)),
-                h("td", {}, fmtTime(e.at)),
+                h("td", { class: "when" }, fmtTime(e.at)),
                 h("td", {}, e.actor, h("span", { class: "muted" }, " (" + e.role + ")")),
                 h("td", {}, e.action),
                 h("td", {}, e.route || ""),
