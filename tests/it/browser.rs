@@ -16,7 +16,7 @@
 //!
 //! Every test runs at tablet width (768 px) and keeps PNG screenshots in
 //! `$CARGO_TARGET_DIR/e2e-screenshots/` (one per step, and `*-FAILED.png`
-//! when an assertion fails). The tests take turns (one Chromium at a time):
+//! when an assertion fails), beside each test's server and chromedriver logs. The tests take turns (one Chromium at a time):
 //! the machine is small and Chromium is not.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -76,13 +76,13 @@ struct Driver {
     profile: tempfile::TempDir,
 }
 
-fn chromedriver() -> Driver {
+fn chromedriver(name: &str) -> Driver {
     assert!(
         Path::new(CHROMEDRIVER).exists() && Path::new(CHROMIUM).exists(),
         "{CHROMEDRIVER} or {CHROMIUM} is missing: run scripts/test.sh (it installs Debian's chromium and chromium-driver)"
     );
     let port = free_port();
-    let log = screenshots().join(format!("chromedriver-{port}.log"));
+    let log = screenshots().join(format!("{name}-chromedriver.log"));
     let mut child = Command::new(CHROMEDRIVER)
         .arg(format!("--port={port}"))
         .arg(format!("--log-path={}", log.display()))
@@ -159,9 +159,9 @@ struct Server {
     base: String,
 }
 
-fn serve(data: &Path, repo: &Path, generate: bool) -> Server {
+fn serve(name: &str, data: &Path, repo: &Path, generate: bool) -> Server {
     let port = free_port();
-    let log = std::fs::File::create(screenshots().join(format!("server-{port}.log"))).unwrap();
+    let log = std::fs::File::create(screenshots().join(format!("{name}-server.log"))).unwrap();
     let mut cmd = Command::new(bin());
     cmd.current_dir(repo)
         .env_remove("ONLABEL_TOKEN")
@@ -248,15 +248,15 @@ fn world() -> World {
 
 impl World {
     /// Starts the server with the real model (when fetched).
-    fn start(&mut self) -> String {
-        self.start_with(true)
+    fn start(&mut self, name: &str) -> String {
+        self.start_with(name, true)
     }
 
     /// Starts the server; `generate: false` answers extractively and loads no
     /// prompt (a server with a model refuses to start while the registry's
     /// `objection` has no approved version, which the approval test needs).
-    fn start_with(&mut self, generate: bool) -> String {
-        let s = serve(&self.data, &self.repo, generate);
+    fn start_with(&mut self, name: &str, generate: bool) -> String {
+        let s = serve(name, &self.data, &self.repo, generate);
         let base = s.base.clone();
         self.server = Some(s);
         base
@@ -356,8 +356,8 @@ fn turn() -> std::sync::MutexGuard<'static, ()> {
 async fn browser_rep_asks_and_sees_a_cited_answer() {
     let _turn = turn();
     let mut w = world();
-    let base = w.start();
-    let driver = chromedriver();
+    let base = w.start("ask");
+    let driver = chromedriver("ask");
     let c = driver.client().await;
     let rex = w.token("rex").to_string();
     run(c.clone(), "ask", async {
@@ -416,8 +416,8 @@ async fn browser_rep_asks_and_sees_a_cited_answer() {
 async fn browser_ae_question_shows_pv_banner_and_the_case_reaches_medical() {
     let _turn = turn();
     let mut w = world();
-    let base = w.start();
-    let driver = chromedriver();
+    let base = w.start("ae");
+    let driver = chromedriver("ae");
     let c = driver.client().await;
     let (rex, mia) = (w.token("rex").to_string(), w.token("mia").to_string());
     run(c.clone(), "ae", async {
@@ -493,8 +493,8 @@ async fn browser_reviewer_approves_a_prompt_version_with_an_e_signature() {
     }
     w.prompts("carol", &eval);
 
-    let base = w.start_with(false);
-    let driver = chromedriver();
+    let base = w.start_with("approve", false);
+    let driver = chromedriver("approve");
     let c = driver.client().await;
     let (alice, bob) = (w.token("alice").to_string(), w.token("bob").to_string());
     run(c.clone(), "approve", async {
@@ -542,8 +542,8 @@ async fn browser_reviewer_approves_a_prompt_version_with_an_e_signature() {
 async fn browser_rep_cannot_reach_the_mlr_page() {
     let _turn = turn();
     let mut w = world();
-    let base = w.start();
-    let driver = chromedriver();
+    let base = w.start_with("rep-mlr", false);
+    let driver = chromedriver("rep-mlr");
     let c = driver.client().await;
     let rex = w.token("rex").to_string();
     run(c.clone(), "rep-mlr", async {
@@ -580,8 +580,8 @@ async fn browser_rep_cannot_reach_the_mlr_page() {
 async fn browser_rep_drafts_a_follow_up_email_with_references_and_safety_information() {
     let _turn = turn();
     let mut w = world();
-    let base = w.start_with(false);
-    let driver = chromedriver();
+    let base = w.start_with("email", false);
+    let driver = chromedriver("email");
     let c = driver.client().await;
     let rex = w.token("rex").to_string();
     run(c.clone(), "email", async {
@@ -612,7 +612,7 @@ async fn browser_rep_drafts_a_follow_up_email_with_references_and_safety_informa
 async fn browser_compliance_verifies_the_chain_and_finds_an_ask_in_the_audit() {
     let _turn = turn();
     let mut w = world();
-    let base = w.start_with(false);
+    let base = w.start_with("compliance", false);
     // A rep's question over the API, to find in the audit log.
     let rex = w.token("rex").to_string();
     let answer: serde_json::Value = ureq::post(&format!("{base}/api/v1/ask"))
@@ -623,7 +623,7 @@ async fn browser_compliance_verifies_the_chain_and_finds_an_ask_in_the_audit() {
         .read_json()
         .unwrap();
     let seq = answer["audit_id"].as_i64().expect("an audit id");
-    let driver = chromedriver();
+    let driver = chromedriver("compliance");
     let c = driver.client().await;
     let (carol, rex2) = (w.token("carol").to_string(), rex.clone());
     run(c.clone(), "compliance", async {
