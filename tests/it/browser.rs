@@ -334,6 +334,30 @@ async fn fits_tablet(c: &Client) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Every visible form control has a label (`<label for>` or aria-label) and
+/// every visible button or link has a name: what a screen reader announces.
+async fn labelled(c: &Client) -> anyhow::Result<()> {
+    let bad = c
+        .execute(
+            "const seen = e => e.offsetParent !== null; \
+             const controls = [...document.querySelectorAll('input, select, textarea')] \
+               .filter(e => seen(e) && !(e.labels && e.labels.length) && !e.getAttribute('aria-label')); \
+             const named = [...document.querySelectorAll('button, a')] \
+               .filter(e => seen(e) && !(e.textContent.trim() || e.getAttribute('aria-label'))); \
+             return controls.concat(named).map(e => e.outerHTML.slice(0, 80));",
+            vec![],
+        )
+        .await?;
+    ensure!(bad.as_array().is_some_and(|a| a.is_empty()), "unlabelled controls: {bad}");
+    Ok(())
+}
+
+/// The page is usable at tablet width and its controls are labelled.
+async fn usable(c: &Client) -> anyhow::Result<()> {
+    fits_tablet(c).await?;
+    labelled(c).await
+}
+
 /// Runs one test's browser part; on failure keeps a `NAME-FAILED.png`.
 async fn run(c: Client, name: &str, body: impl std::future::Future<Output = anyhow::Result<()>>) {
     let result = body.await;
@@ -372,7 +396,9 @@ async fn browser_rep_asks_and_sees_a_cited_answer() {
         c.find(Locator::Css("#ask-hcp")).await?.send_keys("Dr. Lee").await?;
         c.find(Locator::Css("#ask-question")).await?.send_keys("What are the LFT monitoring rules?").await?;
         shot(&c, "ask-1-question").await;
-        c.find(Locator::Css("#ask-submit")).await?.click().await?;
+        usable(&c).await?;
+        // Keyboard: Ctrl+Enter in the question asks (then the modifier is released).
+        c.find(Locator::Css("#ask-question")).await?.send_keys("\u{e009}\u{e007}\u{e000}").await?;
 
         let text = text_where(&c, "#answer-text", ANSWER_WAIT, |t| !t.trim().is_empty()).await?;
         let region = c.find(Locator::Css("#answer")).await?;
@@ -395,7 +421,9 @@ async fn browser_rep_asks_and_sees_a_cited_answer() {
         ensure!(!title.trim().is_empty() && mlr.starts_with("US-ZEN-") && quote.len() > 20, "passage: {title:?} {mlr:?} {quote:?}");
         ensure!(c.find(Locator::Css("#passage-dialog")).await?.attr("open").await?.is_some(), "the passage dialog is not open");
         shot(&c, "ask-3-passage").await;
-        // Keyboard: Escape closes the dialog.
+        // Keyboard: focus is on Close, and Escape closes the dialog.
+        let focused = c.execute("return document.activeElement.id;", vec![]).await?;
+        ensure!(focused == "passage-close", "focus in the open dialog is on {focused}");
         c.find(Locator::Css("#passage-close")).await?.send_keys("\u{e00c}").await?;
         let start = Instant::now();
         while c.find(Locator::Css("#passage-dialog")).await?.attr("open").await?.is_some() {
@@ -406,7 +434,7 @@ async fn browser_rep_asks_and_sees_a_cited_answer() {
         // Copy to clipboard answers either way, and says so.
         c.find(Locator::Css("#copy-answer")).await?.click().await?;
         text_where(&c, "[data-testid=copy-status]", Duration::from_secs(5), |t| t.starts_with("Cop")).await?;
-        fits_tablet(&c).await?;
+        usable(&c).await?;
         Ok(())
     })
     .await;
@@ -437,7 +465,7 @@ async fn browser_ae_question_shows_pv_banner_and_the_case_reaches_medical() {
         ensure!(case_id.starts_with("PV-"), "case id {case_id:?}");
         ensure!(c.find(Locator::Css("#answer-text")).await.is_err(), "a PV route shows no promotional answer");
         shot(&c, "ae-1-pv-banner").await;
-        fits_tablet(&c).await?;
+        usable(&c).await?;
 
         // The rep has no Medical page.
         go(&c, &base, "cases").await?;
@@ -468,7 +496,7 @@ async fn browser_ae_question_shows_pv_banner_and_the_case_reaches_medical() {
         let history = c.find(Locator::Css("[data-testid=case-history]")).await?.text().await?;
         ensure!(history.contains("opened") && history.contains("mia") && history.contains("closed"), "history: {history}");
         shot(&c, "ae-3-case-closed").await;
-        fits_tablet(&c).await?;
+        usable(&c).await?;
         Ok(())
     })
     .await;
@@ -532,7 +560,7 @@ async fn browser_reviewer_approves_a_prompt_version_with_an_e_signature() {
         row.find(Locator::Css("[data-testid=open-version]")).await?.click().await?;
         let sigs = text_where(&c, "[data-testid=signatures]", Duration::from_secs(10), |t| !t.is_empty()).await?;
         ensure!(sigs.contains("Bob Reviewer (bob) — approved for use"), "{sigs}");
-        fits_tablet(&c).await?;
+        usable(&c).await?;
         Ok(())
     })
     .await;
@@ -570,7 +598,7 @@ async fn browser_rep_cannot_reach_the_mlr_page() {
             go(&c, &base, page).await?;
             text_where(&c, "[data-testid=access-denied]", Duration::from_secs(10), |t| t.contains("You do not have access")).await?;
         }
-        fits_tablet(&c).await?;
+        usable(&c).await?;
         Ok(())
     })
     .await;
@@ -602,7 +630,7 @@ async fn browser_rep_drafts_a_follow_up_email_with_references_and_safety_informa
         let body = c.find(Locator::Css("[data-testid=email-body]")).await?.text().await?;
         ensure!(body.contains("Dear Dr. Shah") && body.contains("US-ZEN-0001"), "email body: {body}");
         shot(&c, "email-1-draft").await;
-        fits_tablet(&c).await?;
+        usable(&c).await?;
         Ok(())
     })
     .await;
@@ -643,7 +671,7 @@ async fn browser_compliance_verifies_the_chain_and_finds_an_ask_in_the_audit() {
         let text = row.text().await?;
         ensure!(text.contains("rex") && text.contains("ask") && text.contains("answer"), "audit row: {text}");
         shot(&c, "compliance-1-audit").await;
-        fits_tablet(&c).await?;
+        usable(&c).await?;
         Ok(())
     })
     .await;
