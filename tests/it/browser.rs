@@ -352,9 +352,19 @@ async fn labelled(c: &Client) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The page is usable at tablet width and its controls are labelled.
+/// Everything the page loaded came from the server itself (it works offline).
+async fn same_origin_only(c: &Client) -> anyhow::Result<()> {
+    let foreign = c
+        .execute("return performance.getEntriesByType('resource').map(e => e.name).filter(n => !n.startsWith(location.origin));", vec![])
+        .await?;
+    ensure!(foreign.as_array().is_some_and(|a| a.is_empty()), "the page loaded from elsewhere: {foreign}");
+    Ok(())
+}
+
+/// The page is usable at tablet width, offline, and its controls are labelled.
 async fn usable(c: &Client) -> anyhow::Result<()> {
     fits_tablet(c).await?;
+    same_origin_only(c).await?;
     labelled(c).await
 }
 
@@ -651,6 +661,11 @@ async fn browser_compliance_verifies_the_chain_and_finds_an_ask_in_the_audit() {
         .read_json()
         .unwrap();
     let seq = answer["audit_id"].as_i64().expect("an audit id");
+    // And one with markup in it: the UI must show it as text, never as HTML.
+    let _ = ureq::post(&format!("{base}/api/v1/ask"))
+        .header("Authorization", &format!("Bearer {rex}"))
+        .send_json(serde_json::json!({"question": "Is <b id=\"injected\">bold</b> dosing <img id=\"xss\" src=x> in the label?", "product": "zentravia"}))
+        .unwrap();
     let driver = chromedriver("compliance");
     let c = driver.client().await;
     let (carol, rex2) = (w.token("carol").to_string(), rex.clone());
@@ -670,6 +685,14 @@ async fn browser_compliance_verifies_the_chain_and_finds_an_ask_in_the_audit() {
         let row = find(&c, &format!("[data-testid=audit-row][data-seq='{seq}']"), Duration::from_secs(10)).await?;
         let text = row.text().await?;
         ensure!(text.contains("rex") && text.contains("ask") && text.contains("answer"), "audit row: {text}");
+
+        // Server text is escaped: the markup question shows literally.
+        let q = c.find(Locator::Css("#audit-q")).await?;
+        q.clear().await?;
+        q.send_keys("<b id=").await?;
+        c.find(Locator::Css("[data-testid=audit-search]")).await?.click().await?;
+        let shown = text_where(&c, "[data-testid=audit-table]", Duration::from_secs(10), |t| t.contains("<b id=")).await?;
+        ensure!(c.find(Locator::Css("#injected")).await.is_err() && c.find(Locator::Css("#xss")).await.is_err(), "server text became HTML: {shown}");
         shot(&c, "compliance-1-audit").await;
         usable(&c).await?;
         Ok(())
