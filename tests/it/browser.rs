@@ -38,7 +38,8 @@ const HEIGHT: u32 = 1024;
 const ANSWER_WAIT: Duration = Duration::from_secs(180);
 
 /// One browser test at a time (each starts its own server and Chromium).
-static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// An async mutex: the turn is held across awaits (each test has its own runtime).
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -380,15 +381,15 @@ async fn run(c: Client, name: &str, body: impl std::future::Future<Output = anyh
     }
 }
 
-fn turn() -> std::sync::MutexGuard<'static, ()> {
-    TURN.lock().unwrap_or_else(|e| e.into_inner())
+async fn turn() -> tokio::sync::MutexGuard<'static, ()> {
+    TURN.lock().await
 }
 
 // ----------------------------------------------------------------- tests ----
 
 #[tokio::test]
 async fn browser_rep_asks_and_sees_a_cited_answer() {
-    let _turn = turn();
+    let _turn = turn().await;
     let mut w = world();
     let base = w.start("ask");
     let driver = chromedriver("ask");
@@ -452,7 +453,7 @@ async fn browser_rep_asks_and_sees_a_cited_answer() {
 
 #[tokio::test]
 async fn browser_ae_question_shows_pv_banner_and_the_case_reaches_medical() {
-    let _turn = turn();
+    let _turn = turn().await;
     let mut w = world();
     let base = w.start("ae");
     let driver = chromedriver("ae");
@@ -514,7 +515,7 @@ async fn browser_ae_question_shows_pv_banner_and_the_case_reaches_medical() {
 
 #[tokio::test]
 async fn browser_reviewer_approves_a_prompt_version_with_an_e_signature() {
-    let _turn = turn();
+    let _turn = turn().await;
     let mut w = world();
     // alice proposes and submits objection@1; compliance records its eval
     // evidence (the command line: these are not the UI under test).
@@ -578,7 +579,7 @@ async fn browser_reviewer_approves_a_prompt_version_with_an_e_signature() {
 
 #[tokio::test]
 async fn browser_rep_cannot_reach_the_mlr_page() {
-    let _turn = turn();
+    let _turn = turn().await;
     let mut w = world();
     let base = w.start_with("rep-mlr", false);
     let driver = chromedriver("rep-mlr");
@@ -616,7 +617,7 @@ async fn browser_rep_cannot_reach_the_mlr_page() {
 
 #[tokio::test]
 async fn browser_rep_drafts_a_follow_up_email_with_references_and_safety_information() {
-    let _turn = turn();
+    let _turn = turn().await;
     let mut w = world();
     let base = w.start_with("email", false);
     let driver = chromedriver("email");
@@ -648,7 +649,7 @@ async fn browser_rep_drafts_a_follow_up_email_with_references_and_safety_informa
 
 #[tokio::test]
 async fn browser_compliance_verifies_the_chain_and_finds_an_ask_in_the_audit() {
-    let _turn = turn();
+    let _turn = turn().await;
     let mut w = world();
     let base = w.start_with("compliance", false);
     // A rep's question over the API, to find in the audit log.
