@@ -405,7 +405,7 @@ pub fn run() -> i32 {
             return if e.use_stderr() { EXIT_BAD_INPUT } else { EXIT_OK };
         }
     };
-    init_tracing(&cli.global.log_format);
+    init_tracing(&cli.global.log_format, matches!(cli.command, Command::Serve(_)));
     let json = cli.global.json;
     match context(&mut cli).and_then(|ctx| dispatch(&cli, &ctx)) {
         Ok(code) => code,
@@ -445,9 +445,10 @@ fn context(cli: &mut Cli) -> anyhow::Result<Ctx> {
     Ok(Ctx { json: cli.global.json, data, data_source, config: loaded })
 }
 
-fn init_tracing(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("onlabel=warn"));
+/// Logs on stderr; a server logs each request (tower_http) and each answer by default.
+fn init_tracing(format: &str, serving: bool) {
+    let default = if serving { "onlabel=info,tower_http=info" } else { "onlabel=warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if format == "json" {
         b.json().init();

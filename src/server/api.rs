@@ -169,6 +169,9 @@ pub(crate) fn run_job(st: &AppState, job: &Job, on_event: &mut dyn FnMut(Event))
     // The record is appended before the answer is sent: nothing leaves untraced.
     trace::record_answer(&st.audit, &Actor::signed_in(&job.user), job.action, &job.ask.question, &mut answer, ctx)?;
     st.metrics.answered(&answer);
+    // Identifiers only: never the question, which may name a patient.
+    tracing::info!(request_id = %job.request_id, user = %job.user.id, route = answer.route.as_str(), case_id = answer.case_id.as_deref(),
+        audit_id = answer.audit_id, mode = ?answer.mode, generated_tokens = answer.generated_tokens, "answered");
     Ok(answer)
 }
 

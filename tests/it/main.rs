@@ -15,6 +15,7 @@ mod llm;
 mod pipeline;
 mod readme;
 mod safety;
+mod server;
 mod trace;
 mod registry;
 mod users;
