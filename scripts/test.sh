@@ -8,6 +8,20 @@ if [ ! -d ../shared/data ]; then
   exit 2
 fi
 bash models/fetch.sh
+# The browser tests (tests/it/browser.rs) drive Debian's headless Chromium
+# through chromedriver; install both once (apt-get update only when the
+# package lists do not know them yet).
+if [ ! -x /usr/bin/chromedriver ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "test: /usr/bin/chromedriver is missing; run as root (or: sudo apt-get install -y chromium chromium-driver)" >&2
+    exit 2
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  if ! apt-cache show chromium-driver >/dev/null 2>&1; then
+    apt-get update
+  fi
+  apt-get install -y chromium chromium-driver
+fi
 # The real `openai` Python package, for the OpenAI-compatible endpoint's test
 # (tests/it/server.rs), in a virtualenv outside the clone; installed once.
 venv="${ONLABEL_VENV:-$HOME/.cache/onlabel-venv}"

@@ -1,6 +1,7 @@
 //! Integration tests: one binary, shared harness (see `harness`).
 
 mod answer_key;
+mod browser;
 mod audit;
 mod cases;
 mod cli;
