@@ -38,6 +38,7 @@ pub mod guard;
 pub mod index;
 pub mod llm;
 pub mod prompts;
+pub mod server;
 pub mod store;
 pub mod users;
 

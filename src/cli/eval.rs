@@ -49,6 +49,14 @@ pub struct EvalArgs {
     gates: Gates,
 }
 
+impl EvalArgs {
+    /// The options of an eval the server runs: the server's query options,
+    /// the suite, the report directory, and the signed-in user.
+    pub fn for_server(q: QueryArgs, suite: PathBuf, report: PathBuf, root: PathBuf, thresholds: PathBuf, user: &str) -> EvalArgs {
+        EvalArgs { q, suite, report: Some(report), user: Some(user.to_string()), root, thresholds, gates: Gates::default() }
+    }
+}
+
 /// Minimums an eval must meet (each optional); `eval` exits 1 when one is not
 /// met, so CI can gate on it. A metric that the suite cannot measure (n/a)
 /// does not meet a minimum asked of it.
@@ -116,11 +124,42 @@ pub fn run(a: &EvalArgs, json: bool, data: &Path) -> anyhow::Result<i32> {
         Ok(u) => u,
         Err(e) => return Ok(report(&e.into(), json, data)),
     };
+    let e = execute(a, user, &audit)?;
+    print(a, json, e)
+}
+
+/// What one eval run produced: its JSON document (`eval --json`) and what the
+/// text output shows.
+pub struct Evaluated {
+    /// The metrics with audit id, eval runs, provenance and thresholds.
+    pub json: Value,
+    /// The metrics.
+    pub metrics: crate::eval::Metrics,
+    /// Eval-run evidence recorded in the registry.
+    pub recorded: Vec<Value>,
+    /// `--min-…` gates not met, as sentences.
+    pub unmet: Vec<String>,
+    /// Notes for the operator (evidence not recorded, and why).
+    pub notes: Vec<String>,
+    /// The audit record of the run.
+    pub audit_id: i64,
+    /// Number of gates given.
+    pub gates: usize,
+    /// The exit code.
+    pub code: i32,
+}
+
+/// Runs the suite of `a` as `user` (or unauthenticated), records it in the
+/// audit log and, for a signed-in compliance user or admin, as eval evidence
+/// in the registry; writes the HTML report when asked. The server's
+/// `POST /api/v1/evals` runs this too.
+pub fn execute(a: &EvalArgs, user: Option<crate::users::User>, audit: &Audit) -> anyhow::Result<Evaluated> {
     let actor = user.as_ref().map(Actor::signed_in).unwrap_or_else(|| Actor::unauthenticated(&a.q.role, a.user.as_deref()));
 
     // Escalations during an eval open cases in a throwaway store, never in the real queue.
     let scratch = super::tempfile_dir()?;
     let copilot = super::copilot(&a.q, Some(scratch.as_path()))?;
+
     // The suite's own reader first: its errors carry the stable code `suite_invalid`.
     let suite = crate::eval::Suite::read(&a.suite)?;
     let suite_bytes = std::fs::read(&a.suite).with_context(|| format!("cannot read suite {}", a.suite.display()))?;
@@ -260,13 +299,9 @@ pub fn run(a: &EvalArgs, json: bool, data: &Path) -> anyhow::Result<i32> {
         let r = crate::eval::report::Report { metrics: &m, suite: Some(&suite), provenance: &provenance };
         crate::eval::report::write(&r, dir).with_context(|| format!("writing report to {}", dir.display()))?;
     }
-    for n in &notes {
-        eprintln!("note: {n}");
-    }
-    if json {
-        if let Some(o) = metrics.as_object_mut() {
+    if let Some(o) = metrics.as_object_mut() {
             o.insert("audit_id".into(), audit_id.into());
-            o.insert("eval_runs".into(), Value::from(recorded));
+            o.insert("eval_runs".into(), Value::from(recorded.clone()));
             o.insert("provenance".into(), provenance);
             if !gates.is_empty() {
                 let t: Vec<Value> =
@@ -274,7 +309,17 @@ pub fn run(a: &EvalArgs, json: bool, data: &Path) -> anyhow::Result<i32> {
                 o.insert("thresholds".into(), t.into());
                 o.insert("passed".into(), unmet.is_empty().into());
             }
-        }
+    }
+    Ok(Evaluated { json: metrics, metrics: m, recorded, unmet, notes, audit_id, gates: gates.len(), code })
+}
+
+/// Prints an [`Evaluated`] run as `eval` does; returns its exit code.
+fn print(a: &EvalArgs, json: bool, e: Evaluated) -> anyhow::Result<i32> {
+    let Evaluated { json: metrics, metrics: m, recorded, unmet, notes, audit_id, gates, code } = e;
+    for n in &notes {
+        eprintln!("note: {n}");
+    }
+    if json {
         outln!("{}", serde_json::to_string_pretty(&metrics)?);
         for u in &unmet {
             eprintln!("threshold not met: {u}");
@@ -316,8 +361,8 @@ pub fn run(a: &EvalArgs, json: bool, data: &Path) -> anyhow::Result<i32> {
     for u in &unmet {
         outln!("threshold not met: {u}");
     }
-    if !gates.is_empty() && unmet.is_empty() {
-        outln!("all {} thresholds met", gates.len());
+    if gates > 0 && unmet.is_empty() {
+        outln!("all {gates} thresholds met");
     }
     Ok(code)
 }

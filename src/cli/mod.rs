@@ -9,6 +9,7 @@ pub mod error;
 mod info;
 mod products;
 mod prompts;
+mod serve;
 mod signin;
 mod users;
 
@@ -117,6 +118,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// List the products in an index with their documents, MLR numbers and expiry dates.
     Products(products::ProductsArgs),
+    /// Serve the HTTP API and the web UI (reps, MLR, Medical/PV, compliance) on loopback.
+    Serve(serve::ServeArgs),
     /// Show where OnLabel keeps its store, index, models and rules, and where each setting came from.
     Info,
     /// Work the Pharmacovigilance / Medical Information case queue.
@@ -402,7 +405,7 @@ pub fn run() -> i32 {
             return if e.use_stderr() { EXIT_BAD_INPUT } else { EXIT_OK };
         }
     };
-    init_tracing(&cli.global.log_format);
+    init_tracing(&cli.global.log_format, matches!(cli.command, Command::Serve(_)));
     let json = cli.global.json;
     match context(&mut cli).and_then(|ctx| dispatch(&cli, &ctx)) {
         Ok(code) => code,
@@ -430,6 +433,7 @@ fn context(cli: &mut Cli) -> anyhow::Result<Ctx> {
         Command::Email(a) => a.q.fill(c),
         Command::Summarize(a) => a.q.fill(c),
         Command::Eval(a) => a.q.fill(c),
+        Command::Serve(a) => a.q.fill(c),
         Command::Products(a) => fill(&mut a.index, &c.index),
         Command::Prompts(a) => {
             if let Some(q) = a.query_args_mut() {
@@ -441,9 +445,10 @@ fn context(cli: &mut Cli) -> anyhow::Result<Ctx> {
     Ok(Ctx { json: cli.global.json, data, data_source, config: loaded })
 }
 
-fn init_tracing(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("onlabel=warn"));
+/// Logs on stderr; a server logs each request (tower_http) and each answer by default.
+fn init_tracing(format: &str, serving: bool) {
+    let default = if serving { "onlabel=info,tower_http=info" } else { "onlabel=warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if format == "json" {
         b.json().init();
@@ -458,6 +463,7 @@ fn dispatch(cli: &Cli, ctx: &Ctx) -> anyhow::Result<i32> {
         Command::Ingest(a) => ingest(a, json),
         Command::Ask(a) => ask(a, ctx),
         Command::Eval(a) => eval::run(a, json, &ctx.data),
+        Command::Serve(a) => serve::run(a, &ctx.data),
         Command::Email(a) => email(a, ctx),
         Command::Summarize(a) => summarize(a, ctx),
         Command::Products(a) => products::run(a, json),

@@ -194,3 +194,18 @@ pub fn run(a: &ProductsArgs, json: bool) -> anyhow::Result<i32> {
     }
     Ok(EXIT_OK)
 }
+
+/// The listing the server's `GET /api/v1/products` shows:
+/// `{"products": [{"name", "documents": [entry + "standing"]}]}`.
+pub fn listing(dir: &Path, day: NaiveDate) -> anyhow::Result<serde_json::Value> {
+    let mut by_product: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
+    for e in entries(dir)? {
+        let mut v = serde_json::to_value(&e)?;
+        v["standing"] = standing(&e, day).into();
+        v["doc_id"] = e.id.clone().into();
+        by_product.entry(e.product.clone()).or_default().push(v);
+    }
+    let products: Vec<serde_json::Value> =
+        by_product.into_iter().map(|(name, documents)| serde_json::json!({"name": name, "documents": documents})).collect();
+    Ok(serde_json::json!({"products": products}))
+}

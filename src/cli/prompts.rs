@@ -350,16 +350,7 @@ fn show(reg: &Registry<'_>, id: &str, content: bool, json: bool) -> crate::Resul
 }
 
 /// The metrics shown for a run, in this order.
-const SHOWN: &[&str] = &[
-    "route_accuracy",
-    "citation_recall",
-    "citation_precision",
-    "supported_sentence_rate",
-    "ae_f1",
-    "mention_f1",
-    "latency_ms_p50",
-    "latency_ms_p95",
-];
+use crate::prompts::diff::SHOWN;
 
 fn run_line(r: &EvalRun) -> String {
     let m: Vec<String> = SHOWN
@@ -380,64 +371,14 @@ fn run_line(r: &EvalRun) -> String {
 }
 
 fn diff(reg: &Registry<'_>, id: &VersionId, against: Option<&VersionId>, json: bool) -> crate::Result<()> {
-    let new = reg.get(id)?;
-    let old = match against {
-        Some(a) => Some(reg.get(a)?),
-        None => {
-            let all = reg.versions(Some(&id.name))?;
-            all.iter()
-                .find(|v| v.state == State::Approved && v.version != new.version)
-                .or_else(|| all.iter().rev().find(|v| v.version < new.version))
-                .cloned()
-        }
-    };
-    let (old_label, old_text) = match &old {
-        Some(o) => (format!("{} ({})", o.id(), o.state), o.content.clone()),
-        None => ("(nothing)".to_string(), String::new()),
-    };
-    let text = crate::prompts::diff::unified(&old_label, &format!("{} ({})", new.id(), new.state), &old_text, &new.content, 3);
-    let latest = |v: &Version| -> crate::Result<Vec<EvalRun>> {
-        let runs = reg.eval_runs(&vid(v))?;
-        // The newest run per suite.
-        let mut by_suite: Vec<EvalRun> = Vec::new();
-        for r in runs.into_iter().rev() {
-            if !by_suite.iter().any(|b| b.suite_sha256 == r.suite_sha256) {
-                by_suite.push(r);
-            }
-        }
-        Ok(by_suite)
-    };
-    let new_runs = latest(&new)?;
-    let old_runs = match &old {
-        Some(o) => latest(o)?,
-        None => Vec::new(),
-    };
-    let mut rows = Vec::new();
-    for r in &new_runs {
-        let base = old_runs.iter().find(|o| o.suite_sha256 == r.suite_sha256);
-        for k in SHOWN {
-            let n = r.metrics.get(*k).and_then(|v| v.as_f64());
-            let o = base.and_then(|b| b.metrics.get(*k)).and_then(|v| v.as_f64());
-            if n.is_some() || o.is_some() {
-                rows.push((r.suite_path.clone(), k.to_string(), o, n, r.passed));
-            }
-        }
-    }
+    let c = crate::prompts::diff::compare(reg, id, against)?;
     if json {
-        let metrics: Vec<serde_json::Value> = rows
-            .iter()
-            .map(|(s, k, o, n, _)| {
-                serde_json::json!({"suite": s, "metric": k, "against": o, "new": n,
-                    "delta": match (o, n) { (Some(o), Some(n)) => Some(n - o), _ => None }})
-            })
-            .collect();
-        outln!(
-            "{}",
-            to_json(&serde_json::json!({"id": new.id(), "against": old.as_ref().map(|o| o.id()), "diff": text,
-                "eval_runs": new_runs, "against_eval_runs": old_runs, "metrics": metrics}))
-        );
+        outln!("{}", to_json(&c.to_json()));
         return Ok(());
     }
+    let crate::prompts::diff::Comparison { new, old, text, new_runs, rows, .. } = c;
+    let rows: Vec<(String, String, Option<f64>, Option<f64>, bool)> =
+        rows.into_iter().map(|r| (r.suite, r.metric, r.against, r.new, r.passed)).collect();
     super::out!("{text}");
     outln!();
     if new_runs.is_empty() {

@@ -135,6 +135,10 @@ pub struct Answer {
     pub guard_rules: Option<String>,
     /// Stage timings.
     pub timings_ms: Timings,
+    /// Tokens the model generated for this answer (absent when no model ran),
+    /// whether or not its sentences survived verification: the work done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generated_tokens: Option<usize>,
     /// Ids (`DOC_ID#ORDINAL`) of the passages retrieved for this answer, for
     /// the audit record; not part of the JSON answer.
     #[serde(skip)]
@@ -352,6 +356,14 @@ impl Copilot {
     /// (and may escalate it, opening a case), then retrieval and generation,
     /// then the guard screens every generated sentence.
     pub fn ask_as(&self, ask: &Ask, who: &Requester, on_event: &mut dyn FnMut(Event)) -> Result<Answer> {
+        self.ask_with(ask, who, true, on_event)
+    }
+
+    /// [`Copilot::ask_as`], quoting approved passages verbatim without running
+    /// the model (`generate = false`): the rep's "quote only" answer, and the
+    /// retrieval-only path of the server. Guard, cases and verification are
+    /// the same.
+    pub fn ask_with(&self, ask: &Ask, who: &Requester, generate: bool, on_event: &mut dyn FnMut(Event)) -> Result<Answer> {
         let q = ask.question.trim();
         if q.is_empty() {
             return Err(Error::BadQuestion("the question is empty: type the HCP's question or objection".into()));
@@ -404,7 +416,7 @@ impl Copilot {
         }
         let extractive = cite(&draft, &search.hits, timings.clone());
         timings.first_sentence = Some(t0.elapsed().as_secs_f64() * 1e3);
-        let Some(g) = &self.grounded else {
+        let Some(g) = self.grounded.as_ref().filter(|_| generate) else {
             timings.generate = t1.elapsed().as_secs_f64() * 1e3;
             let mut marks = Numbering::default();
             for s in &draft.sentences {
@@ -434,8 +446,10 @@ impl Copilot {
         timings.generate = t1.elapsed().as_secs_f64() * 1e3;
         let model = Some(g.model.id().to_string());
         let prompt_version = Some(g.prompt.id());
+        let mut generated_tokens = None;
         let mut answer = match outcome {
             Ok(o) => {
+                generated_tokens = o.generation.as_ref().map(|g| g.generated_tokens);
                 timings.first_token = o.first_token_ms.map(|ms| ms + (t1.duration_since(t0).as_secs_f64() * 1e3));
                 match o.draft {
                     Some(d) => cite(&d, &search.hits, timings.clone()),
@@ -462,6 +476,7 @@ impl Copilot {
             timings.first_sentence = Some(ms);
         }
         answer.timings_ms = timings;
+        answer.generated_tokens = generated_tokens;
         answer.model = model;
         answer.prompt_version = prompt_version;
         answer.prompt_sha256 = Some(crate::prompts::sha256_hex(g.prompt.source.as_bytes()));
@@ -561,6 +576,7 @@ impl Copilot {
             guard_rules: None,
             timings_ms: timings,
             prompt_sha256: None,
+            generated_tokens: None,
             retrieved: Vec::new(),
         })
     }
@@ -598,6 +614,7 @@ pub fn cite(draft: &Draft, hits: &[Hit], timings: Timings) -> Answer {
         guard_rules: None,
         timings_ms: timings,
         prompt_sha256: None,
+        generated_tokens: None,
         retrieved: Vec::new(),
     }
 }

@@ -96,3 +96,113 @@ mod tests {
         assert!(u.contains("-b\n+x\n") && !u.contains(" a\n"), "{u}");
     }
 }
+
+/// The metrics a comparison shows, in order.
+pub const SHOWN: &[&str] = &[
+    "route_accuracy",
+    "citation_recall",
+    "citation_precision",
+    "supported_sentence_rate",
+    "ae_f1",
+    "mention_f1",
+    "latency_ms_p50",
+    "latency_ms_p95",
+];
+
+/// One metric of one suite, before and after.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MetricRow {
+    /// The suite path.
+    pub suite: String,
+    /// The metric.
+    pub metric: String,
+    /// Its value for the version compared against.
+    pub against: Option<f64>,
+    /// Its value for the new version.
+    pub new: Option<f64>,
+    /// Whether the new version's run passed its thresholds.
+    pub passed: bool,
+}
+
+/// A version against another (by default the approved one, else the one
+/// before): the text diff and the metric deltas of their newest eval runs.
+#[derive(Debug, Clone)]
+pub struct Comparison {
+    /// The version shown.
+    pub new: super::Version,
+    /// The version it is compared against, if any.
+    pub old: Option<super::Version>,
+    /// Unified diff, old → new.
+    pub text: String,
+    /// The newest eval run per suite of `new`.
+    pub new_runs: Vec<super::EvalRun>,
+    /// The same for `old`.
+    pub old_runs: Vec<super::EvalRun>,
+    /// Metric rows, suite by suite.
+    pub rows: Vec<MetricRow>,
+}
+
+impl Comparison {
+    /// The JSON of `prompts diff --json` and of `GET /api/v1/prompts/{id}/diff`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let metrics: Vec<serde_json::Value> = self
+            .rows
+            .iter()
+            .map(|r| {
+                serde_json::json!({"suite": r.suite, "metric": r.metric, "against": r.against, "new": r.new,
+                    "delta": match (r.against, r.new) { (Some(o), Some(n)) => Some(n - o), _ => None }})
+            })
+            .collect();
+        serde_json::json!({"id": self.new.id(), "against": self.old.as_ref().map(|o| o.id()), "diff": self.text,
+            "eval_runs": self.new_runs, "against_eval_runs": self.old_runs, "metrics": metrics})
+    }
+}
+
+/// Compares `id` with `against` (default: the approved version, else the one before).
+pub fn compare(reg: &super::Registry<'_>, id: &super::VersionId, against: Option<&super::VersionId>) -> super::Result<Comparison> {
+    use super::{EvalRun, State, Version, VersionId};
+    let new = reg.get(id)?;
+    let old = match against {
+        Some(a) => Some(reg.get(a)?),
+        None => {
+            let all = reg.versions(Some(&id.name))?;
+            all.iter()
+                .find(|v| v.state == State::Approved && v.version != new.version)
+                .or_else(|| all.iter().rev().find(|v| v.version < new.version))
+                .cloned()
+        }
+    };
+    let (old_label, old_text) = match &old {
+        Some(o) => (format!("{} ({})", o.id(), o.state), o.content.clone()),
+        None => ("(nothing)".to_string(), String::new()),
+    };
+    let text = unified(&old_label, &format!("{} ({})", new.id(), new.state), &old_text, &new.content, 3);
+    let latest = |v: &Version| -> super::Result<Vec<EvalRun>> {
+        let runs = reg.eval_runs(&VersionId { name: v.name.clone(), version: v.version })?;
+        // The newest run per suite.
+        let mut by_suite: Vec<EvalRun> = Vec::new();
+        for r in runs.into_iter().rev() {
+            if !by_suite.iter().any(|b| b.suite_sha256 == r.suite_sha256) {
+                by_suite.push(r);
+            }
+        }
+        Ok(by_suite)
+    };
+    let new_runs = latest(&new)?;
+    let old_runs = match &old {
+        Some(o) => latest(o)?,
+        None => Vec::new(),
+    };
+    let mut rows = Vec::new();
+    for r in &new_runs {
+        let base = old_runs.iter().find(|o| o.suite_sha256 == r.suite_sha256);
+        for k in SHOWN {
+            let n = r.metrics.get(*k).and_then(|v| v.as_f64());
+            let o = base.and_then(|b| b.metrics.get(*k)).and_then(|v| v.as_f64());
+            if n.is_some() || o.is_some() {
+                rows.push(MetricRow { suite: r.suite_path.clone(), metric: k.to_string(), against: o, new: n, passed: r.passed });
+            }
+        }
+    }
+    Ok(Comparison { new, old, text, new_runs, old_runs, rows })
+}

@@ -992,7 +992,8 @@ fn set_state(tx: &Transaction<'_>, path: &Path, v: &Version, from: &[State], to:
     Ok(())
 }
 
-fn check_name(name: &str) -> Result<()> {
+/// Refuses a registry name that is not ASCII letters, digits, `_`, `-` or `.` (64 at most).
+pub fn check_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));

@@ -41,6 +41,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 2, name: "users", sql: include_str!("migrations/0002_users.sql") },
     Migration { version: 3, name: "prompt_registry", sql: include_str!("migrations/0003_prompt_registry.sql") },
     Migration { version: 4, name: "audit_log", sql: include_str!("migrations/0004_audit_log.sql") },
+    Migration { version: 5, name: "token_lookup", sql: include_str!("migrations/0005_token_lookup.sql") },
 ];
 
 /// The version a fully migrated file has.

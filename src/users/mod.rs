@@ -241,8 +241,8 @@ impl<'a> Users<'a> {
                 return Err(Error::Exists { id: id.to_string() });
             }
             tx.execute(
-                "INSERT INTO users (id, name, role, token_hash, created_at, created_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![id, name.trim(), role.as_str(), hash, stamp(now), creator],
+                "INSERT INTO users (id, name, role, token_hash, created_at, created_by, token_lookup) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![id, name.trim(), role.as_str(), hash, stamp(now), creator, lookup_key(&token.0)],
             )
             .map_err(|e| store::Error::sqlite(path, e))?;
             let rec = crate::audit::Record::new(&creator, by.map_or("admin", |u| u.role.as_str()), "user_added")
@@ -283,12 +283,54 @@ impl<'a> Users<'a> {
             None => "unknown user",
             Some((u, _)) if u.disabled_at.is_some() => "disabled",
             Some((_, h)) if !verify_token(token, h) => "wrong token",
-            Some((u, _)) => return Ok(u.clone()),
+            Some((u, _)) => {
+                // Rows older than migration 5 get their bearer lookup key now.
+                self.store.with_conn(|c| {
+                    c.execute("UPDATE users SET token_lookup = ?2 WHERE id = ?1 AND token_lookup IS NULL", params![id, lookup_key(token)])
+                })?;
+                return Ok(u.clone());
+            }
         };
         let rec = crate::audit::Record::new(id, "unknown", "login_failed")
             .detail(serde_json::json!({"reason": reason, "command": what}));
         crate::audit::append(self.store, &rec)?;
         Err(Error::BadCredential { user: id.to_string(), reason })
+    }
+
+    /// Checks a bearer token alone (the HTTP server's `Authorization: Bearer
+    /// TOKEN`): finds its user by [`lookup_key`], then verifies the argon2id
+    /// hash. Returns the user and the stored hash (a caller that caches the
+    /// check compares it later: a rotated token changes it). Failures are
+    /// appended to the audit log like [`Users::authenticate`]'s.
+    pub fn authenticate_bearer(&self, token: &str, what: &str) -> Result<(User, String)> {
+        let key = lookup_key(token);
+        let found: Option<(User, String)> = self.store.with_conn(|c| {
+            c.query_row(&format!("SELECT {COLUMNS}, token_hash FROM users WHERE token_lookup = ?1"), [&key], |r| {
+                Ok((user(r)?, r.get::<_, String>(7)?))
+            })
+            .optional()
+        })?;
+        let (id, reason) = match &found {
+            None => ("unknown".to_string(), "unknown token"),
+            Some((u, _)) if u.disabled_at.is_some() => (u.id.clone(), "disabled"),
+            Some((u, h)) if !verify_token(token, h) => (u.id.clone(), "wrong token"),
+            Some((u, h)) => return Ok((u.clone(), h.clone())),
+        };
+        let rec = crate::audit::Record::new(&id, "unknown", "login_failed")
+            .detail(serde_json::json!({"reason": reason, "command": what, "via": "bearer"}));
+        crate::audit::append(self.store, &rec)?;
+        Err(Error::BadCredential { user: id, reason })
+    }
+
+    /// The stored argon2id hash of `id`'s token and whether the user is
+    /// active: what a cached bearer check re-reads on every request.
+    pub fn current_hash(&self, id: &str) -> Result<Option<(User, String)>> {
+        Ok(self.store.with_conn(|c| {
+            c.query_row(&format!("SELECT {COLUMNS}, token_hash FROM users WHERE id = ?1"), [id], |r| {
+                Ok((user(r)?, r.get::<_, String>(7)?))
+            })
+            .optional()
+        })?)
     }
 
     /// Disables `id` (it can never sign in again; the id stays reserved).
@@ -334,7 +376,10 @@ impl<'a> Users<'a> {
         let now = Utc::now();
         self.store.write(|tx| {
             let path = self.store.path();
-            tx.execute("UPDATE users SET token_hash = ?2, rotated_at = ?3 WHERE id = ?1", params![id, hash, stamp(now)])
+            tx.execute(
+                "UPDATE users SET token_hash = ?2, rotated_at = ?3, token_lookup = ?4 WHERE id = ?1",
+                params![id, hash, stamp(now), lookup_key(&token.0)],
+            )
                 .map_err(|e| store::Error::sqlite(path, e))?;
             let rec = crate::audit::Record::new(&by.id, by.role.as_str(), "token_rotated")
                 .detail(serde_json::json!({"user": id}));
@@ -360,6 +405,12 @@ fn new_token() -> Result<NewToken> {
     let mut b = [0u8; 32];
     getrandom::fill(&mut b).map_err(|e| Error::Hash(e.to_string()))?;
     Ok(NewToken(format!("olt_{}", hex::encode(b))))
+}
+
+/// The bearer lookup key of a token: SHA-256, hex (see migration 0005).
+pub fn lookup_key(token: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
 }
 
 fn hash_token(token: &str) -> Result<String> {

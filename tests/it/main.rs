@@ -14,6 +14,7 @@ mod llm;
 mod pipeline;
 mod readme;
 mod safety;
+mod server;
 mod trace;
 mod registry;
 mod users;

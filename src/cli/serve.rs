@@ -1,0 +1,91 @@
+//! `onlabel serve`: the HTTP API and web UI ([`crate::server`]) over the
+//! same copilot `ask` builds, the live approved prompt included.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::{copilot_with, eval, live_prompt, products, today, QueryArgs};
+use crate::server::{Config, Limits};
+
+/// Options of `onlabel serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub(super) q: QueryArgs,
+    /// Address to listen on (loopback by default; port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:8080", env = "ONLABEL_ADDR")]
+    addr: SocketAddr,
+    /// The repository root the prompt registry's paths are relative to.
+    #[arg(long, default_value = ".", env = "ONLABEL_ROOT")]
+    root: PathBuf,
+    /// The eval thresholds an approval is judged against (relative to --root).
+    #[arg(long, default_value = "evals/thresholds.toml", env = "ONLABEL_THRESHOLDS")]
+    thresholds: PathBuf,
+    /// Largest request body, bytes.
+    #[arg(long, default_value_t = Limits::default().max_body_bytes)]
+    max_body: usize,
+    /// Longest question, characters.
+    #[arg(long, default_value_t = Limits::default().max_question_chars)]
+    max_question: usize,
+    /// Seconds before a request is answered 504 (its work still finishes and is audited).
+    #[arg(long, default_value_t = Limits::default().request_timeout.as_secs())]
+    timeout: u64,
+    /// Requests the pipeline works on at once.
+    #[arg(long, default_value_t = Limits::default().max_in_flight)]
+    max_in_flight: usize,
+    /// Requests that may wait for the pipeline; beyond, 503 with Retry-After.
+    #[arg(long, default_value_t = Limits::default().max_queued)]
+    max_queue: usize,
+}
+
+/// Runs the server until SIGINT/SIGTERM.
+pub fn run(a: &ServeArgs, data: &std::path::Path) -> anyhow::Result<i32> {
+    let store = crate::store::Store::open(data)?;
+    let root = a.root.clone();
+    let prompt_path = a.q.gen.prompt.clone();
+    let copilot = copilot_with(&a.q, Some(data), |p| Ok(live_prompt(p, &store, &root)?))?;
+    drop(store);
+    let index = a.q.index()?.to_path_buf();
+    let products = products::listing(&index, a.q.as_of.unwrap_or_else(today))?;
+    let has_model = copilot.grounded().is_some();
+    let q = a.q.clone();
+    let (root2, thresholds2) = (a.root.clone(), a.thresholds.clone());
+    let data2 = data.to_path_buf();
+    let config = Config {
+        addr: a.addr,
+        data: data.to_path_buf(),
+        root: a.root.clone(),
+        index,
+        thresholds: if a.thresholds.is_absolute() { a.thresholds.clone() } else { a.root.join(&a.thresholds) },
+        products,
+        limits: Limits {
+            max_body_bytes: a.max_body,
+            max_question_chars: a.max_question,
+            request_timeout: Duration::from_secs(a.timeout.max(1)),
+            max_in_flight: a.max_in_flight.max(1),
+            max_queued: a.max_queue,
+            ..Limits::default()
+        },
+        eval: Box::new(move |suite, report, user| {
+            let args = eval::EvalArgs::for_server(q.clone(), suite, report, root2.clone(), thresholds2.clone(), &user.id);
+            let audit = crate::audit::Audit::open(&data2)?;
+            Ok(eval::execute(&args, Some(user), &audit)?.json)
+        }),
+        reload_prompt: has_model.then(|| {
+            let root = a.root.clone();
+            Box::new(move |store: &crate::store::Store| live_prompt(&prompt_path, store, &root)) as Box<crate::server::PromptLoader>
+        }),
+    };
+    let addr = config.addr;
+    let state = std::sync::Arc::new(crate::server::AppState::new(copilot, config)?);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(crate::server::serve(state, addr, |local| {
+        super::outln!("OnLabel is serving on http://{local}/ (API under /api/v1, OpenAPI at /api/v1/openapi.json)");
+        use std::io::Write as _;
+        let _ = std::io::stdout().flush();
+    }))?;
+    Ok(super::EXIT_OK)
+}

@@ -1,0 +1,403 @@
+//! The HTTP service: DESIGN.md's route table under `/api/v1`, an
+//! OpenAI-compatible face under `/v1`, health and metrics, and the web UI.
+//!
+//! Why it is built this way:
+//!
+//! - **One pipeline.** Every route that answers (`/api/v1/ask`, `/email`,
+//!   `/summarize`, `/v1/chat/completions`) runs the same [`Copilot`] the CLI
+//!   runs, then appends the same audit record through
+//!   [`crate::audit::trace`] *before* the response leaves, so nothing is
+//!   shown untraced and a case the guard opened is stored even if the client
+//!   has gone.
+//! - **Bounded work.** The pipeline is CPU-bound and runs on blocking
+//!   threads behind a [`work::Gate`]: at most `max_in_flight` requests work
+//!   at once, at most `max_queued` wait; beyond that the answer is `503` with
+//!   `Retry-After`, never unbounded memory. A request that has been admitted
+//!   always runs to its end (its permits travel with the blocking task), so
+//!   timeouts and shutdown never cut a case or an audit record in half.
+//! - **Explicit limits.** Body size, question length, notes size and the
+//!   per-request time are in [`Limits`], each answered with a JSON error that
+//!   says which limit and how to fix the request.
+//! - **Roles at the handler.** [`auth::Auth`] turns a bearer token into a
+//!   registry [`crate::users::User`] (401 otherwise); each handler states the
+//!   roles it admits (403 otherwise), next to the code it guards.
+
+pub mod auth;
+mod api;
+mod metrics;
+mod openai;
+pub mod openapi;
+mod ui;
+mod work;
+mod admin;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use axum::extract::{FromRequest, Request};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use serde::Serialize;
+
+use crate::copilot::grounded::PromptFile;
+use crate::copilot::Copilot;
+use crate::store::Store;
+
+pub use work::Gate;
+
+/// Every limit the server enforces, each with its own error.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest request body, bytes (413 beyond).
+    pub max_body_bytes: usize,
+    /// Longest question or topics text, characters (413 beyond).
+    pub max_question_chars: usize,
+    /// Largest visit notes, bytes (413 beyond); the CLI's limit too.
+    pub max_notes_bytes: usize,
+    /// Longest time a request may take before `504` (its work still finishes
+    /// and is audited).
+    pub request_timeout: Duration,
+    /// Pipeline requests working at once.
+    pub max_in_flight: usize,
+    /// Pipeline requests waiting for a worker; beyond, `503` + `Retry-After`.
+    pub max_queued: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_body_bytes: 256 * 1024,
+            max_question_chars: 2_000,
+            max_notes_bytes: crate::cli::MAX_NOTES_BYTES as usize,
+            request_timeout: Duration::from_secs(60),
+            max_in_flight: 16,
+            max_queued: 64,
+        }
+    }
+}
+
+/// Runs one eval for `POST /api/v1/evals`: the suite path (already checked to
+/// be under `evals/`), the report directory, and the signed-in user; returns
+/// the `eval --json` document and whether the run met its gates.
+pub type EvalRunner = dyn Fn(PathBuf, PathBuf, crate::users::User) -> anyhow::Result<serde_json::Value> + Send + Sync;
+
+/// Loads the prompt the copilot may run now (the registry's live version):
+/// called after an approval or rollback so the next answer uses it.
+pub type PromptLoader = dyn Fn(&Store) -> crate::Result<PromptFile> + Send + Sync;
+
+/// What `onlabel serve` hands the server.
+pub struct Config {
+    /// Where to listen (loopback by default).
+    pub addr: SocketAddr,
+    /// The data directory (onlabel.sqlite).
+    pub data: PathBuf,
+    /// The repository root the registry's paths are relative to.
+    pub root: PathBuf,
+    /// The index directory (for the audit context).
+    pub index: PathBuf,
+    /// The eval thresholds file an approval is judged against.
+    pub thresholds: PathBuf,
+    /// The products listing (`onlabel products --json`'s `products`).
+    pub products: serde_json::Value,
+    /// Limits.
+    pub limits: Limits,
+    /// Runs evals for compliance.
+    pub eval: Box<EvalRunner>,
+    /// Reloads the live prompt after a registry change (none without a model).
+    pub reload_prompt: Option<Box<PromptLoader>>,
+}
+
+/// Errors of the server module.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source} (is another server running there? pick another --addr)")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Serving failed.
+    #[error("the server failed: {0}")]
+    Serve(std::io::Error),
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] crate::store::Error),
+    /// The audit log could not be opened.
+    #[error(transparent)]
+    Audit(#[from] crate::audit::Error),
+}
+
+/// Shared state of every handler.
+pub struct AppState {
+    /// The pipeline (write-locked only to swap in a newly approved prompt).
+    pub(crate) copilot: RwLock<Copilot>,
+    /// The store: users, registry, cases.
+    pub(crate) store: Arc<Store>,
+    /// The audit log (its own connection to the same file).
+    pub(crate) audit: crate::audit::Audit,
+    /// The case queue.
+    pub(crate) cases: crate::cases::CaseStore,
+    pub(crate) root: PathBuf,
+    pub(crate) data: PathBuf,
+    pub(crate) index: PathBuf,
+    pub(crate) thresholds: PathBuf,
+    pub(crate) products: serde_json::Value,
+    pub(crate) limits: Limits,
+    pub(crate) gate: Gate,
+    pub(crate) metrics: metrics::Metrics,
+    pub(crate) tokens: auth::TokenCache,
+    pub(crate) eval: Box<EvalRunner>,
+    pub(crate) evals: Mutex<std::collections::BTreeMap<u64, admin::EvalJob>>,
+    pub(crate) next_eval: AtomicU64,
+    pub(crate) reload_prompt: Option<Box<PromptLoader>>,
+    pub(crate) ready: AtomicBool,
+}
+
+/// Shared state, as handlers see it.
+pub type State = Arc<AppState>;
+
+impl AppState {
+    /// Builds the state over an already built copilot.
+    pub fn new(copilot: Copilot, config: Config) -> Result<AppState, Error> {
+        let store = Arc::new(Store::open(&config.data)?);
+        let audit = crate::audit::Audit::open(&config.data)?;
+        let cases = crate::cases::CaseStore::from_store(store.clone());
+        Ok(AppState {
+            copilot: RwLock::new(copilot),
+            store,
+            audit,
+            cases,
+            root: config.root,
+            data: config.data,
+            index: config.index,
+            thresholds: config.thresholds,
+            products: config.products,
+            gate: Gate::new(config.limits.max_in_flight, config.limits.max_queued),
+            limits: config.limits,
+            metrics: metrics::Metrics::default(),
+            tokens: auth::TokenCache::default(),
+            eval: config.eval,
+            evals: Mutex::new(Default::default()),
+            next_eval: AtomicU64::new(1),
+            reload_prompt: config.reload_prompt,
+            ready: AtomicBool::new(true),
+        })
+    }
+}
+
+/// The whole HTTP surface over `state`.
+pub fn router(state: State) -> Router {
+    let limits = state.limits.clone();
+    let api = api::routes().merge(admin::routes()).merge(openai::routes());
+    Router::new()
+        .merge(api)
+        .merge(metrics::routes())
+        .merge(openapi::routes())
+        .merge(ui::routes())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
+                    // Never the body or the query string: they may carry a patient's details.
+                    tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path(),
+                        user = tracing::field::Empty, route = tracing::field::Empty)
+                })
+                .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+        .layer(tower_http::request_id::PropagateRequestIdLayer::new(header::HeaderName::from_static(REQUEST_ID)))
+        .layer(tower_http::request_id::SetRequestIdLayer::new(header::HeaderName::from_static(REQUEST_ID), RequestIds::default()))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the server hit a bug answering this request; nothing stored was changed by the failed step; report it with the x-request-id").into_response()
+        }))
+        .with_state(state)
+}
+
+/// The request id header set on every request and response.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// Request ids: a per-process random prefix and a counter (`3f2a…-17`).
+#[derive(Clone)]
+struct RequestIds {
+    prefix: Arc<str>,
+    next: Arc<AtomicU64>,
+}
+
+impl Default for RequestIds {
+    fn default() -> RequestIds {
+        let mut b = [0u8; 4];
+        let _ = getrandom::fill(&mut b);
+        RequestIds { prefix: hex::encode(b).into(), next: Arc::new(AtomicU64::new(1)) }
+    }
+}
+
+impl tower_http::request_id::MakeRequestId for RequestIds {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<tower_http::request_id::RequestId> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        HeaderValue::from_str(&format!("{}-{n}", self.prefix)).ok().map(tower_http::request_id::RequestId::new)
+    }
+}
+
+/// Serves `state` on `addr` until SIGINT/SIGTERM, then stops accepting,
+/// finishes every request in flight (and the work behind it) and returns.
+pub async fn serve(state: State, addr: SocketAddr, on_listening: impl FnOnce(SocketAddr)) -> Result<(), Error> {
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| Error::Bind { addr, source })?;
+    let local = listener.local_addr().map_err(Error::Serve)?;
+    on_listening(local);
+    let app = router(state.clone());
+    let st = state.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            st.ready.store(false, Ordering::SeqCst);
+            tracing::info!("shutting down: finishing requests in flight");
+        })
+        .await
+        .map_err(Error::Serve)?;
+    // Work whose client went away (timeouts) still holds its permit: wait for it.
+    state.gate.drain().await;
+    tracing::info!("stopped; every admitted request finished");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// An error answer: `{"error": {"code", "message"}}` with its status.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    retry_after: Option<u64>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorDetail {
+    /// Stable, machine-readable code (e.g. `unauthorized`, `forbidden`, `body_too_large`).
+    code: String,
+    /// What is wrong and how to fix it.
+    message: String,
+}
+
+impl ApiError {
+    /// An error with its status, stable code and message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError { status, code, message: message.into(), retry_after: None }
+    }
+    fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    }
+    fn too_large(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message)
+    }
+    fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+    fn internal(e: impl std::fmt::Display) -> ApiError {
+        tracing::error!(error = %e, "request failed");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("{e}"))
+    }
+    /// The status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody { error: ErrorDetail { code: self.code.to_string(), message: self.message } };
+        let mut r = (self.status, axum::Json(body)).into_response();
+        if let Some(s) = self.retry_after {
+            if let Ok(v) = HeaderValue::from_str(&s.to_string()) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        r
+    }
+}
+
+impl From<crate::Error> for ApiError {
+    fn from(e: crate::Error) -> ApiError {
+        use crate::Error as E;
+        let (status, code) = match &e {
+            E::Users(u) if u.is_denied() => (StatusCode::FORBIDDEN, u.code()),
+            E::Users(u) => (StatusCode::BAD_REQUEST, u.code()),
+            E::Prompts(p) if p.is_denied() => (StatusCode::FORBIDDEN, p.code()),
+            E::Prompts(crate::prompts::Error::NotFound { .. }) => (StatusCode::NOT_FOUND, "not_found"),
+            E::Prompts(p) if p.is_check_failed() => (StatusCode::CONFLICT, p.code()),
+            E::Prompts(crate::prompts::Error::Store(_) | crate::prompts::Error::Io { .. }) => {
+                return ApiError::internal(e);
+            }
+            E::Prompts(p) => (StatusCode::BAD_REQUEST, p.code()),
+            E::Cases(c) if c.code() == "case_not_found" => (StatusCode::NOT_FOUND, c.code()),
+            E::Cases(c) if c.is_user_error() => (StatusCode::CONFLICT, c.code()),
+            _ => return ApiError::internal(e),
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
+macro_rules! from_module_error {
+    ($($t:ty),*) => {$(
+        impl From<$t> for ApiError {
+            fn from(e: $t) -> ApiError {
+                ApiError::from(crate::Error::from(e))
+            }
+        }
+    )*};
+}
+from_module_error!(crate::users::Error, crate::prompts::Error, crate::cases::Error, crate::audit::Error, crate::store::Error, crate::copilot::Error);
+
+/// `Json<T>` whose rejections are [`ApiError`]s: 413 for a body over the
+/// limit, 400 naming the field for bad JSON, 415 without a JSON content type.
+pub struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Body(v)),
+            Err(r) => {
+                let status = r.status();
+                Err(match status {
+                    StatusCode::PAYLOAD_TOO_LARGE => ApiError::too_large("the request body is over the server's body limit (see `onlabel serve --help`, --max-body); send less text, e.g. one visit's notes at a time"),
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(status, "not_json", "send the body as JSON with `Content-Type: application/json`"),
+                    _ => ApiError::bad("bad_json", format!("the body is not the JSON this route takes: {}", r.body_text())),
+                })
+            }
+        }
+    }
+}
+
+/// Ok JSON.
+pub(crate) fn json<T: Serialize>(v: T) -> Response {
+    axum::Json(v).into_response()
+}

@@ -1,0 +1,44 @@
+//! The web UI: static files embedded in the binary (works offline), served
+//! at `/` without a token — the page signs in with the user's bearer token
+//! and every API call is checked by the server. Files are served at `/NAME`
+//! (top level) and `/ui/PATH`; scripts and styles must be files (the CSP
+//! forbids inline script).
+
+use axum::extract::Path;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use super::State;
+
+#[derive(rust_embed::Embed)]
+#[folder = "src/server/ui/"]
+struct Assets;
+
+/// The routes of this file.
+pub fn routes() -> Router<State> {
+    Router::new()
+        .route("/", get(|| async { file("index.html") }))
+        .route("/{file}", get(|Path(p): Path<String>| async move { file(&p) }))
+        .route("/ui/{*path}", get(|Path(p): Path<String>| async move { file(&p) }))
+}
+
+fn file(path: &str) -> Response {
+    match Assets::get(path) {
+        Some(f) => {
+            let mime = mime_guess::from_path(path).first_or_octet_stream();
+            (
+                [
+                    (header::CONTENT_TYPE, mime.as_ref().to_string()),
+                    (header::CACHE_CONTROL, "no-cache".to_string()),
+                    (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
+                    (header::CONTENT_SECURITY_POLICY, "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'self'".to_string()),
+                ],
+                f.data.into_owned(),
+            )
+                .into_response()
+        }
+        None => (StatusCode::NOT_FOUND, format!("no file {path} in the web UI")).into_response(),
+    }
+}
