@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Builds llama.cpp's `llama-bench` and `llama-simple` from the sources vendored in
-# the PyPI sdist of llama-cpp-python, in a cache directory outside the git tree.
-# Idempotent: does nothing if the binaries are already built.
+# Builds llama.cpp's `llama-bench`, `llama-simple` and `llama-server` from the
+# sources vendored in the PyPI sdist of llama-cpp-python, in a cache directory
+# outside the git tree. Idempotent: does nothing if the binaries are already
+# built (and builds only the missing ones otherwise: a cache made before
+# `llama-server` was added gains it without rebuilding the others).
 #
 #   bash bench/llama_cpp.sh          # prints the bin directory on stdout (last line)
 #
@@ -19,7 +21,10 @@ mkdir -p "$CACHE/sdist"
 log() { echo "[llama_cpp.sh] $*" >&2; }
 
 BIN="$CACHE/llama.cpp-build/bin"
-if [[ -x "$BIN/llama-bench" && -x "$BIN/llama-simple" ]]; then
+TARGETS=(llama-bench llama-simple llama-server)
+MISSING=()
+for t in "${TARGETS[@]}"; do [[ -x "$BIN/$t" ]] || MISSING+=("$t"); done
+if [[ ${#MISSING[@]} -eq 0 ]]; then
   log "already built: $BIN"
   echo "$BIN"
   exit 0
@@ -58,11 +63,15 @@ if ! command -v cmake >/dev/null 2>&1; then
   export PATH="$CACHE/venv/bin:$PATH"
 fi
 
-# 4. Configure and build only the needed targets.
+# 4. Configure and build only the missing targets. The server is built
+# without OpenSSL (it only listens on loopback for bench/load.sh) and
+# without its web UI's extras; `-DLLAMA_BUILD_SERVER=ON` is what makes the
+# `llama-server` target exist at all.
 BUILD="$CACHE/llama.cpp-build"
 cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF \
-  -DBUILD_SHARED_LIBS=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_OPENSSL=OFF \
+  -DBUILD_SHARED_LIBS=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=ON -DLLAMA_OPENSSL=OFF \
   -DCMAKE_RUNTIME_OUTPUT_DIRECTORY="$BUILD/bin" >&2
-cmake --build "$BUILD" --config Release -j "$JOBS" --target llama-bench llama-simple >&2
+log "building: ${MISSING[*]}"
+cmake --build "$BUILD" --config Release -j "$JOBS" --target "${MISSING[@]}" >&2
 log "built: $BIN"
 echo "$BIN"

@@ -85,7 +85,9 @@ pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
 /// `q`: n_head × head_dim; `k_cache`/`v_cache`: `[n_kv_head][ctx][head_dim]`;
 /// query head `h` reads KV head `h / (n_head / n_kv_head)` (grouped-query,
 /// as `repeat_kv` does); `att`: scratch of n_head × ctx; `y`: n_head × head_dim.
-/// Heads are split over candle's thread pool.
+/// Heads are split over candle's thread pool. (The decode step calls
+/// [`attention_many`]; this one-sequence form is the tests' reference.)
+#[cfg(test)]
 #[allow(clippy::too_many_arguments)]
 pub fn attention(
     q: &[f32],
@@ -99,42 +101,82 @@ pub fn attention(
     att: &mut [f32],
     y: &mut [f32],
 ) {
+    attention_many(&mut [Attend { q, k_cache, v_cache, ctx, kv_len, att, y }], n_head, n_kv_head, head_dim);
+}
+
+/// One sequence's share of a batched attention step ([`attention_many`]):
+/// its query, its own KV cache and its own outputs, as in [`attention`].
+pub struct Attend<'a> {
+    /// Query, n_head × head_dim.
+    pub q: &'a [f32],
+    /// Keys, `[n_kv_head][ctx][head_dim]`.
+    pub k_cache: &'a [f32],
+    /// Values, same layout.
+    pub v_cache: &'a [f32],
+    /// The caches' position stride.
+    pub ctx: usize,
+    /// Positions to attend to.
+    pub kv_len: usize,
+    /// Scratch, at least n_head × ctx.
+    pub att: &'a mut [f32],
+    /// Output, n_head × head_dim.
+    pub y: &'a mut [f32],
+}
+
+/// [`attention`] for several sequences, each against its own cache, in one
+/// dispatch over (sequence, head) pairs: a batched decode step pays one
+/// barrier for all its sequences instead of one each. Every head runs the
+/// same code as in [`attention`], so the outputs have the same bits.
+pub fn attention_many(seqs: &mut [Attend<'_>], n_head: usize, n_kv_head: usize, head_dim: usize) {
     let groups = n_head / n_kv_head;
     let scale = 1.0 / (head_dim as f32).sqrt();
-    let att_ptr = att.as_mut_ptr() as usize;
-    let y_ptr = y.as_mut_ptr() as usize;
-    candle_core::utils::barrier_pool().execute_chunked(n_head, |heads| {
-        for h in heads {
+    for s in seqs.iter() {
+        assert!(s.att.len() >= (n_head - 1) * s.ctx + s.kv_len && s.y.len() >= n_head * head_dim);
+        assert!(s.kv_len <= s.ctx && s.q.len() >= n_head * head_dim);
+    }
+    let descs: Vec<(&[f32], &[f32], &[f32], usize, usize, usize, usize)> = seqs
+        .iter_mut()
+        .map(|s| (s.q, s.k_cache, s.v_cache, s.ctx, s.kv_len, s.att.as_mut_ptr() as usize, s.y.as_mut_ptr() as usize))
+        .collect();
+    candle_core::utils::barrier_pool().execute_chunked(descs.len() * n_head, |items| {
+        for item in items {
+            let (q, k_cache, v_cache, ctx, kv_len, att_ptr, y_ptr) = descs[item / n_head];
+            let h = item % n_head;
             let kvh = h / groups;
             let qh = &q[h * head_dim..(h + 1) * head_dim];
             let kc = &k_cache[kvh * ctx * head_dim..(kvh * ctx + kv_len) * head_dim];
             let vc = &v_cache[kvh * ctx * head_dim..(kvh * ctx + kv_len) * head_dim];
-            // SAFETY: head h owns att[h*ctx..][..kv_len] and y[h*head_dim..][..head_dim].
+            // SAFETY: (sequence, head) owns att[h*ctx..][..kv_len] and y[h*head_dim..][..head_dim] of its sequence.
             let a = unsafe { std::slice::from_raw_parts_mut((att_ptr as *mut f32).add(h * ctx), kv_len) };
             let yh = unsafe { std::slice::from_raw_parts_mut((y_ptr as *mut f32).add(h * head_dim), head_dim) };
-            if head_dim == 64 {
-                // SAFETY: see the module doc.
-                unsafe { attend_64(qh, kc, vc, scale, a, yh) };
-                continue;
-            }
-            let mut max = f32::NEG_INFINITY;
-            for (s, k) in a.iter_mut().zip(kc.chunks_exact(head_dim)) {
-                *s = dot(qh, k) * scale;
-                max = max.max(*s);
-            }
-            let mut sum = 0f32;
-            for s in a.iter_mut() {
-                *s = (*s - max).exp();
-                sum += *s;
-            }
-            let inv = 1.0 / sum;
-            yh.fill(0.0);
-            for (&p, v) in a.iter().zip(vc.chunks_exact(head_dim)) {
-                // SAFETY: see the module doc.
-                unsafe { axpy_inner(yh, p * inv, v) };
-            }
+            attend_head(qh, kc, vc, head_dim, scale, a, yh);
         }
     });
+}
+
+/// One query head over its KV head's cached positions.
+fn attend_head(qh: &[f32], kc: &[f32], vc: &[f32], head_dim: usize, scale: f32, a: &mut [f32], yh: &mut [f32]) {
+    if head_dim == 64 {
+        // SAFETY: see the module doc.
+        unsafe { attend_64(qh, kc, vc, scale, a, yh) };
+        return;
+    }
+    let mut max = f32::NEG_INFINITY;
+    for (s, k) in a.iter_mut().zip(kc.chunks_exact(head_dim)) {
+        *s = dot(qh, k) * scale;
+        max = max.max(*s);
+    }
+    let mut sum = 0f32;
+    for s in a.iter_mut() {
+        *s = (*s - max).exp();
+        sum += *s;
+    }
+    let inv = 1.0 / sum;
+    yh.fill(0.0);
+    for (&p, v) in a.iter().zip(vc.chunks_exact(head_dim)) {
+        // SAFETY: see the module doc.
+        unsafe { axpy_inner(yh, p * inv, v) };
+    }
 }
 
 /// One head of attention with head_dim 64, in exactly the reference's
@@ -295,6 +337,44 @@ mod tests {
             for (i, (got, want)) in y.iter().zip(&want).enumerate() {
                 assert_eq!(got.to_bits(), want.to_bits(), "kv_len {kv_len}, element {i}: {got} vs {want}");
             }
+        }
+    }
+
+    /// Several sequences in one dispatch, each with its own cache, stride and
+    /// depth, give each the bits of `attention` on it alone.
+    #[test]
+    fn attention_many_is_bit_identical_to_one_sequence_at_a_time() {
+        #[cfg(target_arch = "x86_64")]
+        if !(std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")) {
+            return;
+        }
+        let (n_head, n_kv, hd) = (9, 3, 64);
+        let shapes = [(40usize, 2usize), (300, 257), (64, 31)];
+        let data: Vec<(Vec<f32>, Vec<f32>, Vec<f32>)> = shapes
+            .iter()
+            .enumerate()
+            .map(|(s, &(ctx, _))| {
+                let q = (0..n_head * hd).map(|i| ((i * 37 + s) as f32 * 0.013).sin()).collect();
+                let k = (0..n_kv * ctx * hd).map(|i| ((i + s) as f32 * 0.0071).cos()).collect();
+                let v = (0..n_kv * ctx * hd).map(|i| ((i * 3 + s) as f32 * 0.0113).sin()).collect();
+                (q, k, v)
+            })
+            .collect();
+        let mut atts: Vec<Vec<f32>> = shapes.iter().map(|&(ctx, _)| vec![0f32; n_head * ctx]).collect();
+        let mut ys: Vec<Vec<f32>> = shapes.iter().map(|_| vec![0f32; n_head * hd]).collect();
+        let mut seqs: Vec<Attend<'_>> = data
+            .iter()
+            .zip(&shapes)
+            .zip(atts.iter_mut().zip(ys.iter_mut()))
+            .map(|(((q, k, v), &(ctx, kv_len)), (att, y))| Attend { q, k_cache: k, v_cache: v, ctx, kv_len, att, y })
+            .collect();
+        attention_many(&mut seqs, n_head, n_kv, hd);
+        drop(seqs);
+        for (s, ((q, k, v), &(ctx, kv_len))) in data.iter().zip(&shapes).enumerate() {
+            let mut att = vec![0f32; n_head * ctx];
+            let mut y = vec![0f32; n_head * hd];
+            attention(q, k, v, ctx, kv_len, n_head, n_kv, hd, &mut att, &mut y);
+            assert!(y.iter().zip(&ys[s]).all(|(a, b)| a.to_bits() == b.to_bits()), "sequence {s}");
         }
     }
 

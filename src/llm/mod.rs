@@ -1,6 +1,10 @@
 //! [`LocalModel`]: a llama-family GGUF model run in-process with candle.
 //!
-//! - [`model`]: our own forward pass (preallocated KV cache, prefix reuse);
+//! - [`model`]: our own forward pass (preallocated KV caches, prefix reuse,
+//!   several sequences decoded in one pass);
+//! - [`engine`]: the thread that owns the model and serves concurrent
+//!   [`LocalModel::generate`] calls in shared decode steps (bounded slots and
+//!   queue);
 //! - [`tokenizer`]: the tokenizer rebuilt from the GGUF's own metadata;
 //! - the model's chat template (GGUF `tokenizer.chat_template`) rendered with
 //!   minijinja;
@@ -12,6 +16,7 @@
 //! Every output records the model file's name and sha256 ([`LocalModel::id`]).
 
 pub mod model;
+pub mod engine;
 mod cpu;
 mod q4_1;
 mod q8_0;
@@ -19,14 +24,16 @@ pub mod tokenizer;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use candle_core::quantized::gguf_file;
 use candle_core::Device;
 use sha2::Digest;
 
-pub use model::Llama;
+pub use engine::EngineConfig;
+pub use model::{KvCache, Llama};
 pub use tokenizer::GgufTokenizer;
 
 /// What can go wrong loading or running a model.
@@ -71,6 +78,12 @@ pub enum Error {
     /// Generation failed otherwise.
     #[error("generation: {0}")]
     Generation(String),
+    /// Every slot is busy and the queue of waiting generations is full.
+    #[error("the model is overloaded: {queue} generations are already waiting")]
+    Overloaded {
+        /// The queue's bound.
+        queue: usize,
+    },
 }
 
 /// Result with the llm [`Error`].
@@ -134,6 +147,9 @@ pub struct Generation {
     pub reused_tokens: usize,
     /// Tokens generated.
     pub generated_tokens: usize,
+    /// Their ids, in order (for exactness checks; not serialized).
+    #[serde(skip)]
+    pub token_ids: Vec<u32>,
     /// Why it stopped.
     pub stop: StopReason,
     /// Time to process the prompt, ms.
@@ -153,20 +169,20 @@ pub struct Message {
     pub content: String,
 }
 
-struct State {
-    model: Llama,
-    /// Tokens currently in the KV cache, for prefix reuse.
-    cached: Vec<u32>,
-}
-
-/// A GGUF model loaded in-process.
+/// A GGUF model loaded in-process, shared by concurrent callers: the weights
+/// live on the [`engine`] thread, which decodes every running generation in
+/// one forward pass per token.
 pub struct LocalModel {
-    state: Mutex<State>,
+    engine: engine::Engine,
     /// The tokenizer.
     pub tokenizer: GgufTokenizer,
     template: Option<String>,
     id: String,
     path: PathBuf,
+    /// End/control token ids (generation stops on them).
+    stops: HashSet<u32>,
+    /// Logits per position (constrained-decoding masks cover them all).
+    vocab: usize,
 }
 
 impl std::fmt::Debug for LocalModel {
@@ -191,8 +207,14 @@ pub fn sha256_file(path: &Path) -> Result<String> {
 }
 
 impl LocalModel {
-    /// Loads a GGUF model file (weights, tokenizer, chat template).
+    /// Loads a GGUF model file (weights, tokenizer, chat template), with the
+    /// engine sized by [`EngineConfig::from_env`].
     pub fn load(path: &Path) -> Result<LocalModel> {
+        Self::load_with(path, EngineConfig::from_env())
+    }
+
+    /// [`LocalModel::load`] with explicit engine sizes.
+    pub fn load_with(path: &Path, config: EngineConfig) -> Result<LocalModel> {
         let mut file = std::fs::File::open(path).map_err(|e| Error::Io { path: path.to_owned(), source: e })?;
         let ct = gguf_file::Content::read(&mut file)
             .map_err(|e| Error::NotGguf { path: path.to_owned(), message: e.to_string() })?;
@@ -205,8 +227,17 @@ impl LocalModel {
         let template = ct.metadata.get("tokenizer.chat_template").and_then(|v| v.to_string().ok()).cloned();
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("model.gguf");
         let id = format!("{name} sha256:{}", sha256_file(path)?);
-        tracing::info!(model = %id, "model loaded");
-        Ok(LocalModel { state: Mutex::new(State { model, cached: Vec::new() }), tokenizer, template, id, path: path.to_owned() })
+        let stops: HashSet<u32> = tokenizer.control.iter().copied().chain(tokenizer.eos).collect();
+        let vocab = model.vocab_size();
+        let stop_ids: Vec<u32> = stops.iter().copied().collect();
+        let engine = engine::Engine::start(model, &stop_ids, config)?;
+        tracing::info!(model = %id, slots = engine.config().slots, queue = engine.config().queue, "model loaded");
+        Ok(LocalModel { engine, tokenizer, template, id, path: path.to_owned(), stops, vocab })
+    }
+
+    /// The engine's sizes (slots, queue, positions per slot).
+    pub fn engine_config(&self) -> EngineConfig {
+        self.engine.config()
     }
 
     /// `FILE sha256:HEX`, recorded in every output.
@@ -231,71 +262,89 @@ impl LocalModel {
             .map_err(|e| Error::Template(e.to_string()))
     }
 
-    /// Evaluates `prefix` into the KV cache now, so that prompts starting
-    /// with it only pay for the rest (the approved prompt's fixed part).
+    /// Evaluates `prefix` into a KV cache now and keeps it, so that prompts
+    /// starting with it only pay for the rest (the approved prompt's fixed
+    /// part): each generation's slot starts from a copy of it.
     pub fn warm_prefix(&self, prefix: &str) -> Result<usize> {
         let ids = self.tokenizer.encode(prefix)?;
-        let mut st = self.state.lock().map_err(|_| Error::Generation("model lock poisoned".into()))?;
-        let reuse = common_prefix(&st.cached, &ids);
-        st.model.truncate(reuse);
-        st.cached.truncate(reuse);
-        if reuse < ids.len() {
-            st.model.forward(&ids[reuse..])?;
-            st.cached.extend_from_slice(&ids[reuse..]);
-        }
-        Ok(ids.len())
+        let n = ids.len();
+        self.engine.warm(ids)?;
+        Ok(n)
     }
 
     /// Generates a continuation of `prompt` (already templated), calling
     /// `on_token` with each piece of text as it is decoded.
+    ///
+    /// Concurrent calls share the model's decode steps ([`engine`]): each
+    /// call's tokens are those it would get alone. The caller's thread
+    /// tokenizes, decodes text, runs `on_token` and checks stop strings; the
+    /// wait for a slot counts in `opts.time_budget`. With every slot busy and
+    /// the queue full it returns [`Error::Overloaded`] at once.
     pub fn generate(&self, prompt: &str, opts: &GenerateOptions, mut on_token: impl FnMut(&str)) -> Result<Generation> {
         let t0 = Instant::now();
         let ids = self.tokenizer.encode(prompt)?;
-        let mut st = self.state.lock().map_err(|_| Error::Generation("model lock poisoned".into()))?;
-        // Reuse the longest cached prefix, but always run at least one token.
-        let reuse = common_prefix(&st.cached, &ids).min(ids.len().saturating_sub(1));
-        st.model.truncate(reuse);
-        st.cached.truncate(reuse);
-        let needed = ids.len() + opts.max_tokens;
-        if needed > st.model.capacity() {
-            return Err(Error::ContextFull { needed, capacity: st.model.capacity() });
+        if ids.is_empty() {
+            return Err(Error::Generation("forward called with no tokens".into()));
         }
-        let logits = st.model.forward(&ids[reuse..])?;
-        st.cached.extend_from_slice(&ids[reuse..]);
-        let prefill_ms = t0.elapsed().as_secs_f64() * 1e3;
-        let mut logits = Llama::logits_vec(&logits)?;
-        let mut sampler = candle_transformers::generation::LogitsProcessor::new(
-            opts.seed,
-            (opts.temperature > 0.0).then_some(opts.temperature),
-            opts.top_p,
-        );
-        let stops: HashSet<u32> = self.tokenizer.control.iter().copied().chain(self.tokenizer.eos).collect();
-        let mut out_ids: Vec<u32> = Vec::new();
-        let mut text = String::new();
-        let mut first_token_ms = 0.0;
-        let stop;
-        loop {
-            if let Some(allowed) = &opts.allowed {
-                for (i, l) in logits.iter_mut().enumerate() {
-                    if !allowed.contains(&(i as u32)) && !stops.contains(&(i as u32)) {
-                        *l = f32::NEG_INFINITY;
-                    }
+        let capacity = self.engine.config().slot_context;
+        let needed = ids.len() + opts.max_tokens;
+        if needed > capacity {
+            return Err(Error::ContextFull { needed, capacity });
+        }
+        let mask = opts.allowed.as_ref().map(|allowed| {
+            let mut m = vec![false; self.vocab];
+            for &id in allowed.iter().chain(&self.stops) {
+                if let Some(v) = m.get_mut(id as usize) {
+                    *v = true;
                 }
             }
-            let next = if opts.temperature <= 0.0 {
-                Llama::argmax(&logits)
-            } else {
-                let t = candle_core::Tensor::new(logits.as_slice(), &Device::Cpu)?;
-                sampler.sample(&t)?
+            m
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let prompt_tokens = ids.len();
+        self.engine.submit(engine::Job {
+            ids,
+            max_tokens: opts.max_tokens,
+            t0,
+            time_budget: opts.time_budget,
+            temperature: opts.temperature,
+            top_p: opts.top_p,
+            seed: opts.seed,
+            mask,
+            cancel: Arc::clone(&cancel),
+            events: tx,
+        })?;
+        // However this call ends (a stop string, a panic in `on_token`), the
+        // engine stops decoding for it at its next step.
+        struct CancelOnDrop(Arc<AtomicBool>);
+        impl Drop for CancelOnDrop {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
+        let _cancel = CancelOnDrop(cancel);
+        let (mut reused, mut prefill_ms) = (0, 0.0);
+        let mut out_ids: Vec<u32> = Vec::new();
+        let mut text = String::new();
+        let mut first_token_ms = None;
+        let stop = loop {
+            let event = rx.recv().map_err(|_| engine::stopped())?;
+            let (id, engine_stop) = match event {
+                engine::Event::Started { reused: r, prefill_ms: p } => {
+                    reused = r;
+                    prefill_ms = p;
+                    continue;
+                }
+                engine::Event::Failed(e) => return Err(e),
+                engine::Event::End(reason) => {
+                    first_token_ms.get_or_insert(t0.elapsed().as_secs_f64() * 1e3);
+                    break reason;
+                }
+                engine::Event::Token { id, stop } => (id, stop),
             };
-            if out_ids.is_empty() {
-                first_token_ms = t0.elapsed().as_secs_f64() * 1e3;
-            }
-            if stops.contains(&next) {
-                stop = StopReason::EndOfText;
-                break;
-            }
-            out_ids.push(next);
+            first_token_ms.get_or_insert(t0.elapsed().as_secs_f64() * 1e3);
+            out_ids.push(id);
             // Decode incrementally: emit whatever new text the ids now spell.
             let full = self.tokenizer.decode(&out_ids)?;
             if full.len() > text.len() && full.is_char_boundary(text.len()) {
@@ -303,29 +352,21 @@ impl LocalModel {
             }
             text = full;
             if opts.stop.iter().any(|s| text.contains(s.as_str())) {
-                stop = StopReason::StopString;
-                break;
+                break StopReason::StopString;
             }
-            if out_ids.len() >= opts.max_tokens {
-                stop = StopReason::MaxTokens;
-                break;
+            if let Some(reason) = engine_stop {
+                break reason;
             }
-            if t0.elapsed() >= opts.time_budget {
-                stop = StopReason::TimeBudget;
-                break;
-            }
-            let l = st.model.forward(&[next])?;
-            st.cached.push(next);
-            logits = Llama::logits_vec(&l)?;
-        }
+        };
         Ok(Generation {
             text,
-            prompt_tokens: ids.len(),
-            reused_tokens: reuse,
+            prompt_tokens,
+            reused_tokens: reused,
             generated_tokens: out_ids.len(),
+            token_ids: out_ids,
             stop,
             prefill_ms,
-            first_token_ms,
+            first_token_ms: first_token_ms.unwrap_or(0.0),
             total_ms: t0.elapsed().as_secs_f64() * 1e3,
         })
     }
@@ -348,6 +389,3 @@ impl LocalModel {
     }
 }
 
-fn common_prefix(a: &[u32], b: &[u32]) -> usize {
-    a.iter().zip(b).take_while(|(x, y)| x == y).count()
-}

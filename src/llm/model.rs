@@ -7,12 +7,17 @@
 //! - Q4_1 matrices in tiles of eight rows ([`super::q4_1`]), activations
 //!   quantized once per input and shared by the query/key/value (gate/up)
 //!   products, which run in one dispatch;
-//! - a decode path on plain slices ([`Llama::decode_one`]): preallocated
+//! - a decode path on plain slices ([`Llama::decode_batch`]): preallocated
 //!   buffers (no allocation per token), RMSNorm, RoPE and attention over the
 //!   KV cache in [`super::cpu`], our Q8_0 LM-head kernel ([`super::q8_0`]);
-//! - a preallocated KV cache per layer, written in place; truncating it to a
-//!   prefix is free, which is how the approved prompt's fixed instructions
-//!   are evaluated once and reused across questions;
+//!   it decodes one new token for each of several sequences in one pass,
+//!   reading every weight once for all of them (the batching engine,
+//!   [`super::engine`], is built on it);
+//! - KV caches separate from the weights ([`KvCache`], one per sequence),
+//!   preallocated and written in place; truncating one to a prefix is free
+//!   and copying a prefix between them is a memcpy, which is how the
+//!   approved prompt's fixed instructions are evaluated once and reused
+//!   across questions;
 //! - the LM head only for the last position; causal masks built once per shape.
 //!
 //! Every kernel reproduces the reference's floating-point operations in the
@@ -27,7 +32,7 @@ use std::collections::HashMap;
 use candle_core::quantized::{gguf_file, QMatMul, QTensor};
 use candle_core::{DType, Device, IndexOp, Module, Tensor};
 
-use super::q4_1::matvec_many;
+use super::q4_1::matmul_into;
 use super::Error;
 
 /// Longest context our KV cache holds (tokens).
@@ -107,29 +112,129 @@ struct Layer {
     /// RMSNorm weights as plain vectors, for the decode path.
     attn_norm_w: Vec<f32>,
     ffn_norm_w: Vec<f32>,
-    /// Preallocated keys, `[n_kv_head][capacity][head_dim]`, written in place.
-    k_cache: Vec<f32>,
-    /// Preallocated values, same layout.
-    v_cache: Vec<f32>,
 }
 
-/// Buffers of the single-token decode path, allocated once at load so that
-/// decoding a token allocates nothing.
+/// One sequence's keys and values for every layer, preallocated and written
+/// in place. The weights ([`Llama`]) are shared by every sequence; a cache
+/// is what one sequence owns, so several sequences can be decoded together
+/// ([`Llama::decode_batch`]), each attending to its own cache.
+#[derive(Default)]
+pub struct KvCache {
+    /// Keys per layer, `[n_kv_head][ctx][head_dim]`.
+    k: Vec<Vec<f32>>,
+    /// Values per layer, same layout.
+    v: Vec<Vec<f32>>,
+    /// Positions it can hold (the stride of the layout).
+    ctx: usize,
+    /// Positions currently valid.
+    pos: usize,
+    /// Key/value width of one position of one head.
+    head_dim: usize,
+    /// Key/value heads.
+    n_kv_head: usize,
+}
+
+impl KvCache {
+    /// Positions it can hold.
+    pub fn capacity(&self) -> usize {
+        self.ctx
+    }
+
+    /// Positions currently valid.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// Keeps only the first `len` positions (free: later ones are overwritten).
+    pub fn truncate(&mut self, len: usize) {
+        self.pos = self.pos.min(len);
+    }
+
+    /// Makes the first `len` positions those of `src` (a shared prefix, e.g.
+    /// the approved prompt's fixed instructions evaluated once): the same
+    /// floats as if they had been computed here.
+    pub fn copy_prefix_from(&mut self, src: &KvCache, len: usize) {
+        let len = len.min(src.pos).min(self.ctx);
+        let hd = self.head_dim;
+        for (dst, s) in self.k.iter_mut().zip(&src.k).chain(self.v.iter_mut().zip(&src.v)) {
+            for h in 0..self.n_kv_head {
+                let (d0, s0) = (h * self.ctx * hd, h * src.ctx * hd);
+                dst[d0..d0 + len * hd].copy_from_slice(&s[s0..s0 + len * hd]);
+            }
+        }
+        self.pos = len;
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.k.iter().chain(&self.v).map(|l| l.len() * 4).sum()
+    }
+}
+
+/// Buffers of the decode path for several sequences at once (row-major, one
+/// row per sequence), grown to the largest batch seen and then reused, so
+/// that a decode step allocates nothing.
 struct Scratch {
     x: Vec<f32>,
     xn: Vec<f32>,
     q: Vec<f32>,
     k: Vec<f32>,
     v: Vec<f32>,
+    /// Attention scores, n_head × the longest cache per row.
     att: Vec<f32>,
     y: Vec<f32>,
     o: Vec<f32>,
     gate: Vec<f32>,
     up: Vec<f32>,
     down: Vec<f32>,
-    acts: super::q4_1::Acts,
-    acts_ff: super::q4_1::Acts,
-    acts8: super::q8_0::Acts8,
+    acts: super::q4_1::QRows,
+    acts_ff: super::q4_1::QRows,
+    acts8: Vec<super::q8_0::Acts8>,
+}
+
+impl Scratch {
+    fn new(c: &Config, n_ff: usize) -> Scratch {
+        Scratch {
+            x: Vec::new(),
+            xn: Vec::new(),
+            q: Vec::new(),
+            k: Vec::new(),
+            v: Vec::new(),
+            att: Vec::new(),
+            y: Vec::new(),
+            o: Vec::new(),
+            gate: Vec::new(),
+            up: Vec::new(),
+            down: Vec::new(),
+            acts: super::q4_1::QRows::with_capacity(1, c.n_embd),
+            acts_ff: super::q4_1::QRows::with_capacity(1, n_ff),
+            acts8: Vec::new(),
+        }
+    }
+
+    /// Room for `b` rows with caches of up to `ctx` positions.
+    fn ensure(&mut self, b: usize, c: &Config, n_ff: usize, ctx: usize) {
+        let kv = c.n_kv_head * c.head_dim;
+        let grow = |v: &mut Vec<f32>, n: usize| {
+            if v.len() < n {
+                v.resize(n, 0.0);
+            }
+        };
+        grow(&mut self.x, b * c.n_embd);
+        grow(&mut self.xn, b * c.n_embd);
+        grow(&mut self.q, b * c.n_embd);
+        grow(&mut self.k, b * kv);
+        grow(&mut self.v, b * kv);
+        grow(&mut self.att, b * c.n_head * ctx);
+        grow(&mut self.y, b * c.n_embd);
+        grow(&mut self.o, b * c.n_embd);
+        grow(&mut self.gate, b * n_ff);
+        grow(&mut self.up, b * n_ff);
+        grow(&mut self.down, b * c.n_embd);
+        while self.acts8.len() < b {
+            self.acts8.push(super::q8_0::Acts8::new(c.n_embd));
+        }
+    }
 }
 
 /// Model hyper-parameters read from the GGUF metadata.
@@ -175,10 +280,14 @@ pub struct Llama {
     /// Decode buffers; `None` when some weight is not Q4_1 (the generic path
     /// on candle ops is used instead).
     scratch: Option<Scratch>,
-    /// Logits of the last position of the last forward.
+    /// Feed-forward width (for the scratch buffers).
+    n_ff: usize,
+    /// Logits of the last forward: one row per sequence of a decode batch,
+    /// the last position otherwise.
     logits: Vec<f32>,
-    /// Number of positions currently valid in the KV cache.
-    pos: usize,
+    /// The model's own KV cache, used by the single-sequence API
+    /// ([`Llama::forward`], [`Llama::truncate`], ...).
+    cache: KvCache,
 }
 
 fn rms_norm(t: QTensor, eps: f64, dev: &Device) -> Result<(candle_nn::RmsNorm, Vec<f32>), Error> {
@@ -252,8 +361,6 @@ impl Llama {
                 ffn_norm,
                 attn_norm_w,
                 ffn_norm_w,
-                k_cache: vec![0f32; n_kv_head * ctx * head_dim],
-                v_cache: vec![0f32; n_kv_head * ctx * head_dim],
             });
         }
         let theta: Vec<f32> =
@@ -276,22 +383,7 @@ impl Llama {
             && n_embd % 32 == 0
             && n_ff % 32 == 0
             && std::env::var_os("ONLABEL_REFERENCE_DECODE").is_none();
-        let scratch = fast.then(|| Scratch {
-            x: vec![0.0; n_embd],
-            xn: vec![0.0; n_embd],
-            q: vec![0.0; n_embd],
-            k: vec![0.0; n_kv_head * head_dim],
-            v: vec![0.0; n_kv_head * head_dim],
-            att: vec![0.0; n_head * ctx],
-            y: vec![0.0; n_embd],
-            o: vec![0.0; n_embd],
-            gate: vec![0.0; n_ff],
-            up: vec![0.0; n_ff],
-            down: vec![0.0; n_embd],
-            acts: super::q4_1::Acts::new(n_embd),
-            acts_ff: super::q4_1::Acts::new(n_ff),
-            acts8: super::q8_0::Acts8::new(n_embd),
-        });
+        let scratch = fast.then(|| Scratch::new(&config, n_ff));
         tracing::debug!(fast_decode = fast, "model loaded");
         Ok(Llama {
             config,
@@ -307,25 +399,63 @@ impl Llama {
             sin_v,
             norm_w,
             scratch,
+            n_ff,
             logits: Vec::new(),
-            pos: 0,
-        })
+            cache: KvCache::default(),
+        }
+        .with_own_cache(ctx))
     }
 
-    /// Capacity of the KV cache in tokens.
-    pub fn capacity(&self) -> usize {
+    fn with_own_cache(mut self, ctx: usize) -> Llama {
+        self.cache = self.new_cache(ctx);
+        self
+    }
+
+    /// An empty KV cache for one sequence of up to `ctx` positions (at most
+    /// [`Llama::max_context`]): `n_layer × 2 × n_kv_head × ctx × head_dim`
+    /// floats, allocated now.
+    pub fn new_cache(&self, ctx: usize) -> KvCache {
+        let c = self.config;
+        let ctx = ctx.min(self.max_context());
+        let size = c.n_kv_head * ctx * c.head_dim;
+        KvCache {
+            k: (0..c.n_layer).map(|_| vec![0f32; size]).collect(),
+            v: (0..c.n_layer).map(|_| vec![0f32; size]).collect(),
+            ctx,
+            pos: 0,
+            head_dim: c.head_dim,
+            n_kv_head: c.n_kv_head,
+        }
+    }
+
+    /// The longest cache this model's RoPE tables cover.
+    pub fn max_context(&self) -> usize {
         self.cos.dim(0).unwrap_or(0)
     }
 
-    /// Positions currently in the KV cache.
-    pub fn position(&self) -> usize {
-        self.pos
+    /// Size of the vocabulary (length of a logits row).
+    pub fn vocab_size(&self) -> usize {
+        match &self.output {
+            Linear::Q41(w) => w.rows(),
+            Linear::Q80(w) => w.rows(),
+            Linear::Candle(_) => self.embeddings.embeddings().dim(0).unwrap_or(0),
+        }
     }
 
-    /// Keeps only the first `len` positions of the KV cache (a prefix reuse;
-    /// later positions are overwritten by the next forward).
+    /// Capacity of the model's own KV cache in tokens.
+    pub fn capacity(&self) -> usize {
+        self.cache.ctx
+    }
+
+    /// Positions currently in the model's own KV cache.
+    pub fn position(&self) -> usize {
+        self.cache.pos
+    }
+
+    /// Keeps only the first `len` positions of the model's own KV cache (a
+    /// prefix reuse; later positions are overwritten by the next forward).
     pub fn truncate(&mut self, len: usize) {
-        self.pos = self.pos.min(len);
+        self.cache.truncate(len);
     }
 
     fn mask(&mut self, seq_len: usize, index_pos: usize) -> Result<Tensor, Error> {
@@ -352,17 +482,29 @@ impl Llama {
     /// last one as a slice (valid until the next call). One token goes through
     /// the decode path ([`Llama::decode_one`]) when the model allows it.
     pub fn forward_logits(&mut self, tokens: &[u32]) -> Result<&[f32], Error> {
+        let mut cache = std::mem::take(&mut self.cache);
+        let r = self.forward_in(&mut cache, tokens).map(|l| l.len());
+        self.cache = cache;
+        let n = r?;
+        Ok(&self.logits[..n])
+    }
+
+    /// [`Llama::forward_logits`] on a given sequence's cache (the weights are
+    /// shared; the batching engine keeps one cache per slot). Prefill of
+    /// several tokens runs on candle ops; one token goes through the decode
+    /// path ([`Llama::decode_batch`] with one row) when the model allows it.
+    pub fn forward_in(&mut self, cache: &mut KvCache, tokens: &[u32]) -> Result<&[f32], Error> {
         let seq_len = tokens.len();
         if seq_len == 0 {
             return Err(Error::Generation("forward called with no tokens".into()));
         }
-        if self.pos + seq_len > self.capacity() {
-            return Err(Error::ContextFull { needed: self.pos + seq_len, capacity: self.capacity() });
+        if cache.pos + seq_len > cache.ctx {
+            return Err(Error::ContextFull { needed: cache.pos + seq_len, capacity: cache.ctx });
         }
         if seq_len == 1 && self.scratch.is_some() {
-            self.decode_one(tokens[0])?;
+            self.decode_batch(&mut [cache], tokens)?;
         } else {
-            let t = self.forward_candle(tokens)?;
+            let t = self.forward_candle(cache, tokens)?;
             self.logits.clear();
             self.logits.extend_from_slice(&t.to_vec1::<f32>()?);
         }
@@ -371,8 +513,8 @@ impl Llama {
 
     /// Copies new keys or values `(1, n_kv_head, seq, head_dim)` into a cache at
     /// `index_pos` and returns the cached `(1, n_kv_head, kv_len, head_dim)`.
-    fn cache_write_read(&self, cache: &mut [f32], new: &Tensor, index_pos: usize, kv_len: usize) -> Result<Tensor, Error> {
-        let (hd, n_kv, ctx) = (self.config.head_dim, self.config.n_kv_head, self.capacity());
+    fn cache_write_read(&self, cache: &mut [f32], ctx: usize, new: &Tensor, index_pos: usize, kv_len: usize) -> Result<Tensor, Error> {
+        let (hd, n_kv) = (self.config.head_dim, self.config.n_kv_head);
         let seq = kv_len - index_pos;
         let new = new.flatten_all()?.to_vec1::<f32>()?;
         for h in 0..n_kv {
@@ -388,9 +530,9 @@ impl Llama {
 
     /// The forward pass on candle ops: prefill (any number of tokens) and the
     /// generic decode path for models the decode kernels do not cover.
-    fn forward_candle(&mut self, tokens: &[u32]) -> Result<Tensor, Error> {
+    fn forward_candle(&mut self, cache: &mut KvCache, tokens: &[u32]) -> Result<Tensor, Error> {
         let seq_len = tokens.len();
-        let index_pos = self.pos;
+        let index_pos = cache.pos;
         let c = self.config;
         let x = Tensor::new(tokens, &self.device)?.unsqueeze(0)?;
         let mask = if seq_len > 1 { Some(self.mask(seq_len, index_pos)?) } else { None };
@@ -399,9 +541,10 @@ impl Llama {
         let mut h = self.embeddings.forward(&x)?;
         let kv_len = index_pos + seq_len;
         let scale = 1.0 / (c.head_dim as f64).sqrt();
-        let mut layers = std::mem::take(&mut self.layers);
+        let ctx = cache.ctx;
+        let this = &*self;
         let result = (|| -> Result<Tensor, Error> {
-            for layer in layers.iter_mut() {
+            for (li, layer) in this.layers.iter().enumerate() {
                 let residual = h.clone();
                 let xs = layer.attn_norm.forward(&h)?;
                 let qkv = project(&xs, &[&layer.wq, &layer.wk, &layer.wv])?;
@@ -413,8 +556,8 @@ impl Llama {
                 } else {
                     (candle_nn::rotary_emb::rope_i(&q, &cos, &sin)?, candle_nn::rotary_emb::rope_i(&k, &cos, &sin)?)
                 };
-                let k_all = self.cache_write_read(&mut layer.k_cache, &k, index_pos, kv_len)?;
-                let v_all = self.cache_write_read(&mut layer.v_cache, &v, index_pos, kv_len)?;
+                let k_all = this.cache_write_read(&mut cache.k[li], ctx, &k, index_pos, kv_len)?;
+                let v_all = this.cache_write_read(&mut cache.v[li], ctx, &v, index_pos, kv_len)?;
                 let groups = c.n_head / c.n_kv_head;
                 if seq_len == 1 {
                     // Generic decode: one query row per head, each KV head repeated
@@ -451,28 +594,54 @@ impl Llama {
                 h = (layer.w_down.forward(&(gate * &gate_up[1])?)? + h1)?;
             }
             let last = h.i((.., seq_len - 1, ..))?;
-            let last = self.norm.forward(&last)?;
-            let logits = self.output.forward(&last)?.squeeze(0)?;
+            let last = this.norm.forward(&last)?;
+            let logits = this.output.forward(&last)?.squeeze(0)?;
             Ok(logits.to_dtype(DType::F32)?.contiguous()?)
         })();
-        self.layers = layers;
         let logits = result?;
-        self.pos = kv_len;
+        cache.pos = kv_len;
         Ok(logits)
     }
 
-    /// The decode path: one token through every layer on plain slices and
-    /// preallocated buffers — Q8_1 activations quantized once per matrix
-    /// input, our Q4_1 matrix-vector kernel, RoPE and attention over the KV
-    /// cache written in place, no allocation. Logits go to `self.logits`.
-    fn decode_one(&mut self, token: u32) -> Result<(), Error> {
+    /// The decode path: one new token for each of several sequences through
+    /// every layer at once, each sequence at its own position against its
+    /// own KV cache. Returns the logits, one row of [`Llama::vocab_size`]
+    /// per sequence (valid until the next call).
+    ///
+    /// Plain slices and preallocated buffers: RMSNorm per row, Q8_1
+    /// activations quantized once per matrix input, our Q4_1 kernel over all
+    /// rows in one dispatch per group of matrices (each tile of weights read
+    /// once for every row: decoding B sequences costs far less than B single
+    /// steps, since one step is dominated by streaming the weights), RoPE at
+    /// each row's position, the new keys and values written in place into
+    /// each cache, attention of all (sequence, head) pairs in one dispatch,
+    /// the Q8_0 LM head over all rows. Rows never mix: each row's floats go
+    /// through the same operations in the same order as a batch of one (see
+    /// the bit-identity tests below), so greedy outputs do not depend on what
+    /// else is being decoded.
+    pub fn decode_batch(&mut self, caches: &mut [&mut KvCache], tokens: &[u32]) -> Result<&[f32], Error> {
         let c = self.config;
-        let (pos, ctx, hd) = (self.pos, self.capacity(), c.head_dim);
+        let b = tokens.len();
+        if b == 0 || caches.len() != b {
+            return Err(Error::Generation(format!("decode_batch: {} tokens for {} caches", b, caches.len())));
+        }
+        let (hd, e, kv) = (c.head_dim, c.n_embd, c.n_kv_head * c.head_dim);
         let half = hd / 2;
         let eps = c.eps as f32;
+        let n_ff = self.n_ff;
+        let max_ctx = caches.iter().map(|k| k.ctx).max().unwrap_or(0);
+        for cache in caches.iter() {
+            if cache.pos + 1 > cache.ctx {
+                return Err(Error::ContextFull { needed: cache.pos + 1, capacity: cache.ctx });
+            }
+            if cache.k.len() != c.n_layer || cache.ctx > self.max_context() {
+                return Err(Error::Generation("KV cache was not made by this model".into()));
+            }
+        }
         let Some(s) = self.scratch.as_mut() else {
             return Err(Error::Generation("decode path not available for this model".into()));
         };
+        s.ensure(b, &c, n_ff, max_ctx);
         {
             let emb = self.embeddings.embeddings();
             let (st, layout) = emb.storage_and_layout();
@@ -480,69 +649,121 @@ impl Llama {
                 candle_core::Storage::Cpu(candle_core::CpuStorage::F32(v)) => &v[layout.start_offset()..],
                 _ => return Err(Error::Generation("embedding table is not f32 on the CPU".into())),
             };
-            let off = token as usize * c.n_embd;
-            let row = table
-                .get(off..off + c.n_embd)
-                .ok_or_else(|| Error::Generation(format!("token id {token} is outside the vocabulary")))?;
-            s.x.copy_from_slice(row);
-        }
-        let cos = &self.cos_v[pos * half..(pos + 1) * half];
-        let sin = &self.sin_v[pos * half..(pos + 1) * half];
-        for layer in self.layers.iter_mut() {
-            super::cpu::rms_norm(&s.x, &layer.attn_norm_w, eps, &mut s.xn);
-            s.acts.quantize(&s.xn);
-            matvec_many(&mut [
-                (q41(&layer.wq), &s.acts, &mut s.q),
-                (q41(&layer.wk), &s.acts, &mut s.k),
-                (q41(&layer.wv), &s.acts, &mut s.v),
-            ]);
-            super::cpu::rope_i(&mut s.q, hd, cos, sin);
-            super::cpu::rope_i(&mut s.k, hd, cos, sin);
-            for h in 0..c.n_kv_head {
-                let dst = (h * ctx + pos) * hd;
-                layer.k_cache[dst..dst + hd].copy_from_slice(&s.k[h * hd..(h + 1) * hd]);
-                layer.v_cache[dst..dst + hd].copy_from_slice(&s.v[h * hd..(h + 1) * hd]);
+            for (i, &token) in tokens.iter().enumerate() {
+                let off = token as usize * e;
+                let row = table
+                    .get(off..off + e)
+                    .ok_or_else(|| Error::Generation(format!("token id {token} is outside the vocabulary")))?;
+                s.x[i * e..(i + 1) * e].copy_from_slice(row);
             }
-            super::cpu::attention(&s.q, &layer.k_cache, &layer.v_cache, ctx, pos + 1, c.n_head, c.n_kv_head, hd, &mut s.att, &mut s.y);
-            s.acts.quantize(&s.y);
-            q41(&layer.wo).matvec(&s.acts, &mut s.o);
-            super::cpu::add_assign(&mut s.x, &s.o);
-            super::cpu::rms_norm(&s.x, &layer.ffn_norm_w, eps, &mut s.xn);
-            s.acts.quantize(&s.xn);
-            matvec_many(&mut [(q41(&layer.w_gate), &s.acts, &mut s.gate), (q41(&layer.w_up), &s.acts, &mut s.up)]);
-            super::cpu::silu_mul(&mut s.gate, &s.up);
-            s.acts_ff.quantize(&s.gate);
-            q41(&layer.w_down).matvec(&s.acts_ff, &mut s.down);
-            super::cpu::add_assign(&mut s.x, &s.down);
         }
-        super::cpu::rms_norm(&s.x, &self.norm_w, eps, &mut s.xn);
+        let pos: Vec<usize> = caches.iter().map(|k| k.pos).collect();
+        for (li, layer) in self.layers.iter().enumerate() {
+            for i in 0..b {
+                super::cpu::rms_norm(&s.x[i * e..(i + 1) * e], &layer.attn_norm_w, eps, &mut s.xn[i * e..(i + 1) * e]);
+            }
+            s.acts.quantize(&s.xn, b);
+            matmul_into(&mut [
+                (q41(&layer.wq), &s.acts, &mut s.q[..b * e]),
+                (q41(&layer.wk), &s.acts, &mut s.k[..b * kv]),
+                (q41(&layer.wv), &s.acts, &mut s.v[..b * kv]),
+            ]);
+            for (i, cache) in caches.iter_mut().enumerate() {
+                let p = pos[i];
+                let (cos, sin) = (&self.cos_v[p * half..(p + 1) * half], &self.sin_v[p * half..(p + 1) * half]);
+                super::cpu::rope_i(&mut s.q[i * e..(i + 1) * e], hd, cos, sin);
+                super::cpu::rope_i(&mut s.k[i * kv..(i + 1) * kv], hd, cos, sin);
+                let ctx = cache.ctx;
+                for h in 0..c.n_kv_head {
+                    let dst = (h * ctx + p) * hd;
+                    let src = i * kv + h * hd;
+                    cache.k[li][dst..dst + hd].copy_from_slice(&s.k[src..src + hd]);
+                    cache.v[li][dst..dst + hd].copy_from_slice(&s.v[src..src + hd]);
+                }
+            }
+            {
+                let row_att = c.n_head * max_ctx;
+                let mut seqs: Vec<super::cpu::Attend<'_>> = caches
+                    .iter()
+                    .zip(s.att.chunks_mut(row_att))
+                    .zip(s.y.chunks_mut(e))
+                    .zip(s.q.chunks(e))
+                    .enumerate()
+                    .map(|(i, (((cache, att), y), q))| super::cpu::Attend {
+                        q,
+                        k_cache: &cache.k[li],
+                        v_cache: &cache.v[li],
+                        ctx: cache.ctx,
+                        kv_len: pos[i] + 1,
+                        att,
+                        y,
+                    })
+                    .collect();
+                super::cpu::attention_many(&mut seqs, c.n_head, c.n_kv_head, hd);
+            }
+            s.acts.quantize(&s.y, b);
+            matmul_into(&mut [(q41(&layer.wo), &s.acts, &mut s.o[..b * e])]);
+            super::cpu::add_assign(&mut s.x[..b * e], &s.o[..b * e]);
+            for i in 0..b {
+                super::cpu::rms_norm(&s.x[i * e..(i + 1) * e], &layer.ffn_norm_w, eps, &mut s.xn[i * e..(i + 1) * e]);
+            }
+            s.acts.quantize(&s.xn, b);
+            matmul_into(&mut [
+                (q41(&layer.w_gate), &s.acts, &mut s.gate[..b * n_ff]),
+                (q41(&layer.w_up), &s.acts, &mut s.up[..b * n_ff]),
+            ]);
+            super::cpu::silu_mul(&mut s.gate[..b * n_ff], &s.up[..b * n_ff]);
+            s.acts_ff.quantize(&s.gate, b);
+            matmul_into(&mut [(q41(&layer.w_down), &s.acts_ff, &mut s.down[..b * e])]);
+            super::cpu::add_assign(&mut s.x[..b * e], &s.down[..b * e]);
+        }
+        for i in 0..b {
+            super::cpu::rms_norm(&s.x[i * e..(i + 1) * e], &self.norm_w, eps, &mut s.xn[i * e..(i + 1) * e]);
+        }
+        let vocab = match &self.output {
+            Linear::Q41(w) => w.rows(),
+            Linear::Q80(w) => w.rows(),
+            Linear::Candle(_) => 0,
+        };
         match &self.output {
             Linear::Q41(w) => {
-                s.acts.quantize(&s.xn);
-                self.logits.resize(w.rows(), 0.0);
-                w.matvec(&s.acts, &mut self.logits);
+                s.acts.quantize(&s.xn, b);
+                self.logits.resize(b * vocab, 0.0);
+                matmul_into(&mut [(w, &s.acts, &mut self.logits[..])]);
             }
             Linear::Q80(w) => {
-                s.acts8.quantize(&s.xn);
-                self.logits.resize(w.rows(), 0.0);
-                w.matvec(&s.acts8, &mut self.logits);
+                for (a, x) in s.acts8.iter_mut().zip(s.xn.chunks(e)).take(b) {
+                    a.quantize(x);
+                }
+                let acts: Vec<&super::q8_0::Acts8> = s.acts8[..b].iter().collect();
+                self.logits.resize(b * vocab, 0.0);
+                w.matmul_rows(&acts, &mut self.logits, vocab);
             }
             Linear::Candle(m) => {
-                let x = Tensor::from_slice(&s.xn, (1, c.n_embd), &self.device)?;
-                let out = m.forward(&x)?;
-                let (st, layout) = out.storage_and_layout();
-                match &*st {
-                    candle_core::Storage::Cpu(candle_core::CpuStorage::F32(v)) => {
-                        let v = &v[layout.start_offset()..layout.start_offset() + out.elem_count()];
-                        self.logits.clear();
-                        self.logits.extend_from_slice(v);
+                // Row by row, as a batch of one would: candle's kernels are not ours to keep row-exact.
+                self.logits.clear();
+                for i in 0..b {
+                    let x = Tensor::from_slice(&s.xn[i * e..(i + 1) * e], (1, e), &self.device)?;
+                    let out = m.forward(&x)?;
+                    let (st, layout) = out.storage_and_layout();
+                    match &*st {
+                        candle_core::Storage::Cpu(candle_core::CpuStorage::F32(v)) => {
+                            self.logits.extend_from_slice(&v[layout.start_offset()..layout.start_offset() + out.elem_count()]);
+                        }
+                        _ => return Err(Error::Generation("LM head output is not f32 on the CPU".into())),
                     }
-                    _ => return Err(Error::Generation("LM head output is not f32 on the CPU".into())),
                 }
             }
         }
-        self.pos = pos + 1;
-        Ok(())
+        for cache in caches.iter_mut() {
+            cache.pos += 1;
+        }
+        Ok(&self.logits)
+    }
+
+    /// The logits of the last forward ([`Llama::decode_batch`]: one row per sequence).
+    pub fn last_logits(&self) -> &[f32] {
+        &self.logits
     }
 
     /// Logits as a vector (for sampling and masks).

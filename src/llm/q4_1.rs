@@ -130,13 +130,16 @@ impl Q41 {
         Tensor::from_vec(out, dims, &Device::Cpu)
     }
 
-    /// The decode kernel: `out = W · a` for one quantized row (same bits as
-    /// [`Q41::forward`]). `out.len()` must be at least [`Q41::rows`].
+    /// One quantized row: `out = W · a` (same bits as [`Q41::forward`]).
+    /// `out.len()` must be at least [`Q41::rows`]. The decode step uses
+    /// [`matmul_into`] over its batch; this is the tests' reference.
+    #[cfg(test)]
     pub fn matvec(&self, a: &Acts, out: &mut [f32]) {
         matvec_many(&mut [(self, a, out)]);
     }
 
     /// Tile `t` of `W · a` into `out` (up to eight values).
+    #[cfg(test)]
     fn tile_into(&self, a: &[ABlock], t: usize, out: &mut [f32]) {
         let kb = self.k / QK;
         let mut v = [0f32; 4 * TR];
@@ -284,35 +287,75 @@ impl QRows {
         });
         Ok(QRows { m, k, blocks })
     }
+
+    /// Room for up to `m` rows of `k` values (a multiple of 32), for the
+    /// batched decode step, which quantizes into it with [`QRows::quantize`]
+    /// and so allocates nothing per step.
+    pub fn with_capacity(m: usize, k: usize) -> QRows {
+        QRows { m: 0, k, blocks: vec![ABlock { qs: [0; 32], d: 0.0, s: 0.0 }; m * (k / QK)] }
+    }
+
+    /// Quantizes the first `m` rows of `x` (row-major, `k` wide), growing
+    /// the buffer if needed; same bits as [`QRows::new`] and [`Acts::quantize`].
+    /// Sequential: a decode batch is at most a few dozen rows.
+    pub fn quantize(&mut self, x: &[f32], m: usize) {
+        let kb = self.k / QK;
+        if self.blocks.len() < m * kb {
+            self.blocks.resize(m * kb, ABlock { qs: [0; 32], d: 0.0, s: 0.0 });
+        }
+        for (dst, xs) in self.blocks[..m * kb].iter_mut().zip(x[..m * self.k].chunks_exact(QK)) {
+            // SAFETY: QRows are only used with Q41, which exists only with AVX2, FMA and F16C.
+            unsafe { quantize_block(xs, dst) };
+        }
+        self.m = m;
+    }
 }
 
 /// `rows @ W^T` for several matrices with the same input, in one dispatch:
 /// work items are (matrix, tile, group of 32 rows); returns one row-major
 /// `m × n` vector per matrix.
 pub fn matmul_many(ws: &[&Q41], rows: &QRows) -> candle_core::Result<Vec<Vec<f32>>> {
-    const ROWS: usize = 32;
-    let (m, kb) = (rows.m, rows.k / QK);
-    let mut outs: Vec<Vec<f32>> = Vec::with_capacity(ws.len());
-    let mut bounds = vec![0usize];
     for w in ws {
         if w.k != rows.k {
             candle_core::bail!("q4_1 matmul: input width {} does not match k = {}", rows.k, w.k);
         }
-        outs.push(vec![0f32; m * w.n]);
-        bounds.push(bounds[bounds.len() - 1] + w.n.div_ceil(TR) * m.div_ceil(ROWS));
     }
-    let ptrs: Vec<usize> = outs.iter_mut().map(|o| o.as_mut_ptr() as usize).collect();
-    let all = &rows.blocks;
-    candle_core::utils::barrier_pool().execute_chunked(bounds[ws.len()], |items| {
+    let mut outs: Vec<Vec<f32>> = ws.iter().map(|w| vec![0f32; rows.m * w.n]).collect();
+    let mut jobs: Vec<(&Q41, &QRows, &mut [f32])> =
+        ws.iter().zip(outs.iter_mut()).map(|(w, o)| (*w, rows, o.as_mut_slice())).collect();
+    matmul_into(&mut jobs);
+    Ok(outs)
+}
+
+/// `rows @ W^T` for several (matrix, input rows, output) triples in one
+/// dispatch, into preallocated outputs (row-major, at least `m × n` each).
+/// Work items are (product, tile, group of 32 rows); each item streams its
+/// tile of weights once for its rows, four rows per pass of
+/// [`tile_dot`]. Every output value is computed exactly as by
+/// [`Q41::matvec`] for that row alone: rows never mix, and the float
+/// operations per (row, output) are the same whatever the number of rows —
+/// which is what makes a batched decode step bit-identical to single ones.
+pub fn matmul_into(jobs: &mut [(&Q41, &QRows, &mut [f32])]) {
+    const ROWS: usize = 32;
+    let mut bounds = vec![0usize];
+    for (w, rows, out) in jobs.iter() {
+        assert_eq!(w.k, rows.k, "q4_1 matmul: input width does not match the matrix");
+        assert!(out.len() >= rows.m * w.n, "q4_1 matmul: output shorter than m × n");
+        bounds.push(bounds[bounds.len() - 1] + w.n.div_ceil(TR) * rows.m.div_ceil(ROWS));
+    }
+    let descs: Vec<(&Q41, &QRows, usize)> = jobs.iter_mut().map(|(w, r, o)| (*w, *r, o.as_mut_ptr() as usize)).collect();
+    let total = bounds[descs.len()];
+    candle_core::utils::barrier_pool().execute_chunked(total, |items| {
         for item in items {
             let j = bounds[1..].iter().position(|&b| item < b).unwrap_or(0);
-            let (w, local) = (ws[j], item - bounds[j]);
-            let n = w.n;
+            let (w, rows, ptr) = descs[j];
+            let local = item - bounds[j];
+            let (n, m, kb) = (w.n, rows.m, w.k / QK);
             let n_tiles = n.div_ceil(TR);
             let (t, rg) = (local % n_tiles, local / n_tiles);
             let tiles = &w.tiles[t * kb..(t + 1) * kb];
             let (r0, r1) = (rg * ROWS, (rg * ROWS + ROWS).min(m));
-            let arow = |r: usize| &all[r * kb..(r + 1) * kb];
+            let arow = |r: usize| &rows.blocks[r * kb..(r + 1) * kb];
             let cols = TR.min(n - t * TR);
             let mut out = [0f32; 4 * TR];
             let mut r = r0;
@@ -328,20 +371,20 @@ pub fn matmul_many(ws: &[&Q41], rows: &QRows) -> candle_core::Result<Vec<Vec<f32
                     }
                 }
                 for i in 0..count {
-                    // SAFETY: (matrix, row, tile) triples are disjoint across work items.
-                    let d = unsafe { std::slice::from_raw_parts_mut((ptrs[j] as *mut f32).add((r + i) * n + t * TR), cols) };
+                    // SAFETY: (product, row, tile) triples are disjoint across work items.
+                    let d = unsafe { std::slice::from_raw_parts_mut((ptr as *mut f32).add((r + i) * n + t * TR), cols) };
                     d.copy_from_slice(&out[i * TR..i * TR + cols]);
                 }
                 r += count;
             }
         }
     });
-    Ok(outs)
 }
 
 /// Several matrix-vector products in one dispatch on candle's thread pool
 /// (e.g. the query, key and value projections of one input): one barrier
 /// instead of one per matrix. Each output slice must have the matrix's rows.
+#[cfg(test)]
 pub fn matvec_many(jobs: &mut [(&Q41, &Acts, &mut [f32])]) {
     let mut bounds = [0usize; 8];
     assert!(jobs.len() < bounds.len(), "matvec_many: at most 7 products at once");
@@ -499,6 +542,35 @@ mod tests {
         fast.matvec(&acts, &mut out);
         for (a, b) in out.iter().zip(&exact) {
             assert_eq!(a.to_bits(), b.to_bits(), "{a} vs {b}");
+        }
+    }
+
+    /// A row's products do not depend on the other rows of a batch: the
+    /// batched decode step (`matmul_into` over B rows, preallocated) gives
+    /// every row the bits of `matvec` on that row alone, for batch sizes
+    /// around the four-row passes and the 32-row groups.
+    #[test]
+    fn batched_rows_are_bit_identical_to_single_rows() {
+        let dev = Device::Cpu;
+        let (n, k) = (45, 576);
+        let wf: Vec<f32> = (0..n * k).map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 0.3).collect();
+        let q = QTensor::quantize(&Tensor::from_vec(wf, (n, k), &dev).unwrap(), GgmlDType::Q4_1).unwrap();
+        let Some(w) = Q41::new(&q) else { return };
+        for m in [1, 2, 3, 4, 5, 7, 16, 33] {
+            let xf: Vec<f32> = (0..m * k).map(|i| ((i * 104729 % 977) as f32 / 488.0 - 1.0) * 2.0).collect();
+            let mut rows = QRows::with_capacity(1, k);
+            rows.quantize(&xf, m);
+            let mut out = vec![0f32; m * n];
+            matmul_into(&mut [(&w, &rows, &mut out[..])]);
+            for r in 0..m {
+                let mut acts = Acts::new(k);
+                acts.quantize(&xf[r * k..(r + 1) * k]);
+                let mut one = vec![0f32; n];
+                w.matvec(&acts, &mut one);
+                for (a, b) in out[r * n..(r + 1) * n].iter().zip(&one) {
+                    assert_eq!(a.to_bits(), b.to_bits(), "m {m}, row {r}: {a} vs {b}");
+                }
+            }
         }
     }
 

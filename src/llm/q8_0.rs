@@ -93,25 +93,48 @@ impl Q80 {
 
     /// `out = W · a`; `out.len()` must be [`Q80::rows`].
     pub fn matvec(&self, a: &Acts8, out: &mut [f32]) {
-        let kb = self.k / QK;
         let n = self.n.min(out.len());
-        let a = &a.blocks[..kb];
+        self.matmul_rows(&[a], &mut out[..n], n);
+    }
+
+    /// `out[b] = W · acts[b]` for several activation rows in one dispatch,
+    /// `out` row-major with row stride `n` (at most [`Q80::rows`]): each
+    /// group of four weight rows is loaded once and used for every
+    /// activation row while it is in L1, so the head's weights (a third of
+    /// the model's bytes) are streamed from memory once per decode step
+    /// however many sequences share it. Each (weight row, activation row)
+    /// dot product is computed exactly as by [`Q80::matvec`].
+    pub fn matmul_rows(&self, acts: &[&Acts8], out: &mut [f32], n: usize) {
+        let kb = self.k / QK;
+        let n = n.min(self.n);
+        assert!(out.len() >= acts.len() * n, "q8_0 matmul: output shorter than rows × n");
+        let rows: Vec<&[Block]> = acts.iter().map(|a| &a.blocks[..kb]).collect();
         let w = &self.w;
         let out_ptr = out.as_mut_ptr() as usize;
         let groups = n.div_ceil(8);
         candle_core::utils::barrier_pool().execute_chunked(groups, |g| {
             let (start, end) = (g.start * 8, (g.end * 8).min(n));
-            // SAFETY: each output row belongs to exactly one group.
-            let out = unsafe { std::slice::from_raw_parts_mut((out_ptr as *mut f32).add(start), end - start) };
+            // SAFETY: each output column range [start, end) of every row belongs to exactly one group.
+            let put = |b: usize, c: usize, v: &[f32]| unsafe {
+                std::slice::from_raw_parts_mut((out_ptr as *mut f32).add(b * n + c), v.len()).copy_from_slice(v)
+            };
             let mut c = start;
             while c + 4 <= end {
-                let v = unsafe { dot_4rows(kb, [&w[c * kb..], &w[(c + 1) * kb..], &w[(c + 2) * kb..], &w[(c + 3) * kb..]], a) };
-                out[c - start..c - start + 4].copy_from_slice(&v);
+                let ws = [&w[c * kb..], &w[(c + 1) * kb..], &w[(c + 2) * kb..], &w[(c + 3) * kb..]];
+                for (b, a) in rows.iter().enumerate() {
+                    // SAFETY: Q80 exists only on CPUs with AVX2 and FMA.
+                    let v = unsafe { dot_4rows(kb, ws, a) };
+                    put(b, c, &v);
+                }
                 c += 4;
             }
             for c in c..end {
                 let r = &w[c * kb..];
-                out[c - start] = unsafe { dot_4rows(kb, [r, r, r, r], a) }[0];
+                for (b, a) in rows.iter().enumerate() {
+                    // SAFETY: as above.
+                    let v = unsafe { dot_4rows(kb, [r, r, r, r], a) }[0];
+                    put(b, c, &[v]);
+                }
             }
         });
     }
@@ -181,6 +204,33 @@ unsafe fn dot_4rows(_kb: usize, _w: [&[Block]; 4], _a: &[Block]) -> [f32; 4] {
 mod tests {
     use super::*;
     use candle_core::Module;
+
+    /// The batched LM head gives each row the bits of `matvec` on it alone.
+    #[test]
+    fn batched_rows_are_bit_identical_to_matvec() {
+        let (n, k) = (39, 96);
+        let w: Vec<f32> = (0..n * k).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
+        let q = QTensor::quantize(&Tensor::from_vec(w, (n, k), &Device::Cpu).unwrap(), GgmlDType::Q8_0).unwrap();
+        let Some(w) = Q80::new(&q) else { return };
+        let acts: Vec<Acts8> = (0..5)
+            .map(|r| {
+                let x: Vec<f32> = (0..k).map(|i| ((i + 31 * r) as f32 * 0.37).sin()).collect();
+                let mut a = Acts8::new(k);
+                a.quantize(&x);
+                a
+            })
+            .collect();
+        let refs: Vec<&Acts8> = acts.iter().collect();
+        let mut out = vec![0f32; 5 * n];
+        w.matmul_rows(&refs, &mut out, n);
+        for (r, a) in acts.iter().enumerate() {
+            let mut one = vec![0f32; n];
+            w.matvec(a, &mut one);
+            for (x, y) in out[r * n..(r + 1) * n].iter().zip(&one) {
+                assert_eq!(x.to_bits(), y.to_bits(), "row {r}: {x} vs {y}");
+            }
+        }
+    }
 
     #[test]
     fn agrees_with_candle_q8_0() {

@@ -172,3 +172,134 @@ fn optimised_path_agrees_with_the_reference_on_long_prompts() {
     }
     assert!(agree >= 9, "greedy outputs agreed on 32 tokens for only {agree}/10 prompts");
 }
+
+/// Prompts of different lengths built from a real label, as chat prompts.
+fn label_prompts(m: &LocalModel, n: usize, words_each: usize) -> Vec<String> {
+    let text = std::fs::read_to_string(crate::harness::shared_data().join("pi/text/lipitor_atorvastatin_2014-01.txt")).unwrap();
+    let words: Vec<&str> = text.split_whitespace().collect();
+    (0..n)
+        .map(|i| {
+            let chunk = words[i * 300..i * 300 + words_each + 7 * i].join(" ");
+            m.render_chat(&[
+                Message { role: "system".into(), content: "Answer from the passage only.".into() },
+                Message { role: "user".into(), content: format!("Passage: {chunk}\nQuestion: what should a doctor know?") },
+            ])
+            .unwrap()
+        })
+        .collect()
+}
+
+/// The batched decode step is exact: three sequences at different depths
+/// decoded together give, row by row, the same logits (every bit) as each
+/// decoded alone with its own cache, step after step.
+#[test]
+fn batched_decode_logits_are_bit_identical_to_single_sequence_steps() {
+    let m = model();
+    let mut f = std::fs::File::open(model_path()).unwrap();
+    let ct = candle_core::quantized::gguf_file::Content::read(&mut f).unwrap();
+    let mut llama = onlabel::llm::Llama::load(&ct, &mut f, &candle_core::Device::Cpu).unwrap();
+    let vocab = llama.vocab_size();
+    let prompts: Vec<Vec<u32>> = label_prompts(m, 3, 20).iter().map(|p| m.tokenizer.encode(p).unwrap()).collect();
+    let mut alone: Vec<onlabel::llm::KvCache> = Vec::new();
+    let mut batched: Vec<onlabel::llm::KvCache> = Vec::new();
+    let mut next = Vec::new();
+    for ids in &prompts {
+        let (mut a, mut b) = (llama.new_cache(512), llama.new_cache(512));
+        let la = llama.forward_in(&mut a, ids).unwrap().to_vec();
+        let lb = llama.forward_in(&mut b, ids).unwrap().to_vec();
+        assert_eq!(la, lb);
+        next.push(onlabel::llm::Llama::argmax(&la));
+        alone.push(a);
+        batched.push(b);
+    }
+    assert!(prompts.iter().map(Vec::len).collect::<std::collections::HashSet<_>>().len() == 3, "depths differ");
+    for step in 0..12 {
+        let single: Vec<Vec<f32>> =
+            alone.iter_mut().zip(&next).map(|(c, &t)| llama.decode_batch(&mut [c], &[t]).unwrap().to_vec()).collect();
+        let mut refs: Vec<&mut onlabel::llm::KvCache> = batched.iter_mut().collect();
+        let rows = llama.decode_batch(&mut refs, &next).unwrap().to_vec();
+        for (s, one) in single.iter().enumerate() {
+            let row = &rows[s * vocab..(s + 1) * vocab];
+            let same = one.iter().zip(row).all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "step {step}, sequence {s}: batched logits differ from the single-sequence step");
+        }
+        next = single.iter().map(|l| onlabel::llm::Llama::argmax(l)).collect();
+    }
+}
+
+/// Issue 12's requirement for the batching engine: a greedy generation's
+/// token ids are the same whether it ran alone or beside others sharing the
+/// model's decode steps (prompts of different lengths, one constrained to a
+/// token set, all after the same warmed prefix, as the copilot runs them).
+#[test]
+fn concurrent_greedy_generations_have_the_token_ids_of_each_alone() {
+    let opts = GenerateOptions { max_tokens: 24, time_budget: std::time::Duration::from_secs(600), ..Default::default() };
+    let alone = LocalModel::load(&model_path()).unwrap();
+    let prompts = label_prompts(&alone, 5, 30);
+    let prefix = "<|im_start|>system\nAnswer from the passage only.<|im_end|>\n";
+    assert!(prompts.iter().all(|p| p.starts_with(prefix)));
+    let allowed: std::collections::HashSet<u32> = alone.tokenizer.encode(&prompts[1]).unwrap().into_iter().collect();
+    let opts_for = |i: usize| if i == 1 { GenerateOptions { allowed: Some(allowed.clone()), ..opts.clone() } } else { opts.clone() };
+    let want: Vec<Vec<u32>> = prompts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            // A fresh model per prompt: the same state as each concurrent call starts from.
+            let m = LocalModel::load(&model_path()).unwrap();
+            m.warm_prefix(prefix).unwrap();
+            m.generate(p, &opts_for(i), |_| {}).unwrap().token_ids
+        })
+        .collect();
+    let shared = LocalModel::load(&model_path()).unwrap();
+    shared.warm_prefix(prefix).unwrap();
+    let got: Vec<(Vec<u32>, usize)> = std::thread::scope(|s| {
+        let hs: Vec<_> = prompts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let (shared, o) = (&shared, opts_for(i));
+                s.spawn(move || {
+                    let g = shared.generate(p, &o, |_| {}).unwrap();
+                    (g.token_ids, g.reused_tokens)
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (i, (w, (g, reused))) in want.iter().zip(&got).enumerate() {
+        assert!(!w.is_empty());
+        assert!(*reused >= alone.tokenizer.encode(prefix).unwrap().len(), "prompt {i} did not reuse the warmed prefix");
+        assert_eq!(w, g, "prompt {i}: tokens differ between alone and batched");
+    }
+}
+
+/// The engine's queue is bounded: with one slot and a queue of one, a third
+/// concurrent generation is refused at once with `Overloaded`, and the others
+/// complete.
+#[test]
+fn a_full_generation_queue_is_refused_not_waited_for() {
+    let cfg = onlabel::llm::EngineConfig { slots: 1, queue: 1, ..Default::default() };
+    let m = LocalModel::load_with(&model_path(), cfg).unwrap();
+    let p = m.render_chat(&[Message { role: "user".into(), content: "Count from one to one hundred.".into() }]).unwrap();
+    // The first generation is long (counting to a hundred), the others short.
+    let long = GenerateOptions { max_tokens: 200, time_budget: std::time::Duration::from_secs(600), ..Default::default() };
+    let opts = GenerateOptions { max_tokens: 4, ..long.clone() };
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    std::thread::scope(|s| {
+        let first = s.spawn(|| {
+            let tx = started_tx;
+            m.generate(&p, &long, move |_| {
+                let _ = tx.send(());
+            })
+        });
+        // The first holds the slot once it streams; the second then waits in the queue.
+        started_rx.recv().unwrap();
+        let second = s.spawn(|| m.generate(&p, &opts, |_| {}));
+        // Give the second time to be queued.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let third = m.generate(&p, &opts, |_| {});
+        assert!(matches!(third, Err(onlabel::llm::Error::Overloaded { queue: 1 })), "{third:?}");
+        assert!(first.join().unwrap().is_ok());
+        assert!(second.join().unwrap().is_ok());
+    });
+}

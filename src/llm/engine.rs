@@ -1,0 +1,461 @@
+//! [`Engine`]: one thread that owns the model and serves every concurrent
+//! generation in shared decode steps (continuous batching).
+//!
+//! # Why
+//!
+//! Decoding one token of a 135M-parameter model is dominated by reading the
+//! weights (about 90 MB) from memory, not by arithmetic. With one model behind
+//! a mutex, 16 concurrent questions each pay that read for each of their
+//! tokens, one after another. Decoding the newest token of all 16 in one
+//! forward pass reads the weights once for all of them ([`Llama::decode_batch`]:
+//! every tile of a weight matrix is used for all rows while it is in cache),
+//! so the step costs little more than a single one and aggregate tokens/s
+//! grows with the number of clients. That is what llama.cpp's `llama-server
+//! -np N` does, and what we are measured against.
+//!
+//! # Design
+//!
+//! - The engine thread owns the [`Llama`] weights and a bounded number of
+//!   *slots* ([`EngineConfig::slots`]); each slot has its own [`KvCache`]
+//!   (allocated the first time the slot is used: with 16 slots of 2048
+//!   positions, at most 16 × 90 MB) and remembers the tokens it holds.
+//! - [`super::LocalModel::generate`] tokenizes in the caller's thread and
+//!   submits a [`Job`] on a bounded queue ([`EngineConfig::queue`]); a full
+//!   queue is [`super::Error::Overloaded`] at once, never an unbounded wait.
+//!   The job carries its decoding options (max tokens, time budget,
+//!   temperature/top-p/seed, the constrained-decoding mask) and a channel on
+//!   which the engine sends each sampled token. The caller decodes the text,
+//!   runs its `on_token` callback and checks stop strings in its own thread,
+//!   exactly as before, and raises the job's cancel flag when a stop string
+//!   ends it (or when it goes away).
+//! - Each iteration of the engine: admit queued jobs into free slots and
+//!   prefill each newcomer (reusing the longest prefix already in the chosen
+//!   slot, or in a warmed prefix: [`super::LocalModel::warm_prefix`]), sample
+//!   its first token; then one [`Llama::decode_batch`] over the newest token
+//!   of every active sequence; sample each row (mask, greedy or seeded
+//!   sampler per sequence) and send it; free the slots of finished
+//!   sequences. A slot keeps its tokens after its sequence ends, so a prompt
+//!   repeated later (or sharing a longer prefix) reuses them.
+//! - Prefill stays one sequence at a time on candle ops: prompts arrive one
+//!   by one in steady state, and a prefill is already a matrix-matrix product.
+//!
+//! # Exactness
+//!
+//! A batched step computes every row with the same floating-point operations
+//! in the same order as a batch of one (rows never mix: see the kernels'
+//! docs and the bit-identity tests in [`super::model`]), and prefix reuse is
+//! a copy of the same floats. So a greedy sequence's tokens are the same
+//! whether it was decoded alone or beside fifteen others (the token-identity
+//! test in this module).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::model::{KvCache, Llama, MAX_CONTEXT};
+use super::{Error, Result, StopReason};
+
+/// Warmed prefixes kept (one per approved prompt in use).
+const MAX_PREFIXES: usize = 4;
+
+/// Sizes of the engine: all bounded.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineConfig {
+    /// Sequences decoded together at most (each has its own KV cache).
+    pub slots: usize,
+    /// Generations waiting for a slot at most; one more is refused with
+    /// [`Error::Overloaded`].
+    pub queue: usize,
+    /// Positions of each slot's KV cache (prompt plus generated tokens).
+    pub slot_context: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig { slots: 16, queue: 64, slot_context: MAX_CONTEXT }
+    }
+}
+
+impl EngineConfig {
+    /// The defaults, overridden by `ONLABEL_LLM_SLOTS`, `ONLABEL_LLM_QUEUE`
+    /// and `ONLABEL_LLM_SLOT_CONTEXT` when set (for benches and operators
+    /// sizing memory: a slot of 2048 positions holds about 90 MB with
+    /// SmolLM2-135M).
+    pub fn from_env() -> EngineConfig {
+        let get = |k: &str, d: usize| std::env::var(k).ok().and_then(|v| v.parse::<usize>().ok()).filter(|v| *v > 0).unwrap_or(d);
+        let d = EngineConfig::default();
+        EngineConfig {
+            slots: get("ONLABEL_LLM_SLOTS", d.slots),
+            queue: get("ONLABEL_LLM_QUEUE", d.queue),
+            slot_context: get("ONLABEL_LLM_SLOT_CONTEXT", d.slot_context),
+        }
+    }
+}
+
+/// What the engine tells a caller about its generation, in order:
+/// `Started`, then `Token`s, ending with a token that carries a stop reason,
+/// an `End`, or a `Failed`.
+pub(crate) enum Event {
+    /// The prompt is in the cache.
+    Started {
+        /// Prompt tokens served from a reused prefix.
+        reused: usize,
+        /// Milliseconds from the call's start to the end of prefill.
+        prefill_ms: f64,
+    },
+    /// A sampled token; `stop` is set when the engine ends the sequence
+    /// after it (max tokens, time budget).
+    Token {
+        /// The token id.
+        id: u32,
+        /// Why the engine stops after this token, if it does.
+        stop: Option<StopReason>,
+    },
+    /// The sequence ended without a new token (an end/control token was
+    /// sampled, or the time budget ran out).
+    End(StopReason),
+    /// The forward pass failed.
+    Failed(Error),
+}
+
+/// One generation submitted to the engine.
+pub(crate) struct Job {
+    /// Prompt token ids (at least one).
+    pub ids: Vec<u32>,
+    /// Most new tokens.
+    pub max_tokens: usize,
+    /// When the call started (the time budget counts from here, queueing included).
+    pub t0: Instant,
+    /// Wall-clock budget.
+    pub time_budget: Duration,
+    /// 0 = greedy.
+    pub temperature: f64,
+    /// Nucleus threshold.
+    pub top_p: Option<f64>,
+    /// Sampler seed.
+    pub seed: u64,
+    /// Constrained decoding: `mask[id]` is true for the ids that may be
+    /// generated (allowed ones and stop tokens), over the whole vocabulary.
+    pub mask: Option<Vec<bool>>,
+    /// Set by the caller when it needs no more tokens.
+    pub cancel: Arc<AtomicBool>,
+    /// Where tokens go.
+    pub events: mpsc::Sender<Event>,
+}
+
+enum Request {
+    Generate(Job),
+    Warm { ids: Vec<u32>, reply: mpsc::Sender<Result<()>> },
+}
+
+/// The handle callers hold: the queue's sending side and the thread.
+pub struct Engine {
+    tx: Option<mpsc::SyncSender<Request>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    config: EngineConfig,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("config", &self.config).finish()
+    }
+}
+
+impl Engine {
+    /// Starts the engine thread, which takes ownership of the weights.
+    /// `stops` are the end/control token ids.
+    pub fn start(model: Llama, stops: &[u32], config: EngineConfig) -> Result<Engine> {
+        let config = EngineConfig {
+            slots: config.slots.max(1),
+            queue: config.queue.max(1),
+            slot_context: config.slot_context.clamp(1, model.max_context()),
+        };
+        let mut stop = vec![false; model.vocab_size()];
+        for &s in stops {
+            if let Some(v) = stop.get_mut(s as usize) {
+                *v = true;
+            }
+        }
+        let (tx, rx) = mpsc::sync_channel(config.queue);
+        let thread = std::thread::Builder::new()
+            .name("onlabel-llm".into())
+            .spawn(move || Worker::new(model, stop, config).run(rx))
+            .map_err(|e| Error::Generation(format!("cannot start the model thread: {e}")))?;
+        Ok(Engine { tx: Some(tx), thread: Some(thread), config })
+    }
+
+    /// The sizes in force.
+    pub fn config(&self) -> EngineConfig {
+        self.config
+    }
+
+    /// Queues a generation; [`Error::Overloaded`] when the queue is full.
+    pub(crate) fn submit(&self, job: Job) -> Result<()> {
+        let tx = self.tx.as_ref().ok_or_else(stopped)?;
+        match tx.try_send(Request::Generate(job)) {
+            Ok(()) => Ok(()),
+            Err(mpsc::TrySendError::Full(_)) => Err(Error::Overloaded { queue: self.config.queue }),
+            Err(mpsc::TrySendError::Disconnected(_)) => Err(stopped()),
+        }
+    }
+
+    /// Evaluates `ids` once and keeps their KV cache as a reusable prefix.
+    pub(crate) fn warm(&self, ids: Vec<u32>) -> Result<()> {
+        let tx = self.tx.as_ref().ok_or_else(stopped)?;
+        let (reply, rx) = mpsc::channel();
+        tx.send(Request::Warm { ids, reply }).map_err(|_| stopped())?;
+        rx.recv().map_err(|_| stopped())?
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // Closing the queue ends the thread once its sequences are done.
+        self.tx.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+pub(crate) fn stopped() -> Error {
+    Error::Generation("the model thread has stopped".into())
+}
+
+/// A sequence being decoded in a slot.
+struct Seq {
+    job: Job,
+    sampler: candle_transformers::generation::LogitsProcessor,
+    generated: usize,
+    /// The sampled token not yet run through the model.
+    pending: u32,
+}
+
+#[derive(Default)]
+struct Slot {
+    cache: Option<KvCache>,
+    /// Tokens whose keys and values are in `cache`, in order.
+    cached: Vec<u32>,
+    seq: Option<Seq>,
+}
+
+struct Worker {
+    model: Llama,
+    stop: Vec<bool>,
+    config: EngineConfig,
+    slots: Vec<Slot>,
+    /// Warmed prefixes: their tokens and a cache of exactly their length.
+    prefixes: VecDeque<(Vec<u32>, KvCache)>,
+    /// Scratch row for masking and sampling.
+    row: Vec<f32>,
+}
+
+impl Worker {
+    fn new(model: Llama, stop: Vec<bool>, config: EngineConfig) -> Worker {
+        let slots = (0..config.slots).map(|_| Slot::default()).collect();
+        Worker { model, stop, config, slots, prefixes: VecDeque::new(), row: Vec::new() }
+    }
+
+    fn run(mut self, rx: mpsc::Receiver<Request>) {
+        let mut open = true;
+        loop {
+            let active = self.slots.iter().filter(|s| s.seq.is_some()).count();
+            if active == 0 {
+                if !open {
+                    return;
+                }
+                match rx.recv() {
+                    Ok(r) => self.handle(r),
+                    Err(_) => return,
+                }
+            }
+            // Admit whatever is queued while there are free slots.
+            while open && self.slots.iter().any(|s| s.seq.is_none()) {
+                match rx.try_recv() {
+                    Ok(r) => self.handle(r),
+                    Err(mpsc::TryRecvError::Empty) => break,
+                    Err(mpsc::TryRecvError::Disconnected) => open = false,
+                }
+            }
+            self.step();
+        }
+    }
+
+    fn handle(&mut self, r: Request) {
+        match r {
+            Request::Generate(job) => self.admit(job),
+            Request::Warm { ids, reply } => {
+                let _ = reply.send(self.warm(ids));
+            }
+        }
+    }
+
+    fn warm(&mut self, ids: Vec<u32>) -> Result<()> {
+        if ids.is_empty() || self.prefixes.iter().any(|(p, _)| *p == ids) {
+            return Ok(());
+        }
+        let mut cache = self.model.new_cache(ids.len());
+        self.model.forward_in(&mut cache, &ids)?;
+        if self.prefixes.len() >= MAX_PREFIXES {
+            self.prefixes.pop_front();
+        }
+        self.prefixes.push_back((ids, cache));
+        Ok(())
+    }
+
+    /// Puts a job into the free slot that already holds the longest prefix
+    /// of its prompt, prefills the rest and samples its first token.
+    fn admit(&mut self, job: Job) {
+        let ids = &job.ids;
+        let Some(si) = (0..self.slots.len()).filter(|&i| self.slots[i].seq.is_none()).max_by_key(|&i| {
+            let s = &self.slots[i];
+            // Longest shared prefix first, then a slot whose cache exists, then the lowest index.
+            (common_prefix(&s.cached, ids), s.cache.is_some(), std::cmp::Reverse(i))
+        }) else {
+            let _ = job.events.send(Event::Failed(Error::Generation("no free slot".into())));
+            return;
+        };
+        let slot = &mut self.slots[si];
+        let cache = slot.cache.get_or_insert_with(|| self.model.new_cache(self.config.slot_context));
+        let mut reuse = common_prefix(&slot.cached, ids);
+        if let Some((p, pc)) = self.prefixes.iter().max_by_key(|(p, _)| common_prefix(p, ids)) {
+            let l = common_prefix(p, ids);
+            if l > reuse {
+                cache.copy_prefix_from(pc, l);
+                slot.cached.clear();
+                slot.cached.extend_from_slice(&p[..l]);
+                reuse = l;
+            }
+        }
+        // Always run at least one token, for the logits.
+        let reuse = reuse.min(ids.len().saturating_sub(1));
+        cache.truncate(reuse);
+        slot.cached.truncate(reuse);
+        let logits = match self.model.forward_in(cache, &ids[reuse..]) {
+            Ok(l) => l,
+            Err(e) => {
+                cache.truncate(0);
+                slot.cached.clear();
+                let _ = job.events.send(Event::Failed(e));
+                return;
+            }
+        };
+        slot.cached.extend_from_slice(&ids[reuse..]);
+        let _ = job.events.send(Event::Started { reused: reuse, prefill_ms: job.t0.elapsed().as_secs_f64() * 1e3 });
+        let sampler = candle_transformers::generation::LogitsProcessor::new(
+            job.seed,
+            (job.temperature > 0.0).then_some(job.temperature),
+            job.top_p,
+        );
+        let mut seq = Seq { job, sampler, generated: 0, pending: 0 };
+        self.row.clear();
+        self.row.extend_from_slice(logits);
+        if sample(&mut seq, &mut self.row, &self.stop) {
+            slot.seq = Some(seq);
+        }
+    }
+
+    /// One decode step over every active sequence.
+    fn step(&mut self) {
+        let batch: Vec<usize> = (0..self.slots.len()).filter(|&i| self.slots[i].seq.is_some()).collect();
+        if batch.is_empty() {
+            return;
+        }
+        // Sequences whose caller has gone or stopped them leave before the step.
+        for &i in &batch {
+            if self.slots[i].seq.as_ref().is_some_and(|s| s.job.cancel.load(Ordering::Relaxed)) {
+                self.slots[i].seq = None;
+            }
+        }
+        let batch: Vec<usize> = batch.into_iter().filter(|&i| self.slots[i].seq.is_some()).collect();
+        if batch.is_empty() {
+            return;
+        }
+        let tokens: Vec<u32> = batch.iter().map(|&i| self.slots[i].seq.as_ref().map_or(0, |s| s.pending)).collect();
+        let vocab = self.model.vocab_size();
+        let result = {
+            let mut caches: Vec<&mut KvCache> = self
+                .slots
+                .iter_mut()
+                .enumerate()
+                .filter(|(i, _)| batch.contains(i))
+                .filter_map(|(_, s)| s.cache.as_mut())
+                .collect();
+            self.model.decode_batch(&mut caches, &tokens).map(|_| ())
+        };
+        if let Err(e) = result {
+            // A failed step poisons every row of it: end them all, clearly.
+            for &i in &batch {
+                let slot = &mut self.slots[i];
+                if let Some(seq) = slot.seq.take() {
+                    let _ = seq.job.events.send(Event::Failed(Error::Generation(format!("decode step: {e}"))));
+                }
+                slot.cached.clear();
+                if let Some(c) = slot.cache.as_mut() {
+                    c.truncate(0);
+                }
+            }
+            return;
+        }
+        for (row, &i) in batch.iter().enumerate() {
+            let slot = &mut self.slots[i];
+            slot.cached.push(tokens[row]);
+            self.row.clear();
+            self.row.extend_from_slice(&self.model.last_logits()[row * vocab..(row + 1) * vocab]);
+            let keep = match slot.seq.as_mut() {
+                Some(seq) => sample(seq, &mut self.row, &self.stop),
+                None => false,
+            };
+            if !keep {
+                slot.seq = None;
+            }
+        }
+    }
+}
+
+/// Samples the next token of `seq` from its logits row (masked in place),
+/// sends it, and says whether the sequence goes on.
+fn sample(seq: &mut Seq, row: &mut [f32], stop: &[bool]) -> bool {
+    let job = &seq.job;
+    if let Some(mask) = &job.mask {
+        for (l, &ok) in row.iter_mut().zip(mask) {
+            if !ok {
+                *l = f32::NEG_INFINITY;
+            }
+        }
+    }
+    let next = if job.temperature <= 0.0 {
+        Llama::argmax(row)
+    } else {
+        match candle_core::Tensor::new(&*row, &candle_core::Device::Cpu).and_then(|t| seq.sampler.sample(&t)) {
+            Ok(t) => t,
+            Err(e) => {
+                let _ = job.events.send(Event::Failed(e.into()));
+                return false;
+            }
+        }
+    };
+    if stop.get(next as usize).copied().unwrap_or(false) {
+        let _ = job.events.send(Event::End(StopReason::EndOfText));
+        return false;
+    }
+    seq.generated += 1;
+    let reason = if seq.generated >= job.max_tokens {
+        Some(StopReason::MaxTokens)
+    } else if job.t0.elapsed() >= job.time_budget {
+        Some(StopReason::TimeBudget)
+    } else {
+        None
+    };
+    if job.events.send(Event::Token { id: next, stop: reason }).is_err() {
+        return false;
+    }
+    seq.pending = next;
+    reason.is_none() && !job.cancel.load(Ordering::Relaxed)
+}
+
+pub(crate) fn common_prefix(a: &[u32], b: &[u32]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
