@@ -525,6 +525,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_lead_in_takes_the_list_after_it() {
+        let p = "ZENTRAVIA is contraindicated in patients with:\n • severe hepatic impairment;\n • active hepatitis B.\nOther text.";
+        assert_eq!(list_items(p, "ZENTRAVIA is contraindicated in patients with:"), ["severe hepatic impairment;", "active hepatitis B."]);
+        assert!(list_items("Use caution: see 5.1 for details.", "Use caution:").is_empty(), "the rest of its own line is no list");
+    }
+
+    #[test]
+    fn near_identical_statements_are_the_same() {
+        assert!(same_statement("Interrupt ZENTRAVIA if ALT is greater than 3 times ULN.", "interrupt zentravia if ALT is greater than 3 times ULN"));
+        assert!(same_statement(
+            "In placebo-controlled clinical trials, ALT elevations greater than 3 times the upper limit of normal (ULN) occurred in 4.1% of patients treated with ZENTRAVIA 20 mg compared with 1.0% of patients who received placebo [see Warnings and Precautions (5.1)].",
+            "In the 16-week placebo-controlled period of the pivotal trials, ALT elevations greater than 3 times ULN occurred in 4.1% of patients treated with ZENTRAVIA 20 mg and in 1.0% of patients who received placebo."
+        ));
+        assert!(!same_statement("The recommended dosage is 20 mg once daily.", "Serious infections have occurred in patients treated with ZENTRAVIA."));
+    }
+
+    #[test]
     fn topics_split() {
         let t = split_topics("we discussed TB screening before starting and the dosing for Crohn's disease; also storage");
         assert_eq!(t, ["we discussed TB screening before starting", "the dosing for Crohn's disease", "also storage"]);

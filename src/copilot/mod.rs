@@ -969,3 +969,21 @@ fn citation(n: usize, p: &Passage) -> Citation {
         quote: p.text.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn product_names_are_whole_words() {
+        assert!(names_in("can humira be given with live vaccines?", "humira"));
+        assert!(names_in("is atorvastatin ok?", "atorvastatin"));
+        assert!(!names_in("is the humiran shortage over?", "humira"));
+    }
+
+    #[test]
+    fn generic_names_come_from_brand_parentheses() {
+        let g = generic_names("lipitor", &["LIPITOR® (atorvastatin calcium) Tablets for oral use", "LIPITOR (see 5.1)"]);
+        assert_eq!(g, ["atorvastatin calcium", "atorvastatin"]);
+    }
+}
