@@ -662,9 +662,11 @@ fn ask(a: &AskArgs, ctx: &Ctx) -> anyhow::Result<i32> {
         as_of: q.as_of.unwrap_or_else(today),
     };
     let index_dir = q.index()?.to_path_buf();
+    // Recorded with the answer: which product it was taken to be about.
+    let resolved = copilot.resolve_product(&req);
     let context = |total_ms: f64| {
         serde_json::json!({
-            "product": a.product, "hcp": a.hcp, "index": index_dir, "as_of": req.as_of.to_string(),
+            "product": a.product, "resolved_product": resolved.product(), "hcp": a.hcp, "index": index_dir, "as_of": req.as_of.to_string(),
             "retrieval": format!("{:?}", copilot.retrieval()).to_lowercase(), "total_ms": total_ms,
         })
     };
@@ -719,8 +721,18 @@ pub fn render_text(a: &Answer) -> String {
     if let Some(id) = &a.case_id {
         s.push_str(&format!("(case {id}) "));
     }
-    s.push_str(&a.answer);
-    s.push('\n');
+    if a.parts.is_empty() {
+        s.push_str(&a.answer);
+        s.push('\n');
+    } else {
+        // A per-product answer: the note first, then each label's block under its product.
+        if let Some(n) = &a.note {
+            s.push_str(&format!("note: {n}\n"));
+        }
+        for p in &a.parts {
+            s.push_str(&format!("\n{}:\n{}\n", p.product.to_uppercase(), p.answer));
+        }
+    }
     s.push_str(&render_citations(a));
     s
 }
@@ -744,6 +756,9 @@ pub fn render_citations(a: &Answer) -> String {
             },
             a.model.as_deref().map(|m| format!("; model {}", m.split(" sha256:").next().unwrap_or(m))).unwrap_or_default()
         ));
+    }
+    if let (Some(n), true) = (&a.note, a.parts.is_empty()) {
+        s.push_str(&format!("note: {n}\n"));
     }
     s
 }

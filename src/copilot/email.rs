@@ -21,6 +21,93 @@ pub struct Statement {
     pub text: String,
     /// Citation marker number.
     pub n: usize,
+    /// The list a lead-in sentence introduces ("contraindicated in patients
+    /// with:"), item by item, verbatim from the same passage: a lead-in is
+    /// never quoted without its items.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<String>,
+}
+
+/// Most topics one email drafts statements for; further topics are named in
+/// the notes to the rep, never dropped silently.
+pub const MAX_TOPICS: usize = 6;
+
+/// A lead-in sentence ends with a colon and needs the list after it.
+fn is_lead_in(s: &str) -> bool {
+    s.trim_end().ends_with(':')
+}
+
+/// The list items that follow the lead-in `sentence` in `passage`: the
+/// lines after it, verbatim (bullet marks removed), up to a line that is not
+/// an item. Empty when the passage holds no list after it.
+pub fn list_items(passage: &str, sentence: &str) -> Vec<String> {
+    let Some(at) = passage.find(sentence.trim()) else { return Vec::new() };
+    let after = &passage[at + sentence.trim().len()..];
+    let mut items = Vec::new();
+    // The rest of the lead-in's own line is not an item.
+    let mut lines = after.split('\n');
+    if lines.next().is_some_and(|rest| !rest.trim().is_empty()) {
+        return Vec::new();
+    }
+    for line in lines {
+        let t = line.trim();
+        if t.is_empty() {
+            if items.is_empty() {
+                continue;
+            }
+            break;
+        }
+        let bullet = t.strip_prefix(['-', '•', '*', '–', '▪']).map(str::trim_start);
+        let numbered = t.find(['.', ')']).filter(|&i| i > 0 && i <= 3 && t[..i].chars().all(|c| c.is_ascii_alphanumeric()));
+        let item = match (bullet, numbered) {
+            (Some(b), _) => b,
+            (None, Some(i)) => t[i + 1..].trim_start(),
+            // An item line of a list the loader stripped of its bullets:
+            // lower-case start, or the ';' that separates items.
+            (None, None) if t.chars().next().is_some_and(char::is_lowercase) || t.ends_with(';') => t,
+            _ => break,
+        };
+        if !item.is_empty() {
+            items.push(item.to_string());
+        }
+    }
+    items
+}
+
+/// Content words of a statement, for telling near-identical statements apart.
+fn words(s: &str) -> std::collections::HashSet<String> {
+    s.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.len() > 2 || w.chars().all(|c| c.is_ascii_digit()))
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// The numbers a statement states (`4.1%` → `4.1`), in order.
+fn figures(s: &str) -> Vec<String> {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = RE.get_or_init(|| regex::Regex::new(r"\d+(?:\.\d+)?").expect("static regex"));
+    let s = crate::index::analysis::strip_cross_references(s);
+    let mut v: Vec<String> = re.find_iter(&s).map(|m| m.as_str().to_string()).collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Whether two statements say the same: the same words (one the other's
+/// subset, or 85% in common), whatever the case, punctuation or markers; or
+/// the same figures (two or more, cross-references aside) in mostly the same words (the boxed
+/// warning and its §5 section often restate one result).
+pub fn same_statement(a: &str, b: &str) -> bool {
+    let (wa, wb) = (words(a), words(b));
+    if wa.is_empty() || wb.is_empty() {
+        return a.trim() == b.trim();
+    }
+    let common = wa.intersection(&wb).count();
+    let (small, large) = if wa.len() <= wb.len() { (wa.len(), wb.len()) } else { (wb.len(), wa.len()) };
+    let (fa, fb) = (figures(a), figures(b));
+    let (fs, fl) = if fa.len() <= fb.len() { (&fa, &fb) } else { (&fb, &fa) };
+    let same_figures = fs.len() >= 2 && fs.iter().all(|f| fl.contains(f)) && common * 10 >= small * 6;
+    same_figures || common == small && small * 10 >= large * 6 || common * 100 >= large * 85
 }
 
 /// A follow-up email draft.
@@ -44,8 +131,13 @@ pub struct EmailDraft {
     pub flags: Vec<Flag>,
     /// Case opened when the topics had to be escalated.
     pub case_id: Option<String>,
-    /// Message to the rep when no draft was made.
+    /// Notes to the rep (never part of the email): why no draft was made,
+    /// or which topics it could not cover.
     pub message: Option<String>,
+    /// Topics the approved material cannot support (nothing approved and
+    /// current answers them), and topics over [`MAX_TOPICS`]: not in the
+    /// draft, and named in `message`.
+    pub unsupported_topics: Vec<String>,
 }
 
 struct Refs {
@@ -109,6 +201,7 @@ impl Copilot {
             flags: Vec::new(),
             case_id: None,
             message: None,
+            unsupported_topics: Vec::new(),
         };
         if let Some(e) = self.ask_guard_only(ask, who)? {
             draft.route = e.route;
@@ -119,38 +212,85 @@ impl Copilot {
         }
         let filter = Filter::for_role(&ask.role, ask.product.as_deref(), ask.as_of);
         let mut refs = Refs { list: Vec::new() };
-        let one = Extractive { max_sentences: 1, ..Extractive::default() };
-        for topic in split_topics(&ask.question).into_iter().take(4) {
-            let search = self.retrieve(&topic, &filter)?;
-            let d = one.draft(&topic, &search, &search.hits);
-            for s in d.sentences {
-                if draft.statements.iter().any(|x| x.text == s.text) || draft.statements.len() >= 3 {
-                    continue;
-                }
-                let n = refs.number(&search.hits[s.passage].passage);
-                draft.statements.push(Statement { text: s.text, n });
-            }
-        }
-        // Fair balance: the boxed warning, then the first sentence of each key warning.
         let passages = self.index().passages(&filter)?;
+        // A lead-in's list may begin in the next passage of its section.
+        let items_of = |p: &crate::corpus::Passage, s: &str| -> Vec<String> {
+            let items = list_items(&p.text, s);
+            if !items.is_empty() || !p.text.trim_end().ends_with(s.trim()) {
+                return items;
+            }
+            passages
+                .iter()
+                .find(|q| q.doc_id == p.doc_id && q.section == p.section && q.ordinal == p.ordinal + 1)
+                .map(|q| list_items(&format!("{s}\n{}", q.text), s))
+                .unwrap_or_default()
+        };
+        // Fair balance first: the boxed warning, then the first sentence of
+        // each key warning. Discussed statements then skip what it already says.
         let label: Vec<&crate::corpus::Passage> = passages.iter().filter(|p| p.kind == crate::corpus::Kind::Pi).collect();
         let mut seen_sections = std::collections::HashSet::new();
+        // The passage each ISI line quotes; markers are numbered once the
+        // discussed statements are known, in the order the email reads.
+        let mut isi_from: Vec<&crate::corpus::Passage> = Vec::new();
         for p in label.iter().filter(|p| p.section == "BW") {
             for s in sentences(&p.text).into_iter().filter(|s| quotable(s)).take(2) {
-                if draft.isi.len() < 3 {
-                    let n = refs.number(p);
-                    draft.isi.push(Statement { text: s.to_string(), n });
+                if draft.isi.len() < 3 && !draft.isi.iter().any(|x| same_statement(&x.text, s)) {
+                    let items = if is_lead_in(s) { items_of(p, s) } else { Vec::new() };
+                    if is_lead_in(s) && items.is_empty() {
+                        continue;
+                    }
+                    draft.isi.push(Statement { text: s.to_string(), n: 0, items });
+                    isi_from.push(*p);
                 }
             }
         }
         for p in label.iter().filter(|p| is_key_warning(&p.section, &p.title)) {
-            if draft.isi.len() >= 7 || !seen_sections.insert((p.doc_id.clone(), p.section.clone())) {
+            if draft.isi.len() >= 7 || seen_sections.contains(&(p.doc_id.clone(), p.section.clone())) {
                 continue;
             }
-            if let Some(s) = sentences(&p.text).into_iter().find(|s| quotable(s) && s.split_whitespace().count() >= 5) {
-                let n = refs.number(p);
-                draft.isi.push(Statement { text: s.to_string(), n });
+            let pick = sentences(&p.text).into_iter().find_map(|s| {
+                if !quotable(s) || s.split_whitespace().count() < 5 || draft.isi.iter().any(|x| same_statement(&x.text, s)) {
+                    return None;
+                }
+                let items = if is_lead_in(s) { items_of(p, s) } else { Vec::new() };
+                (!is_lead_in(s) || !items.is_empty()).then(|| (s, items))
+            });
+            if let Some((s, items)) = pick {
+                seen_sections.insert((p.doc_id.clone(), p.section.clone()));
+                draft.isi.push(Statement { text: s.to_string(), n: 0, items });
+                isi_from.push(*p);
             }
+        }
+        // One statement per topic discussed: its best approved sentence that
+        // the draft does not already carry; a topic nothing approved answers
+        // is named in the notes to the rep.
+        let pick = Extractive { max_sentences: 3, ..Extractive::default() };
+        let topics = split_topics(&ask.question);
+        for (i, topic) in topics.iter().enumerate() {
+            if i >= MAX_TOPICS {
+                draft.unsupported_topics.push(topic.clone());
+                continue;
+            }
+            let search = self.retrieve(topic, &filter)?;
+            let d = pick.draft(topic, &search, &search.hits);
+            if d.sentences.is_empty() {
+                draft.unsupported_topics.push(topic.clone());
+                continue;
+            }
+            let already = |t: &str| draft.statements.iter().chain(&draft.isi).any(|x| same_statement(&x.text, t));
+            let best = d.sentences.iter().filter(|s| !already(&s.text)).find_map(|s| {
+                let p = &search.hits[s.passage].passage;
+                let items = if is_lead_in(&s.text) { items_of(p, &s.text) } else { Vec::new() };
+                (!is_lead_in(&s.text) || !items.is_empty()).then(|| (s, items))
+            });
+            // Every candidate already in the draft: the topic is covered.
+            if let Some((s, items)) = best {
+                let n = refs.number(&search.hits[s.passage].passage);
+                draft.statements.push(Statement { text: s.text.clone(), n, items });
+            }
+        }
+        for (st, p) in draft.isi.iter_mut().zip(&isi_from) {
+            st.n = refs.number(p);
         }
         draft.references = refs.list;
         draft.subject = format!("Follow-up on our discussion of {}", title_case(&product));
@@ -158,10 +298,39 @@ impl Copilot {
         if let Some(g) = self.guard() {
             draft.flags.extend(g.check_fair_balance(&draft.body, !draft.isi.is_empty()));
         }
-        if draft.statements.is_empty() {
-            draft.message = Some("No approved statement covers these topics; the draft carries only the safety information. Consider a Medical Information request.".into());
-        }
+        let unsupported = quoted_list(&draft.unsupported_topics[..draft.unsupported_topics.len().min(MAX_TOPICS)]);
+        let over = topics.len().saturating_sub(MAX_TOPICS);
+        let over_note = if over > 0 { format!(" Only the first {MAX_TOPICS} topics are drafted; draft a second email for the other {over}.") } else { String::new() };
+        draft.message = if draft.statements.is_empty() {
+            Some(format!(
+                "No approved statement covers {}; the draft carries only the safety information. Consider a Medical Information request.{over_note}",
+                if unsupported.is_empty() { "these topics".to_string() } else { unsupported }
+            ))
+        } else if !draft.unsupported_topics.is_empty() {
+            let unsupported_only = &draft.unsupported_topics[..draft.unsupported_topics.len() - over];
+            let why = if unsupported_only.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "Not in this draft: no approved, current passage supports {}. Don't add it yourself; if the HCP needs an answer, it is a Medical Information request.",
+                    quoted_list(unsupported_only)
+                )
+            };
+            Some(format!("{why}{over_note}").trim().to_string())
+        } else {
+            None
+        };
         Ok(draft)
+    }
+}
+
+/// `"a"`, `"a" and "b"`, `"a", "b" and "c"`.
+fn quoted_list(v: &[String]) -> String {
+    let q: Vec<String> = v.iter().map(|t| format!("\"{t}\"")).collect();
+    match q.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
     }
 }
 
@@ -185,17 +354,25 @@ fn render_email(d: &EmailDraft, hcp: &str, product: &str) -> String {
     b.push_str(&format!("[{}]\n\nSubject: {}\n\nDear {hcp},\n\n", d.banner, d.subject));
     b.push_str(&format!("Thank you for your time today. As we discussed, the {} Prescribing Information states:\n\n", title_case(product)));
     for s in &d.statements {
-        b.push_str(&format!("- {} [{}]\n", s.text, s.n));
+        push_statement(&mut b, s);
     }
     b.push_str("\nIMPORTANT SAFETY INFORMATION\n\n");
     for s in &d.isi {
-        b.push_str(&format!("- {} [{}]\n", s.text, s.n));
+        push_statement(&mut b, s);
     }
     b.push_str("\nPlease see the full Prescribing Information, including the Boxed Warning where present.\n\nReferences\n");
     for c in &d.references {
         b.push_str(&format!("[{}] {} — {} (MLR {})\n", c.n, c.label(), c.title, c.mlr_number));
     }
     b
+}
+
+/// One bullet: the statement and its marker, then its list items indented.
+fn push_statement(b: &mut String, s: &Statement) {
+    b.push_str(&format!("- {} [{}]\n", s.text, s.n));
+    for i in &s.items {
+        b.push_str(&format!("    - {i}\n"));
+    }
 }
 
 /// A structured call summary.
@@ -290,7 +467,9 @@ impl Copilot {
                 || ["is ", "are ", "can ", "causes", "reduces", "works", "safe", "approved", "indicated", "effective", "no "]
                     .iter()
                     .any(|w| low.contains(w));
-            if names_product && factual && !line.contains('?') && !QUESTION_CUES.iter().any(|c| low.contains(c)) {
+            // A claim noted twice is kept (or removed) once.
+            let repeated = sum.statements.iter().map(|s| s.text.as_str()).chain(sum.removed.iter().map(String::as_str)).any(|t| same_statement(t, line));
+            if names_product && factual && !repeated && !line.contains('?') && !QUESTION_CUES.iter().any(|c| low.contains(c)) {
                 let supported = search.hits.iter().take(3).find(|h| {
                     judge(line, &h.passage.text, analyzer).is_none()
                         && self.guard().is_none_or(|g| g.screen_output(line, &crate::guard::Context { product: Some(&product), label: None }).is_empty())
@@ -298,7 +477,7 @@ impl Copilot {
                 match supported {
                     Some(h) => {
                         let n = refs.number(&h.passage);
-                        sum.statements.push(Statement { text: line.to_string(), n });
+                        sum.statements.push(Statement { text: line.to_string(), n, items: Vec::new() });
                     }
                     None => sum.removed.push(line.to_string()),
                 }
@@ -344,6 +523,23 @@ pub fn render_summary(s: &VisitSummary) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lead_in_takes_the_list_after_it() {
+        let p = "ZENTRAVIA is contraindicated in patients with:\n • severe hepatic impairment;\n • active hepatitis B.\nOther text.";
+        assert_eq!(list_items(p, "ZENTRAVIA is contraindicated in patients with:"), ["severe hepatic impairment;", "active hepatitis B."]);
+        assert!(list_items("Use caution: see 5.1 for details.", "Use caution:").is_empty(), "the rest of its own line is no list");
+    }
+
+    #[test]
+    fn near_identical_statements_are_the_same() {
+        assert!(same_statement("Interrupt ZENTRAVIA if ALT is greater than 3 times ULN.", "interrupt zentravia if ALT is greater than 3 times ULN"));
+        assert!(same_statement(
+            "In placebo-controlled clinical trials, ALT elevations greater than 3 times the upper limit of normal (ULN) occurred in 4.1% of patients treated with ZENTRAVIA 20 mg compared with 1.0% of patients who received placebo [see Warnings and Precautions (5.1)].",
+            "In the 16-week placebo-controlled period of the pivotal trials, ALT elevations greater than 3 times ULN occurred in 4.1% of patients treated with ZENTRAVIA 20 mg and in 1.0% of patients who received placebo."
+        ));
+        assert!(!same_statement("The recommended dosage is 20 mg once daily.", "Serious infections have occurred in patients treated with ZENTRAVIA."));
+    }
 
     #[test]
     fn topics_split() {

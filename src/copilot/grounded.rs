@@ -79,7 +79,51 @@ pub struct Outcome {
     pub shown: Vec<Shown>,
     /// Milliseconds from the start of generation to the model's first token.
     pub first_token_ms: Option<f64>,
+    /// Why the model was not run, or not run to the end, when it could not
+    /// help: the extractive answer stands, at once.
+    pub cut: Option<Cut>,
 }
+
+/// Why a generation was skipped or stopped early ([`Grounded::answer`]).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "reason")]
+pub enum Cut {
+    /// At the speed the model ran at on the previous question (within
+    /// [`SPEED_MEMORY`]), it could not write [`MIN_ANSWER_TOKENS`] within the
+    /// time budget: it was not run.
+    TooSlow {
+        /// Predicted time to the end of the shortest useful answer, ms.
+        predicted_ms: f64,
+    },
+    /// The first sentence was rejected for good ([`first_sentence_rejected`]):
+    /// the rest was not waited for.
+    FirstSentenceRejected {
+        /// Tokens written when it stopped.
+        tokens: usize,
+    },
+}
+
+/// How fast the model ran on its last question, to predict the next.
+#[derive(Debug, Clone, Copy)]
+struct Speed {
+    /// Milliseconds to the first token per prompt token not served from the KV prefix.
+    ttft_ms_per_token: f64,
+    /// Prompt tokens served from the KV prefix (the approved prompt's fixed part).
+    reused: usize,
+    /// Milliseconds per generated token after the first.
+    decode_ms_per_token: f64,
+    /// When it was measured.
+    at: std::time::Instant,
+}
+
+/// A shortest useful answer: one label sentence of a dozen words and its marker.
+pub const MIN_ANSWER_TOKENS: usize = 16;
+
+/// How long a speed measurement is trusted; after that the model runs again
+/// (and is measured again), so a machine that was busy is not skipped for good.
+/// Two minutes: a wrong skip costs a paraphrase (the cited extractive answer
+/// is shown instead), a wrong run costs the rep the whole time budget.
+pub const SPEED_MEMORY: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// The model-backed generator.
 pub struct Grounded {
@@ -95,6 +139,12 @@ pub struct Grounded {
     pub context_sentences: usize,
     /// Most passages shown.
     pub context_passages: usize,
+    /// The speed of the last generation, to skip the model when it cannot
+    /// finish a sentence within the time budget (a busy CPU).
+    speed: std::sync::Mutex<Option<Speed>>,
+    /// Held for all the steps of one answer: another question's generation
+    /// between two steps would evict this one's KV cache (a re-prefill).
+    turn: std::sync::Mutex<()>,
 }
 
 impl Grounded {
@@ -107,6 +157,8 @@ impl Grounded {
             constrained: true,
             context_sentences: 4,
             context_passages: 3,
+            speed: std::sync::Mutex::new(None),
+            turn: std::sync::Mutex::new(()),
         };
         let system = g.render_part("system", "", &[])?;
         let chat = g.model.render_chat(&[Message { role: "system".into(), content: system }])?;
@@ -239,7 +291,7 @@ impl Grounded {
     ) -> Result<Outcome, crate::llm::Error> {
         let shown = self.select(search, hits, gate);
         if shown.is_empty() {
-            return Ok(Outcome { draft: None, checked: Vec::new(), generation: None, shown, first_token_ms: None });
+            return Ok(Outcome { draft: None, checked: Vec::new(), generation: None, shown, first_token_ms: None, cut: None });
         }
         let prompt = self.render(question, &shown)?;
         let mut opts = self.opts.clone();
@@ -247,27 +299,143 @@ impl Grounded {
             opts.allowed = Some(self.allowed_tokens(&shown));
         }
         let full: Vec<&str> = shown.iter().map(|s| hits[s.hit].passage.text.as_str()).collect();
+        if let Some(predicted_ms) = self.too_slow(&prompt, &opts) {
+            tracing::debug!(target: "onlabel::generation", predicted_ms, "model skipped: it could not write an answer within the time budget");
+            return Ok(Outcome { draft: None, checked: Vec::new(), generation: None, shown, first_token_ms: None, cut: Some(Cut::TooSlow { predicted_ms }) });
+        }
+        let _turn = self.turn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut stream = SentenceStream::default();
         let mut buf = String::new();
         let started = std::time::Instant::now();
         let mut first_token_ms = None;
-        let generation = self.model.generate(&prompt, &opts, |t| {
-            if first_token_ms.is_none() {
-                first_token_ms = Some(started.elapsed().as_secs_f64() * 1e3);
+        // The model writes in steps of CHECK_EVERY tokens, each step a call
+        // that continues the text so far (the KV cache holds it: a step costs
+        // one tokenisation, not a prefill). Between steps the verifier's
+        // verdicts are read: once the first sentence is finally rejected,
+        // the model cannot help this question and the rep is not kept
+        // waiting for the rest of it — the extractive answer stands.
+        let mut first: Option<Generation> = None;
+        let mut generated_tokens = 0;
+        let mut stop = crate::llm::StopReason::MaxTokens;
+        let mut stopped_at_string = false;
+        let mut cut = None;
+        while generated_tokens < opts.max_tokens {
+            let left = opts.time_budget.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                stop = crate::llm::StopReason::TimeBudget;
+                break;
             }
-            buf.push_str(t);
-            let checked = verify(&buf, &full, Analyzer::shared());
-            // The last piece may still grow, and the one before it may still
-            // receive its marker: judge only pieces with two after them begun.
-            let settled = checked.len().saturating_sub(2);
-            stream.offer(&checked[..settled], &shown, accept);
-        })?;
+            let step = GenerateOptions { max_tokens: CHECK_EVERY.min(opts.max_tokens - generated_tokens), time_budget: left, ..opts.clone() };
+            let g = self.model.generate(&format!("{prompt}{buf}"), &step, |t| {
+                if stopped_at_string {
+                    return;
+                }
+                if first_token_ms.is_none() {
+                    first_token_ms = Some(started.elapsed().as_secs_f64() * 1e3);
+                }
+                buf.push_str(t);
+                // A stop string split across two steps ends the text there, as one call would.
+                if let Some(i) = opts.stop.iter().filter_map(|s| buf.find(s.as_str())).min() {
+                    buf.truncate(i);
+                    stopped_at_string = true;
+                }
+                let checked = verify(&buf, &full, Analyzer::shared());
+                // The last piece may still grow, and the one before it may still
+                // receive its marker: judge only pieces with two after them begun.
+                let settled = checked.len().saturating_sub(2);
+                stream.offer(&checked[..settled], &shown, accept);
+            })?;
+            generated_tokens += g.generated_tokens;
+            stop = if stopped_at_string { crate::llm::StopReason::StopString } else { g.stop };
+            let done = stop != crate::llm::StopReason::MaxTokens || g.generated_tokens == 0;
+            first.get_or_insert(g);
+            if done {
+                break;
+            }
+            if stream.kept.is_empty() && first_sentence_rejected(&verify(&buf, &full, Analyzer::shared())) {
+                cut = Some(Cut::FirstSentenceRejected { tokens: generated_tokens });
+                break;
+            }
+        }
+        let generation = match first {
+            Some(f) => Generation {
+                text: buf.clone(),
+                generated_tokens,
+                stop,
+                total_ms: started.elapsed().as_secs_f64() * 1e3,
+                ..f
+            },
+            None => Generation {
+                text: String::new(),
+                prompt_tokens: 0,
+                reused_tokens: 0,
+                generated_tokens: 0,
+                token_ids: Vec::new(),
+                stop,
+                prefill_ms: 0.0,
+                first_token_ms: 0.0,
+                total_ms: started.elapsed().as_secs_f64() * 1e3,
+            },
+        };
+        self.measured(&generation);
+        if cut.is_some() {
+            tracing::debug!(target: "onlabel::generation", tokens = generated_tokens, "first sentence rejected; generation abandoned");
+            let checked = verify(&generation.text, &full, Analyzer::shared());
+            return Ok(Outcome { draft: None, checked, generation: Some(generation), shown, first_token_ms, cut });
+        }
         let checked = verify(&generation.text, &full, Analyzer::shared());
         stream.offer(&checked, &shown, accept);
         tracing::debug!(target: "onlabel::generation", checked = ?checked, "model draft verified");
         let sentences = stream.kept;
         let draft = (!sentences.is_empty()).then_some(Draft { sentences, mode: Mode::Generated });
-        Ok(Outcome { draft, checked, generation: Some(generation), shown, first_token_ms })
+        Ok(Outcome { draft, checked, generation: Some(generation), shown, first_token_ms, cut })
+    }
+
+    /// `Some(predicted ms)` when, at the speed of the last generation (if
+    /// measured within [`SPEED_MEMORY`]), the model could not write
+    /// [`MIN_ANSWER_TOKENS`] within the time budget: then it cannot help, and
+    /// running it would only keep the rep waiting for the budget to run out.
+    fn too_slow(&self, prompt: &str, opts: &GenerateOptions) -> Option<f64> {
+        let speed = (*self.speed.lock().ok()?)?;
+        if speed.at.elapsed() > SPEED_MEMORY {
+            return None;
+        }
+        let tokens = self.model.tokenizer.encode(prompt).ok()?.len();
+        let predicted = tokens.saturating_sub(speed.reused) as f64 * speed.ttft_ms_per_token
+            + (MIN_ANSWER_TOKENS - 1) as f64 * speed.decode_ms_per_token;
+        (predicted > opts.time_budget.as_secs_f64() * 1e3).then_some(predicted)
+    }
+
+    /// Remembers how fast a generation ran (prefill per new prompt token,
+    /// decode per token).
+    fn measured(&self, g: &Generation) {
+        let fresh = g.prompt_tokens.saturating_sub(g.reused_tokens).max(1);
+        if g.generated_tokens == 0 {
+            return;
+        }
+        let decode = if g.generated_tokens > 1 { (g.total_ms - g.first_token_ms) / (g.generated_tokens - 1) as f64 } else { 0.0 };
+        if let Ok(mut s) = self.speed.lock() {
+            *s = Some(Speed { ttft_ms_per_token: g.first_token_ms / fresh as f64, reused: g.reused_tokens, decode_ms_per_token: decode, at: std::time::Instant::now() });
+        }
+    }
+}
+
+/// Tokens the model writes between two reads of the verifier's verdicts
+/// (see [`Grounded::answer`]): small enough to stop within a few words of a
+/// rejected first sentence, large enough that the per-step tokenisation of
+/// the prompt is noise (measured: README, "Speed").
+pub const CHECK_EVERY: usize = 8;
+
+/// Whether the first sentence of a generation is rejected for good: it is
+/// rejected, and nothing written later can change that — a reason other
+/// than a missing marker once the next sentence has begun (the text of a
+/// sentence no longer grows then, and its marker is already attached), or
+/// a missing marker once two more have begun.
+pub fn first_sentence_rejected(checked: &[Checked]) -> bool {
+    match checked.first().and_then(|c| c.rejection.as_ref()) {
+        None => false,
+        Some(super::verify::Rejection::NoMarker) => checked.len() >= 3,
+        Some(_) => checked.len() >= 2,
     }
 }
 
@@ -302,5 +470,30 @@ impl super::Generator for Grounded {
             Ok(Outcome { draft: Some(d), .. }) => d,
             _ => Draft { sentences: Vec::new(), mode: Mode::Generated },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const P: &str = "Monitor ALT and AST every 4 weeks for the first 12 weeks.";
+
+    fn rejected(text: &str) -> bool {
+        first_sentence_rejected(&verify(text, &[P], Analyzer::shared()))
+    }
+
+    #[test]
+    fn a_first_sentence_is_rejected_for_good_only_when_nothing_later_can_save_it() {
+        // Still being written, or supported: not rejected.
+        assert!(!rejected("Monitor ALT and AST every"));
+        assert!(!rejected("Monitor ALT and AST every 4 weeks [1]. Then"));
+        // Unsupported, and the next sentence has begun: its text and marker are final.
+        assert!(rejected("ZENTRAVIA cures psoriasis in every patient [1]. Then"));
+        // No marker yet: the next piece may still bring it ("… weeks. [1] Next").
+        assert!(!rejected("Monitor ALT and AST every 4 weeks. ["));
+        assert!(!rejected("Monitor ALT and AST every 4 weeks. Then"));
+        // Two more begun without it: the marker is not coming.
+        assert!(rejected("Monitor ALT and AST every 4 weeks. Then more. And"));
     }
 }

@@ -143,6 +143,118 @@ pub struct Answer {
     /// the audit record; not part of the JSON answer.
     #[serde(skip)]
     pub retrieved: Vec<String>,
+    /// The product answered for: the one given, else the one the question
+    /// names, else the index's only product (see [`Copilot::resolve_product`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
+    /// A note to the rep on how the question was taken (which product, why
+    /// several labels answer): not product content, never cited, never part
+    /// of `answer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// When no product was given or named and several products' labels
+    /// answer: one part per product, in the order of `answer`'s blocks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<Part>,
+}
+
+/// One product's block of a per-product answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Part {
+    /// The product.
+    pub product: String,
+    /// Its sentences with their `[n]` markers (one block of `answer`).
+    pub answer: String,
+    /// The citation numbers the block uses.
+    pub citations: Vec<usize>,
+}
+
+/// Most products a per-product answer quotes; the other products whose labels
+/// answer are named in its note.
+pub const MAX_PARTS: usize = 3;
+
+/// How the product of a question was decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolved {
+    /// `--product` (or the request's `product`) gave it.
+    Given(String),
+    /// The question names it (brand or generic name), and no other product of the index.
+    Named(String),
+    /// The index holds only this product.
+    Only(String),
+    /// No product given or named, and the index holds several: these (the
+    /// ones the question names, if it names more than one; else all).
+    Several(Vec<String>),
+}
+
+impl Resolved {
+    /// The single product, if there is one.
+    pub fn product(&self) -> Option<&str> {
+        match self {
+            Resolved::Given(p) | Resolved::Named(p) | Resolved::Only(p) => Some(p),
+            Resolved::Several(_) => None,
+        }
+    }
+}
+
+/// A product of the index and the names a question may call it by.
+#[derive(Debug, Clone)]
+struct ProductNames {
+    /// The product id (lower-case, as in the manifest).
+    product: String,
+    /// Lower-case names: the product id, its brand as printed, generic names
+    /// the label gives in parentheses after the brand ("HUMIRA (adalimumab)").
+    names: Vec<String>,
+}
+
+/// Generic names a label gives after its brand: `BRAND (generic …)`.
+fn generic_names(product: &str, texts: &[&str]) -> Vec<String> {
+    let pat = format!(r"(?i)\b{}\s*(?:®|\(r\))?\s*\(([a-z][a-z -]{{2,40}}?)\)", regex::escape(product));
+    let Ok(re) = regex::Regex::new(&pat) else { return Vec::new() };
+    let mut out: Vec<String> = Vec::new();
+    for t in texts {
+        for c in re.captures_iter(t) {
+            let g = c[1].trim().to_lowercase();
+            let first = g.split_whitespace().next().unwrap_or("").to_string();
+            for n in [g, first] {
+                if n.len() >= 4 && n != product && !out.contains(&n) && !["see", "with", "and", "for", "the"].contains(&n.as_str()) {
+                    out.push(n);
+                }
+            }
+        }
+        if out.len() >= 4 {
+            break;
+        }
+    }
+    out
+}
+
+/// The guard's drug vocabulary (`[vocab] drugs` of the built-in
+/// `rules/guard-rules.toml`: brand | generic | common misspellings), read for
+/// the names a rep may call an indexed product by.
+fn drug_vocabulary() -> Vec<Vec<String>> {
+    const RULES: &str = include_str!("../../rules/guard-rules.toml");
+    let Ok(v) = toml::from_str::<toml::Value>(RULES) else { return Vec::new() };
+    v.get("vocab")
+        .and_then(|v| v.get("drugs"))
+        .and_then(|d| d.as_array())
+        .map(|groups| {
+            groups
+                .iter()
+                .filter_map(|g| g.as_str())
+                .map(|g| g.split('|').map(|n| n.trim().to_lowercase()).filter(|n| !n.is_empty()).collect())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether `name` occurs in lower-case `text` as whole words.
+fn names_in(text: &str, name: &str) -> bool {
+    text.match_indices(name).any(|(i, _)| {
+        let before = text[..i].chars().next_back();
+        let after = text[i + name.len()..].chars().next();
+        before.is_none_or(|c| !c.is_alphanumeric()) && after.is_none_or(|c| !c.is_alphanumeric())
+    })
 }
 
 /// One sentence of an answer with the passage it is quoted from or supported by.
@@ -245,6 +357,8 @@ pub struct Copilot {
     embedder: Option<std::sync::Arc<crate::index::Embedder>>,
     /// Retrieval mode used when an embedder is set and the index has vectors.
     pub retrieval: crate::index::RetrievalMode,
+    /// The index's products and their names, read on first use.
+    products: std::sync::OnceLock<Vec<ProductNames>>,
 }
 
 impl Copilot {
@@ -260,6 +374,75 @@ impl Copilot {
             top_k: 20,
             embedder: None,
             retrieval: crate::index::RetrievalMode::Bm25,
+            products: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The index's products with the names a question may use for them
+    /// (every indexed document counts, withdrawn and expired ones too: the
+    /// rep still means that product).
+    fn product_names(&self) -> &[ProductNames] {
+        self.products.get_or_init(|| {
+            let all = Filter {
+                product: None,
+                audiences: vec![crate::corpus::Audience::Promotional, crate::corpus::Audience::Medical],
+                as_of: NaiveDate::MIN,
+            };
+            let passages = match self.index.passages(&all) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(error = %e, "listing the index's products failed; questions without a product are answered across products");
+                    return Vec::new();
+                }
+            };
+            let vocab = drug_vocabulary();
+            let mut by_product: std::collections::BTreeMap<String, Vec<&Passage>> = Default::default();
+            for p in &passages {
+                by_product.entry(p.product.to_lowercase()).or_default().push(p);
+            }
+            by_product
+                .into_iter()
+                .map(|(product, ps)| {
+                    // The brand is printed at the head of the label: its first passages.
+                    let mut head: Vec<&Passage> = ps.clone();
+                    head.sort_by_key(|p| p.ordinal);
+                    let texts: Vec<&str> = head.iter().map(|p| p.text.as_str()).collect();
+                    let mut names = vec![product.clone()];
+                    names.extend(generic_names(&product, &texts));
+                    for g in vocab.iter().filter(|g| g.contains(&product)) {
+                        names.extend(g.iter().filter(|n| n.len() >= 4).cloned());
+                    }
+                    names.sort();
+                    names.dedup();
+                    ProductNames { product, names }
+                })
+                .collect()
+        })
+    }
+
+    /// The products the index holds (lower-case, sorted).
+    pub fn products(&self) -> Vec<String> {
+        self.product_names().iter().map(|p| p.product.clone()).collect()
+    }
+
+    /// Decides which product a question is about: the one given; else, in an
+    /// index of several products, the one the question names (brand or
+    /// generic name) — several named, or none, is [`Resolved::Several`] —
+    /// and in an index of one product, that product.
+    pub fn resolve_product(&self, ask: &Ask) -> Resolved {
+        if let Some(p) = ask.product.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
+            return Resolved::Given(p.to_string());
+        }
+        let all = self.product_names();
+        if let [only] = all {
+            return Resolved::Only(only.product.clone());
+        }
+        let q = ask.question.to_lowercase();
+        let named: Vec<String> = all.iter().filter(|p| p.names.iter().any(|n| names_in(&q, n))).map(|p| p.product.clone()).collect();
+        match named.as_slice() {
+            [one] => Resolved::Named(one.clone()),
+            [] => Resolved::Several(all.iter().map(|p| p.product.clone()).collect()),
+            _ => Resolved::Several(named),
         }
     }
 
@@ -375,19 +558,67 @@ impl Copilot {
             )));
         }
         let t0 = Instant::now();
+        // Without a product, the question is not answered from whichever
+        // label ranks first: the product it names, the index's only product,
+        // or each product's own label, separately (`ask_across`).
+        let resolved = self.resolve_product(ask);
+        let with_product;
+        let (ask, note) = match (&resolved, &ask.product) {
+            (Resolved::Named(p), None) => {
+                with_product = Ask { product: Some(p.clone()), ..ask.clone() };
+                (&with_product, Some(format!("Answered from the {p} label: the question names {p}.")))
+            }
+            (Resolved::Only(p), None) => {
+                with_product = Ask { product: Some(p.clone()), ..ask.clone() };
+                (&with_product, None)
+            }
+            _ => (ask, None),
+        };
         let product_key = ask.product.as_deref().map(|p| p.trim().to_lowercase());
         let ctx = self.guard_context(product_key.as_deref());
         let mut timings = Timings::default();
         let guard_rules = self.guard.as_ref().map(|g| g.rules_version().to_string());
+        // The guard screens first, product or not: an adverse event told
+        // without naming the product still opens a Pharmacovigilance case.
         if let Some(g) = &self.guard {
             let verdict = g.screen_input(q, &ctx);
             timings.guard = t0.elapsed().as_secs_f64() * 1e3;
             if verdict.route != Route::Answer {
                 let mut a = self.escalate(ask, who, &verdict, timings)?;
                 a.guard_rules = guard_rules;
+                a.product = product_key;
                 return Ok(a);
             }
         }
+        if let Resolved::Several(products) = &resolved {
+            let mut a = self.ask_across(ask, who, products, timings, t0, on_event)?;
+            a.guard_rules = a.guard_rules.or(guard_rules);
+            return Ok(a);
+        }
+        let mut a = self.answer_for(ask, who, q, &ctx, timings, t0, guard_rules, generate, on_event)?;
+        a.product = product_key;
+        if a.route == Route::Answer {
+            a.note = a.note.or(note);
+        }
+        Ok(a)
+    }
+
+    /// Retrieval, generation and citation for a question whose product is
+    /// decided (or, without a guard, not needed); the guard has passed it.
+    #[allow(clippy::too_many_arguments)]
+    fn answer_for(
+        &self,
+        ask: &Ask,
+        who: &Requester,
+        q: &str,
+        ctx: &crate::guard::Context,
+        mut timings: Timings,
+        t0: Instant,
+        guard_rules: Option<String>,
+        generate: bool,
+        on_event: &mut dyn FnMut(Event),
+    ) -> Result<Answer> {
+        let ctx = *ctx;
         let filter = Filter::for_role(&ask.role, ask.product.as_deref(), ask.as_of);
         let tr = Instant::now();
         let search = self.retrieve(q, &filter)?;
@@ -415,8 +646,8 @@ impl Copilot {
             return Ok(a);
         }
         let extractive = cite(&draft, &search.hits, timings.clone());
-        timings.first_sentence = Some(t0.elapsed().as_secs_f64() * 1e3);
         let Some(g) = self.grounded.as_ref().filter(|_| generate) else {
+            timings.first_sentence = Some(t0.elapsed().as_secs_f64() * 1e3);
             timings.generate = t1.elapsed().as_secs_f64() * 1e3;
             let mut marks = Numbering::default();
             for s in &draft.sentences {
@@ -454,11 +685,14 @@ impl Copilot {
                 match o.draft {
                     Some(d) => cite(&d, &search.hits, timings.clone()),
                     None => {
-                        // Nothing generated survived: the verified extractive answer stands.
+                        // Nothing generated survived (or the generation was
+                        // abandoned at its rejected first sentence): the
+                        // verified extractive answer stands, shown now.
                         let mut marks = Numbering::default();
                         for s in &draft.sentences {
                             on_event(Event::Sentence(marks.mark(s)));
                         }
+                        first_verified = Some(t0.elapsed().as_secs_f64() * 1e3);
                         extractive
                     }
                 }
@@ -469,6 +703,7 @@ impl Copilot {
                 for s in &draft.sentences {
                     on_event(Event::Sentence(marks.mark(s)));
                 }
+                first_verified = Some(t0.elapsed().as_secs_f64() * 1e3);
                 extractive
             }
         };
@@ -484,6 +719,124 @@ impl Copilot {
         answer.retrieved = retrieved;
         answer.flags.extend(output_flags);
         Ok(answer)
+    }
+
+    /// Answers a question that names no product, in an index of several:
+    /// each product's own label is searched (with its own concept weights).
+    /// None answers: the usual Medical Information request (or
+    /// Pharmacovigilance safety net). One answers: that product's answer, the
+    /// whole pipeline again with its label (guard context included), and a
+    /// note saying so. Several answer: each label's extractive answer, as a
+    /// separate part and block (at most [`MAX_PARTS`]; the others named in
+    /// the note) — quoted, not generated, so that the rep does not wait for
+    /// one generation per product. A per-product answer is not streamed
+    /// sentence by sentence (its blocks need their headings): it comes whole.
+    fn ask_across(&self, ask: &Ask, who: &Requester, products: &[String], mut timings: Timings, t0: Instant, on_event: &mut dyn FnMut(Event)) -> Result<Answer> {
+        let q = ask.question.trim();
+        let tr = Instant::now();
+        let mut retrieved = Vec::new();
+        let mut found: Vec<(String, SearchResult, Draft)> = Vec::new();
+        for p in products {
+            let filter = Filter::for_role(&ask.role, Some(p), ask.as_of);
+            let search = self.retrieve(q, &filter)?;
+            retrieved.extend(search.hits.iter().map(|h| format!("{}#{}", h.passage.doc_id, h.passage.ordinal)));
+            let draft = self.extractive.draft(q, &search, &search.hits);
+            let top = search.hits.first().map(|h| (h.coverage, h.score)).unwrap_or_default();
+            tracing::debug!(product = %p, coverage = top.0, score = top.1, answered = !draft.sentences.is_empty(), "per-product retrieval");
+            if !draft.sentences.is_empty() {
+                found.push((p.clone(), search, draft));
+            }
+        }
+        timings.retrieve = tr.elapsed().as_secs_f64() * 1e3;
+        let listed = products.join(", ");
+        match found.len() {
+            0 => {
+                let ctx = self.guard_context(None);
+                let v = match self.guard.as_ref() {
+                    Some(g) => g.screen_unanswered(q, &ctx),
+                    None => crate::guard::Verdict {
+                        route: Route::Medical,
+                        flags: Vec::new(),
+                        reason: Some("no approved, current passage answers this question".into()),
+                        report: None,
+                    },
+                };
+                let mut a = self.escalate(ask, who, &v, timings)?;
+                a.guard_rules = self.guard.as_ref().map(|g| g.rules_version().to_string());
+                a.retrieved = retrieved;
+                Ok(a)
+            }
+            1 => {
+                let p = found[0].0.clone();
+                let one = Ask { product: Some(p.clone()), ..ask.clone() };
+                let mut a = self.ask_as(&one, who, on_event)?;
+                if a.route == Route::Answer {
+                    a.note = Some(format!(
+                        "The question names no product; of the products in this index ({listed}) only the {p} label answers it, so this is the {p} answer. Name the product to be sure."
+                    ));
+                }
+                Ok(a)
+            }
+            _ => {
+                // The best-covered label first.
+                let best = |r: &SearchResult| r.hits.first().map(|h| (h.coverage, h.score)).unwrap_or_default();
+                found.sort_by(|a, b| best(&b.1).partial_cmp(&best(&a.1)).unwrap_or(std::cmp::Ordering::Equal));
+                let others: Vec<String> = found.iter().skip(MAX_PARTS).map(|f| f.0.clone()).collect();
+                found.truncate(MAX_PARTS);
+                let t1 = Instant::now();
+                let mut citations: Vec<Citation> = Vec::new();
+                let mut used: Vec<(usize, usize)> = Vec::new();
+                let mut parts = Vec::new();
+                for (pi, (product, search, draft)) in found.iter().enumerate() {
+                    let mut sentences = Vec::new();
+                    let mut nums = Vec::new();
+                    for s in &draft.sentences {
+                        let n = match used.iter().position(|u| *u == (pi, s.passage)) {
+                            Some(i) => i + 1,
+                            None => {
+                                used.push((pi, s.passage));
+                                citations.push(citation(used.len(), &search.hits[s.passage].passage));
+                                used.len()
+                            }
+                        };
+                        if !nums.contains(&n) {
+                            nums.push(n);
+                        }
+                        sentences.push(format!("{} [{n}]", s.text));
+                    }
+                    parts.push(Part { product: product.clone(), answer: sentences.join(" "), citations: nums });
+                }
+                timings.generate = t1.elapsed().as_secs_f64() * 1e3;
+                timings.first_sentence = Some(t0.elapsed().as_secs_f64() * 1e3);
+                let names: Vec<&str> = parts.iter().map(|p| p.product.as_str()).collect();
+                let mut note = format!(
+                    "The question names no product, and this index holds several ({listed}): here is what each label says, separately ({}). Name the product for one label's answer.",
+                    names.join(", ")
+                );
+                if !others.is_empty() {
+                    note.push_str(&format!(" The {} label{} also answer{} it.", others.join(", "), if others.len() > 1 { "s" } else { "" }, if others.len() > 1 { "" } else { "s" }));
+                }
+                Ok(Answer {
+                    route: Route::Answer,
+                    answer: parts.iter().map(|p| p.answer.as_str()).collect::<Vec<_>>().join("\n\n"),
+                    mode: Mode::Extractive,
+                    citations,
+                    flags: Vec::new(),
+                    case_id: None,
+                    prompt_version: None,
+                    prompt_sha256: None,
+                    model: None,
+                    audit_id: None,
+                    guard_rules: self.guard.as_ref().map(|g| g.rules_version().to_string()),
+                    timings_ms: timings,
+                    generated_tokens: None,
+                    retrieved,
+                    product: None,
+                    note: Some(note),
+                    parts,
+                })
+            }
+        }
     }
 
     /// The guard's context for a product (its label reference, if indexed).
@@ -578,6 +931,9 @@ impl Copilot {
             prompt_sha256: None,
             generated_tokens: None,
             retrieved: Vec::new(),
+            product: None,
+            note: None,
+            parts: Vec::new(),
         })
     }
 }
@@ -616,6 +972,9 @@ pub fn cite(draft: &Draft, hits: &[Hit], timings: Timings) -> Answer {
         prompt_sha256: None,
         generated_tokens: None,
         retrieved: Vec::new(),
+        product: None,
+        note: None,
+        parts: Vec::new(),
     }
 }
 
@@ -627,5 +986,23 @@ fn citation(n: usize, p: &Passage) -> Citation {
         title: p.title.clone(),
         mlr_number: p.mlr_number.clone(),
         quote: p.text.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn product_names_are_whole_words() {
+        assert!(names_in("can humira be given with live vaccines?", "humira"));
+        assert!(names_in("is atorvastatin ok?", "atorvastatin"));
+        assert!(!names_in("is the humiran shortage over?", "humira"));
+    }
+
+    #[test]
+    fn generic_names_come_from_brand_parentheses() {
+        let g = generic_names("lipitor", &["LIPITOR® (atorvastatin calcium) Tablets for oral use", "LIPITOR (see 5.1)"]);
+        assert_eq!(g, ["atorvastatin calcium", "atorvastatin"]);
     }
 }

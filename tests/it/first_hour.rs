@@ -470,3 +470,125 @@ fn issue10_10_demo_script_is_idempotent_and_quick_the_second_time() {
     let (third, _, _) = demo("after a change");
     assert!(third.contains("indexed 4 documents"), "{third}");
 }
+
+/// Issue 10, point 6b. Before: without `--product`, a question was answered
+/// from whichever label ranked first across the whole index (a HUMIRA
+/// passage for a rep detailing LIPITOR). Now the product the question names
+/// (brand or generic) is used; naming none, each label that answers it is
+/// quoted separately, under its product; the guard still screens first; an
+/// index of one product just uses it.
+#[test]
+fn issue10_6b_no_product_is_not_answered_from_the_top_ranked_label() {
+    let u = User::new();
+    let idx = u.home.join("multi-index");
+    let (code, _, err) = u.run(&[
+        "ingest", "--corpus", root().join("corpora/demo").to_str().unwrap(), "--corpus", crate::harness::shared_data().join("pi").to_str().unwrap(),
+        "--index", idx.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let idx = idx.to_str().unwrap();
+    let ask = |q: &str| {
+        let (code, out, err) = u.run(&["ask", "--extractive", "--json", "--index", idx, "--as-of", "2026-11-23", q]);
+        assert_eq!(code, 0, "{q}: {err}");
+        json(&out)
+    };
+    let doc_of = |a: &serde_json::Value, n: u64| a["citations"].as_array().unwrap().iter().find(|c| c["n"] == n).unwrap()["doc_id"].as_str().unwrap().to_string();
+
+    // Named by brand, or by generic name: that product's label only.
+    for (q, product) in [("Can humira be given with live vaccines?", "humira"), ("What is the recommended dose of adalimumab for Crohn's disease?", "humira"), ("Is atorvastatin contraindicated in pregnancy?", "lipitor")] {
+        let a = ask(q);
+        assert_eq!(a["route"], "answer", "{q}: {a}");
+        assert_eq!(a["product"], product, "{q}: {a}");
+        assert!(a["parts"].is_null(), "{a}");
+        assert!(a["note"].as_str().unwrap().contains(&format!("names {product}")), "{a}");
+        for c in a["citations"].as_array().unwrap() {
+            assert!(c["doc_id"].as_str().unwrap().starts_with(product), "{q}: cites another product's label: {a}");
+        }
+    }
+
+    // Named by none: each label that answers, as its own part and block.
+    let a = ask("What are the contraindications?");
+    assert_eq!(a["route"], "answer", "{a}");
+    assert!(a["product"].is_null(), "{a}");
+    let parts = a["parts"].as_array().unwrap_or_else(|| panic!("no parts: {a}"));
+    assert!(parts.len() >= 2 && parts.len() <= onlabel::copilot::MAX_PARTS, "{a}");
+    let blocks: Vec<&str> = parts.iter().map(|p| p["answer"].as_str().unwrap()).collect();
+    assert_eq!(a["answer"].as_str().unwrap(), blocks.join("\n\n"), "the answer is the parts' blocks, nothing uncited added");
+    let mut products = Vec::new();
+    for p in parts {
+        let product = p["product"].as_str().unwrap();
+        products.push(product.to_string());
+        for n in p["citations"].as_array().unwrap() {
+            assert!(doc_of(&a, n.as_u64().unwrap()).starts_with(product), "a part cites only its own product's label: {a}");
+        }
+    }
+    products.dedup();
+    assert_eq!(products.len(), parts.len(), "one part per product: {a}");
+    assert!(a["note"].as_str().unwrap().contains("names no product"), "{a}");
+    // Every sentence carries a marker that resolves (the eval's own check).
+    let answer: onlabel::copilot::Answer = serde_json::from_value(a.clone()).unwrap();
+    let (ok, total) = onlabel::eval::supported_sentences(&answer);
+    assert!(total > 0 && ok == total, "{ok}/{total} sentences supported: {a}");
+    // On a terminal-less text run, each block is under its product's heading.
+    let (_, out, _) = u.run(&["ask", "--extractive", "--index", idx, "--as-of", "2026-11-23", "What are the contraindications?"]);
+    for p in &products {
+        assert!(out.contains(&format!("\n{}:\n", p.to_uppercase())), "{p} heading missing: {out}");
+    }
+    assert!(out.starts_with("note: "), "{out}");
+
+    // The guard still screens first: an adverse event without a product opens a PV case.
+    let a = ask(AE);
+    assert_eq!(a["route"], "pharmacovigilance", "{a}");
+    assert!(a["case_id"].as_str().unwrap().starts_with("PV-"), "{a}");
+    // Nothing answers: a Medical Information request, as with a product.
+    let a = ask("Who won the football match on Sunday?");
+    assert_eq!(a["route"], "medical", "{a}");
+
+    // --product is unchanged: no note, no parts.
+    let (_, out, _) = u.run(&["ask", "--extractive", "--json", "--index", idx, "--as-of", "2026-11-23", "--product", "lipitor", "What are the contraindications?"]);
+    let a = json(&out);
+    assert_eq!(a["product"], "lipitor");
+    assert!(a["note"].is_null() && a["parts"].is_null(), "{a}");
+
+    // An index of one product: that product, with its label's off-label checks.
+    let demo = u.demo_index();
+    let (_, out, _) = u.run(&["ask", "--extractive", "--json", "--index", &demo, "What are the LFT monitoring rules?"]);
+    let a = json(&out);
+    assert_eq!((a["route"].as_str(), a["product"].as_str()), (Some("answer"), Some("zentravia")), "{a}");
+    assert!(a["note"].is_null() && a["parts"].is_null(), "{a}");
+}
+
+/// Issue 10, point 8. Before: on a CPU too busy for the model to write a
+/// sentence within its 4 s budget (every question of the speed bench on the
+/// shared machine), each question still ran the model to the end of the
+/// budget and then answered extractively — ~4.1 s for nothing. Now the
+/// model's speed on the last question predicts whether it can write the
+/// shortest useful answer in time; if not, it is not run and the (same)
+/// extractive answer comes at once. The real model; no timing asserted:
+/// a 1 ms budget makes the prediction certain.
+#[test]
+fn issue10_8_the_model_is_not_waited_for_when_it_cannot_answer_in_time() {
+    use onlabel::copilot::grounded::{Cut, PromptFile};
+    use onlabel::copilot::{Ask, Copilot, Extractive, Grounded, Mode};
+    let tmp = tempfile::tempdir().unwrap();
+    let index = crate::harness::build_index(&[root().join("corpora/demo")], &tmp.path().join("idx"));
+    let model = std::sync::Arc::new(onlabel::llm::LocalModel::load(&crate::llm::model_path()).expect("run `bash models/fetch.sh` first"));
+    let mut g = Grounded::new(model, PromptFile::read(&root().join("prompts/objection.j2")).unwrap()).unwrap();
+    g.opts.time_budget = std::time::Duration::from_millis(1);
+    let c = Copilot::new(index).with_model(g);
+    let ask = Ask { question: "How often should liver tests be done?".into(), product: Some("zentravia".into()), role: "rep".into(), as_of: chrono::NaiveDate::from_ymd_opt(2026, 11, 23).unwrap() };
+    // The first question runs the model (nothing is known of its speed yet) ...
+    let first = c.ask(&ask).unwrap();
+    assert!(first.timings_ms.first_token.is_some(), "the model ran: {first:?}");
+    assert_eq!(first.mode, Mode::Extractive, "1 ms is no time to write a sentence");
+    // ... the next is predicted too slow: not run, the same answer.
+    let second = c.ask(&ask).unwrap();
+    assert!(second.timings_ms.first_token.is_none(), "the model was not run: {second:?}");
+    assert_eq!((second.mode, &second.answer, &second.citations), (Mode::Extractive, &first.answer, &first.citations));
+    assert!(second.timings_ms.first_sentence.is_some());
+    // The generator says why.
+    let g = c.grounded().unwrap();
+    let search = c.index().search(&ask.question, &onlabel::index::Filter::for_role("rep", Some("zentravia"), ask.as_of), 20).unwrap();
+    let o = g.answer(&ask.question, &search, &search.hits, &Extractive::default(), &mut |_| true).unwrap();
+    assert!(matches!(o.cut, Some(Cut::TooSlow { .. })) && o.generation.is_none(), "{:?}", o.cut);
+}

@@ -7,6 +7,7 @@ mod cases;
 mod cli;
 mod corpus;
 mod dense;
+mod drafts;
 mod first_hour;
 mod guard;
 mod harness;
