@@ -443,6 +443,9 @@ fn issue10_10_demo_script_is_idempotent_and_quick_the_second_time() {
         let out = Command::new("bash")
             .arg("scripts/demo.sh")
             .current_dir(&clone)
+            // The main command ends in a server; the check mode starts it,
+            // asks one question over HTTP and stops it.
+            .env("ONLABEL_DEMO_CHECK", "1")
             .env("PATH", &path)
             .env_remove("CARGO_TARGET_DIR")
             .env("XDG_DATA_HOME", u.home.join("xdg-data"))
@@ -457,10 +460,14 @@ fn issue10_10_demo_script_is_idempotent_and_quick_the_second_time() {
     let (first, _, _) = demo("first run");
     assert!(first.contains("indexed 4 documents"), "{first}");
     assert!(first.contains("[1] zentravia-"), "answers with citations: {first}");
+    assert!(first.contains("serving on http://127.0.0.1:"), "the server started: {first}");
+    let rep_token = |out: &str| out.lines().find(|l| l.trim_start().starts_with("rep ")).map(str::to_string);
+    assert!(rep_token(&first).is_some_and(|l| l.contains("olt_")), "a token per role is printed: {first}");
     let (second, err, took) = demo("second run");
     assert!(!second.contains("indexed 4 documents") && second.contains("up to date"), "no re-ingest: {second}");
     assert!(!second.contains("downloading") && !err.contains("downloading"), "no re-download: {second}{err}");
     assert!(second.contains("[1] zentravia-"), "{second}");
+    assert_eq!(rep_token(&second), rep_token(&first), "the demo users and their tokens are kept");
     assert!(took < std::time::Duration::from_secs(60), "second run took {took:?}");
     // A changed corpus is re-indexed.
     let manifest = clone.join("corpora/demo/manifest.toml");
