@@ -137,13 +137,18 @@ pub(crate) struct Job {
     pub action: &'static str,
 }
 
+/// The request id the request-id layer set (`-` if none).
+pub(crate) fn request_id(headers: &HeaderMap) -> String {
+    headers.get(super::REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-").to_string()
+}
+
 pub(crate) fn job(st: &AppState, user: &User, headers: &HeaderMap, r: AskRequest, action: &'static str) -> Result<Job, ApiError> {
     check_text(st, "question", &r.question)?;
     let product = match r.product.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
         Some(p) => Some(known_product(st, p)?),
         None => None,
     };
-    let request_id = headers.get(super::REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
+    let request_id = request_id(headers);
     Ok(Job {
         ask: Ask { question: r.question, product, role: user.role.as_str().to_string(), as_of: today() },
         who: Requester { user: user.id.clone(), hcp: r.hcp.filter(|h| !h.trim().is_empty()) },
@@ -240,7 +245,7 @@ pub async fn email(AxState(st): AxState<State>, auth: Auth, headers: HeaderMap, 
     check_text(&st, "topics", &r.topics)?;
     let product = known_product(&st, &r.product)?;
     let user = auth.0.clone();
-    let rid = headers.get(super::REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
+    let rid = request_id(&headers);
     let s = st.clone();
     let v = st
         .gate
@@ -286,7 +291,7 @@ pub async fn summarize(
     }
     let product = known_product(&st, &r.product)?;
     let user = auth.0.clone();
-    let rid = headers.get(super::REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
+    let rid = request_id(&headers);
     let s = st.clone();
     let v = st
         .gate

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 
-use super::api::{job, product_names, run_job, AskRequest};
+use super::api::{job, product_names, request_id, run_job, AskRequest};
 use super::auth::{Auth, ANY};
 use super::{json, ApiError, Body, State};
 use crate::copilot::{Answer, Event};
@@ -109,7 +109,7 @@ pub async fn chat(AxState(st): AxState<State>, auth: Auth, headers: HeaderMap, B
         .ok_or_else(|| ApiError::bad("no_question", "messages holds no user message: the last user message is the question"))?;
     let j = job(&st, &auth.0, &headers, AskRequest { question: question.clone(), product, hcp: r.user.clone(), extractive: false }, "chat_completion")?;
     let ticket = st.gate.admit()?;
-    let id = format!("chatcmpl-{}", headers.get(super::REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("0"));
+    let id = format!("chatcmpl-{}", request_id(&headers));
     let created = chrono::Utc::now().timestamp();
     let model = r.model.clone();
     let s = st.clone();

@@ -192,29 +192,12 @@ fn serve(name: &str, data: &Path, repo: &Path, generate: bool) -> Server {
     Server { _child: Guarded(child), base }
 }
 
-/// A scratch repository root: the real prompt template and a small suite
-/// with its gate, as the registry's paths are relative to it.
+/// The harness's scratch repository, with a models folder.
 fn scratch_repo(dir: &Path) -> PathBuf {
-    let repo = dir.join("repo");
-    std::fs::create_dir_all(repo.join("prompts")).unwrap();
-    std::fs::create_dir_all(repo.join("evals")).unwrap();
+    let repo = crate::harness::scratch_repo(dir);
     std::fs::create_dir_all(repo.join("models")).unwrap();
-    std::fs::copy(root().join("prompts/objection.j2"), repo.join("prompts/objection.j2")).unwrap();
-    std::fs::write(repo.join("evals/mini.jsonl"), SUITE).unwrap();
-    std::fs::write(repo.join("evals/thresholds.toml"), THRESHOLDS).unwrap();
     repo
 }
-
-const SUITE: &str = r#"{"id": "zen-lft-1", "task": "ask", "product": "zentravia", "question": "What are the LFT monitoring rules?", "expect": {"route": "answer", "sections": ["zentravia-pi §BW", "zentravia-pi §5.1", "zentravia-pi §2.1", "zentravia-pi §17", "zentravia-faq §Q3"]}}
-{"id": "zen-ae-1", "task": "ask", "product": "zentravia", "question": "Dr. Lee's patient's ALT jumped to 6 times normal three weeks after starting ZENTRAVIA.", "expect": {"route": "pharmacovigilance"}}
-"#;
-
-const THRESHOLDS: &str = r#"
-[[gate]]
-kind = "prompt"
-suite = "evals/mini.jsonl"
-min = { route_accuracy = 0.5 }
-"#;
 
 /// Everything one test needs: users, a server, a browser.
 struct World {

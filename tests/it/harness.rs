@@ -86,3 +86,28 @@ pub fn add_user(data: &Path, admin: Option<(&str, &str)>, id: &str, name: &str, 
     assert_eq!(code, 0, "users add {id}: {err}");
     out.trim().to_string()
 }
+
+/// The small suite of the registry, server and browser tests.
+const MINI_SUITE: &str = r#"{"id": "zen-lft-1", "task": "ask", "product": "zentravia", "question": "What are the LFT monitoring rules?", "expect": {"route": "answer", "sections": ["zentravia-pi §BW", "zentravia-pi §5.1", "zentravia-pi §2.1", "zentravia-pi §17", "zentravia-faq §Q3"]}}
+{"id": "zen-ae-1", "task": "ask", "product": "zentravia", "question": "Dr. Lee's patient's ALT jumped to 6 times normal three weeks after starting ZENTRAVIA.", "expect": {"route": "pharmacovigilance"}}
+"#;
+
+/// Its gate, the thresholds file of the scratch repository.
+const MINI_THRESHOLDS: &str = r#"
+[[gate]]
+kind = "prompt"
+suite = "evals/mini.jsonl"
+min = { route_accuracy = 0.5 }
+"#;
+
+/// A scratch repository root in `dir/repo`: the real prompt template and a
+/// small suite with its gate (the registry's paths are relative to it).
+pub fn scratch_repo(dir: &Path) -> PathBuf {
+    let repo = dir.join("repo");
+    std::fs::create_dir_all(repo.join("prompts")).unwrap();
+    std::fs::create_dir_all(repo.join("evals")).unwrap();
+    std::fs::copy(root().join("prompts/objection.j2"), repo.join("prompts/objection.j2")).unwrap();
+    std::fs::write(repo.join("evals/mini.jsonl"), MINI_SUITE).unwrap();
+    std::fs::write(repo.join("evals/thresholds.toml"), MINI_THRESHOLDS).unwrap();
+    repo
+}

@@ -6,18 +6,7 @@
 
 use std::path::PathBuf;
 
-use crate::harness::{add_user, onlabel, root};
-
-const SUITE: &str = r#"{"id": "zen-lft-1", "task": "ask", "product": "zentravia", "question": "What are the LFT monitoring rules?", "expect": {"route": "answer", "sections": ["zentravia-pi §BW", "zentravia-pi §5.1", "zentravia-pi §2.1", "zentravia-pi §17", "zentravia-faq §Q3"]}}
-{"id": "zen-ae-1", "task": "ask", "product": "zentravia", "question": "Dr. Lee's patient's ALT jumped to 6 times normal three weeks after starting ZENTRAVIA.", "expect": {"route": "pharmacovigilance"}}
-"#;
-
-const THRESHOLDS: &str = r#"
-[[gate]]
-kind = "prompt"
-suite = "evals/mini.jsonl"
-min = { route_accuracy = 0.5 }
-"#;
+use crate::harness::{add_user, onlabel, root, scratch_repo};
 
 struct Env {
     _dir: tempfile::TempDir,
@@ -35,12 +24,7 @@ struct Env {
 fn env() -> Env {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let repo = dir.path().join("repo");
-    std::fs::create_dir_all(repo.join("prompts")).unwrap();
-    std::fs::create_dir_all(repo.join("evals")).unwrap();
-    std::fs::copy(root().join("prompts/objection.j2"), repo.join("prompts/objection.j2")).unwrap();
-    std::fs::write(repo.join("evals/mini.jsonl"), SUITE).unwrap();
-    std::fs::write(repo.join("evals/thresholds.toml"), THRESHOLDS).unwrap();
+    let repo = scratch_repo(dir.path());
     let index = dir.path().join("idx");
     let demo = root().join("corpora/demo");
     let (code, _, err) = onlabel(&data, None, &["ingest", "--corpus", demo.to_str().unwrap(), "--index", index.to_str().unwrap()]);
