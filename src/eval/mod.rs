@@ -4,7 +4,9 @@
 //! case with the real pipeline and computes the metrics compliance reads:
 //! route accuracy, citation recall and precision, the supported-sentence
 //! rate, latencies, and a list of failures with the reason for each;
-//! [`report`] writes them for compliance (HTML with charts, Markdown, JSON).
+//! [`report`] writes them for compliance (HTML with charts, Markdown, JSON);
+//! [`recorded`] is a run kept as evidence (audit record, registry eval runs),
+//! as `onlabel eval` and the server's `POST /api/v1/evals` run it.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -13,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::copilot::{Answer, Ask, Copilot};
 
+pub mod recorded;
 pub mod report;
 pub use report::write_report;
 
@@ -61,6 +64,9 @@ pub enum Error {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The metrics could not be turned into JSON (a bug: they always can).
+    #[error("cannot serialise the eval metrics: {0}")]
+    Metrics(serde_json::Error),
 }
 
 /// Result with the eval [`Error`].
