@@ -234,7 +234,7 @@ pub const DEFAULT_MODEL: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
 /// `data` is given) and, unless disabled, the model with the prompt file
 /// `--prompt` as it is on disk (eval and record-eval evaluate candidates).
 fn copilot(q: &QueryArgs, data: Option<&std::path::Path>) -> anyhow::Result<Copilot> {
-    copilot_with(q, data, |p| Ok(crate::copilot::grounded::PromptFile::read(p)?))
+    copilot_with(q, data, |p| Ok(crate::prompts::PromptFile::read(p)?))
 }
 
 /// [`copilot`] with the prompt loaded by `load_prompt` (called only when a
@@ -242,7 +242,7 @@ fn copilot(q: &QueryArgs, data: Option<&std::path::Path>) -> anyhow::Result<Copi
 fn copilot_with(
     q: &QueryArgs,
     data: Option<&std::path::Path>,
-    load_prompt: impl FnOnce(&std::path::Path) -> anyhow::Result<crate::copilot::grounded::PromptFile>,
+    load_prompt: impl FnOnce(&std::path::Path) -> anyhow::Result<crate::prompts::PromptFile>,
 ) -> anyhow::Result<Copilot> {
     let index = Index::open(q.index()?).map_err(error::index_error)?;
     let guard = match &q.rules_dir {
@@ -287,13 +287,13 @@ fn copilot_with(
 /// missing. The version shown is then the registry's `name@N`. A name the
 /// registry has never seen (a fresh clone, a demo) runs with the version in
 /// the template's header, and its SHA-256 is recorded all the same.
-pub fn live_prompt(path: &std::path::Path, store: &crate::store::Store, root: &std::path::Path) -> crate::Result<crate::copilot::grounded::PromptFile> {
+pub fn live_prompt(path: &std::path::Path, store: &crate::store::Store, root: &std::path::Path) -> crate::Result<crate::prompts::PromptFile> {
     use crate::prompts::{Error as PE, Registry};
     let bytes = std::fs::read(path).map_err(|source| PE::Io { path: path.to_owned(), source })?;
     let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("prompt").to_string();
     let reg = Registry::new(store, root);
     if reg.versions(Some(&name))?.is_empty() {
-        return Ok(crate::copilot::grounded::PromptFile::read(path)?);
+        return Ok(crate::prompts::PromptFile::read(path)?);
     }
     let live = reg.live(&name)?;
     let sha = crate::prompts::sha256_hex(&bytes);
@@ -312,7 +312,7 @@ pub fn live_prompt(path: &std::path::Path, store: &crate::store::Store, root: &s
         .into());
     }
     let version = u32::try_from(live.version.version).unwrap_or(u32::MAX);
-    Ok(crate::copilot::grounded::PromptFile { name, version, source: live.content })
+    Ok(crate::prompts::PromptFile { name, version, source: live.content })
 }
 
 #[derive(Debug, Args)]

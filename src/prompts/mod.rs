@@ -27,6 +27,7 @@
 //!   transaction ([`crate::audit::append_tx`]).
 
 pub mod diff;
+pub mod file;
 pub mod thresholds;
 
 use std::path::{Path, PathBuf};
@@ -36,6 +37,7 @@ use rusqlite::{params, OptionalExtension, Row, Transaction};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use file::PromptFile;
 pub use thresholds::{Gate, Thresholds};
 
 use crate::store::{self, Store};
