@@ -13,8 +13,8 @@
 //! | [`corpus`] | documents and their MLR metadata; loaders (PDF, Markdown, text, SPL XML, sections JSON); PI section detection; chunking into passages that never cross a section |
 //! | [`index`] | the tantivy schema, building and opening an index, BM25 search with medical-aware analysis and synonyms, filters (status, expiry, audience, product) |
 //! | [`llm`] | candle model loading from GGUF, tokenizer from GGUF metadata, chat template, decoding, streaming |
-//! | [`copilot`] | the pipeline: retrieve, generate (extractive for now, behind the [`copilot::Generator`] trait), cite |
-//! | [`guard`] | AE mention and report detection, off-label and red-flag rules (from `rules/guard-rules.toml`), output claim checks; routes every question |
+//! | [`copilot`] | the pipeline: retrieve, generate (extractive for now, behind the [`llm::Generator`] trait), cite |
+//! | [`guard`] | AE mention and report detection, off-label and red-flag rules (from `rules/guard-rules.toml`), output claim checks, the citation verifier; routes every question |
 //! | [`prompts`] | the versioned registry of prompts, guard rules and lexicons: states, MLR e-signatures, eval evidence, the load-time hash check |
 //! | [`users`] | people, roles (rep, mlr_reviewer, compliance, medical, admin) and argon2-hashed tokens; sign-in |
 //! | [`audit`] | the append-only, hash-chained audit log; verification and export |

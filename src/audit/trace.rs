@@ -190,7 +190,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let audit = Audit::open(dir.path()).unwrap();
         let mut a = crate::copilot::cite(
-            &crate::copilot::Draft { sentences: Vec::new(), mode: crate::copilot::Mode::Generated },
+            &crate::llm::Draft { sentences: Vec::new(), mode: crate::llm::Mode::Generated },
             &[],
             Default::default(),
         );

@@ -88,7 +88,7 @@ pub const DEFAULT_MODEL: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
 /// `data` is given) and, unless disabled, the model with the prompt file
 /// `--prompt` as it is on disk (eval and record-eval evaluate candidates).
 pub(super) fn copilot(q: &QueryArgs, data: Option<&std::path::Path>) -> anyhow::Result<Copilot> {
-    copilot_with(q, data, |p| Ok(crate::copilot::grounded::PromptFile::read(p)?))
+    copilot_with(q, data, |p| Ok(crate::prompts::PromptFile::read(p)?))
 }
 
 /// [`copilot`] with the prompt loaded by `load_prompt` (called only when a
@@ -96,7 +96,7 @@ pub(super) fn copilot(q: &QueryArgs, data: Option<&std::path::Path>) -> anyhow::
 pub(super) fn copilot_with(
     q: &QueryArgs,
     data: Option<&std::path::Path>,
-    load_prompt: impl FnOnce(&std::path::Path) -> anyhow::Result<crate::copilot::grounded::PromptFile>,
+    load_prompt: impl FnOnce(&std::path::Path) -> anyhow::Result<crate::prompts::PromptFile>,
 ) -> anyhow::Result<Copilot> {
     let index = Index::open(q.index()?).map_err(error::index_error)?;
     let guard = match &q.rules_dir {

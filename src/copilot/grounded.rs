@@ -1,5 +1,5 @@
 //! [`Grounded`]: answers written by the local model from the approved
-//! passages, then verified sentence by sentence ([`super::verify`]).
+//! passages, then verified sentence by sentence ([`crate::guard::verify`]).
 //!
 //! The prompt (`prompts/objection.j2`, rendered with minijinja) gives the
 //! model only the passage sentences that matter, numbered as the citations
@@ -9,50 +9,19 @@
 //! punctuation, function words and citation markers may be generated.
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::Path;
 use std::sync::Arc;
 
+use crate::guard::verify::{verify, Checked};
 use crate::index::{Analyzer, Hit, SearchResult};
-use crate::llm::{GenerateOptions, Generation, LocalModel, Message};
+use crate::llm::{Draft, GenerateOptions, Generation, LocalModel, Message, Mode, Sentence};
+use crate::prompts::PromptFile;
 
 use super::extractive::{score_sentences, Extractive};
-use super::verify::{verify, Checked};
-use super::{Draft, Mode, Sentence};
 
 /// Words the model may always use under constrained decoding.
 const FUNCTION_WORDS: &str = "the a an of to in on for with and or but is are was were be been it its this that these those \
     by as at from may can should not no if when while than then also all any each per who which what how do does did has have had \
     patients patient your you we they there their use used";
-
-/// The prompt template file and its version.
-#[derive(Debug, Clone)]
-pub struct PromptFile {
-    /// Name (`objection`).
-    pub name: String,
-    /// Version number from the template's header.
-    pub version: u32,
-    /// Template source.
-    pub source: String,
-}
-
-impl PromptFile {
-    /// Reads a template; its header comment must carry `version: N`.
-    pub fn read(path: &Path) -> Result<PromptFile, crate::llm::Error> {
-        let source = std::fs::read_to_string(path)
-            .map_err(|e| crate::llm::Error::Io { path: path.to_owned(), source: e })?;
-        let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("prompt").to_string();
-        let version = source
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("version:").and_then(|v| v.trim().parse().ok()))
-            .ok_or_else(|| crate::llm::Error::Template(format!("{} has no `version: N` line in its header", path.display())))?;
-        Ok(PromptFile { name, version, source })
-    }
-
-    /// `name@version`.
-    pub fn id(&self) -> String {
-        format!("{}@{}", self.name, self.version)
-    }
-}
 
 /// One passage as shown to the model.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -434,7 +403,7 @@ pub const CHECK_EVERY: usize = 8;
 pub fn first_sentence_rejected(checked: &[Checked]) -> bool {
     match checked.first().and_then(|c| c.rejection.as_ref()) {
         None => false,
-        Some(super::verify::Rejection::NoMarker) => checked.len() >= 3,
+        Some(crate::guard::verify::Rejection::NoMarker) => checked.len() >= 3,
         Some(_) => checked.len() >= 2,
     }
 }
@@ -464,7 +433,7 @@ impl SentenceStream {
     }
 }
 
-impl super::Generator for Grounded {
+impl crate::llm::Generator for Grounded {
     fn draft(&self, question: &str, search: &SearchResult, hits: &[Hit]) -> Draft {
         match self.answer(question, search, hits, &Extractive::default(), &mut |_| true) {
             Ok(Outcome { draft: Some(d), .. }) => d,

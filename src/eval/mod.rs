@@ -418,7 +418,7 @@ pub fn supported_sentences(a: &Answer) -> (usize, usize) {
         let ok_here = |c: &crate::copilot::Citation| match a.mode {
             crate::copilot::Mode::Extractive => c.quote.contains(sentence),
             crate::copilot::Mode::Generated => {
-                crate::copilot::verify::judge(sentence, &c.quote, crate::index::Analyzer::shared()).is_none()
+                crate::guard::verify::judge(sentence, &c.quote, crate::index::Analyzer::shared()).is_none()
             }
         };
         if a.citations.iter().any(|c| c.n == n && ok_here(c)) {

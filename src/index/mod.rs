@@ -541,7 +541,7 @@ impl Index {
             // An intent concept weighs as much as an average concept of the
             // question (as a single word of middling rarity when it is alone):
             // it steers toward the section without outweighing the content.
-            weights.push(if c.surface.starts_with(sections::INTENT_PREFIX) { f32::NAN } else { w.max(0.05) });
+            weights.push(if c.section_intent().is_some() { f32::NAN } else { w.max(0.05) });
             for alt in &c.alternatives {
                 // The question's own phrasing counts fully; synonyms slightly less.
                 let boost = if *alt == own { 1.0 } else { 0.7 };

@@ -13,10 +13,14 @@
 //!   budget; tokens streamed through a callback (or a channel, see
 //!   [`LocalModel::stream`]); an optional logits mask for constrained decoding.
 //!
+//! [`Generator`] ([`generator`]) is the interface the copilot drafts answers
+//! through, whatever runs the model.
+//!
 //! Every output records the model file's name and sha256 ([`LocalModel::id`]).
 
 pub mod model;
 pub mod engine;
+pub mod generator;
 mod cpu;
 mod q4_1;
 mod q8_0;
@@ -33,6 +37,7 @@ use candle_core::Device;
 use sha2::Digest;
 
 pub use engine::EngineConfig;
+pub use generator::{Draft, Generator, Mode, Sentence};
 pub use model::{KvCache, Llama};
 pub use tokenizer::GgufTokenizer;
 

@@ -27,6 +27,7 @@
 //!   transaction ([`crate::audit::append_tx`]).
 
 pub mod diff;
+pub mod file;
 mod live;
 pub mod thresholds;
 
@@ -37,6 +38,7 @@ use rusqlite::{params, OptionalExtension, Row, Transaction};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use file::PromptFile;
 pub use live::live_prompt;
 pub use thresholds::{Gate, Thresholds};
 

@@ -71,7 +71,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use serde::Serialize;
 
-use crate::copilot::grounded::PromptFile;
+use crate::prompts::PromptFile;
 use crate::copilot::Copilot;
 use crate::store::Store;
 

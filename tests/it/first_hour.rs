@@ -575,7 +575,8 @@ fn issue10_6b_no_product_is_not_answered_from_the_top_ranked_label() {
 /// a 1 ms budget makes the prediction certain.
 #[test]
 fn issue10_8_the_model_is_not_waited_for_when_it_cannot_answer_in_time() {
-    use onlabel::copilot::grounded::{Cut, PromptFile};
+    use onlabel::copilot::grounded::Cut;
+    use onlabel::prompts::PromptFile;
     use onlabel::copilot::{Ask, Copilot, Extractive, Grounded, Mode};
     let tmp = tempfile::tempdir().unwrap();
     let index = crate::harness::build_index(&[root().join("corpora/demo")], &tmp.path().join("idx"));
