@@ -200,8 +200,7 @@ impl Embedder {
         if let Some(s) = self.sha256.get() {
             return Ok(s);
         }
-        let s = crate::llm::sha256_file(&self.weights)
-            .map_err(|e| Error::Load { path: self.weights.clone(), message: e.to_string() })?;
+        let s = sha256_file(&self.weights).map_err(|e| Error::Load { path: self.weights.clone(), message: e.to_string() })?;
         Ok(self.sha256.get_or_init(|| s))
     }
 
@@ -539,4 +538,22 @@ mod tests {
         assert_eq!("Fused".parse::<RetrievalMode>().unwrap(), RetrievalMode::Fused);
         assert!("hybrid".parse::<RetrievalMode>().is_err());
     }
+}
+
+/// SHA-256 of a file, streamed in 1 MiB blocks (the embedder's weights are
+/// ~90 MB). Kept here rather than borrowed from `llm`, so that `index` does
+/// not depend on `llm` (which depends on `index` for its `Generator` trait).
+fn sha256_file(path: &Path) -> std::io::Result<String> {
+    use sha2::Digest as _;
+    let mut f = std::fs::File::open(path)?;
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = std::io::Read::read(&mut f, &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
 }
