@@ -24,7 +24,6 @@
 //! export's checksum) and pass it back with `--head SEQ:HASH`.
 
 pub mod export;
-pub mod trace;
 
 use std::path::{Path, PathBuf};
 

@@ -10,7 +10,7 @@ use chrono::NaiveDate;
 use clap::Args;
 
 use super::{config, dense, error, signin, Ctx};
-use crate::audit::trace::Actor;
+use crate::copilot::trace::Actor;
 use crate::audit::Audit;
 use crate::copilot::Copilot;
 use crate::index::Index;

@@ -45,8 +45,8 @@ pub fn sign_in(store: &Store, who: &SignIn, what: &str) -> Result<User, users::E
 /// - otherwise nobody is signed in: the actor is the operating-system user
 ///   (`os:NAME`) or `unknown`, the role is `--role`, and a `--as` given
 ///   without a token is kept on the record as a claim (`claimed_user`).
-pub fn actor(store: &Store, claimed: Option<&str>, role: &str, what: &str) -> Result<crate::audit::trace::Actor, users::Error> {
-    use crate::audit::trace::Actor;
+pub fn actor(store: &Store, claimed: Option<&str>, role: &str, what: &str) -> Result<crate::copilot::trace::Actor, users::Error> {
+    use crate::copilot::trace::Actor;
     Ok(match optional_sign_in(store, claimed, what)? {
         Some(user) => Actor::signed_in(&user),
         None => Actor::unauthenticated(role, claimed),

@@ -21,6 +21,7 @@ pub mod email;
 mod escalate;
 pub mod extractive;
 pub mod grounded;
+pub mod trace;
 mod product;
 
 use std::time::Instant;
@@ -137,7 +138,7 @@ pub struct Answer {
     /// Model file and hash (none on the extractive path).
     pub model: Option<String>,
     /// Audit record id: the `seq` of the record that traces this answer
-    /// (set by the caller that appends it, [`crate::audit::trace`]).
+    /// (set by the caller that appends it, [`crate::copilot::trace`]).
     pub audit_id: Option<u64>,
     /// Version of the guard rules that screened this answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -18,7 +18,7 @@ use utoipa::ToSchema;
 use super::auth::{Auth, ANY};
 use super::me::known_product;
 use super::{json, request_id, today, ApiError, AppState, Body, State};
-use crate::audit::trace::{self, Actor};
+use crate::copilot::trace::{self, Actor};
 use crate::copilot::{Answer, Ask, Event, Requester};
 use crate::users::User;
 

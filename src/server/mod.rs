@@ -6,7 +6,7 @@
 //! - **One pipeline.** Every route that answers (`/api/v1/ask`, `/email`,
 //!   `/summarize`, `/v1/chat/completions`) runs the same [`Copilot`] the CLI
 //!   runs, then appends the same audit record through
-//!   [`crate::audit::trace`] *before* the response leaves, so nothing is
+//!   [`crate::copilot::trace`] *before* the response leaves, so nothing is
 //!   shown untraced and a case the guard opened is stored even if the client
 //!   has gone.
 //! - **Bounded work.** The pipeline is CPU-bound and runs on blocking
