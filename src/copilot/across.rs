@@ -20,7 +20,17 @@ impl Copilot {
     /// the note) — quoted, not generated, so that the rep does not wait for
     /// one generation per product. A per-product answer is not streamed
     /// sentence by sentence (its blocks need their headings): it comes whole.
-    pub(super) fn ask_across(&self, ask: &Ask, who: &Requester, products: &[String], mut timings: Timings, t0: Instant, on_event: &mut dyn FnMut(Event)) -> Result<Answer> {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn ask_across(
+        &self,
+        ask: &Ask,
+        who: &Requester,
+        products: &[String],
+        generate: bool,
+        mut timings: Timings,
+        t0: Instant,
+        on_event: &mut dyn FnMut(Event),
+    ) -> Result<Answer> {
         let q = ask.question.trim();
         let tr = Instant::now();
         let mut retrieved = Vec::new();
@@ -58,7 +68,9 @@ impl Copilot {
             1 => {
                 let p = found[0].0.clone();
                 let one = Ask { product: Some(p.clone()), ..ask.clone() };
-                let mut a = self.ask_as(&one, who, on_event)?;
+                // The quote-only choice (`generate = false`) holds for the
+                // one label that answers, as for a named product.
+                let mut a = self.ask_with(&one, who, generate, on_event)?;
                 if a.route == Route::Answer {
                     a.note = Some(format!(
                         "The question names no product; of the products in this index ({listed}) only the {p} label answers it, so this is the {p} answer. Name the product to be sure."

@@ -114,6 +114,10 @@ pub struct Grounded {
     /// Held for all the steps of one answer: another question's generation
     /// between two steps would evict this one's KV cache (a re-prefill).
     turn: std::sync::Mutex<()>,
+    /// How many answers this generator was asked for (each call of
+    /// [`Grounded::answer`]): lets a test prove that a quote-only question
+    /// never reached the model.
+    calls: std::sync::atomic::AtomicUsize,
 }
 
 impl Grounded {
@@ -128,6 +132,7 @@ impl Grounded {
             context_passages: 3,
             speed: std::sync::Mutex::new(None),
             turn: std::sync::Mutex::new(()),
+            calls: std::sync::atomic::AtomicUsize::new(0),
         };
         let system = g.render_part("system", "", &[])?;
         let chat = g.model.render_chat(&[Message { role: "system".into(), content: system }])?;
@@ -241,6 +246,11 @@ impl Grounded {
         allowed
     }
 
+    /// How many answers this generator has been asked for since it was made.
+    pub fn calls(&self) -> usize {
+        self.calls.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Generates, verifies, and keeps the supported sentences.
     ///
     /// Verification runs while the model writes: a sentence is judged as
@@ -258,6 +268,7 @@ impl Grounded {
         gate: &Extractive,
         accept: &mut dyn FnMut(&Sentence) -> bool,
     ) -> Result<Outcome, crate::llm::Error> {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let shown = self.select(search, hits, gate);
         if shown.is_empty() {
             return Ok(Outcome { draft: None, checked: Vec::new(), generation: None, shown, first_token_ms: None, cut: None });

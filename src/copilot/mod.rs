@@ -404,7 +404,7 @@ impl Copilot {
             }
         }
         if let Resolved::Several(products) = &resolved {
-            let mut a = self.ask_across(ask, who, products, timings, t0, on_event)?;
+            let mut a = self.ask_across(ask, who, products, generate, timings, t0, on_event)?;
             a.guard_rules = a.guard_rules.or(guard_rules);
             return Ok(a);
         }

@@ -600,3 +600,36 @@ fn issue10_8_the_model_is_not_waited_for_when_it_cannot_answer_in_time() {
     let o = g.answer(&ask.question, &search, &search.hits, &Extractive::default(), &mut |_| true).unwrap();
     assert!(matches!(o.cut, Some(Cut::TooSlow { .. })) && o.generation.is_none(), "{:?}", o.cut);
 }
+
+/// Issue 16: a quote-only question (`"extractive": true` over HTTP, `ask
+/// --extractive`) never runs the model — also when no product is named and
+/// exactly one product's label answers, where the copilot used to ask again
+/// with `generate` forced on. The real model is attached and its calls are
+/// counted; the same question with generation allowed does call it, so the
+/// count can fail.
+#[test]
+fn issue16_a_quote_only_question_without_a_product_never_calls_the_model() {
+    use onlabel::copilot::{Ask, Copilot, Grounded, Mode, Requester};
+    use onlabel::prompts::PromptFile;
+    let tmp = tempfile::tempdir().unwrap();
+    // A second product whose label says nothing of liver tests.
+    let other = crate::harness::corpus(
+        &tmp.path().join("other"),
+        &crate::harness::entry("testra-pi", "testra.md", "2030-12-31", "approved"),
+        &[("testra.md", b"# TESTRA\n\n## 16 HOW SUPPLIED/STORAGE AND HANDLING\n\nStore TESTRA tablets at room temperature in the original bottle.\n")],
+    );
+    let index = crate::harness::build_index(&[root().join("corpora/demo"), other], &tmp.path().join("idx"));
+    let model = std::sync::Arc::new(onlabel::llm::LocalModel::load(&crate::llm::model_path()).expect("run `bash models/fetch.sh` first"));
+    let g = Grounded::new(model, PromptFile::read(&root().join("prompts/objection.j2")).unwrap()).unwrap();
+    let c = Copilot::new(index).with_guard(std::sync::Arc::new(onlabel::guard::Guard::builtin().unwrap()), chrono::NaiveDate::from_ymd_opt(2026, 11, 23).unwrap()).unwrap().with_model(g);
+    assert_eq!(c.products(), ["testra", "zentravia"]);
+    let ask = Ask { question: "How often should liver tests be done?".into(), product: None, role: "rep".into(), as_of: chrono::NaiveDate::from_ymd_opt(2026, 11, 23).unwrap() };
+    let a = c.ask_with(&ask, &Requester::default(), false, &mut |_| {}).unwrap();
+    assert_eq!(a.route, onlabel::copilot::Route::Answer, "{a:?}");
+    assert!(a.note.as_deref().unwrap_or("").contains("only the zentravia label answers"), "{a:?}");
+    assert_eq!((a.mode, a.generated_tokens), (Mode::Extractive, None), "{a:?}");
+    assert_eq!(c.grounded().unwrap().calls(), 0, "quote only: the model was never asked");
+    // Allowed to generate, the same question does reach the model.
+    let _ = c.ask_with(&ask, &Requester::default(), true, &mut |_| {}).unwrap();
+    assert_eq!(c.grounded().unwrap().calls(), 1);
+}
