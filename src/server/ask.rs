@@ -69,6 +69,10 @@ pub(crate) struct Job {
     pub request_id: String,
     /// `ask` or `chat_completion` (the audit record's action).
     pub action: &'static str,
+    /// The whole conversation of a chat completion (every system and user
+    /// turn, `ROLE: text` a line): screened by the guard before the question
+    /// is answered, and the audit record's input. `None` for a plain ask.
+    pub conversation: Option<String>,
 }
 
 pub(crate) fn job(st: &AppState, user: &User, headers: &HeaderMap, r: AskRequest, action: &'static str) -> Result<Job, ApiError> {
@@ -85,6 +89,7 @@ pub(crate) fn job(st: &AppState, user: &User, headers: &HeaderMap, r: AskRequest
         user: user.clone(),
         request_id,
         action,
+        conversation: None,
     })
 }
 
@@ -92,16 +97,33 @@ pub(crate) fn job(st: &AppState, user: &User, headers: &HeaderMap, r: AskRequest
 /// and counts it; `on_event` sees each verified sentence.
 pub(crate) fn run_job(st: &AppState, job: &Job, on_event: &mut dyn FnMut(Event)) -> Result<Answer, ApiError> {
     let t0 = Instant::now();
+    // Verified sentences are held back until the audit record exists, then
+    // handed out: nothing reaches the client that the log does not hold.
+    let mut held: Vec<Event> = Vec::new();
     let (mut answer, retrieval) = {
         let copilot = st.copilot.read().map_err(|_| ApiError::internal("the copilot lock is poisoned; restart the server"))?;
-        (copilot.ask_with(&job.ask, &job.who, job.generate, on_event)?, format!("{:?}", copilot.retrieval()).to_lowercase())
+        // A chat's earlier turns are screened too (every character, in
+        // windows, as visit notes are): a report told in the first turn is
+        // not lost behind a dose question in the last.
+        let escalated = match &job.conversation {
+            Some(c) => copilot.ask_guard_only(&Ask { question: c.clone(), ..job.ask.clone() }, &job.who)?,
+            None => None,
+        };
+        let answer = match escalated {
+            Some(a) => a,
+            None => copilot.ask_with(&job.ask, &job.who, job.generate, &mut |e| held.push(e))?,
+        };
+        (answer, format!("{:?}", copilot.retrieval()).to_lowercase())
     };
     let ctx = json!({
         "product": job.ask.product, "hcp": job.who.hcp, "index": st.index, "as_of": job.ask.as_of.to_string(),
         "retrieval": retrieval, "total_ms": t0.elapsed().as_secs_f64() * 1e3, "via": "http", "request_id": job.request_id,
     });
-    // The record is appended before the answer is sent: nothing leaves untraced.
-    trace::record_answer(&st.audit, &Actor::signed_in(&job.user), job.action, &job.ask.question, &mut answer, ctx)?;
+    let input = job.conversation.as_deref().unwrap_or(&job.ask.question);
+    trace::record_answer(&st.audit, &Actor::signed_in(&job.user), job.action, input, &mut answer, ctx)?;
+    for e in held {
+        on_event(e);
+    }
     st.metrics.answered(&answer);
     // Identifiers only: never the question, which may name a patient.
     tracing::info!(request_id = %job.request_id, user = %job.user.id, route = answer.route.as_str(), case_id = answer.case_id.as_deref(),
