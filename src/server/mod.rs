@@ -65,6 +65,9 @@ pub struct Limits {
     pub max_in_flight: usize,
     /// Pipeline requests waiting for a worker; beyond, `503` + `Retry-After`.
     pub max_queued: usize,
+    /// Failed sign-ins per client address / user before `429` + `Retry-After`,
+    /// and per user before the user is locked.
+    pub sign_in: crate::users::SignInPolicy,
 }
 
 impl Default for Limits {
@@ -76,6 +79,7 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(60),
             max_in_flight: 16,
             max_queued: 64,
+            sign_in: crate::users::SignInPolicy::default(),
         }
     }
 }
@@ -253,7 +257,8 @@ pub async fn serve(state: State, addr: SocketAddr, on_listening: impl FnOnce(Soc
     on_listening(local);
     let app = router(state.clone());
     let st = state.clone();
-    axum::serve(listener, app)
+    // The peer address feeds the sign-in throttle (`auth::attempt`).
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
             st.ready.store(false, Ordering::SeqCst);
@@ -348,6 +353,11 @@ impl From<crate::Error> for ApiError {
     fn from(e: crate::Error) -> ApiError {
         use crate::Error as E;
         let (status, code) = match &e {
+            E::Users(crate::users::Error::Throttled { retry_after_secs }) => {
+                let mut r = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_sign_in_failures", e.to_string());
+                r.retry_after = Some(*retry_after_secs);
+                return r;
+            }
             E::Users(u) if u.is_denied() => (StatusCode::FORBIDDEN, u.code()),
             E::Users(u) => (StatusCode::BAD_REQUEST, u.code()),
             E::Prompts(p) if p.is_denied() => (StatusCode::FORBIDDEN, p.code()),
