@@ -691,7 +691,7 @@ mod tests {
         let added = audit_actions(&store).len() - before;
         assert_eq!(added, 2, "one login_failed and one login_throttled, not one record per request");
         assert_eq!(throttle::rows(&store).unwrap(), 1);
-        let longest: i64 = store.with_conn(|c| c.query_row("SELECT max(length(detail)) FROM audit_log", [], |r| r.get(0))).unwrap();
+        let longest: i64 = store.with_conn(|c| c.query_row("SELECT max(length(detail_json) + length(actor)) FROM audit_log", [], |r| r.get(0))).unwrap();
         assert!(longest < 1_000, "audit details stay small: {longest}");
         // A CLI attempt with a huge, malformed user id is stored bounded too.
         let e = users.authenticate(&"x y".repeat(20_000), "olt_bad", "prompts approve").unwrap_err();
