@@ -116,6 +116,9 @@ pub fn report(e: &crate::Error, json: bool, data_dir: &std::path::Path) -> i32 {
         crate::Error::Prompts(crate::prompts::Error::SelfApproval { id, user }) => {
             Some((user.clone(), "mlr_reviewer".to_string(), format!("approve own version {id}")))
         }
+        crate::Error::Prompts(crate::prompts::Error::SelfRejection { id, user }) => {
+            Some((user.clone(), "mlr_reviewer".to_string(), format!("reject own version {id}")))
+        }
         _ => None,
     };
     if let Some((user, role, action)) = denial {
