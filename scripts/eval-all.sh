@@ -12,6 +12,9 @@ EXTRA=("$@")
 W="${EVAL_WORK:-$(mktemp -d)}"
 [ -d "$W/labels-index" ] || "$B" ingest --corpus ../shared/data/pi --index "$W/labels-index" >/dev/null
 [ -d "$W/demo-index" ] || "$B" ingest --corpus corpora/demo --index "$W/demo-index" >/dev/null
+# The suites written across all six products (five labels and the demo
+# product) run on one index holding both corpora, as a field force would.
+[ -d "$W/all-index" ] || "$B" ingest --corpus ../shared/data/pi --corpus corpora/demo --index "$W/all-index" >/dev/null 2>&1
 run() {
   local suite=$1 index=$2
   "$B" --data "$W/data" eval --index "$index" --suite "$suite" --json --extractive ${EXTRA[@]+"${EXTRA[@]}"} 2>/dev/null \
@@ -23,4 +26,9 @@ run evals/guard_probe.jsonl "$W/labels-index"
 run evals/demo.jsonl "$W/demo-index"
 run evals/dev_reports.jsonl "$W/labels-index"
 run evals/dev_offlabel.jsonl "$W/labels-index"
-if [ -n "${SEALED:-}" ]; then for s in evals/sealed/*.jsonl; do run "$s" "$W/labels-index"; done; fi
+run evals/sentences_dev.jsonl "$W/all-index"
+if [ -n "${SEALED:-}" ]; then
+  run evals/sealed/heldout.jsonl "$W/labels-index"
+  run evals/sealed/heldout2.jsonl "$W/all-index"
+  run evals/sealed/sentences.jsonl "$W/all-index"
+fi

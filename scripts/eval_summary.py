@@ -49,9 +49,15 @@ for i, e in expected.items():
             pv_ok += 1
 f = lambda v: "n/a" if v is None else f"{v:.3f}"
 name = suite_path.split("/")[-1]
+pol_n = sum(1 for e in expected.values() if e == {"refused"})
+pol_ok = sum(1 for i, e in expected.items() if e == {"refused"} and act(i) is None)
+stmt = ""
+if m.get("statement_recall") is not None:
+    stmt = f" stmt_answered={f(m.get('statement_answered'))} stmt={f(m.get('statement_recall'))}"
 print(f"{name:22s} n={m['cases']:3d} route={m['route_accuracy']:.3f} pv_recall={f(pv_ok / pv_n if pv_n else None)} "
       f"esc_answered={esc} pv_refused={pv_ref} false_alarm={f(fa / ans_only if ans_only else None)} ({fa}/{ans_only}) "
-      f"cit_R={f(m.get('citation_recall'))} cit_P={f(m.get('citation_precision'))} p50={m['latency_ms_p50']:.1f}ms")
+      f"policy_refused={f(pol_ok / pol_n if pol_n else None)} ({pol_ok}/{pol_n}) "
+      f"cit_R={f(m.get('citation_recall'))} cit_P={f(m.get('citation_precision'))}{stmt} p50={m['latency_ms_p50']:.1f}ms")
 if show:
     for x in m["failures"]:
         print("   ", x["id"], x["why"][:200])

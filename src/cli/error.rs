@@ -81,8 +81,14 @@ pub fn index_error(e: crate::index::Error) -> anyhow::Error {
         I::Tantivy { path, source } => Error::DamagedIndex { path, detail: source.to_string() }.into(),
         I::Schema { path, field } => Error::DamagedIndex { path, detail: format!("missing field {field}") }.into(),
         I::Damaged { path, field } => Error::DamagedIndex { path, detail: format!("{field} is missing or unreadable") }.into(),
+        I::Catalogue { path, source } => Error::DamagedIndex { path, detail: catalogue_detail(&source) }.into(),
         other => other.into(),
     }
+}
+
+/// What a damaged document catalogue reports: the file and the JSON error.
+fn catalogue_detail(e: &serde_json::Error) -> String {
+    format!("{}: {e}", crate::index::catalogue::CATALOGUE)
 }
 
 /// The index error inside `cause`, however it was wrapped (the library's
@@ -110,6 +116,7 @@ fn as_damaged(e: &anyhow::Error) -> Option<Error> {
         I::Tantivy { path, source } => Some(Error::DamagedIndex { path: path.clone(), detail: source.to_string() }),
         I::Damaged { path, field } => Some(Error::DamagedIndex { path: path.clone(), detail: format!("{field} is missing or unreadable") }),
         I::Schema { path, field } => Some(Error::DamagedIndex { path: path.clone(), detail: format!("missing field {field}") }),
+        I::Catalogue { path, source } => Some(Error::DamagedIndex { path: path.clone(), detail: catalogue_detail(source) }),
         _ => None,
     })
 }
@@ -218,7 +225,7 @@ fn index(e: &crate::index::Error) -> (&'static str, i32) {
     use crate::index::Error as I;
     match e {
         I::Missing { .. } => ("index_missing", EXIT_BAD_INPUT),
-        I::Schema { .. } | I::Tantivy { .. } | I::Damaged { .. } => ("index_damaged", EXIT_BAD_INPUT),
+        I::Schema { .. } | I::Tantivy { .. } | I::Damaged { .. } | I::Catalogue { .. } => ("index_damaged", EXIT_BAD_INPUT),
         I::Io { .. } => ("index_io", EXIT_BAD_INPUT),
         I::Dense(_) => ("embedder_error", EXIT_BAD_INPUT),
     }

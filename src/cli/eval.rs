@@ -1,28 +1,20 @@
 //! `onlabel eval`: run a suite, keep the run as evidence, write the report.
 //!
-//! Every run is appended to the audit log (action `eval_run`: suite and its
-//! SHA-256, model file and SHA-256, the prompt and guard versions in play,
-//! the metrics) — that record's seq is the run's id in the report. When a
-//! compliance officer or admin signs in (`--as USER` with `ONLABEL_TOKEN`),
-//! the run is also recorded in the registry's `eval_runs` for every
-//! registered artefact version in play — the prompt template whose content
-//! hash is a registered version's, the guard rule files and lexicon by their
-//! hashes — exactly as `prompts record-eval` records it, so an approval of
-//! that version can rest on it. The eval always evaluates the files as they
-//! are on disk (a candidate under review is evaluated before it is
-//! approved); only `ask` insists on the live version.
+//! The run itself — the audit record `eval_run`, the registry's eval
+//! evidence for a signed-in compliance user or admin, the report — is
+//! [`crate::eval::recorded`]; this file parses the options, builds the
+//! copilot the suite runs through (with a throwaway case store), draws the
+//! progress bar and prints the result. `onlabel serve` runs evals the same
+//! way ([`evaluate`]).
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use clap::Args;
-use serde_json::{json, Value};
 
 use super::signin::{self, report};
 use super::{outln, QueryArgs, EXIT_CHECK_FAILED, EXIT_OK};
-use crate::audit::trace::{split_model, Actor};
-use crate::audit::{Audit, Record};
-use crate::prompts::{Kind, NewEvalRun, Registry, Thresholds, Version, VersionId};
+use crate::audit::Audit;
+use crate::eval::recorded::{Evaluated, Minimums, Options};
 
 /// Options of `onlabel eval`.
 #[derive(Debug, Args)]
@@ -50,11 +42,28 @@ pub struct EvalArgs {
 }
 
 impl EvalArgs {
-    /// The options of an eval the server runs: the server's query options,
-    /// the suite, the report directory, and the signed-in user.
-    pub fn for_server(q: QueryArgs, suite: PathBuf, report: PathBuf, root: PathBuf, thresholds: PathBuf, user: &str) -> EvalArgs {
-        EvalArgs { q, suite, report: Some(report), user: Some(user.to_string()), root, thresholds, gates: Gates::default() }
+    /// The library options of this run.
+    fn options(&self) -> anyhow::Result<Options> {
+        Ok(Options {
+            suite: self.suite.clone(),
+            report: self.report.clone(),
+            claimed_user: self.user.clone(),
+            root: self.root.clone(),
+            thresholds: self.thresholds.clone(),
+            role: self.q.role.clone(),
+            index: self.q.index()?.to_path_buf(),
+            as_of: self.q.as_of.unwrap_or_else(super::today),
+            minimums: self.gates.minimums(),
+        })
     }
+}
+
+/// The options of an eval the server runs: the server's query options, the
+/// suite, the report directory, the registry root and thresholds, and the
+/// signed-in user.
+pub(super) fn server_options(q: &QueryArgs, suite: PathBuf, report: PathBuf, root: PathBuf, thresholds: PathBuf, user: &str) -> anyhow::Result<Options> {
+    let args = EvalArgs { q: q.clone(), suite, report: Some(report), user: Some(user.to_string()), root, thresholds, gates: Gates::default() };
+    args.options()
 }
 
 /// Minimums an eval must meet (each optional); `eval` exits 1 when one is not
@@ -89,21 +98,18 @@ pub struct Gates {
 }
 
 impl Gates {
-    /// Each minimum given, with the metric's value: (metric, minimum, value).
-    fn check(&self, m: &crate::eval::Metrics) -> Vec<(&'static str, f64, Option<f64>)> {
-        [
-            ("route_accuracy", self.min_route_accuracy, Some(m.route_accuracy)),
-            ("citation_recall", self.min_citation_recall, m.citation_recall),
-            ("citation_precision", self.min_citation_precision, m.citation_precision),
-            ("supported_sentence_rate", self.min_supported_sentence_rate, m.supported_sentence_rate),
-            ("ae_recall", self.min_ae_recall, m.ae_recall),
-            ("ae_precision", self.min_ae_precision, m.ae_precision),
-            ("ae_f1", self.min_ae_f1, m.ae_f1),
-            ("mention_recall", self.min_mention_recall, m.mention_recall),
-        ]
-        .into_iter()
-        .filter_map(|(k, min, v)| min.map(|min| (k, min, v)))
-        .collect()
+    /// The minimums given, for the library's run.
+    fn minimums(&self) -> Minimums {
+        Minimums {
+            route_accuracy: self.min_route_accuracy,
+            citation_recall: self.min_citation_recall,
+            citation_precision: self.min_citation_precision,
+            supported_sentence_rate: self.min_supported_sentence_rate,
+            ae_recall: self.min_ae_recall,
+            ae_precision: self.min_ae_precision,
+            ae_f1: self.min_ae_f1,
+            mention_recall: self.min_mention_recall,
+        }
     }
 }
 
@@ -124,198 +130,45 @@ pub fn run(a: &EvalArgs, json: bool, data: &Path) -> anyhow::Result<i32> {
         Ok(u) => u,
         Err(e) => return Ok(report(&e.into(), json, data)),
     };
-    let e = execute(a, user, &audit)?;
+    let e = evaluate(&a.q, &a.options()?, user, &audit)?;
     print(a, json, e)
 }
 
-/// What one eval run produced: its JSON document (`eval --json`) and what the
-/// text output shows.
-pub struct Evaluated {
-    /// The metrics with audit id, eval runs, provenance and thresholds.
-    pub json: Value,
-    /// The metrics.
-    pub metrics: crate::eval::Metrics,
-    /// Eval-run evidence recorded in the registry.
-    pub recorded: Vec<Value>,
-    /// `--min-…` gates not met, as sentences.
-    pub unmet: Vec<String>,
-    /// Notes for the operator (evidence not recorded, and why).
-    pub notes: Vec<String>,
-    /// The audit record of the run.
-    pub audit_id: i64,
-    /// Number of gates given.
-    pub gates: usize,
-    /// The exit code.
-    pub code: i32,
-}
-
-/// Runs the suite of `a` as `user` (or unauthenticated), records it in the
-/// audit log and, for a signed-in compliance user or admin, as eval evidence
-/// in the registry; writes the HTML report when asked. The server's
-/// `POST /api/v1/evals` runs this too.
-pub fn execute(a: &EvalArgs, user: Option<crate::users::User>, audit: &Audit) -> anyhow::Result<Evaluated> {
-    let actor = user.as_ref().map(Actor::signed_in).unwrap_or_else(|| Actor::unauthenticated(&a.q.role, a.user.as_deref()));
-
-    // Escalations during an eval open cases in a throwaway store, never in the real queue.
+/// Runs one recorded eval ([`crate::eval::recorded::execute`]) through the
+/// copilot `q` builds, its escalations opening cases in a throwaway store
+/// (never the real queue); a progress bar on a terminal. `eval` and the
+/// server's `POST /api/v1/evals` run this.
+pub(super) fn evaluate(q: &QueryArgs, opts: &Options, user: Option<crate::users::User>, audit: &Audit) -> anyhow::Result<Evaluated> {
     let scratch = super::tempfile_dir()?;
-    let copilot = super::copilot(&a.q, Some(scratch.as_path()))?;
-
-    // The suite's own reader first: its errors carry the stable code `suite_invalid`.
-    let suite = crate::eval::Suite::read(&a.suite)?;
-    let suite_bytes = std::fs::read(&a.suite).with_context(|| format!("cannot read suite {}", a.suite.display()))?;
-    let as_of = a.q.as_of.unwrap_or_else(super::today);
-    let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-        let b = indicatif::ProgressBar::new(suite.cases.len() as u64);
-        b.set_style(
-            indicatif::ProgressStyle::with_template("eval {bar:40} {pos}/{len} cases {elapsed} (eta {eta})")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        Some(b)
-    } else {
-        None
-    };
-    let m = crate::eval::run_with(&copilot, &suite, &a.q.role, as_of, &mut |i| {
-        if let Some(b) = &bar {
-            b.set_position(i as u64);
+    let copilot = super::copilot(q, Some(scratch.as_path()))?;
+    let mut bar: Option<indicatif::ProgressBar> = None;
+    let on_terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let e = crate::eval::recorded::execute(opts, &copilot, user, audit, &mut |i, total| {
+        if !on_terminal {
+            return;
         }
+        let b = bar.get_or_insert_with(|| {
+            let b = indicatif::ProgressBar::new(total as u64);
+            b.set_style(
+                indicatif::ProgressStyle::with_template("eval {bar:40} {pos}/{len} cases {elapsed} (eta {eta})")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            b
+        });
+        b.set_position(i as u64);
     });
     if let Some(b) = bar {
         b.finish_and_clear();
     }
+    drop(copilot);
     let _ = std::fs::remove_dir_all(&scratch);
-    let gates = a.gates.check(&m);
-    let unmet: Vec<String> = gates
-        .iter()
-        .filter(|(_, min, v)| v.is_none_or(|v| v < *min))
-        .map(|(k, min, v)| match v {
-            Some(v) => format!("{k} {v:.3} is below the minimum {min:.3}"),
-            None => format!("{k} is n/a on this suite (no case measures it), so the minimum {min:.3} is not met"),
-        })
-        .collect();
-    let code = if unmet.is_empty() { EXIT_OK } else { EXIT_CHECK_FAILED };
-
-    let suite_sha = crate::prompts::sha256_hex(&suite_bytes);
-    let (model, model_sha) = match copilot.grounded() {
-        Some(g) => {
-            let (f, s) = split_model(g.model.id());
-            (Some(f), s)
-        }
-        None => (None, None),
-    };
-    let reg = Registry::new(audit.store(), &a.root);
-    let registered = reg.versions(None)?;
-    // The prompt in play (only when the model runs) and the guard's files, by content hash.
-    let prompt = copilot.grounded().map(|g| {
-        let sha = crate::prompts::sha256_hex(g.prompt.source.as_bytes());
-        let known = registered.iter().find(|v| v.kind == Kind::Prompt && v.name == g.prompt.name && v.sha256 == sha);
-        let id = known.map(|v| v.id()).unwrap_or_else(|| g.prompt.id());
-        (id, sha, known.map(|v| v.state.as_str()).unwrap_or("unregistered"))
-    });
-    let rules = copilot.guard().map(|g| g.rules_version().to_string());
-    let hashes: Vec<&str> =
-        rules.as_deref().map(|r| r.split_whitespace().filter_map(|t| t.strip_prefix("sha256:")).collect()).unwrap_or_default();
-    let in_play: Vec<&Version> = registered
-        .iter()
-        .filter(|v| match v.kind {
-            Kind::Prompt => prompt.as_ref().is_some_and(|(_, sha, _)| *sha == v.sha256 && copilot.grounded().is_some_and(|g| g.prompt.name == v.name)),
-            Kind::Rules | Kind::Lexicon => hashes.iter().any(|h| h.len() >= 16 && v.sha256.starts_with(h)),
-        })
-        .collect();
-    let mut metrics = serde_json::to_value(&m)?;
-    if let Some(o) = metrics.as_object_mut() {
-        o.remove("outcomes");
-    }
-    let versions = json!({
-        "prompt": prompt.as_ref().map(|p| p.0.clone()).unwrap_or_else(|| "none (extractive)".into()),
-        "prompt_sha256": prompt.as_ref().map(|p| p.1.clone()),
-        "prompt_state": prompt.as_ref().map(|p| p.2),
-        "rules": rules,
-        "registered_in_play": in_play.iter().map(|v| format!("{} ({})", v.id(), v.state)).collect::<Vec<_>>(),
-        "index": a.q.index()?.display().to_string(),
-        "role": a.q.role,
-        "as_of": as_of.to_string(),
-        "retrieval": format!("{:?}", copilot.retrieval()).to_lowercase(),
-    });
-
-    let mut rec = Record::new(&actor.id, &actor.role, "eval_run");
-    rec.input = Some(a.suite.display().to_string());
-    rec.prompt_version = prompt.as_ref().map(|p| p.0.clone());
-    rec.prompt_sha256 = prompt.as_ref().map(|p| p.1.clone());
-    rec.model = model.clone();
-    rec.model_sha256 = model_sha.clone();
-    rec.detail = json!({
-        "suite": a.suite, "suite_sha256": suite_sha, "versions": versions, "metrics": metrics,
-        "report": a.report, "authenticated": actor.authenticated, "claimed_user": actor.claimed,
-    });
-    let audit_id = audit.append(&rec)?;
-
-    // Evidence for the registry: one eval_runs row per registered version in play.
-    let mut recorded = Vec::new();
-    let mut notes = Vec::new();
-    match (&user, in_play.is_empty()) {
-        (_, true) => {}
-        (None, false) => notes.push(format!(
-            "not recorded as eval evidence for {}: sign in as compliance or admin (--as USER with ONLABEL_TOKEN)",
-            in_play.iter().map(|v| v.id()).collect::<Vec<_>>().join(", ")
-        )),
-        (Some(u), false) => {
-            let tpath = if a.thresholds.is_absolute() { a.thresholds.clone() } else { a.root.join(&a.thresholds) };
-            match Thresholds::read(&tpath) {
-                Err(e) => notes.push(format!("not recorded as eval evidence: {e}")),
-                Ok(t) => {
-                    for v in &in_play {
-                        let id = VersionId { name: v.name.clone(), version: v.version };
-                        let mut vs = versions.clone();
-                        vs["evaluated"] = v.id().into();
-                        vs["evaluated_sha256"] = v.sha256.clone().into();
-                        vs["audit_id"] = audit_id.into();
-                        let run = NewEvalRun {
-                            suite_path: a.suite.clone(),
-                            suite_sha256: suite_sha.clone(),
-                            model: model.clone(),
-                            model_sha256: model_sha.clone(),
-                            versions: vs,
-                            metrics: metrics.clone(),
-                        };
-                        match reg.record_eval(&id, &run, u, &t) {
-                            Ok(r) => recorded.push(json!({"eval_run": r.id, "version": v.id(), "passed": r.passed})),
-                            Err(e) => notes.push(format!("not recorded as eval evidence for {}: {e}", v.id())),
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    let provenance = json!({
-        "audit_id": audit_id,
-        "suite": {"path": a.suite.display().to_string(), "sha256": suite_sha},
-        "model": {"file": model, "sha256": model_sha},
-        "versions": versions,
-        "eval_runs": recorded,
-        "run_by": {"actor": actor.id, "role": actor.role, "authenticated": actor.authenticated},
-    });
-    if let Some(dir) = &a.report {
-        let r = crate::eval::report::Report { metrics: &m, suite: Some(&suite), provenance: &provenance };
-        crate::eval::report::write(&r, dir).with_context(|| format!("writing report to {}", dir.display()))?;
-    }
-    if let Some(o) = metrics.as_object_mut() {
-            o.insert("audit_id".into(), audit_id.into());
-            o.insert("eval_runs".into(), Value::from(recorded.clone()));
-            o.insert("provenance".into(), provenance);
-            if !gates.is_empty() {
-                let t: Vec<Value> =
-                    gates.iter().map(|(k, min, v)| json!({"metric": k, "min": min, "value": v, "met": v.is_some_and(|v| v >= *min)})).collect();
-                o.insert("thresholds".into(), t.into());
-                o.insert("passed".into(), unmet.is_empty().into());
-            }
-    }
-    Ok(Evaluated { json: metrics, metrics: m, recorded, unmet, notes, audit_id, gates: gates.len(), code })
+    Ok(e?)
 }
 
 /// Prints an [`Evaluated`] run as `eval` does; returns its exit code.
 fn print(a: &EvalArgs, json: bool, e: Evaluated) -> anyhow::Result<i32> {
-    let Evaluated { json: metrics, metrics: m, recorded, unmet, notes, audit_id, gates, code } = e;
+    let code = if e.passed() { EXIT_OK } else { EXIT_CHECK_FAILED };
+    let Evaluated { json: metrics, metrics: m, recorded, unmet, notes, audit_id, gates } = e;
     for n in &notes {
         eprintln!("note: {n}");
     }

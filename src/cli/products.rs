@@ -1,25 +1,15 @@
 //! `onlabel products --index DIR`: what a rep can ask about — the products in
-//! an index, each with its documents, MLR numbers and validity.
-//!
-//! `ingest` writes a catalogue of every document it indexed
-//! (`onlabel-documents.json` in the index directory), withdrawn and expired
-//! ones included, so that the listing shows what was indexed and what can be
-//! cited today. An index built before the catalogue existed is listed from
-//! its passages (approved documents only, without approval dates).
+//! an index, each with its documents, MLR numbers and validity, from the
+//! index's document catalogue ([`crate::index::catalogue`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 use clap::Args;
-use serde::{Deserialize, Serialize};
 
 use super::{error, outln, EXIT_OK};
-use crate::corpus::{Corpus, Passage};
-use crate::index::{Filter, Index};
-
-/// The catalogue file beside the index.
-pub const CATALOGUE: &str = "onlabel-documents.json";
+use crate::index::catalogue::{Catalogue, Entry, REBUILT_NOTE};
 
 /// Options of `onlabel products`.
 #[derive(Debug, Args)]
@@ -35,106 +25,15 @@ pub struct ProductsArgs {
     as_of: Option<NaiveDate>,
 }
 
-/// One indexed document as the catalogue records it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Entry {
-    /// Document id (used in citations).
-    pub id: String,
-    /// Product, lower-case.
-    pub product: String,
-    /// pi, faq, isi or medical-response.
-    pub kind: String,
-    /// promotional or medical.
-    pub audience: String,
-    /// The MLR approval code.
-    pub mlr_number: String,
-    /// MLR approval date (unknown for indexes built before the catalogue).
-    pub approved_on: Option<NaiveDate>,
-    /// Last valid day.
-    pub expires_on: NaiveDate,
-    /// approved or withdrawn.
-    pub status: String,
-    /// Passages indexed.
-    pub passages: usize,
-}
-
-/// Writes the catalogue of `corpus` into the (already swapped-in) index directory.
-pub fn write_catalogue(dir: &Path, corpus: &Corpus, passages: &[Passage]) -> anyhow::Result<()> {
-    let entries: Vec<Entry> = corpus
-        .documents
-        .iter()
-        .map(|d| {
-            let m = &d.meta;
-            Entry {
-                id: m.id.clone(),
-                product: m.product.clone(),
-                kind: m.kind.as_str().into(),
-                audience: m.audience.as_str().into(),
-                mlr_number: m.mlr_number.clone(),
-                approved_on: Some(m.approved_on),
-                expires_on: m.expires_on,
-                status: m.status.as_str().into(),
-                passages: passages.iter().filter(|p| p.doc_id == m.id).count(),
-            }
-        })
-        .collect();
-    let path = dir.join(CATALOGUE);
-    let json = serde_json::to_vec_pretty(&entries)?;
-    std::fs::write(&path, json).map_err(|source| crate::index::Error::Io { path: path.clone(), source })?;
-    Ok(())
-}
-
-/// Reads the catalogue, or rebuilds what it can from the passages.
-fn entries(dir: &Path) -> anyhow::Result<Vec<Entry>> {
-    let index = Index::open(dir).map_err(error::index_error)?;
-    if let Ok(bytes) = std::fs::read(dir.join(CATALOGUE)) {
-        return serde_json::from_slice(&bytes).map_err(|e| {
-            error::Error::DamagedIndex { path: dir.to_owned(), detail: format!("{CATALOGUE}: {e}") }.into()
-        });
+/// Reads the catalogue of the index at `dir` ([`Catalogue::read`]), printing
+/// [`REBUILT_NOTE`] on stderr when it had to be rebuilt from the passages; a
+/// damaged index or catalogue names the directory and says to re-run `ingest`.
+pub fn read(dir: &Path) -> anyhow::Result<Catalogue> {
+    let c = Catalogue::read(dir).map_err(error::index_error)?;
+    if c.rebuilt {
+        eprintln!("note: {REBUILT_NOTE}");
     }
-    let all = Filter {
-        product: None,
-        audiences: vec![crate::corpus::Audience::Promotional, crate::corpus::Audience::Medical],
-        as_of: NaiveDate::MIN,
-    };
-    let mut by_id: BTreeMap<String, Entry> = BTreeMap::new();
-    for p in index.passages(&all).map_err(error::index_error)? {
-        by_id
-            .entry(p.doc_id.clone())
-            .or_insert_with(|| Entry {
-                id: p.doc_id.clone(),
-                product: p.product.clone(),
-                kind: p.kind.as_str().into(),
-                audience: p.audience.as_str().into(),
-                mlr_number: p.mlr_number.clone(),
-                approved_on: None,
-                expires_on: p.expires_on,
-                status: p.status.as_str().into(),
-                passages: 0,
-            })
-            .passages += 1;
-    }
-    eprintln!("note: this index predates its document catalogue; withdrawn documents are not listed (re-run `onlabel ingest` to list them)");
-    Ok(by_id.into_values().collect())
-}
-
-/// The products an index holds (lower-case, sorted).
-pub fn names(dir: &Path) -> anyhow::Result<Vec<String>> {
-    let mut n: Vec<String> = entries(dir)?.into_iter().map(|e| e.product).collect();
-    n.sort();
-    n.dedup();
-    Ok(n)
-}
-
-/// Whether a document can be cited on `day`, and if not, why.
-fn standing(e: &Entry, day: NaiveDate) -> &'static str {
-    if e.status == "withdrawn" {
-        "withdrawn"
-    } else if e.expires_on < day {
-        "expired"
-    } else {
-        "current"
-    }
+    Ok(c)
 }
 
 /// Runs `onlabel products`.
@@ -143,7 +42,7 @@ pub fn run(a: &ProductsArgs, json: bool) -> anyhow::Result<i32> {
     let day = a.as_of.unwrap_or_else(super::today);
     let want = a.product.as_deref().map(|p| p.trim().to_lowercase());
     let mut products: BTreeMap<String, Vec<Entry>> = BTreeMap::new();
-    for e in entries(dir)? {
+    for e in read(dir)?.entries {
         if want.as_ref().is_none_or(|w| *w == e.product) {
             products.entry(e.product.clone()).or_default().push(e);
         }
@@ -160,7 +59,7 @@ pub fn run(a: &ProductsArgs, json: bool) -> anyhow::Result<i32> {
                     .map(|d| {
                         let mut v = serde_json::to_value(d).unwrap_or_default();
                         if let Some(o) = v.as_object_mut() {
-                            o.insert("standing".into(), standing(d, day).into());
+                            o.insert("standing".into(), d.standing(day).into());
                         }
                         v
                     })
@@ -176,7 +75,7 @@ pub fn run(a: &ProductsArgs, json: bool) -> anyhow::Result<i32> {
         return Ok(EXIT_OK);
     }
     for (p, docs) in &products {
-        let current = docs.iter().filter(|d| standing(d, day) == "current").count();
+        let current = docs.iter().filter(|d| d.standing(day) == "current").count();
         outln!("{p} ({} documents, {current} current on {day})", docs.len());
         outln!("  {:<28} {:<17} {:<12} {:<14} {:<11} {:<11} {}", "DOCUMENT", "KIND", "AUDIENCE", "MLR", "APPROVED", "EXPIRES", "STANDING");
         for d in docs {
@@ -188,24 +87,9 @@ pub fn run(a: &ProductsArgs, json: bool) -> anyhow::Result<i32> {
                 d.mlr_number,
                 d.approved_on.map(|x| x.to_string()).unwrap_or_else(|| "-".into()),
                 d.expires_on.to_string(),
-                standing(d, day)
+                d.standing(day)
             );
         }
     }
     Ok(EXIT_OK)
-}
-
-/// The listing the server's `GET /api/v1/products` shows:
-/// `{"products": [{"name", "documents": [entry + "standing"]}]}`.
-pub fn listing(dir: &Path, day: NaiveDate) -> anyhow::Result<serde_json::Value> {
-    let mut by_product: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
-    for e in entries(dir)? {
-        let mut v = serde_json::to_value(&e)?;
-        v["standing"] = standing(&e, day).into();
-        v["doc_id"] = e.id.clone().into();
-        by_product.entry(e.product.clone()).or_default().push(v);
-    }
-    let products: Vec<serde_json::Value> =
-        by_product.into_iter().map(|(name, documents)| serde_json::json!({"name": name, "documents": documents})).collect();
-    Ok(serde_json::json!({"products": products}))
 }

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::{copilot_with, eval, live_prompt, products, today, QueryArgs};
+use super::query::copilot_with;
+use super::{eval, products, today, QueryArgs};
+use crate::prompts::live_prompt;
 use crate::server::{Config, Limits};
 
 /// Options of `onlabel serve`.
@@ -49,7 +51,7 @@ pub fn run(a: &ServeArgs, data: &std::path::Path) -> anyhow::Result<i32> {
     let copilot = copilot_with(&a.q, Some(data), |p| Ok(live_prompt(p, &store, &root)?))?;
     drop(store);
     let index = a.q.index()?.to_path_buf();
-    let products = products::listing(&index, a.q.as_of.unwrap_or_else(today))?;
+    let products = products::read(&index)?.listing(a.q.as_of.unwrap_or_else(today));
     let has_model = copilot.grounded().is_some();
     let q = a.q.clone();
     let (root2, thresholds2) = (a.root.clone(), a.thresholds.clone());
@@ -70,9 +72,13 @@ pub fn run(a: &ServeArgs, data: &std::path::Path) -> anyhow::Result<i32> {
             ..Limits::default()
         },
         eval: Box::new(move |suite, report, user| {
-            let args = eval::EvalArgs::for_server(q.clone(), suite, report, root2.clone(), thresholds2.clone(), &user.id);
-            let audit = crate::audit::Audit::open(&data2)?;
-            Ok(eval::execute(&args, Some(user), &audit)?.json)
+            let run = || -> anyhow::Result<serde_json::Value> {
+                let opts = eval::server_options(&q, suite, report, root2.clone(), thresholds2.clone(), &user.id)?;
+                let audit = crate::audit::Audit::open(&data2)?;
+                Ok(eval::evaluate(&q, &opts, Some(user), &audit)?.json)
+            };
+            // The job's `error`: the message with every cause.
+            run().map_err(|e| format!("{e:#}"))
         }),
         reload_prompt: has_model.then(|| {
             let root = a.root.clone();

@@ -45,6 +45,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Longest question accepted, in characters (a pasted call transcript is cut
 /// down by the rep, not silently truncated by us).
 pub const MAX_QUESTION_CHARS: usize = 2_000;
+/// Largest visit notes `summarize` accepts, in bytes (CLI file and HTTP body alike).
+pub const MAX_NOTES_BYTES: u64 = 64 * 1024;
 
 /// Where an answer went: the guard's decision type, re-exported.
 pub use crate::guard::Route;

@@ -4,7 +4,9 @@
 //! case with the real pipeline and computes the metrics compliance reads:
 //! route accuracy, citation recall and precision, the supported-sentence
 //! rate, latencies, and a list of failures with the reason for each;
-//! [`report`] writes them for compliance (HTML with charts, Markdown, JSON).
+//! [`report`] writes them for compliance (HTML with charts, Markdown, JSON);
+//! [`recorded`] is a run kept as evidence (audit record, registry eval runs),
+//! as `onlabel eval` and the server's `POST /api/v1/evals` run it.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -13,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::copilot::{Answer, Ask, Copilot};
 
+pub mod recorded;
 pub mod report;
 pub use report::write_report;
 
@@ -61,6 +64,9 @@ pub enum Error {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The metrics could not be turned into JSON (a bug: they always can).
+    #[error("cannot serialise the eval metrics: {0}")]
+    Metrics(serde_json::Error),
 }
 
 /// Result with the eval [`Error`].
@@ -128,6 +134,13 @@ pub struct Expect {
     pub ae_mention: Option<bool>,
     /// An email must carry fair balance (email cases).
     pub fair_balance: Option<bool>,
+    /// Key phrases, verbatim from the one label sentence that answers the
+    /// question: a right answer contains every one of them (compared
+    /// case-insensitively, with runs of white space made one space). Cases
+    /// with phrases measure whether reps get *the statement*, not only a
+    /// section that holds it ([`Metrics::statement_recall`]).
+    #[serde(default)]
+    pub phrases: Vec<String>,
 }
 
 /// One eval case.
@@ -209,6 +222,14 @@ pub fn same_section(a: &str, b: &str) -> bool {
     norm(a) == norm(b)
 }
 
+/// Whether `text` contains `phrase`, case-insensitively, with every run of
+/// white space taken as one space (label text wraps lines where answers do not).
+pub fn contains_phrase(text: &str, phrase: &str) -> bool {
+    let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+    let p = norm(phrase);
+    !p.is_empty() && norm(text).contains(&p)
+}
+
 /// One failing case and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Failure {
@@ -258,6 +279,14 @@ pub struct Metrics {
     pub citation_precision: Option<f64>,
     /// Share of answer sentences supported by their cited passage.
     pub supported_sentence_rate: Option<f64>,
+    /// Of the cases with `expect.phrases`: the share answered (route
+    /// `answer`) at all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statement_answered: Option<f64>,
+    /// Of the cases with `expect.phrases`: the share whose answer contains
+    /// every key phrase (the statement the HCP needs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statement_recall: Option<f64>,
     /// Answers in generated mode.
     pub generated: usize,
     /// Answers in extractive mode.
@@ -428,6 +457,7 @@ pub fn run_with(
     let (mut cites, mut cites_ok) = (0usize, 0usize);
     let (mut sup, mut sup_total) = (0usize, 0usize);
     let (mut generated, mut extractive) = (0usize, 0usize);
+    let (mut stmt_cases, mut stmt_answered, mut stmt_hit) = (0usize, 0usize, 0usize);
     // Confusion counts: (tp, fp, fn) for AE reports and for AE mentions.
     let (mut ae_tp, mut ae_fp, mut ae_fn) = (0usize, 0usize, 0usize);
     let (mut m_tp, mut m_fp, mut m_fn) = (0usize, 0usize, 0usize);
@@ -555,6 +585,18 @@ pub fn run_with(
                 }
             }
         }
+        if !case.expect.phrases.is_empty() {
+            stmt_cases += 1;
+            if answer.route == crate::copilot::Route::Answer {
+                stmt_answered += 1;
+                let missing: Vec<&String> = case.expect.phrases.iter().filter(|p| !contains_phrase(&answer.answer, p)).collect();
+                if missing.is_empty() {
+                    stmt_hit += 1;
+                } else {
+                    why.push(format!("answer lacks the key phrase {}", labels(&missing.iter().map(|m| format!("{m:?}")).collect::<Vec<_>>(), "and")));
+                }
+            }
+        }
         if answer.route == crate::copilot::Route::Answer {
             let (s, t) = supported_sentences(&answer);
             sup += s;
@@ -589,6 +631,8 @@ pub fn run_with(
         citation_recall: ratio(ans_hit, ans_cases),
         citation_precision: ratio(cites_ok, cites),
         supported_sentence_rate: ratio(sup, sup_total),
+        statement_answered: ratio(stmt_answered, stmt_cases),
+        statement_recall: ratio(stmt_hit, stmt_cases),
         generated,
         extractive,
         ae_precision: ratio(ae_tp, ae_tp + ae_fp),
@@ -644,6 +688,13 @@ mod tests {
         assert_eq!(Routes::Any(vec!["answer".into(), "medical".into(), "refused".into()]).describe(), "answer, medical or refused");
         assert_eq!(labels(&[], "and"), "nothing");
         assert_eq!(labels(&["a §1".into(), "b §2".into()], "or"), "a §1 or b §2");
+    }
+
+    #[test]
+    fn phrases_match_across_line_breaks_and_case() {
+        assert!(contains_phrase("Do not exceed 20 mg\n daily [1].", "do not exceed 20 mg daily"));
+        assert!(!contains_phrase("Do not exceed 40 mg daily [1].", "do not exceed 20 mg daily"));
+        assert!(!contains_phrase("anything", "  "));
     }
 
     #[test]

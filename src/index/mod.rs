@@ -9,6 +9,7 @@
 //! it is still in the index.
 
 pub mod analysis;
+pub mod catalogue;
 pub mod dense;
 pub mod sections;
 
@@ -72,6 +73,15 @@ pub enum Error {
     /// The embedder or the dense vectors failed.
     #[error(transparent)]
     Dense(#[from] dense::Error),
+    /// The document catalogue beside the index ([`catalogue::CATALOGUE`]) is
+    /// not the JSON `ingest` writes.
+    #[error("the index at {path} is damaged: its {} is unreadable ({source}); rebuild it with `onlabel ingest`", catalogue::CATALOGUE)]
+    Catalogue {
+        /// The index directory.
+        path: PathBuf,
+        /// The JSON error.
+        source: serde_json::Error,
+    },
 }
 
 /// Weight of a question concept that appears nowhere in the product's

@@ -27,11 +27,12 @@
 //!   exact version on that suite (as it is now) meeting the minimums.
 //! - **Checked at load**: [`Registry::live`] hashes the file on disk and
 //!   refuses it unless it is the approved version, saying which approval is
-//!   missing.
+//!   missing; [`live_prompt`] is that check on the template the copilot runs.
 //! - **Audited**: every change appends an audit record in the same
 //!   transaction ([`crate::audit::append_tx`]).
 
 pub mod diff;
+mod live;
 pub mod source;
 pub mod thresholds;
 
@@ -42,6 +43,7 @@ use rusqlite::{params, OptionalExtension, Row, Transaction};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use live::live_prompt;
 pub use thresholds::{Gate, Thresholds};
 
 use crate::store::{self, Store};

@@ -21,15 +21,43 @@
 //! - **Roles at the handler.** [`auth::Auth`] turns a bearer token into a
 //!   registry [`crate::users::User`] (401 otherwise); each handler states the
 //!   roles it admits (403 otherwise), next to the code it guards.
+//!
+//! One file per resource; this file holds the state, the router, the error
+//! answer and the request id:
+//!
+//! | file | routes |
+//! | --- | --- |
+//! | `me.rs` | `GET /api/v1/me`, `GET /api/v1/products` (and the product check) |
+//! | `ask.rs` | `POST /api/v1/ask` (JSON or an event stream) |
+//! | `drafts.rs` | `POST /api/v1/email`, `POST /api/v1/summarize` |
+//! | `prompts.rs` | `/api/v1/prompts…`: the registry and its e-signatures |
+//! | `cases.rs` | `/api/v1/cases…`: the Medical / PV queue |
+//! | `audit.rs` | `/api/v1/audit…`: search and verify the log |
+//! | `evals.rs` | `/api/v1/evals…`: eval runs and their reports |
+//! | `health.rs` | `GET /healthz`, `GET /readyz` |
+//! | `openai.rs` | `/v1/chat/completions`, `/v1/models` |
+//! | `metrics.rs` | `GET /metrics` |
+//! | `openapi.rs` | `GET /api/v1/openapi.json` |
+//! | `ui.rs` | the web UI |
+//!
+//! with `auth.rs` (bearer tokens, roles) and `work.rs` (the [`Gate`]).
+//! The server imports nothing from the `cli` module: `onlabel serve` builds the
+//! copilot and hands in the eval runner ([`EvalRunner`]).
 
 pub mod auth;
-mod api;
+mod ask;
+mod audit;
+mod cases;
+mod drafts;
+mod evals;
+mod health;
+mod me;
 mod metrics;
 mod openai;
 pub mod openapi;
+mod prompts;
 mod ui;
 mod work;
-mod admin;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -75,7 +103,7 @@ impl Default for Limits {
         Limits {
             max_body_bytes: 256 * 1024,
             max_question_chars: 2_000,
-            max_notes_bytes: crate::cli::MAX_NOTES_BYTES as usize,
+            max_notes_bytes: crate::copilot::MAX_NOTES_BYTES as usize,
             request_timeout: Duration::from_secs(60),
             max_in_flight: 16,
             max_queued: 64,
@@ -84,10 +112,12 @@ impl Default for Limits {
     }
 }
 
-/// Runs one eval for `POST /api/v1/evals`: the suite path (already checked to
-/// be under `evals/`), the report directory, and the signed-in user; returns
-/// the `eval --json` document and whether the run met its gates.
-pub type EvalRunner = dyn Fn(PathBuf, PathBuf, crate::users::User) -> anyhow::Result<serde_json::Value> + Send + Sync;
+/// Runs one eval for `POST /api/v1/evals` ([`crate::eval::recorded`], through
+/// a copilot `onlabel serve` builds): the suite path (already checked to be
+/// under `evals/`), the report directory, and the signed-in user; returns
+/// the `eval --json` document, or why the run failed (the message with its
+/// causes, shown as the job's `error`).
+pub type EvalRunner = dyn Fn(PathBuf, PathBuf, crate::users::User) -> Result<serde_json::Value, String> + Send + Sync;
 
 /// Loads the prompt the copilot may run now (the registry's live version):
 /// called after an approval or rollback so the next answer uses it.
@@ -157,7 +187,7 @@ pub struct AppState {
     pub(crate) metrics: metrics::Metrics,
     pub(crate) tokens: auth::TokenCache,
     pub(crate) eval: Box<EvalRunner>,
-    pub(crate) evals: Mutex<std::collections::BTreeMap<u64, admin::EvalJob>>,
+    pub(crate) evals: Mutex<std::collections::BTreeMap<u64, evals::EvalJob>>,
     pub(crate) next_eval: AtomicU64,
     pub(crate) reload_prompt: Option<Box<PromptLoader>>,
     pub(crate) ready: AtomicBool,
@@ -198,7 +228,15 @@ impl AppState {
 /// The whole HTTP surface over `state`.
 pub fn router(state: State) -> Router {
     let limits = state.limits.clone();
-    let api = api::routes().merge(admin::routes()).merge(openai::routes());
+    let api = me::routes()
+        .merge(ask::routes())
+        .merge(drafts::routes())
+        .merge(prompts::routes())
+        .merge(cases::routes())
+        .merge(audit::routes())
+        .merge(evals::routes())
+        .merge(health::routes())
+        .merge(openai::routes());
     Router::new()
         .merge(api)
         .merge(metrics::routes())
@@ -226,6 +264,16 @@ pub fn router(state: State) -> Router {
 
 /// The request id header set on every request and response.
 pub const REQUEST_ID: &str = "x-request-id";
+
+/// The request id the request-id layer set (`-` if none).
+pub(crate) fn request_id(headers: &axum::http::HeaderMap) -> String {
+    headers.get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-").to_string()
+}
+
+/// The day a request is answered on (expiry is judged against it).
+pub(crate) fn today() -> chrono::NaiveDate {
+    chrono::Local::now().date_naive()
+}
 
 /// Request ids: a per-process random prefix and a counter (`3f2a…-17`).
 #[derive(Clone)]

@@ -4,7 +4,7 @@
 //! user message is the question; the reply's content is the verified answer
 //! with its `[n]` markers, and the extension field `onlabel` carries the
 //! citations, route, case id and audit id. The guard, cases and audit run
-//! exactly as on `/api/v1/ask` (the same [`super::api::run_job`]).
+//! exactly as on `/api/v1/ask` (the same [`super::ask::run_job`]).
 
 use std::convert::Infallible;
 
@@ -18,7 +18,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 
-use super::api::{job, product_names, request_id, run_job, AskRequest};
+use super::ask::{job, run_job, AskRequest};
+use super::me::product_names;
+use super::request_id;
 use super::auth::{Auth, ANY};
 use super::{json, ApiError, Body, State};
 use crate::copilot::{Answer, Event};

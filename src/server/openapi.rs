@@ -7,22 +7,22 @@ use axum::Router;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, api, metrics, openai, State};
+use super::{ask, audit, cases, drafts, evals, health, me, metrics, openai, prompts, State};
 
 /// The document.
 #[derive(OpenApi)]
 #[openapi(
     info(title = "OnLabel", description = "Cited answers from MLR-approved documents only; a guard that sends adverse events and off-label asks to Pharmacovigilance and Medical."),
     paths(
-        api::me, api::products, api::ask, api::email, api::summarize,
-        admin::list_prompts, admin::propose, admin::show_prompt, admin::diff_prompt, admin::submit, admin::approve, admin::reject,
-        admin::list_cases, admin::show_case, admin::case_action,
-        admin::audit_search, admin::audit_verify, admin::start_eval, admin::show_eval, admin::eval_report,
-        admin::healthz, admin::readyz, metrics::metrics,
+        me::me, me::products, ask::ask, drafts::email, drafts::summarize,
+        prompts::list_prompts, prompts::propose, prompts::show_prompt, prompts::diff_prompt, prompts::submit, prompts::approve, prompts::reject,
+        cases::list_cases, cases::show_case, cases::case_action,
+        audit::audit_search, audit::audit_verify, evals::start_eval, evals::show_eval, evals::eval_report,
+        health::healthz, health::readyz, metrics::metrics,
         openai::chat, openai::models,
     ),
-    components(schemas(super::ErrorBody, super::ErrorDetail, api::AskRequest, api::EmailRequest, api::SummarizeRequest,
-        admin::ProposeRequest, admin::SignRequest, admin::CaseActionRequest, admin::EvalRequest, openai::ChatRequest, openai::Message)),
+    components(schemas(super::ErrorBody, super::ErrorDetail, ask::AskRequest, drafts::EmailRequest, drafts::SummarizeRequest,
+        prompts::ProposeRequest, prompts::SignRequest, cases::CaseActionRequest, evals::EvalRequest, openai::ChatRequest, openai::Message)),
     modifiers(&Bearer),
 )]
 pub struct ApiDoc;

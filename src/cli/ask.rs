@@ -1,0 +1,159 @@
+//! `onlabel ask`: one question answered from approved material, with
+//! citations; on a terminal each verified sentence as soon as it passes.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+
+use super::query::{build_or_report, case_stored_line, copilot_with, open_trace, reporter, with_case_store};
+use super::{out, outln, signin, today, Ctx, QueryArgs, EXIT_OK};
+use crate::audit::trace;
+use crate::copilot::{Answer, Ask, Route};
+
+/// Options of `onlabel ask`.
+#[derive(Debug, Args)]
+pub(super) struct AskArgs {
+    #[command(flatten)]
+    pub(super) q: QueryArgs,
+    /// The product being detailed (recommended: answers only from its documents).
+    #[arg(long)]
+    pub(super) product: Option<String>,
+    /// Your user id: with ONLABEL_TOKEN set you sign in (actor and role of the
+    /// audit record); without, it is recorded as a claim and as the reporter of
+    /// any case the question opens.
+    #[arg(long = "as", env = "ONLABEL_USER")]
+    pub(super) user: Option<String>,
+    /// The repository root the prompt registry's paths are relative to.
+    #[arg(long, default_value = ".", env = "ONLABEL_ROOT")]
+    pub(super) root: PathBuf,
+    /// The HCP you are talking to (recorded on escalation cases).
+    #[arg(long)]
+    pub(super) hcp: Option<String>,
+    /// The HCP's question or objection.
+    pub(super) question: String,
+}
+
+/// Runs `onlabel ask`.
+pub(super) fn run(a: &AskArgs, ctx: &Ctx) -> anyhow::Result<i32> {
+    let (json, data) = (ctx.json, ctx.data.as_path());
+    let (audit, actor) = match open_trace(data, a.user.as_deref(), &a.q.role, "ask") {
+        Ok(x) => x,
+        Err(e) => return Ok(signin::report(&e, json, data)),
+    };
+    let q = QueryArgs { role: actor.role.clone(), ..a.q.clone() };
+    let built = copilot_with(&q, Some(data), |p| Ok(crate::prompts::live_prompt(p, audit.store(), &a.root)?));
+    let copilot = match build_or_report(built, json, data)? {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let who = crate::copilot::Requester { user: reporter(&actor), hcp: a.hcp.clone() };
+    let req = Ask {
+        question: a.question.clone(),
+        product: a.product.clone(),
+        role: q.role.clone(),
+        as_of: q.as_of.unwrap_or_else(today),
+    };
+    let index_dir = q.index()?.to_path_buf();
+    // Recorded with the answer: which product it was taken to be about.
+    let resolved = copilot.resolve_product(&req);
+    let context = |total_ms: f64| {
+        serde_json::json!({
+            "product": a.product, "resolved_product": resolved.product(), "hcp": a.hcp, "index": index_dir, "as_of": req.as_of.to_string(),
+            "retrieval": format!("{:?}", copilot.retrieval()).to_lowercase(), "total_ms": total_ms,
+        })
+    };
+    let t0 = Instant::now();
+    if json || !std::io::stdout().is_terminal() {
+        let mut answer = copilot.ask_as(&req, &who, &mut |_| {})?;
+        // The record is appended before the answer is shown: nothing leaves untraced.
+        let tctx = context(t0.elapsed().as_secs_f64() * 1e3);
+        trace::record_answer(&audit, &actor, "ask", &a.question, &mut answer, tctx)?;
+        if json {
+            outln!("{}", with_case_store(&answer, answer.case_id.as_deref(), ctx)?);
+        } else {
+            out!("{}", render_text(&answer));
+            outln!("(audit record {})", answer.audit_id.unwrap_or_default());
+            out!("{}", case_stored_line(answer.case_id.as_deref(), ctx));
+        }
+        return Ok(EXIT_OK);
+    }
+    // On a terminal: each sentence as soon as it has passed the verifier and
+    // the output guard (never the model's raw draft), then the citations. The
+    // audit record is appended once the answer is complete; if that fails,
+    // the command fails (exit 2) and says so.
+    let mut streamed = false;
+    let mut answer = copilot.ask_as(&req, &who, &mut |e| match e {
+        crate::copilot::Event::Sentence(t) => {
+            out!("{}{t}", if streamed { " " } else { "" });
+            use std::io::Write as _;
+            let _ = std::io::stdout().flush();
+            streamed = true;
+        }
+    })?;
+    let tctx = context(t0.elapsed().as_secs_f64() * 1e3);
+    let recorded = trace::record_answer(&audit, &actor, "ask", &a.question, &mut answer, tctx);
+    if streamed && answer.route == Route::Answer {
+        outln!();
+        out!("{}", render_citations(&answer));
+    } else {
+        out!("{}", render_text(&answer));
+        out!("{}", case_stored_line(answer.case_id.as_deref(), ctx));
+    }
+    let seq = recorded.context("the answer above was shown but could NOT be recorded in the audit log; report it to compliance")?;
+    outln!("(audit record {seq})");
+    Ok(EXIT_OK)
+}
+
+/// Renders an answer for a terminal: the answer, then numbered citations.
+pub fn render_text(a: &Answer) -> String {
+    let mut s = String::new();
+    if a.route != Route::Answer {
+        s.push_str(&format!("[{}] ", a.route.as_str()));
+    }
+    if let Some(id) = &a.case_id {
+        s.push_str(&format!("(case {id}) "));
+    }
+    if a.parts.is_empty() {
+        s.push_str(&a.answer);
+        s.push('\n');
+    } else {
+        // A per-product answer: the note first, then each label's block under its product.
+        if let Some(n) = &a.note {
+            s.push_str(&format!("note: {n}\n"));
+        }
+        for p in &a.parts {
+            s.push_str(&format!("\n{}:\n{}\n", p.product.to_uppercase(), p.answer));
+        }
+    }
+    s.push_str(&render_citations(a));
+    s
+}
+
+/// The part of [`render_text`] after the answer text: numbered citations and
+/// how the answer was produced.
+pub fn render_citations(a: &Answer) -> String {
+    let mut s = String::new();
+    if !a.citations.is_empty() {
+        s.push('\n');
+        for c in &a.citations {
+            s.push_str(&format!("[{}] {} — {} (MLR {})\n", c.n, c.label(), c.title, c.mlr_number));
+        }
+    }
+    if a.route == Route::Answer {
+        s.push_str(&format!(
+            "\n({}{})\n",
+            match a.mode {
+                crate::copilot::Mode::Generated => "generated by the local model, every sentence verified against its citation",
+                crate::copilot::Mode::Extractive => "quoted verbatim from approved material",
+            },
+            a.model.as_deref().map(|m| format!("; model {}", m.split(" sha256:").next().unwrap_or(m))).unwrap_or_default()
+        ));
+    }
+    if let (Some(n), true) = (&a.note, a.parts.is_empty()) {
+        s.push_str(&format!("note: {n}\n"));
+    }
+    s
+}

@@ -1,0 +1,219 @@
+//! What the query commands (`ask`, `email`, `summarize`, `eval`, `serve`,
+//! `prompts record-eval`) share: their options ([`QueryArgs`]), the copilot
+//! they build from them ([`copilot`], [`copilot_with`]), and the sign-in and
+//! case-store lines around an answer.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use chrono::NaiveDate;
+use clap::Args;
+
+use super::{config, dense, error, signin, Ctx};
+use crate::audit::trace::Actor;
+use crate::audit::Audit;
+use crate::copilot::Copilot;
+use crate::index::Index;
+use config::Source;
+
+/// Options every query command takes.
+#[derive(Debug, Args, Clone)]
+pub(super) struct QueryArgs {
+    /// The index built by `onlabel ingest`; default: the config file's `index`.
+    #[arg(long, env = "ONLABEL_INDEX")]
+    pub(super) index: Option<PathBuf>,
+    /// Role of the asker: rep sees promotional material only.
+    #[arg(long, default_value = "rep", value_parser = ["rep", "mlr_reviewer", "compliance", "medical", "admin"])]
+    pub(super) role: String,
+    /// Load the guard's rule files from DIR (DIR/rules/guard-rules.toml,
+    /// DIR/rules/report-elements.toml, DIR/lexicon/ae_terms.txt) instead of the
+    /// copies compiled into the binary: how MLR tries a rule change without a rebuild.
+    #[arg(long = "rules", value_name = "DIR", env = "ONLABEL_RULES")]
+    pub(super) rules_dir: Option<PathBuf>,
+    /// Date the question is asked on (YYYY-MM-DD); expiry is judged against it. Default: today.
+    #[arg(long, value_parser = parse_date)]
+    pub(super) as_of: Option<NaiveDate>,
+    #[command(flatten)]
+    pub(super) gen: GenArgs,
+    #[command(flatten)]
+    pub(super) dense: dense::QueryDense,
+}
+
+impl QueryArgs {
+    /// The index directory, from flag, environment or config file.
+    pub(super) fn index(&self) -> Result<&Path, error::Error> {
+        self.index.as_deref().ok_or(error::Error::NoIndex)
+    }
+
+    /// Fills the settings neither a flag nor the environment gave from the config file.
+    pub(super) fn fill(&mut self, c: &config::Config) {
+        fill(&mut self.index, &c.index);
+        fill(&mut self.rules_dir, &c.rules);
+        fill(&mut self.gen.model, &c.model);
+        fill(&mut self.dense.embedder, &c.embedder);
+    }
+}
+
+/// `slot` keeps a flag's or env's value; otherwise takes the config file's.
+pub(super) fn fill(slot: &mut Option<PathBuf>, from_file: &Option<PathBuf>) {
+    if slot.is_none() {
+        slot.clone_from(from_file);
+    }
+}
+
+/// Options of the generated path.
+#[derive(Debug, Args, Clone)]
+pub(super) struct GenArgs {
+    /// A llama-family GGUF model (default: the embedded SmolLM2 fetched by models/fetch.sh).
+    #[arg(long, env = "ONLABEL_MODEL")]
+    pub(super) model: Option<PathBuf>,
+    /// Answer extractively only (no model).
+    #[arg(long)]
+    pub(super) extractive: bool,
+    /// The prompt template.
+    #[arg(long, env = "ONLABEL_PROMPT", default_value = "prompts/objection.j2")]
+    pub(super) prompt: PathBuf,
+    /// Let the model use any token (default: only tokens of the given passages, punctuation and markers).
+    #[arg(long)]
+    pub(super) unconstrained: bool,
+    /// Most tokens the model may generate.
+    #[arg(long, default_value_t = 80)]
+    pub(super) max_tokens: usize,
+}
+
+/// Where the embedded default model lives.
+pub const DEFAULT_MODEL: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
+
+/// Builds the copilot for a query command: index, guard, case store (when
+/// `data` is given) and, unless disabled, the model with the prompt file
+/// `--prompt` as it is on disk (eval and record-eval evaluate candidates).
+pub(super) fn copilot(q: &QueryArgs, data: Option<&std::path::Path>) -> anyhow::Result<Copilot> {
+    copilot_with(q, data, |p| Ok(crate::copilot::grounded::PromptFile::read(p)?))
+}
+
+/// [`copilot`] with the prompt loaded by `load_prompt` (called only when a
+/// model will run): `ask` passes [`crate::prompts::live_prompt`], the registry's check.
+pub(super) fn copilot_with(
+    q: &QueryArgs,
+    data: Option<&std::path::Path>,
+    load_prompt: impl FnOnce(&std::path::Path) -> anyhow::Result<crate::copilot::grounded::PromptFile>,
+) -> anyhow::Result<Copilot> {
+    let index = Index::open(q.index()?).map_err(error::index_error)?;
+    let guard = match &q.rules_dir {
+        Some(dir) => crate::guard::Guard::from_dir(dir).with_context(|| format!("loading the guard rules from {}", dir.display()))?,
+        None => crate::guard::Guard::builtin()?,
+    };
+    let guard = std::sync::Arc::new(guard);
+    let mut c = dense::attach(Copilot::new(index), &q.dense)?.with_guard(guard, q.as_of.unwrap_or_else(today))?;
+    if let Some(dir) = data {
+        c = c.with_cases(crate::cases::CaseStore::open(dir)?);
+    }
+    if q.gen.extractive {
+        return Ok(c);
+    }
+    let path = match &q.gen.model {
+        Some(p) => p.clone(),
+        None => {
+            let p = PathBuf::from(DEFAULT_MODEL);
+            if !p.exists() {
+                tracing::warn!("no model at {DEFAULT_MODEL}; answering extractively (run `bash models/fetch.sh`)");
+                eprintln!("note: no model at {DEFAULT_MODEL}; answering extractively (run `bash models/fetch.sh`)");
+                return Ok(c);
+            }
+            p
+        }
+    };
+    let prompt = load_prompt(&q.gen.prompt)?;
+    let model = std::sync::Arc::new(crate::llm::LocalModel::load(&path)?);
+    let mut g = crate::copilot::Grounded::new(model, prompt)?;
+    g.constrained = !q.gen.unconstrained;
+    g.opts.max_tokens = q.gen.max_tokens;
+    Ok(c.with_model(g))
+}
+
+/// A fresh scratch directory under the system temp dir (removed at exit by the OS's tmp cleaning).
+pub(super) fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let d = std::env::temp_dir().join(format!("onlabel-eval-{}-{}", std::process::id(), chrono::Utc::now().timestamp_micros()));
+    std::fs::create_dir_all(&d)?;
+    Ok(d)
+}
+
+pub(super) fn parse_date(s: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| format!("{s:?} is not a date like 2026-11-23"))
+}
+
+pub(super) fn today() -> NaiveDate {
+    chrono::Local::now().date_naive()
+}
+
+/// The JSON of an answer or draft, with `case_store` (the file its case is
+/// in) added when it opened a case.
+pub(super) fn with_case_store<T: serde::Serialize>(v: &T, case_id: Option<&str>, ctx: &Ctx) -> anyhow::Result<String> {
+    let mut j = serde_json::to_value(v)?;
+    if let (Some(_), Some(o)) = (case_id, j.as_object_mut()) {
+        o.insert("case_store".into(), ctx.store_file().display().to_string().into());
+    }
+    Ok(serde_json::to_string_pretty(&j)?)
+}
+
+/// The line after an escalation: where its case is, and how to see it.
+pub(super) fn case_stored_line(case_id: Option<&str>, ctx: &Ctx) -> String {
+    match case_id {
+        Some(id) => {
+            let data = if ctx.data_source == Source::Default { String::new() } else { format!(" --data {}", ctx.data.display()) };
+            format!("case {id} is stored in {} (`onlabel{data} cases show {id}`)\n", ctx.store_file().display())
+        }
+        None => String::new(),
+    }
+}
+
+/// Opens the audit log in `data` and works out who is acting ([`signin::actor`]).
+pub(super) fn open_trace(data: &std::path::Path, claimed: Option<&str>, role: &str, what: &str) -> crate::Result<(Audit, Actor)> {
+    let audit = Audit::open(data)?;
+    let actor = signin::actor(audit.store(), claimed, role, what)?;
+    if actor.authenticated && role != actor.role && role != "rep" {
+        eprintln!("note: signed in as {} ({}); --role {role} is ignored", actor.id, actor.role);
+    }
+    Ok((audit, actor))
+}
+
+/// The reporter of record on a case: the signed-in user, else the `--as`
+/// claim, else the actor (`os:NAME`).
+pub(super) fn reporter(actor: &Actor) -> String {
+    actor.claimed.clone().filter(|_| !actor.authenticated).unwrap_or_else(|| actor.id.clone())
+}
+
+/// Builds the copilot; a library error (an unapproved or altered prompt, a
+/// damaged store) becomes its exit code and message, anything else an error.
+pub(super) fn build_or_report(
+    built: anyhow::Result<Copilot>,
+    json: bool,
+    data: &std::path::Path,
+) -> anyhow::Result<Result<Copilot, i32>> {
+    match built {
+        Ok(c) => Ok(Ok(c)),
+        Err(e) => match e.downcast::<crate::Error>() {
+            Ok(ce) => Ok(Err(signin::report(&ce, json, data))),
+            Err(e) => Err(e),
+        },
+    }
+}
+
+/// Refuses a product the index does not hold: a draft or summary for it
+/// would look complete and cite nothing.
+pub(super) fn known_product(q: &QueryArgs, product: &str) -> anyhow::Result<()> {
+    let names = super::products::read(q.index()?)?.names();
+    let p = product.trim().to_lowercase();
+    if names.contains(&p) {
+        return Ok(());
+    }
+    Err(error::Error::BadInput {
+        field: "--product",
+        reason: format!(
+            "no product {p:?} in the index at {} (it holds: {}); see `onlabel products`",
+            q.index()?.display(),
+            if names.is_empty() { "nothing".to_string() } else { names.join(", ") }
+        ),
+    }
+    .into())
+}

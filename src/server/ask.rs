@@ -1,0 +1,162 @@
+//! `POST /api/v1/ask`: one question answered from approved material, as JSON
+//! or as a stream of verified sentences; the job and its audit record are
+//! shared with the OpenAI-compatible face ([`super::openai`]).
+
+use std::convert::Infallible;
+use std::time::Instant;
+
+use axum::extract::State as AxState;
+use axum::http::{header, HeaderMap};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use serde::Deserialize;
+use serde_json::json;
+use utoipa::ToSchema;
+
+use super::auth::{Auth, ANY};
+use super::me::known_product;
+use super::{json, request_id, today, ApiError, AppState, Body, State};
+use crate::audit::trace::{self, Actor};
+use crate::copilot::{Answer, Ask, Event, Requester};
+use crate::users::User;
+
+/// The routes of this file.
+pub fn routes() -> Router<State> {
+    Router::new()
+        .route("/api/v1/ask", post(ask))
+}
+
+/// `POST /api/v1/ask`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AskRequest {
+    /// The HCP's question or objection, as typed.
+    pub question: String,
+    /// The product being detailed (recommended).
+    #[serde(default)]
+    pub product: Option<String>,
+    /// The HCP the rep is talking to (recorded on any case opened).
+    #[serde(default)]
+    pub hcp: Option<String>,
+    /// Quote approved passages verbatim without running the model (fastest).
+    #[serde(default)]
+    pub extractive: bool,
+}
+
+/// Refuses an empty text or one over the question limit (413).
+pub(crate) fn check_text(st: &AppState, field: &str, text: &str) -> Result<(), ApiError> {
+    if text.trim().is_empty() {
+        return Err(ApiError::bad("empty", format!("{field} is empty: type what the HCP asked or said")));
+    }
+    let n = text.chars().count();
+    if n > st.limits.max_question_chars {
+        return Err(ApiError::too_large(format!(
+            "{field} is {n} characters, over the {}-character limit: ask one question at a time (use /api/v1/summarize for visit notes)",
+            st.limits.max_question_chars
+        )));
+    }
+    Ok(())
+}
+
+/// A validated ask, ready to run on a worker.
+pub(crate) struct Job {
+    pub ask: Ask,
+    pub who: Requester,
+    pub generate: bool,
+    pub user: User,
+    pub request_id: String,
+    /// `ask` or `chat_completion` (the audit record's action).
+    pub action: &'static str,
+}
+
+pub(crate) fn job(st: &AppState, user: &User, headers: &HeaderMap, r: AskRequest, action: &'static str) -> Result<Job, ApiError> {
+    check_text(st, "question", &r.question)?;
+    let product = match r.product.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
+        Some(p) => Some(known_product(st, p)?),
+        None => None,
+    };
+    let request_id = request_id(headers);
+    Ok(Job {
+        ask: Ask { question: r.question, product, role: user.role.as_str().to_string(), as_of: today() },
+        who: Requester { user: user.id.clone(), hcp: r.hcp.filter(|h| !h.trim().is_empty()) },
+        generate: !r.extractive,
+        user: user.clone(),
+        request_id,
+        action,
+    })
+}
+
+/// Runs the pipeline for `job` (on a worker thread), appends its audit record
+/// and counts it; `on_event` sees each verified sentence.
+pub(crate) fn run_job(st: &AppState, job: &Job, on_event: &mut dyn FnMut(Event)) -> Result<Answer, ApiError> {
+    let t0 = Instant::now();
+    let (mut answer, retrieval) = {
+        let copilot = st.copilot.read().map_err(|_| ApiError::internal("the copilot lock is poisoned; restart the server"))?;
+        (copilot.ask_with(&job.ask, &job.who, job.generate, on_event)?, format!("{:?}", copilot.retrieval()).to_lowercase())
+    };
+    let ctx = json!({
+        "product": job.ask.product, "hcp": job.who.hcp, "index": st.index, "as_of": job.ask.as_of.to_string(),
+        "retrieval": retrieval, "total_ms": t0.elapsed().as_secs_f64() * 1e3, "via": "http", "request_id": job.request_id,
+    });
+    // The record is appended before the answer is sent: nothing leaves untraced.
+    trace::record_answer(&st.audit, &Actor::signed_in(&job.user), job.action, &job.ask.question, &mut answer, ctx)?;
+    st.metrics.answered(&answer);
+    // Identifiers only: never the question, which may name a patient.
+    tracing::info!(request_id = %job.request_id, user = %job.user.id, route = answer.route.as_str(), case_id = answer.case_id.as_deref(),
+        audit_id = answer.audit_id, mode = ?answer.mode, generated_tokens = answer.generated_tokens, "answered");
+    Ok(answer)
+}
+
+/// Answers one question from approved material, with citations; AE reports
+/// and off-label asks open a case. With `Accept: text/event-stream` it
+/// streams `sentence` events (each sentence once verified against its
+/// passage and screened by the output guard, never a raw draft), then
+/// `answer` (the whole answer) and `done` (route, case id, audit id).
+#[utoipa::path(post, path = "/api/v1/ask", tag = "reps", security(("bearer" = [])), request_body = AskRequest,
+    responses((status = 200, description = "the answer (as `ask --json`), or an event stream"),
+        (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody), (status = 413, body = super::ErrorBody),
+        (status = 503, description = "the answer queue is full; see Retry-After", body = super::ErrorBody)))]
+pub async fn ask(AxState(st): AxState<State>, auth: Auth, headers: HeaderMap, Body(r): Body<AskRequest>) -> Result<Response, ApiError> {
+    auth.require(ANY, "asking")?;
+    let job = job(&st, &auth.0, &headers, r, "ask")?;
+    let ticket = st.gate.admit()?;
+    let streaming = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/event-stream"));
+    if !streaming {
+        let s = st.clone();
+        let answer = ticket.run(st.limits.request_timeout, move || run_job(&s, &job, &mut |_| {})).await??;
+        tracing::Span::current().record("route", answer.route.as_str());
+        return Ok(json(answer));
+    }
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Result<SseEvent, Infallible>>();
+    let s = st.clone();
+    let timeout = st.limits.request_timeout;
+    tokio::spawn(async move {
+        let events = tx.clone();
+        let done = ticket
+            .run(timeout, move || {
+                run_job(&s, &job, &mut |e| match e {
+                    Event::Sentence(text) => {
+                        let _ = events.send(Ok(sse_json("sentence", &json!({"text": text}))));
+                    }
+                })
+            })
+            .await;
+        match done.and_then(|r| r) {
+            Ok(answer) => {
+                let _ = tx.send(Ok(sse_json("answer", &answer)));
+                let _ = tx.send(Ok(sse_json("done", &json!({"route": answer.route, "case_id": answer.case_id, "audit_id": answer.audit_id}))));
+            }
+            Err(e) => {
+                let _ = tx.send(Ok(sse_json("error", &json!({"error": {"code": e.code, "message": e.message}}))));
+            }
+        }
+    });
+    let stream = tokio_stream::wrappers::UnboundedReceiverStream::new(rx);
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
+}
+
+fn sse_json<T: serde::Serialize>(event: &str, v: &T) -> SseEvent {
+    SseEvent::default().event(event).data(serde_json::to_string(v).unwrap_or_else(|_| "{}".into()))
+}
