@@ -93,6 +93,18 @@ pub(crate) fn attempt(parts: &Parts) -> Attempt {
     Attempt::http(peer, parts.method.as_str(), route, parts.uri.path())
 }
 
+/// The [`Attempt`] of a request, for handlers that check a credential
+/// themselves (an e-signature re-enters the signer's token).
+pub struct SignInAttempt(pub Attempt);
+
+impl FromRequestParts<State> for SignInAttempt {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &State) -> Result<SignInAttempt, ApiError> {
+        Ok(SignInAttempt(attempt(parts)))
+    }
+}
+
 /// The user of `token`, from the cache when its check still holds.
 fn check(state: &State, token: &str, attempt: &Attempt) -> Result<User, ApiError> {
     let key = crate::users::lookup_key(token);
@@ -132,6 +144,9 @@ pub const ANY: &[Role] = &[Role::Rep, Role::MlrReviewer, Role::Compliance, Role:
 pub const MEDICAL: &[Role] = &[Role::Medical, Role::Admin];
 /// Who reads the audit log and runs evals.
 pub const COMPLIANCE: &[Role] = &[Role::Compliance, Role::Admin];
+/// Who reads prompt versions, their content, diffs and evidence: every role
+/// but `rep` (a rep gets answers, never the instructions behind them).
+pub const PROMPT_READERS: &[Role] = &[Role::MlrReviewer, Role::Compliance, Role::Medical, Role::Admin];
 /// Who proposes and submits prompt versions.
 pub const AUTHORS: &[Role] = &[Role::MlrReviewer, Role::Admin];
 /// Who signs approvals and rejections.

@@ -248,14 +248,16 @@ pub fn router(state: State) -> Router {
             tower_http::trace::TraceLayer::new_for_http()
                 .make_span_with(|req: &Request| {
                     let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
+                    let client = client_request_id(req.headers());
                     // Never the body or the query string: they may carry a patient's details.
-                    tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path(),
-                        user = tracing::field::Empty, route = tracing::field::Empty)
+                    tracing::info_span!("request", request_id = %id, client_request_id = client.as_deref(), method = %req.method(),
+                        path = %req.uri().path(), user = tracing::field::Empty, route = tracing::field::Empty)
                 })
                 .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
         .layer(tower_http::request_id::PropagateRequestIdLayer::new(header::HeaderName::from_static(REQUEST_ID)))
         .layer(tower_http::request_id::SetRequestIdLayer::new(header::HeaderName::from_static(REQUEST_ID), RequestIds::default()))
+        .layer(axum::middleware::map_request(keep_client_request_id))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the server hit a bug answering this request; nothing stored was changed by the failed step; report it with the x-request-id").into_response()
         }))
@@ -264,6 +266,37 @@ pub fn router(state: State) -> Router {
 
 /// The request id header set on every request and response.
 pub const REQUEST_ID: &str = "x-request-id";
+
+/// Where a client's own `x-request-id` is kept (bounded) once the server has
+/// replaced it with its own: request ids are made by the server only.
+pub const CLIENT_REQUEST_ID: &str = "x-client-request-id";
+
+/// Longest client request id kept, characters (printable ASCII only).
+pub const MAX_CLIENT_REQUEST_ID: usize = 64;
+
+/// Moves a client's `x-request-id` to [`CLIENT_REQUEST_ID`], cut to
+/// [`MAX_CLIENT_REQUEST_ID`] printable ASCII characters (anything else is
+/// dropped), so that the request-id layer always makes the server's own id
+/// and logs and audit records carry the client's only as
+/// `client_request_id`. A client's own `x-client-request-id` is discarded.
+async fn keep_client_request_id(mut req: Request) -> Request {
+    let headers = req.headers_mut();
+    headers.remove(CLIENT_REQUEST_ID);
+    if let Some(v) = headers.remove(REQUEST_ID) {
+        let kept: String = v.as_bytes().iter().filter(|b| b.is_ascii_graphic()).take(MAX_CLIENT_REQUEST_ID).map(|&b| b as char).collect();
+        if let Ok(v) = HeaderValue::from_str(&kept) {
+            if !kept.is_empty() {
+                headers.insert(CLIENT_REQUEST_ID, v);
+            }
+        }
+    }
+    req
+}
+
+/// The client's own request id, bounded (see [`keep_client_request_id`]).
+pub(crate) fn client_request_id(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers.get(CLIENT_REQUEST_ID).and_then(|v| v.to_str().ok()).map(str::to_string)
+}
 
 /// The request id the request-id layer set (`-` if none).
 pub(crate) fn request_id(headers: &axum::http::HeaderMap) -> String {
