@@ -463,6 +463,13 @@ fn issue10_10_demo_script_is_idempotent_and_quick_the_second_time() {
     assert!(first.contains("serving on http://127.0.0.1:"), "the server started: {first}");
     let rep_token = |out: &str| out.lines().find(|l| l.trim_start().starts_with("rep ")).map(str::to_string);
     assert!(rep_token(&first).is_some_and(|l| l.contains("olt_")), "a token per role is printed: {first}");
+    // The tokens are kept outside the repository (the registry's root), mode 600 (issue 17 row 4).
+    let tokens = u.home.join("xdg-data/onlabel-demo/demo-tokens.txt");
+    assert!(!clone.join("data/demo/demo-tokens.txt").exists(), "no tokens file under the repository");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&tokens).unwrap().permissions().mode() & 0o777, 0o600, "{}", tokens.display());
+    }
     let (second, err, took) = demo("second run");
     assert!(!second.contains("indexed 4 documents") && second.contains("up to date"), "no re-ingest: {second}");
     assert!(!second.contains("downloading") && !err.contains("downloading"), "no re-download: {second}{err}");
