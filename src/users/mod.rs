@@ -99,6 +99,14 @@ pub enum Error {
         /// Why, for the audit log only (never shown).
         reason: &'static str,
     },
+    /// No credential was given for a user id (`--as` without a token).
+    #[error("no token for {user}: {hint}")]
+    NoCredential {
+        /// The user id given.
+        user: String,
+        /// How to give one.
+        hint: String,
+    },
     /// The signed-in user's role may not do this.
     #[error("permission denied: {action} needs role {needs}; {user} is {role}")]
     PermissionDenied {
@@ -156,6 +164,7 @@ impl Error {
             Error::Store(crate::store::Error::ForeignDatabase { .. }) => "store_not_onlabel",
             Error::Store(_) => "store_error",
             Error::BadCredential { .. } => "bad_credential",
+            Error::NoCredential { .. } => "no_credential",
             Error::PermissionDenied { .. } => "permission_denied",
             Error::Exists { .. } => "user_exists",
             Error::NotFound { .. } => "user_not_found",
@@ -171,7 +180,11 @@ impl Error {
     pub fn is_denied(&self) -> bool {
         matches!(
             self,
-            Error::BadCredential { .. } | Error::PermissionDenied { .. } | Error::Throttled { .. } | Error::Locked { .. }
+            Error::BadCredential { .. }
+                | Error::NoCredential { .. }
+                | Error::PermissionDenied { .. }
+                | Error::Throttled { .. }
+                | Error::Locked { .. }
         )
     }
 }

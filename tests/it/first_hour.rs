@@ -502,7 +502,7 @@ fn issue10_6b_no_product_is_not_answered_from_the_top_ranked_label() {
     assert_eq!(code, 0, "{err}");
     let idx = idx.to_str().unwrap();
     let ask = |q: &str| {
-        let (code, out, err) = u.run(&["ask", "--extractive", "--json", "--index", idx, "--as-of", "2026-11-23", q]);
+        let (code, out, err) = u.run(&["ask", "--extractive", "--json", "--index", idx, q]);
         assert_eq!(code, 0, "{q}: {err}");
         json(&out)
     };
@@ -544,7 +544,7 @@ fn issue10_6b_no_product_is_not_answered_from_the_top_ranked_label() {
     let (ok, total) = onlabel::eval::supported_sentences(&answer);
     assert!(total > 0 && ok == total, "{ok}/{total} sentences supported: {a}");
     // On a terminal-less text run, each block is under its product's heading.
-    let (_, out, _) = u.run(&["ask", "--extractive", "--index", idx, "--as-of", "2026-11-23", "What are the contraindications?"]);
+    let (_, out, _) = u.run(&["ask", "--extractive", "--index", idx, "What are the contraindications?"]);
     for p in &products {
         assert!(out.contains(&format!("\n{}:\n", p.to_uppercase())), "{p} heading missing: {out}");
     }
@@ -559,7 +559,7 @@ fn issue10_6b_no_product_is_not_answered_from_the_top_ranked_label() {
     assert_eq!(a["route"], "medical", "{a}");
 
     // --product is unchanged: no note, no parts.
-    let (_, out, _) = u.run(&["ask", "--extractive", "--json", "--index", idx, "--as-of", "2026-11-23", "--product", "lipitor", "What are the contraindications?"]);
+    let (_, out, _) = u.run(&["ask", "--extractive", "--json", "--index", idx, "--product", "lipitor", "What are the contraindications?"]);
     let a = json(&out);
     assert_eq!(a["product"], "lipitor");
     assert!(a["note"].is_null() && a["parts"].is_null(), "{a}");
