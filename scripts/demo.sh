@@ -6,9 +6,16 @@
 # Idempotent and quick the second time: models already verified are not
 # fetched again, cargo rebuilds nothing when nothing changed, the demo index
 # is rebuilt only when a file of corpora/demo is newer than it, and the demo
-# users (and their tokens, in data/demo/demo-tokens.txt, mode 600) are kept.
+# users (and their tokens) are kept.
+#
+# The demo's data directory — its store and the tokens file (mode 600, in a
+# mode-700 folder) — lives outside the repository, in the per-user data
+# directory: the repository is the prompt registry's root, and nothing secret
+# belongs under it.
 #
 # Env: ONLABEL_ADDR (default 127.0.0.1:8080).
+#      ONLABEL_DEMO_DATA: the demo's data directory
+#      (default ${XDG_DATA_HOME:-~/.local/share}/onlabel-demo).
 #      ONLABEL_DEMO_CHECK=1: start the server, ask it one question over HTTP,
 #      then stop it (what scripts/readme-check.sh runs).
 set -euo pipefail
@@ -24,9 +31,14 @@ else
 fi
 
 # Demo users, one per role; the first is the admin who adds the others.
-data=data/demo
+data="${ONLABEL_DEMO_DATA:-${XDG_DATA_HOME:-$HOME/.local/share}/onlabel-demo}"
 tokens="$data/demo-tokens.txt"
+repo=$(pwd -P)
 mkdir -p "$data"
+case "$(cd "$data" && pwd -P)/" in
+  "$repo"/*) echo "demo.sh: $data is inside the repository; set ONLABEL_DEMO_DATA to a folder outside it" >&2; exit 2 ;;
+esac
+chmod 700 "$data"
 if [ ! -s "$tokens" ]; then
   umask 077
   admin=$("$bin" --data "$data" users add --id demo-admin --name "Dana Admin (demo)" --role admin 2>/dev/null)
@@ -39,6 +51,7 @@ if [ ! -s "$tokens" ]; then
   done
   mv "$tokens.tmp" "$tokens"
 fi
+chmod 600 "$tokens"
 
 addr="${ONLABEL_ADDR:-127.0.0.1:8080}"
 [ "${ONLABEL_DEMO_CHECK:-}" = 1 ] && addr=127.0.0.1:0

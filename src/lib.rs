@@ -36,6 +36,7 @@ pub mod corpus;
 pub mod eval;
 pub mod guard;
 pub mod index;
+pub mod input;
 pub mod llm;
 pub mod prompts;
 pub mod server;

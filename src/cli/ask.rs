@@ -8,8 +8,8 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 
-use super::query::{build_or_report, case_stored_line, copilot_with, open_trace, reporter, with_case_store};
-use super::{out, outln, signin, today, Ctx, QueryArgs, EXIT_OK};
+use super::query::{answer_day, build_or_report, case_stored_line, copilot_with, open_trace, reporter, with_case_store};
+use super::{out, outln, signin, Ctx, QueryArgs, EXIT_OK};
 use crate::copilot::trace;
 use crate::copilot::{Answer, Ask, Route};
 
@@ -43,7 +43,8 @@ pub(super) fn run(a: &AskArgs, ctx: &Ctx) -> anyhow::Result<i32> {
         Ok(x) => x,
         Err(e) => return Ok(signin::report(&e, json, data)),
     };
-    let q = QueryArgs { role: actor.role.clone(), ..a.q.clone() };
+    let day = answer_day(&a.q, &actor)?;
+    let q = QueryArgs { role: actor.role.clone(), as_of: Some(day), ..a.q.clone() };
     let built = copilot_with(&q, Some(data), |p| Ok(crate::prompts::live_prompt(p, audit.store(), &a.root)?));
     let copilot = match build_or_report(built, json, data)? {
         Ok(c) => c,
@@ -54,7 +55,7 @@ pub(super) fn run(a: &AskArgs, ctx: &Ctx) -> anyhow::Result<i32> {
         question: a.question.clone(),
         product: a.product.clone(),
         role: q.role.clone(),
-        as_of: q.as_of.unwrap_or_else(today),
+        as_of: day,
     };
     let index_dir = q.index()?.to_path_buf();
     // Recorded with the answer: which product it was taken to be about.

@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use clap::Args;
 
-use super::query::{case_stored_line, copilot, known_product, open_trace, reporter};
-use super::{error, out, outln, signin, today, Ctx, GenArgs, QueryArgs, EXIT_OK};
+use super::query::{answer_day, case_stored_line, copilot, known_product, open_trace, reporter};
+use super::{error, out, outln, signin, Ctx, GenArgs, QueryArgs, EXIT_OK};
 use crate::copilot::trace;
 use crate::copilot::{Ask, Route};
 
@@ -42,9 +42,10 @@ pub(super) fn run(a: &EmailArgs, ctx: &Ctx) -> anyhow::Result<i32> {
         Ok(x) => x,
         Err(e) => return Ok(signin::report(&e, json, data)),
     };
-    let q = QueryArgs { role: actor.role.clone(), gen: GenArgs { extractive: true, ..a.q.gen.clone() }, ..a.q.clone() };
+    let day = answer_day(&a.q, &actor)?;
+    let q = QueryArgs { role: actor.role.clone(), as_of: Some(day), gen: GenArgs { extractive: true, ..a.q.gen.clone() }, ..a.q.clone() };
     let copilot = copilot(&q, Some(data))?;
-    let req = Ask { question: a.topics.clone(), product: Some(a.product.clone()), role: q.role.clone(), as_of: q.as_of.unwrap_or_else(today) };
+    let req = Ask { question: a.topics.clone(), product: Some(a.product.clone()), role: q.role.clone(), as_of: day };
     let who = crate::copilot::Requester { user: reporter(&actor), hcp: Some(a.hcp.clone()) };
     let t0 = Instant::now();
     let d = copilot.email(&req, &who, &a.hcp)?;

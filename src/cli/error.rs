@@ -80,7 +80,7 @@ pub fn index_error(e: crate::index::Error) -> anyhow::Error {
     match e {
         I::Tantivy { path, source } => Error::DamagedIndex { path, detail: source.to_string() }.into(),
         I::Schema { path, field } => Error::DamagedIndex { path, detail: format!("missing field {field}") }.into(),
-        I::Damaged { path, field } => Error::DamagedIndex { path, detail: format!("{field} is missing or unreadable") }.into(),
+        I::Damaged { path, detail } => Error::DamagedIndex { path, detail }.into(),
         I::Catalogue { path, source } => Error::DamagedIndex { path, detail: catalogue_detail(&source) }.into(),
         other => other.into(),
     }
@@ -114,7 +114,7 @@ fn as_damaged(e: &anyhow::Error) -> Option<Error> {
     use crate::index::Error as I;
     e.chain().find_map(inner_index).and_then(|i| match i {
         I::Tantivy { path, source } => Some(Error::DamagedIndex { path: path.clone(), detail: source.to_string() }),
-        I::Damaged { path, field } => Some(Error::DamagedIndex { path: path.clone(), detail: format!("{field} is missing or unreadable") }),
+        I::Damaged { path, detail } => Some(Error::DamagedIndex { path: path.clone(), detail: detail.clone() }),
         I::Schema { path, field } => Some(Error::DamagedIndex { path: path.clone(), detail: format!("missing field {field}") }),
         I::Catalogue { path, source } => Some(Error::DamagedIndex { path: path.clone(), detail: catalogue_detail(source) }),
         _ => None,
@@ -293,7 +293,7 @@ mod tests {
 
     #[test]
     fn a_damaged_index_met_in_a_search_says_to_re_ingest() {
-        let inner = crate::index::Error::Damaged { path: "idx".into(), field: "doc_id" };
+        let inner = crate::index::Error::Damaged { path: "idx".into(), detail: "a passage lacks its doc_id field".into() };
         let e: anyhow::Error = crate::Error::Copilot(crate::copilot::Error::Index(inner)).into();
         let d = as_damaged(&e).map(|d| d.to_string()).unwrap_or_default();
         assert!(d.contains("idx") && d.contains("re-run `onlabel ingest"), "{d}");

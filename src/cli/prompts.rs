@@ -447,7 +447,7 @@ fn record_eval(
     let bad = |reason: String| crate::Error::from(crate::prompts::Error::BadInput { field: "record-eval", reason });
     let io = |p: &Path, source| crate::Error::from(crate::prompts::Error::Io { path: p.to_owned(), source });
     let suite_path = if r.suite.is_absolute() { r.suite.clone() } else { a.root.join(&r.suite) };
-    let suite_bytes = std::fs::read(&suite_path).map_err(|e| io(&suite_path, e))?;
+    let suite_bytes = crate::input::read_limited(&suite_path, crate::eval::MAX_SUITE_BYTES).map_err(|e| io(&suite_path, e))?;
 
     // The version's stored content, in a scratch file named after it.
     let scratch = super::tempfile_dir().map_err(|e| bad(format!("{e:#}")))?;

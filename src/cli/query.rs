@@ -30,7 +30,10 @@ pub(super) struct QueryArgs {
     /// copies compiled into the binary: how MLR tries a rule change without a rebuild.
     #[arg(long = "rules", value_name = "DIR", env = "ONLABEL_RULES")]
     pub(super) rules_dir: Option<PathBuf>,
-    /// Date the question is asked on (YYYY-MM-DD); expiry is judged against it. Default: today.
+    /// Date the question is asked on (YYYY-MM-DD); expiry and approval dates are
+    /// judged against it. Default: today. For `ask`, `email` and `summarize`
+    /// only a signed-in compliance user or admin may give it (a rep is always
+    /// answered as of today); `eval` and `record-eval` pin their suite's day with it.
     #[arg(long, value_parser = parse_date)]
     pub(super) as_of: Option<NaiveDate>,
     #[command(flatten)]
@@ -175,6 +178,27 @@ pub(super) fn open_trace(data: &std::path::Path, claimed: Option<&str>, role: &s
         eprintln!("note: signed in as {} ({}); --role {role} is ignored", actor.id, actor.role);
     }
     Ok((audit, actor))
+}
+
+/// The day `ask`, `email` and `summarize` answer as of: today, unless a
+/// signed-in compliance user or admin gave `--as-of` (to see what a rep was,
+/// or will be, shown on another day). A rep — or anyone not signed in — is
+/// always answered as of today: `--as-of` from them is refused (exit 2), so
+/// that an expired document cannot be cited by asking "as of" a day it was
+/// still valid. `eval` keeps its own `--as-of` (suites pin their day).
+pub(super) fn answer_day(q: &QueryArgs, actor: &Actor) -> Result<NaiveDate, super::error::Error> {
+    let Some(day) = q.as_of else { return Ok(today()) };
+    if actor.authenticated && (actor.role == "compliance" || actor.role == "admin") {
+        return Ok(day);
+    }
+    let who = if actor.authenticated { format!("{} is signed in as {}", actor.id, actor.role) } else { "nobody is signed in".to_string() };
+    Err(super::error::Error::BadInput {
+        field: "--as-of",
+        reason: format!(
+            "is for compliance and eval only ({who}): a rep's answers are always as of today; \
+             drop --as-of, or sign in as a compliance user (--as USER with ONLABEL_TOKEN)"
+        ),
+    })
 }
 
 /// The reporter of record on a case: the signed-in user, else the `--as`

@@ -11,6 +11,7 @@ use super::query::copilot_with;
 use super::{eval, products, today, QueryArgs};
 use crate::prompts::live_prompt;
 use crate::server::{Config, Limits};
+use crate::users::SignInPolicy;
 
 /// Options of `onlabel serve`.
 #[derive(Debug, Args)]
@@ -41,10 +42,23 @@ pub struct ServeArgs {
     /// Requests that may wait for the pipeline; beyond, 503 with Retry-After.
     #[arg(long, default_value_t = Limits::default().max_queued)]
     max_queue: usize,
+    /// Length of the failed sign-in counting window, seconds.
+    #[arg(long, env = "ONLABEL_SIGN_IN_WINDOW_SECS", default_value_t = SignInPolicy::default().window_secs)]
+    sign_in_window: u64,
+    /// Failed sign-ins from one client address (or for one user) in a window
+    /// after which its requests are answered 429 with Retry-After until the window ends.
+    #[arg(long, env = "ONLABEL_SIGN_IN_THROTTLE_AFTER", default_value_t = SignInPolicy::default().throttle_after)]
+    sign_in_throttle_after: u32,
+    /// Failed sign-ins for one user in a window after which the user is locked
+    /// until an admin runs `onlabel users unlock`.
+    #[arg(long, env = "ONLABEL_SIGN_IN_LOCK_AFTER", default_value_t = SignInPolicy::default().lock_after)]
+    sign_in_lock_after: u32,
 }
 
 /// Runs the server until SIGINT/SIGTERM.
 pub fn run(a: &ServeArgs, data: &std::path::Path) -> anyhow::Result<i32> {
+    let sign_in = SignInPolicy { window_secs: a.sign_in_window, throttle_after: a.sign_in_throttle_after, lock_after: a.sign_in_lock_after };
+    sign_in.check().map_err(|reason| super::error::Error::BadInput { field: "--sign-in-*", reason })?;
     let store = crate::store::Store::open(data)?;
     let root = a.root.clone();
     let prompt_path = a.q.gen.prompt.clone();
@@ -69,6 +83,7 @@ pub fn run(a: &ServeArgs, data: &std::path::Path) -> anyhow::Result<i32> {
             request_timeout: Duration::from_secs(a.timeout.max(1)),
             max_in_flight: a.max_in_flight.max(1),
             max_queued: a.max_queue,
+            sign_in,
             ..Limits::default()
         },
         eval: Box::new(move |suite, report, user| {

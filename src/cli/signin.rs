@@ -12,7 +12,7 @@ use clap::Args;
 
 use super::{outln, EXIT_BAD_INPUT, EXIT_CHECK_FAILED};
 use crate::store::Store;
-use crate::users::{self, User, Users};
+use crate::users::{self, SignInPolicy, User, Users};
 
 /// Exit code: permission denied (bad credential, wrong role, self-approval).
 pub const EXIT_DENIED: i32 = 3;
@@ -28,10 +28,45 @@ pub struct SignIn {
     pub user: String,
 }
 
+/// Environment variables of the sign-in throttle ([`policy`]); `onlabel
+/// serve` takes the same settings as flags.
+pub const WINDOW_ENV: &str = "ONLABEL_SIGN_IN_WINDOW_SECS";
+/// See [`WINDOW_ENV`].
+pub const THROTTLE_ENV: &str = "ONLABEL_SIGN_IN_THROTTLE_AFTER";
+/// See [`WINDOW_ENV`].
+pub const LOCK_ENV: &str = "ONLABEL_SIGN_IN_LOCK_AFTER";
+
+/// The sign-in throttle of the command line: [`SignInPolicy::default`] with
+/// each of [`WINDOW_ENV`], [`THROTTLE_ENV`] and [`LOCK_ENV`] that is set
+/// overriding its value (a malformed or inconsistent value is bad input).
+pub fn policy() -> Result<SignInPolicy, users::Error> {
+    let mut p = SignInPolicy::default();
+    let read = |name: &'static str| -> Result<Option<u64>, users::Error> {
+        match std::env::var(name) {
+            Ok(v) => v.trim().parse::<u64>().map(Some).map_err(|_| users::Error::BadInput {
+                field: name,
+                reason: format!("{v:?} is not a whole number"),
+            }),
+            Err(_) => Ok(None),
+        }
+    };
+    if let Some(v) = read(WINDOW_ENV)? {
+        p.window_secs = v;
+    }
+    if let Some(v) = read(THROTTLE_ENV)? {
+        p.throttle_after = u32::try_from(v).unwrap_or(u32::MAX);
+    }
+    if let Some(v) = read(LOCK_ENV)? {
+        p.lock_after = u32::try_from(v).unwrap_or(u32::MAX);
+    }
+    p.check().map_err(|reason| users::Error::BadInput { field: "sign-in throttle", reason })?;
+    Ok(p)
+}
+
 /// Signs `who` in for `what` (the command, recorded with a failure).
 pub fn sign_in(store: &Store, who: &SignIn, what: &str) -> Result<User, users::Error> {
     let token = token(&who.user)?;
-    Users::new(store).authenticate(&who.user, &token, what)
+    Users::with_policy(store, policy()?).authenticate(&who.user, &token, what)
 }
 
 /// Who runs a copilot command (`ask`, `email`, `summarize`, `eval`), for its
@@ -57,7 +92,7 @@ pub fn actor(store: &Store, claimed: Option<&str>, role: &str, what: &str) -> Re
 /// `None` when no user id or no token was given.
 pub fn optional_sign_in(store: &Store, claimed: Option<&str>, what: &str) -> Result<Option<User>, users::Error> {
     match (claimed, std::env::var(TOKEN_ENV)) {
-        (Some(id), Ok(t)) if !t.trim().is_empty() => Ok(Some(Users::new(store).authenticate(id, t.trim(), what)?)),
+        (Some(id), Ok(t)) if !t.trim().is_empty() => Ok(Some(Users::with_policy(store, policy()?).authenticate(id, t.trim(), what)?)),
         _ => Ok(None),
     }
 }
@@ -71,10 +106,7 @@ fn token(user: &str) -> Result<String, users::Error> {
             .map(|t| t.trim().to_string())
             .map_err(|e| users::Error::BadInput { field: "token", reason: e.to_string() });
     }
-    Err(users::Error::BadInput {
-        field: "token",
-        reason: format!("set {TOKEN_ENV} to {user}'s token (or run on a terminal to be prompted)"),
-    })
+    Err(users::Error::NoCredential { user: users::throttle::bounded(user, 64), hint: format!("set {TOKEN_ENV} to the token (or run on a terminal to be prompted)") })
 }
 
 /// The exit code for a library error.
@@ -115,6 +147,9 @@ pub fn report(e: &crate::Error, json: bool, data_dir: &std::path::Path) -> i32 {
         }
         crate::Error::Prompts(crate::prompts::Error::SelfApproval { id, user }) => {
             Some((user.clone(), "mlr_reviewer".to_string(), format!("approve own version {id}")))
+        }
+        crate::Error::Prompts(crate::prompts::Error::SelfRejection { id, user }) => {
+            Some((user.clone(), "mlr_reviewer".to_string(), format!("reject own version {id}")))
         }
         _ => None,
     };

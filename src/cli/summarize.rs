@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use clap::Args;
 
-use super::query::{case_stored_line, copilot, known_product, open_trace, reporter};
-use super::{error, out, outln, signin, today, Ctx, GenArgs, QueryArgs, EXIT_OK};
+use super::query::{answer_day, case_stored_line, copilot, known_product, open_trace, reporter};
+use super::{error, out, outln, signin, Ctx, GenArgs, QueryArgs, EXIT_OK};
 use crate::copilot::trace;
 use crate::copilot::{Ask, MAX_NOTES_BYTES};
 
@@ -33,11 +33,11 @@ pub(super) struct SummarizeArgs {
 pub(super) fn run(a: &SummarizeArgs, ctx: &Ctx) -> anyhow::Result<i32> {
     let (json, data) = (ctx.json, ctx.data.as_path());
     let bad = |reason: String| error::Error::BadFile { what: "notes file", path: a.notes_file.clone(), reason };
-    let meta = std::fs::metadata(&a.notes_file).map_err(|e| bad(e.to_string()))?;
-    if meta.len() > MAX_NOTES_BYTES {
-        return Err(bad(format!("{} bytes, over the {MAX_NOTES_BYTES}-byte limit: summarize one visit at a time", meta.len())).into());
-    }
-    let notes = std::fs::read_to_string(&a.notes_file).map_err(|e| bad(format!("not UTF-8 text ({e})")))?;
+    // Read with its limit: `/dev/zero` or a growing file stops at the limit.
+    let notes = crate::input::read_text_limited(&a.notes_file, MAX_NOTES_BYTES).map_err(|e| match e.kind() {
+        std::io::ErrorKind::FileTooLarge => bad(format!("{e}: summarize one visit at a time")),
+        _ => bad(e.to_string()),
+    })?;
     if notes.trim().is_empty() {
         return Err(bad("is empty".into()).into());
     }
@@ -46,9 +46,10 @@ pub(super) fn run(a: &SummarizeArgs, ctx: &Ctx) -> anyhow::Result<i32> {
         Ok(x) => x,
         Err(e) => return Ok(signin::report(&e, json, data)),
     };
-    let q = QueryArgs { role: actor.role.clone(), gen: GenArgs { extractive: true, ..a.q.gen.clone() }, ..a.q.clone() };
+    let day = answer_day(&a.q, &actor)?;
+    let q = QueryArgs { role: actor.role.clone(), as_of: Some(day), gen: GenArgs { extractive: true, ..a.q.gen.clone() }, ..a.q.clone() };
     let copilot = copilot(&q, Some(data))?;
-    let req = Ask { question: String::new(), product: Some(a.product.clone()), role: q.role.clone(), as_of: q.as_of.unwrap_or_else(today) };
+    let req = Ask { question: String::new(), product: Some(a.product.clone()), role: q.role.clone(), as_of: day };
     let who = crate::copilot::Requester { user: reporter(&actor), hcp: a.hcp.clone() };
     let t0 = Instant::now();
     let s = copilot.summarize(&notes, &req, &who)?;

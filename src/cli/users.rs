@@ -1,15 +1,15 @@
-//! `onlabel users add|list|disable|rotate`: local operator commands on the
-//! users table. A new token is printed once, on stdout, and never again.
+//! `onlabel users add|list|disable|rotate|unlock`: local operator commands
+//! on the users table. A new token is printed once, on stdout, and never again.
 //!
 //! The first `users add` on an empty store bootstraps an admin without a
-//! credential; after that `add` and `disable` need `--as` an admin, and
-//! `rotate` needs `--as` the user themself or an admin.
+//! credential; after that `add`, `disable` and `unlock` need `--as` an admin,
+//! and `rotate` needs `--as` the user themself or an admin.
 
 use std::path::Path;
 
 use clap::Subcommand;
 
-use super::signin::{report, sign_in, to_json, SignIn};
+use super::signin::{policy, report, sign_in, to_json, SignIn};
 use super::{outln, EXIT_OK};
 use crate::store::Store;
 use crate::users::{Role, User, Users};
@@ -48,6 +48,13 @@ pub enum UsersCommand {
         #[command(flatten)]
         who: SignIn,
     },
+    /// Lift the lock too many failed sign-ins put on a user (admins; audited).
+    Unlock {
+        /// The locked user.
+        id: String,
+        #[command(flatten)]
+        who: SignIn,
+    },
 }
 
 /// Runs one `users` subcommand; returns the exit code.
@@ -57,7 +64,7 @@ pub fn run(cmd: &UsersCommand, data_dir: &Path, json: bool) -> anyhow::Result<i3
 
 fn execute(cmd: &UsersCommand, data_dir: &Path, json: bool) -> crate::Result<i32> {
     let store = Store::open(data_dir)?;
-    let users = Users::new(&store);
+    let users = Users::with_policy(&store, policy()?);
     match cmd {
         UsersCommand::Add { id, name, role, by } => {
             let admin = match by {
@@ -79,7 +86,13 @@ fn execute(cmd: &UsersCommand, data_dir: &Path, json: bool) -> crate::Result<i32
                         u.id,
                         u.role.as_str(),
                         u.name,
-                        if u.disabled_at.is_some() { "disabled" } else { "active" },
+                        if u.disabled_at.is_some() {
+                            "disabled"
+                        } else if u.locked_at.is_some() {
+                            "locked"
+                        } else {
+                            "active"
+                        },
                         u.created_at.format("%Y-%m-%d %H:%M")
                     );
                 }
@@ -92,6 +105,15 @@ fn execute(cmd: &UsersCommand, data_dir: &Path, json: bool) -> crate::Result<i32
                 outln!("{}", to_json(&u));
             } else {
                 outln!("{} disabled", u.id);
+            }
+        }
+        UsersCommand::Unlock { id, who } => {
+            let by = sign_in(&store, who, "users unlock")?;
+            let u = users.unlock(id, &by)?;
+            if json {
+                outln!("{}", to_json(&u));
+            } else {
+                outln!("{} unlocked", u.id);
             }
         }
         UsersCommand::Rotate { id, who } => {

@@ -169,6 +169,7 @@ mod tests {
             kind: Kind::Pi,
             audience: Audience::Promotional,
             mlr_number: "MLR-1".into(),
+            approved_on: NaiveDate::from_ymd_opt(2000, 1, 1).expect("valid date"),
             expires_on: NaiveDate::from_ymd_opt(2099, 1, 1).expect("valid date"),
             status: Status::Approved,
             ordinal,

@@ -64,6 +64,7 @@ pub fn passages(doc: &super::Document, target_words: usize) -> Vec<Passage> {
             audience: m.audience,
             mlr_number: m.mlr_number.clone(),
             expires_on: m.expires_on,
+            approved_on: m.approved_on,
             status: m.status,
             ordinal,
             text,

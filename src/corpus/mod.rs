@@ -203,6 +203,8 @@ pub struct Passage {
     pub mlr_number: String,
     /// Last day the material may be used.
     pub expires_on: NaiveDate,
+    /// The MLR approval date: before it the material may not be used either.
+    pub approved_on: NaiveDate,
     /// Approval status.
     pub status: Status,
     /// Position of the passage within its document (for stable ordering).

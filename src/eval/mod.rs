@@ -170,6 +170,9 @@ pub struct Case {
     pub expect: Expect,
 }
 
+/// Largest suite file read, bytes (the biggest shipped is about 50 KB).
+pub const MAX_SUITE_BYTES: u64 = 16 * 1024 * 1024;
+
 /// A parsed suite.
 #[derive(Debug, Clone)]
 pub struct Suite {
@@ -184,7 +187,7 @@ impl Suite {
     /// an unknown field, task or route, or a suite without cases, is an error
     /// that names the line (a typo like `sectons` must not silently pass).
     pub fn read(path: &Path) -> Result<Suite> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Io { path: path.to_owned(), source: e })?;
+        let text = crate::input::read_text_limited(path, MAX_SUITE_BYTES).map_err(|e| Error::Io { path: path.to_owned(), source: e })?;
         let mut cases = Vec::new();
         let mut ids = std::collections::HashSet::new();
         for (i, line) in text.lines().enumerate() {

@@ -134,7 +134,7 @@ pub fn execute(
 
     // The suite's own reader first: its errors carry the stable code `suite_invalid`.
     let suite = Suite::read(&opts.suite)?;
-    let suite_bytes = std::fs::read(&opts.suite).map_err(|source| Error::Io { path: opts.suite.clone(), source })?;
+    let suite_bytes = crate::input::read_limited(&opts.suite, super::MAX_SUITE_BYTES).map_err(|source| Error::Io { path: opts.suite.clone(), source })?;
     let total = suite.cases.len();
     let m = super::run_with(copilot, &suite, &opts.role, opts.as_of, &mut |i| progress(i, total));
     let gates = opts.minimums.check(&m);

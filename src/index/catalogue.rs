@@ -110,7 +110,7 @@ impl Catalogue {
             let entries = serde_json::from_slice(&bytes).map_err(|source| Error::Catalogue { path: dir.to_owned(), source })?;
             return Ok(Catalogue { entries, rebuilt: false });
         }
-        let all = Filter { product: None, audiences: vec![Audience::Promotional, Audience::Medical], as_of: NaiveDate::MIN };
+        let all = Filter { product: None, audiences: vec![Audience::Promotional, Audience::Medical], as_of: super::ANY_DATE };
         let mut by_id: BTreeMap<String, Entry> = BTreeMap::new();
         for p in index.passages(&all)? {
             by_id

@@ -432,6 +432,17 @@ impl Index {
         limit: usize,
         mode: RetrievalMode,
     ) -> super::Result<SearchResult> {
+        super::contained(&self.path, "searching", || self.search_with_unchecked(question, query_vec, filter, limit, mode))
+    }
+
+    fn search_with_unchecked(
+        &self,
+        question: &str,
+        query_vec: Option<&[f32]>,
+        filter: &Filter,
+        limit: usize,
+        mode: RetrievalMode,
+    ) -> super::Result<SearchResult> {
         let (dense, qv) = match (mode, self.dense.as_ref(), query_vec) {
             (RetrievalMode::Bm25, _, _) | (_, None, _) | (_, _, None) => return self.search(question, filter, limit),
             (_, Some(d), Some(q)) => (d, q),

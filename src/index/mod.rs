@@ -3,10 +3,17 @@
 //!
 //! Every passage is indexed with its MLR metadata. A search always filters,
 //! inside the query itself, on product, on the audiences the role may see,
-//! on `status = approved` and on `expires_on >= as_of` (the query's own
-//! date); the stored fields of every hit are checked again before a hit is
-//! returned, so a withdrawn or expired document can never come back even if
-//! it is still in the index.
+//! on `status = approved`, on `expires_on >= as_of` and on
+//! `approved_on <= as_of` (the query's own date: a document approved for a
+//! later day is not yet approved); the stored fields of every hit are checked
+//! again before a hit is returned, so a withdrawn, expired or not yet
+//! approved document can never come back even if it is still in the index.
+//!
+//! A damaged index is an error, never a crash: tantivy panics on some
+//! corrupt segment files, so opening (with a checksum pass over every segment
+//! file and a warm-up query) and every search run under `catch_unwind`
+//! ([`contained`]), and a panic becomes [`Error::Damaged`] — the same way
+//! `corpus::pdf` contains pdf-extract.
 
 pub mod analysis;
 pub mod catalogue;
@@ -62,13 +69,14 @@ pub enum Error {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// A stored document lacks a field (the index is damaged).
-    #[error("index at {path} is damaged: a passage lacks its {field} field; rebuild it with `onlabel ingest`")]
+    /// The index is damaged: a stored document lacks a field, a segment
+    /// file fails its checksum, or tantivy panicked reading it.
+    #[error("index at {path} is damaged: {detail}; rebuild it with `onlabel ingest`")]
     Damaged {
         /// The directory.
         path: PathBuf,
-        /// The missing field.
-        field: &'static str,
+        /// What is damaged (a field, a file, the panic's message).
+        detail: String,
     },
     /// The embedder or the dense vectors failed.
     #[error(transparent)]
@@ -101,9 +109,15 @@ pub struct Filter {
     pub product: Option<String>,
     /// Audiences the asking role may see.
     pub audiences: Vec<Audience>,
-    /// The query's date: documents whose `expires_on` is before it are excluded.
+    /// The query's date: documents whose `expires_on` is before it, or whose
+    /// `approved_on` is after it, are excluded. [`ANY_DATE`] lists every
+    /// document whatever its dates (catalogues, product names).
     pub as_of: NaiveDate,
 }
+
+/// The `as_of` of a filter that ignores documents' dates (expiry and
+/// approval): listings of what an index holds, never answers.
+pub const ANY_DATE: NaiveDate = NaiveDate::MIN;
 
 impl Filter {
     /// The filter for a role on a date. A rep sees promotional material only;
@@ -120,6 +134,7 @@ impl Filter {
     pub fn allows(&self, p: &Passage) -> bool {
         p.status == Status::Approved
             && p.expires_on >= self.as_of
+            && (self.as_of == ANY_DATE || p.approved_on <= self.as_of)
             && self.audiences.contains(&p.audience)
             && self.product.as_ref().is_none_or(|pr| *pr == p.product)
     }
@@ -203,6 +218,7 @@ struct Fields {
     audience: Field,
     mlr_number: Field,
     expires_on: Field,
+    approved_on: Field,
     status: Field,
     ordinal: Field,
     text: Field,
@@ -226,6 +242,7 @@ fn schema() -> Schema {
     b.add_text_field("audience", STRING | STORED);
     b.add_text_field("mlr_number", STRING | STORED);
     b.add_u64_field("expires_on", INDEXED | STORED | FAST);
+    b.add_u64_field("approved_on", INDEXED | STORED | FAST);
     b.add_text_field("status", STRING | STORED);
     b.add_u64_field("ordinal", STORED);
     // Searched: the passage without cross-references ("[see Warnings and
@@ -254,6 +271,7 @@ fn fields(schema: &Schema, path: &Path) -> Result<Fields> {
         audience: f("audience")?,
         mlr_number: f("mlr_number")?,
         expires_on: f("expires_on")?,
+        approved_on: f("approved_on")?,
         status: f("status")?,
         ordinal: f("ordinal")?,
         text: f("text")?,
@@ -364,6 +382,7 @@ impl Index {
                 d.add_text(f.audience, p.audience.as_str());
                 d.add_text(f.mlr_number, &p.mlr_number);
                 d.add_u64(f.expires_on, date_key(p.expires_on));
+                d.add_u64(f.approved_on, date_key(p.approved_on));
                 d.add_text(f.status, p.status.as_str());
                 d.add_u64(f.ordinal, p.ordinal as u64);
                 d.add_text(f.text, analysis::strip_cross_references(&p.text));
@@ -403,13 +422,28 @@ impl Index {
         Ok(report)
     }
 
-    /// Opens an index built by [`Index::build`].
+    /// Opens an index built by [`Index::build`], and checks it: every
+    /// segment file's checksum, then a warm-up query that reads stored
+    /// passages. A damaged index is [`Error::Damaged`] (or
+    /// [`Error::Tantivy`]), never a panic.
     pub fn open(dir: &Path) -> Result<Index> {
         if !dir.join("onlabel-index.json").exists() {
             return Err(Error::Missing { path: dir.to_owned() });
         }
+        let index = contained(dir, "opening", || Index::open_unchecked(dir))?;
+        contained(dir, "checking", || index.warm_up())?;
+        Ok(index)
+    }
+
+    fn open_unchecked(dir: &Path) -> Result<Index> {
         let tv = |source| Error::Tantivy { path: dir.to_owned(), source };
         let index = tantivy::Index::open_in_dir(dir).map_err(tv)?;
+        let damaged = index.validate_checksum().map_err(tv)?;
+        if !damaged.is_empty() {
+            let mut files: Vec<String> = damaged.iter().map(|p| p.display().to_string()).collect();
+            files.sort();
+            return Err(Error::Damaged { path: dir.to_owned(), detail: format!("{} failed its checksum", files.join(", ")) });
+        }
         index.tokenizers().register(analysis::TOKENIZER, analysis::text_analyzer());
         let f = fields(&index.schema(), dir)?;
         let reader = index.reader().map_err(tv)?;
@@ -417,7 +451,7 @@ impl Index {
         let stats: Stats = std::fs::read(&stats_path)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
-            .ok_or(Error::Damaged { path: dir.to_owned(), field: "onlabel-stats.json" })?;
+            .ok_or(Error::Damaged { path: dir.to_owned(), detail: "onlabel-stats.json is missing or unreadable".into() })?;
         let mut index = Index { path: dir.to_owned(), reader, f, analyzer: Analyzer::shared(), stats, dense: None };
         // Vectors that cannot be used leave BM25 working (with a warning).
         match dense::Vectors::read(dir).map_err(Error::from).and_then(|v| match v {
@@ -428,6 +462,21 @@ impl Index {
             Err(e) => tracing::warn!(error = %e, "ignoring the dense vectors; BM25 only"),
         }
         Ok(index)
+    }
+
+    /// The warm-up query: a search through the filter and the stored fields
+    /// of up to [`WARM_UP_DOCS`] passages, read as a search would read them.
+    fn warm_up(&self) -> Result<()> {
+        let searcher = self.reader.searcher();
+        let all = Filter { product: None, audiences: vec![Audience::Promotional, Audience::Medical], as_of: ANY_DATE };
+        let top = searcher
+            .search(&self.filter_query(&all), &TopDocs::with_limit(WARM_UP_DOCS).order_by_score())
+            .map_err(|source| Error::Tantivy { path: self.path.clone(), source })?;
+        for (_, addr) in top {
+            let d: TantivyDocument = searcher.doc(addr).map_err(|source| Error::Tantivy { path: self.path.clone(), source })?;
+            self.passage(&d)?;
+        }
+        Ok(())
     }
 
     /// The analyzer (tokens, synonyms, stop words) this index queries with.
@@ -448,6 +497,10 @@ impl Index {
     /// Every passage in the index that `filter` allows, in document order
     /// (for listing a product's sections, e.g. its boxed warning).
     pub fn passages(&self, filter: &Filter) -> Result<Vec<Passage>> {
+        contained(&self.path, "listing passages", || self.passages_unchecked(filter))
+    }
+
+    fn passages_unchecked(&self, filter: &Filter) -> Result<Vec<Passage>> {
         let searcher = self.reader.searcher();
         let q = self.filter_query(filter);
         let n = (searcher.num_docs() as usize).max(1);
@@ -481,6 +534,15 @@ impl Index {
                 )),
             ),
         ];
+        if filter.as_of != ANY_DATE {
+            must.push((
+                Occur::Must,
+                Box::new(RangeQuery::new(
+                    Bound::Unbounded,
+                    Bound::Included(Term::from_field_u64(self.f.approved_on, date_key(filter.as_of))),
+                )),
+            ));
+        }
         if let Some(p) = &filter.product {
             must.push((Occur::Must, term(self.f.product, p)));
         }
@@ -495,6 +557,10 @@ impl Index {
     /// reranked coverage-first (see [`rerank`]). Dense and fused retrieval:
     /// [`Index::search_with`].
     pub fn search(&self, question: &str, filter: &Filter, limit: usize) -> Result<SearchResult> {
+        contained(&self.path, "searching", || self.search_unchecked(question, filter, limit))
+    }
+
+    fn search_unchecked(&self, question: &str, filter: &Filter, limit: usize) -> Result<SearchResult> {
         let (concepts, weights, q) = self.bm25_query(question, filter);
         let Some(q) = q else {
             return Ok(SearchResult { concepts, weights, hits: Vec::new() });
@@ -619,7 +685,7 @@ impl Index {
     }
 
     fn passage(&self, d: &TantivyDocument) -> Result<Passage> {
-        let damaged = |field| Error::Damaged { path: self.path.clone(), field };
+        let damaged = |field: &str| Error::Damaged { path: self.path.clone(), detail: format!("a passage lacks its {field} field") };
         let s = |f: Field, name: &'static str| -> Result<String> {
             d.get_first(f).and_then(|v| v.as_str()).map(str::to_string).ok_or_else(|| damaged(name))
         };
@@ -652,11 +718,55 @@ impl Index {
             audience,
             mlr_number: s(self.f.mlr_number, "mlr_number")?,
             expires_on: key_date(u(self.f.expires_on, "expires_on")?).ok_or_else(|| damaged("expires_on"))?,
+            approved_on: key_date(u(self.f.approved_on, "approved_on")?).ok_or_else(|| damaged("approved_on"))?,
             status,
             ordinal: u(self.f.ordinal, "ordinal")? as u32,
             text: s(self.f.quote, "quote")?,
         })
     }
+}
+
+/// Passages read by the warm-up query of [`Index::open`].
+pub const WARM_UP_DOCS: usize = 64;
+
+thread_local! {
+    /// Depth of [`contained`] calls on this thread: while above zero, the
+    /// panic hook stays quiet (the panic is reported as an error instead).
+    static CONTAINING: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Installs, once, a panic hook that is silent on threads inside
+/// [`contained`] and otherwise calls the hook that was installed before.
+fn quiet_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if CONTAINING.with(|c| c.get()) == 0 {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// Runs a step that reads index files under `catch_unwind`: tantivy panics
+/// on some corrupt segments (an out-of-range offset, a bad bitpacked block),
+/// and a damaged index must be an error with its directory, not a crash with
+/// a backtrace. The panic's message becomes [`Error::Damaged`]'s detail.
+pub fn contained<T>(path: &Path, what: &str, step: impl FnOnce() -> Result<T>) -> Result<T> {
+    quiet_hook();
+    CONTAINING.with(|c| c.set(c.get() + 1));
+    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(step));
+    CONTAINING.with(|c| c.set(c.get().saturating_sub(1)));
+    out.unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "tantivy panicked".into());
+        tracing::error!(path = %path.display(), what, panic = %message, "the index is damaged");
+        Err(Error::Damaged { path: path.to_owned(), detail: format!("reading it failed while {what} ({message})") })
+    })
 }
 
 /// The coverage-first rerank: what a passage covers of the question first,
@@ -675,4 +785,105 @@ fn tempdir_in(parent: &Path, dir: &Path) -> std::io::Result<PathBuf> {
     }
     std::fs::create_dir_all(&tmp)?;
     Ok(tmp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    fn passage(doc: &str, approved_on: &str, expires_on: &str, text: &str) -> Passage {
+        Passage {
+            doc_id: doc.into(),
+            section: "5.2".into(),
+            title: "Hepatotoxicity".into(),
+            parent: String::new(),
+            product: "testra".into(),
+            kind: Kind::Pi,
+            audience: Audience::Promotional,
+            mlr_number: format!("T-{doc}"),
+            expires_on: d(expires_on),
+            approved_on: d(approved_on),
+            status: Status::Approved,
+            ordinal: 0,
+            text: text.into(),
+        }
+    }
+
+    fn build(dir: &Path) -> Index {
+        let ps = vec![
+            passage("current", "2025-01-01", "2027-12-31", "TESTRA can cause serious liver injury. Monitor liver enzymes."),
+            passage("future", "2027-03-01", "2029-12-31", "TESTRA liver enzymes must be checked every week from 2027."),
+            passage("expired", "2019-01-01", "2021-01-01", "TESTRA liver enzymes were checked monthly in the old label."),
+        ];
+        Index::build(dir, &ps, |_| {}).unwrap();
+        Index::open(dir).unwrap()
+    }
+
+    fn cited(index: &Index, as_of: &str) -> Vec<String> {
+        let f = Filter::for_role("rep", Some("testra"), d(as_of));
+        let mut ids: Vec<String> = index.search("liver enzymes", &f, 10).unwrap().hits.into_iter().map(|h| h.passage.doc_id).collect();
+        ids.extend(index.passages(&f).unwrap().into_iter().map(|p| format!("listed:{}", p.doc_id)));
+        ids.sort();
+        ids
+    }
+
+    #[test]
+    fn probe_row6_a_document_approved_in_the_future_is_never_cited() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = build(&dir.path().join("idx"));
+        assert_eq!(cited(&index, "2026-12-03"), ["current", "listed:current"]);
+        // The day before its approval it is not yet approved; on the day it is.
+        assert_eq!(cited(&index, "2027-02-28"), ["current", "listed:current"]);
+        assert_eq!(cited(&index, "2027-03-01"), ["current", "future", "listed:current", "listed:future"]);
+        // In the past the expired one comes back only as of a day it was valid.
+        assert_eq!(cited(&index, "2020-06-01"), ["expired", "listed:expired"]);
+        // Listings of what the index holds ignore dates.
+        let all = Filter { product: None, audiences: vec![Audience::Promotional], as_of: ANY_DATE };
+        assert_eq!(index.passages(&all).unwrap().len(), 3);
+        let p = passage("future", "2027-03-01", "2029-12-31", "x");
+        assert!(!Filter::for_role("rep", None, d("2026-12-03")).allows(&p), "the post-check refuses it too");
+    }
+
+    /// Flips 16 bytes in the middle of the largest segment file.
+    fn damage(dir: &Path) -> PathBuf {
+        let seg = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| ["store", "idx", "term", "pos", "fast", "fieldnorm"].contains(&e.to_str().unwrap())))
+            .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+            .unwrap();
+        let mut bytes = std::fs::read(&seg).unwrap();
+        let mid = bytes.len() / 2;
+        for b in &mut bytes[mid..mid + 16] {
+            *b ^= 0xA5;
+        }
+        std::fs::write(&seg, bytes).unwrap();
+        seg
+    }
+
+    #[test]
+    fn probe_row9_a_damaged_segment_is_index_damaged_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let idx = dir.path().join("idx");
+        drop(build(&idx));
+        let seg = damage(&idx);
+        let e = Index::open(&idx).unwrap_err();
+        assert!(matches!(&e, Error::Damaged { path, detail } if path == &idx && detail.contains("checksum")), "{e}");
+        let name = seg.file_name().unwrap().to_str().unwrap();
+        assert!(e.to_string().contains(name), "{e}");
+    }
+
+    #[test]
+    fn probe_row9_a_panic_reading_the_index_becomes_damaged() {
+        let p = Path::new("idx");
+        let e = contained::<()>(p, "searching", || panic!("index out of bounds: the len is 3 but the index is 7")).unwrap_err();
+        assert!(matches!(&e, Error::Damaged { detail, .. } if detail.contains("while searching") && detail.contains("out of bounds")), "{e}");
+        // Nested and repeated calls leave the thread's hook state balanced.
+        assert_eq!(contained(p, "a", || contained(p, "b", || Ok(7))).unwrap(), 7);
+        assert_eq!(CONTAINING.with(|c| c.get()), 0);
+    }
 }

@@ -16,7 +16,12 @@
 //!   `rejected`), reason, and the version's hash, sealed by a `binding` hash
 //!   over all of them ([`Signature::is_bound_to`]) so it cannot be moved to
 //!   another version. The signer re-enters id and token for every signature.
-//! - **Who may sign**: only `mlr_reviewer`, never the version's author.
+//! - **Who may sign**: only `mlr_reviewer`, never the version's author —
+//!   neither to approve nor to reject ([`Error::SelfApproval`],
+//!   [`Error::SelfRejection`]).
+//! - **Confined files**: a version's file is a regular file under
+//!   `prompts/`, `rules/` or `lexicon/` of the root, reached without a
+//!   symlink and read with a size limit ([`source`]).
 //! - **Evidence first**: approving needs, for each gate of the version's kind
 //!   in the thresholds file ([`thresholds`]), a recorded eval run of that
 //!   exact version on that suite (as it is now) meeting the minimums.
@@ -29,6 +34,7 @@
 pub mod diff;
 pub mod file;
 mod live;
+pub mod source;
 pub mod thresholds;
 
 use std::path::{Path, PathBuf};
@@ -178,6 +184,24 @@ pub enum Error {
         /// The author trying to approve.
         user: String,
     },
+    /// The reviewer authored the version and tried to reject it: a rejection
+    /// is an MLR signature too, so the same separation of duties applies.
+    #[error("permission denied: {user} authored {id} and cannot reject it; another mlr_reviewer must sign")]
+    SelfRejection {
+        /// The version.
+        id: String,
+        /// The author trying to reject.
+        user: String,
+    },
+    /// A template path that leads outside the artefact folders of the root,
+    /// through a symlink, or to something that is not a small text file.
+    #[error("{path}: {reason}")]
+    BadPath {
+        /// The path as given.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// No recorded eval run meets the thresholds for this exact version.
     #[error("{id} cannot be approved: {missing}")]
     NoEvalEvidence {
@@ -239,6 +263,8 @@ impl Error {
             Error::NotFound { .. } => "prompt_not_found",
             Error::BadState { .. } => "invalid_state",
             Error::SelfApproval { .. } => "self_approval",
+            Error::SelfRejection { .. } => "self_rejection",
+            Error::BadPath { .. } => "bad_path",
             Error::NoEvalEvidence { .. } => "no_eval_evidence",
             Error::NotApproved { .. } => "not_approved",
             Error::Altered { .. } => "template_altered",
@@ -249,7 +275,7 @@ impl Error {
 
     /// Permission denied (exit 3): bad credential, wrong role, self-approval.
     pub fn is_denied(&self) -> bool {
-        matches!(self, Error::SelfApproval { .. }) || matches!(self, Error::Users(e) if e.is_denied())
+        matches!(self, Error::SelfApproval { .. } | Error::SelfRejection { .. }) || matches!(self, Error::Users(e) if e.is_denied())
     }
 
     /// A check failed (exit 1): missing evidence, unapproved or altered artefact.
@@ -477,6 +503,45 @@ impl<'a> Registry<'a> {
         Registry { store, root: root.to_owned() }
     }
 
+    /// Stores content sent for a proposal (the HTTP `content` field) as
+    /// `prompts/proposed/NAME-SHA12.EXT` under the root and returns that
+    /// path relative to the root, for [`Registry::propose`]. Content-addressed:
+    /// the same content twice is one file.
+    pub fn store_proposal(&self, name: &str, kind: Kind, content: &str) -> Result<PathBuf> {
+        check_name(name)?;
+        if content.trim().is_empty() {
+            return Err(Error::BadInput { field: "content", reason: "content is empty".into() });
+        }
+        let ext = match kind {
+            Kind::Prompt => "j2",
+            Kind::Rules => "toml",
+            Kind::Lexicon => "txt",
+        };
+        let sha = sha256_hex(content.as_bytes());
+        let rel = PathBuf::from("prompts/proposed").join(format!("{name}-{}.{ext}", &sha[..12]));
+        source::write_confined(&self.root, &rel, content)?;
+        Ok(rel)
+    }
+
+    /// A stored source path as a path under the root's artefact folders.
+    fn confined_rel(&self, stored: &str) -> Result<PathBuf> {
+        let p = Path::new(stored);
+        let rel = if p.is_absolute() {
+            let root = self.root.canonicalize().map_err(|source| Error::Io { path: self.root.clone(), source })?;
+            p.strip_prefix(&root).or_else(|_| p.strip_prefix(&self.root)).map(Path::to_path_buf).map_err(|_| Error::BadPath {
+                path: p.to_owned(),
+                reason: "is outside the root; restore it by hand and propose it again".into(),
+            })?
+        } else {
+            p.to_owned()
+        };
+        let first = rel.components().next().and_then(|c| c.as_os_str().to_str()).unwrap_or("");
+        if !source::ARTEFACT_DIRS.contains(&first) || rel.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
+            return Err(Error::BadPath { path: p.to_owned(), reason: "is not under prompts/, rules/ or lexicon/ of the root".into() });
+        }
+        Ok(rel)
+    }
+
     /// The file a version lives in, resolved against the root.
     pub fn file_of(&self, v: &Version) -> PathBuf {
         self.resolve(&v.source_path)
@@ -491,7 +556,11 @@ impl<'a> Registry<'a> {
         }
     }
 
-    /// Registers the content of `template` as a new draft `name@N` (N = last + 1).
+    /// Registers the content of `template` as a new draft `name@N` (N = last
+    /// + 1). `template` must be a regular file under `prompts/`, `rules/` or
+    /// `lexicon/` of the root, reached without a symlink, at most
+    /// [`source::MAX_ARTEFACT_BYTES`] ([`source::read_confined`]); it is
+    /// stored by its path relative to the root.
     pub fn propose(
         &self,
         name: &str,
@@ -506,13 +575,12 @@ impl<'a> Registry<'a> {
             field: "--kind",
             reason: format!("cannot tell the kind of {} from its extension; pass --kind", template.display()),
         })?;
-        let full = self.resolve(&template.to_string_lossy());
-        let content = std::fs::read_to_string(&full).map_err(|source| Error::Io { path: full.clone(), source })?;
+        let (content, full, rel) = source::read_confined(&self.root, template)?;
         if content.trim().is_empty() {
             return Err(Error::BadInput { field: "--template", reason: format!("{} is empty", full.display()) });
         }
         let sha = sha256_hex(content.as_bytes());
-        let source = template.to_string_lossy().to_string();
+        let source = rel.to_string_lossy().to_string();
         let now = Utc::now();
         let version = self.store.write(|tx| {
             let path = self.store.path();
@@ -583,10 +651,14 @@ impl<'a> Registry<'a> {
         self.sign(&v, signer, APPROVED_FOR_USE, reason, Some(run), &[State::InReview], "prompt_approved")
     }
 
-    /// Signs `id` as rejected (`in_review → rejected`).
+    /// Signs `id` as rejected (`in_review → rejected`), by an mlr_reviewer
+    /// who did not author it.
     pub fn reject(&self, id: &VersionId, reason: &str, signer: &User) -> Result<(Version, Signature)> {
         let v = self.get(id)?;
         signer.require(&[Role::MlrReviewer], "prompts reject")?;
+        if v.author == signer.id {
+            return Err(Error::SelfRejection { id: v.id(), user: signer.id.clone() });
+        }
         check_reason(reason)?;
         if v.state != State::InReview {
             return Err(Error::BadState { id: v.id(), state: v.state, action: "reject", needs: "in_review" });
@@ -622,9 +694,11 @@ impl<'a> Registry<'a> {
             return Err(Error::BadState { id: v.id(), state: v.state, action: "rollback", needs: "a version that was once approved" });
         }
         let run = self.evidence(&v, thresholds)?;
+        // Refused before signing when the stored path no longer leads to a
+        // confined place (a version registered before paths were confined).
+        let rel = self.confined_rel(&v.source_path)?;
         let out = self.sign(&v, signer, APPROVED_FOR_USE, reason, Some(run), &[State::Retired], "prompt_rolled_back")?;
-        let path = self.resolve(&v.source_path);
-        std::fs::write(&path, &v.content).map_err(|source| Error::Io { path, source })?;
+        source::write_confined(&self.root, &rel, &v.content)?;
         Ok(out)
     }
 
@@ -1105,5 +1179,63 @@ mod tests {
         moved.version = 3;
         moved.sha256 = other.sha256.clone();
         assert!(!moved.is_bound_to(&other), "row rewritten to point at another version");
+    }
+
+    /// A registry in a scratch root with an admin, two reviewers and a rep,
+    /// and `prompts/objection.j2` proposed by `alice` and submitted.
+    fn scratch() -> (tempfile::TempDir, Store, Vec<User>) {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("prompts")).unwrap();
+        std::fs::write(d.path().join("prompts/objection.j2"), "Answer from {{ passages }}").unwrap();
+        let store = Store::open(&d.path().join("data")).unwrap();
+        let users = crate::users::Users::new(&store);
+        let (admin, _) = users.add("root", "Ada Admin", Role::Admin, None).unwrap();
+        let mut out = vec![admin.clone()];
+        for (id, role) in [("alice", Role::MlrReviewer), ("bob", Role::MlrReviewer), ("rex", Role::Rep)] {
+            out.push(users.add(id, id, role, Some(&admin)).unwrap().0);
+        }
+        (d, store, out)
+    }
+
+    #[test]
+    fn probe_row7_authors_can_neither_approve_nor_reject_their_own_version() {
+        let (d, store, u) = scratch();
+        let (alice, bob) = (&u[1], &u[2]);
+        let reg = Registry::new(&store, d.path());
+        let v = reg.propose("objection", Path::new("prompts/objection.j2"), None, serde_json::json!({}), alice).unwrap();
+        let id = VersionId { name: v.name.clone(), version: v.version };
+        reg.submit(&id, alice).unwrap();
+        let thresholds = Thresholds { gate: Vec::new(), path: d.path().join("evals/thresholds.toml"), sha256: String::new() };
+        let e = reg.approve(&id, "looks fine", alice, &thresholds).unwrap_err();
+        assert!(matches!(e, Error::SelfApproval { .. }) && e.is_denied() && e.code() == "self_approval", "{e}");
+        let e = reg.reject(&id, "not mine to judge", alice).unwrap_err();
+        assert!(matches!(e, Error::SelfRejection { .. }) && e.is_denied(), "{e}");
+        assert_eq!(e.code(), "self_rejection");
+        assert_eq!(reg.get(&id).unwrap().state, State::InReview, "nothing was signed");
+        assert!(reg.signatures(&id).unwrap().is_empty());
+        // Another reviewer may reject it.
+        let (v, sig) = reg.reject(&id, "needs a citation", bob).unwrap();
+        assert_eq!((v.state, sig.meaning.as_str()), (State::Rejected, REJECTED));
+    }
+
+    #[test]
+    fn probe_row4_a_proposal_is_confined_and_stored_by_its_relative_path() {
+        let (d, store, u) = scratch();
+        let alice = &u[1];
+        let reg = Registry::new(&store, d.path());
+        std::fs::write(d.path().join("secret.j2"), "olt_secret").unwrap();
+        let abs = d.path().join("secret.j2");
+        for bad in [Path::new("secret.j2"), Path::new("prompts/../secret.j2"), abs.as_path()] {
+            let e = reg.propose("objection", bad, None, serde_json::json!({}), alice).unwrap_err();
+            assert_eq!(e.code(), "bad_path", "{}: {e}", bad.display());
+        }
+        assert!(reg.versions(None).unwrap().is_empty(), "nothing was registered");
+        let inside = d.path().join("prompts/objection.j2");
+        let v = reg.propose("objection", &inside, None, serde_json::json!({}), alice).unwrap();
+        assert_eq!(v.source_path, "prompts/objection.j2");
+        let rel = reg.store_proposal("objection", Kind::Prompt, "Other {{ passages }}").unwrap();
+        assert!(rel.starts_with("prompts/proposed"));
+        let v2 = reg.propose("objection", &rel, None, serde_json::json!({}), alice).unwrap();
+        assert_eq!(v2.version, 2);
     }
 }

@@ -17,7 +17,7 @@ use utoipa::ToSchema;
 
 use super::auth::{Auth, ANY};
 use super::me::known_product;
-use super::{json, request_id, today, ApiError, AppState, Body, State};
+use super::{client_request_id, json, request_id, today, ApiError, AppState, Body, State};
 use crate::copilot::trace::{self, Actor};
 use crate::copilot::{Answer, Ask, Event, Requester};
 use crate::users::User;
@@ -67,6 +67,8 @@ pub(crate) struct Job {
     pub generate: bool,
     pub user: User,
     pub request_id: String,
+    /// The client's own `x-request-id`, bounded (kept for correlation only).
+    pub client_request_id: Option<String>,
     /// `ask` or `chat_completion` (the audit record's action).
     pub action: &'static str,
     /// The whole conversation of a chat completion (every system and user
@@ -88,6 +90,7 @@ pub(crate) fn job(st: &AppState, user: &User, headers: &HeaderMap, r: AskRequest
         generate: !r.extractive,
         user: user.clone(),
         request_id,
+        client_request_id: client_request_id(headers),
         action,
         conversation: None,
     })
@@ -118,6 +121,7 @@ pub(crate) fn run_job(st: &AppState, job: &Job, on_event: &mut dyn FnMut(Event))
     let ctx = json!({
         "product": job.ask.product, "hcp": job.who.hcp, "index": st.index, "as_of": job.ask.as_of.to_string(),
         "retrieval": retrieval, "total_ms": t0.elapsed().as_secs_f64() * 1e3, "via": "http", "request_id": job.request_id,
+        "client_request_id": job.client_request_id,
     });
     let input = job.conversation.as_deref().unwrap_or(&job.ask.question);
     trace::record_answer(&st.audit, &Actor::signed_in(&job.user), job.action, input, &mut answer, ctx)?;

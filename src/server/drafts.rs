@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use super::ask::check_text;
 use super::auth::{Auth, ANY};
 use super::me::known_product;
-use super::{json, request_id, today, ApiError, Body, State};
+use super::{client_request_id, json, request_id, today, ApiError, Body, State};
 use crate::copilot::trace::{self, Actor};
 use crate::copilot::{Ask, Requester};
 
@@ -65,7 +65,7 @@ pub async fn email(AxState(st): AxState<State>, auth: Auth, headers: HeaderMap, 
     check_text(&st, "topics", &r.topics)?;
     let product = known_product(&st, &r.product)?;
     let user = auth.0.clone();
-    let rid = request_id(&headers);
+    let (rid, crid) = (request_id(&headers), client_request_id(&headers));
     let s = st.clone();
     let v = st
         .gate
@@ -76,7 +76,8 @@ pub async fn email(AxState(st): AxState<State>, auth: Auth, headers: HeaderMap, 
             let copilot = s.copilot.read().map_err(|_| ApiError::internal("the copilot lock is poisoned"))?;
             let d = copilot.email(&ask, &who, &r.hcp)?;
             let ctx = json!({"product": product, "hcp": r.hcp, "index": s.index, "as_of": ask.as_of.to_string(),
-                "total_ms": t0.elapsed().as_secs_f64() * 1e3, "via": "http", "request_id": rid});
+                "total_ms": t0.elapsed().as_secs_f64() * 1e3, "via": "http", "request_id": rid,
+                "client_request_id": crid});
             let seq = trace::record_email(&s.audit, &Actor::signed_in(&user), &r.topics, &d, copilot.guard().map(|g| g.rules_version()), ctx)?;
             s.metrics.routed(d.route, &d.flags);
             let mut v = serde_json::to_value(&d).map_err(ApiError::internal)?;
@@ -111,7 +112,7 @@ pub async fn summarize(
     }
     let product = known_product(&st, &r.product)?;
     let user = auth.0.clone();
-    let rid = request_id(&headers);
+    let (rid, crid) = (request_id(&headers), client_request_id(&headers));
     let s = st.clone();
     let v = st
         .gate
@@ -122,7 +123,8 @@ pub async fn summarize(
             let copilot = s.copilot.read().map_err(|_| ApiError::internal("the copilot lock is poisoned"))?;
             let sum = copilot.summarize(&r.notes, &ask, &who)?;
             let ctx = json!({"product": product, "hcp": r.hcp, "index": s.index, "as_of": ask.as_of.to_string(),
-                "total_ms": t0.elapsed().as_secs_f64() * 1e3, "via": "http", "request_id": rid});
+                "total_ms": t0.elapsed().as_secs_f64() * 1e3, "via": "http", "request_id": rid,
+                "client_request_id": crid});
             let seq =
                 trace::record_summary(&s.audit, &Actor::signed_in(&user), &r.notes, &sum, copilot.guard().map(|g| g.rules_version()), ctx)?;
             s.metrics.routed(sum.route, &sum.flags);

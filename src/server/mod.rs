@@ -93,6 +93,9 @@ pub struct Limits {
     pub max_in_flight: usize,
     /// Pipeline requests waiting for a worker; beyond, `503` + `Retry-After`.
     pub max_queued: usize,
+    /// Failed sign-ins per client address / user before `429` + `Retry-After`,
+    /// and per user before the user is locked.
+    pub sign_in: crate::users::SignInPolicy,
 }
 
 impl Default for Limits {
@@ -104,6 +107,7 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(60),
             max_in_flight: 16,
             max_queued: 64,
+            sign_in: crate::users::SignInPolicy::default(),
         }
     }
 }
@@ -244,14 +248,16 @@ pub fn router(state: State) -> Router {
             tower_http::trace::TraceLayer::new_for_http()
                 .make_span_with(|req: &Request| {
                     let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
+                    let client = client_request_id(req.headers());
                     // Never the body or the query string: they may carry a patient's details.
-                    tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path(),
-                        user = tracing::field::Empty, route = tracing::field::Empty)
+                    tracing::info_span!("request", request_id = %id, client_request_id = client.as_deref(), method = %req.method(),
+                        path = %req.uri().path(), user = tracing::field::Empty, route = tracing::field::Empty)
                 })
                 .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
         .layer(tower_http::request_id::PropagateRequestIdLayer::new(header::HeaderName::from_static(REQUEST_ID)))
         .layer(tower_http::request_id::SetRequestIdLayer::new(header::HeaderName::from_static(REQUEST_ID), RequestIds::default()))
+        .layer(axum::middleware::map_request(keep_client_request_id))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the server hit a bug answering this request; nothing stored was changed by the failed step; report it with the x-request-id").into_response()
         }))
@@ -260,6 +266,37 @@ pub fn router(state: State) -> Router {
 
 /// The request id header set on every request and response.
 pub const REQUEST_ID: &str = "x-request-id";
+
+/// Where a client's own `x-request-id` is kept (bounded) once the server has
+/// replaced it with its own: request ids are made by the server only.
+pub const CLIENT_REQUEST_ID: &str = "x-client-request-id";
+
+/// Longest client request id kept, characters (printable ASCII only).
+pub const MAX_CLIENT_REQUEST_ID: usize = 64;
+
+/// Moves a client's `x-request-id` to [`CLIENT_REQUEST_ID`], cut to
+/// [`MAX_CLIENT_REQUEST_ID`] printable ASCII characters (anything else is
+/// dropped), so that the request-id layer always makes the server's own id
+/// and logs and audit records carry the client's only as
+/// `client_request_id`. A client's own `x-client-request-id` is discarded.
+async fn keep_client_request_id(mut req: Request) -> Request {
+    let headers = req.headers_mut();
+    headers.remove(CLIENT_REQUEST_ID);
+    if let Some(v) = headers.remove(REQUEST_ID) {
+        let kept: String = v.as_bytes().iter().filter(|b| b.is_ascii_graphic()).take(MAX_CLIENT_REQUEST_ID).map(|&b| b as char).collect();
+        if let Ok(v) = HeaderValue::from_str(&kept) {
+            if !kept.is_empty() {
+                headers.insert(CLIENT_REQUEST_ID, v);
+            }
+        }
+    }
+    req
+}
+
+/// The client's own request id, bounded (see [`keep_client_request_id`]).
+pub(crate) fn client_request_id(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers.get(CLIENT_REQUEST_ID).and_then(|v| v.to_str().ok()).map(str::to_string)
+}
 
 /// The request id the request-id layer set (`-` if none).
 pub(crate) fn request_id(headers: &axum::http::HeaderMap) -> String {
@@ -301,7 +338,8 @@ pub async fn serve(state: State, addr: SocketAddr, on_listening: impl FnOnce(Soc
     on_listening(local);
     let app = router(state.clone());
     let st = state.clone();
-    axum::serve(listener, app)
+    // The peer address feeds the sign-in throttle (`auth::attempt`).
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
             st.ready.store(false, Ordering::SeqCst);
@@ -396,6 +434,11 @@ impl From<crate::Error> for ApiError {
     fn from(e: crate::Error) -> ApiError {
         use crate::Error as E;
         let (status, code) = match &e {
+            E::Users(crate::users::Error::Throttled { retry_after_secs }) => {
+                let mut r = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_sign_in_failures", e.to_string());
+                r.retry_after = Some(*retry_after_secs);
+                return r;
+            }
             E::Users(u) if u.is_denied() => (StatusCode::FORBIDDEN, u.code()),
             E::Users(u) => (StatusCode::BAD_REQUEST, u.code()),
             E::Prompts(p) if p.is_denied() => (StatusCode::FORBIDDEN, p.code()),

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::auth::{Auth, ANY, AUTHORS, SIGNERS};
+use super::auth::{Auth, SignInAttempt, AUTHORS, PROMPT_READERS, SIGNERS};
 use super::{json, ApiError, Body, State};
 use crate::prompts::{Kind, Registry, Thresholds, VersionId};
 use crate::users::Users;
@@ -32,19 +32,19 @@ fn version_id(s: &str) -> Result<VersionId, ApiError> {
     s.parse::<VersionId>().map_err(|e| ApiError::bad("bad_version_id", format!("{s:?} is not NAME@N: {e}")))
 }
 
-/// Every registered version (prompts, rule files, lexicons).
+/// Every registered version (prompts, rule files, lexicons); every role but rep.
 #[utoipa::path(get, path = "/api/v1/prompts", tag = "mlr", security(("bearer" = [])), responses((status = 200, description = "{versions}")))]
 pub async fn list_prompts(AxState(st): AxState<State>, auth: Auth) -> Result<Response, ApiError> {
-    auth.require(ANY, "listing prompt versions")?;
+    auth.require(PROMPT_READERS, "listing prompt versions")?;
     let reg = Registry::new(&st.store, &st.root);
     Ok(json(json!({"versions": reg.versions(None)?})))
 }
 
-/// One version with its content, e-signatures and eval evidence.
+/// One version with its content, e-signatures and eval evidence; every role but rep.
 #[utoipa::path(get, path = "/api/v1/prompts/{id}", tag = "mlr", security(("bearer" = [])),
     params(("id" = String, Path, description = "NAME@N")), responses((status = 200, description = "{version, content, signatures, eval_runs}"), (status = 404, body = super::ErrorBody)))]
 pub async fn show_prompt(AxState(st): AxState<State>, auth: Auth, UrlPath(id): UrlPath<String>) -> Result<Response, ApiError> {
-    auth.require(ANY, "reading a prompt version")?;
+    auth.require(PROMPT_READERS, "reading a prompt version")?;
     let id = version_id(&id)?;
     let reg = Registry::new(&st.store, &st.root);
     let v = reg.get(&id)?;
@@ -67,7 +67,7 @@ pub async fn diff_prompt(
     UrlPath(id): UrlPath<String>,
     Query(q): Query<DiffQuery>,
 ) -> Result<Response, ApiError> {
-    auth.require(ANY, "diffing prompt versions")?;
+    auth.require(PROMPT_READERS, "diffing prompt versions")?;
     let id = version_id(&id)?;
     let against = q.against.as_deref().map(version_id).transpose()?;
     let reg = Registry::new(&st.store, &st.root);
@@ -112,26 +112,12 @@ pub async fn propose(AxState(st): AxState<State>, auth: Auth, Body(r): Body<Prop
             if c.trim().is_empty() {
                 return Err(ApiError::bad("empty", "content is empty"));
             }
-            let kind = kind.unwrap_or(Kind::Prompt);
-            let ext = match kind {
-                Kind::Prompt => "j2",
-                _ => "toml",
-            };
-            let sha = crate::prompts::sha256_hex(c.as_bytes());
-            crate::prompts::check_name(&r.name)?;
-            let rel = PathBuf::from("prompts/proposed").join(format!("{}-{}.{ext}", r.name, &sha[..12]));
-            let full = st.root.join(&rel);
-            if let Some(dir) = full.parent() {
-                std::fs::create_dir_all(dir).map_err(ApiError::internal)?;
-            }
-            // Content-addressed: an existing file with this name holds these bytes.
-            if !full.exists() {
-                std::fs::write(&full, c).map_err(ApiError::internal)?;
-            }
-            rel
+            // Content-addressed under prompts/proposed, never through a link.
+            Registry::new(&st.store, &st.root).store_proposal(&r.name, kind.unwrap_or(Kind::Prompt), c)?
         }
         _ => return Err(ApiError::bad("bad_request", "give exactly one of `template` (a file under the root) or `content`")),
     };
+    // The registry confines the file: under prompts/, rules/ or lexicon/, no symlink, size-limited.
     let reg = Registry::new(&st.store, &st.root);
     let v = reg.propose(&r.name, &template, kind, json!({}), &user)?;
     Ok((StatusCode::CREATED, axum::Json(v)).into_response())
@@ -157,12 +143,12 @@ pub struct SignRequest {
     pub secret: String,
 }
 
-fn signer(st: &State, auth: &Auth, r: &SignRequest, what: &str) -> Result<crate::users::User, ApiError> {
+fn signer(st: &State, auth: &Auth, attempt: &crate::users::Attempt, r: &SignRequest, what: &str) -> Result<crate::users::User, ApiError> {
     let user = auth.require(SIGNERS, what)?;
     if r.reason.trim().is_empty() {
         return Err(ApiError::bad("empty", "reason is empty: an e-signature states why"));
     }
-    match Users::new(&st.store).authenticate(&user.id, r.secret.trim(), what) {
+    match Users::with_policy(&st.store, st.limits.sign_in).authenticate_from(&user.id, r.secret.trim(), attempt) {
         Ok(u) => Ok(u),
         Err(crate::users::Error::BadCredential { .. }) => Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -178,8 +164,14 @@ fn signer(st: &State, auth: &Auth, r: &SignRequest, what: &str) -> Result<crate:
 #[utoipa::path(post, path = "/api/v1/prompts/{id}/approve", tag = "mlr", security(("bearer" = [])), request_body = SignRequest,
     params(("id" = String, Path, description = "NAME@N")),
     responses((status = 200, description = "{version, signature}"), (status = 403, body = super::ErrorBody), (status = 409, description = "no eval evidence, or not in review", body = super::ErrorBody)))]
-pub async fn approve(AxState(st): AxState<State>, auth: Auth, UrlPath(id): UrlPath<String>, Body(r): Body<SignRequest>) -> Result<Response, ApiError> {
-    let user = signer(&st, &auth, &r, "prompts approve (e-signature)")?;
+pub async fn approve(
+    AxState(st): AxState<State>,
+    auth: Auth,
+    SignInAttempt(attempt): SignInAttempt,
+    UrlPath(id): UrlPath<String>,
+    Body(r): Body<SignRequest>,
+) -> Result<Response, ApiError> {
+    let user = signer(&st, &auth, &attempt, &r, "prompts approve (e-signature)")?;
     let id = version_id(&id)?;
     let t = Thresholds::read(&st.thresholds)?;
     let reg = Registry::new(&st.store, &st.root);
@@ -212,8 +204,14 @@ fn reload_prompt(st: &State, v: &crate::prompts::Version) {
 /// Rejects a version in review (an mlr_reviewer who is not its author).
 #[utoipa::path(post, path = "/api/v1/prompts/{id}/reject", tag = "mlr", security(("bearer" = [])), request_body = SignRequest,
     params(("id" = String, Path, description = "NAME@N")), responses((status = 200, description = "{version, signature}"), (status = 403, body = super::ErrorBody)))]
-pub async fn reject(AxState(st): AxState<State>, auth: Auth, UrlPath(id): UrlPath<String>, Body(r): Body<SignRequest>) -> Result<Response, ApiError> {
-    let user = signer(&st, &auth, &r, "prompts reject (e-signature)")?;
+pub async fn reject(
+    AxState(st): AxState<State>,
+    auth: Auth,
+    SignInAttempt(attempt): SignInAttempt,
+    UrlPath(id): UrlPath<String>,
+    Body(r): Body<SignRequest>,
+) -> Result<Response, ApiError> {
+    let user = signer(&st, &auth, &attempt, &r, "prompts reject (e-signature)")?;
     let reg = Registry::new(&st.store, &st.root);
     let (v, s) = reg.reject(&version_id(&id)?, &r.reason, &user)?;
     Ok(json(json!({"version": v, "signature": s})))

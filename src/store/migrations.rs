@@ -42,6 +42,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 3, name: "prompt_registry", sql: include_str!("migrations/0003_prompt_registry.sql") },
     Migration { version: 4, name: "audit_log", sql: include_str!("migrations/0004_audit_log.sql") },
     Migration { version: 5, name: "token_lookup", sql: include_str!("migrations/0005_token_lookup.sql") },
+    Migration { version: 6, name: "sign_in_throttle", sql: include_str!("migrations/0006_sign_in_throttle.sql") },
 ];
 
 /// The version a fully migrated file has.

@@ -18,6 +18,13 @@
 //! - **The first user bootstraps.** While the table is empty, `users add`
 //!   needs no credential but must create an `admin`; after that only an
 //!   admin adds or disables users.
+//! - **Guessing is throttled.** Failed sign-ins are counted per client
+//!   address and per user id ([`throttle`]): past the policy's throttle the
+//!   answer is "try again later", past its lock the user is locked until an
+//!   admin unlocks them; failures are audited coalesced, never one record per
+//!   request.
+
+pub mod throttle;
 
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -25,6 +32,8 @@ use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
 
 use crate::store::{self, Store};
+
+pub use throttle::{Attempt, SignInPolicy};
 
 /// The roles of DESIGN.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
@@ -90,6 +99,14 @@ pub enum Error {
         /// Why, for the audit log only (never shown).
         reason: &'static str,
     },
+    /// No credential was given for a user id (`--as` without a token).
+    #[error("no token for {user}: {hint}")]
+    NoCredential {
+        /// The user id given.
+        user: String,
+        /// How to give one.
+        hint: String,
+    },
     /// The signed-in user's role may not do this.
     #[error("permission denied: {action} needs role {needs}; {user} is {role}")]
     PermissionDenied {
@@ -125,6 +142,19 @@ pub enum Error {
     /// Hashing failed (argon2 parameters or the OS random source).
     #[error("token hashing failed: {0}")]
     Hash(String),
+    /// Too many failed sign-ins from this address or for this user in the
+    /// current window: nothing was checked; try again later.
+    #[error("too many failed sign-ins from this address or for this user; try again in {retry_after_secs} s")]
+    Throttled {
+        /// Seconds until the window ends (HTTP `Retry-After`).
+        retry_after_secs: u64,
+    },
+    /// The user is locked after too many failed sign-ins; an admin unlocks.
+    #[error("user {user} is locked after too many failed sign-ins; an admin must unlock it (`onlabel users unlock {user} --as ADMIN`)")]
+    Locked {
+        /// The locked user.
+        user: String,
+    },
 }
 
 impl Error {
@@ -134,17 +164,28 @@ impl Error {
             Error::Store(crate::store::Error::ForeignDatabase { .. }) => "store_not_onlabel",
             Error::Store(_) => "store_error",
             Error::BadCredential { .. } => "bad_credential",
+            Error::NoCredential { .. } => "no_credential",
             Error::PermissionDenied { .. } => "permission_denied",
             Error::Exists { .. } => "user_exists",
             Error::NotFound { .. } => "user_not_found",
             Error::BadInput { .. } => "bad_input",
             Error::Hash(_) => "hash_error",
+            Error::Throttled { .. } => "too_many_sign_in_failures",
+            Error::Locked { .. } => "user_locked",
         }
     }
 
-    /// True for a failed sign-in or a refused role (exit 3, HTTP 401/403).
+    /// True for a failed, throttled or locked sign-in or a refused role
+    /// (exit 3; HTTP 401, 429 or 403).
     pub fn is_denied(&self) -> bool {
-        matches!(self, Error::BadCredential { .. } | Error::PermissionDenied { .. })
+        matches!(
+            self,
+            Error::BadCredential { .. }
+                | Error::NoCredential { .. }
+                | Error::PermissionDenied { .. }
+                | Error::Throttled { .. }
+                | Error::Locked { .. }
+        )
     }
 }
 
@@ -168,6 +209,9 @@ pub struct User {
     pub rotated_at: Option<DateTime<Utc>>,
     /// When disabled (a disabled user cannot sign in).
     pub disabled_at: Option<DateTime<Utc>>,
+    /// When locked by the sign-in throttle (a locked user cannot sign in
+    /// until an admin unlocks them).
+    pub locked_at: Option<DateTime<Utc>>,
 }
 
 impl User {
@@ -193,12 +237,19 @@ pub struct NewToken(pub String);
 #[derive(Debug)]
 pub struct Users<'a> {
     store: &'a Store,
+    /// How failed sign-ins are throttled and when a user is locked.
+    policy: SignInPolicy,
 }
 
 impl<'a> Users<'a> {
-    /// Users in `store`.
+    /// Users in `store`, with the default [`SignInPolicy`].
     pub fn new(store: &'a Store) -> Users<'a> {
-        Users { store }
+        Users { store, policy: SignInPolicy::default() }
+    }
+
+    /// Users in `store`, throttling failed sign-ins by `policy`.
+    pub fn with_policy(store: &'a Store, policy: SignInPolicy) -> Users<'a> {
+        Users { store, policy }
     }
 
     /// True while no user exists (the next `add` bootstraps the first admin).
@@ -270,17 +321,47 @@ impl<'a> Users<'a> {
             .with_conn(|c| c.query_row(&format!("SELECT {COLUMNS} FROM users WHERE id = ?1"), [id], user).optional())?)
     }
 
-    /// Checks `id` + `token`; every failure is appended to the audit log
-    /// (action `login_failed`, with `what` the command tried) before it is returned.
+    /// Checks `id` + `token` for a command-line `what` (the command): see
+    /// [`Users::authenticate_from`].
     pub fn authenticate(&self, id: &str, token: &str, what: &str) -> Result<User> {
+        self.authenticate_from(id, token, &Attempt::cli(what))
+    }
+
+    /// Checks `id` + `token` (the command line, an e-signature). Refused
+    /// without checking when the attempt's address or the user is throttled
+    /// ([`Error::Throttled`]) or the user is locked ([`Error::Locked`]).
+    /// Every failure is counted and audited, coalesced ([`throttle`]); a
+    /// user's count reaching the policy's `lock_after` locks them.
+    pub fn authenticate_from(&self, id: &str, token: &str, attempt: &Attempt) -> Result<User> {
+        let now = Utc::now();
         let found: Option<(User, String)> = self.store.with_conn(|c| {
             c.query_row(&format!("SELECT {COLUMNS}, token_hash FROM users WHERE id = ?1"), [id], |r| {
-                Ok((user(r)?, r.get::<_, String>(7)?))
+                Ok((user(r)?, r.get::<_, String>(TOKEN_HASH)?))
             })
             .optional()
         })?;
+        let known = found.as_ref().map(|(u, _)| u.id.as_str());
+        let standing = throttle::standing(self.store, &self.policy, &attempt.addr, known, now)?;
+        let limit = self.policy.throttle_after as i64;
+        if standing.addr >= limit || standing.user >= limit {
+            // Attempts while the *user* is throttled count toward its lock;
+            // an address throttle alone does not touch the user's count.
+            if standing.user >= limit {
+                throttle::record_failure(self.store, &self.policy, attempt, known, id, "throttled", now)?;
+                if let Some(u) = known {
+                    if self.is_locked(u)? {
+                        return Err(Error::Locked { user: u.to_string() });
+                    }
+                }
+            }
+            return Err(Error::Throttled { retry_after_secs: self.policy.retry_after(now) });
+        }
         let reason = match &found {
             None => "unknown user",
+            Some((u, _)) if u.locked_at.is_some() => {
+                throttle::record_failure(self.store, &self.policy, attempt, known, id, "locked", now)?;
+                return Err(Error::Locked { user: u.id.clone() });
+            }
             Some((u, _)) if u.disabled_at.is_some() => "disabled",
             Some((_, h)) if !verify_token(token, h) => "wrong token",
             Some((u, _)) => {
@@ -291,35 +372,76 @@ impl<'a> Users<'a> {
                 return Ok(u.clone());
             }
         };
-        let rec = crate::audit::Record::new(id, "unknown", "login_failed")
-            .detail(serde_json::json!({"reason": reason, "command": what}));
-        crate::audit::append(self.store, &rec)?;
-        Err(Error::BadCredential { user: id.to_string(), reason })
+        throttle::record_failure(self.store, &self.policy, attempt, known, id, reason, now)?;
+        Err(Error::BadCredential { user: throttle::bounded(id, 64), reason })
     }
 
     /// Checks a bearer token alone (the HTTP server's `Authorization: Bearer
     /// TOKEN`): finds its user by [`lookup_key`], then verifies the argon2id
     /// hash. Returns the user and the stored hash (a caller that caches the
-    /// check compares it later: a rotated token changes it). Failures are
-    /// appended to the audit log like [`Users::authenticate`]'s.
-    pub fn authenticate_bearer(&self, token: &str, what: &str) -> Result<(User, String)> {
+    /// check compares it later: a rotated token changes it). Refused without
+    /// checking while the attempt's address is throttled; failures are
+    /// counted and audited like [`Users::authenticate_from`]'s.
+    pub fn authenticate_bearer(&self, token: &str, attempt: &Attempt) -> Result<(User, String)> {
+        let now = Utc::now();
+        self.gate(attempt)?;
         let key = lookup_key(token);
         let found: Option<(User, String)> = self.store.with_conn(|c| {
             c.query_row(&format!("SELECT {COLUMNS}, token_hash FROM users WHERE token_lookup = ?1"), [&key], |r| {
-                Ok((user(r)?, r.get::<_, String>(7)?))
+                Ok((user(r)?, r.get::<_, String>(TOKEN_HASH)?))
             })
             .optional()
         })?;
         let (id, reason) = match &found {
-            None => ("unknown".to_string(), "unknown token"),
-            Some((u, _)) if u.disabled_at.is_some() => (u.id.clone(), "disabled"),
-            Some((u, h)) if !verify_token(token, h) => (u.id.clone(), "wrong token"),
+            None => (None, "unknown token"),
+            Some((u, _)) if u.locked_at.is_some() => {
+                throttle::record_failure(self.store, &self.policy, attempt, Some(&u.id), &u.id, "locked", now)?;
+                return Err(Error::Locked { user: u.id.clone() });
+            }
+            Some((u, _)) if u.disabled_at.is_some() => (Some(u.id.as_str()), "disabled"),
+            Some((u, h)) if !verify_token(token, h) => (Some(u.id.as_str()), "wrong token"),
             Some((u, h)) => return Ok((u.clone(), h.clone())),
         };
-        let rec = crate::audit::Record::new(&id, "unknown", "login_failed")
-            .detail(serde_json::json!({"reason": reason, "command": what, "via": "bearer"}));
-        crate::audit::append(self.store, &rec)?;
-        Err(Error::BadCredential { user: id, reason })
+        throttle::record_failure(self.store, &self.policy, attempt, id, id.unwrap_or(throttle::UNKNOWN), reason, now)?;
+        Err(Error::BadCredential { user: id.unwrap_or(throttle::UNKNOWN).to_string(), reason })
+    }
+
+    /// Refuses an attempt whose address is throttled ([`Error::Throttled`]),
+    /// after one indexed read and without writing: what a server checks
+    /// before a cached bearer check too.
+    pub fn gate(&self, attempt: &Attempt) -> Result<()> {
+        let now = Utc::now();
+        let standing = throttle::standing(self.store, &self.policy, &attempt.addr, None, now)?;
+        if standing.addr >= self.policy.throttle_after as i64 {
+            return Err(Error::Throttled { retry_after_secs: self.policy.retry_after(now) });
+        }
+        Ok(())
+    }
+
+    fn is_locked(&self, id: &str) -> Result<bool> {
+        Ok(self.get(id)?.is_some_and(|u| u.locked_at.is_some()))
+    }
+
+    /// Lifts the lock the sign-in throttle put on `id` and forgets its
+    /// failures in the current window. Admins only; audited (`user_unlocked`).
+    pub fn unlock(&self, id: &str, by: &User) -> Result<User> {
+        by.require(&[Role::Admin], "users unlock")?;
+        let target = self.get(id)?.ok_or_else(|| Error::NotFound { id: id.to_string() })?;
+        if target.locked_at.is_none() {
+            return Err(Error::BadInput { field: "ID", reason: format!("{id} is not locked") });
+        }
+        let now = Utc::now();
+        self.store.write(|tx| {
+            let path = self.store.path();
+            tx.execute("UPDATE users SET locked_at = NULL, locked_by = NULL WHERE id = ?1", [id])
+                .map_err(|e| store::Error::sqlite(path, e))?;
+            throttle::clear_user(tx, path, id)?;
+            let rec = crate::audit::Record::new(&by.id, by.role.as_str(), "user_unlocked")
+                .detail(serde_json::json!({"user": id, "locked_at": target.locked_at.map(stamp)}));
+            crate::audit::append_tx(tx, &rec, now)?;
+            Ok::<_, Error>(())
+        })?;
+        self.get(id)?.ok_or_else(|| Error::NotFound { id: id.to_string() })
     }
 
     /// The stored argon2id hash of `id`'s token and whether the user is
@@ -327,7 +449,7 @@ impl<'a> Users<'a> {
     pub fn current_hash(&self, id: &str) -> Result<Option<(User, String)>> {
         Ok(self.store.with_conn(|c| {
             c.query_row(&format!("SELECT {COLUMNS}, token_hash FROM users WHERE id = ?1"), [id], |r| {
-                Ok((user(r)?, r.get::<_, String>(7)?))
+                Ok((user(r)?, r.get::<_, String>(TOKEN_HASH)?))
             })
             .optional()
         })?)
@@ -426,7 +548,9 @@ fn stamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-const COLUMNS: &str = "id, name, role, created_at, created_by, rotated_at, disabled_at";
+const COLUMNS: &str = "id, name, role, created_at, created_by, rotated_at, disabled_at, locked_at";
+/// Index of `token_hash` when selected after [`COLUMNS`].
+const TOKEN_HASH: usize = 8;
 
 fn time(r: &Row<'_>, i: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
     let s: Option<String> = r.get(i)?;
@@ -450,6 +574,7 @@ fn user(r: &Row<'_>) -> rusqlite::Result<User> {
         created_by: r.get(4)?,
         rotated_at: time(r, 5)?,
         disabled_at: time(r, 6)?,
+        locked_at: time(r, 7)?,
     })
 }
 
@@ -479,12 +604,110 @@ mod tests {
         users.disable("r1", &admin).unwrap();
         assert!(users.authenticate("r1", &new.0, "test").is_err());
         assert!(users.disable("root", &admin).is_err(), "last admin");
-        // Three failed sign-ins and the changes are on the audit trail.
+        // Four failed sign-ins, coalesced per (address, user, window): one
+        // record for r1's three and one for the unknown id.
         let audit = crate::audit::Audit::with_store(Store::open(dir.path()).unwrap());
         let all = audit.range(None, None).unwrap();
-        assert_eq!(all.iter().filter(|e| e.action == "login_failed").count(), 4);
+        assert_eq!(all.iter().filter(|e| e.action == "login_failed").count(), 2);
         assert!(audit.verify(None).unwrap().ok);
         let stored: String = store.with_conn(|c| c.query_row("SELECT token_hash FROM users WHERE id='root'", [], |r| r.get(0))).unwrap();
         assert!(stored.starts_with("$argon2id$") && !stored.contains(&tok.0));
+    }
+
+    fn policy(throttle_after: u32, lock_after: u32) -> SignInPolicy {
+        SignInPolicy { window_secs: 3600, throttle_after, lock_after }
+    }
+
+    fn audit_actions(store: &Store) -> Vec<String> {
+        store
+            .with_conn(|c| {
+                let mut st = c.prepare("SELECT action FROM audit_log ORDER BY seq")?;
+                let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+                rows.collect()
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn probe_row5_failed_sign_ins_throttle_then_lock_and_an_admin_unlocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let users = Users::with_policy(&store, policy(3, 5));
+        let (admin, _) = users.add("root", "Ada Admin", Role::Admin, None).unwrap();
+        let (_, tok) = users.add("r1", "Rep One", Role::Rep, Some(&admin)).unwrap();
+        let from = |ip: &str| Attempt::http(Some(ip.parse().unwrap()), "POST", Some("/x"), "/x");
+        // Three wrong tokens from three addresses: each is a plain failure.
+        for ip in ["10.0.0.1", "10.0.0.2", "10.0.0.3"] {
+            assert!(matches!(users.authenticate_from("r1", "olt_wrong", &from(ip)), Err(Error::BadCredential { .. })));
+        }
+        // The user is throttled now, from any address, even with the right token.
+        let e = users.authenticate_from("r1", &tok.0, &from("10.0.0.9")).unwrap_err();
+        assert!(matches!(e, Error::Throttled { retry_after_secs } if (1..=3600).contains(&retry_after_secs)), "{e}");
+        assert_eq!(e.code(), "too_many_sign_in_failures");
+        assert!(e.is_denied());
+        // The fifth counted attempt locks the user.
+        let e = users.authenticate_from("r1", "olt_wrong", &from("10.0.0.9")).unwrap_err();
+        assert!(matches!(e, Error::Locked { .. }), "{e}");
+        assert!(users.get("r1").unwrap().unwrap().locked_at.is_some());
+        // Only an admin unlocks; then the right token works again.
+        let rep = users.get("r1").unwrap().unwrap();
+        assert!(users.unlock("r1", &rep).unwrap_err().is_denied());
+        let u = users.unlock("r1", &admin).unwrap();
+        assert!(u.locked_at.is_none());
+        assert!(users.unlock("r1", &admin).is_err(), "not locked any more");
+        // Its failures were forgotten with the lock; a fresh address signs in.
+        users.authenticate_from("r1", &tok.0, &from("10.0.0.20")).unwrap();
+        let actions = audit_actions(&store);
+        for a in ["login_failed", "login_throttled", "user_locked", "user_unlocked"] {
+            assert!(actions.iter().any(|x| x == a), "{a} in {actions:?}");
+        }
+        assert!(crate::audit::Audit::with_store(Store::open(dir.path()).unwrap()).verify(None).unwrap().ok);
+    }
+
+    #[test]
+    fn probe_row5_an_address_throttle_does_not_count_against_the_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let users = Users::with_policy(&store, policy(2, 2));
+        let (admin, tok) = users.add("root", "Ada Admin", Role::Admin, None).unwrap();
+        let nat = Attempt::http(Some("192.0.2.7".parse().unwrap()), "GET", Some("/x"), "/x");
+        for _ in 0..2 {
+            assert!(users.authenticate_bearer("olt_guess", &nat).is_err());
+        }
+        for _ in 0..20 {
+            assert!(matches!(users.authenticate_bearer(&tok.0, &nat), Err(Error::Throttled { .. })));
+            assert!(matches!(users.authenticate_from("root", &tok.0, &nat), Err(Error::Throttled { .. })));
+        }
+        assert!(users.get("root").unwrap().unwrap().locked_at.is_none(), "a shared address cannot lock a user out");
+        let elsewhere = Attempt::http(Some("198.51.100.1".parse().unwrap()), "GET", Some("/x"), "/x");
+        assert_eq!(users.authenticate_bearer(&tok.0, &elsewhere).unwrap().0, admin);
+    }
+
+    #[test]
+    fn probe_row5_a_flood_of_bad_tokens_grows_the_store_by_a_bounded_amount() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let users = Users::with_policy(&store, policy(10, 30));
+        users.add("root", "Ada Admin", Role::Admin, None).unwrap();
+        let long_path = format!("/api/v1/{}", "a".repeat(65_000));
+        let a = Attempt::http(Some("203.0.113.5".parse().unwrap()), "GET", None, &long_path);
+        let before = audit_actions(&store).len();
+        let mut throttled = 0;
+        for i in 0..200 {
+            match users.authenticate_bearer(&format!("olt_bad{i}"), &a) {
+                Err(Error::Throttled { .. }) => throttled += 1,
+                Err(Error::BadCredential { .. }) => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(throttled, 190, "after 10 failures the address is throttled");
+        let added = audit_actions(&store).len() - before;
+        assert_eq!(added, 2, "one login_failed and one login_throttled, not one record per request");
+        assert_eq!(throttle::rows(&store).unwrap(), 1);
+        let longest: i64 = store.with_conn(|c| c.query_row("SELECT max(length(detail_json) + length(actor)) FROM audit_log", [], |r| r.get(0))).unwrap();
+        assert!(longest < 1_000, "audit details stay small: {longest}");
+        // A CLI attempt with a huge, malformed user id is stored bounded too.
+        let e = users.authenticate(&"x y".repeat(20_000), "olt_bad", "prompts approve").unwrap_err();
+        assert!(e.to_string().len() < 300, "{}", e.to_string().len());
     }
 }

@@ -101,7 +101,7 @@ fn ingest_writes_one_vector_per_passage() {
     assert!(!idx.join(VECTORS_BIN).exists());
     let out = std::process::Command::new(bin())
         .current_dir(root())
-        .args(["ask", "--json", "--extractive", "--retrieval", "fused", "--product", "testra", "--as-of", "2026-11-23", "--index"])
+        .args(["ask", "--json", "--extractive", "--retrieval", "fused", "--product", "testra", "--index"])
         .arg(&idx)
         .arg("Is it hard on the liver?")
         .output()

@@ -31,7 +31,7 @@ fn run(e: &Env, args: &[&str]) -> (i32, serde_json::Value, String) {
 }
 
 fn email(e: &Env, index: &str, product: &str, topics: &str) -> serde_json::Value {
-    let (code, d, err) = run(e, &["email", "--index", index, "--as-of", "2026-11-23", "--product", product, "--hcp", "Dr. Shah", topics]);
+    let (code, d, err) = run(e, &["email", "--index", index, "--product", product, "--hcp", "Dr. Shah", topics]);
     assert_eq!(code, 0, "{err}");
     d
 }
@@ -100,7 +100,7 @@ fn issue10_7_the_same_statement_is_not_quoted_twice() {
     let notes = format!("{}/notes.txt", e.data);
     std::fs::create_dir_all(&e.data).unwrap();
     std::fs::write(&notes, "- Zentravia is taken at 20 mg once daily.\n- zentravia is taken at 20 mg once daily\n- Agreed to send the FAQ.\n").unwrap();
-    let (code, s, err) = run(&e, &["summarize", "--index", &e.demo, "--as-of", "2026-11-23", "--product", "zentravia", &notes]);
+    let (code, s, err) = run(&e, &["summarize", "--index", &e.demo, "--product", "zentravia", &notes]);
     assert_eq!(code, 0, "{err}");
     let kept = s["statements"].as_array().unwrap().len() + s["removed"].as_array().unwrap().len();
     assert_eq!(kept, 1, "{s}");
@@ -122,7 +122,7 @@ fn issue10_7_an_unsupported_topic_is_named_in_the_notes_to_the_rep() {
     assert!(!d["statements"].as_array().unwrap().is_empty(), "the supported topic is drafted: {d}");
     // Text mode: the draft on stdout, the note on stderr.
     let out = std::process::Command::new(bin())
-        .args(["--data", &e.data, "email", "--index", &e.demo, "--as-of", "2026-11-23", "--product", "zentravia", "--hcp", "Dr. Shah"])
+        .args(["--data", &e.data, "email", "--index", &e.demo, "--product", "zentravia", "--hcp", "Dr. Shah"])
         .arg(format!("the recommended dose; {odd}"))
         .output()
         .unwrap();

@@ -463,6 +463,13 @@ fn issue10_10_demo_script_is_idempotent_and_quick_the_second_time() {
     assert!(first.contains("serving on http://127.0.0.1:"), "the server started: {first}");
     let rep_token = |out: &str| out.lines().find(|l| l.trim_start().starts_with("rep ")).map(str::to_string);
     assert!(rep_token(&first).is_some_and(|l| l.contains("olt_")), "a token per role is printed: {first}");
+    // The tokens are kept outside the repository (the registry's root), mode 600 (issue 17 row 4).
+    let tokens = u.home.join("xdg-data/onlabel-demo/demo-tokens.txt");
+    assert!(!clone.join("data/demo/demo-tokens.txt").exists(), "no tokens file under the repository");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&tokens).unwrap().permissions().mode() & 0o777, 0o600, "{}", tokens.display());
+    }
     let (second, err, took) = demo("second run");
     assert!(!second.contains("indexed 4 documents") && second.contains("up to date"), "no re-ingest: {second}");
     assert!(!second.contains("downloading") && !err.contains("downloading"), "no re-download: {second}{err}");
@@ -495,7 +502,7 @@ fn issue10_6b_no_product_is_not_answered_from_the_top_ranked_label() {
     assert_eq!(code, 0, "{err}");
     let idx = idx.to_str().unwrap();
     let ask = |q: &str| {
-        let (code, out, err) = u.run(&["ask", "--extractive", "--json", "--index", idx, "--as-of", "2026-11-23", q]);
+        let (code, out, err) = u.run(&["ask", "--extractive", "--json", "--index", idx, q]);
         assert_eq!(code, 0, "{q}: {err}");
         json(&out)
     };
@@ -537,7 +544,7 @@ fn issue10_6b_no_product_is_not_answered_from_the_top_ranked_label() {
     let (ok, total) = onlabel::eval::supported_sentences(&answer);
     assert!(total > 0 && ok == total, "{ok}/{total} sentences supported: {a}");
     // On a terminal-less text run, each block is under its product's heading.
-    let (_, out, _) = u.run(&["ask", "--extractive", "--index", idx, "--as-of", "2026-11-23", "What are the contraindications?"]);
+    let (_, out, _) = u.run(&["ask", "--extractive", "--index", idx, "What are the contraindications?"]);
     for p in &products {
         assert!(out.contains(&format!("\n{}:\n", p.to_uppercase())), "{p} heading missing: {out}");
     }
@@ -552,7 +559,7 @@ fn issue10_6b_no_product_is_not_answered_from_the_top_ranked_label() {
     assert_eq!(a["route"], "medical", "{a}");
 
     // --product is unchanged: no note, no parts.
-    let (_, out, _) = u.run(&["ask", "--extractive", "--json", "--index", idx, "--as-of", "2026-11-23", "--product", "lipitor", "What are the contraindications?"]);
+    let (_, out, _) = u.run(&["ask", "--extractive", "--json", "--index", idx, "--product", "lipitor", "What are the contraindications?"]);
     let a = json(&out);
     assert_eq!(a["product"], "lipitor");
     assert!(a["note"].is_null() && a["parts"].is_null(), "{a}");

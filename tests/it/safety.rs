@@ -30,7 +30,7 @@ fn ask_on_a_terminal_shows_only_verified_sentences() {
     let idx = ingest_demo(dir.path());
     let data = dir.path().join("data");
     let question = "Can nursing moms take it?";
-    let common = ["--data", data.to_str().unwrap(), "ask", "--index", &idx, "--product", "zentravia", "--as-of", "2026-11-23"];
+    let common = ["--data", data.to_str().unwrap(), "ask", "--index", &idx, "--product", "zentravia"];
     let json = Command::new(bin()).args(common).args(["--json", question]).current_dir(root()).output().unwrap();
     assert!(json.status.success(), "{}", String::from_utf8_lossy(&json.stderr));
     let a: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
@@ -75,7 +75,7 @@ fn summarize_screens_the_last_paragraph_of_long_notes() {
     let f = dir.path().join("notes.txt");
     std::fs::write(&f, &notes).unwrap();
     let out = Command::new(bin())
-        .args(["--data", data.to_str().unwrap(), "summarize", "--index", &idx, "--product", "zentravia", "--as-of", "2026-11-23", "--json", f.to_str().unwrap()])
+        .args(["--data", data.to_str().unwrap(), "summarize", "--index", &idx, "--product", "zentravia", "--json", f.to_str().unwrap()])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -96,7 +96,7 @@ fn reports_in_other_languages_reach_a_person() {
     let data = dir.path().join("data");
     let ask = |q: &str| -> serde_json::Value {
         let out = Command::new(bin())
-            .args(["--data", data.to_str().unwrap(), "ask", "--extractive", "--index", &idx, "--product", "zentravia", "--as-of", "2026-11-23", "--json", q])
+            .args(["--data", data.to_str().unwrap(), "ask", "--extractive", "--index", &idx, "--product", "zentravia", "--json", q])
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -407,11 +407,15 @@ fn registry_over_http_propose_eval_approve_with_e_signature_then_the_copilot_run
     assert_eq!(signed["version"]["state"], "approved");
     assert_eq!(signed["signature"]["signer_id"], "bob", "{signed}");
     assert_eq!(signed["signature"]["signer_name"], "Bob Reviewer");
-    let (_, shown) = s.get(Some(&u.rex), "/api/v1/prompts/objection@1");
+    let (_, shown) = s.get(Some(&u.carol), "/api/v1/prompts/objection@1");
     assert_eq!(shown["signatures"].as_array().unwrap().len(), 1, "{shown}");
     assert!(!shown["eval_runs"].as_array().unwrap().is_empty());
-    let (code, d) = s.get(Some(&u.rex), "/api/v1/prompts/objection@1/diff");
+    let (code, d) = s.get(Some(&u.mia), "/api/v1/prompts/objection@1/diff");
     assert_eq!(code, 200, "{d}");
+    // A rep gets answers, never the instructions behind them (issue 17 row 4).
+    for path in ["/api/v1/prompts", "/api/v1/prompts/objection@1", "/api/v1/prompts/objection@1/diff"] {
+        assert_eq!(s.get(Some(&u.rex), path).0, 403, "{path}");
+    }
     // The running copilot now answers with the registry's version.
     let (_, a, _) = s.post(Some(&u.rex), "/api/v1/ask", &json!({"question": "What are the LFT monitoring rules?", "product": "zentravia"}));
     assert_eq!(a["prompt_version"], "objection@1", "{a}");

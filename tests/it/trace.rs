@@ -59,7 +59,7 @@ fn trace_ask_then_audit_show_and_verify_find_the_record() {
     let e = env();
     let q = "What are the LFT monitoring rules?";
     let (code, out, err) = onlabel(&e.data, Some(&e.rex), &["ask", "--extractive", "--index", &e.index, "--product", "zentravia",
-        "--as-of", "2026-11-23", "--as", "rex", "--json", q]);
+        "--as", "rex", "--json", q]);
     assert_eq!(code, 0, "{err}");
     let a = json(&out);
     assert_eq!(a["route"], "answer");
