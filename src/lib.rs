@@ -22,6 +22,7 @@
 //! | [`store`] | the one SQLite file (`onlabel.sqlite`) for state that survives restarts; its migrations |
 //! | [`eval`] | the eval harness: suites, metrics, reports |
 //! | [`cli`] | clap commands; `main.rs` stays thin |
+//! | [`error`] | the one table of stable error codes, with their exit and HTTP statuses |
 //!
 //! The `server` module (later) slots
 //! into [`copilot`] without changing its output shape: every answer already
@@ -33,6 +34,7 @@ pub mod cases;
 pub mod cli;
 pub mod copilot;
 pub mod corpus;
+pub mod error;
 pub mod eval;
 pub mod guard;
 pub mod index;
@@ -79,6 +81,26 @@ pub enum Error {
     /// Appending to or reading the audit log failed.
     #[error(transparent)]
     Audit(#[from] audit::Error),
+}
+
+impl Error {
+    /// The stable code of the wrapped module error (a key of
+    /// [`error::CODES`], which gives its exit and HTTP statuses).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Corpus(e) => e.code(),
+            Error::Index(e) => e.code(),
+            Error::Copilot(e) => e.code(),
+            Error::Llm(e) => e.code(),
+            Error::Eval(e) => e.code(),
+            Error::Cases(e) => e.code(),
+            Error::Store(e) => e.code(),
+            Error::Guard(e) => e.code(),
+            Error::Prompts(e) => e.code(),
+            Error::Users(e) => e.code(),
+            Error::Audit(e) => e.code(),
+        }
+    }
 }
 
 /// Result with the crate-wide [`Error`].

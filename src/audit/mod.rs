@@ -58,9 +58,7 @@ impl Error {
     /// A stable, machine-readable code for JSON errors.
     pub fn code(&self) -> &'static str {
         match self {
-            Error::Store(store::Error::Corrupt { .. }) => "store_corrupt",
-            Error::Store(crate::store::Error::ForeignDatabase { .. }) => "store_not_onlabel",
-            Error::Store(_) => "store_error",
+            Error::Store(e) => e.code(),
             Error::BadInput { .. } => "bad_input",
         }
     }

@@ -99,11 +99,7 @@ impl Error {
     /// A stable, machine-readable code for the CLI's and the API's JSON errors.
     pub fn code(&self) -> &'static str {
         match self {
-            Error::Store(store::Error::NotADatabase { .. }) => "store_not_a_database",
-            Error::Store(store::Error::ForeignDatabase { .. }) => "store_not_onlabel",
-            Error::Store(store::Error::Corrupt { .. }) => "store_corrupt",
-            Error::Store(store::Error::NewerSchema { .. }) => "store_newer_schema",
-            Error::Store(_) => "store_error",
+            Error::Store(e) => e.code(),
             Error::NotFound { .. } => "case_not_found",
             Error::InvalidTransition { .. } => "invalid_transition",
             Error::NoOwner { .. } => "case_has_no_owner",

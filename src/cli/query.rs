@@ -231,13 +231,10 @@ pub(super) fn known_product(q: &QueryArgs, product: &str) -> anyhow::Result<()> 
     if names.contains(&p) {
         return Ok(());
     }
-    Err(error::Error::BadInput {
-        field: "--product",
-        reason: format!(
-            "no product {p:?} in the index at {} (it holds: {}); see `onlabel products`",
-            q.index()?.display(),
-            if names.is_empty() { "nothing".to_string() } else { names.join(", ") }
-        ),
+    Err(error::Error::UnknownProduct {
+        product: p,
+        index: q.index()?.to_path_buf(),
+        known: if names.is_empty() { "nothing".to_string() } else { names.join(", ") },
     }
     .into())
 }

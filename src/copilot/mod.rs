@@ -54,6 +54,19 @@ pub enum Error {
     BadQuestion(String),
 }
 
+impl Error {
+    /// The stable code (see [`crate::error::CODES`]): a bad question is the
+    /// caller's to fix (400, exit 2); a case that could not be opened is
+    /// `escalation_failed`, whose public message says to report by phone.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Index(e) => e.code(),
+            Error::Cases(_) => "escalation_failed",
+            Error::BadQuestion(_) => "bad_question",
+        }
+    }
+}
+
 /// Result with the copilot [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

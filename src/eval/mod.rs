@@ -69,6 +69,17 @@ pub enum Error {
     Metrics(serde_json::Error),
 }
 
+impl Error {
+    /// The stable code (see [`crate::error::CODES`]).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Io { .. } | Error::BadCase { .. } | Error::Empty { .. } | Error::DuplicateId { .. } => "suite_invalid",
+            Error::Report { .. } => "report_io",
+            Error::Metrics(_) => "internal",
+        }
+    }
+}
+
 /// Result with the eval [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -81,6 +81,15 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// The stable code (see [`crate::error::CODES`]).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Io { .. } | Error::Parse { .. } => "rules_invalid",
+        }
+    }
+}
+
 /// Result with the guard [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

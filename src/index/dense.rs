@@ -74,6 +74,15 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// The stable code (see [`crate::error::CODES`]).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::MissingFile { .. } | Error::Load { .. } | Error::Embed(_) | Error::Vectors { .. } => "embedder_error",
+        }
+    }
+}
+
 impl From<candle_core::Error> for Error {
     fn from(e: candle_core::Error) -> Self {
         Error::Embed(e.to_string())

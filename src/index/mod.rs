@@ -99,6 +99,18 @@ pub enum Error {
 /// absent ("hair growth") stays below the answer threshold.
 pub const ABSENT_AS_SHARE: f32 = 0.08;
 
+impl Error {
+    /// The stable code (see [`crate::error::CODES`]).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Missing { .. } => "index_missing",
+            Error::Schema { .. } | Error::Tantivy { .. } | Error::Damaged { .. } | Error::Catalogue { .. } => "index_damaged",
+            Error::Io { .. } => "index_io",
+            Error::Dense(e) => e.code(),
+        }
+    }
+}
+
 /// Result with the index [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -91,6 +91,23 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// The stable code (see [`crate::error::CODES`]).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Overloaded { .. } => "overloaded",
+            Error::Io { .. }
+            | Error::NotGguf { .. }
+            | Error::Unsupported(_)
+            | Error::Tokenizer(_)
+            | Error::Template(_)
+            | Error::ContextFull { .. }
+            | Error::Candle(_)
+            | Error::Generation(_) => "model_error",
+        }
+    }
+}
+
 /// Result with the llm [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

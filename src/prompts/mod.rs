@@ -256,8 +256,7 @@ impl Error {
     /// A stable, machine-readable code.
     pub fn code(&self) -> &'static str {
         match self {
-            Error::Store(crate::store::Error::ForeignDatabase { .. }) => "store_not_onlabel",
-            Error::Store(_) => "store_error",
+            Error::Store(e) => e.code(),
             Error::Users(e) => e.code(),
             Error::Io { .. } => "io_error",
             Error::NotFound { .. } => "prompt_not_found",

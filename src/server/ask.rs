@@ -45,16 +45,22 @@ pub struct AskRequest {
     pub extractive: bool,
 }
 
-/// Refuses an empty text or one over the question limit (413).
+/// Refuses an empty text or one over the question limit (413). A question
+/// is also held to the copilot's own limit ([`crate::copilot::MAX_QUESTION_CHARS`]),
+/// whatever `--max-question` says: the client hears 413 with the limit that
+/// applies, not a failure from deeper down.
 pub(crate) fn check_text(st: &AppState, field: &str, text: &str) -> Result<(), ApiError> {
     if text.trim().is_empty() {
         return Err(ApiError::bad("empty", format!("{field} is empty: type what the HCP asked or said")));
     }
     let n = text.chars().count();
-    if n > st.limits.max_question_chars {
+    let limit = match field {
+        "question" => st.limits.max_question_chars.min(crate::copilot::MAX_QUESTION_CHARS),
+        _ => st.limits.max_question_chars,
+    };
+    if n > limit {
         return Err(ApiError::too_large(format!(
-            "{field} is {n} characters, over the {}-character limit: ask one question at a time (use /api/v1/summarize for visit notes)",
-            st.limits.max_question_chars
+            "{field} is {n} characters, over the {limit}-character limit: ask one question at a time (use /api/v1/summarize for visit notes)"
         )));
     }
     Ok(())
@@ -158,6 +164,7 @@ pub async fn ask(AxState(st): AxState<State>, auth: Auth, headers: HeaderMap, Bo
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Result<SseEvent, Infallible>>();
     let s = st.clone();
     let timeout = st.limits.request_timeout;
+    let rid = job.request_id.clone();
     tokio::spawn(async move {
         let events = tx.clone();
         let done = ticket
@@ -175,7 +182,7 @@ pub async fn ask(AxState(st): AxState<State>, auth: Auth, headers: HeaderMap, Bo
                 let _ = tx.send(Ok(sse_json("done", &json!({"route": answer.route, "case_id": answer.case_id, "audit_id": answer.audit_id}))));
             }
             Err(e) => {
-                let _ = tx.send(Ok(sse_json("error", &json!({"error": {"code": e.code, "message": e.message}}))));
+                let _ = tx.send(Ok(sse_json("error", &e.to_body(&rid))));
             }
         }
     });

@@ -143,6 +143,7 @@ pub async fn chat(AxState(st): AxState<State>, auth: Auth, headers: HeaderMap, B
     }
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Result<SseEvent, Infallible>>();
     let timeout = st.limits.request_timeout;
+    let rid = j.request_id.clone();
     tokio::spawn(async move {
         let chunk = move |delta: Value, finish: Option<&str>, ext: Option<Value>| {
             let mut c = json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
@@ -175,7 +176,7 @@ pub async fn chat(AxState(st): AxState<State>, auth: Auth, headers: HeaderMap, B
                 let _ = tx.send(Ok(chunk(content, Some("stop"), Some(extension(&a)))));
             }
             Err(e) => {
-                let _ = tx.send(Ok(SseEvent::default().data(json!({"error": {"code": e.code, "message": e.message}}).to_string())));
+                let _ = tx.send(Ok(SseEvent::default().data(e.to_body(&rid).to_string())));
             }
         }
         let _ = tx.send(Ok(SseEvent::default().data("[DONE]")));
