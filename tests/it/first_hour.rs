@@ -90,8 +90,10 @@ fn issue10_1_store_is_per_user_not_per_folder() {
     assert!(out.contains(&format!("is stored in {}", store.display())), "the escalation says where its case is: {out}");
     assert!(store.exists());
     assert!(!a.join("data").exists(), "nothing is written under the current folder");
-    // ... is in the queue seen from another folder.
-    let (code, out, err) = u.run_in(&b, &["--json", "cases", "list"], &[]);
+    // ... is in the queue seen from another folder (by a signed-in medical, compliance or admin user).
+    let (code, root, err) = u.run(&["users", "add", "--id", "root", "--name", "Ada Admin", "--role", "admin"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = u.run_in(&b, &["--json", "cases", "list", "--as", "root"], &[("ONLABEL_TOKEN", root.trim())]);
     assert_eq!(code, 0, "{err}");
     let list = json(&out);
     assert_eq!(list.as_array().unwrap().len(), 1, "{out}");
@@ -154,7 +156,7 @@ fn issue10_1_config_file_then_env_then_flag() {
 
     // A typo in the file is an error naming the field and line; nothing runs.
     std::fs::write(&cfg, "data = \"x\"\nindx = \"y\"\n").unwrap();
-    let (code, out, err) = u.run(&["--config", cfg_s, "--json", "cases", "list"]);
+    let (code, out, err) = u.run(&["--config", cfg_s, "--json", "cases", "list", "--as", "root"]);
     assert_eq!(code, 2, "{err}");
     assert_eq!(error_code(&out), "config_invalid");
     assert!(err.contains("indx") && err.contains("line 2"), "{err}");
@@ -224,7 +226,7 @@ fn issue10_3_another_applications_sqlite_is_never_written() {
     let d = data.to_str().unwrap();
     for args in [
         vec!["--data", d, "ask", "--extractive", "--index", &idx, "--product", "zentravia", AE],
-        vec!["--data", d, "cases", "list"],
+        vec!["--data", d, "cases", "list", "--as", "root"],
         vec!["--data", d, "users", "add", "--id", "root", "--name", "Ada Admin", "--role", "admin"],
         vec!["--data", d, "prompts", "list"],
     ] {
@@ -262,7 +264,6 @@ fn issue10_4_errors_are_json_with_stable_codes_and_design_exit_codes() {
         (vec!["products", "--index", none.to_str().unwrap()], 2, "index_missing"),
         (vec!["ask", "--index", &idx, "--as-of", "2026-13-01", "q"], 2, "usage"),
         (vec!["no-such-command"], 2, "usage"),
-        (vec!["cases", "show", "PV-2026-999999"], 2, "case_not_found"),
         (vec!["users", "add", "--id", "x", "--name", "X", "--role", "rep", "--as", "nobody"], 2, "bad_input"),
     ];
     for (args, exit, code) in &cases {
@@ -277,7 +278,10 @@ fn issue10_4_errors_are_json_with_stable_codes_and_design_exit_codes() {
     // Permission denied is 3, with a JSON error.
     let (code, token, err) = u.run(&["users", "add", "--id", "root", "--name", "Ada Admin", "--role", "admin"]);
     assert_eq!(code, 0, "{err}");
-    let _ = token;
+    // An unknown case is 2 with a stable code (reading cases needs a signed-in user).
+    let (code, out, err) = u.run_in(&u.home, &["--json", "cases", "show", "PV-2026-999999", "--as", "root"], &[("ONLABEL_TOKEN", token.trim())]);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(error_code(&out), "case_not_found");
     let (code, out, _) = u.run_in(&u.home, &["--json", "users", "add", "--id", "x", "--name", "X", "--role", "rep", "--as", "root"], &[("ONLABEL_TOKEN", "olt_wrong")]);
     assert_eq!(code, 3);
     assert!(!error_code(&out).is_empty());
