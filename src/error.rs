@@ -192,10 +192,12 @@ pub fn markdown() -> String {
     s
 }
 
-/// Implements [`Coded`] with the type's own `code()`.
+/// Implements [`Coded`] with the type's own `code()` (the edges, `cli` and
+/// `server`, call it for their own errors: the table depends on no edge).
+#[macro_export]
 macro_rules! coded {
     ($($t:ty),* $(,)?) => {$(
-        impl Coded for $t {
+        impl $crate::error::Coded for $t {
             fn code(&self) -> &'static str {
                 <$t>::code(self)
             }
@@ -239,9 +241,6 @@ coded!(
     crate::prompts::Error,
     crate::cases::Error,
     crate::audit::Error,
-    crate::server::Error,
-    crate::cli::error::Error,
-    crate::cli::config::Error,
 );
 
 #[cfg(test)]

@@ -197,3 +197,6 @@ mod tests {
         assert_eq!(pick(Some(&c), "--no-such-flag", Some(&f), None).map(|p| p.0), Some(c));
     }
 }
+
+
+crate::coded!(Error);

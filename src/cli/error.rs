@@ -228,3 +228,6 @@ mod tests {
         assert_eq!(classify(&e).0, "index_damaged");
     }
 }
+
+
+crate::coded!(Error);

@@ -672,3 +672,6 @@ mod tests {
         assert!(r.headers().get(header::WWW_AUTHENTICATE).is_none());
     }
 }
+
+
+crate::coded!(Error);
