@@ -193,3 +193,57 @@ pub async fn ask(AxState(st): AxState<State>, auth: Auth, headers: HeaderMap, Bo
 fn sse_json<T: serde::Serialize>(event: &str, v: &T) -> SseEvent {
     SseEvent::default().event(event).data(serde_json::to_string(v).unwrap_or_else(|_| "{}".into()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+    use std::sync::Arc;
+
+    /// Issue 16: a streamed answer's verified sentences reach the client
+    /// only once its audit record is in the log. `run_job` is what both the
+    /// SSE route and the chat face stream through; each sentence event here
+    /// counts the `ask` records already appended — all must see one.
+    #[test]
+    fn the_audit_record_of_a_streamed_answer_exists_before_the_first_sentence() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let limits = crate::corpus::Limits::default();
+        let corpus = crate::corpus::Corpus::load(&[root.join("corpora/demo")], limits, false).unwrap();
+        let idx = tmp.path().join("idx");
+        crate::index::Index::build(&idx, &corpus.passages(limits), |_| {}).unwrap();
+        let guard = Arc::new(crate::guard::Guard::builtin().unwrap());
+        let copilot = crate::copilot::Copilot::new(crate::index::Index::open(&idx).unwrap()).with_guard(guard, today()).unwrap();
+        let data = tmp.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let config = super::super::Config {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            data,
+            root: root.clone(),
+            index: idx,
+            thresholds: root.join("evals/thresholds.toml"),
+            products: json!([]),
+            limits: Default::default(),
+            eval: Box::new(|_, _, _| Err("no evals in this test".into())),
+            reload_prompt: None,
+        };
+        let st = AppState::new(copilot, config).unwrap();
+        let user = crate::users::Users::new(&st.store).add("rex", "Rex Rep", crate::users::Role::Rep, None).unwrap().0;
+        let job = Job {
+            ask: Ask { question: "How often should liver tests be done?".into(), product: Some("zentravia".into()), role: "rep".into(), as_of: today() },
+            who: Requester { user: "rex".into(), hcp: None },
+            generate: false,
+            user,
+            request_id: "t-1".into(),
+            client_request_id: None,
+            action: "ask",
+            conversation: None,
+        };
+        let asks = |st: &AppState| st.audit.range(None, None).unwrap().iter().filter(|e| e.action == "ask").count();
+        let mut seen = Vec::new();
+        let a = run_job(&st, &job, &mut |_| seen.push(asks(&st))).unwrap();
+        assert_eq!(a.route, crate::copilot::Route::Answer, "{a:?}");
+        assert!(!seen.is_empty(), "the answer was streamed sentence by sentence");
+        assert!(seen.iter().all(|&n| n == 1), "every sentence left after its record: {seen:?}");
+    }
+}
