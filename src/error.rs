@@ -146,7 +146,7 @@ codes! {
     // Cases.
     "case_not_found" => B, 404, "no case with this id";
     "invalid_transition" => B, 409, "the case's state does not allow this step";
-    "case_owner_invalid" => B, 400, "a case can only be assigned to an existing, enabled medical user";
+    "case_owner_invalid" => B, 409, "a case can only be assigned to an existing, enabled medical user";
     "case_has_no_owner" => B, 409, "the case must be assigned before it is worked";
     "case_closed" => B, 409, "the case is closed";
     // The server process.
