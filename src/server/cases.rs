@@ -65,7 +65,8 @@ pub async fn list_cases(AxState(st): AxState<State>, auth: Auth, Query(q): Query
     params(("id" = String, Path)), responses((status = 200, description = "{case, history}"), (status = 404, body = super::ErrorBody)))]
 pub async fn show_case(AxState(st): AxState<State>, auth: Auth, UrlPath(id): UrlPath<String>) -> Result<Response, ApiError> {
     auth.require(MEDICAL, "reading a case")?;
-    let c = st.cases.get(&id)?.ok_or_else(|| ApiError::not_found(format!("no case {id}")))?;
+    // The same code as a case action on a missing case (`case_not_found`, from the cases module).
+    let c = st.cases.get(&id)?.ok_or_else(|| crate::cases::Error::NotFound { id: id.clone() })?;
     Ok(json(json!({"case": c, "history": st.cases.history(&id)?})))
 }
 

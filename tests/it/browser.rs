@@ -149,8 +149,12 @@ fn demo_index() -> PathBuf {
         .clone()
 }
 
+/// The model; a test that needs it fails (never falls back to extractive
+/// answers) when it is missing.
 fn model() -> PathBuf {
-    root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
+    let m = root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(m.exists(), "{} is missing: run `bash models/fetch.sh` (scripts/test.sh does it first)", m.display());
+    m
 }
 
 /// `onlabel serve` on a free loopback port over `data`, with the registry's
@@ -176,7 +180,7 @@ fn serve(name: &str, data: &Path, repo: &Path, generate: bool) -> Server {
         .arg(format!("127.0.0.1:{port}"))
         // A busy 2-core CI machine generates slowly; the browser waits as long.
         .args(["--timeout", &ANSWER_WAIT.as_secs().to_string()]);
-    if generate && model().exists() {
+    if generate {
         cmd.arg("--model").arg(model());
     } else {
         cmd.arg("--extractive");
@@ -508,11 +512,7 @@ async fn browser_reviewer_approves_a_prompt_version_with_an_e_signature() {
     let idx = demo_index();
     let mut eval = vec!["record-eval", "objection@1", "--suite", "evals/mini.jsonl", "--index", idx.to_str().unwrap(), "--as-of", "2026-11-23"];
     let m = model();
-    if m.exists() {
-        eval.extend(["--model", m.to_str().unwrap()]);
-    } else {
-        eval.push("--extractive");
-    }
+    eval.extend(["--model", m.to_str().unwrap()]);
     w.prompts("carol", &eval);
 
     let base = w.start_with("approve", false);

@@ -426,10 +426,7 @@ fn issue10_10_demo_script_is_idempotent_and_quick_the_second_time() {
     for line in sums.lines() {
         let Some(name) = line.split_whitespace().nth(1) else { continue };
         let src = root().join("models").join(name);
-        if !src.exists() {
-            eprintln!("skipping: models not fetched ({name}); run `bash models/fetch.sh`");
-            return;
-        }
+        assert!(src.exists(), "the model file {name} is missing: run `bash models/fetch.sh` (scripts/test.sh does it first)");
         let dst = clone.join("models").join(name);
         std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
         std::os::unix::fs::symlink(&src, &dst).unwrap();

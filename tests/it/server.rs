@@ -1,8 +1,11 @@
-//! `onlabel serve` on loopback, driven over real HTTP: roles and tokens,
-//! ask as JSON and as a stream, AE → case on the Medical queue, limits (413),
-//! the bounded queue (503 + Retry-After), the registry with e-signatures,
-//! evals, audit, OpenAPI, metrics, JSON logs, graceful shutdown, and the
-//! OpenAI-compatible face through the real `openai` Python package.
+//! `onlabel serve` on loopback, driven over real HTTP, one test per concern
+//! the in-process router tests (`router.rs`, `shapes.rs`) cannot show: ask
+//! as JSON and as a stream over TCP with the model, AE → case on the Medical
+//! queue, the `serve` limit flags (413) and the bounded queue (503 +
+//! Retry-After), the registry with e-signatures and a real eval run, JSON
+//! logs, graceful shutdown, and the OpenAI-compatible face through the real
+//! `openai` Python package. Roles, tokens, every limit at its edge, the
+//! error bodies and the OpenAPI routing are in `router.rs`.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -14,8 +17,8 @@ use serde_json::{json, Value};
 use crate::harness::{add_user, bin, onlabel, root, scratch_repo};
 
 /// Tokens of the users every server test has.
+#[derive(Clone)]
 pub struct Users {
-    pub admin: String,
     pub alice: String,
     pub bob: String,
     pub carol: String,
@@ -36,26 +39,61 @@ pub struct Server {
     stderr: Option<std::thread::JoinHandle<String>>,
 }
 
-/// The scratch repository, data dir, index and users (no server yet).
+/// What every server test starts from, made once per test binary: the demo
+/// index (`onlabel ingest`, read-only afterwards, shared) and a data dir with
+/// the users (argon2id is slow on purpose; each test gets a copy of it).
+struct Template {
+    data: PathBuf,
+    index: PathBuf,
+    users: Users,
+}
+
+fn template() -> &'static Template {
+    static T: std::sync::OnceLock<Template> = std::sync::OnceLock::new();
+    T.get_or_init(|| {
+        // A static is never dropped: the folder stays until the OS cleans the temp dir.
+        let dir = tempfile::Builder::new().prefix("onlabel-server-").tempdir().unwrap().keep();
+        let data = dir.join("data");
+        let index = dir.join("idx");
+        let demo = root().join("corpora/demo");
+        let (code, _, err) = onlabel(&data, None, &["ingest", "--corpus", demo.to_str().unwrap(), "--index", index.to_str().unwrap()]);
+        assert_eq!(code, 0, "{err}");
+        let admin = add_user(&data, None, "root", "Ada Admin", "admin");
+        let a = Some(("root", admin.as_str()));
+        let users = Users {
+            alice: add_user(&data, a, "alice", "Alice Author", "mlr_reviewer"),
+            bob: add_user(&data, a, "bob", "Bob Reviewer", "mlr_reviewer"),
+            carol: add_user(&data, a, "carol", "Carol Compliance", "compliance"),
+            mia: add_user(&data, a, "mia", "Mia Medical", "medical"),
+            rex: add_user(&data, a, "rex", "Rex Rep", "rep"),
+        };
+        Template { data, index, users }
+    })
+}
+
+/// Copies a folder (the template data dir: its SQLite file, closed by the
+/// commands that wrote it, and anything beside it).
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// The scratch repository, a fresh copy of the template data dir, the shared
+/// demo index and the users (no server yet).
 pub fn fixture() -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf, Users) {
+    let t = template();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    copy_dir(&t.data, &data);
     let repo = scratch_repo(dir.path());
-    let index = dir.path().join("idx");
-    let demo = root().join("corpora/demo");
-    let (code, _, err) = onlabel(&data, None, &["ingest", "--corpus", demo.to_str().unwrap(), "--index", index.to_str().unwrap()]);
-    assert_eq!(code, 0, "{err}");
-    let admin = add_user(&data, None, "root", "Ada Admin", "admin");
-    let a = Some(("root", admin.as_str()));
-    let users = Users {
-        alice: add_user(&data, a, "alice", "Alice Author", "mlr_reviewer"),
-        bob: add_user(&data, a, "bob", "Bob Reviewer", "mlr_reviewer"),
-        carol: add_user(&data, a, "carol", "Carol Compliance", "compliance"),
-        mia: add_user(&data, a, "mia", "Mia Medical", "medical"),
-        rex: add_user(&data, a, "rex", "Rex Rep", "rep"),
-        admin,
-    };
-    (dir, data, repo, index, users)
+    (dir, data, repo, t.index.clone(), t.users.clone())
 }
 
 impl Server {
@@ -190,73 +228,6 @@ fn sse(server: &Server, token: &str, path: &str, body: &Value) -> Vec<(String, V
 }
 
 #[test]
-fn tokens_roles_errors_health_metrics_and_openapi() {
-    let s = Server::start(&["--extractive"]);
-    let u = &s.users;
-    // No token, a wrong token, a malformed header: 401 with the error shape.
-    let (code, body) = s.get(None, "/api/v1/me");
-    assert_eq!(code, 401);
-    assert_eq!(body["error"]["code"], "unauthorized");
-    assert!(body["error"]["message"].as_str().unwrap().contains("Bearer"));
-    assert_eq!(s.get(Some("olt_0000"), "/api/v1/me").0, 401);
-    let (code, body) = s.get(Some(&u.rex), "/api/v1/me");
-    assert_eq!((code, body["role"].as_str()), (200, Some("rep")));
-    // A rep may not reach Medical's, compliance's or MLR's routes.
-    for path in ["/api/v1/cases", "/api/v1/audit", "/api/v1/audit/verify"] {
-        let (code, body) = s.get(Some(&u.rex), path);
-        assert_eq!(code, 403, "{path}: {body}");
-        assert_eq!(body["error"]["code"], "forbidden");
-    }
-    let (code, _, _) = s.post(Some(&u.rex), "/api/v1/prompts/objection@1/approve", &json!({"reason": "ok", "secret": u.rex}));
-    assert_eq!(code, 403);
-    let (code, _, _) = s.post(Some(&u.rex), "/api/v1/evals", &json!({"suite": "mini"}));
-    assert_eq!(code, 403);
-    assert_eq!(s.get(Some(&u.mia), "/api/v1/cases").0, 200);
-    assert_eq!(s.get(Some(&u.carol), "/api/v1/audit").0, 200);
-    assert_eq!(s.get(Some(&u.mia), "/api/v1/audit").0, 403, "medical does not read the audit log");
-    // Health, readiness, metrics and the OpenAPI document need no token.
-    assert_eq!(s.get(None, "/healthz").0, 200);
-    let (code, ready) = s.get(None, "/readyz");
-    assert_eq!(code, 200, "{ready}");
-    assert!(ready["passages"].as_u64().unwrap() > 0);
-    let (code, doc) = s.get(None, "/api/v1/openapi.json");
-    assert_eq!(code, 200);
-    let paths = doc["paths"].as_object().unwrap();
-    for (method, path) in [
-        ("post", "/api/v1/ask"), ("post", "/api/v1/email"), ("post", "/api/v1/summarize"),
-        ("get", "/api/v1/prompts"), ("post", "/api/v1/prompts"), ("get", "/api/v1/prompts/{id}"), ("get", "/api/v1/prompts/{id}/diff"),
-        ("post", "/api/v1/prompts/{id}/submit"), ("post", "/api/v1/prompts/{id}/approve"), ("post", "/api/v1/prompts/{id}/reject"),
-        ("get", "/api/v1/cases"), ("get", "/api/v1/cases/{id}"), ("post", "/api/v1/cases/{id}/{action}"),
-        ("get", "/api/v1/audit"), ("get", "/api/v1/audit/verify"), ("post", "/api/v1/evals"), ("get", "/api/v1/evals/{id}"),
-        ("post", "/v1/chat/completions"), ("get", "/v1/models"), ("get", "/healthz"), ("get", "/readyz"), ("get", "/metrics"),
-    ] {
-        assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "openapi.json lacks {method} {path}");
-    }
-    // Every documented path answers something other than 404/405 (its route exists).
-    for (path, item) in paths {
-        let concrete = path.replace("{id}", "objection@1").replace("{action}", "triage");
-        for method in item.as_object().unwrap().keys() {
-            let url = format!("{}{concrete}", s.base);
-            let auth = format!("Bearer {}", u.admin);
-            let code = match method.as_str() {
-                "get" => Server::agent().get(&url).header("Authorization", &auth).call().unwrap().status().as_u16(),
-                "post" => Server::agent().post(&url).header("Authorization", &auth).send_json(json!({})).unwrap().status().as_u16(),
-                other => panic!("unexpected method {other} in openapi.json"),
-            };
-            assert!(code != 405, "{method} {path} is documented but not routed ({code})");
-        }
-    }
-    // The request id comes back on every response.
-    let resp = Server::agent().get(format!("{}/healthz", s.base)).call().unwrap();
-    assert!(resp.headers().get("x-request-id").is_some());
-    let (_, m) = s.get(None, "/metrics");
-    let m = m["text"].as_str().unwrap();
-    assert!(m.contains("onlabel_http_requests_total"), "{m}");
-    assert!(m.contains("status=\"403\""), "{m}");
-    assert!(m.contains("onlabel_http_request_duration_seconds_bucket"), "{m}");
-}
-
-#[test]
 fn ask_as_json_and_as_a_stream_and_an_ae_reaches_the_medical_queue() {
     let s = Server::start(&[]);
     let u = &s.users;
@@ -324,16 +295,10 @@ fn ask_as_json_and_as_a_stream_and_an_ae_reaches_the_medical_queue() {
     let (code, d, _) = s.post(Some(&u.rex), "/api/v1/email", &json!({"product": "zentravia", "hcp": "Dr. Lee", "topics": "liver monitoring"}));
     assert_eq!(code, 200, "{d}");
     assert!(d["audit_id"].as_u64().is_some());
-    let (code, e, _) = s.post(Some(&u.rex), "/api/v1/email", &json!({"product": "nosuch", "hcp": "Dr. Lee", "topics": "x"}));
-    assert_eq!((code, e["error"]["code"].as_str()), (400, Some("unknown_product")));
-    let (code, _, _) = s.post(Some(&u.rex), "/api/v1/email", &json!({"product": "zentravia", "hcp": " ", "topics": "x"}));
-    assert_eq!(code, 400);
     let notes = "Met Dr. Lee. Discussed liver monitoring. Her patient Mr. B developed jaundice last week on zentravia.";
     let (code, sm, _) = s.post(Some(&u.rex), "/api/v1/summarize", &json!({"product": "zentravia", "notes": notes}));
     assert_eq!(code, 200, "{sm}");
     assert_eq!(sm["route"], "pharmacovigilance", "{sm}");
-    let (code, e, _) = s.post(Some(&u.rex), "/api/v1/ask", &json!({"question": "x", "product": "zentravia", "sectons": 1}));
-    assert_eq!((code, e["error"]["code"].as_str()), (400, Some("bad_json")), "unknown fields are refused: {e}");
 }
 
 #[test]
@@ -348,8 +313,6 @@ fn limits_answer_413_and_a_full_queue_503_with_retry_after() {
     let (code, e, _) = s.post(Some(&u.rex), "/api/v1/ask", &json!({"question": long, "product": "zentravia"}));
     assert_eq!(code, 413, "{e}");
     assert!(e["error"]["message"].as_str().unwrap().contains("300-character limit"), "{e}");
-    let (code, e, _) = s.post(Some(&u.rex), "/api/v1/ask", &json!({"question": "  ", "product": "zentravia"}));
-    assert_eq!(code, 400, "{e}");
     // Eight generated asks at once against one worker and one queue place.
     let base = s.base.clone();
     let rex = u.rex.clone();
