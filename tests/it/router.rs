@@ -246,6 +246,8 @@ pub fn lft_ask() -> Value {
 
 #[tokio::test]
 async fn tokens_are_refused_without_bearer_when_empty_wrong_or_disabled() {
+    // Three failed sign-ins (wrong, junk, disabled) from the one in-process
+    // "address": under the default throttle (10 in 15 minutes) for the whole binary.
     let w = world();
     let no_token = get(&w.app, None, "/api/v1/me").await;
     assert_eq!(no_token.status, StatusCode::UNAUTHORIZED);
