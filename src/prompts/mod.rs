@@ -45,7 +45,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use file::PromptFile;
-pub use live::live_prompt;
+pub use live::{live_prompt, live_template};
 pub use thresholds::{Gate, Thresholds};
 
 use crate::store::{self, Store};
