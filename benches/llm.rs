@@ -159,7 +159,7 @@ fn copilot(path: &std::path::Path, runs: usize, n_questions: usize) -> serde_jso
     eprintln!("  indexed {} in {:.1} s", pi.display(), t.elapsed().as_secs_f64());
     // As `onlabel ask` builds it (cli::copilot).
     let model = std::sync::Arc::new(LocalModel::load(path).expect("model"));
-    let prompt = onlabel::copilot::grounded::PromptFile::read(&root().join("prompts/objection.j2")).expect("prompt");
+    let prompt = onlabel::prompts::PromptFile::read(&root().join("prompts/objection.j2")).expect("prompt");
     let g = onlabel::copilot::Grounded::new(model.clone(), prompt).expect("grounded");
     let copilot = Copilot::new(Index::open(&dir.path().join("idx")).expect("open")).with_model(g);
     let suite = onlabel::eval::Suite::read(&root().join("evals/labels.jsonl")).expect("evals/labels.jsonl");

@@ -141,7 +141,7 @@ fn render(args: &Args, qs: Vec<Question>) -> anyhow::Result<Vec<Question>> {
     use onlabel::copilot::{Ask, Copilot, Extractive, Grounded};
     use onlabel::index::{Filter, Index};
     let model = Arc::new(onlabel::llm::LocalModel::load(&args.model)?);
-    let prompt = onlabel::copilot::grounded::PromptFile::read(&args.prompt)?;
+    let prompt = onlabel::prompts::PromptFile::read(&args.prompt)?;
     let g = Grounded::new(model, prompt)?;
     let guard = Arc::new(onlabel::guard::Guard::builtin()?);
     let as_of = chrono::Local::now().date_naive();

@@ -13,8 +13,8 @@
 //! | [`corpus`] | documents and their MLR metadata; loaders (PDF, Markdown, text, SPL XML, sections JSON); PI section detection; chunking into passages that never cross a section |
 //! | [`index`] | the tantivy schema, building and opening an index, BM25 search with medical-aware analysis and synonyms, filters (status, expiry, audience, product) |
 //! | [`llm`] | candle model loading from GGUF, tokenizer from GGUF metadata, chat template, decoding, streaming |
-//! | [`copilot`] | the pipeline: retrieve, generate (extractive for now, behind the [`copilot::Generator`] trait), cite |
-//! | [`guard`] | AE mention and report detection, off-label and red-flag rules (from `rules/guard-rules.toml`), output claim checks; routes every question |
+//! | [`copilot`] | the pipeline: retrieve, generate (extractive for now, behind the [`llm::Generator`] trait), cite |
+//! | [`guard`] | AE mention and report detection, off-label and red-flag rules (from `rules/guard-rules.toml`), output claim checks, the citation verifier; routes every question |
 //! | [`prompts`] | the versioned registry of prompts, guard rules and lexicons: states, MLR e-signatures, eval evidence, the load-time hash check |
 //! | [`users`] | people, roles (rep, mlr_reviewer, compliance, medical, admin) and argon2-hashed tokens; sign-in |
 //! | [`audit`] | the append-only, hash-chained audit log; verification and export |
@@ -22,6 +22,7 @@
 //! | [`store`] | the one SQLite file (`onlabel.sqlite`) for state that survives restarts; its migrations |
 //! | [`eval`] | the eval harness: suites, metrics, reports |
 //! | [`cli`] | clap commands; `main.rs` stays thin |
+//! | [`error`] | the one table of stable error codes, with their exit and HTTP statuses |
 //!
 //! The `server` module (later) slots
 //! into [`copilot`] without changing its output shape: every answer already
@@ -33,6 +34,7 @@ pub mod cases;
 pub mod cli;
 pub mod copilot;
 pub mod corpus;
+pub mod error;
 pub mod eval;
 pub mod guard;
 pub mod index;
@@ -79,6 +81,26 @@ pub enum Error {
     /// Appending to or reading the audit log failed.
     #[error(transparent)]
     Audit(#[from] audit::Error),
+}
+
+impl Error {
+    /// The stable code of the wrapped module error (a key of
+    /// [`error::CODES`], which gives its exit and HTTP statuses).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Corpus(e) => e.code(),
+            Error::Index(e) => e.code(),
+            Error::Copilot(e) => e.code(),
+            Error::Llm(e) => e.code(),
+            Error::Eval(e) => e.code(),
+            Error::Cases(e) => e.code(),
+            Error::Store(e) => e.code(),
+            Error::Guard(e) => e.code(),
+            Error::Prompts(e) => e.code(),
+            Error::Users(e) => e.code(),
+            Error::Audit(e) => e.code(),
+        }
+    }
 }
 
 /// Result with the crate-wide [`Error`].

@@ -24,12 +24,12 @@
 //! export's checksum) and pass it back with `--head SEQ:HASH`.
 
 pub mod export;
-pub mod trace;
 
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use rusqlite::{params, OptionalExtension, Row, Transaction};
+use rusqlite::types::FromSql;
+use rusqlite::{params, Connection, OptionalExtension, Row, ToSql, Transaction};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -59,9 +59,7 @@ impl Error {
     /// A stable, machine-readable code for JSON errors.
     pub fn code(&self) -> &'static str {
         match self {
-            Error::Store(store::Error::Corrupt { .. }) => "store_corrupt",
-            Error::Store(crate::store::Error::ForeignDatabase { .. }) => "store_not_onlabel",
-            Error::Store(_) => "store_error",
+            Error::Store(e) => e.code(),
             Error::BadInput { .. } => "bad_input",
         }
     }
@@ -121,81 +119,196 @@ impl Record {
     }
 }
 
-/// A record as stored: the caller's [`Record`] plus its place and hashes.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Entry {
-    /// Position in the chain (1, 2, 3, …): the record's id (`audit_id`).
-    pub seq: i64,
-    /// When it was appended (UTC, microsecond).
-    pub at: String,
-    /// Who acted.
-    pub actor: String,
-    /// Their role.
-    pub role: String,
-    /// What happened.
-    pub action: String,
-    /// The user's text.
-    pub input: Option<String>,
-    /// Prompt `name@N`.
-    pub prompt_version: Option<String>,
-    /// Its SHA-256.
-    pub prompt_sha256: Option<String>,
-    /// Model file.
-    pub model: Option<String>,
-    /// Its SHA-256.
-    pub model_sha256: Option<String>,
-    /// Passage ids, as stored (JSON array text).
-    pub passages_json: String,
-    /// Guard flags, as stored (JSON text).
-    pub flags_json: String,
-    /// Output.
-    pub output: Option<String>,
-    /// Route.
-    pub route: Option<String>,
-    /// Case id.
-    pub case_id: Option<String>,
-    /// Timings, as stored (JSON text).
-    pub timings_json: String,
-    /// Detail, as stored (JSON text).
-    pub detail_json: String,
-    /// Hash of the previous record ([`GENESIS`] for the first).
-    pub prev_hash: String,
-    /// This record's hash over [`canonical`].
-    pub hash: String,
+/// Declares a hash-chained record type once: the struct (every hashed field
+/// in canonical order, then `hash`) and its [`Chained`] implementation — the
+/// canonical bytes, the column list of the SQL, reading a row, the values of
+/// an INSERT and the cells of a CSV export are all generated from the one
+/// field list, so a field cannot be stored or exported without being hashed.
+///
+/// The fields must include `seq: i64` and `prev_hash: String`; each field's
+/// type implements [`Field`]; the canonical array's order is the declaration's
+/// order. Adding a field to [`Entry`] needs a migration adding its column (a
+/// test compares the declaration with the table) and changes the canonical
+/// bytes of every record, old ones included: records already written must
+/// then keep being hashed with the layout they were written under (store the
+/// layout per row and bump [`CANONICAL_FORMAT`]), or stores written before
+/// the change stop verifying.
+macro_rules! chained_record {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $( $(#[$fmeta:meta])* $field:ident : $ty:ty, )*
+        }
+    ) => {
+        $(#[$meta])*
+        pub struct $name {
+            $( $(#[$fmeta])* pub $field: $ty, )*
+            /// This record's hash: SHA-256 over its canonical form ([`Chained::canonical`]).
+            pub hash: String,
+        }
+
+        impl Chained for $name {
+            const COLUMNS: &'static [&'static str] = &[$(stringify!($field),)* "hash"];
+
+            fn seq(&self) -> i64 {
+                self.seq
+            }
+
+            fn prev_hash(&self) -> &str {
+                &self.prev_hash
+            }
+
+            fn hash(&self) -> &str {
+                &self.hash
+            }
+
+            fn set_hash(&mut self, hash: String) {
+                self.hash = hash;
+            }
+
+            fn canonical(&self) -> Vec<u8> {
+                let fields = vec![serde_json::Value::from(CANONICAL_FORMAT), $(Field::json(&self.$field)),*];
+                serde_json::Value::Array(fields).to_string().into_bytes()
+            }
+
+            fn from_row(row: &Row<'_>, offset: usize) -> rusqlite::Result<Self> {
+                let mut column = offset;
+                let mut next = || {
+                    column += 1;
+                    column - 1
+                };
+                Ok($name { $($field: row.get(next())?,)* hash: row.get(next())? })
+            }
+
+            fn values(&self) -> Vec<&dyn ToSql> {
+                vec![$(&self.$field as &dyn ToSql,)* &self.hash]
+            }
+
+            fn cells(&self) -> Vec<String> {
+                vec![$(Field::cell(&self.$field),)* self.hash.clone()]
+            }
+        }
+    };
 }
 
-/// The bytes a record's hash is taken over: a JSON array of every hashed
-/// field in a fixed order, strings exactly as stored (JSON columns are hashed
-/// as their text, never re-serialised). Format `1` is the first element so the
-/// layout can change later without ambiguity.
-pub fn canonical(e: &Entry) -> Vec<u8> {
-    let v = serde_json::json!([
-        1,
-        e.seq,
-        e.at,
-        e.actor,
-        e.role,
-        e.action,
-        e.input,
-        e.prompt_version,
-        e.prompt_sha256,
-        e.model,
-        e.model_sha256,
-        e.passages_json,
-        e.flags_json,
-        e.output,
-        e.route,
-        e.case_id,
-        e.timings_json,
-        e.detail_json,
-        e.prev_hash,
-    ]);
-    v.to_string().into_bytes()
+/// The first element of every canonical array: the layout's version, so that
+/// the layout can change later without ambiguity.
+pub const CANONICAL_FORMAT: i64 = 1;
+
+/// A record type whose rows form a hash chain; implemented by
+/// `chained_record!` from one field list (see [`Entry`]).
+pub trait Chained: Sized {
+    /// The stored columns in canonical order: every hashed field, then `hash`
+    /// (the SQL column list, the CSV header and the JSONL keys).
+    const COLUMNS: &'static [&'static str];
+    /// Position in the chain (1, 2, 3, …).
+    fn seq(&self) -> i64;
+    /// The previous record's hash ([`GENESIS`] for the first).
+    fn prev_hash(&self) -> &str;
+    /// This record's stored hash.
+    fn hash(&self) -> &str;
+    /// Sets the stored hash (when appending).
+    fn set_hash(&mut self, hash: String);
+    /// The bytes the hash is taken over: a JSON array of [`CANONICAL_FORMAT`]
+    /// and every hashed field in declaration order, strings exactly as stored
+    /// (JSON columns are hashed as their text, never re-serialised).
+    fn canonical(&self) -> Vec<u8>;
+    /// Reads a record from `row`, its first column at `offset`, in [`Chained::COLUMNS`] order.
+    fn from_row(row: &Row<'_>, offset: usize) -> rusqlite::Result<Self>;
+    /// The values of an INSERT, in [`Chained::COLUMNS`] order.
+    fn values(&self) -> Vec<&dyn ToSql>;
+    /// The cells of a CSV row, in [`Chained::COLUMNS`] order (before quoting).
+    fn cells(&self) -> Vec<String>;
+}
+
+/// A column type of a chained record: how it is hashed and how it is exported.
+pub trait Field: ToSql + FromSql {
+    /// Its value in the canonical array (a missing optional value is `null`).
+    fn json(&self) -> serde_json::Value;
+    /// Its CSV cell (a missing optional value is empty).
+    fn cell(&self) -> String;
+}
+
+impl Field for i64 {
+    fn json(&self) -> serde_json::Value {
+        (*self).into()
+    }
+    fn cell(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl Field for String {
+    fn json(&self) -> serde_json::Value {
+        self.as_str().into()
+    }
+    fn cell(&self) -> String {
+        self.clone()
+    }
+}
+
+impl Field for Option<String> {
+    fn json(&self) -> serde_json::Value {
+        self.as_deref().map_or(serde_json::Value::Null, Into::into)
+    }
+    fn cell(&self) -> String {
+        self.clone().unwrap_or_default()
+    }
+}
+
+chained_record! {
+    /// A record as stored: the caller's [`Record`] plus its place and hashes.
+    /// The one declaration of the audit log's hashed fields, in canonical order.
+    #[derive(Debug, Clone, PartialEq, Serialize)]
+    pub struct Entry {
+        /// Position in the chain (1, 2, 3, …): the record's id (`audit_id`).
+        seq: i64,
+        /// When it was appended (UTC, microsecond).
+        at: String,
+        /// Who acted.
+        actor: String,
+        /// Their role.
+        role: String,
+        /// What happened.
+        action: String,
+        /// The user's text.
+        input: Option<String>,
+        /// Prompt `name@N`.
+        prompt_version: Option<String>,
+        /// Its SHA-256.
+        prompt_sha256: Option<String>,
+        /// Model file.
+        model: Option<String>,
+        /// Its SHA-256.
+        model_sha256: Option<String>,
+        /// Passage ids, as stored (JSON array text).
+        passages_json: String,
+        /// Guard flags, as stored (JSON text).
+        flags_json: String,
+        /// Output.
+        output: Option<String>,
+        /// Route.
+        route: Option<String>,
+        /// Case id.
+        case_id: Option<String>,
+        /// Timings, as stored (JSON text).
+        timings_json: String,
+        /// Detail, as stored (JSON text).
+        detail_json: String,
+        /// Hash of the previous record ([`GENESIS`] for the first).
+        prev_hash: String,
+    }
+}
+
+/// The bytes a record's hash is taken over ([`Chained::canonical`]): for an
+/// [`Entry`], `[1, seq, at, actor, …, detail_json, prev_hash]`.
+pub fn canonical<R: Chained>(e: &R) -> Vec<u8> {
+    e.canonical()
 }
 
 /// SHA-256 of [`canonical`], lower-case hex.
-pub fn hash_of(e: &Entry) -> String {
-    hex::encode(Sha256::digest(canonical(e)))
+pub fn hash_of<R: Chained>(e: &R) -> String {
+    hex::encode(Sha256::digest(e.canonical()))
 }
 
 /// How a record is bad; the first finding stops verification.
@@ -339,8 +452,8 @@ impl Audit {
         let from = from.map(stamp).unwrap_or_default();
         let to = to.map(stamp).unwrap_or_else(|| "~".into()); // '~' sorts after every digit
         Ok(self.store.with_conn(|c| {
-            let mut st = c.prepare(&format!("SELECT {COLUMNS} FROM audit_log WHERE at >= ?1 AND at < ?2 ORDER BY pos"))?;
-            let rows = st.query_map(params![from, to], entry)?;
+            let mut st = c.prepare(&format!("SELECT {} FROM {TABLE} WHERE at >= ?1 AND at < ?2 ORDER BY pos", columns::<Entry>()))?;
+            let rows = st.query_map(params![from, to], |r| Entry::from_row(r, 0))?;
             rows.collect()
         })?)
     }
@@ -348,18 +461,14 @@ impl Audit {
     /// One record by its seq.
     pub fn get(&self, seq: i64) -> Result<Option<Entry>> {
         Ok(self.store.with_conn(|c| {
-            c.query_row(&format!("SELECT {COLUMNS} FROM audit_log WHERE seq = ?1 ORDER BY pos LIMIT 1"), [seq], entry)
-                .optional()
+            let sql = format!("SELECT {} FROM {TABLE} WHERE seq = ?1 ORDER BY pos LIMIT 1", columns::<Entry>());
+            c.query_row(&sql, [seq], |r| Entry::from_row(r, 0)).optional()
         })?)
     }
 
     /// Walks the whole chain; see [`verify`].
     pub fn verify(&self, head: Option<(i64, &str)>) -> Result<Verification> {
-        let rows: Vec<(i64, Entry)> = self.store.with_conn(|c| {
-            let mut st = c.prepare(&format!("SELECT pos, {COLUMNS} FROM audit_log ORDER BY pos"))?;
-            let rows = st.query_map([], |r| Ok((r.get::<_, i64>(0)?, entry_at(r, 1)?)))?;
-            rows.collect()
-        })?;
+        let rows: Vec<(i64, Entry)> = self.store.with_conn(|c| rows_of(c, TABLE))?;
         Ok(verify(&rows, head))
     }
 }
@@ -374,17 +483,8 @@ pub fn append(store: &Store, record: &Record) -> Result<i64, store::Error> {
 /// and its audit record commit together). Returns the record's seq.
 pub fn append_tx(tx: &Transaction<'_>, record: &Record, now: DateTime<Utc>) -> Result<i64, store::Error> {
     let path = PathBuf::from(tx.path().unwrap_or("onlabel.sqlite"));
-    let sql = |e| store::Error::sqlite(&path, e);
-    let last: Option<(i64, String)> = tx
-        .query_row("SELECT seq, hash FROM audit_log ORDER BY pos DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()
-        .map_err(sql)?;
-    let (seq, prev_hash) = match last {
-        Some((s, h)) => (s + 1, h),
-        None => (1, GENESIS.to_string()),
-    };
     let json = |v: &serde_json::Value, empty: &str| if v.is_null() { empty.to_string() } else { v.to_string() };
-    let mut e = Entry {
+    let e = append_row(tx, TABLE, |seq, prev_hash| Entry {
         seq,
         at: stamp(now),
         actor: record.actor.clone(),
@@ -404,37 +504,47 @@ pub fn append_tx(tx: &Transaction<'_>, record: &Record, now: DateTime<Utc>) -> R
         detail_json: json(&record.detail, "{}"),
         prev_hash,
         hash: String::new(),
+    })
+    .map_err(|e| store::Error::sqlite(&path, e))?;
+    Ok(e.seq)
+}
+
+/// The table of the audit log.
+const TABLE: &str = "audit_log";
+
+/// `R`'s stored columns as an SQL column list.
+fn columns<R: Chained>() -> String {
+    R::COLUMNS.join(", ")
+}
+
+/// Appends the record that `make(seq, prev_hash)` builds to `table` (whose
+/// columns are `pos` and `R`'s): reads the head, hashes, inserts — inside the
+/// caller's transaction. Returns the record as stored.
+fn append_row<R: Chained>(tx: &Transaction<'_>, table: &str, make: impl FnOnce(i64, String) -> R) -> rusqlite::Result<R> {
+    let last: Option<(i64, String)> = tx
+        .query_row(&format!("SELECT seq, hash FROM {table} ORDER BY pos DESC LIMIT 1"), [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let (seq, prev_hash) = match last {
+        Some((s, h)) => (s + 1, h),
+        None => (1, GENESIS.to_string()),
     };
-    e.hash = hash_of(&e);
-    tx.execute(
-        "INSERT INTO audit_log (pos, seq, at, actor, role, action, input, prompt_version, prompt_sha256, model,
-             model_sha256, passages_json, flags_json, output, route, case_id, timings_json, detail_json, prev_hash, hash)
-         VALUES ((SELECT coalesce(max(pos), 0) + 1 FROM audit_log), ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,
-             ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
-        params![
-            e.seq,
-            e.at,
-            e.actor,
-            e.role,
-            e.action,
-            e.input,
-            e.prompt_version,
-            e.prompt_sha256,
-            e.model,
-            e.model_sha256,
-            e.passages_json,
-            e.flags_json,
-            e.output,
-            e.route,
-            e.case_id,
-            e.timings_json,
-            e.detail_json,
-            e.prev_hash,
-            e.hash
-        ],
-    )
-    .map_err(sql)?;
-    Ok(seq)
+    let mut e = make(seq, prev_hash);
+    e.set_hash(hash_of(&e));
+    let placeholders: Vec<String> = (1..=R::COLUMNS.len()).map(|i| format!("?{i}")).collect();
+    let sql = format!(
+        "INSERT INTO {table} (pos, {}) VALUES ((SELECT coalesce(max(pos), 0) + 1 FROM {table}), {})",
+        columns::<R>(),
+        placeholders.join(", ")
+    );
+    tx.execute(&sql, e.values().as_slice())?;
+    Ok(e)
+}
+
+/// Every row of `table` as `(pos, record)`, in physical order.
+fn rows_of<R: Chained>(c: &Connection, table: &str) -> rusqlite::Result<Vec<(i64, R)>> {
+    let mut st = c.prepare(&format!("SELECT pos, {} FROM {table} ORDER BY pos", columns::<R>()))?;
+    let rows = st.query_map([], |r| Ok((r.get::<_, i64>(0)?, R::from_row(r, 1)?)))?;
+    rows.collect()
 }
 
 /// Checks rows given as `(pos, entry)` in `pos` order; stops at the first finding.
@@ -447,7 +557,7 @@ pub fn append_tx(tx: &Transaction<'_>, record: &Record, now: DateTime<Utc>) -> R
 /// is not its predecessor's hash, or one chained onto an older record; a
 /// record in sequence whose `prev_hash` exists nowhere is a
 /// [`Tamper::BrokenLink`] (its predecessor was rewritten, hash recomputed).
-pub fn verify(rows: &[(i64, Entry)], head: Option<(i64, &str)>) -> Verification {
+pub fn verify<R: Chained>(rows: &[(i64, R)], head: Option<(i64, &str)>) -> Verification {
     let mut prev = GENESIS.to_string();
     let mut expected = 1i64;
     let mut last: Option<(i64, String)> = None;
@@ -460,42 +570,42 @@ pub fn verify(rows: &[(i64, Entry)], head: Option<(i64, &str)>) -> Verification 
     for (i, (pos, e)) in rows.iter().enumerate() {
         let pos = *pos;
         let checked = expected - 1;
-        if hash_of(e) != e.hash {
-            return fail(checked, last, Tamper::Edited { seq: e.seq, pos });
+        if hash_of(e) != e.hash() {
+            return fail(checked, last, Tamper::Edited { seq: e.seq(), pos });
         }
-        if e.seq < expected {
+        if e.seq() < expected {
             // A repeated number: the copy that the next record links to is genuine.
-            let (first_pos, first) = rows[..i].iter().rev().find(|(_, r)| r.seq == e.seq).map_or((pos, e), |(p, r)| (*p, r));
-            let linked = |h: &str| rows.iter().any(|(_, r)| r.seq == e.seq + 1 && r.prev_hash == h);
-            let pos = if linked(&e.hash) && !linked(&first.hash) { first_pos } else { pos };
-            return fail(checked, last, Tamper::Inserted { seq: e.seq, pos });
+            let (first_pos, first) = rows[..i].iter().rev().find(|(_, r)| r.seq() == e.seq()).map_or((pos, e), |(p, r)| (*p, r));
+            let linked = |h: &str| rows.iter().any(|(_, r)| r.seq() == e.seq() + 1 && r.prev_hash() == h);
+            let pos = if linked(e.hash()) && !linked(first.hash()) { first_pos } else { pos };
+            return fail(checked, last, Tamper::Inserted { seq: e.seq(), pos });
         }
-        if e.seq > expected {
-            let later = rows[i + 1..].iter().any(|(_, r)| r.seq == expected);
-            let genuine = rows.iter().any(|(_, r)| r.seq == e.seq - 1 && r.hash == e.prev_hash)
-                || (e.seq == 1 && e.prev_hash == GENESIS);
+        if e.seq() > expected {
+            let later = rows[i + 1..].iter().any(|(_, r)| r.seq() == expected);
+            let genuine = rows.iter().any(|(_, r)| r.seq() == e.seq() - 1 && r.hash() == e.prev_hash())
+                || (e.seq() == 1 && e.prev_hash() == GENESIS);
             let t = if later && genuine {
-                Tamper::Reordered { expected, found: e.seq, pos }
+                Tamper::Reordered { expected, found: e.seq(), pos }
             } else if later {
-                Tamper::Inserted { seq: e.seq, pos }
+                Tamper::Inserted { seq: e.seq(), pos }
             } else {
-                Tamper::Deleted { first: expected, last: e.seq - 1 }
+                Tamper::Deleted { first: expected, last: e.seq() - 1 }
             };
             return fail(checked, last, t);
         }
-        if e.prev_hash != prev {
+        if e.prev_hash() != prev {
             // Chained onto some other, existing record: a forged record slipped in. Pointing at a
             // hash that exists nowhere: the predecessor was rewritten (hash recomputed).
-            let onto_other = rows.iter().any(|(_, r)| r.hash == e.prev_hash);
-            let t = if onto_other { Tamper::Inserted { seq: e.seq, pos } } else { Tamper::BrokenLink { seq: e.seq, pos } };
+            let onto_other = rows.iter().any(|(_, r)| r.hash() == e.prev_hash());
+            let t = if onto_other { Tamper::Inserted { seq: e.seq(), pos } } else { Tamper::BrokenLink { seq: e.seq(), pos } };
             return fail(checked, last, t);
         }
-        prev = e.hash.clone();
-        last = Some((e.seq, e.hash.clone()));
+        prev = e.hash().to_string();
+        last = Some((e.seq(), e.hash().to_string()));
         expected += 1;
     }
     if let Some((seq, hash)) = head {
-        let found = rows.iter().find(|(_, r)| r.seq == seq).map(|(_, r)| r.hash.clone());
+        let found = rows.iter().find(|(_, r)| r.seq() == seq).map(|(_, r)| r.hash().to_string());
         if found.as_deref() != Some(hash) {
             return fail(expected - 1, last, Tamper::HeadMismatch { seq, found });
         }
@@ -506,37 +616,6 @@ pub fn verify(rows: &[(i64, Entry)], head: Option<(i64, &str)>) -> Verification 
 /// Fixed-width RFC 3339 UTC with microseconds: sorts as text.
 pub fn stamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
-
-const COLUMNS: &str = "seq, at, actor, role, action, input, prompt_version, prompt_sha256, model, model_sha256, \
-     passages_json, flags_json, output, route, case_id, timings_json, detail_json, prev_hash, hash";
-
-fn entry(r: &Row<'_>) -> rusqlite::Result<Entry> {
-    entry_at(r, 0)
-}
-
-fn entry_at(r: &Row<'_>, o: usize) -> rusqlite::Result<Entry> {
-    Ok(Entry {
-        seq: r.get(o)?,
-        at: r.get(o + 1)?,
-        actor: r.get(o + 2)?,
-        role: r.get(o + 3)?,
-        action: r.get(o + 4)?,
-        input: r.get(o + 5)?,
-        prompt_version: r.get(o + 6)?,
-        prompt_sha256: r.get(o + 7)?,
-        model: r.get(o + 8)?,
-        model_sha256: r.get(o + 9)?,
-        passages_json: r.get(o + 10)?,
-        flags_json: r.get(o + 11)?,
-        output: r.get(o + 12)?,
-        route: r.get(o + 13)?,
-        case_id: r.get(o + 14)?,
-        timings_json: r.get(o + 15)?,
-        detail_json: r.get(o + 16)?,
-        prev_hash: r.get(o + 17)?,
-        hash: r.get(o + 18)?,
-    })
 }
 
 #[cfg(test)]
@@ -555,13 +634,123 @@ mod tests {
     }
 
     fn rows(a: &Audit) -> Vec<(i64, Entry)> {
+        a.store.with_conn(|c| rows_of(c, TABLE)).unwrap()
+    }
+
+    /// Rows written by the binary of commit ee0a536 (before the record was
+    /// declared once): bootstrap, user added, failed sign-in with quotes and
+    /// control characters in the user id, an extractive answer.
+    const LEGACY_ROWS: [[Option<&str>; 18]; 4] = [
+        [Some("2026-12-03T09:59:41.230480Z"), Some("bootstrap"), Some("admin"), Some("user_added"), None, None, None, None, None, Some("[]"), Some("[]"), None, None, None, Some("{}"), Some("{\"name\":\"Ada \\\"Admin\\\" Lovelace-Ü\",\"role\":\"admin\",\"user\":\"root\"}"), Some("0000000000000000000000000000000000000000000000000000000000000000"), Some("e090cf5ff6e8ba894c6cad06258b2e2dd5e8982adce067f16de0a7e901d217fa")],
+        [Some("2026-12-03T09:59:41.483954Z"), Some("root"), Some("admin"), Some("user_added"), None, None, None, None, None, Some("[]"), Some("[]"), None, None, None, Some("{}"), Some("{\"name\":\"Rex <Rep> 🚀\",\"role\":\"rep\",\"user\":\"rex\"}"), Some("e090cf5ff6e8ba894c6cad06258b2e2dd5e8982adce067f16de0a7e901d217fa"), Some("3465d949d8038b92b24b09949c26a2ae00da9845a3ce7fe72aa06af86856a77f")],
+        [Some("2026-12-03T09:59:46.322536Z"), Some("évil\"\n\\id\t=1"), Some("unknown"), Some("login_failed"), None, None, None, None, None, Some("[]"), Some("[]"), None, None, None, Some("{}"), Some("{\"command\":\"users rotate\",\"reason\":\"unknown user\"}"), Some("3465d949d8038b92b24b09949c26a2ae00da9845a3ce7fe72aa06af86856a77f"), Some("e9217218fe685f1569be4012ee947fe142342e0cf7fca4efb2c980544c4ec44e")],
+        [Some("2026-12-03T09:59:51.119473Z"), Some("os:root"), Some("rep"), Some("ask"), Some("Can nursing moms take it? \"quoted\" — dash"), None, None, None, None, Some("[\"zentravia-pi#35\",\"zentravia-pi#51\",\"zentravia-pi#33\",\"zentravia-faq#12\",\"zentravia-pi#34\",\"zentravia-pi#32\",\"zentravia-pi#36\",\"zentravia-pi#37\",\"zentravia-pi#38\",\"zentravia-pi#21\",\"zentravia-pi#22\",\"zentravia-pi#52\",\"zentravia-pi#7\"]"), Some("[]"), Some("Embryo-fetal toxicity and lactation: Advise females of reproductive potential to use effective contraception during treatment and for 4 weeks after the last dose, and to inform their healthcare provider of a known or suspected pregnancy. [1]"), Some("answer"), None, Some("{\"first_sentence\":163.293567,\"generate\":0.286435,\"guard\":11.244814,\"retrieve\":151.759312}"), Some("{\"as_of\":\"2026-12-03\",\"authenticated\":false,\"citations\":[{\"label\":\"zentravia-pi §17\",\"mlr_number\":\"US-ZEN-0001\",\"n\":1,\"title\":\"PATIENT COUNSELING INFORMATION\"}],\"claimed_user\":\"rex\",\"guard_rules\":\"guard-rules@6 sha256:1500b466dc78a5bd report-elements@1 sha256:0ae90392ea19fff9d99a0b8ad64d32169db8e0d3da58f1edaec2531d55fa860f ae-lexicon sha256:6fed57eb4442a861a6af088a7ce22f3fed6fa9881a0e94e7f9c7d1d189e02891\",\"hcp\":null,\"index\":\"/tmp/legacy-index\",\"mode\":\"extractive\",\"product\":\"zentravia\",\"resolved_product\":\"zentravia\",\"retrieval\":\"bm25\",\"total_ms\":163.30471799999998}"), Some("e9217218fe685f1569be4012ee947fe142342e0cf7fca4efb2c980544c4ec44e"), Some("550f7b640e2c18f0ca0cdd43da305a36daf509baea74cbf1f94b1f22a4b9ff08")],
+    ];
+
+    /// The canonical bytes of the third legacy row, as the old `canonical` wrote them.
+    const LEGACY_CANONICAL_3: &str = "[1,3,\"2026-12-03T09:59:46.322536Z\",\"évil\\\"\\n\\\\id\\t=1\",\"unknown\",\"login_failed\",null,null,null,null,null,\"[]\",\"[]\",null,null,null,\"{}\",\"{\\\"command\\\":\\\"users rotate\\\",\\\"reason\\\":\\\"unknown user\\\"}\",\"3465d949d8038b92b24b09949c26a2ae00da9845a3ce7fe72aa06af86856a77f\"]";
+
+    #[test]
+    fn issue16_4_a_chain_written_before_the_declaration_still_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Audit::open(dir.path()).unwrap();
+        // Written as the old binary wrote them: its own column list, not the declaration's.
         a.store
+            .write(|tx| -> Result<(), store::Error> {
+                for (i, row) in LEGACY_ROWS.iter().enumerate() {
+                    let seq = i as i64 + 1;
+                    let mut values: Vec<&dyn ToSql> = vec![&seq, &seq];
+                    values.extend(row.iter().map(|v| v as &dyn ToSql));
+                    tx.execute(
+                        "INSERT INTO audit_log (pos, seq, at, actor, role, action, input, prompt_version, prompt_sha256, model,
+                             model_sha256, passages_json, flags_json, output, route, case_id, timings_json, detail_json, prev_hash, hash)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+                        values.as_slice(),
+                    )
+                    .map_err(|e| store::Error::sqlite(Path::new("test"), e))?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        let v = a.verify(None).unwrap();
+        assert!(v.ok && v.checked == 4, "{v:?}");
+        let third = a.get(3).unwrap().unwrap();
+        assert_eq!(String::from_utf8(canonical(&third)).unwrap(), LEGACY_CANONICAL_3);
+        for (i, row) in LEGACY_ROWS.iter().enumerate() {
+            let e = a.get(i as i64 + 1).unwrap().unwrap();
+            assert_eq!(Some(hash_of(&e).as_str()), row[17], "record {}", i + 1);
+        }
+        // New records chain on, and the whole log still verifies.
+        a.append(&Record::new("alice", "rep", "ask")).unwrap();
+        let v = a.verify(None).unwrap();
+        assert!(v.ok && v.checked == 5, "{v:?}");
+    }
+
+    #[test]
+    fn issue16_4_the_declaration_matches_the_table() {
+        let (_d, a) = log(0);
+        let stored: Vec<String> = a
+            .store
             .with_conn(|c| {
-                let mut st = c.prepare(&format!("SELECT pos, {COLUMNS} FROM audit_log ORDER BY pos"))?;
-                let rows = st.query_map([], |r| Ok((r.get::<_, i64>(0)?, entry_at(r, 1)?)))?;
+                let mut st = c.prepare("SELECT name FROM pragma_table_info('audit_log') ORDER BY cid")?;
+                let rows = st.query_map([], |r| r.get(0))?;
                 rows.collect()
             })
-            .unwrap()
+            .unwrap();
+        let declared: Vec<&str> = std::iter::once("pos").chain(Entry::COLUMNS.iter().copied()).collect();
+        assert_eq!(stored, declared, "a declared field needs its column (a migration), and a column its declaration");
+    }
+
+    chained_record! {
+        /// The audit record with one more field, `ticket`: what adding a field
+        /// to [`Entry`]'s declaration does.
+        #[derive(Debug, Clone)]
+        pub struct Widened {
+            /// Position.
+            seq: i64,
+            /// Who.
+            actor: String,
+            /// The added field.
+            ticket: Option<String>,
+            /// Link.
+            prev_hash: String,
+        }
+    }
+
+    #[test]
+    fn issue16_4_a_field_added_to_the_declaration_is_covered_by_verify() {
+        let (_d, a) = log(0);
+        assert_eq!(Widened::COLUMNS, ["seq", "actor", "ticket", "prev_hash", "hash"]);
+        let cols: Vec<String> =
+            Widened::COLUMNS.iter().map(|c| format!("{c} {}", if *c == "seq" { "INTEGER" } else { "TEXT" })).collect();
+        a.store
+            .with_conn(|c| c.execute_batch(&format!("CREATE TABLE widened (pos INTEGER PRIMARY KEY, {})", cols.join(", "))))
+            .unwrap();
+        for (actor, ticket) in [("alice", Some("T-1")), ("bob", None), ("carol", Some("T-3"))] {
+            a.store
+                .write(|tx| {
+                    append_row(tx, "widened", |seq, prev_hash| Widened {
+                        seq,
+                        actor: actor.into(),
+                        ticket: ticket.map(str::to_string),
+                        prev_hash,
+                        hash: String::new(),
+                    })
+                    .map_err(|e| store::Error::sqlite(Path::new("test"), e))
+                })
+                .unwrap();
+        }
+        let rows = |a: &Audit| a.store.with_conn(|c| rows_of::<Widened>(c, "widened")).unwrap();
+        let good = rows(&a);
+        assert_eq!(good[0].1.ticket.as_deref(), Some("T-1"));
+        assert!(verify(&good, None).ok);
+        // The canonical form carries the new field: changing only it changes the hash.
+        let mut edited = good[1].1.clone();
+        edited.ticket = Some("T-2".into());
+        assert_ne!(hash_of(&edited), good[1].1.hash);
+        // Tampering with the new column in the table is found by verify.
+        a.store.with_conn(|c| c.execute("UPDATE widened SET ticket = 'T-99' WHERE seq = 2", [])).unwrap();
+        assert_eq!(verify(&rows(&a), None).tamper, Some(Tamper::Edited { seq: 2, pos: 2 }));
     }
 
     #[test]

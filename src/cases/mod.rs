@@ -15,8 +15,23 @@
 //! - **History**: every change (open, assign, transition) appends a
 //!   [`HistoryEntry`] — who, when, from-state, to-state, note — in the same
 //!   transaction as the change.
-//!
-//! The actor is the `--as USER` of the CLI; token checks arrive with the users issue.
+//! - **Audited**: every change also appends a record to the hash-chained
+//!   audit log ([`crate::audit::append_tx`]) in that same transaction —
+//!   `case_opened`, `case_assigned`, `case_triaged`, `case_started`,
+//!   `case_resolved`, with the actor, their role, the case id, and in
+//!   `detail` the state before and after (and the owner); the note or
+//!   resolution as typed is the record's `input`. `audit verify` covers them;
+//!   `case_history` is the queue's own, unchained view.
+//! - **People**: whoever changes a case (the actor) must be an enabled user
+//!   with the medical or admin role ([`WORKERS`]), and an owner an enabled
+//!   medical user ([`OWNERS`]); both are read from the users table inside the
+//!   change's transaction, so the role on the audit record is the one the
+//!   store held at that moment. Callers authenticate the actor first (the
+//!   server's bearer token, the CLI's `--as` with `ONLABEL_TOKEN`); this
+//!   module checks standing, not credentials. The reporter of a new case is
+//!   recorded as the pipeline gives it (a rep who may not have signed in on
+//!   the CLI; whether they did is on the output's own audit record, which
+//!   carries the same case id).
 
 pub mod due;
 pub mod state;
@@ -30,7 +45,15 @@ use serde::Serialize;
 
 pub use state::{CaseKind, CaseState};
 
+use crate::audit::Record;
 use crate::store::{self, Store};
+use crate::users::Role;
+
+/// The roles that may change a case (triage, assign, start, resolve).
+pub const WORKERS: &[Role] = &[Role::Medical, Role::Admin];
+
+/// The roles a case owner may have.
+pub const OWNERS: &[Role] = &[Role::Medical];
 
 /// What can go wrong with cases.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +89,27 @@ pub enum Error {
         /// The case.
         id: String,
     },
+    /// The acting user may not change cases: unknown, disabled, or without
+    /// a [`WORKERS`] role.
+    #[error("permission denied: {actor} may not change case {id}: {reason}")]
+    ActorNotAllowed {
+        /// The case.
+        id: String,
+        /// Who tried.
+        actor: String,
+        /// Why not (no such user, disabled, or their role).
+        reason: String,
+    },
+    /// The new owner is not an enabled medical user.
+    #[error("cannot assign case {id} to {owner}: {reason}")]
+    BadOwner {
+        /// The case.
+        id: String,
+        /// The owner asked for.
+        owner: String,
+        /// Why not (no such user, disabled, or their role).
+        reason: String,
+    },
     /// A required field is empty, or a field is malformed.
     #[error("{field}: {reason}")]
     BadInput {
@@ -99,15 +143,13 @@ impl Error {
     /// A stable, machine-readable code for the CLI's and the API's JSON errors.
     pub fn code(&self) -> &'static str {
         match self {
-            Error::Store(store::Error::NotADatabase { .. }) => "store_not_a_database",
-            Error::Store(store::Error::ForeignDatabase { .. }) => "store_not_onlabel",
-            Error::Store(store::Error::Corrupt { .. }) => "store_corrupt",
-            Error::Store(store::Error::NewerSchema { .. }) => "store_newer_schema",
-            Error::Store(_) => "store_error",
+            Error::Store(e) => e.code(),
             Error::NotFound { .. } => "case_not_found",
             Error::InvalidTransition { .. } => "invalid_transition",
             Error::NoOwner { .. } => "case_has_no_owner",
             Error::Closed { .. } => "case_closed",
+            Error::ActorNotAllowed { .. } => "permission_denied",
+            Error::BadOwner { .. } => "case_owner_invalid",
             Error::BadInput { .. } => "bad_input",
             Error::BadRow { .. } => "store_bad_row",
         }
@@ -121,8 +163,16 @@ impl Error {
                 | Error::InvalidTransition { .. }
                 | Error::NoOwner { .. }
                 | Error::Closed { .. }
+                | Error::ActorNotAllowed { .. }
+                | Error::BadOwner { .. }
                 | Error::BadInput { .. }
         )
+    }
+
+    /// True when the acting user may not do this (HTTP 403, exit 3); a
+    /// subset of [`Error::is_user_error`].
+    pub fn is_denied(&self) -> bool {
+        matches!(self, Error::ActorNotAllowed { .. })
     }
 }
 
@@ -262,7 +312,9 @@ impl CaseStore {
     }
 
     /// Opens a case: allocates its id, computes its due time, records the
-    /// `opened` history entry. Returns only after the commit is durable.
+    /// `opened` history entry and the `case_opened` audit record (actor: the
+    /// reporter; role: theirs in the users table, `unknown` when the reporter
+    /// is not a user). Returns only after the commit is durable.
     pub fn open_case(&self, new: NewCase) -> Result<Case> {
         non_empty("question", &new.question)?;
         non_empty("reporter", &new.reporter)?;
@@ -307,6 +359,16 @@ impl CaseStore {
             )
             .map_err(sql)?;
             record(tx, &id, &now, &new.reporter, "opened", None, CaseState::New, None).map_err(sql)?;
+            let reporter = standing(tx, new.reporter.trim())?;
+            let role = reporter.as_ref().map_or("unknown", |s| s.role.as_str());
+            let mut rec = Record::new(new.reporter.trim(), role, "case_opened");
+            rec.case_id = Some(id.clone());
+            rec.input = Some(new.question.clone());
+            rec.detail = serde_json::json!({
+                "kind": new.kind.as_str(), "to": CaseState::New.as_str(), "product": new.product,
+                "due_at": ts(due), "reporter_is_user": reporter.is_some(),
+            });
+            crate::audit::append_tx(tx, &rec, Utc::now())?;
             Ok(id)
         })?;
         tracing::info!(case_id = %id, kind = new.kind.as_str(), "case opened");
@@ -377,14 +439,19 @@ impl CaseStore {
         raws.into_iter().map(|r| r.into_case(&path)).collect()
     }
 
-    /// Sets (or changes) the owner. Allowed in any state but `closed`.
+    /// Sets (or changes) the owner. Allowed in any state but `closed`; the
+    /// owner must be an enabled user with an [`OWNERS`] role
+    /// ([`Error::BadOwner`]), the actor an enabled [`WORKERS`] user.
     pub fn assign(&self, id: &str, owner: &str, actor: &str) -> Result<Case> {
         non_empty("owner", owner)?;
         non_empty("actor", actor)?;
         let owner = owner.trim();
-        self.change(id, actor, |case| {
+        self.change(id, actor, |tx, case| {
             if case.state == CaseState::Closed {
                 return Err(Error::Closed { id: case.id.clone() });
+            }
+            if let Some(reason) = refusal(standing(tx, owner)?.as_ref(), OWNERS) {
+                return Err(Error::BadOwner { id: case.id.clone(), owner: owner.to_owned(), reason });
             }
             let note = match &case.owner {
                 Some(prev) if prev == owner => format!("assigned to {owner} (unchanged)"),
@@ -393,20 +460,23 @@ impl CaseStore {
             };
             Ok(Change {
                 action: "assigned",
+                audit_action: "case_assigned",
                 to: case.state,
                 owner: Some(owner.to_owned()),
                 resolution: None,
                 note: Some(note),
+                typed: None,
             })
         })
     }
 
     /// Moves the case one step along the state machine. Going to `in_progress`
-    /// needs an owner; going to `closed` needs a note, which becomes the resolution.
+    /// needs an owner; going to `closed` needs a note, which becomes the
+    /// resolution. The actor must be an enabled [`WORKERS`] user.
     pub fn transition(&self, id: &str, to: CaseState, actor: &str, note: Option<&str>) -> Result<Case> {
         non_empty("actor", actor)?;
         let note = note.map(str::trim).filter(|n| !n.is_empty());
-        self.change(id, actor, |case| {
+        self.change(id, actor, |_, case| {
             if !case.state.can_go_to(to) {
                 return Err(Error::InvalidTransition { id: case.id.clone(), from: case.state, to });
             }
@@ -426,10 +496,17 @@ impl CaseStore {
             };
             Ok(Change {
                 action: "transitioned",
+                audit_action: match to {
+                    CaseState::New => "case_reopened", // not reachable: nothing goes back to new
+                    CaseState::Triaged => "case_triaged",
+                    CaseState::InProgress => "case_started",
+                    CaseState::Closed => "case_resolved",
+                },
                 to,
                 owner: case.owner.clone(),
                 resolution,
                 note: note.map(str::to_owned),
+                typed: note.map(str::to_owned),
             })
         })
     }
@@ -485,14 +562,22 @@ impl CaseStore {
             .collect()
     }
 
-    /// Reads the case, lets `decide` validate and describe the change, writes
-    /// the change and its history entry — all in one IMMEDIATE transaction, so
-    /// two people acting on the same case at once cannot both win.
-    fn change(&self, id: &str, actor: &str, decide: impl FnOnce(&Case) -> Result<Change>) -> Result<Case> {
+    /// Checks that the actor may change cases, reads the case, lets `decide`
+    /// validate and describe the change, writes the change, its history entry
+    /// and its audit record — all in one IMMEDIATE transaction, so two people
+    /// acting on the same case at once cannot both win, and no change exists
+    /// without its audit record.
+    fn change(
+        &self,
+        id: &str,
+        actor: &str,
+        decide: impl FnOnce(&rusqlite::Transaction<'_>, &Case) -> Result<Change>,
+    ) -> Result<Case> {
         let id = normalize_id(id);
         let actor = actor.trim();
         let path = self.store.path().to_owned();
-        let now = ts(Utc::now());
+        let at = Utc::now();
+        let now = ts(at);
         self.store.write(|tx| -> Result<()> {
             let sql = |e| Error::Store(store::Error::sqlite(&path, e));
             let case = tx
@@ -501,7 +586,12 @@ impl CaseStore {
                 .map_err(sql)?
                 .ok_or_else(|| Error::NotFound { id: id.clone() })?
                 .into_case(&path)?;
-            let ch = decide(&case)?;
+            let who = standing(tx, actor)?;
+            if let Some(reason) = refusal(who.as_ref(), WORKERS) {
+                return Err(Error::ActorNotAllowed { id: id.clone(), actor: actor.to_owned(), reason });
+            }
+            let role = who.map(|w| w.role).unwrap_or_default();
+            let ch = decide(tx, &case)?;
             let closed_at = (ch.to == CaseState::Closed).then(|| now.clone());
             tx.execute(
                 "UPDATE cases SET state = ?2, owner = ?3, resolution = COALESCE(?4, resolution),
@@ -511,6 +601,14 @@ impl CaseStore {
             )
             .map_err(sql)?;
             record(tx, &id, &now, actor, ch.action, Some(case.state), ch.to, ch.note.as_deref()).map_err(sql)?;
+            let mut rec = Record::new(actor, &role, ch.audit_action);
+            rec.case_id = Some(id.clone());
+            rec.input = ch.typed.clone();
+            rec.detail = serde_json::json!({
+                "from": case.state.as_str(), "to": ch.to.as_str(), "owner": ch.owner,
+                "previous_owner": case.owner, "kind": case.kind.as_str(),
+            });
+            crate::audit::append_tx(tx, &rec, at)?;
             Ok(())
         })?;
         tracing::info!(case_id = %id, actor, "case changed");
@@ -520,11 +618,50 @@ impl CaseStore {
 
 /// What a change does (decided under the write lock).
 struct Change {
+    /// The history entry's action: `assigned` or `transitioned`.
     action: &'static str,
+    /// The audit record's action: `case_assigned`, `case_triaged`, …
+    audit_action: &'static str,
     to: CaseState,
     owner: Option<String>,
     resolution: Option<String>,
+    /// The history entry's note.
     note: Option<String>,
+    /// What the actor typed (note or resolution): the audit record's `input`.
+    typed: Option<String>,
+}
+
+/// A user as the users table holds them, read inside a case transaction.
+struct Standing {
+    /// The stored role name.
+    role: String,
+    /// Disabled users may neither act on nor own a case.
+    disabled: bool,
+}
+
+/// The standing of `user` (`None`: no such user), read in `tx` so that it is
+/// the one in force when the change commits.
+fn standing(tx: &rusqlite::Transaction<'_>, user: &str) -> Result<Option<Standing>> {
+    let path = PathBuf::from(tx.path().unwrap_or(store::FILE_NAME));
+    tx.query_row("SELECT role, disabled_at IS NOT NULL FROM users WHERE id = ?1", [user], |r| {
+        Ok(Standing { role: r.get(0)?, disabled: r.get(1)? })
+    })
+    .optional()
+    .map_err(|e| Error::Store(store::Error::sqlite(&path, e)))
+}
+
+/// Why a user with this standing may not take a part that needs one of
+/// `roles`; `None` when they may.
+fn refusal(found: Option<&Standing>, roles: &[Role]) -> Option<String> {
+    let needs = roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(" or ");
+    match found {
+        None => Some("there is no such user".into()),
+        Some(s) if s.disabled => Some("the user is disabled".into()),
+        Some(s) if !roles.iter().any(|r| r.as_str() == s.role) => {
+            Some(format!("the user's role is {}; this needs role {needs}", s.role))
+        }
+        Some(_) => None,
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -649,6 +786,22 @@ mod tests {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
     }
 
+    /// Adds the people the tests act as: `root` (admin), then each `(id, role)`.
+    fn staff(s: &CaseStore, people: &[(&str, Role)]) -> crate::users::User {
+        let users = crate::users::Users::new(s.store());
+        let (admin, _) = users.add("root", "Root Admin", Role::Admin, None).unwrap();
+        for (id, role) in people {
+            users.add(id, &format!("User {id}"), *role, Some(&admin)).unwrap();
+        }
+        admin
+    }
+
+    /// The audit records of `case`, oldest first.
+    fn audited(s: &CaseStore, case: &str) -> Vec<crate::audit::Entry> {
+        let audit = crate::audit::Audit::with_store(Store::open(s.store().path().parent().unwrap()).unwrap());
+        audit.range(None, None).unwrap().into_iter().filter(|e| e.case_id.as_deref() == Some(case)).collect()
+    }
+
     fn new_case(kind: CaseKind, now: &str) -> NewCase {
         NewCase {
             kind,
@@ -728,6 +881,7 @@ mod tests {
     fn state_machine_valid_and_invalid_steps() {
         let dir = tempfile::tempdir().unwrap();
         let s = CaseStore::open(dir.path()).unwrap();
+        staff(&s, &[("med-1", Role::Medical), ("med-2", Role::Medical), ("med-3", Role::Medical)]);
         let id = s.open_case(new_case(CaseKind::MedicalInformation, "2026-11-18T10:00:00Z")).unwrap().id;
 
         let e = s.resolve(&id, "med-1", "answered").unwrap_err();
@@ -770,6 +924,7 @@ mod tests {
     fn every_change_is_in_the_history() {
         let dir = tempfile::tempdir().unwrap();
         let s = CaseStore::open(dir.path()).unwrap();
+        staff(&s, &[("pv-lead", Role::Medical), ("pv-anna", Role::Medical), ("pv-ben", Role::Medical)]);
         let id = s.open_case(new_case(CaseKind::Pharmacovigilance, "2026-11-18T10:00:00Z")).unwrap().id;
         s.transition(&id, CaseState::Triaged, "pv-lead", Some("serious: hospitalisation")).unwrap();
         s.assign(&id, "pv-anna", "pv-lead").unwrap();
@@ -815,6 +970,7 @@ mod tests {
     fn list_filters() {
         let dir = tempfile::tempdir().unwrap();
         let s = CaseStore::open(dir.path()).unwrap();
+        staff(&s, &[("pv-lead", Role::Medical), ("pv-anna", Role::Medical)]);
         let pv1 = s.open_case(new_case(CaseKind::Pharmacovigilance, "2026-11-16T10:00:00Z")).unwrap().id; // due Tue 17
         let mir = s.open_case(new_case(CaseKind::MedicalInformation, "2026-11-16T11:00:00Z")).unwrap().id; // due Wed 18 11:00
         let pv2 = s.open_case(new_case(CaseKind::Pharmacovigilance, "2026-11-18T10:00:00Z")).unwrap().id; // due Thu 19
@@ -845,5 +1001,136 @@ mod tests {
             }),
             Vec::<String>::new()
         );
+    }
+
+    #[test]
+    fn issue17_2_every_case_change_is_an_audit_record_in_the_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = CaseStore::open(dir.path()).unwrap();
+        staff(&s, &[("pv-lead", Role::Admin), ("pv-anna", Role::Medical), ("rep-7", Role::Rep)]);
+        let id = s.open_case(new_case(CaseKind::Pharmacovigilance, "2026-11-18T10:00:00Z")).unwrap().id;
+        s.transition(&id, CaseState::Triaged, "pv-lead", Some("serious: hospitalisation")).unwrap();
+        s.assign(&id, "pv-anna", "pv-lead").unwrap();
+        s.transition(&id, CaseState::InProgress, "pv-anna", None).unwrap();
+        s.resolve(&id, "pv-anna", "Entered in safety database as 2026-US-0042").unwrap();
+        let _ = s.resolve(&id, "pv-anna", "again").unwrap_err(); // refused: nothing recorded
+
+        let got: Vec<(String, String, String, String, String, Option<String>)> = audited(&s, &id)
+            .into_iter()
+            .map(|e| {
+                let d: serde_json::Value = serde_json::from_str(&e.detail_json).unwrap();
+                let from = d["from"].as_str().unwrap_or("-").to_string();
+                (e.actor, e.role, e.action, from, d["to"].as_str().unwrap().to_string(), e.input)
+            })
+            .collect();
+        let row = |a: &str, r: &str, act: &str, f: &str, t: &str, i: Option<&str>| {
+            (a.to_string(), r.to_string(), act.to_string(), f.to_string(), t.to_string(), i.map(str::to_string))
+        };
+        assert_eq!(
+            got,
+            vec![
+                row("rep-7", "rep", "case_opened", "-", "new", Some("My patient got a bad rash two weeks after starting it.  ")),
+                row("pv-lead", "admin", "case_triaged", "new", "triaged", Some("serious: hospitalisation")),
+                row("pv-lead", "admin", "case_assigned", "triaged", "triaged", None),
+                row("pv-anna", "medical", "case_started", "triaged", "in_progress", None),
+                row("pv-anna", "medical", "case_resolved", "in_progress", "closed", Some("Entered in safety database as 2026-US-0042")),
+            ]
+        );
+        let assigned = &audited(&s, &id)[2];
+        assert!(assigned.detail_json.contains("\"owner\":\"pv-anna\"") && assigned.detail_json.contains("\"previous_owner\":null"));
+        let audit = crate::audit::Audit::with_store(Store::open(dir.path()).unwrap());
+        assert!(audit.verify(None).unwrap().ok);
+        // A reporter who is not a user is recorded as such.
+        let mut n = new_case(CaseKind::MedicalInformation, "2026-11-18T11:00:00Z");
+        n.reporter = "os:someone".into();
+        let other = s.open_case(n).unwrap().id;
+        let opened = &audited(&s, &other)[0];
+        assert_eq!((opened.actor.as_str(), opened.role.as_str()), ("os:someone", "unknown"));
+        assert!(opened.detail_json.contains("\"reporter_is_user\":false"), "{}", opened.detail_json);
+    }
+
+    #[test]
+    fn issue17_2_tampering_with_a_case_record_fails_verify() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = CaseStore::open(dir.path()).unwrap();
+        staff(&s, &[("pv-anna", Role::Medical)]);
+        let id = s.open_case(new_case(CaseKind::Pharmacovigilance, "2026-11-18T10:00:00Z")).unwrap().id;
+        s.transition(&id, CaseState::Triaged, "pv-anna", Some("non-serious")).unwrap();
+        let seq = audited(&s, &id).last().unwrap().seq;
+        s.store()
+            .with_conn(|c| {
+                c.execute_batch("DROP TRIGGER audit_log_no_update")?;
+                c.execute("UPDATE audit_log SET detail_json = replace(detail_json, 'triaged', 'closed') WHERE seq = ?1", [seq])
+            })
+            .unwrap();
+        let audit = crate::audit::Audit::with_store(Store::open(dir.path()).unwrap());
+        let v = audit.verify(None).unwrap();
+        assert_eq!(v.tamper.map(|t| t.first_bad()), Some(seq), "{:?}", v.head);
+    }
+
+    #[test]
+    fn issue17_2_a_change_and_its_audit_record_commit_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = CaseStore::open(dir.path()).unwrap();
+        staff(&s, &[("pv-anna", Role::Medical)]);
+        let id = s.open_case(new_case(CaseKind::Pharmacovigilance, "2026-11-18T10:00:00Z")).unwrap().id;
+        // The audit log refuses the append (as a full disk or a broken trigger would): the change is rolled back.
+        s.store()
+            .with_conn(|c| {
+                c.execute_batch(
+                    "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'no audit today'); END;",
+                )
+            })
+            .unwrap();
+        let e = s.transition(&id, CaseState::Triaged, "pv-anna", None).unwrap_err();
+        assert!(e.to_string().contains("no audit today"), "{e}");
+        assert_eq!(s.get(&id).unwrap().unwrap().state, CaseState::New);
+        assert_eq!(s.history(&id).unwrap().len(), 1, "only `opened`");
+    }
+
+    #[test]
+    fn issue17_1_only_enabled_medical_or_admin_users_change_cases() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = CaseStore::open(dir.path()).unwrap();
+        let admin = staff(&s, &[("med", Role::Medical), ("gone", Role::Medical), ("rex", Role::Rep), ("carol", Role::Compliance)]);
+        crate::users::Users::new(s.store()).disable("gone", &admin).unwrap();
+        let id = s.open_case(new_case(CaseKind::Pharmacovigilance, "2026-11-18T10:00:00Z")).unwrap().id;
+        for (actor, why) in [
+            ("nobody", "there is no such user"),
+            ("gone", "the user is disabled"),
+            ("rex", "the user's role is rep; this needs role medical or admin"),
+            ("carol", "the user's role is compliance"),
+        ] {
+            let e = s.transition(&id, CaseState::Triaged, actor, None).unwrap_err();
+            assert!(matches!(e, Error::ActorNotAllowed { .. }) && e.is_denied() && e.is_user_error(), "{actor}: {e}");
+            assert_eq!(e.code(), "permission_denied");
+            assert!(e.to_string().contains(why), "{actor}: {e}");
+        }
+        assert_eq!(s.get(&id).unwrap().unwrap().state, CaseState::New, "nothing changed");
+        assert_eq!(audited(&s, &id).len(), 1, "only case_opened");
+        s.transition(&id, CaseState::Triaged, "root", None).unwrap(); // an admin may
+        s.transition(&id, CaseState::Triaged, "med", None).unwrap_err(); // (already triaged)
+    }
+
+    #[test]
+    fn issue17_11_case_owners_must_be_enabled_medical_users() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = CaseStore::open(dir.path()).unwrap();
+        let admin = staff(&s, &[("med", Role::Medical), ("gone", Role::Medical), ("rex", Role::Rep)]);
+        crate::users::Users::new(s.store()).disable("gone", &admin).unwrap();
+        let id = s.open_case(new_case(CaseKind::MedicalInformation, "2026-11-18T10:00:00Z")).unwrap().id;
+        for (owner, why) in [
+            ("nobody", "there is no such user"),
+            ("gone", "the user is disabled"),
+            ("rex", "the user's role is rep; this needs role medical"),
+            ("root", "the user's role is admin; this needs role medical"),
+        ] {
+            let e = s.assign(&id, owner, "med").unwrap_err();
+            assert!(matches!(e, Error::BadOwner { .. }) && e.is_user_error() && !e.is_denied(), "{owner}: {e}");
+            assert_eq!(e.code(), "case_owner_invalid");
+            assert_eq!(e.to_string(), format!("cannot assign case {id} to {owner}: {why}"));
+        }
+        assert_eq!(s.get(&id).unwrap().unwrap().owner, None);
+        assert_eq!(s.assign(&id, " med ", "med").unwrap().owner.as_deref(), Some("med"));
     }
 }

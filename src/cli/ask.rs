@@ -10,7 +10,7 @@ use clap::Args;
 
 use super::query::{answer_day, build_or_report, case_stored_line, copilot_with, open_trace, reporter, with_case_store};
 use super::{out, outln, signin, Ctx, QueryArgs, EXIT_OK};
-use crate::audit::trace;
+use crate::copilot::trace;
 use crate::copilot::{Answer, Ask, Route};
 
 /// Options of `onlabel ask`.

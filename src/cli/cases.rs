@@ -1,8 +1,14 @@
 //! `onlabel cases …`: work the PV / Medical Information queue from a terminal.
 //!
-//! The actor of every change is `--as USER`, recorded in the case history.
-//! Token checks (`ONLABEL_TOKEN`) arrive with the users issue; until then
-//! `--as` is trusted, so this command is for operators on the server's host.
+//! Every subcommand signs in like the registry commands do (see
+//! [`super::signin`]): `--as USER` plus the token from `ONLABEL_TOKEN` (or a
+//! no-echo prompt on a terminal). A wrong or missing token, a disabled user,
+//! or a role that may not do it is exit 3, and the refusal is audited.
+//! Changing a case (`assign`, `triage`, `start`, `resolve`) needs the medical
+//! or admin role ([`cases::WORKERS`]); reading the queue (`list`, `show`,
+//! which show the reporter's words and patient details) needs medical,
+//! compliance or admin. The signed-in user is the actor in the case history
+//! and on the change's audit record.
 
 use std::io::Write;
 use std::path::Path;
@@ -14,9 +20,14 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
+use super::signin::{report, sign_in, SignIn, EXIT_DENIED};
 use super::{EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK};
 use crate::cases::{self, Case, CaseFilter, CaseKind, CaseState, CaseStore, HistoryEntry, NewCase};
 use crate::store;
+use crate::users::Role;
+
+/// The roles that may read the queue from the CLI (it shows patient text).
+pub const READERS: &[Role] = &[Role::Medical, Role::Compliance, Role::Admin];
 
 /// The `cases` subcommands.
 #[derive(Debug, Subcommand)]
@@ -27,6 +38,8 @@ pub enum CasesCommand {
     Show {
         /// The case id, e.g. PV-2026-000001.
         id: String,
+        #[command(flatten)]
+        who: SignIn,
     },
     /// Assign (or reassign) a case to an owner.
     Assign {
@@ -36,7 +49,7 @@ pub enum CasesCommand {
         #[arg(long = "to", value_name = "OWNER")]
         to: String,
         #[command(flatten)]
-        actor: Actor,
+        who: SignIn,
     },
     /// Mark a new case as triaged (new → triaged).
     Triage {
@@ -46,7 +59,7 @@ pub enum CasesCommand {
         #[arg(long)]
         note: Option<String>,
         #[command(flatten)]
-        actor: Actor,
+        who: SignIn,
     },
     /// Start working a triaged case (triaged → in_progress; needs an owner).
     Start {
@@ -56,7 +69,7 @@ pub enum CasesCommand {
         #[arg(long)]
         note: Option<String>,
         #[command(flatten)]
-        actor: Actor,
+        who: SignIn,
     },
     /// Close a case in progress with its resolution (in_progress → closed).
     Resolve {
@@ -66,7 +79,7 @@ pub enum CasesCommand {
         #[arg(long)]
         resolution: String,
         #[command(flatten)]
-        actor: Actor,
+        who: SignIn,
     },
     /// Test aid for the crash test: open cases in a loop, printing each id
     /// on stdout only after its commit returned.
@@ -78,15 +91,9 @@ pub enum CasesCommand {
         /// pv, mir, or both (alternating).
         #[arg(long, default_value = "both")]
         kind: String,
+        #[command(flatten)]
+        who: SignIn,
     },
-}
-
-/// Who is acting.
-#[derive(Debug, Args)]
-pub struct Actor {
-    /// Your user id, recorded as the actor in the case history.
-    #[arg(long = "as", value_name = "USER")]
-    actor: String,
 }
 
 /// Filters for `cases list`.
@@ -113,6 +120,8 @@ pub struct ListArgs {
     /// Judge "overdue" at this instant (RFC 3339) instead of now.
     #[arg(long, hide = true, value_parser = parse_instant)]
     now: Option<DateTime<Utc>>,
+    #[command(flatten)]
+    who: SignIn,
 }
 
 fn parse_kind(s: &str) -> Result<CaseKind, String> {
@@ -139,18 +148,21 @@ struct Listed<'a> {
 pub fn run(cmd: &CasesCommand, data_dir: &Path, json: bool) -> anyhow::Result<i32> {
     match execute(cmd, data_dir, json) {
         Ok(code) => Ok(code),
-        Err(e) => {
+        Err(crate::Error::Cases(e)) => {
             eprintln!("error: {e}");
             if json {
                 outln!("{}", serde_json::json!({"error": {"code": e.code(), "message": e.to_string()}}));
             }
             Ok(exit_code(&e))
         }
+        // Sign-in and role refusals: exit 3, audited, as for the registry commands.
+        Err(e) => Ok(report(&e, json, data_dir)),
     }
 }
 
 fn exit_code(e: &cases::Error) -> i32 {
     match e {
+        _ if e.is_denied() => EXIT_DENIED,
         _ if e.is_user_error() => EXIT_BAD_INPUT,
         cases::Error::Store(store::Error::Io { .. }) => EXIT_BAD_INPUT,
         // The store failed its own checks: not a database, damaged, from a newer version.
@@ -158,7 +170,20 @@ fn exit_code(e: &cases::Error) -> i32 {
     }
 }
 
-fn execute(cmd: &CasesCommand, data_dir: &Path, json: bool) -> cases::Result<i32> {
+/// The command's name (for the audit record of a refused sign-in) and the roles that may run it.
+fn permission(cmd: &CasesCommand) -> (&'static str, &'static [Role], &SignIn) {
+    match cmd {
+        CasesCommand::List(a) => ("cases list", READERS, &a.who),
+        CasesCommand::Show { who, .. } => ("cases show", READERS, who),
+        CasesCommand::Assign { who, .. } => ("cases assign", cases::WORKERS, who),
+        CasesCommand::Triage { who, .. } => ("cases triage", cases::WORKERS, who),
+        CasesCommand::Start { who, .. } => ("cases start", cases::WORKERS, who),
+        CasesCommand::Resolve { who, .. } => ("cases resolve", cases::WORKERS, who),
+        CasesCommand::Stress { who, .. } => ("cases stress", cases::WORKERS, who),
+    }
+}
+
+fn execute(cmd: &CasesCommand, data_dir: &Path, json: bool) -> crate::Result<i32> {
     let file = data_dir.join(store::FILE_NAME);
     if !matches!(cmd, CasesCommand::Stress { .. }) && !file.exists() {
         // Do not create an empty store just to say it is empty: a wrong --data is the likelier cause.
@@ -172,9 +197,14 @@ fn execute(cmd: &CasesCommand, data_dir: &Path, json: bool) -> cases::Result<i32
         return Err(cases::Error::BadInput {
             field: "--data",
             reason: format!("no case store at {} (set --data DIR or ONLABEL_DATA)", file.display()),
-        });
+        }
+        .into());
     }
     let store = CaseStore::open(data_dir)?;
+    let (what, roles, who) = permission(cmd);
+    let user = sign_in(store.store(), who, what)?;
+    user.require(roles, what)?;
+    let actor = user.id.as_str();
     match cmd {
         CasesCommand::List(a) => {
             let now = a.now.unwrap_or_else(Utc::now);
@@ -195,7 +225,7 @@ fn execute(cmd: &CasesCommand, data_dir: &Path, json: bool) -> cases::Result<i32
                 out!("{}", render_list(&list, now));
             }
         }
-        CasesCommand::Show { id } => {
+        CasesCommand::Show { id, .. } => {
             let case = store.get(id)?.ok_or_else(|| cases::Error::NotFound { id: id.trim().to_ascii_uppercase() })?;
             let history = store.history(&case.id)?;
             if json {
@@ -209,17 +239,15 @@ fn execute(cmd: &CasesCommand, data_dir: &Path, json: bool) -> cases::Result<i32
                 out!("{}", render_case(&case, &history));
             }
         }
-        CasesCommand::Assign { id, to, actor } => print_changed(&store.assign(id, to, &actor.actor)?, json),
-        CasesCommand::Triage { id, note, actor } => {
-            print_changed(&store.transition(id, CaseState::Triaged, &actor.actor, note.as_deref())?, json)
+        CasesCommand::Assign { id, to, .. } => print_changed(&store.assign(id, to, actor)?, json),
+        CasesCommand::Triage { id, note, .. } => {
+            print_changed(&store.transition(id, CaseState::Triaged, actor, note.as_deref())?, json)
         }
-        CasesCommand::Start { id, note, actor } => {
-            print_changed(&store.transition(id, CaseState::InProgress, &actor.actor, note.as_deref())?, json)
+        CasesCommand::Start { id, note, .. } => {
+            print_changed(&store.transition(id, CaseState::InProgress, actor, note.as_deref())?, json)
         }
-        CasesCommand::Resolve { id, resolution, actor } => {
-            print_changed(&store.resolve(id, &actor.actor, resolution)?, json)
-        }
-        CasesCommand::Stress { count, kind } => stress(&store, *count, kind)?,
+        CasesCommand::Resolve { id, resolution, .. } => print_changed(&store.resolve(id, actor, resolution)?, json),
+        CasesCommand::Stress { count, kind, .. } => stress(&store, *count, kind, actor)?,
     }
     Ok(EXIT_OK)
 }
@@ -237,7 +265,7 @@ fn to_json<T: Serialize>(v: &T) -> String {
     serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
 }
 
-fn stress(store: &CaseStore, count: u64, kind: &str) -> cases::Result<()> {
+fn stress(store: &CaseStore, count: u64, kind: &str, reporter: &str) -> cases::Result<()> {
     let kinds: Vec<CaseKind> = match kind {
         "both" => CaseKind::ALL.to_vec(),
         k => vec![k.parse().map_err(|reason| cases::Error::BadInput { field: "--kind", reason })?],
@@ -249,7 +277,7 @@ fn stress(store: &CaseStore, count: u64, kind: &str) -> cases::Result<()> {
             kind: k,
             product: Some("stressol".into()),
             question: format!("stress case {i}: patient reports dizziness after the second dose"),
-            reporter: "stress".into(),
+            reporter: reporter.into(),
             hcp: None,
             patient: None,
             suspect_product: None,

@@ -40,6 +40,17 @@ pub enum Error {
     NoDataDir,
 }
 
+impl Error {
+    /// The stable code (see [`crate::error::CODES`]).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Io { .. } => "config_unreadable",
+            Error::Parse { .. } => "config_invalid",
+            Error::NoDataDir => "no_data_dir",
+        }
+    }
+}
+
 /// The settings a config file may hold (every field optional).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -186,3 +197,6 @@ mod tests {
         assert_eq!(pick(Some(&c), "--no-such-flag", Some(&f), None).map(|p| p.0), Some(c));
     }
 }
+
+
+crate::coded!(Error);

@@ -4,13 +4,13 @@
 //! Every command's error goes through [`report`]: on stderr as
 //! `error: MESSAGE`; with `--json` also on stdout as
 //! `{"error": {"code": CODE, "message": MESSAGE}}`. The codes are stable
-//! (scripts match on them); the exit codes are DESIGN.md's: 1 a check
-//! failed (including a store that failed its own checks), 2 bad usage or
-//! bad input, 3 permission denied.
+//! (scripts match on them) and their exit codes come from the one table,
+//! [`crate::error::CODES`] (DESIGN.md's: 1 a check failed, including a store
+//! that failed its own checks, 2 bad usage or bad input, 3 permission denied).
 
 use std::path::PathBuf;
 
-use super::{outln, EXIT_BAD_INPUT, EXIT_CHECK_FAILED};
+use super::outln;
 
 /// Failures found by the command line itself (before or around the library).
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +50,16 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A product the index does not hold: nothing was answered or opened.
+    #[error("no product {product:?} in the index at {index} (it holds: {known}); see `onlabel products`")]
+    UnknownProduct {
+        /// The product asked for (lower-cased).
+        product: String,
+        /// The index.
+        index: PathBuf,
+        /// The products it holds, comma-separated.
+        known: String,
+    },
     /// A bad value on the command line.
     #[error("{field}: {reason}")]
     BadInput {
@@ -68,6 +78,7 @@ impl Error {
             Error::NoIndex => "index_not_set",
             Error::DamagedIndex { .. } => "index_damaged",
             Error::BadFile { .. } => "bad_file",
+            Error::UnknownProduct { .. } => "unknown_product",
             Error::BadInput { .. } => "bad_input",
         }
     }
@@ -139,133 +150,50 @@ pub fn message(e: &anyhow::Error) -> String {
     out
 }
 
-/// The stable code and exit code of any error a command returns.
+/// The stable code and exit code of any error a command returns: the
+/// code of the outermost cause that has one (`bad_input` when none has),
+/// its exit status from [`crate::error::CODES`].
 pub fn classify(e: &anyhow::Error) -> (&'static str, i32) {
-    for cause in e.chain() {
-        if let Some(c) = cause.downcast_ref::<Error>() {
-            return (c.code(), EXIT_BAD_INPUT);
-        }
-        if cause.is::<clap::Error>() {
-            return ("usage", EXIT_BAD_INPUT);
-        }
-        if let Some(c) = cause.downcast_ref::<super::config::Error>() {
-            return (
-                match c {
-                    super::config::Error::Io { .. } => "config_unreadable",
-                    super::config::Error::Parse { .. } => "config_invalid",
-                    super::config::Error::NoDataDir => "no_data_dir",
-                },
-                EXIT_BAD_INPUT,
-            );
-        }
-        if let Some(c) = cause.downcast_ref::<crate::Error>() {
-            return library(c);
-        }
-        if let Some(c) = cause.downcast_ref::<crate::store::Error>() {
-            return store(c);
-        }
-        if let Some(c) = cause.downcast_ref::<crate::index::Error>() {
-            return index(c);
-        }
-        if let Some(c) = cause.downcast_ref::<crate::corpus::Error>() {
-            return (corpus(c), EXIT_BAD_INPUT);
-        }
-        if let Some(c) = cause.downcast_ref::<crate::eval::Error>() {
-            return (eval(c), EXIT_BAD_INPUT);
-        }
-        if let Some(c) = cause.downcast_ref::<crate::cases::Error>() {
-            return cases(c);
-        }
-        if let Some(c) = cause.downcast_ref::<crate::copilot::Error>() {
-            return copilot(c);
-        }
-        if cause.is::<crate::llm::Error>() {
-            return ("model_error", EXIT_BAD_INPUT);
-        }
-        if cause.is::<crate::guard::Error>() {
-            return ("rules_invalid", EXIT_BAD_INPUT);
-        }
-    }
-    ("bad_input", EXIT_BAD_INPUT)
+    let code = e.chain().find_map(code_of).unwrap_or("bad_input");
+    (code, crate::error::exit_status(code))
 }
 
-fn library(e: &crate::Error) -> (&'static str, i32) {
-    use crate::Error as E;
-    match e {
-        E::Store(s) => store(s),
-        E::Index(i) => index(i),
-        E::Corpus(c) => (corpus(c), EXIT_BAD_INPUT),
-        E::Eval(v) => (eval(v), EXIT_BAD_INPUT),
-        E::Cases(c) => cases(c),
-        E::Copilot(c) => copilot(c),
-        E::Llm(_) => ("model_error", EXIT_BAD_INPUT),
-        E::Guard(_) => ("rules_invalid", EXIT_BAD_INPUT),
-        other => (super::signin::code(other), super::signin::exit_code(other)),
+/// The code of one cause, if it is one of ours (or clap's).
+fn code_of(cause: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    use crate::error::Coded;
+    if cause.is::<clap::Error>() {
+        return Some("usage");
     }
-}
-
-/// The stable code of a store error.
-pub fn store_code(e: &crate::store::Error) -> &'static str {
-    store(e).0
-}
-
-fn store(e: &crate::store::Error) -> (&'static str, i32) {
-    use crate::store::Error as S;
-    match e {
-        S::Io { .. } => ("store_io", EXIT_BAD_INPUT),
-        S::NotADatabase { .. } => ("store_not_a_database", EXIT_CHECK_FAILED),
-        S::ForeignDatabase { .. } => ("store_not_onlabel", EXIT_CHECK_FAILED),
-        S::Corrupt { .. } => ("store_corrupt", EXIT_CHECK_FAILED),
-        S::NewerSchema { .. } => ("store_newer_schema", EXIT_CHECK_FAILED),
-        S::NoWal { .. } | S::Sqlite { .. } => ("store_error", EXIT_CHECK_FAILED),
+    macro_rules! first_of {
+        ($($t:ty),*) => {$(
+            if let Some(c) = cause.downcast_ref::<$t>() {
+                return Some(Coded::code(c));
+            }
+        )*};
     }
-}
-
-fn index(e: &crate::index::Error) -> (&'static str, i32) {
-    use crate::index::Error as I;
-    match e {
-        I::Missing { .. } => ("index_missing", EXIT_BAD_INPUT),
-        I::Schema { .. } | I::Tantivy { .. } | I::Damaged { .. } | I::Catalogue { .. } => ("index_damaged", EXIT_BAD_INPUT),
-        I::Io { .. } => ("index_io", EXIT_BAD_INPUT),
-        I::Dense(_) => ("embedder_error", EXIT_BAD_INPUT),
-    }
-}
-
-fn corpus(e: &crate::corpus::Error) -> &'static str {
-    use crate::corpus::Error as C;
-    match e {
-        C::ManifestIo { .. } | C::ManifestParse { .. } | C::BadDate { .. } | C::BadField { .. } | C::DuplicateId { .. } => {
-            "manifest_invalid"
-        }
-        _ => "document_invalid",
-    }
-}
-
-fn eval(e: &crate::eval::Error) -> &'static str {
-    match e {
-        crate::eval::Error::Report { .. } => "report_io",
-        _ => "suite_invalid",
-    }
-}
-
-fn cases(e: &crate::cases::Error) -> (&'static str, i32) {
-    match e {
-        crate::cases::Error::Store(s) => store(s),
-        _ if e.is_user_error() => (e.code(), EXIT_BAD_INPUT),
-        _ => (e.code(), EXIT_CHECK_FAILED),
-    }
-}
-
-fn copilot(e: &crate::copilot::Error) -> (&'static str, i32) {
-    match e {
-        crate::copilot::Error::Index(i) => index(i),
-        crate::copilot::Error::Cases(c) => cases(c),
-        crate::copilot::Error::BadQuestion(_) => ("bad_question", EXIT_BAD_INPUT),
-    }
+    first_of!(
+        Error,
+        super::config::Error,
+        crate::Error,
+        crate::store::Error,
+        crate::index::Error,
+        crate::index::dense::Error,
+        crate::corpus::Error,
+        crate::eval::Error,
+        crate::cases::Error,
+        crate::copilot::Error,
+        crate::llm::Error,
+        crate::guard::Error,
+        crate::users::Error,
+        crate::prompts::Error,
+        crate::audit::Error,
+        crate::server::Error
+    );
+    None
 }
 
 /// Prints an error (stderr; with `json` also the error object on stdout) and
-/// returns its exit code (permission errors are 3, through `signin::exit_code`).
+/// returns its exit code (from the table: permission errors are 3).
 pub fn report(e: &anyhow::Error, json: bool) -> i32 {
     let (code, exit) = classify(e);
     let msg = match as_damaged(e) {
@@ -300,3 +228,6 @@ mod tests {
         assert_eq!(classify(&e).0, "index_damaged");
     }
 }
+
+
+crate::coded!(Error);

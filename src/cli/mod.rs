@@ -66,10 +66,12 @@ pub(crate) use {out, outln};
 
 /// Exit code: success.
 pub const EXIT_OK: i32 = 0;
-/// Exit code: a check or verification failed.
-pub const EXIT_CHECK_FAILED: i32 = 1;
+/// Exit code: a check or verification failed (the table's, [`crate::error`]).
+pub const EXIT_CHECK_FAILED: i32 = crate::error::EXIT_CHECK_FAILED;
 /// Exit code: bad usage or bad input.
-pub const EXIT_BAD_INPUT: i32 = 2;
+pub const EXIT_BAD_INPUT: i32 = crate::error::EXIT_BAD_INPUT;
+/// Exit code: permission denied (bad credential, wrong role, self-approval).
+pub const EXIT_DENIED: i32 = signin::EXIT_DENIED;
 
 /// OnLabel: cited answers from MLR-approved labels, for field teams.
 #[derive(Debug, Parser)]
@@ -168,7 +170,7 @@ pub fn run() -> i32 {
             let first = msg.lines().next().unwrap_or("").trim_start_matches("error: ").to_string();
             eprint!("{msg}");
             outln!("{}", serde_json::json!({"error": {"code": "usage", "message": first}}));
-            return EXIT_BAD_INPUT;
+            return crate::error::exit_status("usage");
         }
         Err(e) => {
             let _ = e.print();

@@ -10,7 +10,7 @@ use chrono::NaiveDate;
 use clap::Args;
 
 use super::{config, dense, error, signin, Ctx};
-use crate::audit::trace::Actor;
+use crate::copilot::trace::Actor;
 use crate::audit::Audit;
 use crate::copilot::Copilot;
 use crate::index::Index;
@@ -91,7 +91,7 @@ pub const DEFAULT_MODEL: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
 /// `data` is given) and, unless disabled, the model with the prompt file
 /// `--prompt` as it is on disk (eval and record-eval evaluate candidates).
 pub(super) fn copilot(q: &QueryArgs, data: Option<&std::path::Path>) -> anyhow::Result<Copilot> {
-    copilot_with(q, data, |p| Ok(crate::copilot::grounded::PromptFile::read(p)?))
+    copilot_with(q, data, |p| Ok(crate::prompts::PromptFile::read(p)?))
 }
 
 /// [`copilot`] with the prompt loaded by `load_prompt` (called only when a
@@ -99,7 +99,7 @@ pub(super) fn copilot(q: &QueryArgs, data: Option<&std::path::Path>) -> anyhow::
 pub(super) fn copilot_with(
     q: &QueryArgs,
     data: Option<&std::path::Path>,
-    load_prompt: impl FnOnce(&std::path::Path) -> anyhow::Result<crate::copilot::grounded::PromptFile>,
+    load_prompt: impl FnOnce(&std::path::Path) -> anyhow::Result<crate::prompts::PromptFile>,
 ) -> anyhow::Result<Copilot> {
     let index = Index::open(q.index()?).map_err(error::index_error)?;
     let guard = match &q.rules_dir {
@@ -231,13 +231,10 @@ pub(super) fn known_product(q: &QueryArgs, product: &str) -> anyhow::Result<()> 
     if names.contains(&p) {
         return Ok(());
     }
-    Err(error::Error::BadInput {
-        field: "--product",
-        reason: format!(
-            "no product {p:?} in the index at {} (it holds: {}); see `onlabel products`",
-            q.index()?.display(),
-            if names.is_empty() { "nothing".to_string() } else { names.join(", ") }
-        ),
+    Err(error::Error::UnknownProduct {
+        product: p,
+        index: q.index()?.to_path_buf(),
+        known: if names.is_empty() { "nothing".to_string() } else { names.join(", ") },
     }
     .into())
 }

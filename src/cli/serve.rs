@@ -70,6 +70,13 @@ pub fn run(a: &ServeArgs, data: &std::path::Path) -> anyhow::Result<i32> {
     let q = a.q.clone();
     let (root2, thresholds2) = (a.root.clone(), a.thresholds.clone());
     let data2 = data.to_path_buf();
+    if a.max_question > crate::copilot::MAX_QUESTION_CHARS {
+        tracing::warn!(
+            max_question = a.max_question,
+            copilot_limit = crate::copilot::MAX_QUESTION_CHARS,
+            "--max-question is above the copilot's own question limit: longer questions are answered 413 at the copilot's limit"
+        );
+    }
     let config = Config {
         addr: a.addr,
         data: data.to_path_buf(),

@@ -10,12 +10,12 @@ use std::io::IsTerminal;
 
 use clap::Args;
 
-use super::{outln, EXIT_BAD_INPUT, EXIT_CHECK_FAILED};
+use super::outln;
 use crate::store::Store;
 use crate::users::{self, SignInPolicy, User, Users};
 
 /// Exit code: permission denied (bad credential, wrong role, self-approval).
-pub const EXIT_DENIED: i32 = 3;
+pub const EXIT_DENIED: i32 = crate::error::EXIT_DENIED;
 
 /// The environment variable holding the acting user's token.
 pub const TOKEN_ENV: &str = "ONLABEL_TOKEN";
@@ -80,8 +80,8 @@ pub fn sign_in(store: &Store, who: &SignIn, what: &str) -> Result<User, users::E
 /// - otherwise nobody is signed in: the actor is the operating-system user
 ///   (`os:NAME`) or `unknown`, the role is `--role`, and a `--as` given
 ///   without a token is kept on the record as a claim (`claimed_user`).
-pub fn actor(store: &Store, claimed: Option<&str>, role: &str, what: &str) -> Result<crate::audit::trace::Actor, users::Error> {
-    use crate::audit::trace::Actor;
+pub fn actor(store: &Store, claimed: Option<&str>, role: &str, what: &str) -> Result<crate::copilot::trace::Actor, users::Error> {
+    use crate::copilot::trace::Actor;
     Ok(match optional_sign_in(store, claimed, what)? {
         Some(user) => Actor::signed_in(&user),
         None => Actor::unauthenticated(role, claimed),
@@ -109,29 +109,9 @@ fn token(user: &str) -> Result<String, users::Error> {
     Err(users::Error::NoCredential { user: users::throttle::bounded(user, 64), hint: format!("set {TOKEN_ENV} to the token (or run on a terminal to be prompted)") })
 }
 
-/// The exit code for a library error.
+/// The exit code for a library error: its code's row in [`crate::error::CODES`].
 pub fn exit_code(e: &crate::Error) -> i32 {
-    use crate::Error as E;
-    match e {
-        E::Users(u) if u.is_denied() => EXIT_DENIED,
-        E::Prompts(p) if p.is_denied() => EXIT_DENIED,
-        E::Prompts(p) if p.is_check_failed() => EXIT_CHECK_FAILED,
-        E::Store(crate::store::Error::Io { .. }) => EXIT_BAD_INPUT,
-        E::Store(_) => EXIT_CHECK_FAILED,
-        _ => EXIT_BAD_INPUT,
-    }
-}
-
-/// A stable code for a library error.
-pub fn code(e: &crate::Error) -> &'static str {
-    use crate::Error as E;
-    match e {
-        E::Users(u) => u.code(),
-        E::Prompts(p) => p.code(),
-        E::Audit(a) => a.code(),
-        E::Store(s) => super::error::store_code(s),
-        _ => "error",
-    }
+    crate::error::exit_status(e.code())
 }
 
 /// Prints `e` (and, with `--json`, the error object) and returns its exit
@@ -162,7 +142,7 @@ pub fn report(e: &crate::Error, json: bool, data_dir: &std::path::Path) -> i32 {
     }
     eprintln!("error: {e}");
     if json {
-        outln!("{}", serde_json::json!({"error": {"code": code(e), "message": e.to_string()}}));
+        outln!("{}", serde_json::json!({"error": {"code": e.code(), "message": e.to_string()}}));
     }
     exit_code(e)
 }

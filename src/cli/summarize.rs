@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::query::{answer_day, case_stored_line, copilot, known_product, open_trace, reporter};
 use super::{error, out, outln, signin, Ctx, GenArgs, QueryArgs, EXIT_OK};
-use crate::audit::trace;
+use crate::copilot::trace;
 use crate::copilot::{Ask, MAX_NOTES_BYTES};
 
 /// Options of `onlabel summarize`.

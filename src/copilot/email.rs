@@ -7,9 +7,11 @@ use serde::Serialize;
 use crate::corpus::chunk::sentences;
 use crate::index::{Filter, Hit};
 
+use super::cite::{citation, Numbering};
 use super::extractive::{quotable, Extractive};
-use super::verify::judge;
-use super::{Ask, Citation, Copilot, Flag, Generator, Requester, Result, Route};
+use crate::guard::verify::judge;
+use super::{Ask, Citation, Copilot, Flag, Requester, Result, Route};
+use crate::llm::Generator;
 
 /// The banner every draft carries.
 pub const DRAFT_BANNER: &str = "DRAFT — review before sending. OnLabel never sends email; you send it from your approved email tool after review.";
@@ -140,7 +142,11 @@ pub struct EmailDraft {
     pub unsupported_topics: Vec<String>,
 }
 
+/// The references of a draft: one citation per document section, numbered
+/// in order of first use ([`Numbering`]).
+#[derive(Default)]
 struct Refs {
+    marks: Numbering<(String, String)>,
     list: Vec<Citation>,
 }
 
@@ -148,22 +154,15 @@ impl Refs {
     /// The marker of a passage's section; a section cited from several of its
     /// passages quotes all of them.
     fn number(&mut self, p: &crate::corpus::Passage) -> usize {
-        if let Some(c) = self.list.iter_mut().find(|c| c.doc_id == p.doc_id && c.section == p.section) {
+        let (n, first_use) = self.marks.number((p.doc_id.clone(), p.section.clone()));
+        if first_use {
+            self.list.push(citation(n, p));
+        } else if let Some(c) = self.list.get_mut(n - 1) {
             if !c.quote.contains(&p.text) {
                 c.quote.push('\n');
                 c.quote.push_str(&p.text);
             }
-            return c.n;
         }
-        let n = self.list.len() + 1;
-        self.list.push(Citation {
-            n,
-            doc_id: p.doc_id.clone(),
-            section: p.section.clone(),
-            title: p.title.clone(),
-            mlr_number: p.mlr_number.clone(),
-            quote: p.text.clone(),
-        });
         n
     }
 }
@@ -211,7 +210,7 @@ impl Copilot {
             return Ok(draft);
         }
         let filter = Filter::for_role(&ask.role, ask.product.as_deref(), ask.as_of);
-        let mut refs = Refs { list: Vec::new() };
+        let mut refs = Refs::default();
         let passages = self.index().passages(&filter)?;
         // A lead-in's list may begin in the next passage of its section.
         let items_of = |p: &crate::corpus::Passage, s: &str| -> Vec<String> {
@@ -442,7 +441,7 @@ impl Copilot {
             sum.message = Some(e.answer);
         }
         let filter = Filter::for_role(&ask.role, ask.product.as_deref(), ask.as_of);
-        let mut refs = Refs { list: Vec::new() };
+        let mut refs = Refs::default();
         let product = ask.product.as_deref().unwrap_or("").to_lowercase();
         let analyzer = crate::index::Analyzer::shared();
         for line in notes.lines().flat_map(|l| sentences(l.trim_start_matches(['-', '*', '•', ' ']))) {

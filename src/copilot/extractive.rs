@@ -11,7 +11,7 @@ use crate::corpus::chunk::sentences;
 use crate::index::analysis::contains_phrase;
 use crate::index::{Analyzer, Hit, SearchResult};
 
-use super::{Draft, Generator, Mode, Sentence};
+use crate::llm::{Draft, Generator, Mode, Sentence};
 
 /// The extractive generator and its thresholds.
 #[derive(Debug, Clone)]
@@ -105,7 +105,7 @@ pub fn score_sentences<'a>(analyzer: &Analyzer, search: &SearchResult, hits: &'a
                 let longest = c.alternatives.iter().filter(|a| contains_phrase(&toks, a)).map(Vec::len).max();
                 if let Some(len) = longest {
                     score += search.weights[ci] * (1.0 + 0.25 * (len.min(3) - 1) as f32);
-                } else if c.surface.starts_with(crate::index::sections::INTENT_PREFIX) {
+                } else if c.section_intent().is_some() {
                     if c.alternatives.iter().any(|a| contains_phrase(&heading_toks, a)) {
                         score += 0.5 * search.weights[ci];
                     }

@@ -1,5 +1,5 @@
 //! [`Grounded`]: answers written by the local model from the approved
-//! passages, then verified sentence by sentence ([`super::verify`]).
+//! passages, then verified sentence by sentence ([`crate::guard::verify`]).
 //!
 //! The prompt (`prompts/objection.j2`, rendered with minijinja) gives the
 //! model only the passage sentences that matter, numbered as the citations
@@ -9,50 +9,19 @@
 //! punctuation, function words and citation markers may be generated.
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::Path;
 use std::sync::Arc;
 
+use crate::guard::verify::{verify, Checked};
 use crate::index::{Analyzer, Hit, SearchResult};
-use crate::llm::{GenerateOptions, Generation, LocalModel, Message};
+use crate::llm::{Draft, GenerateOptions, Generation, LocalModel, Message, Mode, Sentence};
+use crate::prompts::PromptFile;
 
 use super::extractive::{score_sentences, Extractive};
-use super::verify::{verify, Checked};
-use super::{Draft, Mode, Sentence};
 
 /// Words the model may always use under constrained decoding.
 const FUNCTION_WORDS: &str = "the a an of to in on for with and or but is are was were be been it its this that these those \
     by as at from may can should not no if when while than then also all any each per who which what how do does did has have had \
     patients patient your you we they there their use used";
-
-/// The prompt template file and its version.
-#[derive(Debug, Clone)]
-pub struct PromptFile {
-    /// Name (`objection`).
-    pub name: String,
-    /// Version number from the template's header.
-    pub version: u32,
-    /// Template source.
-    pub source: String,
-}
-
-impl PromptFile {
-    /// Reads a template; its header comment must carry `version: N`.
-    pub fn read(path: &Path) -> Result<PromptFile, crate::llm::Error> {
-        let source = std::fs::read_to_string(path)
-            .map_err(|e| crate::llm::Error::Io { path: path.to_owned(), source: e })?;
-        let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("prompt").to_string();
-        let version = source
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("version:").and_then(|v| v.trim().parse().ok()))
-            .ok_or_else(|| crate::llm::Error::Template(format!("{} has no `version: N` line in its header", path.display())))?;
-        Ok(PromptFile { name, version, source })
-    }
-
-    /// `name@version`.
-    pub fn id(&self) -> String {
-        format!("{}@{}", self.name, self.version)
-    }
-}
 
 /// One passage as shown to the model.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -145,6 +114,10 @@ pub struct Grounded {
     /// Held for all the steps of one answer: another question's generation
     /// between two steps would evict this one's KV cache (a re-prefill).
     turn: std::sync::Mutex<()>,
+    /// How many answers this generator was asked for (each call of
+    /// [`Grounded::answer`]): lets a test prove that a quote-only question
+    /// never reached the model.
+    calls: std::sync::atomic::AtomicUsize,
 }
 
 impl Grounded {
@@ -159,6 +132,7 @@ impl Grounded {
             context_passages: 3,
             speed: std::sync::Mutex::new(None),
             turn: std::sync::Mutex::new(()),
+            calls: std::sync::atomic::AtomicUsize::new(0),
         };
         let system = g.render_part("system", "", &[])?;
         let chat = g.model.render_chat(&[Message { role: "system".into(), content: system }])?;
@@ -272,6 +246,11 @@ impl Grounded {
         allowed
     }
 
+    /// How many answers this generator has been asked for since it was made.
+    pub fn calls(&self) -> usize {
+        self.calls.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Generates, verifies, and keeps the supported sentences.
     ///
     /// Verification runs while the model writes: a sentence is judged as
@@ -289,6 +268,7 @@ impl Grounded {
         gate: &Extractive,
         accept: &mut dyn FnMut(&Sentence) -> bool,
     ) -> Result<Outcome, crate::llm::Error> {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let shown = self.select(search, hits, gate);
         if shown.is_empty() {
             return Ok(Outcome { draft: None, checked: Vec::new(), generation: None, shown, first_token_ms: None, cut: None });
@@ -434,7 +414,7 @@ pub const CHECK_EVERY: usize = 8;
 pub fn first_sentence_rejected(checked: &[Checked]) -> bool {
     match checked.first().and_then(|c| c.rejection.as_ref()) {
         None => false,
-        Some(super::verify::Rejection::NoMarker) => checked.len() >= 3,
+        Some(crate::guard::verify::Rejection::NoMarker) => checked.len() >= 3,
         Some(_) => checked.len() >= 2,
     }
 }
@@ -464,7 +444,7 @@ impl SentenceStream {
     }
 }
 
-impl super::Generator for Grounded {
+impl crate::llm::Generator for Grounded {
     fn draft(&self, question: &str, search: &SearchResult, hits: &[Hit]) -> Draft {
         match self.answer(question, search, hits, &Extractive::default(), &mut |_| true) {
             Ok(Outcome { draft: Some(d), .. }) => d,

@@ -2,28 +2,43 @@
 //!
 //! retrieve (approved, unexpired, audience-allowed passages of the product)
 //! → decide whether anything approved answers the question
-//! → generate an answer from the passages ([`Generator`]; the extractive
+//! → generate an answer from the passages ([`crate::llm::Generator`]; the extractive
 //! generator quotes label sentences verbatim)
 //! → cite every sentence.
 //!
 //! The guard, the prompt registry, the local model and the audit log slot in
 //! around these steps in later issues; the [`Answer`] already has their fields.
+//!
+//! This file keeps the order of the steps ([`Copilot::ask_with`] and
+//! `answer_for`); each concern has its own file: which product a question is
+//! about (`product.rs`, [`Resolved`]), a question answered from several
+//! products' labels (`across.rs`), escalation to a case (`escalate.rs`) and
+//! citation numbering (`cite.rs`, [`cite`]).
 
+mod across;
+mod cite;
 pub mod email;
+mod escalate;
 pub mod extractive;
 pub mod grounded;
-pub mod verify;
+pub mod trace;
+mod product;
 
 use std::time::Instant;
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
+pub use cite::cite;
 pub use extractive::Extractive;
 pub use grounded::Grounded;
+pub use product::Resolved;
 
-use crate::corpus::Passage;
-use crate::index::{Filter, Hit, Index, SearchResult};
+use cite::Numbering;
+use product::ProductNames;
+
+use crate::index::{Filter, Index, SearchResult};
+use crate::llm::Generator;
 
 /// What can go wrong while answering.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +54,19 @@ pub enum Error {
     BadQuestion(String),
 }
 
+impl Error {
+    /// The stable code (see [`crate::error::CODES`]): a bad question is the
+    /// caller's to fix (400, exit 2); a case that could not be opened is
+    /// `escalation_failed`, whose public message says to report by phone.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Index(e) => e.code(),
+            Error::Cases(_) => "escalation_failed",
+            Error::BadQuestion(_) => "bad_question",
+        }
+    }
+}
+
 /// Result with the copilot [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -51,15 +79,8 @@ pub const MAX_NOTES_BYTES: u64 = 64 * 1024;
 /// Where an answer went: the guard's decision type, re-exported.
 pub use crate::guard::Route;
 
-/// How the answer text was produced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    /// Written by the model and verified sentence by sentence.
-    Generated,
-    /// Approved sentences quoted verbatim.
-    Extractive,
-}
+/// How the answer text was produced: the generator's type, used by [`Answer`].
+pub use crate::llm::Mode;
 
 /// One citation: the approved passage a marker `[n]` points at.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -130,7 +151,7 @@ pub struct Answer {
     /// Model file and hash (none on the extractive path).
     pub model: Option<String>,
     /// Audit record id: the `seq` of the record that traces this answer
-    /// (set by the caller that appends it, [`crate::audit::trace`]).
+    /// (set by the caller that appends it, [`crate::copilot::trace`]).
     pub audit_id: Option<u64>,
     /// Version of the guard rules that screened this answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -175,117 +196,6 @@ pub struct Part {
 /// answer are named in its note.
 pub const MAX_PARTS: usize = 3;
 
-/// How the product of a question was decided.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Resolved {
-    /// `--product` (or the request's `product`) gave it.
-    Given(String),
-    /// The question names it (brand or generic name), and no other product of the index.
-    Named(String),
-    /// The index holds only this product.
-    Only(String),
-    /// No product given or named, and the index holds several: these (the
-    /// ones the question names, if it names more than one; else all).
-    Several(Vec<String>),
-}
-
-impl Resolved {
-    /// The single product, if there is one.
-    pub fn product(&self) -> Option<&str> {
-        match self {
-            Resolved::Given(p) | Resolved::Named(p) | Resolved::Only(p) => Some(p),
-            Resolved::Several(_) => None,
-        }
-    }
-}
-
-/// A product of the index and the names a question may call it by.
-#[derive(Debug, Clone)]
-struct ProductNames {
-    /// The product id (lower-case, as in the manifest).
-    product: String,
-    /// Lower-case names: the product id, its brand as printed, generic names
-    /// the label gives in parentheses after the brand ("HUMIRA (adalimumab)").
-    names: Vec<String>,
-}
-
-/// Generic names a label gives after its brand: `BRAND (generic …)`.
-fn generic_names(product: &str, texts: &[&str]) -> Vec<String> {
-    let pat = format!(r"(?i)\b{}\s*(?:®|\(r\))?\s*\(([a-z][a-z -]{{2,40}}?)\)", regex::escape(product));
-    let Ok(re) = regex::Regex::new(&pat) else { return Vec::new() };
-    let mut out: Vec<String> = Vec::new();
-    for t in texts {
-        for c in re.captures_iter(t) {
-            let g = c[1].trim().to_lowercase();
-            let first = g.split_whitespace().next().unwrap_or("").to_string();
-            for n in [g, first] {
-                if n.len() >= 4 && n != product && !out.contains(&n) && !["see", "with", "and", "for", "the"].contains(&n.as_str()) {
-                    out.push(n);
-                }
-            }
-        }
-        if out.len() >= 4 {
-            break;
-        }
-    }
-    out
-}
-
-/// The guard's drug vocabulary (`[vocab] drugs` of the built-in
-/// `rules/guard-rules.toml`: brand | generic | common misspellings), read for
-/// the names a rep may call an indexed product by.
-fn drug_vocabulary() -> Vec<Vec<String>> {
-    const RULES: &str = include_str!("../../rules/guard-rules.toml");
-    let Ok(v) = toml::from_str::<toml::Value>(RULES) else { return Vec::new() };
-    v.get("vocab")
-        .and_then(|v| v.get("drugs"))
-        .and_then(|d| d.as_array())
-        .map(|groups| {
-            groups
-                .iter()
-                .filter_map(|g| g.as_str())
-                .map(|g| g.split('|').map(|n| n.trim().to_lowercase()).filter(|n| !n.is_empty()).collect())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Whether `name` occurs in lower-case `text` as whole words.
-fn names_in(text: &str, name: &str) -> bool {
-    text.match_indices(name).any(|(i, _)| {
-        let before = text[..i].chars().next_back();
-        let after = text[i + name.len()..].chars().next();
-        before.is_none_or(|c| !c.is_alphanumeric()) && after.is_none_or(|c| !c.is_alphanumeric())
-    })
-}
-
-/// One sentence of an answer with the passage it is quoted from or supported by.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Sentence {
-    /// The text, without marker.
-    pub text: String,
-    /// Index into the passages given to the generator.
-    pub passage: usize,
-}
-
-/// What a generator produced.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Draft {
-    /// Sentences, each tied to one passage.
-    pub sentences: Vec<Sentence>,
-    /// How they were produced.
-    pub mode: Mode,
-}
-
-/// Turns a question and its retrieved passages into cited sentences. The
-/// extractive generator is the first implementation; a local model and an
-/// HTTP backend come later and fall back to it.
-pub trait Generator: Send + Sync {
-    /// Produces sentences, each tied to one of `hits`. An empty draft means
-    /// nothing in the hits answers the question.
-    fn draft(&self, question: &str, search: &SearchResult, hits: &[Hit]) -> Draft;
-}
-
 /// Options of one question.
 #[derive(Debug, Clone)]
 pub struct Ask {
@@ -307,26 +217,6 @@ pub enum Event {
     /// passed the verifier and the output guard; the answer's text is these
     /// sentences joined by spaces, in this order.
     Sentence(String),
-}
-
-/// Numbers sentences' passages in order of first use, as [`cite`] does, so
-/// that streamed sentences carry the markers the final answer has.
-#[derive(Debug, Default)]
-struct Numbering {
-    used: Vec<usize>,
-}
-
-impl Numbering {
-    fn mark(&mut self, s: &Sentence) -> String {
-        let n = match self.used.iter().position(|u| *u == s.passage) {
-            Some(i) => i + 1,
-            None => {
-                self.used.push(s.passage);
-                self.used.len()
-            }
-        };
-        format!("{} [{n}]", s.text)
-    }
 }
 
 /// Who is asking, for the cases the guard opens.
@@ -380,74 +270,6 @@ impl Copilot {
         }
     }
 
-    /// The index's products with the names a question may use for them
-    /// (every indexed document counts, withdrawn and expired ones too: the
-    /// rep still means that product).
-    fn product_names(&self) -> &[ProductNames] {
-        self.products.get_or_init(|| {
-            let all = Filter {
-                product: None,
-                audiences: vec![crate::corpus::Audience::Promotional, crate::corpus::Audience::Medical],
-                as_of: NaiveDate::MIN,
-            };
-            let passages = match self.index.passages(&all) {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::warn!(error = %e, "listing the index's products failed; questions without a product are answered across products");
-                    return Vec::new();
-                }
-            };
-            let vocab = drug_vocabulary();
-            let mut by_product: std::collections::BTreeMap<String, Vec<&Passage>> = Default::default();
-            for p in &passages {
-                by_product.entry(p.product.to_lowercase()).or_default().push(p);
-            }
-            by_product
-                .into_iter()
-                .map(|(product, ps)| {
-                    // The brand is printed at the head of the label: its first passages.
-                    let mut head: Vec<&Passage> = ps.clone();
-                    head.sort_by_key(|p| p.ordinal);
-                    let texts: Vec<&str> = head.iter().map(|p| p.text.as_str()).collect();
-                    let mut names = vec![product.clone()];
-                    names.extend(generic_names(&product, &texts));
-                    for g in vocab.iter().filter(|g| g.contains(&product)) {
-                        names.extend(g.iter().filter(|n| n.len() >= 4).cloned());
-                    }
-                    names.sort();
-                    names.dedup();
-                    ProductNames { product, names }
-                })
-                .collect()
-        })
-    }
-
-    /// The products the index holds (lower-case, sorted).
-    pub fn products(&self) -> Vec<String> {
-        self.product_names().iter().map(|p| p.product.clone()).collect()
-    }
-
-    /// Decides which product a question is about: the one given; else, in an
-    /// index of several products, the one the question names (brand or
-    /// generic name) — several named, or none, is [`Resolved::Several`] —
-    /// and in an index of one product, that product.
-    pub fn resolve_product(&self, ask: &Ask) -> Resolved {
-        if let Some(p) = ask.product.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
-            return Resolved::Given(p.to_string());
-        }
-        let all = self.product_names();
-        if let [only] = all {
-            return Resolved::Only(only.product.clone());
-        }
-        let q = ask.question.to_lowercase();
-        let named: Vec<String> = all.iter().filter(|p| p.names.iter().any(|n| names_in(&q, n))).map(|p| p.product.clone()).collect();
-        match named.as_slice() {
-            [one] => Resolved::Named(one.clone()),
-            [] => Resolved::Several(all.iter().map(|p| p.product.clone()).collect()),
-            _ => Resolved::Several(named),
-        }
-    }
-
     /// Adds the guard; builds each product's label reference (sections 1, 2
     /// and 8) from the indexed, currently approved passages.
     pub fn with_guard(mut self, guard: std::sync::Arc<crate::guard::Guard>, as_of: NaiveDate) -> Result<Copilot> {
@@ -457,6 +279,8 @@ impl Copilot {
             self.labels.insert(p.clone(), crate::guard::LabelReference::from_passages(&p, &all));
         }
         self.guard = Some(guard);
+        // Product names come from the guard's vocabulary: read them afresh.
+        self.products = std::sync::OnceLock::new();
         Ok(self)
     }
 
@@ -593,7 +417,7 @@ impl Copilot {
             }
         }
         if let Resolved::Several(products) = &resolved {
-            let mut a = self.ask_across(ask, who, products, timings, t0, on_event)?;
+            let mut a = self.ask_across(ask, who, products, generate, timings, t0, on_event)?;
             a.guard_rules = a.guard_rules.or(guard_rules);
             return Ok(a);
         }
@@ -723,124 +547,6 @@ impl Copilot {
         Ok(answer)
     }
 
-    /// Answers a question that names no product, in an index of several:
-    /// each product's own label is searched (with its own concept weights).
-    /// None answers: the usual Medical Information request (or
-    /// Pharmacovigilance safety net). One answers: that product's answer, the
-    /// whole pipeline again with its label (guard context included), and a
-    /// note saying so. Several answer: each label's extractive answer, as a
-    /// separate part and block (at most [`MAX_PARTS`]; the others named in
-    /// the note) — quoted, not generated, so that the rep does not wait for
-    /// one generation per product. A per-product answer is not streamed
-    /// sentence by sentence (its blocks need their headings): it comes whole.
-    fn ask_across(&self, ask: &Ask, who: &Requester, products: &[String], mut timings: Timings, t0: Instant, on_event: &mut dyn FnMut(Event)) -> Result<Answer> {
-        let q = ask.question.trim();
-        let tr = Instant::now();
-        let mut retrieved = Vec::new();
-        let mut found: Vec<(String, SearchResult, Draft)> = Vec::new();
-        for p in products {
-            let filter = Filter::for_role(&ask.role, Some(p), ask.as_of);
-            let search = self.retrieve(q, &filter)?;
-            retrieved.extend(search.hits.iter().map(|h| format!("{}#{}", h.passage.doc_id, h.passage.ordinal)));
-            let draft = self.extractive.draft(q, &search, &search.hits);
-            let top = search.hits.first().map(|h| (h.coverage, h.score)).unwrap_or_default();
-            tracing::debug!(product = %p, coverage = top.0, score = top.1, answered = !draft.sentences.is_empty(), "per-product retrieval");
-            if !draft.sentences.is_empty() {
-                found.push((p.clone(), search, draft));
-            }
-        }
-        timings.retrieve = tr.elapsed().as_secs_f64() * 1e3;
-        let listed = products.join(", ");
-        match found.len() {
-            0 => {
-                let ctx = self.guard_context(None);
-                let v = match self.guard.as_ref() {
-                    Some(g) => g.screen_unanswered(q, &ctx),
-                    None => crate::guard::Verdict {
-                        route: Route::Medical,
-                        flags: Vec::new(),
-                        reason: Some("no approved, current passage answers this question".into()),
-                        report: None,
-                    },
-                };
-                let mut a = self.escalate(ask, who, &v, timings)?;
-                a.guard_rules = self.guard.as_ref().map(|g| g.rules_version().to_string());
-                a.retrieved = retrieved;
-                Ok(a)
-            }
-            1 => {
-                let p = found[0].0.clone();
-                let one = Ask { product: Some(p.clone()), ..ask.clone() };
-                let mut a = self.ask_as(&one, who, on_event)?;
-                if a.route == Route::Answer {
-                    a.note = Some(format!(
-                        "The question names no product; of the products in this index ({listed}) only the {p} label answers it, so this is the {p} answer. Name the product to be sure."
-                    ));
-                }
-                Ok(a)
-            }
-            _ => {
-                // The best-covered label first.
-                let best = |r: &SearchResult| r.hits.first().map(|h| (h.coverage, h.score)).unwrap_or_default();
-                found.sort_by(|a, b| best(&b.1).partial_cmp(&best(&a.1)).unwrap_or(std::cmp::Ordering::Equal));
-                let others: Vec<String> = found.iter().skip(MAX_PARTS).map(|f| f.0.clone()).collect();
-                found.truncate(MAX_PARTS);
-                let t1 = Instant::now();
-                let mut citations: Vec<Citation> = Vec::new();
-                let mut used: Vec<(usize, usize)> = Vec::new();
-                let mut parts = Vec::new();
-                for (pi, (product, search, draft)) in found.iter().enumerate() {
-                    let mut sentences = Vec::new();
-                    let mut nums = Vec::new();
-                    for s in &draft.sentences {
-                        let n = match used.iter().position(|u| *u == (pi, s.passage)) {
-                            Some(i) => i + 1,
-                            None => {
-                                used.push((pi, s.passage));
-                                citations.push(citation(used.len(), &search.hits[s.passage].passage));
-                                used.len()
-                            }
-                        };
-                        if !nums.contains(&n) {
-                            nums.push(n);
-                        }
-                        sentences.push(format!("{} [{n}]", s.text));
-                    }
-                    parts.push(Part { product: product.clone(), answer: sentences.join(" "), citations: nums });
-                }
-                timings.generate = t1.elapsed().as_secs_f64() * 1e3;
-                timings.first_sentence = Some(t0.elapsed().as_secs_f64() * 1e3);
-                let names: Vec<&str> = parts.iter().map(|p| p.product.as_str()).collect();
-                let mut note = format!(
-                    "The question names no product, and this index holds several ({listed}): here is what each label says, separately ({}). Name the product for one label's answer.",
-                    names.join(", ")
-                );
-                if !others.is_empty() {
-                    note.push_str(&format!(" The {} label{} also answer{} it.", others.join(", "), if others.len() > 1 { "s" } else { "" }, if others.len() > 1 { "" } else { "s" }));
-                }
-                Ok(Answer {
-                    route: Route::Answer,
-                    answer: parts.iter().map(|p| p.answer.as_str()).collect::<Vec<_>>().join("\n\n"),
-                    mode: Mode::Extractive,
-                    citations,
-                    flags: Vec::new(),
-                    case_id: None,
-                    prompt_version: None,
-                    prompt_sha256: None,
-                    model: None,
-                    audit_id: None,
-                    guard_rules: self.guard.as_ref().map(|g| g.rules_version().to_string()),
-                    timings_ms: timings,
-                    generated_tokens: None,
-                    retrieved,
-                    product: None,
-                    note: Some(note),
-                    parts,
-                })
-            }
-        }
-    }
-
     /// The guard's context for a product (its label reference, if indexed).
     fn guard_context<'a>(&'a self, product: Option<&'a str>) -> crate::guard::Context<'a> {
         crate::guard::Context { product, label: product.and_then(|p| self.labels.get(p)) }
@@ -861,150 +567,5 @@ impl Copilot {
         let mut a = self.escalate(ask, who, &v, Timings::default())?;
         a.guard_rules = Some(g.rules_version().to_string());
         Ok(Some(a))
-    }
-
-    /// Routes a flagged question: opens a Pharmacovigilance or Medical
-    /// Information case (when a case store is attached) and tells the rep what
-    /// happens next; a forbidden request is refused with the reason. The
-    /// answer carries no promotional content.
-    fn escalate(&self, ask: &Ask, who: &Requester, v: &crate::guard::Verdict, timings: Timings) -> Result<Answer> {
-        use crate::cases::{CaseKind, NewCase};
-        let kind = match v.route {
-            Route::Pharmacovigilance => Some(CaseKind::Pharmacovigilance),
-            Route::Medical => Some(CaseKind::MedicalInformation),
-            _ => None,
-        };
-        let mut case_id = None;
-        if let (Some(kind), Some(store)) = (kind, &self.cases) {
-            let r = v.report.clone().unwrap_or_default();
-            let event = r.event.clone().or_else(|| r.special_situation.clone()).or_else(|| v.reason.clone());
-            let case = store
-                .open_case(NewCase {
-                    kind,
-                    product: ask.product.clone(),
-                    question: ask.question.clone(),
-                    reporter: who.user.clone(),
-                    hcp: who.hcp.clone().or(r.reporter.clone()),
-                    patient: r.patient.clone(),
-                    suspect_product: r.product.clone().or(ask.product.clone()),
-                    event,
-                    flags_json: serde_json::to_string(&v.flags).unwrap_or_else(|_| "[]".into()),
-                    now: chrono::Utc::now(),
-                })
-                .map_err(Error::Cases)?;
-            case_id = Some(case.id);
-        }
-        let case_text = |who: &str, sla: &str| match &case_id {
-            Some(id) => format!("It has been sent to {who} as case {id}; {sla}"),
-            None => format!("Send it to {who} now (no case store is configured here); {sla}"),
-        };
-        let answer = match v.route {
-            Route::Pharmacovigilance => format!(
-                "This sounds like an adverse event or a special situation (pregnancy, overdose, medication error or lack of effect) that must be reported. {} Pharmacovigilance will follow up within one business day. Do not give product information on this now; note the patient details, who reported it and when.",
-                case_text("Pharmacovigilance", "they have the rep's words verbatim.")
-            ),
-            Route::Medical if v.flags.iter().all(|f| f.rule_id == "MIR-NO-APPROVED-ANSWER") => format!(
-                "No approved, current passage for {} answers this, so it is a Medical Information request. {} Medical Information will answer the HCP directly within two business days; don't improvise an answer.",
-                ask.product.as_deref().unwrap_or("the products you detail"),
-                case_text("Medical Information", "the HCP's question is recorded verbatim.")
-            ),
-            Route::Medical => format!(
-                "This question goes beyond the approved labeling{}. {} Medical Information will answer the HCP directly; do not answer it yourself.",
-                v.reason.as_deref().map(|r| format!(" ({})", r.trim_end_matches('.'))).unwrap_or_default(),
-                case_text("Medical Information", "the HCP's question is recorded verbatim.")
-            ),
-            _ => format!(
-                "I can't help with that request: {}.",
-                v.reason.as_deref().unwrap_or("it is not something a rep may discuss or provide").trim_end_matches('.')
-            ),
-        };
-        Ok(Answer {
-            route: v.route,
-            answer,
-            mode: Mode::Extractive,
-            citations: Vec::new(),
-            flags: v.flags.clone(),
-            case_id,
-            prompt_version: None,
-            model: None,
-            audit_id: None,
-            guard_rules: None,
-            timings_ms: timings,
-            prompt_sha256: None,
-            generated_tokens: None,
-            retrieved: Vec::new(),
-            product: None,
-            note: None,
-            parts: Vec::new(),
-        })
-    }
-}
-
-/// Numbers the passages in order of first use and writes `text [n]` sentences.
-pub fn cite(draft: &Draft, hits: &[Hit], timings: Timings) -> Answer {
-    let mut used: Vec<usize> = Vec::new();
-    let mut parts = Vec::new();
-    for s in &draft.sentences {
-        let n = match used.iter().position(|u| *u == s.passage) {
-            Some(i) => i + 1,
-            None => {
-                used.push(s.passage);
-                used.len()
-            }
-        };
-        parts.push(format!("{} [{n}]", s.text));
-    }
-    let citations = used
-        .iter()
-        .enumerate()
-        .map(|(i, &pi)| citation(i + 1, &hits[pi].passage))
-        .collect();
-    Answer {
-        route: Route::Answer,
-        answer: parts.join(" "),
-        mode: draft.mode,
-        citations,
-        flags: Vec::new(),
-        case_id: None,
-        prompt_version: None,
-        model: None,
-        audit_id: None,
-        guard_rules: None,
-        timings_ms: timings,
-        prompt_sha256: None,
-        generated_tokens: None,
-        retrieved: Vec::new(),
-        product: None,
-        note: None,
-        parts: Vec::new(),
-    }
-}
-
-fn citation(n: usize, p: &Passage) -> Citation {
-    Citation {
-        n,
-        doc_id: p.doc_id.clone(),
-        section: p.section.clone(),
-        title: p.title.clone(),
-        mlr_number: p.mlr_number.clone(),
-        quote: p.text.clone(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn product_names_are_whole_words() {
-        assert!(names_in("can humira be given with live vaccines?", "humira"));
-        assert!(names_in("is atorvastatin ok?", "atorvastatin"));
-        assert!(!names_in("is the humiran shortage over?", "humira"));
-    }
-
-    #[test]
-    fn generic_names_come_from_brand_parentheses() {
-        let g = generic_names("lipitor", &["LIPITOR® (atorvastatin calcium) Tablets for oral use", "LIPITOR (see 5.1)"]);
-        assert_eq!(g, ["atorvastatin calcium", "atorvastatin"]);
     }
 }

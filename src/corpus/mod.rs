@@ -135,6 +135,25 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// The stable code (see [`crate::error::CODES`]).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::ManifestIo { .. } | Error::ManifestParse { .. } | Error::BadDate { .. } | Error::BadField { .. } | Error::DuplicateId { .. } => {
+                "manifest_invalid"
+            }
+            Error::MissingFile { .. }
+            | Error::Io { .. }
+            | Error::TooLarge { .. }
+            | Error::Encrypted { .. }
+            | Error::Corrupt { .. }
+            | Error::Extract { .. }
+            | Error::UnsupportedFormat { .. }
+            | Error::Empty { .. } => "document_invalid",
+        }
+    }
+}
+
 /// Result with the corpus [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -69,6 +69,17 @@ pub enum Error {
     Metrics(serde_json::Error),
 }
 
+impl Error {
+    /// The stable code (see [`crate::error::CODES`]).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Io { .. } | Error::BadCase { .. } | Error::Empty { .. } | Error::DuplicateId { .. } => "suite_invalid",
+            Error::Report { .. } => "report_io",
+            Error::Metrics(_) => "internal",
+        }
+    }
+}
+
 /// Result with the eval [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -421,7 +432,7 @@ pub fn supported_sentences(a: &Answer) -> (usize, usize) {
         let ok_here = |c: &crate::copilot::Citation| match a.mode {
             crate::copilot::Mode::Extractive => c.quote.contains(sentence),
             crate::copilot::Mode::Generated => {
-                crate::copilot::verify::judge(sentence, &c.quote, crate::index::Analyzer::shared()).is_none()
+                crate::guard::verify::judge(sentence, &c.quote, crate::index::Analyzer::shared()).is_none()
             }
         };
         if a.citations.iter().any(|c| c.n == n && ok_here(c)) {

@@ -19,7 +19,7 @@ use chrono::NaiveDate;
 use serde_json::{json, Value};
 
 use super::{Error, Metrics, Suite};
-use crate::audit::trace::{split_model, Actor};
+use crate::copilot::trace::{split_model, Actor};
 use crate::audit::{Audit, Record};
 use crate::copilot::Copilot;
 use crate::prompts::{Kind, NewEvalRun, Registry, Thresholds, Version, VersionId};

@@ -74,6 +74,15 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// The stable code (see [`crate::error::CODES`]).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::MissingFile { .. } | Error::Load { .. } | Error::Embed(_) | Error::Vectors { .. } => "embedder_error",
+        }
+    }
+}
+
 impl From<candle_core::Error> for Error {
     fn from(e: candle_core::Error) -> Self {
         Error::Embed(e.to_string())
@@ -200,8 +209,7 @@ impl Embedder {
         if let Some(s) = self.sha256.get() {
             return Ok(s);
         }
-        let s = crate::llm::sha256_file(&self.weights)
-            .map_err(|e| Error::Load { path: self.weights.clone(), message: e.to_string() })?;
+        let s = sha256_file(&self.weights).map_err(|e| Error::Load { path: self.weights.clone(), message: e.to_string() })?;
         Ok(self.sha256.get_or_init(|| s))
     }
 
@@ -550,4 +558,22 @@ mod tests {
         assert_eq!("Fused".parse::<RetrievalMode>().unwrap(), RetrievalMode::Fused);
         assert!("hybrid".parse::<RetrievalMode>().is_err());
     }
+}
+
+/// SHA-256 of a file, streamed in 1 MiB blocks (the embedder's weights are
+/// ~90 MB). Kept here rather than borrowed from `llm`, so that `index` does
+/// not depend on `llm` (which depends on `index` for its `Generator` trait).
+fn sha256_file(path: &Path) -> std::io::Result<String> {
+    use sha2::Digest as _;
+    let mut f = std::fs::File::open(path)?;
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = std::io::Read::read(&mut f, &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
 }

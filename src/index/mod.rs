@@ -99,6 +99,18 @@ pub enum Error {
 /// absent ("hair growth") stays below the answer threshold.
 pub const ABSENT_AS_SHARE: f32 = 0.08;
 
+impl Error {
+    /// The stable code (see [`crate::error::CODES`]).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Missing { .. } => "index_missing",
+            Error::Schema { .. } | Error::Tantivy { .. } | Error::Damaged { .. } | Error::Catalogue { .. } => "index_damaged",
+            Error::Io { .. } => "index_io",
+            Error::Dense(e) => e.code(),
+        }
+    }
+}
+
 /// Result with the index [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -607,7 +619,7 @@ impl Index {
             // An intent concept weighs as much as an average concept of the
             // question (as a single word of middling rarity when it is alone):
             // it steers toward the section without outweighing the content.
-            weights.push(if c.surface.starts_with(sections::INTENT_PREFIX) { f32::NAN } else { w.max(0.05) });
+            weights.push(if c.section_intent().is_some() { f32::NAN } else { w.max(0.05) });
             for alt in &c.alternatives {
                 // The question's own phrasing counts fully; synonyms slightly less.
                 let boost = if *alt == own { 1.0 } else { 0.7 };

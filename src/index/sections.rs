@@ -109,6 +109,17 @@ impl SectionIntents {
     }
 }
 
+impl Concept {
+    /// The section kind this concept asks for (`contraindications`), if it is
+    /// a section intent added by [`SectionIntents::concepts`] rather than the
+    /// question's own words: such a concept is about where a passage sits
+    /// (its heading or parent heading), not about words in its text. The
+    /// `§` prefix that marks it is internal to the index.
+    pub fn section_intent(&self) -> Option<&str> {
+        self.surface.strip_prefix(INTENT_PREFIX)
+    }
+}
+
 /// Lower-case with the common accents folded and typographic apostrophes made ASCII.
 fn fold(s: &str) -> String {
     s.to_lowercase().replace(['\u{2019}', '\u{2018}'], "'")
@@ -127,5 +138,15 @@ mod tests {
         assert!(s.kinds("can it go in the fridge after opening").contains(&"storage"));
         assert!(s.kinds("ok for nursing moms?").contains(&"lactation"));
         assert!(s.kinds("Thanks for the coffee").is_empty());
+    }
+
+    #[test]
+    fn intent_concepts_say_which_section_they_ask_for() {
+        let s = SectionIntents::parse(SECTIONS).expect("compiles");
+        let a = Analyzer::default();
+        let c = s.concepts("Who shouldn't get this at all?", &a);
+        assert!(c.iter().any(|c| c.section_intent() == Some("contraindications")));
+        let own = Concept { surface: "contraindications".into(), alternatives: Vec::new() };
+        assert_eq!(own.section_intent(), None);
     }
 }

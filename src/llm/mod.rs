@@ -13,10 +13,14 @@
 //!   budget; tokens streamed through a callback (or a channel, see
 //!   [`LocalModel::stream`]); an optional logits mask for constrained decoding.
 //!
+//! [`Generator`] ([`generator`]) is the interface the copilot drafts answers
+//! through, whatever runs the model.
+//!
 //! Every output records the model file's name and sha256 ([`LocalModel::id`]).
 
 pub mod model;
 pub mod engine;
+pub mod generator;
 mod cpu;
 mod q4_1;
 mod q8_0;
@@ -33,6 +37,7 @@ use candle_core::Device;
 use sha2::Digest;
 
 pub use engine::EngineConfig;
+pub use generator::{Draft, Generator, Mode, Sentence};
 pub use model::{KvCache, Llama};
 pub use tokenizer::GgufTokenizer;
 
@@ -84,6 +89,23 @@ pub enum Error {
         /// The queue's bound.
         queue: usize,
     },
+}
+
+impl Error {
+    /// The stable code (see [`crate::error::CODES`]).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Overloaded { .. } => "overloaded",
+            Error::Io { .. }
+            | Error::NotGguf { .. }
+            | Error::Unsupported(_)
+            | Error::Tokenizer(_)
+            | Error::Template(_)
+            | Error::ContextFull { .. }
+            | Error::Candle(_)
+            | Error::Generation(_) => "model_error",
+        }
+    }
 }
 
 /// Result with the llm [`Error`].

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::{sha256_hex, Error, Registry};
-use crate::copilot::grounded::PromptFile;
+use super::PromptFile;
 use crate::store::Store;
 
 /// The prompt template the copilot may run, checked against the registry.

@@ -32,6 +32,7 @@
 //!   transaction ([`crate::audit::append_tx`]).
 
 pub mod diff;
+pub mod file;
 mod live;
 pub mod source;
 pub mod thresholds;
@@ -43,6 +44,7 @@ use rusqlite::{params, OptionalExtension, Row, Transaction};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use file::PromptFile;
 pub use live::live_prompt;
 pub use thresholds::{Gate, Thresholds};
 
@@ -254,8 +256,7 @@ impl Error {
     /// A stable, machine-readable code.
     pub fn code(&self) -> &'static str {
         match self {
-            Error::Store(crate::store::Error::ForeignDatabase { .. }) => "store_not_onlabel",
-            Error::Store(_) => "store_error",
+            Error::Store(e) => e.code(),
             Error::Users(e) => e.code(),
             Error::Io { .. } => "io_error",
             Error::NotFound { .. } => "prompt_not_found",

@@ -18,7 +18,7 @@ use utoipa::ToSchema;
 use super::auth::{Auth, ANY};
 use super::me::known_product;
 use super::{client_request_id, json, request_id, today, ApiError, AppState, Body, State};
-use crate::audit::trace::{self, Actor};
+use crate::copilot::trace::{self, Actor};
 use crate::copilot::{Answer, Ask, Event, Requester};
 use crate::users::User;
 
@@ -45,16 +45,22 @@ pub struct AskRequest {
     pub extractive: bool,
 }
 
-/// Refuses an empty text or one over the question limit (413).
+/// Refuses an empty text or one over the question limit (413). A question
+/// is also held to the copilot's own limit ([`crate::copilot::MAX_QUESTION_CHARS`]),
+/// whatever `--max-question` says: the client hears 413 with the limit that
+/// applies, not a failure from deeper down.
 pub(crate) fn check_text(st: &AppState, field: &str, text: &str) -> Result<(), ApiError> {
     if text.trim().is_empty() {
         return Err(ApiError::bad("empty", format!("{field} is empty: type what the HCP asked or said")));
     }
     let n = text.chars().count();
-    if n > st.limits.max_question_chars {
+    let limit = match field {
+        "question" => st.limits.max_question_chars.min(crate::copilot::MAX_QUESTION_CHARS),
+        _ => st.limits.max_question_chars,
+    };
+    if n > limit {
         return Err(ApiError::too_large(format!(
-            "{field} is {n} characters, over the {}-character limit: ask one question at a time (use /api/v1/summarize for visit notes)",
-            st.limits.max_question_chars
+            "{field} is {n} characters, over the {limit}-character limit: ask one question at a time (use /api/v1/summarize for visit notes)"
         )));
     }
     Ok(())
@@ -71,6 +77,10 @@ pub(crate) struct Job {
     pub client_request_id: Option<String>,
     /// `ask` or `chat_completion` (the audit record's action).
     pub action: &'static str,
+    /// The whole conversation of a chat completion (every system and user
+    /// turn, `ROLE: text` a line): screened by the guard before the question
+    /// is answered, and the audit record's input. `None` for a plain ask.
+    pub conversation: Option<String>,
 }
 
 pub(crate) fn job(st: &AppState, user: &User, headers: &HeaderMap, r: AskRequest, action: &'static str) -> Result<Job, ApiError> {
@@ -88,6 +98,7 @@ pub(crate) fn job(st: &AppState, user: &User, headers: &HeaderMap, r: AskRequest
         request_id,
         client_request_id: client_request_id(headers),
         action,
+        conversation: None,
     })
 }
 
@@ -95,17 +106,34 @@ pub(crate) fn job(st: &AppState, user: &User, headers: &HeaderMap, r: AskRequest
 /// and counts it; `on_event` sees each verified sentence.
 pub(crate) fn run_job(st: &AppState, job: &Job, on_event: &mut dyn FnMut(Event)) -> Result<Answer, ApiError> {
     let t0 = Instant::now();
+    // Verified sentences are held back until the audit record exists, then
+    // handed out: nothing reaches the client that the log does not hold.
+    let mut held: Vec<Event> = Vec::new();
     let (mut answer, retrieval) = {
         let copilot = st.copilot.read().map_err(|_| ApiError::internal("the copilot lock is poisoned; restart the server"))?;
-        (copilot.ask_with(&job.ask, &job.who, job.generate, on_event)?, format!("{:?}", copilot.retrieval()).to_lowercase())
+        // A chat's earlier turns are screened too (every character, in
+        // windows, as visit notes are): a report told in the first turn is
+        // not lost behind a dose question in the last.
+        let escalated = match &job.conversation {
+            Some(c) => copilot.ask_guard_only(&Ask { question: c.clone(), ..job.ask.clone() }, &job.who)?,
+            None => None,
+        };
+        let answer = match escalated {
+            Some(a) => a,
+            None => copilot.ask_with(&job.ask, &job.who, job.generate, &mut |e| held.push(e))?,
+        };
+        (answer, format!("{:?}", copilot.retrieval()).to_lowercase())
     };
     let ctx = json!({
         "product": job.ask.product, "hcp": job.who.hcp, "index": st.index, "as_of": job.ask.as_of.to_string(),
         "retrieval": retrieval, "total_ms": t0.elapsed().as_secs_f64() * 1e3, "via": "http", "request_id": job.request_id,
         "client_request_id": job.client_request_id,
     });
-    // The record is appended before the answer is sent: nothing leaves untraced.
-    trace::record_answer(&st.audit, &Actor::signed_in(&job.user), job.action, &job.ask.question, &mut answer, ctx)?;
+    let input = job.conversation.as_deref().unwrap_or(&job.ask.question);
+    trace::record_answer(&st.audit, &Actor::signed_in(&job.user), job.action, input, &mut answer, ctx)?;
+    for e in held {
+        on_event(e);
+    }
     st.metrics.answered(&answer);
     // Identifiers only: never the question, which may name a patient.
     tracing::info!(request_id = %job.request_id, user = %job.user.id, route = answer.route.as_str(), case_id = answer.case_id.as_deref(),
@@ -136,6 +164,7 @@ pub async fn ask(AxState(st): AxState<State>, auth: Auth, headers: HeaderMap, Bo
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Result<SseEvent, Infallible>>();
     let s = st.clone();
     let timeout = st.limits.request_timeout;
+    let rid = job.request_id.clone();
     tokio::spawn(async move {
         let events = tx.clone();
         let done = ticket
@@ -153,7 +182,7 @@ pub async fn ask(AxState(st): AxState<State>, auth: Auth, headers: HeaderMap, Bo
                 let _ = tx.send(Ok(sse_json("done", &json!({"route": answer.route, "case_id": answer.case_id, "audit_id": answer.audit_id}))));
             }
             Err(e) => {
-                let _ = tx.send(Ok(sse_json("error", &json!({"error": {"code": e.code, "message": e.message}}))));
+                let _ = tx.send(Ok(sse_json("error", &e.to_body(&rid))));
             }
         }
     });
@@ -163,4 +192,58 @@ pub async fn ask(AxState(st): AxState<State>, auth: Auth, headers: HeaderMap, Bo
 
 fn sse_json<T: serde::Serialize>(event: &str, v: &T) -> SseEvent {
     SseEvent::default().event(event).data(serde_json::to_string(v).unwrap_or_else(|_| "{}".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+    use std::sync::Arc;
+
+    /// Issue 16: a streamed answer's verified sentences reach the client
+    /// only once its audit record is in the log. `run_job` is what both the
+    /// SSE route and the chat face stream through; each sentence event here
+    /// counts the `ask` records already appended — all must see one.
+    #[test]
+    fn the_audit_record_of_a_streamed_answer_exists_before_the_first_sentence() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let limits = crate::corpus::Limits::default();
+        let corpus = crate::corpus::Corpus::load(&[root.join("corpora/demo")], limits, false).unwrap();
+        let idx = tmp.path().join("idx");
+        crate::index::Index::build(&idx, &corpus.passages(limits), |_| {}).unwrap();
+        let guard = Arc::new(crate::guard::Guard::builtin().unwrap());
+        let copilot = crate::copilot::Copilot::new(crate::index::Index::open(&idx).unwrap()).with_guard(guard, today()).unwrap();
+        let data = tmp.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let config = super::super::Config {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            data,
+            root: root.clone(),
+            index: idx,
+            thresholds: root.join("evals/thresholds.toml"),
+            products: json!([]),
+            limits: Default::default(),
+            eval: Box::new(|_, _, _| Err("no evals in this test".into())),
+            reload_prompt: None,
+        };
+        let st = AppState::new(copilot, config).unwrap();
+        let user = crate::users::Users::new(&st.store).add("rex", "Rex Rep", crate::users::Role::Rep, None).unwrap().0;
+        let job = Job {
+            ask: Ask { question: "How often should liver tests be done?".into(), product: Some("zentravia".into()), role: "rep".into(), as_of: today() },
+            who: Requester { user: "rex".into(), hcp: None },
+            generate: false,
+            user,
+            request_id: "t-1".into(),
+            client_request_id: None,
+            action: "ask",
+            conversation: None,
+        };
+        let asks = |st: &AppState| st.audit.range(None, None).unwrap().iter().filter(|e| e.action == "ask").count();
+        let mut seen = Vec::new();
+        let a = run_job(&st, &job, &mut |_| seen.push(asks(&st))).unwrap();
+        assert_eq!(a.route, crate::copilot::Route::Answer, "{a:?}");
+        assert!(!seen.is_empty(), "the answer was streamed sentence by sentence");
+        assert!(seen.iter().all(|&n| n == 1), "every sentence left after its record: {seen:?}");
+    }
 }

@@ -1,7 +1,7 @@
 //! The audit log for compliance: search it and verify its hash chain
 //! (`/api/v1/audit…`).
 
-use axum::extract::{Query, State as AxState};
+use axum::extract::State as AxState;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::auth::{Auth, COMPLIANCE};
-use super::{json, ApiError, State};
+use super::{json, ApiError, Query, State};
 
 /// The routes of this file.
 pub fn routes() -> Router<State> {

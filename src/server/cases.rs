@@ -1,7 +1,7 @@
 //! The Medical / Pharmacovigilance case queue: list, read and work cases
 //! (`/api/v1/cases…`).
 
-use axum::extract::{Path as UrlPath, Query, State as AxState};
+use axum::extract::State as AxState;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use utoipa::ToSchema;
 
 use super::auth::{Auth, MEDICAL};
-use super::{json, ApiError, State};
+use super::{json, ApiError, Query, RawBody, State, UrlPath};
 use crate::cases::{CaseFilter, CaseState};
 
 /// The routes of this file.
@@ -92,7 +92,7 @@ pub async fn case_action(
     AxState(st): AxState<State>,
     auth: Auth,
     UrlPath((id, action)): UrlPath<(String, String)>,
-    body: axum::body::Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let user = auth.require(MEDICAL, "working a case")?;
     let r: CaseActionRequest = if body.iter().all(u8::is_ascii_whitespace) {

@@ -17,7 +17,7 @@ use super::ask::check_text;
 use super::auth::{Auth, ANY};
 use super::me::known_product;
 use super::{client_request_id, json, request_id, today, ApiError, Body, State};
-use crate::audit::trace::{self, Actor};
+use crate::copilot::trace::{self, Actor};
 use crate::copilot::{Ask, Requester};
 
 /// The routes of this file.

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
-use axum::extract::{Path as UrlPath, State as AxState};
+use axum::extract::State as AxState;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 
 use super::auth::{Auth, COMPLIANCE};
 use super::prompts::under_root;
-use super::{json, ApiError, Body, State};
+use super::{json, ApiError, Body, State, UrlPath};
 
 /// The routes of this file.
 pub fn routes() -> Router<State> {

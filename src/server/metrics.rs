@@ -112,7 +112,7 @@ pub fn routes() -> Router<State> {
 pub async fn metrics(AxState(st): AxState<State>) -> Response {
     let mut out = String::new();
     if prometheus_client::encoding::text::encode(&mut out, &st.metrics.registry).is_err() {
-        return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "metrics could not be encoded").into_response();
+        return super::ApiError::internal("metrics could not be encoded").into_response();
     }
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], out).into_response()
 }

@@ -6,7 +6,7 @@
 //! - **One pipeline.** Every route that answers (`/api/v1/ask`, `/email`,
 //!   `/summarize`, `/v1/chat/completions`) runs the same [`Copilot`] the CLI
 //!   runs, then appends the same audit record through
-//!   [`crate::audit::trace`] *before* the response leaves, so nothing is
+//!   [`crate::copilot::trace`] *before* the response leaves, so nothing is
 //!   shown untraced and a case the guard opened is stored even if the client
 //!   has gone.
 //! - **Bounded work.** The pipeline is CPU-bound and runs on blocking
@@ -65,14 +65,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use serde::Serialize;
 
-use crate::copilot::grounded::PromptFile;
+use crate::prompts::PromptFile;
 use crate::copilot::Copilot;
+use crate::error::Coded;
 use crate::store::Store;
 
 pub use work::Gate;
@@ -167,6 +168,18 @@ pub enum Error {
     Audit(#[from] crate::audit::Error),
 }
 
+impl Error {
+    /// The stable code (see [`crate::error::CODES`]).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Bind { .. } => "bind_failed",
+            Error::Serve(_) => "serve_failed",
+            Error::Store(e) => e.code(),
+            Error::Audit(e) => e.code(),
+        }
+    }
+}
+
 /// Shared state of every handler.
 pub struct AppState {
     /// The pipeline (write-locked only to swap in a newly approved prompt).
@@ -242,8 +255,18 @@ pub fn router(state: State) -> Router {
         .merge(metrics::routes())
         .merge(openapi::routes())
         .merge(ui::routes())
+        // Every answer is JSON, even for a path or a method no route takes.
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|p: Box<dyn std::any::Any + Send>| {
+            let what = p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_default();
+            ApiError::internal(format!("panic: {what}")).into_response()
+        }))
+        // Inside the trace span (its request id is in the log line) and
+        // outside the panic catcher: every 500 is answered and logged here.
+        .layer(axum::middleware::from_fn(internal_errors))
         .layer(
             tower_http::trace::TraceLayer::new_for_http()
                 .make_span_with(|req: &Request| {
@@ -372,12 +395,19 @@ async fn shutdown_signal() {
 }
 
 /// An error answer: `{"error": {"code", "message"}}` with its status.
+///
+/// The code is a key of [`crate::error::CODES`]; a module error becomes an
+/// `ApiError` through that table ([`From`] for any [`Coded`] error), so the
+/// status is never decided twice. A 500 carries its detail only to the log:
+/// the body says `internal error (request id …)` (see [`internal_errors`]).
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
     retry_after: Option<u64>,
+    /// What went wrong inside, for the log only (5xx).
+    detail: Option<String>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -387,16 +417,41 @@ pub(crate) struct ErrorBody {
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct ErrorDetail {
-    /// Stable, machine-readable code (e.g. `unauthorized`, `forbidden`, `body_too_large`).
+    /// Stable, machine-readable code (e.g. `unauthorized`, `forbidden`, `too_large`; `docs/errors.md` lists them all).
     code: String,
-    /// What is wrong and how to fix it.
+    /// What is wrong and how to fix it (for `internal`: only the request id).
     message: String,
+    /// The request id, on a 500 (the server's log has the detail under it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<String>,
+}
+
+/// The detail of a 500, handed from [`ApiError::into_response`] to
+/// [`internal_errors`] (which logs it once, with the request id).
+#[derive(Clone)]
+struct InternalDetail(String);
+
+/// The one 500 body: nothing but the generic message and the request id.
+fn internal_body(request_id: &str) -> ErrorBody {
+    ErrorBody {
+        error: ErrorDetail {
+            code: crate::error::INTERNAL.to_string(),
+            message: format!("internal error (request id {request_id})"),
+            request_id: Some(request_id.to_string()),
+        },
+    }
 }
 
 impl ApiError {
-    /// An error with its status, stable code and message.
+    /// An error with its status, stable code (a row of [`crate::error::CODES`],
+    /// which a test checks) and message. Prefer [`ApiError::coded`].
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into(), retry_after: None }
+        ApiError { status, code, message: message.into(), retry_after: None, detail: None }
+    }
+    /// An error whose status is its code's row of the table.
+    pub fn coded(code: &'static str, message: impl Into<String>) -> ApiError {
+        let status = StatusCode::from_u16(crate::error::http_status(code)).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        ApiError::new(status, code, message)
     }
     fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, code, message)
@@ -407,65 +462,110 @@ impl ApiError {
     fn not_found(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
     }
-    fn internal(e: impl std::fmt::Display) -> ApiError {
-        tracing::error!(error = %e, "request failed");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("{e}"))
+    /// A 500: `e` goes to the log (once, with the request id), never to the client.
+    pub(crate) fn internal(e: impl std::fmt::Display) -> ApiError {
+        let mut a = ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, crate::error::INTERNAL, "internal error");
+        a.detail = Some(e.to_string());
+        a
     }
     /// The status.
     pub fn status(&self) -> StatusCode {
         self.status
     }
+    /// The stable code.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+    /// The body, for an answer that is already under way (an event stream's
+    /// `error` event): a 500 is logged here, once, and answered generically.
+    pub(crate) fn to_body(&self, request_id: &str) -> serde_json::Value {
+        let body = if self.status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(request_id, error = self.detail.as_deref().unwrap_or(&self.message), "internal error");
+            internal_body(request_id)
+        } else {
+            ErrorBody { error: ErrorDetail { code: self.code.to_string(), message: self.message.clone(), request_id: None } }
+        };
+        serde_json::to_value(body).unwrap_or_default()
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { error: ErrorDetail { code: self.code.to_string(), message: self.message } };
+        if self.status == StatusCode::INTERNAL_SERVER_ERROR {
+            // The body is rewritten with the request id by `internal_errors`.
+            let detail = self.detail.unwrap_or(self.message);
+            let mut r = (self.status, axum::Json(internal_body("-"))).into_response();
+            r.extensions_mut().insert(InternalDetail(detail));
+            return r;
+        }
+        let body = ErrorBody { error: ErrorDetail { code: self.code.to_string(), message: self.message, request_id: None } };
         let mut r = (self.status, axum::Json(body)).into_response();
         if let Some(s) = self.retry_after {
             if let Ok(v) = HeaderValue::from_str(&s.to_string()) {
                 r.headers_mut().insert(header::RETRY_AFTER, v);
             }
         }
+        if self.status == StatusCode::UNAUTHORIZED {
+            // RFC 6750: a 401 names the scheme it wants.
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(WWW_AUTHENTICATE));
+        }
         r
     }
 }
 
-impl From<crate::Error> for ApiError {
-    fn from(e: crate::Error) -> ApiError {
-        use crate::Error as E;
-        let (status, code) = match &e {
-            E::Users(crate::users::Error::Throttled { retry_after_secs }) => {
-                let mut r = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_sign_in_failures", e.to_string());
-                r.retry_after = Some(*retry_after_secs);
-                return r;
-            }
-            E::Users(u) if u.is_denied() => (StatusCode::FORBIDDEN, u.code()),
-            E::Users(u) => (StatusCode::BAD_REQUEST, u.code()),
-            E::Prompts(p) if p.is_denied() => (StatusCode::FORBIDDEN, p.code()),
-            E::Prompts(crate::prompts::Error::NotFound { .. }) => (StatusCode::NOT_FOUND, "not_found"),
-            E::Prompts(p) if p.is_check_failed() => (StatusCode::CONFLICT, p.code()),
-            E::Prompts(crate::prompts::Error::Store(_) | crate::prompts::Error::Io { .. }) => {
-                return ApiError::internal(e);
-            }
-            E::Prompts(p) => (StatusCode::BAD_REQUEST, p.code()),
-            E::Cases(c) if c.code() == "case_not_found" => (StatusCode::NOT_FOUND, c.code()),
-            E::Cases(c) if c.is_user_error() => (StatusCode::CONFLICT, c.code()),
-            _ => return ApiError::internal(e),
+/// The challenge every 401 carries.
+pub const WWW_AUTHENTICATE: &str = "Bearer realm=\"onlabel\"";
+
+/// Any module error, through the one table: its code's HTTP status, and its
+/// message for a client error. A server-side failure never shows its message
+/// (it may name files or SQL): a 500 is [`ApiError::internal`], another 5xx
+/// (`escalation_failed`, `overloaded`) says the table's meaning.
+impl<E: Coded> From<E> for ApiError {
+    fn from(e: E) -> ApiError {
+        let code = e.code();
+        let Some(row) = crate::error::lookup(code) else {
+            return ApiError::internal(format!("{code} (not in the code table): {e}"));
         };
+        let status = StatusCode::from_u16(row.http).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if let Some(secs) = e.retry_after() {
+            let mut r = ApiError::new(status, code, e.to_string());
+            r.retry_after = Some(secs);
+            return r;
+        }
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            return ApiError::internal(format!("{code}: {e}"));
+        }
+        if status.is_server_error() {
+            tracing::error!(code, error = %e, "request failed");
+            return ApiError::new(status, code, row.meaning);
+        }
         ApiError::new(status, code, e.to_string())
     }
 }
 
-macro_rules! from_module_error {
-    ($($t:ty),*) => {$(
-        impl From<$t> for ApiError {
-            fn from(e: $t) -> ApiError {
-                ApiError::from(crate::Error::from(e))
-            }
-        }
-    )*};
+/// Turns every 500 into the one generic body with the request id, and logs
+/// its detail once: errors from handlers ([`ApiError::internal`]), from the
+/// panic catcher, and any other layer's bare 500.
+async fn internal_errors(req: Request, next: axum::middleware::Next) -> Response {
+    let id = request_id(req.headers());
+    let mut r = next.run(req).await;
+    if r.status() != StatusCode::INTERNAL_SERVER_ERROR {
+        return r;
+    }
+    let detail = r.extensions_mut().remove::<InternalDetail>().map_or_else(|| "a 500 without detail".to_string(), |d| d.0);
+    tracing::error!(request_id = %id, error = %detail, "internal error");
+    (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(internal_body(&id))).into_response()
 }
-from_module_error!(crate::users::Error, crate::prompts::Error, crate::cases::Error, crate::audit::Error, crate::store::Error, crate::copilot::Error);
+
+/// The rejection of a body extractor as an [`ApiError`]: 413 over the body
+/// limit, 415 for a JSON route without a JSON content type, 400 otherwise.
+fn body_rejection(status: StatusCode, text: String) -> ApiError {
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::too_large("the request body is over the server's body limit (see `onlabel serve --help`, --max-body); send less text, e.g. one visit's notes at a time"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::coded("not_json", "send the body as JSON with `Content-Type: application/json`"),
+        _ => ApiError::bad("bad_json", format!("the body is not the JSON this route takes: {text}")),
+    }
+}
 
 /// `Json<T>` whose rejections are [`ApiError`]s: 413 for a body over the
 /// limit, 400 naming the field for bad JSON, 415 without a JSON content type.
@@ -476,19 +576,102 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for Body<T> 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => Ok(Body(v)),
-            Err(r) => {
-                let status = r.status();
-                Err(match status {
-                    StatusCode::PAYLOAD_TOO_LARGE => ApiError::too_large("the request body is over the server's body limit (see `onlabel serve --help`, --max-body); send less text, e.g. one visit's notes at a time"),
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(status, "not_json", "send the body as JSON with `Content-Type: application/json`"),
-                    _ => ApiError::bad("bad_json", format!("the body is not the JSON this route takes: {}", r.body_text())),
-                })
-            }
+            Err(r) => Err(body_rejection(r.status(), r.body_text())),
         }
     }
+}
+
+/// The raw body bytes, with [`Body`]'s rejections (413 over the body limit):
+/// for a route whose body may be empty.
+pub struct RawBody(pub axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        axum::body::Bytes::from_request(req, state).await.map(RawBody).map_err(|r| body_rejection(r.status(), r.body_text()))
+    }
+}
+
+/// `Query<T>` whose rejection is a JSON `bad_query` (400), naming the parameter.
+pub struct Query<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Query(q.0))
+            .map_err(|r| ApiError::coded("bad_query", format!("the query string is not what this route takes: {}", r.body_text())))
+    }
+}
+
+/// `Path<T>` whose rejection is a JSON `bad_url` (400), or a 500 when the
+/// route itself is wrong (a bug).
+pub struct UrlPath<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> FromRequestParts<S> for UrlPath<T> {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(p) => Ok(UrlPath(p.0)),
+            Err(r) if r.status().is_server_error() => Err(ApiError::internal(r.body_text())),
+            Err(r) => Err(ApiError::coded("bad_url", format!("the URL path does not parse: {}", r.body_text()))),
+        }
+    }
+}
+
+/// No route at this path: a JSON 404 (the router's fallback).
+async fn no_route(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!("no route {method} {}; the API is described at GET /api/v1/openapi.json", uri.path()))
+}
+
+/// A route without this method: a JSON 405 (axum adds the `Allow` header).
+async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::coded(
+        "method_not_allowed",
+        format!("{} does not take {method}; the Allow header lists what it takes (GET /api/v1/openapi.json describes every route)", uri.path()),
+    )
 }
 
 /// Ok JSON.
 pub(crate) fn json<T: Serialize>(v: T) -> Response {
     axum::Json(v).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_module_error_takes_its_status_from_the_table_and_a_server_failure_hides_its_detail() {
+        let e = ApiError::from(crate::copilot::Error::BadQuestion("the question is 2001 characters".into()));
+        assert_eq!((e.status(), e.code()), (StatusCode::BAD_REQUEST, "bad_question"));
+        let e = ApiError::from(crate::Error::Prompts(crate::prompts::Error::NotFound { id: "x@9".into() }));
+        assert_eq!((e.status(), e.code()), (StatusCode::NOT_FOUND, "prompt_not_found"));
+        let e = ApiError::from(crate::cases::Error::BadInput { field: "owner", reason: "empty".into() });
+        assert_eq!((e.status(), e.code()), (StatusCode::BAD_REQUEST, "bad_input"));
+        let store = || crate::store::Error::Corrupt { path: "/secret/onlabel.sqlite".into(), detail: "page 7".into() };
+        let e = ApiError::from(crate::users::Error::Store(store()));
+        assert_eq!((e.status(), e.code()), (StatusCode::INTERNAL_SERVER_ERROR, "internal"));
+        assert!(!e.message.contains("secret") && e.detail.as_deref().is_some_and(|d| d.contains("store_corrupt") && d.contains("secret")));
+        let body = e.to_body("ab12-7");
+        assert_eq!(body, serde_json::json!({"error": {"code": "internal", "message": "internal error (request id ab12-7)", "request_id": "ab12-7"}}));
+        // A case that could not be opened: 503 with the table's words (report by phone), not the store's.
+        let e = ApiError::from(crate::copilot::Error::Cases(crate::cases::Error::Store(store())));
+        assert_eq!((e.status(), e.code()), (StatusCode::SERVICE_UNAVAILABLE, "escalation_failed"));
+        assert!(e.message.contains("phone") && !e.message.contains("secret"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_401_carries_the_bearer_challenge_and_others_do_not() {
+        let r = ApiError::coded("unauthorized", "no token").into_response();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(r.headers().get(header::WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()), Some(WWW_AUTHENTICATE));
+        let r = ApiError::coded("forbidden", "wrong role").into_response();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        assert!(r.headers().get(header::WWW_AUTHENTICATE).is_none());
+    }
+}
+
+
+crate::coded!(Error);

@@ -1,7 +1,8 @@
 //! The OpenAI-compatible face: `POST /v1/chat/completions` (and streaming)
 //! and `GET /v1/models`, so clients pharma IT already has can use OnLabel as
 //! a grounded model. `model` = `onlabel:PRODUCT` picks the product; the last
-//! user message is the question; the reply's content is the verified answer
+//! user message is the question, and every system and user turn is screened
+//! by the guard first and recorded whole in the audit log; the reply's content is the verified answer
 //! with its `[n]` markers, and the extension field `onlabel` carries the
 //! citations, route, case id and audit id. The guard, cases and audit run
 //! exactly as on `/api/v1/ask` (the same [`super::ask::run_job`]).
@@ -109,7 +110,23 @@ pub async fn chat(AxState(st): AxState<State>, auth: Auth, headers: HeaderMap, B
         .find(|m| m.role == "user")
         .map(|m| text_of(&m.content))
         .ok_or_else(|| ApiError::bad("no_question", "messages holds no user message: the last user message is the question"))?;
-    let j = job(&st, &auth.0, &headers, AskRequest { question: question.clone(), product, hcp: r.user.clone(), extractive: false }, "chat_completion")?;
+    // Every system and user turn is screened and recorded, not only the question.
+    let conversation: Vec<String> = r
+        .messages
+        .iter()
+        .filter(|m| m.role == "user" || m.role == "system")
+        .map(|m| format!("{}: {}", m.role, text_of(&m.content)))
+        .collect();
+    let conversation = conversation.join("\n");
+    if conversation.len() > st.limits.max_notes_bytes {
+        return Err(ApiError::too_large(format!(
+            "the conversation is {} bytes, over the {}-byte limit: start a new chat",
+            conversation.len(),
+            st.limits.max_notes_bytes
+        )));
+    }
+    let mut j = job(&st, &auth.0, &headers, AskRequest { question: question.clone(), product, hcp: r.user.clone(), extractive: false }, "chat_completion")?;
+    j.conversation = Some(conversation);
     let ticket = st.gate.admit()?;
     let id = format!("chatcmpl-{}", request_id(&headers));
     let created = chrono::Utc::now().timestamp();
@@ -126,6 +143,7 @@ pub async fn chat(AxState(st): AxState<State>, auth: Auth, headers: HeaderMap, B
     }
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Result<SseEvent, Infallible>>();
     let timeout = st.limits.request_timeout;
+    let rid = j.request_id.clone();
     tokio::spawn(async move {
         let chunk = move |delta: Value, finish: Option<&str>, ext: Option<Value>| {
             let mut c = json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
@@ -158,7 +176,7 @@ pub async fn chat(AxState(st): AxState<State>, auth: Auth, headers: HeaderMap, B
                 let _ = tx.send(Ok(chunk(content, Some("stop"), Some(extension(&a)))));
             }
             Err(e) => {
-                let _ = tx.send(Ok(SseEvent::default().data(json!({"error": {"code": e.code, "message": e.message}}).to_string())));
+                let _ = tx.send(Ok(SseEvent::default().data(e.to_body(&rid).to_string())));
             }
         }
         let _ = tx.send(Ok(SseEvent::default().data("[DONE]")));

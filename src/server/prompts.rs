@@ -3,7 +3,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use axum::extract::{Path as UrlPath, Query, State as AxState};
+use axum::extract::State as AxState;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -13,7 +13,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use super::auth::{Auth, SignInAttempt, AUTHORS, PROMPT_READERS, SIGNERS};
-use super::{json, ApiError, Body, State};
+use super::{json, ApiError, Body, Query, State, UrlPath};
 use crate::prompts::{Kind, Registry, Thresholds, VersionId};
 use crate::users::Users;
 

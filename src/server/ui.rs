@@ -5,12 +5,12 @@
 //! forbids inline script).
 
 use axum::extract::Path;
-use axum::http::{header, StatusCode};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
-use super::State;
+use super::{ApiError, State};
 
 #[derive(rust_embed::Embed)]
 #[folder = "src/server/ui/"]
@@ -39,6 +39,6 @@ fn file(path: &str) -> Response {
             )
                 .into_response()
         }
-        None => (StatusCode::NOT_FOUND, format!("no file {path} in the web UI")).into_response(),
+        None => ApiError::coded("not_found", format!("no file {path} in the web UI, and no API route at /{path}")).into_response(),
     }
 }

@@ -136,6 +136,20 @@ impl Error {
             _ => Error::Sqlite { path: path.to_owned(), source: e },
         }
     }
+
+    /// The stable code (see [`crate::error::CODES`]): the one meaning of each
+    /// store failure, whichever module met it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Io { .. } => "store_io",
+            Error::NotADatabase { .. } => "store_not_a_database",
+            Error::ForeignDatabase { .. } => "store_not_onlabel",
+            Error::Corrupt { .. } => "store_corrupt",
+            Error::NewerSchema { .. } => "store_newer_schema",
+            Error::NoWal { .. } => "store_no_wal",
+            Error::Sqlite { .. } => "store_error",
+        }
+    }
 }
 
 /// Result with the store [`Error`].

@@ -161,8 +161,7 @@ impl Error {
     /// A stable, machine-readable code.
     pub fn code(&self) -> &'static str {
         match self {
-            Error::Store(crate::store::Error::ForeignDatabase { .. }) => "store_not_onlabel",
-            Error::Store(_) => "store_error",
+            Error::Store(e) => e.code(),
             Error::BadCredential { .. } => "bad_credential",
             Error::NoCredential { .. } => "no_credential",
             Error::PermissionDenied { .. } => "permission_denied",

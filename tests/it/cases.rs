@@ -1,5 +1,6 @@
 //! The case store end to end: crash safety under `kill -9`, concurrent
-//! writers, a damaged file, and `onlabel cases …` through the real binary.
+//! writers, a damaged file, and `onlabel cases …` through the real binary —
+//! signed in (`--as` + `ONLABEL_TOKEN`), every change on the audit chain.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read};
@@ -8,24 +9,39 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use chrono::{DateTime, Utc};
+use onlabel::audit::Audit;
 use onlabel::cases::{CaseFilter, CaseKind, CaseState, CaseStore, NewCase};
 
-use crate::harness::bin;
+use crate::harness::{add_user, bin, onlabel};
 
-fn run(data: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(bin()).arg("--data").arg(data).args(args).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
+/// Runs `onlabel --data DATA ARGS` signed in with `token` (or with none).
+fn run(data: &Path, token: Option<&str>, args: &[&str]) -> (i32, String, String) {
+    onlabel(data, token, args)
 }
 
-fn stress(data: &Path, count: u64) -> Child {
+/// The people of these tests and their tokens.
+struct Staff {
+    root: String,
+    lead: String,
+    anna: String,
+    rex: String,
+    carol: String,
+}
+
+/// Adds `root` (admin), `pv-lead` and `pv-anna` (medical), `rex` (rep) and `carol` (compliance).
+fn staff(data: &Path) -> Staff {
+    let root = add_user(data, None, "root", "Ada Admin", "admin");
+    let add = |id: &str, role: &str| add_user(data, Some(("root", &root)), id, &format!("User {id}"), role);
+    Staff { lead: add("pv-lead", "medical"), anna: add("pv-anna", "medical"), rex: add("rex", "rep"), carol: add("carol", "compliance"), root }
+}
+
+/// Opens cases in a loop as `root` (signed in with `token`).
+fn stress(data: &Path, token: &str, count: u64) -> Child {
     Command::new(bin())
         .arg("--data")
         .arg(data)
-        .args(["cases", "stress", "--count", &count.to_string()])
+        .args(["cases", "stress", "--count", &count.to_string(), "--as", "root"])
+        .env("ONLABEL_TOKEN", token)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -83,9 +99,10 @@ fn at(s: &str) -> DateTime<Utc> {
 fn kill_9_while_writing_loses_no_acknowledged_case() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    let root = add_user(&data, None, "root", "Ada Admin", "admin");
     let mut acknowledged: BTreeSet<String> = BTreeSet::new();
     for round in 0..3 {
-        let mut child = stress(&data, 1_000_000);
+        let mut child = stress(&data, &root, 1_000_000);
         let mut out = BufReader::new(child.stdout.take().unwrap());
         let mut this_round = Vec::new();
         let want = 50 + 25 * round;
@@ -119,6 +136,19 @@ fn kill_9_while_writing_loses_no_acknowledged_case() {
         let max_pv = stored.iter().filter(|i| i.starts_with("PV-")).map(|i| parse_id(i).2).max().unwrap_or(0);
         assert_eq!(n, max_pv + 1, "{}", next.id);
         acknowledged.insert(next.id.clone());
+        // Every case that exists has its `case_opened` record, and the chain verifies after the kill.
+        let audit = Audit::open(&data).unwrap();
+        let v = audit.verify(None).unwrap();
+        assert!(v.ok, "{v:?}");
+        let opened: BTreeSet<String> = audit
+            .range(None, None)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.action == "case_opened")
+            .filter_map(|e| e.case_id)
+            .collect();
+        assert_eq!(opened.len(), stored.len() + 1, "one case_opened record per case");
+        assert!(stored.iter().all(|id| opened.contains(id)));
         println!(
             "crash round {}: {} acknowledged this round, killed by signal 9; store holds {} cases ({} acknowledged in total, 0 lost); integrity_check ok; next id {}",
             round + 1,
@@ -134,8 +164,8 @@ fn kill_9_while_writing_loses_no_acknowledged_case() {
 fn concurrent_writers_share_the_file_without_duplicate_ids() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    CaseStore::open(&data).unwrap(); // migrate once; the writers race on ids only
-    let children: Vec<Child> = (0..2).map(|_| stress(&data, 40)).collect();
+    let root = add_user(&data, None, "root", "Ada Admin", "admin"); // migrates once; the writers race on ids only
+    let children: Vec<Child> = (0..2).map(|_| stress(&data, &root, 40)).collect();
     let mut printed = Vec::new();
     for c in children {
         let out = c.wait_with_output().unwrap();
@@ -147,6 +177,7 @@ fn concurrent_writers_share_the_file_without_duplicate_ids() {
     assert_eq!(unique.len(), 80, "duplicate ids handed out");
     let store = CaseStore::open(&data).unwrap();
     assert_eq!(ids_in_store(&store).len(), 80);
+    assert!(Audit::open(&data).unwrap().verify(None).unwrap().ok, "two writers, one unforked chain");
 }
 
 #[test]
@@ -164,12 +195,12 @@ fn garbage_file_gives_a_clear_error_and_is_not_overwritten() {
         "{msg}"
     );
 
-    let (code, out, err) = run(dir.path(), &["--json", "cases", "list"]);
+    let (code, out, err) = run(dir.path(), None, &["--json", "cases", "list", "--as", "pv-lead"]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("is not an OnLabel database"), "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["error"]["code"], "store_not_a_database");
-    let (code, _, _) = run(dir.path(), &["cases", "stress", "--count", "1"]);
+    let (code, _, _) = run(dir.path(), None, &["cases", "stress", "--count", "1", "--as", "root"]);
     assert_eq!(code, 1);
 
     assert_eq!(std::fs::read(&file).unwrap(), garbage, "the file must not be touched");
@@ -215,6 +246,8 @@ fn damaged_pages_are_reported_not_repaired() {
 fn cli_list_show_assign_triage_start_resolve_json() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    let st = staff(&data);
+    let (lead, anna) = (Some(st.lead.as_str()), Some(st.anna.as_str()));
     let (pv_id, mir_id) = {
         let s = CaseStore::open(&data).unwrap();
         let p = s.open_case(pv(at("2026-11-20T10:00:00Z"))).unwrap(); // Friday: due Monday
@@ -232,7 +265,7 @@ fn cli_list_show_assign_triage_start_resolve_json() {
     };
     assert_eq!((pv_id.as_str(), mir_id.as_str()), ("PV-2026-000001", "MIR-2026-000001"));
 
-    let (code, out, err) = run(&data, &["--json", "cases", "list"]);
+    let (code, out, err) = run(&data, lead, &["--json", "cases", "list", "--as", "pv-lead"]);
     assert_eq!(code, 0, "{err}");
     let list: serde_json::Value = serde_json::from_str(&out).unwrap();
     let list = list.as_array().unwrap();
@@ -245,22 +278,23 @@ fn cli_list_show_assign_triage_start_resolve_json() {
     assert_eq!(list[1]["kind"], "medical_information");
     assert_eq!(list[1]["due_at"], "2026-11-25T09:00:00Z");
 
-    let (_, out, _) = run(&data, &["--json", "cases", "list", "--kind", "mir"]);
+    // Compliance may read the queue too.
+    let (_, out, _) = run(&data, Some(&st.carol), &["--json", "cases", "list", "--kind", "mir", "--as", "carol"]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 1);
-    let (_, out, _) = run(&data, &["--json", "cases", "list", "--overdue", "--now", "2026-11-24T00:00:00Z"]);
+    let (_, out, _) = run(&data, lead, &["--json", "cases", "list", "--overdue", "--now", "2026-11-24T00:00:00Z", "--as", "pv-lead"]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v.as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect::<Vec<_>>(), [pv_id.as_str()]);
     assert_eq!(v[0]["overdue"], true);
 
     // Human list.
-    let (code, out, _) = run(&data, &["cases", "list", "--now", "2026-11-24T00:00:00Z"]);
+    let (code, out, _) = run(&data, lead, &["cases", "list", "--now", "2026-11-24T00:00:00Z", "--as", "pv-lead"]);
     assert_eq!(code, 0);
     assert!(out.contains("PV-2026-000001") && out.contains("OVERDUE") && out.contains("MIR-2026-000001"), "{out}");
 
     // Assign, then the state machine step by step; an invalid step is exit 2 with a stable code.
     let (code, out, err) =
-        run(&data, &["--json", "cases", "assign", "pv-2026-000001", "--to", "pv-anna", "--as", "pv-lead"]);
+        run(&data, lead, &["--json", "cases", "assign", "pv-2026-000001", "--to", "pv-anna", "--as", "pv-lead"]);
     assert_eq!(code, 0, "{err}");
     let c: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(
@@ -269,29 +303,30 @@ fn cli_list_show_assign_triage_start_resolve_json() {
     );
 
     let (code, out, err) =
-        run(&data, &["--json", "cases", "resolve", &pv_id, "--resolution", "done", "--as", "pv-anna"]);
+        run(&data, anna, &["--json", "cases", "resolve", &pv_id, "--resolution", "done", "--as", "pv-anna"]);
     assert_eq!(code, 2);
     assert!(err.contains("cannot go from new to closed"), "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["error"]["code"], "invalid_transition");
 
-    for (args, state) in [
-        (vec!["cases", "triage", &pv_id, "--as", "pv-lead", "--note", "serious: hospitalised"], "triaged"),
-        (vec!["cases", "start", &pv_id, "--as", "pv-anna"], "in_progress"),
+    for (token, args, state) in [
+        (lead, vec!["cases", "triage", &pv_id, "--as", "pv-lead", "--note", "serious: hospitalised"], "triaged"),
+        (anna, vec!["cases", "start", &pv_id, "--as", "pv-anna"], "in_progress"),
         (
+            anna,
             vec!["cases", "resolve", &pv_id, "--resolution", "Entered as 2026-US-0042; E2B sent", "--as", "pv-anna"],
             "closed",
         ),
     ] {
         let mut a = vec!["--json"];
         a.extend(args);
-        let (code, out, err) = run(&data, &a);
+        let (code, out, err) = run(&data, token, &a);
         assert_eq!(code, 0, "{a:?}: {err}");
         let c: serde_json::Value = serde_json::from_str(&out).unwrap();
         assert_eq!(c["state"], state);
     }
 
-    let (code, out, err) = run(&data, &["--json", "cases", "show", &pv_id]);
+    let (code, out, err) = run(&data, anna, &["--json", "cases", "show", &pv_id, "--as", "pv-anna"]);
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["case"]["state"], "closed");
@@ -324,7 +359,7 @@ fn cli_list_show_assign_triage_start_resolve_json() {
     assert_eq!(h[2]["note"], "serious: hospitalised");
 
     // Human show.
-    let (code, out, _) = run(&data, &["cases", "show", &pv_id]);
+    let (code, out, _) = run(&data, anna, &["cases", "show", &pv_id, "--as", "pv-anna"]);
     assert_eq!(code, 0);
     assert!(out.contains("resolution: Entered as 2026-US-0042") && out.contains("in_progress → closed"), "{out}");
 
@@ -339,27 +374,157 @@ fn cli_bad_input_exit_codes() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     // No store yet: list is empty (and says where it looked), show is bad input; nothing is created.
-    let (code, out, err) = run(&data, &["--json", "cases", "list"]);
+    let (code, out, err) = run(&data, None, &["--json", "cases", "list", "--as", "pv-lead"]);
     assert_eq!((code, out.trim()), (0, "[]"), "{err}");
     assert!(err.contains("no case store at"), "{err}");
-    let (code, _, err) = run(&data, &["cases", "show", "PV-2026-000001"]);
+    let (code, _, err) = run(&data, None, &["cases", "show", "PV-2026-000001", "--as", "pv-lead"]);
     assert_eq!(code, 2, "{err}");
     assert!(!data.exists());
 
+    let st = staff(&data);
+    let lead = Some(st.lead.as_str());
     CaseStore::open(&data).unwrap().open_case(pv(Utc::now())).unwrap();
-    let (code, out, _) = run(&data, &["--json", "cases", "show", "PV-2026-000404"]);
+    let (code, out, _) = run(&data, lead, &["--json", "cases", "show", "PV-2026-000404", "--as", "pv-lead"]);
     assert_eq!(code, 2);
     assert_eq!(serde_json::from_str::<serde_json::Value>(&out).unwrap()["error"]["code"], "case_not_found");
     // --as is required.
-    let (code, _, err) = run(&data, &["cases", "assign", "PV-2026-000001", "--to", "x"]);
+    let (code, _, err) = run(&data, lead, &["cases", "assign", "PV-2026-000001", "--to", "pv-anna"]);
     assert_eq!(code, 2);
     assert!(err.contains("--as"), "{err}");
     // Starting work without an owner.
-    run(&data, &["cases", "triage", "PV-2026-000001", "--as", "pv-lead"]);
-    let (code, _, err) = run(&data, &["cases", "start", "PV-2026-000001", "--as", "pv-lead"]);
+    run(&data, lead, &["cases", "triage", "PV-2026-000001", "--as", "pv-lead"]);
+    let (code, _, err) = run(&data, lead, &["cases", "start", "PV-2026-000001", "--as", "pv-lead"]);
     assert_eq!(code, 2);
     assert!(err.contains("has no owner; assign it first"), "{err}");
-    let (code, _, err) = run(&data, &["cases", "list", "--state", "open-ish"]);
+    let (code, _, err) = run(&data, lead, &["cases", "list", "--state", "open-ish", "--as", "pv-lead"]);
     assert_eq!(code, 2);
     assert!(err.contains("not a case state"), "{err}");
+    // An owner who is not a medical user is refused, with a stable code (issue 17.11).
+    let (code, out, err) = run(&data, lead, &["--json", "cases", "assign", "PV-2026-000001", "--to", "nobody", "--as", "pv-lead"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("cannot assign case PV-2026-000001 to nobody: there is no such user"), "{err}");
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&out).unwrap()["error"]["code"], "case_owner_invalid");
+    let (code, _, err) = run(&data, lead, &["cases", "assign", "PV-2026-000001", "--to", "rex", "--as", "pv-lead"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("role is rep"), "{err}");
+}
+
+/// `onlabel audit export --format jsonl` as carol (compliance), parsed; only the records of `case`.
+fn case_records(data: &Path, carol: &str, case: &str) -> Vec<serde_json::Value> {
+    let (code, out, err) = run(data, Some(carol), &["audit", "export", "--format", "jsonl", "--as", "carol"]);
+    assert_eq!(code, 0, "{err}");
+    out.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()).filter(|r| r["case_id"] == case).collect()
+}
+
+#[test]
+fn issue17_1_cli_case_commands_need_a_signed_in_medical_or_admin_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let st = staff(&data);
+    let disabled = add_user(&data, Some(("root", &st.root)), "gone", "Gone Medic", "medical");
+    let (code, _, err) = run(&data, Some(&st.root), &["users", "disable", "gone", "--as", "root"]);
+    assert_eq!(code, 0, "{err}");
+    let id = CaseStore::open(&data).unwrap().open_case(pv(Utc::now())).unwrap().id;
+    let changes: Vec<Vec<&str>> = vec![
+        vec!["cases", "triage", &id, "--note", "nothing to see"],
+        vec!["cases", "assign", &id, "--to", "pv-anna"],
+        vec!["cases", "start", &id],
+        vec!["cases", "resolve", &id, "--resolution", "nothing to see"],
+        vec!["cases", "stress", "--count", "1"],
+    ];
+    let reads: Vec<Vec<&str>> = vec![vec!["cases", "list"], vec!["cases", "show", &id]];
+    // (who, token) → expected exit code: 3 for a bad credential or role. A missing
+    // token is exit 2 with the fix (set ONLABEL_TOKEN), as for the registry commands.
+    let bad: Vec<(&str, Option<&str>, i32)> = vec![
+        ("pv-lead", Some("olt_bad"), 3),
+        ("nobody", Some(st.lead.as_str()), 3),
+        ("pv-lead", Some(st.anna.as_str()), 3), // another user's token
+        ("gone", Some(disabled.as_str()), 3),
+        ("rex", Some(st.rex.as_str()), 3),      // a rep
+        ("pv-lead", None, 2),
+    ];
+    for args in changes.iter().chain(&reads) {
+        for (who, token, want) in &bad {
+            let mut a = vec!["--json"];
+            a.extend(args.iter().copied());
+            a.extend(["--as", who]);
+            let (code, out, err) = run(&data, *token, &a);
+            assert_eq!(code, *want, "{a:?} with {token:?}: {err}");
+            assert!(!out.contains("She broke out"), "no patient text without sign-in: {out}");
+            if *want == 2 {
+                assert!(err.contains("ONLABEL_TOKEN"), "{err}");
+            }
+        }
+    }
+    // Compliance reads, but does not change cases.
+    let (code, _, err) = run(&data, Some(&st.carol), &["cases", "triage", &id, "--as", "carol"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("permission denied") && err.contains("medical or admin"), "{err}");
+    // Nothing changed, nothing was opened, and the case's only audit record is its opening.
+    let s = CaseStore::open(&data).unwrap();
+    assert_eq!(s.get(&id).unwrap().unwrap().state, CaseState::New);
+    assert_eq!(s.list(&CaseFilter::default()).unwrap().len(), 1);
+    let recs = case_records(&data, &st.carol, &id);
+    assert_eq!(recs.iter().map(|r| r["action"].as_str().unwrap()).collect::<Vec<_>>(), ["case_opened"]);
+    // Each refusal is itself on the audit log: failed sign-ins and refused roles.
+    let (_, out, _) = run(&data, Some(&st.carol), &["audit", "export", "--as", "carol"]);
+    assert!(out.lines().filter(|l| l.contains("\"login_failed\"")).count() >= 4 * 7, "{out}");
+    assert!(out.lines().any(|l| l.contains("\"permission_denied\"") && l.contains("\"actor\":\"rex\"") && l.contains("cases triage")), "{out}");
+    // The signed-in admin may.
+    let (code, _, err) = run(&data, Some(&st.root), &["cases", "triage", &id, "--as", "root"]);
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn issue17_2_cli_case_transitions_are_audit_records_that_verify_covers() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let st = staff(&data);
+    let (lead, anna) = (Some(st.lead.as_str()), Some(st.anna.as_str()));
+    let id = CaseStore::open(&data).unwrap().open_case(pv(at("2026-11-20T10:00:00Z"))).unwrap().id;
+    for (token, args) in [
+        (lead, vec!["cases", "triage", &id, "--note", "non-serious, complete", "--as", "pv-lead"]),
+        (lead, vec!["cases", "assign", &id, "--to", "pv-anna", "--as", "pv-lead"]),
+        (anna, vec!["cases", "start", &id, "--as", "pv-anna"]),
+        (anna, vec!["cases", "resolve", &id, "--resolution", "=ICSR submitted", "--as", "pv-anna"]),
+    ] {
+        let (code, _, err) = run(&data, token, &args);
+        assert_eq!(code, 0, "{args:?}: {err}");
+    }
+    let recs = case_records(&data, &st.carol, &id);
+    let got: Vec<String> = recs
+        .iter()
+        .map(|r| {
+            let d: serde_json::Value = serde_json::from_str(r["detail_json"].as_str().unwrap()).unwrap();
+            let from = d["from"].as_str().unwrap_or("-");
+            format!("{} {} {} {from} → {}", r["actor"].as_str().unwrap(), r["role"].as_str().unwrap(), r["action"].as_str().unwrap(), d["to"].as_str().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "rep-1 unknown case_opened - → new",
+            "pv-lead medical case_triaged new → triaged",
+            "pv-lead medical case_assigned triaged → triaged",
+            "pv-anna medical case_started triaged → in_progress",
+            "pv-anna medical case_resolved in_progress → closed",
+        ]
+    );
+    assert_eq!(recs[1]["input"], "non-serious, complete");
+    assert_eq!(recs[4]["input"], "=ICSR submitted", "JSONL keeps the stored text exactly");
+    assert!(recs[2]["detail_json"].as_str().unwrap().contains("\"owner\":\"pv-anna\""), "{}", recs[2]);
+    // CSV defuses the formula-like resolution; the chain verifies.
+    let (_, csv, _) = run(&data, Some(&st.carol), &["audit", "export", "--format", "csv", "--as", "carol"]);
+    assert!(csv.contains("\"'=ICSR submitted\""), "{csv}");
+    let (code, out, err) = run(&data, None, &["audit", "verify"]);
+    assert_eq!(code, 0, "{out}{err}");
+    // Rewriting a transition (resolved → a different resolution) is found.
+    let seq = recs[4]["seq"].as_i64().unwrap();
+    let db = rusqlite::Connection::open(data.join("onlabel.sqlite")).unwrap();
+    db.execute_batch("DROP TRIGGER audit_log_no_update;").unwrap();
+    db.execute("UPDATE audit_log SET input = 'nothing to see' WHERE seq = ?1", [seq]).unwrap();
+    drop(db);
+    let (code, out, _) = run(&data, None, &["audit", "verify"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(&format!("TAMPERED at record {seq}")) && out.contains("edited"), "{out}");
 }

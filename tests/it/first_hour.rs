@@ -90,8 +90,10 @@ fn issue10_1_store_is_per_user_not_per_folder() {
     assert!(out.contains(&format!("is stored in {}", store.display())), "the escalation says where its case is: {out}");
     assert!(store.exists());
     assert!(!a.join("data").exists(), "nothing is written under the current folder");
-    // ... is in the queue seen from another folder.
-    let (code, out, err) = u.run_in(&b, &["--json", "cases", "list"], &[]);
+    // ... is in the queue seen from another folder (by a signed-in medical, compliance or admin user).
+    let (code, root, err) = u.run(&["users", "add", "--id", "root", "--name", "Ada Admin", "--role", "admin"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = u.run_in(&b, &["--json", "cases", "list", "--as", "root"], &[("ONLABEL_TOKEN", root.trim())]);
     assert_eq!(code, 0, "{err}");
     let list = json(&out);
     assert_eq!(list.as_array().unwrap().len(), 1, "{out}");
@@ -154,7 +156,7 @@ fn issue10_1_config_file_then_env_then_flag() {
 
     // A typo in the file is an error naming the field and line; nothing runs.
     std::fs::write(&cfg, "data = \"x\"\nindx = \"y\"\n").unwrap();
-    let (code, out, err) = u.run(&["--config", cfg_s, "--json", "cases", "list"]);
+    let (code, out, err) = u.run(&["--config", cfg_s, "--json", "cases", "list", "--as", "root"]);
     assert_eq!(code, 2, "{err}");
     assert_eq!(error_code(&out), "config_invalid");
     assert!(err.contains("indx") && err.contains("line 2"), "{err}");
@@ -224,7 +226,7 @@ fn issue10_3_another_applications_sqlite_is_never_written() {
     let d = data.to_str().unwrap();
     for args in [
         vec!["--data", d, "ask", "--extractive", "--index", &idx, "--product", "zentravia", AE],
-        vec!["--data", d, "cases", "list"],
+        vec!["--data", d, "cases", "list", "--as", "root"],
         vec!["--data", d, "users", "add", "--id", "root", "--name", "Ada Admin", "--role", "admin"],
         vec!["--data", d, "prompts", "list"],
     ] {
@@ -262,7 +264,6 @@ fn issue10_4_errors_are_json_with_stable_codes_and_design_exit_codes() {
         (vec!["products", "--index", none.to_str().unwrap()], 2, "index_missing"),
         (vec!["ask", "--index", &idx, "--as-of", "2026-13-01", "q"], 2, "usage"),
         (vec!["no-such-command"], 2, "usage"),
-        (vec!["cases", "show", "PV-2026-999999"], 2, "case_not_found"),
         (vec!["users", "add", "--id", "x", "--name", "X", "--role", "rep", "--as", "nobody"], 2, "bad_input"),
     ];
     for (args, exit, code) in &cases {
@@ -277,7 +278,10 @@ fn issue10_4_errors_are_json_with_stable_codes_and_design_exit_codes() {
     // Permission denied is 3, with a JSON error.
     let (code, token, err) = u.run(&["users", "add", "--id", "root", "--name", "Ada Admin", "--role", "admin"]);
     assert_eq!(code, 0, "{err}");
-    let _ = token;
+    // An unknown case is 2 with a stable code (reading cases needs a signed-in user).
+    let (code, out, err) = u.run_in(&u.home, &["--json", "cases", "show", "PV-2026-999999", "--as", "root"], &[("ONLABEL_TOKEN", token.trim())]);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(error_code(&out), "case_not_found");
     let (code, out, _) = u.run_in(&u.home, &["--json", "users", "add", "--id", "x", "--name", "X", "--role", "rep", "--as", "root"], &[("ONLABEL_TOKEN", "olt_wrong")]);
     assert_eq!(code, 3);
     assert!(!error_code(&out).is_empty());
@@ -582,7 +586,8 @@ fn issue10_6b_no_product_is_not_answered_from_the_top_ranked_label() {
 /// a 1 ms budget makes the prediction certain.
 #[test]
 fn issue10_8_the_model_is_not_waited_for_when_it_cannot_answer_in_time() {
-    use onlabel::copilot::grounded::{Cut, PromptFile};
+    use onlabel::copilot::grounded::Cut;
+    use onlabel::prompts::PromptFile;
     use onlabel::copilot::{Ask, Copilot, Extractive, Grounded, Mode};
     let tmp = tempfile::tempdir().unwrap();
     let index = crate::harness::build_index(&[root().join("corpora/demo")], &tmp.path().join("idx"));
@@ -605,4 +610,37 @@ fn issue10_8_the_model_is_not_waited_for_when_it_cannot_answer_in_time() {
     let search = c.index().search(&ask.question, &onlabel::index::Filter::for_role("rep", Some("zentravia"), ask.as_of), 20).unwrap();
     let o = g.answer(&ask.question, &search, &search.hits, &Extractive::default(), &mut |_| true).unwrap();
     assert!(matches!(o.cut, Some(Cut::TooSlow { .. })) && o.generation.is_none(), "{:?}", o.cut);
+}
+
+/// Issue 16: a quote-only question (`"extractive": true` over HTTP, `ask
+/// --extractive`) never runs the model — also when no product is named and
+/// exactly one product's label answers, where the copilot used to ask again
+/// with `generate` forced on. The real model is attached and its calls are
+/// counted; the same question with generation allowed does call it, so the
+/// count can fail.
+#[test]
+fn issue16_a_quote_only_question_without_a_product_never_calls_the_model() {
+    use onlabel::copilot::{Ask, Copilot, Grounded, Mode, Requester};
+    use onlabel::prompts::PromptFile;
+    let tmp = tempfile::tempdir().unwrap();
+    // A second product whose label says nothing of liver tests.
+    let other = crate::harness::corpus(
+        &tmp.path().join("other"),
+        &crate::harness::entry("testra-pi", "testra.md", "2030-12-31", "approved"),
+        &[("testra.md", b"# TESTRA\n\n## 16 HOW SUPPLIED/STORAGE AND HANDLING\n\nStore TESTRA tablets at room temperature in the original bottle.\n")],
+    );
+    let index = crate::harness::build_index(&[root().join("corpora/demo"), other], &tmp.path().join("idx"));
+    let model = std::sync::Arc::new(onlabel::llm::LocalModel::load(&crate::llm::model_path()).expect("run `bash models/fetch.sh` first"));
+    let g = Grounded::new(model, PromptFile::read(&root().join("prompts/objection.j2")).unwrap()).unwrap();
+    let c = Copilot::new(index).with_guard(std::sync::Arc::new(onlabel::guard::Guard::builtin().unwrap()), chrono::NaiveDate::from_ymd_opt(2026, 11, 23).unwrap()).unwrap().with_model(g);
+    assert_eq!(c.products(), ["testra", "zentravia"]);
+    let ask = Ask { question: "How often should liver tests be done?".into(), product: None, role: "rep".into(), as_of: chrono::NaiveDate::from_ymd_opt(2026, 11, 23).unwrap() };
+    let a = c.ask_with(&ask, &Requester::default(), false, &mut |_| {}).unwrap();
+    assert_eq!(a.route, onlabel::copilot::Route::Answer, "{a:?}");
+    assert!(a.note.as_deref().unwrap_or("").contains("only the zentravia label answers"), "{a:?}");
+    assert_eq!((a.mode, a.generated_tokens), (Mode::Extractive, None), "{a:?}");
+    assert_eq!(c.grounded().unwrap().calls(), 0, "quote only: the model was never asked");
+    // Allowed to generate, the same question does reach the model.
+    let _ = c.ask_with(&ask, &Requester::default(), true, &mut |_| {}).unwrap();
+    assert_eq!(c.grounded().unwrap().calls(), 1);
 }

@@ -9,6 +9,7 @@ mod cli;
 mod corpus;
 mod dense;
 mod drafts;
+mod errors;
 mod first_hour;
 mod guard;
 mod harness;

@@ -44,8 +44,12 @@ fn adverse_event_opens_a_pv_case_and_gives_no_promotional_answer() {
     assert!(a["answer"].as_str().unwrap().contains(id));
     let flags = a["flags"].as_array().unwrap();
     assert!(flags.iter().any(|f| f["kind"] == "adverse_event" && f["rule_id"].as_str().is_some_and(|r| !r.is_empty()) && !f["evidence"].as_str().unwrap().is_empty()), "{a}");
-    // The case is durable, with the rep as reporter and the question verbatim.
-    let c = json(&["--data", &e.data, "cases", "show", id, "--json"]);
+    // The case is durable, with the rep as reporter and the question verbatim (read by a signed-in admin).
+    let data = std::path::Path::new(&e.data);
+    let root = crate::harness::add_user(data, None, "root", "Ada Admin", "admin");
+    let (code, out, err) = crate::harness::onlabel(data, Some(&root), &["cases", "show", id, "--json", "--as", "root"]);
+    assert_eq!(code, 0, "{err}");
+    let c: serde_json::Value = serde_json::from_str(&out).unwrap();
     let s = c.to_string();
     assert!(s.contains("rep-7") && s.contains("went through the roof"), "{s}");
 }

@@ -292,15 +292,32 @@ fn ask_as_json_and_as_a_stream_and_an_ae_reaches_the_medical_queue() {
     // Medical works it: assign, triage, start, resolve.
     let p = |a: &str| format!("/api/v1/cases/{case_id}/{a}");
     assert_eq!(s.post(Some(&u.mia), &p("assign"), &json!({"owner": "mia"})).0, 200);
+    // An owner who is not an enabled medical user is refused, with a stable code (issue 17.11).
+    let (code, e, _) = s.post(Some(&u.mia), &p("assign"), &json!({"owner": "rex"}));
+    assert_eq!((code, e["error"]["code"].as_str()), (409, Some("case_owner_invalid")), "{e}");
     assert_eq!(s.post(Some(&u.mia), &p("triage"), &json!({"note": "non-serious"})).0, 200);
     assert_eq!(s.post(Some(&u.mia), &p("start"), &json!({})).0, 200);
     let (code, c, _) = s.post(Some(&u.mia), &p("resolve"), &json!({"resolution": "reported to safety database"}));
     assert_eq!((code, c["state"].as_str()), (200, Some("closed")), "{c}");
     let (code, e, _) = s.post(Some(&u.mia), &p("start"), &json!({}));
     assert_eq!(code, 409, "a closed case cannot be started: {e}");
-    // Compliance finds the trace; the chain verifies.
+    // Compliance finds the trace — the answer and every step of the case, with from/to (issue 17.2); the chain verifies.
     let (_, recs) = s.get(Some(&u.carol), &format!("/api/v1/audit?case_id={case_id}"));
-    assert_eq!(recs["records"].as_array().unwrap().len(), 1, "{recs}");
+    let steps: Vec<String> = recs["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .map(|r| {
+            let d: Value = serde_json::from_str(r["detail_json"].as_str().unwrap()).unwrap();
+            format!("{} {} {}→{}", r["action"].as_str().unwrap(), r["actor"].as_str().unwrap(), d["from"].as_str().unwrap_or("-"), d["to"].as_str().unwrap_or("-"))
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        ["case_opened rex -→new", "ask rex -→-", "case_assigned mia new→new", "case_triaged mia new→triaged", "case_started mia triaged→in_progress", "case_resolved mia in_progress→closed"],
+        "{recs}"
+    );
     let (_, v) = s.get(Some(&u.carol), "/api/v1/audit/verify");
     assert_eq!(v["ok"], true, "{v}");
     // Email and summary over HTTP, with their edge cases.
@@ -454,7 +471,7 @@ fn json_logs_carry_request_id_user_and_route_never_the_question_and_shutdown_fin
     assert_eq!(a1["route"], "pharmacovigilance");
     let case_id = a1["case_id"].as_str().unwrap();
     // Nothing lost: the case and both audit records are in the store, and the chain verifies.
-    let (code, out, err) = onlabel(&data, None, &["cases", "show", case_id, "--json"]);
+    let (code, out, err) = onlabel(&data, Some(&s.users.mia), &["cases", "show", case_id, "--json", "--as", "mia"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains(case_id));
     let (code, out, err) = onlabel(&data, None, &["audit", "verify"]);

@@ -1,9 +1,10 @@
 //! [`record_answer`], [`record_email`], [`record_summary`]: the one place
 //! where an output of the copilot becomes an audit record.
 //!
-//! Called at the edge — by the CLI commands (and, later, the server's
-//! routes) after the copilot has returned and *before* the output is handed
-//! over — so the pipeline itself knows nothing of the log. One record per
+//! Called by the CLI commands and the server's routes after the copilot has
+//! returned and *before* the output is handed over. It lives in `copilot`
+//! (it turns the copilot's outputs into records), so that `audit` stays a
+//! log that knows nothing of answers and depends on nothing above `store`. One record per
 //! output holds everything needed to show which approved prompt, model,
 //! passages and guard rules produced it: actor and role, the input verbatim,
 //! prompt `name@N` and SHA-256, model file and SHA-256, the passages
@@ -16,9 +17,9 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::{Audit, Record, Result};
-use crate::copilot::email::{EmailDraft, VisitSummary};
-use crate::copilot::{Answer, Citation};
+use crate::audit::{Audit, Record, Result};
+use super::email::{EmailDraft, VisitSummary};
+use super::{Answer, Citation};
 
 /// Who produced an output, as the audit log records them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -190,7 +191,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let audit = Audit::open(dir.path()).unwrap();
         let mut a = crate::copilot::cite(
-            &crate::copilot::Draft { sentences: Vec::new(), mode: crate::copilot::Mode::Generated },
+            &crate::llm::Draft { sentences: Vec::new(), mode: crate::llm::Mode::Generated },
             &[],
             Default::default(),
         );

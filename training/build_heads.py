@@ -1,0 +1,590 @@
+#!/usr/bin/env python3
+"""Rebuild OnLabel's learned heads (intent_head.json, rerank_head.json) from the
+training asks (training/intent/w?.jsonl) and the label texts.
+
+Self-contained: a numpy port of all-MiniLM-L6-v2 as run by index::dense::Embedder
+(tokenizer.json, [CLS]/[SEP], truncation 256, mean pooling over the mask, L2),
+the sentence splitter, the reranker pair features and both logistic heads.
+Deterministic (lbfgs, fixed seed). Needs numpy, scipy, scikit-learn, tokenizers,
+safetensors. Embeddings are cached under ./cache.
+
+    python build_heads.py [--out out/]
+Paths: ONLABEL_EMBEDDER (models/minilm), ONLABEL_TRAIN_GLOB, ONLABEL_PI_DIR, ONLABEL_DEMO_DIR.
+"""
+import hashlib, json, math, os, re, sys, glob
+from collections import Counter, defaultdict
+import numpy as np
+SEED = 0
+PV_RECALL_TARGET = 0.97
+
+# ---------------------------------------------------------------- from embed.py
+
+from scipy.special import erf
+from safetensors.numpy import load_file
+from tokenizers import Tokenizer
+
+MODEL_DIR = os.environ.get("ONLABEL_EMBEDDER", "/work/main/models/minilm")
+MAX_TOKENS = 256
+CACHE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cache")
+
+
+class MiniLM:
+    def __init__(self, model_dir=MODEL_DIR):
+        cfg = json.load(open(os.path.join(model_dir, "config.json")))
+        self.eps = float(cfg["layer_norm_eps"])
+        self.n_layers = cfg["num_hidden_layers"]
+        self.n_heads = cfg["num_attention_heads"]
+        self.dim = cfg["hidden_size"]
+        assert cfg["hidden_act"] == "gelu"  # candle: HiddenAct::Gelu -> gelu_erf
+        self.w = {k: v.astype(np.float32) for k, v in load_file(os.path.join(model_dir, "model.safetensors")).items()
+                  if not k.endswith("position_ids")}
+        # pre-transpose linear weights (torch layout is out x in)
+        for k in list(self.w):
+            if k.endswith(".weight") and self.w[k].ndim == 2 and "embeddings" not in k:
+                self.w[k] = np.ascontiguousarray(self.w[k].T)
+        self.tok = Tokenizer.from_file(os.path.join(model_dir, "tokenizer.json"))
+        self.tok.no_padding()
+        self.tok.enable_truncation(MAX_TOKENS)
+
+    def _ln(self, x, p):
+        mu = x.mean(-1, keepdims=True)
+        var = ((x - mu) ** 2).mean(-1, keepdims=True)
+        return (x - mu) / np.sqrt(var + self.eps) * self.w[p + ".weight"] + self.w[p + ".bias"]
+
+    def _lin(self, x, p):
+        return x @ self.w[p + ".weight"] + self.w[p + ".bias"]
+
+    def forward(self, ids, mask):
+        n, L = ids.shape
+        w = self.w
+        x = w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][:L][None] \
+            + w["embeddings.token_type_embeddings.weight"][0][None, None]
+        x = self._ln(x, "embeddings.LayerNorm")
+        H, d = self.n_heads, self.dim // self.n_heads
+        add_mask = ((1.0 - mask.astype(np.float32)) * np.finfo(np.float32).min)[:, None, None, :]
+        for i in range(self.n_layers):
+            p = f"encoder.layer.{i}."
+            q = self._lin(x, p + "attention.self.query").reshape(n, L, H, d).transpose(0, 2, 1, 3)
+            k = self._lin(x, p + "attention.self.key").reshape(n, L, H, d).transpose(0, 2, 3, 1)
+            v = self._lin(x, p + "attention.self.value").reshape(n, L, H, d).transpose(0, 2, 1, 3)
+            s = (q @ k) / np.float32(np.sqrt(d)) + add_mask
+            s = s - s.max(-1, keepdims=True)
+            e = np.exp(s)
+            a = e / e.sum(-1, keepdims=True)
+            ctx = (a @ v).transpose(0, 2, 1, 3).reshape(n, L, self.dim)
+            x = self._ln(self._lin(ctx, p + "attention.output.dense") + x, p + "attention.output.LayerNorm")
+            h = self._lin(x, p + "intermediate.dense")
+            h = 0.5 * h * (1.0 + erf(h / np.float32(np.sqrt(2.0))))
+            x = self._ln(self._lin(h.astype(np.float32), p + "output.dense") + x, p + "output.LayerNorm")
+        return x
+
+    def embed_uncached(self, texts, batch=32):
+        encs = self.tok.encode_batch(list(texts), add_special_tokens=True)
+        order = np.argsort([len(e.ids) for e in encs], kind="stable")  # length-sorted batches: less padding
+        out = np.zeros((len(texts), self.dim), np.float32)
+        for b in range(0, len(order), batch):
+            idx = order[b:b + batch]
+            L = max(len(encs[i].ids) for i in idx)
+            ids = np.zeros((len(idx), L), np.int64)
+            mask = np.zeros((len(idx), L), np.float32)
+            for r, i in enumerate(idx):
+                ids[r, :len(encs[i].ids)] = encs[i].ids
+                mask[r, :len(encs[i].ids)] = encs[i].attention_mask
+            h = self.forward(ids, mask)
+            m = mask[:, :, None]
+            mean = (h * m).sum(1) / np.clip(m.sum(1), 1e-9, None)
+            out[idx] = mean / np.clip(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12, None)
+        return out
+
+
+_MODEL = None
+_CACHE = None
+
+
+def _key(t):
+    return hashlib.sha1(t.encode("utf-8")).hexdigest()
+
+
+def _load_cache():
+    global _CACHE
+    if _CACHE is None:
+        _CACHE = {}
+        os.makedirs(CACHE_DIR, exist_ok=True)
+        for f in sorted(os.listdir(CACHE_DIR)):
+            if f.startswith("emb_") and f.endswith(".npz"):
+                z = np.load(os.path.join(CACHE_DIR, f))
+                for k, v in zip(z["keys"], z["vecs"]):
+                    _CACHE[str(k)] = v
+    return _CACHE
+
+
+def embed(texts, batch=32, verbose=True):
+    """Unit vectors (len(texts), 384) for texts, from the disk cache where possible."""
+    global _MODEL
+    cache = _load_cache()
+    todo = sorted({t for t in texts if _key(t) not in cache})
+    if todo:
+        if _MODEL is None:
+            _MODEL = MiniLM()
+        chunk = 512
+        for c in range(0, len(todo), chunk):
+            part = todo[c:c + chunk]
+            vecs = _MODEL.embed_uncached(part, batch=batch)
+            keys = [_key(t) for t in part]
+            for k, v in zip(keys, vecs):
+                cache[k] = v
+            fn = os.path.join(CACHE_DIR, f"emb_{os.getpid()}_{len(os.listdir(CACHE_DIR)):05d}.npz")
+            np.savez(fn, keys=np.array(keys), vecs=vecs)
+            if verbose:
+                print(f"embedded {min(c + chunk, len(todo))}/{len(todo)}", file=sys.stderr, flush=True)
+    if not len(texts):
+        return np.zeros((0, 384), np.float32)
+    return np.stack([cache[_key(t)] for t in texts])
+
+
+# ---------------------------------------------------------------- from common.py
+
+
+ROUTES = ["answer", "medical", "pharmacovigilance", "refused"]
+WRITERS = ["wa", "wb", "wc", "wd"]
+SUITES = ["labels", "guard", "guard_probe", "dev_reports", "dev_offlabel", "demo", "sentences_dev"]
+TRAIN_GLOB = os.environ.get("ONLABEL_TRAIN_GLOB", "/work/main/training/intent/w?.jsonl")
+EVAL_DIR = "/work/main/evals"
+
+
+def load_train():
+    rows = []
+    for f in sorted(glob.glob(TRAIN_GLOB)):
+        rows += [json.loads(l) for l in open(f, encoding="utf-8") if l.strip()]
+    return rows
+
+
+def load_suite(name):
+    out = []
+    for l in open(f"{EVAL_DIR}/{name}.jsonl", encoding="utf-8"):
+        if not l.strip():
+            continue
+        d = json.loads(l)
+        if d.get("task") != "ask":
+            continue
+        r = d["expect"].get("route")
+        d["routes"] = r if isinstance(r, list) else [r]
+        out.append(d)
+    return out
+
+
+DIGIT = re.compile(r"\d")
+
+
+def cheap_feats(texts):
+    """Cheap extra features: log length in chars, has a digit, has a question mark,
+    share of non-ASCII letters (a crude non-English cue)."""
+    f = []
+    for t in texts:
+        n = max(1, len(t))
+        nonascii = sum(1 for c in t if ord(c) > 127 and c.isalpha())
+        f.append([np.log1p(len(t)) / 6.0, 1.0 if DIGIT.search(t) else 0.0, 1.0 if "?" in t else 0.0,
+                  min(1.0, 10.0 * nonascii / n)])
+    return np.array(f, np.float32)
+
+# ---------------------------------------------------------------- from labels.py
+
+PI_DIR = os.environ.get("ONLABEL_PI_DIR", "/work/shared/data/pi/text")
+DEMO_DIR = os.environ.get("ONLABEL_DEMO_DIR", "/work/main/corpora/demo")
+DEMO_DOCS = ["zentravia-pi.md", "zentravia-faq.md"]  # approved, promotional (not the withdrawn 2024 PI, not the medical letter)
+
+NUM_HEAD = re.compile(r"^(\d{1,2}(?:\.\d{1,2})*)\s+(\S.*)$")
+ABBREV = re.compile(r"(?:\b(?:e\.g|i\.e|vs|Dr|approx|No|Fig|al|etc|Inc|St|mg|U\.S|min|max|ca)\.|\b[A-Z]\.)$")
+SPLIT = re.compile(r"(?<=[.!?])[\"”’)]?\s+(?=[A-Z0-9\[(•\"“¿¡])")
+
+
+def product_of(fname):
+    return os.path.basename(fname).split("_")[0]
+
+
+def _join_lines(lines):
+    """Re-join cross-references broken over lines ('[see\\nWarnings (5.1)\\n].')."""
+    out = []
+    depth = 0
+    for ln in lines:
+        s = ln.rstrip()
+        if out and (depth > 0 or (s.strip()[:1] in ("]", ",", ";", ")") and out[-1].strip())):
+            out[-1] = out[-1].rstrip() + " " + s.strip()
+        else:
+            out.append(s)
+        depth = max(0, out[-1].count("[") - out[-1].count("]"))
+    return out
+
+
+def _is_heading(s, md):
+    if md:
+        return s.startswith("#")
+    if "|" in s or s.startswith(("•", "-", "*")) or len(s) > 110:
+        return False
+    if NUM_HEAD.match(s) and not s.rstrip().endswith((".", ":")):
+        return True
+    letters = [c for c in s if c.isalpha()]
+    if letters and sum(c.isupper() for c in letters) / len(letters) > 0.8 and len(s) < 90:
+        return True
+    # short title-case line without final punctuation (haloperidol sub-headings)
+    words = s.split()
+    if 1 <= len(words) <= 9 and not s.endswith((".", ":", ";", ",")) and s[:1].isupper():
+        return True
+    return False
+
+
+def split_sentences(text):
+    parts = []
+    buf = ""
+    for piece in SPLIT.split(text):
+        buf = (buf + " " + piece).strip() if buf else piece
+        if ABBREV.search(buf):
+            continue
+        parts.append(buf)
+        buf = ""
+    if buf:
+        parts.append(buf)
+    return [p.strip() for p in parts if len(p.strip()) >= 3]
+
+
+def parse_doc(path, product, doc):
+    md = path.endswith(".md")
+    lines = open(path, encoding="utf-8").read().split("\n")
+    lines = _join_lines(lines)
+    cands = []
+    section, heading, major = "", "", ""
+    for ln in lines:
+        s = ln.strip()
+        if not s or s.startswith("FICTIONAL DEMO DOCUMENT"):
+            continue
+        if _is_heading(s, md):
+            h = s.lstrip("#").strip()
+            m = NUM_HEAD.match(h)
+            level = s.count("#") if md else 0
+            if m:
+                section = m.group(1)
+                if "." not in section:
+                    major = h
+                heading = h if "." not in section else (major + " > " + h if major else h)
+            else:
+                if md and level <= 2 or (not md and sum(c.isupper() for c in h if c.isalpha()) > 0.8 * max(1, sum(c.isalpha() for c in h))):
+                    major = h
+                    heading = h
+                    section = h
+                else:
+                    heading = (major + " > " + h) if major else h
+                    section = heading
+            continue
+        if "|" in s or s.startswith(("•", "- ", "* ")) or re.match(r"^\(?\d+[.)]\s", s):
+            sents = [s]  # table row / list item: one candidate
+        else:
+            sents = split_sentences(s)
+        for t in sents:
+            cands.append({"product": product, "doc": doc, "section": section, "heading": heading, "text": t})
+    return cands
+
+
+def load_all():
+    cands = []
+    for f in sorted(glob.glob(os.path.join(PI_DIR, "*.txt"))):
+        p = product_of(f)
+        cands += parse_doc(f, p, p + "-pi")
+    for d in DEMO_DOCS:
+        cands += parse_doc(os.path.join(DEMO_DIR, d), "zentravia", d[:-3])
+    for i, c in enumerate(cands):
+        c["id"] = i
+    return cands
+
+
+def norm(s):
+    return re.sub(r"\s+", " ", s.replace("’", "'").replace("“", '"').replace("”", '"')).strip().lower()
+
+
+WORD = re.compile(r"[a-z0-9]+(?:\.[0-9]+)?")
+
+
+def ngrams(s, n=4):
+    w = WORD.findall(norm(s))
+    return {tuple(w[i:i + n]) for i in range(max(1, len(w) - n + 1))}
+
+
+def overlaps(quote, cand):
+    """Does the candidate sentence overlap the verbatim quote?"""
+    q, c = norm(quote), norm(cand)
+    if q in c or (len(c) >= 25 and c in q):
+        return True
+    qg = ngrams(q)
+    if not qg:
+        return False
+    return len(qg & ngrams(c)) / len(qg) >= 0.5
+
+
+# ---------------------------------------------------------------- from rerank_feats.py
+
+
+TOK = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)?")
+STOP = set("""a an the of to in on for and or is are was were be been it its this that these those with by at as from
+do does did can could should would may might will shall not no what which who whom how when where why if than then
+there their they them he she his her we you your i me my our us pt pts patient patients dr doc label pi says say
+about any some also just still get got ok okay hi pls please tell know want wants asked asking question drug""".split())
+
+
+def toks(s):
+    return [t for t in TOK.findall(s.lower()) if t not in STOP]
+
+
+def stem(t):
+    return t[:5] if t.isalpha() else t
+
+
+SECTION_KINDS = ["boxed", "indications", "dosage", "forms", "contraindications", "warnings", "adverse", "interactions",
+                 "populations", "abuse", "overdosage", "description", "pharmacology", "toxicology", "studies",
+                 "supplied", "counseling", "faq", "other"]
+KIND_WORDS = [("boxed", ["warning:", "boxed"]), ("indications", ["indications"]), ("dosage", ["dosage", "dose and admin"]),
+              ("forms", ["dosage forms"]), ("contraindications", ["contraindications"]),
+              ("warnings", ["warnings and precautions", "warnings", "precautions"]),
+              ("adverse", ["adverse"]), ("interactions", ["interactions"]),
+              ("populations", ["specific populations", "use in specific", "pregnancy", "nursing", "pediatric", "geriatric"]),
+              ("abuse", ["abuse", "dependence"]), ("overdosage", ["overdos"]), ("description", ["description"]),
+              ("pharmacology", ["pharmacology", "pharmacokinetics", "mechanism"]),
+              ("toxicology", ["toxicology", "carcinogenesis"]), ("studies", ["clinical studies"]),
+              ("supplied", ["how supplied", "storage", "handling"]), ("counseling", ["counseling", "patient information", "medication guide"])]
+NUM_KIND = {"1": "indications", "2": "dosage", "3": "forms", "4": "contraindications", "5": "warnings", "6": "adverse",
+            "7": "interactions", "8": "populations", "9": "abuse", "10": "overdosage", "11": "description",
+            "12": "pharmacology", "13": "toxicology", "14": "studies", "15": "other", "16": "supplied", "17": "counseling"}
+
+
+def section_kind(c):
+    if c["doc"].endswith("-faq"):
+        return "faq"
+    sec = c["section"]
+    m = re.match(r"^(\d{1,2})(\.|$)", sec)
+    if m and m.group(1) in NUM_KIND:
+        return NUM_KIND[m.group(1)]
+    h = c["heading"].lower()
+    if h.startswith("warning") and ":" in h[:10]:
+        return "boxed"
+    if h.strip() == "warning" or h.startswith("warning >"):
+        return "boxed"
+    for k, words in KIND_WORDS[2:] + KIND_WORDS[:2]:
+        if any(w in h for w in words):
+            # numbered PLR sections were handled above; heading words for non-PLR labels
+            return "forms" if k == "dosage" and "forms" in h else k
+    return "other"
+
+
+class BM25:
+    def __init__(self, docs, k1=1.2, b=0.75):
+        self.docs = [Counter(stem(t) for t in toks(d)) for d in docs]
+        self.len = np.array([sum(d.values()) for d in self.docs], float)
+        self.avg = max(1.0, self.len.mean())
+        df = Counter()
+        for d in self.docs:
+            df.update(d.keys())
+        n = len(docs)
+        self.idf = {t: math.log(1 + (n - f + 0.5) / (f + 0.5)) for t, f in df.items()}
+        self.k1, self.b = k1, b
+
+    def scores(self, q):
+        qt = set(stem(t) for t in toks(q))
+        out = np.zeros(len(self.docs))
+        for i, d in enumerate(self.docs):
+            s = 0.0
+            for t in qt:
+                f = d.get(t)
+                if f:
+                    s += self.idf[t] * f * (self.k1 + 1) / (f + self.k1 * (1 - self.b + self.b * self.len[i] / self.avg))
+            out[i] = s
+        return out
+
+    def coverage(self, q):
+        """idf-weighted share of query terms present in each doc."""
+        qt = set(stem(t) for t in toks(q))
+        tot = sum(self.idf.get(t, 0.0) for t in qt) or 1.0
+        return np.array([sum(self.idf.get(t, 0.0) for t in qt if t in d) / tot for d in self.docs])
+
+
+FEATURES = ["cos", "cos_head", "cos_rel", "cos_head_rel", "bm25_rel", "bm25_head_rel", "cover", "cover_head",
+            "log_len", "is_row", "num_both"] + ["kind_" + k for k in SECTION_KINDS]
+
+
+class ProductIndex:
+    """Everything about one product's candidates that is computed at ingest."""
+    def __init__(self, cands, V, VH):
+        self.cands = cands
+        self.V, self.VH = V, VH
+        self.bm = BM25([c["text"] for c in cands])
+        self.bmh = BM25([c["heading"] + " " + c["text"] for c in cands])
+        self.static = np.array([[math.log1p(len(c["text"])) / 6.0, 1.0 if "|" in c["text"] else 0.0] for c in cands])
+        self.kinds = np.zeros((len(cands), len(SECTION_KINDS)))
+        for i, c in enumerate(cands):
+            self.kinds[i, SECTION_KINDS.index(section_kind(c))] = 1.0
+        self.has_num = np.array([1.0 if re.search(r"\d", c["text"]) else 0.0 for c in cands])
+
+    def features(self, q, qv):
+        cos = self.V @ qv
+        cosh = self.VH @ qv
+        bm = self.bm.scores(q)
+        bmh = self.bmh.scores(q)
+        qnum = 1.0 if re.search(r"\d", q) else 0.0
+        F = np.column_stack([cos, cosh, cos - cos.max(), cosh - cosh.max(),
+                             bm / (bm.max() + 1e-9), bmh / (bmh.max() + 1e-9),
+                             self.bm.coverage(q), self.bmh.coverage(q),
+                             self.static, self.has_num * qnum, self.kinds])
+        return F
+
+
+# ---------------------------------------------------------------- training
+import argparse
+import warnings
+
+from scipy.sparse import hstack as sp_hstack, csr_matrix
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+
+WORD_RE = re.compile(r"\w+")
+CHAR_N = (2, 4)
+CHAR_MAX, WORD_MAX, INTENT_C, RERANK_C = 10000, 4000, 10.0, 1.0
+CHEAP_SPEC = ["ln(1+chars)/6", "1 if any digit", "1 if '?' present", "min(1, 10 * non-ASCII letters / chars)"]
+
+
+def char_ngrams(t):
+    """lowercase, split on whitespace, pad each word as ' word ', all char n-grams n=2..4."""
+    out = []
+    for w in t.lower().split():
+        w = " " + w + " "
+        for n in range(CHAR_N[0], CHAR_N[1] + 1):
+            out += [w[i:i + n] for i in range(len(w) - n + 1)]
+    return out
+
+
+def word_ngrams(t):
+    """lowercase \\w+ tokens (Unicode), unigrams and space-joined bigrams."""
+    w = WORD_RE.findall(t.lower())
+    return w + [a + " " + b for a, b in zip(w, w[1:])]
+
+
+class IntentModel:
+    def fit(self, texts, E, Cf, y):
+        self.cv = TfidfVectorizer(analyzer=char_ngrams, min_df=2, sublinear_tf=True, max_features=CHAR_MAX).fit(texts)
+        self.wv = TfidfVectorizer(analyzer=word_ngrams, min_df=2, sublinear_tf=True, max_features=WORD_MAX).fit(texts)
+        self.lr = LogisticRegression(C=INTENT_C, max_iter=5000).fit(self.X(texts, E, Cf), y)
+        return self
+
+    def X(self, texts, E, Cf):
+        return sp_hstack([self.cv.transform(texts), self.wv.transform(texts), csr_matrix(np.hstack([E, Cf]))]).tocsr()
+
+    def logits(self, texts, E, Cf):
+        return self.X(texts, E, Cf) @ self.lr.coef_.T + self.lr.intercept_
+
+
+def r6(a):
+    return [float(f"{x:.6g}") for x in np.asarray(a).ravel()]
+
+
+def build_intent(out_dir):
+    rows = load_train()
+    texts = [r["text"] for r in rows]
+    y = np.array([ROUTES.index(r["route"]) for r in rows])
+    wr = np.array([r["writer"] for r in rows])
+    E, Cf = embed(texts), cheap_feats(texts)
+    L = np.zeros((len(rows), 4))
+    for w in WRITERS:  # leave-one-writer-out logits, to set the PV bias
+        tr, te = wr != w, wr == w
+        m = IntentModel().fit([texts[i] for i in np.where(tr)[0]], E[tr], Cf[tr], y[tr])
+        L[te] = m.logits([texts[i] for i in np.where(te)[0]], E[te], Cf[te])
+    pv = ROUTES.index("pharmacovigilance")
+    bias, curve = None, []
+    for b in np.arange(0, 4.01, 0.25):
+        M = L.copy(); M[:, pv] += b
+        p = M.argmax(1)
+        rec = float(((p == pv) & (y == pv)).sum() / (y == pv).sum())
+        fa = float(((p == pv) & (y != pv)).sum() / (y != pv).sum())
+        acc = float((p == y).mean())
+        curve.append({"pv_bias": float(b), "pv_recall": round(rec, 4), "false_alarm": round(fa, 4), "accuracy": round(acc, 4)})
+        if bias is None and rec >= PV_RECALL_TARGET:
+            bias = float(b)
+    m = IntentModel().fit(texts, E, Cf, y)
+    cv, wv = m.cv, m.wv
+    nc, nw = len(cv.vocabulary_), len(wv.vocabulary_)
+    W = m.lr.coef_
+    head = {
+        "kind": "onlabel-intent-head", "version": 1, "classes": ROUTES,
+        "feature_spec": {
+            "blocks": ["char_tfidf", "word_tfidf", "minilm", "cheap"],
+            "char_tfidf": "lowercase; split on whitespace; each word padded ' w '; every char n-gram n=2..4; "
+                          "tf = 1+ln(count); x = tf*idf for n-grams in vocab; L2-normalise the block",
+            "word_tfidf": "lowercase; tokens = Unicode \\w+ runs; unigrams + 'a b' bigrams; tf = 1+ln(count); x = tf*idf; L2-normalise the block",
+            "minilm": "all-MiniLM-L6-v2 mean-pooled, L2-normalised (384), same as index::dense::Embedder",
+            "cheap": CHEAP_SPEC,
+            "logit": "z = W·[char, word, minilm, cheap] + b; z[pharmacovigilance] += threshold.pv_bias; route = argmax z",
+        },
+        "char_vocab": {k: int(v) for k, v in sorted(cv.vocabulary_.items(), key=lambda kv: kv[1])},
+        "char_idf": r6(cv.idf_), "word_vocab": {k: int(v) for k, v in sorted(wv.vocabulary_.items(), key=lambda kv: kv[1])},
+        "word_idf": r6(wv.idf_),
+        "weights": {c: {"char": r6(W[i, :nc]), "word": r6(W[i, nc:nc + nw]), "minilm": r6(W[i, nc + nw:nc + nw + 384]),
+                        "cheap": r6(W[i, nc + nw + 384:])} for i, c in enumerate(ROUTES)},
+        "bias": r6(m.lr.intercept_),
+        "threshold": {"pv_bias": bias, "pv_recall_target": PV_RECALL_TARGET, "lowo_curve": curve},
+        "training": {"asks": len(rows), "writers": WRITERS, "C": INTENT_C, "seed": SEED},
+    }
+    json.dump(head, open(os.path.join(out_dir, "intent_head.json"), "w"), ensure_ascii=False, separators=(",", ":"))
+    print(f"intent: {len(rows)} asks, vocab char={nc} word={nw}, pv_bias={bias}", file=sys.stderr)
+    return m, bias
+
+
+def product_indexes():
+    cands = load_all()
+    by = defaultdict(list)
+    for c in cands:
+        by[c["product"]].append(c)
+    idx = {}
+    for p, cs in by.items():
+        V = embed([c["text"] for c in cs])
+        VH = embed([(c["heading"] + ": " + c["text"]) if c["heading"] else c["text"] for c in cs])
+        idx[p] = ProductIndex(cs, V, VH)
+    return idx
+
+
+def build_rerank(out_dir):
+    idx = product_indexes()
+    rows = [r for r in load_train() if r["route"] == "answer" and r.get("quote") and r.get("product") in idx]
+    QV = embed([r["text"] for r in rows])
+    X, Y = [], []
+    for r, qv in zip(rows, QV):
+        pi = idx[r["product"]]
+        lab = np.array([overlaps(r["quote"], c["text"]) for c in pi.cands], float)
+        if lab.sum() == 0:
+            continue
+        X.append(pi.features(r["text"], qv)); Y.append(lab)
+    X, Y = np.vstack(X), np.concatenate(Y)
+    m = LogisticRegression(C=RERANK_C, max_iter=3000, class_weight="balanced").fit(X, Y)
+    head = {
+        "kind": "onlabel-sentence-rerank-head", "version": 1, "features": FEATURES,
+        "weights": r6(m.coef_[0]), "bias": float(m.intercept_[0]),
+        "feature_spec": {
+            "cos": "dot(minilm(question), minilm(sentence))", "cos_head": "dot(minilm(question), minilm(heading + ': ' + sentence))",
+            "cos_rel / cos_head_rel": "the cosine minus the best cosine among the candidates",
+            "bm25_rel / bm25_head_rel": "BM25 (k1=1.2, b=0.75, idf=ln(1+(N-df+.5)/(df+.5)), over the product's sentences; tokens = lowercase [a-z0-9]+ "
+                                        "minus stopwords, alphabetic tokens cut to 5 chars) / max over candidates (+1e-9); _head: heading + ' ' + sentence",
+            "cover / cover_head": "idf-weighted share of the question's distinct tokens found in the sentence (heading + sentence)",
+            "log_len": "ln(1+chars)/6", "is_row": "1 if the sentence is a table row ('|')", "num_both": "1 if question and sentence both hold a digit",
+            "kind_*": "one-hot section kind (PLR number -> kind; heading words for non-PLR; FAQ)",
+            "stopwords": sorted(STOP), "section_kinds": SECTION_KINDS, "plr_number_kind": NUM_KIND,
+            "score": "s = w·f + bias; p = sigmoid(s) (class-balanced training: p is a relative score, calibrate before gating)",
+        },
+        "training": {"groups": len(rows), "pairs": int(len(Y)), "positives": int(Y.sum()), "C": RERANK_C, "seed": SEED},
+    }
+    json.dump(head, open(os.path.join(out_dir, "rerank_head.json"), "w"), indent=1)
+    print(f"rerank: {len(rows)} questions, {len(Y)} pairs", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    warnings.filterwarnings("ignore")
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "out"))
+    a = ap.parse_args()
+    np.random.seed(SEED)
+    os.makedirs(a.out, exist_ok=True)
+    build_intent(a.out)
+    build_rerank(a.out)
