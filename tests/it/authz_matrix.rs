@@ -150,10 +150,14 @@ pub fn world() -> &'static World {
     })
 }
 
-/// Locks `id` the way the throttle does: failed sign-ins past `lock_after`.
+/// Locks `id` the way the throttle does: failed sign-ins past `lock_after`
+/// (each from an address of its own, which no address throttle has seen).
 fn lock(store: &Store, id: &str) {
+    static N: AtomicU32 = AtomicU32::new(1);
+    let n = N.fetch_add(1, Ordering::SeqCst);
     let users = Users::with_policy(store, SignInPolicy { window_secs: 3600, throttle_after: 1, lock_after: 1 });
-    let at = Attempt::http(Some("192.0.2.250".parse().unwrap()), "POST", Some("/fixture"), "/fixture");
+    let ip = std::net::IpAddr::from([172, 16, (n >> 8) as u8, n as u8]);
+    let at = Attempt::http(Some(ip), "POST", Some("/fixture"), "/fixture");
     assert!(users.authenticate_from(id, "olt_wrong", &at).is_err());
     assert!(users.get(id).unwrap().unwrap().locked_at.is_some(), "{id} locked");
 }
