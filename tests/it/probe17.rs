@@ -14,6 +14,9 @@ fn run(data: &Path, token: Option<&str>, args: &[&str]) -> (i32, String, String)
     for v in ["ONLABEL_TOKEN", "ONLABEL_USER", "ONLABEL_ROOT", "RUST_BACKTRACE"] {
         c.env_remove(v);
     }
+    // The matrix shares this store and fails many sign-ins from this OS user
+    // on purpose; the throttle is tested on stores of its own.
+    c.env("ONLABEL_SIGN_IN_THROTTLE_AFTER", "1000000").env("ONLABEL_SIGN_IN_LOCK_AFTER", "1000000");
     if let Some(t) = token {
         c.env("ONLABEL_TOKEN", t);
     }
