@@ -75,7 +75,7 @@ codes! {
     "signature_refused" => D, 403, "an e-signature's password or secret was not accepted";
     "self_approval" => D, 403, "the author of a prompt version cannot sign it; another mlr_reviewer must";
     "self_rejection" => D, 403, "the author of a prompt version cannot reject it either; another mlr_reviewer must";
-    "no_credential" => D, 401, "no token was given (ONLABEL_TOKEN unset and no terminal to ask on)";
+    "no_credential" => B, 401, "no token was given (ONLABEL_TOKEN unset and no terminal to ask on)";
     "too_many_sign_in_failures" => D, 429, "too many failed sign-ins from this address or for this user; wait for Retry-After";
     "user_locked" => D, 403, "the user is locked after too many failed sign-ins; an admin unlocks it (`onlabel users unlock`)";
     // The HTTP request itself.
@@ -146,7 +146,7 @@ codes! {
     // Cases.
     "case_not_found" => B, 404, "no case with this id";
     "invalid_transition" => B, 409, "the case's state does not allow this step";
-    "case_owner_invalid" => B, 400, "a case can only be assigned to an existing, enabled medical user";
+    "case_owner_invalid" => B, 409, "a case can only be assigned to an existing, enabled medical user";
     "case_has_no_owner" => B, 409, "the case must be assigned before it is worked";
     "case_closed" => B, 409, "the case is closed";
     // The server process.

@@ -228,7 +228,9 @@ mod tests {
             reload_prompt: None,
         };
         let st = AppState::new(copilot, config).unwrap();
-        let user = crate::users::Users::new(&st.store).add("rex", "Rex Rep", crate::users::Role::Rep, None).unwrap().0;
+        let users = crate::users::Users::new(&st.store);
+        let root = users.add("root", "Ada Admin", crate::users::Role::Admin, None).unwrap().0;
+        let user = users.add("rex", "Rex Rep", crate::users::Role::Rep, Some(&root)).unwrap().0;
         let job = Job {
             ask: Ask { question: "How often should liver tests be done?".into(), product: Some("zentravia".into()), role: "rep".into(), as_of: today() },
             who: Requester { user: "rex".into(), hcp: None },

@@ -20,6 +20,7 @@ use crate::harness;
 /// keep this list short and add nothing that reads like one case's wording.
 const GENERAL_PHRASES: &[&str] = &[
     "through the roof",        // idiom for a lab value far above normal
+    "cutaneous t-cell lymphoma", // a disease name (off-label rule, older than the suite heldout2 that also names it)
     "came down with",          // idiom for falling ill
     "off the record",          // idiom of prompt injection / compliance evasion
     "for a friend",            // "asking for a friend": evasion idiom

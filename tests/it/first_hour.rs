@@ -264,7 +264,7 @@ fn issue10_4_errors_are_json_with_stable_codes_and_design_exit_codes() {
         (vec!["products", "--index", none.to_str().unwrap()], 2, "index_missing"),
         (vec!["ask", "--index", &idx, "--as-of", "2026-13-01", "q"], 2, "usage"),
         (vec!["no-such-command"], 2, "usage"),
-        (vec!["users", "add", "--id", "x", "--name", "X", "--role", "rep", "--as", "nobody"], 2, "bad_input"),
+        (vec!["users", "add", "--id", "x", "--name", "X", "--role", "rep", "--as", "nobody"], 2, "no_credential"),
     ];
     for (args, exit, code) in &cases {
         let mut a = vec!["--json"];
@@ -394,10 +394,10 @@ fn issue10_7_email_and_summary_refuse_empty_or_unknown_input() {
     let notes = root().join("examples/visit-notes.txt");
     let n = notes.to_str().unwrap();
     for (args, code, says) in [
-        (vec!["email", "--index", &idx, "--product", "zentravix", "--hcp", "Dr. Shah", "dosing"], "bad_input", "no product \"zentravix\""),
+        (vec!["email", "--index", &idx, "--product", "zentravix", "--hcp", "Dr. Shah", "dosing"], "unknown_product", "no product \"zentravix\""),
         (vec!["email", "--index", &idx, "--product", "zentravia", "--hcp", " ", "dosing"], "bad_input", "--hcp"),
         (vec!["email", "--index", &idx, "--product", "zentravia", "--hcp", "Dr. Shah", ""], "bad_input", "TOPICS"),
-        (vec!["summarize", "--index", &idx, "--product", "zentravix", n], "bad_input", "it holds: zentravia"),
+        (vec!["summarize", "--index", &idx, "--product", "zentravix", n], "unknown_product", "it holds: zentravia"),
     ] {
         let (got, out, err) = u.run(&[&["--json", "--data", u.home.join("d").to_str().unwrap()][..], &args[..]].concat());
         assert_eq!(got, 2, "{args:?}: {out}");
