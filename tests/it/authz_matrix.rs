@@ -464,10 +464,14 @@ fn probe_row5_200_bad_tokens_get_429_with_retry_after_and_the_store_grows_bounde
     let attacker: SocketAddr = "203.0.113.9:5555".parse().unwrap();
     // A long path on a route that checks the token (the probe's 65 KB path).
     let long = format!("/api/v1/prompts/{}", "a".repeat(60_000));
-    let (audit_before, bytes_before) = (count(&store, "SELECT count(*) FROM audit_log"), store_bytes(&data));
+    let audit_before = count(&store, "SELECT count(*) FROM audit_log");
     let mut statuses = BTreeMap::new();
     let mut retry_after = None;
+    let mut bytes_throttled = 0;
     for i in 0..200 {
+        if i == 20 {
+            bytes_throttled = store_bytes(&data);
+        }
         let r = call(&app, "GET", &long, Some(&format!("olt_bad{i}")), None, attacker);
         *statuses.entry(r.status.as_u16()).or_insert(0) += 1;
         if r.status == StatusCode::TOO_MANY_REQUESTS {
@@ -483,8 +487,8 @@ fn probe_row5_200_bad_tokens_get_429_with_retry_after_and_the_store_grows_bounde
     let added = count(&store, "SELECT count(*) FROM audit_log") - audit_before;
     assert_eq!(added, 2, "audit records added by 200 bad tokens");
     assert_eq!(count(&store, "SELECT count(*) FROM sign_in_failures"), 1);
-    let grew = store_bytes(&data).saturating_sub(bytes_before);
-    assert!(grew < 64 * 1024, "the store grew {grew} bytes");
+    // Once the address is throttled nothing more is written: the last 180 requests grew nothing.
+    assert_eq!(store_bytes(&data), bytes_throttled, "the store grew while the address was throttled");
     let longest = count(&store, "SELECT max(length(detail_json)) FROM audit_log WHERE action LIKE 'login_%'");
     assert!(longest < 1000, "a failure's record stays small: {longest}");
     let stored = count(&store, "SELECT count(*) FROM audit_log WHERE detail_json LIKE '%aaaaaaaaaa%'");
@@ -584,7 +588,7 @@ fn probe_row7_the_author_can_neither_approve_nor_reject_over_http() {
 fn probe_row11_request_ids_are_the_servers_and_a_client_id_is_kept_bounded() {
     let w = world();
     let rep = &w.tokens["m-rep"];
-    let client = format!("client-{}\u{1}-tail", "x".repeat(200));
+    let client = format!("client-{} \t-tail", "x".repeat(200));
     let body = json!({"question": "What are the LFT monitoring rules?", "product": "zentravia"}).to_string();
     let r = call_with(&w.app, "POST", "/api/v1/ask", Some(rep), Some(&body), w.addr(), &[("x-request-id", &client)]);
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
