@@ -180,7 +180,6 @@ impl Error {
         matches!(
             self,
             Error::BadCredential { .. }
-                | Error::NoCredential { .. }
                 | Error::PermissionDenied { .. }
                 | Error::Throttled { .. }
                 | Error::Locked { .. }
