@@ -9,7 +9,7 @@
 //!
 //! - **Counted in the store, not in memory.** The command line and every
 //!   server process share one `onlabel.sqlite`, so they share one count, and
-//!   a restart does not reset it (table `sign_in_failures`, migration 6).
+//!   a restart does not reset it (table `sign_in_failures`, migrations 6 and 7).
 //! - **Coalesced.** The hash-chained audit log is append-only and kept for
 //!   years, so a flood must not grow it per request. A failure updates one
 //!   counter row per (client address, user, window, reason — one of a handful
@@ -238,7 +238,7 @@ pub(super) struct Recorded {
 }
 
 /// Records one failed (or throttled) sign-in in one write transaction:
-/// bumps the (address, user, window) counter, appends `login_failed` at the
+/// bumps the (address, user, window, reason) counter, appends `login_failed` at the
 /// key's first failure in the window and `login_throttled` when the address
 /// or the user reaches the throttle, and locks `user` (an existing user id)
 /// when its count reaches `lock_after`.
