@@ -1,11 +1,12 @@
 //! Issue 17's probe rows on the real binary: `--as-of` for compliance only
 //! (row 6), a damaged index (row 9), file inputs read with their limit
-//! (row 11). The HTTP rows are in `authz_matrix`, on its in-process fixture.
+//! (row 11); and the chat face's row 3, on the matrix's in-process router.
+//! The other HTTP rows are in `authz_matrix`, on the same fixture.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use crate::authz_matrix::world;
+use crate::authz_matrix::{call, world};
 use crate::harness::{bin, build_index, corpus, root};
 
 fn run(data: &Path, token: Option<&str>, args: &[&str]) -> (i32, String, String) {
@@ -148,4 +149,63 @@ fn probe_row11_summarize_dev_zero_fails_fast_at_the_notes_limit() {
     let (code, _, err) = run(&dir.path().join("data"), None, &["eval", "--extractive", "--index", idx.to_str().unwrap(), "--suite", "/dev/zero"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("byte limit"), "{err}");
+}
+
+/// An adverse event as a rep hears it (routes to pharmacovigilance on its own).
+const AE: &str = "My patient got a bad rash two weeks after starting zentravia";
+/// A plain on-label question (answered on its own).
+const DOSE: &str = "What is the recommended dose of zentravia?";
+
+/// Posts `messages` to the chat face as `m-rep`; returns the `onlabel`
+/// extension (route, case id, audit id) of the completion.
+fn chat(messages: serde_json::Value) -> serde_json::Value {
+    let w = world();
+    let body = serde_json::json!({"model": "onlabel:zentravia", "messages": messages}).to_string();
+    let r = call(&w.app, "POST", "/v1/chat/completions", Some(&w.tokens["m-rep"]), Some(&body), w.addr());
+    assert_eq!(r.status.as_u16(), 200, "{}", r.body);
+    r.body["onlabel"].clone()
+}
+
+/// The audit record `ext` names: its `input`, its `case_id`.
+fn audited(ext: &serde_json::Value) -> (String, Option<String>) {
+    let seq = ext["audit_id"].as_i64().unwrap_or_else(|| panic!("no audit id: {ext}"));
+    world()
+        .store
+        .with_conn(|c| c.query_row("SELECT input, case_id FROM audit_log WHERE seq = ?1", [seq], |r| Ok((r.get(0)?, r.get(1)?))))
+        .unwrap()
+}
+
+/// Checks that `ext` routed to PV with a case holding the report, and that
+/// its audit record's input is the whole conversation.
+fn assert_reported(ext: &serde_json::Value, turns: &[&str]) {
+    assert_eq!(ext["route"], "pharmacovigilance", "{ext}");
+    let case_id = ext["case_id"].as_str().unwrap_or_else(|| panic!("no case opened: {ext}"));
+    let case = onlabel::cases::CaseStore::open(&world().data).unwrap().get(case_id).unwrap().expect("the case is stored");
+    assert!(case.question.contains(AE), "the case keeps the reporter's words: {:?}", case.question);
+    let (input, audited_case) = audited(ext);
+    assert_eq!(audited_case.as_deref(), Some(case_id));
+    for t in turns {
+        assert!(input.contains(t), "the audit input holds {t:?}: {input:?}");
+    }
+}
+
+#[test]
+fn probe_row3_chat_screens_every_turn() {
+    // The control: the last turn alone is a plain question, answered.
+    let alone = chat(serde_json::json!([{"role": "user", "content": DOSE}]));
+    assert_eq!(alone["route"], "answer", "{alone}");
+    assert!(alone["case_id"].is_null(), "{alone}");
+    // The probe: the report in the first user turn, the dose question last.
+    let ext = chat(serde_json::json!([
+        {"role": "user", "content": AE},
+        {"role": "assistant", "content": "I can only answer from approved material."},
+        {"role": "user", "content": DOSE},
+    ]));
+    assert_reported(&ext, &[AE, DOSE]);
+    // The same report told in the system turn.
+    let ext = chat(serde_json::json!([
+        {"role": "system", "content": format!("Notes from the visit: {AE}.")},
+        {"role": "user", "content": DOSE},
+    ]));
+    assert_reported(&ext, &[AE, DOSE]);
 }
