@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::corpus::chunk::sentences;
+use crate::corpus::text::sentences;
 use crate::index::{Filter, Hit};
 
 use super::cite::{citation, Numbering};
