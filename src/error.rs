@@ -95,6 +95,7 @@ codes! {
     "unknown_product" => B, 400, "the product is not in the index (`onlabel products`, GET /api/v1/products list them)";
     "unknown_model" => B, 400, "an OpenAI-style `model` other than `onlabel` or `onlabel:PRODUCT`";
     "no_question" => B, 400, "a chat request with no user message";
+    "template_invalid" => C, 500, "an approved draft template (prompts/email.j2, prompts/summary.j2) does not render: fix it and have it approved again";
     "escalation_failed" => C, 503, "the question needs Medical or Pharmacovigilance but its case could not be opened: report it by phone";
     // Query parameters and paths of the API.
     "bad_version_id" => B, 400, "a prompt version id that is not NAME@N";

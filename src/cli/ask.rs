@@ -3,15 +3,13 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
 
 use super::query::{answer_day, build_or_report, case_stored_line, copilot_with, open_trace, reporter, with_case_store};
 use super::{out, outln, signin, Ctx, QueryArgs, EXIT_OK};
-use crate::copilot::trace;
-use crate::copilot::{Answer, Ask, Route};
+use crate::copilot::{Answer, Ask, Request, Route, Task, Trace};
 
 /// Options of `onlabel ask`.
 #[derive(Debug, Args)]
@@ -50,52 +48,44 @@ pub(super) fn run(a: &AskArgs, ctx: &Ctx) -> anyhow::Result<i32> {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
-    let who = crate::copilot::Requester { user: reporter(&actor), hcp: a.hcp.clone() };
-    let req = Ask {
-        question: a.question.clone(),
+    let req = Request {
+        task: Task::Ask { question: a.question.clone() },
         product: a.product.clone(),
         role: q.role.clone(),
         as_of: day,
+        requester: crate::copilot::Requester { user: reporter(&actor), hcp: a.hcp.clone() },
+        generate: !q.gen.extractive,
     };
-    let index_dir = q.index()?.to_path_buf();
     // Recorded with the answer: which product it was taken to be about.
-    let resolved = copilot.resolve_product(&req);
-    let context = |total_ms: f64| {
-        serde_json::json!({
-            "product": a.product, "resolved_product": resolved.product(), "hcp": a.hcp, "index": index_dir, "as_of": req.as_of.to_string(),
-            "retrieval": format!("{:?}", copilot.retrieval()).to_lowercase(), "total_ms": total_ms,
-        })
+    let resolved = copilot.resolve_product(&Ask { question: a.question.clone(), product: a.product.clone(), role: q.role.clone(), as_of: day });
+    let trace = Trace {
+        audit: &audit,
+        actor,
+        context: serde_json::json!({
+            "product": a.product, "resolved_product": resolved.product(), "hcp": a.hcp, "index": q.index()?, "as_of": day.to_string(),
+        }),
     };
-    let t0 = Instant::now();
-    if json || !std::io::stdout().is_terminal() {
-        let mut answer = copilot.ask_as(&req, &who, &mut |_| {})?;
-        // The record is appended before the answer is shown: nothing leaves untraced.
-        let tctx = context(t0.elapsed().as_secs_f64() * 1e3);
-        trace::record_answer(&audit, &actor, "ask", &a.question, &mut answer, tctx)?;
-        if json {
-            outln!("{}", with_case_store(&answer, answer.case_id.as_deref(), ctx)?);
-        } else {
-            out!("{}", render_text(&answer));
-            outln!("(audit record {})", answer.audit_id.unwrap_or_default());
-            out!("{}", case_stored_line(answer.case_id.as_deref(), ctx));
-        }
+    // The audit record is appended before anything is shown (the copilot
+    // holds the verified sentences until it exists); on a terminal, the
+    // sentences are then printed one by one, followed by the citations.
+    let terminal = !json && std::io::stdout().is_terminal();
+    let mut streamed = false;
+    let answer = copilot
+        .run(&req, Some(&trace), &mut |e| match e {
+            crate::copilot::Event::Sentence(t) if terminal => {
+                out!("{}{t}", if streamed { " " } else { "" });
+                use std::io::Write as _;
+                let _ = std::io::stdout().flush();
+                streamed = true;
+            }
+            crate::copilot::Event::Sentence(_) => {}
+        })?
+        .into_answer()
+        .context("the copilot returned no answer to a question (a bug)")?;
+    if json {
+        outln!("{}", with_case_store(&answer, answer.case_id.as_deref(), ctx)?);
         return Ok(EXIT_OK);
     }
-    // On a terminal: each sentence as soon as it has passed the verifier and
-    // the output guard (never the model's raw draft), then the citations. The
-    // audit record is appended once the answer is complete; if that fails,
-    // the command fails (exit 2) and says so.
-    let mut streamed = false;
-    let mut answer = copilot.ask_as(&req, &who, &mut |e| match e {
-        crate::copilot::Event::Sentence(t) => {
-            out!("{}{t}", if streamed { " " } else { "" });
-            use std::io::Write as _;
-            let _ = std::io::stdout().flush();
-            streamed = true;
-        }
-    })?;
-    let tctx = context(t0.elapsed().as_secs_f64() * 1e3);
-    let recorded = trace::record_answer(&audit, &actor, "ask", &a.question, &mut answer, tctx);
     if streamed && answer.route == Route::Answer {
         outln!();
         out!("{}", render_citations(&answer));
@@ -103,8 +93,7 @@ pub(super) fn run(a: &AskArgs, ctx: &Ctx) -> anyhow::Result<i32> {
         out!("{}", render_text(&answer));
         out!("{}", case_stored_line(answer.case_id.as_deref(), ctx));
     }
-    let seq = recorded.context("the answer above was shown but could NOT be recorded in the audit log; report it to compliance")?;
-    outln!("(audit record {seq})");
+    outln!("(audit record {})", answer.audit_id.unwrap_or_default());
     Ok(EXIT_OK)
 }
 

@@ -2,8 +2,10 @@
 //!
 //! Every subcommand signs in like the registry commands do (see
 //! [`super::signin`]): `--as USER` plus the token from `ONLABEL_TOKEN` (or a
-//! no-echo prompt on a terminal). A wrong or missing token, a disabled user,
-//! or a role that may not do it is exit 3, and the refusal is audited.
+//! no-echo prompt on a terminal). A wrong token, a disabled or locked user,
+//! or a role that may not do it is exit 3, and the refusal is audited; a
+//! missing token is exit 2 (`no_credential`, the fix is to set the token).
+//! Every exit status comes from the error table ([`crate::error::CODES`]).
 //! Changing a case (`assign`, `triage`, `start`, `resolve`) needs the medical
 //! or admin role ([`cases::WORKERS`]); reading the queue (`list`, `show`,
 //! which show the reporter's words and patient details) needs medical,
@@ -20,8 +22,8 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use super::signin::{report, sign_in, SignIn, EXIT_DENIED};
-use super::{EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK};
+use super::signin::{report, sign_in, SignIn};
+use super::EXIT_OK;
 use crate::cases::{self, Case, CaseFilter, CaseKind, CaseState, CaseStore, HistoryEntry, NewCase};
 use crate::store;
 use crate::users::Role;
@@ -155,19 +157,17 @@ pub fn run(cmd: &CasesCommand, data_dir: &Path, json: bool) -> anyhow::Result<i3
             }
             Ok(exit_code(&e))
         }
-        // Sign-in and role refusals: exit 3, audited, as for the registry commands.
+        // Sign-in and role refusals: audited, as for the registry commands;
+        // their exit status comes from the same table.
         Err(e) => Ok(report(&e, json, data_dir)),
     }
 }
 
+/// The exit status of a case error: its code's row in [`crate::error::CODES`]
+/// (a missing case or a wrong step is 2, a refused actor 3, a store that
+/// failed its own checks 1), never decided here.
 fn exit_code(e: &cases::Error) -> i32 {
-    match e {
-        _ if e.is_denied() => EXIT_DENIED,
-        _ if e.is_user_error() => EXIT_BAD_INPUT,
-        cases::Error::Store(store::Error::Io { .. }) => EXIT_BAD_INPUT,
-        // The store failed its own checks: not a database, damaged, from a newer version.
-        _ => EXIT_CHECK_FAILED,
-    }
+    crate::error::exit_status(e.code())
 }
 
 /// The command's name (for the audit record of a refused sign-in) and the roles that may run it.

@@ -1,14 +1,13 @@
 //! `onlabel email`: a follow-up email draft (never sent) with approved,
 //! cited statements and the safety information.
 
-use std::time::Instant;
+use std::path::PathBuf;
 
 use clap::Args;
 
-use super::query::{answer_day, case_stored_line, copilot, known_product, open_trace, reporter};
+use super::query::{answer_day, build_or_report, case_stored_line, copilot, open_trace, reporter, with_case_store};
 use super::{error, out, outln, signin, Ctx, GenArgs, QueryArgs, EXIT_OK};
-use crate::copilot::trace;
-use crate::copilot::{Ask, Route};
+use crate::copilot::{DraftTemplates, Outcome, Request, Route, Task, Trace};
 
 /// Options of `onlabel email`.
 #[derive(Debug, Args)]
@@ -24,6 +23,10 @@ pub(super) struct EmailArgs {
     /// Your user id (signs you in when ONLABEL_TOKEN is set; see `ask --help`).
     #[arg(long = "as", env = "ONLABEL_USER")]
     pub(super) user: Option<String>,
+    /// The repository root the prompt registry's paths are relative to (the
+    /// `email` template's approved version is read from there).
+    #[arg(long, default_value = ".", env = "ONLABEL_ROOT")]
+    pub(super) root: PathBuf,
     /// The topics discussed, as free text.
     pub(super) topics: String,
 }
@@ -37,28 +40,32 @@ pub(super) fn run(a: &EmailArgs, ctx: &Ctx) -> anyhow::Result<i32> {
     if a.topics.trim().is_empty() {
         return Err(error::Error::BadInput { field: "TOPICS", reason: "are empty: say what was discussed".into() }.into());
     }
-    known_product(&a.q, &a.product)?;
     let (audit, actor) = match open_trace(data, a.user.as_deref(), &a.q.role, "email") {
         Ok(x) => x,
         Err(e) => return Ok(signin::report(&e, json, data)),
     };
     let day = answer_day(&a.q, &actor)?;
     let q = QueryArgs { role: actor.role.clone(), as_of: Some(day), gen: GenArgs { extractive: true, ..a.q.gen.clone() }, ..a.q.clone() };
-    let copilot = copilot(&q, Some(data))?;
-    let req = Ask { question: a.topics.clone(), product: Some(a.product.clone()), role: q.role.clone(), as_of: day };
-    let who = crate::copilot::Requester { user: reporter(&actor), hcp: Some(a.hcp.clone()) };
-    let t0 = Instant::now();
-    let d = copilot.email(&req, &who, &a.hcp)?;
-    let tctx = serde_json::json!({"product": a.product, "hcp": a.hcp, "index": q.index()?, "as_of": req.as_of.to_string(),
-        "total_ms": t0.elapsed().as_secs_f64() * 1e3});
-    let seq = trace::record_email(&audit, &actor, &a.topics, &d, copilot.guard().map(|g| g.rules_version()), tctx)?;
+    let built = copilot(&q, Some(data)).and_then(|c| Ok(c.with_drafts(DraftTemplates::live(audit.store(), &a.root)?)));
+    let copilot = match build_or_report(built, json, data)? {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let req = Request {
+        task: Task::Email { topics: a.topics.clone(), hcp: a.hcp.clone() },
+        product: Some(a.product.clone()),
+        role: q.role.clone(),
+        as_of: day,
+        requester: crate::copilot::Requester { user: reporter(&actor), hcp: Some(a.hcp.clone()) },
+        generate: false,
+    };
+    let trace = Trace { audit: &audit, actor, context: serde_json::json!({"product": a.product, "hcp": a.hcp, "index": q.index()?, "as_of": day.to_string()}) };
+    let Outcome::Email(d) = copilot.run(&req, Some(&trace), &mut |_| {})? else {
+        anyhow::bail!("the copilot returned no email draft (a bug)");
+    };
+    let seq = d.audit_id.unwrap_or_default();
     if json {
-        let mut v = serde_json::to_value(&d)?;
-        v["audit_id"] = seq.into();
-        if d.case_id.is_some() {
-            v["case_store"] = ctx.store_file().display().to_string().into();
-        }
-        outln!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", with_case_store(&d, d.case_id.as_deref(), ctx)?);
     } else if let (Route::Answer, false) = (d.route, d.body.is_empty()) {
         out!("{}", d.body);
         if let Some(m) = &d.message {

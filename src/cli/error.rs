@@ -50,16 +50,6 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
-    /// A product the index does not hold: nothing was answered or opened.
-    #[error("no product {product:?} in the index at {index} (it holds: {known}); see `onlabel products`")]
-    UnknownProduct {
-        /// The product asked for (lower-cased).
-        product: String,
-        /// The index.
-        index: PathBuf,
-        /// The products it holds, comma-separated.
-        known: String,
-    },
     /// A bad value on the command line.
     #[error("{field}: {reason}")]
     BadInput {
@@ -78,7 +68,6 @@ impl Error {
             Error::NoIndex => "index_not_set",
             Error::DamagedIndex { .. } => "index_damaged",
             Error::BadFile { .. } => "bad_file",
-            Error::UnknownProduct { .. } => "unknown_product",
             Error::BadInput { .. } => "bad_input",
         }
     }

@@ -222,19 +222,3 @@ pub(super) fn build_or_report(
         },
     }
 }
-
-/// Refuses a product the index does not hold: a draft or summary for it
-/// would look complete and cite nothing.
-pub(super) fn known_product(q: &QueryArgs, product: &str) -> anyhow::Result<()> {
-    let names = super::products::read(q.index()?)?.names();
-    let p = product.trim().to_lowercase();
-    if names.contains(&p) {
-        return Ok(());
-    }
-    Err(error::Error::UnknownProduct {
-        product: p,
-        index: q.index()?.to_path_buf(),
-        known: if names.is_empty() { "nothing".to_string() } else { names.join(", ") },
-    }
-    .into())
-}

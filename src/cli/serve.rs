@@ -62,7 +62,8 @@ pub fn run(a: &ServeArgs, data: &std::path::Path) -> anyhow::Result<i32> {
     let store = crate::store::Store::open(data)?;
     let root = a.root.clone();
     let prompt_path = a.q.gen.prompt.clone();
-    let copilot = copilot_with(&a.q, Some(data), |p| Ok(live_prompt(p, &store, &root)?))?;
+    let copilot = copilot_with(&a.q, Some(data), |p| Ok(live_prompt(p, &store, &root)?))?
+        .with_drafts(crate::copilot::DraftTemplates::live(&store, &root)?);
     drop(store);
     let index = a.q.index()?.to_path_buf();
     let products = products::read(&index)?.listing(a.q.as_of.unwrap_or_else(today));

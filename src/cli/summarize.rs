@@ -2,14 +2,12 @@
 //! summary; product claims without an approved passage are removed.
 
 use std::path::PathBuf;
-use std::time::Instant;
 
 use clap::Args;
 
-use super::query::{answer_day, case_stored_line, copilot, known_product, open_trace, reporter};
+use super::query::{answer_day, build_or_report, case_stored_line, copilot, open_trace, reporter, with_case_store};
 use super::{error, out, outln, signin, Ctx, GenArgs, QueryArgs, EXIT_OK};
-use crate::copilot::trace;
-use crate::copilot::{Ask, MAX_NOTES_BYTES};
+use crate::copilot::{DraftTemplates, Outcome, Request, Task, Trace, MAX_NOTES_BYTES};
 
 /// Options of `onlabel summarize`.
 #[derive(Debug, Args)]
@@ -25,6 +23,10 @@ pub(super) struct SummarizeArgs {
     /// The HCP visited (recorded on any case the notes open).
     #[arg(long)]
     pub(super) hcp: Option<String>,
+    /// The repository root the prompt registry's paths are relative to (the
+    /// `summary` template's approved version is read from there).
+    #[arg(long, default_value = ".", env = "ONLABEL_ROOT")]
+    pub(super) root: PathBuf,
     /// A text file with the visit notes.
     pub(super) notes_file: PathBuf,
 }
@@ -41,31 +43,38 @@ pub(super) fn run(a: &SummarizeArgs, ctx: &Ctx) -> anyhow::Result<i32> {
     if notes.trim().is_empty() {
         return Err(bad("is empty".into()).into());
     }
-    known_product(&a.q, &a.product)?;
     let (audit, actor) = match open_trace(data, a.user.as_deref(), &a.q.role, "summarize") {
         Ok(x) => x,
         Err(e) => return Ok(signin::report(&e, json, data)),
     };
     let day = answer_day(&a.q, &actor)?;
     let q = QueryArgs { role: actor.role.clone(), as_of: Some(day), gen: GenArgs { extractive: true, ..a.q.gen.clone() }, ..a.q.clone() };
-    let copilot = copilot(&q, Some(data))?;
-    let req = Ask { question: String::new(), product: Some(a.product.clone()), role: q.role.clone(), as_of: day };
-    let who = crate::copilot::Requester { user: reporter(&actor), hcp: a.hcp.clone() };
-    let t0 = Instant::now();
-    let s = copilot.summarize(&notes, &req, &who)?;
-    let tctx = serde_json::json!({"product": a.product, "hcp": a.hcp, "index": q.index()?, "notes_file": a.notes_file,
-        "as_of": req.as_of.to_string(), "total_ms": t0.elapsed().as_secs_f64() * 1e3});
-    let seq = trace::record_summary(&audit, &actor, &notes, &s, copilot.guard().map(|g| g.rules_version()), tctx)?;
+    let built = copilot(&q, Some(data)).and_then(|c| Ok(c.with_drafts(DraftTemplates::live(audit.store(), &a.root)?)));
+    let copilot = match build_or_report(built, json, data)? {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let req = Request {
+        task: Task::Summarize { notes },
+        product: Some(a.product.clone()),
+        role: q.role.clone(),
+        as_of: day,
+        requester: crate::copilot::Requester { user: reporter(&actor), hcp: a.hcp.clone() },
+        generate: false,
+    };
+    let trace = Trace {
+        audit: &audit,
+        actor,
+        context: serde_json::json!({"product": a.product, "hcp": a.hcp, "index": q.index()?, "notes_file": a.notes_file, "as_of": day.to_string()}),
+    };
+    let Outcome::Summary(s) = copilot.run(&req, Some(&trace), &mut |_| {})? else {
+        anyhow::bail!("the copilot returned no summary (a bug)");
+    };
     if json {
-        let mut v = serde_json::to_value(&s)?;
-        v["audit_id"] = seq.into();
-        if s.case_id.is_some() {
-            v["case_store"] = ctx.store_file().display().to_string().into();
-        }
-        outln!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", with_case_store(&s, s.case_id.as_deref(), ctx)?);
     } else {
-        out!("{}", crate::copilot::email::render_summary(&s));
-        outln!("(audit record {seq})");
+        out!("{}", s.text);
+        outln!("(audit record {})", s.audit_id.unwrap_or_default());
         out!("{}", case_stored_line(s.case_id.as_deref(), ctx));
     }
     Ok(EXIT_OK)

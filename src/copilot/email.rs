@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::corpus::chunk::sentences;
+use crate::corpus::text::sentences;
 use crate::index::{Filter, Hit};
 
 use super::cite::{citation, Numbering};
@@ -140,6 +140,16 @@ pub struct EmailDraft {
     /// current answers them), and topics over [`MAX_TOPICS`]: not in the
     /// draft, and named in `message`.
     pub unsupported_topics: Vec<String>,
+    /// The email template that framed the statements (`email@N`; the
+    /// registry's live version when registered).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt_version: Option<String>,
+    /// SHA-256 of that template's content.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt_sha256: Option<String>,
+    /// The `seq` of the audit record of this draft (set once it is appended).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_id: Option<u64>,
 }
 
 /// The references of a draft: one citation per document section, numbered
@@ -201,6 +211,9 @@ impl Copilot {
             case_id: None,
             message: None,
             unsupported_topics: Vec::new(),
+            prompt_version: None,
+            prompt_sha256: None,
+            audit_id: None,
         };
         if let Some(e) = self.ask_guard_only(ask, who)? {
             draft.route = e.route;
@@ -292,8 +305,11 @@ impl Copilot {
             st.n = refs.number(p);
         }
         draft.references = refs.list;
-        draft.subject = format!("Follow-up on our discussion of {}", title_case(&product));
-        draft.body = render_email(&draft, hcp, &product);
+        let t = &self.drafts().email;
+        draft.subject = super::templates::email_subject(t, &title_case(&product))?;
+        draft.body = super::templates::email_body(t, &draft, hcp, &title_case(&product))?;
+        draft.prompt_version = Some(t.id());
+        draft.prompt_sha256 = Some(crate::prompts::sha256_hex(t.source.as_bytes()));
         if let Some(g) = self.guard() {
             draft.flags.extend(g.check_fair_balance(&draft.body, !draft.isi.is_empty()));
         }
@@ -348,32 +364,6 @@ fn title_case(p: &str) -> String {
     }
 }
 
-fn render_email(d: &EmailDraft, hcp: &str, product: &str) -> String {
-    let mut b = String::new();
-    b.push_str(&format!("[{}]\n\nSubject: {}\n\nDear {hcp},\n\n", d.banner, d.subject));
-    b.push_str(&format!("Thank you for your time today. As we discussed, the {} Prescribing Information states:\n\n", title_case(product)));
-    for s in &d.statements {
-        push_statement(&mut b, s);
-    }
-    b.push_str("\nIMPORTANT SAFETY INFORMATION\n\n");
-    for s in &d.isi {
-        push_statement(&mut b, s);
-    }
-    b.push_str("\nPlease see the full Prescribing Information, including the Boxed Warning where present.\n\nReferences\n");
-    for c in &d.references {
-        b.push_str(&format!("[{}] {} — {} (MLR {})\n", c.n, c.label(), c.title, c.mlr_number));
-    }
-    b
-}
-
-/// One bullet: the statement and its marker, then its list items indented.
-fn push_statement(b: &mut String, s: &Statement) {
-    b.push_str(&format!("- {} [{}]\n", s.text, s.n));
-    for i in &s.items {
-        b.push_str(&format!("    - {i}\n"));
-    }
-}
-
 /// A structured call summary.
 #[derive(Debug, Clone, Serialize)]
 pub struct VisitSummary {
@@ -397,6 +387,18 @@ pub struct VisitSummary {
     pub case_id: Option<String>,
     /// Message to the rep.
     pub message: Option<String>,
+    /// The whole summary as text (rendered with the summary template), for
+    /// the call record.
+    pub text: String,
+    /// The summary template used (`summary@N`; the registry's live version when registered).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt_version: Option<String>,
+    /// SHA-256 of that template's content.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt_sha256: Option<String>,
+    /// The `seq` of the audit record of this summary (set once it is appended).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_id: Option<u64>,
 }
 
 fn follow_up_re() -> &'static regex::Regex {
@@ -424,6 +426,10 @@ impl Copilot {
             flags: Vec::new(),
             case_id: None,
             message: None,
+            text: String::new(),
+            prompt_version: None,
+            prompt_sha256: None,
+            audit_id: None,
         };
         // Every character of the notes is screened (overlapping windows), not only the first page.
         let screened = Ask { question: notes.to_string(), ..ask.clone() };
@@ -432,7 +438,7 @@ impl Copilot {
                 sum.route = Route::Refused;
                 sum.flags = e.flags;
                 sum.message = Some(e.answer);
-                return Ok(sum);
+                return self.summary_rendered(sum);
             }
             // An AE or off-label question in the notes is escalated; the summary is still kept for the call record.
             sum.route = e.route;
@@ -444,6 +450,10 @@ impl Copilot {
         let mut refs = Refs::default();
         let product = ask.product.as_deref().unwrap_or("").to_lowercase();
         let analyzer = crate::index::Analyzer::shared();
+        // The output screen sees the product's label (indications, dosing,
+        // populations): a kept statement claiming an unapproved use, dose or
+        // population is removed like an unsupported one.
+        let ctx = self.guard_context(Some(product.as_str()));
         for line in notes.lines().flat_map(|l| sentences(l.trim_start_matches(['-', '*', '•', ' ']))) {
             let low = line.to_lowercase();
             if line.contains('?') || QUESTION_CUES.iter().any(|c| low.contains(c)) {
@@ -469,10 +479,19 @@ impl Copilot {
             // A claim noted twice is kept (or removed) once.
             let repeated = sum.statements.iter().map(|s| s.text.as_str()).chain(sum.removed.iter().map(String::as_str)).any(|t| same_statement(t, line));
             if names_product && factual && !repeated && !line.contains('?') && !QUESTION_CUES.iter().any(|c| low.contains(c)) {
-                let supported = search.hits.iter().take(3).find(|h| {
-                    judge(line, &h.passage.text, analyzer).is_none()
-                        && self.guard().is_none_or(|g| g.screen_output(line, &crate::guard::Context { product: Some(&product), label: None }).is_empty())
-                });
+                // The output screen first: a statement of an unapproved use,
+                // dose or population is removed however well a passage matches
+                // its words, and its flags say why.
+                let screened = self.guard().map(|g| g.screen_output(line, &ctx)).unwrap_or_default();
+                let supported = match screened.is_empty() {
+                    true => search.hits.iter().take(3).find(|h| judge(line, &h.passage.text, analyzer).is_none()),
+                    false => None,
+                };
+                for f in screened {
+                    if !sum.flags.iter().any(|g| (&g.kind, &g.rule_id, &g.evidence) == (&f.kind, &f.rule_id, &f.evidence)) {
+                        sum.flags.push(f);
+                    }
+                }
                 match supported {
                     Some(h) => {
                         let n = refs.number(&h.passage);
@@ -483,40 +502,22 @@ impl Copilot {
             }
         }
         sum.references = refs.list;
+        self.summary_rendered(sum)
+    }
+
+    /// Renders the summary's text with the summary template and names it.
+    fn summary_rendered(&self, mut sum: VisitSummary) -> Result<VisitSummary> {
+        let t = &self.drafts().summary;
+        sum.text = super::templates::summary_text(t, &sum)?;
+        sum.prompt_version = Some(t.id());
+        sum.prompt_sha256 = Some(crate::prompts::sha256_hex(t.source.as_bytes()));
         Ok(sum)
     }
 }
 
-/// Renders a summary for a terminal.
+/// Renders a summary for a terminal: its text, as the summary template rendered it.
 pub fn render_summary(s: &VisitSummary) -> String {
-    let mut o = String::new();
-    if let Some(m) = &s.message {
-        o.push_str(&format!("[{}] {m}\n\n", s.route.as_str()));
-    }
-    let list = |o: &mut String, h: &str, v: &[String]| {
-        o.push_str(&format!("{h}:\n"));
-        if v.is_empty() {
-            o.push_str("  (none)\n");
-        }
-        for x in v {
-            o.push_str(&format!("  - {x}\n"));
-        }
-    };
-    list(&mut o, "Topics discussed", &s.topics);
-    list(&mut o, "HCP questions", &s.hcp_questions);
-    list(&mut o, "Agreed follow-ups", &s.follow_ups);
-    o.push_str("Product statements (approved, cited):\n");
-    if s.statements.is_empty() {
-        o.push_str("  (none)\n");
-    }
-    for st in &s.statements {
-        o.push_str(&format!("  - {} [{}]\n", st.text, st.n));
-    }
-    list(&mut o, "Removed (not supported by approved material)", &s.removed);
-    for c in &s.references {
-        o.push_str(&format!("[{}] {} — {} (MLR {})\n", c.n, c.label(), c.title, c.mlr_number));
-    }
-    o
+    s.text.clone()
 }
 
 #[cfg(test)]

@@ -1,19 +1,26 @@
-//! [`Copilot`]: the pipeline of one question, in one place.
+//! [`Copilot`]: the pipeline of every input, in one place.
 //!
-//! retrieve (approved, unexpired, audience-allowed passages of the product)
-//! → decide whether anything approved answers the question
-//! → generate an answer from the passages ([`crate::llm::Generator`]; the extractive
-//! generator quotes label sentences verbatim)
-//! → cite every sentence.
+//! [`Copilot::run`] (`run.rs`) is the one entry: a [`Request`] (a question,
+//! a chat conversation, a follow-up email or a visit summary; product,
+//! requester, options) goes through
+//! check → guard on the input (an adverse event, an off-label ask or a
+//! policy breach escalates here and opens a case) → retrieve (approved,
+//! unexpired, audience-allowed passages of the product) → compose (the
+//! extractive composer quotes label sentences verbatim; the model, when one
+//! is attached and allowed, writes sentences that the verifier checks
+//! against their passage) → guard on every output sentence → the audit
+//! record → only then the [`Outcome`] and the verified sentences
+//! ([`Event`]) reach the caller.
 //!
-//! The guard, the prompt registry, the local model and the audit log slot in
-//! around these steps in later issues; the [`Answer`] already has their fields.
-//!
-//! This file keeps the order of the steps ([`Copilot::ask_with`] and
-//! `answer_for`); each concern has its own file: which product a question is
-//! about (`product.rs`, [`Resolved`]), a question answered from several
-//! products' labels (`across.rs`), escalation to a case (`escalate.rs`) and
-//! citation numbering (`cite.rs`, [`cite`]).
+//! This file keeps the order of the steps of a question (`ask_with` and
+//! `answer_for`); each concern has its own file: the entry and the record
+//! (`run.rs`), which product a question is about (`product.rs`,
+//! [`Resolved`]), a question answered from several products' labels
+//! (`across.rs`), escalation to a case (`escalate.rs`), citation numbering
+//! (`cite.rs`, [`cite`]), the extractive composer (`extractive.rs`), the
+//! model-backed one (`grounded.rs`), emails and summaries (`email.rs`) and
+//! the approved wording around their statements (`templates.rs`), and the
+//! audit record of each output (`trace.rs`).
 
 mod across;
 mod cite;
@@ -23,6 +30,8 @@ pub mod extractive;
 pub mod grounded;
 pub mod trace;
 mod product;
+mod run;
+pub mod templates;
 
 use std::time::Instant;
 
@@ -33,6 +42,8 @@ pub use cite::cite;
 pub use extractive::Extractive;
 pub use grounded::Grounded;
 pub use product::Resolved;
+pub use run::{Outcome, Request, Task, Trace};
+pub use templates::DraftTemplates;
 
 use cite::Numbering;
 use product::ProductNames;
@@ -52,6 +63,26 @@ pub enum Error {
     /// The question is empty or too long.
     #[error("{0}")]
     BadQuestion(String),
+    /// The product given is not in the index: nothing is screened, answered
+    /// or opened for it (a typo must not become a case).
+    #[error("no product {product:?} in the index (it holds: {known}); pick one of those (`onlabel products`, GET /api/v1/products)")]
+    UnknownProduct {
+        /// The product as given (trimmed, lower-case).
+        product: String,
+        /// The products the index holds, comma-separated.
+        known: String,
+    },
+    /// A draft template (`email`, `summary`) does not render.
+    #[error("the draft template {template} does not render: {reason}; fix it and have the fixed version approved")]
+    Template {
+        /// `name@N`.
+        template: String,
+        /// minijinja's message.
+        reason: String,
+    },
+    /// The audit record could not be appended: the output is not handed out.
+    #[error("the audit record could not be written, so nothing was shown: {0}")]
+    Audit(#[from] crate::audit::Error),
 }
 
 impl Error {
@@ -63,6 +94,9 @@ impl Error {
             Error::Index(e) => e.code(),
             Error::Cases(_) => "escalation_failed",
             Error::BadQuestion(_) => "bad_question",
+            Error::UnknownProduct { .. } => "unknown_product",
+            Error::Template { .. } => "template_invalid",
+            Error::Audit(e) => e.code(),
         }
     }
 }
@@ -251,6 +285,8 @@ pub struct Copilot {
     pub retrieval: crate::index::RetrievalMode,
     /// The index's products and their names, read on first use.
     products: std::sync::OnceLock<Vec<ProductNames>>,
+    /// The approved wording around the statements of emails and summaries.
+    drafts: DraftTemplates,
 }
 
 impl Copilot {
@@ -267,7 +303,25 @@ impl Copilot {
             embedder: None,
             retrieval: crate::index::RetrievalMode::Bm25,
             products: std::sync::OnceLock::new(),
+            drafts: DraftTemplates::builtin(),
         }
+    }
+
+    /// Sets the draft templates (the registry's live `email` and `summary`;
+    /// without this call, the ones compiled into this build).
+    pub fn with_drafts(mut self, drafts: DraftTemplates) -> Copilot {
+        self.drafts = drafts;
+        self
+    }
+
+    /// The draft templates in use.
+    pub fn drafts(&self) -> &DraftTemplates {
+        &self.drafts
+    }
+
+    /// Mutable access to the draft templates (to swap in a newly approved version).
+    pub fn drafts_mut(&mut self) -> &mut DraftTemplates {
+        &mut self.drafts
     }
 
     /// Adds the guard; builds each product's label reference (sections 1, 2
@@ -350,29 +404,34 @@ impl Copilot {
         &self.index
     }
 
-    /// Answers one question.
+    /// Answers one question through [`Copilot::run`] without an audit
+    /// record (benchmarks, tests, and library use with no log at hand; every
+    /// front end passes a [`Trace`]); the model runs when one is attached.
     #[tracing::instrument(skip_all, fields(product = ask.product.as_deref().unwrap_or("*"), role = %ask.role))]
     pub fn ask(&self, ask: &Ask) -> Result<Answer> {
         self.ask_streaming(ask, &mut |_| {})
     }
 
-    /// Answers one question, reporting each verified sentence as it passes.
+    /// [`Copilot::ask`], reporting each verified sentence as it passes.
     pub fn ask_streaming(&self, ask: &Ask, on_event: &mut dyn FnMut(Event)) -> Result<Answer> {
-        self.ask_as(ask, &Requester::default(), on_event)
+        let req = Request {
+            task: Task::Ask { question: ask.question.clone() },
+            product: ask.product.clone(),
+            role: ask.role.clone(),
+            as_of: ask.as_of,
+            requester: Requester::default(),
+            generate: true,
+        };
+        // `run`'s steps for a question, with no record to wait for.
+        self.check(&req)?;
+        self.ask_with(ask, &req.requester, true, on_event)
     }
 
-    /// Answers one question for a known requester: the guard screens it first
-    /// (and may escalate it, opening a case), then retrieval and generation,
-    /// then the guard screens every generated sentence.
-    pub fn ask_as(&self, ask: &Ask, who: &Requester, on_event: &mut dyn FnMut(Event)) -> Result<Answer> {
-        self.ask_with(ask, who, true, on_event)
-    }
-
-    /// [`Copilot::ask_as`], quoting approved passages verbatim without running
-    /// the model (`generate = false`): the rep's "quote only" answer, and the
-    /// retrieval-only path of the server. Guard, cases and verification are
-    /// the same.
-    pub fn ask_with(&self, ask: &Ask, who: &Requester, generate: bool, on_event: &mut dyn FnMut(Event)) -> Result<Answer> {
+    /// The answer step of [`Copilot::run`] for one question: the guard
+    /// screens it first (and may escalate it, opening a case), then retrieval
+    /// and generation (`generate = false`: the rep's "quote only" answer,
+    /// the model never runs), then the guard screens every generated sentence.
+    pub(crate) fn ask_with(&self, ask: &Ask, who: &Requester, generate: bool, on_event: &mut dyn FnMut(Event)) -> Result<Answer> {
         let q = ask.question.trim();
         if q.is_empty() {
             return Err(Error::BadQuestion("the question is empty: type the HCP's question or objection".into()));
@@ -556,7 +615,7 @@ impl Copilot {
     /// character, in overlapping windows: [`crate::guard::Guard::screen_long`]);
     /// `Some` is the escalation (or refusal) answer, `None` means the input
     /// may be answered.
-    pub(crate) fn ask_guard_only(&self, ask: &Ask, who: &Requester) -> Result<Option<Answer>> {
+    fn ask_guard_only(&self, ask: &Ask, who: &Requester) -> Result<Option<Answer>> {
         let Some(g) = &self.guard else { return Ok(None) };
         let product_key = ask.product.as_deref().map(|p| p.trim().to_lowercase());
         let ctx = self.guard_context(product_key.as_deref());

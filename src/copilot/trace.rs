@@ -144,6 +144,8 @@ pub fn record_answer(audit: &Audit, actor: &Actor, action: &str, input: &str, an
 pub fn record_email(audit: &Audit, actor: &Actor, input: &str, d: &EmailDraft, guard_rules: Option<&str>, context: Value) -> Result<i64> {
     let mut r = actor.record("email");
     r.input = Some(input.to_string());
+    r.prompt_version = d.prompt_version.clone();
+    r.prompt_sha256 = d.prompt_sha256.clone();
     r.passages = d.references.iter().map(Citation::label).collect();
     r.flags = serde_json::to_value(&d.flags).unwrap_or(Value::Null);
     r.output = Some(if d.body.is_empty() { d.message.clone().unwrap_or_default() } else { d.body.clone() });
@@ -166,6 +168,8 @@ pub fn record_email(audit: &Audit, actor: &Actor, input: &str, d: &EmailDraft, g
 pub fn record_summary(audit: &Audit, actor: &Actor, notes: &str, s: &VisitSummary, guard_rules: Option<&str>, context: Value) -> Result<i64> {
     let mut r = actor.record("summarize");
     r.input = Some(notes.to_string());
+    r.prompt_version = s.prompt_version.clone();
+    r.prompt_sha256 = s.prompt_sha256.clone();
     r.passages = s.references.iter().map(Citation::label).collect();
     r.flags = serde_json::to_value(&s.flags).unwrap_or(Value::Null);
     r.output = Some(serde_json::to_string(s).unwrap_or_default());

@@ -1,51 +1,11 @@
-//! Chunking: sections into passages of whole sentences that never cross a
-//! section, and the sentence splitter the copilot quotes from.
+//! Chunking: sections into passages of whole sentences (cut by the one
+//! splitter, [`super::text::sentences`]) that never cross a section.
 
 use super::Passage;
 
-/// Abbreviations after which a period does not end a sentence.
-const ABBREVIATIONS: &[&str] = &[
-    "e.g", "i.e", "dr", "vs", "approx", "etc", "fig", "no", "mr", "mrs", "ms", "st", "inc", "u.s", "ca", "et al", "al",
-    "min", "max", "mos", "wk", "wks", "yr", "yrs", "ref", "sec", "vol", "resp",
-];
-
-/// Splits text into sentences, verbatim (trimmed). Paragraph breaks (`\n`)
-/// always end a sentence; `. ` ends one when the next word starts with a
-/// capital, a digit or an opening bracket and the word before is not an
-/// abbreviation or a single initial.
-pub fn sentences(text: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    for para in text.split('\n') {
-        let bytes = para.as_bytes();
-        let mut start = 0;
-        let mut i = 0;
-        while i < bytes.len() {
-            let c = bytes[i];
-            if matches!(c, b'.' | b'?' | b'!' | b';') && i + 1 < bytes.len() && bytes[i + 1] == b' ' {
-                let next = para[i + 1..].trim_start().chars().next();
-                let next_ok = next.is_some_and(|n| n.is_uppercase() || n.is_ascii_digit() || n == '(' || n == '[' || n == '•');
-                let word_start = para[..i].rfind([' ', '(']).map(|p| p + 1).unwrap_or(0);
-                let word = para[word_start..i].to_ascii_lowercase();
-                let abbrev = c == b'.'
-                    && (ABBREVIATIONS.contains(&word.as_str())
-                        || (word.len() == 1 && word.chars().all(|w| w.is_alphabetic())));
-                if c != b';' && next_ok && !abbrev {
-                    let s = para[start..=i].trim();
-                    if !s.is_empty() {
-                        out.push(s);
-                    }
-                    start = i + 1;
-                }
-            }
-            i += 1;
-        }
-        let s = para[start..].trim();
-        if !s.is_empty() {
-            out.push(s);
-        }
-    }
-    out
-}
+/// The sentence splitter (text as written): [`super::text::sentences`],
+/// the one splitter that chunking, quoting, the verifier and the guard share.
+pub use super::text::sentences;
 
 /// Cuts one document into passages of about `target_words` words, sentence
 /// by sentence, starting a new passage at every section boundary.
@@ -104,12 +64,6 @@ pub fn passages(doc: &super::Document, target_words: usize) -> Vec<Passage> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-
-    #[test]
-    fn splits_sentences_but_not_abbreviations() {
-        let s = sentences("Use 0.5 mg daily, e.g. with food. Monitor ALT. See Dr. Lee [see 5.2]. Done");
-        assert_eq!(s, ["Use 0.5 mg daily, e.g. with food.", "Monitor ALT.", "See Dr. Lee [see 5.2].", "Done"]);
-    }
 
     proptest! {
         #[test]

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::copilot::{Answer, Ask, Copilot};
+use crate::copilot::{Answer, Copilot};
 
 pub mod recorded;
 pub mod report;
@@ -350,11 +350,19 @@ fn f1(tp: usize, fp: usize, fn_: usize) -> Option<f64> {
 /// Returns the failure reasons (empty = pass).
 fn email_case(copilot: &Copilot, case: &Case, as_of: chrono::NaiveDate, lat: &mut Vec<f64>) -> Option<String> {
     let topics = case.topics.clone()?;
-    let ask = Ask { question: topics, product: case.product.clone(), role: "rep".into(), as_of };
-    let who = crate::copilot::Requester { user: "eval".into(), hcp: case.hcp.clone() };
+    let req = crate::copilot::Request {
+        task: crate::copilot::Task::Email { topics, hcp: case.hcp.clone().unwrap_or_else(|| "Doctor".into()) },
+        product: case.product.clone(),
+        role: "rep".into(),
+        as_of,
+        requester: crate::copilot::Requester { user: "eval".into(), hcp: case.hcp.clone() },
+        generate: false,
+    };
     let t = Instant::now();
-    let d = match copilot.email(&ask, &who, case.hcp.as_deref().unwrap_or("Doctor")) {
-        Ok(d) => d,
+    // No trace: the eval run is recorded as a whole (`recorded`).
+    let d = match copilot.run(&req, None, &mut |_| {}) {
+        Ok(crate::copilot::Outcome::Email(d)) => d,
+        Ok(_) => return Some("error: the copilot returned no email draft".into()),
         Err(e) => return Some(format!("error: {e}")),
     };
     lat.push(t.elapsed().as_secs_f64() * 1e3);
@@ -539,10 +547,22 @@ pub fn run_with(
             continue;
         };
         evaluated += 1;
-        let ask = Ask { question: question.to_string(), product: case.product.clone(), role: role.to_string(), as_of };
+        let req = crate::copilot::Request {
+            task: crate::copilot::Task::Ask { question: question.to_string() },
+            product: case.product.clone(),
+            role: role.to_string(),
+            as_of,
+            requester: crate::copilot::Requester::default(),
+            generate: true,
+        };
         let t = Instant::now();
-        let answer = match copilot.ask(&ask) {
-            Ok(a) => a,
+        // No trace: the eval run is recorded as a whole (`recorded`).
+        let answer = match copilot.run(&req, None, &mut |_| {}).map(crate::copilot::Outcome::into_answer) {
+            Ok(Some(a)) => a,
+            Ok(None) => {
+                failures.push(Failure { id: case.id.clone(), why: "error: the copilot returned no answer".into() });
+                continue;
+            }
             Err(e) => {
                 failures.push(Failure { id: case.id.clone(), why: format!("error: {e}") });
                 continue;

@@ -1,6 +1,10 @@
 //! Text normalisation for screening: lower-case, accent-folded, with a byte map
-//! back to the original so that every flag can quote its evidence span; sentence
-//! and clause splitting; base64 token decoding.
+//! back to the original so that every flag can quote its evidence span; the
+//! screening windows (sentences from the one splitter,
+//! [`crate::corpus::text::sentence_spans`], cut again at semicolons) and
+//! clauses; base64 token decoding.
+
+use crate::corpus::text::{push_trimmed, sentence_spans, Casing};
 
 /// Normalised text plus, for each of its bytes, the byte offset in the original.
 #[derive(Debug, Clone)]
@@ -78,50 +82,26 @@ pub fn at_word_boundaries(text: &str, a: usize, b: usize) -> bool {
     (a == 0 || !is_word_byte(bytes[a - 1])) && (b >= bytes.len() || !is_word_byte(bytes[b]))
 }
 
-/// Abbreviations after which a period does not end a sentence.
-const ABBREVIATIONS: &[&str] = &["dr", "mr", "mrs", "ms", "st", "vs", "e.g", "i.e", "approx", "no", "pt", "dra", "sr", "sra", "mme", "m", "fig", "inc", "etc"];
-
-/// Sentence spans of normalised text: split at `.`, `!`, `?` or `;` followed by
-/// a space, and at line breaks; abbreviations such as "Dr." do not split.
+/// Screening windows of normalised text: its sentences ([`sentence_spans`]
+/// with [`Casing::Folded`]: the same abbreviations as chunking and the
+/// verifier), each cut again after a `;` followed by a space — in notes and
+/// questions a semicolon joins separate statements ("no rash; what dose for
+/// kids"), which the guard screens one by one.
 pub fn sentences(text: &str) -> Vec<(usize, usize)> {
     let bytes = text.as_bytes();
     let mut out = Vec::new();
-    let mut start = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if matches!(b, b'.' | b'!' | b'?' | b';') {
-            let mut j = i;
-            while j + 1 < bytes.len() && matches!(bytes[j + 1], b'.' | b'!' | b'?' | b';') {
-                j += 1;
+    for (a, b) in sentence_spans(text, Casing::Folded) {
+        let mut start = a;
+        for (i, _) in text[a..b].match_indices(';') {
+            let end = a + i + 1;
+            if end >= b || bytes[end] == b' ' {
+                push_trimmed(text, start, end, &mut out);
+                start = end;
             }
-            let followed_by_space = j + 1 >= bytes.len() || bytes[j + 1] == b' ';
-            let abbrev = b == b'.' && j == i && {
-                let word_start = text[..i].rfind(|c: char| !(c.is_alphanumeric() || c == '.')).map(|p| p + 1).unwrap_or(0);
-                let w = &text[word_start..i];
-                ABBREVIATIONS.contains(&w) || (w.len() == 1 && w.chars().all(|c| c.is_alphabetic()))
-            };
-            let decimal = b == b'.' && i > 0 && bytes[i - 1].is_ascii_digit() && j + 1 < bytes.len() && bytes[j + 1].is_ascii_digit();
-            if followed_by_space && !abbrev && !decimal {
-                push_trimmed(text, start, j + 1, &mut out);
-                start = j + 1;
-            }
-            i = j + 1;
-            continue;
         }
-        i += 1;
+        push_trimmed(text, start, b, &mut out);
     }
-    push_trimmed(text, start, bytes.len(), &mut out);
     out
-}
-
-fn push_trimmed(text: &str, a: usize, b: usize, out: &mut Vec<(usize, usize)>) {
-    let s = &text[a..b];
-    let lead = s.len() - s.trim_start().len();
-    let trail = s.len() - s.trim_end().len();
-    if a + lead < b - trail {
-        out.push((a + lead, b - trail));
-    }
 }
 
 /// Clause spans inside a sentence: split at dashes set off by spaces (" - "),
@@ -233,6 +213,21 @@ mod tests {
     fn decimals_do_not_split() {
         let t = "give 1.8 mg/kg. then stop";
         assert_eq!(sentences(t).len(), 2);
+    }
+
+    #[test]
+    fn semicolons_cut_screening_windows() {
+        let t = "no rash; what dose for kids? ok;fine; done";
+        let parts: Vec<&str> = sentences(t).into_iter().map(|(a, b)| &t[a..b]).collect();
+        assert_eq!(parts, vec!["no rash;", "what dose for kids?", "ok;fine;", "done"]);
+    }
+
+    #[test]
+    fn issue16_the_guard_and_the_chunker_agree_on_abbreviations() {
+        // "wks." and "min." were only in the chunker's list, "pt." and "dra." only in the guard's.
+        for t in ["after 3 wks. she had a rash.", "infused over 30 min. then a rash.", "the pt. had a rash.", "la dra. ruiz vio un rash."] {
+            assert_eq!(sentences(t), vec![(0, t.len())], "{t}");
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::collections::HashSet;
 
 use regex::Regex;
 
-use crate::corpus::chunk::sentences;
+use crate::corpus::text::sentences;
 use crate::index::Analyzer;
 
 /// Share of a sentence's content words that must occur in the cited passage.

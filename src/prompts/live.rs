@@ -45,3 +45,24 @@ pub fn live_prompt(path: &Path, store: &Store, root: &Path) -> crate::Result<Pro
     let version = u32::try_from(live.version.version).unwrap_or(u32::MAX);
     Ok(PromptFile { name, version, source: live.content })
 }
+
+/// A template the copilot runs by name without a `--prompt` path (the draft
+/// templates `email` and `summary`): when the registry knows the name, its
+/// live, approved version ([`Registry::live`] checks the registered file and
+/// its signature, so an altered or unapproved file is refused with the
+/// approval that is missing); otherwise `prompts/NAME.j2` under `root` with
+/// the version of its header; `None` when neither exists (the caller then
+/// uses the template compiled into the build).
+pub fn live_template(name: &str, store: &Store, root: &Path) -> crate::Result<Option<PromptFile>> {
+    let reg = Registry::new(store, root);
+    if !reg.versions(Some(name))?.is_empty() {
+        let live = reg.live(name)?;
+        let version = u32::try_from(live.version.version).unwrap_or(u32::MAX);
+        return Ok(Some(PromptFile { name: name.to_string(), version, source: live.content }));
+    }
+    let path = root.join("prompts").join(format!("{name}.j2"));
+    if !path.is_file() {
+        return Ok(None);
+    }
+    Ok(Some(PromptFile::read(&path)?))
+}

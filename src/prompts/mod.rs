@@ -45,7 +45,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use file::PromptFile;
-pub use live::live_prompt;
+pub use live::{live_prompt, live_template};
 pub use thresholds::{Gate, Thresholds};
 
 use crate::store::{self, Store};
@@ -570,11 +570,12 @@ impl<'a> Registry<'a> {
     ) -> Result<Version> {
         check_name(name)?;
         author.require(&[Role::MlrReviewer, Role::Admin], "prompts propose")?;
+        // Where the file is decides first: nothing outside the artefact folders is even looked at.
+        let (content, full, rel) = source::read_confined(&self.root, template)?;
         let kind = kind.or_else(|| Kind::from_path(template)).ok_or_else(|| Error::BadInput {
             field: "--kind",
             reason: format!("cannot tell the kind of {} from its extension; pass --kind", template.display()),
         })?;
-        let (content, full, rel) = source::read_confined(&self.root, template)?;
         if content.trim().is_empty() {
             return Err(Error::BadInput { field: "--template", reason: format!("{} is empty", full.display()) });
         }

@@ -3,7 +3,6 @@
 //! shared with the OpenAI-compatible face ([`super::openai`]).
 
 use std::convert::Infallible;
-use std::time::Instant;
 
 use axum::extract::State as AxState;
 use axum::http::{header, HeaderMap};
@@ -18,8 +17,8 @@ use utoipa::ToSchema;
 use super::auth::{Auth, ANY};
 use super::me::known_product;
 use super::{client_request_id, json, request_id, today, ApiError, AppState, Body, State};
-use crate::copilot::trace::{self, Actor};
-use crate::copilot::{Answer, Ask, Event, Requester};
+use crate::copilot::trace::Actor;
+use crate::copilot::{Answer, Ask, Event, Request, Requester, Task, Trace};
 use crate::users::User;
 
 /// The routes of this file.
@@ -75,15 +74,13 @@ pub(crate) struct Job {
     pub request_id: String,
     /// The client's own `x-request-id`, bounded (kept for correlation only).
     pub client_request_id: Option<String>,
-    /// `ask` or `chat_completion` (the audit record's action).
-    pub action: &'static str,
     /// The whole conversation of a chat completion (every system and user
     /// turn, `ROLE: text` a line): screened by the guard before the question
     /// is answered, and the audit record's input. `None` for a plain ask.
     pub conversation: Option<String>,
 }
 
-pub(crate) fn job(st: &AppState, user: &User, headers: &HeaderMap, r: AskRequest, action: &'static str) -> Result<Job, ApiError> {
+pub(crate) fn job(st: &AppState, user: &User, headers: &HeaderMap, r: AskRequest) -> Result<Job, ApiError> {
     check_text(st, "question", &r.question)?;
     let product = match r.product.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
         Some(p) => Some(known_product(st, p)?),
@@ -97,43 +94,41 @@ pub(crate) fn job(st: &AppState, user: &User, headers: &HeaderMap, r: AskRequest
         user: user.clone(),
         request_id,
         client_request_id: client_request_id(headers),
-        action,
         conversation: None,
     })
 }
 
-/// Runs the pipeline for `job` (on a worker thread), appends its audit record
-/// and counts it; `on_event` sees each verified sentence.
+/// Runs the pipeline for `job` (on a worker thread) through
+/// [`crate::copilot::Copilot::run`], which appends the audit record before
+/// `on_event` sees any verified sentence; counts the answer.
 pub(crate) fn run_job(st: &AppState, job: &Job, on_event: &mut dyn FnMut(Event)) -> Result<Answer, ApiError> {
-    let t0 = Instant::now();
-    // Verified sentences are held back until the audit record exists, then
-    // handed out: nothing reaches the client that the log does not hold.
-    let mut held: Vec<Event> = Vec::new();
-    let (mut answer, retrieval) = {
-        let copilot = st.copilot.read().map_err(|_| ApiError::internal("the copilot lock is poisoned; restart the server"))?;
-        // A chat's earlier turns are screened too (every character, in
-        // windows, as visit notes are): a report told in the first turn is
-        // not lost behind a dose question in the last.
-        let escalated = match &job.conversation {
-            Some(c) => copilot.ask_guard_only(&Ask { question: c.clone(), ..job.ask.clone() }, &job.who)?,
-            None => None,
-        };
-        let answer = match escalated {
-            Some(a) => a,
-            None => copilot.ask_with(&job.ask, &job.who, job.generate, &mut |e| held.push(e))?,
-        };
-        (answer, format!("{:?}", copilot.retrieval()).to_lowercase())
+    let task = match &job.conversation {
+        Some(c) => Task::Chat { conversation: c.clone(), question: job.ask.question.clone() },
+        None => Task::Ask { question: job.ask.question.clone() },
     };
-    let ctx = json!({
-        "product": job.ask.product, "hcp": job.who.hcp, "index": st.index, "as_of": job.ask.as_of.to_string(),
-        "retrieval": retrieval, "total_ms": t0.elapsed().as_secs_f64() * 1e3, "via": "http", "request_id": job.request_id,
-        "client_request_id": job.client_request_id,
-    });
-    let input = job.conversation.as_deref().unwrap_or(&job.ask.question);
-    trace::record_answer(&st.audit, &Actor::signed_in(&job.user), job.action, input, &mut answer, ctx)?;
-    for e in held {
-        on_event(e);
-    }
+    let req = Request {
+        task,
+        product: job.ask.product.clone(),
+        role: job.ask.role.clone(),
+        as_of: job.ask.as_of,
+        requester: job.who.clone(),
+        generate: job.generate,
+    };
+    let trace = Trace {
+        audit: &st.audit,
+        actor: Actor::signed_in(&job.user),
+        context: json!({
+            "product": job.ask.product, "hcp": job.who.hcp, "index": st.index, "as_of": job.ask.as_of.to_string(),
+            "via": "http", "request_id": job.request_id, "client_request_id": job.client_request_id,
+        }),
+    };
+    let outcome = {
+        let copilot = st.copilot.read().map_err(|_| ApiError::internal("the copilot lock is poisoned; restart the server"))?;
+        copilot.run(&req, Some(&trace), on_event)?
+    };
+    let Some(answer) = outcome.into_answer() else {
+        return Err(ApiError::internal("the copilot returned no answer to a question"));
+    };
     st.metrics.answered(&answer);
     // Identifiers only: never the question, which may name a patient.
     tracing::info!(request_id = %job.request_id, user = %job.user.id, route = answer.route.as_str(), case_id = answer.case_id.as_deref(),
@@ -152,7 +147,7 @@ pub(crate) fn run_job(st: &AppState, job: &Job, on_event: &mut dyn FnMut(Event))
         (status = 503, description = "the answer queue is full; see Retry-After", body = super::ErrorBody)))]
 pub async fn ask(AxState(st): AxState<State>, auth: Auth, headers: HeaderMap, Body(r): Body<AskRequest>) -> Result<Response, ApiError> {
     auth.require(ANY, "asking")?;
-    let job = job(&st, &auth.0, &headers, r, "ask")?;
+    let job = job(&st, &auth.0, &headers, r)?;
     let ticket = st.gate.admit()?;
     let streaming = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/event-stream"));
     if !streaming {
@@ -238,7 +233,6 @@ mod tests {
             user,
             request_id: "t-1".into(),
             client_request_id: None,
-            action: "ask",
             conversation: None,
         };
         let asks = |st: &AppState| st.audit.range(None, None).unwrap().iter().filter(|e| e.action == "ask").count();

@@ -2,8 +2,6 @@
 //! follow-up email, never sent) and `POST /api/v1/summarize` (a structured
 //! call summary from free-text notes).
 
-use std::time::Instant;
-
 use axum::extract::State as AxState;
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -17,8 +15,8 @@ use super::ask::check_text;
 use super::auth::{Auth, ANY};
 use super::me::known_product;
 use super::{client_request_id, json, request_id, today, ApiError, Body, State};
-use crate::copilot::trace::{self, Actor};
-use crate::copilot::{Ask, Requester};
+use crate::copilot::trace::Actor;
+use crate::copilot::{Request, Requester, Task, Trace};
 
 /// The routes of this file.
 pub fn routes() -> Router<State> {
@@ -70,19 +68,21 @@ pub async fn email(AxState(st): AxState<State>, auth: Auth, headers: HeaderMap, 
     let v = st
         .gate
         .run(st.limits.request_timeout, move || -> Result<Value, ApiError> {
-            let t0 = Instant::now();
-            let ask = Ask { question: r.topics.clone(), product: Some(product.clone()), role: user.role.as_str().into(), as_of: today() };
-            let who = Requester { user: user.id.clone(), hcp: Some(r.hcp.clone()) };
+            let req = Request {
+                task: Task::Email { topics: r.topics.clone(), hcp: r.hcp.clone() },
+                product: Some(product.clone()),
+                role: user.role.as_str().into(),
+                as_of: today(),
+                requester: Requester { user: user.id.clone(), hcp: Some(r.hcp.clone()) },
+                generate: false,
+            };
+            let ctx = json!({"product": product, "hcp": r.hcp, "index": s.index, "as_of": req.as_of.to_string(),
+                "via": "http", "request_id": rid, "client_request_id": crid});
+            let trace = Trace { audit: &s.audit, actor: Actor::signed_in(&user), context: ctx };
             let copilot = s.copilot.read().map_err(|_| ApiError::internal("the copilot lock is poisoned"))?;
-            let d = copilot.email(&ask, &who, &r.hcp)?;
-            let ctx = json!({"product": product, "hcp": r.hcp, "index": s.index, "as_of": ask.as_of.to_string(),
-                "total_ms": t0.elapsed().as_secs_f64() * 1e3, "via": "http", "request_id": rid,
-                "client_request_id": crid});
-            let seq = trace::record_email(&s.audit, &Actor::signed_in(&user), &r.topics, &d, copilot.guard().map(|g| g.rules_version()), ctx)?;
-            s.metrics.routed(d.route, &d.flags);
-            let mut v = serde_json::to_value(&d).map_err(ApiError::internal)?;
-            v["audit_id"] = seq.into();
-            Ok(v)
+            let out = copilot.run(&req, Some(&trace), &mut |_| {})?;
+            s.metrics.routed(out.route(), out.flags());
+            Ok(out.to_json())
         })
         .await??;
     Ok(json(v))
@@ -117,20 +117,21 @@ pub async fn summarize(
     let v = st
         .gate
         .run(st.limits.request_timeout, move || -> Result<Value, ApiError> {
-            let t0 = Instant::now();
-            let ask = Ask { question: String::new(), product: Some(product.clone()), role: user.role.as_str().into(), as_of: today() };
-            let who = Requester { user: user.id.clone(), hcp: r.hcp.clone() };
+            let req = Request {
+                task: Task::Summarize { notes: r.notes.clone() },
+                product: Some(product.clone()),
+                role: user.role.as_str().into(),
+                as_of: today(),
+                requester: Requester { user: user.id.clone(), hcp: r.hcp.clone() },
+                generate: false,
+            };
+            let ctx = json!({"product": product, "hcp": r.hcp, "index": s.index, "as_of": req.as_of.to_string(),
+                "via": "http", "request_id": rid, "client_request_id": crid});
+            let trace = Trace { audit: &s.audit, actor: Actor::signed_in(&user), context: ctx };
             let copilot = s.copilot.read().map_err(|_| ApiError::internal("the copilot lock is poisoned"))?;
-            let sum = copilot.summarize(&r.notes, &ask, &who)?;
-            let ctx = json!({"product": product, "hcp": r.hcp, "index": s.index, "as_of": ask.as_of.to_string(),
-                "total_ms": t0.elapsed().as_secs_f64() * 1e3, "via": "http", "request_id": rid,
-                "client_request_id": crid});
-            let seq =
-                trace::record_summary(&s.audit, &Actor::signed_in(&user), &r.notes, &sum, copilot.guard().map(|g| g.rules_version()), ctx)?;
-            s.metrics.routed(sum.route, &sum.flags);
-            let mut v = serde_json::to_value(&sum).map_err(ApiError::internal)?;
-            v["audit_id"] = seq.into();
-            Ok(v)
+            let out = copilot.run(&req, Some(&trace), &mut |_| {})?;
+            s.metrics.routed(out.route(), out.flags());
+            Ok(out.to_json())
         })
         .await??;
     Ok(json(v))

@@ -182,10 +182,24 @@ pub async fn approve(
 
 /// Swaps the approved prompt into the running copilot.
 fn reload_prompt(st: &State, v: &crate::prompts::Version) {
-    let Some(load) = &st.reload_prompt else { return };
     if v.kind != Kind::Prompt {
         return;
     }
+    // The draft templates (`email`, `summary`) are read from the registry by name.
+    if crate::copilot::DraftTemplates::builtin_source(&v.name).is_some() {
+        match crate::prompts::live_template(&v.name, &st.store, &st.root) {
+            Ok(Some(p)) => {
+                if let Ok(mut c) = st.copilot.write() {
+                    tracing::info!(prompt = %p.id(), "drafts now use the newly approved template");
+                    c.drafts_mut().replace(p);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "the approved draft template could not be loaded; the previous one stays live"),
+        }
+        return;
+    }
+    let Some(load) = &st.reload_prompt else { return };
     match load(&st.store) {
         Ok(p) => {
             if let Ok(mut c) = st.copilot.write() {

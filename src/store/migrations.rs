@@ -43,6 +43,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 4, name: "audit_log", sql: include_str!("migrations/0004_audit_log.sql") },
     Migration { version: 5, name: "token_lookup", sql: include_str!("migrations/0005_token_lookup.sql") },
     Migration { version: 6, name: "sign_in_throttle", sql: include_str!("migrations/0006_sign_in_throttle.sql") },
+    Migration { version: 7, name: "sign_in_failure_reason", sql: include_str!("migrations/0007_sign_in_failure_reason.sql") },
 ];
 
 /// The version a fully migrated file has.
@@ -112,5 +113,38 @@ mod tests {
         apply(&mut fresh, Path::new(":memory:")).unwrap(); // idempotent
         let v: i64 = fresh.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
         assert_eq!(v, latest());
+    }
+
+    #[test]
+    fn migration_7_keeps_the_sign_in_counts_of_a_version_6_file() {
+        // A file as onlabel at migration 6 left it, with one counter row.
+        let mut c = Connection::open_in_memory().unwrap();
+        for m in MIGRATIONS.iter().filter(|m| m.version <= 6) {
+            c.execute_batch(m.sql).unwrap();
+        }
+        c.pragma_update(None, "user_version", 6).unwrap();
+        c.pragma_update(None, "application_id", super::super::APPLICATION_ID).unwrap();
+        c.execute(
+            "INSERT INTO sign_in_failures VALUES ('cli:ops', 'r1', '2026-12-03T10:00:00.000Z', 4, '2026-12-03T10:01:00.000Z', '2026-12-03T10:02:00.000Z')",
+            [],
+        )
+        .unwrap();
+        apply(&mut c, Path::new(":memory:")).unwrap();
+        let row: (String, i64) = c
+            .query_row("SELECT reason, count FROM sign_in_failures WHERE addr = 'cli:ops' AND user_id = 'r1'", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap();
+        assert_eq!(row, ("before migration 7".to_string(), 4));
+        // The new key: the same address, user and window with another reason is another row.
+        c.execute(
+            "INSERT INTO sign_in_failures VALUES ('cli:ops', 'r1', '2026-12-03T10:00:00.000Z', 'disabled', 1, 'x', 'x')",
+            [],
+        )
+        .unwrap();
+        let indexes: i64 = c
+            .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name LIKE 'sign_in_failures_%'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(indexes, 2);
+        let v: i64 = c.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(v, 7);
     }
 }

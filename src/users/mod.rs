@@ -180,7 +180,6 @@ impl Error {
         matches!(
             self,
             Error::BadCredential { .. }
-                | Error::NoCredential { .. }
                 | Error::PermissionDenied { .. }
                 | Error::Throttled { .. }
                 | Error::Locked { .. }
@@ -603,11 +602,11 @@ mod tests {
         users.disable("r1", &admin).unwrap();
         assert!(users.authenticate("r1", &new.0, "test").is_err());
         assert!(users.disable("root", &admin).is_err(), "last admin");
-        // Four failed sign-ins, coalesced per (address, user, window): one
-        // record for r1's three and one for the unknown id.
+        // Four failed sign-ins, coalesced per (address, user, window, reason):
+        // r1's two wrong tokens are one record, its disabled attempt another.
         let audit = crate::audit::Audit::with_store(Store::open(dir.path()).unwrap());
         let all = audit.range(None, None).unwrap();
-        assert_eq!(all.iter().filter(|e| e.action == "login_failed").count(), 2);
+        assert_eq!(all.iter().filter(|e| e.action == "login_failed").count(), 3);
         assert!(audit.verify(None).unwrap().ok);
         let stored: String = store.with_conn(|c| c.query_row("SELECT token_hash FROM users WHERE id='root'", [], |r| r.get(0))).unwrap();
         assert!(stored.starts_with("$argon2id$") && !stored.contains(&tok.0));

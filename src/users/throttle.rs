@@ -9,10 +9,11 @@
 //!
 //! - **Counted in the store, not in memory.** The command line and every
 //!   server process share one `onlabel.sqlite`, so they share one count, and
-//!   a restart does not reset it (table `sign_in_failures`, migration 6).
+//!   a restart does not reset it (table `sign_in_failures`, migrations 6 and 7).
 //! - **Coalesced.** The hash-chained audit log is append-only and kept for
 //!   years, so a flood must not grow it per request. A failure updates one
-//!   counter row per (client address, user, window); the audit log gets one
+//!   counter row per (client address, user, window, reason — one of a handful
+//!   of the code's own words); the audit log gets one
 //!   `login_failed` record at a key's first failure in a window and one
 //!   `login_throttled` record when the address or the user reaches the
 //!   throttle. An address that is already throttled is refused after one
@@ -237,7 +238,7 @@ pub(super) struct Recorded {
 }
 
 /// Records one failed (or throttled) sign-in in one write transaction:
-/// bumps the (address, user, window) counter, appends `login_failed` at the
+/// bumps the (address, user, window, reason) counter, appends `login_failed` at the
 /// key's first failure in the window and `login_throttled` when the address
 /// or the user reaches the throttle, and locks `user` (an existing user id)
 /// when its count reaches `lock_after`.
@@ -260,11 +261,11 @@ pub(super) fn record_failure(
         tx.execute("DELETE FROM sign_in_failures WHERE window_start < ?1", [stamp(window - KEEP_ROWS)]).map_err(sql)?;
         let count: i64 = tx
             .query_row(
-                "INSERT INTO sign_in_failures (addr, user_id, window_start, count, first_at, last_at)
-                 VALUES (?1, ?2, ?3, 1, ?4, ?4)
-                 ON CONFLICT (addr, user_id, window_start) DO UPDATE SET count = count + 1, last_at = excluded.last_at
+                "INSERT INTO sign_in_failures (addr, user_id, window_start, reason, count, first_at, last_at)
+                 VALUES (?1, ?2, ?3, ?4, 1, ?5, ?5)
+                 ON CONFLICT (addr, user_id, window_start, reason) DO UPDATE SET count = count + 1, last_at = excluded.last_at
                  RETURNING count",
-                params![attempt.addr, key_user, w, stamp(now)],
+                params![attempt.addr, key_user, w, reason, stamp(now)],
                 |r| r.get(0),
             )
             .map_err(sql)?;
@@ -286,7 +287,7 @@ pub(super) fn record_failure(
                 "request": attempt.summary(),
                 "window_start": w,
                 "count": 1,
-                "coalesced": "further failures of this address and user until the window ends are counted in sign_in_failures, not appended",
+                "coalesced": "further failures of this address, user and reason until the window ends are counted in sign_in_failures, not appended",
             }));
             crate::audit::append_tx(tx, &rec, now)?;
         }

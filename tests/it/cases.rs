@@ -539,3 +539,37 @@ fn issue17_2_cli_case_transitions_are_audit_records_that_verify_covers() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains(&format!("TAMPERED at record {seq}")) && out.contains("edited"), "{out}");
 }
+
+#[test]
+fn cli_cases_exit_status_comes_from_the_error_table() {
+    use onlabel::error::exit_status;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let st = staff(&data);
+    let id = CaseStore::open(&data).unwrap().open_case(pv(Utc::now())).unwrap().id;
+    let code_of = |out: &str| {
+        serde_json::from_str::<serde_json::Value>(out).ok().and_then(|v| v["error"]["code"].as_str().map(str::to_string)).unwrap_or_default()
+    };
+    // (what, args, token, the code it must report); the exit status is that code's row.
+    let tries: Vec<(&str, Vec<&str>, Option<&str>, &str)> = vec![
+        ("an unknown case", vec!["cases", "triage", "PV-2026-999999", "--as", "pv-lead"], Some(&st.lead), "case_not_found"),
+        ("an unknown case, shown", vec!["cases", "show", "PV-2026-999999", "--as", "carol"], Some(&st.carol), "case_not_found"),
+        ("a rep (denied)", vec!["cases", "triage", &id, "--as", "rex"], Some(&st.rex), "permission_denied"),
+        ("compliance changing a case (denied)", vec!["cases", "assign", &id, "--to", "pv-anna", "--as", "carol"], Some(&st.carol), "permission_denied"),
+        ("a wrong token", vec!["cases", "triage", &id, "--as", "pv-lead"], Some("olt_bad"), "bad_credential"),
+        ("no token", vec!["cases", "triage", &id, "--as", "pv-lead"], None, "no_credential"),
+        ("a step out of order", vec!["cases", "resolve", &id, "--resolution", "done", "--as", "pv-lead"], Some(&st.lead), "invalid_transition"),
+    ];
+    for (what, args, token, want) in tries {
+        let mut a = vec!["--json"];
+        a.extend(args);
+        let (code, out, err) = run(&data, token, &a);
+        assert_eq!(code_of(&out), want, "{what}: {out}{err}");
+        assert_eq!(code, exit_status(want), "{what}: exit status of {want}: {err}");
+    }
+    // The table's rows, as DESIGN.md gives the classes: bad input 2, denied 3.
+    assert_eq!((exit_status("case_not_found"), exit_status("invalid_transition")), (2, 2));
+    assert_eq!((exit_status("permission_denied"), exit_status("bad_credential")), (3, 3));
+    // Nothing was changed by any of them.
+    assert_eq!(CaseStore::open(&data).unwrap().get(&id).unwrap().unwrap().state, CaseState::New);
+}

@@ -632,12 +632,20 @@ fn issue16_a_quote_only_question_without_a_product_never_calls_the_model() {
     let c = Copilot::new(index).with_guard(std::sync::Arc::new(onlabel::guard::Guard::builtin().unwrap()), chrono::NaiveDate::from_ymd_opt(2026, 11, 23).unwrap()).unwrap().with_model(g);
     assert_eq!(c.products(), ["testra", "zentravia"]);
     let ask = Ask { question: "How often should liver tests be done?".into(), product: None, role: "rep".into(), as_of: chrono::NaiveDate::from_ymd_opt(2026, 11, 23).unwrap() };
-    let a = c.ask_with(&ask, &Requester::default(), false, &mut |_| {}).unwrap();
+    let req = |generate: bool| onlabel::copilot::Request {
+        task: onlabel::copilot::Task::Ask { question: ask.question.clone() },
+        product: None,
+        role: "rep".into(),
+        as_of: ask.as_of,
+        requester: Requester::default(),
+        generate,
+    };
+    let a = c.run(&req(false), None, &mut |_| {}).unwrap().into_answer().unwrap();
     assert_eq!(a.route, onlabel::copilot::Route::Answer, "{a:?}");
     assert!(a.note.as_deref().unwrap_or("").contains("only the zentravia label answers"), "{a:?}");
     assert_eq!((a.mode, a.generated_tokens), (Mode::Extractive, None), "{a:?}");
     assert_eq!(c.grounded().unwrap().calls(), 0, "quote only: the model was never asked");
     // Allowed to generate, the same question does reach the model.
-    let _ = c.ask_with(&ask, &Requester::default(), true, &mut |_| {}).unwrap();
+    let _ = c.run(&req(true), None, &mut |_| {}).unwrap();
     assert_eq!(c.grounded().unwrap().calls(), 1);
 }

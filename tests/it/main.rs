@@ -1,6 +1,7 @@
 //! Integration tests: one binary, shared harness (see `harness`).
 
 mod answer_key;
+mod authz_matrix;
 mod browser;
 mod audit;
 mod cases;
@@ -15,6 +16,7 @@ mod harness;
 mod index;
 mod llm;
 mod pipeline;
+mod probe17;
 mod readme;
 mod router;
 mod safety;
