@@ -162,20 +162,38 @@ async fn email_draft_and_visit_summary() {
     // `split_topics` without being drafted or listed as unsupported (a bug,
     // reported; not pinned here).
     let d = ask_json("/api/v1/email", json!({"product": "zentravia", "hcp": "Dr. Lee", "topics": "liver monitoring; the recommended dosage"})).await;
-    assert_eq!(d["route"], "answer", "{d}");
-    snap!("email_draft", d);
-    let notes = "Met Dr. Lee. Discussed liver monitoring and the starting dose. She asked what the starting dose is. Follow up with the dosing card.";
+    assert_eq!((d["route"].as_str(), d["prompt_version"].as_str()), (Some("answer"), Some("email@1")), "{d}");
+    snap!("email_draft", d.clone());
+    // prompts/email.j2 as rendered around this draft (as text: readable in review).
+    let body = crate::router::scrub(d["body"].clone());
+    insta::assert_snapshot!("prompt_email", body.as_str().unwrap());
+    // One statement the label supports (kept, cited), one it does not (removed).
+    // The label's sentence is quoted whole: without its "with or
+    // without food" the verifier sees a negation mismatch and removes it (reported).
+    let notes = "Met Dr. Lee. Discussed liver monitoring and the starting dose. Told her the recommended dosage of Zentravia is 20 mg taken orally once daily, with or without food. \
+                 Told her Zentravia is taken at bedtime. She asked what the starting dose is. Follow up with the dosing card.";
     let s = ask_json("/api/v1/summarize", json!({"product": "zentravia", "notes": notes, "hcp": "Dr. Lee"})).await;
-    assert_eq!(s["route"], "answer", "{s}");
-    snap!("visit_summary", s);
+    assert_eq!((s["route"].as_str(), s["prompt_version"].as_str()), (Some("answer"), Some("summary@1")), "{s}");
+    snap!("visit_summary", s.clone());
+    // prompts/summary.j2 as rendered for these notes.
+    let text = crate::router::scrub(s["text"].clone());
+    insta::assert_snapshot!("prompt_summary", text.as_str().unwrap());
     let notes = "Met Dr. Lee. Her patient Mr. B developed jaundice last week on zentravia.";
     let s = ask_json("/api/v1/summarize", json!({"product": "zentravia", "notes": notes})).await;
     assert_eq!(s["route"], "pharmacovigilance", "{s}");
     snap!("visit_summary_pharmacovigilance", s);
 }
 
-/// Each template under `prompts/` rendered for a fixed question and fixed
-/// passages through the model's own chat template: exactly what the model reads.
+/// The draft templates (the approved wording around approved statements,
+/// rendered without the model) and the test that snapshots each rendered.
+const DRAFT_TEMPLATES: [(&str, &str); 2] = [("email", "email_draft_and_visit_summary"), ("summary", "email_draft_and_visit_summary")];
+
+/// Each template under `prompts/` rendered with fixed inputs: a model prompt
+/// for a fixed question and fixed passages through the model's own chat
+/// template (exactly what the model reads); a draft template (`email`,
+/// `summary`) is snapshotted rendered for a fixed draft in
+/// [`email_draft_and_visit_summary`] (`prompt_email`, `prompt_summary`). A
+/// new template of either kind fails here until it has its snapshot.
 #[test]
 fn each_prompt_template_rendered() {
     let model_path = crate::llm::model_path();
@@ -197,6 +215,11 @@ fn each_prompt_template_rendered() {
     for path in templates {
         let prompt = onlabel::prompts::PromptFile::read(&path).unwrap();
         let name = prompt.name.clone();
+        if onlabel::copilot::DraftTemplates::builtin_source(&name).is_some() {
+            let covered = DRAFT_TEMPLATES.iter().find(|(n, _)| *n == name);
+            assert!(covered.is_some(), "prompts/{name}.j2 is a draft template without a rendered snapshot: add one beside prompt_email");
+            continue;
+        }
         let g = onlabel::copilot::Grounded::new(model.clone(), prompt).unwrap();
         let rendered = g.render("Dr. Lee asks how often liver tests are needed.", &shown).unwrap();
         assert!(rendered.contains("[1] Monitor liver tests") && rendered.contains("Dr. Lee asks"), "{name}: {rendered}");
