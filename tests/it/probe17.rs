@@ -209,3 +209,34 @@ fn probe_row3_chat_screens_every_turn() {
     ]));
     assert_reported(&ext, &[AE, DOSE]);
 }
+
+/// Row 8: a product typo on the CLI is the caller's error (exit 2,
+/// `unknown_product`, naming the products the index holds) before the
+/// question is screened: no case is opened and no answer is recorded, even
+/// for a question that reports an adverse event. HTTP says 400 with the
+/// same code (the matrix and `errors::` check that side).
+#[test]
+fn probe_row8_a_product_typo_on_the_cli_opens_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let idx = dir.path().join("idx");
+    drop(build_index(&[root().join("corpora/demo")], &idx));
+    let idx = idx.to_str().unwrap();
+    let q = "My patient was hospitalised with liver failure after starting it.";
+    let (code, out, err) = run(&data, None, &["--json", "ask", "--extractive", "--index", idx, "--product", "nosuch", q]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert_eq!(code_of(&out), "unknown_product", "{out}{err}");
+    assert!(out.contains("zentravia"), "the error lists the products the index holds: {out}");
+    let (code, out, err) = run(&data, None, &["--json", "ask", "--extractive", "--index", idx, "--product", "nosuch", "--role", "rep", "How often are liver tests needed?"]);
+    assert_eq!((code, code_of(&out).as_str()), (2, "unknown_product"), "{out}{err}");
+    // Nothing was opened or recorded: the case queue and the log are empty.
+    let store = onlabel::store::Store::open(&data).unwrap();
+    let cases = onlabel::cases::CaseStore::open(&data).unwrap();
+    assert!(cases.list(&Default::default()).unwrap().is_empty(), "no case opened");
+    let audit = onlabel::audit::Audit::open(&data).unwrap();
+    assert!(audit.range(None, None).unwrap().iter().all(|e| e.action != "ask"), "no answer recorded");
+    drop(store);
+    // The right product answers (and is recorded).
+    let (code, out, err) = run(&data, None, &["--json", "ask", "--extractive", "--index", idx, "--product", "zentravia", "How often are liver tests needed?"]);
+    assert_eq!(code, 0, "{out}{err}");
+}
