@@ -1,8 +1,10 @@
 //! [`record_answer`], [`record_email`], [`record_summary`]: the one place
 //! where an output of the copilot becomes an audit record.
 //!
-//! Called by the CLI commands and the server's routes after the copilot has
-//! returned and *before* the output is handed over. It lives in `copilot`
+//! Called only by [`Copilot::run`](super::Copilot::run), after the output is
+//! composed and screened and *before* any of it is handed over (the CLI
+//! commands and the server's routes pass a [`Trace`](super::Trace) and never
+//! append an output's record themselves). It lives in `copilot`
 //! (it turns the copilot's outputs into records), so that `audit` stays a
 //! log that knows nothing of answers and depends on nothing above `store`. One record per
 //! output holds everything needed to show which approved prompt, model,

@@ -4,11 +4,11 @@
 //! Why it is built this way:
 //!
 //! - **One pipeline.** Every route that answers (`/api/v1/ask`, `/email`,
-//!   `/summarize`, `/v1/chat/completions`) runs the same [`Copilot`] the CLI
-//!   runs, then appends the same audit record through
-//!   [`crate::copilot::trace`] *before* the response leaves, so nothing is
-//!   shown untraced and a case the guard opened is stored even if the client
-//!   has gone.
+//!   `/summarize`, `/v1/chat/completions`) calls the same
+//!   [`Copilot::run`](crate::copilot::Copilot::run) the CLI calls, which
+//!   appends the audit record *before* anything reaches the response, so
+//!   nothing is shown untraced and a case the guard opened is stored even if
+//!   the client has gone.
 //! - **Bounded work.** The pipeline is CPU-bound and runs on blocking
 //!   threads behind a [`work::Gate`]: at most `max_in_flight` requests work
 //!   at once, at most `max_queued` wait; beyond that the answer is `503` with

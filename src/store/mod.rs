@@ -1,6 +1,6 @@
 //! [`Store`]: the one SQLite file, `onlabel.sqlite`, that holds every piece of
-//! state that must survive a restart (cases now; the prompt registry, the
-//! audit log and users as their issues land).
+//! state that must survive a restart: cases, users and their sign-in
+//! counters, the prompt registry and the audit log.
 //!
 //! Opening a store
 //!

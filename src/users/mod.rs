@@ -1,8 +1,9 @@
 //! [`Users`]: the people who act on OnLabel, their roles and their tokens.
 //!
 //! Users get their own module (not a `server::auth` submodule) because the
-//! CLI, the registry and — later — the server all authenticate against the
-//! same table; the server's bearer-token check will call [`Users::authenticate`].
+//! CLI, the registry and the server all authenticate against the same table:
+//! the CLI's `--as` + token through [`Users::authenticate`], the server's
+//! bearer token through [`Users::authenticate_bearer`].
 //!
 //! Invariants
 //!
