@@ -75,7 +75,7 @@ codes! {
     "signature_refused" => D, 403, "an e-signature's password or secret was not accepted";
     "self_approval" => D, 403, "the author of a prompt version cannot sign it; another mlr_reviewer must";
     "self_rejection" => D, 403, "the author of a prompt version cannot reject it either; another mlr_reviewer must";
-    "no_credential" => B, 401, "no token was given (ONLABEL_TOKEN unset and no terminal to ask on)";
+    "no_credential" => D, 401, "no token was given (ONLABEL_TOKEN unset and no terminal to ask on)";
     "too_many_sign_in_failures" => D, 429, "too many failed sign-ins from this address or for this user; wait for Retry-After";
     "user_locked" => D, 403, "the user is locked after too many failed sign-ins; an admin unlocks it (`onlabel users unlock`)";
     // The HTTP request itself.

@@ -4,7 +4,7 @@
 //! [`super::signin`]): `--as USER` plus the token from `ONLABEL_TOKEN` (or a
 //! no-echo prompt on a terminal). A wrong token, a disabled or locked user,
 //! or a role that may not do it is exit 3, and the refusal is audited; a
-//! missing token is exit 2 (`no_credential`, the fix is to set the token).
+//! missing token is exit 3 (`no_credential`: denied; the fix is to set the token).
 //! Every exit status comes from the error table ([`crate::error::CODES`]).
 //! Changing a case (`assign`, `triage`, `start`, `resolve`) needs the medical
 //! or admin role ([`cases::WORKERS`]); reading the queue (`list`, `show`,

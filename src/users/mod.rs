@@ -175,12 +175,13 @@ impl Error {
         }
     }
 
-    /// True for a failed, throttled or locked sign-in or a refused role
-    /// (exit 3; HTTP 401, 429 or 403).
+    /// True for a failed, throttled or locked sign-in, a missing token, or
+    /// a refused role (exit 3; HTTP 401, 429 or 403).
     pub fn is_denied(&self) -> bool {
         matches!(
             self,
             Error::BadCredential { .. }
+                | Error::NoCredential { .. }
                 | Error::PermissionDenied { .. }
                 | Error::Throttled { .. }
                 | Error::Locked { .. }

@@ -264,7 +264,7 @@ fn issue10_4_errors_are_json_with_stable_codes_and_design_exit_codes() {
         (vec!["products", "--index", none.to_str().unwrap()], 2, "index_missing"),
         (vec!["ask", "--index", &idx, "--as-of", "2026-13-01", "q"], 2, "usage"),
         (vec!["no-such-command"], 2, "usage"),
-        (vec!["users", "add", "--id", "x", "--name", "X", "--role", "rep", "--as", "nobody"], 2, "no_credential"),
+        (vec!["users", "add", "--id", "x", "--name", "X", "--role", "rep", "--as", "nobody"], 3, "no_credential"),
     ];
     for (args, exit, code) in &cases {
         let mut a = vec!["--json"];
