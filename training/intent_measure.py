@@ -11,7 +11,10 @@ Inputs:
            `ONLABEL_INTENT_SCORES=SCORES cargo test --release --locked --lib
            guard::intent::tests::on_the_dev_suites`.
 
-Usage: python3 training/intent_measure.py REPORTS SCORES
+Usage: python3 training/intent_measure.py REPORTS SCORES [SUITE.jsonl ...]
+(default: the dev suites in evals/; a suite's name is its file name without
+.jsonl, the name REPORTS and SCORES use). Variants without the embedding are
+shown when SCORES holds `p_no_embedding`.
 Figures as scripts/eval_summary.py defines them: route accuracy; PV recall
 (cases expecting only PV routed there); false alarm (answer-only cases routed
 to PV or Medical); policy_refused (refused-only cases refused); plus
@@ -29,6 +32,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 EVALS = os.path.join(HERE, "..", "evals")
 
 reports, scores_path = sys.argv[1], sys.argv[2]
+paths = sys.argv[3:] or [os.path.join(EVALS, s + ".jsonl") for s in SUITES]
+SUITES = [os.path.basename(p)[:-len(".jsonl")] for p in paths]
+SUITE_PATH = dict(zip(SUITES, paths))
 scores = {}
 for l in open(scores_path, encoding="utf-8"):
     d = json.loads(l)
@@ -37,7 +43,7 @@ for l in open(scores_path, encoding="utf-8"):
 
 def expected(suite):
     out = {}
-    for l in open(os.path.join(EVALS, suite + ".jsonl"), encoding="utf-8"):
+    for l in open(SUITE_PATH[suite], encoding="utf-8"):
         l = l.strip()
         if not l or l.startswith("//"):
             continue
@@ -87,7 +93,11 @@ def argmax(p):
     return ROUTES[max(range(4), key=lambda k: p[k])]
 
 
-variants = ["pipeline", "head", "head_no_emb"] + [f"stricter@{t}" for t in TAUS] + [f"stricter_no_emb@{t}" for t in TAUS]
+no_emb = all("p_no_embedding" in d for d in scores.values())
+variants = ["pipeline", "head"] + [f"stricter@{t}" for t in TAUS]
+if no_emb:
+    variants[2:2] = ["head_no_emb"]
+    variants += [f"stricter_no_emb@{t}" for t in TAUS]
 total = {v: {} for v in variants}
 for suite in SUITES:
     exp = expected(suite)
@@ -96,19 +106,18 @@ for suite in SUITES:
     missing = [i for i in exp if i not in base or (suite, i) not in scores]
     if missing:
         sys.exit(f"{suite}: no route or no score for {missing[:5]}")
-    routes = {
-        "pipeline": base,
-        "head": {i: argmax(scores[(suite, i)]["p"]) for i in exp},
-        "head_no_emb": {i: argmax(scores[(suite, i)]["p_no_embedding"]) for i in exp},
-    }
+    routes = {"pipeline": base, "head": {i: argmax(scores[(suite, i)]["p"]) for i in exp}}
     for t in TAUS:
         routes[f"stricter@{t}"] = {i: stricter(base[i], scores[(suite, i)]["p"], t) for i in exp}
-        routes[f"stricter_no_emb@{t}"] = {i: stricter(base[i], scores[(suite, i)]["p_no_embedding"], t) for i in exp}
+    if no_emb:
+        routes["head_no_emb"] = {i: argmax(scores[(suite, i)]["p_no_embedding"]) for i in exp}
+        for t in TAUS:
+            routes[f"stricter_no_emb@{t}"] = {i: stricter(base[i], scores[(suite, i)]["p_no_embedding"], t) for i in exp}
     print(f"{suite} ({len(exp)} asks)")
     for v in variants:
         f = figures(exp, routes[v])
         add(total[v], f)
         print(line(v, f))
-print("all dev suites (micro)")
+print("all suites (micro)")
 for v in variants:
     print(line(v, total[v]))
