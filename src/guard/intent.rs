@@ -557,6 +557,7 @@ mod tests {
         let e = embedder();
         let (mut n, mut ok, mut ok0, mut pv_n, mut pv_hit, mut pv_hit0) = (0usize, 0usize, 0usize, 0usize, 0usize, 0usize);
         let mut out = String::new();
+        let mut scoring = std::time::Duration::ZERO;
         for name in DEV_SUITES {
             let suite = crate::eval::Suite::read(&root().join("evals").join(format!("{name}.jsonl"))).expect("dev suite");
             let asks: Vec<(&crate::eval::Case, &str)> =
@@ -565,7 +566,10 @@ mod tests {
             let vecs = e.embed(&texts).expect("embedding the dev asks");
             for ((case, q), v) in asks.iter().zip(&vecs) {
                 let Some(expect) = &case.expect.route else { continue };
-                let (s, s0) = (h.scores(q, Some(v)), h.scores(q, None));
+                let t = std::time::Instant::now();
+                let s = h.scores(q, Some(v));
+                scoring += t.elapsed();
+                let s0 = h.scores(q, None);
                 n += 1;
                 ok += usize::from(expect.accepts(s.route().as_str()));
                 ok0 += usize::from(expect.accepts(s0.route().as_str()));
@@ -581,7 +585,10 @@ mod tests {
         }
         let (acc, acc0) = (ok as f64 / n as f64, ok0 as f64 / n as f64);
         let (rec, rec0) = (pv_hit as f64 / pv_n as f64, pv_hit0 as f64 / pv_n as f64);
-        eprintln!("intent head on {n} dev asks: route accuracy {acc:.3} (no embedding {acc0:.3}), PV recall {rec:.3} of {pv_n} (no embedding {rec0:.3})");
+        eprintln!(
+            "intent head on {n} dev asks: route accuracy {acc:.3} (no embedding {acc0:.3}), PV recall {rec:.3} of {pv_n} (no embedding {rec0:.3}); scoring {:.0} µs an ask (embedding not included)",
+            scoring.as_secs_f64() * 1e6 / n as f64
+        );
         if let Ok(p) = std::env::var("ONLABEL_INTENT_SCORES") {
             std::fs::write(&p, out).expect("writing the scores");
         }
