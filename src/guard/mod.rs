@@ -33,6 +33,7 @@
 
 pub mod ae;
 pub mod elements;
+pub mod intent;
 pub mod label_ref;
 pub mod language;
 mod offlabel;
