@@ -649,3 +649,66 @@ fn issue16_a_quote_only_question_without_a_product_never_calls_the_model() {
     let _ = c.run(&req(true), None, &mut |_| {}).unwrap();
     assert_eq!(c.grounded().unwrap().calls(), 1);
 }
+
+/// Issue 16, over HTTP: `POST /api/v1/ask` with `"extractive": true` and no
+/// product, on an index of two products where only one label answers, never
+/// runs the attached model — the answer carries no `generated_tokens` (the
+/// work the model did, reported whether or not its sentences survived) —
+/// while the same question with `"extractive": false` does run it. Driven
+/// in-process through the real router (`router(state).oneshot`).
+#[test]
+fn issue16_an_http_quote_only_ask_without_a_product_never_runs_the_model() {
+    use onlabel::copilot::{Copilot, Grounded};
+    use onlabel::prompts::PromptFile;
+    use onlabel::server::{router, AppState, Config, Limits};
+    use onlabel::users::{Role, Users};
+    let tmp = tempfile::tempdir().unwrap();
+    let other = crate::harness::corpus(
+        &tmp.path().join("other"),
+        &crate::harness::entry("testra-pi", "testra.md", "2030-12-31", "approved"),
+        &[("testra.md", b"# TESTRA\n\n## 16 HOW SUPPLIED/STORAGE AND HANDLING\n\nStore TESTRA tablets at room temperature in the original bottle.\n")],
+    );
+    let idx = tmp.path().join("idx");
+    let index = crate::harness::build_index(&[root().join("corpora/demo"), other], &idx);
+    let model = std::sync::Arc::new(onlabel::llm::LocalModel::load(&crate::llm::model_path()).expect("run `bash models/fetch.sh` first"));
+    let g = Grounded::new(model, PromptFile::read(&root().join("prompts/objection.j2")).unwrap()).unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let copilot = Copilot::new(index)
+        .with_guard(std::sync::Arc::new(onlabel::guard::Guard::builtin().unwrap()), chrono::Utc::now().date_naive())
+        .unwrap()
+        .with_cases(onlabel::cases::CaseStore::open(&data).unwrap())
+        .with_model(g);
+    let products = serde_json::json!({"products": copilot.products().into_iter().map(|p| serde_json::json!({"name": p})).collect::<Vec<_>>()});
+    let store = onlabel::store::Store::open(&data).unwrap();
+    let users = Users::new(&store);
+    let (admin, _) = users.add("root", "Ada Admin", Role::Admin, None).unwrap();
+    let (_, token) = users.add("rex", "Rex Rep", Role::Rep, Some(&admin)).unwrap();
+    drop(store);
+    let config = Config {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        data: data.clone(),
+        root: root(),
+        index: idx.clone(),
+        thresholds: root().join("evals/thresholds.toml"),
+        products,
+        limits: Limits::default(),
+        eval: Box::new(|_, _, _| Err("no evals in this test".to_string())),
+        reload_prompt: None,
+    };
+    let app = router(std::sync::Arc::new(AppState::new(copilot, config).unwrap()));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let ask = |extractive: bool| {
+        let body = serde_json::json!({"question": "How often should liver tests be done?", "extractive": extractive});
+        let req = crate::router::request(axum::http::Method::POST, "/api/v1/ask", Some(&token.0), Some(&body));
+        rt.block_on(crate::router::send(&app, req))
+    };
+    let quoted = ask(true);
+    assert_eq!(quoted.status, 200, "{}", quoted.text);
+    let a = quoted.json();
+    assert_eq!((a["route"].as_str(), a["mode"].as_str()), (Some("answer"), Some("extractive")), "{a}");
+    assert!(a["note"].as_str().unwrap_or("").contains("only the zentravia label answers"), "{a}");
+    assert!(a.get("generated_tokens").is_none() && a["model"].is_null(), "quote only: the model never ran: {a}");
+    let generated = ask(false).json();
+    assert!(generated["generated_tokens"].as_u64().is_some_and(|n| n > 0), "allowed to generate, the model ran: {generated}");
+}
