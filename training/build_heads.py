@@ -2,9 +2,9 @@
 """Rebuild OnLabel's learned heads (intent_head.json, rerank_head.json) from the
 training asks (training/intent/w?.jsonl) and the label texts.
 
-Self-contained: a numpy port of all-MiniLM-L6-v2 as run by index::dense::Embedder
-(tokenizer.json, [CLS]/[SEP], truncation 256, mean pooling over the mask, L2),
-the sentence splitter, the reranker pair features and both logistic heads.
+Uses embed.py's numpy port of all-MiniLM-L6-v2 as run by index::dense::Embedder
+(tokenizer.json, [CLS]/[SEP], truncation 256, mean pooling over the mask, L2);
+holds the sentence splitter, the reranker pair features and both logistic heads.
 Deterministic (lbfgs, fixed seed). Needs numpy, scipy, scikit-learn, tokenizers,
 safetensors. Embeddings are cached under ./cache.
 
@@ -17,130 +17,12 @@ import numpy as np
 SEED = 0
 PV_RECALL_TARGET = 0.97
 
-# ---------------------------------------------------------------- from embed.py
+# The numpy MiniLM (the same forward pass as index::dense::Embedder) lives in
+# embed.py beside this file; check_heads.py and intent_reference.py use it too.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from embed import embed  # noqa: E402
 
-from scipy.special import erf
-from safetensors.numpy import load_file
-from tokenizers import Tokenizer
-
-MODEL_DIR = os.environ.get("ONLABEL_EMBEDDER", "/work/main/models/minilm")
-MAX_TOKENS = 256
-CACHE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cache")
-
-
-class MiniLM:
-    def __init__(self, model_dir=MODEL_DIR):
-        cfg = json.load(open(os.path.join(model_dir, "config.json")))
-        self.eps = float(cfg["layer_norm_eps"])
-        self.n_layers = cfg["num_hidden_layers"]
-        self.n_heads = cfg["num_attention_heads"]
-        self.dim = cfg["hidden_size"]
-        assert cfg["hidden_act"] == "gelu"  # candle: HiddenAct::Gelu -> gelu_erf
-        self.w = {k: v.astype(np.float32) for k, v in load_file(os.path.join(model_dir, "model.safetensors")).items()
-                  if not k.endswith("position_ids")}
-        # pre-transpose linear weights (torch layout is out x in)
-        for k in list(self.w):
-            if k.endswith(".weight") and self.w[k].ndim == 2 and "embeddings" not in k:
-                self.w[k] = np.ascontiguousarray(self.w[k].T)
-        self.tok = Tokenizer.from_file(os.path.join(model_dir, "tokenizer.json"))
-        self.tok.no_padding()
-        self.tok.enable_truncation(MAX_TOKENS)
-
-    def _ln(self, x, p):
-        mu = x.mean(-1, keepdims=True)
-        var = ((x - mu) ** 2).mean(-1, keepdims=True)
-        return (x - mu) / np.sqrt(var + self.eps) * self.w[p + ".weight"] + self.w[p + ".bias"]
-
-    def _lin(self, x, p):
-        return x @ self.w[p + ".weight"] + self.w[p + ".bias"]
-
-    def forward(self, ids, mask):
-        n, L = ids.shape
-        w = self.w
-        x = w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][:L][None] \
-            + w["embeddings.token_type_embeddings.weight"][0][None, None]
-        x = self._ln(x, "embeddings.LayerNorm")
-        H, d = self.n_heads, self.dim // self.n_heads
-        add_mask = ((1.0 - mask.astype(np.float32)) * np.finfo(np.float32).min)[:, None, None, :]
-        for i in range(self.n_layers):
-            p = f"encoder.layer.{i}."
-            q = self._lin(x, p + "attention.self.query").reshape(n, L, H, d).transpose(0, 2, 1, 3)
-            k = self._lin(x, p + "attention.self.key").reshape(n, L, H, d).transpose(0, 2, 3, 1)
-            v = self._lin(x, p + "attention.self.value").reshape(n, L, H, d).transpose(0, 2, 1, 3)
-            s = (q @ k) / np.float32(np.sqrt(d)) + add_mask
-            s = s - s.max(-1, keepdims=True)
-            e = np.exp(s)
-            a = e / e.sum(-1, keepdims=True)
-            ctx = (a @ v).transpose(0, 2, 1, 3).reshape(n, L, self.dim)
-            x = self._ln(self._lin(ctx, p + "attention.output.dense") + x, p + "attention.output.LayerNorm")
-            h = self._lin(x, p + "intermediate.dense")
-            h = 0.5 * h * (1.0 + erf(h / np.float32(np.sqrt(2.0))))
-            x = self._ln(self._lin(h.astype(np.float32), p + "output.dense") + x, p + "output.LayerNorm")
-        return x
-
-    def embed_uncached(self, texts, batch=32):
-        encs = self.tok.encode_batch(list(texts), add_special_tokens=True)
-        order = np.argsort([len(e.ids) for e in encs], kind="stable")  # length-sorted batches: less padding
-        out = np.zeros((len(texts), self.dim), np.float32)
-        for b in range(0, len(order), batch):
-            idx = order[b:b + batch]
-            L = max(len(encs[i].ids) for i in idx)
-            ids = np.zeros((len(idx), L), np.int64)
-            mask = np.zeros((len(idx), L), np.float32)
-            for r, i in enumerate(idx):
-                ids[r, :len(encs[i].ids)] = encs[i].ids
-                mask[r, :len(encs[i].ids)] = encs[i].attention_mask
-            h = self.forward(ids, mask)
-            m = mask[:, :, None]
-            mean = (h * m).sum(1) / np.clip(m.sum(1), 1e-9, None)
-            out[idx] = mean / np.clip(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12, None)
-        return out
-
-
-_MODEL = None
-_CACHE = None
-
-
-def _key(t):
-    return hashlib.sha1(t.encode("utf-8")).hexdigest()
-
-
-def _load_cache():
-    global _CACHE
-    if _CACHE is None:
-        _CACHE = {}
-        os.makedirs(CACHE_DIR, exist_ok=True)
-        for f in sorted(os.listdir(CACHE_DIR)):
-            if f.startswith("emb_") and f.endswith(".npz"):
-                z = np.load(os.path.join(CACHE_DIR, f))
-                for k, v in zip(z["keys"], z["vecs"]):
-                    _CACHE[str(k)] = v
-    return _CACHE
-
-
-def embed(texts, batch=32, verbose=True):
-    """Unit vectors (len(texts), 384) for texts, from the disk cache where possible."""
-    global _MODEL
-    cache = _load_cache()
-    todo = sorted({t for t in texts if _key(t) not in cache})
-    if todo:
-        if _MODEL is None:
-            _MODEL = MiniLM()
-        chunk = 512
-        for c in range(0, len(todo), chunk):
-            part = todo[c:c + chunk]
-            vecs = _MODEL.embed_uncached(part, batch=batch)
-            keys = [_key(t) for t in part]
-            for k, v in zip(keys, vecs):
-                cache[k] = v
-            fn = os.path.join(CACHE_DIR, f"emb_{os.getpid()}_{len(os.listdir(CACHE_DIR)):05d}.npz")
-            np.savez(fn, keys=np.array(keys), vecs=vecs)
-            if verbose:
-                print(f"embedded {min(c + chunk, len(todo))}/{len(todo)}", file=sys.stderr, flush=True)
-    if not len(texts):
-        return np.zeros((0, 384), np.float32)
-    return np.stack([cache[_key(t)] for t in texts])
-
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # ---------------------------------------------------------------- from common.py
 
@@ -148,8 +30,8 @@ def embed(texts, batch=32, verbose=True):
 ROUTES = ["answer", "medical", "pharmacovigilance", "refused"]
 WRITERS = ["wa", "wb", "wc", "wd"]
 SUITES = ["labels", "guard", "guard_probe", "dev_reports", "dev_offlabel", "demo", "sentences_dev"]
-TRAIN_GLOB = os.environ.get("ONLABEL_TRAIN_GLOB", "/work/main/training/intent/w?.jsonl")
-EVAL_DIR = "/work/main/evals"
+TRAIN_GLOB = os.environ.get("ONLABEL_TRAIN_GLOB", os.path.join(REPO, "training/intent/w?.jsonl"))
+EVAL_DIR = os.path.join(REPO, "evals")
 
 
 def load_train():
@@ -189,8 +71,8 @@ def cheap_feats(texts):
 
 # ---------------------------------------------------------------- from labels.py
 
-PI_DIR = os.environ.get("ONLABEL_PI_DIR", "/work/shared/data/pi/text")
-DEMO_DIR = os.environ.get("ONLABEL_DEMO_DIR", "/work/main/corpora/demo")
+PI_DIR = os.environ.get("ONLABEL_PI_DIR", os.path.join(os.path.dirname(REPO), "shared/data/pi/text"))
+DEMO_DIR = os.environ.get("ONLABEL_DEMO_DIR", os.path.join(REPO, "corpora/demo"))
 DEMO_DOCS = ["zentravia-pi.md", "zentravia-faq.md"]  # approved, promotional (not the withdrawn 2024 PI, not the medical letter)
 
 NUM_HEAD = re.compile(r"^(\d{1,2}(?:\.\d{1,2})*)\s+(\S.*)$")

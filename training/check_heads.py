@@ -1,9 +1,9 @@
-"""Score the dev suites from out/intent_head.json with a from-scratch inference (checks the feature spec)."""
-import json, math, re, numpy as np
+"""Score the dev suites from heads/intent_head.json (or the file given) with a from-scratch inference (checks the feature spec)."""
+import json, math, re, sys, numpy as np
 from collections import Counter
-from common import load_suite, SUITES, ROUTES, cheap_feats
+from build_heads import load_suite, SUITES, ROUTES, cheap_feats  # common.py was folded into build_heads.py
 from embed import embed
-H = json.load(open('out/intent_head.json'))
+H = json.load(open(sys.argv[1] if len(sys.argv) > 1 else 'heads/intent_head.json'))
 cv, wv = H['char_vocab'], H['word_vocab']; ci, wi = np.array(H['char_idf']), np.array(H['word_idf'])
 W = {c: H['weights'][c] for c in H['classes']}
 def block(grams, vocab, idf):

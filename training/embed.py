@@ -16,7 +16,8 @@ from scipy.special import erf
 from safetensors.numpy import load_file
 from tokenizers import Tokenizer
 
-MODEL_DIR = os.environ.get("ONLABEL_EMBEDDER", "/work/main/models/minilm")
+MODEL_DIR = os.environ.get(
+    "ONLABEL_EMBEDDER", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models", "minilm"))
 MAX_TOKENS = 256
 CACHE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cache")
 
