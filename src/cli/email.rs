@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::query::{answer_day, build_or_report, case_stored_line, copilot, open_trace, reporter, with_case_store};
-use super::{error, out, outln, signin, Ctx, GenArgs, QueryArgs, EXIT_OK};
-use crate::copilot::{DraftTemplates, Outcome, Request, Route, Task, Trace};
+use super::query::{answer_day, case_stored_line, draft_copilot, open_trace, reporter, with_case_store};
+use super::{error, out, outln, signin, Ctx, QueryArgs, EXIT_OK};
+use crate::copilot::{Outcome, Request, Route, Task, Trace};
 
 /// Options of `onlabel email`.
 #[derive(Debug, Args)]
@@ -45,10 +45,8 @@ pub(super) fn run(a: &EmailArgs, ctx: &Ctx) -> anyhow::Result<i32> {
         Err(e) => return Ok(signin::report(&e, json, data)),
     };
     let day = answer_day(&a.q, &actor)?;
-    let q = QueryArgs { role: actor.role.clone(), as_of: Some(day), gen: GenArgs { extractive: true, ..a.q.gen.clone() }, ..a.q.clone() };
-    let built = copilot(&q, Some(data)).and_then(|c| Ok(c.with_drafts(DraftTemplates::live(audit.store(), &a.root)?)));
-    let copilot = match build_or_report(built, json, data)? {
-        Ok(c) => c,
+    let (q, copilot) = match draft_copilot(&a.q, &actor, day, &audit, &a.root, json, data)? {
+        Ok(x) => x,
         Err(code) => return Ok(code),
     };
     let req = Request {

@@ -207,6 +207,25 @@ pub(super) fn reporter(actor: &Actor) -> String {
     actor.claimed.clone().filter(|_| !actor.authenticated).unwrap_or_else(|| actor.id.clone())
 }
 
+/// The copilot a draft command (`email`, `summarize`) runs, with the query
+/// options it was built from: extractive (drafts are composed without the
+/// model), as the signed-in user's role on `day`, with the registry's live
+/// `email` and `summary` templates under `root`. `Err(code)`: a library
+/// error already reported (an unapproved or altered template, a damaged store).
+pub(super) fn draft_copilot(
+    q: &QueryArgs,
+    actor: &Actor,
+    day: NaiveDate,
+    audit: &Audit,
+    root: &std::path::Path,
+    json: bool,
+    data: &std::path::Path,
+) -> anyhow::Result<Result<(QueryArgs, Copilot), i32>> {
+    let q = QueryArgs { role: actor.role.clone(), as_of: Some(day), gen: super::GenArgs { extractive: true, ..q.gen.clone() }, ..q.clone() };
+    let built = copilot(&q, Some(data)).and_then(|c| Ok(c.with_drafts(crate::copilot::DraftTemplates::live(audit.store(), root)?)));
+    Ok(build_or_report(built, json, data)?.map(|c| (q, c)))
+}
+
 /// Builds the copilot; a library error (an unapproved or altered prompt, a
 /// damaged store) becomes its exit code and message, anything else an error.
 pub(super) fn build_or_report(
