@@ -8,8 +8,17 @@ holds the sentence splitter, the reranker pair features and both logistic heads.
 Deterministic (lbfgs, fixed seed). Needs numpy, scipy, scikit-learn, tokenizers,
 safetensors. Embeddings are cached under ./cache.
 
-    python build_heads.py [--out out/]
-Paths: ONLABEL_EMBEDDER (models/minilm), ONLABEL_TRAIN_GLOB, ONLABEL_PI_DIR, ONLABEL_DEMO_DIR.
+    python build_heads.py [--out out/] [--only intent|rerank] [--rerank-fit listwise|pointwise]
+Paths: ONLABEL_EMBEDDER (models/minilm), ONLABEL_TRAIN_GLOB, ONLABEL_PI_DIR, ONLABEL_DEMO_DIR,
+ONLABEL_RERANK_DUMP (training/cache/rerank_candidates.jsonl).
+
+The sentence rerank head (copilot::extractive::select) learns from the candidate
+sets the Rust extractive generator sees; write them first (BM25 index of both
+corpora, as scripts/eval-all.sh builds it):
+    onlabel ingest --corpus ../shared/data/pi --corpus corpora/demo --index /tmp/all-index
+    ONLABEL_RERANK_INDEX=/tmp/all-index ONLABEL_RERANK_DUMP=training/cache/rerank_candidates.jsonl \
+      cargo test --release --locked --lib copilot::extractive::select::tests::dump -- --ignored
+then `python build_heads.py --only rerank --out heads` and `python rerank_reference.py`.
 """
 import hashlib, json, math, os, re, sys, glob
 from collections import Counter, defaultdict
