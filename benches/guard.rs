@@ -35,7 +35,7 @@ fn setup() -> (Guard, HashMap<String, LabelReference>, Vec<(String, Option<Strin
 fn screen(c: &mut Criterion) {
     let (guard, labels, qs) = setup();
     fn ctx<'a>(labels: &'a HashMap<String, LabelReference>, p: &'a Option<String>) -> Context<'a> {
-        Context { product: p.as_deref(), label: p.as_deref().and_then(|p| labels.get(p)) }
+        Context { product: p.as_deref(), label: p.as_deref().and_then(|p| labels.get(p)), embedding: None }
     }
     let humira = Some("humira".to_string());
     c.bench_function("screen_input/all guard.jsonl questions", |b| {
@@ -59,7 +59,7 @@ fn main() {
     let mut times = Vec::new();
     for _ in 0..50 {
         for (q, p) in &qs {
-            let ctx = Context { product: p.as_deref(), label: p.as_deref().and_then(|p| labels.get(p)) };
+            let ctx = Context { product: p.as_deref(), label: p.as_deref().and_then(|p| labels.get(p)), embedding: None };
             let t = Instant::now();
             std::hint::black_box(guard.screen_input(q, &ctx));
             times.push(t.elapsed().as_secs_f64() * 1e3);

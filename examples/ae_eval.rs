@@ -142,7 +142,7 @@ fn time_screening(guard: &Guard, labels: &HashMap<String, LabelReference>, suite
     let mut times = Vec::with_capacity(qs.len() * 50);
     for _ in 0..50 {
         for &(q, p) in &qs {
-            let ctx = Context { product: p, label: p.and_then(|p| labels.get(p)) };
+            let ctx = Context { product: p, label: p.and_then(|p| labels.get(p)), embedding: None };
             let t = std::time::Instant::now();
             std::hint::black_box(guard.screen_input(q, &ctx));
             times.push(t.elapsed().as_secs_f64() * 1e3);
@@ -197,7 +197,7 @@ fn main() {
         if case.task == "ask" {
             let q = case.question.as_deref().unwrap_or_default();
             let label = case.product.as_deref().and_then(|p| labels.get(p));
-            let v = guard.screen_input(q, &Context { product: case.product.as_deref(), label });
+            let v = guard.screen_input(q, &Context { product: case.product.as_deref(), label, embedding: None });
             let got = v.route.as_str();
             let Some(expect) = &case.expect.route else { continue };
             asks += 1;

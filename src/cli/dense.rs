@@ -60,37 +60,49 @@ pub fn ingest_embedder(a: &IngestDense) -> anyhow::Result<Option<Embedder>> {
     }
 }
 
-/// Gives the copilot its question embedder and retrieval mode; falls back to
-/// BM25 with a note when the index has no vectors or the embedder is missing
-/// or is not the model the vectors were made with.
+/// Gives the copilot its question embedder and retrieval mode. The
+/// embedder is attached whenever it loads (the guard's learned intent head
+/// reads the question's embedding, whatever the retrieval mode); retrieval
+/// falls back to BM25 with a note when the index has no vectors or the
+/// embedder is not the model the vectors were made with. Without the model
+/// files, intent is decided by the rules alone (noted when dense retrieval
+/// was asked for, logged otherwise).
 pub fn attach(c: Copilot, q: &QueryDense) -> anyhow::Result<Copilot> {
-    if q.retrieval == RetrievalMode::Bm25 {
-        return Ok(c);
-    }
-    let Some(meta) = c.index().vectors_meta() else {
+    let want_dense = q.retrieval != RetrievalMode::Bm25;
+    let meta = c.index().vectors_meta().cloned();
+    if want_dense && meta.is_none() {
         note(&format!(
             "the index has no passage vectors; retrieving with bm25 instead of {} (re-run `onlabel ingest` with the embedder)",
             q.retrieval
         ));
-        return Ok(c);
-    };
+    }
     let dir = q.embedder.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DIR));
     let e = match Embedder::load(&dir) {
         Ok(e) => e,
         Err(err) if q.embedder.is_none() => {
-            note(&format!("{err}; retrieving with bm25"));
+            if want_dense && meta.is_some() {
+                note(&format!("{err}; retrieving with bm25"));
+            }
+            tracing::warn!(error = %err, "no question embedder: the guard's intent head is not consulted (run `bash models/fetch.sh`)");
             return Ok(c);
         }
         Err(err) => return Err(err.into()),
     };
-    if e.sha256()? != meta.sha256 || e.dim() != meta.dim {
-        note(&format!(
-            "the embedder at {} is not the model the index's vectors were made with ({} sha256:{}); retrieving with bm25 (rebuild with `onlabel ingest`)",
-            dir.display(),
-            meta.model,
-            meta.sha256.get(..12).unwrap_or(&meta.sha256)
-        ));
-        return Ok(c);
-    }
-    Ok(c.with_embedder(e, q.retrieval))
+    let mode = match meta {
+        Some(meta) if want_dense => {
+            if e.sha256()? != meta.sha256 || e.dim() != meta.dim {
+                note(&format!(
+                    "the embedder at {} is not the model the index's vectors were made with ({} sha256:{}); retrieving with bm25 (rebuild with `onlabel ingest`)",
+                    dir.display(),
+                    meta.model,
+                    meta.sha256.get(..12).unwrap_or(&meta.sha256)
+                ));
+                RetrievalMode::Bm25
+            } else {
+                q.retrieval
+            }
+        }
+        _ => RetrievalMode::Bm25,
+    };
+    Ok(c.with_embedder(e, mode))
 }

@@ -26,6 +26,7 @@ impl Copilot {
         ask: &Ask,
         who: &Requester,
         products: &[String],
+        embedding: Option<&[f32]>,
         generate: bool,
         mut timings: Timings,
         t0: Instant,
@@ -37,7 +38,7 @@ impl Copilot {
         let mut found: Vec<(String, SearchResult, Draft)> = Vec::new();
         for p in products {
             let filter = Filter::for_role(&ask.role, Some(p), ask.as_of);
-            let search = self.retrieve(q, &filter)?;
+            let search = self.retrieve_embedded(q, embedding, &filter)?;
             retrieved.extend(search.hits.iter().map(|h| format!("{}#{}", h.passage.doc_id, h.passage.ordinal)));
             let draft = self.extractive.draft(q, &search, &search.hits);
             let top = search.hits.first().map(|h| (h.coverage, h.score)).unwrap_or_default();
@@ -50,7 +51,8 @@ impl Copilot {
         let listed = products.join(", ");
         match found.len() {
             0 => {
-                let ctx = self.guard_context(None);
+                let mut ctx = self.guard_context(None);
+                ctx.embedding = embedding;
                 let v = match self.guard.as_ref() {
                     Some(g) => g.screen_unanswered(q, &ctx),
                     None => crate::guard::Verdict {

@@ -370,14 +370,33 @@ impl Copilot {
     /// embedding the question fails, falls back to BM25 (with a warning).
     pub fn retrieve(&self, question: &str, filter: &Filter) -> Result<SearchResult> {
         let mode = self.retrieval();
-        let (Some(e), true) = (&self.embedder, mode != crate::index::RetrievalMode::Bm25) else {
+        if mode == crate::index::RetrievalMode::Bm25 {
             return Ok(self.index.search(question, filter, self.top_k)?);
-        };
+        }
+        let v = self.embed_question(question);
+        self.retrieve_embedded(question, v.as_deref(), filter)
+    }
+
+    /// [`Copilot::retrieve`] with the question's embedding already computed
+    /// (by [`Copilot::embed_question`]; `None`: BM25 only).
+    pub fn retrieve_embedded(&self, question: &str, embedding: Option<&[f32]>, filter: &Filter) -> Result<SearchResult> {
+        let mode = self.retrieval();
+        match embedding {
+            Some(v) if mode != crate::index::RetrievalMode::Bm25 => Ok(self.index.search_with(question, Some(v), filter, self.top_k, mode)?),
+            _ => Ok(self.index.search(question, filter, self.top_k)?),
+        }
+    }
+
+    /// The question's MiniLM embedding, when an embedder is attached: dense
+    /// retrieval and the guard's intent head use the same vector. A failure
+    /// is logged and read as no embedding (BM25 and the rules alone).
+    pub fn embed_question(&self, question: &str) -> Option<Vec<f32>> {
+        let e = self.embedder.as_ref()?;
         match e.embed(&[question]) {
-            Ok(v) => Ok(self.index.search_with(question, v.first().map(Vec::as_slice), filter, self.top_k, mode)?),
+            Ok(v) => v.into_iter().next(),
             Err(err) => {
-                tracing::warn!(error = %err, "embedding the question failed; retrieving with BM25 only");
-                Ok(self.index.search(question, filter, self.top_k)?)
+                tracing::warn!(error = %err, "embedding the question failed; retrieving with BM25 only, intent by the rules alone");
+                None
             }
         }
     }
@@ -460,7 +479,9 @@ impl Copilot {
             _ => (ask, None),
         };
         let product_key = ask.product.as_deref().map(|p| p.trim().to_lowercase());
-        let ctx = self.guard_context(product_key.as_deref());
+        let embedding = self.embed_question(q);
+        let mut ctx = self.guard_context(product_key.as_deref());
+        ctx.embedding = embedding.as_deref();
         let mut timings = Timings::default();
         let guard_rules = self.guard.as_ref().map(|g| g.rules_version().to_string());
         // The guard screens first, product or not: an adverse event told
@@ -476,7 +497,7 @@ impl Copilot {
             }
         }
         if let Resolved::Several(products) = &resolved {
-            let mut a = self.ask_across(ask, who, products, generate, timings, t0, on_event)?;
+            let mut a = self.ask_across(ask, who, products, embedding.as_deref(), generate, timings, t0, on_event)?;
             a.guard_rules = a.guard_rules.or(guard_rules);
             return Ok(a);
         }
@@ -506,7 +527,7 @@ impl Copilot {
         let ctx = *ctx;
         let filter = Filter::for_role(&ask.role, ask.product.as_deref(), ask.as_of);
         let tr = Instant::now();
-        let search = self.retrieve(q, &filter)?;
+        let search = self.retrieve_embedded(q, ctx.embedding, &filter)?;
         let retrieved: Vec<String> = search.hits.iter().map(|h| format!("{}#{}", h.passage.doc_id, h.passage.ordinal)).collect();
         timings.retrieve = tr.elapsed().as_secs_f64() * 1e3;
         let t1 = Instant::now();
@@ -608,7 +629,7 @@ impl Copilot {
 
     /// The guard's context for a product (its label reference, if indexed).
     fn guard_context<'a>(&'a self, product: Option<&'a str>) -> crate::guard::Context<'a> {
-        crate::guard::Context { product, label: product.and_then(|p| self.labels.get(p)) }
+        crate::guard::Context { product, label: product.and_then(|p| self.labels.get(p)), embedding: None }
     }
 
     /// Screens a rep's input of any length with the guard only (every

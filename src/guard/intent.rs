@@ -37,7 +37,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use regex::Regex;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::Route;
 
@@ -199,7 +199,86 @@ pub struct IntentHead {
     bias: [f64; 4],
     /// Added to the pharmacovigilance logit (`threshold.pv_bias`).
     pv_bias: f64,
+    /// `sha256:` of the file's bytes (for the audit's rules version).
+    digest: String,
+    /// The training asks as TF-IDF vectors, built on the first decision
+    /// that needs them (the nearest asks explain a decision).
+    neighbours: OnceLock<Vec<TrainingAsk>>,
 }
+
+/// One training ask, kept to explain a decision by its nearest neighbours.
+#[derive(Debug)]
+struct TrainingAsk {
+    id: String,
+    route: Route,
+    text: String,
+    chars: Vec<(usize, f64)>,
+    words: Vec<(usize, f64)>,
+}
+
+/// A training ask close to the screened text, with its route.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Neighbour {
+    /// The ask's id (`wb-0123`: writer and number, in `training/intent/`).
+    pub id: String,
+    /// The route its writer gave it.
+    pub route: Route,
+    /// The ask as written.
+    pub text: String,
+    /// Cosine similarity of the TF-IDF blocks (mean of characters and words).
+    pub similarity: f64,
+}
+
+/// The training asks the compiled-in head was built from (four writers who
+/// never read the rules or the evals; `training/intent/README.md`).
+const TRAINING_ASKS: [(&str, &str); 4] = [
+    ("training/intent/wa.jsonl", include_str!("../../training/intent/wa.jsonl")),
+    ("training/intent/wb.jsonl", include_str!("../../training/intent/wb.jsonl")),
+    ("training/intent/wc.jsonl", include_str!("../../training/intent/wc.jsonl")),
+    ("training/intent/wd.jsonl", include_str!("../../training/intent/wd.jsonl")),
+];
+
+/// The head compiled into the binary (`training/heads/intent_head.json`).
+const BUILTIN_HEAD: &str = include_str!("../../training/heads/intent_head.json");
+
+/// How far the head may move a route, only ever towards a person or a
+/// refusal, never away from Pharmacovigilance. A route the rules decided is
+/// changed when the head's probability of a stricter route reaches:
+///
+/// - `refused` over `answer`: [`REFUSE_OVER_ANSWER`]; over a Medical
+///   request: [`REFUSE_OVER_MEDICAL`] (higher: a Medical request keeps a
+///   person in the loop, a refusal does not);
+/// - `pharmacovigilance` over anything else: [`PV_OVER_OTHER`] (when in
+///   doubt, a report wins);
+/// - `medical` over `answer`: [`MEDICAL_OVER_ANSWER`].
+///
+/// A question that no approved passage answers (a Medical request only for
+/// want of an answer) is judged as an `answer` would be. Chosen on the
+/// writers' asks scored leave-one-writer-out and on the dev suites, never
+/// on the sealed suites; the sweep is in `training/intent/README.md`.
+pub const REFUSE_OVER_ANSWER: f64 = 0.5;
+/// See [`REFUSE_OVER_ANSWER`].
+pub const REFUSE_OVER_MEDICAL: f64 = 0.7;
+/// See [`REFUSE_OVER_ANSWER`].
+pub const PV_OVER_OTHER: f64 = 0.7;
+/// See [`REFUSE_OVER_ANSWER`].
+pub const MEDICAL_OVER_ANSWER: f64 = 0.9;
+
+/// Inputs longer than this are not given to the head (it was trained on
+/// asks of a few sentences; visit notes are screened by the rules alone).
+pub const MAX_INTENT_CHARS: usize = 2_000;
+
+/// The head's decision to make a route stricter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// The stricter route.
+    pub route: Route,
+    /// The head's probability of that route.
+    pub p: f64,
+    /// The probabilities of all routes.
+    pub scores: Scores,
+}
+
 
 /// What the head says about one text.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -362,7 +441,83 @@ impl IntentHead {
         finite(&raw.bias, "bias", &field)?;
         finite(&[raw.threshold.pv_bias], "threshold.pv_bias", &field)?;
         let bias = [raw.bias[0], raw.bias[1], raw.bias[2], raw.bias[3]];
-        Ok(IntentHead { path: path.to_owned(), chars, words, weights, bias, pv_bias: raw.threshold.pv_bias })
+        let digest = {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(text.as_bytes()))
+        };
+        Ok(IntentHead { path: path.to_owned(), chars, words, weights, bias, pv_bias: raw.threshold.pv_bias, digest, neighbours: OnceLock::new() })
+    }
+
+    /// The head compiled into the binary, parsed once per process.
+    pub fn builtin() -> Result<std::sync::Arc<IntentHead>, Error> {
+        static HEAD: OnceLock<std::sync::Arc<IntentHead>> = OnceLock::new();
+        if let Some(h) = HEAD.get() {
+            return Ok(h.clone());
+        }
+        let h = std::sync::Arc::new(IntentHead::parse(BUILTIN_HEAD, Path::new(DEFAULT_HEAD))?);
+        Ok(HEAD.get_or_init(|| h).clone())
+    }
+
+    /// `intent-head@1 sha256:…`: what decided, for the audit log.
+    pub fn version(&self) -> String {
+        format!("intent-head@{HEAD_VERSION} sha256:{}", self.digest)
+    }
+
+    /// Whether the head moves `current` (the rules' route) to a stricter
+    /// one for `text` (see [`REFUSE_OVER_ANSWER`]). `None` without an
+    /// embedding, for inputs over [`MAX_INTENT_CHARS`], and when the rules'
+    /// route stands. Never moves a route away from Pharmacovigilance.
+    pub fn stricter(&self, text: &str, embedding: Option<&[f32]>, current: Route) -> Option<Decision> {
+        let e = embedding.filter(|e| e.len() == EMBEDDING_DIM)?;
+        if current == Route::Pharmacovigilance || text.chars().count() > MAX_INTENT_CHARS {
+            return None;
+        }
+        let [ref_ans, ref_med, pv_any, med_ans] = [REFUSE_OVER_ANSWER, REFUSE_OVER_MEDICAL, PV_OVER_OTHER, MEDICAL_OVER_ANSWER];
+        let scores = self.scores(text, Some(e));
+        let decide = |route: Route, at: f64| (scores.p(route) >= at).then_some(Decision { route, p: scores.p(route), scores });
+        decide(Route::Pharmacovigilance, pv_any).or_else(|| match current {
+            Route::Answer => decide(Route::Refused, ref_ans).or_else(|| decide(Route::Medical, med_ans)),
+            Route::Medical => decide(Route::Refused, ref_med),
+            _ => None,
+        })
+    }
+
+    /// The `k` training asks nearest to `text` by the head's own TF-IDF
+    /// blocks (the evidence shown with a decision).
+    pub fn nearest(&self, text: &str, k: usize) -> Vec<Neighbour> {
+        let asks = self.neighbours.get_or_init(|| self.training_asks());
+        let xc = self.chars.vector(char_ngrams(text).iter().map(String::as_str));
+        let xw = self.words.vector(word_ngrams(text).iter().map(String::as_str));
+        let mut scored: Vec<(f64, &TrainingAsk)> = asks.iter().map(|a| ((dot(&xc, &a.chars) + dot(&xw, &a.words)) / 2.0, a)).collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.id.cmp(&b.1.id)));
+        scored
+            .into_iter()
+            .take(k)
+            .map(|(similarity, a)| Neighbour { id: a.id.clone(), route: a.route, text: a.text.clone(), similarity: (similarity * 1000.0).round() / 1000.0 })
+            .collect()
+    }
+
+    fn training_asks(&self) -> Vec<TrainingAsk> {
+        #[derive(Deserialize)]
+        struct Row {
+            id: String,
+            text: String,
+            route: String,
+        }
+        let mut out = Vec::new();
+        for (file, src) in TRAINING_ASKS {
+            for (n, line) in src.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+                let Ok(row) = serde_json::from_str::<Row>(line) else {
+                    tracing::warn!(file, line = n + 1, "training ask not readable; left out of the neighbours");
+                    continue;
+                };
+                let Some(route) = CLASSES.iter().copied().find(|c| c.as_str() == row.route) else { continue };
+                let chars = self.chars.vector(char_ngrams(&row.text).iter().map(String::as_str));
+                let words = self.words.vector(word_ngrams(&row.text).iter().map(String::as_str));
+                out.push(TrainingAsk { id: row.id, route, text: row.text, chars, words });
+            }
+        }
+        out
     }
 
     /// The file the head was loaded from.
@@ -407,6 +562,23 @@ impl IntentHead {
         let sum: f64 = exp.iter().sum();
         Scores { logits, probabilities: exp.map(|e| e / sum), embedded: embedding.is_some() }
     }
+}
+
+/// The dot product of two sparse vectors in column order.
+fn dot(a: &[(usize, f64)], b: &[(usize, f64)]) -> f64 {
+    let (mut i, mut j, mut s) = (0, 0, 0.0);
+    while i < a.len() && j < b.len() {
+        match a[i].0.cmp(&b[j].0) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                s += a[i].1 * b[j].1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    s
 }
 
 /// Checks a vocabulary against its idf list: every index in range, each used once.

@@ -80,6 +80,9 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// The learned intent head is malformed.
+    #[error(transparent)]
+    Intent(#[from] intent::Error),
 }
 
 impl Error {
@@ -87,6 +90,7 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::Io { .. } | Error::Parse { .. } => "rules_invalid",
+            Error::Intent(e) => e.code(),
         }
     }
 }
@@ -101,6 +105,10 @@ pub struct Context<'a> {
     pub product: Option<&'a str>,
     /// What that product's label covers; without it no off-label check is possible.
     pub label: Option<&'a LabelReference>,
+    /// The text's MiniLM embedding ([`crate::index::Embedder`]), when the
+    /// caller has one: the learned intent head ([`intent`]) is consulted only
+    /// with it (without it, the head's accuracy drops too far to act on).
+    pub embedding: Option<&'a [f32]>,
 }
 
 /// One red flag.
@@ -108,7 +116,8 @@ pub struct Context<'a> {
 pub struct Flag {
     /// `adverse_event`, `special_situation`, `off_label`, `comparative_claim`,
     /// `pricing`, `value_to_hcp`, `omit_safety`, `prompt_injection`,
-    /// `absolute_claim`, `minimisation`, `missing_fair_balance`, `unsolicited_request`.
+    /// `absolute_claim`, `minimisation`, `missing_fair_balance`, `unsolicited_request`,
+    /// `policy_intent` (the learned intent head: rule `INTENT-REFUSED`).
     pub kind: String,
     /// The rule that fired: a stable reason code from the rules file.
     pub rule_id: String,
@@ -202,6 +211,8 @@ pub struct Guard {
     vocab: TermMatcher,
     /// Payload of `vocab`: kind and group index.
     vocab_items: Vec<(VocabKind, usize)>,
+    /// The learned intent head (issue 18): may only make a route stricter.
+    intent: Option<std::sync::Arc<intent::IntentHead>>,
 }
 
 
@@ -303,7 +314,25 @@ impl Guard {
                 }
             }
         }
-        Ok(Guard { rules, elements, version, lexicon, vocab: TermMatcher::new(&terms), vocab_items })
+        let mut guard = Guard { rules, elements, version, lexicon, vocab: TermMatcher::new(&terms), vocab_items, intent: None };
+        guard = guard.with_intent(intent::IntentHead::builtin()?);
+        Ok(guard)
+    }
+
+    /// Sets the learned intent head (the one compiled into the binary is set
+    /// by every constructor); its content hash joins [`Guard::rules_version`].
+    pub fn with_intent(mut self, head: std::sync::Arc<intent::IntentHead>) -> Guard {
+        if let Some(old) = &self.intent {
+            self.version = self.version.replace(&format!(" {}", old.version()), "");
+        }
+        self.version = format!("{} {}", self.version, head.version());
+        self.intent = Some(head);
+        self
+    }
+
+    /// The learned intent head, if any.
+    pub fn intent(&self) -> Option<&intent::IntentHead> {
+        self.intent.as_deref()
     }
 
     /// The versions and content hashes of everything that decides a route,
@@ -356,6 +385,11 @@ impl Guard {
         } else {
             (Route::Answer, None)
         };
+        // The learned intent head may only make the route stricter.
+        let (route, reason, pv) = match self.intent_step(&seg, ctx, route, &mut acc) {
+            Some((r, why)) => (r, Some(why), r == Route::Pharmacovigilance),
+            None => (route, reason, pv),
+        };
         let report = if pv {
             let mut r = acc.report.clone();
             if r.product.is_none() {
@@ -390,6 +424,8 @@ impl Guard {
         if windows.len() <= 1 {
             return self.screen_input(text, ctx);
         }
+        // An embedding of the whole text says nothing about one window.
+        let ctx = &Context { embedding: None, ..*ctx };
         let rank = |r: Route| match r {
             Route::Pharmacovigilance => 0,
             Route::Refused => 1,
@@ -445,6 +481,18 @@ impl Guard {
                 report: Some(report),
             };
         }
+        // A policy ask that no passage answers is refused, not sent to
+        // Medical; a report the rules missed goes to Pharmacovigilance.
+        let mut acc = Acc::default();
+        if let Some((route, why)) = self.intent_step(&seg, ctx, Route::Answer, &mut acc).filter(|(r, _)| *r != Route::Medical) {
+            let mut report = None;
+            if route == Route::Pharmacovigilance {
+                let mut r = AeReport { product: ctx.product.map(str::to_string), ..Default::default() };
+                self.capture_report(&seg, ctx, &mut r);
+                report = Some(r);
+            }
+            return Verdict { route, flags: acc.flags, reason: Some(why), report };
+        }
         let flag = Flag { kind: "no_approved_answer".into(), rule_id: "MIR-NO-APPROVED-ANSWER".into(), evidence: text.to_string(), span: (0, text.len()) };
         Verdict {
             route: Route::Medical,
@@ -452,6 +500,43 @@ impl Guard {
             reason: Some("no approved, current passage answers this question".into()),
             report: None,
         }
+    }
+
+    /// The learned intent head's step (see [`intent::IntentHead::stricter`]):
+    /// when it makes `route` stricter, pushes its flag (rule `INTENT-…`, the
+    /// whole text as evidence) and returns the new route and the reason,
+    /// which gives the head's probability and the nearest training asks.
+    fn intent_step(&self, seg: &Seg, ctx: &Context, route: Route, acc: &mut Acc) -> Option<(Route, String)> {
+        let head = self.intent.as_deref()?;
+        let d = head.stricter(seg.src, ctx.embedding, route)?;
+        let near: Vec<String> = head
+            .nearest(seg.src, 3)
+            .into_iter()
+            .map(|n| {
+                let t: String = n.text.chars().take(80).collect();
+                let more = if n.text.chars().count() > 80 { "…" } else { "" };
+                format!("{} \"{t}{more}\" ({})", n.id, n.route.as_str())
+            })
+            .collect();
+        let evidence = format!("intent classifier: {} p={:.2}; nearest training asks: {}", d.route.as_str(), d.p, near.join("; "));
+        let (kind, rule_id, why) = match d.route {
+            Route::Refused => (
+                "policy_intent",
+                "INTENT-REFUSED",
+                "This reads as a request a rep may not make (pricing, gifts or anything of value, samples, promotional claims, leaving out or rewording safety information, the tool's own instructions): it is refused, and no case is opened.",
+            ),
+            Route::Pharmacovigilance => (
+                "adverse_event",
+                "INTENT-PV",
+                "This reads as something that happened to a specific person: it goes to Pharmacovigilance (report within one business day). Do not answer it from the label.",
+            ),
+            _ => ("unsolicited_request", "INTENT-MEDICAL", "This reads as a request for Medical Information (off-label, data the label does not hold, or advice for one patient): it goes to Medical Information."),
+        };
+        let span = seg.fixed_span.unwrap_or((0, seg.src.len()));
+        let flag = Flag { kind: kind.into(), rule_id: rule_id.into(), evidence: seg.src.to_string(), span };
+        let reason = format!("{why} ({evidence})");
+        acc.push(flag, d.route, &reason);
+        Some((d.route, reason))
     }
 
     /// AE lexicon mentions of normalised text as `(start, end, preferred)`.
@@ -691,7 +776,7 @@ impl Guard {
 fn route_of_kind(kind: &str) -> Route {
     match kind {
         "adverse_event" | "special_situation" => Route::Pharmacovigilance,
-        "pricing" | "value_to_hcp" | "comparative_claim" | "omit_safety" | "prompt_injection" => Route::Refused,
+        "pricing" | "value_to_hcp" | "comparative_claim" | "omit_safety" | "prompt_injection" | "policy_intent" => Route::Refused,
         _ => Route::Medical,
     }
 }
@@ -734,7 +819,7 @@ mod tests {
     #[test]
     fn unanswerable_patient_symptoms_go_to_pv_and_the_rest_to_medical() {
         let g = guard();
-        let ctx = Context { product: Some("humira"), label: None };
+        let ctx = Context { product: Some("humira"), ..Default::default() };
         let v = g.screen_unanswered("Mrs. Alvarez has this tingling and numbness in her feet, anything on that?", &ctx);
         assert_eq!(v.route, Route::Pharmacovigilance);
         assert!(v.report.as_ref().and_then(|r| r.patient.clone()).is_some());
@@ -760,7 +845,7 @@ mod tests {
 
     #[test]
     fn report_captures_elements() {
-        let v = guard().screen_input("Dr. Patel says her 45F patient got hives after the second Humira shot.", &Context { product: Some("humira"), label: None });
+        let v = guard().screen_input("Dr. Patel says her 45F patient got hives after the second Humira shot.", &Context { product: Some("humira"), ..Default::default() });
         assert_eq!(v.route, Route::Pharmacovigilance);
         let r = v.report.unwrap();
         assert_eq!(r.reporter.as_deref(), Some("Dr. Patel"));

@@ -34,7 +34,7 @@ fn labels() -> &'static HashMap<String, LabelReference> {
 }
 
 fn screen(q: &str, product: &str) -> onlabel::guard::Verdict {
-    guard().screen_input(q, &Context { product: Some(product), label: labels().get(product) })
+    guard().screen_input(q, &Context { product: Some(product), label: labels().get(product), embedding: None })
 }
 
 #[test]
@@ -147,7 +147,7 @@ fn off_label_dimensions_against_the_label() {
 
 #[test]
 fn output_checks_drop_claims_and_keep_label_sentences() {
-    let ctx = Context { product: Some("humira"), label: labels().get("humira") };
+    let ctx = Context { product: Some("humira"), label: labels().get("humira"), embedding: None };
     let g = guard();
     let kinds = |s: &str| g.screen_output(s, &ctx).into_iter().map(|f| f.kind).collect::<Vec<_>>();
     assert!(kinds("Humira is proven to be the best option for RA.").contains(&"absolute_claim".to_string()));

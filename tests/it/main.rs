@@ -14,6 +14,7 @@ mod first_hour;
 mod guard;
 mod harness;
 mod index;
+mod intent;
 mod llm;
 mod pipeline;
 mod probe17;
