@@ -8,8 +8,17 @@ holds the sentence splitter, the reranker pair features and both logistic heads.
 Deterministic (lbfgs, fixed seed). Needs numpy, scipy, scikit-learn, tokenizers,
 safetensors. Embeddings are cached under ./cache.
 
-    python build_heads.py [--out out/]
-Paths: ONLABEL_EMBEDDER (models/minilm), ONLABEL_TRAIN_GLOB, ONLABEL_PI_DIR, ONLABEL_DEMO_DIR.
+    python build_heads.py [--out out/] [--only intent|rerank] [--rerank-fit listwise|pointwise]
+Paths: ONLABEL_EMBEDDER (models/minilm), ONLABEL_TRAIN_GLOB, ONLABEL_PI_DIR, ONLABEL_DEMO_DIR,
+ONLABEL_RERANK_DUMP (training/cache/rerank_candidates.jsonl).
+
+The sentence rerank head (copilot::extractive::select) learns from the candidate
+sets the Rust extractive generator sees; write them first (BM25 index of both
+corpora, as scripts/eval-all.sh builds it):
+    onlabel ingest --corpus ../shared/data/pi --corpus corpora/demo --index /tmp/all-index
+    ONLABEL_RERANK_INDEX=/tmp/all-index ONLABEL_RERANK_DUMP=training/cache/rerank_candidates.jsonl \
+      cargo test --release --locked --lib copilot::extractive::select::tests::dump -- --ignored
+then `python build_heads.py --only rerank --out heads` and `python rerank_reference.py`.
 """
 import hashlib, json, math, os, re, sys, glob
 from collections import Counter, defaultdict
@@ -201,9 +210,15 @@ def overlaps(quote, cand):
     return len(qg & ngrams(c)) / len(qg) >= 0.5
 
 
-# ---------------------------------------------------------------- from rerank_feats.py
+# ---------------------------------------------------------------- sentence rerank features (copilot::extractive::select)
+# The features are computed over the candidate set the Rust extractive generator
+# sees (every quotable sentence of the leading passages that clear its coverage
+# bar), which `dump_training_candidates` in src/copilot/extractive/select.rs
+# writes for the writers' answer asks (RERANK_DUMP below). Everything but the
+# candidates' `concept` share (the Rust analyser's synonyms) is recomputed here
+# from text, exactly as select.rs does; rerank_reference.py pins the two together.
 
-
+RERANK_DUMP = os.environ.get("ONLABEL_RERANK_DUMP", os.path.join(REPO, "training/cache/rerank_candidates.jsonl"))
 TOK = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)?")
 STOP = set("""a an the of to in on for and or is are was were be been it its this that these those with by at as from
 do does did can could should would may might will shall not no what which who whom how when where why if than then
@@ -212,108 +227,94 @@ about any some also just still get got ok okay hi pls please tell know want want
 
 
 def toks(s):
-    return [t for t in TOK.findall(s.lower()) if t not in STOP]
-
-
-def stem(t):
-    return t[:5] if t.isalpha() else t
+    """lower-case, [a-z0-9]+(?:[.,][0-9]+)? runs, minus STOP, alphabetic tokens cut to 5 chars."""
+    return [t[:5] if t.isascii() and t.isalpha() else t for t in TOK.findall(s.lower()) if t not in STOP]
 
 
 SECTION_KINDS = ["boxed", "indications", "dosage", "forms", "contraindications", "warnings", "adverse", "interactions",
                  "populations", "abuse", "overdosage", "description", "pharmacology", "toxicology", "studies",
                  "supplied", "counseling", "faq", "other"]
-KIND_WORDS = [("boxed", ["warning:", "boxed"]), ("indications", ["indications"]), ("dosage", ["dosage", "dose and admin"]),
-              ("forms", ["dosage forms"]), ("contraindications", ["contraindications"]),
+KIND_WORDS = [("dosage", ["dosage", "dose and admin"]), ("forms", ["dosage forms"]), ("contraindications", ["contraindications"]),
               ("warnings", ["warnings and precautions", "warnings", "precautions"]),
               ("adverse", ["adverse"]), ("interactions", ["interactions"]),
               ("populations", ["specific populations", "use in specific", "pregnancy", "nursing", "pediatric", "geriatric"]),
               ("abuse", ["abuse", "dependence"]), ("overdosage", ["overdos"]), ("description", ["description"]),
               ("pharmacology", ["pharmacology", "pharmacokinetics", "mechanism"]),
               ("toxicology", ["toxicology", "carcinogenesis"]), ("studies", ["clinical studies"]),
-              ("supplied", ["how supplied", "storage", "handling"]), ("counseling", ["counseling", "patient information", "medication guide"])]
+              ("supplied", ["how supplied", "storage", "handling"]), ("counseling", ["counseling", "patient information", "medication guide"]),
+              ("boxed", ["warning:", "boxed"]), ("indications", ["indications"])]
 NUM_KIND = {"1": "indications", "2": "dosage", "3": "forms", "4": "contraindications", "5": "warnings", "6": "adverse",
             "7": "interactions", "8": "populations", "9": "abuse", "10": "overdosage", "11": "description",
             "12": "pharmacology", "13": "toxicology", "14": "studies", "15": "other", "16": "supplied", "17": "counseling"}
 
 
-def section_kind(c):
-    if c["doc"].endswith("-faq"):
+def section_kind(doc_id, section, title, parent):
+    if doc_id.endswith("-faq"):
         return "faq"
-    sec = c["section"]
-    m = re.match(r"^(\d{1,2})(\.|$)", sec)
+    if section == "BW":
+        return "boxed"
+    m = re.match(r"^([0-9]{1,2})(\.|$)", section)
     if m and m.group(1) in NUM_KIND:
         return NUM_KIND[m.group(1)]
-    h = c["heading"].lower()
-    if h.startswith("warning") and ":" in h[:10]:
-        return "boxed"
-    if h.strip() == "warning" or h.startswith("warning >"):
-        return "boxed"
-    for k, words in KIND_WORDS[2:] + KIND_WORDS[:2]:
+    h = (parent + " > " + title).lower()
+    for k, words in KIND_WORDS:
         if any(w in h for w in words):
-            # numbered PLR sections were handled above; heading words for non-PLR labels
             return "forms" if k == "dosage" and "forms" in h else k
     return "other"
 
 
-class BM25:
-    def __init__(self, docs, k1=1.2, b=0.75):
-        self.docs = [Counter(stem(t) for t in toks(d)) for d in docs]
-        self.len = np.array([sum(d.values()) for d in self.docs], float)
-        self.avg = max(1.0, self.len.mean())
-        df = Counter()
-        for d in self.docs:
-            df.update(d.keys())
-        n = len(docs)
-        self.idf = {t: math.log(1 + (n - f + 0.5) / (f + 0.5)) for t, f in df.items()}
-        self.k1, self.b = k1, b
-
-    def scores(self, q):
-        qt = set(stem(t) for t in toks(q))
-        out = np.zeros(len(self.docs))
-        for i, d in enumerate(self.docs):
-            s = 0.0
-            for t in qt:
-                f = d.get(t)
-                if f:
-                    s += self.idf[t] * f * (self.k1 + 1) / (f + self.k1 * (1 - self.b + self.b * self.len[i] / self.avg))
-            out[i] = s
-        return out
-
-    def coverage(self, q):
-        """idf-weighted share of query terms present in each doc."""
-        qt = set(stem(t) for t in toks(q))
-        tot = sum(self.idf.get(t, 0.0) for t in qt) or 1.0
-        return np.array([sum(self.idf.get(t, 0.0) for t in qt if t in d) / tot for d in self.docs])
+def bm25(q, docs, k1=1.2, b=0.75):
+    """BM25 and idf coverage of each token list in docs for the question token set q (idf over docs)."""
+    counts = [Counter(d) for d in docs]
+    n = len(docs)
+    avg = max(1.0, sum(len(d) for d in docs) / max(1, n))
+    qt = sorted(q)
+    idf = []
+    for t in qt:
+        df = sum(1 for c in counts if t in c)
+        idf.append(math.log(1 + (n - df + 0.5) / (df + 0.5)) if df else 0.0)
+    total = sum(idf) or 1.0
+    sc, cov = [], []
+    for c, d in zip(counts, docs):
+        s = cv = 0.0
+        for t, w in zip(qt, idf):
+            f = c.get(t)
+            if f:
+                s += w * f * (k1 + 1) / (f + k1 * (1 - b + b * len(d) / avg))
+                cv += w
+        sc.append(s)
+        cov.append(cv / total)
+    return sc, cov
 
 
-FEATURES = ["cos", "cos_head", "cos_rel", "cos_head_rel", "bm25_rel", "bm25_head_rel", "cover", "cover_head",
-            "log_len", "is_row", "num_both"] + ["kind_" + k for k in SECTION_KINDS]
+DIGIT_ASCII = re.compile(r"[0-9]")
+FEATURES = ["concept", "concept_rel", "bm25_rel", "bm25_head_rel", "cover", "cover_head", "hit_rank", "hit_coverage", "hit_title",
+            "first", "pos_rel", "log_len", "num_both", "num_shared"] + ["kind_" + k for k in SECTION_KINDS]
+RANK_SCALE = 5.0
 
 
-class ProductIndex:
-    """Everything about one product's candidates that is computed at ingest."""
-    def __init__(self, cands, V, VH):
-        self.cands = cands
-        self.V, self.VH = V, VH
-        self.bm = BM25([c["text"] for c in cands])
-        self.bmh = BM25([c["heading"] + " " + c["text"] for c in cands])
-        self.static = np.array([[math.log1p(len(c["text"])) / 6.0, 1.0 if "|" in c["text"] else 0.0] for c in cands])
-        self.kinds = np.zeros((len(cands), len(SECTION_KINDS)))
-        for i, c in enumerate(cands):
-            self.kinds[i, SECTION_KINDS.index(section_kind(c))] = 1.0
-        self.has_num = np.array([1.0 if re.search(r"\d", c["text"]) else 0.0 for c in cands])
-
-    def features(self, q, qv):
-        cos = self.V @ qv
-        cosh = self.VH @ qv
-        bm = self.bm.scores(q)
-        bmh = self.bmh.scores(q)
-        qnum = 1.0 if re.search(r"\d", q) else 0.0
-        F = np.column_stack([cos, cosh, cos - cos.max(), cosh - cosh.max(),
-                             bm / (bm.max() + 1e-9), bmh / (bmh.max() + 1e-9),
-                             self.bm.coverage(q), self.bmh.coverage(q),
-                             self.static, self.has_num * qnum, self.kinds])
-        return F
+def rerank_features(question, cands):
+    """One row per candidate, in FEATURES order (see select.rs's module docs)."""
+    if not cands:
+        return np.zeros((0, len(FEATURES)))
+    qt = toks(question)
+    q = set(qt)
+    qnum = {t for t in qt if DIGIT_ASCII.search(t)}
+    docs = [toks(c["text"]) for c in cands]
+    hdocs = [toks(f"{c['parent']} {c['title']} {c['text']}") for c in cands]
+    bm, cov = bm25(q, docs)
+    bmh, covh = bm25(q, hdocs)
+    bmx, bmhx = max(bm), max(bmh)
+    cmax = max(c["concept"] for c in cands)
+    qd = bool(DIGIT_ASCII.search(question))
+    F = np.zeros((len(cands), len(FEATURES)))
+    for i, c in enumerate(cands):
+        F[i, :14] = [c["concept"], c["concept"] - cmax, bm[i] / (bmx + 1e-9), bmh[i] / (bmhx + 1e-9), cov[i], covh[i],
+                     c["hit"] / RANK_SCALE, c["hit_coverage"], c["hit_title"], 1.0 if c["pos"] == 0 else 0.0,
+                     c["pos"] / max(1, c["n_sentences"]), math.log1p(len(c["text"])) / 6.0,
+                     1.0 if qd and DIGIT_ASCII.search(c["text"]) else 0.0, 1.0 if any(t in qnum for t in docs[i]) else 0.0]
+        F[i, 14 + SECTION_KINDS.index(section_kind(c["doc_id"], c["section"], c["title"], c["parent"]))] = 1.0
+    return F
 
 
 # ---------------------------------------------------------------- training
@@ -415,58 +416,127 @@ def build_intent(out_dir):
     return m, bias
 
 
-def product_indexes():
-    cands = load_all()
-    by = defaultdict(list)
-    for c in cands:
-        by[c["product"]].append(c)
-    idx = {}
-    for p, cs in by.items():
-        V = embed([c["text"] for c in cs])
-        VH = embed([(c["heading"] + ": " + c["text"]) if c["heading"] else c["text"] for c in cs])
-        idx[p] = ProductIndex(cs, V, VH)
-    return idx
-
-
-def build_rerank(out_dir):
-    idx = product_indexes()
-    rows = [r for r in load_train() if r["route"] == "answer" and r.get("quote") and r.get("product") in idx]
-    QV = embed([r["text"] for r in rows])
-    X, Y = [], []
-    for r, qv in zip(rows, QV):
-        pi = idx[r["product"]]
-        lab = np.array([overlaps(r["quote"], c["text"]) for c in pi.cands], float)
-        if lab.sum() == 0:
+def load_rerank_groups(path=RERANK_DUMP):
+    """The dumped candidate sets of the writers' answer asks, each with its labels
+    (a candidate overlapping the writer's verbatim quote) and features."""
+    groups = []
+    for l in open(path, encoding="utf-8"):
+        if not l.strip():
             continue
-        X.append(pi.features(r["text"], qv)); Y.append(lab)
-    X, Y = np.vstack(X), np.concatenate(Y)
-    m = LogisticRegression(C=RERANK_C, max_iter=3000, class_weight="balanced").fit(X, Y)
+        g = json.loads(l)
+        g["labels"] = np.array([overlaps(g["quote"], c["text"]) for c in g.get("cands", [])], float)
+        g["today_first"] = bool(g.get("today")) and overlaps(g["quote"], g["today"][0])
+        g["today_any"] = any(overlaps(g["quote"], t) for t in g.get("today", []))
+        g["X"] = rerank_features(g["question"], g.get("cands", []))
+        groups.append(g)
+    return groups
+
+
+def fit_listwise(groups, C=RERANK_C):
+    """A linear scorer trained for top-1: per group, softmax over the candidates,
+    maximise the probability mass on the positives (L2 penalty 1/(2C) on w)."""
+    from scipy.optimize import minimize
+    d = groups[0]["X"].shape[1]
+
+    def loss(wb):
+        w, tot, grad = wb, 0.0, np.zeros(d)
+        for g in groups:
+            z = g["X"] @ w
+            z = z - z.max()
+            e = np.exp(z)
+            p = e / e.sum()
+            pos = g["labels"] > 0
+            pp = p[pos].sum()
+            tot -= math.log(max(pp, 1e-300))
+            # d(-log sum_pos p)/dw = E_p[x] - E_{p|pos}[x]
+            grad += p @ g["X"] - (p[pos] / pp) @ g["X"][pos]
+        tot += (w @ w) / (2 * C)
+        grad += w / C
+        return tot, grad
+
+    r = minimize(loss, np.zeros(d), jac=True, method="L-BFGS-B", options={"maxiter": 2000})
+    return r.x, 0.0
+
+
+def fit_pointwise(groups, C=RERANK_C):
+    X = np.vstack([g["X"] for g in groups])
+    Y = np.concatenate([g["labels"] for g in groups])
+    m = LogisticRegression(C=C, max_iter=5000, class_weight="balanced").fit(X, Y)
+    return m.coef_[0], float(m.intercept_[0])
+
+
+def top1(w, g):
+    s = g["X"] @ w
+    return bool(g["labels"][int(np.argmax(s))] > 0)  # argmax: the first on a tie, as select.rs
+
+
+def build_rerank(out_dir, fit_name="listwise"):
+    groups = load_rerank_groups()
+    with_cands = [g for g in groups if g.get("cands")]
+    trainable = [g for g in with_cands if g["labels"].sum() > 0]
+    fit = {"listwise": fit_listwise, "pointwise": fit_pointwise}[fit_name]
+    lowo = {}
+    for name, f in [("listwise", fit_listwise), ("pointwise", fit_pointwise)]:
+        hits = {}
+        for wr in WRITERS:
+            tr = [g for g in trainable if g["writer"] != wr]
+            w, _ = f(tr)
+            te = [g for g in with_cands if g["writer"] == wr]
+            hits[wr] = (sum(top1(w, g) for g in te), len(te))
+        lowo[name] = hits
+    base = {wr: (sum(g["today_first"] for g in with_cands if g["writer"] == wr), sum(1 for g in with_cands if g["writer"] == wr)) for wr in WRITERS}
+    tany = {wr: (sum(g["today_any"] for g in with_cands if g["writer"] == wr), sum(1 for g in with_cands if g["writer"] == wr)) for wr in WRITERS}
+    cmax = {wr: (sum(bool(g["labels"][int(np.argmax(g["X"][:, 0]))] > 0) for g in with_cands if g["writer"] == wr),
+                 sum(1 for g in with_cands if g["writer"] == wr)) for wr in WRITERS}
+    reach = {wr: (sum(g["labels"].sum() > 0 for g in with_cands if g["writer"] == wr), sum(1 for g in with_cands if g["writer"] == wr)) for wr in WRITERS}
+
+    def fmt(h):
+        a, n = sum(v[0] for v in h.values()), sum(v[1] for v in h.values())
+        return {"all": round(a / n, 4), **{wr: round(v[0] / v[1], 4) for wr, v in h.items()}}
+
+    figures = {"lowo_top1_listwise": fmt(lowo["listwise"]), "lowo_top1_pointwise": fmt(lowo["pointwise"]),
+               "concept_selection_first_sentence": fmt(base), "concept_selection_any_sentence": fmt(tany),
+               "max_concept_share_top1": fmt(cmax), "answer_sentence_among_candidates": fmt(reach)}
+    for k, v in figures.items():
+        print(f"rerank {k}: {v}", file=sys.stderr)
+    w, b = fit(trainable)
     head = {
-        "kind": "onlabel-sentence-rerank-head", "version": 1, "features": FEATURES,
-        "weights": r6(m.coef_[0]), "bias": float(m.intercept_[0]),
+        "kind": "onlabel-sentence-rerank-head", "version": 2, "features": FEATURES,
+        "weights": r6(w), "bias": float(b),
         "feature_spec": {
-            "cos": "dot(minilm(question), minilm(sentence))", "cos_head": "dot(minilm(question), minilm(heading + ': ' + sentence))",
-            "cos_rel / cos_head_rel": "the cosine minus the best cosine among the candidates",
-            "bm25_rel / bm25_head_rel": "BM25 (k1=1.2, b=0.75, idf=ln(1+(N-df+.5)/(df+.5)), over the product's sentences; tokens = lowercase [a-z0-9]+ "
-                                        "minus stopwords, alphabetic tokens cut to 5 chars) / max over candidates (+1e-9); _head: heading + ' ' + sentence",
-            "cover / cover_head": "idf-weighted share of the question's distinct tokens found in the sentence (heading + sentence)",
-            "log_len": "ln(1+chars)/6", "is_row": "1 if the sentence is a table row ('|')", "num_both": "1 if question and sentence both hold a digit",
-            "kind_*": "one-hot section kind (PLR number -> kind; heading words for non-PLR; FAQ)",
-            "stopwords": sorted(STOP), "section_kinds": SECTION_KINDS, "plr_number_kind": NUM_KIND,
-            "score": "s = w·f + bias; p = sigmoid(s) (class-balanced training: p is a relative score, calibrate before gating)",
+            "candidates": "every quotable sentence of the leading passages (Extractive::considered) that clear Extractive::answers, "
+                          "in passage rank then label order (copilot::extractive::select::candidates)",
+            "concept / concept_rel": "the sentence's share of the question's concept weight (extractive::concept_scores), and minus the set's best",
+            "bm25_rel / bm25_head_rel": "BM25 (k1=1.2, b=0.75, idf=ln(1+(N-df+.5)/(df+.5)) over the N candidates, avg length >= 1) of the "
+                                        "sentence / of parent + ' ' + title + ' ' + sentence, divided by the set's best + 1e-9",
+            "cover / cover_head": "idf-weighted share of the question's distinct tokens in the sentence / headings + sentence (idf 0 for absent tokens; total 0 -> 1)",
+            "tokens": "lower-case; runs of [a-z0-9]+(?:[.,][0-9]+)?; minus stopwords; alphabetic tokens cut to 5 characters",
+            "hit_rank": "passage rank / 5", "hit_coverage / hit_title": "Hit::coverage, Hit::title_score",
+            "first": "1 if the sentence opens its passage", "pos_rel": "position / the passage's sentence count",
+            "log_len": "ln(1+chars)/6", "num_both": "1 if question and sentence both hold an ASCII digit",
+            "num_shared": "1 if a question token holding a digit is a sentence token",
+            "kind_*": "one-hot section kind: -faq document, BW, PLR section number, else heading words in 'parent > title' (lower-case), else other",
+            "stopwords": sorted(STOP), "section_kinds": SECTION_KINDS, "plr_number_kind": NUM_KIND, "kind_words": KIND_WORDS,
+            "score": "s = w·f + bias; the highest s (first on a tie) leads the answer",
         },
-        "training": {"groups": len(rows), "pairs": int(len(Y)), "positives": int(Y.sum()), "C": RERANK_C, "seed": SEED},
+        "training": {"fit": fit_name, "groups_with_candidates": len(with_cands), "groups_trained": len(trainable),
+                     "asks": len(groups), "pairs": int(sum(len(g["labels"]) for g in trainable)), "C": RERANK_C, "seed": SEED,
+                     "figures": figures},
     }
     json.dump(head, open(os.path.join(out_dir, "rerank_head.json"), "w"), indent=1)
-    print(f"rerank: {len(rows)} questions, {len(Y)} pairs", file=sys.stderr)
+    print(f"rerank: {len(groups)} asks, {len(with_cands)} with candidates, {len(trainable)} with the answer among them", file=sys.stderr)
 
 
 if __name__ == "__main__":
     warnings.filterwarnings("ignore")
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "out"))
+    ap.add_argument("--only", choices=["intent", "rerank"], help="build one head only")
+    ap.add_argument("--rerank-fit", choices=["listwise", "pointwise"], default="listwise")
     a = ap.parse_args()
     np.random.seed(SEED)
     os.makedirs(a.out, exist_ok=True)
-    build_intent(a.out)
-    build_rerank(a.out)
+    if a.only in (None, "intent"):
+        build_intent(a.out)
+    if a.only in (None, "rerank"):
+        build_rerank(a.out, a.rerank_fit)

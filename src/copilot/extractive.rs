@@ -13,6 +13,8 @@ use crate::index::{Analyzer, Hit, SearchResult};
 
 use crate::llm::{Draft, Generator, Mode, Sentence};
 
+pub mod select;
+
 /// The extractive generator and its thresholds.
 #[derive(Debug, Clone)]
 pub struct Extractive {
@@ -32,11 +34,14 @@ pub struct Extractive {
     pub follow_ratio: f32,
     /// Most words in the whole answer (it is read out loud mid-call).
     pub max_words: usize,
+    /// Whether the learned sentence scorer ([`select`]) picks the sentence
+    /// that leads the answer (the concept selection follows it).
+    pub learned_first: bool,
 }
 
 impl Default for Extractive {
     fn default() -> Self {
-        Extractive { min_coverage: 0.4, single_concept_coverage: 0.5, max_sentences: 3, max_passages: 2, considered: 5, follow_ratio: 0.8, max_words: 90 }
+        Extractive { min_coverage: 0.4, single_concept_coverage: 0.5, max_sentences: 3, max_passages: 2, considered: 5, follow_ratio: 0.8, max_words: 90, learned_first: true }
     }
 }
 
@@ -80,41 +85,54 @@ pub fn quotable(s: &str) -> bool {
         && s.chars().any(|c| c.is_lowercase())
 }
 
-/// Scores every quotable sentence of the leading hits against the question's concepts.
-pub fn score_sentences<'a>(analyzer: &Analyzer, search: &SearchResult, hits: &'a [Hit], considered: usize) -> Vec<Scored<'a>> {
+/// The concept score of every quotable sentence of `hit`: the share of the
+/// question's concept weight the sentence holds (a longer phrasing counts
+/// more; a concept only in the section title, or a section-kind concept in
+/// the heading, at half), as `(position in the passage, sentence, share)`.
+/// The share is not clipped: a sentence matching nothing scores 0.
+pub fn concept_scores<'a>(analyzer: &Analyzer, search: &SearchResult, hit: &'a Hit) -> Vec<(usize, &'a str, f32)> {
     let total: f32 = search.weights.iter().sum::<f32>().max(1e-6);
+    let mut title_toks = analyzer.tokens(&hit.passage.title);
+    if hit.passage.section == "BW" {
+        title_toks.extend(analyzer.tokens("boxed warning"));
+    }
+    // A section-kind concept ("§contraindications") is about where a
+    // passage sits: its heading or its parent heading.
+    let mut heading_toks = title_toks.clone();
+    heading_toks.push(String::new());
+    heading_toks.extend(analyzer.tokens(&hit.passage.parent));
     let mut out = Vec::new();
-    for (hi, hit) in hits.iter().take(considered).enumerate() {
-        let mut title_toks = analyzer.tokens(&hit.passage.title);
-        if hit.passage.section == "BW" {
-            title_toks.extend(analyzer.tokens("boxed warning"));
+    for (pos, s) in sentences(&hit.passage.text).into_iter().enumerate() {
+        if !quotable(s) {
+            continue;
         }
-        // A section-kind concept ("§contraindications") is about where a
-        // passage sits: its heading or its parent heading.
-        let mut heading_toks = title_toks.clone();
-        heading_toks.push(String::new());
-        heading_toks.extend(analyzer.tokens(&hit.passage.parent));
-        for (pos, s) in sentences(&hit.passage.text).into_iter().enumerate() {
-            if !quotable(s) {
-                continue;
-            }
-            let toks = analyzer.tokens(&crate::index::analysis::strip_cross_references(s));
-            let mut score = 0.0;
-            for (ci, c) in search.concepts.iter().enumerate() {
-                // A longer phrasing matched ("recommended dosage" vs "dose") is more specific.
-                let longest = c.alternatives.iter().filter(|a| contains_phrase(&toks, a)).map(Vec::len).max();
-                if let Some(len) = longest {
-                    score += search.weights[ci] * (1.0 + 0.25 * (len.min(3) - 1) as f32);
-                } else if c.section_intent().is_some() {
-                    if c.alternatives.iter().any(|a| contains_phrase(&heading_toks, a)) {
-                        score += 0.5 * search.weights[ci];
-                    }
-                } else if c.alternatives.iter().any(|a| contains_phrase(&title_toks, a)) {
+        let toks = analyzer.tokens(&crate::index::analysis::strip_cross_references(s));
+        let mut score = 0.0;
+        for (ci, c) in search.concepts.iter().enumerate() {
+            // A longer phrasing matched ("recommended dosage" vs "dose") is more specific.
+            let longest = c.alternatives.iter().filter(|a| contains_phrase(&toks, a)).map(Vec::len).max();
+            if let Some(len) = longest {
+                score += search.weights[ci] * (1.0 + 0.25 * (len.min(3) - 1) as f32);
+            } else if c.section_intent().is_some() {
+                if c.alternatives.iter().any(|a| contains_phrase(&heading_toks, a)) {
                     score += 0.5 * search.weights[ci];
                 }
+            } else if c.alternatives.iter().any(|a| contains_phrase(&title_toks, a)) {
+                score += 0.5 * search.weights[ci];
             }
+        }
+        out.push((pos, s, score / total));
+    }
+    out
+}
+
+/// Scores every quotable sentence of the leading hits against the question's concepts.
+pub fn score_sentences<'a>(analyzer: &Analyzer, search: &SearchResult, hits: &'a [Hit], considered: usize) -> Vec<Scored<'a>> {
+    let mut out = Vec::new();
+    for (hi, hit) in hits.iter().take(considered).enumerate() {
+        for (pos, s, share) in concept_scores(analyzer, search, hit) {
             // Earlier hits (better BM25) win ties.
-            let score = score / total - 0.02 * hi as f32;
+            let score = share - 0.02 * hi as f32;
             if score > 0.0 {
                 out.push(Scored { text: s, hit: hi, pos, score });
             }
@@ -124,26 +142,30 @@ pub fn score_sentences<'a>(analyzer: &Analyzer, search: &SearchResult, hits: &'a
     out
 }
 
-impl Generator for Extractive {
-    fn draft(&self, _question: &str, search: &SearchResult, hits: &[Hit]) -> Draft {
-        let empty = Draft { sentences: Vec::new(), mode: Mode::Extractive };
+impl Extractive {
+    /// The leading `considered` hits with those that do not clear the bar
+    /// zeroed (coverage 0), or `None` when none clears it (nothing is quoted).
+    pub fn eligible(&self, search: &SearchResult, hits: &[Hit]) -> Option<Vec<Hit>> {
         let n_concepts = search.concepts.len();
         let answers = |h: &Hit| self.answers(h, n_concepts);
         if !hits.iter().take(self.considered).any(answers) {
-            return empty;
+            return None;
         }
         // Only passages that themselves clear the bar are quoted.
-        let eligible: Vec<Hit> = hits
-            .iter()
-            .take(self.considered)
-            .map(|h| if answers(h) { h.clone() } else { Hit { coverage: 0.0, ..h.clone() } })
-            .collect();
-        let scored: Vec<Scored> = score_sentences(Analyzer::shared(), search, &eligible, self.considered)
-            .into_iter()
-            .filter(|s| eligible[s.hit].coverage > 0.0)
-            .collect();
-        let Some(first) = scored.first() else { return empty };
-        let mut chosen: Vec<&Scored> = vec![first];
+        Some(hits.iter().take(self.considered).map(|h| if answers(h) { h.clone() } else { Hit { coverage: 0.0, ..h.clone() } }).collect())
+    }
+
+    /// The concept-score selection (before the learned scorer): the best
+    /// sentence, then up to `max_sentences` within `follow_ratio` of it, from
+    /// at most `max_passages` passages and `max_words` words, best first.
+    pub fn by_concepts<'a>(&self, search: &SearchResult, eligible: &'a [Hit]) -> Vec<Scored<'a>> {
+        self.pick(&by_score(&select::candidates(Analyzer::shared(), search, eligible)))
+    }
+
+    /// [`Extractive::by_concepts`] over the sentences already scored.
+    fn pick<'a>(&self, scored: &[Scored<'a>]) -> Vec<Scored<'a>> {
+        let Some(first) = scored.first() else { return Vec::new() };
+        let mut chosen: Vec<Scored> = vec![first.clone()];
         let mut words = first.text.split_whitespace().count();
         for s in &scored[1..] {
             if chosen.len() >= self.max_sentences {
@@ -158,16 +180,82 @@ impl Generator for Extractive {
                 continue;
             }
             words += w;
-            chosen.push(s);
+            chosen.push(s.clone());
         }
-        // Read in a natural order: the best passage first, sentences in label order.
-        let order: Vec<usize> = chosen.iter().map(|c| c.hit).fold(Vec::new(), |mut v, h| {
-            if !v.contains(&h) {
-                v.push(h)
+        chosen
+    }
+
+    /// The learned scorer's pick among the candidates, then the concept
+    /// selection's sentences (best first) as long as they fit the same
+    /// limits. `None` when the scorer has no candidate.
+    fn with_learned_first<'a>(&self, question: &str, cands: &[select::Candidate<'a>], by_concepts: &[Scored<'a>]) -> Option<Vec<Scored<'a>>> {
+        let head = select::shipped()?;
+        let best = head.best(question, cands)?;
+        let c = &cands[best];
+        let first = Scored { text: c.text, hit: c.hit, pos: c.pos, score: f32::INFINITY };
+        let mut words = first.text.split_whitespace().count();
+        let mut chosen = vec![first];
+        for s in by_concepts {
+            if chosen.len() >= self.max_sentences {
+                break;
             }
-            v
-        });
-        chosen.sort_by_key(|c| (order.iter().position(|h| *h == c.hit), c.pos));
+            let passages: std::collections::HashSet<usize> = chosen.iter().map(|c| c.hit).chain([s.hit]).collect();
+            let w = s.text.split_whitespace().count();
+            if passages.len() > self.max_passages || words + w > self.max_words || chosen.iter().any(|c| c.text == s.text) {
+                continue;
+            }
+            words += w;
+            chosen.push(s.clone());
+        }
+        Some(chosen)
+    }
+}
+
+/// The candidates with a positive concept score, best first, as
+/// [`score_sentences`] ranks them (earlier passages win ties).
+fn by_score<'a>(cands: &[select::Candidate<'a>]) -> Vec<Scored<'a>> {
+    let mut out: Vec<Scored> = cands
+        .iter()
+        .map(|c| Scored { text: c.text, hit: c.hit, pos: c.pos, score: c.concept as f32 - 0.02 * c.hit as f32 })
+        .filter(|s| s.score > 0.0)
+        .collect();
+    out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.hit.cmp(&b.hit)).then(a.pos.cmp(&b.pos)));
+    out
+}
+
+/// Puts the chosen sentences in reading order: the best passage first,
+/// sentences in label order; with `keep_first`, the first stays first (the
+/// learned scorer's pick leads the answer).
+fn reading_order(mut chosen: Vec<Scored<'_>>, keep_first: bool) -> Vec<Scored<'_>> {
+    let lead = if keep_first && !chosen.is_empty() { Some(chosen.remove(0)) } else { None };
+    let order: Vec<usize> = lead.iter().chain(chosen.iter()).map(|c| c.hit).fold(Vec::new(), |mut v, h| {
+        if !v.contains(&h) {
+            v.push(h)
+        }
+        v
+    });
+    chosen.sort_by_key(|c| (order.iter().position(|h| *h == c.hit), c.pos));
+    lead.into_iter().chain(chosen).collect()
+}
+
+impl Generator for Extractive {
+    fn draft(&self, question: &str, search: &SearchResult, hits: &[Hit]) -> Draft {
+        let empty = Draft { sentences: Vec::new(), mode: Mode::Extractive };
+        let Some(eligible) = self.eligible(search, hits) else { return empty };
+        // One pass of the analyser over the sentences serves both selections.
+        let cands = select::candidates(Analyzer::shared(), search, &eligible);
+        let by_concepts = self.pick(&by_score(&cands));
+        // No sentence holds any of the question's concepts: nothing is
+        // quoted, whatever the learned scorer would pick (it ranks, it does
+        // not decide whether to answer).
+        if by_concepts.is_empty() {
+            return empty;
+        }
+        let learned = if self.learned_first { self.with_learned_first(question, &cands, &by_concepts) } else { None };
+        let chosen = match learned {
+            Some(chosen) => reading_order(chosen, true),
+            None => reading_order(by_concepts, false),
+        };
         Draft {
             sentences: chosen.iter().map(|c| Sentence { text: c.text.to_string(), passage: c.hit }).collect(),
             mode: Mode::Extractive,
@@ -186,5 +274,75 @@ mod tests {
         assert!(!quotable("30 min"));
         assert!(quotable("None."));
         assert!(quotable("Monitor liver enzymes before starting and every 4 weeks."));
+    }
+
+    /// A passage of the test product `testra`.
+    fn passage(ordinal: u32, section: &str, title: &str, text: &str) -> crate::corpus::Passage {
+        use crate::corpus::{Audience, Kind, Passage, Status};
+        let d = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("date");
+        Passage {
+            doc_id: "testra-pi".into(),
+            section: section.into(),
+            title: title.into(),
+            parent: String::new(),
+            product: "testra".into(),
+            kind: Kind::Pi,
+            audience: Audience::Promotional,
+            mlr_number: "T-1".into(),
+            approved_on: d("2020-01-01"),
+            expires_on: d("2099-01-01"),
+            status: Status::Approved,
+            ordinal,
+            text: text.into(),
+        }
+    }
+
+    fn index(dir: &std::path::Path) -> crate::index::Index {
+        let ps = [
+            passage(0, "2.1", "Recommended Dosage", "Take TESTRA with food. The recommended dosage of TESTRA is 100 mg orally once daily. Do not exceed 200 mg of TESTRA per day. Swallow TESTRA tablets whole."),
+            passage(1, "2.3", "Dosage in Renal Impairment", "Reduce the TESTRA dosage to 50 mg once daily in patients with eGFR below 30 mL/min. No TESTRA dosage change is needed for mild renal impairment."),
+            passage(2, "5.2", "Hepatotoxicity", "TESTRA can cause serious liver injury. Monitor liver enzymes before starting TESTRA and every 4 weeks. Stop TESTRA if ALT rises above 5 times the upper limit."),
+        ];
+        crate::index::Index::build(dir, &ps, |_| {}).expect("index builds");
+        crate::index::Index::open(dir).expect("index opens")
+    }
+
+    /// The learned scorer's pick leads the answer and the concept selection
+    /// follows it; without the scorer the answer is the concept selection;
+    /// either way only verbatim sentences of the eligible passages are quoted,
+    /// within the sentence, passage and word limits, and a question nothing
+    /// answers still gets nothing.
+    #[test]
+    fn the_learned_pick_leads_and_the_concept_selection_follows() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let index = index(tmp.path());
+        let as_of = chrono::NaiveDate::from_ymd_opt(2025, 1, 1).expect("date");
+        let filter = crate::index::Filter::for_role("rep", Some("testra"), as_of);
+        let head = select::shipped().expect("the shipped head loads");
+        let learned = Extractive::default();
+        let concepts_only = Extractive { learned_first: false, ..Extractive::default() };
+        for q in ["max daily dose of testra?", "testra dose 30 egfr", "testra liver enzymes how often", "stop testra if ALT high?", "take testra with food?"] {
+            let search = index.search(q, &filter, 20).expect("search");
+            let eligible = learned.eligible(&search, &search.hits).expect("answerable");
+            let cands = select::candidates(Analyzer::shared(), &search, &eligible);
+            let pick = cands[head.best(q, &cands).expect("a candidate")].text;
+            let with = learned.draft(q, &search, &search.hits);
+            let without = concepts_only.draft(q, &search, &search.hits);
+            assert_eq!(with.sentences[0].text, pick, "{q}");
+            let expected: Vec<&str> = reading_order(learned.by_concepts(&search, &eligible), false).iter().map(|s| s.text).collect();
+            let got: Vec<&str> = without.sentences.iter().map(|s| s.text.as_str()).collect();
+            assert_eq!(got, expected, "{q}");
+            for d in [&with, &without] {
+                assert!(!d.sentences.is_empty() && d.sentences.len() <= learned.max_sentences, "{q}");
+                assert!(d.sentences.iter().map(|s| s.text.split_whitespace().count()).sum::<usize>() <= learned.max_words, "{q}");
+                let passages: std::collections::HashSet<usize> = d.sentences.iter().map(|s| s.passage).collect();
+                assert!(passages.len() <= learned.max_passages, "{q}");
+                for s in &d.sentences {
+                    assert!(search.hits[s.passage].passage.text.contains(&s.text), "{q}: {} is not verbatim", s.text);
+                }
+            }
+        }
+        let search = index.search("what colour is the sky", &filter, 20).expect("search");
+        assert!(learned.draft("what colour is the sky", &search, &search.hits).sentences.is_empty());
     }
 }
