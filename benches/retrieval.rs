@@ -14,6 +14,10 @@ use onlabel::copilot::{Ask, Copilot};
 use onlabel::corpus::{Corpus, Limits};
 use onlabel::index::Index;
 
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
 fn shared_pi() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/pi")
 }
@@ -83,6 +87,36 @@ fn ask(c: &mut Criterion) {
         onlabel::eval::percentile(&lat, 95.0),
         onlabel::eval::percentile(&lat, 99.0)
     );
+    // The path a rep's question takes in `onlabel serve`: the guard first,
+    // with the learned intent head reading the question's MiniLM embedding
+    // (computed once, shared with retrieval), then retrieval and the
+    // extractive answer. Skipped, with a note, without the model files.
+    let minilm = root().join("models/minilm");
+    match onlabel::index::Embedder::load(&minilm) {
+        Ok(e) => {
+            let guard = std::sync::Arc::new(onlabel::guard::Guard::builtin().expect("guard"));
+            let full = Copilot::new(Index::open(&dir.path().join("idx")).expect("open"))
+                .with_embedder(e, onlabel::index::RetrievalMode::Bm25)
+                .with_guard(guard, as_of)
+                .expect("guard");
+            let mut lat = Vec::new();
+            for _ in 0..10 {
+                for q in &qs {
+                    let t = Instant::now();
+                    std::hint::black_box(full.ask(&req(q)).expect("ask"));
+                    lat.push(t.elapsed().as_secs_f64() * 1e3);
+                }
+            }
+            println!(
+                "ask (guard + intent head with the MiniLM embedding + retrieval, extractive): {} questions × 10 → p50 {:.3} ms, p95 {:.3} ms, p99 {:.3} ms",
+                qs.len(),
+                onlabel::eval::percentile(&lat, 50.0),
+                onlabel::eval::percentile(&lat, 95.0),
+                onlabel::eval::percentile(&lat, 99.0)
+            );
+        }
+        Err(err) => println!("note: {err}; the full-path figures need `bash models/fetch.sh`"),
+    }
     let mut i = 0;
     c.bench_function("ask one eval question (round robin)", |b| {
         b.iter(|| {
