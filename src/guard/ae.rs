@@ -464,7 +464,10 @@ const ONSET_PAT: &str = r"\b(?:developed|developing|new(?:-| )onset|de novo|para
 /// bare "not responding" needs its auxiliary ("is not responding"), as in
 /// the rules' own lack-of-efficacy patterns: "RA pt not responding, doc wants
 /// 80 mg every week" is a dosing question (evals/dev_reports.jsonl d-med-011).
-const WORSE_PAT: &str = r"\b(?:worse|worsen\w*|flared|flaring|flare|flare-?ups?|flares up|exacerbat\w*|relaps\w*|recurr\w*|progressed|progressing|deteriorat\w*|aggravat\w*|uncontrolled|out of control|breakthrough|came back|coming back|back again|no better|(?:isn't|is not|wasn't|was not|hasn't|has not|haven't|didn't|did not|doesn't|does not|no longer) (?:\w+ )?(?:help|work|improv|respond|control)\w*)\b";
+/// "Flares" counts even where it may be a count ("fewer flares"): "Dr. Wu's
+/// psoriasis patient flares before day 14" is the product wearing off
+/// (evals/guard.jsonl g-off-08), and when in doubt, a report wins.
+const WORSE_PAT: &str = r"\b(?:worse|worsen\w*|flared|flaring|flares?|flare-?ups?|exacerbat\w*|relaps\w*|recurr\w*|progressed|progressing|deteriorat\w*|aggravat\w*|uncontrolled|out of control|breakthrough|came back|coming back|back again|no better|(?:isn't|is not|wasn't|was not|hasn't|has not|haven't|didn't|did not|doesn't|does not|no longer) (?:\w+ )?(?:help|work|improv|respond|control)\w*)\b";
 
 /// Possessives before the indication that name whose disease it is
 /// ("her psoriasis", "his RA", "the patient's arthritis").
