@@ -65,6 +65,17 @@ pub struct LabelReference {
     /// `covered` and `limitations` together, for the label rules (kept so
     /// that screening does not rebuild it per question).
     pub sections: String,
+    /// What the product treats, normalised, read from section 1 only (see
+    /// [`indication_names`]): a note about the product names these as its
+    /// indication, and the guard does not take them for adverse events.
+    #[serde(default)]
+    pub indications: Vec<String>,
+    /// Short forms of the indications the label gives: its parentheticals
+    /// ("hl", "salcl") and the initials of its indication headings ("ra" for
+    /// "Rheumatoid Arthritis"), so that "his RA flared" is read as the
+    /// indication getting worse.
+    #[serde(default)]
+    pub indication_abbreviations: Vec<String>,
 }
 
 fn re(cell: &'static OnceLock<Regex>, p: &str) -> &'static Regex {
@@ -175,6 +186,8 @@ impl LabelReference {
         let mut geriatric = false;
         let mut parent: Option<u8> = None;
         let mut last_section: Option<(String, String)> = None;
+        let mut indications: Vec<String> = Vec::new();
+        let mut abbreviations: Vec<String> = Vec::new();
         // Section texts (passages of one section joined), in order.
         let mut sections: Vec<(Option<u8>, String, String)> = Vec::new();
         for p in &own {
@@ -217,6 +230,19 @@ impl LabelReference {
             covered.push_str(". ");
             covered.push_str(&kept);
             covered.push('\n');
+            if *g == 1 {
+                let (names, short) = indication_names(title, &kept);
+                for n in names {
+                    if !indications.contains(&n) {
+                        indications.push(n);
+                    }
+                }
+                for a in short {
+                    if !abbreviations.contains(&a) {
+                        abbreviations.push(a);
+                    }
+                }
+            }
             if *g == 1 || *g == 2 {
                 let ctx = format!("{title}. {body}");
                 let ranges = age_ranges(&kept);
@@ -235,7 +261,22 @@ impl LabelReference {
         }
         let pediatric_min_kg = kg.into_iter().filter(|k| *k > 0.0 && *k < 100.0).reduce(f64::min);
         let sections = format!("{covered}\n{limitations}");
-        LabelReference { product: product.to_string(), covered, limitations, dosing, pediatric, pediatric_min_kg, geriatric, words, sections }
+        // The product's own names are never its indication.
+        let product_norm = Norm::new(product).text;
+        indications.retain(|n| *n != product_norm);
+        LabelReference {
+            product: product.to_string(),
+            covered,
+            limitations,
+            dosing,
+            pediatric,
+            pediatric_min_kg,
+            geriatric,
+            words,
+            sections,
+            indications,
+            indication_abbreviations: abbreviations,
+        }
     }
 
     /// Whether a normalised term appears (as whole words) where the label covers use.
@@ -253,6 +294,106 @@ impl LabelReference {
     pub fn sections_text(&self) -> &str {
         &self.sections
     }
+}
+
+/// Longest indication name kept, in words: a phrase that runs on past this is
+/// not a condition's name but the rest of a sentence.
+pub const MAX_INDICATION_WORDS: usize = 8;
+
+/// Words that end the condition after "patients with …" / "treatment of …":
+/// what follows them is the population, the setting or the line of therapy.
+const INDICATION_STOP: &[&str] = &[
+    "who", "whom", "whose", "which", "that", "after", "before", "requiring", "in", "as", "if", "when", "where", "for", "by", "at", "on",
+    "despite", "because", "than", "receiving", "undergoing", "such", "including", "candidates", "following", "whether", "is", "are", "was",
+    "were", "can", "may", "should", "with", "without",
+];
+
+/// Heading words that do not name a condition.
+const NOT_INDICATION_TITLE: &[&str] = &["indications", "indication", "usage", "limitations", "limitation", "important", "use", "general"];
+
+/// The indications of one section-1 (sub)section: `(names, abbreviations)`,
+/// normalised. Names come from the heading ("Rheumatoid Arthritis",
+/// "Hyperlipidemia") and from the phrases after "patients with", "treatment
+/// of", "management of" and "control of" in its sentences, cut at the first
+/// word that starts the population or setting ("who", "after", "in"…) and
+/// split at "and"/"or"; parentheticals ("(HL)") are names of their own.
+/// Sentences and headings about reducing a risk or preventing something are
+/// skipped: what a product prevents (a myocardial infarction on a statin) is
+/// not what the patient has, and happening anyway is a report.
+pub fn indication_names(title: &str, body: &str) -> (Vec<String>, Vec<String>) {
+    static TRIGGER: OnceLock<Regex> = OnceLock::new();
+    static RISK: OnceLock<Regex> = OnceLock::new();
+    let risk = re(&RISK, r"\b(?:risks?|prevent\w*|prevention|prophyla\w*|reduc\w* the (?:incidence|likelihood|occurrence))\b");
+    let mut names: Vec<String> = Vec::new();
+    let mut short: Vec<String> = Vec::new();
+    let heading = title.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.' || c == ' ').trim();
+    let heading_words: Vec<&str> = heading.split_whitespace().collect();
+    if !heading_words.is_empty() && !heading_words.iter().any(|w| NOT_INDICATION_TITLE.contains(w)) && !risk.is_match(heading) {
+        names.push(heading.to_string());
+        if heading_words.len() >= 2 {
+            let initials: String = heading_words.iter().filter_map(|w| w.chars().next()).filter(|c| c.is_ascii_alphabetic()).collect();
+            if initials.len() == heading_words.len() && !INDICATION_STOP.contains(&initials.as_str()) {
+                short.push(initials);
+            }
+        }
+    }
+    let trigger = re(&TRIGGER, r"\b(?:(?:patients|adults|children|individuals|people|persons) with|(?:treatment|management|control) of(?: (?:the )?(?:manifestations|signs and symptoms) of)?)(?: (?:adult |pediatric )?patients with)? ");
+    for (a, b) in text::sentences(body) {
+        let s = &body[a..b];
+        if risk.is_match(s) {
+            continue;
+        }
+        for m in trigger.find_iter(s) {
+            let mut phrase: Vec<&str> = Vec::new();
+            let mut words = s[m.end()..].split(' ').filter(|w| !w.is_empty());
+            while let Some(w) = words.next() {
+                if w.starts_with('(') {
+                    // A parenthetical: its own name (an abbreviation when one word).
+                    let mut inner = vec![w.trim_start_matches('(')];
+                    let mut closed = w.contains(')');
+                    while !closed {
+                        match words.next() {
+                            Some(x) => {
+                                closed = x.contains(')');
+                                inner.push(x);
+                            }
+                            None => break,
+                        }
+                    }
+                    let inner = inner.join(" ");
+                    let inner = inner.split(')').next().unwrap_or("").trim();
+                    if !inner.is_empty() && !inner.contains(' ') && inner.len() <= 8 && !INDICATION_STOP.contains(&inner) {
+                        short.push(inner.to_string());
+                    } else if !inner.is_empty() && inner.split(' ').count() <= MAX_INDICATION_WORDS {
+                        names.push(inner.to_string());
+                    }
+                    if w.ends_with(',') || w.ends_with(';') || w.ends_with('.') || w.ends_with(':') {
+                        break;
+                    }
+                    continue;
+                }
+                let bare = w.trim_end_matches([',', ';', '.', ':']);
+                if INDICATION_STOP.contains(&bare) || bare.is_empty() {
+                    break;
+                }
+                phrase.push(bare);
+                if bare.len() != w.len() {
+                    break;
+                }
+            }
+            let phrase = phrase.join(" ");
+            for part in phrase.split(" and/or ").flat_map(|p| p.split(" and ")).flat_map(|p| p.split(" or ")) {
+                let part = part.trim();
+                let n = part.split(' ').count();
+                if !part.is_empty() && n <= MAX_INDICATION_WORDS && part.chars().any(|c| c.is_alphabetic()) {
+                    names.push(part.to_string());
+                }
+            }
+        }
+    }
+    names.dedup();
+    short.dedup();
+    (names, short)
 }
 
 /// Whether `term` occurs in `hay` on word boundaries (a trailing `s` or `'s` allowed).
@@ -303,6 +444,28 @@ mod tests {
         assert_eq!(group_of("Pediatric Use", "Pediatric Use", None), (Some(8), None));
         assert_eq!(group_of("5.2", "Hepatotoxicity", Some(2)), (None, None));
         assert_eq!(group_of("8.4", "Pediatric Use", None), (Some(8), Some(8)));
+    }
+
+    #[test]
+    fn indications_come_from_headings_and_phrases_not_from_risks() {
+        let (n, s) = indication_names(
+            "rheumatoid arthritis",
+            "humira is indicated for reducing signs and symptoms in adult patients with moderately to severely active rheumatoid arthritis. humira can be used alone.",
+        );
+        assert!(n.contains(&"rheumatoid arthritis".to_string()), "{n:?}");
+        assert!(n.contains(&"moderately to severely active rheumatoid arthritis".to_string()), "{n:?}");
+        assert_eq!(s, ["ra"]);
+        let (n, s) = indication_names("hodgkin lymphoma", "adcetris is indicated for treatment of patients with hodgkin lymphoma (hl) after failure of autologous stem cell transplant (asct).");
+        assert!(n.contains(&"hodgkin lymphoma".to_string()) && !n.iter().any(|x| x.contains("failure")), "{n:?}");
+        assert!(s.contains(&"hl".to_string()), "{s:?}");
+        // What a statin lowers the risk of is not what the patient has.
+        let (n, _) = indication_names(
+            "prevention of cardiovascular disease",
+            "in patients with type 2 diabetes, lipitor is indicated to: reduce the risk of myocardial infarction. reduce the risk of stroke.",
+        );
+        assert!(n.is_empty(), "{n:?}");
+        let (n, _) = indication_names("indications and usage", "haloperidol is indicated for use in the management of manifestations of psychotic disorders.");
+        assert_eq!(n, ["psychotic disorders"]);
     }
 
     #[test]

@@ -409,6 +409,7 @@ impl Guard {
         let mut order: Vec<usize> = (0..acc.flags.len()).collect();
         order.sort_by_key(|&i| (rank(&acc.routes[i].0), acc.flags[i].span.0));
         let flags = order.into_iter().map(|i| acc.flags[i].clone()).collect();
+        let flags = if pv { ae::distinct_reports(&self.lexicon, flags) } else { flags };
         Verdict { route, flags, reason, report }
     }
 
@@ -448,7 +449,7 @@ impl Guard {
         }
         let mut v = best.unwrap_or_else(|| self.screen_input("", ctx));
         flags.sort_by_key(|f| (rank(route_of_kind(&f.kind)), f.span.0));
-        v.flags = flags;
+        v.flags = if v.route == Route::Pharmacovigilance { ae::distinct_reports(&self.lexicon, flags) } else { flags };
         v
     }
 
@@ -462,7 +463,7 @@ impl Guard {
     pub fn screen_unanswered(&self, text: &str, ctx: &Context) -> Verdict {
         let seg = Seg { src: text, norm: Norm::new(text), fixed_span: None };
         let t = &seg.norm.text;
-        let mentions = self.mention_spans(t);
+        let mentions = self.mention_spans(t, ctx);
         let blocked = ae::cue_blocker(&self.rules, t);
         if let Some(r) = self.elements.unanswered(t, &mentions, &|sp| blocked(sp)) {
             let mut acc = Acc::default();
@@ -470,7 +471,7 @@ impl Guard {
             let report = acc.report.clone();
             return Verdict { route: Route::Pharmacovigilance, flags: acc.flags, reason: Some(acc.routes[0].1.clone()), report: Some(report) };
         }
-        if let Some((a, b, preferred)) = ae::patient_mention(&self.lexicon, &self.rules, t).filter(|m| !self.elements.blocked_at(t, m.0)) {
+        if let Some((a, b, preferred)) = ae::patient_mention(&self.lexicon, &self.rules, t, self.indications(ctx).as_ref()).filter(|m| !self.elements.blocked_at(t, m.0)) {
             let flag = seg.flag("adverse_event", "AE-SAFETY-NET", (a, b));
             let mut report = AeReport { event: Some(format!("{} ({preferred})", flag.evidence)), ..Default::default() };
             self.capture_report(&seg, ctx, &mut report);
@@ -539,9 +540,20 @@ impl Guard {
         Some((d.route, reason))
     }
 
-    /// AE lexicon mentions of normalised text as `(start, end, preferred)`.
-    fn mention_spans(&self, t: &str) -> Vec<(usize, usize, String)> {
-        self.lexicon.mentions(t).into_iter().map(|m| (m.start, m.end, m.preferred)).collect()
+    /// AE lexicon mentions of normalised text as `(start, end, preferred)`,
+    /// without those naming the product's own indication ([`ae::Indications`]).
+    fn mention_spans(&self, t: &str, ctx: &Context) -> Vec<(usize, usize, String)> {
+        let mentions = self.lexicon.mentions(t);
+        let mentions = match self.indications(ctx) {
+            Some(ind) => ind.events(t, mentions),
+            None => mentions,
+        };
+        mentions.into_iter().map(|m| (m.start, m.end, m.preferred)).collect()
+    }
+
+    /// The indications of the product in context, from its label's section 1.
+    fn indications(&self, ctx: &Context) -> Option<ae::Indications> {
+        ctx.label.map(|l| ae::Indications::of(&self.lexicon, l, ctx.product)).filter(|i| !i.is_empty())
     }
 
     /// The report elements and the language check on one input (after the
@@ -552,7 +564,7 @@ impl Guard {
     fn screen_elements(&self, seg: &Seg, ctx: &Context, acc: &mut Acc) {
         let t = &seg.norm.text;
         let already_pv = |acc: &Acc| acc.flags.iter().any(|f| f.kind == "adverse_event" || f.kind == "special_situation");
-        let mentions = self.mention_spans(t);
+        let mentions = self.mention_spans(t, ctx);
         let blocked = ae::cue_blocker(&self.rules, t);
         if !already_pv(acc) {
             if let Some(r) = self.elements.report(t, &mentions, &|sp| blocked(sp)) {
@@ -666,7 +678,7 @@ impl Guard {
 
     fn screen_seg(&self, seg: &Seg, ctx: &Context, acc: &mut Acc) {
         let t = &seg.norm.text;
-        let (_, mut reports) = ae::detect(&self.lexicon, &self.rules, t);
+        let (_, mut reports) = ae::detect_events(&self.lexicon, &self.rules, t, self.indications(ctx).as_ref());
         // A term in a clause the report elements block ("patients who had a
         // stroke", "tell Dr. Ng the neuropathy is…") is not a report either.
         reports.retain(|r| !r.event_text.is_some_and(|(a, _)| self.elements.blocked_at(t, a)));

@@ -13,6 +13,7 @@ mod errors;
 mod first_hour;
 mod guard;
 mod harness;
+mod indications;
 mod index;
 mod intent;
 mod llm;
