@@ -247,7 +247,9 @@ const BUILTIN_HEAD: &str = include_str!("../../training/heads/intent_head.json")
 ///
 /// - `refused` over `answer`: [`REFUSE_OVER_ANSWER`]; over a Medical
 ///   request: [`REFUSE_OVER_MEDICAL`] (higher: a Medical request keeps a
-///   person in the loop, a refusal does not);
+///   person in the loop, a refusal does not), and never over an off-label
+///   request the rules found ("Can I tell her it works for kids?" is a
+///   Medical Information request by DESIGN's contract);
 /// - `pharmacovigilance` over anything else: [`PV_OVER_OTHER`] (when in
 ///   doubt, a report wins);
 /// - `medical` over `answer`: [`MEDICAL_OVER_ANSWER`].
@@ -467,7 +469,10 @@ impl IntentHead {
     /// one for `text` (see [`REFUSE_OVER_ANSWER`]). `None` without an
     /// embedding, for inputs over [`MAX_INTENT_CHARS`], and when the rules'
     /// route stands. Never moves a route away from Pharmacovigilance.
-    pub fn stricter(&self, text: &str, embedding: Option<&[f32]>, current: Route) -> Option<Decision> {
+    /// `off_label`: the rules found an off-label request; DESIGN's contract
+    /// sends it to Medical Information, so the head does not refuse it (it
+    /// may still make it a report).
+    pub fn stricter(&self, text: &str, embedding: Option<&[f32]>, current: Route, off_label: bool) -> Option<Decision> {
         let e = embedding.filter(|e| e.len() == EMBEDDING_DIM)?;
         if current == Route::Pharmacovigilance || text.chars().count() > MAX_INTENT_CHARS {
             return None;
@@ -477,7 +482,7 @@ impl IntentHead {
         let decide = |route: Route, at: f64| (scores.p(route) >= at).then_some(Decision { route, p: scores.p(route), scores });
         decide(Route::Pharmacovigilance, pv_any).or_else(|| match current {
             Route::Answer => decide(Route::Refused, ref_ans).or_else(|| decide(Route::Medical, med_ans)),
-            Route::Medical => decide(Route::Refused, ref_med),
+            Route::Medical if !off_label => decide(Route::Refused, ref_med),
             _ => None,
         })
     }

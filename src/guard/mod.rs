@@ -509,7 +509,8 @@ impl Guard {
     /// which gives the head's probability and the nearest training asks.
     fn intent_step(&self, seg: &Seg, ctx: &Context, route: Route, acc: &mut Acc) -> Option<(Route, String)> {
         let head = self.intent.as_deref()?;
-        let d = head.stricter(seg.src, ctx.embedding, route)?;
+        let off_label = acc.flags.iter().any(|f| f.kind == "off_label");
+        let d = head.stricter(seg.src, ctx.embedding, route, off_label)?;
         let near: Vec<String> = head
             .nearest(seg.src, 3)
             .into_iter()

@@ -270,5 +270,7 @@ fn labels_and_sealed_suites_hold_their_measured_figures() {
         assert!(m.false_alarm_rate.unwrap_or(0.0) <= false_alarm, "{figures}");
     };
     check("evals/labels.jsonl", 0.947, 0.880, 0.843, 2, 0.040);
-    check("evals/sealed/heldout.jsonl", 0.871, 0.814, 0.852, 13, 0.102);
+    // The learned lead sentence (copilot::extractive::select) moved the
+    // sealed figures from recall 0.815 / precision 0.853 to 0.843 / 0.847.
+    check("evals/sealed/heldout.jsonl", 0.871, 0.842, 0.846, 13, 0.102);
 }

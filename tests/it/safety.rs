@@ -158,7 +158,9 @@ fn rules_load_from_a_directory_at_run_time() {
         let out = Command::new(bin())
             .args(["--data", dir.path().join("data").to_str().unwrap(), "ask", "--extractive", "--index", &idx, "--product", "zentravia", "--json"])
             .args(extra)
-            .arg("Does the office want a zorblax?")
+            // A neutral question: "does the office want a zorblax?" reads
+            // as offering something of value, and the intent head refuses it.
+            .arg("What is a zorblax?")
             .output()
             .unwrap();
         let v = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
