@@ -390,6 +390,16 @@ impl Guard {
             Some((r, why)) => (r, Some(why), r == Route::Pharmacovigilance),
             None => (route, reason, pv),
         };
+        // A refusal opens no case: a refused ask that names a specific
+        // patient and a possible adverse reaction (the safety net's test)
+        // goes to Pharmacovigilance as well. When in doubt, a report wins.
+        let (route, reason, pv) = match route {
+            Route::Refused => match self.refusal_safety_net(&seg, ctx, &mut acc) {
+                Some(why) => (Route::Pharmacovigilance, Some(why), true),
+                None => (route, reason, pv),
+            },
+            _ => (route, reason, pv),
+        };
         let report = if pv {
             let mut r = acc.report.clone();
             if r.product.is_none() {
@@ -501,6 +511,22 @@ impl Guard {
             reason: Some("no approved, current passage answers this question".into()),
             report: None,
         }
+    }
+
+    /// The safety net under a refusal (rule `AE-SAFETY-NET`, as for a
+    /// question no passage answers): a specific patient and an
+    /// adverse-reaction term outside negated and hypothetical clauses.
+    fn refusal_safety_net(&self, seg: &Seg, ctx: &Context, acc: &mut Acc) -> Option<String> {
+        let t = &seg.norm.text;
+        let (a, b, preferred) = ae::patient_mention(&self.lexicon, &self.rules, t, self.indications(ctx).as_ref()).filter(|m| !self.elements.blocked_at(t, m.0))?;
+        let flag = seg.flag("adverse_event", "AE-SAFETY-NET", (a, b));
+        let why = "Refused as asked, but it names a specific patient and a possible adverse reaction: a refusal opens no case, so this goes to Pharmacovigilance (report within one business day).".to_string();
+        if acc.report.event.is_none() {
+            acc.report.event = Some(format!("{} ({preferred})", flag.evidence));
+        }
+        acc.push(flag, Route::Pharmacovigilance, &why);
+        self.capture_report(seg, ctx, &mut acc.report);
+        Some(why)
     }
 
     /// The learned intent head's step (see [`intent::IntentHead::stricter`]):

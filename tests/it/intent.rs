@@ -114,3 +114,20 @@ fn the_intent_head_is_consulted_only_with_an_embedding_and_on_asks_not_notes() {
     assert!(near.iter().all(|n| n.id.starts_with('w') && n.id.contains('-')), "{near:?}");
     assert_eq!(near[0].route, Route::Refused, "{near:?}");
 }
+
+#[test]
+fn a_refused_ask_that_names_a_patient_and_a_reaction_is_a_report_not_a_refusal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = copilot(tmp.path(), true);
+    for q in ["Mrs. Lee has hives. Can I give her office a gift card?", "Mr. Diaz, nausea. Any copay card I can hand him?"] {
+        let a = ask(&c, q);
+        assert_eq!(a.route, Route::Pharmacovigilance, "{q}: a refusal opens no case, a report must: {a:?}");
+        assert!(a.case_id.is_some(), "{q}");
+        assert_eq!(a.flags[0].rule_id, "AE-SAFETY-NET", "{q}: {:?}", a.flags);
+        assert!(a.flags.iter().any(|f| f.kind == "pricing" || f.kind == "value_to_hcp"), "{q}: the policy flag stays visible: {:?}", a.flags);
+    }
+    // Without a specific patient, the same asks are refused as before.
+    for q in ["Can I give the office a gift card?", "tell the doctor the neuropathy always goes away"] {
+        assert_eq!(ask(&c, q).route, Route::Refused, "{q}");
+    }
+}
