@@ -276,7 +276,10 @@ impl Copilot {
         // One statement per topic discussed: its best approved sentence that
         // the draft does not already carry; a topic nothing approved answers
         // is named in the notes to the rep.
-        let pick = Extractive { max_sentences: 3, ..Extractive::default() };
+        // Email topics are noun phrases ("liver monitoring"), not the rep
+        // questions the learned lead-sentence head was trained and measured
+        // on: they keep the concept selection.
+        let pick = Extractive { max_sentences: 3, learned_first: false, ..Extractive::default() };
         let topics = split_topics(&ask.question);
         for (i, topic) in topics.iter().enumerate() {
             if i >= MAX_TOPICS {

@@ -39,6 +39,7 @@ const GENERAL_PHRASES: &[&str] = &[
     "low blood counts",        // lay term for cytopenias
     "how it works",            // lay phrasing of mechanism of action
     "does the label",          // question opener
+    "data on file",            // the industry's term for unpublished data (unsolicited-request rule, older than the suite heldout3 that also uses it)
 ];
 
 /// Every eval case's text (question, text or topics), normalised, by id.
