@@ -167,22 +167,29 @@ impl Extractive {
         let Some(first) = scored.first() else { return Vec::new() };
         let mut chosen: Vec<Scored> = vec![first.clone()];
         let mut words = first.text.split_whitespace().count();
-        for s in &scored[1..] {
+        let floor = self.follow_ratio * first.score;
+        self.fill(&mut chosen, &mut words, scored[1..].iter().take_while(|s| s.score >= floor));
+        chosen
+    }
+
+    /// Appends `more` (best first) to `chosen` while the answer stays within
+    /// `max_sentences`, `max_passages` and `max_words`, skipping repeats.
+    fn fill<'a, 'b>(&self, chosen: &mut Vec<Scored<'a>>, words: &mut usize, more: impl Iterator<Item = &'b Scored<'a>>)
+    where
+        'a: 'b,
+    {
+        for s in more {
             if chosen.len() >= self.max_sentences {
-                break;
-            }
-            if s.score < self.follow_ratio * first.score {
                 break;
             }
             let passages: std::collections::HashSet<usize> = chosen.iter().map(|c| c.hit).chain([s.hit]).collect();
             let w = s.text.split_whitespace().count();
-            if passages.len() > self.max_passages || words + w > self.max_words || chosen.iter().any(|c| c.text == s.text) {
+            if passages.len() > self.max_passages || *words + w > self.max_words || chosen.iter().any(|c| c.text == s.text) {
                 continue;
             }
-            words += w;
+            *words += w;
             chosen.push(s.clone());
         }
-        chosen
     }
 
     /// The learned scorer's pick among the candidates, then the concept
@@ -195,18 +202,7 @@ impl Extractive {
         let first = Scored { text: c.text, hit: c.hit, pos: c.pos, score: f32::INFINITY };
         let mut words = first.text.split_whitespace().count();
         let mut chosen = vec![first];
-        for s in by_concepts {
-            if chosen.len() >= self.max_sentences {
-                break;
-            }
-            let passages: std::collections::HashSet<usize> = chosen.iter().map(|c| c.hit).chain([s.hit]).collect();
-            let w = s.text.split_whitespace().count();
-            if passages.len() > self.max_passages || words + w > self.max_words || chosen.iter().any(|c| c.text == s.text) {
-                continue;
-            }
-            words += w;
-            chosen.push(s.clone());
-        }
+        self.fill(&mut chosen, &mut words, by_concepts.iter());
         Some(chosen)
     }
 }

@@ -481,9 +481,7 @@ impl Guard {
             let report = acc.report.clone();
             return Verdict { route: Route::Pharmacovigilance, flags: acc.flags, reason: Some(acc.routes[0].1.clone()), report: Some(report) };
         }
-        if let Some((a, b, preferred)) = ae::patient_mention(&self.lexicon, &self.rules, t, self.indications(ctx).as_ref()).filter(|m| !self.elements.blocked_at(t, m.0)) {
-            let flag = seg.flag("adverse_event", "AE-SAFETY-NET", (a, b));
-            let mut report = AeReport { event: Some(format!("{} ({preferred})", flag.evidence)), ..Default::default() };
+        if let Some((flag, mut report)) = self.safety_net(&seg, ctx) {
             self.capture_report(&seg, ctx, &mut report);
             return Verdict {
                 route: Route::Pharmacovigilance,
@@ -513,16 +511,26 @@ impl Guard {
         }
     }
 
+    /// The safety net's test (rule `AE-SAFETY-NET`): the first
+    /// adverse-reaction term in a sentence about a specific patient, outside
+    /// negated, hypothetical and blocked clauses, as a flag and a report
+    /// holding that event.
+    fn safety_net(&self, seg: &Seg, ctx: &Context) -> Option<(Flag, AeReport)> {
+        let t = &seg.norm.text;
+        let (a, b, preferred) = ae::patient_mention(&self.lexicon, &self.rules, t, self.indications(ctx).as_ref()).filter(|m| !self.elements.blocked_at(t, m.0))?;
+        let flag = seg.flag("adverse_event", "AE-SAFETY-NET", (a, b));
+        let report = AeReport { event: Some(format!("{} ({preferred})", flag.evidence)), ..Default::default() };
+        Some((flag, report))
+    }
+
     /// The safety net under a refusal (rule `AE-SAFETY-NET`, as for a
     /// question no passage answers): a specific patient and an
     /// adverse-reaction term outside negated and hypothetical clauses.
     fn refusal_safety_net(&self, seg: &Seg, ctx: &Context, acc: &mut Acc) -> Option<String> {
-        let t = &seg.norm.text;
-        let (a, b, preferred) = ae::patient_mention(&self.lexicon, &self.rules, t, self.indications(ctx).as_ref()).filter(|m| !self.elements.blocked_at(t, m.0))?;
-        let flag = seg.flag("adverse_event", "AE-SAFETY-NET", (a, b));
+        let (flag, found) = self.safety_net(seg, ctx)?;
         let why = "Refused as asked, but it names a specific patient and a possible adverse reaction: a refusal opens no case, so this goes to Pharmacovigilance (report within one business day).".to_string();
         if acc.report.event.is_none() {
-            acc.report.event = Some(format!("{} ({preferred})", flag.evidence));
+            acc.report.event = found.event;
         }
         acc.push(flag, Route::Pharmacovigilance, &why);
         self.capture_report(seg, ctx, &mut acc.report);
