@@ -301,6 +301,13 @@ pub struct Metrics {
     /// every key phrase (the statement the HCP needs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub statement_recall: Option<f64>,
+    /// Median words of the answers given (route `answer`; citation markers
+    /// not counted): a rep reads it out loud mid-call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer_words_p50: Option<f64>,
+    /// 90th percentile of the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer_words_p90: Option<f64>,
     /// Answers in generated mode.
     pub generated: usize,
     /// Answers in extractive mode.
@@ -408,6 +415,11 @@ fn labels(l: &[String], conj: &str) -> String {
     }
 }
 
+/// Words of an answer as read out: whitespace-separated, `[n]` markers not counted.
+pub fn answer_words(text: &str) -> usize {
+    text.split_whitespace().filter(|w| !(w.starts_with('[') && w.trim_end_matches([',', '.', ';']).ends_with(']') && w[1..].starts_with(|c: char| c.is_ascii_digit()))).count()
+}
+
 /// Percentile (nearest-rank) of unsorted values.
 pub fn percentile(values: &[f64], p: f64) -> f64 {
     if values.is_empty() {
@@ -474,6 +486,7 @@ pub fn run_with(
     let mut failures = Vec::new();
     let mut outcomes = Vec::new();
     let mut latencies = Vec::new();
+    let mut words: Vec<f64> = Vec::new();
     let (mut routed_ok, mut evaluated, mut skipped) = (0usize, 0usize, 0usize);
     let (mut ans_cases, mut ans_hit) = (0usize, 0usize);
     let (mut cites, mut cites_ok) = (0usize, 0usize);
@@ -632,6 +645,7 @@ pub fn run_with(
             }
         }
         if answer.route == crate::copilot::Route::Answer {
+            words.push(answer_words(&answer.answer) as f64);
             let (s, t) = supported_sentences(&answer);
             sup += s;
             sup_total += t;
@@ -667,6 +681,8 @@ pub fn run_with(
         supported_sentence_rate: ratio(sup, sup_total),
         statement_answered: ratio(stmt_answered, stmt_cases),
         statement_recall: ratio(stmt_hit, stmt_cases),
+        answer_words_p50: (!words.is_empty()).then(|| percentile(&words, 50.0)),
+        answer_words_p90: (!words.is_empty()).then(|| percentile(&words, 90.0)),
         generated,
         extractive,
         ae_precision: ratio(ae_tp, ae_tp + ae_fp),
@@ -729,6 +745,12 @@ mod tests {
         assert!(contains_phrase("Do not exceed 20 mg\n daily [1].", "do not exceed 20 mg daily"));
         assert!(!contains_phrase("Do not exceed 40 mg daily [1].", "do not exceed 20 mg daily"));
         assert!(!contains_phrase("anything", "  "));
+    }
+
+    #[test]
+    fn answer_words_skip_markers() {
+        assert_eq!(answer_words("Monitor liver tests every 4 weeks [1]. Also, stop if ALT > 5x ULN [2]."), 12);
+        assert_eq!(answer_words("See [see 5.2] [12]"), 3);
     }
 
     #[test]
