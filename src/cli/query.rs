@@ -73,6 +73,12 @@ pub(super) struct GenArgs {
     /// Answer extractively only (no model).
     #[arg(long)]
     pub(super) extractive: bool,
+    /// Compose the rep's answers (`on`: the learned scorer's answering
+    /// statement first, then the qualifiers a fair answer needs, with the
+    /// approved `answer` template's connectives) or quote by rank (`off`:
+    /// the extractive answer, to compare the two).
+    #[arg(long, env = "ONLABEL_COMPOSE", default_value = "on", value_parser = ["on", "off"])]
+    pub(super) compose: String,
     /// The prompt template.
     #[arg(long, env = "ONLABEL_PROMPT", default_value = "prompts/objection.j2")]
     pub(super) prompt: PathBuf,
@@ -110,6 +116,9 @@ pub(super) fn copilot_with(
     let mut c = dense::attach(Copilot::new(index), &q.dense)?.with_guard(guard, q.as_of.unwrap_or_else(today))?;
     if let Some(dir) = data {
         c = c.with_cases(crate::cases::CaseStore::open(dir)?);
+    }
+    if q.gen.compose == "off" {
+        c = c.with_composer(None);
     }
     if q.gen.extractive {
         return Ok(c);

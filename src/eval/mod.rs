@@ -305,6 +305,15 @@ pub struct Metrics {
     pub generated: usize,
     /// Answers in extractive mode.
     pub extractive: usize,
+    /// Answers in composed mode.
+    #[serde(default)]
+    pub composed: usize,
+    /// Median words per answer (markers aside), over the answered cases.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub words_p50: Option<f64>,
+    /// 90th percentile of words per answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub words_p90: Option<f64>,
     /// AE report precision (not evaluated before the guard exists).
     pub ae_precision: Option<f64>,
     /// AE report recall.
@@ -421,9 +430,18 @@ pub fn percentile(values: &[f64], p: f64) -> f64 {
 
 /// Whether each answer sentence is supported by its cited passage. For the
 /// extractive path this is a verbatim check (the sentence must occur in the
-/// quoted passage); for generated answers it is the citation verifier's
+/// quoted passage); for composed answers the same after a connective the
+/// compiled-in `answer` template lists ([`supported_sentences_with`] takes
+/// the list); for generated answers it is the citation verifier's
 /// judgement against the cited passage. Returns (supported, total).
 pub fn supported_sentences(a: &Answer) -> (usize, usize) {
+    let listed = crate::copilot::compose::connectives(&crate::copilot::DraftTemplates::builtin().answer).unwrap_or_default();
+    supported_sentences_with(a, &listed)
+}
+
+/// [`supported_sentences`] with the connectives a composed answer may use
+/// (the copilot's live `answer` template's).
+pub fn supported_sentences_with(a: &Answer, connectives: &[String]) -> (usize, usize) {
     let re = marker_re();
     let mut ok = 0;
     let mut total = 0;
@@ -439,6 +457,11 @@ pub fn supported_sentences(a: &Answer) -> (usize, usize) {
         let n: usize = m[1].parse().unwrap_or(0);
         let ok_here = |c: &crate::copilot::Citation| match a.mode {
             crate::copilot::Mode::Extractive => c.quote.contains(sentence),
+            // A listed connective, then the approved sentence verbatim.
+            crate::copilot::Mode::Composed => {
+                c.quote.contains(sentence)
+                    || connectives.iter().any(|k| sentence.strip_prefix(k.as_str()).and_then(|r| r.strip_prefix(' ')).is_some_and(|r| c.quote.contains(r)))
+            }
             crate::copilot::Mode::Generated => {
                 crate::guard::verify::judge(sentence, &c.quote, crate::index::Analyzer::shared()).is_none()
             }
@@ -478,7 +501,9 @@ pub fn run_with(
     let (mut ans_cases, mut ans_hit) = (0usize, 0usize);
     let (mut cites, mut cites_ok) = (0usize, 0usize);
     let (mut sup, mut sup_total) = (0usize, 0usize);
-    let (mut generated, mut extractive) = (0usize, 0usize);
+    let (mut generated, mut extractive, mut composed) = (0usize, 0usize, 0usize);
+    let mut answer_words: Vec<f64> = Vec::new();
+    let listed = crate::copilot::compose::connectives(&copilot.drafts().answer).unwrap_or_default();
     let (mut stmt_cases, mut stmt_answered, mut stmt_hit) = (0usize, 0usize, 0usize);
     // Confusion counts: (tp, fp, fn) for AE reports and for AE mentions.
     let (mut ae_tp, mut ae_fp, mut ae_fn) = (0usize, 0usize, 0usize);
@@ -632,13 +657,16 @@ pub fn run_with(
             }
         }
         if answer.route == crate::copilot::Route::Answer {
-            let (s, t) = supported_sentences(&answer);
+            let (s, t) = supported_sentences_with(&answer, &listed);
             sup += s;
             sup_total += t;
             match answer.mode {
                 crate::copilot::Mode::Generated => generated += 1,
                 crate::copilot::Mode::Extractive => extractive += 1,
+                crate::copilot::Mode::Composed => composed += 1,
             }
+            // Words the rep reads: the text without its `[n]` markers.
+            answer_words.push(marker_re().replace_all(&answer.answer, "").split_whitespace().count() as f64);
         }
         let pass = why.is_empty();
         if !pass {
@@ -669,6 +697,9 @@ pub fn run_with(
         statement_recall: ratio(stmt_hit, stmt_cases),
         generated,
         extractive,
+        composed,
+        words_p50: (!answer_words.is_empty()).then(|| percentile(&answer_words, 50.0)),
+        words_p90: (!answer_words.is_empty()).then(|| percentile(&answer_words, 90.0)),
         ae_precision: ratio(ae_tp, ae_tp + ae_fp),
         ae_recall: ratio(ae_tp, ae_tp + ae_fn),
         ae_f1: f1(ae_tp, ae_fp, ae_fn),
