@@ -10,10 +10,11 @@
 //!    ([`select::candidates`]) the learned sentence scorer
 //!    ([`select::RerankHead`]) ranks every sentence; its best leads. A
 //!    qualifier is a candidate from a boxed warning, a contraindication or a
-//!    warning ([`select::section_kind`]), or a monitoring instruction from
-//!    any section ([`is_monitoring`]), that is about the lead's topic — it
-//!    holds a question concept the lead holds ([`topics`]) or comes from the
-//!    lead's passage — and that the scorer ranks within
+//!    warning ([`select::section_kind`]), or a monitoring instruction
+//!    ([`is_monitoring`]) outside an overdose, pharmacology or study section,
+//!    that is about the lead's topic — it holds a topic concept the lead
+//!    holds ([`topics`]), or comes from the lead's passage and holds some
+//!    question concept — and that the scorer ranks within
 //!    [`Composer::qualifier_margin`] of the lead. The best such qualifiers
 //!    are added while the answer stays within [`Composer::max_words`] (a
 //!    long lead alone is fine) and [`Composer::max_statements`].
@@ -128,9 +129,15 @@ pub fn is_monitoring(s: &str) -> bool {
     .is_match(s)
 }
 
+/// Section kinds whose monitoring sentences are not a qualifier of a
+/// treatment answer: an overdose's care, a study's or a pharmacology
+/// section's measurements, trial results, storage.
+const NOT_MONITORING: [&str; 7] = ["overdosage", "pharmacology", "toxicology", "studies", "description", "adverse", "supplied"];
+
 /// The qualifier role of a candidate, `None` when it cannot qualify: a
 /// boxed-warning, contraindication or warning sentence, or a monitoring
-/// instruction; never a list lead-in (its items are not quoted with it).
+/// instruction (not from a section of [`NOT_MONITORING`]); never a list
+/// lead-in (its items are not quoted with it).
 pub fn qualifier_role(c: &select::Candidate) -> Option<Role> {
     if c.text.trim_end().ends_with(':') {
         return None;
@@ -139,7 +146,7 @@ pub fn qualifier_role(c: &select::Candidate) -> Option<Role> {
         "boxed" => Some(Role::Boxed),
         "contraindications" => Some(Role::Contraindication),
         "warnings" => Some(Role::Warning),
-        _ if is_monitoring(c.text) => Some(Role::Monitoring),
+        k if !NOT_MONITORING.contains(&k) && is_monitoring(c.text) => Some(Role::Monitoring),
         _ => None,
     }
 }
@@ -267,7 +274,9 @@ impl Composer {
             }
             let c = &cands[i];
             let Some(role) = qualifier_role(c) else { continue };
-            let same_topic = topics[i] & topics[lead] != 0 || c.hit == l.hit;
+            // The lead's topic: a topic concept in common, or the lead's
+            // passage and some question concept.
+            let same_topic = topics[i] & topics[lead] != 0 || (c.hit == l.hit && c.concept > 0.0);
             let w = words(c.text);
             let repeats = chosen.iter().chain(&qualifiers).any(|p: &Picked| p.text == c.text || same_statement(p.text, c.text));
             if !same_topic || repeats || total + w > self.max_words {
@@ -598,24 +607,32 @@ mod tests {
             cand("Headache was the most common adverse reaction in trials.", 3, "6.1", "Clinical Trials Experience"),
             cand("TESTRA is contraindicated in patients with severe hepatic impairment.", 4, "4", "CONTRAINDICATIONS"),
             cand("The following are contraindications to TESTRA:", 4, "4", "CONTRAINDICATIONS"),
+            cand("In case of overdose, monitor the patient and obtain liver tests.", 5, "10", "OVERDOSAGE"),
         ];
-        let logits = [5.0, 4.0, 3.0, 4.5, 1.0, 4.8];
+        let logits = [5.0, 4.0, 3.0, 4.5, 1.0, 4.8, 4.9];
         let c = Composer::default();
         // Topic bit 0 shared by the lead and the two safety sentences.
-        let picked = c.pick(&cands, &logits, &[1, 1, 1, 1, 1, 1]);
+        let picked = c.pick(&cands, &logits, &[1; 7]);
         let got: Vec<(Role, usize)> = picked.iter().map(|p| (p.role, p.hit)).collect();
-        assert_eq!(got, [(Role::Lead, 0), (Role::Warning, 1), (Role::Monitoring, 2)], "adverse-reaction and lead-in sentences never qualify; the contraindication is outside the margin");
+        assert_eq!(got, [(Role::Lead, 0), (Role::Warning, 1), (Role::Monitoring, 2)], "adverse-reaction, overdose and lead-in sentences never qualify; the contraindication is outside the margin");
         // Another topic and another passage: no qualifier.
-        assert_eq!(c.pick(&cands, &logits, &[1, 2, 2, 2, 2, 2]).len(), 1);
+        assert_eq!(c.pick(&cands, &logits, &[1, 2, 2, 2, 2, 2, 2]).len(), 1);
+        // The lead's passage without any question concept: no qualifier either.
+        let mut own = cands.clone();
+        own[1].hit = 0;
+        own[1].concept = 0.0;
+        assert_eq!(c.pick(&own, &logits, &[1, 2, 2, 2, 2, 2, 2]).len(), 1);
+        own[1].concept = 0.2;
+        assert_eq!(c.pick(&own, &logits, &[1, 2, 2, 2, 2, 2, 2])[1].text, cands[1].text);
         // The word budget: a long lead alone is fine, with no qualifier.
         let tight = Composer { max_words: 12, ..Composer::default() };
-        assert_eq!(tight.pick(&cands, &logits, &[1; 6]).len(), 1);
+        assert_eq!(tight.pick(&cands, &logits, &[1; 7]).len(), 1);
         let wider = Composer { qualifier_margin: 10.0, max_statements: 2, ..Composer::default() };
-        let picked = wider.pick(&cands, &logits, &[1; 6]);
+        let picked = wider.pick(&cands, &logits, &[1; 7]);
         assert_eq!(picked.len(), 2);
         assert_eq!(picked[1].role, Role::Warning);
         // Mismatched lengths or nothing at all: nothing picked.
-        assert!(c.pick(&cands, &logits[..2], &[1; 6]).is_empty());
+        assert!(c.pick(&cands, &logits[..2], &[1; 7]).is_empty());
         assert!(c.pick(&[], &[], &[]).is_empty());
     }
 
