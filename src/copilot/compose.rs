@@ -12,9 +12,9 @@
 //!    qualifier is a candidate from a boxed warning, a contraindication or a
 //!    warning ([`select::section_kind`]), or a monitoring instruction
 //!    ([`is_monitoring`]) outside an overdose, pharmacology or study section,
-//!    that is about the lead's topic — it holds a topic concept the lead
-//!    holds ([`topics`]), or comes from the lead's passage and holds some
-//!    question concept — and that the scorer ranks within
+//!    that is about the lead's topic — it holds the heaviest topic concept
+//!    the lead holds ([`topics`]; a lead with none: it comes from the lead's
+//!    passage and holds some question concept) — and that the scorer ranks within
 //!    [`Composer::qualifier_margin`] of the lead. The best such qualifiers
 //!    are added while the answer stays within [`Composer::max_words`] (a
 //!    long lead alone is fine) and [`Composer::max_statements`].
@@ -225,19 +225,26 @@ impl Default for Composer {
     }
 }
 
-/// The topic concepts each candidate holds, one bit per question concept
-/// (the first [`MAX_TOPIC_CONCEPTS`]): concepts that name no section kind
-/// and weigh at least `topic_weight` of the heaviest.
+/// The topic concepts each candidate holds, one bit per *topic* concept —
+/// a question concept that names no section kind and weighs at least
+/// `topic_weight` of the heaviest — bit 0 for the heaviest, then by
+/// decreasing weight (the first [`MAX_TOPIC_CONCEPTS`]).
 pub fn topics(analyzer: &Analyzer, search: &SearchResult, cands: &[select::Candidate], topic_weight: f32) -> Vec<u64> {
     let max = search.weights.iter().copied().fold(0.0f32, f32::max);
-    let topical: Vec<usize> = (0..search.concepts.len().min(MAX_TOPIC_CONCEPTS))
+    let mut topical: Vec<usize> = (0..search.concepts.len())
         .filter(|&i| search.concepts[i].section_intent().is_none() && search.weights.get(i).is_some_and(|w| *w > 0.0 && *w >= topic_weight * max))
         .collect();
+    topical.sort_by(|&a, &b| search.weights[b].total_cmp(&search.weights[a]).then(a.cmp(&b)));
+    topical.truncate(MAX_TOPIC_CONCEPTS);
     cands
         .iter()
         .map(|c| {
             let toks = analyzer.tokens(&strip_cross_references(c.text));
-            topical.iter().filter(|&&i| search.concepts[i].alternatives.iter().any(|a| contains_phrase(&toks, a))).fold(0u64, |m, &i| m | (1 << i))
+            topical
+                .iter()
+                .enumerate()
+                .filter(|(_, &i)| search.concepts[i].alternatives.iter().any(|a| contains_phrase(&toks, a)))
+                .fold(0u64, |m, (bit, _)| m | (1 << bit))
         })
         .collect()
 }
@@ -265,6 +272,9 @@ impl Composer {
         let l = &cands[lead];
         let mut chosen = vec![Picked { text: l.text, hit: l.hit, role: Role::Lead }];
         let mut total = words(l.text);
+        // The lead's main topic: the heaviest topic concept it holds (the
+        // lowest bit, see [`topics`]); 0 when it holds none.
+        let key = topics[lead] & topics[lead].wrapping_neg();
         let mut order: Vec<usize> = (0..cands.len()).filter(|&i| i != lead && logits[i] >= logits[lead] - self.qualifier_margin).collect();
         order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
         let mut qualifiers = Vec::new();
@@ -274,9 +284,12 @@ impl Composer {
             }
             let c = &cands[i];
             let Some(role) = qualifier_role(c) else { continue };
-            // The lead's topic: a topic concept in common, or the lead's
-            // passage and some question concept.
-            let same_topic = topics[i] & topics[lead] != 0 || (c.hit == l.hit && c.concept > 0.0);
+            // The lead's topic: its main topic concept, or, when it holds
+            // no topic concept, its passage and some question concept.
+            let same_topic = match key {
+                0 => c.hit == l.hit && c.concept > 0.0,
+                _ => topics[i] & key != 0,
+            };
             let w = words(c.text);
             let repeats = chosen.iter().chain(&qualifiers).any(|p: &Picked| p.text == c.text || same_statement(p.text, c.text));
             if !same_topic || repeats || total + w > self.max_words {
@@ -611,19 +624,21 @@ mod tests {
         ];
         let logits = [5.0, 4.0, 3.0, 4.5, 1.0, 4.8, 4.9];
         let c = Composer::default();
-        // Topic bit 0 shared by the lead and the two safety sentences.
+        // Topic bit 0 (the heaviest concept) held by all.
         let picked = c.pick(&cands, &logits, &[1; 7]);
         let got: Vec<(Role, usize)> = picked.iter().map(|p| (p.role, p.hit)).collect();
         assert_eq!(got, [(Role::Lead, 0), (Role::Warning, 1), (Role::Monitoring, 2)], "adverse-reaction, overdose and lead-in sentences never qualify; the contraindication is outside the margin");
         // Another topic and another passage: no qualifier.
         assert_eq!(c.pick(&cands, &logits, &[1, 2, 2, 2, 2, 2, 2]).len(), 1);
-        // The lead's passage without any question concept: no qualifier either.
+        // Only a lighter topic of the lead's in common (bit 1 of 0b11): no qualifier.
+        assert_eq!(c.pick(&cands, &logits, &[3, 2, 2, 2, 2, 2, 2]).len(), 1);
+        // A lead with no topic concept: its passage and some question concept.
         let mut own = cands.clone();
         own[1].hit = 0;
         own[1].concept = 0.0;
-        assert_eq!(c.pick(&own, &logits, &[1, 2, 2, 2, 2, 2, 2]).len(), 1);
+        assert_eq!(c.pick(&own, &logits, &[0, 2, 2, 2, 2, 2, 2]).len(), 1);
         own[1].concept = 0.2;
-        assert_eq!(c.pick(&own, &logits, &[1, 2, 2, 2, 2, 2, 2])[1].text, cands[1].text);
+        assert_eq!(c.pick(&own, &logits, &[0, 2, 2, 2, 2, 2, 2])[1].text, cands[1].text);
         // The word budget: a long lead alone is fine, with no qualifier.
         let tight = Composer { max_words: 12, ..Composer::default() };
         assert_eq!(tight.pick(&cands, &logits, &[1; 7]).len(), 1);
