@@ -317,6 +317,15 @@ impl Composer {
         template: &PromptFile,
         verify: &mut dyn FnMut(&str, usize) -> bool,
     ) -> Result<Composed, Error> {
+        let chosen = self.select(question, search, gate)?;
+        let picked: Vec<Picked> = chosen.iter().map(|(s, role)| Picked { text: &s.text, hit: s.passage, role: *role }).collect();
+        finish(template, &picked, verify)
+    }
+
+    /// The statements [`Composer::compose`] would render, unrendered: the
+    /// lead and its qualifiers over the candidates of `gate`, scored by the
+    /// shipped head (emails take one topic's selection from here).
+    pub fn select(&self, question: &str, search: &SearchResult, gate: &Extractive) -> Result<Vec<(Sentence, Role)>, Error> {
         let eligible = gate.eligible(search, &search.hits).ok_or(Error::Nothing)?;
         let cands = select::candidates(Analyzer::shared(), search, &eligible);
         let head = select::shipped().ok_or(Error::Nothing)?;
@@ -326,7 +335,7 @@ impl Composer {
         if picked.is_empty() {
             return Err(Error::Nothing);
         }
-        finish(template, &picked, verify)
+        Ok(picked.iter().map(|p| (Sentence { text: p.text.to_string(), passage: p.hit }, p.role)).collect())
     }
 }
 
