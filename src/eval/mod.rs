@@ -721,6 +721,21 @@ pub fn run_with(
 mod tests {
     use super::*;
 
+    /// A composed answer's sentence is supported when, a listed connective
+    /// stripped, it is verbatim in its cited passage; an unlisted one is not.
+    #[test]
+    fn composed_sentences_are_verbatim_after_a_listed_connective() {
+        let a: Answer = serde_json::from_value(serde_json::json!({
+            "route": "answer", "mode": "composed", "flags": [], "case_id": null, "prompt_version": "answer@1", "model": null,
+            "audit_id": null, "timings_ms": {"guard": 0.0, "retrieve": 0.0, "generate": 0.0},
+            "answer": "Take it with food. [1] Also, Monitor liver tests. [1] Importantly, Monitor liver tests. [1]",
+            "citations": [{"n": 1, "doc_id": "x-pi", "section": "2.1", "title": "Dosage", "mlr_number": "M", "quote": "Take it with food. Monitor liver tests."}]
+        }))
+        .expect("answer");
+        assert_eq!(supported_sentences_with(&a, &["Also,".to_string()]), (2, 3));
+        assert_eq!(supported_sentences(&a), (2, 3), "the compiled-in template lists `Also,`");
+    }
+
     #[test]
     fn sections_compare_loosely() {
         assert!(same_section("humira-pi §5.1", "HUMIRA-PI § 5.1"));
