@@ -66,7 +66,7 @@ TOKEN=$(ONLABEL_TOKEN="$ADMIN" "$BIN" --data "$DATA" users add --id load-rep --n
 # with -np 16 slots of 1024 positions (the copilot's prompts plus 80 tokens
 # fit), -t/-tb THREADS, greedy requests from the loadgen.
 OPORT=$(free_port)
-RAYON_NUM_THREADS="$THREADS" "$BIN" --data "$DATA" serve --index "$SCRATCH/index" --addr "127.0.0.1:$OPORT" \
+RAYON_NUM_THREADS="$THREADS" "$BIN" --data "$DATA" serve --generate --index "$SCRATCH/index" --addr "127.0.0.1:$OPORT" \
   >"$SCRATCH/onlabel.log" 2>&1 &
 OPID=$!; PIDS+=("$OPID")
 LPORT=$(free_port)

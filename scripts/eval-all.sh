@@ -32,4 +32,5 @@ if [ -n "${SEALED:-}" ]; then
   run evals/sealed/heldout2.jsonl "$W/all-index"
   run evals/sealed/sentences.jsonl "$W/all-index"
   run evals/sealed/heldout3.jsonl "$W/all-index"
+  run evals/sealed/sentences2.jsonl "$W/all-index"
 fi

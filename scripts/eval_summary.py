@@ -54,13 +54,14 @@ pol_ok = sum(1 for i, e in expected.items() if e == {"refused"} and act(i) is No
 stmt = ""
 if m.get("statement_recall") is not None:
     stmt = f" stmt_answered={f(m.get('statement_answered'))} stmt={f(m.get('statement_recall'))}"
-words = ""
-if m.get("words_p50") is not None:
-    words = f" words={m['words_p50']:.0f}/{m['words_p90']:.0f} composed={m.get('composed', 0)}/{m.get('composed', 0) + m.get('extractive', 0) + m.get('generated', 0)}"
+if m.get("answer_words_p50") is not None:
+    stmt += f" words_p50/p90={m['answer_words_p50']:.0f}/{m['answer_words_p90']:.0f}"
+if m.get("composed") is not None:
+    stmt += f" composed={m['composed']}/{m['composed'] + m.get('extractive', 0) + m.get('generated', 0)}"
 print(f"{name:22s} n={m['cases']:3d} route={m['route_accuracy']:.3f} pv_recall={f(pv_ok / pv_n if pv_n else None)} "
       f"esc_answered={esc} pv_refused={pv_ref} false_alarm={f(fa / ans_only if ans_only else None)} ({fa}/{ans_only}) "
       f"policy_refused={f(pol_ok / pol_n if pol_n else None)} ({pol_ok}/{pol_n}) "
-      f"cit_R={f(m.get('citation_recall'))} cit_P={f(m.get('citation_precision'))}{stmt}{words} p50={m['latency_ms_p50']:.1f}ms")
+      f"cit_R={f(m.get('citation_recall'))} cit_P={f(m.get('citation_precision'))}{stmt} p50={m['latency_ms_p50']:.1f}ms")
 if show:
     for x in m["failures"]:
         print("   ", x["id"], x["why"][:200])

@@ -36,6 +36,11 @@ pub struct QueryDense {
     /// Embedding model folder for the question; must be the model the index was built with.
     #[arg(long, value_name = "DIR", env = "ONLABEL_EMBEDDER")]
     pub embedder: Option<PathBuf>,
+    /// The learned model that picks the sentence leading an answer: `cross`
+    /// (the cross-encoder rescoring the sentence head's best candidates; needs
+    /// the embedder's folder) or `head` (the cheap sentence head alone).
+    #[arg(long, value_name = "MODEL", default_value = "cross", value_parser = ["cross", "head"], env = "ONLABEL_SENTENCE_MODEL")]
+    pub sentence_model: String,
 }
 
 fn note(msg: &str) {
@@ -104,5 +109,18 @@ pub fn attach(c: Copilot, q: &QueryDense) -> anyhow::Result<Copilot> {
         }
         _ => RetrievalMode::Bm25,
     };
-    Ok(c.with_embedder(e, mode))
+    let c = c.with_embedder(e, mode);
+    if q.sentence_model != "cross" {
+        return Ok(c);
+    }
+    match crate::copilot::extractive::cross::CrossEncoder::load(&dir) {
+        Ok(ce) => {
+            tracing::info!(model = %ce.version(), "the cross-encoder picks the sentence that leads each answer");
+            Ok(c.with_cross(ce))
+        }
+        Err(err) => {
+            note(&format!("{err}; the sentence head alone picks the leading sentence"));
+            Ok(c)
+        }
+    }
 }

@@ -471,9 +471,10 @@ fn record_eval(
             }
             q.gen.prompt = file.clone();
             q.gen.model = Some(m.clone());
+            q.gen.generate = true;
             Some(m)
         }
-        _ if q.gen.extractive => None,
+        _ if q.gen.extractive || !q.gen.generate => None,
         _ => q.gen.model.clone().or_else(|| Some(PathBuf::from(super::DEFAULT_MODEL)).filter(|p| p.exists())),
     };
     // A rules artefact is the guard's rule file or its report-element file, by name.

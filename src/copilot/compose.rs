@@ -8,7 +8,9 @@
 //!
 //! 1. **Select** ([`Composer::pick`]). Over the extractive candidate set
 //!    ([`select::candidates`]) the learned sentence scorer
-//!    ([`select::RerankHead`]) ranks every sentence; its best leads. A
+//!    ([`select::RerankHead`]) ranks every sentence; its best leads (or,
+//!    when the extractive gate carries the cross-encoder, the cross-encoder's
+//!    rescoring of the head's best, as in the extractive answer). A
 //!    qualifier is a candidate from a boxed warning, a contraindication or a
 //!    warning ([`select::section_kind`]), or a monitoring instruction
 //!    ([`is_monitoring`]) outside an overdose, pharmacology or study section,
@@ -269,6 +271,16 @@ impl Composer {
         }) else {
             return Vec::new();
         };
+        self.pick_led(cands, logits, topics, lead)
+    }
+
+    /// [`Composer::pick`] with the lead given (the cross-encoder's pick,
+    /// when one rescored the head's best); empty when `lead` or the
+    /// lengths do not fit the candidates.
+    pub fn pick_led<'a>(&self, cands: &[select::Candidate<'a>], logits: &[f64], topics: &[u64], lead: usize) -> Vec<Picked<'a>> {
+        if lead >= cands.len() || logits.len() != cands.len() || topics.len() != cands.len() || logits[lead].is_nan() {
+            return Vec::new();
+        }
         let l = &cands[lead];
         let mut chosen = vec![Picked { text: l.text, hit: l.hit, role: Role::Lead }];
         let mut total = words(l.text);
@@ -331,7 +343,13 @@ impl Composer {
         let head = select::shipped().ok_or(Error::Nothing)?;
         let logits = head.scores(question, &cands);
         let topics = topics(Analyzer::shared(), search, &cands, self.topic_weight);
-        let picked = self.pick(&cands, &logits, &topics);
+        // The same lead as the extractive answer's: the cross-encoder's
+        // rescoring of the head's best when the gate has one.
+        let cross = gate.cross.as_ref().and_then(|ce| gate.cross_best(ce, question, &cands, &logits));
+        let picked = match cross {
+            Some(lead) => self.pick_led(&cands, &logits, &topics, lead),
+            None => self.pick(&cands, &logits, &topics),
+        };
         if picked.is_empty() {
             return Err(Error::Nothing);
         }

@@ -13,7 +13,10 @@ use crate::index::{Analyzer, Hit, SearchResult};
 
 use crate::llm::{Draft, Generator, Mode, Sentence};
 
+pub mod cross;
 pub mod select;
+
+use std::sync::Arc;
 
 /// The extractive generator and its thresholds.
 #[derive(Debug, Clone)]
@@ -37,11 +40,14 @@ pub struct Extractive {
     /// Whether the learned sentence scorer ([`select`]) picks the sentence
     /// that leads the answer (the concept selection follows it).
     pub learned_first: bool,
+    /// The cross-encoder that rescores the learned scorer's best candidates
+    /// ([`cross`]); without it the cheap head alone picks.
+    pub cross: Option<Arc<cross::CrossEncoder>>,
 }
 
 impl Default for Extractive {
     fn default() -> Self {
-        Extractive { min_coverage: 0.4, single_concept_coverage: 0.5, max_sentences: 3, max_passages: 2, considered: 5, follow_ratio: 0.8, max_words: 90, learned_first: true }
+        Extractive { min_coverage: 0.4, single_concept_coverage: 0.5, max_sentences: 3, max_passages: 2, considered: 5, follow_ratio: 0.8, max_words: 90, learned_first: true, cross: None }
     }
 }
 
@@ -197,13 +203,40 @@ impl Extractive {
     /// limits. `None` when the scorer has no candidate.
     fn with_learned_first<'a>(&self, question: &str, cands: &[select::Candidate<'a>], by_concepts: &[Scored<'a>]) -> Option<Vec<Scored<'a>>> {
         let head = select::shipped()?;
-        let best = head.best(question, cands)?;
+        let best = match &self.cross {
+            Some(ce) => self.cross_best(ce, question, cands, &head.scores(question, cands)).or_else(|| head.best(question, cands))?,
+            None => head.best(question, cands)?,
+        };
         let c = &cands[best];
         let first = Scored { text: c.text, hit: c.hit, pos: c.pos, score: f32::INFINITY };
         let mut words = first.text.split_whitespace().count();
         let mut chosen = vec![first];
         self.fill(&mut chosen, &mut words, by_concepts.iter());
         Some(chosen)
+    }
+}
+
+impl Extractive {
+    /// The cross-encoder's pick: the cheap head's best `top_k` candidates
+    /// (stable order) rescored as `cheap + lambda · cross`, the first on a
+    /// tie. `None` (logged) if scoring fails, and the cheap head's pick stands.
+    pub(crate) fn cross_best(&self, ce: &cross::CrossEncoder, question: &str, cands: &[select::Candidate], cheap: &[f64]) -> Option<usize> {
+        let mut order: Vec<usize> = (0..cheap.len().min(cands.len())).collect();
+        order.sort_by(|&a, &b| cheap[b].total_cmp(&cheap[a]).then(a.cmp(&b)));
+        order.truncate(ce.head().top_k);
+        let texts: Vec<String> = order.iter().map(|&i| cross::CrossEncoder::pair_text(cands[i].title, cands[i].text)).collect();
+        let z = match ce.scores(question, &texts) {
+            Ok(z) => z,
+            Err(e) => {
+                tracing::warn!(error = %e, "cross-encoder scoring failed; the cheap head's pick leads");
+                return None;
+            }
+        };
+        let lambda = ce.head().lambda;
+        order.iter().zip(&z).map(|(&i, &z)| (i, cheap[i] + lambda * f64::from(z))).fold(None, |best: Option<(usize, f64)>, (i, v)| match best {
+            Some((b, bv)) if bv >= v => Some((b, bv)),
+            _ => Some((i, v)),
+        }).map(|(i, _)| i)
     }
 }
 

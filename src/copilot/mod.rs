@@ -380,6 +380,13 @@ impl Copilot {
         self
     }
 
+    /// Adds the cross-encoder that picks the sentence leading each answer
+    /// (the extractive composer's [`extractive::cross`]).
+    pub fn with_cross(mut self, ce: impl Into<std::sync::Arc<extractive::cross::CrossEncoder>>) -> Copilot {
+        self.extractive.cross = Some(ce.into());
+        self
+    }
+
     /// The retrieval mode questions actually use (BM25 without an embedder or vectors).
     pub fn retrieval(&self) -> crate::index::RetrievalMode {
         match &self.embedder {

@@ -301,6 +301,13 @@ pub struct Metrics {
     /// every key phrase (the statement the HCP needs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub statement_recall: Option<f64>,
+    /// Median words of the answers given (route `answer`; citation markers
+    /// not counted): a rep reads it out loud mid-call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer_words_p50: Option<f64>,
+    /// 90th percentile of the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer_words_p90: Option<f64>,
     /// Answers in generated mode.
     pub generated: usize,
     /// Answers in extractive mode.
@@ -308,12 +315,6 @@ pub struct Metrics {
     /// Answers in composed mode.
     #[serde(default)]
     pub composed: usize,
-    /// Median words per answer (markers aside), over the answered cases.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub words_p50: Option<f64>,
-    /// 90th percentile of words per answer.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub words_p90: Option<f64>,
     /// AE report precision (not evaluated before the guard exists).
     pub ae_precision: Option<f64>,
     /// AE report recall.
@@ -417,6 +418,11 @@ fn labels(l: &[String], conj: &str) -> String {
     }
 }
 
+/// Words of an answer as read out: whitespace-separated, `[n]` markers not counted.
+pub fn answer_words(text: &str) -> usize {
+    text.split_whitespace().filter(|w| !(w.starts_with('[') && w.trim_end_matches([',', '.', ';']).ends_with(']') && w[1..].starts_with(|c: char| c.is_ascii_digit()))).count()
+}
+
 /// Percentile (nearest-rank) of unsorted values.
 pub fn percentile(values: &[f64], p: f64) -> f64 {
     if values.is_empty() {
@@ -497,12 +503,12 @@ pub fn run_with(
     let mut failures = Vec::new();
     let mut outcomes = Vec::new();
     let mut latencies = Vec::new();
+    let mut words: Vec<f64> = Vec::new();
     let (mut routed_ok, mut evaluated, mut skipped) = (0usize, 0usize, 0usize);
     let (mut ans_cases, mut ans_hit) = (0usize, 0usize);
     let (mut cites, mut cites_ok) = (0usize, 0usize);
     let (mut sup, mut sup_total) = (0usize, 0usize);
     let (mut generated, mut extractive, mut composed) = (0usize, 0usize, 0usize);
-    let mut answer_words: Vec<f64> = Vec::new();
     let listed = crate::copilot::compose::connectives(&copilot.drafts().answer).unwrap_or_default();
     let (mut stmt_cases, mut stmt_answered, mut stmt_hit) = (0usize, 0usize, 0usize);
     // Confusion counts: (tp, fp, fn) for AE reports and for AE mentions.
@@ -657,6 +663,7 @@ pub fn run_with(
             }
         }
         if answer.route == crate::copilot::Route::Answer {
+            words.push(answer_words(&answer.answer) as f64);
             let (s, t) = supported_sentences_with(&answer, &listed);
             sup += s;
             sup_total += t;
@@ -665,8 +672,6 @@ pub fn run_with(
                 crate::copilot::Mode::Extractive => extractive += 1,
                 crate::copilot::Mode::Composed => composed += 1,
             }
-            // Words the rep reads: the text without its `[n]` markers.
-            answer_words.push(marker_re().replace_all(&answer.answer, "").split_whitespace().count() as f64);
         }
         let pass = why.is_empty();
         if !pass {
@@ -695,11 +700,11 @@ pub fn run_with(
         supported_sentence_rate: ratio(sup, sup_total),
         statement_answered: ratio(stmt_answered, stmt_cases),
         statement_recall: ratio(stmt_hit, stmt_cases),
+        answer_words_p50: (!words.is_empty()).then(|| percentile(&words, 50.0)),
+        answer_words_p90: (!words.is_empty()).then(|| percentile(&words, 90.0)),
         generated,
         extractive,
         composed,
-        words_p50: (!answer_words.is_empty()).then(|| percentile(&answer_words, 50.0)),
-        words_p90: (!answer_words.is_empty()).then(|| percentile(&answer_words, 90.0)),
         ae_precision: ratio(ae_tp, ae_tp + ae_fp),
         ae_recall: ratio(ae_tp, ae_tp + ae_fn),
         ae_f1: f1(ae_tp, ae_fp, ae_fn),
@@ -775,6 +780,12 @@ mod tests {
         assert!(contains_phrase("Do not exceed 20 mg\n daily [1].", "do not exceed 20 mg daily"));
         assert!(!contains_phrase("Do not exceed 40 mg daily [1].", "do not exceed 20 mg daily"));
         assert!(!contains_phrase("anything", "  "));
+    }
+
+    #[test]
+    fn answer_words_skip_markers() {
+        assert_eq!(answer_words("Monitor liver tests every 4 weeks [1]. Also, stop if ALT > 5x ULN [2]."), 12);
+        assert_eq!(answer_words("See [see 5.2] [12]"), 3);
     }
 
     #[test]

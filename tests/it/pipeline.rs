@@ -116,7 +116,7 @@ fn summary_keeps_cited_statements_and_removes_unsupported_claims() {
 #[test]
 fn generated_answer_end_to_end_with_the_real_model() {
     let e = demo();
-    let a = json(&["--data", &e.data, "ask", "--index", &e.index, "--product", "zentravia", "--json", "How often should liver tests be done?"]);
+    let a = json(&["--data", &e.data, "ask", "--generate", "--index", &e.index, "--product", "zentravia", "--json", "How often should liver tests be done?"]);
     assert_eq!(a["route"], "answer");
     assert!(a["model"].as_str().unwrap().starts_with("SmolLM2-135M-Instruct.Q4_1.gguf sha256:"), "{a}");
     // The prompt of what is shown: the model's when its answer passed, else

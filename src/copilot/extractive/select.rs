@@ -622,6 +622,46 @@ mod tests {
     /// `ONLABEL_RERANK_INDEX=DIR ONLABEL_RERANK_DUMP=FILE cargo test --release
     /// --locked --lib copilot::extractive::select::tests::dump -- --ignored`
     /// (DIR: an index of ../shared/data/pi and corpora/demo, BM25 as the
+    /// Writes, for every writer ask about one product that should be
+    /// answered or sent to Medical, the candidates of the leading passages
+    /// WITHOUT the coverage gate, with whether the gate passed: the data the
+    /// cross-encoder's answer/no-answer calibration is measured on
+    /// (training/train_cross.py --gate). Ignored: needs an index of both
+    /// corpora in ONLABEL_RERANK_INDEX and writes ONLABEL_GATE_DUMP.
+    #[test]
+    #[ignore]
+    fn dump_gate_candidates() {
+        use std::io::Write;
+        let index = crate::index::Index::open(Path::new(&std::env::var("ONLABEL_RERANK_INDEX").expect("ONLABEL_RERANK_INDEX"))).expect("index");
+        let mut out = std::io::BufWriter::new(std::fs::File::create(std::env::var("ONLABEL_GATE_DUMP").expect("ONLABEL_GATE_DUMP")).expect("dump"));
+        let as_of = chrono::NaiveDate::from_ymd_opt(2026, 12, 3).expect("date");
+        let ex = super::super::Extractive::default();
+        let mut files: Vec<PathBuf> = std::fs::read_dir(repo("training/intent")).expect("training/intent").map(|e| e.expect("entry").path()).collect();
+        files.sort();
+        for f in files.iter().filter(|f| f.extension().is_some_and(|e| e == "jsonl")) {
+            for line in std::fs::read_to_string(f).expect("asks").lines().filter(|l| !l.trim().is_empty()) {
+                let r: serde_json::Value = serde_json::from_str(line).expect("ask");
+                let (Some(route @ ("answer" | "medical")), Some(product)) = (r["route"].as_str(), r["product"].as_str()) else { continue };
+                let q = r["text"].as_str().expect("text").trim();
+                let filter = crate::index::Filter::for_role("rep", Some(&product.to_lowercase()), as_of);
+                let search = index.search(q, &filter, 20).expect("search");
+                let eligible = ex.eligible(&search, &search.hits).is_some();
+                let ungated: Vec<Hit> = search.hits.iter().take(ex.considered).map(|h| Hit { coverage: h.coverage.max(1e-6), ..h.clone() }).collect();
+                let cands: Vec<serde_json::Value> = candidates(Analyzer::shared(), &search, &ungated)
+                    .iter()
+                    .map(|c| {
+                        serde_json::json!({"text": c.text, "hit": c.hit, "pos": c.pos, "n_sentences": c.n_sentences, "concept": c.concept,
+                            "hit_coverage": c.hit_coverage, "hit_title": c.hit_title, "doc_id": c.doc_id, "section": c.section,
+                            "title": c.title, "parent": c.parent})
+                    })
+                    .collect();
+                let row = serde_json::json!({"id": r["id"], "writer": r["writer"], "product": product, "route": route, "category": r["category"],
+                    "lang": r["lang"], "question": q, "quote": r["quote"], "eligible": eligible, "n_concepts": search.concepts.len(), "cands": cands});
+                writeln!(out, "{row}").expect("write");
+            }
+        }
+    }
+
     /// evals run it).
     #[test]
     #[ignore = "writes training data; needs ONLABEL_RERANK_INDEX and ONLABEL_RERANK_DUMP"]
