@@ -175,7 +175,7 @@ if a.final:
         lam = max((float(l) for l in holdouts[0]["top1_by_lambda"] if float(l) < 1000),
                   key=lambda l: sum(h["top1_by_lambda"][str(l) if str(l) in h["top1_by_lambda"] else str(int(l))] for h in holdouts))
     head = {"kind": "onlabel-cross-encoder", "version": 1, "base": "all-MiniLM-L6-v2", "rank": a.rank, "scale": 2.0,
-            "max_tokens": a.maxlen, "top_k": a.run_topk, "lambda": lam, "layers": LAYERS,
+            "max_tokens": a.maxlen, "top_k": a.run_topk, "lambda": lam, "margin": 2.0, "layers": LAYERS,
             "pair": {"text": "tokenizer pair (question, title + ': ' + sentence), truncated longest-first to max_tokens",
                      "pooling": "mean over the attention mask, then head.weight . pooled + head.bias",
                      "merge": "W' = W + scale * lora_b @ lora_a for every layer in `layers`",

@@ -219,11 +219,15 @@ impl Extractive {
 impl Extractive {
     /// The cross-encoder's pick: the cheap head's best `top_k` candidates
     /// (stable order) rescored as `cheap + lambda · cross`, the first on a
-    /// tie. `None` (logged) if scoring fails, and the cheap head's pick stands.
+    /// tie; the cheap pick when it leads the runner-up by the head's margin.
+    /// `None` (logged) if scoring fails, and the cheap head's pick stands.
     pub(crate) fn cross_best(&self, ce: &cross::CrossEncoder, question: &str, cands: &[select::Candidate], cheap: &[f64]) -> Option<usize> {
         let mut order: Vec<usize> = (0..cheap.len().min(cands.len())).collect();
         order.sort_by(|&a, &b| cheap[b].total_cmp(&cheap[a]).then(a.cmp(&b)));
         order.truncate(ce.head().top_k);
+        if order.len() < 2 || cheap[order[0]] - cheap[order[1]] >= ce.head().margin {
+            return order.first().copied();
+        }
         let texts: Vec<String> = order.iter().map(|&i| cross::CrossEncoder::pair_text(cands[i].title, cands[i].text)).collect();
         let z = match ce.scores(question, &texts) {
             Ok(z) => z,
@@ -373,5 +377,45 @@ mod tests {
         }
         let search = index.search("what colour is the sky", &filter, 20).expect("search");
         assert!(learned.draft("what colour is the sky", &search, &search.hits).sentences.is_empty());
+    }
+
+    /// With the cross-encoder attached, the answer leads with one of the
+    /// sentence head's best `top_k` candidates — its own pick when the head
+    /// is confident (margin), else the best `cheap + lambda · cross` — and
+    /// the limits and verbatim quoting hold as without it. Needs models/minilm.
+    #[test]
+    fn the_cross_encoder_picks_among_the_heads_best() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/minilm");
+        if !dir.join("model.safetensors").is_file() {
+            eprintln!("skipped: no models/minilm");
+            return;
+        }
+        let ce = std::sync::Arc::new(cross::CrossEncoder::load(&dir).expect("the cross-encoder loads"));
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let index = index(tmp.path());
+        let as_of = chrono::NaiveDate::from_ymd_opt(2025, 1, 1).expect("date");
+        let filter = crate::index::Filter::for_role("rep", Some("testra"), as_of);
+        let head = select::shipped().expect("the shipped head loads");
+        let with = Extractive { cross: Some(ce.clone()), ..Extractive::default() };
+        for q in ["max daily dose of testra?", "testra dose 30 egfr", "testra liver enzymes how often", "stop testra if ALT high?", "take testra with food?"] {
+            let search = index.search(q, &filter, 20).expect("search");
+            let eligible = with.eligible(&search, &search.hits).expect("answerable");
+            let cands = select::candidates(Analyzer::shared(), &search, &eligible);
+            let cheap = head.scores(q, &cands);
+            let mut order: Vec<usize> = (0..cands.len()).collect();
+            order.sort_by(|&a, &b| cheap[b].total_cmp(&cheap[a]).then(a.cmp(&b)));
+            let top: Vec<&str> = order.iter().take(ce.head().top_k).map(|&i| cands[i].text).collect();
+            let d = with.draft(q, &search, &search.hits);
+            assert!(top.contains(&d.sentences[0].text.as_str()), "{q}: {} is not among {top:?}", d.sentences[0].text);
+            let expected = with.cross_best(&ce, q, &cands, &cheap).expect("a pick");
+            assert_eq!(d.sentences[0].text, cands[expected].text, "{q}");
+            if order.len() > 1 && cheap[order[0]] - cheap[order[1]] >= ce.head().margin {
+                assert_eq!(expected, order[0], "{q}: a confident head's pick stands");
+            }
+            for s in &d.sentences {
+                assert!(search.hits[s.passage].passage.text.contains(&s.text), "{q}");
+            }
+            assert!(d.sentences.len() <= with.max_sentences);
+        }
     }
 }
