@@ -327,17 +327,20 @@ impl Composer {
         search: &SearchResult,
         gate: &Extractive,
         template: &PromptFile,
+        lead: Option<&Sentence>,
         verify: &mut dyn FnMut(&str, usize) -> bool,
     ) -> Result<Composed, Error> {
-        let chosen = self.select(question, search, gate)?;
+        let chosen = self.select(question, search, gate, lead)?;
         let picked: Vec<Picked> = chosen.iter().map(|(s, role)| Picked { text: &s.text, hit: s.passage, role: *role }).collect();
         finish(template, &picked, verify)
     }
 
     /// The statements [`Composer::compose`] would render, unrendered: the
     /// lead and its qualifiers over the candidates of `gate`, scored by the
-    /// shipped head (emails take one topic's selection from here).
-    pub fn select(&self, question: &str, search: &SearchResult, gate: &Extractive) -> Result<Vec<(Sentence, Role)>, Error> {
+    /// shipped head (emails take one topic's selection from here). `lead`:
+    /// the extractive answer's learned lead, already picked (the
+    /// cross-encoder is not run twice for one question); `None`: picked here.
+    pub fn select(&self, question: &str, search: &SearchResult, gate: &Extractive, lead: Option<&Sentence>) -> Result<Vec<(Sentence, Role)>, Error> {
         let eligible = gate.eligible(search, &search.hits).ok_or(Error::Nothing)?;
         let cands = select::candidates(Analyzer::shared(), search, &eligible);
         let head = select::shipped().ok_or(Error::Nothing)?;
@@ -345,7 +348,8 @@ impl Composer {
         let topics = topics(Analyzer::shared(), search, &cands, self.topic_weight);
         // The same lead as the extractive answer's: the cross-encoder's
         // rescoring of the head's best when the gate has one.
-        let cross = gate.cross.as_ref().and_then(|ce| gate.cross_best(ce, question, &cands, &logits));
+        let given = lead.and_then(|l| cands.iter().position(|c| c.hit == l.passage && c.text == l.text));
+        let cross = given.or_else(|| gate.cross.as_ref().and_then(|ce| gate.cross_best(ce, question, &cands, &logits)));
         let picked = match cross {
             Some(lead) => self.pick_led(&cands, &logits, &topics, lead),
             None => self.pick(&cands, &logits, &topics),
@@ -496,7 +500,8 @@ impl super::Copilot {
     /// The composed answer to `q`, each statement passing the citation
     /// verifier against its passage and the output guard; `None` (logged)
     /// when composing is off or refused: the caller quotes extractively.
-    pub(super) fn composed(&self, q: &str, search: &SearchResult, ctx: &crate::guard::Context) -> Option<Composed> {
+    /// `lead`: the extractive answer's lead (the learned pick), reused.
+    pub(super) fn composed(&self, q: &str, search: &SearchResult, ctx: &crate::guard::Context, lead: Option<&Sentence>) -> Option<Composed> {
         let composer = self.composer.as_ref()?;
         let mut verify = |text: &str, hit: usize| {
             let Some(h) = search.hits.get(hit) else { return false };
@@ -506,7 +511,7 @@ impl super::Copilot {
             }
             self.guard.as_ref().is_none_or(|g| g.screen_output(text, ctx).is_empty())
         };
-        match composer.compose(q, search, &self.extractive, &self.drafts.answer, &mut verify) {
+        match composer.compose(q, search, &self.extractive, &self.drafts.answer, lead, &mut verify) {
             Ok(c) => Some(c),
             Err(e @ (Error::Connectives { .. } | Error::Render { .. } | Error::Mismatch { .. })) => {
                 tracing::warn!(error = %e, "the answer template failed its check; answering with the rank-quoted extractive answer");
@@ -716,7 +721,10 @@ mod tests {
         let head = select::shipped().expect("head");
         for q in ["max daily dose of testra?", "testra liver enzymes how often", "stop testra if ALT high?", "can testra cause liver injury?"] {
             let search = index.search(q, &filter, 20).expect("search");
-            let c = Composer::default().compose(q, &search, &gate, &builtin(), &mut |_, _| true).expect(q);
+            let c = Composer::default().compose(q, &search, &gate, &builtin(), None, &mut |_, _| true).expect(q);
+            let d = crate::llm::Generator::draft(&gate, q, &search, &search.hits);
+            let hinted = Composer::default().compose(q, &search, &gate, &builtin(), d.sentences.first(), &mut |_, _| true).expect(q);
+            assert_eq!(hinted.parts[0].sentence, d.sentences[0], "{q}: the extractive answer's lead is the composed lead");
             let eligible = gate.eligible(&search, &search.hits).expect("answerable");
             let cands = select::candidates(Analyzer::shared(), &search, &eligible);
             assert_eq!(c.parts[0].sentence.text, cands[head.best(q, &cands).expect("best")].text, "{q}");

@@ -296,7 +296,7 @@ impl Copilot {
                 draft.unsupported_topics.push(topic.clone());
                 continue;
             }
-            let composed: Vec<(Sentence, Role)> = self.composer().and_then(|c| c.select(topic, &search, &self.extractive).ok()).unwrap_or_default();
+            let composed: Vec<(Sentence, Role)> = self.composer().and_then(|c| c.select(topic, &search, &self.extractive, None).ok()).unwrap_or_default();
             let (lead, qualifiers): (Vec<Sentence>, Vec<Sentence>) = {
                 let (l, q): (Vec<_>, Vec<_>) = composed.into_iter().partition(|(_, r)| *r == Role::Lead);
                 (l.into_iter().map(|x| x.0).collect(), q.into_iter().map(|x| x.0).collect())

@@ -583,7 +583,7 @@ impl Copilot {
         // The answer shown at once: composed (the default; its statements
         // pass the verifier and the output guard in `composed`), else the
         // rank-quoted extractive answer.
-        let (quick, quick_sentences) = match self.composed(q, &search, &ctx) {
+        let (quick, quick_sentences) = match self.composed(q, &search, &ctx, draft.sentences.first().filter(|_| self.extractive.learned_first)) {
             Some(c) => (compose::answer(&c, &search.hits, timings.clone()), c.parts.iter().map(compose::Part::marked).collect::<Vec<_>>()),
             None => {
                 let mut marks = Numbering::default();
