@@ -56,6 +56,8 @@ if m.get("statement_recall") is not None:
     stmt = f" stmt_answered={f(m.get('statement_answered'))} stmt={f(m.get('statement_recall'))}"
 if m.get("answer_words_p50") is not None:
     stmt += f" words_p50/p90={m['answer_words_p50']:.0f}/{m['answer_words_p90']:.0f}"
+if m.get("composed") is not None:
+    stmt += f" composed={m['composed']}/{m['composed'] + m.get('extractive', 0) + m.get('generated', 0)}"
 print(f"{name:22s} n={m['cases']:3d} route={m['route_accuracy']:.3f} pv_recall={f(pv_ok / pv_n if pv_n else None)} "
       f"esc_answered={esc} pv_refused={pv_ref} false_alarm={f(fa / ans_only if ans_only else None)} ({fa}/{ans_only}) "
       f"policy_refused={f(pol_ok / pol_n if pol_n else None)} ({pol_ok}/{pol_n}) "

@@ -79,6 +79,12 @@ pub(super) struct GenArgs {
     /// kept for scripts).
     #[arg(long)]
     pub(super) extractive: bool,
+    /// Compose the rep's answers (`on`: the learned scorer's answering
+    /// statement first, then the qualifiers a fair answer needs, with the
+    /// approved `answer` template's connectives) or quote by rank (`off`:
+    /// the extractive answer, to compare the two).
+    #[arg(long, env = "ONLABEL_COMPOSE", default_value = "on", value_parser = ["on", "off"])]
+    pub(super) compose: String,
     /// Also let the in-process model try to write the answer (each sentence
     /// verified; the quoted answer stands when it fails). Off by default:
     /// measured on held-out questions, the 135M model wrote 0 of 240 answers
@@ -123,6 +129,9 @@ pub(super) fn copilot_with(
     let mut c = dense::attach(Copilot::new(index), &q.dense)?.with_guard(guard, q.as_of.unwrap_or_else(today))?;
     if let Some(dir) = data {
         c = c.with_cases(crate::cases::CaseStore::open(dir)?);
+    }
+    if q.gen.compose == "off" {
+        c = c.with_composer(None);
     }
     if q.gen.extractive || !q.gen.generate {
         return Ok(c);

@@ -8,7 +8,9 @@ use crate::corpus::text::sentences;
 use crate::index::{Filter, Hit};
 
 use super::cite::{citation, Numbering};
+use super::compose::Role;
 use super::extractive::{quotable, Extractive};
+use crate::llm::Sentence;
 use crate::guard::verify::judge;
 use super::{Ask, Citation, Copilot, Flag, Requester, Result, Route};
 use crate::llm::Generator;
@@ -273,12 +275,14 @@ impl Copilot {
                 isi_from.push(*p);
             }
         }
-        // One statement per topic discussed: its best approved sentence that
-        // the draft does not already carry; a topic nothing approved answers
-        // is named in the notes to the rep.
-        // Email topics are noun phrases ("liver monitoring"), not the rep
-        // questions the learned lead-sentence head was trained and measured
-        // on: they keep the concept selection.
+        // Per topic discussed, the same selection as a rep's composed answer
+        // (issue 19, point 3): the learned scorer's answering statement,
+        // then the qualifiers of its topic that the draft (ISI included)
+        // does not already carry; when the draft carries the answering
+        // statement, the concept selection's next best. A topic nothing
+        // approved answers is named in the notes to the rep. With the
+        // composer off (`--compose off`), the concept selection alone, as
+        // before. Fair balance stays the ISI above, framed by the template.
         let pick = Extractive { max_sentences: 3, learned_first: false, ..Extractive::default() };
         let topics = split_topics(&ask.question);
         for (i, topic) in topics.iter().enumerate() {
@@ -292,16 +296,31 @@ impl Copilot {
                 draft.unsupported_topics.push(topic.clone());
                 continue;
             }
-            let already = |t: &str| draft.statements.iter().chain(&draft.isi).any(|x| same_statement(&x.text, t));
-            let best = d.sentences.iter().filter(|s| !already(&s.text)).find_map(|s| {
+            let composed: Vec<(Sentence, Role)> = self.composer().and_then(|c| c.select(topic, &search, &self.extractive, None).ok()).unwrap_or_default();
+            let (lead, qualifiers): (Vec<Sentence>, Vec<Sentence>) = {
+                let (l, q): (Vec<_>, Vec<_>) = composed.into_iter().partition(|(_, r)| *r == Role::Lead);
+                (l.into_iter().map(|x| x.0).collect(), q.into_iter().map(|x| x.0).collect())
+            };
+            let already = |draft: &EmailDraft, t: &str| draft.statements.iter().chain(&draft.isi).any(|x| same_statement(&x.text, t));
+            let quotable_with_items = |s: &Sentence| {
                 let p = &search.hits[s.passage].passage;
                 let items = if is_lead_in(&s.text) { items_of(p, &s.text) } else { Vec::new() };
-                (!is_lead_in(&s.text) || !items.is_empty()).then(|| (s, items))
-            });
+                (!is_lead_in(&s.text) || !items.is_empty()).then_some(items)
+            };
+            let best = lead.iter().chain(&d.sentences).filter(|s| !already(&draft, &s.text)).find_map(|s| quotable_with_items(s).map(|items| (s, items)));
             // Every candidate already in the draft: the topic is covered.
             if let Some((s, items)) = best {
                 let n = refs.number(&search.hits[s.passage].passage);
                 draft.statements.push(Statement { text: s.text.clone(), n, items });
+            }
+            for q in &qualifiers {
+                if already(&draft, &q.text) {
+                    continue;
+                }
+                if let Some(items) = quotable_with_items(q) {
+                    let n = refs.number(&search.hits[q.passage].passage);
+                    draft.statements.push(Statement { text: q.text.clone(), n, items });
+                }
             }
         }
         for (st, p) in draft.isi.iter_mut().zip(&isi_from) {

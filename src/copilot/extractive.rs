@@ -221,7 +221,7 @@ impl Extractive {
     /// (stable order) rescored as `cheap + lambda · cross`, the first on a
     /// tie; the cheap pick when it leads the runner-up by the head's margin.
     /// `None` (logged) if scoring fails, and the cheap head's pick stands.
-    fn cross_best(&self, ce: &cross::CrossEncoder, question: &str, cands: &[select::Candidate], cheap: &[f64]) -> Option<usize> {
+    pub(crate) fn cross_best(&self, ce: &cross::CrossEncoder, question: &str, cands: &[select::Candidate], cheap: &[f64]) -> Option<usize> {
         let mut order: Vec<usize> = (0..cheap.len().min(cands.len())).collect();
         order.sort_by(|&a, &b| cheap[b].total_cmp(&cheap[a]).then(a.cmp(&b)));
         order.truncate(ce.head().top_k);

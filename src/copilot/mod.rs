@@ -6,9 +6,12 @@
 //! check → guard on the input (an adverse event, an off-label ask or a
 //! policy breach escalates here and opens a case) → retrieve (approved,
 //! unexpired, audience-allowed passages of the product) → compose (the
-//! extractive composer quotes label sentences verbatim; the model, when one
-//! is attached and allowed, writes sentences that the verifier checks
-//! against their passage) → guard on every output sentence → the audit
+//! composer puts the learned scorer's answering statement first and the
+//! qualifiers a fair answer needs after it, verbatim, joined only by the
+//! approved `answer` template's connectives — the rank-quoted extractive
+//! answer is its fallback; the model, when one is attached and allowed,
+//! writes sentences that the verifier checks against their passage) →
+//! verifier and guard on every output sentence → the audit
 //! record → only then the [`Outcome`] and the verified sentences
 //! ([`Event`]) reach the caller.
 //!
@@ -17,13 +20,14 @@
 //! (`run.rs`), which product a question is about (`product.rs`,
 //! [`Resolved`]), a question answered from several products' labels
 //! (`across.rs`), escalation to a case (`escalate.rs`), citation numbering
-//! (`cite.rs`, [`cite`]), the extractive composer (`extractive.rs`), the
-//! model-backed one (`grounded.rs`), emails and summaries (`email.rs`) and
+//! (`cite.rs`, [`cite`]), the composed answer (`compose.rs`, [`Composer`]),
+//! the rank-quoted extractive answer (`extractive.rs`), the model-backed one (`grounded.rs`), emails and summaries (`email.rs`) and
 //! the approved wording around their statements (`templates.rs`), and the
 //! audit record of each output (`trace.rs`).
 
 mod across;
 mod cite;
+pub mod compose;
 pub mod email;
 mod escalate;
 pub mod extractive;
@@ -39,6 +43,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 pub use cite::cite;
+pub use compose::Composer;
 pub use extractive::Extractive;
 pub use grounded::Grounded;
 pub use product::Resolved;
@@ -285,8 +290,12 @@ pub struct Copilot {
     pub retrieval: crate::index::RetrievalMode,
     /// The index's products and their names, read on first use.
     products: std::sync::OnceLock<Vec<ProductNames>>,
-    /// The approved wording around the statements of emails and summaries.
+    /// The approved wording around the statements of emails, summaries and
+    /// composed answers.
     drafts: DraftTemplates,
+    /// Composes the rep's answers (the default); `None`: rank-quoted
+    /// extractive answers (`--compose off`, to compare the two).
+    composer: Option<Composer>,
 }
 
 impl Copilot {
@@ -304,7 +313,20 @@ impl Copilot {
             retrieval: crate::index::RetrievalMode::Bm25,
             products: std::sync::OnceLock::new(),
             drafts: DraftTemplates::builtin(),
+            composer: Some(Composer::default()),
         }
+    }
+
+    /// Sets the composer of the rep's answers; `None` answers with the
+    /// rank-quoted extractive selection (`mode: extractive`).
+    pub fn with_composer(mut self, composer: Option<Composer>) -> Copilot {
+        self.composer = composer;
+        self
+    }
+
+    /// The composer, if answers are composed.
+    pub fn composer(&self) -> Option<&Composer> {
+        self.composer.as_ref()
     }
 
     /// Sets the draft templates (the registry's live `email` and `summary`;
@@ -558,15 +580,23 @@ impl Copilot {
             a.retrieved = retrieved;
             return Ok(a);
         }
-        let extractive = cite(&draft, &search.hits, timings.clone());
+        // The answer shown at once: composed (the default; its statements
+        // pass the verifier and the output guard in `composed`), else the
+        // rank-quoted extractive answer.
+        let (quick, quick_sentences) = match self.composed(q, &search, &ctx, draft.sentences.first().filter(|_| self.extractive.learned_first)) {
+            Some(c) => (compose::answer(&c, &search.hits, timings.clone()), c.parts.iter().map(compose::Part::marked).collect::<Vec<_>>()),
+            None => {
+                let mut marks = Numbering::default();
+                (cite(&draft, &search.hits, timings.clone()), draft.sentences.iter().map(|s| marks.mark(s)).collect())
+            }
+        };
         let Some(g) = self.grounded.as_ref().filter(|_| generate) else {
             timings.first_sentence = Some(t0.elapsed().as_secs_f64() * 1e3);
             timings.generate = t1.elapsed().as_secs_f64() * 1e3;
-            let mut marks = Numbering::default();
-            for s in &draft.sentences {
-                on_event(Event::Sentence(marks.mark(s)));
+            for s in quick_sentences {
+                on_event(Event::Sentence(s));
             }
-            return Ok(Answer { timings_ms: timings, guard_rules, retrieved, ..extractive });
+            return Ok(Answer { timings_ms: timings, guard_rules, retrieved, ..quick });
         };
         // Each generated sentence reaches the caller only once it has passed
         // the verifier (in `Grounded::answer`) and the output guard (here).
@@ -600,24 +630,22 @@ impl Copilot {
                     None => {
                         // Nothing generated survived (or the generation was
                         // abandoned at its rejected first sentence): the
-                        // verified extractive answer stands, shown now.
-                        let mut marks = Numbering::default();
-                        for s in &draft.sentences {
-                            on_event(Event::Sentence(marks.mark(s)));
+                        // composed (or extractive) answer stands, shown now.
+                        for s in &quick_sentences {
+                            on_event(Event::Sentence(s.clone()));
                         }
                         first_verified = Some(t0.elapsed().as_secs_f64() * 1e3);
-                        extractive
+                        quick
                     }
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, "generation failed; answering extractively");
-                let mut marks = Numbering::default();
-                for s in &draft.sentences {
-                    on_event(Event::Sentence(marks.mark(s)));
+                tracing::warn!(error = %e, "generation failed; answering with the composed (or extractive) answer");
+                for s in &quick_sentences {
+                    on_event(Event::Sentence(s.clone()));
                 }
                 first_verified = Some(t0.elapsed().as_secs_f64() * 1e3);
-                extractive
+                quick
             }
         };
         if let Some(ms) = first_verified {
@@ -626,8 +654,12 @@ impl Copilot {
         answer.timings_ms = timings;
         answer.generated_tokens = generated_tokens;
         answer.model = model;
-        answer.prompt_version = prompt_version;
-        answer.prompt_sha256 = Some(crate::prompts::sha256_hex(g.prompt.source.as_bytes()));
+        // A composed answer names the `answer` template it was rendered
+        // with; generated and extractive ones, the model's prompt.
+        if answer.mode != Mode::Composed {
+            answer.prompt_version = prompt_version;
+            answer.prompt_sha256 = Some(crate::prompts::sha256_hex(g.prompt.source.as_bytes()));
+        }
         answer.guard_rules = guard_rules;
         answer.retrieved = retrieved;
         answer.flags.extend(output_flags);

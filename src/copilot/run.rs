@@ -337,6 +337,34 @@ mod tests {
         assert!(s.text.contains("Removed (not supported by approved material):\n  - Told Dr. Lee"), "{}", s.text);
     }
 
+    /// Issue 19: a rep's answer is composed with the `answer` template and
+    /// streamed part by part; a template whose rendering adds a word is
+    /// refused and the rank-quoted extractive answer stands (the same as
+    /// with the composer off).
+    #[test]
+    fn a_reps_answer_is_composed_and_an_unfaithful_template_falls_back_to_quoting() {
+        let ask = || request(Task::Ask { question: "How often should liver tests be done?".into() });
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let c = copilot(tmp.path());
+        let mut streamed = Vec::new();
+        let a = c.run(&ask(), None, &mut |crate::copilot::Event::Sentence(s)| streamed.push(s)).expect("runs").into_answer().expect("an answer");
+        assert_eq!((a.route, a.mode), (Route::Answer, crate::copilot::Mode::Composed), "{a:?}");
+        assert_eq!(a.prompt_version.as_deref(), Some("answer@1"));
+        assert_eq!(a.prompt_sha256, Some(crate::prompts::sha256_hex(DraftTemplates::builtin().answer.source.as_bytes())));
+        assert_eq!(streamed.join(" "), a.answer);
+        assert!(a.answer.starts_with("During treatment, monitor liver tests every 4 weeks"), "{}", a.answer);
+
+        let mut bad = DraftTemplates::builtin();
+        bad.answer.source = bad.answer.source.replace("{{ s.text }} [{{ s.n }}]", "{{ s.text }} [{{ s.n }}] Clinically proven.");
+        let tmp2 = tempfile::tempdir().expect("temp dir");
+        let b = copilot(tmp2.path()).with_drafts(bad).run(&ask(), None, &mut |_| {}).expect("runs").into_answer().expect("an answer");
+        assert_eq!(b.mode, crate::copilot::Mode::Extractive, "{b:?}");
+        assert!(!b.answer.contains("Clinically proven") && b.prompt_version.is_none(), "{b:?}");
+        let tmp3 = tempfile::tempdir().expect("temp dir");
+        let off = copilot(tmp3.path()).with_composer(None).run(&ask(), None, &mut |_| {}).expect("runs").into_answer().expect("an answer");
+        assert_eq!((off.mode, &off.answer), (crate::copilot::Mode::Extractive, &b.answer));
+    }
+
     /// Issue 16: every sentence of an answer reaches the caller only after
     /// its audit record is in the log, through the one entry.
     #[test]
@@ -409,6 +437,13 @@ mod tests {
         let mlr = users.add("mia", "Mia MLR", crate::users::Role::MlrReviewer, Some(&admin)).expect("mlr").0;
         crate::prompts::Registry::new(store, &root).propose("email", Path::new("prompts/email.j2"), None, serde_json::json!({}), &mlr).expect("proposed");
         let err = DraftTemplates::live(store, &root).expect_err("registered but not approved");
+        assert_eq!(err.code(), "not_approved", "{err}");
+        // A rep's question loads only `answer` (issue 19): an unapproved
+        // `email` does not stop it, an unapproved `answer` does.
+        assert_eq!(DraftTemplates::live_answer(store, &root).expect("email is not asked's").answer.id(), "answer@1");
+        std::fs::write(root.join("prompts/answer.j2"), DraftTemplates::builtin_source("answer").expect("built in")).expect("write");
+        crate::prompts::Registry::new(store, &root).propose("answer", Path::new("prompts/answer.j2"), None, serde_json::json!({}), &mlr).expect("proposed");
+        let err = DraftTemplates::live_answer(store, &root).expect_err("registered but not approved");
         assert_eq!(err.code(), "not_approved", "{err}");
     }
 }

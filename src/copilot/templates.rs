@@ -1,6 +1,8 @@
 //! [`DraftTemplates`]: the MLR-approved wording around the approved
-//! statements of a follow-up email (`prompts/email.j2`) and of a visit
-//! summary (`prompts/summary.j2`).
+//! statements of a follow-up email (`prompts/email.j2`), of a visit
+//! summary (`prompts/summary.j2`) and of a rep's composed answer
+//! (`prompts/answer.j2`, with the connectives it may use; see
+//! [`super::compose`]).
 //!
 //! Drafts are composed without the model: every product statement in them is
 //! approved label text, chosen and cited by the copilot ([`super::email`]).
@@ -22,6 +24,8 @@ use crate::prompts::PromptFile;
 const EMAIL_J2: &str = include_str!("../../prompts/email.j2");
 /// The summary template as compiled into this build.
 const SUMMARY_J2: &str = include_str!("../../prompts/summary.j2");
+/// The composed answer's template as compiled into this build.
+const ANSWER_J2: &str = include_str!("../../prompts/answer.j2");
 
 /// The templates the drafts are rendered with.
 #[derive(Debug, Clone)]
@@ -30,16 +34,18 @@ pub struct DraftTemplates {
     pub email: PromptFile,
     /// `summary`: the visit summary as text.
     pub summary: PromptFile,
+    /// `answer`: the connectives around a composed answer's statements.
+    pub answer: PromptFile,
 }
 
 impl DraftTemplates {
     /// The templates of `prompts/` as compiled into this build.
     pub fn builtin() -> DraftTemplates {
-        DraftTemplates { email: builtin("email", EMAIL_J2), summary: builtin("summary", SUMMARY_J2) }
+        DraftTemplates { email: builtin("email", EMAIL_J2), summary: builtin("summary", SUMMARY_J2), answer: builtin("answer", ANSWER_J2) }
     }
 
-    /// The templates the copilot may run now: for each of `email` and
-    /// `summary`, the registry's live approved version when the name is
+    /// The templates the copilot may run now: for each of `email`,
+    /// `summary` and `answer`, the registry's live approved version when the name is
     /// registered (refused when altered or unapproved), else the file in
     /// `root/prompts/`, else the compiled-in one
     /// ([`crate::prompts::live_template`]).
@@ -51,25 +57,40 @@ impl DraftTemplates {
         if let Some(p) = crate::prompts::live_template("summary", store, root)? {
             t.summary = p;
         }
+        if let Some(p) = crate::prompts::live_template("answer", store, root)? {
+            t.answer = p;
+        }
         Ok(t)
     }
 
-    /// Puts a newly approved version of `email` or `summary` in place;
-    /// false for any other name.
+    /// The compiled-in templates with the live `answer` only (what `ask`
+    /// runs: a registered, unapproved `email` does not stop a question).
+    pub fn live_answer(store: &crate::store::Store, root: &std::path::Path) -> crate::Result<DraftTemplates> {
+        let mut t = DraftTemplates::builtin();
+        if let Some(p) = crate::prompts::live_template("answer", store, root)? {
+            t.answer = p;
+        }
+        Ok(t)
+    }
+
+    /// Puts a newly approved version of `email`, `summary` or `answer` in
+    /// place; false for any other name.
     pub fn replace(&mut self, p: PromptFile) -> bool {
         match p.name.as_str() {
             "email" => self.email = p,
             "summary" => self.summary = p,
+            "answer" => self.answer = p,
             _ => return false,
         }
         true
     }
 
-    /// The compiled-in source of a draft template by name (`email`, `summary`).
+    /// The compiled-in source of a draft template by name (`email`, `summary`, `answer`).
     pub fn builtin_source(name: &str) -> Option<&'static str> {
         match name {
             "email" => Some(EMAIL_J2),
             "summary" => Some(SUMMARY_J2),
+            "answer" => Some(ANSWER_J2),
             _ => None,
         }
     }

@@ -312,6 +312,9 @@ pub struct Metrics {
     pub generated: usize,
     /// Answers in extractive mode.
     pub extractive: usize,
+    /// Answers in composed mode.
+    #[serde(default)]
+    pub composed: usize,
     /// AE report precision (not evaluated before the guard exists).
     pub ae_precision: Option<f64>,
     /// AE report recall.
@@ -433,9 +436,18 @@ pub fn percentile(values: &[f64], p: f64) -> f64 {
 
 /// Whether each answer sentence is supported by its cited passage. For the
 /// extractive path this is a verbatim check (the sentence must occur in the
-/// quoted passage); for generated answers it is the citation verifier's
+/// quoted passage); for composed answers the same after a connective the
+/// compiled-in `answer` template lists ([`supported_sentences_with`] takes
+/// the list); for generated answers it is the citation verifier's
 /// judgement against the cited passage. Returns (supported, total).
 pub fn supported_sentences(a: &Answer) -> (usize, usize) {
+    let listed = crate::copilot::compose::connectives(&crate::copilot::DraftTemplates::builtin().answer).unwrap_or_default();
+    supported_sentences_with(a, &listed)
+}
+
+/// [`supported_sentences`] with the connectives a composed answer may use
+/// (the copilot's live `answer` template's).
+pub fn supported_sentences_with(a: &Answer, connectives: &[String]) -> (usize, usize) {
     let re = marker_re();
     let mut ok = 0;
     let mut total = 0;
@@ -451,6 +463,11 @@ pub fn supported_sentences(a: &Answer) -> (usize, usize) {
         let n: usize = m[1].parse().unwrap_or(0);
         let ok_here = |c: &crate::copilot::Citation| match a.mode {
             crate::copilot::Mode::Extractive => c.quote.contains(sentence),
+            // A listed connective, then the approved sentence verbatim.
+            crate::copilot::Mode::Composed => {
+                c.quote.contains(sentence)
+                    || connectives.iter().any(|k| sentence.strip_prefix(k.as_str()).and_then(|r| r.strip_prefix(' ')).is_some_and(|r| c.quote.contains(r)))
+            }
             crate::copilot::Mode::Generated => {
                 crate::guard::verify::judge(sentence, &c.quote, crate::index::Analyzer::shared()).is_none()
             }
@@ -491,7 +508,8 @@ pub fn run_with(
     let (mut ans_cases, mut ans_hit) = (0usize, 0usize);
     let (mut cites, mut cites_ok) = (0usize, 0usize);
     let (mut sup, mut sup_total) = (0usize, 0usize);
-    let (mut generated, mut extractive) = (0usize, 0usize);
+    let (mut generated, mut extractive, mut composed) = (0usize, 0usize, 0usize);
+    let listed = crate::copilot::compose::connectives(&copilot.drafts().answer).unwrap_or_default();
     let (mut stmt_cases, mut stmt_answered, mut stmt_hit) = (0usize, 0usize, 0usize);
     // Confusion counts: (tp, fp, fn) for AE reports and for AE mentions.
     let (mut ae_tp, mut ae_fp, mut ae_fn) = (0usize, 0usize, 0usize);
@@ -646,12 +664,13 @@ pub fn run_with(
         }
         if answer.route == crate::copilot::Route::Answer {
             words.push(answer_words(&answer.answer) as f64);
-            let (s, t) = supported_sentences(&answer);
+            let (s, t) = supported_sentences_with(&answer, &listed);
             sup += s;
             sup_total += t;
             match answer.mode {
                 crate::copilot::Mode::Generated => generated += 1,
                 crate::copilot::Mode::Extractive => extractive += 1,
+                crate::copilot::Mode::Composed => composed += 1,
             }
         }
         let pass = why.is_empty();
@@ -685,6 +704,7 @@ pub fn run_with(
         answer_words_p90: (!words.is_empty()).then(|| percentile(&words, 90.0)),
         generated,
         extractive,
+        composed,
         ae_precision: ratio(ae_tp, ae_tp + ae_fp),
         ae_recall: ratio(ae_tp, ae_tp + ae_fn),
         ae_f1: f1(ae_tp, ae_fp, ae_fn),
@@ -705,6 +725,21 @@ pub fn run_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A composed answer's sentence is supported when, a listed connective
+    /// stripped, it is verbatim in its cited passage; an unlisted one is not.
+    #[test]
+    fn composed_sentences_are_verbatim_after_a_listed_connective() {
+        let a: Answer = serde_json::from_value(serde_json::json!({
+            "route": "answer", "mode": "composed", "flags": [], "case_id": null, "prompt_version": "answer@1", "model": null,
+            "audit_id": null, "timings_ms": {"guard": 0.0, "retrieve": 0.0, "generate": 0.0},
+            "answer": "Take it with food. [1] Also, Monitor liver tests. [1] Importantly, Monitor liver tests. [1]",
+            "citations": [{"n": 1, "doc_id": "x-pi", "section": "2.1", "title": "Dosage", "mlr_number": "M", "quote": "Take it with food. Monitor liver tests."}]
+        }))
+        .expect("answer");
+        assert_eq!(supported_sentences_with(&a, &["Also,".to_string()]), (2, 3));
+        assert_eq!(supported_sentences(&a), (2, 3), "the compiled-in template lists `Also,`");
+    }
 
     #[test]
     fn sections_compare_loosely() {

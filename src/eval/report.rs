@@ -443,7 +443,7 @@ pub fn html(r: &Report<'_>) -> String {
         ("supported sentence rate", fmt_opt(m.supported_sentence_rate)),
         ("key statement: answered / contained", format!("{} / {}", fmt_opt(m.statement_answered), fmt_opt(m.statement_recall))),
         ("answer words p50 / p90", format!("{} / {}", fmt_opt(m.answer_words_p50), fmt_opt(m.answer_words_p90))),
-        ("generated / extractive answers", format!("{} / {}", m.generated, m.extractive)),
+        ("generated / composed / extractive answers", format!("{} / {} / {}", m.generated, m.composed, m.extractive)),
         ("AE report precision / recall / F1", format!("{} / {} / {}", fmt_opt(m.ae_precision), fmt_opt(m.ae_recall), fmt_opt(m.ae_f1))),
         ("AE mention precision / recall / F1", format!("{} / {} / {}", fmt_opt(m.mention_precision), fmt_opt(m.mention_recall), fmt_opt(m.mention_f1))),
         ("escalations answered (should be 0)", m.escalations_answered.to_string()),
@@ -535,7 +535,7 @@ pub fn markdown(r: &Report<'_>) -> String {
         ("statement_answered", fmt_opt(m.statement_answered)),
         ("statement_recall", fmt_opt(m.statement_recall)),
         ("answer_words_p50 / p90", format!("{} / {}", fmt_opt(m.answer_words_p50), fmt_opt(m.answer_words_p90))),
-        ("generated / extractive", format!("{} / {}", m.generated, m.extractive)),
+        ("generated / composed / extractive", format!("{} / {} / {}", m.generated, m.composed, m.extractive)),
         ("latency_ms_p50", format!("{:.2}", m.latency_ms_p50)),
         ("latency_ms_p95", format!("{:.2}", m.latency_ms_p95)),
     ] {

@@ -13,8 +13,13 @@ use crate::index::{Hit, SearchResult};
 pub enum Mode {
     /// Written by the model and verified sentence by sentence.
     Generated,
-    /// Approved sentences quoted verbatim.
+    /// Approved sentences quoted verbatim, chosen by rank (the fallback).
     Extractive,
+    /// Approved statements chosen by the learned sentence scorer (the
+    /// answering statement, then the qualifiers a fair answer needs), each
+    /// verbatim with its citation, joined only by connectives the approved
+    /// `answer` template lists (`copilot::compose`).
+    Composed,
 }
 
 /// One sentence of an answer with the passage it is quoted from or supported by.

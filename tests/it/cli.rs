@@ -29,7 +29,7 @@ fn ingest_ask_json_and_eval_on_the_demo_corpus() {
         assert!(keys.contains(&k), "missing {k} in {out}");
     }
     assert_eq!(a["route"], "answer");
-    assert_eq!(a["mode"], "extractive");
+    assert_eq!(a["mode"], "composed");
     let cites = a["citations"].as_array().unwrap();
     assert!(!cites.is_empty());
     for c in cites {

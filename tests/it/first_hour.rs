@@ -596,11 +596,11 @@ fn issue10_8_the_model_is_not_waited_for_when_it_cannot_answer_in_time() {
     // The first question runs the model (nothing is known of its speed yet) ...
     let first = c.ask(&ask).unwrap();
     assert!(first.timings_ms.first_token.is_some(), "the model ran: {first:?}");
-    assert_eq!(first.mode, Mode::Extractive, "1 ms is no time to write a sentence");
+    assert_eq!(first.mode, Mode::Composed, "1 ms is no time to write a sentence: the composed answer stands");
     // ... the next is predicted too slow: not run, the same answer.
     let second = c.ask(&ask).unwrap();
     assert!(second.timings_ms.first_token.is_none(), "the model was not run: {second:?}");
-    assert_eq!((second.mode, &second.answer, &second.citations), (Mode::Extractive, &first.answer, &first.citations));
+    assert_eq!((second.mode, &second.answer, &second.citations), (Mode::Composed, &first.answer, &first.citations));
     assert!(second.timings_ms.first_sentence.is_some());
     // The generator says why.
     let g = c.grounded().unwrap();
@@ -643,7 +643,7 @@ fn issue16_a_quote_only_question_without_a_product_never_calls_the_model() {
     let a = c.run(&req(false), None, &mut |_| {}).unwrap().into_answer().unwrap();
     assert_eq!(a.route, onlabel::copilot::Route::Answer, "{a:?}");
     assert!(a.note.as_deref().unwrap_or("").contains("only the zentravia label answers"), "{a:?}");
-    assert_eq!((a.mode, a.generated_tokens), (Mode::Extractive, None), "{a:?}");
+    assert_eq!((a.mode, a.generated_tokens), (Mode::Composed, None), "{a:?}");
     assert_eq!(c.grounded().unwrap().calls(), 0, "quote only: the model was never asked");
     // Allowed to generate, the same question does reach the model.
     let _ = c.run(&req(true), None, &mut |_| {}).unwrap();
@@ -706,7 +706,7 @@ fn issue16_an_http_quote_only_ask_without_a_product_never_runs_the_model() {
     let quoted = ask(true);
     assert_eq!(quoted.status, 200, "{}", quoted.text);
     let a = quoted.json();
-    assert_eq!((a["route"].as_str(), a["mode"].as_str()), (Some("answer"), Some("extractive")), "{a}");
+    assert_eq!((a["route"].as_str(), a["mode"].as_str()), (Some("answer"), Some("composed")), "{a}");
     assert!(a["note"].as_str().unwrap_or("").contains("only the zentravia label answers"), "{a}");
     assert!(a.get("generated_tokens").is_none() && a["model"].is_null(), "quote only: the model never ran: {a}");
     let generated = ask(false).json();

@@ -63,7 +63,7 @@ async fn stream(path: &str, body: Value) -> Vec<(String, Value)> {
 async fn ask_json_on_each_route() {
     let ask = |question: &str| json!({"question": question, "product": "zentravia", "hcp": "Dr. Lee", "extractive": true});
     let a = ask_json("/api/v1/ask", ask("What are the LFT monitoring rules?")).await;
-    assert_eq!((a["route"].as_str(), a["mode"].as_str()), (Some("answer"), Some("extractive")), "{a}");
+    assert_eq!((a["route"].as_str(), a["mode"].as_str()), (Some("answer"), Some("composed")), "{a}");
     assert!(a["case_id"].is_null() && a["audit_id"].is_u64(), "{a}");
     snap!("ask_answer", a);
     let pv = ask_json("/api/v1/ask", ask("My patient got a bad rash two weeks after starting zentravia")).await;
@@ -186,7 +186,26 @@ async fn email_draft_and_visit_summary() {
 
 /// The draft templates (the approved wording around approved statements,
 /// rendered without the model) and the test that snapshots each rendered.
-const DRAFT_TEMPLATES: [(&str, &str); 2] = [("email", "email_draft_and_visit_summary"), ("summary", "email_draft_and_visit_summary")];
+const DRAFT_TEMPLATES: [(&str, &str); 3] =
+    [("email", "email_draft_and_visit_summary"), ("summary", "email_draft_and_visit_summary"), ("answer", "answer_template_rendered")];
+
+/// Issue 19: the `answer` template rendered for fixed statements (the
+/// lead as is, each qualifier after a listed connective), as the copilot's
+/// check accepts it.
+#[test]
+fn answer_template_rendered() {
+    use onlabel::copilot::compose::{connectives, finish, Picked, Role};
+    let t = onlabel::copilot::DraftTemplates::builtin().answer;
+    assert_eq!(t.id(), "answer@1");
+    assert_eq!(connectives(&t).unwrap(), ["Also,"]);
+    let picked = [
+        Picked { text: "During treatment, monitor liver tests every 4 weeks for the first 12 weeks.", hit: 0, role: Role::Lead },
+        Picked { text: "ZENTRAVIA can cause serious liver injury.", hit: 1, role: Role::Boxed },
+        Picked { text: "Interrupt ZENTRAVIA if ALT rises above 5 times the upper limit of normal.", hit: 0, role: Role::Warning },
+    ];
+    let c = finish(&t, &picked, &mut |_, _| true).unwrap();
+    insta::assert_snapshot!("prompt_answer", c.text);
+}
 
 /// Each template under `prompts/` rendered with fixed inputs: a model prompt
 /// for a fixed question and fixed passages through the model's own chat
