@@ -784,7 +784,7 @@ mod tests {
 
     #[test]
     fn answer_words_skip_markers() {
-        assert_eq!(answer_words("Monitor liver tests every 4 weeks [1]. Also, stop if ALT > 5x ULN [2]."), 12);
+        assert_eq!(answer_words("Monitor liver tests every 4 weeks [1]. Also, stop if ALT > 5x ULN [2]."), 13);
         assert_eq!(answer_words("See [see 5.2] [12]"), 3);
     }
 
