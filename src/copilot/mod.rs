@@ -654,12 +654,12 @@ impl Copilot {
         answer.timings_ms = timings;
         answer.generated_tokens = generated_tokens;
         answer.model = model;
-        // A composed answer names the `answer` template it was rendered
-        // with; generated and extractive ones, the model's prompt.
-        if answer.mode != Mode::Composed {
-            answer.prompt_version = prompt_version;
-            answer.prompt_sha256 = Some(crate::prompts::sha256_hex(g.prompt.source.as_bytes()));
-        }
+        // When the model ran, the answer names the prompt the model was
+        // told (what MLR approved for it), whatever text stood in the end;
+        // a composed fallback's `answer` template is then not named (known
+        // gap: the record has one prompt field).
+        answer.prompt_version = prompt_version;
+        answer.prompt_sha256 = Some(crate::prompts::sha256_hex(g.prompt.source.as_bytes()));
         answer.guard_rules = guard_rules;
         answer.retrieved = retrieved;
         answer.flags.extend(output_flags);

@@ -271,6 +271,8 @@ fn labels_and_sealed_suites_hold_their_measured_figures() {
     };
     check("evals/labels.jsonl", 0.947, 0.880, 0.843, 2, 0.040);
     // The learned lead sentence (copilot::extractive::select) moved the
-    // sealed figures from recall 0.815 / precision 0.853 to 0.843 / 0.847.
-    check("evals/sealed/heldout.jsonl", 0.871, 0.842, 0.846, 13, 0.102);
+    // sealed figures from recall 0.815 / precision 0.853 to 0.843 / 0.847;
+    // composed answers (issue 19: the lead and at most two qualifiers, fewer
+    // statements than the rank-quoted three) to 0.796 / 0.875.
+    check("evals/sealed/heldout.jsonl", 0.871, 0.796, 0.874, 13, 0.102);
 }
