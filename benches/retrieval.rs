@@ -81,7 +81,7 @@ fn ask(c: &mut Criterion) {
         }
     }
     println!(
-        "ask (retrieval path, extractive): {} questions × 20 → p50 {:.3} ms, p95 {:.3} ms, p99 {:.3} ms",
+        "ask (retrieval path, composed answer, no guard): {} questions × 20 → p50 {:.3} ms, p95 {:.3} ms, p99 {:.3} ms",
         qs.len(),
         onlabel::eval::percentile(&lat, 50.0),
         onlabel::eval::percentile(&lat, 95.0),
