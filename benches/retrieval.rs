@@ -119,7 +119,7 @@ fn ask(c: &mut Criterion) {
     };
     match full() {
         Ok(c) => {
-            measure(&c, "guard + intent head with the MiniLM embedding + retrieval, extractive, the sentence head picks");
+            measure(&c, "guard + intent head with the MiniLM embedding + retrieval, composed answer, the sentence head picks the lead");
             // The same path with the cross-encoder rescoring the head's best
             // candidates: the answer reps get by default.
             let ce = onlabel::copilot::extractive::cross::CrossEncoder::load(&minilm).expect("the cross-encoder loads");
