@@ -32,20 +32,20 @@ use crate::harness::{add_user, bin, onlabel, root, scratch_home};
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
 /// The width the UI must stay usable at (a portrait tablet).
-const WIDTH: u32 = 768;
-const HEIGHT: u32 = 1024;
+pub(crate) const WIDTH: u32 = 768;
+pub(crate) const HEIGHT: u32 = 1024;
 /// How long a generated answer may take on a busy 2-core CI machine.
-const ANSWER_WAIT: Duration = Duration::from_secs(180);
+pub(crate) const ANSWER_WAIT: Duration = Duration::from_secs(180);
 
 /// One browser test at a time (each starts its own server and Chromium).
 /// An async mutex: the turn is held across awaits (each test has its own runtime).
 static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-fn wait_for_port(port: u16, what: &str, child: &mut Child, timeout: Duration) {
+pub(crate) fn wait_for_port(port: u16, what: &str, child: &mut Child, timeout: Duration) {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let start = Instant::now();
     loop {
@@ -61,7 +61,7 @@ fn wait_for_port(port: u16, what: &str, child: &mut Child, timeout: Duration) {
 }
 
 /// A child process killed (and reaped) when the test ends, pass or fail.
-struct Guarded(Child);
+pub(crate) struct Guarded(Child);
 
 impl Drop for Guarded {
     fn drop(&mut self) {
@@ -71,13 +71,13 @@ impl Drop for Guarded {
 }
 
 /// chromedriver on a free loopback port, and the throw-away Chromium profile.
-struct Driver {
+pub(crate) struct Driver {
     _child: Guarded,
     port: u16,
     profile: tempfile::TempDir,
 }
 
-fn chromedriver(name: &str) -> Driver {
+pub(crate) fn chromedriver(name: &str) -> Driver {
     assert!(
         Path::new(CHROMEDRIVER).exists() && Path::new(CHROMIUM).exists(),
         "{CHROMEDRIVER} or {CHROMIUM} is missing: run scripts/test.sh (it installs Debian's chromium and chromium-driver)"
@@ -97,7 +97,7 @@ fn chromedriver(name: &str) -> Driver {
 
 impl Driver {
     /// A fresh headless Chromium session (flags: the machine has no network).
-    async fn client(&self) -> Client {
+    pub(crate) async fn client(&self) -> Client {
         let args = vec![
             "--headless".to_string(),
             "--no-sandbox".into(),
@@ -123,14 +123,14 @@ impl Driver {
 }
 
 /// Where screenshots are kept: `$CARGO_TARGET_DIR/e2e-screenshots/`.
-fn screenshots() -> PathBuf {
+pub(crate) fn screenshots() -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("e2e-screenshots");
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
 /// The demo corpus ingested once for all browser tests.
-fn demo_index() -> PathBuf {
+pub(crate) fn demo_index() -> PathBuf {
     static INDEX: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     INDEX
         .get_or_init(|| {
@@ -151,7 +151,7 @@ fn demo_index() -> PathBuf {
 
 /// The model; a test that needs it fails (never falls back to extractive
 /// answers) when it is missing.
-fn model() -> PathBuf {
+pub(crate) fn model() -> PathBuf {
     let m = root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
     assert!(m.exists(), "{} is missing: run `bash models/fetch.sh` (scripts/test.sh does it first)", m.display());
     m
@@ -159,12 +159,12 @@ fn model() -> PathBuf {
 
 /// `onlabel serve` on a free loopback port over `data`, with the registry's
 /// repository root `repo`; waits for `/readyz`.
-struct Server {
+pub(crate) struct Server {
     _child: Guarded,
     base: String,
 }
 
-fn serve(name: &str, data: &Path, repo: &Path, generate: bool) -> Server {
+pub(crate) fn serve(name: &str, data: &Path, repo: &Path, generate: bool) -> Server {
     let port = free_port();
     let log = std::fs::File::create(screenshots().join(format!("{name}-server.log"))).unwrap();
     let mut cmd = Command::new(bin());
@@ -197,24 +197,24 @@ fn serve(name: &str, data: &Path, repo: &Path, generate: bool) -> Server {
 }
 
 /// The harness's scratch repository, with a models folder.
-fn scratch_repo(dir: &Path) -> PathBuf {
+pub(crate) fn scratch_repo(dir: &Path) -> PathBuf {
     let repo = crate::harness::scratch_repo(dir);
     std::fs::create_dir_all(repo.join("models")).unwrap();
     repo
 }
 
 /// Everything one test needs: users, a server, a browser.
-struct World {
-    _dir: tempfile::TempDir,
-    data: PathBuf,
-    repo: PathBuf,
-    tokens: std::collections::HashMap<&'static str, String>,
-    server: Option<Server>,
+pub(crate) struct World {
+    pub(crate) _dir: tempfile::TempDir,
+    pub(crate) data: PathBuf,
+    pub(crate) repo: PathBuf,
+    pub(crate) tokens: std::collections::HashMap<&'static str, String>,
+    pub(crate) server: Option<Server>,
 }
 
 /// A fresh data dir with an admin, two MLR reviewers, a compliance user,
 /// a medical user and a rep.
-fn world() -> World {
+pub(crate) fn world() -> World {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let repo = scratch_repo(dir.path());
@@ -236,25 +236,25 @@ fn world() -> World {
 
 impl World {
     /// Starts the server with the real model (when fetched).
-    fn start(&mut self, name: &str) -> String {
+    pub(crate) fn start(&mut self, name: &str) -> String {
         self.start_with(name, true)
     }
 
     /// Starts the server; `generate: false` answers extractively and loads no
     /// prompt (a server with a model refuses to start while the registry's
     /// `objection` has no approved version, which the approval test needs).
-    fn start_with(&mut self, name: &str, generate: bool) -> String {
+    pub(crate) fn start_with(&mut self, name: &str, generate: bool) -> String {
         let s = serve(name, &self.data, &self.repo, generate);
         let base = s.base.clone();
         self.server = Some(s);
         base
     }
 
-    fn token(&self, id: &str) -> &str {
+    pub(crate) fn token(&self, id: &str) -> &str {
         &self.tokens[id]
     }
 
-    fn prompts(&self, as_user: &str, args: &[&str]) -> String {
+    pub(crate) fn prompts(&self, as_user: &str, args: &[&str]) -> String {
         let mut full = vec!["prompts", "--root", self.repo.to_str().unwrap()];
         full.extend_from_slice(args);
         full.extend(["--as", as_user]);
@@ -266,18 +266,37 @@ impl World {
 
 // ------------------------------------------------------------ page steps ----
 
-async fn shot(c: &Client, name: &str) {
+pub(crate) async fn shot(c: &Client, name: &str) {
     if let Ok(png) = c.screenshot().await {
         let _ = std::fs::write(screenshots().join(format!("{name}.png")), png);
     }
 }
 
-async fn find(c: &Client, css: &str, within: Duration) -> anyhow::Result<fantoccini::elements::Element> {
+/// The two sizes the issue-20 pages are shown at: a laptop and a phone.
+pub(crate) const SIZES: [(&str, u32, u32); 2] = [("1280x900", 1280, 900), ("390x844", 390, 844)];
+
+/// Screenshots of the current page at both [`SIZES`] (`NAME-1280x900.png`,
+/// `NAME-390x844.png`), then back to the tests' tablet width. Each size is
+/// also checked for horizontal scrolling (a phone must not scroll sideways).
+pub(crate) async fn shots(c: &Client, name: &str) -> anyhow::Result<()> {
+    for (tag, w, h) in SIZES {
+        c.set_window_size(w, h).await?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        shot(c, &format!("{name}-{tag}")).await;
+        let dims = c.execute("return [document.documentElement.scrollWidth, window.innerWidth];", vec![]).await?;
+        let (scroll, inner) = (dims[0].as_f64().unwrap_or(0.0), dims[1].as_f64().unwrap_or(0.0));
+        ensure!(scroll <= inner + 1.0, "{name} at {tag}: page is {scroll}px wide in a {inner}px window");
+    }
+    c.set_window_size(WIDTH, HEIGHT).await?;
+    Ok(())
+}
+
+pub(crate) async fn find(c: &Client, css: &str, within: Duration) -> anyhow::Result<fantoccini::elements::Element> {
     c.wait().at_most(within).for_element(Locator::Css(css)).await.with_context(|| format!("no element {css} within {within:?}"))
 }
 
 /// Waits until `css` exists and its text satisfies `ok`; returns the text.
-async fn text_where(c: &Client, css: &str, within: Duration, ok: impl Fn(&str) -> bool) -> anyhow::Result<String> {
+pub(crate) async fn text_where(c: &Client, css: &str, within: Duration, ok: impl Fn(&str) -> bool) -> anyhow::Result<String> {
     let start = Instant::now();
     let mut last = String::new();
     loop {
@@ -294,7 +313,7 @@ async fn text_where(c: &Client, css: &str, within: Duration, ok: impl Fn(&str) -
     }
 }
 
-async fn sign_in(c: &Client, base: &str, token: &str, role: &str) -> anyhow::Result<()> {
+pub(crate) async fn sign_in(c: &Client, base: &str, token: &str, role: &str) -> anyhow::Result<()> {
     c.goto(&format!("{base}/#/ask")).await?;
     // Signed in already (another user in this tab): sign out first.
     if let Ok(b) = c.find(Locator::Css("#sign-out")).await {
@@ -309,13 +328,13 @@ async fn sign_in(c: &Client, base: &str, token: &str, role: &str) -> anyhow::Res
     Ok(())
 }
 
-async fn go(c: &Client, base: &str, page: &str) -> anyhow::Result<()> {
+pub(crate) async fn go(c: &Client, base: &str, page: &str) -> anyhow::Result<()> {
     c.goto(&format!("{base}/#/{page}")).await?;
     Ok(())
 }
 
 /// The page fits the tablet width: no horizontal scrolling.
-async fn fits_tablet(c: &Client) -> anyhow::Result<()> {
+pub(crate) async fn fits_tablet(c: &Client) -> anyhow::Result<()> {
     let w = c.execute("return [document.documentElement.scrollWidth, window.innerWidth];", vec![]).await?;
     let (scroll, inner) = (w[0].as_f64().unwrap_or(0.0), w[1].as_f64().unwrap_or(0.0));
     ensure!(inner <= WIDTH as f64 + 1.0 && scroll <= inner + 1.0, "page is {scroll}px wide in a {inner}px window");
@@ -324,7 +343,7 @@ async fn fits_tablet(c: &Client) -> anyhow::Result<()> {
 
 /// Every visible form control has a label (`<label for>` or aria-label) and
 /// every visible button or link has a name: what a screen reader announces.
-async fn labelled(c: &Client) -> anyhow::Result<()> {
+pub(crate) async fn labelled(c: &Client) -> anyhow::Result<()> {
     let bad = c
         .execute(
             "const seen = e => e.offsetParent !== null; \
@@ -341,7 +360,7 @@ async fn labelled(c: &Client) -> anyhow::Result<()> {
 }
 
 /// Everything the page loaded came from the server itself (it works offline).
-async fn same_origin_only(c: &Client) -> anyhow::Result<()> {
+pub(crate) async fn same_origin_only(c: &Client) -> anyhow::Result<()> {
     let foreign = c
         .execute("return performance.getEntriesByType('resource').map(e => e.name).filter(n => !n.startsWith(location.origin));", vec![])
         .await?;
@@ -350,14 +369,14 @@ async fn same_origin_only(c: &Client) -> anyhow::Result<()> {
 }
 
 /// The page is usable at tablet width, offline, and its controls are labelled.
-async fn usable(c: &Client) -> anyhow::Result<()> {
+pub(crate) async fn usable(c: &Client) -> anyhow::Result<()> {
     fits_tablet(c).await?;
     same_origin_only(c).await?;
     labelled(c).await
 }
 
 /// Runs one test's browser part; on failure keeps a `NAME-FAILED.png`.
-async fn run(c: Client, name: &str, body: impl std::future::Future<Output = anyhow::Result<()>>) {
+pub(crate) async fn run(c: Client, name: &str, body: impl std::future::Future<Output = anyhow::Result<()>>) {
     let result = body.await;
     if result.is_err() {
         shot(&c, &format!("{name}-FAILED")).await;
@@ -368,7 +387,7 @@ async fn run(c: Client, name: &str, body: impl std::future::Future<Output = anyh
     }
 }
 
-async fn turn() -> tokio::sync::MutexGuard<'static, ()> {
+pub(crate) async fn turn() -> tokio::sync::MutexGuard<'static, ()> {
     TURN.lock().await
 }
 
@@ -408,6 +427,7 @@ async fn browser_rep_asks_and_sees_a_cited_answer() {
         let sources = text_where(&c, "[data-testid=sources]", Duration::from_secs(2), |t| t.contains("zentravia")).await?;
         ensure!(!sources.contains("zentravia-pi-2024"), "the withdrawn label was cited: {sources}");
         shot(&c, "ask-2-answer").await;
+        shots(&c, "ask-answer").await?;
 
         // A chip opens the approved passage: section, title, MLR number, quote.
         chips[0].click().await?;

@@ -3,6 +3,11 @@
 mod answer_key;
 mod authz_matrix;
 mod browser;
+mod browser_cases;
+mod browser_convo;
+mod browser_drafts;
+mod browser_mlr;
+mod browser_source;
 mod audit;
 mod cases;
 mod cli;

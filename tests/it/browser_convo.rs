@@ -1,0 +1,3 @@
+//! Issue 20 browser tests (convo): real Chromium against `onlabel serve`, with the
+//! shared helpers of [`crate::browser`]; screenshots at 1280×900 and 390×844
+//! through [`crate::browser::shots`].
