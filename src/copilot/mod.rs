@@ -32,6 +32,7 @@ pub mod email;
 mod escalate;
 pub mod extractive;
 pub mod grounded;
+pub mod notes;
 pub mod trace;
 mod product;
 mod run;
@@ -112,6 +113,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Longest question accepted, in characters (a pasted call transcript is cut
 /// down by the rep, not silently truncated by us).
 pub const MAX_QUESTION_CHARS: usize = 2_000;
+/// Longest greeting a rep may write around an email's approved text, in characters.
+pub const MAX_GREETING_CHARS: usize = 200;
+/// Longest sign-off a rep may write after an email's approved text, in characters.
+pub const MAX_CLOSING_CHARS: usize = 500;
 /// Largest visit notes `summarize` accepts, in bytes (CLI file and HTTP body alike).
 pub const MAX_NOTES_BYTES: u64 = 64 * 1024;
 

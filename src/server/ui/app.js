@@ -640,8 +640,16 @@
       busy(submit, true, "Drafting…");
       clear(out);
       try {
-        const d = await api("POST", "/api/v1/email", { product: picker.select.value, hcp: hcp.value.trim(), topics: topics.value.trim() });
-        showEmail(out, d);
+        const signOff = "Kind regards,\n" + ((state.me && state.me.name) || "");
+        const req = { product: picker.select.value, hcp: hcp.value.trim(), topics: topics.value.trim() };
+        const redraft = async (greeting, closing) => {
+          const d2 = await api("POST", "/api/v1/email", Object.assign({}, req, { greeting: greeting, closing: closing }));
+          d2.closing_sent = closing;
+          showEmail(out, d2, redraft);
+        };
+        const first = await api("POST", "/api/v1/email", Object.assign({}, req, { closing: signOff }));
+        first.closing_sent = signOff;
+        showEmail(out, first, redraft);
       } catch (e) {
         out.appendChild(errorBox(e, "email-error"));
       } finally {
@@ -669,7 +677,7 @@
       try {
         const body = { product: picker2.select.value, notes: notes.value };
         if (hcp2.value.trim()) body.hcp = hcp2.value.trim();
-        showSummary(out2, await api("POST", "/api/v1/summarize", body));
+        showSummary(out2, await api("POST", "/api/v1/summarize", body), body.hcp, body.product);
       } catch (e) {
         out2.appendChild(errorBox(e, "summary-error"));
       } finally {
@@ -684,27 +692,82 @@
     return h(
       "ul",
       { "data-testid": testid },
-      (items || []).map((s) => h("li", {}, s.text, " ", byN.has(Number(s.n)) ? chip(byN.get(Number(s.n)), false) : "[" + s.n + "]"))
+      (items || []).map((s) =>
+        h(
+          "li",
+          {},
+          s.text,
+          " ",
+          byN.has(Number(s.n)) ? chip(byN.get(Number(s.n)), false) : "[" + s.n + "]",
+          // A lead-in ("contraindicated in patients with:") keeps its list.
+          s.items && s.items.length ? h("ul", { class: "items", "data-testid": "statement-items" }, s.items.map((i) => h("li", {}, i))) : null
+        )
+      )
     );
   }
 
-  function showEmail(out, d) {
+  // Saves `text` as a file the browser downloads (no server round trip).
+  function download(name, type, text) {
+    const a = h("a", { href: URL.createObjectURL(new Blob([text], { type: type })), download: name, class: "offscreen" }, name);
+    document.body.appendChild(a);
+    a.click();
+    setTimeout(() => {
+      URL.revokeObjectURL(a.href);
+      a.remove();
+    }, 1000);
+  }
+
+  // The email as the rep sends it: subject once, no DRAFT line; the rep's
+  // greeting and closing around the locked approved text.
+  function emailToSend(d) {
+    return "Subject: " + (d.subject || "") + "\n\n" + (d.text || "");
+  }
+
+  function showEmail(out, d, redraft) {
     clear(out);
     const card = h("div", { class: "card", "data-testid": "email-draft" });
     const banner = routeBanner(d.route, d.case_id, d.message);
     if (banner) card.appendChild(banner);
     if (d.route === "answer") {
       if (d.banner) card.appendChild(h("div", { class: "banner draft", role: "note", "data-testid": "draft-banner" }, d.banner));
+      if (d.message) card.appendChild(h("p", { class: "note", "data-testid": "email-note" }, d.message));
       card.appendChild(h("p", {}, h("strong", {}, "Subject: "), h("span", { "data-testid": "email-subject" }, d.subject || "")));
-      if (d.statements && d.statements.length) append(card, h("h3", {}, "Statements"), statementList(d.statements, d.references, "email-statements"));
-      if (d.isi && d.isi.length) append(card, h("h3", {}, "Important Safety Information"), statementList(d.isi, d.references, "email-isi"));
+      const greeting = h("input", { id: "email-greeting", type: "text", maxlength: "200", "data-testid": "email-greeting", autocomplete: "off" });
+      greeting.value = d.greeting || "";
+      card.appendChild(field("Greeting (yours to edit)", greeting));
+      const locked = h("div", { class: "locked", "data-testid": "email-locked" }, h("p", { class: "eyebrow" }, "Approved text — locked"));
+      if (d.statements && d.statements.length) append(locked, h("h3", {}, "Statements"), statementList(d.statements, d.references, "email-statements"));
+      if (d.isi && d.isi.length) append(locked, h("h3", {}, "Important Safety Information"), statementList(d.isi, d.references, "email-isi"));
+      card.appendChild(locked);
+      const closing = h("textarea", { id: "email-closing", rows: 3, maxlength: "500", "data-testid": "email-closing" });
+      closing.value = d.closing_sent || "Kind regards,\n" + ((state.me && state.me.name) || "");
+      card.appendChild(field("Closing (yours to edit)", closing, "A sign-off only: anything about the product must be the approved text above."));
+      const st = h("span", { class: "status", role: "status", "data-testid": "email-copy-status" });
+      const update = h("button", { type: "button", class: "secondary", "data-testid": "email-update" }, "Apply greeting and closing");
+      update.addEventListener("click", async () => {
+        busy(update, true, "Checking…");
+        try {
+          await redraft(greeting.value.trim(), closing.value.trim());
+        } catch (e) {
+          st.textContent = "";
+          card.appendChild(errorBox(e, "email-wording-error"));
+          busy(update, false, "Apply greeting and closing");
+        }
+      });
       const src = sourcesList(d.references);
       if (src) card.appendChild(src);
       const bodyId = "email-body";
-      card.appendChild(h("h3", { id: bodyId + "-label" }, "Full text"));
-      card.appendChild(h("pre", { id: bodyId, "data-testid": bodyId, "aria-labelledby": bodyId + "-label", tabindex: "0" }, d.body || ""));
-      const st = h("span", { class: "status", role: "status", "data-testid": "email-copy-status" });
-      card.appendChild(h("div", { class: "actions" }, h("button", { type: "button", class: "secondary", "data-testid": "copy-email", onclick: () => copyText((d.subject ? "Subject: " + d.subject + "\n\n" : "") + (d.body || ""), st) }, "Copy email"), st));
+      card.appendChild(h("h3", { id: bodyId + "-label" }, "The email to send"));
+      card.appendChild(h("pre", { id: bodyId, "data-testid": bodyId, "aria-labelledby": bodyId + "-label", tabindex: "0" }, emailToSend(d)));
+      card.appendChild(
+        h(
+          "div",
+          { class: "actions" },
+          update,
+          h("button", { type: "button", "data-testid": "copy-email", onclick: () => copyText(emailToSend(d), st) }, "Copy email"),
+          st
+        )
+      );
     } else if (!banner && d.message) {
       card.appendChild(h("p", {}, d.message));
     }
@@ -712,18 +775,57 @@
     out.appendChild(card);
   }
 
-  function showSummary(out, s) {
+  // The record a CRM imports: one call, its topics, questions, follow-ups,
+  // and each kept statement with the approved source it cites.
+  function summaryForCrm(s, hcp, product) {
+    const byN = new Map((s.references || []).map((c) => [Number(c.n), c]));
+    return {
+      type: "call_summary",
+      hcp: hcp || null,
+      product: product,
+      topics: s.topics || [],
+      hcp_questions: s.hcp_questions || [],
+      follow_ups: s.follow_ups || [],
+      statements: (s.statements || []).map((x) => {
+        const c = byN.get(Number(x.n));
+        return { text: x.text, citation: c ? { doc_id: c.doc_id, section: c.section, title: c.title, mlr_number: c.mlr_number } : null };
+      }),
+      removed: s.removed || [],
+      route: s.route,
+      case_id: s.case_id || null,
+      prompt_version: s.prompt_version || null,
+      audit_id: s.audit_id || null,
+    };
+  }
+
+  function showSummary(out, s, hcp, product) {
     clear(out);
     const card = h("div", { class: "card", "data-testid": "visit-summary" });
     const banner = routeBanner(s.route, s.case_id, s.message);
     if (banner) card.appendChild(banner);
     else if (s.message) card.appendChild(h("p", {}, s.message));
-    const list = (title, items, testid) => (items && items.length ? [h("h3", {}, title), h("ul", { "data-testid": testid }, items.map((t) => h("li", {}, t)))] : null);
-    append(card, list("Topics", s.topics, "summary-topics"), list("HCP questions", s.hcp_questions, "summary-questions"), list("Follow-ups", s.follow_ups, "summary-followups"));
-    if (s.statements && s.statements.length) append(card, h("h3", {}, "Supported statements"), statementList(s.statements, s.references, "summary-statements"));
-    append(card, list("Removed (no approved support)", s.removed, "summary-removed"));
+    const list = (title, items, testid) => [h("h3", {}, title), items && items.length ? h("ul", { "data-testid": testid }, items.map((t) => h("li", {}, t))) : h("p", { class: "meta", "data-testid": testid }, "None noted.")];
+    append(card, list("Topics discussed", s.topics, "summary-topics"), list("HCP questions", s.hcp_questions, "summary-questions"), list("Follow-ups", s.follow_ups, "summary-followups"));
+    if (s.statements && s.statements.length) append(card, h("h3", {}, "Product statements (approved, cited)"), statementList(s.statements, s.references, "summary-statements"));
+    if (s.removed && s.removed.length) append(card, h("h3", {}, "Removed (no approved support)"), h("ul", { "data-testid": "summary-removed" }, s.removed.map((t) => h("li", {}, t))));
     const src = sourcesList(s.references);
     if (src) card.appendChild(src);
+    const st = h("span", { class: "status", role: "status", "data-testid": "summary-copy-status" });
+    const stamp = new Date().toISOString().slice(0, 10);
+    card.appendChild(
+      h(
+        "div",
+        { class: "actions" },
+        h("button", { type: "button", "data-testid": "copy-summary", onclick: () => copyText(s.text || "", st) }, "Copy summary"),
+        h("button", { type: "button", class: "secondary", "data-testid": "export-summary-text", onclick: () => download("visit-summary-" + stamp + ".txt", "text/plain", s.text || "") }, "Export text"),
+        h(
+          "button",
+          { type: "button", class: "secondary", "data-testid": "export-summary-json", onclick: () => download("visit-summary-" + stamp + ".json", "application/json", JSON.stringify(summaryForCrm(s, hcp, product), null, 2)) },
+          "Export JSON for CRM"
+        ),
+        st
+      )
+    );
     if (s.audit_id) card.appendChild(h("p", { class: "meta" }, "audit #" + s.audit_id));
     out.appendChild(card);
   }
