@@ -140,13 +140,16 @@ fn pdf_passages_carry_the_page_their_text_starts_on() {
         let start: String = comparable(&p.text).chars().take(24).collect();
         assert!(page.contains(&start), "passage {} (§{}) is not on page {:?}: {start}", p.ordinal, p.section, p.page);
     }
-    // Pages as printed, checked against pdf.js (scripts/ui-deps.sh's build)
-    // on the same file: the full prescribing information starts on page 2,
-    // after the Highlights (which repeat some of its words), and section 16
-    // (storage) is on page 28.
+    // Pages checked against pdf.js (scripts/ui-deps.sh's build) on the same
+    // file, where all 109 passages' starts agree: the full prescribing
+    // information starts on page 2, after the Highlights on page 1, which
+    // repeat words of §4 and §5 verbatim — the body's passages are on the
+    // body's pages, not on page 1.
     let page_of = |section: &str| passages.iter().find(|p| p.section == section).and_then(|p| p.page);
     assert_eq!(page_of("1"), Some(2), "§1 Indications");
-    assert_eq!(page_of("16"), Some(28), "§16 How supplied");
+    assert_eq!(page_of("4"), Some(7), "§4 Contraindications (also in the Highlights, page 1)");
+    assert_eq!(page_of("5.2"), Some(8), "§5.2 Transaminase elevations (also in the Highlights, page 1)");
+    assert_eq!(page_of("16"), Some(22), "§16 How supplied");
     let mut last = 0;
     let backwards = paged.iter().filter(|p| {
         let back = p.page.unwrap() < last;
