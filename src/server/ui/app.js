@@ -1361,9 +1361,21 @@
     if (mark) scrollToMark(mark);
   }
 
-  /** Scrolls the highlight into view after the router has focused the page's heading. */
+  /** Scrolls the highlight into view after the router has focused the
+   *  page's heading, and again whenever the window is resized (a phone turned). */
   function scrollToMark(mark) {
     setTimeout(() => mark.scrollIntoView({ block: "center" }), 0);
+    if (!state.sourceResize) {
+      state.sourceResize = true;
+      let timer = null;
+      window.addEventListener("resize", () => {
+        clearTimeout(timer);
+        timer = setTimeout(() => {
+          const m = location.hash.startsWith("#/source/") && document.querySelector("[data-testid=source-mark]");
+          if (m) m.scrollIntoView({ block: "center" });
+        }, 100);
+      });
+    }
   }
 
   const PDFJS = "/ui/vendor/pdfjs/pdf.min.mjs";
@@ -1493,7 +1505,10 @@
           h("dd", { "data-testid": "source-expires" }, d.expires_on),
           d.page ? [h("dt", {}, "Page"), pageLabel] : null
         ),
-        h("blockquote", { class: "source-quote", "data-testid": "source-quote" }, d.passage.text),
+        // A drawn page is an image: its passage as text too (the section view is text already).
+        d.pdf_url && d.page
+          ? h("details", { class: "source-quote-wrap" }, h("summary", {}, "The cited passage as text"), h("blockquote", { class: "source-quote", "data-testid": "source-quote" }, d.passage.text))
+          : null,
         h("p", {}, back),
         body
       )
