@@ -141,6 +141,13 @@ pub struct Citation {
     pub mlr_number: String,
     /// The passage text.
     pub quote: String,
+    /// The PDF page the passage starts on (PDF documents only).
+    #[serde(default)]
+    pub page: Option<u32>,
+    /// Where the web UI shows the passage in its approved document:
+    /// `/#/source/DOC_ID?passage=ORDINAL` (the id percent-encoded).
+    #[serde(default)]
+    pub source_url: String,
 }
 
 impl Citation {
@@ -148,6 +155,21 @@ impl Citation {
     pub fn label(&self) -> String {
         format!("{} §{}", self.doc_id, self.section)
     }
+}
+
+/// The web UI's address of a passage in its approved document (see
+/// [`Citation::source_url`]): `/#/source/DOC_ID?passage=ORDINAL`, the id
+/// percent-encoded (every byte but `A-Z a-z 0-9 - . _ ~`).
+pub fn source_url(doc_id: &str, ordinal: u32) -> String {
+    let mut id = String::with_capacity(doc_id.len());
+    for b in doc_id.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            id.push(b as char);
+        } else {
+            id.push_str(&format!("%{b:02X}"));
+        }
+    }
+    format!("/#/source/{id}?passage={ordinal}")
 }
 
 /// A red flag raised on the question or the answer: kind, rule id (reason

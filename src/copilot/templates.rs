@@ -159,6 +159,8 @@ mod tests {
             title: "HEPATOTOXICITY".into(),
             mlr_number: "MLR-2024-0042".into(),
             quote: String::new(),
+            page: None,
+            source_url: String::new(),
         }
     }
 

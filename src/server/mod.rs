@@ -34,6 +34,7 @@
 //! | `cases.rs` | `/api/v1/cases…`: the Medical / PV queue |
 //! | `audit.rs` | `/api/v1/audit…`: search and verify the log |
 //! | `evals.rs` | `/api/v1/evals…`: eval runs and their reports |
+//! | `documents.rs` | `/api/v1/documents…`: a citation's approved source (section HTML, the PDF) |
 //! | `health.rs` | `GET /healthz`, `GET /readyz` |
 //! | `openai.rs` | `/v1/chat/completions`, `/v1/models` |
 //! | `metrics.rs` | `GET /metrics` |
@@ -48,6 +49,7 @@ pub mod auth;
 mod ask;
 mod audit;
 mod cases;
+mod documents;
 mod drafts;
 mod evals;
 mod health;
@@ -248,6 +250,7 @@ pub fn router(state: State) -> Router {
         .merge(cases::routes())
         .merge(audit::routes())
         .merge(evals::routes())
+        .merge(documents::routes())
         .merge(health::routes())
         .merge(openai::routes());
     Router::new()

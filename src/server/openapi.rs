@@ -7,7 +7,7 @@ use axum::Router;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{ask, audit, cases, drafts, evals, health, me, metrics, openai, prompts, State};
+use super::{ask, audit, cases, documents, drafts, evals, health, me, metrics, openai, prompts, State};
 
 /// The document.
 #[derive(OpenApi)]
@@ -18,6 +18,7 @@ use super::{ask, audit, cases, drafts, evals, health, me, metrics, openai, promp
         prompts::list_prompts, prompts::propose, prompts::show_prompt, prompts::diff_prompt, prompts::submit, prompts::approve, prompts::reject,
         cases::list_cases, cases::show_case, cases::case_action,
         audit::audit_search, audit::audit_verify, evals::start_eval, evals::show_eval, evals::eval_report,
+        documents::show_document, documents::document_file,
         health::healthz, health::readyz, metrics::metrics,
         openai::chat, openai::models,
     ),

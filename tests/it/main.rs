@@ -13,6 +13,7 @@ mod cases;
 mod cli;
 mod corpus;
 mod dense;
+mod documents;
 mod drafts;
 mod errors;
 mod first_hour;

@@ -238,6 +238,8 @@
     { id: "mlr", title: "MLR review", roles: ["mlr_reviewer", "admin"] },
     { id: "cases", title: "Medical / PV cases", roles: ["medical", "admin"] },
     { id: "compliance", title: "Compliance", roles: ["compliance", "admin"] },
+    // Reached from a citation ("Open the approved document"), not from the nav.
+    { id: "source", title: "Approved source", roles: null, nav: false },
   ];
 
   function allowed(page) {
@@ -254,7 +256,7 @@
     const list = clear($("nav-list"));
     const cur = currentPage();
     for (const p of PAGES) {
-      if (!allowed(p)) continue;
+      if (!allowed(p) || p.nav === false) continue;
       list.appendChild(
         h("li", {}, h("a", { href: "#/" + p.id, id: "nav-" + p.id, "data-testid": "nav-" + p.id, "aria-current": p.id === cur.id ? "page" : null }, p.title))
       );
@@ -396,6 +398,11 @@
     $("passage-mlr").textContent = c.mlr_number || "";
     $("passage-quote").textContent = c.quote || "";
     const dlg = $("passage-dialog");
+    // The approved document, at the passage (#/source page); the dialog closes as it opens.
+    const src = $("passage-source");
+    src.hidden = !c.source_url;
+    src.setAttribute("href", c.source_url ? c.source_url.replace(/^\//, "") : "#/ask");
+    src.onclick = () => dlg.close && dlg.open && dlg.close();
     if (typeof dlg.showModal === "function") dlg.showModal();
     else dlg.setAttribute("open", "");
     $("passage-close").focus();
@@ -1401,6 +1408,215 @@
     });
     view.appendChild(evalForm);
     search();
+  };
+
+  // ------------------------------------------------------------ source ----
+  //
+  // `#/source/DOC_ID?passage=N` (a citation's `source_url`): the cited
+  // passage in its approved document, with the MLR number, expiry and section
+  // heading. A PDF shows the cited page drawn by pdf.js (vendored from npm by
+  // scripts/ui-deps.sh, served from /ui/vendor/) with the passage's words
+  // highlighted; SPL, Markdown and text show the section the server rendered
+  // (escaped there, and rebuilt here from an allow-list of tags).
+
+  /** The document id and passage ordinal in the address. */
+  function sourceTarget() {
+    const m = /^#\/source\/([^?]+)(?:\?passage=(\d+))?/.exec(location.hash || "");
+    if (!m) return null;
+    try {
+      return { docId: decodeURIComponent(m[1]), passage: m[2] !== undefined ? Number(m[2]) : null };
+    } catch (_) {
+      return null;
+    }
+  }
+
+  /** Lower-case letters and digits only: how a passage is found among a PDF page's text items. */
+  function comparable(s) {
+    return String(s || "").normalize("NFKC").toLowerCase().replace(/[^\p{L}\p{N}]/gu, "");
+  }
+
+  /** The server's section HTML rebuilt from an allow-list (section, h2, p,
+   *  mark; text nodes; no other attribute than the few below). */
+  function sectionNodes(html) {
+    const doc = new DOMParser().parseFromString(String(html || ""), "text/html");
+    const TAGS = { SECTION: "section", H2: "h2", P: "p", MARK: "mark" };
+    const copy = (node) => {
+      if (node.nodeType === Node.TEXT_NODE) return document.createTextNode(node.data);
+      if (node.nodeType !== Node.ELEMENT_NODE) return null;
+      const kids = [...node.childNodes].map(copy).filter(Boolean);
+      const tag = TAGS[node.tagName];
+      if (!tag) return kids;
+      const attrs = {};
+      if (tag === "section") attrs.class = "source-section";
+      if (tag === "p" && node.classList.contains("source-parent")) attrs.class = "source-parent";
+      if (tag === "h2") attrs["data-testid"] = "source-section-heading";
+      if (tag === "mark") Object.assign(attrs, { class: "source-mark", "data-testid": "source-mark", "data-passage": node.getAttribute("data-passage") || "" });
+      return h(tag, attrs, kids);
+    };
+    return [...doc.body.childNodes].map(copy).filter(Boolean);
+  }
+
+  function showSection(body, d) {
+    const wrap = h("div", { class: "source-html", "data-testid": "source-section" }, sectionNodes(d.html));
+    body.appendChild(wrap);
+    const mark = wrap.querySelector("mark");
+    if (mark) scrollToMark(mark);
+  }
+
+  /** Scrolls the highlight into view after the router has focused the
+   *  page's heading, and again whenever the window is resized (a phone turned). */
+  function scrollToMark(mark) {
+    setTimeout(() => mark.scrollIntoView({ block: "center" }), 0);
+    if (!state.sourceResize) {
+      state.sourceResize = true;
+      let timer = null;
+      window.addEventListener("resize", () => {
+        clearTimeout(timer);
+        timer = setTimeout(() => {
+          const m = location.hash.startsWith("#/source/") && document.querySelector("[data-testid=source-mark]");
+          if (m) m.scrollIntoView({ block: "center" });
+        }, 100);
+      });
+    }
+  }
+
+  const PDFJS = "/ui/vendor/pdfjs/pdf.min.mjs";
+  const PDFJS_WORKER = "/ui/vendor/pdfjs/pdf.worker.min.mjs";
+
+  /** pdf.js, loaded once (a module import: allowed by the CSP's script-src 'self'). */
+  function pdfjs() {
+    if (!state.pdfjs) {
+      state.pdfjs = import(PDFJS).then((m) => {
+        m.GlobalWorkerOptions.workerSrc = PDFJS_WORKER;
+        return m;
+      });
+      state.pdfjs.catch(() => {
+        state.pdfjs = null;
+      });
+    }
+    return state.pdfjs;
+  }
+
+  /** Highlights the passage on a drawn page: finds its first words among the
+   *  page's text items (letters and digits compared), then marks every item
+   *  from there to the passage's end or the page's end, each as a <mark>
+   *  placed over its words (positions in % of the page, so it scales). */
+  function markPassage(lib, layer, viewport, items, passage) {
+    const target = comparable(passage);
+    let hay = "";
+    const owner = [];
+    items.forEach((it, i) => {
+      const c = comparable(it.str);
+      hay += c;
+      for (let k = 0; k < c.length; k++) owner.push(i);
+    });
+    let at = -1;
+    for (const n of [48, 24, 12]) {
+      const key = target.slice(0, n);
+      if (!key) break;
+      at = hay.indexOf(key);
+      if (at >= 0) break;
+    }
+    if (at < 0) return [];
+    const picked = [...new Set(owner.slice(at, Math.min(hay.length, at + target.length)))];
+    const marks = [];
+    for (const i of picked) {
+      const it = items[i];
+      if (!it.str || !it.str.trim()) continue;
+      const tx = lib.Util.transform(viewport.transform, it.transform);
+      const fontH = Math.hypot(tx[2], tx[3]);
+      const m = h("mark", { class: "pdf-mark", "data-testid": "source-mark" }, it.str);
+      m.style.left = (100 * tx[4]) / viewport.width + "%";
+      m.style.top = (100 * (tx[5] - fontH)) / viewport.height + "%";
+      m.style.width = (100 * it.width * viewport.scale) / viewport.width + "%";
+      m.style.height = (100 * fontH * 1.2) / viewport.height + "%";
+      layer.appendChild(m);
+      marks.push(m);
+    }
+    return marks;
+  }
+
+  async function showPdfPage(body, d, pageLabel) {
+    let lib;
+    try {
+      lib = await pdfjs();
+    } catch (e) {
+      body.appendChild(
+        h("p", { class: "note", "data-testid": "pdf-missing" }, "The PDF viewer is not part of this build (run scripts/ui-deps.sh, then rebuild). The cited section as text:")
+      );
+      return showSection(body, d);
+    }
+    const res = await fetch(d.pdf_url, { headers: headers({ Accept: "application/pdf" }) });
+    if (!res.ok) throw await errorFrom(res);
+    const data = new Uint8Array(await res.arrayBuffer());
+    const pdf = await lib.getDocument({ data, isEvalSupported: false }).promise;
+    const n = Math.min(Math.max(1, d.page), pdf.numPages);
+    pageLabel.textContent = "Page " + n + " of " + pdf.numPages;
+    const page = await pdf.getPage(n);
+    const viewport = page.getViewport({ scale: 1.5 });
+    const ratio = window.devicePixelRatio || 1;
+    const canvas = h("canvas", { "data-testid": "source-canvas", role: "img", "aria-label": "Page " + n + " of " + d.doc_id + ", the cited passage highlighted" });
+    canvas.width = Math.floor(viewport.width * ratio);
+    canvas.height = Math.floor(viewport.height * ratio);
+    const layer = h("div", { class: "pdf-marks" });
+    const wrap = h("div", { class: "pdf-page", "data-testid": "source-pdf-page", "data-page": n }, canvas, layer);
+    wrap.style.maxWidth = viewport.width + "px";
+    body.appendChild(wrap);
+    await page.render({ canvasContext: canvas.getContext("2d"), viewport, transform: ratio !== 1 ? [ratio, 0, 0, ratio, 0, 0] : null }).promise;
+    wrap.dataset.rendered = "yes";
+    const text = await page.getTextContent();
+    const marks = markPassage(lib, layer, viewport, text.items, d.passage.text);
+    if (marks.length) scrollToMark(marks[0]);
+    else body.appendChild(h("p", { class: "note", "data-testid": "mark-missing" }, "The passage's first words were not found on this page as drawn; it is quoted above."));
+  }
+
+  RENDER.source = async function (view) {
+    const t = sourceTarget();
+    if (!t) {
+      view.appendChild(h("h1", {}, "Approved source"));
+      view.appendChild(errorBox({ message: "The address names no document: open a citation's approved document from an answer." }));
+      return;
+    }
+    const d = await api("GET", "/api/v1/documents/" + encodeURIComponent(t.docId) + (t.passage !== null ? "?passage=" + t.passage : ""));
+    document.title = d.heading + " — " + d.doc_id + " — OnLabel";
+    const pageLabel = h("dd", { "data-testid": "source-page" }, d.page ? "Page " + d.page : "");
+    const body = h("div", { class: "source-body", id: "source-body" });
+    const back = h("a", { href: "#/ask", class: "source-back" }, "Back");
+    back.addEventListener("click", (ev) => {
+      if (history.length > 1) {
+        ev.preventDefault();
+        history.back();
+      }
+    });
+    view.appendChild(
+      h(
+        "section",
+        { class: "card source", "aria-labelledby": "source-title", "data-testid": "source-view", "data-doc": d.doc_id },
+        h("p", { class: "eyebrow" }, "Approved source"),
+        h("h1", { id: "source-title", "data-testid": "source-title" }, d.heading),
+        h(
+          "dl",
+          { class: "facts source-facts" },
+          h("dt", {}, "Document"),
+          h("dd", { "data-testid": "source-doc" }, d.doc_id + " (" + d.product + ")"),
+          h("dt", {}, "Section"),
+          h("dd", { "data-testid": "source-heading" }, d.heading),
+          h("dt", {}, "MLR number"),
+          h("dd", { "data-testid": "source-mlr" }, d.mlr_number),
+          h("dt", {}, "Valid until"),
+          h("dd", { "data-testid": "source-expires" }, d.expires_on),
+          d.page ? [h("dt", {}, "Page"), pageLabel] : null
+        ),
+        // A drawn page is an image: its passage as text too (the section view is text already).
+        d.pdf_url && d.page
+          ? h("details", { class: "source-quote-wrap" }, h("summary", {}, "The cited passage as text"), h("blockquote", { class: "source-quote", "data-testid": "source-quote" }, d.passage.text))
+          : null,
+        h("p", {}, back),
+        body
+      )
+    );
+    if (d.pdf_url && d.page) await showPdfPage(body, d, pageLabel);
+    else showSection(body, d);
   };
 
   // ------------------------------------------------------------- start ----
