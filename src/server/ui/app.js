@@ -1317,6 +1317,8 @@
       )
     );
     detail.appendChild(card);
+    // Stacked (tablet, phone): the detail is below the list; bring it into view.
+    if (row && window.matchMedia("(max-width: 1000px)").matches) detail.scrollIntoView({ block: "start" });
   }
 
   // ----------------------------------------------------------- reports ----
