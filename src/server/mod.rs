@@ -31,7 +31,7 @@
 //! | `ask.rs` | `POST /api/v1/ask` (JSON or an event stream) |
 //! | `drafts.rs` | `POST /api/v1/email`, `POST /api/v1/summarize` |
 //! | `prompts.rs` | `/api/v1/prompts…`: the registry and its e-signatures |
-//! | `cases.rs` | `/api/v1/cases…`: the Medical / PV queue |
+//! | `cases.rs` | `/api/v1/cases…`: the Medical / PV queue, a rep's reports, the AE intake; `GET /api/v1/case-owners` |
 //! | `audit.rs` | `/api/v1/audit…`: search and verify the log |
 //! | `evals.rs` | `/api/v1/evals…`: eval runs and their reports |
 //! | `documents.rs` | `/api/v1/documents…`: a citation's approved source (section HTML, the PDF) |

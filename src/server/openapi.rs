@@ -16,14 +16,14 @@ use super::{ask, audit, cases, documents, drafts, evals, health, me, metrics, op
     paths(
         me::me, me::products, ask::ask, drafts::email, drafts::summarize,
         prompts::list_prompts, prompts::propose, prompts::show_prompt, prompts::diff_prompt, prompts::submit, prompts::approve, prompts::reject,
-        cases::list_cases, cases::show_case, cases::case_action,
+        cases::list_cases, cases::show_case, cases::case_action, cases::show_intake, cases::put_intake, cases::case_owners,
         audit::audit_search, audit::audit_verify, evals::start_eval, evals::show_eval, evals::eval_report,
         documents::show_document, documents::document_file,
         health::healthz, health::readyz, metrics::metrics,
         openai::chat, openai::models,
     ),
     components(schemas(super::ErrorBody, super::ErrorDetail, ask::AskRequest, drafts::EmailRequest, drafts::SummarizeRequest,
-        prompts::ProposeRequest, prompts::SignRequest, cases::CaseActionRequest, evals::EvalRequest, openai::ChatRequest, openai::Message)),
+        prompts::ProposeRequest, prompts::SignRequest, cases::CaseActionRequest, crate::cases::intake::Intake, evals::EvalRequest, openai::ChatRequest, openai::Message)),
     modifiers(&Bearer),
 )]
 pub struct ApiDoc;

@@ -44,6 +44,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 5, name: "token_lookup", sql: include_str!("migrations/0005_token_lookup.sql") },
     Migration { version: 6, name: "sign_in_throttle", sql: include_str!("migrations/0006_sign_in_throttle.sql") },
     Migration { version: 7, name: "sign_in_failure_reason", sql: include_str!("migrations/0007_sign_in_failure_reason.sql") },
+    Migration { version: 9, name: "case_intake", sql: include_str!("migrations/0009_case_intake.sql") },
 ];
 
 /// The version a fully migrated file has.
@@ -145,6 +146,6 @@ mod tests {
             .unwrap();
         assert_eq!(indexes, 2);
         let v: i64 = c.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-        assert_eq!(v, 7);
+        assert_eq!(v, latest());
     }
 }

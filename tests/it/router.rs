@@ -316,9 +316,12 @@ fn probes() -> Vec<Probe> {
         p("prompts", Method::POST, "/api/v1/prompts/objection@1/submit", Some(json!({})), AUTHORS, S::NOT_FOUND, Some("prompt_not_found")),
         p("prompts", Method::POST, "/api/v1/prompts/objection@1/approve", Some(json!({"reason": " ", "secret": "x"})), SIGNERS, S::BAD_REQUEST, Some("empty")),
         p("prompts", Method::POST, "/api/v1/prompts/objection@1/reject", Some(json!({"reason": " ", "secret": "x"})), SIGNERS, S::BAD_REQUEST, Some("empty")),
-        p("cases", Method::GET, "/api/v1/cases", None, MEDICAL, S::OK, None),
+        p("cases", Method::GET, "/api/v1/cases", None, ANY, S::OK, None),
         p("cases", Method::GET, "/api/v1/cases/PV-2000-000001", None, MEDICAL, S::NOT_FOUND, Some("case_not_found")),
         p("cases", Method::POST, "/api/v1/cases/PV-2000-000001/start", Some(json!({})), MEDICAL, S::NOT_FOUND, Some("case_not_found")),
+        p("cases", Method::GET, "/api/v1/cases/PV-2000-000001/intake", None, MEDICAL, S::NOT_FOUND, Some("case_not_found")),
+        p("cases", Method::PUT, "/api/v1/cases/PV-2000-000001/intake", Some(json!({})), MEDICAL, S::NOT_FOUND, Some("case_not_found")),
+        p("cases", Method::GET, "/api/v1/case-owners", None, MEDICAL, S::OK, None),
         p("audit", Method::GET, "/api/v1/audit?limit=1", None, COMPLIANCE, S::OK, None),
         p("audit", Method::GET, "/api/v1/audit/verify", None, COMPLIANCE, S::OK, None),
         p("evals", Method::POST, "/api/v1/evals", Some(json!({"suite": "nosuch"})), COMPLIANCE, S::BAD_REQUEST, Some("bad_suite")),
@@ -357,7 +360,7 @@ async fn every_role_on_every_route_group() {
     }
     // The whole matrix as one snapshot: a change of who may do what shows in review.
     insta::assert_snapshot!("role_matrix", table.join("\n"));
-    let forbidden = get(&w.app, Some(w.token("rep")), "/api/v1/cases").await;
+    let forbidden = get(&w.app, Some(w.token("rep")), "/api/v1/cases/PV-2000-000001").await;
     snap!("error_403_forbidden", forbidden.json());
     // The answers an admitted role gets are real: a rep's ask is answered and traced.
     let a = post(&w.app, Some(w.token("rep")), "/api/v1/ask", &lft_ask()).await.json();
@@ -583,6 +586,7 @@ async fn the_openapi_document_lists_every_route_and_every_documented_route_exist
         ("get", "/api/v1/prompts"), ("post", "/api/v1/prompts"), ("get", "/api/v1/prompts/{id}"), ("get", "/api/v1/prompts/{id}/diff"),
         ("post", "/api/v1/prompts/{id}/submit"), ("post", "/api/v1/prompts/{id}/approve"), ("post", "/api/v1/prompts/{id}/reject"),
         ("get", "/api/v1/cases"), ("get", "/api/v1/cases/{id}"), ("post", "/api/v1/cases/{id}/{action}"),
+        ("get", "/api/v1/cases/{id}/intake"), ("put", "/api/v1/cases/{id}/intake"), ("get", "/api/v1/case-owners"),
         ("get", "/api/v1/audit"), ("get", "/api/v1/audit/verify"), ("post", "/api/v1/evals"), ("get", "/api/v1/evals/{id}"),
         ("get", "/api/v1/evals/{id}/report"),
         ("post", "/v1/chat/completions"), ("get", "/v1/models"), ("get", "/healthz"), ("get", "/readyz"), ("get", "/metrics"),

@@ -235,6 +235,8 @@
   const PAGES = [
     { id: "ask", title: "Ask", roles: null },
     { id: "email", title: "Email & visit", roles: null },
+    // Anyone may open their own reports (any role can ask); the nav shows it to reps.
+    { id: "reports", title: "My reports", roles: null, nav: ["rep"] },
     { id: "mlr", title: "MLR review", roles: ["mlr_reviewer", "admin"] },
     { id: "cases", title: "Medical / PV cases", roles: ["medical", "admin"] },
     { id: "compliance", title: "Compliance", roles: ["compliance", "admin"] },
@@ -256,7 +258,7 @@
     const list = clear($("nav-list"));
     const cur = currentPage();
     for (const p of PAGES) {
-      if (!allowed(p) || p.nav === false) continue;
+      if (!allowed(p) || p.nav === false || (Array.isArray(p.nav) && !p.nav.includes(state.me.role))) continue;
       list.appendChild(
         h("li", {}, h("a", { href: "#/" + p.id, id: "nav-" + p.id, "data-testid": "nav-" + p.id, "aria-current": p.id === cur.id ? "page" : null }, p.title))
       );
@@ -1112,45 +1114,167 @@
   }
 
   // ------------------------------------------------------------- cases ----
+  // Issue 20 (cases): the Medical / PV queue as a work tool (list and detail
+  // side by side, counts, search, sort by due, owner from the medical users,
+  // reopen with a reason, audit links), and a rep's "My reports" with the AE
+  // intake form (#/reports, #/reports/CASE_ID).
+
+  /** A time in the browser's local zone, with UTC on hover. */
+  function timeEl(s, testid) {
+    if (!s) return h("span", { class: "muted" }, "—");
+    const d = new Date(s);
+    if (isNaN(d.getTime())) return h("span", {}, String(s));
+    const local = d.toLocaleString(undefined, { year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+    return h("time", { datetime: d.toISOString(), title: fmtTime(s) + " (UTC)", "data-testid": testid || null }, local);
+  }
+
+  /** "in 14 d 3 h" / "overdue by 2 h 5 min" for a number of seconds left. */
+  function remaining(secs) {
+    if (secs === null || secs === undefined) return "";
+    const a = Math.abs(secs);
+    const d = Math.floor(a / 86400), hh = Math.floor((a % 86400) / 3600), m = Math.floor((a % 3600) / 60);
+    const text = d ? d + " d " + hh + " h" : hh ? hh + " h " + m + " min" : m + " min";
+    return secs < 0 ? "overdue by " + text : "in " + text;
+  }
+
+  const CASE_KIND = { pharmacovigilance: "PV", medical_information: "MIR" };
+  const CRITERIA = [
+    ["death", "Death"],
+    ["life_threatening", "Life-threatening"],
+    ["hospitalisation", "Hospitalisation (or prolonged)"],
+    ["disability", "Disability or incapacity"],
+    ["congenital_anomaly", "Congenital anomaly or birth defect"],
+    ["other_medically_important", "Other medically important event"],
+  ];
+  const REPORTER_ROLES = [["physician", "Physician"], ["pharmacist", "Pharmacist"], ["other_health_professional", "Other health professional"], ["lawyer", "Lawyer"], ["consumer", "Consumer / patient"]];
+  const OUTCOMES = [["recovered", "Recovered"], ["recovering", "Recovering"], ["not_recovered", "Not recovered"], ["recovered_with_sequelae", "Recovered with sequelae"], ["fatal", "Fatal"], ["unknown", "Unknown"]];
+  const SEXES = [["female", "Female"], ["male", "Male"], ["unknown", "Unknown"]];
+  const label = (list, v) => (list.find((x) => x[0] === v) || [v, v || ""])[1];
+
+  /** The minimum-criteria check, as the server computes it (`valid_case`). */
+  function validCase(i) {
+    const has = (s) => Boolean(s && String(s).trim());
+    const r = i.reporter || {}, p = i.patient || {}, e = i.event || {};
+    const c = [
+      ["reporter", "Identifiable reporter", has(r.name) || has(r.contact), "the reporter's name or initials, or a contact for follow-up"],
+      ["patient", "Identifiable patient", has(p.identifier) || (p.age !== null && p.age !== undefined) || p.sex === "female" || p.sex === "male", "the patient's initials or identifier, age, or sex"],
+      ["suspect_product", "Suspect product", has(i.suspect_product), "the product suspected"],
+      ["event", "Adverse event", has(e.description), "what happened to the patient"],
+    ].map(([id, lbl, met, missing]) => ({ id, label: lbl, met, missing: met ? null : missing }));
+    return { valid: c.every((x) => x.met), criteria: c };
+  }
+
+  function validCaseView(v) {
+    const box = h("div", { class: "valid-case " + (v.valid ? "ok" : "bad"), "data-testid": "valid-case", "data-valid": v.valid ? "yes" : "no" });
+    append(
+      box,
+      h("strong", { "data-testid": "valid-case-verdict" }, v.valid ? "Valid case: all four minimum criteria are met" : "Not yet a valid case: " + v.criteria.filter((c) => !c.met).length + " of 4 minimum criteria missing"),
+      h(
+        "ul",
+        {},
+        v.criteria.map((c) =>
+          h("li", { "data-criterion": c.id, "data-met": c.met ? "yes" : "no" }, h("span", { class: "mark", "aria-hidden": "true" }, c.met ? "✓" : "✗"), " ", c.label, c.met ? " — met" : " — missing: " + c.missing)
+        )
+      )
+    );
+    return box;
+  }
+
+  function day0View(d) {
+    if (!d) return null;
+    const row = (lbl, due, secs, testid) =>
+      h("div", { class: "clock" + (secs !== null && secs < 0 ? " late" : ""), "data-testid": testid }, h("span", { class: "clock-label" }, lbl), " ", timeEl(due), " ", h("span", { class: "remaining" }, remaining(secs)));
+    return h(
+      "div",
+      { class: "day0", "data-testid": "day0" },
+      h("div", {}, h("span", { class: "clock-label" }, "Day 0 (the company first knew)"), " ", timeEl(d.day0, "day0-start")),
+      d.internal_due
+        ? row("Internal hand-off (24 hours" + (d.seriousness === "not_assessed" ? ", until seriousness is assessed" : ", serious") + "):", d.internal_due, d.internal_remaining_secs, "day0-internal")
+        : h("div", { class: "muted", "data-testid": "day0-internal" }, "Not serious: no 24-hour hand-off."),
+      row("Regulatory report (15 calendar days):", d.regulatory_due, d.regulatory_remaining_secs, "day0-regulatory")
+    );
+  }
+
+  /** The intake as a definition list (the PV case detail). */
+  function intakeFacts(i, prefilled) {
+    const r = i.reporter || {}, p = i.patient || {}, e = i.event || {}, s = i.seriousness || {};
+    const patient = [p.identifier, p.age !== null && p.age !== undefined ? p.age + " " + (p.age_unit || "years") : null, p.sex ? label(SEXES, p.sex) : null].filter(Boolean).join(", ");
+    const seriousness = s.serious === true ? "Serious: " + (s.criteria || []).map((c) => label(CRITERIA, c)).join(", ") : s.serious === false ? "Not serious" : "Not yet assessed";
+    const dd = (v, testid) => h("dd", { "data-testid": testid }, v || h("span", { class: "muted" }, "not given"));
+    return h(
+      "div",
+      { "data-testid": "case-intake" },
+      prefilled ? h("p", { class: "hint" }, "Pre-filled from the rep's words; nobody has confirmed it yet.") : null,
+      h(
+        "dl",
+        { class: "facts" },
+        h("dt", {}, "Reporter"), dd([r.name, r.role ? label(REPORTER_ROLES, r.role) : null].filter(Boolean).join(", "), "intake-reporter"),
+        h("dt", {}, "Reporter contact"), dd(r.contact, "intake-contact"),
+        h("dt", {}, "Patient"), dd(patient, "intake-patient"),
+        h("dt", {}, "Event"), dd(e.description, "intake-event"),
+        h("dt", {}, "Onset"), dd(e.onset_date, "intake-onset"),
+        h("dt", {}, "Suspect product"), dd(i.suspect_product, "intake-product"),
+        h("dt", {}, "Seriousness"), dd(seriousness, "intake-seriousness"),
+        h("dt", {}, "Outcome"), dd(i.outcome ? label(OUTCOMES, i.outcome) : "", "intake-outcome")
+      )
+    );
+  }
+
+  let ownersCache = null;
+  async function caseOwners() {
+    if (!ownersCache) ownersCache = (await api("GET", "/api/v1/case-owners")).owners || [];
+    return ownersCache;
+  }
 
   RENDER.cases = async function (view) {
     append(view, h("h1", {}, "Medical Information and Pharmacovigilance cases"));
+    const deep = /^#\/cases\/([A-Za-z0-9-]+)/.exec(location.hash || "");
+    const q = h("input", { id: "cases-q", type: "search", "data-testid": "cases-q", autocomplete: "off", placeholder: "case id, question, product, HCP" });
     const st = h("select", { id: "cases-state", "data-testid": "cases-state" }, h("option", { value: "" }, "Any"), ["new", "triaged", "in_progress", "closed"].map((s) => h("option", { value: s }, s.replace("_", " "))));
     const kind = h("select", { id: "cases-kind", "data-testid": "cases-kind" }, h("option", { value: "" }, "Any"), h("option", { value: "pharmacovigilance" }, "Pharmacovigilance (PV)"), h("option", { value: "medical_information" }, "Medical Information (MIR)"));
+    const sort = h("select", { id: "cases-sort", "data-testid": "cases-sort" }, h("option", { value: "due" }, "Due soonest"), h("option", { value: "-created" }, "Newest first"), h("option", { value: "created" }, "Oldest first"), h("option", { value: "-updated" }, "Recently changed"));
     const refresh = h("button", { type: "submit", "data-testid": "cases-refresh" }, "Show cases");
-    const list = h("div", { id: "cases-list", "aria-live": "polite" });
-    const detail = h("section", { id: "case-detail", "aria-live": "polite", "data-testid": "case-detail" });
-    const form = h("form", { class: "card", id: "cases-filter" }, h("div", { class: "row" }, field("State", st), field("Kind", kind)), h("div", { class: "actions" }, refresh));
+    const counts = h("div", { class: "case-counts", "data-testid": "case-counts", "aria-live": "polite" });
+    const list = h("div", { id: "cases-list", class: "cases-list", "aria-live": "polite" });
+    const detail = h("section", { id: "case-detail", class: "cases-detail", "aria-live": "polite", "data-testid": "case-detail", "aria-label": "Case detail" },
+      h("p", { class: "card muted" }, "Choose a case to see it here."));
+    const form = h("form", { class: "card", id: "cases-filter", role: "search" }, h("div", { class: "row" }, field("Search", q), field("State", st), field("Kind", kind), field("Sort", sort)), h("div", { class: "actions" }, refresh));
     const load = async () => {
-      clear(list);
       const qs = new URLSearchParams();
+      if (q.value.trim()) qs.set("q", q.value.trim());
       if (st.value) qs.set("state", st.value);
       if (kind.value) qs.set("kind", kind.value);
-      const res = await api("GET", "/api/v1/cases" + (qs.toString() ? "?" + qs : ""));
+      qs.set("sort", sort.value);
+      const res = await api("GET", "/api/v1/cases?" + qs);
+      clear(list);
+      clear(counts);
+      const n = res.counts || {};
+      const stateBtn = (s, text, count) =>
+        h("button", { type: "button", class: "count" + (st.value === s ? " active" : ""), "data-state": s || "any", "aria-pressed": st.value === s ? "true" : "false",
+          onclick: () => { st.value = s; load().catch((e) => list.appendChild(errorBox(e))); } }, text, " ", h("span", { class: "n" }, String(count || 0)));
+      append(counts, stateBtn("", "All", n.total), stateBtn("new", "New", n.new), stateBtn("triaged", "Triaged", n.triaged), stateBtn("in_progress", "In progress", n.in_progress), stateBtn("closed", "Closed", n.closed),
+        n.overdue ? h("span", { class: "state overdue", "data-testid": "count-overdue" }, n.overdue + " overdue") : null);
       const cases = res.cases || [];
-      const now = Date.now();
       if (!cases.length) {
         list.appendChild(h("p", { class: "card muted", "data-testid": "no-cases" }, "No cases match."));
         return;
       }
       list.appendChild(
         table(
-          ["Case", "Kind", "State", "Owner", "Product", "Reporter", "Due", "Question"],
-          cases.map((c) => {
-            const overdue = c.overdue !== undefined ? c.overdue : c.state !== "closed" && c.due_at && new Date(c.due_at).getTime() < now;
-            return h(
+          ["Case", "State", "Due", "Owner"],
+          cases.map((c) =>
+            h(
               "tr",
-              { "data-testid": "case-row", "data-case": c.id },
-              h("td", {}, h("button", { type: "button", class: "secondary", "data-testid": "open-case", "data-case": c.id, onclick: (ev) => openCase(detail, c.id, ev.target.closest("tr"), load) }, c.id)),
-              h("td", {}, c.kind === "pharmacovigilance" ? "PV" : "MIR"),
+              { "data-testid": "case-row", "data-case": c.id, class: deep && deep[1] === c.id ? "selected" : null },
+              h("td", {},
+                h("button", { type: "button", class: "secondary", "data-testid": "open-case", "data-case": c.id, onclick: (ev) => openCase(detail, c.id, ev.target.closest("tr"), load) }, c.id),
+                h("div", { class: "case-sub" }, CASE_KIND[c.kind] || c.kind, " · ", c.reporter || "", c.product ? " · " + c.product : ""),
+                h("div", { class: "case-q" }, String(c.question || "").slice(0, 90))),
               h("td", {}, stateBadge(c.state, "case-state")),
-              h("td", {}, c.owner || h("span", { class: "muted" }, "unassigned")),
-              h("td", {}, c.product || ""),
-              h("td", {}, c.reporter || ""),
-              h("td", { class: "when" }, fmtTime(c.due_at), overdue ? [" ", stateBadge("overdue")] : ""),
-              h("td", {}, String(c.question || "").slice(0, 120))
-            );
-          }),
+              h("td", { class: "when" }, timeEl(c.due_at), c.overdue ? [" ", stateBadge("overdue")] : ""),
+              h("td", {}, c.owner || h("span", { class: "muted" }, "unassigned"))
+            )
+          ),
           "cases"
         )
       );
@@ -1163,13 +1287,16 @@
         list.appendChild(errorBox(e));
       }
     });
-    append(view, form, list, detail);
+    append(view, form, counts, h("div", { class: "cases-split" }, list, detail));
     await load(); // a 403 here is the page's "You do not have access"
+    if (deep) await openCase(detail, deep[1], list.querySelector('tr[data-case="' + CSS.escape(deep[1]) + '"]'), load);
   };
 
   async function openCase(detail, id, row, reload) {
     for (const r of document.querySelectorAll("tr.selected")) r.classList.remove("selected");
     if (row) row.classList.add("selected");
+    // The case is in the address (without re-rendering the page): a link to it works.
+    if (location.hash !== "#/cases/" + id) history.replaceState(null, "", "#/cases/" + id);
     clear(detail);
     let d;
     try {
@@ -1181,31 +1308,54 @@
     const c = d.case;
     const card = h("div", { class: "card", "data-testid": "case-card", "data-case": c.id });
     const flags = Array.isArray(c.flags) ? c.flags : [];
+    const pv = c.kind === "pharmacovigilance";
+    const audit = d.audit || [];
+    const ask = audit.find((a) => a.action === "ask");
+    const opened = audit.find((a) => a.action === "case_opened");
+    const auditLink = (a, testid) => h("a", { href: "#/compliance?audit=" + a.seq, "data-testid": testid, "data-seq": String(a.seq) }, "audit record #" + a.seq);
     append(
       card,
       h("h2", {}, c.id, " ", stateBadge(c.state, "case-detail-state")),
       h(
         "dl",
         { class: "facts" },
-        h("dt", {}, "Kind"), h("dd", {}, c.kind === "pharmacovigilance" ? "Pharmacovigilance" : "Medical Information"),
+        h("dt", {}, "Kind"), h("dd", {}, pv ? "Pharmacovigilance" : "Medical Information"),
         h("dt", {}, "Owner"), h("dd", { "data-testid": "case-owner" }, c.owner || "unassigned"),
         h("dt", {}, "Reporter"), h("dd", {}, c.reporter || ""),
         h("dt", {}, "HCP"), h("dd", {}, c.hcp || ""),
         h("dt", {}, "Product"), h("dd", {}, c.product || ""),
-        c.suspect_product ? [h("dt", {}, "Suspect product"), h("dd", {}, c.suspect_product)] : null,
-        c.patient ? [h("dt", {}, "Patient"), h("dd", {}, c.patient)] : null,
-        c.event ? [h("dt", {}, "Event"), h("dd", {}, c.event)] : null,
-        h("dt", {}, "Opened"), h("dd", {}, fmtTime(c.created_at)),
-        h("dt", {}, "Due"), h("dd", {}, fmtTime(c.due_at)),
-        c.resolution ? [h("dt", {}, "Resolution"), h("dd", { "data-testid": "case-resolution" }, c.resolution)] : null
-      ),
+        h("dt", {}, "Opened"), h("dd", {}, timeEl(c.created_at, "case-opened")),
+        h("dt", {}, "Due"), h("dd", {}, timeEl(c.due_at, "case-due")),
+        c.closed_at ? [h("dt", {}, "Closed"), h("dd", {}, timeEl(c.closed_at))] : null,
+        c.resolution ? [h("dt", {}, "Resolution"), h("dd", { "data-testid": "case-resolution" }, c.resolution)] : null,
+        h("dt", {}, "Records"),
+        h("dd", { "data-testid": "case-links" },
+          ask ? ["The rep's ask: ", auditLink(ask, "case-ask-link")] : h("span", { class: "muted" }, "no ask record"),
+          opened ? ["; opened: ", auditLink(opened, "case-audit-link")] : null,
+          audit.length > 2 ? ["; ", h("a", { href: "#/compliance?case_id=" + encodeURIComponent(c.id) }, audit.length + " records for " + c.id)] : null)
+      )
+    );
+    if (pv) {
+      append(
+        card,
+        h("h3", {}, "Day-0 clock"),
+        day0View(d.day0),
+        h("h3", {}, "Minimum criteria"),
+        d.valid_case ? validCaseView(d.valid_case) : null,
+        h("h3", {}, "AE intake", d.intake_version ? " (version " + d.intake_version + ")" : ""),
+        d.intake ? intakeFacts(d.intake, d.intake_prefilled) : null,
+        c.state !== "closed" ? h("p", {}, h("a", { href: "#/reports/" + encodeURIComponent(c.id), "data-testid": "edit-intake" }, "Edit the intake")) : null
+      );
+    }
+    append(
+      card,
       h("h3", {}, "Question, verbatim"),
       h("blockquote", { "data-testid": "case-question" }, c.question || ""),
       flags.length ? [h("h3", {}, "Guard flags"), h("ul", {}, flags.map((f) => h("li", {}, (f.kind || "") + (f.rule_id ? " (" + f.rule_id + ")" : "") + (f.evidence ? ": “" + f.evidence + "”" : ""))))] : null
     );
 
     const out = h("div", { "aria-live": "polite", "data-testid": "case-action-result" });
-    const DONE = { triage: "triaged", start: "started", resolve: "resolved and closed" };
+    const DONE = { triage: "triaged", start: "started", resolve: "resolved and closed", reopen: "reopened" };
     const act = async (path, body, btn) => {
       clear(out);
       busy(btn, true);
@@ -1221,12 +1371,24 @@
     };
 
     if (c.state !== "closed") {
-      const owner = h("input", { id: "assign-owner", type: "text", required: true, value: c.owner || state.me.id, "data-testid": "assign-owner", autocomplete: "off" });
+      let owners = [];
+      try {
+        owners = await caseOwners();
+      } catch (e) {
+        out.appendChild(errorBox(e, "case-error"));
+      }
+      const owner = h(
+        "select",
+        { id: "assign-owner", required: true, "data-testid": "assign-owner" },
+        c.owner ? null : h("option", { value: "" }, "Choose a medical user"),
+        owners.map((o) => h("option", { value: o.id, selected: o.id === c.owner }, o.name + " (" + o.id + ")"))
+      );
+      if (!c.owner && owners.some((o) => o.id === state.me.id)) owner.value = state.me.id;
       const assignBtn = h("button", { type: "submit", class: "secondary", "data-testid": "assign" }, "Assign");
-      const assign = h("form", { id: "assign-form" }, h("div", { class: "row" }, field("Owner (user id)", owner)), h("div", { class: "actions" }, assignBtn));
+      const assign = h("form", { id: "assign-form" }, h("div", { class: "row" }, field("Owner (users with the medical role)", owner)), h("div", { class: "actions" }, assignBtn));
       assign.addEventListener("submit", (ev) => {
         ev.preventDefault();
-        act("assign", { owner: owner.value.trim() }, assignBtn);
+        act("assign", { owner: owner.value }, assignBtn);
       });
       const next = { new: ["triage", "Triage"], triaged: ["start", "Start work"], in_progress: ["resolve", "Resolve and close"] }[c.state];
       let step = null;
@@ -1242,6 +1404,15 @@
         });
       }
       append(card, h("h3", {}, "Work the case"), assign, step);
+    } else {
+      const reason = h("textarea", { id: "reopen-reason", rows: 2, required: true, "data-testid": "reopen-reason" });
+      const btn = h("button", { type: "submit", class: "secondary", "data-testid": "case-reopen" }, "Reopen");
+      const reopen = h("form", { id: "reopen-form" }, field("Reason for reopening", reason, "What changed since it was closed (e.g. follow-up information received). Kept in the history and the audit log."), h("div", { class: "actions" }, btn));
+      reopen.addEventListener("submit", (ev) => {
+        ev.preventDefault();
+        act("reopen", { reason: reason.value.trim() }, btn);
+      });
+      append(card, h("h3", {}, "Reopen the case"), reopen);
     }
     card.appendChild(out);
     const hist = d.history || [];
@@ -1251,10 +1422,128 @@
       h(
         "ol",
         { "data-testid": "case-history" },
-        hist.map((e) => h("li", {}, fmtTime(e.at), " — ", e.actor, ": ", e.action, e.from_state && e.from_state !== e.to_state ? " " + e.from_state + " → " + e.to_state : e.action === "opened" ? " (" + e.to_state + ")" : "", e.note ? " — " + e.note : ""))
+        hist.map((e) => h("li", {}, timeEl(e.at), " — ", e.actor, ": ", e.action, e.from_state && e.from_state !== e.to_state ? " " + e.from_state + " → " + e.to_state : e.action === "opened" ? " (" + e.to_state + ")" : "", e.note ? " — " + e.note : ""))
       )
     );
     detail.appendChild(card);
+    // Stacked (tablet, phone): the detail is below the list; bring it into view.
+    if (row && window.matchMedia("(max-width: 1000px)").matches) detail.scrollIntoView({ block: "start" });
+  }
+
+  // ----------------------------------------------------------- reports ----
+
+  RENDER.reports = async function (view) {
+    const m = /^#\/reports\/([A-Za-z0-9-]+)/.exec(location.hash || "");
+    if (m) return intakePage(view, m[1]);
+    append(view, h("h1", {}, "My reports"), h("p", { class: "hint" }, "The adverse-event reports and Medical requests your questions opened, newest first. Add the report details Pharmacovigilance needs to a PV case."));
+    const res = await api("GET", "/api/v1/cases?mine=true&sort=-created");
+    const cases = res.cases || [];
+    if (!cases.length) {
+      view.appendChild(h("p", { class: "card muted", "data-testid": "no-reports" }, "You have not reported anything yet."));
+      return;
+    }
+    view.appendChild(
+      table(
+        ["Case", "Status", "Opened", "What you reported"],
+        cases.map((c) =>
+          h(
+            "tr",
+            { "data-testid": "report-row", "data-case": c.id },
+            h("td", {}, c.kind === "pharmacovigilance" ? h("a", { href: "#/reports/" + encodeURIComponent(c.id), "data-testid": "open-report" }, c.id) : c.id,
+              h("div", { class: "case-sub" }, c.kind === "pharmacovigilance" ? "Adverse event (PV)" : "Medical request (MIR)")),
+            h("td", {}, stateBadge(c.state, "report-state")),
+            h("td", { class: "when" }, timeEl(c.created_at)),
+            h("td", {}, String(c.question || "").slice(0, 140))
+          )
+        ),
+        "reports"
+      )
+    );
+  };
+
+  /** The AE intake form of one PV case, pre-filled, with the minimum-criteria check live. */
+  async function intakePage(view, id) {
+    append(view, h("p", {}, h("a", { href: "#/reports" }, "← My reports")), h("h1", {}, "Report details for ", id));
+    const d = await api("GET", "/api/v1/cases/" + encodeURIComponent(id) + "/intake");
+    const c = d.case;
+    const i = d.intake || {};
+    const r = i.reporter || {}, p = i.patient || {}, e = i.event || {}, s = i.seriousness || {};
+    const opt = (list, v, none) => [h("option", { value: "" }, none), list.map(([k, t]) => h("option", { value: k, selected: k === v }, t))];
+    const input = (idName, v, attrs) => h("input", Object.assign({ id: idName, type: "text", value: v === null || v === undefined ? "" : String(v), "data-testid": idName, autocomplete: "off" }, attrs || {}));
+    const f = {
+      name: input("intake-reporter-name", r.name, { maxlength: 200 }),
+      role: h("select", { id: "intake-reporter-role", "data-testid": "intake-reporter-role" }, opt(REPORTER_ROLES, r.role, "Not given")),
+      contact: input("intake-reporter-contact", r.contact, { maxlength: 200 }),
+      identifier: input("intake-patient-identifier", p.identifier, { maxlength: 200 }),
+      age: input("intake-patient-age", p.age, { type: "number", min: 0, max: 43920, step: 1, inputmode: "numeric" }),
+      ageUnit: h("select", { id: "intake-patient-age-unit", "data-testid": "intake-patient-age-unit" }, [["years", "years"], ["months", "months"], ["weeks", "weeks"], ["days", "days"]].map(([k, t]) => h("option", { value: k, selected: k === (p.age_unit || "years") }, t))),
+      sex: h("select", { id: "intake-patient-sex", "data-testid": "intake-patient-sex" }, opt(SEXES, p.sex, "Not given")),
+      description: h("textarea", { id: "intake-event", rows: 3, maxlength: 2000, "data-testid": "intake-event" }, e.description || ""),
+      onset: input("intake-onset", e.onset_date, { placeholder: "YYYY-MM-DD", maxlength: 10, inputmode: "numeric" }),
+      product: input("intake-product", i.suspect_product, { maxlength: 200 }),
+      serious: h("select", { id: "intake-serious", "data-testid": "intake-serious" }, h("option", { value: "", selected: s.serious !== true && s.serious !== false }, "Not yet assessed"), h("option", { value: "yes", selected: s.serious === true }, "Serious"), h("option", { value: "no", selected: s.serious === false }, "Not serious")),
+      outcome: h("select", { id: "intake-outcome", "data-testid": "intake-outcome" }, opt(OUTCOMES, i.outcome, "Not given")),
+    };
+    const crit = CRITERIA.map(([k, t]) => h("input", { type: "checkbox", id: "intake-crit-" + k, value: k, checked: (s.criteria || []).includes(k), "data-testid": "intake-crit-" + k }));
+    const collect = () => {
+      const txt = (el) => (el.value.trim() ? el.value.trim() : null);
+      const criteria = crit.filter((x) => x.checked).map((x) => x.value);
+      const age = f.age.value.trim() === "" ? null : Number(f.age.value);
+      return {
+        reporter: { name: txt(f.name), role: f.role.value || null, contact: txt(f.contact) },
+        patient: { identifier: txt(f.identifier), age: age, age_unit: age === null ? null : f.ageUnit.value, sex: f.sex.value || null },
+        event: { description: txt(f.description), onset_date: txt(f.onset) },
+        suspect_product: txt(f.product),
+        seriousness: { serious: f.serious.value === "yes" ? true : f.serious.value === "no" ? false : criteria.length ? true : null, criteria },
+        outcome: f.outcome.value || null,
+      };
+    };
+    const check = h("div", { "aria-live": "polite" });
+    const live = () => clear(check).appendChild(validCaseView(validCase(collect())));
+    const summary = h(
+      "section",
+      { class: "card", "data-testid": "intake-case" },
+      h("dl", { class: "facts" },
+        h("dt", {}, "Status"), h("dd", {}, stateBadge(c.state, "intake-case-state")),
+        h("dt", {}, "Reported"), h("dd", {}, timeEl(c.created_at)),
+        h("dt", {}, "Product"), h("dd", {}, c.product || "")),
+      h("h2", {}, "What you asked, verbatim"),
+      h("blockquote", { "data-testid": "intake-question" }, c.question || ""),
+      day0View(d.day0)
+    );
+    const out = h("div", { "aria-live": "polite", "data-testid": "intake-result" });
+    const save = h("button", { type: "submit", "data-testid": "intake-save" }, "Save the report details");
+    const form = h(
+      "form",
+      { class: "card intake", id: "intake-form", "data-testid": "intake-form", novalidate: true },
+      d.intake_prefilled ? h("p", { class: "hint", "data-testid": "intake-prefilled" }, "Pre-filled from what you typed. Check each field, add what the HCP told you, then save.") : h("p", { class: "hint" }, "Saved as version " + d.intake_version + ". Saving again keeps the earlier versions."),
+      h("fieldset", {}, h("legend", {}, "Reporter (who told you)"), h("div", { class: "row" }, field("Name or initials", f.name), field("Qualification", f.role), field("Phone or e-mail", f.contact))),
+      h("fieldset", {}, h("legend", {}, "Patient (no names)"), h("div", { class: "row" }, field("Initials or patient number", f.identifier), field("Age", f.age), field("Age unit", f.ageUnit), field("Sex", f.sex))),
+      h("fieldset", {}, h("legend", {}, "Event"), field("What happened", f.description), h("div", { class: "row" }, field("Onset date", f.onset, "YYYY-MM-DD, or YYYY-MM / YYYY if that is all that is known"), field("Suspect product", f.product))),
+      h("fieldset", {}, h("legend", {}, "Seriousness and outcome"), h("div", { class: "row" }, field("Serious?", f.serious), field("Outcome", f.outcome)),
+        h("div", { class: "criteria", role: "group", "aria-label": "Seriousness criteria" }, crit.map((x, n) => h("label", { class: "check", for: x.id }, x, " ", CRITERIA[n][1])))),
+      h("h2", {}, "Minimum criteria for a valid case"),
+      check,
+      h("div", { class: "actions" }, save),
+      out
+    );
+    form.addEventListener("input", live);
+    form.addEventListener("change", live);
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      clear(out);
+      busy(save, true);
+      try {
+        const res = await api("PUT", "/api/v1/cases/" + encodeURIComponent(c.id) + "/intake", collect());
+        clear(check).appendChild(validCaseView(res.valid_case));
+        out.appendChild(h("p", { class: "notice", role: "status", "data-testid": "intake-saved" }, "Saved as version " + res.intake_version + " of the report details for " + c.id + ". Pharmacovigilance sees them now."));
+      } catch (e) {
+        out.appendChild(errorBox(e, "intake-error"));
+      }
+      busy(save, false);
+    });
+    live();
+    append(view, summary, form);
   }
 
   // -------------------------------------------------------- compliance ----
