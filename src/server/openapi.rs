@@ -18,6 +18,7 @@ use super::{ask, audit, cases, drafts, evals, health, me, metrics, openai, promp
         prompts::list_prompts, prompts::propose, prompts::show_prompt, prompts::diff_prompt, prompts::submit, prompts::approve, prompts::reject,
         cases::list_cases, cases::show_case, cases::case_action,
         audit::audit_search, audit::audit_verify, evals::start_eval, evals::show_eval, evals::eval_report,
+        prompts::request_evidence, prompts::list_evidence, prompts::review, evals::list_suites, audit::audit_record, audit::audit_export,
         health::healthz, health::readyz, metrics::metrics,
         openai::chat, openai::models,
     ),
