@@ -9,7 +9,7 @@
 //! restart, and a run the server was stopped in the middle of reads `failed`
 //! with why ([`AppState::new`](super::AppState::new) marks them).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use axum::extract::State as AxState;
 use axum::http::{header, StatusCode};
@@ -200,7 +200,7 @@ pub(crate) fn gate_checks(gate: &Value, metrics: &Value) -> Value {
 pub(crate) fn suite_path(st: &State, s: &str) -> Result<PathBuf, ApiError> {
     let rel = if s.contains('/') { PathBuf::from(s) } else { PathBuf::from(format!("evals/{s}.jsonl")) };
     let rel = under_root(&rel.to_string_lossy())?;
-    if !rel.starts_with("evals") || rel.starts_with("evals/sealed") || rel.extension().is_none_or(|e| e != "jsonl") {
+    if !rel.starts_with("evals") || rel.starts_with("evals/sealed") || rel == Path::new(REVIEW_QUESTIONS) || rel.extension().is_none_or(|e| e != "jsonl") {
         return Err(ApiError::bad("bad_suite", format!("{s:?}: name a suite under evals/ (e.g. `demo` or `evals/labels.jsonl`); the sealed suite is not run from here")));
     }
     let full = st.root.join(&rel);
@@ -300,6 +300,10 @@ pub async fn list_suites(AxState(st): AxState<State>, auth: Auth) -> Result<Resp
                 continue;
             }
             let Some(name) = p.file_stem().and_then(|s| s.to_str()) else { continue };
+            // The review page's questions are not a suite.
+            if Path::new(REVIEW_QUESTIONS).file_stem().and_then(|s| s.to_str()) == Some(name) {
+                continue;
+            }
             let cases = std::fs::read_to_string(&p)
                 .map(|t| t.lines().filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with("//")).count())
                 .unwrap_or(0);
