@@ -87,10 +87,23 @@ pub async fn diff_prompt(
     let against = q.against.as_deref().map(version_id).transpose()?;
     let reg = Registry::new(&st.store, &st.root);
     let mut out = crate::prompts::diff::compare(&reg, &id, against.as_ref())?.to_json();
-    // The same change word by word, for reading prose.
-    let before = out.get("against").and_then(|a| a.as_str()).and_then(|a| a.parse::<VersionId>().ok()).and_then(|a| reg.get(&a).ok());
+    // The same change word by word, for reading prose: against the version
+    // compared with, else (a first prompt version) the prompt served now or its file.
     let now = reg.get(&id)?;
-    out["words"] = serde_json::to_value(word_diff(before.as_ref().map_or("", |b| b.content.as_str()), &now.content)).unwrap_or_default();
+    let against_version = out.get("against").and_then(|a| a.as_str()).and_then(|a| a.parse::<VersionId>().ok()).and_then(|a| reg.get(&a).ok());
+    let before: Option<(String, String)> = match against_version {
+        Some(b) => Some((b.id(), b.content)),
+        None if now.kind == Kind::Prompt => {
+            let served = st.copilot.read().ok().and_then(|c| c.grounded().filter(|g| g.prompt.name == now.name).map(|g| (format!("{} (served now)", g.prompt.id()), g.prompt.source.clone())));
+            served.or_else(|| {
+                let rel = format!("prompts/{}.j2", now.name);
+                std::fs::read_to_string(st.root.join(&rel)).ok().map(|src| (format!("{rel} (the file)"), src))
+            })
+        }
+        None => None,
+    };
+    out["words"] = serde_json::to_value(word_diff(before.as_ref().map_or("", |b| b.1.as_str()), &now.content)).unwrap_or_default();
+    out["words_against"] = before.map(|b| b.0).into();
     Ok(json(out))
 }
 

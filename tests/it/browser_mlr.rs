@@ -71,7 +71,7 @@ async fn browser_mlr_reviewer_requests_evidence_for_a_ui_proposed_version_and_ap
         ensure!(rendered.contains("one short sentence") && rendered.contains("one or two short sentences"), "rendered prompts: {rendered}");
         let answers = text_where(&c, "[data-testid=review-answers]", Duration::from_secs(20), |t| t.contains("LFT")).await?;
         ensure!(!answers.contains("Not answered yet"), "both versions answered: {answers}");
-        c.execute("document.querySelector('[data-testid=review]').scrollIntoView()", vec![]).await?;
+        c.execute("document.querySelector('[data-testid=review-answers]').scrollIntoView()", vec![]).await?;
         shots(&c, "mlr-review").await?;
         let words = text_where(&c, "[data-testid=word-diff]", Duration::from_secs(10), |t| !t.is_empty()).await?;
         ensure!(!words.is_empty(), "word diff");

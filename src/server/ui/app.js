@@ -818,7 +818,7 @@
         h("dt", {}, "Author"), h("dd", {}, ver.author),
         h("dt", {}, "Parameters"), h("dd", { class: "mono" }, JSON.stringify(ver.params || {}))
       ),
-      h("details", { class: "raw" }, h("summary", {}, "Template source (Jinja)"), h("pre", { "data-testid": "version-content", tabindex: "0", "aria-label": "Content of " + id }, d.content || ""))
+      h("details", { class: "raw", open: true }, h("summary", {}, "Template source (as stored)"), h("pre", { "data-testid": "version-content", tabindex: "0", "aria-label": "Content of " + id }, d.content || ""))
     );
 
     // The review: the prompt as the model sees it, and both versions' answers.
@@ -891,7 +891,7 @@
       try {
         const q = against.value ? "?against=" + encodeURIComponent(against.value) : "";
         const r = await api("GET", "/api/v1/prompts/" + encodeURIComponent(id) + "/diff" + q);
-        diffOut.appendChild(h("p", { class: "meta" }, "Comparing ", String(r.id || id), " with ", String(r.against || "(nothing)"), ". Removed words are struck through, added words underlined."));
+        diffOut.appendChild(h("p", { class: "meta" }, "Comparing ", String(r.id || id), " with ", String(r.words_against || r.against || "(nothing)"), ". Removed words are struck through, added words underlined."));
         diffOut.appendChild(wordDiff(r.words || []));
         diffOut.appendChild(h("details", {}, h("summary", {}, "Line diff"), diffView(r.diff || "")));
         diffOut.appendChild(metricDeltas(r.metrics));
@@ -901,7 +901,7 @@
     };
     btn.addEventListener("click", showDiff);
     append(card, h("h3", {}, "What changed"), h("div", { class: "row" }, field("Against", against)), h("div", { class: "actions" }, btn), diffOut);
-    if (others.length) showDiff();
+    showDiff();
 
     card.appendChild(actionsFor(ver, id, d));
     detail.appendChild(card);
