@@ -183,6 +183,16 @@ async fn browser_compliance_downloads_the_audit_export() {
         // The eval suites are a list, never the sealed ones.
         let opts = text_where(&c, "[data-testid=eval-suite]", Duration::from_secs(10), |t| t.contains("mini")).await?;
         ensure!(!opts.contains("sealed") && !opts.contains("heldout"), "suites: {opts}");
+        // A run of the two-case suite, its result laid out in the page (no iframe, no blocked styles).
+        find(&c, "[data-testid=eval-suite]", Duration::from_secs(5)).await?.select_by_value("mini").await?;
+        c.find(Locator::Css("[data-testid=eval-run]")).await?.click().await?;
+        let summary = text_where(&c, "[data-testid=eval-summary]", Duration::from_secs(120), |t| t.contains("evals/mini.jsonl")).await?;
+        ensure!(summary.contains("route_accuracy"), "{summary}");
+        let checks = text_where(&c, "[data-testid=eval-report] [data-testid=metric-checks]", Duration::from_secs(5), |t| t.contains("route_accuracy")).await?;
+        ensure!(checks.contains("≥ 0.5"), "thresholds in the page: {checks}");
+        ensure!(c.find(Locator::Css("iframe")).await.is_err(), "the report is part of the page");
+        c.execute("document.querySelector('[data-testid=eval-report]').scrollIntoView()", vec![]).await?;
+        shots(&c, "compliance-eval-run").await?;
         usable(&c).await?;
         Ok(())
     })
