@@ -20,6 +20,21 @@ use fantoccini::Locator;
 use crate::browser::{chromedriver, find, go, run, shots, sign_in, text_where, turn, usable, world, ANSWER_WAIT};
 use crate::harness::root;
 
+/// [`shots`] with `css` scrolled into view at each size (the page reflows
+/// when the window is resized, so one scroll before does not hold).
+async fn shots_of(c: &fantoccini::Client, name: &str, css: &str) -> anyhow::Result<()> {
+    for (tag, w, h) in crate::browser::SIZES {
+        c.set_window_size(w, h).await?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        c.execute(&format!("document.querySelector({css:?}).scrollIntoView()"), vec![]).await?;
+        crate::browser::shot(c, &format!("{name}-{tag}")).await;
+        let dims = c.execute("return [document.documentElement.scrollWidth, window.innerWidth];", vec![]).await?;
+        ensure!(dims[0].as_f64().unwrap_or(0.0) <= dims[1].as_f64().unwrap_or(0.0) + 1.0, "{name} at {tag} scrolls sideways: {dims}");
+    }
+    c.set_window_size(crate::browser::WIDTH, crate::browser::HEIGHT).await?;
+    Ok(())
+}
+
 /// One review question keeps the model's work in this test short.
 const REVIEW_QUESTIONS: &str = "{\"question\": \"What are the LFT monitoring rules?\", \"product\": \"zentravia\"}\n";
 
@@ -65,14 +80,14 @@ async fn browser_mlr_reviewer_requests_evidence_for_a_ui_proposed_version_and_ap
         ensure!(row.attr("data-passed").await?.as_deref() == Some("yes"), "route_accuracy did not pass: {}", row.text().await?);
         let run = c.find(Locator::Css("[data-testid=eval-run]")).await?.text().await?;
         ensure!(run.contains("passed") && run.contains("evals/mini.jsonl") && run.contains("bob"), "evidence: {run}");
-        shots(&c, "mlr-evidence").await?;
+        shots_of(&c, "mlr-evidence", "[data-testid=eval-runs]").await?;
         // The review: the prompt as the model sees it, both versions' answers side by side.
         let rendered = text_where(&c, "[data-testid=rendered-prompt]", Duration::from_secs(20), |t| t.contains("Question: What are the LFT")).await?;
         ensure!(rendered.contains("one short sentence") && rendered.contains("one or two short sentences"), "rendered prompts: {rendered}");
         let answers = text_where(&c, "[data-testid=review-answers]", Duration::from_secs(20), |t| t.contains("LFT")).await?;
         ensure!(!answers.contains("Not answered yet"), "both versions answered: {answers}");
-        c.execute("document.querySelector('[data-testid=review-answers]').scrollIntoView()", vec![]).await?;
-        shots(&c, "mlr-review").await?;
+        shots_of(&c, "mlr-review", "[data-testid=review]").await?;
+        shots_of(&c, "mlr-review-answers", "[data-testid=review-answers]").await?;
         let words = text_where(&c, "[data-testid=word-diff]", Duration::from_secs(10), |t| !t.is_empty()).await?;
         ensure!(!words.is_empty(), "word diff");
 
@@ -191,8 +206,7 @@ async fn browser_compliance_downloads_the_audit_export() {
         let checks = text_where(&c, "[data-testid=eval-report] [data-testid=metric-checks]", Duration::from_secs(5), |t| t.contains("route_accuracy")).await?;
         ensure!(checks.contains("≥ 0.5"), "thresholds in the page: {checks}");
         ensure!(c.find(Locator::Css("iframe")).await.is_err(), "the report is part of the page");
-        c.execute("document.querySelector('[data-testid=eval-report]').scrollIntoView()", vec![]).await?;
-        shots(&c, "compliance-eval-run").await?;
+        shots_of(&c, "compliance-eval-run", "[data-testid=eval-report]").await?;
         usable(&c).await?;
         Ok(())
     })
