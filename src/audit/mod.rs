@@ -377,6 +377,55 @@ impl Tamper {
     }
 }
 
+impl Tamper {
+    /// The finding in plain words, for the compliance page: what happened to
+    /// which record, and how it shows.
+    pub fn words(&self) -> String {
+        match self {
+            Tamper::Edited { seq, .. } => format!("Record {seq} was edited after it was written: its hash no longer matches its content."),
+            Tamper::Deleted { first, last } if first == last => format!(
+                "Record {first} was deleted: the chain goes from record {} straight to record {}.",
+                first - 1,
+                last + 1
+            ),
+            Tamper::Deleted { first, last } => format!(
+                "Records {first} to {last} were deleted: the chain goes from record {} straight to record {}.",
+                first - 1,
+                last + 1
+            ),
+            Tamper::Reordered { expected, found, pos } => format!(
+                "Records were moved: record {found} sits in row {pos}, where record {expected} belongs."
+            ),
+            Tamper::Inserted { seq, pos } => format!(
+                "Record {seq} (row {pos}) was inserted: OnLabel never appended it to this chain, though it claims a place in it."
+            ),
+            Tamper::BrokenLink { seq, .. } => format!(
+                "Record {seq} no longer follows record {}: record {} was rewritten with a new hash, or record {seq} was replaced.",
+                seq - 1,
+                seq - 1
+            ),
+            Tamper::HeadMismatch { seq, found: None } => format!(
+                "The newest records were removed: record {seq}, the head noted earlier, is no longer in the log."
+            ),
+            Tamper::HeadMismatch { seq, .. } => format!(
+                "The chain was rewritten: record {seq}, the head noted earlier, now has a different hash."
+            ),
+        }
+    }
+
+    /// The record to open to see the finding: the edited, inserted, moved or
+    /// unlinked record; for a deletion, the last record before the gap; none
+    /// when the noted head is gone.
+    pub fn record(&self) -> Option<i64> {
+        match *self {
+            Tamper::Edited { seq, .. } | Tamper::Inserted { seq, .. } | Tamper::BrokenLink { seq, .. } => Some(seq),
+            Tamper::Reordered { found, .. } => Some(found),
+            Tamper::Deleted { first, .. } => (first > 1).then_some(first - 1),
+            Tamper::HeadMismatch { seq, ref found } => found.is_some().then_some(seq),
+        }
+    }
+}
+
 impl std::fmt::Display for Tamper {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -815,6 +864,26 @@ mod tests {
         r.pop();
         assert!(verify(&r, None).ok);
         assert_eq!(verify(&r, Some((seq, &hash))).tamper, Some(Tamper::HeadMismatch { seq: 5, found: None }));
+    }
+
+    #[test]
+    fn every_finding_has_its_words_and_a_record_to_open() {
+        let cases = [
+            (Tamper::Edited { seq: 10, pos: 10 }, "Record 10 was edited after it was written: its hash no longer matches", Some(10)),
+            (Tamper::Deleted { first: 4, last: 4 }, "Record 4 was deleted: the chain goes from record 3 straight to record 5", Some(3)),
+            (Tamper::Deleted { first: 4, last: 6 }, "Records 4 to 6 were deleted", Some(3)),
+            (Tamper::Reordered { expected: 2, found: 4, pos: 2 }, "record 4 sits in row 2, where record 2 belongs", Some(4)),
+            (Tamper::Inserted { seq: 3, pos: 99 }, "Record 3 (row 99) was inserted: OnLabel never appended it", Some(3)),
+            (Tamper::BrokenLink { seq: 3, pos: 3 }, "Record 3 no longer follows record 2: record 2 was rewritten", Some(3)),
+            (Tamper::HeadMismatch { seq: 5, found: None }, "record 5, the head noted earlier, is no longer in the log", None),
+            (Tamper::HeadMismatch { seq: 5, found: Some("ab".into()) }, "The chain was rewritten: record 5", Some(5)),
+        ];
+        for (t, words, record) in cases {
+            assert!(t.words().contains(words), "{t:?}: {}", t.words());
+            assert!(!t.words().contains('{'), "no JSON in the words: {}", t.words());
+            assert_eq!(t.record(), record, "{t:?}");
+        }
+        assert_eq!(Tamper::Deleted { first: 1, last: 2 }.record(), None, "nothing before the first record");
     }
 
     #[test]

@@ -54,16 +54,29 @@ impl EvalArgs {
             index: self.q.index()?.to_path_buf(),
             as_of: self.q.as_of.unwrap_or_else(super::today),
             minimums: self.gates.minimums(),
+            candidate: None,
+            review: Vec::new(),
         })
     }
 }
 
 /// The options of an eval the server runs: the server's query options, the
-/// suite, the report directory, the registry root and thresholds, and the
-/// signed-in user.
-pub(super) fn server_options(q: &QueryArgs, suite: PathBuf, report: PathBuf, root: PathBuf, thresholds: PathBuf, user: &str) -> anyhow::Result<Options> {
-    let args = EvalArgs { q: q.clone(), suite, report: Some(report), user: Some(user.to_string()), root, thresholds, gates: Gates::default() };
-    args.options()
+/// task (suite, report directory, signed-in user, candidate version, review
+/// questions), the registry root and thresholds.
+pub(super) fn server_options(q: &QueryArgs, task: &crate::server::EvalTask, root: PathBuf, thresholds: PathBuf) -> anyhow::Result<Options> {
+    let args = EvalArgs {
+        q: q.clone(),
+        suite: task.suite.clone(),
+        report: Some(task.report.clone()),
+        user: Some(task.user.id.clone()),
+        root,
+        thresholds,
+        gates: Gates::default(),
+    };
+    let mut o = args.options()?;
+    o.candidate = task.candidate.clone();
+    o.review = task.review.clone();
+    Ok(o)
 }
 
 /// Minimums an eval must meet (each optional); `eval` exits 1 when one is not
@@ -130,20 +143,30 @@ pub fn run(a: &EvalArgs, json: bool, data: &Path) -> anyhow::Result<i32> {
         Ok(u) => u,
         Err(e) => return Ok(report(&e.into(), json, data)),
     };
-    let e = evaluate(&a.q, &a.options()?, user, &audit)?;
+    let e = evaluate(&a.q, &a.options()?, user, &audit, &mut |_, _| {})?;
     print(a, json, e)
 }
 
 /// Runs one recorded eval ([`crate::eval::recorded::execute`]) through the
 /// copilot `q` builds, its escalations opening cases in a throwaway store
-/// (never the real queue); a progress bar on a terminal. `eval` and the
-/// server's `POST /api/v1/evals` run this.
-pub(super) fn evaluate(q: &QueryArgs, opts: &Options, user: Option<crate::users::User>, audit: &Audit) -> anyhow::Result<Evaluated> {
+/// (never the real queue); a progress bar on a terminal, and `progress`
+/// told (cases done, cases in the suite). `eval` and the server's `POST
+/// /api/v1/evals` and evidence requests run this (a candidate version in
+/// `opts` is put in play by [`crate::eval::recorded::execute_candidate`]).
+pub(super) fn evaluate(
+    q: &QueryArgs,
+    opts: &Options,
+    user: Option<crate::users::User>,
+    audit: &Audit,
+    progress: &mut dyn FnMut(usize, usize),
+) -> anyhow::Result<Evaluated> {
     let scratch = super::tempfile_dir()?;
     let copilot = super::copilot(q, Some(scratch.as_path()))?;
     let mut bar: Option<indicatif::ProgressBar> = None;
     let on_terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let e = crate::eval::recorded::execute(opts, &copilot, user, audit, &mut |i, total| {
+    let candidate_dir = scratch.join("candidate");
+    let e = crate::eval::recorded::execute_candidate(opts, copilot, &candidate_dir, user, audit, &mut |i, total| {
+        progress(i, total);
         if !on_terminal {
             return;
         }
@@ -160,7 +183,6 @@ pub(super) fn evaluate(q: &QueryArgs, opts: &Options, user: Option<crate::users:
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    drop(copilot);
     let _ = std::fs::remove_dir_all(&scratch);
     Ok(e?)
 }

@@ -94,11 +94,12 @@ pub fn run(a: &ServeArgs, data: &std::path::Path) -> anyhow::Result<i32> {
             sign_in,
             ..Limits::default()
         },
-        eval: Box::new(move |suite, report, user| {
-            let run = || -> anyhow::Result<serde_json::Value> {
-                let opts = eval::server_options(&q, suite, report, root2.clone(), thresholds2.clone(), &user.id)?;
+        eval: Box::new(move |mut task: crate::server::EvalTask| {
+            let mut progress = std::mem::replace(&mut task.progress, Box::new(|_, _| {}));
+            let mut run = || -> anyhow::Result<serde_json::Value> {
+                let opts = eval::server_options(&q, &task, root2.clone(), thresholds2.clone())?;
                 let audit = crate::audit::Audit::open(&data2)?;
-                Ok(eval::evaluate(&q, &opts, Some(user), &audit)?.json)
+                Ok(eval::evaluate(&q, &opts, Some(task.user.clone()), &audit, &mut *progress)?.json)
             };
             // The job's `error`: the message with every cause.
             run().map_err(|e| format!("{e:#}"))

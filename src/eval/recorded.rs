@@ -46,6 +46,149 @@ pub struct Options {
     pub as_of: NaiveDate,
     /// Minimums the run must meet.
     pub minimums: Minimums,
+    /// The registered version under evaluation (its stored content in play,
+    /// see [`with_candidate`]): the run is recorded as evidence for it alone.
+    pub candidate: Option<VersionId>,
+    /// Questions answered before and after the candidate is put in play, for
+    /// the reviewer's side-by-side view ([`answer_review`]).
+    pub review: Vec<ReviewQuestion>,
+}
+
+/// One fixed question of the review page (`evals/review-questions.jsonl`).
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewQuestion {
+    /// The question as a rep would type it.
+    pub question: String,
+    /// The product it is about.
+    #[serde(default)]
+    pub product: Option<String>,
+}
+
+/// Most review questions read from a file (the review page answers each one
+/// twice, so the list stays short).
+pub const MAX_REVIEW_QUESTIONS: usize = 5;
+
+/// Reads a review-question file: one JSON object a line, blank lines and `//`
+/// comments skipped, at most [`MAX_REVIEW_QUESTIONS`] (the rest ignored).
+pub fn read_review_questions(path: &std::path::Path) -> crate::Result<Vec<ReviewQuestion>> {
+    let bytes = crate::input::read_limited(path, super::MAX_SUITE_BYTES).map_err(|source| Error::Io { path: path.to_owned(), source })?;
+    let text = String::from_utf8_lossy(&bytes);
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let l = line.trim();
+        if l.is_empty() || l.starts_with("//") {
+            continue;
+        }
+        let q: ReviewQuestion = serde_json::from_str(l)
+            .map_err(|e| Error::BadCase { path: path.to_owned(), line: i + 1, message: e.to_string() })?;
+        out.push(q);
+        if out.len() == MAX_REVIEW_QUESTIONS {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Answers each review question with `copilot` (no trace: the run is
+/// recorded as a whole): route, mode, answer text and citation labels.
+pub fn answer_review(copilot: &Copilot, questions: &[ReviewQuestion], role: &str, as_of: NaiveDate) -> Vec<Value> {
+    let prompt = copilot.grounded().map(|g| g.prompt.id());
+    questions
+        .iter()
+        .map(|q| {
+            let req = crate::copilot::Request {
+                task: crate::copilot::Task::Ask { question: q.question.clone() },
+                product: q.product.clone(),
+                role: role.to_string(),
+                as_of,
+                requester: crate::copilot::Requester::default(),
+                generate: true,
+            };
+            match copilot.run(&req, None, &mut |_| {}).map(crate::copilot::Outcome::into_answer) {
+                Ok(Some(a)) => json!({
+                    "question": q.question, "product": q.product, "route": a.route, "mode": a.mode, "answer": a.answer,
+                    "citations": a.citations.iter().map(|c| c.label()).collect::<Vec<_>>(), "prompt": prompt,
+                }),
+                Ok(None) => json!({"question": q.question, "product": q.product, "error": "the copilot returned no answer"}),
+                Err(e) => json!({"question": q.question, "product": q.product, "error": e.to_string()}),
+            }
+        })
+        .collect()
+}
+
+/// Puts the stored content of `v` in play in `copilot`: a prompt becomes the
+/// generator's template (only when a model is loaded — without one nothing
+/// reads a prompt, and the returned note says so); a rule file or lexicon
+/// becomes the guard's, with the other guard files read from `root` (the
+/// version's content is written to `scratch` first).
+pub fn with_candidate(mut copilot: Copilot, v: &Version, root: &std::path::Path, scratch: &std::path::Path, as_of: NaiveDate) -> crate::Result<(Copilot, Option<String>)> {
+    match v.kind {
+        Kind::Prompt => match copilot.grounded_mut() {
+            Some(g) => {
+                let version = u32::try_from(v.version).unwrap_or(u32::MAX);
+                g.prompt = crate::prompts::PromptFile { name: v.name.clone(), version, source: v.content.clone() };
+                Ok((copilot, None))
+            }
+            None => Ok((
+                copilot,
+                Some(format!(
+                    "this server runs without a model: only the model reads a prompt, so this run did not exercise {} and is not evidence for it (the answers are the extractive ones both versions give)",
+                    v.id()
+                )),
+            )),
+        },
+        Kind::Rules | Kind::Lexicon => {
+            std::fs::create_dir_all(scratch).map_err(|source| Error::Io { path: scratch.to_owned(), source })?;
+            let ext = if v.kind == Kind::Rules { "toml" } else { "txt" };
+            let file = scratch.join(format!("{}.{ext}", v.name));
+            std::fs::write(&file, &v.content).map_err(|source| Error::Io { path: file.clone(), source })?;
+            let is_elements = v.kind == Kind::Rules && v.name == "report-elements";
+            let rules = if v.kind == Kind::Rules && !is_elements { file.clone() } else { root.join(crate::guard::RULES_FILE) };
+            let elements = if is_elements { file.clone() } else { root.join(crate::guard::ELEMENTS_FILE) };
+            let lexicon = if v.kind == Kind::Lexicon { file.clone() } else { root.join("lexicon/ae_terms.txt") };
+            let guard = crate::guard::Guard::from_files(&rules, &elements, &lexicon)?;
+            Ok((copilot.with_guard(std::sync::Arc::new(guard), as_of)?, None))
+        }
+    }
+}
+
+/// Runs [`execute`] on a candidate version: answers the review questions with
+/// `copilot` as built (the served prompt and guard), puts the candidate's
+/// stored content in play ([`with_candidate`]), answers them again, runs the
+/// suite and records the run as evidence for the candidate only. The JSON
+/// document carries `review` (`{model, questions: [{question, served,
+/// candidate}]}`) and `notes`.
+pub fn execute_candidate(
+    opts: &Options,
+    copilot: Copilot,
+    scratch: &std::path::Path,
+    user: Option<User>,
+    audit: &Audit,
+    progress: &mut dyn FnMut(usize, usize),
+) -> crate::Result<Evaluated> {
+    let served = answer_review(&copilot, &opts.review, &opts.role, opts.as_of);
+    let served_prompt = copilot.grounded().map(|g| g.prompt.id());
+    let has_model = copilot.grounded().is_some();
+    let (copilot, note) = match &opts.candidate {
+        Some(id) => {
+            let v = Registry::new(audit.store(), &opts.root).get(id)?;
+            with_candidate(copilot, &v, &opts.root, scratch, opts.as_of)?
+        }
+        None => (copilot, None),
+    };
+    let candidate = answer_review(&copilot, &opts.review, &opts.role, opts.as_of);
+    let mut e = execute(opts, &copilot, user, audit, progress)?;
+    if let Some(n) = note {
+        e.notes.insert(0, n);
+    }
+    let questions: Vec<Value> =
+        served.into_iter().zip(candidate).map(|(s, c)| json!({"question": s["question"], "product": s["product"], "served": s, "candidate": c})).collect();
+    if let Some(o) = e.json.as_object_mut() {
+        o.insert("review".into(), json!({"model": has_model, "served_prompt": served_prompt, "questions": questions}));
+        o.insert("notes".into(), Value::from(e.notes.clone()));
+    }
+    Ok(e)
 }
 
 /// Minimums a run must meet (each optional). A metric the suite cannot
@@ -169,6 +312,8 @@ pub fn execute(
         rules.as_deref().map(|r| r.split_whitespace().filter_map(|t| t.strip_prefix("sha256:")).collect()).unwrap_or_default();
     let in_play: Vec<&Version> = registered
         .iter()
+        // A candidate run is evidence for the candidate alone.
+        .filter(|v| opts.candidate.as_ref().is_none_or(|c| c.name == v.name && c.version == v.version))
         .filter(|v| match v.kind {
             Kind::Prompt => prompt.as_ref().is_some_and(|(_, sha, _)| *sha == v.sha256 && copilot.grounded().is_some_and(|g| g.prompt.name == v.name)),
             Kind::Rules | Kind::Lexicon => hashes.iter().any(|h| h.len() >= 16 && v.sha256.starts_with(h)),

@@ -703,9 +703,12 @@ impl<'a> Registry<'a> {
     }
 
     /// Records an eval run of `id` (its stored content was evaluated) and
-    /// judges it against the gate for its suite. Compliance or admin.
+    /// judges it against the gate for its suite. Compliance or admin, or an
+    /// mlr_reviewer (whose evidence request the server ran: the metrics come
+    /// from the run, never from the reviewer; the CLI's `record-eval` stays
+    /// compliance's).
     pub fn record_eval(&self, id: &VersionId, run: &NewEvalRun, by: &User, thresholds: &Thresholds) -> Result<EvalRun> {
-        by.require(&[Role::Compliance, Role::Admin], "prompts record-eval")?;
+        by.require(&[Role::Compliance, Role::Admin, Role::MlrReviewer], "prompts record-eval")?;
         let v = self.get(id)?;
         let gate = thresholds.gates(v.kind).find(|g| self.suite_sha(g).ok().as_deref() == Some(run.suite_sha256.as_str()));
         let (gate_json, passed) = match gate {
@@ -777,9 +780,10 @@ impl<'a> Registry<'a> {
                         g.shortfalls(&r.metrics).join(", ")
                     )),
                     None => missing.push(format!(
-                        "no recorded eval run of {} on {} (run `onlabel prompts record-eval {} --suite {} …`)",
+                        "no recorded eval run of {} on {} (request evidence on the version's review page, POST /api/v1/prompts/{}/evidence, or have compliance run `onlabel prompts record-eval {} --suite {} …`)",
                         v.id(),
                         g.suite,
+                        v.id(),
                         v.id(),
                         g.suite
                     )),

@@ -219,7 +219,7 @@ mod tests {
             thresholds: root.join("evals/thresholds.toml"),
             products: json!([]),
             limits: Default::default(),
-            eval: Box::new(|_, _, _| Err("no evals in this test".into())),
+            eval: Box::new(|_| Err("no evals in this test".into())),
             reload_prompt: None,
         };
         let st = AppState::new(copilot, config).unwrap();

@@ -151,3 +151,6 @@ pub const PROMPT_READERS: &[Role] = &[Role::MlrReviewer, Role::Compliance, Role:
 pub const AUTHORS: &[Role] = &[Role::MlrReviewer, Role::Admin];
 /// Who signs approvals and rejections.
 pub const SIGNERS: &[Role] = &[Role::MlrReviewer];
+/// Who may request (and follow) eval evidence for a version: the reviewers
+/// who need it to sign, and compliance.
+pub const EVIDENCE: &[Role] = &[Role::MlrReviewer, Role::Compliance, Role::Admin];

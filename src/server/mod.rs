@@ -64,7 +64,7 @@ mod work;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -115,12 +115,15 @@ impl Default for Limits {
     }
 }
 
-/// Runs one eval for `POST /api/v1/evals` ([`crate::eval::recorded`], through
-/// a copilot `onlabel serve` builds): the suite path (already checked to be
-/// under `evals/`), the report directory, and the signed-in user; returns
-/// the `eval --json` document, or why the run failed (the message with its
-/// causes, shown as the job's `error`).
-pub type EvalRunner = dyn Fn(PathBuf, PathBuf, crate::users::User) -> Result<serde_json::Value, String> + Send + Sync;
+/// Runs one eval for `POST /api/v1/evals` and for an evidence request
+/// ([`crate::eval::recorded`], through a copilot `onlabel serve` builds):
+/// the [`EvalTask`] names the suite (already checked to be under `evals/`),
+/// the report directory, the signed-in user, the candidate version and the
+/// review questions; returns the `eval --json` document, or why the run
+/// failed (the message with its causes, shown as the job's `error`).
+pub type EvalRunner = dyn Fn(EvalTask) -> Result<serde_json::Value, String> + Send + Sync;
+
+pub use evals::EvalTask;
 
 /// Loads the prompt the copilot may run now (the registry's live version):
 /// called after an approval or rollback so the next answer uses it.
@@ -202,8 +205,6 @@ pub struct AppState {
     pub(crate) metrics: metrics::Metrics,
     pub(crate) tokens: auth::TokenCache,
     pub(crate) eval: Box<EvalRunner>,
-    pub(crate) evals: Mutex<std::collections::BTreeMap<u64, evals::EvalJob>>,
-    pub(crate) next_eval: AtomicU64,
     pub(crate) reload_prompt: Option<Box<PromptLoader>>,
     pub(crate) ready: AtomicBool,
 }
@@ -217,6 +218,8 @@ impl AppState {
         let store = Arc::new(Store::open(&config.data)?);
         let audit = crate::audit::Audit::open(&config.data)?;
         let cases = crate::cases::CaseStore::from_store(store.clone());
+        // Eval runs a stopped server left behind say so (their ids stay valid).
+        evals::mark_interrupted(&store)?;
         Ok(AppState {
             copilot: RwLock::new(copilot),
             store,
@@ -232,8 +235,6 @@ impl AppState {
             metrics: metrics::Metrics::default(),
             tokens: auth::TokenCache::default(),
             eval: config.eval,
-            evals: Mutex::new(Default::default()),
-            next_eval: AtomicU64::new(1),
             reload_prompt: config.reload_prompt,
             ready: AtomicBool::new(true),
         })

@@ -19,6 +19,7 @@ use super::{ask, audit, cases, documents, drafts, evals, health, me, metrics, op
         cases::list_cases, cases::show_case, cases::case_action, cases::show_intake, cases::put_intake, cases::case_owners,
         audit::audit_search, audit::audit_verify, evals::start_eval, evals::show_eval, evals::eval_report,
         documents::show_document, documents::document_file,
+        prompts::request_evidence, prompts::list_evidence, prompts::review, evals::list_suites, audit::audit_record, audit::audit_export,
         health::healthz, health::readyz, metrics::metrics,
         openai::chat, openai::models,
     ),

@@ -12,9 +12,9 @@ use serde::Deserialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::auth::{Auth, SignInAttempt, AUTHORS, PROMPT_READERS, SIGNERS};
+use super::auth::{Auth, SignInAttempt, AUTHORS, EVIDENCE, PROMPT_READERS, SIGNERS};
 use super::{json, ApiError, Body, Query, State, UrlPath};
-use crate::prompts::{Kind, Registry, Thresholds, VersionId};
+use crate::prompts::{Kind, Registry, State as VersionState, Thresholds, VersionId};
 use crate::users::Users;
 
 /// The routes of this file.
@@ -26,6 +26,8 @@ pub fn routes() -> Router<State> {
         .route("/api/v1/prompts/{id}/submit", post(submit))
         .route("/api/v1/prompts/{id}/approve", post(approve))
         .route("/api/v1/prompts/{id}/reject", post(reject))
+        .route("/api/v1/prompts/{id}/evidence", get(list_evidence).post(request_evidence))
+        .route("/api/v1/prompts/{id}/review", get(review))
 }
 
 fn version_id(s: &str) -> Result<VersionId, ApiError> {
@@ -44,11 +46,24 @@ pub async fn list_prompts(AxState(st): AxState<State>, auth: Auth) -> Result<Res
 #[utoipa::path(get, path = "/api/v1/prompts/{id}", tag = "mlr", security(("bearer" = [])),
     params(("id" = String, Path, description = "NAME@N")), responses((status = 200, description = "{version, content, signatures, eval_runs}"), (status = 404, body = super::ErrorBody)))]
 pub async fn show_prompt(AxState(st): AxState<State>, auth: Auth, UrlPath(id): UrlPath<String>) -> Result<Response, ApiError> {
-    auth.require(PROMPT_READERS, "reading a prompt version")?;
+    let user = auth.require(PROMPT_READERS, "reading a prompt version")?.clone();
     let id = version_id(&id)?;
     let reg = Registry::new(&st.store, &st.root);
     let v = reg.get(&id)?;
-    Ok(json(json!({"content": v.content, "signatures": reg.signatures(&id)?, "eval_runs": reg.eval_runs(&id)?, "version": v})))
+    // Each run's metrics against the gate it was judged by, metric by metric.
+    let runs: Vec<serde_json::Value> = reg
+        .eval_runs(&id)?
+        .into_iter()
+        .map(|r| {
+            let checks = super::evals::gate_checks(&r.thresholds, &r.metrics);
+            let mut j = serde_json::to_value(&r).unwrap_or_default();
+            j["checks"] = checks;
+            j
+        })
+        .collect();
+    // Whether this reader may sign it: an mlr_reviewer who did not author it (the server checks again).
+    let may_sign = user.role == crate::users::Role::MlrReviewer && user.id != v.author;
+    Ok(json(json!({"content": v.content, "signatures": reg.signatures(&id)?, "eval_runs": runs, "version": v, "may_sign": may_sign})))
 }
 
 /// `?against=NAME@M` for [`diff_prompt`].
@@ -71,7 +86,62 @@ pub async fn diff_prompt(
     let id = version_id(&id)?;
     let against = q.against.as_deref().map(version_id).transpose()?;
     let reg = Registry::new(&st.store, &st.root);
-    Ok(json(crate::prompts::diff::compare(&reg, &id, against.as_ref())?.to_json()))
+    let mut out = crate::prompts::diff::compare(&reg, &id, against.as_ref())?.to_json();
+    // The same change word by word, for reading prose: against the version
+    // compared with, else (a first prompt version) the prompt served now or its file.
+    let now = reg.get(&id)?;
+    let against_version = out.get("against").and_then(|a| a.as_str()).and_then(|a| a.parse::<VersionId>().ok()).and_then(|a| reg.get(&a).ok());
+    let before: Option<(String, String)> = match against_version {
+        Some(b) => Some((b.id(), b.content)),
+        None if now.kind == Kind::Prompt => {
+            let served = st.copilot.read().ok().and_then(|c| c.grounded().filter(|g| g.prompt.name == now.name).map(|g| (format!("{} (served now)", g.prompt.id()), g.prompt.source.clone())));
+            served.or_else(|| {
+                let rel = format!("prompts/{}.j2", now.name);
+                std::fs::read_to_string(st.root.join(&rel)).ok().map(|src| (format!("{rel} (the file)"), src))
+            })
+        }
+        None => None,
+    };
+    out["words"] = serde_json::to_value(word_diff(before.as_ref().map_or("", |b| b.1.as_str()), &now.content)).unwrap_or_default();
+    out["words_against"] = before.map(|b| b.0).into();
+    Ok(json(out))
+}
+
+/// One run of a word-level diff: `equal`, `insert` or `delete`, and its text
+/// (words with the spaces between them).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct WordRun {
+    /// equal, insert or delete.
+    pub op: &'static str,
+    /// The text.
+    pub text: String,
+}
+
+/// Most runs a word diff returns; beyond, the rest is one `equal` run that
+/// says it was cut (versions are size-limited, so this is a guard only).
+pub const MAX_WORD_RUNS: usize = 5_000;
+
+/// A word-level diff of `old` → `new` (the `similar` crate), consecutive
+/// words of the same kind joined into one run.
+pub fn word_diff(old: &str, new: &str) -> Vec<WordRun> {
+    let diff = similar::TextDiff::from_words(old, new);
+    let mut out: Vec<WordRun> = Vec::new();
+    for change in diff.iter_all_changes() {
+        let op = match change.tag() {
+            similar::ChangeTag::Equal => "equal",
+            similar::ChangeTag::Insert => "insert",
+            similar::ChangeTag::Delete => "delete",
+        };
+        if let Some(last) = out.last_mut().filter(|l| l.op == op) {
+            last.text.push_str(change.value());
+        } else if out.len() >= MAX_WORD_RUNS {
+            out.push(WordRun { op: "equal", text: " … (the diff is cut here: too many changes to show word by word)".into() });
+            break;
+        } else {
+            out.push(WordRun { op, text: change.value().to_string() });
+        }
+    }
+    out
 }
 
 /// `POST /api/v1/prompts`: a file under the root, or the content itself.
@@ -231,3 +301,175 @@ pub async fn reject(
     Ok(json(json!({"version": v, "signature": s})))
 }
 
+
+/// Starts eval runs of a version's stored content (mlr_reviewer, compliance,
+/// admin): one per gate of its kind in `evals/thresholds.toml`, each recorded
+/// as evidence for that version when it is done (the metrics come from the
+/// run). The first run also answers the review page's fixed questions with
+/// the served prompt and with this version. `202` with the jobs to follow at
+/// `GET /api/v1/evals/{id}`.
+#[utoipa::path(post, path = "/api/v1/prompts/{id}/evidence", tag = "mlr", security(("bearer" = [])),
+    params(("id" = String, Path, description = "NAME@N")),
+    responses((status = 202, description = "{version, jobs}"), (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody),
+        (status = 409, description = "rejected, or no gate for its kind", body = super::ErrorBody)))]
+pub async fn request_evidence(AxState(st): AxState<State>, auth: Auth, UrlPath(id): UrlPath<String>) -> Result<Response, ApiError> {
+    let user = auth.require(EVIDENCE, "requesting eval evidence")?.clone();
+    let id = version_id(&id)?;
+    let v = Registry::new(&st.store, &st.root).get(&id)?;
+    if v.state == VersionState::Rejected {
+        return Err(ApiError::coded("invalid_state", format!("{} was rejected: propose a new version instead", v.id())));
+    }
+    let gates = super::evals::gates_for(&st, v.kind)?;
+    if gates.is_empty() {
+        return Err(ApiError::coded(
+            "no_eval_evidence",
+            format!("{} has no gate for kind {}: add one before a version of this kind can be approved", st.thresholds.display(), v.kind.as_str()),
+        ));
+    }
+    let review = if v.kind == Kind::Prompt { super::evals::review_questions(&st)? } else { Vec::new() };
+    let mut jobs = Vec::new();
+    for (i, g) in gates.iter().enumerate() {
+        let suite = super::evals::suite_path(&st, &g.suite)?;
+        let questions = if i == 0 { review.clone() } else { Vec::new() };
+        jobs.push(super::evals::start_job(&st, user.clone(), suite, Some(id.clone()), questions)?);
+    }
+    Ok((StatusCode::ACCEPTED, axum::Json(json!({"version": id.to_string(), "jobs": jobs}))).into_response())
+}
+
+/// The evidence runs started for a version, newest first, with their state,
+/// progress and each metric against the thresholds.
+#[utoipa::path(get, path = "/api/v1/prompts/{id}/evidence", tag = "mlr", security(("bearer" = [])),
+    params(("id" = String, Path, description = "NAME@N")), responses((status = 200, description = "{version, jobs}"), (status = 403, body = super::ErrorBody)))]
+pub async fn list_evidence(AxState(st): AxState<State>, auth: Auth, UrlPath(id): UrlPath<String>) -> Result<Response, ApiError> {
+    auth.require(EVIDENCE, "reading eval evidence")?;
+    let id = version_id(&id)?;
+    Registry::new(&st.store, &st.root).get(&id)?;
+    Ok(json(json!({"version": id.to_string(), "jobs": super::evals::jobs_of(&st, &id.to_string())?})))
+}
+
+/// Longest passage text shown in the rendered sample prompt, characters.
+pub const SAMPLE_PASSAGE_CHARS: usize = 400;
+
+/// Passages in the rendered sample prompt.
+pub const SAMPLE_PASSAGES: usize = 3;
+
+/// The review page of a version: for a prompt, the template rendered with a
+/// sample question and the passages retrieved for it (as the model is given
+/// them), beside the approved (or served) version rendered the same way; the
+/// fixed review questions, and the answers of both versions from the latest
+/// evidence run that answered them (none yet: request evidence).
+#[utoipa::path(get, path = "/api/v1/prompts/{id}/review", tag = "mlr", security(("bearer" = [])),
+    params(("id" = String, Path, description = "NAME@N")),
+    responses((status = 200, description = "{version, model, baseline, sample, rendered, questions, answers}"), (status = 403, body = super::ErrorBody)))]
+pub async fn review(AxState(st): AxState<State>, auth: Auth, UrlPath(id): UrlPath<String>) -> Result<Response, ApiError> {
+    auth.require(PROMPT_READERS, "reviewing a prompt version")?;
+    let id = version_id(&id)?;
+    let reg = Registry::new(&st.store, &st.root);
+    let v = reg.get(&id)?;
+    let questions = super::evals::review_questions(&st)?;
+    let (has_model, served) = {
+        let c = st.copilot.read().map_err(|_| ApiError::internal("the copilot lock is poisoned"))?;
+        (c.grounded().is_some(), c.grounded().filter(|g| g.prompt.name == v.name).map(|g| (g.prompt.id(), g.prompt.source.clone())))
+    };
+    // What this version is compared with: the approved version, else the prompt served now, else the file.
+    let approved = reg.versions(Some(&v.name))?.into_iter().find(|o| o.state == VersionState::Approved && o.version != v.version);
+    let baseline: Option<(String, String, &str)> = match (approved, served) {
+        (Some(a), _) => Some((a.id(), a.content.clone(), "approved")),
+        (None, Some((sid, src))) => Some((sid, src, "served")),
+        (None, None) => {
+            let p = st.root.join("prompts").join(format!("{}.j2", v.name));
+            std::fs::read_to_string(&p).ok().map(|src| (format!("prompts/{}.j2", v.name), src, "file"))
+        }
+    };
+    let mut rendered = serde_json::Value::Null;
+    let mut sample = serde_json::Value::Null;
+    if v.kind == Kind::Prompt {
+        let q = questions.first().cloned().unwrap_or(crate::eval::recorded::ReviewQuestion {
+            question: "What are the monitoring requirements?".into(),
+            product: None,
+        });
+        let passages = sample_passages(&st, &q)?;
+        let render = |src: &str| render_template(src, &q.question, &passages);
+        rendered = json!({
+            "candidate": render(&v.content),
+            "baseline": baseline.as_ref().map(|(_, src, _)| render(src)),
+        });
+        sample = json!({"question": q.question, "product": q.product, "passages": passages});
+    }
+    let answers = super::evals::jobs_of(&st, &id.to_string())?
+        .into_iter()
+        .find(|j| j.state == "done" && j.result.as_ref().is_some_and(|r| r.get("review").is_some_and(|x| x["questions"].as_array().is_some_and(|a| !a.is_empty()))))
+        .map(|j| json!({"job": j.id, "finished_at": j.finished_at, "review": j.result.as_ref().map(|r| r["review"].clone()), "notes": j.result.as_ref().map(|r| r["notes"].clone())}));
+    Ok(json(json!({
+        "version": v.id(),
+        "kind": v.kind,
+        "model": has_model,
+        "baseline": baseline.as_ref().map(|(bid, _, from)| json!({"id": bid, "from": from})),
+        "sample": sample,
+        "rendered": rendered,
+        "questions": questions,
+        "answers": answers,
+    })))
+}
+
+/// The passages the index retrieves for a sample question (as a rep would
+/// ask it), numbered as the prompt numbers them, each cut to [`SAMPLE_PASSAGE_CHARS`].
+fn sample_passages(st: &State, q: &crate::eval::recorded::ReviewQuestion) -> Result<Vec<serde_json::Value>, ApiError> {
+    let c = st.copilot.read().map_err(|_| ApiError::internal("the copilot lock is poisoned"))?;
+    let filter = crate::index::Filter::for_role("rep", q.product.as_deref(), super::today());
+    let found = c.index().search(&q.question, &filter, SAMPLE_PASSAGES)?;
+    Ok(found
+        .hits
+        .iter()
+        .take(SAMPLE_PASSAGES)
+        .enumerate()
+        .map(|(i, h)| {
+            let mut text: String = h.passage.text.chars().take(SAMPLE_PASSAGE_CHARS).collect();
+            if h.passage.text.chars().count() > SAMPLE_PASSAGE_CHARS {
+                text.push('…');
+            }
+            json!({"n": i + 1, "text": text, "label": format!("{} §{}", h.passage.doc_id, h.passage.section)})
+        })
+        .collect())
+}
+
+/// A prompt template rendered as the generator renders it (minijinja, the
+/// `system` part and the `user` part), or why it does not render.
+fn render_template(source: &str, question: &str, passages: &[serde_json::Value]) -> serde_json::Value {
+    let part = |part: &str| -> Result<String, String> {
+        let mut env = minijinja::Environment::new();
+        env.add_template("p", source).map_err(|e| e.to_string())?;
+        let t = env.get_template("p").map_err(|e| e.to_string())?;
+        t.render(minijinja::context! { part => part, question => question, passages => passages }).map(|s| s.trim().to_string()).map_err(|e| e.to_string())
+    };
+    match (part("system"), part("user")) {
+        (Ok(system), Ok(user)) => json!({"system": system, "user": user}),
+        (Err(e), _) | (_, Err(e)) => json!({"error": format!("the template does not render: {e}")}),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_word_diff_marks_only_the_words_that_changed() {
+        let d = word_diff("Answer in one short sentence.", "Answer in two short sentences.");
+        let ops: Vec<(&str, &str)> = d.iter().map(|r| (r.op, r.text.as_str())).collect();
+        assert_eq!(ops[0], ("equal", "Answer in "));
+        assert!(ops.contains(&("delete", "one")) && ops.contains(&("insert", "two")), "{ops:?}");
+        assert!(ops.iter().any(|(op, t)| *op == "delete" && t.contains("sentence.")), "{ops:?}");
+        let joined: String = d.iter().filter(|r| r.op != "delete").map(|r| r.text.as_str()).collect();
+        assert_eq!(joined, "Answer in two short sentences.");
+    }
+
+    #[test]
+    fn the_sample_prompt_renders_both_parts_or_says_why_not() {
+        let p = vec![json!({"n": 1, "text": "Monitor ALT monthly.", "label": "x §1"})];
+        let r = render_template("{% if part == 'system' %}Be brief.{% else %}[{{ passages[0].n }}] {{ passages[0].text }} Q: {{ question }}{% endif %}", "How often?", &p);
+        assert_eq!(r["system"], "Be brief.");
+        assert_eq!(r["user"], "[1] Monitor ALT monthly. Q: How often?");
+        let bad = render_template("{% if part %}", "q", &p);
+        assert!(bad["error"].as_str().is_some_and(|e| e.contains("does not render")), "{bad}");
+    }
+}

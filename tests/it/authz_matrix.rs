@@ -180,7 +180,7 @@ pub fn app(data: &Path, index: &Path, repo: &Path, limits: Limits) -> Router {
         products,
         limits,
         // The matrix checks who may start an eval, not the eval itself.
-        eval: Box::new(|_, _, _| Err("evals are not run by the matrix".to_string())),
+        eval: Box::new(|_| Err("evals are not run by the matrix".to_string())),
         reload_prompt: None,
     };
     router(Arc::new(AppState::new(copilot, config).unwrap()))

@@ -98,6 +98,11 @@ pub(crate) fn chromedriver(name: &str) -> Driver {
 impl Driver {
     /// A fresh headless Chromium session (flags: the machine has no network).
     pub(crate) async fn client(&self) -> Client {
+        self.client_with_downloads(None).await
+    }
+
+    /// [`Driver::client`] whose downloads are saved, without asking, to `downloads`.
+    pub(crate) async fn client_with_downloads(&self, downloads: Option<&Path>) -> Client {
         let args = vec![
             "--headless".to_string(),
             "--no-sandbox".into(),
@@ -113,7 +118,11 @@ impl Driver {
         ];
         let mut caps = serde_json::Map::new();
         caps.insert("browserName".into(), "chrome".into());
-        caps.insert("goog:chromeOptions".into(), serde_json::json!({"binary": CHROMIUM, "args": args}));
+        let mut chrome = serde_json::json!({"binary": CHROMIUM, "args": args});
+        if let Some(dir) = downloads {
+            chrome["prefs"] = serde_json::json!({"download.default_directory": dir.display().to_string(), "download.prompt_for_download": false});
+        }
+        caps.insert("goog:chromeOptions".into(), chrome);
         ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
             .capabilities(caps)
             .connect(&format!("http://127.0.0.1:{}", self.port))

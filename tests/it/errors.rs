@@ -47,7 +47,7 @@ fn app(limits: Limits) -> App {
         thresholds: dir.path().join("thresholds.toml"),
         products: json!({"products": [{"name": "testra", "documents": []}]}),
         limits,
-        eval: Box::new(|_, _, _| Err("no evals in this test".into())),
+        eval: Box::new(|_| Err("no evals in this test".into())),
         reload_prompt: None,
     };
     let state = Arc::new(AppState::new(onlabel::copilot::Copilot::new(index), config).unwrap());

@@ -693,7 +693,7 @@ fn issue16_an_http_quote_only_ask_without_a_product_never_runs_the_model() {
         thresholds: root().join("evals/thresholds.toml"),
         products,
         limits: Limits::default(),
-        eval: Box::new(|_, _, _| Err("no evals in this test".to_string())),
+        eval: Box::new(|_| Err("no evals in this test".to_string())),
         reload_prompt: None,
     };
     let app = router(std::sync::Arc::new(AppState::new(copilot, config).unwrap()));

@@ -23,6 +23,7 @@ mod indications;
 mod index;
 mod intent;
 mod llm;
+mod mlr20;
 mod pipeline;
 mod probe17;
 mod readme;

@@ -110,7 +110,7 @@ fn app(data: &std::path::Path, index: &std::path::Path, repo: &std::path::Path, 
         products,
         limits,
         // No test here starts an eval (the route's checks come first); server.rs runs one for real.
-        eval: Box::new(|_, _, _| Err("evals are not run by the in-process router tests".to_string())),
+        eval: Box::new(|_| Err("evals are not run by the in-process router tests".to_string())),
         reload_prompt: None,
     };
     router(Arc::new(AppState::new(copilot, config).unwrap()))
@@ -299,6 +299,7 @@ const COMPLIANCE: &[&str] = &["compliance", "admin"];
 const PROMPT_READERS: &[&str] = &["mlr_reviewer", "compliance", "medical", "admin"];
 const AUTHORS: &[&str] = &["mlr_reviewer", "admin"];
 const SIGNERS: &[&str] = &["mlr_reviewer"];
+const EVIDENCE: &[&str] = &["mlr_reviewer", "compliance", "admin"];
 
 fn probes() -> Vec<Probe> {
     let p = |group, method, path, body: Option<Value>, allowed, ok, ok_code| Probe { group, method, path, body, allowed, ok, ok_code };
@@ -325,8 +326,8 @@ fn probes() -> Vec<Probe> {
         p("audit", Method::GET, "/api/v1/audit?limit=1", None, COMPLIANCE, S::OK, None),
         p("audit", Method::GET, "/api/v1/audit/verify", None, COMPLIANCE, S::OK, None),
         p("evals", Method::POST, "/api/v1/evals", Some(json!({"suite": "nosuch"})), COMPLIANCE, S::BAD_REQUEST, Some("bad_suite")),
-        p("evals", Method::GET, "/api/v1/evals/424242", None, COMPLIANCE, S::NOT_FOUND, Some("not_found")),
-        p("evals", Method::GET, "/api/v1/evals/424242/report", None, COMPLIANCE, S::NOT_FOUND, Some("not_found")),
+        p("evals", Method::GET, "/api/v1/evals/424242", None, EVIDENCE, S::NOT_FOUND, Some("not_found")),
+        p("evals", Method::GET, "/api/v1/evals/424242/report", None, EVIDENCE, S::NOT_FOUND, Some("not_found")),
         p("openai", Method::GET, "/v1/models", None, ANY, S::OK, None),
         p("openai", Method::POST, "/v1/chat/completions",
             Some(json!({"model": "onlabel:zentravia", "messages": [{"role": "user", "content": "What are the LFT monitoring rules?"}]})), ANY, S::OK, None),

@@ -365,7 +365,8 @@ fn registry_over_http_propose_eval_approve_with_e_signature_then_the_copilot_run
     let deadline = Instant::now() + Duration::from_secs(300);
     let done = loop {
         let (_, j) = s.get(Some(&u.carol), &format!("/api/v1/evals/{id}"));
-        if j["state"] != "running" {
+        // Queued behind the gate, then running, then done (issue 20: jobs are stored).
+        if j["state"] != "running" && j["state"] != "queued" {
             break j;
         }
         assert!(Instant::now() < deadline, "eval did not finish");

@@ -911,10 +911,11 @@
     try {
       d = await api("GET", "/api/v1/prompts/" + encodeURIComponent(id));
     } catch (e) {
-      detail.appendChild(e.status === 403 ? errorBox(e) : errorBox(e));
+      detail.appendChild(errorBox(e));
       return;
     }
     const ver = d.version || v;
+    const reopen = () => openVersion(detail, v, versions, row);
     const card = h("div", { class: "card", "data-testid": "version-detail", "data-version": id });
     append(
       card,
@@ -928,44 +929,63 @@
         h("dt", {}, "Author"), h("dd", {}, ver.author),
         h("dt", {}, "Parameters"), h("dd", { class: "mono" }, JSON.stringify(ver.params || {}))
       ),
-      h("h3", {}, "Content"),
-      h("pre", { "data-testid": "version-content", tabindex: "0", "aria-label": "Content of " + id }, d.content || "")
+      h("details", { class: "raw", open: true }, h("summary", {}, "Template source (as stored)"), h("pre", { "data-testid": "version-content", tabindex: "0", "aria-label": "Content of " + id }, d.content || ""))
     );
+
+    // The review: the prompt as the model sees it, and both versions' answers.
+    const reviewBox = h("section", { "data-testid": "review", "aria-live": "polite" }, h("p", { class: "muted" }, "Loading the review…"));
+    card.appendChild(reviewBox);
+    showReview(reviewBox, id).catch((e) => {
+      clear(reviewBox);
+      reviewBox.appendChild(errorBox(e));
+    });
 
     // Signatures (21 CFR 11.50 manifestation).
     const sigs = d.signatures || [];
     append(
       card,
       h("h3", {}, "Signatures"),
-      sigs.length
-        ? h("ul", { "data-testid": "signatures" }, sigs.map((s) => h("li", {}, sigText(s))))
-        : h("p", { class: "muted" }, "Not signed.")
+      sigs.length ? h("ul", { "data-testid": "signatures" }, sigs.map((s) => h("li", {}, sigText(s)))) : h("p", { class: "muted" }, "Not signed.")
     );
 
-    // Eval evidence.
-    const runs = d.eval_runs || [];
-    append(
-      card,
-      h("h3", {}, "Eval evidence"),
-      runs.length
-        ? table(
-            ["Run", "Result", "Suite", "Model", "Key metrics", "Recorded"],
-            runs.map((r) =>
-              h(
-                "tr",
-                { "data-testid": "eval-run" },
-                h("td", {}, "#" + r.id),
-                h("td", {}, h("span", { class: "state " + (r.passed ? "ok" : "bad"), "data-testid": "eval-passed" }, r.passed ? "passed" : "failed")),
-                h("td", { class: "mono" }, r.suite_path),
-                h("td", {}, r.model || "extractive"),
-                h("td", {}, metricsText(r.metrics)),
-                h("td", {}, (r.recorded_by || "") + " " + fmtTime(r.recorded_at))
-              )
-            ),
-            "eval-runs"
-          )
-        : h("p", { class: "muted" }, "No eval run recorded: a reviewer cannot approve without one.")
-    );
+    // Eval evidence: each recorded run, each metric against its threshold.
+    card.appendChild(h("h3", {}, "Eval evidence"));
+    card.appendChild(evidenceRuns(d.eval_runs || []));
+    const mayRequest = state.me && ["mlr_reviewer", "compliance", "admin"].includes(state.me.role) && ver.state !== "rejected";
+    const progress = h("div", { "aria-live": "polite", "data-testid": "evidence-progress" });
+    if (mayRequest) {
+      const req = h("button", { type: "button", "data-testid": "request-evidence" }, (d.eval_runs || []).length ? "Run the eval again" : "Request evidence");
+      req.addEventListener("click", async () => {
+        clear(progress);
+        busy(req, true);
+        try {
+          const r = await api("POST", "/api/v1/prompts/" + encodeURIComponent(id) + "/evidence", {});
+          await followJobs(progress, r.jobs || []);
+          reopen();
+        } catch (e) {
+          progress.appendChild(errorBox(e));
+        } finally {
+          busy(req, false);
+        }
+      });
+      append(card, h("p", { class: "hint" }, "Runs this version's stored content on the suites its thresholds name (evals/thresholds.toml) and records the result as its evidence."), h("div", { class: "actions" }, req));
+    }
+    card.appendChild(progress);
+    // A run started earlier (another tab, before a reload) is followed too.
+    api("GET", "/api/v1/prompts/" + encodeURIComponent(id) + "/evidence")
+      .then(async (r) => {
+        const jobs = (r.jobs || []).filter((j) => j.state === "queued" || j.state === "running");
+        const last = (r.jobs || [])[0];
+        if (jobs.length) {
+          await followJobs(progress, jobs);
+          reopen();
+        } else if (last && last.result && (last.result.notes || []).length) {
+          progress.appendChild(h("div", { class: "notice", "data-testid": "evidence-notes" }, h("strong", {}, "Run #" + last.id + ": "), (last.result.notes || []).join(" ")));
+        } else if (last && last.state === "failed") {
+          progress.appendChild(h("div", { class: "error", "data-testid": "evidence-notes" }, "Run #" + last.id + " failed: " + (last.error || "")));
+        }
+      })
+      .catch(() => {});
 
     // Diff against another version of the same name (default: the approved one, else the one before).
     const others = versions.filter((o) => o.name === ver.name && o.version !== ver.version);
@@ -977,24 +997,166 @@
     );
     const diffOut = h("div", { "aria-live": "polite", "data-testid": "diff-out" });
     const btn = h("button", { type: "button", class: "secondary", "data-testid": "diff-show" }, "Show diff");
-    btn.addEventListener("click", async () => {
+    const showDiff = async () => {
       clear(diffOut);
       try {
         const q = against.value ? "?against=" + encodeURIComponent(against.value) : "";
         const r = await api("GET", "/api/v1/prompts/" + encodeURIComponent(id) + "/diff" + q);
-        diffOut.appendChild(h("p", { class: "meta" }, "Comparing ", String(r.id || id), " with ", String(r.against || "(nothing)"), "."));
-        diffOut.appendChild(diffView(r.diff || ""));
+        diffOut.appendChild(h("p", { class: "meta" }, "Comparing ", String(r.id || id), " with ", String(r.words_against || r.against || "(nothing)"), ". Removed words are struck through, added words underlined."));
+        diffOut.appendChild(wordDiff(r.words || []));
+        diffOut.appendChild(h("details", {}, h("summary", {}, "Line diff"), diffView(r.diff || "")));
         diffOut.appendChild(metricDeltas(r.metrics));
       } catch (e) {
         diffOut.appendChild(errorBox(e));
       }
-    });
-    append(card, h("h3", {}, "Diff and eval deltas"), h("div", { class: "row" }, field("Against", against)), h("div", { class: "actions" }, btn), diffOut);
+    };
+    btn.addEventListener("click", showDiff);
+    append(card, h("h3", {}, "What changed"), h("div", { class: "row" }, field("Against", against)), h("div", { class: "actions" }, btn), diffOut);
+    showDiff();
 
-    card.appendChild(actionsFor(ver, id));
+    card.appendChild(actionsFor(ver, id, d));
     detail.appendChild(card);
     card.querySelector("h2").setAttribute("tabindex", "-1");
     card.querySelector("h2").focus();
+  }
+
+  /** Follows eval jobs until each is done or failed, with their progress. */
+  async function followJobs(box, jobs) {
+    const lines = jobs.map((j) => h("p", { class: "status", role: "status", "data-testid": "evidence-status", "data-job": j.id }, "Run #" + j.id + " on " + j.suite + ": queued…"));
+    append(box, lines);
+    for (let i = 0; i < jobs.length; i++) {
+      for (;;) {
+        const j = await api("GET", "/api/v1/evals/" + jobs[i].id);
+        const line = lines[i];
+        line.dataset.state = j.state;
+        if (j.state === "queued") line.textContent = "Run #" + j.id + " on " + j.suite + ": queued, waiting for a worker…";
+        else if (j.state === "running") line.textContent = "Run #" + j.id + " on " + j.suite + ": running, " + (j.total ? j.done + " of " + j.total + " cases" : "starting") + "…";
+        else if (j.state === "done") {
+          line.textContent = "Run #" + j.id + " on " + j.suite + ": done (" + j.total + " cases).";
+          break;
+        } else {
+          line.className = "error";
+          line.textContent = "Run #" + j.id + " on " + j.suite + " failed: " + (j.error || "unknown error");
+          break;
+        }
+        if (!box.isConnected) return;
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  }
+
+  /** The recorded eval runs of a version, each metric against its minimum with pass/fail. */
+  function evidenceRuns(runs) {
+    if (!runs.length) return h("p", { class: "muted", "data-testid": "no-evidence" }, "No eval run recorded yet: request evidence below; a reviewer can approve only on a passing run.");
+    return h(
+      "div",
+      { "data-testid": "eval-runs" },
+      runs.map((r) => {
+        const checks = (r.checks && r.checks.metrics) || [];
+        return h(
+          "div",
+          { class: "evidence", "data-testid": "eval-run", "data-run": r.id },
+          h(
+            "p",
+            {},
+            h("strong", {}, "#" + r.id), " ",
+            h("span", { class: "state " + (r.passed ? "ok" : "bad"), "data-testid": "eval-passed" }, r.passed ? "passed" : "failed"),
+            " — ", h("span", { class: "mono" }, r.suite_path), " — ", r.model || "extractive (no model)", " — recorded by ", r.recorded_by || "", " ", fmtTime(r.recorded_at)
+          ),
+          checks.length ? checksTable(checks) : h("p", { class: "muted" }, "This run's suite is not a gate's suite in the thresholds file: it cannot support an approval.")
+        );
+      })
+    );
+  }
+
+  function checksTable(checks) {
+    return table(
+      ["Metric", "Minimum", "This run", "Result"],
+      checks.map((c) =>
+        h(
+          "tr",
+          { "data-testid": "metric-check", "data-metric": c.metric, "data-passed": c.passed ? "yes" : "no" },
+          h("td", {}, c.metric),
+          h("td", {}, "≥ " + num(c.min)),
+          h("td", {}, c.value === null || c.value === undefined ? "not measured" : num(c.value)),
+          h("td", {}, h("span", { class: "state " + (c.passed ? "ok" : "bad") }, c.passed ? "pass" : "fail"))
+        )
+      ),
+      "metric-checks"
+    );
+  }
+
+  /** The rendered prompt beside the approved one, and both versions' answers to the fixed questions. */
+  async function showReview(box, id) {
+    const r = await api("GET", "/api/v1/prompts/" + encodeURIComponent(id) + "/review");
+    clear(box);
+    const base = r.baseline ? r.baseline.id + (r.baseline.from === "approved" ? " (approved)" : r.baseline.from === "served" ? " (served now)" : " (file)") : "no earlier version";
+    box.appendChild(h("h3", {}, "Review"));
+    if (!r.model) {
+      box.appendChild(
+        h("p", { class: "notice", "data-testid": "no-model" }, "This server runs without a model, so no generated answer can be shown: the answers below are the quoted label text that both versions give. A prompt changes only generated answers.")
+      );
+    }
+    if (r.rendered) {
+      const part = (x) =>
+        x && x.error
+          ? h("p", { class: "error" }, x.error)
+          : x
+            ? [h("p", { class: "eyebrow" }, "System"), h("pre", { tabindex: "0" }, x.system), h("p", { class: "eyebrow" }, "User"), h("pre", { tabindex: "0" }, x.user)]
+            : h("p", { class: "muted" }, "Nothing to compare with.");
+      append(
+        box,
+        h("p", { class: "meta" }, "The prompt as the model is given it, for the sample question “", (r.sample && r.sample.question) || "", "” and the ", String(((r.sample && r.sample.passages) || []).length), " passages retrieved for it."),
+        h(
+          "div",
+          { class: "split", "data-testid": "rendered-prompt" },
+          h("div", {}, h("h4", {}, base), part(r.rendered.baseline)),
+          h("div", {}, h("h4", {}, id + " (this version)"), part(r.rendered.candidate))
+        )
+      );
+    }
+    const qs = r.questions || [];
+    if (!qs.length) {
+      box.appendChild(h("p", { class: "muted" }, "No review questions (evals/review-questions.jsonl)."));
+      return;
+    }
+    const review = r.answers && r.answers.review;
+    const byQ = {};
+    for (const a of (review && review.questions) || []) byQ[a.question] = a;
+    const cell = (a) => {
+      if (!a) return h("td", { class: "muted" }, "Not answered yet: request evidence.");
+      if (a.error) return h("td", { class: "error" }, a.error);
+      return h(
+        "td",
+        {},
+        h("p", {}, a.answer),
+        h("p", { class: "meta" }, String(a.route), " · ", a.mode === "generated" ? "generated by the model, checked against the label" : a.mode === "composed" ? "approved statements, composed" : "quoted from the label", (a.citations || []).length ? " · " + a.citations.join(", ") : "")
+      );
+    };
+    box.appendChild(h("h4", {}, "Answers side by side"));
+    if (review) box.appendChild(h("p", { class: "meta" }, "From evidence run #" + r.answers.job + (review.served_prompt ? "; served prompt " + review.served_prompt : "") + "."));
+    box.appendChild(
+      table(
+        ["Question", base, id + " (this version)"],
+        qs.map((q) => {
+          const a = byQ[q.question];
+          return h("tr", { "data-testid": "review-row" }, h("td", {}, q.question), cell(a && a.served), cell(a && a.candidate));
+        }),
+        "review-answers"
+      )
+    );
+  }
+
+  /** A word-level diff: deleted words struck through, inserted words underlined. */
+  function wordDiff(words) {
+    const p = h("p", { class: "words", "data-testid": "word-diff", tabindex: "0", "aria-label": "Word-level diff" });
+    if (!words.length) p.appendChild(h("span", { class: "muted" }, "No earlier version to compare with."));
+    for (const w of words) {
+      if (w.op === "insert") p.appendChild(h("ins", {}, w.text));
+      else if (w.op === "delete") p.appendChild(h("del", {}, w.text));
+      else p.appendChild(document.createTextNode(w.text));
+    }
+    return p;
   }
 
   function sigText(s) {
@@ -1039,7 +1201,7 @@
     return pre;
   }
 
-  function actionsFor(ver, id) {
+  function actionsFor(ver, id, d) {
     const box = h("div", { "data-testid": "version-actions" });
     const out = h("div", { "aria-live": "polite", "data-testid": "sign-result" });
     const me = state.me;
@@ -1059,8 +1221,15 @@
         }
       });
       append(box, h("h3", {}, "Review"), h("div", { class: "actions" }, b));
+    } else if (ver.state === "in_review" && me && me.id === ver.author) {
+      // The author never gets a signing control (the server refuses them too).
+      box.appendChild(
+        h("div", { id: "sign-form", class: "notice", "data-testid": "own-version" }, h("h3", {}, "Electronic signature"), h("p", {}, "You proposed " + id + ": another reviewer must sign it (approve or reject)."))
+      );
+    } else if (ver.state === "in_review" && !(d && d.may_sign)) {
+      box.appendChild(h("p", { class: "muted", "data-testid": "cannot-sign" }, "An MLR reviewer who did not propose " + id + " signs it."));
     } else if (ver.state === "in_review") {
-      const own = me && me.id === ver.author;
+      const own = false;
       const reason = h("textarea", { id: "sign-reason", rows: 2, required: true, "data-testid": "sign-reason" });
       const secret = h("input", { id: "sign-secret", type: "password", required: true, autocomplete: "off", "data-testid": "sign-secret" });
       const ack = h("input", { id: "sign-ack", type: "checkbox", required: true, "data-testid": "sign-ack" });
@@ -1549,6 +1718,8 @@
   // -------------------------------------------------------- compliance ----
 
   RENDER.compliance = async function (view) {
+    const m = /^#\/compliance\/record\/(\d+)/.exec(location.hash || "");
+    if (m) return auditRecord(view, m[1]);
     append(view, h("h1", {}, "Compliance: audit, chain verification, evals"));
 
     // Chain verification first: also the page's access check (403 → denied).
@@ -1562,8 +1733,15 @@
           h("p", { class: "notice", role: "status", "data-testid": "verify-ok" }, "Chain intact: " + v.checked + " record(s) checked." + (v.head ? " Head #" + v.head[0] + " " + String(v.head[1]).slice(0, 16) + "… (note it down to detect truncation)." : ""))
         );
       } else {
+        const f = v.finding || {};
         verifyOut.appendChild(
-          h("div", { class: "error", role: "alert", "data-testid": "verify-bad" }, h("strong", {}, "Tampering found"), " after " + v.checked + " good record(s): ", JSON.stringify(v.tamper))
+          h(
+            "div",
+            { class: "error", role: "alert", "data-testid": "verify-bad" },
+            h("strong", {}, "Tampering found"),
+            h("p", { "data-testid": "finding-words" }, f.words || "The chain does not verify."),
+            h("p", {}, v.checked + " record(s) before it verify. ", f.record ? h("a", { href: "#/compliance/record/" + f.record, "data-testid": "finding-link" }, "Open record " + f.record) : null)
+          )
         );
       }
     };
@@ -1571,32 +1749,54 @@
     append(view, h("section", { class: "card" }, h("h2", {}, "Chain verification"), h("div", { class: "actions" }, verifyBtn), verifyOut));
     await verify();
 
-    // Audit search.
+    // Audit search: filters, a date range, pages, export.
     const action = h("input", { id: "audit-action", type: "text", "data-testid": "audit-action", placeholder: "ask, email, approve…" });
     const actor = h("input", { id: "audit-actor", type: "text", "data-testid": "audit-actor" });
     const q = h("input", { id: "audit-q", type: "search", "data-testid": "audit-q" });
-    const limit = h("input", { id: "audit-limit", type: "number", min: "1", max: "1000", value: "50", "data-testid": "audit-limit" });
+    const from = h("input", { id: "audit-from", type: "date", "data-testid": "audit-from" });
+    const to = h("input", { id: "audit-to", type: "date", "data-testid": "audit-to" });
+    const limit = h("select", { id: "audit-limit", "data-testid": "audit-limit" }, ["25", "50", "100", "250"].map((n) => h("option", { value: n, selected: n === "50" }, n)));
     const searchBtn = h("button", { type: "submit", "data-testid": "audit-search" }, "Search");
+    const csvBtn = h("button", { type: "button", class: "secondary", "data-testid": "export-csv" }, "Export CSV");
+    const jsonlBtn = h("button", { type: "button", class: "secondary", "data-testid": "export-jsonl" }, "Export JSON Lines");
+    const exportOut = h("div", { "aria-live": "polite", "data-testid": "export-out" });
     const results = h("div", { "aria-live": "polite", "data-testid": "audit-results" });
     const form = h(
       "form",
       { class: "card", id: "audit-form" },
-      h("h2", {}, "Audit search"),
-      h("div", { class: "row" }, field("Action", action), field("Actor (user id)", actor), field("Text contains", q), field("At most", limit)),
-      h("div", { class: "actions" }, searchBtn),
+      h("h2", {}, "Audit log"),
+      h("div", { class: "row" }, field("Action", action), field("Actor (user id)", actor), field("Text contains", q)),
+      h("div", { class: "row" }, field("From (UTC day)", from), field("To (UTC day, included)", to), field("Per page", limit)),
+      h("div", { class: "actions" }, searchBtn, csvBtn, jsonlBtn),
+      h("p", { class: "hint" }, "Exports hold every record of the date range (all of them when no date is set), in chain order; JSON Lines keeps the stored values exactly, for re-verifying the chain elsewhere."),
+      exportOut,
       results
     );
+    let offset = 0;
     const search = async () => {
       clear(results);
       const qs = new URLSearchParams();
       if (action.value.trim()) qs.set("action", action.value.trim());
       if (actor.value.trim()) qs.set("actor", actor.value.trim());
       if (q.value.trim()) qs.set("q", q.value.trim());
-      if (limit.value) qs.set("limit", limit.value);
+      if (from.value) qs.set("from", from.value);
+      if (to.value) qs.set("to", to.value);
+      qs.set("limit", limit.value);
+      qs.set("offset", String(offset));
       try {
         const r = await api("GET", "/api/v1/audit?" + qs);
         const recs = r.records || [];
         if (!recs.length) return results.appendChild(h("p", { class: "muted" }, "No records match."));
+        const prev = h("button", { type: "button", class: "secondary", "data-testid": "audit-prev", disabled: offset === 0 }, "Newer");
+        const next = h("button", { type: "button", class: "secondary", "data-testid": "audit-next", disabled: offset + recs.length >= r.total }, "Older");
+        prev.addEventListener("click", () => {
+          offset = Math.max(0, offset - Number(limit.value));
+          search();
+        });
+        next.addEventListener("click", () => {
+          offset += Number(limit.value);
+          search();
+        });
         results.appendChild(
           table(
             ["#", "When", "Actor", "Action", "Route", "Case", "Prompt", "Input / output"],
@@ -1604,18 +1804,19 @@
               h(
                 "tr",
                 { "data-testid": "audit-row", "data-seq": e.seq },
-                h("td", {}, String(e.seq)),
+                h("td", {}, h("a", { href: "#/compliance/record/" + e.seq, "data-testid": "record-link", "aria-label": "Open record " + e.seq }, String(e.seq))),
                 h("td", { class: "when" }, fmtTime(e.at)),
                 h("td", {}, e.actor, h("span", { class: "muted" }, " (" + e.role + ")")),
                 h("td", {}, e.action),
                 h("td", {}, e.route || ""),
                 h("td", { class: "mono" }, e.case_id || ""),
                 h("td", { class: "mono" }, e.prompt_version || ""),
-                h("td", {}, h("details", {}, h("summary", {}, String(e.input || e.output || "").slice(0, 60) || "details"), h("pre", {}, "input: " + (e.input || "") + "\n\noutput: " + (e.output || "") + "\n\nhash: " + e.hash + "\nprev: " + e.prev_hash)))
+                h("td", { class: "clip" }, String(e.input || e.output || "").slice(0, 80))
               )
             ),
             "audit-table"
-          )
+          ),
+          h("div", { class: "actions pager" }, prev, h("span", { "data-testid": "audit-page", role: "status" }, "Records " + (offset + 1) + "–" + (offset + recs.length) + " of " + r.total + " (newest first)"), next)
         );
       } catch (e) {
         results.appendChild(errorBox(e));
@@ -1623,66 +1824,67 @@
     };
     form.addEventListener("submit", (ev) => {
       ev.preventDefault();
+      offset = 0;
       search();
     });
+    const exportAs = async (format, btn) => {
+      clear(exportOut);
+      busy(btn, true);
+      try {
+        const qs = new URLSearchParams({ format });
+        if (from.value) qs.set("from", from.value);
+        if (to.value) qs.set("to", to.value);
+        const res = await fetch("/api/v1/audit/export?" + qs, { headers: headers() });
+        if (!res.ok) throw await errorFrom(res);
+        const disp = res.headers.get("Content-Disposition") || "";
+        const name = (/filename="([^"]+)"/.exec(disp) || [])[1] || "onlabel-audit." + format;
+        const blob = await res.blob();
+        const url = URL.createObjectURL(blob);
+        const a = h("a", { href: url, download: name, class: "offscreen" }, name);
+        document.body.appendChild(a);
+        a.click();
+        a.remove();
+        setTimeout(() => URL.revokeObjectURL(url), 60000);
+        exportOut.appendChild(h("p", { class: "notice", role: "status", "data-testid": "export-done" }, "Downloaded " + name + " (" + (res.headers.get("X-Record-Count") || "?") + " records)."));
+      } catch (e) {
+        exportOut.appendChild(errorBox(e));
+      } finally {
+        busy(btn, false);
+      }
+    };
+    csvBtn.addEventListener("click", () => exportAs("csv", csvBtn));
+    jsonlBtn.addEventListener("click", () => exportAs("jsonl", jsonlBtn));
     view.appendChild(form);
 
-    // Evals.
-    const suite = h("input", { id: "eval-suite", type: "text", value: "demo", required: true, "data-testid": "eval-suite" });
-    const runBtn = h("button", { type: "submit", "data-testid": "eval-run" }, "Run eval");
-    const runId = h("input", { id: "eval-id", type: "text", "data-testid": "eval-id", autocomplete: "off" });
+    // Evals: a suite chosen from the list, its progress, its result in the page.
+    const suites = (await api("GET", "/api/v1/evals/suites")).suites || [];
+    const suite = h(
+      "select",
+      { id: "eval-suite", required: true, "data-testid": "eval-suite" },
+      suites.map((s) => h("option", { value: s.name, selected: s.name === "demo" }, s.name + " (" + s.cases + " cases)"))
+    );
+    const runBtn = h("button", { type: "submit", "data-testid": "eval-run", disabled: !suites.length }, "Run eval");
+    const runId = h("input", { id: "eval-id", type: "text", inputmode: "numeric", "data-testid": "eval-id", autocomplete: "off" });
     const loadBtn = h("button", { type: "button", class: "secondary", "data-testid": "eval-load" }, "Show run");
     const evalOut = h("div", { "aria-live": "polite", "data-testid": "eval-out" });
     const evalForm = h(
       "form",
       { class: "card", id: "eval-form" },
-      h("h2", {}, "Eval reports"),
-      h("div", { class: "row" }, field("Suite", suite, "The suite name, e.g. demo."), field("Or an earlier run id", runId)),
+      h("h2", {}, "Eval runs"),
+      h("div", { class: "row" }, field("Suite", suite, "The suites under evals/ (the sealed suites are never run from here)."), field("Or an earlier run id", runId)),
       h("div", { class: "actions" }, runBtn, loadBtn),
       evalOut
     );
-    /** Polls a run until it is no longer running, then shows its metrics and report. */
-    const showRun = async (id) => {
-      clear(evalOut);
-      const status = h("p", { class: "status", role: "status", "data-testid": "eval-status" }, "Eval run " + id + ": loading…");
-      evalOut.appendChild(status);
-      let job;
-      for (;;) {
-        job = await api("GET", "/api/v1/evals/" + encodeURIComponent(id));
-        if (job.state !== "running") break;
-        status.textContent = "Eval run " + id + " (" + (job.suite || "") + ") is running…";
-        await new Promise((r) => setTimeout(r, 1500));
-        if (!evalOut.isConnected) return; // the user left the page
-      }
-      clear(evalOut);
-      if (job.state === "failed") {
-        evalOut.appendChild(h("div", { class: "error", role: "alert", "data-testid": "eval-failed" }, "Eval run " + id + " failed: " + (job.error || "unknown error")));
-        return;
-      }
-      const res = job.result || {};
-      const metrics = res.metrics || res;
-      evalOut.appendChild(
-        h("p", { class: "notice", role: "status", "data-testid": "eval-summary" }, "Eval run " + id + " (" + (job.suite || "") + ", by " + (job.by || "") + "): " + metricsText(metrics))
-      );
-      const html = await api("GET", "/api/v1/evals/" + encodeURIComponent(id) + "/report");
-      const text = typeof html === "string" ? html : JSON.stringify(html);
-      // Sandboxed (no scripts, no same-origin); the page's CSP still applies, so
-      // the download is the full-fidelity copy.
-      const frame = h("iframe", { class: "report", title: "Eval report " + id, sandbox: "", "data-testid": "eval-report" });
-      frame.srcdoc = text;
-      const blobUrl = URL.createObjectURL(new Blob([text], { type: "text/html" }));
-      evalOut.append(h("p", {}, h("a", { href: blobUrl, download: "eval-report-" + id + ".html", "data-testid": "eval-download" }, "Download the report (HTML)")), frame);
-    };
     evalForm.addEventListener("submit", async (ev) => {
       ev.preventDefault();
       busy(runBtn, true, "Running…");
       clear(evalOut);
       try {
-        const job = await api("POST", "/api/v1/evals", { suite: suite.value.trim() });
+        const job = await api("POST", "/api/v1/evals", { suite: suite.value });
         runId.value = job.id;
-        await showRun(job.id);
+        await followJobs(evalOut, [job]);
+        await showEvalRun(evalOut, job.id);
       } catch (e) {
-        clear(evalOut);
         evalOut.appendChild(errorBox(e));
       } finally {
         busy(runBtn, false, "Run eval");
@@ -1690,10 +1892,8 @@
     });
     loadBtn.addEventListener("click", () => {
       if (!runId.value.trim()) return runId.focus();
-      showRun(runId.value.trim()).catch((e) => {
-        clear(evalOut);
-        evalOut.appendChild(errorBox(e));
-      });
+      clear(evalOut);
+      showEvalRun(evalOut, runId.value.trim()).catch((e) => evalOut.appendChild(errorBox(e)));
     });
     view.appendChild(evalForm);
     search();
@@ -1907,6 +2107,101 @@
     if (d.pdf_url && d.page) await showPdfPage(body, d, pageLabel);
     else showSection(body, d);
   };
+
+  /** One eval run rendered in the page: metrics against thresholds, failing cases, provenance, the report download. */
+  async function showEvalRun(box, id) {
+    const job = await api("GET", "/api/v1/evals/" + encodeURIComponent(id));
+    clear(box);
+    if (job.state === "queued" || job.state === "running") {
+      await followJobs(box, [job]);
+      return showEvalRun(box, id);
+    }
+    if (job.state === "failed") return box.appendChild(h("div", { class: "error", role: "alert", "data-testid": "eval-failed" }, "Eval run " + id + " failed: " + (job.error || "unknown error")));
+    const res = job.result || {};
+    const sec = h("div", { class: "eval-run", "data-testid": "eval-report" });
+    append(
+      sec,
+      h("p", { class: "notice", role: "status", "data-testid": "eval-summary" }, "Eval run " + id + " of " + job.suite + " by " + job.by + ", " + fmtTime(job.finished_at) + ": " + metricsText(res)),
+      (job.checks || []).map((c) => [h("h3", {}, "Thresholds for " + c.kind + " on " + c.suite + ": ", h("span", { class: "state " + (c.passed ? "ok" : "bad") }, c.passed ? "met" : "not met")), checksTable(c.metrics || [])]),
+      h("h3", {}, "Metrics"),
+      table(
+        ["Metric", "Value"],
+        Object.keys(res)
+          .filter((k) => typeof res[k] === "number")
+          .map((k) => h("tr", {}, h("td", {}, k), h("td", {}, num(res[k])))),
+        "eval-metrics"
+      ),
+      h("h3", {}, "Failing cases"),
+      (res.failures || []).length ? h("ul", { "data-testid": "eval-failures" }, res.failures.map((f) => h("li", {}, h("strong", {}, f.id), ": ", f.why))) : h("p", { class: "muted" }, "None."),
+      h("h3", {}, "Provenance"),
+      h(
+        "dl",
+        { class: "facts" },
+        h("dt", {}, "Audit record"), h("dd", {}, res.audit_id ? h("a", { href: "#/compliance/record/" + res.audit_id }, "#" + res.audit_id) : "—"),
+        h("dt", {}, "Suite SHA-256"), h("dd", { class: "mono" }, (res.provenance && res.provenance.suite && res.provenance.suite.sha256) || ""),
+        h("dt", {}, "Model"), h("dd", {}, (res.provenance && res.provenance.model && res.provenance.model.file) || "none (extractive)"),
+        h("dt", {}, "Prompt"), h("dd", { class: "mono" }, (res.provenance && res.provenance.versions && res.provenance.versions.prompt) || "")
+      )
+    );
+    const dl = h("button", { type: "button", class: "secondary", "data-testid": "eval-download" }, "Download the full report (HTML)");
+    dl.addEventListener("click", async () => {
+      const r = await fetch("/api/v1/evals/" + encodeURIComponent(id) + "/report", { headers: headers() });
+      if (!r.ok) return sec.appendChild(errorBox(await errorFrom(r)));
+      const url = URL.createObjectURL(await r.blob());
+      const a = h("a", { href: url, download: "eval-report-" + id + ".html", class: "offscreen" }, "report");
+      document.body.appendChild(a);
+      a.click();
+      a.remove();
+    });
+    sec.appendChild(h("div", { class: "actions" }, dl));
+    box.appendChild(sec);
+  }
+
+  /** The full audit record: who, what, model and prompt with hashes, passages, flags, citations, output. */
+  async function auditRecord(view, seq) {
+    const r = await api("GET", "/api/v1/audit/" + encodeURIComponent(seq));
+    const e = r.record || {};
+    const pre = (label, text) => h("pre", { tabindex: "0", "aria-label": label }, text === null || text === undefined || text === "" ? "—" : typeof text === "string" ? text : JSON.stringify(text, null, 2));
+    const list = (items, empty) => (items && items.length ? h("ul", {}, items.map((x) => h("li", { class: "mono" }, typeof x === "string" ? x : JSON.stringify(x)))) : h("p", { class: "muted" }, empty));
+    const cites = Array.isArray(r.citations) ? r.citations : [];
+    append(
+      view,
+      h("p", {}, h("a", { href: "#/compliance", "data-testid": "back-to-audit" }, "← Back to the audit log")),
+      h("h1", {}, "Audit record " + e.seq),
+      h(
+        "section",
+        { class: "card", "data-testid": "audit-record", "data-seq": e.seq },
+        r.hash_ok
+          ? h("p", { class: "notice", "data-testid": "record-hash-ok" }, "This record matches its hash.")
+          : h("p", { class: "error", role: "alert", "data-testid": "record-hash-bad" }, "This record does not match its hash: it was edited after it was written."),
+        h(
+          "dl",
+          { class: "facts" },
+          h("dt", {}, "When"), h("dd", {}, fmtTime(e.at), " (", e.at, ")"),
+          h("dt", {}, "Who"), h("dd", {}, e.actor + " (" + e.role + ")"),
+          h("dt", {}, "Action"), h("dd", {}, e.action),
+          h("dt", {}, "Route"), h("dd", {}, e.route || "—"),
+          h("dt", {}, "Case"), h("dd", { class: "mono" }, e.case_id || "—"),
+          h("dt", {}, "Model"), h("dd", { class: "mono" }, e.model || "none"),
+          h("dt", {}, "Model SHA-256"), h("dd", { class: "mono" }, e.model_sha256 || "—"),
+          h("dt", {}, "Prompt"), h("dd", { class: "mono" }, e.prompt_version || "none"),
+          h("dt", {}, "Prompt SHA-256"), h("dd", { class: "mono" }, e.prompt_sha256 || "—"),
+          h("dt", {}, "Hash"), h("dd", { class: "mono" }, e.hash),
+          h("dt", {}, "Previous hash"), h("dd", { class: "mono" }, e.prev_hash)
+        ),
+        h("h2", {}, "Input"), pre("Input", e.input),
+        h("h2", {}, "Output"), pre("Output", e.output),
+        h("h2", {}, "Citations"),
+        cites.length
+          ? table(["#", "Citation", "Title", "MLR number"], cites.map((c) => h("tr", {}, h("td", {}, String(c.n)), h("td", { class: "mono" }, c.label || ""), h("td", {}, c.title || ""), h("td", {}, c.mlr_number || ""))), "record-citations")
+          : h("p", { class: "muted" }, "None."),
+        h("h2", {}, "Passages retrieved"), list(Array.isArray(r.passages) ? r.passages : [], "None."),
+        h("h2", {}, "Guard flags"), list(Array.isArray(r.flags) ? r.flags : [], "None."),
+        h("h2", {}, "Timings (ms)"), pre("Timings", r.timings),
+        h("h2", {}, "Detail"), pre("Detail", r.detail)
+      )
+    );
+  }
 
   // ------------------------------------------------------------- start ----
 
