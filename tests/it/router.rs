@@ -204,7 +204,7 @@ pub fn redactions() -> insta::Settings {
         (".**.request_id", "[request_id]"),
         (".**.case_store", "[path]"),
         (".**.conversation_id", "[conversation_id]"),
-        (".**.medical_request.id", "[medical_request]"),
+        (".**.medical_request", "[medical_request]"),
     ] {
         s.add_redaction(sel, keep_null(label));
     }
