@@ -151,6 +151,8 @@ async fn browser_convo_a_medical_request_is_confirmed_with_consent() {
         panel.find(Locator::Css("[data-testid=mr-consent]")).await?.click().await?;
         panel.find(Locator::Css("[data-testid=mr-confirm]")).await?.click().await?;
         case_id = text_where(&c, "[data-testid=mr-case-id]", Duration::from_secs(10), |t| t.starts_with("MIR-")).await?;
+        let banner = text_where(&c, "#answer [data-testid=route-banner]", Duration::from_secs(5), |t| t.contains("Sent to Medical Information")).await?;
+        ensure!(banner.contains(&case_id), "the banner names the case: {banner}");
         shots(&c, "convo-medical-sent").await?;
 
         // A report does not wait: its case is opened at once, and the banner links to its intake form.

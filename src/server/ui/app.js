@@ -837,10 +837,10 @@
       h("details", { class: "dismiss" }, h("summary", {}, "Not sending it?"), field("Reason", reason, "e.g. the HCP withdrew the question."), h("div", { class: "actions" }, dismiss)),
       out
     );
-    const decided = (node) => {
+    const decided = (node, result) => {
       clear(panel);
       panel.appendChild(node);
-      if (onDecided) onDecided();
+      if (onDecided) onDecided(result);
     };
     panel.addEventListener("submit", async (ev) => {
       ev.preventDefault();
@@ -860,7 +860,8 @@
             "Sent to Medical Information as case ",
             h("span", { class: "case-id", "data-testid": "mr-case-id" }, res.case_id),
             ". Medical Information will contact " + hcpIn.value.trim() + " by " + channel.value + "."
-          )
+          ),
+          { case_id: res.case_id }
         );
       } catch (e) {
         out.appendChild(errorBox(e, "mr-error"));
@@ -871,7 +872,7 @@
       clear(out);
       try {
         await api("POST", "/api/v1/medical-requests/" + encodeURIComponent(mr.id) + "/dismiss", { reason: reason.value });
-        decided(h("p", { class: "notice", "data-testid": "mr-dismissed" }, "Dismissed: nothing was sent. The reason is on record."));
+        decided(h("p", { class: "notice", "data-testid": "mr-dismissed" }, "Dismissed: nothing was sent. The reason is on record."), { dismissed: true });
       } catch (e) {
         out.appendChild(errorBox(e, "mr-error"));
       }
@@ -891,7 +892,20 @@
     const banner = routeBanner(a.route, a.case_id, a.route === "answer" ? null : a.answer, { needsContext: a.needs_context, medicalRequest: a.medical_request });
     if (banner) region.appendChild(banner);
     if (a.medical_request && !a.case_id) {
-      region.appendChild(medicalRequestPanel(a.medical_request, { hcp: opts && opts.hcp, text: typed }, opts && opts.onDecided));
+      // Once decided, the banner says what happened instead of "not sent yet".
+      const onDone = (r) => {
+        if (banner) {
+          banner.querySelector("strong").textContent = r && r.case_id ? "Sent to Medical Information" : "Medical request dismissed";
+          const m = banner.querySelector("[data-testid=route-message]");
+          if (m) {
+            m.textContent = r && r.case_id
+              ? "Case " + r.case_id + " was opened with the HCP's words, consent and contact. Medical Information will answer the HCP directly; do not answer it yourself."
+              : "Nothing was sent to Medical Information; the reason is on record.";
+          }
+        }
+        if (opts && opts.onDecided) opts.onDecided(r);
+      };
+      region.appendChild(medicalRequestPanel(a.medical_request, { hcp: opts && opts.hcp, text: typed }, onDone));
     }
     if (a.route === "answer") {
       region.appendChild(h("div", { "data-testid": "answer-text", id: "answer-text" }, cited(a.answer, a.citations)));
