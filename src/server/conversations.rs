@@ -558,6 +558,20 @@ mod tests {
     }
 
     #[test]
+    fn a_visit_holds_at_most_max_turns() {
+        let turn = |n| Turn { n, at: String::new(), question: "q".into(), resolved_question: "q".into(), product: None, topic: Vec::new(),
+            route: "answer".into(), answer: String::new(), audit_id: None, case_id: None, medical_request: None };
+        let mut c = Conversation { id: "cv-x".into(), hcp: None, created_at: String::new(), updated_at: String::new(), turns: (1..MAX_TURNS).map(turn).collect() };
+        assert!(check_room(&c).is_ok(), "{} turns leave room for one more", MAX_TURNS - 1);
+        c.turns.push(turn(MAX_TURNS));
+        let e = check_room(&c).expect_err("full");
+        assert_eq!((e.status(), e.code()), (StatusCode::BAD_REQUEST, "bad_request"));
+        // Only answered turns are screened again with the next question.
+        c.turns[0].route = "pharmacovigilance".into();
+        assert_eq!(c.earlier().lines().count(), MAX_TURNS as usize - 1);
+    }
+
+    #[test]
     fn a_summary_names_product_question_and_reason() {
         assert_eq!(summary(" Can it be used in children? ", Some("zentravia"), Some("pediatric use is not in the label.")),
             "Medical Information request about zentravia: \"Can it be used in children?\" (pediatric use is not in the label)");
