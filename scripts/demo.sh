@@ -21,6 +21,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash models/fetch.sh
+bash scripts/ui-deps.sh   # pdf.js from the npm registry (integrity-pinned), embedded by the build
 cargo build --release --locked
 bin="${CARGO_TARGET_DIR:-target}/release/onlabel"
 stamp=data/demo-index/onlabel-index.json

@@ -147,9 +147,11 @@ codes! {
     // Cases.
     "case_not_found" => B, 404, "no case with this id";
     "invalid_transition" => B, 409, "the case's state does not allow this step";
-    "case_owner_invalid" => B, 409, "a case can only be assigned to an existing, enabled medical user";
+    "case_owner_invalid" => B, 400, "a case can only be assigned to an existing, enabled medical user";
     "case_has_no_owner" => B, 409, "the case must be assigned before it is worked";
     "case_closed" => B, 409, "the case is closed";
+    "case_not_pv" => B, 409, "an adverse-event intake belongs to a Pharmacovigilance case, not a Medical Information one";
+    "bad_intake" => B, 400, "an AE intake field has a bad value; the message names the field and what is allowed";
     // The server process.
     "bind_failed" => B, 500, "the server cannot listen on the address";
     "serve_failed" => B, 500, "the server failed while serving";

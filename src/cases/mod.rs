@@ -12,6 +12,12 @@
 //!   ([`CaseState`]); anything else is [`Error::InvalidTransition`]. Work
 //!   (`in_progress`) needs an owner; closing needs a resolution.
 //! - **Due time** ([`due`]): PV one business day, MIR two.
+//! - **Reopening**: a closed case goes back to `in_progress` with a reason
+//!   ([`CaseStore::reopen`]); its resolution moves into the history.
+//! - **AE intake** ([`intake`]): a PV case carries the ICH E2D elements the
+//!   rep's words did not give, saved by the reporting rep or Medical
+//!   ([`CaseStore::save_intake`]) as append-only versions, with the
+//!   minimum-criteria check and the day-0 clock.
 //! - **History**: every change (open, assign, transition) appends a
 //!   [`HistoryEntry`] — who, when, from-state, to-state, note — in the same
 //!   transaction as the change.
@@ -34,6 +40,7 @@
 //!   carries the same case id).
 
 pub mod due;
+pub mod intake;
 pub mod state;
 
 use std::path::{Path, PathBuf};
@@ -118,6 +125,20 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// The AE intake belongs to Pharmacovigilance cases only.
+    #[error("case {id} is a Medical Information case; an adverse-event intake belongs to a Pharmacovigilance (PV-…) case")]
+    NotPharmacovigilance {
+        /// The case.
+        id: String,
+    },
+    /// The intake does not validate ([`intake::Intake::validate`]).
+    #[error("the intake of case {id} is not valid: {invalid}")]
+    BadIntake {
+        /// The case.
+        id: String,
+        /// The field and what is wrong with it.
+        invalid: intake::Invalid,
+    },
     /// A stored row does not parse (written by something other than this module).
     #[error("{path}: case {id}: stored {field} {value:?} is not valid")]
     BadRow {
@@ -151,6 +172,8 @@ impl Error {
             Error::ActorNotAllowed { .. } => "permission_denied",
             Error::BadOwner { .. } => "case_owner_invalid",
             Error::BadInput { .. } => "bad_input",
+            Error::NotPharmacovigilance { .. } => "case_not_pv",
+            Error::BadIntake { .. } => "bad_intake",
             Error::BadRow { .. } => "store_bad_row",
         }
     }
@@ -166,6 +189,8 @@ impl Error {
                 | Error::ActorNotAllowed { .. }
                 | Error::BadOwner { .. }
                 | Error::BadInput { .. }
+                | Error::NotPharmacovigilance { .. }
+                | Error::BadIntake { .. }
         )
     }
 
@@ -280,8 +305,95 @@ pub struct CaseFilter {
     pub owner: Option<String>,
     /// Only open cases whose due time is before this instant.
     pub overdue_at: Option<DateTime<Utc>>,
-    /// At most this many (the oldest first, in order of opening).
+    /// Only cases this user reported ("My reports").
+    pub reporter: Option<String>,
+    /// Only cases whose id, question, product or HCP contains this text (any case).
+    pub q: Option<String>,
+    /// The order (default: in order of opening).
+    pub sort: CaseSort,
+    /// Reverse the order.
+    pub descending: bool,
+    /// At most this many (the first in `sort` order).
     pub limit: Option<usize>,
+}
+
+/// The order [`CaseStore::list`] returns cases in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CaseSort {
+    /// In order of opening.
+    #[default]
+    Created,
+    /// Soonest due first.
+    Due,
+    /// Least recently changed first.
+    Updated,
+}
+
+impl std::str::FromStr for CaseSort {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "created" | "opened" => Ok(CaseSort::Created),
+            "due" => Ok(CaseSort::Due),
+            "updated" => Ok(CaseSort::Updated),
+            _ => Err(format!("{s:?} is not a case order: created, due or updated (prefix - to reverse)")),
+        }
+    }
+}
+
+/// Longest search text of [`CaseFilter::q`], characters.
+pub const MAX_SEARCH_CHARS: usize = 200;
+
+/// How many cases a filter matches, by state (the state filter and the limit ignored).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    /// In state `new`.
+    pub new: u64,
+    /// In state `triaged`.
+    pub triaged: u64,
+    /// In state `in_progress`.
+    pub in_progress: u64,
+    /// In state `closed`.
+    pub closed: u64,
+    /// Open and past their due time.
+    pub overdue: u64,
+    /// All of them.
+    pub total: u64,
+}
+
+/// One saved version of a case's AE intake.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredIntake {
+    /// 1, 2, 3… per case.
+    pub version: i64,
+    /// When it was saved.
+    pub at: DateTime<Utc>,
+    /// Who saved it.
+    pub actor: String,
+    /// The values.
+    pub intake: intake::Intake,
+}
+
+/// An audit record about a case (the case page links to it).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditRef {
+    /// The record's number in the chain.
+    pub seq: i64,
+    /// When.
+    pub at: String,
+    /// Who.
+    pub actor: String,
+    /// `ask`, `case_opened`, `case_assigned`, …
+    pub action: String,
+}
+
+/// A user a case may be assigned to.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Owner {
+    /// User id.
+    pub id: String,
+    /// Full name.
+    pub name: String,
 }
 
 /// The case queue in `DATA_DIR/onlabel.sqlite`.
@@ -412,28 +524,14 @@ impl CaseStore {
 
     /// Cases matching `filter`, oldest first.
     pub fn list(&self, filter: &CaseFilter) -> Result<Vec<Case>> {
-        let mut sql = format!("SELECT {CASE_COLUMNS} FROM cases WHERE 1 = 1");
-        let mut args: Vec<String> = Vec::new();
-        let mut arg = |sql: &mut String, clause: &str, v: String| {
-            args.push(v);
-            sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
-        };
-        if let Some(k) = filter.kind {
-            arg(&mut sql, " AND kind = ?", k.as_str().into());
-        }
-        if let Some(s) = filter.state {
-            arg(&mut sql, " AND state = ?", s.as_str().into());
-        }
-        if filter.open_only {
-            sql.push_str(" AND state <> 'closed'");
-        }
-        if let Some(o) = &filter.owner {
-            arg(&mut sql, " AND owner = ?", o.clone());
-        }
-        if let Some(t) = filter.overdue_at {
-            arg(&mut sql, " AND state <> 'closed' AND due_at < ?", ts(t));
-        }
-        sql.push_str(" ORDER BY created_at, rowid");
+        let (conds, args) = conditions(filter, true)?;
+        let mut sql = format!("SELECT {CASE_COLUMNS} FROM cases WHERE 1 = 1{conds}");
+        let dir = if filter.descending { " DESC" } else { "" };
+        sql.push_str(&match filter.sort {
+            CaseSort::Created => format!(" ORDER BY created_at{dir}, rowid{dir}"),
+            CaseSort::Due => format!(" ORDER BY due_at{dir}, created_at{dir}, rowid{dir}"),
+            CaseSort::Updated => format!(" ORDER BY updated_at{dir}, rowid{dir}"),
+        });
         if let Some(n) = filter.limit {
             sql.push_str(&format!(" LIMIT {n}"));
         }
@@ -444,6 +542,36 @@ impl CaseStore {
             rows.collect::<rusqlite::Result<Vec<_>>>()
         })?;
         raws.into_iter().map(|r| r.into_case(&path)).collect()
+    }
+
+    /// How many cases `filter` matches in each state (its `state` and
+    /// `limit` ignored, so a page can show every state's count), and how many
+    /// of the open ones are past due at `now`.
+    pub fn counts(&self, filter: &CaseFilter, now: DateTime<Utc>) -> Result<Counts> {
+        let (conds, mut args) = conditions(filter, false)?;
+        args.push(ts(now));
+        let sql = format!(
+            "SELECT state, count(*), sum(state <> 'closed' AND due_at < ?{}) FROM cases WHERE 1 = 1{conds} GROUP BY state",
+            args.len()
+        );
+        let rows = self.store.with_conn(|c| {
+            let mut st = c.prepare(&sql)?;
+            let rows = st.query_map(rusqlite::params_from_iter(args.iter()), |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        let mut out = Counts::default();
+        for (state, n, late) in rows {
+            let n = n.max(0) as u64;
+            match state.as_str() {
+                "new" => out.new = n,
+                "triaged" => out.triaged = n,
+                "in_progress" => out.in_progress = n,
+                _ => out.closed = n,
+            }
+            out.total += n;
+            out.overdue += late.max(0) as u64;
+        }
+        Ok(out)
     }
 
     /// Sets (or changes) the owner. Allowed in any state but `closed`; the
@@ -473,6 +601,7 @@ impl CaseStore {
                 resolution: None,
                 note: Some(note),
                 typed: None,
+                reopen: false,
             })
         })
     }
@@ -514,6 +643,7 @@ impl CaseStore {
                 resolution,
                 note: note.map(str::to_owned),
                 typed: note.map(str::to_owned),
+                reopen: false,
             })
         })
     }
@@ -522,6 +652,156 @@ impl CaseStore {
     pub fn resolve(&self, id: &str, actor: &str, resolution: &str) -> Result<Case> {
         non_empty("resolution", resolution)?;
         self.transition(id, CaseState::Closed, actor, Some(resolution))
+    }
+
+    /// Reopens a closed case: back to `in_progress` with its owner, a reason
+    /// required (the history entry's note and the `case_reopened` audit
+    /// record's input). The actor must be an enabled [`WORKERS`] user.
+    pub fn reopen(&self, id: &str, actor: &str, reason: &str) -> Result<Case> {
+        non_empty("actor", actor)?;
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return Err(Error::BadInput { field: "reason", reason: "reopening a case needs a reason (what changed since it was closed)".into() });
+        }
+        self.change(id, actor, |_, case| {
+            let to = case.state.reopened().ok_or(Error::InvalidTransition { id: case.id.clone(), from: case.state, to: CaseState::InProgress })?;
+            Ok(Change {
+                action: "reopened",
+                audit_action: "case_reopened",
+                to,
+                owner: case.owner.clone(),
+                resolution: None,
+                note: Some(match &case.resolution {
+                    Some(r) => format!("{reason} (was closed: {r})"),
+                    None => reason.to_owned(),
+                }),
+                typed: Some(reason.to_owned()),
+                reopen: true,
+            })
+        })
+    }
+
+    /// Saves a new version of a PV case's AE intake (already validated, see
+    /// [`intake::Intake::validate`]). The actor must be an enabled user who is
+    /// the case's reporter, or an enabled [`WORKERS`] user; the case must be
+    /// PV and not closed. The version row, an `intake` history entry naming
+    /// the fields that changed, and a `case_intake` audit record (the values
+    /// as the record's input) commit together; earlier versions stay.
+    pub fn save_intake(&self, id: &str, actor: &str, new: &intake::Intake) -> Result<StoredIntake> {
+        non_empty("actor", actor)?;
+        let id = normalize_id(id);
+        let actor = actor.trim();
+        let path = self.store.path().to_owned();
+        let at = Utc::now();
+        let now = ts(at);
+        let json = serde_json::to_string(new).map_err(|e| Error::BadInput { field: "intake", reason: e.to_string() })?;
+        let version = self.store.write(|tx| -> Result<i64> {
+            let sql = |e| Error::Store(store::Error::sqlite(&path, e));
+            let case = tx
+                .query_row(&format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = ?1"), [&id], RawCase::from_row)
+                .optional()
+                .map_err(sql)?
+                .ok_or_else(|| Error::NotFound { id: id.clone() })?
+                .into_case(&path)?;
+            let who = standing(tx, actor)?;
+            let is_reporter = case.reporter.trim() == actor && who.as_ref().is_some_and(|w| !w.disabled);
+            if !is_reporter {
+                if let Some(reason) = refusal(who.as_ref(), WORKERS) {
+                    return Err(Error::ActorNotAllowed {
+                        id: id.clone(),
+                        actor: actor.to_owned(),
+                        reason: format!("{reason}; the intake is edited by the reporting rep ({}) or Medical", case.reporter),
+                    });
+                }
+            }
+            if case.kind != CaseKind::Pharmacovigilance {
+                return Err(Error::NotPharmacovigilance { id: id.clone() });
+            }
+            if case.state == CaseState::Closed {
+                return Err(Error::Closed { id: id.clone() });
+            }
+            let prev: Option<(i64, String)> = tx
+                .query_row("SELECT version, intake_json FROM case_intake WHERE case_id = ?1 ORDER BY version DESC LIMIT 1", [&id], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()
+                .map_err(sql)?;
+            let (version, before) = match prev {
+                Some((v, j)) => (v + 1, parse_intake(&path, &id, &j)?),
+                None => (1, intake::prefill(&case)),
+            };
+            let changed = new.changed_from(&before);
+            tx.execute(
+                "INSERT INTO case_intake (case_id, version, at, actor, intake_json) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id, version, now, actor, json],
+            )
+            .map_err(sql)?;
+            tx.execute("UPDATE cases SET updated_at = ?2 WHERE id = ?1", params![id, now]).map_err(sql)?;
+            let note = format!(
+                "intake v{version}{}",
+                if changed.is_empty() { " (no change)".to_string() } else { format!(": {}", changed.join(", ")) }
+            );
+            record(tx, &id, &now, actor, "intake", Some(case.state), case.state, Some(note.as_str())).map_err(sql)?;
+            let role = who.map(|w| w.role).unwrap_or_else(|| "unknown".into());
+            let mut rec = Record::new(actor, &role, "case_intake");
+            rec.case_id = Some(id.clone());
+            rec.input = Some(json.clone());
+            rec.detail = serde_json::json!({
+                "kind": case.kind.as_str(), "from": case.state.as_str(), "to": case.state.as_str(),
+                "version": version, "changed": changed, "valid_case": intake::valid_case(new).valid,
+            });
+            crate::audit::append_tx(tx, &rec, at)?;
+            Ok(version)
+        })?;
+        tracing::info!(case_id = %id, version, "case intake saved");
+        Ok(StoredIntake { version, at: parse_ts(&now).unwrap_or(at), actor: actor.to_owned(), intake: new.clone() })
+    }
+
+    /// Every saved version of the case's intake, oldest first (empty: none saved yet).
+    pub fn intake_versions(&self, id: &str) -> Result<Vec<StoredIntake>> {
+        let id = normalize_id(id);
+        let path = self.store.path().to_owned();
+        let rows = self.store.with_conn(|c| {
+            let mut st = c.prepare("SELECT version, at, actor, intake_json FROM case_intake WHERE case_id = ?1 ORDER BY version")?;
+            let rows = st.query_map([&id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?)))?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        rows.into_iter()
+            .map(|(version, at, actor, j)| {
+                Ok(StoredIntake {
+                    version,
+                    at: parse_ts(&at).ok_or_else(|| Error::BadRow { path: path.clone(), id: id.clone(), field: "case_intake.at", value: at.clone() })?,
+                    actor,
+                    intake: parse_intake(&path, &id, &j)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The audit records that carry this case's id (the rep's ask, the
+    /// opening, every change), in chain order.
+    pub fn audit_refs(&self, id: &str) -> Result<Vec<AuditRef>> {
+        let id = normalize_id(id);
+        Ok(self.store.with_conn(|c| {
+            let mut st = c.prepare("SELECT seq, at, actor, action FROM audit_log WHERE case_id = ?1 ORDER BY pos")?;
+            let rows = st.query_map([&id], |r| Ok(AuditRef { seq: r.get(0)?, at: r.get(1)?, actor: r.get(2)?, action: r.get(3)? }))?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })?)
+    }
+
+    /// The users a case may be assigned to: enabled users with an
+    /// [`OWNERS`] role, by id.
+    pub fn owners(&self) -> Result<Vec<Owner>> {
+        let roles: Vec<&str> = OWNERS.iter().map(|r| r.as_str()).collect();
+        let sql = format!(
+            "SELECT id, name FROM users WHERE disabled_at IS NULL AND role IN ({}) ORDER BY id",
+            (1..=roles.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ")
+        );
+        Ok(self.store.with_conn(|c| {
+            let mut st = c.prepare(&sql)?;
+            let rows = st.query_map(rusqlite::params_from_iter(roles.iter()), |r| Ok(Owner { id: r.get(0)?, name: r.get(1)? }))?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })?)
     }
 
     /// Every change to the case, oldest first.
@@ -601,10 +881,11 @@ impl CaseStore {
             let ch = decide(tx, &case)?;
             let closed_at = (ch.to == CaseState::Closed).then(|| now.clone());
             tx.execute(
-                "UPDATE cases SET state = ?2, owner = ?3, resolution = COALESCE(?4, resolution),
-                                  closed_at = COALESCE(?5, closed_at), updated_at = ?6
+                "UPDATE cases SET state = ?2, owner = ?3,
+                                  resolution = CASE WHEN ?7 THEN NULL ELSE COALESCE(?4, resolution) END,
+                                  closed_at = CASE WHEN ?7 THEN NULL ELSE COALESCE(?5, closed_at) END, updated_at = ?6
                  WHERE id = ?1",
-                params![id, ch.to.as_str(), ch.owner, ch.resolution, closed_at, now],
+                params![id, ch.to.as_str(), ch.owner, ch.resolution, closed_at, now, ch.reopen],
             )
             .map_err(sql)?;
             record(tx, &id, &now, actor, ch.action, Some(case.state), ch.to, ch.note.as_deref()).map_err(sql)?;
@@ -636,6 +917,9 @@ struct Change {
     note: Option<String>,
     /// What the actor typed (note or resolution): the audit record's `input`.
     typed: Option<String>,
+    /// A reopening: the resolution and the closing time are cleared (the
+    /// resolution stays in the history entry of the close).
+    reopen: bool,
 }
 
 /// A user as the users table holds them, read inside a case transaction.
@@ -697,8 +981,68 @@ fn non_empty(field: &'static str, v: &str) -> Result<()> {
     }
 }
 
+fn parse_intake(path: &Path, id: &str, json: &str) -> Result<intake::Intake> {
+    serde_json::from_str(json).map_err(|_| Error::BadRow { path: path.to_owned(), id: id.to_owned(), field: "case_intake.intake_json", value: json.to_owned() })
+}
+
 fn normalize_id(id: &str) -> String {
     id.trim().to_ascii_uppercase()
+}
+
+/// The SQL conditions (` AND …`, numbered `?1…`) and arguments of `filter`;
+/// its `state` only when `with_state`.
+fn conditions(filter: &CaseFilter, with_state: bool) -> Result<(String, Vec<String>)> {
+    let mut sql = String::new();
+    let mut args: Vec<String> = Vec::new();
+    let mut arg = |sql: &mut String, clause: &str, v: String| {
+        args.push(v);
+        sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+    };
+    if let Some(k) = filter.kind {
+        arg(&mut sql, " AND kind = ?", k.as_str().into());
+    }
+    if let (Some(s), true) = (filter.state, with_state) {
+        arg(&mut sql, " AND state = ?", s.as_str().into());
+    }
+    if filter.open_only {
+        sql.push_str(" AND state <> 'closed'");
+    }
+    if let Some(o) = &filter.owner {
+        arg(&mut sql, " AND owner = ?", o.clone());
+    }
+    if let Some(t) = filter.overdue_at {
+        arg(&mut sql, " AND state <> 'closed' AND due_at < ?", ts(t));
+    }
+    if let Some(r) = &filter.reporter {
+        arg(&mut sql, " AND reporter = ?", r.clone());
+    }
+    if let Some(q) = search_pattern(filter.q.as_deref())? {
+        arg(&mut sql, " AND (id LIKE ? ESCAPE '\\'", q.clone());
+        for col in ["question", "product", "hcp"] {
+            arg(&mut sql, &format!(" OR {col} LIKE ? ESCAPE '\\'"), q.clone());
+        }
+        sql.push(')');
+    }
+    Ok((sql, args))
+}
+
+/// `q` as a LIKE pattern (`%q%`, with `%`, `_` and `\\` escaped); `None`
+/// for no or blank text; refused beyond [`MAX_SEARCH_CHARS`].
+fn search_pattern(q: Option<&str>) -> Result<Option<String>> {
+    let Some(q) = q.map(str::trim).filter(|q| !q.is_empty()) else { return Ok(None) };
+    let n = q.chars().count();
+    if n > MAX_SEARCH_CHARS {
+        return Err(Error::BadInput { field: "q", reason: format!("{n} characters; a search is at most {MAX_SEARCH_CHARS}") });
+    }
+    let mut p = String::from("%");
+    for ch in q.chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(ch);
+    }
+    p.push('%');
+    Ok(Some(p))
 }
 
 /// Fixed-width RFC 3339 UTC with milliseconds, so stored times sort as text.
@@ -1139,5 +1483,131 @@ mod tests {
         }
         assert_eq!(s.get(&id).unwrap().unwrap().owner, None);
         assert_eq!(s.assign(&id, " med ", "med").unwrap().owner.as_deref(), Some("med"));
+    }
+
+    #[test]
+    fn issue20_5_a_closed_case_is_reopened_with_a_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = CaseStore::open(dir.path()).unwrap();
+        staff(&s, &[("mia", Role::Medical), ("rex", Role::Rep)]);
+        let id = s.open_case(new_case(CaseKind::Pharmacovigilance, "2026-11-18T10:00:00Z")).unwrap().id;
+        let e = s.reopen(&id, "mia", "follow-up").unwrap_err();
+        assert!(matches!(e, Error::InvalidTransition { from: CaseState::New, to: CaseState::InProgress, .. }), "{e}");
+        s.transition(&id, CaseState::Triaged, "mia", None).unwrap();
+        s.assign(&id, "mia", "mia").unwrap();
+        s.transition(&id, CaseState::InProgress, "mia", None).unwrap();
+        s.resolve(&id, "mia", "E2B sent").unwrap();
+        assert!(matches!(s.reopen(&id, "mia", "  ").unwrap_err(), Error::BadInput { field: "reason", .. }));
+        assert!(matches!(s.reopen(&id, "rex", "why not").unwrap_err(), Error::ActorNotAllowed { .. }));
+        let c = s.reopen(&id, "mia", "HCP sent the discharge letter").unwrap();
+        assert_eq!((c.state, c.resolution.as_deref(), c.closed_at), (CaseState::InProgress, None, None));
+        let last = s.history(&id).unwrap().pop().unwrap();
+        assert_eq!((last.action.as_str(), last.from_state, last.to_state), ("reopened", Some(CaseState::Closed), CaseState::InProgress));
+        assert_eq!(last.note.as_deref(), Some("HCP sent the discharge letter (was closed: E2B sent)"));
+        let rec = audited(&s, &id).pop().unwrap();
+        assert_eq!((rec.action.as_str(), rec.input.as_deref()), ("case_reopened", Some("HCP sent the discharge letter")));
+        // It can be closed again.
+        assert_eq!(s.resolve(&id, "mia", "E2B follow-up sent").unwrap().state, CaseState::Closed);
+    }
+
+    #[test]
+    fn issue20_2_intake_versions_keep_every_earlier_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = CaseStore::open(dir.path()).unwrap();
+        staff(&s, &[("mia", Role::Medical), ("rep-7", Role::Rep), ("rita", Role::Rep), ("carol", Role::Compliance)]);
+        let id = s.open_case(new_case(CaseKind::Pharmacovigilance, "2026-11-18T10:00:00Z")).unwrap().id;
+        let mir = s.open_case(new_case(CaseKind::MedicalInformation, "2026-11-18T10:00:00Z")).unwrap().id;
+        let mut i = intake::prefill(&s.get(&id).unwrap().unwrap());
+        assert_eq!(i.reporter.name.as_deref(), Some("Dr. Shah"));
+        assert_eq!((i.suspect_product.as_deref(), i.event.description.as_deref()), (Some("zentravia"), Some("rash")));
+        i.patient.identifier = Some("J.D.".into());
+        let v1 = s.save_intake(&id, "rep-7", &i).unwrap();
+        assert_eq!(v1.version, 1);
+        i.patient.age = Some(54);
+        let v2 = s.save_intake(&id, "mia", &i).unwrap();
+        assert_eq!(v2.version, 2);
+        for who in ["rita", "carol", "nobody"] {
+            let e = s.save_intake(&id, who, &i).unwrap_err();
+            assert!(matches!(e, Error::ActorNotAllowed { .. }), "{who}: {e}");
+        }
+        assert!(matches!(s.save_intake(&mir, "mia", &i).unwrap_err(), Error::NotPharmacovigilance { .. }));
+        let versions = s.intake_versions(&id).unwrap();
+        assert_eq!(versions.iter().map(|v| (v.version, v.actor.as_str(), v.intake.patient.age)).collect::<Vec<_>>(), [(1, "rep-7", None), (2, "mia", Some(54))]);
+        let notes: Vec<_> = s.history(&id).unwrap().into_iter().filter(|h| h.action == "intake").map(|h| h.note.unwrap()).collect();
+        assert_eq!(notes, ["intake v1: patient.identifier", "intake v2: patient.age"]);
+        let recs: Vec<_> = audited(&s, &id).into_iter().filter(|r| r.action == "case_intake").collect();
+        assert_eq!(recs.len(), 2);
+        assert!(recs[1].input.as_deref().unwrap().contains("\"age\":54"));
+        let e = s.store().with_conn(|c| c.execute("UPDATE case_intake SET actor = 'x'", [])).unwrap_err();
+        assert!(e.to_string().contains("append-only"), "{e}");
+        let e = s.store().with_conn(|c| c.execute("DELETE FROM case_history", [])).unwrap_err();
+        assert!(e.to_string().contains("append-only"), "{e}");
+        let audit = crate::audit::Audit::with_store(Store::open(dir.path()).unwrap());
+        assert!(audit.verify(None).unwrap().ok);
+    }
+
+    #[test]
+    fn issue20_5_search_sort_counts_and_owners() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = CaseStore::open(dir.path()).unwrap();
+        let admin = staff(&s, &[("mia", Role::Medical), ("max", Role::Medical), ("gone", Role::Medical), ("rex", Role::Rep)]);
+        crate::users::Users::new(s.store()).disable("gone", &admin).unwrap();
+        let mut a = new_case(CaseKind::MedicalInformation, "2026-11-16T10:00:00Z"); // due Wed 18 10:00
+        a.question = "Off-label use in 50%_of kids?".into();
+        a.hcp = Some("Dr. Okafor".into());
+        let a = s.open_case(a).unwrap().id;
+        let mut b = new_case(CaseKind::Pharmacovigilance, "2026-11-17T09:00:00Z"); // due Wed 18 09:00
+        b.reporter = "rex".into();
+        b.product = Some("Testra".into());
+        let b = s.open_case(b).unwrap().id;
+        let c = s.open_case(new_case(CaseKind::Pharmacovigilance, "2026-11-18T08:00:00Z")).unwrap().id; // due Thu 19
+        s.transition(&c, CaseState::Triaged, "mia", None).unwrap();
+        let ids = |f: CaseFilter| s.list(&f).unwrap().into_iter().map(|c| c.id).collect::<Vec<_>>();
+        assert_eq!(ids(CaseFilter { sort: CaseSort::Due, ..Default::default() }), [b.clone(), a.clone(), c.clone()]);
+        assert_eq!(ids(CaseFilter { sort: CaseSort::Due, descending: true, ..Default::default() }), [c.clone(), a.clone(), b.clone()]);
+        assert_eq!(ids(CaseFilter { sort: CaseSort::Updated, descending: true, limit: Some(1), ..Default::default() }), [c.clone()]);
+        let q = |t: &str| ids(CaseFilter { q: Some(t.into()), ..Default::default() });
+        assert_eq!(q("okafor"), [a.clone()]);
+        assert_eq!(q("TESTRA"), [b.clone()]);
+        assert_eq!(q(&b.to_lowercase()), [b.clone()]);
+        assert_eq!(q("50%_"), [a.clone()], "% and _ are literal");
+        assert!(q("5%k").is_empty() && q("r_sh").is_empty(), "no wildcard search");
+        assert_eq!(q("   ").len(), 3, "a blank search is no search");
+        assert!(matches!(s.list(&CaseFilter { q: Some("x".repeat(201)), ..Default::default() }).unwrap_err(), Error::BadInput { field: "q", .. }));
+        assert_eq!(ids(CaseFilter { reporter: Some("rex".into()), ..Default::default() }), [b.clone()]);
+        let counts = s.counts(&CaseFilter { state: Some(CaseState::Closed), ..Default::default() }, at("2026-11-18T09:30:00Z")).unwrap();
+        assert_eq!(counts, Counts { new: 2, triaged: 1, in_progress: 0, closed: 0, overdue: 1, total: 3 }, "the state filter is ignored; b is late");
+        let counts = s.counts(&CaseFilter { kind: Some(CaseKind::Pharmacovigilance), ..Default::default() }, at("2026-12-01T00:00:00Z")).unwrap();
+        assert_eq!((counts.total, counts.overdue), (2, 2));
+        assert_eq!(s.owners().unwrap().into_iter().map(|o| o.id).collect::<Vec<_>>(), ["max", "mia"], "enabled medical users only");
+    }
+
+    #[test]
+    fn issue20_migration_9_keeps_the_case_history_of_an_older_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = rusqlite::Connection::open(dir.path().join("old.sqlite")).unwrap();
+        for m in crate::store::migrations::MIGRATIONS.iter().filter(|m| m.version <= 7) {
+            c.execute_batch(m.sql).unwrap();
+        }
+        c.execute_batch(
+            "INSERT INTO cases VALUES ('PV-2026-000001','pharmacovigilance',2026,1,'triaged',NULL,NULL,'q','rex',NULL,NULL,NULL,NULL,'[]',NULL,'2026-11-18T10:00:00.000Z','2026-11-18T10:00:00.000Z','2026-11-19T10:00:00.000Z',NULL);
+             INSERT INTO case_history (case_id, at, actor, action, from_state, to_state, note) VALUES
+               ('PV-2026-000001','2026-11-18T10:00:00.000Z','rex','opened',NULL,'new',NULL),
+               ('PV-2026-000001','2026-11-18T11:00:00.000Z','mia','transitioned','new','triaged','serious');",
+        )
+        .unwrap();
+        let m9 = crate::store::migrations::MIGRATIONS.iter().find(|m| m.version == 9).unwrap();
+        c.execute_batch(m9.sql).unwrap();
+        let rows: Vec<(i64, String, Option<String>)> = c
+            .prepare("SELECT id, action, note FROM case_history ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(rows, [(1, "opened".to_string(), None), (2, "transitioned".to_string(), Some("serious".to_string()))]);
+        c.execute("INSERT INTO case_history (case_id, at, actor, action, to_state) VALUES ('PV-2026-000001','x','mia','reopened','in_progress')", []).unwrap();
+        assert!(c.execute("INSERT INTO case_history (case_id, at, actor, action, to_state) VALUES ('PV-2026-000001','x','mia','deleted','new')", []).is_err());
+        assert!(c.execute("DELETE FROM case_history", []).unwrap_err().to_string().contains("append-only"));
     }
 }

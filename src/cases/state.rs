@@ -63,11 +63,15 @@ impl FromStr for CaseKind {
 ///
 /// ```text
 /// new ──triage──► triaged ──start──► in_progress ──resolve──► closed
+///                                        ▲                      │
+///                                        └──reopen (a reason)───┘
 /// ```
 ///
-/// Forward only, one step at a time: a case is looked at (triaged) before
-/// anyone works it, worked by an owner before it is closed, and a closed case
-/// stays closed (a follow-up report is a new case that can cite the old id).
+/// Forward one step at a time: a case is looked at (triaged) before anyone
+/// works it, and worked by an owner before it is closed. The one way back is
+/// [`CaseState::reopened`]: a closed case goes back to `in_progress` with a
+/// reason (follow-up information arrived, the close was premature), which
+/// the history and the audit log keep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CaseState {
@@ -105,9 +109,15 @@ impl CaseState {
         }
     }
 
-    /// Whether `self → to` is allowed.
+    /// Whether `self → to` is allowed as a forward step.
     pub fn can_go_to(self, to: CaseState) -> bool {
         self.next() == Some(to)
+    }
+
+    /// The state a reopened case goes to: `in_progress` from `closed`
+    /// (`None` from any other state: only a closed case is reopened).
+    pub fn reopened(self) -> Option<CaseState> {
+        (self == CaseState::Closed).then_some(CaseState::InProgress)
     }
 }
 
@@ -142,6 +152,14 @@ mod tests {
                 assert_eq!(from.can_go_to(to), allowed.contains(&(from, to)), "{from} → {to}");
             }
         }
+    }
+
+    #[test]
+    fn only_a_closed_case_is_reopened_and_it_goes_back_to_work() {
+        for s in CaseState::ALL {
+            assert_eq!(s.reopened(), (s == CaseState::Closed).then_some(CaseState::InProgress), "{s}");
+        }
+        assert!(!CaseState::Closed.can_go_to(CaseState::InProgress), "reopening is not a forward step");
     }
 
     #[test]

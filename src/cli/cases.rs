@@ -215,6 +215,7 @@ fn execute(cmd: &CasesCommand, data_dir: &Path, json: bool) -> crate::Result<i32
                 owner: a.owner.clone(),
                 overdue_at: a.overdue.then_some(now),
                 limit: a.limit,
+                ..CaseFilter::default()
             };
             let list = store.list(&filter)?;
             if json {

@@ -50,7 +50,7 @@ pub(super) fn run(a: &EmailArgs, ctx: &Ctx) -> anyhow::Result<i32> {
         Err(code) => return Ok(code),
     };
     let req = Request {
-        task: Task::Email { topics: a.topics.clone(), hcp: a.hcp.clone() },
+        task: Task::Email { topics: a.topics.clone(), hcp: a.hcp.clone(), greeting: None, closing: None },
         product: Some(a.product.clone()),
         role: q.role.clone(),
         as_of: day,

@@ -91,6 +91,8 @@ pub(crate) fn citation(n: usize, p: &Passage) -> Citation {
         title: p.title.clone(),
         mlr_number: p.mlr_number.clone(),
         quote: p.text.clone(),
+        page: p.page,
+        source_url: super::source_url(&p.doc_id, p.ordinal),
     }
 }
 
@@ -106,5 +108,11 @@ mod tests {
         assert_eq!(m.number(7), (1, false));
         assert_eq!(m.keys(), [7, 3]);
         assert_eq!(m.mark(&Sentence { text: "Take it.".into(), passage: 3 }), "Take it. [2]");
+    }
+
+    #[test]
+    fn source_urls_encode_the_document_id() {
+        assert_eq!(super::super::source_url("veklury-pi", 12), "/#/source/veklury-pi?passage=12");
+        assert_eq!(super::super::source_url("a b/é?x", 0), "/#/source/a%20b%2F%C3%A9%3Fx?passage=0");
     }
 }

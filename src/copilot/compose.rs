@@ -700,6 +700,7 @@ mod tests {
             status: Status::Approved,
             ordinal,
             text: text.into(),
+            page: None,
         }
     }
 

@@ -12,6 +12,7 @@ use super::compose::Role;
 use super::extractive::{quotable, Extractive};
 use crate::llm::Sentence;
 use crate::guard::verify::judge;
+use super::notes::NoteKind;
 use super::{Ask, Citation, Copilot, Flag, Requester, Result, Route};
 use crate::llm::Generator;
 
@@ -131,6 +132,17 @@ pub struct EmailDraft {
     pub references: Vec<Citation>,
     /// The whole email as text.
     pub body: String,
+    /// The email as the rep sends it: `body` without the draft banner and
+    /// the subject line (the subject goes in the email tool's own field):
+    /// `greeting`, `locked`, `references`, a blank line apart.
+    pub text: String,
+    /// The body's greeting line ("Dear Dr. Lee,"): the rep may edit it.
+    pub greeting: String,
+    /// The approved wording and statements after the greeting, up to the
+    /// references: locked (MLR approved every word of it).
+    pub locked: String,
+    /// The references block ("References" and one line per citation), locked.
+    pub references_text: String,
     /// Flags (guard on input; fair balance on output).
     pub flags: Vec<Flag>,
     /// Case opened when the topics had to be escalated.
@@ -200,6 +212,65 @@ pub fn split_topics(topics: &str) -> Vec<String> {
 impl Copilot {
     /// Drafts a follow-up email for the rep to review.
     pub fn email(&self, ask: &Ask, who: &Requester, hcp: &str) -> Result<EmailDraft> {
+        self.email_with(ask, who, hcp, None, None)
+    }
+
+    /// Drafts a follow-up email with the rep's own `greeting` and `closing`
+    /// around the locked approved text. The guard screens them with the
+    /// topics (a report in a sign-off is a report), and they may not speak
+    /// about the product: a greeting or closing that names it or that the
+    /// output screen flags is refused with the reason (the approved text is
+    /// the only thing the email says about the product).
+    pub fn email_with(&self, ask: &Ask, who: &Requester, hcp: &str, greeting: Option<&str>, closing: Option<&str>) -> Result<EmailDraft> {
+        let own: Vec<(&str, &str)> = [("greeting", greeting), ("closing", closing)]
+            .into_iter()
+            .filter_map(|(w, t)| t.map(str::trim).filter(|t| !t.is_empty()).map(|t| (w, t)))
+            .collect();
+        // The guard reads the topics and the rep's own words together, first:
+        // a report in a sign-off is a report, whatever else the words say.
+        let screened = Ask { question: std::iter::once(ask.question.as_str()).chain(own.iter().map(|x| x.1)).collect::<Vec<_>>().join("\n"), ..ask.clone() };
+        let escalated = self.ask_guard_only(&screened, who)?;
+        if escalated.is_none() && !own.is_empty() {
+            let product = ask.product.as_deref().unwrap_or("").trim().to_lowercase();
+            let ctx = self.guard_context(Some(product.as_str()));
+            for (what, text) in &own {
+                let low = text.to_lowercase();
+                let names_product = (!product.is_empty() && low.contains(&product)) || claim_words(&low).is_some();
+                // A valediction ("Best,", "All the best,") or a bare name is
+                // a sign-off, not a claim: the claim screen reads the rest.
+                let claims: Vec<&str> = text.lines().map(str::trim).filter(|l| !is_sign_off_line(l)).collect();
+                let flags = self.guard().map(|g| g.screen_output(&claims.join("\n"), &ctx)).unwrap_or_default();
+                if names_product || !flags.is_empty() {
+                    let why = match (flags.first(), claim_words(&low)) {
+                        (Some(f), _) => format!(" ({})", f.rule_id),
+                        (None, Some(w)) => format!(" (\"{w}\")"),
+                        (None, None) => String::new(),
+                    };
+                    return Err(super::Error::BadQuestion(format!(
+                        "the {what} speaks about the product{why}: keep it to a greeting or a sign-off; what the email says about the product is the approved text"
+                    )));
+                }
+            }
+        }
+        let mut draft = self.email_inner(ask, escalated, hcp)?;
+        if draft.route == Route::Answer {
+            if let Some((_, g)) = own.iter().find(|x| x.0 == "greeting") {
+                draft.greeting = g.to_string();
+            }
+            let closing = own.iter().find(|x| x.0 == "closing").map(|x| x.1).unwrap_or("");
+            draft.text = [draft.greeting.as_str(), draft.locked.as_str(), closing, draft.references_text.as_str()]
+                .iter()
+                .filter(|p| !p.is_empty())
+                .copied()
+                .collect::<Vec<_>>()
+                .join("\n\n");
+        }
+        Ok(draft)
+    }
+
+    /// The draft on `ask`'s topics, or no draft when the guard escalated
+    /// (`escalated`: its answer, the case opened).
+    fn email_inner(&self, ask: &Ask, escalated: Option<super::Answer>, hcp: &str) -> Result<EmailDraft> {
         let product = ask.product.clone().unwrap_or_default();
         let mut draft = EmailDraft {
             route: Route::Answer,
@@ -209,6 +280,10 @@ impl Copilot {
             isi: Vec::new(),
             references: Vec::new(),
             body: String::new(),
+            text: String::new(),
+            greeting: String::new(),
+            locked: String::new(),
+            references_text: String::new(),
             flags: Vec::new(),
             case_id: None,
             message: None,
@@ -217,7 +292,7 @@ impl Copilot {
             prompt_sha256: None,
             audit_id: None,
         };
-        if let Some(e) = self.ask_guard_only(ask, who)? {
+        if let Some(e) = escalated {
             draft.route = e.route;
             draft.flags = e.flags;
             draft.case_id = e.case_id;
@@ -330,6 +405,14 @@ impl Copilot {
         let t = &self.drafts().email;
         draft.subject = super::templates::email_subject(t, &title_case(&product))?;
         draft.body = super::templates::email_body(t, &draft, hcp, &title_case(&product))?;
+        let parts = send_parts(&draft.body, &draft.banner, &draft.subject);
+        (draft.greeting, draft.locked, draft.references_text) = (parts.greeting, parts.locked, parts.references);
+        draft.text = [draft.greeting.as_str(), draft.locked.as_str(), draft.references_text.as_str()]
+            .iter()
+            .filter(|p| !p.is_empty())
+            .copied()
+            .collect::<Vec<_>>()
+            .join("\n\n");
         draft.prompt_version = Some(t.id());
         draft.prompt_sha256 = Some(crate::prompts::sha256_hex(t.source.as_bytes()));
         if let Some(g) = self.guard() {
@@ -359,6 +442,72 @@ impl Copilot {
         };
         Ok(draft)
     }
+}
+
+/// The parts of a rendered email body a rep sends ([`send_parts`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SendParts {
+    /// The greeting line (empty when the template opens otherwise).
+    pub greeting: String,
+    /// Everything after the greeting up to the references.
+    pub locked: String,
+    /// The references block, from its `References` heading.
+    pub references: String,
+}
+
+/// Cuts a rendered email body into what the rep sends: the draft banner
+/// line (`[banner]`) and the `Subject: …` line are dropped (the banner is
+/// for the rep only, the subject has its own field: copying the body must
+/// not paste either); the first remaining line is the greeting when it
+/// opens with "Dear " or ends with a comma; the references start at a line
+/// that reads `References`.
+pub fn send_parts(body: &str, banner: &str, subject: &str) -> SendParts {
+    let banner_line = format!("[{banner}]");
+    let subject_line = format!("Subject: {subject}");
+    let kept: Vec<&str> = body.lines().filter(|l| l.trim() != banner_line && l.trim() != subject_line).collect();
+    let text = kept.join("\n");
+    let text = text.trim();
+    let (head, rest) = match text.split_once('\n') {
+        Some((first, rest)) if first.starts_with("Dear ") || (first.trim_end().ends_with(',') && first.split_whitespace().count() <= 6) => (first.trim().to_string(), rest),
+        _ => (String::new(), text),
+    };
+    let (locked, references) = match rest.find("\nReferences\n").or_else(|| rest.starts_with("References\n").then_some(0)) {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    SendParts { greeting: head, locked: locked.trim().to_string(), references: references.trim().to_string() }
+}
+
+/// A line of a greeting or closing that is a salutation or valediction (at
+/// most four words ending with a comma: "Best,", "Kind regards,", "Hi Dr.
+/// Lee,") or a bare name (at most three capitalised words, no other
+/// punctuation than a full stop): it states nothing about anything.
+fn is_sign_off_line(line: &str) -> bool {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    if words.is_empty() {
+        return true;
+    }
+    let valediction = line.ends_with(',') && words.len() <= 4;
+    let name = words.len() <= 3 && words.iter().all(|w| w.chars().next().is_some_and(char::is_uppercase) && w.chars().all(|c| c.is_alphabetic() || c == '.' || c == '-' || c == '\''));
+    valediction || name
+}
+
+/// The first word of a rep's greeting or closing (lower-cased) that talks
+/// about a medicine: claim words, a drug or its effects, or "it"/"this" as
+/// the subject of a claim ("it is", "it works"). A greeting and a closing are
+/// courtesy; the stricter screen errs towards refusing (the rep rewords),
+/// because the output screen alone let "It is the safest choice there is."
+/// through.
+fn claim_words(low: &str) -> Option<&'static str> {
+    const WORDS: &[&str] = &[
+        "safe", "safer", "safest", "safety", "effective", "efficacy", "efficacious", "works", "work well", "cure", "cures", "cured", "proven",
+        "guarantee", "guaranteed", "superior", "better than", "best option", "best choice", "best treatment", "best drug", "first-line",
+        "side effect", "side effects", "tolerated", "tolerability", "dose", "doses", "dosing", "mg", "indicated", "indication", "approved for",
+        "drug", "medication", "medicine", "treatment", "therapy", "product", "prescribe", "prescribing", "prescription", "trial", "study",
+        "results", "outcomes", "symptoms", "disease", "off-label", "it is", "it's", "it can", "it has", "it will", "it was", "it works", "this one",
+    ];
+    let padded = format!(" {} ", low.replace(|c: char| !c.is_alphanumeric() && c != '\'' && c != '-', " "));
+    WORDS.iter().copied().find(|w| padded.contains(&format!(" {w} ")))
 }
 
 /// `"a"`, `"a" and "b"`, `"a", "b" and "c"`.
@@ -423,15 +572,6 @@ pub struct VisitSummary {
     pub audit_id: Option<u64>,
 }
 
-fn follow_up_re() -> &'static regex::Regex {
-    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    RE.get_or_init(|| {
-        regex::Regex::new(r"(?i)\b(?:follow[ -]?up|will (?:send|share|provide|bring|email|call)|send (?:her|him|them|the|a)|next (?:visit|call|meeting)|schedule|drop off|call back|get back to|agreed to|to-?do|reprint|MIR)\b")
-            .expect("static regex")
-    })
-}
-const QUESTION_CUES: &[&str] = &["asked", "wanted to know", "wondered", "wondering", "question", "curious", "inquired"];
-
 impl Copilot {
     /// Turns a rep's free-text visit notes into a structured call summary.
     /// Every product statement is kept only with a citation to approved text
@@ -478,11 +618,18 @@ impl Copilot {
         let ctx = self.guard_context(Some(product.as_str()));
         for line in notes.lines().flat_map(|l| sentences(l.trim_start_matches(['-', '*', '•', ' ']))) {
             let low = line.to_lowercase();
-            if line.contains('?') || QUESTION_CUES.iter().any(|c| low.contains(c)) {
-                sum.hcp_questions.push(line.to_string());
-            }
-            if follow_up_re().is_match(line) {
-                sum.follow_ups.push(line.to_string());
+            // Clause by clause, each filed once by its leading verb phrase
+            // ("Discussed X and agreed to send Y": a discussion, then a follow-up).
+            let mut asked = false;
+            for clause in super::notes::clauses(line) {
+                match super::notes::classify(&clause) {
+                    NoteKind::Question => {
+                        asked = true;
+                        sum.hcp_questions.push(clause);
+                    }
+                    NoteKind::FollowUp => sum.follow_ups.push(clause),
+                    NoteKind::Discussion => {}
+                }
             }
             let search = self.retrieve(line, &filter)?;
             let best: Option<&Hit> = search.hits.first().filter(|h| h.coverage >= 0.5);
@@ -500,7 +647,7 @@ impl Copilot {
                     .any(|w| low.contains(w));
             // A claim noted twice is kept (or removed) once.
             let repeated = sum.statements.iter().map(|s| s.text.as_str()).chain(sum.removed.iter().map(String::as_str)).any(|t| same_statement(t, line));
-            if names_product && factual && !repeated && !line.contains('?') && !QUESTION_CUES.iter().any(|c| low.contains(c)) {
+            if names_product && factual && !repeated && !line.contains('?') && !asked {
                 // The output screen first: a statement of an unapproved use,
                 // dose or population is removed however well a passage matches
                 // its words, and its flags say why.
@@ -561,6 +708,38 @@ mod tests {
             "In the 16-week placebo-controlled period of the pivotal trials, ALT elevations greater than 3 times ULN occurred in 4.1% of patients treated with ZENTRAVIA 20 mg and in 1.0% of patients who received placebo."
         ));
         assert!(!same_statement("The recommended dosage is 20 mg once daily.", "Serious infections have occurred in patients treated with ZENTRAVIA."));
+    }
+
+    #[test]
+    fn the_sendable_text_has_no_banner_and_no_subject_line() {
+        let body = "[DRAFT — review]\n\nSubject: Follow-up on Zentravia\n\nDear Dr. Lee,\n\nThank you.\n- A [1]\n    - item\n\nReferences\n[1] zentravia-pi §5.1 — Hepatotoxicity (MLR US-ZEN-0001)\n";
+        let p = send_parts(body, "DRAFT — review", "Follow-up on Zentravia");
+        assert_eq!(p.greeting, "Dear Dr. Lee,");
+        assert_eq!(p.locked, "Thank you.\n- A [1]\n    - item", "list items keep their indentation");
+        assert!(p.references.starts_with("References\n[1] zentravia-pi"), "{p:?}");
+        // A body without greeting or references keeps everything locked.
+        let q = send_parts("[B]\nSubject: S\nHello there team\nLine", "B", "S");
+        assert_eq!((q.greeting.as_str(), q.locked.as_str(), q.references.as_str()), ("", "Hello there team\nLine", ""));
+    }
+
+    #[test]
+    fn sign_off_lines_are_not_claims() {
+        for l in ["Best,", "All the best,", "Kind regards,", "Hi Dr. Lee,", "Rex", "Rex Rep", "Dr. Mary-Ann O'Neil"] {
+            assert!(is_sign_off_line(l), "{l}");
+        }
+        for l in ["Best drug ever.", "It is the best option,", "Zentravia works for every patient", "It is the safest choice,"] {
+            assert!(!is_sign_off_line(l), "{l}");
+        }
+    }
+
+    #[test]
+    fn courtesy_passes_and_claims_do_not() {
+        for ok in ["thank you for your time today.", "let me know if you have any questions.", "i look forward to seeing you next week.", "best,\nrex"] {
+            assert_eq!(claim_words(ok), None, "{ok}");
+        }
+        for bad in ["it is the safest choice there is.", "it's well tolerated", "the 20 mg dose is easy", "works for nearly everyone", "great results in the trial"] {
+            assert!(claim_words(bad).is_some(), "{bad}");
+        }
     }
 
     #[test]

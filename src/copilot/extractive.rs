@@ -327,6 +327,7 @@ mod tests {
             status: Status::Approved,
             ordinal,
             text: text.into(),
+            page: None,
         }
     }
 

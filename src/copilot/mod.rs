@@ -33,6 +33,7 @@ mod escalate;
 pub mod extractive;
 pub mod followup;
 pub mod grounded;
+pub mod notes;
 pub mod trace;
 mod product;
 mod run;
@@ -113,6 +114,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Longest question accepted, in characters (a pasted call transcript is cut
 /// down by the rep, not silently truncated by us).
 pub const MAX_QUESTION_CHARS: usize = 2_000;
+/// Longest greeting a rep may write around an email's approved text, in characters.
+pub const MAX_GREETING_CHARS: usize = 200;
+/// Longest sign-off a rep may write after an email's approved text, in characters.
+pub const MAX_CLOSING_CHARS: usize = 500;
 /// Largest visit notes `summarize` accepts, in bytes (CLI file and HTTP body alike).
 pub const MAX_NOTES_BYTES: u64 = 64 * 1024;
 
@@ -137,6 +142,13 @@ pub struct Citation {
     pub mlr_number: String,
     /// The passage text.
     pub quote: String,
+    /// The PDF page the passage starts on (PDF documents only).
+    #[serde(default)]
+    pub page: Option<u32>,
+    /// Where the web UI shows the passage in its approved document:
+    /// `/#/source/DOC_ID?passage=ORDINAL` (the id percent-encoded).
+    #[serde(default)]
+    pub source_url: String,
 }
 
 impl Citation {
@@ -144,6 +156,21 @@ impl Citation {
     pub fn label(&self) -> String {
         format!("{} §{}", self.doc_id, self.section)
     }
+}
+
+/// The web UI's address of a passage in its approved document (see
+/// [`Citation::source_url`]): `/#/source/DOC_ID?passage=ORDINAL`, the id
+/// percent-encoded (every byte but `A-Z a-z 0-9 - . _ ~`).
+pub fn source_url(doc_id: &str, ordinal: u32) -> String {
+    let mut id = String::with_capacity(doc_id.len());
+    for b in doc_id.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            id.push(b as char);
+        } else {
+            id.push_str(&format!("%{b:02X}"));
+        }
+    }
+    format!("/#/source/{id}?passage={ordinal}")
 }
 
 /// A red flag raised on the question or the answer: kind, rule id (reason

@@ -174,6 +174,7 @@ mod tests {
             status: Status::Approved,
             ordinal,
             text: text.into(),
+            page: None,
         }
     }
 

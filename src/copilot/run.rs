@@ -58,6 +58,13 @@ pub enum Task {
         topics: String,
         /// The HCP the email is for (the greeting).
         hcp: String,
+        /// The rep's own greeting, replacing the template's ("Hi Dr. Lee,"):
+        /// at most [`super::MAX_GREETING_CHARS`], screened by the guard, and never
+        /// about the product (the approved text says that).
+        greeting: Option<String>,
+        /// The rep's sign-off, placed after the approved text and before the
+        /// references: at most [`super::MAX_CLOSING_CHARS`], screened the same way.
+        closing: Option<String>,
     },
     /// Turn visit notes into a structured call summary.
     Summarize {
@@ -231,7 +238,7 @@ impl Copilot {
                     None => self.ask_with(&ask(question), &visit, req.generate, &mut |e| held.push(e))?,
                 })
             }
-            Task::Email { topics, hcp } => Outcome::Email(self.email(&ask(topics), who, hcp)?),
+            Task::Email { topics, hcp, greeting, closing } => Outcome::Email(self.email_with(&ask(topics), who, hcp, greeting.as_deref(), closing.as_deref())?),
             Task::Summarize { notes } => Outcome::Summary(self.summarize(notes, &ask(""), who)?),
         };
         if let Some(t) = trace {
@@ -256,9 +263,15 @@ impl Copilot {
                 )));
             }
         }
-        if let Task::Email { topics, .. } = &req.task {
+        if let Task::Email { topics, greeting, closing, .. } = &req.task {
             if topics.trim().is_empty() {
                 return Err(Error::BadQuestion("the topics are empty: say what was discussed".into()));
+            }
+            for (what, text, limit) in [("greeting", greeting, super::MAX_GREETING_CHARS), ("closing", closing, super::MAX_CLOSING_CHARS)] {
+                let n = text.as_deref().map_or(0, |t| t.chars().count());
+                if n > limit {
+                    return Err(Error::BadQuestion(format!("the {what} is {n} characters, over the {limit}-character limit: keep it to a greeting or a sign-off")));
+                }
             }
         }
         if matches!(req.task, Task::Email { .. } | Task::Summarize { .. }) && req.product.as_deref().is_none_or(|p| p.trim().is_empty()) {
@@ -439,7 +452,7 @@ mod tests {
         let cases = crate::cases::CaseStore::open(&tmp.path().join("data")).expect("case store");
         assert!(cases.list(&Default::default()).expect("list").is_empty(), "no case opened");
         // Drafts name their product, too.
-        let mut email = request(Task::Email { topics: "liver tests and dosing".into(), hcp: "Dr. Lee".into() });
+        let mut email = request(Task::Email { topics: "liver tests and dosing".into(), hcp: "Dr. Lee".into(), greeting: None, closing: None });
         email.product = None;
         assert_eq!(c.run(&email, None, &mut |_| {}).expect_err("refused").code(), "bad_question");
     }
@@ -453,7 +466,7 @@ mod tests {
         let c = copilot(tmp.path());
         let audit = Audit::open(&tmp.path().join("data")).expect("audit");
         let Outcome::Email(d) =
-            c.run(&request(Task::Email { topics: "liver test monitoring".into(), hcp: "Dr. Lee".into() }), Some(&trace(&audit)), &mut |_| {}).expect("runs")
+            c.run(&request(Task::Email { topics: "liver test monitoring".into(), hcp: "Dr. Lee".into(), greeting: None, closing: None }), Some(&trace(&audit)), &mut |_| {}).expect("runs")
         else {
             panic!("an email task yields a draft")
         };

@@ -159,6 +159,8 @@ mod tests {
             title: "HEPATOTOXICITY".into(),
             mlr_number: "MLR-2024-0042".into(),
             quote: String::new(),
+            page: None,
+            source_url: String::new(),
         }
     }
 
@@ -233,6 +235,10 @@ mod tests {
             isi,
             references: refs,
             body: String::new(),
+            text: String::new(),
+            greeting: String::new(),
+            locked: String::new(),
+            references_text: String::new(),
             flags: Vec::new(),
             case_id: None,
             message: None,

@@ -156,7 +156,7 @@ pub fn record_email(audit: &Audit, actor: &Actor, input: &str, d: &EmailDraft, g
     r.detail = merge(
         merge(
             json!({"mode": "extractive", "subject": d.subject, "citations": citations(&d.references),
-                   "guard_rules": guard_rules, "message": d.message}),
+                   "guard_rules": guard_rules, "message": d.message, "text": d.text}),
             actor.detail(),
         ),
         context,

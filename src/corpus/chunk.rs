@@ -28,6 +28,7 @@ pub fn passages(doc: &super::Document, target_words: usize) -> Vec<Passage> {
             status: m.status,
             ordinal,
             text,
+            page: None,
         });
         ordinal += 1;
     };
@@ -54,6 +55,13 @@ pub fn passages(doc: &super::Document, target_words: usize) -> Vec<Passage> {
         let t = buf.trim().to_string();
         if !t.is_empty() {
             emit(section, t, &mut out);
+        }
+    }
+    // PDF passages carry the page they start on (see `pdf::PageMap`).
+    if !doc.page_text.is_empty() {
+        let mut pages = super::pdf::PageMap::new(&doc.page_text);
+        for p in &mut out {
+            p.page = pages.page_of(&p.text);
         }
     }
     out

@@ -197,6 +197,12 @@ pub struct Document {
     pub sections: Vec<Section>,
     /// Pages (PDF) or 0 when the format has none; for throughput reports.
     pub pages: usize,
+    /// The text of each page (PDF only, furniture stripped): what
+    /// [`chunk::passages`] maps each passage's page from ([`pdf::PageMap`]).
+    pub page_text: Vec<String>,
+    /// The file the document was loaded from (`ingest` keeps a copy of a
+    /// PDF with the index, so the approved original can be shown).
+    pub source: PathBuf,
 }
 
 /// The retrieval unit: a run of sentences inside one section, with everything a
@@ -226,10 +232,15 @@ pub struct Passage {
     pub approved_on: NaiveDate,
     /// Approval status.
     pub status: Status,
-    /// Position of the passage within its document (for stable ordering).
+    /// Position of the passage within its document (for stable ordering;
+    /// with the document id, the passage's id in a citation's `source_url`).
     pub ordinal: u32,
     /// The passage text, verbatim from the document (normalised whitespace).
     pub text: String,
+    /// The 1-based PDF page the passage starts on (PDF documents only; `None`
+    /// for other formats or when the start could not be found on a page).
+    #[serde(default)]
+    pub page: Option<u32>,
 }
 
 impl Passage {
@@ -294,9 +305,10 @@ pub fn load_document(dir: &Path, meta: DocMeta, limits: Limits) -> Result<Docume
     }
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_ascii_lowercase();
     let faq = meta.kind == Kind::Faq;
+    let mut page_text = Vec::new();
     let (sections, pages) = if name.ends_with(".pdf") {
-        let (text, pages) = pdf::extract(&path)?;
-        (structure::detect(&text, faq), pages)
+        page_text = pdf::extract_pages(&path)?;
+        (structure::detect(&page_text.join("\n\u{c}\n"), faq), page_text.len())
     } else if name.ends_with(".md") || name.ends_with(".markdown") {
         (markdown::load(&read_text(&path)?, faq), 0)
     } else if name.ends_with(".txt") {
@@ -340,7 +352,7 @@ pub fn load_document(dir: &Path, meta: DocMeta, limits: Limits) -> Result<Docume
         })
         .collect();
     tracing::debug!(doc = %meta.id, sections = sections.len(), "loaded");
-    Ok(Document { meta, sections, pages })
+    Ok(Document { meta, sections, pages, page_text, source: path })
 }
 
 fn read_text(path: &Path) -> Result<String> {

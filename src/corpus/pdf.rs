@@ -9,6 +9,14 @@ use super::{Error, Result};
 /// pdf-extract (it panics on some malformed files by design,
 /// jrmuizel/pdf-extract#47) becomes [`Error::Extract`].
 pub fn extract(path: &Path) -> Result<(String, usize)> {
+    let pages = extract_pages(path)?;
+    Ok((pages.join("\n\u{c}\n"), pages.len()))
+}
+
+/// Extracts the text of each page of a PDF (page furniture stripped), in
+/// page order: what [`extract`] joins, and what [`PageMap`] maps passages
+/// back to. Errors as [`extract`].
+pub fn extract_pages(path: &Path) -> Result<Vec<String>> {
     let bytes = std::fs::read(path).map_err(|e| Error::Io { path: path.to_owned(), source: e })?;
     check_bytes(path, &bytes)?;
     let result = std::panic::catch_unwind(|| pdf_extract::extract_text_from_mem_by_pages(&bytes));
@@ -30,9 +38,73 @@ pub fn extract(path: &Path) -> Result<(String, usize)> {
             return Err(Error::Extract { path: path.to_owned(), message: format!("pdf-extract panicked: {message}") });
         }
     };
-    let n = pages.len();
-    let text = pages.iter().map(|p| strip_furniture(p)).collect::<Vec<_>>().join("\n\u{c}\n");
-    Ok((text, n))
+    Ok(pages.iter().map(|p| strip_furniture(p)).collect())
+}
+
+/// Characters of a passage's start looked up in the pages: long enough to
+/// be unique in a label (about six words), short enough to stay on the page
+/// the passage starts on.
+pub const PAGE_KEY_CHARS: usize = 48;
+
+/// Maps passage text back to the PDF page it was extracted from.
+///
+/// Passages are cut from the text of all pages joined, after normalisation
+/// and line joining (`structure::detect`, `chunk`), so their spaces and line
+/// breaks differ from the page text; letters and digits do not. Each page is
+/// reduced to its lower-case letters and digits, the pages are concatenated
+/// with their start offsets kept, and a passage's first [`PAGE_KEY_CHARS`]
+/// letters and digits are searched from where the previous passage was found
+/// (passages come in reading order; the Highlights page repeats text that the
+/// full prescribing information states later), then from the start. The page
+/// is the one holding the first character found: a passage that runs onto
+/// the next page is cited at the page it starts on.
+#[derive(Debug, Clone)]
+pub struct PageMap {
+    /// All pages' letters and digits, lower-case, concatenated.
+    text: Vec<char>,
+    /// Offset in `text` where each page starts.
+    starts: Vec<usize>,
+    /// Where the previous passage was found.
+    cursor: usize,
+}
+
+impl PageMap {
+    /// A map over the text of each page (as [`extract_pages`] returns it).
+    pub fn new(pages: &[String]) -> PageMap {
+        let mut text = Vec::new();
+        let mut starts = Vec::with_capacity(pages.len());
+        for p in pages {
+            starts.push(text.len());
+            text.extend(comparable(&super::normalize(p)));
+        }
+        PageMap { text, starts, cursor: 0 }
+    }
+
+    /// The 1-based page on which `passage` starts, or `None` when its start
+    /// is on no page (text the loader rewrote, such as a heading that became
+    /// its own statement).
+    pub fn page_of(&mut self, passage: &str) -> Option<u32> {
+        let key: Vec<char> = comparable(passage).take(PAGE_KEY_CHARS).collect();
+        if key.is_empty() {
+            return None;
+        }
+        let at = find(&self.text, &key, self.cursor).or_else(|| find(&self.text, &key, 0))?;
+        self.cursor = at + key.len();
+        let page = self.starts.partition_point(|&s| s <= at);
+        u32::try_from(page).ok().filter(|&p| p >= 1)
+    }
+}
+
+/// The lower-case letters and digits of a text (NFKC already applied).
+fn comparable(s: &str) -> impl Iterator<Item = char> + '_ {
+    s.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase)
+}
+
+fn find(hay: &[char], needle: &[char], from: usize) -> Option<usize> {
+    if from >= hay.len() || needle.len() > hay.len() - from {
+        return None;
+    }
+    hay[from..].windows(needle.len()).position(|w| w == needle).map(|i| i + from)
 }
 
 /// Rejects what is certainly not a usable PDF before handing it to the parser.
@@ -90,6 +162,24 @@ mod tests {
     fn furniture_is_stripped() {
         let s = strip_furniture("12\nText line\n5 Days\nReference ID: 4690158\n");
         assert_eq!(s, "Text line\n5 Days\n");
+    }
+
+    #[test]
+    fn page_map_finds_the_page_a_passage_starts_on() {
+        let pages = vec![
+            "Highlights: take with food.\n".to_string(),
+            "1 INDICATIONS\nTestra is indicated for adults.\nTake with\n".to_string(),
+            "food, once daily.\n".to_string(),
+        ];
+        let mut m = PageMap::new(&pages);
+        assert_eq!(m.page_of("Testra is indicated for adults."), Some(2));
+        // After the cursor: the later copy, not the Highlights' one.
+        assert_eq!(m.page_of("Take with food, once daily."), Some(2));
+        assert_eq!(m.page_of("once daily"), Some(3));
+        // Before the cursor, found from the start again.
+        assert_eq!(m.page_of("Highlights"), Some(1));
+        assert_eq!(m.page_of("nowhere in this label"), None);
+        assert_eq!(m.page_of(" - "), None);
     }
 
     #[test]

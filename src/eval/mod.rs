@@ -361,7 +361,7 @@ fn f1(tp: usize, fp: usize, fn_: usize) -> Option<f64> {
 fn email_case(copilot: &Copilot, case: &Case, as_of: chrono::NaiveDate, lat: &mut Vec<f64>) -> Option<String> {
     let topics = case.topics.clone()?;
     let req = crate::copilot::Request {
-        task: crate::copilot::Task::Email { topics, hcp: case.hcp.clone().unwrap_or_else(|| "Doctor".into()) },
+        task: crate::copilot::Task::Email { topics, hcp: case.hcp.clone().unwrap_or_else(|| "Doctor".into()), greeting: None, closing: None },
         product: case.product.clone(),
         role: "rep".into(),
         as_of,

@@ -772,6 +772,7 @@ mod tests {
             status: Status::Approved,
             ordinal,
             text: text.into(),
+            page: None,
         };
         let passages = vec![
             p(0, "1", "INDICATIONS AND USAGE", ""),

@@ -21,6 +21,18 @@ use crate::corpus::{Audience, Corpus, Passage};
 /// The catalogue file beside the index.
 pub const CATALOGUE: &str = "onlabel-documents.json";
 
+/// The folder beside the index holding a copy of each indexed PDF, so that
+/// the approved original can be shown (`GET /api/v1/documents/{id}/file`)
+/// by a server that has only the index: see [`pdf_copy`].
+pub const DOCUMENTS: &str = "documents";
+
+/// Where the copy of document `doc_id`'s PDF is kept in the index at `dir`:
+/// `documents/HEX(id).pdf` (the id hex-encoded, so that no id can name a
+/// path outside the folder).
+pub fn pdf_copy(dir: &Path, doc_id: &str) -> std::path::PathBuf {
+    dir.join(DOCUMENTS).join(format!("{}.pdf", hex::encode(doc_id.as_bytes())))
+}
+
 /// What to tell the reader of a [`Catalogue::rebuilt`] listing.
 pub const REBUILT_NOTE: &str =
     "this index predates its document catalogue; withdrawn documents are not listed (re-run `onlabel ingest` to list them)";
@@ -62,8 +74,19 @@ impl Entry {
     }
 }
 
-/// Writes the catalogue of `corpus` into the (already swapped-in) index directory `dir`.
+/// Writes the catalogue of `corpus` into the (already swapped-in) index
+/// directory `dir`, and copies every PDF document there ([`pdf_copy`]; their
+/// size is already bounded by the corpus `Limits`).
 pub fn write(dir: &Path, corpus: &Corpus, passages: &[Passage]) -> Result<()> {
+    let docs = dir.join(DOCUMENTS);
+    if docs.exists() {
+        std::fs::remove_dir_all(&docs).map_err(|source| Error::Io { path: docs.clone(), source })?;
+    }
+    for d in corpus.documents.iter().filter(|d| !d.page_text.is_empty()) {
+        std::fs::create_dir_all(&docs).map_err(|source| Error::Io { path: docs.clone(), source })?;
+        let to = pdf_copy(dir, &d.meta.id);
+        std::fs::copy(&d.source, &to).map_err(|source| Error::Io { path: to.clone(), source })?;
+    }
     let entries: Vec<Entry> = corpus
         .documents
         .iter()

@@ -235,6 +235,7 @@ struct Fields {
     ordinal: Field,
     text: Field,
     quote: Field,
+    page: Field,
 }
 
 fn schema() -> Schema {
@@ -267,6 +268,10 @@ fn schema() -> Schema {
     b.add_text_field("text", searched);
     // Shown and quoted: the passage verbatim.
     b.add_text_field("quote", STORED);
+    // The PDF page the passage starts on (absent for other formats). An index
+    // built before it existed lacks the field: `fields` refuses it with
+    // `Error::Schema`, which says to re-run `onlabel ingest`.
+    b.add_u64_field("page", STORED);
     b.build()
 }
 
@@ -288,6 +293,7 @@ fn fields(schema: &Schema, path: &Path) -> Result<Fields> {
         ordinal: f("ordinal")?,
         text: f("text")?,
         quote: f("quote")?,
+        page: f("page")?,
     })
 }
 
@@ -399,6 +405,9 @@ impl Index {
                 d.add_u64(f.ordinal, p.ordinal as u64);
                 d.add_text(f.text, analysis::strip_cross_references(&p.text));
                 d.add_text(f.quote, &p.text);
+                if let Some(page) = p.page {
+                    d.add_u64(f.page, page as u64);
+                }
                 writer.add_document(d).map_err(tv)?;
                 progress(BuildStage::Indexing, i + 1);
             }
@@ -418,7 +427,7 @@ impl Index {
         if let Some(v) = &vectors {
             v.write(&tmp).map_err(io)?;
         }
-        std::fs::write(tmp.join("onlabel-index.json"), format!("{{\"passages\": {}, \"format\": 1}}\n", passages.len()))
+        std::fs::write(tmp.join("onlabel-index.json"), format!("{{\"passages\": {}, \"format\": {FORMAT}}}\n", passages.len()))
             .map_err(io)?;
         if dir.exists() {
             if !dir.join("onlabel-index.json").exists() && std::fs::read_dir(dir).map_err(io)?.next().is_some() {
@@ -530,6 +539,34 @@ impl Index {
         }
         out.sort_by(|a, b| a.doc_id.cmp(&b.doc_id).then(a.ordinal.cmp(&b.ordinal)));
         Ok(out)
+    }
+
+    /// The passages of one document that `filter` allows, in document order:
+    /// what the source view shows (empty when the document is unknown, or
+    /// withdrawn, expired, not yet approved or not for this audience —
+    /// exactly what retrieval would not cite).
+    pub fn document(&self, doc_id: &str, filter: &Filter) -> Result<Vec<Passage>> {
+        contained(&self.path, "reading a document", || {
+            let searcher = self.reader.searcher();
+            let q = BooleanQuery::new(vec![
+                (Occur::Must, Box::new(TermQuery::new(Term::from_field_text(self.f.doc_id, doc_id), IndexRecordOption::Basic)) as Box<dyn Query>),
+                (Occur::Must, Box::new(self.filter_query(filter))),
+            ]);
+            let n = (searcher.num_docs() as usize).max(1);
+            let top = searcher
+                .search(&q, &TopDocs::with_limit(n).order_by_score())
+                .map_err(|source| Error::Tantivy { path: self.path.clone(), source })?;
+            let mut out = Vec::new();
+            for (_, addr) in top {
+                let d: TantivyDocument = searcher.doc(addr).map_err(|source| Error::Tantivy { path: self.path.clone(), source })?;
+                let p = self.passage(&d)?;
+                if p.doc_id == doc_id && filter.allows(&p) {
+                    out.push(p);
+                }
+            }
+            out.sort_by_key(|p| p.ordinal);
+            Ok(out)
+        })
     }
 
     fn filter_query(&self, filter: &Filter) -> BooleanQuery {
@@ -734,9 +771,15 @@ impl Index {
             status,
             ordinal: u(self.f.ordinal, "ordinal")? as u32,
             text: s(self.f.quote, "quote")?,
+            page: d.get_first(self.f.page).and_then(|v| v.as_u64()).and_then(|p| u32::try_from(p).ok()),
         })
     }
 }
+
+/// The index format `ingest` writes into `onlabel-index.json`: 2 added each
+/// passage's PDF `page` (and the copies of approved PDFs, see
+/// [`catalogue::DOCUMENTS`]).
+pub const FORMAT: u32 = 2;
 
 /// Passages read by the warm-up query of [`Index::open`].
 pub const WARM_UP_DOCS: usize = 64;
@@ -822,6 +865,7 @@ mod tests {
             status: Status::Approved,
             ordinal: 0,
             text: text.into(),
+            page: None,
         }
     }
 
@@ -897,5 +941,47 @@ mod tests {
         // Nested and repeated calls leave the thread's hook state balanced.
         assert_eq!(contained(p, "a", || contained(p, "b", || Ok(7))).unwrap(), 7);
         assert_eq!(CONTAINING.with(|c| c.get()), 0);
+    }
+
+    #[test]
+    fn pages_are_stored_and_a_document_lists_only_what_retrieval_may_cite() {
+        let dir = tempfile::tempdir().unwrap();
+        let idx = dir.path().join("idx");
+        let mut first = passage("current", "2025-01-01", "2027-12-31", "TESTRA can cause serious liver injury.");
+        first.page = Some(7);
+        let mut second = passage("current", "2025-01-01", "2027-12-31", "Monitor liver enzymes.");
+        second.ordinal = 1;
+        let ps = vec![second, first, passage("expired", "2019-01-01", "2021-01-01", "Old text.")];
+        Index::build(&idx, &ps, |_| {}).unwrap();
+        let index = Index::open(&idx).unwrap();
+        let f = Filter::for_role("rep", None, d("2026-12-03"));
+        let doc = index.document("current", &f).unwrap();
+        assert_eq!(doc.iter().map(|p| (p.ordinal, p.page)).collect::<Vec<_>>(), [(0, Some(7)), (1, None)]);
+        assert!(index.document("expired", &f).unwrap().is_empty(), "an expired document is not shown");
+        assert!(index.document("nowhere", &f).unwrap().is_empty());
+        let meta = std::fs::read_to_string(idx.join("onlabel-index.json")).unwrap();
+        assert!(meta.contains(&format!("\"format\": {FORMAT}")), "{meta}");
+    }
+
+    #[test]
+    fn an_index_built_before_pages_says_to_re_ingest() {
+        // The schema of format 1: every field but `page`.
+        let dir = tempfile::tempdir().unwrap();
+        let idx = dir.path().join("idx");
+        drop(build(&idx));
+        let mut b = Schema::builder();
+        for entry in schema().fields().map(|(_, e)| e.clone()).filter(|e| e.name() != "page") {
+            b.add_field(entry);
+        }
+        let old = dir.path().join("old");
+        std::fs::create_dir_all(&old).unwrap();
+        tantivy::Index::create_in_dir(&old, b.build()).unwrap();
+        for f in ["onlabel-index.json", "onlabel-stats.json"] {
+            std::fs::copy(idx.join(f), old.join(f)).unwrap();
+        }
+        let e = Index::open(&old).unwrap_err();
+        assert!(matches!(&e, Error::Schema { field: "page", .. }), "{e}");
+        assert!(e.to_string().contains("rebuild it with `onlabel ingest`"), "{e}");
+        assert_eq!(e.code(), "index_damaged");
     }
 }

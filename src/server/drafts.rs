@@ -35,6 +35,14 @@ pub struct EmailRequest {
     pub hcp: String,
     /// The topics discussed, as free text.
     pub topics: String,
+    /// The rep's own greeting in place of the template's (optional; at most
+    /// 200 characters; may not speak about the product).
+    #[serde(default)]
+    pub greeting: Option<String>,
+    /// The rep's sign-off, after the approved text (optional; at most 500
+    /// characters; may not speak about the product).
+    #[serde(default)]
+    pub closing: Option<String>,
 }
 
 /// `POST /api/v1/summarize`.
@@ -69,7 +77,7 @@ pub async fn email(AxState(st): AxState<State>, auth: Auth, headers: HeaderMap, 
         .gate
         .run(st.limits.request_timeout, move || -> Result<Value, ApiError> {
             let req = Request {
-                task: Task::Email { topics: r.topics.clone(), hcp: r.hcp.clone() },
+                task: Task::Email { topics: r.topics.clone(), hcp: r.hcp.clone(), greeting: r.greeting.clone(), closing: r.closing.clone() },
                 product: Some(product.clone()),
                 role: user.role.as_str().into(),
                 as_of: today(),

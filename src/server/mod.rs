@@ -32,9 +32,10 @@
 //! | `conversations.rs` | `GET /api/v1/conversations…`, `/api/v1/medical-requests…`: a rep's visits and Medical requests |
 //! | `drafts.rs` | `POST /api/v1/email`, `POST /api/v1/summarize` |
 //! | `prompts.rs` | `/api/v1/prompts…`: the registry and its e-signatures |
-//! | `cases.rs` | `/api/v1/cases…`: the Medical / PV queue |
+//! | `cases.rs` | `/api/v1/cases…`: the Medical / PV queue, a rep's reports, the AE intake; `GET /api/v1/case-owners` |
 //! | `audit.rs` | `/api/v1/audit…`: search and verify the log |
 //! | `evals.rs` | `/api/v1/evals…`: eval runs and their reports |
+//! | `documents.rs` | `/api/v1/documents…`: a citation's approved source (section HTML, the PDF) |
 //! | `health.rs` | `GET /healthz`, `GET /readyz` |
 //! | `openai.rs` | `/v1/chat/completions`, `/v1/models` |
 //! | `metrics.rs` | `GET /metrics` |
@@ -50,6 +51,7 @@ mod ask;
 mod audit;
 mod cases;
 mod conversations;
+mod documents;
 mod drafts;
 mod evals;
 mod health;
@@ -251,6 +253,7 @@ pub fn router(state: State) -> Router {
         .merge(cases::routes())
         .merge(audit::routes())
         .merge(evals::routes())
+        .merge(documents::routes())
         .merge(health::routes())
         .merge(openai::routes());
     Router::new()

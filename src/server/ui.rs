@@ -2,7 +2,10 @@
 //! at `/` without a token — the page signs in with the user's bearer token
 //! and every API call is checked by the server. Files are served at `/NAME`
 //! (top level) and `/ui/PATH`; scripts and styles must be files (the CSP
-//! forbids inline script).
+//! forbids inline script and eval). `ui/vendor/` holds third-party scripts
+//! vendored from npm by `scripts/ui-deps.sh` (pdf.js and its worker, a
+//! module worker: `worker-src 'self'`); it is gitignored and may be absent,
+//! in which case the source page says to run that script.
 
 use axum::extract::Path;
 use axum::http::header;
@@ -33,7 +36,7 @@ fn file(path: &str) -> Response {
                     (header::CONTENT_TYPE, mime.as_ref().to_string()),
                     (header::CACHE_CONTROL, "no-cache".to_string()),
                     (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
-                    (header::CONTENT_SECURITY_POLICY, "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'self'".to_string()),
+                    (header::CONTENT_SECURITY_POLICY, "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; worker-src 'self'; frame-ancestors 'self'".to_string()),
                 ],
                 f.data.into_owned(),
             )

@@ -573,3 +573,401 @@ fn cli_cases_exit_status_comes_from_the_error_table() {
     // Nothing was changed by any of them.
     assert_eq!(CaseStore::open(&data).unwrap().get(&id).unwrap().unwrap().state, CaseState::New);
 }
+
+// ---------------------------------------------------------------------------
+// Issue 20.2 (AE intake, My reports) and 20.5 (the case queue as a work tool),
+// over HTTP: the router driven in-process with `oneshot` (no socket, no model:
+// the copilot is extractive over the demo index), one data directory per test.
+
+mod api {
+    use std::collections::HashMap;
+    use std::path::PathBuf;
+    use std::sync::OnceLock;
+
+    use axum::Router;
+    use chrono::{DateTime, Duration, Utc};
+    use onlabel::cases::{CaseKind, CaseStore, NewCase};
+    use onlabel::server::Limits;
+    use onlabel::users::{Role, Users};
+    use serde_json::{json, Value};
+
+    use crate::authz_matrix::{app, call, Resp};
+    use crate::harness::{build_index, root, scratch_repo};
+
+    /// The demo index, built once for these tests.
+    fn index() -> &'static PathBuf {
+        static IDX: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+        &IDX.get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let idx = dir.path().join("idx");
+            drop(build_index(&[root().join("corpora/demo")], &idx));
+            (dir, idx)
+        })
+        .1
+    }
+
+    /// A fresh store with `root` (admin), `mia` and `max` (medical), `gone`
+    /// (medical, disabled), `rex` and `rita` (reps), `carol` (compliance).
+    pub(super) struct Api {
+        _dir: tempfile::TempDir,
+        data: PathBuf,
+        app: Router,
+        tokens: HashMap<&'static str, String>,
+    }
+
+    impl Api {
+        fn new() -> Api {
+            let dir = tempfile::tempdir().unwrap();
+            let data = dir.path().join("data");
+            let repo = scratch_repo(dir.path());
+            let store = onlabel::store::Store::open(&data).unwrap();
+            let users = Users::new(&store);
+            let mut tokens = HashMap::new();
+            let (admin, t) = users.add("root", "Ada Admin", Role::Admin, None).unwrap();
+            tokens.insert("root", t.0);
+            for (id, name, role) in [
+                ("mia", "Mia Medical", Role::Medical),
+                ("max", "Max Medical", Role::Medical),
+                ("gone", "Gone Medical", Role::Medical),
+                ("rex", "Rex Rep", Role::Rep),
+                ("rita", "Rita Rep", Role::Rep),
+                ("carol", "Carol Compliance", Role::Compliance),
+            ] {
+                let (_, t) = users.add(id, name, role, Some(&admin)).unwrap();
+                tokens.insert(id, t.0);
+            }
+            users.disable("gone", &admin).unwrap();
+            drop(store);
+            let app = app(&data, index(), &repo, Limits::default());
+            Api { _dir: dir, data, app, tokens }
+        }
+
+        fn call(&self, who: &str, method: &str, path: &str, body: Option<Value>) -> Resp {
+            let body = body.map(|b| b.to_string());
+            call(&self.app, method, path, Some(&self.tokens[who]), body.as_deref(), "10.20.0.1:40000".parse().unwrap())
+        }
+
+        fn raw(&self, who: &str, method: &str, path: &str, body: &str) -> Resp {
+            call(&self.app, method, path, Some(&self.tokens[who]), Some(body), "10.20.0.1:40000".parse().unwrap())
+        }
+
+        fn store(&self) -> CaseStore {
+            CaseStore::open(&self.data).unwrap()
+        }
+
+        /// Opens a case directly in the store.
+        fn open(&self, kind: CaseKind, reporter: &str, product: &str, hcp: &str, question: &str, now: DateTime<Utc>) -> String {
+            self.store()
+                .open_case(NewCase {
+                    kind,
+                    product: Some(product.into()),
+                    question: question.into(),
+                    reporter: reporter.into(),
+                    hcp: Some(hcp.into()),
+                    patient: Some("a 62-year-old woman".into()),
+                    suspect_product: Some(product.into()),
+                    event: Some("rash".into()),
+                    flags_json: "[]".into(),
+                    now,
+                })
+                .unwrap()
+                .id
+        }
+
+        /// Works a case to closed as mia.
+        fn close(&self, id: &str) {
+            for (action, body) in [
+                ("triage", json!({})),
+                ("assign", json!({"owner": "mia"})),
+                ("start", json!({})),
+                ("resolve", json!({"resolution": "E2B sent"})),
+            ] {
+                let r = self.call("mia", "POST", &format!("/api/v1/cases/{id}/{action}"), Some(body));
+                assert_eq!(r.status.as_u16(), 200, "{action}: {}", r.body);
+            }
+        }
+    }
+
+    fn full_intake() -> Value {
+        json!({
+            "reporter": {"name": "Dr. Lee", "role": "physician", "contact": "lee@clinic.example"},
+            "patient": {"identifier": "J.D.", "age": 62, "sex": "female"},
+            "event": {"description": "ALT 6x ULN, jaundice", "onset_date": "2026-11-02"},
+            "suspect_product": "zentravia",
+            "seriousness": {"serious": true, "criteria": ["hospitalisation"]},
+            "outcome": "recovering"
+        })
+    }
+
+    fn status(r: &Resp) -> (u16, String) {
+        (r.status.as_u16(), r.code().to_string())
+    }
+
+    #[test]
+    fn issue20_2_who_may_read_and_put_the_intake() {
+        let a = Api::new();
+        // A PV case the way a rep opens one: an AE question through the ask route.
+        let r = a.call(
+            "rex",
+            "POST",
+            "/api/v1/ask",
+            Some(json!({"question": "Dr. Lee's patient's ALT jumped to 6 times normal three weeks after starting ZENTRAVIA.", "product": "zentravia", "hcp": "Dr. Lee"})),
+        );
+        assert_eq!(r.status.as_u16(), 200, "{}", r.body);
+        let id = r.body["case_id"].as_str().expect("a PV case id").to_string();
+        assert!(id.starts_with("PV-"), "{id}");
+        let path = format!("/api/v1/cases/{id}/intake");
+
+        // The reporter reads it, pre-filled from the guard's evidence.
+        let g = a.call("rex", "GET", &path, None);
+        assert_eq!(g.status.as_u16(), 200, "{}", g.body);
+        assert_eq!(g.body["intake_prefilled"], true);
+        assert_eq!(g.body["intake"]["reporter"]["name"], "Dr. Lee");
+        assert_eq!(g.body["intake"]["reporter"]["role"], "physician");
+        assert!(g.body["intake"]["suspect_product"].as_str().is_some_and(|p| p.eq_ignore_ascii_case("zentravia")), "{}", g.body);
+        assert!(g.body["intake"]["event"]["description"].as_str().is_some_and(|e| !e.is_empty()), "{}", g.body);
+        assert_eq!(g.body["case"]["id"], id.as_str());
+
+        // Who may PUT: the reporter yes, another rep or compliance no (403), Medical and admin yes.
+        let mut intake = full_intake();
+        let put = |who: &str, body: &Value| a.call(who, "PUT", &path, Some(body.clone()));
+        let r = put("rex", &intake);
+        assert_eq!((r.status.as_u16(), r.body["intake_version"].clone()), (200, json!(1)), "{}", r.body);
+        for who in ["rita", "carol"] {
+            let r = put(who, &intake);
+            assert_eq!(status(&r), (403, "forbidden".into()), "{who}: {}", r.body);
+            assert!(r.body["error"]["message"].as_str().unwrap().contains("the rep who reported it or Medical"), "{}", r.body);
+            assert_eq!(status(&a.call(who, "GET", &path, None)), (403, "forbidden".into()), "{who} reads");
+        }
+        intake["patient"]["age"] = json!(63);
+        assert_eq!(put("mia", &intake).body["intake_version"], 2);
+        intake["outcome"] = json!("recovered");
+        assert_eq!(put("root", &intake).body["intake_version"], 3);
+        // Another rep cannot tell a case that does not exist from one that is not theirs.
+        assert_eq!(status(&a.call("rita", "PUT", "/api/v1/cases/PV-2026-999999/intake", Some(json!({})))), (403, "forbidden".into()));
+        assert_eq!(status(&a.call("mia", "PUT", "/api/v1/cases/PV-2026-999999/intake", Some(json!({})))), (404, "case_not_found".into()));
+        // A rep does not read the Medical case page.
+        assert_eq!(status(&a.call("rex", "GET", &format!("/api/v1/cases/{id}"), None)), (403, "forbidden".into()));
+
+        // Every version is kept, the history says who changed what, and the case links to its audit records.
+        let c = a.call("mia", "GET", &format!("/api/v1/cases/{id}"), None).body;
+        let versions: Vec<(i64, String, i64, String)> = c["intake_versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| (v["version"].as_i64().unwrap(), v["actor"].as_str().unwrap().into(), v["intake"]["patient"]["age"].as_i64().unwrap(), v["intake"]["outcome"].as_str().unwrap().into()))
+            .collect();
+        let want = [(1, "rex", 62, "recovering"), (2, "mia", 63, "recovering"), (3, "root", 63, "recovered")];
+        assert_eq!(versions, want.map(|(v, a, g, o)| (v, a.to_string(), g, o.to_string())));
+        let notes: Vec<&str> = c["history"].as_array().unwrap().iter().filter(|h| h["action"] == "intake").map(|h| h["note"].as_str().unwrap()).collect();
+        assert_eq!(notes.len(), 3, "{}", c["history"]);
+        assert!(notes[0].starts_with("intake v1: reporter.contact, patient.identifier"), "{notes:?}");
+        assert_eq!(&notes[1..], ["intake v2: patient.age", "intake v3: outcome"]);
+        let actions: Vec<&str> = c["audit"].as_array().unwrap().iter().map(|r| r["action"].as_str().unwrap()).collect();
+        assert!(actions.contains(&"ask") && actions.contains(&"case_opened"), "{actions:?}");
+        assert_eq!(actions.iter().filter(|a| **a == "case_intake").count(), 3, "{actions:?}");
+        assert!(c["audit"][0]["seq"].as_i64().is_some());
+
+        // Only PV cases have an intake; a closed case is reopened before it is edited.
+        let mir = a.open(CaseKind::MedicalInformation, "rex", "zentravia", "Dr. Lee", "Can it be used in children?", Utc::now());
+        let r = a.call("rex", "PUT", &format!("/api/v1/cases/{mir}/intake"), Some(full_intake()));
+        assert_eq!(status(&r), (409, "case_not_pv".into()), "{}", r.body);
+        assert_eq!(status(&a.call("mia", "GET", &format!("/api/v1/cases/{mir}/intake"), None)), (409, "case_not_pv".into()));
+        a.close(&id);
+        assert_eq!(status(&put("rex", &intake)), (409, "case_closed".into()));
+        let audit = onlabel::audit::Audit::open(&a.data).unwrap();
+        assert!(audit.verify(None).unwrap().ok);
+    }
+
+    #[test]
+    fn issue20_2_intake_validation_errors_name_the_field() {
+        let a = Api::new();
+        let id = a.open(CaseKind::Pharmacovigilance, "rex", "zentravia", "Dr. Lee", "Her rash got worse.", Utc::now());
+        let path = format!("/api/v1/cases/{id}/intake");
+        let tomorrow = (Utc::now() + Duration::days(2)).date_naive().to_string();
+        let bad: Vec<(Value, &str)> = vec![
+            (json!({"patient": {"sex": "f"}}), "unknown variant `f`, expected one of `female`, `male`, `unknown`"),
+            (json!({"patient": {"age": 130}}), "patient.age: 130 years is out of range: 0 to 120 years"),
+            (json!({"patient": {"age": 3, "age_unit": "decades"}}), "unknown variant `decades`"),
+            (json!({"patient": {"age": "sixty"}}), "invalid type: string \"sixty\""),
+            (json!({"event": {"onset_date": "2026-02-30"}}), "event.onset_date: \"2026-02-30\" is not a date: use YYYY-MM-DD"),
+            (json!({"event": {"onset_date": tomorrow}}), "is in the future"),
+            (json!({"seriousness": {"serious": true}}), "seriousness.criteria: a serious case names at least one criterion"),
+            (json!({"seriousness": {"serious": false, "criteria": ["death"]}}), "criteria are given but serious is false"),
+            (json!({"seriousness": {"criteria": ["bad_day"]}}), "unknown variant `bad_day`"),
+            (json!({"outcome": "fatal"}), "outcome: fatal: the seriousness criteria must include death"),
+            (json!({"patient": {"name": "Jane Doe"}}), "unknown field `name`"),
+            (json!({"reporter": {"contact": "x".repeat(201)}}), "reporter.contact: 201 characters; at most 200"),
+            (json!({"notes": "extra"}), "unknown field `notes`"),
+        ];
+        for (body, want) in bad {
+            let r = a.call("rex", "PUT", &path, Some(body.clone()));
+            assert_eq!(status(&r), (400, "bad_intake".into()), "{body}: {}", r.body);
+            let msg = r.body["error"]["message"].as_str().unwrap();
+            assert!(msg.starts_with(&format!("the intake of case {id} is not valid: ")) && msg.contains(want), "{body}: {msg}");
+        }
+        let r = a.raw("rex", "PUT", &path, "{not json");
+        assert_eq!(status(&r), (400, "bad_intake".into()), "{}", r.body);
+        // Nothing was saved by any of them.
+        assert!(a.store().intake_versions(&id).unwrap().is_empty());
+        // An empty intake is a valid save (partial saves are allowed).
+        let r = a.call("rex", "PUT", &path, Some(json!({})));
+        assert_eq!((r.status.as_u16(), r.body["intake_version"].clone()), (200, json!(1)), "{}", r.body);
+        assert_eq!(r.body["valid_case"]["valid"], false);
+    }
+
+    #[test]
+    fn issue20_2_case_shows_intake_valid_case_and_day0() {
+        let a = Api::new();
+        let opened = Utc::now() - Duration::hours(30);
+        let id = a.open(CaseKind::Pharmacovigilance, "rex", "zentravia", "Dr. Lee", "My patient got a rash.", opened);
+        let show = || a.call("mia", "GET", &format!("/api/v1/cases/{id}"), None).body;
+        let c = show();
+        // Pre-filled: the HCP is a reporter, the product and the event are known, the patient mention gave age and sex.
+        assert_eq!(c["intake_prefilled"], true);
+        assert_eq!((c["intake"]["patient"]["age"].clone(), c["intake"]["patient"]["sex"].clone()), (json!(62), json!("female")));
+        assert_eq!(c["valid_case"]["valid"], true, "{}", c["valid_case"]);
+        let met = |c: &Value| -> Vec<(String, bool)> {
+            c["valid_case"]["criteria"].as_array().unwrap().iter().map(|k| (k["id"].as_str().unwrap().into(), k["met"].as_bool().unwrap())).collect()
+        };
+        // Medical removes the reporter and the patient's details: two criteria missing, each saying what would meet it.
+        let r = a.call("mia", "PUT", &format!("/api/v1/cases/{id}/intake"), Some(json!({"suspect_product": "zentravia", "event": {"description": "rash"}, "patient": {"sex": "unknown"}})));
+        assert_eq!(r.status.as_u16(), 200, "{}", r.body);
+        let c = show();
+        assert_eq!(c["valid_case"]["valid"], false);
+        assert_eq!(met(&c), [("reporter", false), ("patient", false), ("suspect_product", true), ("event", true)].map(|(k, m)| (k.to_string(), m)));
+        assert_eq!(c["valid_case"]["criteria"][1]["missing"], "the patient's initials or identifier, age, or sex");
+        assert_eq!(c["valid_case"]["criteria"][2]["missing"], Value::Null);
+        // Day 0 is the opening; 15 calendar days to the regulatory report; 24 h internal while seriousness is not assessed.
+        let t = |v: &Value| DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap().with_timezone(&Utc);
+        let created = t(&c["case"]["created_at"]);
+        assert_eq!(t(&c["day0"]["day0"]), created);
+        assert_eq!(t(&c["day0"]["regulatory_due"]), created + Duration::days(15));
+        assert_eq!(t(&c["day0"]["internal_due"]), created + Duration::hours(24));
+        assert_eq!(c["day0"]["seriousness"], "not_assessed");
+        let internal_left = c["day0"]["internal_remaining_secs"].as_i64().unwrap();
+        assert!((-6 * 3600 - 60..=-6 * 3600 + 60).contains(&internal_left), "six hours late: {internal_left}");
+        let reg_left = c["day0"]["regulatory_remaining_secs"].as_i64().unwrap();
+        assert!((15 * 86400 - 30 * 3600 - 60..=15 * 86400 - 30 * 3600 + 60).contains(&reg_left), "{reg_left}");
+        // Serious: the 24-hour clock stays; not serious: it goes.
+        let mut i = full_intake();
+        let r = a.call("rex", "PUT", &format!("/api/v1/cases/{id}/intake"), Some(i.clone()));
+        assert_eq!((r.body["valid_case"]["valid"].clone(), r.body["day0"]["seriousness"].clone()), (json!(true), json!("serious")), "{}", r.body);
+        i["seriousness"] = json!({"serious": false});
+        let c = a.call("rex", "PUT", &format!("/api/v1/cases/{id}/intake"), Some(i)).body;
+        assert_eq!((c["day0"]["internal_due"].clone(), c["day0"]["seriousness"].clone()), (Value::Null, json!("not_serious")), "{c}");
+        assert_eq!(show()["intake_version"], 3);
+        // A Medical Information case has none of it.
+        let mir = a.open(CaseKind::MedicalInformation, "rex", "zentravia", "Dr. Lee", "Pediatric dosing?", Utc::now());
+        let c = a.call("mia", "GET", &format!("/api/v1/cases/{mir}"), None).body;
+        assert_eq!((c["intake"].clone(), c["valid_case"].clone(), c["day0"].clone()), (Value::Null, Value::Null, Value::Null));
+    }
+
+    #[test]
+    fn issue20_5_an_owner_must_be_an_active_medical_user() {
+        let a = Api::new();
+        let id = a.open(CaseKind::Pharmacovigilance, "rex", "zentravia", "Dr. Lee", "Rash.", Utc::now());
+        let owners = a.call("mia", "GET", "/api/v1/case-owners", None);
+        assert_eq!(owners.status.as_u16(), 200);
+        assert_eq!(owners.body["owners"], json!([{"id": "max", "name": "Max Medical"}, {"id": "mia", "name": "Mia Medical"}]), "enabled medical users only");
+        assert_eq!(status(&a.call("rex", "GET", "/api/v1/case-owners", None)), (403, "forbidden".into()));
+        for (owner, why) in [
+            ("nobody", "there is no such user"),
+            ("gone", "the user is disabled"),
+            ("rex", "the user's role is rep; this needs role medical"),
+            ("root", "the user's role is admin; this needs role medical"),
+        ] {
+            let r = a.call("mia", "POST", &format!("/api/v1/cases/{id}/assign"), Some(json!({"owner": owner})));
+            assert_eq!(status(&r), (400, "case_owner_invalid".into()), "{owner}: {}", r.body);
+            assert_eq!(r.body["error"]["message"], format!("cannot assign case {id} to {owner}: {why}"));
+        }
+        assert_eq!(a.store().get(&id).unwrap().unwrap().owner, None, "nothing changed");
+        let r = a.call("mia", "POST", &format!("/api/v1/cases/{id}/assign"), Some(json!({"owner": "max"})));
+        assert_eq!((r.status.as_u16(), r.body["owner"].clone()), (200, json!("max")), "{}", r.body);
+    }
+
+    #[test]
+    fn issue20_5_a_closed_case_is_reopened_with_a_reason() {
+        let a = Api::new();
+        let id = a.open(CaseKind::Pharmacovigilance, "rex", "zentravia", "Dr. Lee", "Rash.", Utc::now());
+        let reopen = |body: Value| a.call("mia", "POST", &format!("/api/v1/cases/{id}/reopen"), Some(body));
+        assert_eq!(status(&reopen(json!({"reason": "new information"}))), (409, "invalid_transition".into()), "an open case is not reopened");
+        a.close(&id);
+        assert_eq!(status(&reopen(json!({}))), (400, "empty".into()));
+        assert_eq!(status(&reopen(json!({"reason": "  "}))), (400, "empty".into()));
+        assert_eq!(status(&a.call("rex", "POST", &format!("/api/v1/cases/{id}/reopen"), Some(json!({"reason": "x"})))), (403, "forbidden".into()));
+        let r = reopen(json!({"reason": "Discharge letter received: hospitalised 3 days"}));
+        assert_eq!(r.status.as_u16(), 200, "{}", r.body);
+        assert_eq!((r.body["state"].clone(), r.body["resolution"].clone(), r.body["closed_at"].clone()), (json!("in_progress"), Value::Null, Value::Null));
+        let c = a.call("mia", "GET", &format!("/api/v1/cases/{id}"), None).body;
+        let last = c["history"].as_array().unwrap().last().unwrap().clone();
+        assert_eq!((last["action"].clone(), last["from_state"].clone(), last["to_state"].clone()), (json!("reopened"), json!("closed"), json!("in_progress")));
+        assert_eq!(last["note"], "Discharge letter received: hospitalised 3 days (was closed: E2B sent)");
+        assert_eq!(c["audit"].as_array().unwrap().last().unwrap()["action"], "case_reopened");
+        // Back at work: it can be closed again.
+        let r = a.call("mia", "POST", &format!("/api/v1/cases/{id}/resolve"), Some(json!({"resolution": "E2B follow-up sent"})));
+        assert_eq!(r.body["state"], "closed", "{}", r.body);
+    }
+
+    #[test]
+    fn issue20_5_search_sort_and_counts() {
+        let a = Api::new();
+        let mon = DateTime::parse_from_rfc3339("2026-11-16T10:00:00Z").unwrap().with_timezone(&Utc);
+        // MIR opened Monday (due Wednesday 10:00), PV opened Tuesday 09:00 (due Wednesday 09:00), PV Wednesday (due Thursday).
+        let mir = a.open(CaseKind::MedicalInformation, "rex", "zentravia", "Dr. Okafor", "Is it used off-label in 50%_of kids?", mon);
+        let pv1 = a.open(CaseKind::Pharmacovigilance, "rita", "testra", "Dr. Lee", "Dizzy after the first dose.", mon + Duration::hours(23));
+        let pv2 = a.open(CaseKind::Pharmacovigilance, "rex", "zentravia", "Dr. Shah", "Headache for a week.", mon + Duration::hours(46));
+        a.call("mia", "POST", &format!("/api/v1/cases/{pv2}/triage"), Some(json!({})));
+        let list = |q: &str| {
+            let r = a.call("mia", "GET", &format!("/api/v1/cases{q}"), None);
+            assert_eq!(r.status.as_u16(), 200, "{q}: {}", r.body);
+            r.body
+        };
+        let ids = |v: &Value| v["cases"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+        assert_eq!(ids(&list("")), [mir.clone(), pv1.clone(), pv2.clone()], "default: in order of opening");
+        assert_eq!(ids(&list("?sort=due")), [pv1.clone(), mir.clone(), pv2.clone()]);
+        assert_eq!(ids(&list("?sort=-due")), [pv2.clone(), mir.clone(), pv1.clone()]);
+        assert_eq!(ids(&list("?sort=-created&limit=1")), [pv2.clone()]);
+        // Search: id, question, product, HCP; any case; literal text (no wildcards).
+        assert_eq!(ids(&list("?q=okafor")), [mir.clone()]);
+        assert_eq!(ids(&list("?q=TESTRA")), [pv1.clone()]);
+        assert_eq!(ids(&list("?q=headache")), [pv2.clone()]);
+        assert_eq!(ids(&list(&format!("?q={}", pv1.to_lowercase()))), [pv1.clone()]);
+        assert_eq!(ids(&list("?q=50%25_of")), [mir.clone()]);
+        assert!(ids(&list("?q=5%25k")).is_empty());
+        assert_eq!(ids(&list("?q=dr.&sort=due&kind=pv")), [pv1.clone(), pv2.clone()]);
+        // Counts by state over the same search, whatever the state filter.
+        let v = list("?state=triaged");
+        assert_eq!(ids(&v), [pv2.clone()]);
+        assert_eq!(v["counts"], json!({"new": 2, "triaged": 1, "in_progress": 0, "closed": 0, "overdue": 3, "total": 3}));
+        assert_eq!(list("?q=zentravia")["counts"]["total"], 2);
+        // Bad parameters say what is allowed.
+        let r = a.call("mia", "GET", "/api/v1/cases?sort=priority", None);
+        assert_eq!(status(&r), (400, "bad_input".into()));
+        assert!(r.body["error"]["message"].as_str().unwrap().contains("created, due or updated"), "{}", r.body);
+        let r = a.call("mia", "GET", &format!("/api/v1/cases?q={}", "x".repeat(201)), None);
+        assert_eq!(status(&r), (400, "bad_input".into()), "{}", r.body);
+        assert!(r.body["error"]["message"].as_str().unwrap().contains("a search is at most 200"), "{}", r.body);
+    }
+
+    #[test]
+    fn issue20_2_a_rep_sees_only_the_cases_they_reported() {
+        let a = Api::new();
+        let now = Utc::now();
+        let rex1 = a.open(CaseKind::Pharmacovigilance, "rex", "zentravia", "Dr. Lee", "Rash.", now);
+        let rita1 = a.open(CaseKind::Pharmacovigilance, "rita", "zentravia", "Dr. Lee", "Hives.", now);
+        let rex2 = a.open(CaseKind::MedicalInformation, "rex", "zentravia", "Dr. Lee", "Kids?", now);
+        let ids = |who: &str, q: &str| {
+            let r = a.call(who, "GET", &format!("/api/v1/cases{q}"), None);
+            assert_eq!(r.status.as_u16(), 200, "{who}: {}", r.body);
+            (r.body["cases"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_string()).collect::<Vec<_>>(), r.body["mine"].clone(), r.body["counts"]["total"].clone())
+        };
+        assert_eq!(ids("rex", ""), (vec![rex1.clone(), rex2.clone()], json!(true), json!(2)));
+        assert_eq!(ids("rex", "?mine=false&owner=&q=Hives"), (vec![], json!(true), json!(0)), "a rep cannot widen the list");
+        assert_eq!(ids("rita", "?mine=true"), (vec![rita1.clone()], json!(true), json!(1)));
+        assert_eq!(ids("carol", ""), (vec![], json!(true), json!(0)));
+        assert_eq!(ids("mia", ""), (vec![rex1.clone(), rita1.clone(), rex2.clone()], json!(false), json!(3)));
+        assert_eq!(ids("mia", "?mine=true"), (vec![], json!(true), json!(0)), "Medical's own reports: none");
+        assert_eq!(ids("rex", "?sort=-created&kind=pv").0, [rex1.clone()]);
+    }
+}

@@ -14,6 +14,7 @@ mod cli;
 mod convo;
 mod corpus;
 mod dense;
+mod documents;
 mod drafts;
 mod errors;
 mod first_hour;

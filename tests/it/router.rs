@@ -318,9 +318,12 @@ fn probes() -> Vec<Probe> {
         p("prompts", Method::POST, "/api/v1/prompts/objection@1/submit", Some(json!({})), AUTHORS, S::NOT_FOUND, Some("prompt_not_found")),
         p("prompts", Method::POST, "/api/v1/prompts/objection@1/approve", Some(json!({"reason": " ", "secret": "x"})), SIGNERS, S::BAD_REQUEST, Some("empty")),
         p("prompts", Method::POST, "/api/v1/prompts/objection@1/reject", Some(json!({"reason": " ", "secret": "x"})), SIGNERS, S::BAD_REQUEST, Some("empty")),
-        p("cases", Method::GET, "/api/v1/cases", None, MEDICAL, S::OK, None),
+        p("cases", Method::GET, "/api/v1/cases", None, ANY, S::OK, None),
         p("cases", Method::GET, "/api/v1/cases/PV-2000-000001", None, MEDICAL, S::NOT_FOUND, Some("case_not_found")),
         p("cases", Method::POST, "/api/v1/cases/PV-2000-000001/start", Some(json!({})), MEDICAL, S::NOT_FOUND, Some("case_not_found")),
+        p("cases", Method::GET, "/api/v1/cases/PV-2000-000001/intake", None, MEDICAL, S::NOT_FOUND, Some("case_not_found")),
+        p("cases", Method::PUT, "/api/v1/cases/PV-2000-000001/intake", Some(json!({})), MEDICAL, S::NOT_FOUND, Some("case_not_found")),
+        p("cases", Method::GET, "/api/v1/case-owners", None, MEDICAL, S::OK, None),
         p("audit", Method::GET, "/api/v1/audit?limit=1", None, COMPLIANCE, S::OK, None),
         p("audit", Method::GET, "/api/v1/audit/verify", None, COMPLIANCE, S::OK, None),
         p("evals", Method::POST, "/api/v1/evals", Some(json!({"suite": "nosuch"})), COMPLIANCE, S::BAD_REQUEST, Some("bad_suite")),
@@ -359,7 +362,7 @@ async fn every_role_on_every_route_group() {
     }
     // The whole matrix as one snapshot: a change of who may do what shows in review.
     insta::assert_snapshot!("role_matrix", table.join("\n"));
-    let forbidden = get(&w.app, Some(w.token("rep")), "/api/v1/cases").await;
+    let forbidden = get(&w.app, Some(w.token("rep")), "/api/v1/cases/PV-2000-000001").await;
     snap!("error_403_forbidden", forbidden.json());
     // The answers an admitted role gets are real: a rep's ask is answered and traced.
     let a = post(&w.app, Some(w.token("rep")), "/api/v1/ask", &lft_ask()).await.json();
@@ -585,6 +588,7 @@ async fn the_openapi_document_lists_every_route_and_every_documented_route_exist
         ("get", "/api/v1/prompts"), ("post", "/api/v1/prompts"), ("get", "/api/v1/prompts/{id}"), ("get", "/api/v1/prompts/{id}/diff"),
         ("post", "/api/v1/prompts/{id}/submit"), ("post", "/api/v1/prompts/{id}/approve"), ("post", "/api/v1/prompts/{id}/reject"),
         ("get", "/api/v1/cases"), ("get", "/api/v1/cases/{id}"), ("post", "/api/v1/cases/{id}/{action}"),
+        ("get", "/api/v1/cases/{id}/intake"), ("put", "/api/v1/cases/{id}/intake"), ("get", "/api/v1/case-owners"),
         ("get", "/api/v1/audit"), ("get", "/api/v1/audit/verify"), ("post", "/api/v1/evals"), ("get", "/api/v1/evals/{id}"),
         ("get", "/api/v1/evals/{id}/report"),
         ("post", "/v1/chat/completions"), ("get", "/v1/models"), ("get", "/healthz"), ("get", "/readyz"), ("get", "/metrics"),
@@ -645,4 +649,51 @@ async fn a_500_body_is_the_generic_message_and_the_request_id() {
     assert_eq!(r.json()["error"]["message"], format!("internal error (request id {id})"), "{}", r.text);
     assert!(!r.text.contains("no such table") && !r.text.contains(data.to_str().unwrap()), "{}", r.text);
     snap!("error_500_internal", r.json());
+}
+
+// ------------------------------------------------- drafts: the rep's words
+
+/// Issue 20 point 7: a rep's own greeting and closing sit around the locked
+/// approved text in the email to send (no DRAFT line, no subject line), each
+/// within its limit, never about the product, and screened like the topics.
+#[tokio::test]
+async fn an_email_carries_the_reps_greeting_and_closing_around_the_locked_text() {
+    let w = world();
+    let rep = Some(w.token("rep"));
+    let body = |greeting: &str, closing: &str| json!({"product": "zentravia", "hcp": "Dr. Lee", "topics": "liver monitoring", "greeting": greeting, "closing": closing});
+    // "Best," is a valediction, not a superlative claim.
+    let r = post(&w.app, rep, "/api/v1/email", &body("Hi Dr. Lee,", "Best,\nRex")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let d = r.json();
+    let text = d["text"].as_str().unwrap();
+    assert!(text.starts_with("Hi Dr. Lee,\n\n"), "{text}");
+    assert!(!text.contains("DRAFT") && !text.contains("Subject:"), "the text to send carries the banner or the subject: {text}");
+    let (closing, refs) = (text.find("Best,\nRex").expect("the closing"), text.find("\nReferences\n").expect("the references"));
+    assert!(closing < refs && text[..closing].contains(d["locked"].as_str().unwrap()), "closing after the locked text, before the references: {text}");
+    // Without words of their own, the template's greeting and no closing.
+    let plain = post(&w.app, rep, "/api/v1/email", &json!({"product": "zentravia", "hcp": "Dr. Lee", "topics": "liver monitoring"})).await.json();
+    assert!(plain["text"].as_str().unwrap().starts_with("Dear Dr. Lee,"), "{plain}");
+    assert_eq!(plain["greeting"], "Dear Dr. Lee,");
+
+    // Limits: 200 and 500 characters.
+    let r = post(&w.app, rep, "/api/v1/email", &body(&"x".repeat(201), "")).await;
+    assert_eq!((r.status, r.code().as_str()), (StatusCode::BAD_REQUEST, "bad_question"), "{}", r.text);
+    assert!(r.text.contains("greeting is 201 characters, over the 200-character limit"), "{}", r.text);
+    assert_eq!(post(&w.app, rep, "/api/v1/email", &body(&"x".repeat(200), &"y".repeat(500))).await.status, StatusCode::OK);
+    let r = post(&w.app, rep, "/api/v1/email", &body("", &"y".repeat(501))).await;
+    assert!(r.status == StatusCode::BAD_REQUEST && r.text.contains("over the 500-character limit"), "{}", r.text);
+
+    // Words about the product are refused with the reason; nothing is drafted.
+    for (g, c) in [("Dear Dr. Lee,", "Zentravia is the best option for your patients."), ("Dr. Lee, this drug cures hepatitis in every patient!", "Best"), ("Hi,", "Best,\nRex\nIt is the safest choice there is.")] {
+        let r = post(&w.app, rep, "/api/v1/email", &body(g, c)).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{g} / {c}: {}", r.text);
+        assert!(r.text.contains("speaks about the product") && r.text.contains("approved text"), "{}", r.text);
+    }
+
+    // A report in the sign-off is a report: the draft stops and a case opens.
+    let r = post(&w.app, rep, "/api/v1/email", &body("Dear Dr. Lee,", "Best, Rex. PS: her patient was hospitalized with jaundice after starting it.")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let d = r.json();
+    assert_eq!(d["route"], "pharmacovigilance", "{d}");
+    assert!(d["case_id"].as_str().is_some_and(|c| c.starts_with("PV-")), "{d}");
 }

@@ -263,9 +263,9 @@ fn ask_as_json_and_as_a_stream_and_an_ae_reaches_the_medical_queue() {
     // Medical works it: assign, triage, start, resolve.
     let p = |a: &str| format!("/api/v1/cases/{case_id}/{a}");
     assert_eq!(s.post(Some(&u.mia), &p("assign"), &json!({"owner": "mia"})).0, 200);
-    // An owner who is not an enabled medical user is refused, with a stable code (issue 17.11).
+    // An owner who is not an enabled medical user is refused, with a stable code (issue 17.11), as bad input (issue 20.5).
     let (code, e, _) = s.post(Some(&u.mia), &p("assign"), &json!({"owner": "rex"}));
-    assert_eq!((code, e["error"]["code"].as_str()), (409, Some("case_owner_invalid")), "{e}");
+    assert_eq!((code, e["error"]["code"].as_str()), (400, Some("case_owner_invalid")), "{e}");
     assert_eq!(s.post(Some(&u.mia), &p("triage"), &json!({"note": "non-serious"})).0, 200);
     assert_eq!(s.post(Some(&u.mia), &p("start"), &json!({})).0, 200);
     let (code, c, _) = s.post(Some(&u.mia), &p("resolve"), &json!({"resolution": "reported to safety database"}));

@@ -235,9 +235,13 @@
   const PAGES = [
     { id: "ask", title: "Ask", roles: null },
     { id: "email", title: "Email & visit", roles: null },
+    // Anyone may open their own reports (any role can ask); the nav shows it to reps.
+    { id: "reports", title: "My reports", roles: null, nav: ["rep"] },
     { id: "mlr", title: "MLR review", roles: ["mlr_reviewer", "admin"] },
     { id: "cases", title: "Medical / PV cases", roles: ["medical", "admin"] },
     { id: "compliance", title: "Compliance", roles: ["compliance", "admin"] },
+    // Reached from a citation ("Open the approved document"), not from the nav.
+    { id: "source", title: "Approved source", roles: null, nav: false },
   ];
 
   function allowed(page) {
@@ -254,7 +258,7 @@
     const list = clear($("nav-list"));
     const cur = currentPage();
     for (const p of PAGES) {
-      if (!allowed(p)) continue;
+      if (!allowed(p) || p.nav === false || (Array.isArray(p.nav) && !p.nav.includes(state.me.role))) continue;
       list.appendChild(
         h("li", {}, h("a", { href: "#/" + p.id, id: "nav-" + p.id, "data-testid": "nav-" + p.id, "aria-current": p.id === cur.id ? "page" : null }, p.title))
       );
@@ -408,6 +412,11 @@
     $("passage-mlr").textContent = c.mlr_number || "";
     $("passage-quote").textContent = c.quote || "";
     const dlg = $("passage-dialog");
+    // The approved document, at the passage (#/source page); the dialog closes as it opens.
+    const src = $("passage-source");
+    src.hidden = !c.source_url;
+    src.setAttribute("href", c.source_url ? c.source_url.replace(/^\//, "") : "#/ask");
+    src.onclick = () => dlg.close && dlg.open && dlg.close();
     if (typeof dlg.showModal === "function") dlg.showModal();
     else dlg.setAttribute("open", "");
     $("passage-close").focus();
@@ -948,8 +957,16 @@
       busy(submit, true, "Drafting…");
       clear(out);
       try {
-        const d = await api("POST", "/api/v1/email", { product: picker.select.value, hcp: hcp.value.trim(), topics: topics.value.trim() });
-        showEmail(out, d);
+        const signOff = "Kind regards,\n" + ((state.me && state.me.name) || "");
+        const req = { product: picker.select.value, hcp: hcp.value.trim(), topics: topics.value.trim() };
+        const redraft = async (greeting, closing) => {
+          const d2 = await api("POST", "/api/v1/email", Object.assign({}, req, { greeting: greeting, closing: closing }));
+          d2.closing_sent = closing;
+          showEmail(out, d2, redraft);
+        };
+        const first = await api("POST", "/api/v1/email", Object.assign({}, req, { closing: signOff }));
+        first.closing_sent = signOff;
+        showEmail(out, first, redraft);
       } catch (e) {
         out.appendChild(errorBox(e, "email-error"));
       } finally {
@@ -977,7 +994,7 @@
       try {
         const body = { product: picker2.select.value, notes: notes.value };
         if (hcp2.value.trim()) body.hcp = hcp2.value.trim();
-        showSummary(out2, await api("POST", "/api/v1/summarize", body));
+        showSummary(out2, await api("POST", "/api/v1/summarize", body), body.hcp, body.product);
       } catch (e) {
         out2.appendChild(errorBox(e, "summary-error"));
       } finally {
@@ -992,27 +1009,82 @@
     return h(
       "ul",
       { "data-testid": testid },
-      (items || []).map((s) => h("li", {}, s.text, " ", byN.has(Number(s.n)) ? chip(byN.get(Number(s.n)), false) : "[" + s.n + "]"))
+      (items || []).map((s) =>
+        h(
+          "li",
+          {},
+          s.text,
+          " ",
+          byN.has(Number(s.n)) ? chip(byN.get(Number(s.n)), false) : "[" + s.n + "]",
+          // A lead-in ("contraindicated in patients with:") keeps its list.
+          s.items && s.items.length ? h("ul", { class: "items", "data-testid": "statement-items" }, s.items.map((i) => h("li", {}, i))) : null
+        )
+      )
     );
   }
 
-  function showEmail(out, d) {
+  // Saves `text` as a file the browser downloads (no server round trip).
+  function download(name, type, text) {
+    const a = h("a", { href: URL.createObjectURL(new Blob([text], { type: type })), download: name, class: "offscreen" }, name);
+    document.body.appendChild(a);
+    a.click();
+    setTimeout(() => {
+      URL.revokeObjectURL(a.href);
+      a.remove();
+    }, 1000);
+  }
+
+  // The email as the rep sends it: subject once, no DRAFT line; the rep's
+  // greeting and closing around the locked approved text.
+  function emailToSend(d) {
+    return "Subject: " + (d.subject || "") + "\n\n" + (d.text || "");
+  }
+
+  function showEmail(out, d, redraft) {
     clear(out);
     const card = h("div", { class: "card", "data-testid": "email-draft" });
     const banner = routeBanner(d.route, d.case_id, d.message);
     if (banner) card.appendChild(banner);
     if (d.route === "answer") {
       if (d.banner) card.appendChild(h("div", { class: "banner draft", role: "note", "data-testid": "draft-banner" }, d.banner));
+      if (d.message) card.appendChild(h("p", { class: "note", "data-testid": "email-note" }, d.message));
       card.appendChild(h("p", {}, h("strong", {}, "Subject: "), h("span", { "data-testid": "email-subject" }, d.subject || "")));
-      if (d.statements && d.statements.length) append(card, h("h3", {}, "Statements"), statementList(d.statements, d.references, "email-statements"));
-      if (d.isi && d.isi.length) append(card, h("h3", {}, "Important Safety Information"), statementList(d.isi, d.references, "email-isi"));
+      const greeting = h("input", { id: "email-greeting", type: "text", maxlength: "200", "data-testid": "email-greeting", autocomplete: "off" });
+      greeting.value = d.greeting || "";
+      card.appendChild(field("Greeting (yours to edit)", greeting));
+      const locked = h("div", { class: "locked", "data-testid": "email-locked" }, h("p", { class: "eyebrow" }, "Approved text — locked"));
+      if (d.statements && d.statements.length) append(locked, h("h3", {}, "Statements"), statementList(d.statements, d.references, "email-statements"));
+      if (d.isi && d.isi.length) append(locked, h("h3", {}, "Important Safety Information"), statementList(d.isi, d.references, "email-isi"));
+      card.appendChild(locked);
+      const closing = h("textarea", { id: "email-closing", rows: 3, maxlength: "500", "data-testid": "email-closing" });
+      closing.value = d.closing_sent || "Kind regards,\n" + ((state.me && state.me.name) || "");
+      card.appendChild(field("Closing (yours to edit)", closing, "A sign-off only: anything about the product must be the approved text above."));
+      const st = h("span", { class: "status", role: "status", "data-testid": "email-copy-status" });
+      const update = h("button", { type: "button", class: "secondary", "data-testid": "email-update" }, "Apply greeting and closing");
+      update.addEventListener("click", async () => {
+        busy(update, true, "Checking…");
+        try {
+          await redraft(greeting.value.trim(), closing.value.trim());
+        } catch (e) {
+          st.textContent = "";
+          card.appendChild(errorBox(e, "email-wording-error"));
+          busy(update, false, "Apply greeting and closing");
+        }
+      });
       const src = sourcesList(d.references);
       if (src) card.appendChild(src);
       const bodyId = "email-body";
-      card.appendChild(h("h3", { id: bodyId + "-label" }, "Full text"));
-      card.appendChild(h("pre", { id: bodyId, "data-testid": bodyId, "aria-labelledby": bodyId + "-label", tabindex: "0" }, d.body || ""));
-      const st = h("span", { class: "status", role: "status", "data-testid": "email-copy-status" });
-      card.appendChild(h("div", { class: "actions" }, h("button", { type: "button", class: "secondary", "data-testid": "copy-email", onclick: () => copyText((d.subject ? "Subject: " + d.subject + "\n\n" : "") + (d.body || ""), st) }, "Copy email"), st));
+      card.appendChild(h("h3", { id: bodyId + "-label" }, "The email to send"));
+      card.appendChild(h("pre", { id: bodyId, "data-testid": bodyId, "aria-labelledby": bodyId + "-label", tabindex: "0" }, emailToSend(d)));
+      card.appendChild(
+        h(
+          "div",
+          { class: "actions" },
+          update,
+          h("button", { type: "button", "data-testid": "copy-email", onclick: () => copyText(emailToSend(d), st) }, "Copy email"),
+          st
+        )
+      );
     } else if (!banner && d.message) {
       card.appendChild(h("p", {}, d.message));
     }
@@ -1020,18 +1092,57 @@
     out.appendChild(card);
   }
 
-  function showSummary(out, s) {
+  // The record a CRM imports: one call, its topics, questions, follow-ups,
+  // and each kept statement with the approved source it cites.
+  function summaryForCrm(s, hcp, product) {
+    const byN = new Map((s.references || []).map((c) => [Number(c.n), c]));
+    return {
+      type: "call_summary",
+      hcp: hcp || null,
+      product: product,
+      topics: s.topics || [],
+      hcp_questions: s.hcp_questions || [],
+      follow_ups: s.follow_ups || [],
+      statements: (s.statements || []).map((x) => {
+        const c = byN.get(Number(x.n));
+        return { text: x.text, citation: c ? { doc_id: c.doc_id, section: c.section, title: c.title, mlr_number: c.mlr_number } : null };
+      }),
+      removed: s.removed || [],
+      route: s.route,
+      case_id: s.case_id || null,
+      prompt_version: s.prompt_version || null,
+      audit_id: s.audit_id || null,
+    };
+  }
+
+  function showSummary(out, s, hcp, product) {
     clear(out);
     const card = h("div", { class: "card", "data-testid": "visit-summary" });
     const banner = routeBanner(s.route, s.case_id, s.message);
     if (banner) card.appendChild(banner);
     else if (s.message) card.appendChild(h("p", {}, s.message));
-    const list = (title, items, testid) => (items && items.length ? [h("h3", {}, title), h("ul", { "data-testid": testid }, items.map((t) => h("li", {}, t)))] : null);
-    append(card, list("Topics", s.topics, "summary-topics"), list("HCP questions", s.hcp_questions, "summary-questions"), list("Follow-ups", s.follow_ups, "summary-followups"));
-    if (s.statements && s.statements.length) append(card, h("h3", {}, "Supported statements"), statementList(s.statements, s.references, "summary-statements"));
-    append(card, list("Removed (no approved support)", s.removed, "summary-removed"));
+    const list = (title, items, testid) => [h("h3", {}, title), items && items.length ? h("ul", { "data-testid": testid }, items.map((t) => h("li", {}, t))) : h("p", { class: "meta", "data-testid": testid }, "None noted.")];
+    append(card, list("Topics discussed", s.topics, "summary-topics"), list("HCP questions", s.hcp_questions, "summary-questions"), list("Follow-ups", s.follow_ups, "summary-followups"));
+    if (s.statements && s.statements.length) append(card, h("h3", {}, "Product statements (approved, cited)"), statementList(s.statements, s.references, "summary-statements"));
+    if (s.removed && s.removed.length) append(card, h("h3", {}, "Removed (no approved support)"), h("ul", { "data-testid": "summary-removed" }, s.removed.map((t) => h("li", {}, t))));
     const src = sourcesList(s.references);
     if (src) card.appendChild(src);
+    const st = h("span", { class: "status", role: "status", "data-testid": "summary-copy-status" });
+    const stamp = new Date().toISOString().slice(0, 10);
+    card.appendChild(
+      h(
+        "div",
+        { class: "actions" },
+        h("button", { type: "button", "data-testid": "copy-summary", onclick: () => copyText(s.text || "", st) }, "Copy summary"),
+        h("button", { type: "button", class: "secondary", "data-testid": "export-summary-text", onclick: () => download("visit-summary-" + stamp + ".txt", "text/plain", s.text || "") }, "Export text"),
+        h(
+          "button",
+          { type: "button", class: "secondary", "data-testid": "export-summary-json", onclick: () => download("visit-summary-" + stamp + ".json", "application/json", JSON.stringify(summaryForCrm(s, hcp, product), null, 2)) },
+          "Export JSON for CRM"
+        ),
+        st
+      )
+    );
     if (s.audit_id) card.appendChild(h("p", { class: "meta" }, "audit #" + s.audit_id));
     out.appendChild(card);
   }
@@ -1311,45 +1422,167 @@
   }
 
   // ------------------------------------------------------------- cases ----
+  // Issue 20 (cases): the Medical / PV queue as a work tool (list and detail
+  // side by side, counts, search, sort by due, owner from the medical users,
+  // reopen with a reason, audit links), and a rep's "My reports" with the AE
+  // intake form (#/reports, #/reports/CASE_ID).
+
+  /** A time in the browser's local zone, with UTC on hover. */
+  function timeEl(s, testid) {
+    if (!s) return h("span", { class: "muted" }, "—");
+    const d = new Date(s);
+    if (isNaN(d.getTime())) return h("span", {}, String(s));
+    const local = d.toLocaleString(undefined, { year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+    return h("time", { datetime: d.toISOString(), title: fmtTime(s) + " (UTC)", "data-testid": testid || null }, local);
+  }
+
+  /** "in 14 d 3 h" / "overdue by 2 h 5 min" for a number of seconds left. */
+  function remaining(secs) {
+    if (secs === null || secs === undefined) return "";
+    const a = Math.abs(secs);
+    const d = Math.floor(a / 86400), hh = Math.floor((a % 86400) / 3600), m = Math.floor((a % 3600) / 60);
+    const text = d ? d + " d " + hh + " h" : hh ? hh + " h " + m + " min" : m + " min";
+    return secs < 0 ? "overdue by " + text : "in " + text;
+  }
+
+  const CASE_KIND = { pharmacovigilance: "PV", medical_information: "MIR" };
+  const CRITERIA = [
+    ["death", "Death"],
+    ["life_threatening", "Life-threatening"],
+    ["hospitalisation", "Hospitalisation (or prolonged)"],
+    ["disability", "Disability or incapacity"],
+    ["congenital_anomaly", "Congenital anomaly or birth defect"],
+    ["other_medically_important", "Other medically important event"],
+  ];
+  const REPORTER_ROLES = [["physician", "Physician"], ["pharmacist", "Pharmacist"], ["other_health_professional", "Other health professional"], ["lawyer", "Lawyer"], ["consumer", "Consumer / patient"]];
+  const OUTCOMES = [["recovered", "Recovered"], ["recovering", "Recovering"], ["not_recovered", "Not recovered"], ["recovered_with_sequelae", "Recovered with sequelae"], ["fatal", "Fatal"], ["unknown", "Unknown"]];
+  const SEXES = [["female", "Female"], ["male", "Male"], ["unknown", "Unknown"]];
+  const label = (list, v) => (list.find((x) => x[0] === v) || [v, v || ""])[1];
+
+  /** The minimum-criteria check, as the server computes it (`valid_case`). */
+  function validCase(i) {
+    const has = (s) => Boolean(s && String(s).trim());
+    const r = i.reporter || {}, p = i.patient || {}, e = i.event || {};
+    const c = [
+      ["reporter", "Identifiable reporter", has(r.name) || has(r.contact), "the reporter's name or initials, or a contact for follow-up"],
+      ["patient", "Identifiable patient", has(p.identifier) || (p.age !== null && p.age !== undefined) || p.sex === "female" || p.sex === "male", "the patient's initials or identifier, age, or sex"],
+      ["suspect_product", "Suspect product", has(i.suspect_product), "the product suspected"],
+      ["event", "Adverse event", has(e.description), "what happened to the patient"],
+    ].map(([id, lbl, met, missing]) => ({ id, label: lbl, met, missing: met ? null : missing }));
+    return { valid: c.every((x) => x.met), criteria: c };
+  }
+
+  function validCaseView(v) {
+    const box = h("div", { class: "valid-case " + (v.valid ? "ok" : "bad"), "data-testid": "valid-case", "data-valid": v.valid ? "yes" : "no" });
+    append(
+      box,
+      h("strong", { "data-testid": "valid-case-verdict" }, v.valid ? "Valid case: all four minimum criteria are met" : "Not yet a valid case: " + v.criteria.filter((c) => !c.met).length + " of 4 minimum criteria missing"),
+      h(
+        "ul",
+        {},
+        v.criteria.map((c) =>
+          h("li", { "data-criterion": c.id, "data-met": c.met ? "yes" : "no" }, h("span", { class: "mark", "aria-hidden": "true" }, c.met ? "✓" : "✗"), " ", c.label, c.met ? " — met" : " — missing: " + c.missing)
+        )
+      )
+    );
+    return box;
+  }
+
+  function day0View(d) {
+    if (!d) return null;
+    const row = (lbl, due, secs, testid) =>
+      h("div", { class: "clock" + (secs !== null && secs < 0 ? " late" : ""), "data-testid": testid }, h("span", { class: "clock-label" }, lbl), " ", timeEl(due), " ", h("span", { class: "remaining" }, remaining(secs)));
+    return h(
+      "div",
+      { class: "day0", "data-testid": "day0" },
+      h("div", {}, h("span", { class: "clock-label" }, "Day 0 (the company first knew)"), " ", timeEl(d.day0, "day0-start")),
+      d.internal_due
+        ? row("Internal hand-off (24 hours" + (d.seriousness === "not_assessed" ? ", until seriousness is assessed" : ", serious") + "):", d.internal_due, d.internal_remaining_secs, "day0-internal")
+        : h("div", { class: "muted", "data-testid": "day0-internal" }, "Not serious: no 24-hour hand-off."),
+      row("Regulatory report (15 calendar days):", d.regulatory_due, d.regulatory_remaining_secs, "day0-regulatory")
+    );
+  }
+
+  /** The intake as a definition list (the PV case detail). */
+  function intakeFacts(i, prefilled) {
+    const r = i.reporter || {}, p = i.patient || {}, e = i.event || {}, s = i.seriousness || {};
+    const patient = [p.identifier, p.age !== null && p.age !== undefined ? p.age + " " + (p.age_unit || "years") : null, p.sex ? label(SEXES, p.sex) : null].filter(Boolean).join(", ");
+    const seriousness = s.serious === true ? "Serious: " + (s.criteria || []).map((c) => label(CRITERIA, c)).join(", ") : s.serious === false ? "Not serious" : "Not yet assessed";
+    const dd = (v, testid) => h("dd", { "data-testid": testid }, v || h("span", { class: "muted" }, "not given"));
+    return h(
+      "div",
+      { "data-testid": "case-intake" },
+      prefilled ? h("p", { class: "hint" }, "Pre-filled from the rep's words; nobody has confirmed it yet.") : null,
+      h(
+        "dl",
+        { class: "facts" },
+        h("dt", {}, "Reporter"), dd([r.name, r.role ? label(REPORTER_ROLES, r.role) : null].filter(Boolean).join(", "), "intake-reporter"),
+        h("dt", {}, "Reporter contact"), dd(r.contact, "intake-contact"),
+        h("dt", {}, "Patient"), dd(patient, "intake-patient"),
+        h("dt", {}, "Event"), dd(e.description, "intake-event"),
+        h("dt", {}, "Onset"), dd(e.onset_date, "intake-onset"),
+        h("dt", {}, "Suspect product"), dd(i.suspect_product, "intake-product"),
+        h("dt", {}, "Seriousness"), dd(seriousness, "intake-seriousness"),
+        h("dt", {}, "Outcome"), dd(i.outcome ? label(OUTCOMES, i.outcome) : "", "intake-outcome")
+      )
+    );
+  }
+
+  let ownersCache = null;
+  async function caseOwners() {
+    if (!ownersCache) ownersCache = (await api("GET", "/api/v1/case-owners")).owners || [];
+    return ownersCache;
+  }
 
   RENDER.cases = async function (view) {
     append(view, h("h1", {}, "Medical Information and Pharmacovigilance cases"));
+    const deep = /^#\/cases\/([A-Za-z0-9-]+)/.exec(location.hash || "");
+    const q = h("input", { id: "cases-q", type: "search", "data-testid": "cases-q", autocomplete: "off", placeholder: "case id, question, product, HCP" });
     const st = h("select", { id: "cases-state", "data-testid": "cases-state" }, h("option", { value: "" }, "Any"), ["new", "triaged", "in_progress", "closed"].map((s) => h("option", { value: s }, s.replace("_", " "))));
     const kind = h("select", { id: "cases-kind", "data-testid": "cases-kind" }, h("option", { value: "" }, "Any"), h("option", { value: "pharmacovigilance" }, "Pharmacovigilance (PV)"), h("option", { value: "medical_information" }, "Medical Information (MIR)"));
+    const sort = h("select", { id: "cases-sort", "data-testid": "cases-sort" }, h("option", { value: "due" }, "Due soonest"), h("option", { value: "-created" }, "Newest first"), h("option", { value: "created" }, "Oldest first"), h("option", { value: "-updated" }, "Recently changed"));
     const refresh = h("button", { type: "submit", "data-testid": "cases-refresh" }, "Show cases");
-    const list = h("div", { id: "cases-list", "aria-live": "polite" });
-    const detail = h("section", { id: "case-detail", "aria-live": "polite", "data-testid": "case-detail" });
-    const form = h("form", { class: "card", id: "cases-filter" }, h("div", { class: "row" }, field("State", st), field("Kind", kind)), h("div", { class: "actions" }, refresh));
+    const counts = h("div", { class: "case-counts", "data-testid": "case-counts", "aria-live": "polite" });
+    const list = h("div", { id: "cases-list", class: "cases-list", "aria-live": "polite" });
+    const detail = h("section", { id: "case-detail", class: "cases-detail", "aria-live": "polite", "data-testid": "case-detail", "aria-label": "Case detail" },
+      h("p", { class: "card muted" }, "Choose a case to see it here."));
+    const form = h("form", { class: "card", id: "cases-filter", role: "search" }, h("div", { class: "row" }, field("Search", q), field("State", st), field("Kind", kind), field("Sort", sort)), h("div", { class: "actions" }, refresh));
     const load = async () => {
-      clear(list);
       const qs = new URLSearchParams();
+      if (q.value.trim()) qs.set("q", q.value.trim());
       if (st.value) qs.set("state", st.value);
       if (kind.value) qs.set("kind", kind.value);
-      const res = await api("GET", "/api/v1/cases" + (qs.toString() ? "?" + qs : ""));
+      qs.set("sort", sort.value);
+      const res = await api("GET", "/api/v1/cases?" + qs);
+      clear(list);
+      clear(counts);
+      const n = res.counts || {};
+      const stateBtn = (s, text, count) =>
+        h("button", { type: "button", class: "count" + (st.value === s ? " active" : ""), "data-state": s || "any", "aria-pressed": st.value === s ? "true" : "false",
+          onclick: () => { st.value = s; load().catch((e) => list.appendChild(errorBox(e))); } }, text, " ", h("span", { class: "n" }, String(count || 0)));
+      append(counts, stateBtn("", "All", n.total), stateBtn("new", "New", n.new), stateBtn("triaged", "Triaged", n.triaged), stateBtn("in_progress", "In progress", n.in_progress), stateBtn("closed", "Closed", n.closed),
+        n.overdue ? h("span", { class: "state overdue", "data-testid": "count-overdue" }, n.overdue + " overdue") : null);
       const cases = res.cases || [];
-      const now = Date.now();
       if (!cases.length) {
         list.appendChild(h("p", { class: "card muted", "data-testid": "no-cases" }, "No cases match."));
         return;
       }
       list.appendChild(
         table(
-          ["Case", "Kind", "State", "Owner", "Product", "Reporter", "Due", "Question"],
-          cases.map((c) => {
-            const overdue = c.overdue !== undefined ? c.overdue : c.state !== "closed" && c.due_at && new Date(c.due_at).getTime() < now;
-            return h(
+          ["Case", "State", "Due", "Owner"],
+          cases.map((c) =>
+            h(
               "tr",
-              { "data-testid": "case-row", "data-case": c.id },
-              h("td", {}, h("button", { type: "button", class: "secondary", "data-testid": "open-case", "data-case": c.id, onclick: (ev) => openCase(detail, c.id, ev.target.closest("tr"), load) }, c.id)),
-              h("td", {}, c.kind === "pharmacovigilance" ? "PV" : "MIR"),
+              { "data-testid": "case-row", "data-case": c.id, class: deep && deep[1] === c.id ? "selected" : null },
+              h("td", {},
+                h("button", { type: "button", class: "secondary", "data-testid": "open-case", "data-case": c.id, onclick: (ev) => openCase(detail, c.id, ev.target.closest("tr"), load) }, c.id),
+                h("div", { class: "case-sub" }, CASE_KIND[c.kind] || c.kind, " · ", c.reporter || "", c.product ? " · " + c.product : ""),
+                h("div", { class: "case-q" }, String(c.question || "").slice(0, 90))),
               h("td", {}, stateBadge(c.state, "case-state")),
-              h("td", {}, c.owner || h("span", { class: "muted" }, "unassigned")),
-              h("td", {}, c.product || ""),
-              h("td", {}, c.reporter || ""),
-              h("td", { class: "when" }, fmtTime(c.due_at), overdue ? [" ", stateBadge("overdue")] : ""),
-              h("td", {}, String(c.question || "").slice(0, 120))
-            );
-          }),
+              h("td", { class: "when" }, timeEl(c.due_at), c.overdue ? [" ", stateBadge("overdue")] : ""),
+              h("td", {}, c.owner || h("span", { class: "muted" }, "unassigned"))
+            )
+          ),
           "cases"
         )
       );
@@ -1362,13 +1595,16 @@
         list.appendChild(errorBox(e));
       }
     });
-    append(view, form, list, detail);
+    append(view, form, counts, h("div", { class: "cases-split" }, list, detail));
     await load(); // a 403 here is the page's "You do not have access"
+    if (deep) await openCase(detail, deep[1], list.querySelector('tr[data-case="' + CSS.escape(deep[1]) + '"]'), load);
   };
 
   async function openCase(detail, id, row, reload) {
     for (const r of document.querySelectorAll("tr.selected")) r.classList.remove("selected");
     if (row) row.classList.add("selected");
+    // The case is in the address (without re-rendering the page): a link to it works.
+    if (location.hash !== "#/cases/" + id) history.replaceState(null, "", "#/cases/" + id);
     clear(detail);
     let d;
     try {
@@ -1380,31 +1616,54 @@
     const c = d.case;
     const card = h("div", { class: "card", "data-testid": "case-card", "data-case": c.id });
     const flags = Array.isArray(c.flags) ? c.flags : [];
+    const pv = c.kind === "pharmacovigilance";
+    const audit = d.audit || [];
+    const ask = audit.find((a) => a.action === "ask");
+    const opened = audit.find((a) => a.action === "case_opened");
+    const auditLink = (a, testid) => h("a", { href: "#/compliance?audit=" + a.seq, "data-testid": testid, "data-seq": String(a.seq) }, "audit record #" + a.seq);
     append(
       card,
       h("h2", {}, c.id, " ", stateBadge(c.state, "case-detail-state")),
       h(
         "dl",
         { class: "facts" },
-        h("dt", {}, "Kind"), h("dd", {}, c.kind === "pharmacovigilance" ? "Pharmacovigilance" : "Medical Information"),
+        h("dt", {}, "Kind"), h("dd", {}, pv ? "Pharmacovigilance" : "Medical Information"),
         h("dt", {}, "Owner"), h("dd", { "data-testid": "case-owner" }, c.owner || "unassigned"),
         h("dt", {}, "Reporter"), h("dd", {}, c.reporter || ""),
         h("dt", {}, "HCP"), h("dd", {}, c.hcp || ""),
         h("dt", {}, "Product"), h("dd", {}, c.product || ""),
-        c.suspect_product ? [h("dt", {}, "Suspect product"), h("dd", {}, c.suspect_product)] : null,
-        c.patient ? [h("dt", {}, "Patient"), h("dd", {}, c.patient)] : null,
-        c.event ? [h("dt", {}, "Event"), h("dd", {}, c.event)] : null,
-        h("dt", {}, "Opened"), h("dd", {}, fmtTime(c.created_at)),
-        h("dt", {}, "Due"), h("dd", {}, fmtTime(c.due_at)),
-        c.resolution ? [h("dt", {}, "Resolution"), h("dd", { "data-testid": "case-resolution" }, c.resolution)] : null
-      ),
+        h("dt", {}, "Opened"), h("dd", {}, timeEl(c.created_at, "case-opened")),
+        h("dt", {}, "Due"), h("dd", {}, timeEl(c.due_at, "case-due")),
+        c.closed_at ? [h("dt", {}, "Closed"), h("dd", {}, timeEl(c.closed_at))] : null,
+        c.resolution ? [h("dt", {}, "Resolution"), h("dd", { "data-testid": "case-resolution" }, c.resolution)] : null,
+        h("dt", {}, "Records"),
+        h("dd", { "data-testid": "case-links" },
+          ask ? ["The rep's ask: ", auditLink(ask, "case-ask-link")] : h("span", { class: "muted" }, "no ask record"),
+          opened ? ["; opened: ", auditLink(opened, "case-audit-link")] : null,
+          audit.length > 2 ? ["; ", h("a", { href: "#/compliance?case_id=" + encodeURIComponent(c.id) }, audit.length + " records for " + c.id)] : null)
+      )
+    );
+    if (pv) {
+      append(
+        card,
+        h("h3", {}, "Day-0 clock"),
+        day0View(d.day0),
+        h("h3", {}, "Minimum criteria"),
+        d.valid_case ? validCaseView(d.valid_case) : null,
+        h("h3", {}, "AE intake", d.intake_version ? " (version " + d.intake_version + ")" : ""),
+        d.intake ? intakeFacts(d.intake, d.intake_prefilled) : null,
+        c.state !== "closed" ? h("p", {}, h("a", { href: "#/reports/" + encodeURIComponent(c.id), "data-testid": "edit-intake" }, "Edit the intake")) : null
+      );
+    }
+    append(
+      card,
       h("h3", {}, "Question, verbatim"),
       h("blockquote", { "data-testid": "case-question" }, c.question || ""),
       flags.length ? [h("h3", {}, "Guard flags"), h("ul", {}, flags.map((f) => h("li", {}, (f.kind || "") + (f.rule_id ? " (" + f.rule_id + ")" : "") + (f.evidence ? ": “" + f.evidence + "”" : ""))))] : null
     );
 
     const out = h("div", { "aria-live": "polite", "data-testid": "case-action-result" });
-    const DONE = { triage: "triaged", start: "started", resolve: "resolved and closed" };
+    const DONE = { triage: "triaged", start: "started", resolve: "resolved and closed", reopen: "reopened" };
     const act = async (path, body, btn) => {
       clear(out);
       busy(btn, true);
@@ -1420,12 +1679,24 @@
     };
 
     if (c.state !== "closed") {
-      const owner = h("input", { id: "assign-owner", type: "text", required: true, value: c.owner || state.me.id, "data-testid": "assign-owner", autocomplete: "off" });
+      let owners = [];
+      try {
+        owners = await caseOwners();
+      } catch (e) {
+        out.appendChild(errorBox(e, "case-error"));
+      }
+      const owner = h(
+        "select",
+        { id: "assign-owner", required: true, "data-testid": "assign-owner" },
+        c.owner ? null : h("option", { value: "" }, "Choose a medical user"),
+        owners.map((o) => h("option", { value: o.id, selected: o.id === c.owner }, o.name + " (" + o.id + ")"))
+      );
+      if (!c.owner && owners.some((o) => o.id === state.me.id)) owner.value = state.me.id;
       const assignBtn = h("button", { type: "submit", class: "secondary", "data-testid": "assign" }, "Assign");
-      const assign = h("form", { id: "assign-form" }, h("div", { class: "row" }, field("Owner (user id)", owner)), h("div", { class: "actions" }, assignBtn));
+      const assign = h("form", { id: "assign-form" }, h("div", { class: "row" }, field("Owner (users with the medical role)", owner)), h("div", { class: "actions" }, assignBtn));
       assign.addEventListener("submit", (ev) => {
         ev.preventDefault();
-        act("assign", { owner: owner.value.trim() }, assignBtn);
+        act("assign", { owner: owner.value }, assignBtn);
       });
       const next = { new: ["triage", "Triage"], triaged: ["start", "Start work"], in_progress: ["resolve", "Resolve and close"] }[c.state];
       let step = null;
@@ -1441,6 +1712,15 @@
         });
       }
       append(card, h("h3", {}, "Work the case"), assign, step);
+    } else {
+      const reason = h("textarea", { id: "reopen-reason", rows: 2, required: true, "data-testid": "reopen-reason" });
+      const btn = h("button", { type: "submit", class: "secondary", "data-testid": "case-reopen" }, "Reopen");
+      const reopen = h("form", { id: "reopen-form" }, field("Reason for reopening", reason, "What changed since it was closed (e.g. follow-up information received). Kept in the history and the audit log."), h("div", { class: "actions" }, btn));
+      reopen.addEventListener("submit", (ev) => {
+        ev.preventDefault();
+        act("reopen", { reason: reason.value.trim() }, btn);
+      });
+      append(card, h("h3", {}, "Reopen the case"), reopen);
     }
     card.appendChild(out);
     const hist = d.history || [];
@@ -1450,10 +1730,128 @@
       h(
         "ol",
         { "data-testid": "case-history" },
-        hist.map((e) => h("li", {}, fmtTime(e.at), " — ", e.actor, ": ", e.action, e.from_state && e.from_state !== e.to_state ? " " + e.from_state + " → " + e.to_state : e.action === "opened" ? " (" + e.to_state + ")" : "", e.note ? " — " + e.note : ""))
+        hist.map((e) => h("li", {}, timeEl(e.at), " — ", e.actor, ": ", e.action, e.from_state && e.from_state !== e.to_state ? " " + e.from_state + " → " + e.to_state : e.action === "opened" ? " (" + e.to_state + ")" : "", e.note ? " — " + e.note : ""))
       )
     );
     detail.appendChild(card);
+    // Stacked (tablet, phone): the detail is below the list; bring it into view.
+    if (row && window.matchMedia("(max-width: 1000px)").matches) detail.scrollIntoView({ block: "start" });
+  }
+
+  // ----------------------------------------------------------- reports ----
+
+  RENDER.reports = async function (view) {
+    const m = /^#\/reports\/([A-Za-z0-9-]+)/.exec(location.hash || "");
+    if (m) return intakePage(view, m[1]);
+    append(view, h("h1", {}, "My reports"), h("p", { class: "hint" }, "The adverse-event reports and Medical requests your questions opened, newest first. Add the report details Pharmacovigilance needs to a PV case."));
+    const res = await api("GET", "/api/v1/cases?mine=true&sort=-created");
+    const cases = res.cases || [];
+    if (!cases.length) {
+      view.appendChild(h("p", { class: "card muted", "data-testid": "no-reports" }, "You have not reported anything yet."));
+      return;
+    }
+    view.appendChild(
+      table(
+        ["Case", "Status", "Opened", "What you reported"],
+        cases.map((c) =>
+          h(
+            "tr",
+            { "data-testid": "report-row", "data-case": c.id },
+            h("td", {}, c.kind === "pharmacovigilance" ? h("a", { href: "#/reports/" + encodeURIComponent(c.id), "data-testid": "open-report" }, c.id) : c.id,
+              h("div", { class: "case-sub" }, c.kind === "pharmacovigilance" ? "Adverse event (PV)" : "Medical request (MIR)")),
+            h("td", {}, stateBadge(c.state, "report-state")),
+            h("td", { class: "when" }, timeEl(c.created_at)),
+            h("td", {}, String(c.question || "").slice(0, 140))
+          )
+        ),
+        "reports"
+      )
+    );
+  };
+
+  /** The AE intake form of one PV case, pre-filled, with the minimum-criteria check live. */
+  async function intakePage(view, id) {
+    append(view, h("p", {}, h("a", { href: "#/reports" }, "← My reports")), h("h1", {}, "Report details for ", id));
+    const d = await api("GET", "/api/v1/cases/" + encodeURIComponent(id) + "/intake");
+    const c = d.case;
+    const i = d.intake || {};
+    const r = i.reporter || {}, p = i.patient || {}, e = i.event || {}, s = i.seriousness || {};
+    const opt = (list, v, none) => [h("option", { value: "" }, none), list.map(([k, t]) => h("option", { value: k, selected: k === v }, t))];
+    const input = (idName, v, attrs) => h("input", Object.assign({ id: idName, type: "text", value: v === null || v === undefined ? "" : String(v), "data-testid": idName, autocomplete: "off" }, attrs || {}));
+    const f = {
+      name: input("intake-reporter-name", r.name, { maxlength: 200 }),
+      role: h("select", { id: "intake-reporter-role", "data-testid": "intake-reporter-role" }, opt(REPORTER_ROLES, r.role, "Not given")),
+      contact: input("intake-reporter-contact", r.contact, { maxlength: 200 }),
+      identifier: input("intake-patient-identifier", p.identifier, { maxlength: 200 }),
+      age: input("intake-patient-age", p.age, { type: "number", min: 0, max: 43920, step: 1, inputmode: "numeric" }),
+      ageUnit: h("select", { id: "intake-patient-age-unit", "data-testid": "intake-patient-age-unit" }, [["years", "years"], ["months", "months"], ["weeks", "weeks"], ["days", "days"]].map(([k, t]) => h("option", { value: k, selected: k === (p.age_unit || "years") }, t))),
+      sex: h("select", { id: "intake-patient-sex", "data-testid": "intake-patient-sex" }, opt(SEXES, p.sex, "Not given")),
+      description: h("textarea", { id: "intake-event", rows: 3, maxlength: 2000, "data-testid": "intake-event" }, e.description || ""),
+      onset: input("intake-onset", e.onset_date, { placeholder: "YYYY-MM-DD", maxlength: 10, inputmode: "numeric" }),
+      product: input("intake-product", i.suspect_product, { maxlength: 200 }),
+      serious: h("select", { id: "intake-serious", "data-testid": "intake-serious" }, h("option", { value: "", selected: s.serious !== true && s.serious !== false }, "Not yet assessed"), h("option", { value: "yes", selected: s.serious === true }, "Serious"), h("option", { value: "no", selected: s.serious === false }, "Not serious")),
+      outcome: h("select", { id: "intake-outcome", "data-testid": "intake-outcome" }, opt(OUTCOMES, i.outcome, "Not given")),
+    };
+    const crit = CRITERIA.map(([k, t]) => h("input", { type: "checkbox", id: "intake-crit-" + k, value: k, checked: (s.criteria || []).includes(k), "data-testid": "intake-crit-" + k }));
+    const collect = () => {
+      const txt = (el) => (el.value.trim() ? el.value.trim() : null);
+      const criteria = crit.filter((x) => x.checked).map((x) => x.value);
+      const age = f.age.value.trim() === "" ? null : Number(f.age.value);
+      return {
+        reporter: { name: txt(f.name), role: f.role.value || null, contact: txt(f.contact) },
+        patient: { identifier: txt(f.identifier), age: age, age_unit: age === null ? null : f.ageUnit.value, sex: f.sex.value || null },
+        event: { description: txt(f.description), onset_date: txt(f.onset) },
+        suspect_product: txt(f.product),
+        seriousness: { serious: f.serious.value === "yes" ? true : f.serious.value === "no" ? false : criteria.length ? true : null, criteria },
+        outcome: f.outcome.value || null,
+      };
+    };
+    const check = h("div", { "aria-live": "polite" });
+    const live = () => clear(check).appendChild(validCaseView(validCase(collect())));
+    const summary = h(
+      "section",
+      { class: "card", "data-testid": "intake-case" },
+      h("dl", { class: "facts" },
+        h("dt", {}, "Status"), h("dd", {}, stateBadge(c.state, "intake-case-state")),
+        h("dt", {}, "Reported"), h("dd", {}, timeEl(c.created_at)),
+        h("dt", {}, "Product"), h("dd", {}, c.product || "")),
+      h("h2", {}, "What you asked, verbatim"),
+      h("blockquote", { "data-testid": "intake-question" }, c.question || ""),
+      day0View(d.day0)
+    );
+    const out = h("div", { "aria-live": "polite", "data-testid": "intake-result" });
+    const save = h("button", { type: "submit", "data-testid": "intake-save" }, "Save the report details");
+    const form = h(
+      "form",
+      { class: "card intake", id: "intake-form", "data-testid": "intake-form", novalidate: true },
+      d.intake_prefilled ? h("p", { class: "hint", "data-testid": "intake-prefilled" }, "Pre-filled from what you typed. Check each field, add what the HCP told you, then save.") : h("p", { class: "hint" }, "Saved as version " + d.intake_version + ". Saving again keeps the earlier versions."),
+      h("fieldset", {}, h("legend", {}, "Reporter (who told you)"), h("div", { class: "row" }, field("Name or initials", f.name), field("Qualification", f.role), field("Phone or e-mail", f.contact))),
+      h("fieldset", {}, h("legend", {}, "Patient (no names)"), h("div", { class: "row" }, field("Initials or patient number", f.identifier), field("Age", f.age), field("Age unit", f.ageUnit), field("Sex", f.sex))),
+      h("fieldset", {}, h("legend", {}, "Event"), field("What happened", f.description), h("div", { class: "row" }, field("Onset date", f.onset, "YYYY-MM-DD, or YYYY-MM / YYYY if that is all that is known"), field("Suspect product", f.product))),
+      h("fieldset", {}, h("legend", {}, "Seriousness and outcome"), h("div", { class: "row" }, field("Serious?", f.serious), field("Outcome", f.outcome)),
+        h("div", { class: "criteria", role: "group", "aria-label": "Seriousness criteria" }, crit.map((x, n) => h("label", { class: "check", for: x.id }, x, " ", CRITERIA[n][1])))),
+      h("h2", {}, "Minimum criteria for a valid case"),
+      check,
+      h("div", { class: "actions" }, save),
+      out
+    );
+    form.addEventListener("input", live);
+    form.addEventListener("change", live);
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      clear(out);
+      busy(save, true);
+      try {
+        const res = await api("PUT", "/api/v1/cases/" + encodeURIComponent(c.id) + "/intake", collect());
+        clear(check).appendChild(validCaseView(res.valid_case));
+        out.appendChild(h("p", { class: "notice", role: "status", "data-testid": "intake-saved" }, "Saved as version " + res.intake_version + " of the report details for " + c.id + ". Pharmacovigilance sees them now."));
+      } catch (e) {
+        out.appendChild(errorBox(e, "intake-error"));
+      }
+      busy(save, false);
+    });
+    live();
+    append(view, summary, form);
   }
 
   // -------------------------------------------------------- compliance ----
@@ -1607,6 +2005,215 @@
     });
     view.appendChild(evalForm);
     search();
+  };
+
+  // ------------------------------------------------------------ source ----
+  //
+  // `#/source/DOC_ID?passage=N` (a citation's `source_url`): the cited
+  // passage in its approved document, with the MLR number, expiry and section
+  // heading. A PDF shows the cited page drawn by pdf.js (vendored from npm by
+  // scripts/ui-deps.sh, served from /ui/vendor/) with the passage's words
+  // highlighted; SPL, Markdown and text show the section the server rendered
+  // (escaped there, and rebuilt here from an allow-list of tags).
+
+  /** The document id and passage ordinal in the address. */
+  function sourceTarget() {
+    const m = /^#\/source\/([^?]+)(?:\?passage=(\d+))?/.exec(location.hash || "");
+    if (!m) return null;
+    try {
+      return { docId: decodeURIComponent(m[1]), passage: m[2] !== undefined ? Number(m[2]) : null };
+    } catch (_) {
+      return null;
+    }
+  }
+
+  /** Lower-case letters and digits only: how a passage is found among a PDF page's text items. */
+  function comparable(s) {
+    return String(s || "").normalize("NFKC").toLowerCase().replace(/[^\p{L}\p{N}]/gu, "");
+  }
+
+  /** The server's section HTML rebuilt from an allow-list (section, h2, p,
+   *  mark; text nodes; no other attribute than the few below). */
+  function sectionNodes(html) {
+    const doc = new DOMParser().parseFromString(String(html || ""), "text/html");
+    const TAGS = { SECTION: "section", H2: "h2", P: "p", MARK: "mark" };
+    const copy = (node) => {
+      if (node.nodeType === Node.TEXT_NODE) return document.createTextNode(node.data);
+      if (node.nodeType !== Node.ELEMENT_NODE) return null;
+      const kids = [...node.childNodes].map(copy).filter(Boolean);
+      const tag = TAGS[node.tagName];
+      if (!tag) return kids;
+      const attrs = {};
+      if (tag === "section") attrs.class = "source-section";
+      if (tag === "p" && node.classList.contains("source-parent")) attrs.class = "source-parent";
+      if (tag === "h2") attrs["data-testid"] = "source-section-heading";
+      if (tag === "mark") Object.assign(attrs, { class: "source-mark", "data-testid": "source-mark", "data-passage": node.getAttribute("data-passage") || "" });
+      return h(tag, attrs, kids);
+    };
+    return [...doc.body.childNodes].map(copy).filter(Boolean);
+  }
+
+  function showSection(body, d) {
+    const wrap = h("div", { class: "source-html", "data-testid": "source-section" }, sectionNodes(d.html));
+    body.appendChild(wrap);
+    const mark = wrap.querySelector("mark");
+    if (mark) scrollToMark(mark);
+  }
+
+  /** Scrolls the highlight into view after the router has focused the
+   *  page's heading, and again whenever the window is resized (a phone turned). */
+  function scrollToMark(mark) {
+    setTimeout(() => mark.scrollIntoView({ block: "center" }), 0);
+    if (!state.sourceResize) {
+      state.sourceResize = true;
+      let timer = null;
+      window.addEventListener("resize", () => {
+        clearTimeout(timer);
+        timer = setTimeout(() => {
+          const m = location.hash.startsWith("#/source/") && document.querySelector("[data-testid=source-mark]");
+          if (m) m.scrollIntoView({ block: "center" });
+        }, 100);
+      });
+    }
+  }
+
+  const PDFJS = "/ui/vendor/pdfjs/pdf.min.mjs";
+  const PDFJS_WORKER = "/ui/vendor/pdfjs/pdf.worker.min.mjs";
+
+  /** pdf.js, loaded once (a module import: allowed by the CSP's script-src 'self'). */
+  function pdfjs() {
+    if (!state.pdfjs) {
+      state.pdfjs = import(PDFJS).then((m) => {
+        m.GlobalWorkerOptions.workerSrc = PDFJS_WORKER;
+        return m;
+      });
+      state.pdfjs.catch(() => {
+        state.pdfjs = null;
+      });
+    }
+    return state.pdfjs;
+  }
+
+  /** Highlights the passage on a drawn page: finds its first words among the
+   *  page's text items (letters and digits compared), then marks every item
+   *  from there to the passage's end or the page's end, each as a <mark>
+   *  placed over its words (positions in % of the page, so it scales). */
+  function markPassage(lib, layer, viewport, items, passage) {
+    const target = comparable(passage);
+    let hay = "";
+    const owner = [];
+    items.forEach((it, i) => {
+      const c = comparable(it.str);
+      hay += c;
+      for (let k = 0; k < c.length; k++) owner.push(i);
+    });
+    let at = -1;
+    for (const n of [48, 24, 12]) {
+      const key = target.slice(0, n);
+      if (!key) break;
+      at = hay.indexOf(key);
+      if (at >= 0) break;
+    }
+    if (at < 0) return [];
+    const picked = [...new Set(owner.slice(at, Math.min(hay.length, at + target.length)))];
+    const marks = [];
+    for (const i of picked) {
+      const it = items[i];
+      if (!it.str || !it.str.trim()) continue;
+      const tx = lib.Util.transform(viewport.transform, it.transform);
+      const fontH = Math.hypot(tx[2], tx[3]);
+      const m = h("mark", { class: "pdf-mark", "data-testid": "source-mark" }, it.str);
+      m.style.left = (100 * tx[4]) / viewport.width + "%";
+      m.style.top = (100 * (tx[5] - fontH)) / viewport.height + "%";
+      m.style.width = (100 * it.width * viewport.scale) / viewport.width + "%";
+      m.style.height = (100 * fontH * 1.2) / viewport.height + "%";
+      layer.appendChild(m);
+      marks.push(m);
+    }
+    return marks;
+  }
+
+  async function showPdfPage(body, d, pageLabel) {
+    let lib;
+    try {
+      lib = await pdfjs();
+    } catch (e) {
+      body.appendChild(
+        h("p", { class: "note", "data-testid": "pdf-missing" }, "The PDF viewer is not part of this build (run scripts/ui-deps.sh, then rebuild). The cited section as text:")
+      );
+      return showSection(body, d);
+    }
+    const res = await fetch(d.pdf_url, { headers: headers({ Accept: "application/pdf" }) });
+    if (!res.ok) throw await errorFrom(res);
+    const data = new Uint8Array(await res.arrayBuffer());
+    const pdf = await lib.getDocument({ data, isEvalSupported: false }).promise;
+    const n = Math.min(Math.max(1, d.page), pdf.numPages);
+    pageLabel.textContent = "Page " + n + " of " + pdf.numPages;
+    const page = await pdf.getPage(n);
+    const viewport = page.getViewport({ scale: 1.5 });
+    const ratio = window.devicePixelRatio || 1;
+    const canvas = h("canvas", { "data-testid": "source-canvas", role: "img", "aria-label": "Page " + n + " of " + d.doc_id + ", the cited passage highlighted" });
+    canvas.width = Math.floor(viewport.width * ratio);
+    canvas.height = Math.floor(viewport.height * ratio);
+    const layer = h("div", { class: "pdf-marks" });
+    const wrap = h("div", { class: "pdf-page", "data-testid": "source-pdf-page", "data-page": n }, canvas, layer);
+    wrap.style.maxWidth = viewport.width + "px";
+    body.appendChild(wrap);
+    await page.render({ canvasContext: canvas.getContext("2d"), viewport, transform: ratio !== 1 ? [ratio, 0, 0, ratio, 0, 0] : null }).promise;
+    wrap.dataset.rendered = "yes";
+    const text = await page.getTextContent();
+    const marks = markPassage(lib, layer, viewport, text.items, d.passage.text);
+    if (marks.length) scrollToMark(marks[0]);
+    else body.appendChild(h("p", { class: "note", "data-testid": "mark-missing" }, "The passage's first words were not found on this page as drawn; it is quoted above."));
+  }
+
+  RENDER.source = async function (view) {
+    const t = sourceTarget();
+    if (!t) {
+      view.appendChild(h("h1", {}, "Approved source"));
+      view.appendChild(errorBox({ message: "The address names no document: open a citation's approved document from an answer." }));
+      return;
+    }
+    const d = await api("GET", "/api/v1/documents/" + encodeURIComponent(t.docId) + (t.passage !== null ? "?passage=" + t.passage : ""));
+    document.title = d.heading + " — " + d.doc_id + " — OnLabel";
+    const pageLabel = h("dd", { "data-testid": "source-page" }, d.page ? "Page " + d.page : "");
+    const body = h("div", { class: "source-body", id: "source-body" });
+    const back = h("a", { href: "#/ask", class: "source-back" }, "Back");
+    back.addEventListener("click", (ev) => {
+      if (history.length > 1) {
+        ev.preventDefault();
+        history.back();
+      }
+    });
+    view.appendChild(
+      h(
+        "section",
+        { class: "card source", "aria-labelledby": "source-title", "data-testid": "source-view", "data-doc": d.doc_id },
+        h("p", { class: "eyebrow" }, "Approved source"),
+        h("h1", { id: "source-title", "data-testid": "source-title" }, d.heading),
+        h(
+          "dl",
+          { class: "facts source-facts" },
+          h("dt", {}, "Document"),
+          h("dd", { "data-testid": "source-doc" }, d.doc_id + " (" + d.product + ")"),
+          h("dt", {}, "Section"),
+          h("dd", { "data-testid": "source-heading" }, d.heading),
+          h("dt", {}, "MLR number"),
+          h("dd", { "data-testid": "source-mlr" }, d.mlr_number),
+          h("dt", {}, "Valid until"),
+          h("dd", { "data-testid": "source-expires" }, d.expires_on),
+          d.page ? [h("dt", {}, "Page"), pageLabel] : null
+        ),
+        // A drawn page is an image: its passage as text too (the section view is text already).
+        d.pdf_url && d.page
+          ? h("details", { class: "source-quote-wrap" }, h("summary", {}, "The cited passage as text"), h("blockquote", { class: "source-quote", "data-testid": "source-quote" }, d.passage.text))
+          : null,
+        h("p", {}, back),
+        body
+      )
+    );
+    if (d.pdf_url && d.page) await showPdfPage(body, d, pageLabel);
+    else showSection(body, d);
   };
 
   // ------------------------------------------------------------- start ----
