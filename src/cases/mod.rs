@@ -428,6 +428,13 @@ impl CaseStore {
     /// reporter; role: theirs in the users table, `unknown` when the reporter
     /// is not a user). Returns only after the commit is durable.
     pub fn open_case(&self, new: NewCase) -> Result<Case> {
+        self.open_case_noted(new, None)
+    }
+
+    /// [`CaseStore::open_case`] with a note on its `opened` history entry
+    /// (a Medical request confirmed by the rep: the HCP's consent to be
+    /// contacted and the channel, `server::conversations`).
+    pub fn open_case_noted(&self, new: NewCase, note: Option<&str>) -> Result<Case> {
         non_empty("question", &new.question)?;
         non_empty("reporter", &new.reporter)?;
         let flags: serde_json::Value = serde_json::from_str(&new.flags_json)
@@ -470,7 +477,7 @@ impl CaseStore {
                 ],
             )
             .map_err(sql)?;
-            record(tx, &id, &now, &new.reporter, "opened", None, CaseState::New, None).map_err(sql)?;
+            record(tx, &id, &now, &new.reporter, "opened", None, CaseState::New, note).map_err(sql)?;
             let reporter = standing(tx, new.reporter.trim())?;
             let role = reporter.as_ref().map_or("unknown", |s| s.role.as_str());
             let mut rec = Record::new(new.reporter.trim(), role, "case_opened");

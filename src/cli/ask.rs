@@ -55,7 +55,7 @@ pub(super) fn run(a: &AskArgs, ctx: &Ctx) -> anyhow::Result<i32> {
         product: a.product.clone(),
         role: q.role.clone(),
         as_of: day,
-        requester: crate::copilot::Requester { user: reporter(&actor), hcp: a.hcp.clone() },
+        requester: crate::copilot::Requester { user: reporter(&actor), hcp: a.hcp.clone(), defer_medical: false },
         generate: !q.gen.extractive,
     };
     // Recorded with the answer: which product it was taken to be about.

@@ -54,7 +54,7 @@ pub(super) fn run(a: &EmailArgs, ctx: &Ctx) -> anyhow::Result<i32> {
         product: Some(a.product.clone()),
         role: q.role.clone(),
         as_of: day,
-        requester: crate::copilot::Requester { user: reporter(&actor), hcp: Some(a.hcp.clone()) },
+        requester: crate::copilot::Requester { user: reporter(&actor), hcp: Some(a.hcp.clone()), defer_medical: false },
         generate: false,
     };
     let trace = Trace { audit: &audit, actor, context: serde_json::json!({"product": a.product, "hcp": a.hcp, "index": q.index()?, "as_of": day.to_string()}) };

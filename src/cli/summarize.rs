@@ -57,7 +57,7 @@ pub(super) fn run(a: &SummarizeArgs, ctx: &Ctx) -> anyhow::Result<i32> {
         product: Some(a.product.clone()),
         role: q.role.clone(),
         as_of: day,
-        requester: crate::copilot::Requester { user: reporter(&actor), hcp: a.hcp.clone() },
+        requester: crate::copilot::Requester { user: reporter(&actor), hcp: a.hcp.clone(), defer_medical: false },
         generate: false,
     };
     let trace = Trace {

@@ -8,11 +8,15 @@ impl Copilot {
     /// Routes a flagged question: opens a Pharmacovigilance or Medical
     /// Information case (when a case store is attached) and tells the rep what
     /// happens next; a forbidden request is refused with the reason. The
-    /// answer carries no promotional content.
+    /// answer carries no promotional content. With
+    /// [`Requester::defer_medical`], a Medical route opens no case: the rep
+    /// is told to confirm the request with the HCP's consent first.
     pub(super) fn escalate(&self, ask: &Ask, who: &Requester, v: &crate::guard::Verdict, timings: Timings) -> Result<Answer> {
         use crate::cases::{CaseKind, NewCase};
+        let deferred = who.defer_medical && v.route == Route::Medical;
         let kind = match v.route {
             Route::Pharmacovigilance => Some(CaseKind::Pharmacovigilance),
+            Route::Medical if deferred => None,
             Route::Medical => Some(CaseKind::MedicalInformation),
             _ => None,
         };
@@ -38,6 +42,7 @@ impl Copilot {
         }
         let case_text = |who: &str, sla: &str| match &case_id {
             Some(id) => format!("It has been sent to {who} as case {id}; {sla}"),
+            None if deferred => "Nothing has been sent yet: check the request below with the HCP (their words, their consent to be contacted and how) and confirm it to send it to Medical Information, or dismiss it with the reason.".to_string(),
             None => format!("Send it to {who} now (no case store is configured here); {sla}"),
         };
         let answer = match v.route {

@@ -31,6 +31,7 @@ pub mod compose;
 pub mod email;
 mod escalate;
 pub mod extractive;
+pub mod followup;
 pub mod grounded;
 pub mod notes;
 pub mod trace;
@@ -292,11 +293,17 @@ pub struct Requester {
     pub user: String,
     /// The HCP the rep is talking to, if known.
     pub hcp: Option<String>,
+    /// A Medical Information route opens no case: the answer says what
+    /// would be sent and the rep confirms it, with the HCP's words and
+    /// consent, later (`POST /api/v1/medical-requests/{id}/confirm`). Set
+    /// for the web/API ask only ([`Task::Visit`]); reports
+    /// (Pharmacovigilance) never wait.
+    pub defer_medical: bool,
 }
 
 impl Default for Requester {
     fn default() -> Self {
-        Requester { user: "unknown".into(), hcp: None }
+        Requester { user: "unknown".into(), hcp: None, defer_medical: false }
     }
 }
 

@@ -37,10 +37,10 @@ impl Resolved {
 #[derive(Debug, Clone)]
 pub(super) struct ProductNames {
     /// The product id (lower-case, as in the manifest).
-    product: String,
+    pub(super) product: String,
     /// Lower-case names: the product id, its brand as printed, generic names
     /// the label gives in parentheses after the brand ("HUMIRA (adalimumab)").
-    names: Vec<String>,
+    pub(super) names: Vec<String>,
 }
 
 /// Generic names a label gives after its brand: `BRAND (generic …)`.
@@ -66,7 +66,7 @@ fn generic_names(product: &str, texts: &[&str]) -> Vec<String> {
 }
 
 /// Whether `name` occurs in lower-case `text` as whole words.
-fn names_in(text: &str, name: &str) -> bool {
+pub(super) fn names_in(text: &str, name: &str) -> bool {
     text.match_indices(name).any(|(i, _)| {
         let before = text[..i].chars().next_back();
         let after = text[i + name.len()..].chars().next();

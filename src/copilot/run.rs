@@ -36,6 +36,22 @@ pub enum Task {
         /// The last user turn: the question answered.
         question: String,
     },
+    /// A rep's question in a visit (`POST /api/v1/ask`, [`super::followup`]):
+    /// answered as a chat's last turn is — the visit's earlier turns that
+    /// were answered are screened again with it (a report told across turns
+    /// is a report) — with two differences: a Medical Information route
+    /// opens no case until the rep confirms it (reports never wait), and a
+    /// question that leans on context with nothing to lean on is asked back
+    /// ([`super::followup::clarify`]), never escalated. The audit record's
+    /// action is `ask`, its input the question as typed.
+    Visit {
+        /// The visit's earlier answered questions, one a line (empty on its first turn).
+        earlier: String,
+        /// The question as typed.
+        typed: String,
+        /// The question resolved against the previous turn: screened and answered.
+        question: String,
+    },
     /// Draft a follow-up email (never sent) on the topics discussed.
     Email {
         /// The topics discussed, free text.
@@ -61,7 +77,7 @@ impl Task {
     /// The audit record's action for this task.
     pub fn action(&self) -> &'static str {
         match self {
-            Task::Ask { .. } => "ask",
+            Task::Ask { .. } | Task::Visit { .. } => "ask",
             Task::Chat { .. } => "chat_completion",
             Task::Email { .. } => "email",
             Task::Summarize { .. } => "summarize",
@@ -73,6 +89,7 @@ impl Task {
         match self {
             Task::Ask { question } => question,
             Task::Chat { conversation, .. } => conversation,
+            Task::Visit { typed, .. } => typed,
             Task::Email { topics, .. } => topics,
             Task::Summarize { notes } => notes,
         }
@@ -201,6 +218,26 @@ impl Copilot {
                     None => self.ask_with(&ask(question), who, req.generate, &mut |e| held.push(e))?,
                 })
             }
+            Task::Visit { earlier, typed: _, question } => {
+                let visit = Requester { defer_medical: true, ..who.clone() };
+                let bare = super::followup::is_bare(question, &self.product_name_list());
+                // The chat face's screen of every earlier turn (in windows); on a
+                // first turn the question's own screen in `ask_with` is the one.
+                let escalated = match (earlier.trim().is_empty(), bare) {
+                    (false, _) => self.ask_guard_only(&ask(&format!("{}\n{question}", earlier.trim_end())), &visit)?,
+                    (true, true) => self.ask_guard_only(&ask(question), &visit)?,
+                    (true, false) => None,
+                };
+                Outcome::Answer(match escalated {
+                    Some(a) => a,
+                    None if bare => {
+                        let mut a = super::followup::clarify(question);
+                        a.guard_rules = self.guard().map(|g| g.rules_version().to_string());
+                        a
+                    }
+                    None => self.ask_with(&ask(question), &visit, req.generate, &mut |e| held.push(e))?,
+                })
+            }
             Task::Email { topics, hcp, greeting, closing } => Outcome::Email(self.email_with(&ask(topics), who, hcp, greeting.as_deref(), closing.as_deref())?),
             Task::Summarize { notes } => Outcome::Summary(self.summarize(notes, &ask(""), who)?),
         };
@@ -307,7 +344,7 @@ mod tests {
             product: Some("zentravia".into()),
             role: "rep".into(),
             as_of: day(),
-            requester: Requester { user: "rex".into(), hcp: Some("Dr. Lee".into()) },
+            requester: Requester { user: "rex".into(), hcp: Some("Dr. Lee".into()), defer_medical: false },
             generate: false,
         }
     }

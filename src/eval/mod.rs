@@ -365,7 +365,7 @@ fn email_case(copilot: &Copilot, case: &Case, as_of: chrono::NaiveDate, lat: &mu
         product: case.product.clone(),
         role: "rep".into(),
         as_of,
-        requester: crate::copilot::Requester { user: "eval".into(), hcp: case.hcp.clone() },
+        requester: crate::copilot::Requester { user: "eval".into(), hcp: case.hcp.clone(), defer_medical: false },
         generate: false,
     };
     let t = Instant::now();

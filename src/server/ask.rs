@@ -1,6 +1,13 @@
 //! `POST /api/v1/ask`: one question answered from approved material, as JSON
 //! or as a stream of verified sentences; the job and its audit record are
 //! shared with the OpenAI-compatible face ([`super::openai`]).
+//!
+//! Each ask is a turn of a visit ([`super::conversations`]): without
+//! `conversation_id` a new one starts, with it the question is read against
+//! the previous turn ([`crate::copilot::followup`]) before the guard and
+//! retrieval see it, and the visit's earlier answered turns are screened
+//! again with it ([`Task::Visit`]). A Medical route opens no case here: it
+//! leaves a pending Medical request for the rep to confirm.
 
 use std::convert::Infallible;
 
@@ -18,6 +25,8 @@ use super::auth::{Auth, ANY};
 use super::me::known_product;
 use super::{client_request_id, json, request_id, today, ApiError, AppState, Body, State};
 use crate::copilot::trace::Actor;
+use super::conversations::{self, Conversation};
+use crate::copilot::followup::{self, Resolution};
 use crate::copilot::{Answer, Ask, Event, Request, Requester, Task, Trace};
 use crate::users::User;
 
@@ -42,6 +51,10 @@ pub struct AskRequest {
     /// Quote approved passages verbatim without running the model (fastest).
     #[serde(default)]
     pub extractive: bool,
+    /// The visit this question continues (from an earlier answer's
+    /// `conversation_id`); absent: a new visit starts.
+    #[serde(default)]
+    pub conversation_id: Option<String>,
 }
 
 /// Refuses an empty text or one over the question limit (413). A question
@@ -78,6 +91,97 @@ pub(crate) struct Job {
     /// turn, `ROLE: text` a line): screened by the guard before the question
     /// is answered, and the audit record's input. `None` for a plain ask.
     pub conversation: Option<String>,
+    /// The visit turn this ask is (`POST /api/v1/ask` only): read against
+    /// the previous turn, answered as [`Task::Visit`].
+    pub visit: Option<Visit>,
+}
+
+/// A question read against its visit ([`crate::copilot::followup`]).
+pub(crate) struct Visit {
+    /// The visit continued (None: a new one).
+    pub conversation_id: Option<String>,
+    /// Its earlier answered questions, one a line.
+    pub earlier: String,
+    /// As typed.
+    pub typed: String,
+    /// As resolved (the question screened and answered).
+    pub resolved: String,
+    /// The topic terms carried forward.
+    pub topic: Vec<String>,
+    /// It leans on context with nothing to lean on.
+    pub needs_context: bool,
+}
+
+/// Reads the job's question against the visit: the product and topic a
+/// follow-up inherits, the question to screen and answer.
+pub(crate) fn visit(st: &AppState, job: &mut Job, conversation: Option<&Conversation>) -> Result<(), ApiError> {
+    let typed = job.ask.question.clone();
+    let (names, named) = {
+        let copilot = st.copilot.read().map_err(|_| ApiError::internal("the copilot lock is poisoned; restart the server"))?;
+        (copilot.product_name_list(), copilot.product_named_in(&typed))
+    };
+    let previous = conversation.and_then(Conversation::previous);
+    let (resolved, inherited, topic, needs_context) = match followup::resolve(&typed, previous.as_ref(), named.as_deref(), &names) {
+        Resolution::Standalone { product, topic } => (typed.clone(), product, topic, false),
+        Resolution::FollowUp { resolved, product, topic } => (resolved, product, topic, false),
+        Resolution::NeedsContext => (typed.clone(), None, Vec::new(), true),
+    };
+    // A resolved question over the copilot's limit is asked as typed.
+    let resolved = if resolved.chars().count() > crate::copilot::MAX_QUESTION_CHARS { typed.clone() } else { resolved };
+    if job.ask.product.is_none() && named.is_none() {
+        job.ask.product = inherited;
+    }
+    job.ask.question = resolved.clone();
+    job.who.defer_medical = true;
+    job.visit = Some(Visit {
+        conversation_id: conversation.map(|c| c.id.clone()),
+        earlier: conversation.map(Conversation::earlier).unwrap_or_default(),
+        typed,
+        resolved,
+        topic,
+        needs_context,
+    });
+    Ok(())
+}
+
+/// Runs a visit's job ([`run_job`]), then stores the turn (and the pending
+/// Medical request a Medical route leaves); the answer as JSON with
+/// `conversation_id`, `turn`, `resolved_question` and `medical_request`.
+pub(crate) fn run_visit(st: &AppState, job: &Job, on_event: &mut dyn FnMut(Event)) -> Result<serde_json::Value, ApiError> {
+    let answer = run_job(st, job, on_event)?;
+    let Some(v) = &job.visit else {
+        return Ok(serde_json::to_value(&answer).unwrap_or_default());
+    };
+    let product = answer.product.clone().or_else(|| job.ask.product.clone());
+    let medical = (answer.route == crate::copilot::Route::Medical && answer.case_id.is_none() && !v.needs_context)
+        .then(|| conversations::summary(&v.resolved, product.as_deref(), None));
+    let stored = conversations::append_turn(
+        &st.store,
+        v.conversation_id.as_deref(),
+        conversations::NewTurn {
+            owner: &job.user.id,
+            hcp: job.who.hcp.as_deref(),
+            question: &v.typed,
+            resolved_question: &v.resolved,
+            product: product.as_deref(),
+            topic: &v.topic,
+            answer: &answer,
+            medical,
+        },
+    )?;
+    let mut out = serde_json::to_value(&answer).unwrap_or_default();
+    if let Some(o) = out.as_object_mut() {
+        o.insert("conversation_id".into(), stored.conversation_id.into());
+        o.insert("turn".into(), stored.n.into());
+        o.insert("question".into(), v.typed.clone().into());
+        o.insert("resolved_question".into(), v.resolved.clone().into());
+        o.insert("needs_context".into(), v.needs_context.into());
+        o.insert("medical_request".into(), match stored.medical_request {
+            Some((id, summary)) => json!({"id": id, "summary": summary}),
+            None => serde_json::Value::Null,
+        });
+    }
+    Ok(out)
 }
 
 pub(crate) fn job(st: &AppState, user: &User, headers: &HeaderMap, r: AskRequest) -> Result<Job, ApiError> {
@@ -89,12 +193,13 @@ pub(crate) fn job(st: &AppState, user: &User, headers: &HeaderMap, r: AskRequest
     let request_id = request_id(headers);
     Ok(Job {
         ask: Ask { question: r.question, product, role: user.role.as_str().to_string(), as_of: today() },
-        who: Requester { user: user.id.clone(), hcp: r.hcp.filter(|h| !h.trim().is_empty()) },
+        who: Requester { user: user.id.clone(), hcp: r.hcp.filter(|h| !h.trim().is_empty()), defer_medical: false },
         generate: !r.extractive,
         user: user.clone(),
         request_id,
         client_request_id: client_request_id(headers),
         conversation: None,
+        visit: None,
     })
 }
 
@@ -102,9 +207,10 @@ pub(crate) fn job(st: &AppState, user: &User, headers: &HeaderMap, r: AskRequest
 /// [`crate::copilot::Copilot::run`], which appends the audit record before
 /// `on_event` sees any verified sentence; counts the answer.
 pub(crate) fn run_job(st: &AppState, job: &Job, on_event: &mut dyn FnMut(Event)) -> Result<Answer, ApiError> {
-    let task = match &job.conversation {
-        Some(c) => Task::Chat { conversation: c.clone(), question: job.ask.question.clone() },
-        None => Task::Ask { question: job.ask.question.clone() },
+    let task = match (&job.visit, &job.conversation) {
+        (Some(v), _) => Task::Visit { earlier: v.earlier.clone(), typed: v.typed.clone(), question: v.resolved.clone() },
+        (None, Some(c)) => Task::Chat { conversation: c.clone(), question: job.ask.question.clone() },
+        (None, None) => Task::Ask { question: job.ask.question.clone() },
     };
     let req = Request {
         task,
@@ -114,14 +220,17 @@ pub(crate) fn run_job(st: &AppState, job: &Job, on_event: &mut dyn FnMut(Event))
         requester: job.who.clone(),
         generate: job.generate,
     };
-    let trace = Trace {
-        audit: &st.audit,
-        actor: Actor::signed_in(&job.user),
-        context: json!({
-            "product": job.ask.product, "hcp": job.who.hcp, "index": st.index, "as_of": job.ask.as_of.to_string(),
-            "via": "http", "request_id": job.request_id, "client_request_id": job.client_request_id,
-        }),
-    };
+    let mut context = json!({
+        "product": job.ask.product, "hcp": job.who.hcp, "index": st.index, "as_of": job.ask.as_of.to_string(),
+        "via": "http", "request_id": job.request_id, "client_request_id": job.client_request_id,
+    });
+    if let (Some(v), Some(o)) = (&job.visit, context.as_object_mut()) {
+        // The question as typed is the record's input; the one answered sits beside it.
+        o.insert("resolved_question".into(), v.resolved.clone().into());
+        o.insert("conversation_id".into(), v.conversation_id.clone().into());
+        o.insert("needs_context".into(), v.needs_context.into());
+    }
+    let trace = Trace { audit: &st.audit, actor: Actor::signed_in(&job.user), context };
     let outcome = {
         let copilot = st.copilot.read().map_err(|_| ApiError::internal("the copilot lock is poisoned; restart the server"))?;
         copilot.run(&req, Some(&trace), on_event)?
@@ -136,8 +245,11 @@ pub(crate) fn run_job(st: &AppState, job: &Job, on_event: &mut dyn FnMut(Event))
     Ok(answer)
 }
 
-/// Answers one question from approved material, with citations; AE reports
-/// and off-label asks open a case. With `Accept: text/event-stream` it
+/// Answers one question from approved material, with citations, as a turn
+/// of a visit (`conversation_id`; `resolved_question` is the question as
+/// read against the previous turn); AE reports open a case at once, a
+/// Medical route leaves a `medical_request` for the rep to confirm
+/// (`case_id: null`). With `Accept: text/event-stream` it
 /// streams `sentence` events (each sentence once verified against its
 /// passage and screened by the output guard, never a raw draft), then
 /// `answer` (the whole answer) and `done` (route, case id, audit id).
@@ -147,13 +259,23 @@ pub(crate) fn run_job(st: &AppState, job: &Job, on_event: &mut dyn FnMut(Event))
         (status = 503, description = "the answer queue is full; see Retry-After", body = super::ErrorBody)))]
 pub async fn ask(AxState(st): AxState<State>, auth: Auth, headers: HeaderMap, Body(r): Body<AskRequest>) -> Result<Response, ApiError> {
     auth.require(ANY, "asking")?;
-    let job = job(&st, &auth.0, &headers, r)?;
+    // Only its owner continues a visit: anyone else's id is a 404.
+    let conversation = match r.conversation_id.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
+        Some(id) => {
+            let c = conversations::load(&st.store, id, &auth.0.id)?;
+            conversations::check_room(&c)?;
+            Some(c)
+        }
+        None => None,
+    };
+    let mut job = job(&st, &auth.0, &headers, r)?;
+    visit(&st, &mut job, conversation.as_ref())?;
     let ticket = st.gate.admit()?;
     let streaming = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/event-stream"));
     if !streaming {
         let s = st.clone();
-        let answer = ticket.run(st.limits.request_timeout, move || run_job(&s, &job, &mut |_| {})).await??;
-        tracing::Span::current().record("route", answer.route.as_str());
+        let answer = ticket.run(st.limits.request_timeout, move || run_visit(&s, &job, &mut |_| {})).await??;
+        tracing::Span::current().record("route", answer["route"].as_str().unwrap_or(""));
         return Ok(json(answer));
     }
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Result<SseEvent, Infallible>>();
@@ -164,7 +286,7 @@ pub async fn ask(AxState(st): AxState<State>, auth: Auth, headers: HeaderMap, Bo
         let events = tx.clone();
         let done = ticket
             .run(timeout, move || {
-                run_job(&s, &job, &mut |e| match e {
+                run_visit(&s, &job, &mut |e| match e {
                     Event::Sentence(text) => {
                         let _ = events.send(Ok(sse_json("sentence", &json!({"text": text}))));
                     }
@@ -174,7 +296,8 @@ pub async fn ask(AxState(st): AxState<State>, auth: Auth, headers: HeaderMap, Bo
         match done.and_then(|r| r) {
             Ok(answer) => {
                 let _ = tx.send(Ok(sse_json("answer", &answer)));
-                let _ = tx.send(Ok(sse_json("done", &json!({"route": answer.route, "case_id": answer.case_id, "audit_id": answer.audit_id}))));
+                let _ = tx.send(Ok(sse_json("done", &json!({"route": answer["route"], "case_id": answer["case_id"], "audit_id": answer["audit_id"],
+                    "conversation_id": answer["conversation_id"], "medical_request": answer["medical_request"]}))));
             }
             Err(e) => {
                 let _ = tx.send(Ok(sse_json("error", &e.to_body(&rid))));
@@ -228,12 +351,13 @@ mod tests {
         let user = users.add("rex", "Rex Rep", crate::users::Role::Rep, Some(&root)).unwrap().0;
         let job = Job {
             ask: Ask { question: "How often should liver tests be done?".into(), product: Some("zentravia".into()), role: "rep".into(), as_of: today() },
-            who: Requester { user: "rex".into(), hcp: None },
+            who: Requester { user: "rex".into(), hcp: None, defer_medical: false },
             generate: false,
             user,
             request_id: "t-1".into(),
             client_request_id: None,
             conversation: None,
+            visit: None,
         };
         let asks = |st: &AppState| st.audit.range(None, None).unwrap().iter().filter(|e| e.action == "ask").count();
         let mut seen = Vec::new();

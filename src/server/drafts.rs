@@ -81,7 +81,7 @@ pub async fn email(AxState(st): AxState<State>, auth: Auth, headers: HeaderMap, 
                 product: Some(product.clone()),
                 role: user.role.as_str().into(),
                 as_of: today(),
-                requester: Requester { user: user.id.clone(), hcp: Some(r.hcp.clone()) },
+                requester: Requester { user: user.id.clone(), hcp: Some(r.hcp.clone()), defer_medical: false },
                 generate: false,
             };
             let ctx = json!({"product": product, "hcp": r.hcp, "index": s.index, "as_of": req.as_of.to_string(),
@@ -130,7 +130,7 @@ pub async fn summarize(
                 product: Some(product.clone()),
                 role: user.role.as_str().into(),
                 as_of: today(),
-                requester: Requester { user: user.id.clone(), hcp: r.hcp.clone() },
+                requester: Requester { user: user.id.clone(), hcp: r.hcp.clone(), defer_medical: false },
                 generate: false,
             };
             let ctx = json!({"product": product, "hcp": r.hcp, "index": s.index, "as_of": req.as_of.to_string(),

@@ -29,6 +29,7 @@
 //! | --- | --- |
 //! | `me.rs` | `GET /api/v1/me`, `GET /api/v1/products` (and the product check) |
 //! | `ask.rs` | `POST /api/v1/ask` (JSON or an event stream) |
+//! | `conversations.rs` | `GET /api/v1/conversations…`, `/api/v1/medical-requests…`: a rep's visits and Medical requests |
 //! | `drafts.rs` | `POST /api/v1/email`, `POST /api/v1/summarize` |
 //! | `prompts.rs` | `/api/v1/prompts…`: the registry and its e-signatures |
 //! | `cases.rs` | `/api/v1/cases…`: the Medical / PV queue, a rep's reports, the AE intake; `GET /api/v1/case-owners` |
@@ -49,6 +50,7 @@ pub mod auth;
 mod ask;
 mod audit;
 mod cases;
+mod conversations;
 mod documents;
 mod drafts;
 mod evals;
@@ -246,6 +248,7 @@ pub fn router(state: State) -> Router {
     let limits = state.limits.clone();
     let api = me::routes()
         .merge(ask::routes())
+        .merge(conversations::routes())
         .merge(drafts::routes())
         .merge(prompts::routes())
         .merge(cases::routes())

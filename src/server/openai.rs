@@ -125,7 +125,7 @@ pub async fn chat(AxState(st): AxState<State>, auth: Auth, headers: HeaderMap, B
             st.limits.max_notes_bytes
         )));
     }
-    let mut j = job(&st, &auth.0, &headers, AskRequest { question: question.clone(), product, hcp: r.user.clone(), extractive: false })?;
+    let mut j = job(&st, &auth.0, &headers, AskRequest { question: question.clone(), product, hcp: r.user.clone(), extractive: false, conversation_id: None })?;
     j.conversation = Some(conversation);
     let ticket = st.gate.admit()?;
     let id = format!("chatcmpl-{}", request_id(&headers));

@@ -7,7 +7,7 @@ use axum::Router;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{ask, audit, cases, documents, drafts, evals, health, me, metrics, openai, prompts, State};
+use super::{ask, audit, cases, conversations, documents, drafts, evals, health, me, metrics, openai, prompts, State};
 
 /// The document.
 #[derive(OpenApi)]
@@ -15,6 +15,7 @@ use super::{ask, audit, cases, documents, drafts, evals, health, me, metrics, op
     info(title = "OnLabel", description = "Cited answers from MLR-approved documents only; a guard that sends adverse events and off-label asks to Pharmacovigilance and Medical."),
     paths(
         me::me, me::products, ask::ask, drafts::email, drafts::summarize,
+        conversations::list_conversations, conversations::show_conversation, conversations::list_requests, conversations::confirm, conversations::dismiss,
         prompts::list_prompts, prompts::propose, prompts::show_prompt, prompts::diff_prompt, prompts::submit, prompts::approve, prompts::reject,
         cases::list_cases, cases::show_case, cases::case_action, cases::show_intake, cases::put_intake, cases::case_owners,
         audit::audit_search, audit::audit_verify, evals::start_eval, evals::show_eval, evals::eval_report,
@@ -24,7 +25,8 @@ use super::{ask, audit, cases, documents, drafts, evals, health, me, metrics, op
         openai::chat, openai::models,
     ),
     components(schemas(super::ErrorBody, super::ErrorDetail, ask::AskRequest, drafts::EmailRequest, drafts::SummarizeRequest,
-        prompts::ProposeRequest, prompts::SignRequest, cases::CaseActionRequest, crate::cases::intake::Intake, evals::EvalRequest, openai::ChatRequest, openai::Message)),
+        prompts::ProposeRequest, prompts::SignRequest, cases::CaseActionRequest, crate::cases::intake::Intake,
+        conversations::ConfirmRequest, conversations::Contact, conversations::DismissRequest, evals::EvalRequest, openai::ChatRequest, openai::Message)),
     modifiers(&Bearer),
 )]
 pub struct ApiDoc;

@@ -44,6 +44,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 5, name: "token_lookup", sql: include_str!("migrations/0005_token_lookup.sql") },
     Migration { version: 6, name: "sign_in_throttle", sql: include_str!("migrations/0006_sign_in_throttle.sql") },
     Migration { version: 7, name: "sign_in_failure_reason", sql: include_str!("migrations/0007_sign_in_failure_reason.sql") },
+    Migration { version: 8, name: "conversations", sql: include_str!("migrations/0008_conversations.sql") },
     Migration { version: 9, name: "case_intake", sql: include_str!("migrations/0009_case_intake.sql") },
     Migration { version: 10, name: "eval_runs", sql: include_str!("migrations/0010_eval_runs.sql") },
 ];

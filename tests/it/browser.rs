@@ -418,6 +418,8 @@ async fn browser_rep_asks_and_sees_a_cited_answer() {
 
         let product = find(&c, "#ask-product", Duration::from_secs(10)).await?;
         product.select_by_value("zentravia").await?;
+        // The approved documents are one tap away, collapsed under the form (issue 20, point 8).
+        c.find(Locator::Css("[data-testid=ask-product-docs-box] summary")).await?.click().await?;
         text_where(&c, "#ask-product-docs", Duration::from_secs(5), |t| t.contains("US-ZEN-0001")).await?;
         c.find(Locator::Css("#ask-hcp")).await?.send_keys("Dr. Lee").await?;
         c.find(Locator::Css("#ask-question")).await?.send_keys("What are the LFT monitoring rules?").await?;
@@ -433,6 +435,8 @@ async fn browser_rep_asks_and_sees_a_cited_answer() {
         ensure!(c.find(Locator::Css("[data-testid=route-banner]")).await.is_err(), "a plain answer shows no escalation banner");
         let chips = c.find_all(Locator::Css("#answer-text [data-testid=citation-chip]")).await?;
         ensure!(!chips.is_empty(), "no inline citation chip in {text:?}");
+        // The answer comes first; its sources are collapsed under it.
+        c.find(Locator::Css("[data-testid=sources-toggle]")).await?.click().await?;
         let sources = text_where(&c, "[data-testid=sources]", Duration::from_secs(2), |t| t.contains("zentravia")).await?;
         ensure!(!sources.contains("zentravia-pi-2024"), "the withdrawn label was cited: {sources}");
         shot(&c, "ask-2-answer").await;

@@ -61,7 +61,7 @@ fn a_dosing_note_for_rheumatoid_arthritis_opens_one_case_naming_only_the_real_ev
         .unwrap()
         .with_cases(CaseStore::open(&data).unwrap());
     let ask = Ask { question: String::new(), product: Some("humira".into()), role: "rep".into(), as_of };
-    let who = Requester { user: "rep-7".into(), hcp: Some("Dr. Okafor".into()) };
+    let who = Requester { user: "rep-7".into(), hcp: Some("Dr. Okafor".into()), defer_medical: false };
     let sum = copilot.summarize(&text, &ask, &who).unwrap();
     assert_eq!(sum.route, Route::Pharmacovigilance, "{:?}", sum.flags);
 

@@ -11,6 +11,7 @@ mod browser_source;
 mod audit;
 mod cases;
 mod cli;
+mod convo;
 mod corpus;
 mod dense;
 mod documents;

@@ -203,6 +203,8 @@ pub fn redactions() -> insta::Settings {
         (".**.created_at", "[time]"),
         (".**.request_id", "[request_id]"),
         (".**.case_store", "[path]"),
+        (".**.conversation_id", "[conversation_id]"),
+        (".**.medical_request", "[medical_request]"),
     ] {
         s.add_redaction(sel, keep_null(label));
     }

@@ -72,7 +72,8 @@ async fn ask_json_on_each_route() {
     snap!("ask_pharmacovigilance", pv);
     let med = ask_json("/api/v1/ask", ask("Can I tell Dr. Shah it works for psoriatic arthritis too?")).await;
     assert_eq!(med["route"], "medical", "{med}");
-    assert!(med["case_id"].as_str().is_some_and(|c| c.starts_with("MIR-")), "{med}");
+    // Issue 20: a Medical route over the API waits for the rep's confirmation.
+    assert!(med["case_id"].is_null() && med["medical_request"]["id"].as_str().is_some_and(|c| c.starts_with("mr-")), "{med}");
     snap!("ask_medical", med);
     let refused = ask_json("/api/v1/ask", ask("What's the wholesale acquisition cost of a 30-tablet bottle?")).await;
     assert_eq!(refused["route"], "refused", "{refused}");
@@ -81,14 +82,20 @@ async fn ask_json_on_each_route() {
 }
 
 /// `onlabel ask --json` prints the object `/api/v1/ask` answers with (plus
-/// `case_store` when a case was opened): one pipeline, two faces. Nobody is
-/// signed in, so the CLI answers as of today (`--as-of` is for compliance),
-/// as the server does.
+/// `case_store` when a case was opened; the API adds its visit's fields):
+/// one pipeline, two faces. Nobody is signed in, so the CLI answers as of
+/// today (`--as-of` is for compliance), as the server does. A Medical route
+/// differs by design (issue 20: the API defers the case to the rep's
+/// confirmation, the CLI opens it), so the faces are compared on an answer.
 #[tokio::test]
 async fn ask_json_on_the_command_line_is_the_http_object() {
     let w = world();
     let question = "Can I tell Dr. Shah it works for psoriatic arthritis too?";
-    let http = ask_json("/api/v1/ask", json!({"question": question, "product": "zentravia", "extractive": true})).await;
+    let answered = "What are the LFT monitoring rules?";
+    let mut http = ask_json("/api/v1/ask", json!({"question": answered, "product": "zentravia", "extractive": true})).await;
+    for k in ["conversation_id", "turn", "question", "resolved_question", "needs_context", "medical_request"] {
+        assert!(http.as_object_mut().unwrap().remove(k).is_some(), "the API answers with {k}");
+    }
     let data = tempfile::tempdir().unwrap();
     let index = w.dir.join("idx");
     let (code, out, err) = crate::harness::onlabel(
@@ -97,10 +104,16 @@ async fn ask_json_on_the_command_line_is_the_http_object() {
         &["ask", "--extractive", "--index", index.to_str().unwrap(), "--product", "zentravia", "--json", question],
     );
     assert_eq!(code, 0, "{err}");
-    let mut cli: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let cli: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
     assert!(cli["case_store"].as_str().is_some_and(|p| p.starts_with(data.path().to_str().unwrap())), "{cli}");
-    snap!("ask_json_cli_medical", cli.clone());
-    cli.as_object_mut().unwrap().remove("case_store");
+    snap!("ask_json_cli_medical", cli);
+    let (code, out, err) = crate::harness::onlabel(
+        data.path(),
+        None,
+        &["ask", "--extractive", "--index", index.to_str().unwrap(), "--product", "zentravia", "--json", answered],
+    );
+    assert_eq!(code, 0, "{err}");
+    let cli: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
     let scrubbed = |v: Value| {
         let mut v = crate::router::scrub(v);
         for k in ["audit_id", "case_id", "timings_ms"] {

@@ -357,16 +357,23 @@
       list.map((p) => h("option", { value: p.name }, p.name))
     );
     const docs = h("ul", { class: "docs", id: opts.id + "-docs", "aria-live": "polite" });
+    // The ask page (issue 20, point 8): the list is collapsed under the
+    // form, and a rep sees only the documents answers may come from.
+    const count = opts.collapsed ? h("span", { "data-testid": opts.id + "-docs-count" }) : null;
     // The sources the answer may come from: current, and (for a rep)
     // promotional; the rest are listed with why they are never cited.
     const showDocs = () => {
       clear(docs);
+      if (count) count.textContent = "0";
       const p = list.find((x) => x.name === select.value);
       if (!p) return;
       const medicalOk = state.me && state.me.role !== "rep";
+      let shown = 0;
       for (const d of p.documents) {
         const standing = d.standing || (d.status === "withdrawn" ? "withdrawn" : "current");
         const why = standing !== "current" ? standing : d.audience === "medical" && !medicalOk ? "Medical use only" : null;
+        if (opts.collapsed && why && !medicalOk) continue;
+        shown += 1;
         const kind = { pi: "PI", faq: "FAQ", isi: "ISI", "medical-response": "medical response" }[d.kind] || d.kind;
         const name = (d.title || d.doc_id) + (kind ? " (" + kind + ")" : "");
         docs.appendChild(
@@ -381,12 +388,17 @@
           )
         );
       }
+      if (count) count.textContent = String(shown);
     };
     select.addEventListener("change", showDocs);
     if (list.length === 1 || opts.required) select.value = list[0] ? list[0].name : "";
     showDocs();
     const wrap = field("Product", select, opts.required ? null : "Only this product's approved material is searched.");
-    wrap.appendChild(docs);
+    if (opts.collapsed) {
+      wrap.appendChild(h("details", { class: "docs-box", "data-testid": opts.id + "-docs-box" }, h("summary", {}, "Approved documents (", count, ")"), docs));
+    } else {
+      wrap.appendChild(docs);
+    }
     return { el: wrap, select };
   }
 
@@ -465,21 +477,29 @@
 
   /** The banner for an escalated or refused result; null for a plain answer.
    *  The server's message (the answer text of an escalation) says what happens
-   *  next; a generic sentence stands in only when it gives none. */
-  function routeBanner(route, caseId, message) {
+   *  next; a generic sentence stands in only when it gives none. A report's
+   *  banner links to its intake form (`#/reports/CASE_ID`); `opts.needsContext`
+   *  asks the rep which product and topic a bare follow-up meant. */
+  function routeBanner(route, caseId, message, opts) {
     const kinds = {
       pharmacovigilance: ["Routed to Pharmacovigilance", "This describes something that happened to a patient: it must be reported, and no promotional answer is given. Pharmacovigilance will contact you for the details."],
       medical: ["Routed to Medical Information", "Approved promotional material does not answer this (off-label, unsolicited or unclear). Medical Information will respond to the HCP directly."],
       refused: ["Not answered", "This request is outside what a rep may discuss (policy)."],
+      clarify: ["Which product and topic?", "Ask the question in full."],
     };
-    const k = kinds[route];
+    const kind = opts && opts.needsContext ? "clarify" : route;
+    const k = kinds[kind];
     if (!k) return null;
+    const pending = opts && opts.medicalRequest && !caseId;
     return h(
       "div",
-      { class: "banner " + route, role: "alert", "data-testid": "route-banner", "data-route": route },
-      h("strong", {}, k[0]),
+      { class: "banner " + (kind === "clarify" ? "refused" : route), role: "alert", "data-testid": "route-banner", "data-route": route },
+      h("strong", {}, pending ? "Medical Information request — not sent yet" : k[0]),
       caseId ? h("p", {}, "Case ", h("span", { class: "case-id", "data-testid": "case-id" }, caseId), " was opened.") : null,
-      h("p", { "data-testid": "route-message" }, message && String(message).trim() ? message : k[1])
+      h("p", { "data-testid": "route-message" }, message && String(message).trim() ? message : k[1]),
+      route === "pharmacovigilance" && caseId
+        ? h("p", {}, h("a", { class: "button-link", "data-testid": "intake-link", href: "#/reports/" + encodeURIComponent(caseId) }, "Add the report details"))
+        : null
     );
   }
 
@@ -521,10 +541,55 @@
   }
 
   // --------------------------------------------------------------- ask ----
+  //
+  // A visit is a conversation (issue 20): each question is a turn; a
+  // follow-up ("and how often after that?") is read against the turn before
+  // it by the server, which says how it read it ("Answered as: …"). The
+  // latest answer comes first, under the page title; earlier turns of the
+  // visit sit above it, collapsed to their question. "New visit" starts a
+  // new conversation. A Medical route leaves a request the rep checks and
+  // confirms (HCP, the HCP's words, consent, contact) or dismisses.
+
+  const VISIT_KEY = "onlabel.visit";
+
+  /** Plain words for how the answer was produced. */
+  function modeWords(mode) {
+    return (
+      {
+        extractive: "Quoted from the approved label",
+        composed: "Quoted from the approved label, in approved wording",
+        generated: "Written from the approved label and checked sentence by sentence",
+      }[mode] || ""
+    );
+  }
+
+  /** The citations of an answer, collapsed: the answer comes first. */
+  function sourcesDetails(citations) {
+    if (!citations || !citations.length) return null;
+    return h(
+      "details",
+      { class: "sources-box", "data-testid": "sources-box" },
+      h("summary", { "data-testid": "sources-toggle" }, "Sources (" + citations.length + ")"),
+      h(
+        "ul",
+        { class: "sources", "data-testid": "sources" },
+        citations.map((c) => h("li", {}, chip(c, true), " ", c.title || "", h("span", { class: "muted" }, " — MLR ", c.mlr_number || "")))
+      )
+    );
+  }
+
+  /** Placeholder lines while the answer is worked out. */
+  function skeleton() {
+    return h("div", { class: "skeleton", "data-testid": "answer-skeleton", "aria-hidden": "true" }, h("span"), h("span"), h("span", { class: "short" }));
+  }
 
   RENDER.ask = async function (view) {
     append(view, h("h1", {}, "Ask about an approved label"));
-    const picker = await productPicker({ id: "ask-product" });
+    const visitInfo = h("span", { class: "muted", "data-testid": "visit-info" });
+    const newVisit = h("button", { type: "button", class: "secondary", id: "new-visit", "data-testid": "new-visit" }, "New visit");
+    const thread = h("ol", { class: "thread", id: "thread", "data-testid": "thread", "aria-label": "Earlier questions of this visit" });
+    const region = h("section", { class: "card answer", id: "answer", "aria-live": "polite", "aria-label": "Answer", "data-testid": "answer", hidden: true });
+    const picker = await productPicker({ id: "ask-product", collapsed: true });
     const hcp = h("input", { id: "ask-hcp", name: "hcp", type: "text", "data-testid": "ask-hcp", autocomplete: "off" });
     const q = h("textarea", { id: "ask-question", name: "question", required: true, rows: 3, "data-testid": "ask-question", maxlength: 2000 });
     const submit = h("button", { type: "submit", id: "ask-submit", "data-testid": "ask-submit" }, "Ask");
@@ -532,12 +597,137 @@
     const form = h(
       "form",
       { class: "card", id: "ask-form" },
-      h("div", { class: "row" }, picker.el, field("HCP (optional)", hcp, "Who asked, e.g. Dr. Shah.")),
-      field("Question", q, "Type or paste the HCP's question. Ctrl+Enter asks."),
-      h("div", { class: "actions" }, submit, status)
+      field("Question", q, "Type or paste the HCP's question; a follow-up may lean on the one before (\"and after that?\"). Ctrl+Enter asks."),
+      h("div", { class: "actions" }, submit, status),
+      h("div", { class: "row" }, picker.el, field("HCP (optional)", hcp, "Who asked, e.g. Dr. Shah."))
     );
-    const region = h("section", { class: "card answer", id: "answer", "aria-live": "polite", "aria-label": "Answer", "data-testid": "answer" }, h("p", { class: "muted" }, "The cited answer appears here."));
-    append(view, form, region);
+    const pendingBox = h("section", { class: "card", id: "pending-requests", "data-testid": "pending-requests", hidden: true });
+    const recentBox = h("section", { class: "card", id: "recent-questions", "data-testid": "recent-questions", hidden: true });
+    append(view, h("div", { class: "visit-bar" }, visitInfo, newVisit), thread, region, form, pendingBox, recentBox);
+
+    const visit = { id: sessionStorage.getItem(VISIT_KEY) || null, turns: 0 };
+    const showVisit = () => {
+      visitInfo.textContent = visit.id ? "This visit: " + visit.turns + (visit.turns === 1 ? " question" : " questions") : "A new visit: follow-ups are read against the question before.";
+    };
+    const pendingPanel = (mr, defaults) => medicalRequestPanel(mr, defaults, () => loadPending());
+    async function loadPending() {
+      let res;
+      try {
+        res = await api("GET", "/api/v1/medical-requests");
+      } catch (_) {
+        return;
+      }
+      const list = (res && res.requests) || [];
+      clear(pendingBox);
+      pendingBox.hidden = !list.length;
+      if (!list.length) return;
+      append(
+        pendingBox,
+        h("h2", {}, "Medical requests waiting for you (", String(list.length), ")"),
+        h("p", { class: "hint" }, "Nothing is sent to Medical Information until you confirm it with the HCP's consent."),
+        h(
+          "ul",
+          { class: "pending" },
+          list.map((mr) => {
+            const li = h("li", { "data-testid": "pending-request", "data-id": mr.id }, h("span", {}, mr.summary), " ");
+            li.appendChild(
+              h("button", { type: "button", class: "secondary", onclick: () => li.replaceChildren(pendingPanel(mr, { hcp: mr.hcp, text: mr.typed_question })) }, "Review")
+            );
+            return li;
+          })
+        )
+      );
+    }
+    async function loadRecent() {
+      let res;
+      try {
+        res = await api("GET", "/api/v1/conversations");
+      } catch (_) {
+        return;
+      }
+      const seen = new Set();
+      const recent = [];
+      for (const c of (res && res.conversations) || []) {
+        for (const t of (c.turns || []).slice().reverse()) {
+          if (recent.length >= 8 || seen.has(t.question)) continue;
+          seen.add(t.question);
+          recent.push(t);
+        }
+      }
+      clear(recentBox);
+      recentBox.hidden = !recent.length;
+      if (!recent.length) return;
+      append(
+        recentBox,
+        h("h2", {}, "Your last questions"),
+        h(
+          "ul",
+          { class: "recent" },
+          recent.map((t) =>
+            h(
+              "li",
+              {},
+              h("button", { type: "button", class: "link", "data-testid": "recent-question", onclick: () => { q.value = t.question; q.focus(); } }, t.question)
+            )
+          )
+        )
+      );
+    }
+    /** Moves the answer shown into the thread, as a collapsed earlier turn. */
+    function archive() {
+      const last = region.dataset.question;
+      if (!last) return;
+      const body = h("div", { class: "turn-body" });
+      for (const el of Array.from(region.childNodes)) {
+        if (el.id) el.removeAttribute("id");
+        for (const inner of el.querySelectorAll ? el.querySelectorAll("[id]") : []) inner.removeAttribute("id");
+        body.appendChild(el);
+      }
+      thread.appendChild(
+        h("li", { class: "turn", "data-testid": "turn" }, h("details", {}, h("summary", {}, region.dataset.question), body))
+      );
+      delete region.dataset.question;
+    }
+    if (visit.id) {
+      try {
+        const c = await api("GET", "/api/v1/conversations/" + encodeURIComponent(visit.id));
+        visit.turns = (c.turns || []).length;
+        for (const t of c.turns || []) {
+          thread.appendChild(
+            h(
+              "li",
+              { class: "turn", "data-testid": "turn" },
+              h(
+                "details",
+                {},
+                h("summary", {}, t.question),
+                t.resolved_question !== t.question ? h("p", { class: "resolved" }, "Answered as: ", t.resolved_question) : null,
+                h("p", {}, String(t.answer || "").replace(/\s*\[\d+\]/g, ""))
+              )
+            )
+          );
+        }
+      } catch (_) {
+        visit.id = null;
+        sessionStorage.removeItem(VISIT_KEY);
+      }
+    }
+    showVisit();
+    newVisit.addEventListener("click", () => {
+      visit.id = null;
+      visit.turns = 0;
+      sessionStorage.removeItem(VISIT_KEY);
+      clear(thread);
+      clear(region);
+      region.hidden = true;
+      delete region.dataset.question;
+      status.textContent = "New visit started.";
+      showVisit();
+      q.value = "";
+      q.focus();
+    });
+    loadPending();
+    loadRecent();
 
     q.addEventListener("keydown", (ev) => {
       if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) {
@@ -556,24 +746,39 @@
       }
       busy(submit, true, "Asking…");
       status.textContent = "Checking the question and searching approved material…";
+      archive();
       clear(region);
+      region.hidden = false;
       region.setAttribute("aria-busy", "true");
+      region.appendChild(h("p", { class: "asked", "data-testid": "asked" }, question));
+      const skel = skeleton();
       const draft = h("div", { class: "streaming", "data-testid": "answer-streaming" });
+      region.appendChild(skel);
       region.appendChild(draft);
+      region.scrollIntoView({ block: "nearest" });
       const body = { question };
       if (picker.select.value) body.product = picker.select.value;
       if (hcp.value.trim()) body.hcp = hcp.value.trim();
+      if (visit.id) body.conversation_id = visit.id;
       let answer = null;
       try {
         await stream("/api/v1/ask", body, (name, data) => {
           if (name === "sentence") {
-            if (!draft.firstChild) region.scrollIntoView({ block: "nearest" });
+            skel.remove();
             draft.appendChild(h("p", {}, data && data.text !== undefined ? data.text : String(data)));
             status.textContent = "Answering…";
           } else if (name === "answer") {
             answer = data;
-            showAnswer(region, data);
-            region.scrollIntoView({ block: "nearest" });
+            showAnswer(region, data, { hcp: hcp.value.trim(), onDecided: () => loadPending() });
+            region.dataset.question = question;
+            if (data.conversation_id) {
+              visit.id = data.conversation_id;
+              visit.turns = data.turn || visit.turns + 1;
+              sessionStorage.setItem(VISIT_KEY, visit.id);
+              showVisit();
+            }
+            q.value = "";
+            region.scrollIntoView({ block: "start" });
           } else if (name === "done") {
             status.textContent = doneText(data || answer || {});
           } else if (name === "error") {
@@ -582,10 +787,18 @@
           }
         });
         if (!answer) throw new ApiError(500, "no_answer", "The stream ended without an answer.");
+        loadRecent();
+        if (answer.medical_request) loadPending();
       } catch (e) {
         clear(region);
         region.appendChild(errorBox(e, "ask-error"));
         status.textContent = "";
+        if (e.status === 404 && visit.id) {
+          // The visit is gone (or not this user's): the next question starts a new one.
+          visit.id = null;
+          sessionStorage.removeItem(VISIT_KEY);
+          showVisit();
+        }
         if (e.status === 401) showSignin("Your session ended: " + e.message);
       } finally {
         region.removeAttribute("aria-busy");
@@ -597,36 +810,131 @@
   function doneText(d) {
     if (d.route === "answer") return "Answered from approved material" + (d.audit_id ? " (audit #" + d.audit_id + ")." : ".");
     if (d.route === "pharmacovigilance") return "Routed to Pharmacovigilance" + (d.case_id ? ", case " + d.case_id : "") + ".";
+    if (d.route === "medical" && !d.case_id && d.medical_request) return "A Medical Information request is waiting for your confirmation.";
     if (d.route === "medical") return "Routed to Medical Information" + (d.case_id ? ", case " + d.case_id : "") + ".";
-    return "Not answered (policy).";
+    return "Not answered.";
   }
 
-  function showAnswer(region, a) {
+  /** The Medical request panel: what will be sent, editable; Confirm (with
+   *  consent and a contact) opens the MIR case, Dismiss needs a reason. */
+  function medicalRequestPanel(mr, defaults, onDecided) {
+    const id = "mr-" + ++uid;
+    const hcpIn = h("input", { id: id + "-hcp", type: "text", "data-testid": "mr-hcp", value: (defaults && defaults.hcp) || "", autocomplete: "off" });
+    const text = h("textarea", { id: id + "-text", rows: 3, "data-testid": "mr-text", maxlength: 2000 });
+    text.value = (defaults && defaults.text) || "";
+    const consent = h("input", { id: id + "-consent", type: "checkbox", "data-testid": "mr-consent" });
+    const channel = h(
+      "select",
+      { id: id + "-channel", "data-testid": "mr-channel" },
+      ["email", "phone", "fax", "mail"].map((c) => h("option", { value: c }, { email: "Email", phone: "Phone", fax: "Fax", mail: "Post" }[c]))
+    );
+    const address = h("input", { id: id + "-address", type: "text", "data-testid": "mr-address", autocomplete: "off" });
+    const confirm = h("button", { type: "submit", "data-testid": "mr-confirm" }, "Confirm and send to Medical");
+    const reason = h("input", { id: id + "-reason", type: "text", "data-testid": "mr-reason", autocomplete: "off" });
+    const dismiss = h("button", { type: "button", class: "secondary", "data-testid": "mr-dismiss" }, "Dismiss");
+    const out = h("div", { role: "status", "data-testid": "mr-status", class: "status" });
+    const panel = h(
+      "form",
+      { class: "mr-panel", "data-testid": "mr-panel", "data-id": mr.id, "aria-label": "Medical Information request" },
+      h("h3", {}, "What will be sent to Medical Information"),
+      h("p", { "data-testid": "mr-summary" }, mr.summary),
+      field("HCP", hcpIn, "The HCP who asked."),
+      field("The request, in the HCP's words", text, "Edit it to what the HCP actually asked."),
+      h("div", { class: "field check" }, h("label", { for: consent.id }, consent, " The HCP agrees to be contacted by Medical Information")),
+      h("div", { class: "row" }, field("Contact by", channel), field("Address or number", address, "e.g. dr.shah@clinic.example or +1 555 010 2030")),
+      h("div", { class: "actions" }, confirm),
+      h("details", { class: "dismiss" }, h("summary", {}, "Not sending it?"), field("Reason", reason, "e.g. the HCP withdrew the question."), h("div", { class: "actions" }, dismiss)),
+      out
+    );
+    const decided = (node, result) => {
+      clear(panel);
+      panel.appendChild(node);
+      if (onDecided) onDecided(result);
+    };
+    panel.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      clear(out);
+      busy(confirm, true);
+      try {
+        const res = await api("POST", "/api/v1/medical-requests/" + encodeURIComponent(mr.id) + "/confirm", {
+          hcp: hcpIn.value,
+          request_text: text.value,
+          consent: consent.checked,
+          contact: { channel: channel.value, address: address.value },
+        });
+        decided(
+          h(
+            "p",
+            { class: "notice", "data-testid": "mr-sent" },
+            "Sent to Medical Information as case ",
+            h("span", { class: "case-id", "data-testid": "mr-case-id" }, res.case_id),
+            ". Medical Information will contact " + hcpIn.value.trim() + " by " + channel.value + "."
+          ),
+          { case_id: res.case_id }
+        );
+      } catch (e) {
+        out.appendChild(errorBox(e, "mr-error"));
+        busy(confirm, false);
+      }
+    });
+    dismiss.addEventListener("click", async () => {
+      clear(out);
+      try {
+        await api("POST", "/api/v1/medical-requests/" + encodeURIComponent(mr.id) + "/dismiss", { reason: reason.value });
+        decided(h("p", { class: "notice", "data-testid": "mr-dismissed" }, "Dismissed: nothing was sent. The reason is on record."), { dismissed: true });
+      } catch (e) {
+        out.appendChild(errorBox(e, "mr-error"));
+      }
+    });
+    return panel;
+  }
+
+  function showAnswer(region, a, opts) {
+    const asked = region.querySelector("[data-testid=asked]");
     clear(region);
     region.dataset.route = a.route;
-    const banner = routeBanner(a.route, a.case_id, a.route === "answer" ? null : a.answer);
+    const typed = a.question || (asked && asked.textContent) || "";
+    if (typed) region.appendChild(h("p", { class: "asked", "data-testid": "asked" }, typed));
+    if (a.resolved_question && a.resolved_question !== typed) {
+      region.appendChild(h("p", { class: "resolved", "data-testid": "resolved-question" }, "Answered as: ", a.resolved_question));
+    }
+    const banner = routeBanner(a.route, a.case_id, a.route === "answer" ? null : a.answer, { needsContext: a.needs_context, medicalRequest: a.medical_request });
     if (banner) region.appendChild(banner);
+    if (a.medical_request && !a.case_id) {
+      // Once decided, the banner says what happened instead of "not sent yet".
+      const onDone = (r) => {
+        if (banner) {
+          banner.querySelector("strong").textContent = r && r.case_id ? "Sent to Medical Information" : "Medical request dismissed";
+          const m = banner.querySelector("[data-testid=route-message]");
+          if (m) {
+            m.textContent = r && r.case_id
+              ? "Case " + r.case_id + " was opened with the HCP's words, consent and contact. Medical Information will answer the HCP directly; do not answer it yourself."
+              : "Nothing was sent to Medical Information; the reason is on record.";
+          }
+        }
+        if (opts && opts.onDecided) opts.onDecided(r);
+      };
+      region.appendChild(medicalRequestPanel(a.medical_request, { hcp: opts && opts.hcp, text: typed }, onDone));
+    }
     if (a.route === "answer") {
       region.appendChild(h("div", { "data-testid": "answer-text", id: "answer-text" }, cited(a.answer, a.citations)));
-      const src = sourcesList(a.citations);
-      if (src) region.appendChild(src);
       const copyStatus = h("span", { class: "status", role: "status", "data-testid": "copy-status" });
       region.appendChild(
         h("div", { class: "actions" }, h("button", { type: "button", class: "secondary", id: "copy-answer", "data-testid": "copy-answer", onclick: () => copyText(answerAsText(a), copyStatus) }, "Copy answer with sources"), copyStatus)
       );
+      const src = sourcesDetails(a.citations);
+      if (src) region.appendChild(src);
     }
     const meta = [];
-    if (a.mode && a.route === "answer") meta.push(a.mode === "extractive" ? "quoted from approved text (extractive)" : "generated and verified");
-    if (a.prompt_version) meta.push("prompt " + a.prompt_version);
+    if (a.mode && a.route === "answer") meta.push(modeWords(a.mode));
     if (a.audit_id) meta.push("audit #" + a.audit_id);
     if (a.timings_ms) {
       const t = a.timings_ms;
       const total = (t.guard || 0) + (t.retrieve || 0) + (t.generate || 0);
-      meta.push(Math.round(total) + " ms");
+      meta.push((total / 1000).toFixed(1) + " s");
     }
-    if (meta.length) region.appendChild(h("p", { class: "meta", "data-testid": "answer-meta" }, meta.join(" · ")));
+    if (meta.filter(Boolean).length) region.appendChild(h("p", { class: "meta", "data-testid": "answer-meta" }, meta.filter(Boolean).join(" · ")));
   }
-
   // ------------------------------------------------------------- email ----
 
   RENDER.email = async function (view) {
