@@ -110,7 +110,7 @@ fn world() -> &'static World {
             thresholds: repo.join("evals/thresholds.toml"),
             products,
             limits: Limits::default(),
-            eval: Box::new(|_, _, _| Err("no evals here".to_string())),
+            eval: Box::new(|_| Err("no evals here".to_string())),
             reload_prompt: None,
         };
         let app = router(Arc::new(AppState::new(copilot, config).unwrap()));
@@ -270,7 +270,7 @@ async fn an_index_without_its_pdf_copies_says_to_re_ingest() {
         thresholds: w.dir.join("repo/evals/thresholds.toml"),
         products: json!({"products": []}),
         limits: Limits::default(),
-        eval: Box::new(|_, _, _| Err("no evals here".to_string())),
+        eval: Box::new(|_| Err("no evals here".to_string())),
         reload_prompt: None,
     };
     let app = router(Arc::new(AppState::new(copilot, config).unwrap()));
