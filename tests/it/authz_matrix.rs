@@ -309,6 +309,12 @@ fn column(w: &World, col: &str) -> Vec<(String, String, Option<String>)> {
             .iter()
             .map(|r| {
                 let id = format!("m-{r}-{col}");
+                // Each row starts the disabled user afresh: their refused
+                // sign-ins would otherwise add up across the matrix's rows
+                // and lock them (403 user_locked), which is another cell.
+                if col == "disabled" {
+                    w.store.with_conn(|c| c.execute("DELETE FROM sign_in_failures WHERE user_id = ?1", [&id])).unwrap();
+                }
                 (format!("{col} {r}"), id.clone(), tok(&id))
             })
             .collect(),
