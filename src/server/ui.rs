@@ -45,3 +45,25 @@ fn file(path: &str) -> Response {
         None => ApiError::coded("not_found", format!("no file {path} in the web UI, and no API route at /{path}")).into_response(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Assets;
+
+    /// Every block of the stylesheet closes before the next top-level rule
+    /// opens, and the file ends at depth zero: a `}` lost in a merge (the
+    /// file merges with `merge=union`) would put every later rule inside an
+    /// `@media` block, where it silently applies at one width only.
+    #[test]
+    fn the_stylesheet_blocks_are_balanced() {
+        let css = String::from_utf8(Assets::get("app.css").expect("app.css is embedded").data.into_owned()).unwrap();
+        let mut depth = 0i32;
+        for (n, line) in css.lines().enumerate() {
+            let top = !line.starts_with(' ') && !line.starts_with('}') && !line.trim().is_empty();
+            assert!(!(top && depth > 0), "app.css:{}: a top-level rule starts inside an unclosed block: {line}", n + 1);
+            depth += line.matches('{').count() as i32 - line.matches('}').count() as i32;
+            assert!(depth >= 0, "app.css:{}: a `}}` closes nothing", n + 1);
+        }
+        assert_eq!(depth, 0, "app.css ends inside an unclosed block");
+    }
+}

@@ -57,7 +57,7 @@ fn eval_texts() -> Vec<(String, String)> {
     }
     assert!(files.len() >= 5, "eval suites found: {files:?}");
     for f in files {
-        for line in std::fs::read_to_string(&f).unwrap().lines().filter(|l| !l.trim().is_empty()) {
+        for line in std::fs::read_to_string(&f).unwrap().lines().filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with("//")) {
             let v: serde_json::Value = serde_json::from_str(line).unwrap();
             let id = v["id"].as_str().unwrap_or("?").to_string();
             for k in ["question", "text", "topics", "notes"] {

@@ -294,7 +294,7 @@ pub(crate) async fn shots(c: &Client, name: &str) -> anyhow::Result<()> {
         shot(c, &format!("{name}-{tag}")).await;
         let dims = c.execute("return [document.documentElement.scrollWidth, window.innerWidth];", vec![]).await?;
         let (scroll, inner) = (dims[0].as_f64().unwrap_or(0.0), dims[1].as_f64().unwrap_or(0.0));
-        ensure!(scroll <= inner + 1.0, "{name} at {tag}: page is {scroll}px wide in a {inner}px window");
+        ensure!(scroll <= inner + 1.0, "{name} at {tag}: page is {scroll}px wide in a {inner}px window; {}", widest(c).await);
     }
     c.set_window_size(WIDTH, HEIGHT).await?;
     Ok(())
@@ -346,8 +346,18 @@ pub(crate) async fn go(c: &Client, base: &str, page: &str) -> anyhow::Result<()>
 pub(crate) async fn fits_tablet(c: &Client) -> anyhow::Result<()> {
     let w = c.execute("return [document.documentElement.scrollWidth, window.innerWidth];", vec![]).await?;
     let (scroll, inner) = (w[0].as_f64().unwrap_or(0.0), w[1].as_f64().unwrap_or(0.0));
-    ensure!(inner <= WIDTH as f64 + 1.0 && scroll <= inner + 1.0, "page is {scroll}px wide in a {inner}px window");
+    ensure!(inner <= WIDTH as f64 + 1.0 && scroll <= inner + 1.0, "page is {scroll}px wide in a {inner}px window; {}", widest(c).await);
     Ok(())
+}
+
+/// The elements that reach past the window's right edge (tag, class, right
+/// edge, width), outermost first: what to fix when a page scrolls sideways.
+pub(crate) async fn widest(c: &Client) -> String {
+    let js = "const w = window.innerWidth;               return [...document.querySelectorAll('body *')]                 .map(e => [e, e.getBoundingClientRect()])                 .filter(([e, r]) => r.right > w + 1 && r.width > 0)                 .slice(0, 6)                 .map(([e, r]) => e.tagName.toLowerCase() + (e.className && typeof e.className === 'string' ? '.' + e.className.split(' ').join('.') : '') + ' right ' + Math.round(r.right) + ' width ' + Math.round(r.width)).join('; ');";
+    match c.execute(js, vec![]).await {
+        Ok(v) => format!("past the edge: {}", v.as_str().unwrap_or("?")),
+        Err(e) => format!("(could not list the wide elements: {e})"),
+    }
 }
 
 /// Every visible form control has a label (`<label for>` or aria-label) and

@@ -4,12 +4,15 @@ use std::path::{Path, PathBuf};
 
 /// `../shared/data` beside the project root (CI has it there too).
 pub fn shared_data() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data")
+    root().join("../shared/data")
 }
 
-/// The repository root.
+/// The repository root: `cargo test` sets `CARGO_MANIFEST_DIR` when it runs
+/// the binary, and that is read first, because a cached test binary that was
+/// built in another clone (CI reuses one target directory) carries that
+/// clone's path in its compile-time value and cargo does not rebuild it.
 pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
 /// A manifest entry for tests.
