@@ -1253,7 +1253,7 @@
     append(
       card,
       h("h3", {}, "Signatures"),
-      sigs.length ? h("ul", { "data-testid": "signatures" }, sigs.map((s) => h("li", {}, sigText(s)))) : h("p", { class: "muted" }, "Not signed.")
+      sigs.length ? h("ul", { "data-testid": "signatures", class: "manifests" }, sigs.map((s) => h("li", {}, manifestView(manifestOf(s)), h("p", { class: "hint sig-line" }, sigText(s))))) : h("p", { class: "muted" }, "Not signed.")
     );
 
     // Eval evidence: each recorded run, each metric against its threshold.
@@ -1465,6 +1465,49 @@
       else p.appendChild(document.createTextNode(w.text));
     }
     return p;
+  }
+
+  // esign (issue 21.3): the 21 CFR 11.50 manifestation of an e-signature —
+  // printed name, date and time (UTC, and the reader's local time), meaning
+  // in words and reason — shown with the SHA-256 of the record it is bound to.
+
+  /** "2026-12-04 03:10:00 UTC" and the same instant in the browser's zone. */
+  function signedTimes(s) {
+    const d = new Date(s);
+    if (isNaN(d.getTime())) return [String(s || ""), ""];
+    const utc = d.toISOString().replace("T", " ").replace(/\.\d+Z$/, "").replace(/Z$/, "") + " UTC";
+    const local = d.toLocaleString(undefined, { year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short" });
+    return [utc, local];
+  }
+
+  /** The meaning in words, from a stored meaning (`approved for use` → Approved). */
+  function meaningWords(stored) {
+    return stored === "approved for use" ? "Approved" : stored === "rejected" ? "Rejected" : String(stored || "");
+  }
+
+  /** One signature's manifestation as a card; `m` as the server's `manifestation`. */
+  function manifestView(m, testid) {
+    const [utc, local] = signedTimes(m.signed_at_utc);
+    return h(
+      "div",
+      { class: "manifest " + (m.meaning === "Rejected" ? "rejected" : "approved"), "data-testid": testid || "manifestation", "data-meaning": m.meaning },
+      h("p", { class: "manifest-head" }, h("strong", { "data-testid": "manifest-meaning" }, m.meaning), " — electronically signed"),
+      h(
+        "dl",
+        { class: "facts" },
+        h("dt", {}, "Signed by"), h("dd", { "data-testid": "manifest-name" }, m.printed_name, m.signer_id ? " (" + m.signer_id + ")" : ""),
+        h("dt", {}, "Date and time"), h("dd", {}, h("time", { datetime: m.signed_at_utc, "data-testid": "manifest-utc" }, utc), local ? h("span", { class: "muted", "data-testid": "manifest-local" }, " — your time: " + local) : null),
+        h("dt", {}, "Meaning"), h("dd", {}, m.meaning, m.meaning_stored ? h("span", { class: "muted" }, " (" + m.meaning_stored + ")") : null),
+        h("dt", {}, "Reason"), h("dd", { "data-testid": "manifest-reason" }, m.reason || "—"),
+        h("dt", {}, "Signed record"), h("dd", { class: "mono" }, m.record || "—"),
+        h("dt", {}, "Record SHA-256"), h("dd", { class: "mono", "data-testid": "manifest-sha" }, m.record_sha256 || "—")
+      )
+    );
+  }
+
+  /** The manifestation of a signature as the API sends it (older servers: built from its fields). */
+  function manifestOf(s) {
+    return s.manifestation || { printed_name: s.signer_name, signer_id: s.signer_id, signed_at_utc: s.signed_at, meaning: meaningWords(s.meaning), meaning_stored: s.meaning, reason: s.reason, record: s.name + "@" + s.version, record_sha256: s.sha256 };
   }
 
   function sigText(s) {
@@ -1941,7 +1984,20 @@
   /** The AE intake form of one PV case, pre-filled, with the minimum-criteria check live. */
   async function intakePage(view, id) {
     append(view, h("p", {}, h("a", { href: "#/reports" }, "← My reports")), h("h1", {}, "Report details for ", id));
-    const d = await api("GET", "/api/v1/cases/" + encodeURIComponent(id) + "/intake");
+    let d;
+    try {
+      d = await api("GET", "/api/v1/cases/" + encodeURIComponent(id) + "/intake");
+    } catch (e) {
+      // Issue 21.4: another person's case answers as one that does not exist.
+      if (e.status !== 404) throw e;
+      view.appendChild(
+        h("div", { class: "card notfound", role: "alert", "data-testid": "report-not-found" },
+          h("h2", {}, "Report not found"),
+          h("p", {}, "There is no report " + id + " among the reports you made. Each person sees only their own reports; Medical and Pharmacovigilance see the case queue."),
+          h("p", {}, h("a", { href: "#/reports" }, "Back to My reports")))
+      );
+      return;
+    }
     const c = d.case;
     const i = d.intake || {};
     const r = i.reporter || {}, p = i.patient || {}, e = i.event || {}, s = i.seriousness || {};
@@ -2466,6 +2522,15 @@
   }
 
   /** The full audit record: who, what, model and prompt with hashes, passages, flags, citations, output. */
+  /** An e-signature record's manifestation (from its stored detail), or nothing. */
+  function recordSignature(detail, e) {
+    const sig = detail && typeof detail === "object" ? detail.signature : null;
+    if (!sig || !sig.signer_name || !sig.signed_at) return null;
+    const m = { printed_name: sig.signer_name, signer_id: sig.signer_id, signed_at_utc: sig.signed_at, meaning: meaningWords(sig.meaning), meaning_stored: sig.meaning, reason: sig.reason, record: e.prompt_version, record_sha256: e.prompt_sha256 };
+    return h("section", { "data-testid": "record-signature" }, h("h2", {}, "Electronic signature"), manifestView(m, "record-manifestation"),
+      detail.reauthenticated_with ? h("p", { class: "hint", "data-testid": "record-reauth" }, "The signer re-authenticated with: " + String(detail.reauthenticated_with).replace(/_/g, " ") + ".") : null);
+  }
+
   async function auditRecord(view, seq) {
     const r = await api("GET", "/api/v1/audit/" + encodeURIComponent(seq));
     const e = r.record || {};
@@ -2497,6 +2562,7 @@
           h("dt", {}, "Hash"), h("dd", { class: "mono" }, e.hash),
           h("dt", {}, "Previous hash"), h("dd", { class: "mono" }, e.prev_hash)
         ),
+        recordSignature(r.detail, e),
         h("h2", {}, "Input"), pre("Input", e.input),
         h("h2", {}, "Output"), pre("Output", e.output),
         h("h2", {}, "Citations"),
