@@ -21,6 +21,12 @@ use onlabel::cases::{CaseKind, CaseStore, NewCase};
 use crate::browser::{chromedriver, find, go, run, shots, sign_in, text_where, turn, usable, world};
 use crate::harness::add_user;
 
+// TEMPORARY until sess's browser helper lands.
+async fn sign_in_password(c: &fantoccini::Client, base: &str, _id: &str, _pw: &str, _role: &str) -> anyhow::Result<()> {
+    c.goto(base).await?;
+    Ok(())
+}
+
 fn open_case(data: &std::path::Path, reporter: &str, question: &str) -> String {
     CaseStore::open(data)
         .unwrap()
@@ -82,6 +88,92 @@ async fn browser_esign_a_rep_cannot_see_another_reps_case() {
         go(&c, &base, &format!("reports/{own}")).await?;
         c.refresh().await?;
         text_where(&c, "[data-testid=intake-question]", Duration::from_secs(10), |t| t.contains("rash")).await?;
+        Ok(())
+    })
+    .await;
+}
+
+/// `objection@1` by alice, submitted, with passing eval evidence recorded
+/// (the fixture: the evidence loop has its own browser test).
+fn objection_in_review(w: &crate::browser::World) {
+    use onlabel::prompts::{sha256_hex, NewEvalRun, Registry, Thresholds, VersionId};
+    let store = onlabel::store::Store::open(&w.data).unwrap();
+    let users = onlabel::users::Users::new(&store);
+    let (alice, carol) = (users.get("alice").unwrap().unwrap(), users.get("carol").unwrap().unwrap());
+    let reg = Registry::new(&store, &w.repo);
+    reg.propose("objection", std::path::Path::new("prompts/objection.j2"), None, serde_json::json!({}), &alice).unwrap();
+    let id = VersionId { name: "objection".into(), version: 1 };
+    reg.submit(&id, &alice).unwrap();
+    let suite = std::fs::read(w.repo.join("evals/mini.jsonl")).unwrap();
+    let run = NewEvalRun {
+        suite_path: "evals/mini.jsonl".into(),
+        suite_sha256: sha256_hex(&suite),
+        model: None,
+        model_sha256: None,
+        versions: serde_json::json!(["objection@1"]),
+        metrics: serde_json::json!({"route_accuracy": 1.0}),
+    };
+    reg.record_eval(&id, &run, &carol, &Thresholds::read(&w.repo.join("evals/thresholds.toml")).unwrap()).unwrap();
+}
+
+#[tokio::test]
+async fn browser_esign_a_reviewer_signed_in_with_a_password_approves_after_re_entering_it() {
+    let _turn = turn().await;
+    let mut w = world();
+    crate::esign::set_password(&w.data, "bob", crate::esign::PASSWORD);
+    objection_in_review(&w);
+    let base = w.start_with("esign-sign", false);
+    let driver = chromedriver("esign-sign");
+    let c = driver.client().await;
+    let carol = w.token("carol").to_string();
+    let data = w.data.clone();
+    run(c.clone(), "esign-sign", async {
+        sign_in_password(&c, &base, "bob", crate::esign::PASSWORD, "mlr_reviewer").await?;
+        // The address the single sign-on step-up returns to opens the version.
+        go(&c, &base, "mlr/objection%401").await?;
+        let form = text_where(&c, "#sign-form", Duration::from_secs(15), |t| t.contains("Signing as")).await?;
+        ensure!(form.contains("Bob Reviewer (bob)"), "who signs: {form}");
+        let meaning = c.find(Locator::Css("[data-testid=sign-meaning]")).await?.text().await?;
+        ensure!(meaning.contains("meaning Approved") && meaning.contains("meaning Rejected"), "the meanings are stated: {meaning}");
+        ensure!(c.find(Locator::Css("[data-testid=sign-secret]")).await.is_err(), "the token field is gone");
+        c.find(Locator::Css("[data-testid=sign-reason]")).await?.send_keys("Matches MLR-2026-114").await?;
+        c.find(Locator::Css("[data-testid=sign-ack]")).await?.click().await?;
+        // A wrong password: refused, nothing signed, the dialog stays.
+        c.find(Locator::Css("[data-testid=sign-password]")).await?.send_keys("Not-Bobs-Password-77").await?;
+        c.find(Locator::Css("[data-testid=approve]")).await?.click().await?;
+        let refused = text_where(&c, "[data-testid=sign-error]", Duration::from_secs(15), |t| !t.is_empty()).await?;
+        ensure!(refused.contains("Signature refused") && refused.contains("nothing was signed"), "{refused}");
+        ensure!(c.find(Locator::Css("[data-testid=sign-password]")).await?.prop("value").await?.as_deref() == Some(""), "the password is cleared");
+        c.find(Locator::Css("#sign-form")).await?;
+        crate::browser::shots(&c, "esign-sign-refused").await?;
+        // The right one: signed, and the manifestation shows.
+        c.find(Locator::Css("[data-testid=sign-password]")).await?.send_keys(crate::esign::PASSWORD).await?;
+        c.find(Locator::Css("[data-testid=approve]")).await?.click().await?;
+        let m = text_where(&c, "[data-testid=sign-manifestation]", Duration::from_secs(20), |t| !t.is_empty()).await?;
+        for want in ["Approved", "Bob Reviewer (bob)", "UTC", "your time:", "Matches MLR-2026-114", "objection@1"] {
+            ensure!(m.contains(want), "{want:?} in the manifestation: {m}");
+        }
+        let sha = c.find(Locator::Css("[data-testid=sign-manifestation] [data-testid=manifest-sha]")).await?.text().await?;
+        ensure!(sha.len() == 64 && sha.chars().all(|ch| ch.is_ascii_hexdigit()), "the record's SHA-256: {sha}");
+        ensure!(c.find(Locator::Css("#sign-form")).await.is_err(), "the dialog is closed after signing");
+        shots(&c, "esign-signed").await?;
+        usable(&c).await?;
+        // The version's page lists the signature with its manifestation.
+        c.refresh().await?;
+        let sigs = text_where(&c, "[data-testid=signatures] [data-testid=manifestation]", Duration::from_secs(15), |t| t.contains("Approved")).await?;
+        ensure!(sigs.contains("Bob Reviewer (bob)") && sigs.contains(&sha), "{sigs}");
+        shots(&c, "esign-version-signatures").await?;
+
+        // Compliance opens the signature's audit record: the same manifestation, and how bob re-authenticated.
+        let seq: i64 = onlabel::store::Store::open(&data)?
+            .with_conn(|c| c.query_row("SELECT seq FROM audit_log WHERE action = 'prompt_approved'", [], |r| r.get(0)))?;
+        sign_in(&c, &base, &carol, "compliance").await?;
+        go(&c, &base, &format!("compliance/record/{seq}")).await?;
+        let rec = text_where(&c, "[data-testid=record-manifestation]", Duration::from_secs(15), |t| !t.is_empty()).await?;
+        ensure!(rec.contains("Bob Reviewer (bob)") && rec.contains("Approved") && rec.contains("Matches MLR-2026-114") && rec.contains(&sha), "{rec}");
+        let how = c.find(Locator::Css("[data-testid=record-reauth]")).await?.text().await?;
+        ensure!(how.contains("password"), "{how}");
+        shots(&c, "esign-audit-record").await?;
         Ok(())
     })
     .await;

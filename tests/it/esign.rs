@@ -25,6 +25,18 @@ use serde_json::{json, Value};
 use crate::authz_matrix::{app, call, Resp};
 use crate::harness::{build_index, root, scratch_repo};
 
+/// The password the e-signature tests give their signers (long and not a
+/// common one: it passes the password policy).
+pub(crate) const PASSWORD: &str = "Plum-Otter-Gravel-Lantern-93";
+
+/// Sets `id`'s password in the store under `data` (as `id` themselves).
+pub(crate) fn set_password(data: &std::path::Path, id: &str, password: &str) {
+    let store = Store::open(data).unwrap();
+    let users = Users::new(&store);
+    let me = users.get(id).unwrap().unwrap_or_else(|| panic!("no user {id}"));
+    users.set_password(id, password, &me).unwrap();
+}
+
 /// The demo index, built once for these tests.
 fn index() -> &'static PathBuf {
     static IDX: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
@@ -210,4 +222,226 @@ fn issue21_4_visits_and_medical_requests_are_their_owners_only() {
         assert_eq!((status(&c), status(&d)), ((404, "not_found".into()), (404, "not_found".into())), "{who}: {} {}", c.body, d.body);
     }
     assert!(w.call("rex", "GET", "/api/v1/medical-requests", None).body.to_string().contains(&mr), "still pending for rex");
+}
+
+// ------------------------------------------------ 3: Part 11 e-signatures --
+
+/// A version `NAME@1` of the real prompt by alice, submitted, with passing
+/// eval evidence recorded on the scratch repo's gate (as compliance would).
+fn version_in_review(w: &World, name: &str) -> onlabel::prompts::VersionId {
+    use onlabel::prompts::{sha256_hex, NewEvalRun, Registry, Thresholds};
+    let store = Store::open(&w.data).unwrap();
+    let users = Users::new(&store);
+    let (alice, carol) = (users.get("alice").unwrap().unwrap(), users.get("carol").unwrap().unwrap());
+    let reg = Registry::new(&store, &w.repo);
+    let v = reg.propose(name, std::path::Path::new("prompts/objection.j2"), None, json!({}), &alice).unwrap();
+    let id = onlabel::prompts::VersionId { name: v.name.clone(), version: v.version };
+    reg.submit(&id, &alice).unwrap();
+    let suite = std::fs::read(w.repo.join("evals/mini.jsonl")).unwrap();
+    let run = NewEvalRun {
+        suite_path: "evals/mini.jsonl".into(),
+        suite_sha256: sha256_hex(&suite),
+        model: None,
+        model_sha256: None,
+        versions: json!([id.to_string()]),
+        metrics: json!({"route_accuracy": 1.0}),
+    };
+    reg.record_eval(&id, &run, &carol, &Thresholds::read(&w.repo.join("evals/thresholds.toml")).unwrap()).unwrap();
+    id
+}
+
+/// A browser session of `id` started as `method` signs in: (cookie, csrf, session id).
+fn session(w: &World, id: &str, method: onlabel::users::Method) -> (String, String, String) {
+    let store = Store::open(&w.data).unwrap();
+    let user = Users::new(&store).get(id).unwrap().unwrap();
+    let s = onlabel::users::Sessions::new(&store, onlabel::users::SessionPolicy::default()).start(&user, method).unwrap();
+    (s.cookie, s.csrf, s.session.id)
+}
+
+impl World {
+    /// A request with a session cookie and its CSRF token (no bearer token).
+    fn with_session(&self, (cookie, csrf, _): &(String, String, String), method: &str, path: &str, body: Value) -> Resp {
+        let cookie = format!("onlabel_session={cookie}");
+        let body = body.to_string();
+        crate::authz_matrix::call_with(&self.app, method, path, None, Some(&body), "10.21.0.2:40000".parse().unwrap(), &[("cookie", &cookie), ("x-csrf-token", csrf)])
+    }
+
+    fn count(&self, sql: &str) -> i64 {
+        Store::open(&self.data).unwrap().with_conn(|c| c.query_row(sql, [], |r| r.get(0))).unwrap()
+    }
+
+    /// The detail of the newest audit record of `action`.
+    fn last_detail(&self, action: &str) -> Value {
+        let s: String = Store::open(&self.data)
+            .unwrap()
+            .with_conn(|c| c.query_row("SELECT detail_json FROM audit_log WHERE action = ?1 ORDER BY seq DESC LIMIT 1", [action], |r| r.get(0)))
+            .unwrap();
+        serde_json::from_str(&s).unwrap()
+    }
+}
+
+#[test]
+fn issue21_3_approve_re_enters_the_password_and_the_manifestation_is_in_the_json_and_the_exports() {
+    let w = World::new();
+    for who in ["alice", "bob"] {
+        set_password(&w.data, who, PASSWORD);
+    }
+    let id = version_in_review(&w, "esign-a");
+    let path = format!("/api/v1/prompts/{id}/approve");
+    let bob = session(&w, "bob", onlabel::users::Method::Password);
+    let failures = || w.count("SELECT coalesce(sum(count), 0) FROM sign_in_failures WHERE user_id = 'bob'");
+
+    // Missing password: nothing is signed, nothing counted.
+    let r = w.with_session(&bob, "POST", &path, json!({"reason": "Evidence passed"}));
+    assert_eq!(status(&r), (400, "empty".into()), "{}", r.body);
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("password"), "{}", r.body);
+    assert_eq!(failures(), 0);
+    // A wrong password is a failed sign-in: 401, counted.
+    let r = w.with_session(&bob, "POST", &path, json!({"reason": "Evidence passed", "password": "Not-Bobs-Password-77"}));
+    assert_eq!(status(&r), (401, "bad_credential".into()), "{}", r.body);
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("nothing was signed"), "{}", r.body);
+    assert_eq!(failures(), 1, "the wrong password counts toward the throttle");
+    // Another person's password is a wrong password too.
+    let r = w.with_session(&bob, "POST", &path, json!({"reason": "x", "password": PASSWORD.replace("93", "94")}));
+    assert_eq!(r.status.as_u16(), 401);
+    // The token re-entered no longer signs over HTTP; naming another signer is refused.
+    let r = w.with_session(&bob, "POST", &path, json!({"reason": "x", "secret": w.tokens["bob"]}));
+    assert_eq!(status(&r), (400, "bad_input".into()), "{}", r.body);
+    let r = w.with_session(&bob, "POST", &path, json!({"reason": "x", "password": PASSWORD, "signer": "alice"}));
+    assert_eq!(status(&r), (403, "signature_refused".into()), "{}", r.body);
+    let r = w.with_session(&bob, "POST", &path, json!({"reason": "x", "password": PASSWORD, "as": "alice"}));
+    assert_eq!(status(&r), (403, "signature_refused".into()), "`as` is `signer`: {}", r.body);
+    // The author, with her own password and session: never.
+    let alice = session(&w, "alice", onlabel::users::Method::Password);
+    assert_eq!(status(&w.with_session(&alice, "POST", &path, json!({"reason": "mine", "password": PASSWORD}))), (403, "self_approval".into()));
+    assert!(Store::open(&w.data).unwrap().with_conn(|c| c.query_row("SELECT count(*) FROM prompt_signatures", [], |r| r.get::<_, i64>(0))).unwrap() == 0, "nothing signed yet");
+
+    // Bob's own password, in his own session (naming himself is fine): signed.
+    let r = w.with_session(&bob, "POST", &path, json!({"reason": "Evidence run passed; wording reviewed", "password": PASSWORD, "signer": "bob"}));
+    assert_eq!(r.status.as_u16(), 200, "{}", r.body);
+    let sha = r.body["version"]["sha256"].as_str().unwrap().to_string();
+    let m = &r.body["signature"]["manifestation"];
+    assert_eq!((m["printed_name"].as_str(), m["signer_id"].as_str(), m["meaning"].as_str()), (Some("Bob Reviewer"), Some("bob"), Some("Approved")), "{m}");
+    assert_eq!((m["reason"].as_str(), m["record_sha256"].as_str(), m["record"].as_str()), (Some("Evidence run passed; wording reviewed"), Some(sha.as_str()), Some(id.to_string().as_str())));
+    let at = chrono::DateTime::parse_from_rfc3339(m["signed_at_utc"].as_str().unwrap()).unwrap();
+    assert!((Utc::now() - at.with_timezone(&Utc)).num_seconds().abs() < 60, "{m}");
+    assert!(m["signed_at_utc"].as_str().unwrap().ends_with('Z'), "UTC: {m}");
+
+    // The version's JSON carries it, bound to the hash as before.
+    let v = w.call("carol", "GET", &format!("/api/v1/prompts/{id}"), None).body;
+    let sig = &v["signatures"][0];
+    assert_eq!(sig["manifestation"], *m, "{v}");
+    assert_eq!((sig["sha256"].as_str(), sig["meaning"].as_str()), (Some(sha.as_str()), Some("approved for use")));
+    // The audit record says how the signer re-authenticated, and prints the manifestation.
+    let d = w.last_detail("prompt_approved");
+    assert_eq!(d["reauthenticated_with"], "password", "{d}");
+    assert!(d["manifestation"].as_str().unwrap().starts_with("Approved by Bob Reviewer (bob) on "), "{d}");
+
+    // The exports: the manifestation columns on the signature's row, empty elsewhere.
+    let csv = w.call("carol", "GET", "/api/v1/audit/export?format=csv", None).body["text"].as_str().unwrap().to_string();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let col = |k: &str| header.iter().position(|h| *h == k).unwrap_or_else(|| panic!("no column {k}: {header:?}"));
+    let row = csv.lines().find(|l| l.contains("\"prompt_approved\"")).expect("the approval's row");
+    for (k, want) in [("signature_printed_name", "Bob Reviewer"), ("signature_meaning", "Approved"), ("signature_reason", "Evidence run passed; wording reviewed")] {
+        assert!(row.contains(&format!("\"{want}\"")), "{k} {want} in {row}");
+        let _ = col(k);
+    }
+    assert!(row.contains(&format!("\"{}\"", m["signed_at_utc"].as_str().unwrap())) && row.contains(&sha), "{row}");
+    let jsonl = w.call("carol", "GET", "/api/v1/audit/export?format=jsonl", None).body["text"].as_str().unwrap().to_string();
+    let recs: Vec<Value> = jsonl.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let signed = recs.iter().find(|r| r["action"] == "prompt_approved").unwrap();
+    assert_eq!((signed["signature_printed_name"].as_str(), signed["signature_meaning"].as_str()), (Some("Bob Reviewer"), Some("Approved")));
+    assert_eq!((signed["signature_signed_at_utc"].as_str(), signed["prompt_sha256"].as_str()), (m["signed_at_utc"].as_str(), Some(sha.as_str())));
+    assert!(recs.iter().filter(|r| r["action"] != "prompt_approved" && r["action"] != "prompt_rejected").all(|r| r["signature_meaning"].is_null()));
+    // Every exported line still verifies against its stored fields (the derived columns are not hashed).
+    let v = w.call("carol", "GET", "/api/v1/audit/verify", None).body;
+    assert_eq!(v["ok"], true, "{v}");
+
+    // Over the API with his own bearer token, bob signs with his password too (a rejection here).
+    let other = version_in_review(&w, "esign-b");
+    let r = w.call("bob", "POST", &format!("/api/v1/prompts/{other}/reject"), Some(json!({"reason": "Needs a citation", "password": PASSWORD})));
+    assert_eq!(r.status.as_u16(), 200, "{}", r.body);
+    assert_eq!(r.body["signature"]["manifestation"]["meaning"], "Rejected");
+    assert_eq!(w.last_detail("prompt_rejected")["reauthenticated_with"], "password");
+}
+
+#[test]
+fn issue21_3_a_single_sign_on_session_signs_once_per_fresh_step_up() {
+    let w = World::new();
+    let store = Store::open(&w.data).unwrap();
+    let users = Users::new(&store);
+    let root = users.get("root").unwrap().unwrap();
+    users.add("olga", "Olga Oidc", Role::MlrReviewer, Some(&root)).unwrap();
+    drop(store);
+    let (a, b, c) = (version_in_review(&w, "esign-s1"), version_in_review(&w, "esign-s2"), version_in_review(&w, "esign-s3"));
+    let olga = session(&w, "olga", onlabel::users::Method::Oidc);
+    let sessions = || {
+        let store = Store::open(&w.data).unwrap();
+        let s = onlabel::users::Sessions::new(&store, onlabel::users::SessionPolicy::default());
+        s.mark_step_up(&olga.2).unwrap();
+    };
+    let reject = |id: &onlabel::prompts::VersionId| w.with_session(&olga, "POST", &format!("/api/v1/prompts/{id}/reject"), json!({"reason": "Off-label wording"}));
+
+    // No step-up yet: refused, saying how to re-authenticate.
+    let r = reject(&a);
+    assert_eq!(status(&r), (403, "signature_refused".into()), "{}", r.body);
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("single sign-on"), "{}", r.body);
+    // A fresh step-up signs once…
+    sessions();
+    let r = reject(&a);
+    assert_eq!(r.status.as_u16(), 200, "{}", r.body);
+    assert_eq!(r.body["signature"]["manifestation"]["printed_name"], "Olga Oidc");
+    assert_eq!(w.last_detail("prompt_rejected")["reauthenticated_with"], "oidc_step_up");
+    // …and is consumed by it.
+    assert_eq!(status(&reject(&b)), (403, "signature_refused".into()));
+    // A step-up older than five minutes does not sign.
+    sessions();
+    let stale = (Utc::now() - chrono::Duration::minutes(6)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    Store::open(&w.data).unwrap().with_conn(|c| c.execute("UPDATE sessions SET step_up_at = ?1 WHERE id = ?2", [&stale, &olga.2])).unwrap();
+    assert_eq!(status(&reject(&b)), (403, "signature_refused".into()));
+    // Olga has no password: a password does not sign for her either (and is not counted as a guess).
+    let r = w.with_session(&olga, "POST", &format!("/api/v1/prompts/{b}/reject"), json!({"reason": "x", "password": PASSWORD}));
+    assert_eq!(status(&r), (403, "signature_refused".into()), "{}", r.body);
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("no password"), "{}", r.body);
+    // A password session's step-up is not a signature: it re-enters the password.
+    set_password(&w.data, "bob", PASSWORD);
+    let bob = session(&w, "bob", onlabel::users::Method::Password);
+    Store::open(&w.data).unwrap().with_conn(|c| c.execute("UPDATE sessions SET step_up_at = ?1 WHERE id = ?2", [&Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true), &bob.2])).unwrap();
+    assert_eq!(status(&w.with_session(&bob, "POST", &format!("/api/v1/prompts/{c}/reject"), json!({"reason": "x"}))), (400, "empty".into()));
+}
+
+#[test]
+fn issue21_3_a_signature_is_refused_for_anyone_but_the_requests_own_user() {
+    let w = World::new();
+    set_password(&w.data, "bob", PASSWORD);
+    let store = Store::open(&w.data).unwrap();
+    let users = Users::new(&store);
+    let root = users.get("root").unwrap().unwrap();
+    // A service account with the signing role but no password (a script's bearer token).
+    let svc = users.add("svc-mlr", "MLR automation", Role::MlrReviewer, Some(&root)).unwrap().1 .0;
+    drop(store);
+    let id = version_in_review(&w, "esign-r");
+    let path = format!("/api/v1/prompts/{id}/approve");
+    let as_svc = |body: Value| call(&w.app, "POST", &path, Some(&svc), Some(&body.to_string()), "10.21.0.3:40000".parse().unwrap());
+    // It cannot sign for a person, whatever it sends…
+    for body in [
+        json!({"reason": "auto", "signer": "bob", "password": PASSWORD}),
+        json!({"reason": "auto", "as": "bob"}),
+    ] {
+        let r = as_svc(body.clone());
+        assert_eq!(status(&r), (403, "signature_refused".into()), "{body}: {}", r.body);
+    }
+    // …nor for itself: it has no password, and its token is no signature.
+    let r = as_svc(json!({"reason": "auto", "password": PASSWORD}));
+    assert_eq!(status(&r), (403, "signature_refused".into()), "{}", r.body);
+    assert_eq!(status(&as_svc(json!({"reason": "auto", "secret": svc}))), (400, "bad_input".into()));
+    // A rep's or compliance's session is not a signer's at all.
+    for who in ["rex", "carol"] {
+        let s = session(&w, who, onlabel::users::Method::Password);
+        assert_eq!(status(&w.with_session(&s, "POST", &path, json!({"reason": "x", "password": PASSWORD}))), (403, "forbidden".into()), "{who}");
+    }
+    // bob's session with bob's password is the only way here.
+    let bob = session(&w, "bob", onlabel::users::Method::Password);
+    assert_eq!(w.with_session(&bob, "POST", &path, json!({"reason": "Reviewed", "password": PASSWORD})).status.as_u16(), 200);
+    assert_eq!(Store::open(&w.data).unwrap().with_conn(|c| c.query_row("SELECT signer_id FROM prompt_signatures", [], |r| r.get::<_, String>(0))).unwrap(), "bob");
 }

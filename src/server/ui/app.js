@@ -1176,6 +1176,11 @@
       detail,
       proposeForm()
     );
+    // #/mlr/NAME@N opens that version (where the single sign-on step-up of a signature returns).
+    const m = /^#\/mlr\/(.+)$/.exec(location.hash || "");
+    const want = m ? decodeURIComponent(m[1]) : null;
+    const at = want ? versions.find((v) => versionId(v) === want) : null;
+    if (at) openVersion(detail, at, versions, rows[versions.indexOf(at)]);
   };
 
   function proposeForm() {
@@ -1552,6 +1557,93 @@
     return pre;
   }
 
+  /** esign (issue 21.3): the e-signature dialog — meaning stated, reason,
+   *  the signer's password re-entered (or, in a single sign-on session, a
+   *  fresh re-authentication with the identity provider), then the 11.50
+   *  manifestation of what was signed. */
+  function signForm(id, out) {
+    const me = state.me || {};
+    const reason = h("textarea", { id: "sign-reason", rows: 2, required: true, "data-testid": "sign-reason" });
+    const password = h("input", { id: "sign-password", type: "password", autocomplete: "current-password", "data-testid": "sign-password" });
+    const ack = h("input", { id: "sign-ack", type: "checkbox", required: true, "data-testid": "sign-ack" });
+    const approve = h("button", { type: "submit", value: "approve", "data-testid": "approve" }, "Approve and sign");
+    const reject = h("button", { type: "submit", value: "reject", class: "danger", "data-testid": "reject" }, "Reject and sign");
+    const meaning = h(
+      "ul",
+      { class: "meanings", "data-testid": "sign-meaning" },
+      h("li", {}, h("strong", {}, "Approve and sign"), " — meaning ", h("strong", {}, "Approved"), ": " + id + " is approved for use and goes live."),
+      h("li", {}, h("strong", {}, "Reject and sign"), " — meaning ", h("strong", {}, "Rejected"), ": " + id + " is rejected and never goes live.")
+    );
+    const sso = h("div", { "data-testid": "sign-sso", hidden: true });
+    const form = h(
+      "form",
+      { id: "sign-form", "aria-describedby": "sign-explain" },
+      h("h3", {}, "Electronic signature"),
+      h("p", { "data-testid": "sign-as" }, "Signing as ", h("strong", {}, me.name || me.id || ""), me.id ? " (" + me.id + ")" : ""),
+      meaning,
+      h("p", { id: "sign-explain", class: "hint" }, "Your signature shows your full name, the date and time (UTC), its meaning and your reason, bound to this version's SHA-256. Re-enter your password to sign: it proves it is you, now."),
+      field("Reason", reason, "e.g. Matches MLR-2026-114"),
+      field("Your password (e-signature)", password),
+      sso,
+      h("div", { class: "field" }, h("label", { for: "sign-ack" }, ack, " I understand this electronic signature is the legally binding equivalent of my handwritten signature.")),
+      h("div", { class: "actions" }, approve, reject)
+    );
+    // A single sign-on session has no password here: it re-authenticates with the identity provider.
+    api("GET", "/api/v1/sessions/current")
+      .then((cur) => {
+        const method = cur && (cur.method || (cur.session && cur.session.method));
+        if (method !== "oidc") return;
+        const back = "/#/mlr/" + encodeURIComponent(id);
+        append(
+          sso,
+          h("p", { class: "hint" }, "You signed in with single sign-on. Re-authenticate with it, then sign within 5 minutes (leave the password empty)."),
+          h("p", {}, h("a", { class: "button-link", "data-testid": "sign-step-up", href: "/auth/oidc/login?step_up=1&return=" + encodeURIComponent(back) }, "Re-authenticate with single sign-on"))
+        );
+        sso.hidden = false;
+      })
+      .catch(() => {});
+    let which = "approve";
+    approve.addEventListener("click", () => (which = "approve"));
+    reject.addEventListener("click", () => (which = "reject"));
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const action = (ev.submitter && ev.submitter.value) || which;
+      clear(out);
+      busy(approve, true);
+      busy(reject, true);
+      try {
+        const body = { reason: reason.value.trim(), signer: me.id };
+        if (password.value) body.password = password.value;
+        const r = await api("POST", "/api/v1/prompts/" + encodeURIComponent(id) + "/" + action, body);
+        password.value = "";
+        const v = r.version || {};
+        out.appendChild(
+          h(
+            "div",
+            { class: "notice", role: "status", "data-testid": "sign-ok" },
+            h("strong", {}, id + " " + (action === "approve" ? "approved" : "rejected")),
+            r.signature ? manifestView(manifestOf(r.signature), "sign-manifestation") : null,
+            h("p", { class: "hint sig-line" }, "Signed: ", r.signature ? sigText(r.signature) : ""),
+            v.state ? h("p", {}, "State: ", stateBadge(v.state, "signed-state")) : null
+          )
+        );
+        form.remove();
+      } catch (e) {
+        password.value = "";
+        if (e.status === 401 && e.code === "bad_credential") {
+          out.appendChild(h("div", { class: "error", role: "alert", "data-testid": "sign-error" }, h("strong", {}, "Signature refused"), " — ", e.message));
+          password.focus();
+        } else {
+          out.appendChild(errorBox(e, "sign-error"));
+        }
+      } finally {
+        busy(approve, false);
+        busy(reject, false);
+      }
+    });
+    return form;
+  }
+
   function actionsFor(ver, id, d) {
     const box = h("div", { "data-testid": "version-actions" });
     const out = h("div", { "aria-live": "polite", "data-testid": "sign-result" });
@@ -1580,54 +1672,7 @@
     } else if (ver.state === "in_review" && !(d && d.may_sign)) {
       box.appendChild(h("p", { class: "muted", "data-testid": "cannot-sign" }, "An MLR reviewer who did not propose " + id + " signs it."));
     } else if (ver.state === "in_review") {
-      const own = false;
-      const reason = h("textarea", { id: "sign-reason", rows: 2, required: true, "data-testid": "sign-reason" });
-      const secret = h("input", { id: "sign-secret", type: "password", required: true, autocomplete: "off", "data-testid": "sign-secret" });
-      const ack = h("input", { id: "sign-ack", type: "checkbox", required: true, "data-testid": "sign-ack" });
-      const approve = h("button", { type: "submit", value: "approve", "data-testid": "approve" }, "Approve and sign");
-      const reject = h("button", { type: "submit", value: "reject", class: "danger", "data-testid": "reject" }, "Reject and sign");
-      const form = h(
-        "form",
-        { id: "sign-form", "aria-describedby": "sign-explain" },
-        h("h3", {}, "Electronic signature"),
-        h("p", { id: "sign-explain", class: "hint" }, "Your signature records your full name, the time (UTC), its meaning and your reason, bound to this version's SHA-256. Re-enter your own token to sign."),
-        own ? h("p", { class: "error", role: "alert" }, "You proposed " + id + ": another reviewer must sign it.") : null,
-        field("Reason", reason, "e.g. Matches MLR-2026-114"),
-        field("Your token (e-signature)", secret),
-        h("div", { class: "field" }, h("label", { for: "sign-ack" }, ack, " I understand this electronic signature is the legally binding equivalent of my handwritten signature.")),
-        h("div", { class: "actions" }, approve, reject)
-      );
-      let which = "approve";
-      approve.addEventListener("click", () => (which = "approve"));
-      reject.addEventListener("click", () => (which = "reject"));
-      form.addEventListener("submit", async (ev) => {
-        ev.preventDefault();
-        const action = (ev.submitter && ev.submitter.value) || which;
-        clear(out);
-        busy(approve, true);
-        busy(reject, true);
-        try {
-          const r = await api("POST", "/api/v1/prompts/" + encodeURIComponent(id) + "/" + action, { reason: reason.value.trim(), secret: secret.value });
-          secret.value = "";
-          const v = r.version || {};
-          out.appendChild(
-            h(
-              "div",
-              { class: "notice", role: "status", "data-testid": "sign-ok" },
-              h("strong", {}, id + " " + (action === "approve" ? "approved" : "rejected")),
-              h("p", {}, "Signed: ", r.signature ? sigText(r.signature) : ""),
-              v.state ? h("p", {}, "State: ", stateBadge(v.state, "signed-state")) : null
-            )
-          );
-          form.remove();
-        } catch (e) {
-          out.appendChild(errorBox(e, "sign-error"));
-        } finally {
-          busy(approve, false);
-          busy(reject, false);
-        }
-      });
-      box.appendChild(form);
+      box.appendChild(signForm(id, out));
     }
     box.appendChild(out);
     return box;
