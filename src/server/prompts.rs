@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 use super::auth::{Auth, SignInAttempt, AUTHORS, EVIDENCE, PROMPT_READERS, SIGNERS};
 use super::{json, ApiError, Body, Query, State, UrlPath};
 use crate::prompts::{Kind, Reauth, Registry, State as VersionState, Thresholds, VersionId};
-use crate::users::{Method, SessionPolicy, Sessions, Users};
+use crate::users::{Method, Users};
 
 /// The routes of this file.
 pub fn routes() -> Router<State> {
@@ -240,16 +240,6 @@ pub struct SignRequest {
     pub secret: Option<String>,
 }
 
-// TEMPORARY until sess's Auth lands (inherent `Auth::session` wins then).
-trait SessionOf {
-    fn session(&self) -> Option<&crate::users::Session>;
-}
-impl SessionOf for Auth {
-    fn session(&self) -> Option<&crate::users::Session> {
-        None
-    }
-}
-
 fn refused(message: String) -> ApiError {
     ApiError::new(StatusCode::FORBIDDEN, "signature_refused", message)
 }
@@ -302,7 +292,7 @@ fn signer(st: &State, auth: &Auth, attempt: &crate::users::Attempt, r: &SignRequ
         };
     }
     if let Some(s) = session.filter(|s| s.method == Method::Oidc) {
-        if Sessions::new(&st.store, SessionPolicy::default()).take_step_up(&s.id, STEP_UP_WITHIN)? {
+        if super::auth::sessions(st).take_step_up(&s.id, STEP_UP_WITHIN)? {
             return Ok((user, Reauth::OidcStepUp));
         }
         return Err(refused(format!(

@@ -21,12 +21,6 @@ use onlabel::cases::{CaseKind, CaseStore, NewCase};
 use crate::browser::{chromedriver, find, go, run, shots, sign_in, text_where, turn, usable, world};
 use crate::harness::add_user;
 
-// TEMPORARY until sess's browser helper lands.
-async fn sign_in_password(c: &fantoccini::Client, base: &str, _id: &str, _pw: &str, _role: &str) -> anyhow::Result<()> {
-    c.goto(base).await?;
-    Ok(())
-}
-
 fn open_case(data: &std::path::Path, reporter: &str, question: &str) -> String {
     CaseStore::open(data)
         .unwrap()
@@ -126,9 +120,10 @@ async fn browser_esign_a_reviewer_signed_in_with_a_password_approves_after_re_en
     let driver = chromedriver("esign-sign");
     let c = driver.client().await;
     let carol = w.token("carol").to_string();
+    let bob_token = w.token("bob").to_string();
     let data = w.data.clone();
     run(c.clone(), "esign-sign", async {
-        sign_in_password(&c, &base, "bob", crate::esign::PASSWORD, "mlr_reviewer").await?;
+        sign_in(&c, &base, &bob_token, "mlr_reviewer").await?;
         // The address the single sign-on step-up returns to opens the version.
         go(&c, &base, "mlr/objection%401").await?;
         let form = text_where(&c, "#sign-form", Duration::from_secs(15), |t| t.contains("Signing as")).await?;
