@@ -21,6 +21,21 @@ use onlabel::cases::{CaseKind, CaseStore, NewCase};
 use crate::browser::{chromedriver, find, go, run, shots, sign_in, text_where, turn, usable, world};
 use crate::harness::add_user;
 
+/// [`shots`] with `css` scrolled into view at each size (the page reflows
+/// when the window is resized, so one scroll before does not hold).
+async fn shots_at(c: &fantoccini::Client, name: &str, css: &str) -> anyhow::Result<()> {
+    for (tag, w, h) in crate::browser::SIZES {
+        c.set_window_size(w, h).await?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        c.execute(&format!("document.querySelector({css:?}).scrollIntoView()"), vec![]).await?;
+        crate::browser::shot(c, &format!("{name}-{tag}")).await;
+        let dims = c.execute("return [document.documentElement.scrollWidth, window.innerWidth];", vec![]).await?;
+        ensure!(dims[0].as_f64().unwrap_or(0.0) <= dims[1].as_f64().unwrap_or(0.0) + 1.0, "{name} at {tag} scrolls sideways: {dims}");
+    }
+    c.set_window_size(crate::browser::WIDTH, crate::browser::HEIGHT).await?;
+    Ok(())
+}
+
 fn open_case(data: &std::path::Path, reporter: &str, question: &str) -> String {
     CaseStore::open(data)
         .unwrap()
@@ -120,10 +135,9 @@ async fn browser_esign_a_reviewer_signed_in_with_a_password_approves_after_re_en
     let driver = chromedriver("esign-sign");
     let c = driver.client().await;
     let carol = w.token("carol").to_string();
-    let bob_token = w.token("bob").to_string();
     let data = w.data.clone();
     run(c.clone(), "esign-sign", async {
-        sign_in(&c, &base, &bob_token, "mlr_reviewer").await?;
+        crate::browser::sign_in_password(&c, &base, "bob", crate::esign::PASSWORD, "mlr_reviewer").await?;
         // The address the single sign-on step-up returns to opens the version.
         go(&c, &base, "mlr/objection%401").await?;
         let form = text_where(&c, "#sign-form", Duration::from_secs(15), |t| t.contains("Signing as")).await?;
@@ -140,7 +154,7 @@ async fn browser_esign_a_reviewer_signed_in_with_a_password_approves_after_re_en
         ensure!(refused.contains("Signature refused") && refused.contains("nothing was signed"), "{refused}");
         ensure!(c.find(Locator::Css("[data-testid=sign-password]")).await?.prop("value").await?.as_deref() == Some(""), "the password is cleared");
         c.find(Locator::Css("#sign-form")).await?;
-        crate::browser::shots(&c, "esign-sign-refused").await?;
+        shots_at(&c, "esign-sign-refused", "#sign-form").await?;
         // The right one: signed, and the manifestation shows.
         c.find(Locator::Css("[data-testid=sign-password]")).await?.send_keys(crate::esign::PASSWORD).await?;
         c.find(Locator::Css("[data-testid=approve]")).await?.click().await?;
@@ -151,13 +165,13 @@ async fn browser_esign_a_reviewer_signed_in_with_a_password_approves_after_re_en
         let sha = c.find(Locator::Css("[data-testid=sign-manifestation] [data-testid=manifest-sha]")).await?.text().await?;
         ensure!(sha.len() == 64 && sha.chars().all(|ch| ch.is_ascii_hexdigit()), "the record's SHA-256: {sha}");
         ensure!(c.find(Locator::Css("#sign-form")).await.is_err(), "the dialog is closed after signing");
-        shots(&c, "esign-signed").await?;
+        shots_at(&c, "esign-signed", "[data-testid=sign-ok]").await?;
         usable(&c).await?;
         // The version's page lists the signature with its manifestation.
         c.refresh().await?;
         let sigs = text_where(&c, "[data-testid=signatures] [data-testid=manifestation]", Duration::from_secs(15), |t| t.contains("Approved")).await?;
         ensure!(sigs.contains("Bob Reviewer (bob)") && sigs.contains(&sha), "{sigs}");
-        shots(&c, "esign-version-signatures").await?;
+        shots_at(&c, "esign-version-signatures", "[data-testid=signatures]").await?;
 
         // Compliance opens the signature's audit record: the same manifestation, and how bob re-authenticated.
         let seq: i64 = onlabel::store::Store::open(&data)?
@@ -168,7 +182,7 @@ async fn browser_esign_a_reviewer_signed_in_with_a_password_approves_after_re_en
         ensure!(rec.contains("Bob Reviewer (bob)") && rec.contains("Approved") && rec.contains("Matches MLR-2026-114") && rec.contains(&sha), "{rec}");
         let how = c.find(Locator::Css("[data-testid=record-reauth]")).await?.text().await?;
         ensure!(how.contains("password"), "{how}");
-        shots(&c, "esign-audit-record").await?;
+        shots_at(&c, "esign-audit-record", "[data-testid=record-signature]").await?;
         Ok(())
     })
     .await;
