@@ -136,7 +136,8 @@
     if (!res.ok) {
       const e = await errorFrom(res);
       // The session ended (signed out elsewhere, timed out): sign in again.
-      if (res.status === 401 && state.session && !token() && !path.startsWith("/api/v1/sessions")) {
+      // (A password re-entered wrong for an e-signature is `bad_credential`: the session is fine.)
+      if (res.status === 401 && e.code !== "bad_credential" && state.session && !token() && !path.startsWith("/api/v1/sessions")) {
         showSignin("Your session has ended: " + e.message);
       }
       throw e;
