@@ -349,3 +349,19 @@ fn cli_users_add_password_stdin_and_set_password_refuse_weak_passwords_with_a_cl
     let all: String = store.with_conn(|c| c.query_row("SELECT group_concat(detail_json) FROM audit_log", [], |r| r.get(0))).unwrap();
     assert!(!all.contains("saffron") && !all.contains("copper"));
 }
+
+#[test]
+fn serve_refuses_session_timeouts_outside_their_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    for (flags, says) in [
+        (["--session-idle", "0", "--session-absolute", "60"], "idle timeout must be 1 s"),
+        (["--session-idle", "120", "--session-absolute", "60"], "at least the idle timeout"),
+        (["--session-idle", "60", "--session-absolute", "2592001"], "absolute timeout must be"),
+    ] {
+        let mut args = vec!["serve", "--extractive", "--addr", "127.0.0.1:0"];
+        args.extend(flags);
+        let (code, _, err) = onlabel_stdin(dir.path(), None, &args, "");
+        assert_eq!(code, 2, "{flags:?}: {err}");
+        assert!(err.contains(says), "{flags:?}: {err}");
+    }
+}

@@ -372,7 +372,8 @@
     } catch (e) {
       if (e.status !== 401) return alertBox(e);
     }
-    location.hash = "#/ask";
+    // No hash change here: its route() would find nobody signed in and
+    // clear the message.
     showSignin(n === null ? "" : "Signed out everywhere (" + n + (n === 1 ? " session" : " sessions") + " ended).");
   }
 
