@@ -7,7 +7,7 @@ use axum::Router;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{ask, audit, cases, conversations, documents, drafts, evals, health, me, metrics, openai, prompts, State};
+use super::{ask, audit, cases, conversations, documents, drafts, evals, health, me, metrics, oidc, openai, prompts, State};
 
 /// The document.
 #[derive(OpenApi)]
@@ -23,6 +23,7 @@ use super::{ask, audit, cases, conversations, documents, drafts, evals, health, 
         prompts::request_evidence, prompts::list_evidence, prompts::review, evals::list_suites, audit::audit_record, audit::audit_export,
         health::healthz, health::readyz, metrics::metrics,
         openai::chat, openai::models,
+        oidc::config, oidc::login, oidc::callback,
     ),
     components(schemas(super::ErrorBody, super::ErrorDetail, ask::AskRequest, drafts::EmailRequest, drafts::SummarizeRequest,
         prompts::ProposeRequest, prompts::SignRequest, cases::CaseActionRequest, crate::cases::intake::Intake,

@@ -25,6 +25,7 @@
 //!   admin unlocks them; failures are audited coalesced, never one record per
 //!   request.
 
+pub mod oidc;
 pub mod throttle;
 
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};

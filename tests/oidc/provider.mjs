@@ -22,7 +22,8 @@
 // What it issues: the authorization-code flow with PKCE required (S256),
 // `prompt=login` and `max_age` honoured (the step-up of an e-signature), an
 // ID token that always carries `auth_time` and, in the ID token itself,
-// `name`, `email` and the `groups` claim (scope `groups`).
+// `name`, `preferred_username` (the account id), `email` and the `groups`
+// claim (scope `groups`).
 
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
@@ -142,7 +143,7 @@ server.listen(Number(portArg), '127.0.0.1', () => {
     features: { devInteractions: { enabled: false } },
     claims: {
       openid: ['sub'],
-      profile: ['name'],
+      profile: ['name', 'preferred_username'],
       email: ['email', 'email_verified'],
       groups: ['groups'],
     },
@@ -175,6 +176,7 @@ server.listen(Number(portArg), '127.0.0.1', () => {
           return {
             sub,
             name: now.name,
+            preferred_username: now.id,
             email: now.email,
             email_verified: true,
             groups: now.groups || [],
