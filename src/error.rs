@@ -69,7 +69,7 @@ codes! {
     "usage" => B, 400, "the command line does not parse (see `onlabel COMMAND --help`)";
     // Signing in and roles.
     "unauthorized" => D, 401, "no bearer token, or one that was not accepted (the response carries WWW-Authenticate)";
-    "bad_credential" => D, 401, "sign-in failed: unknown user, wrong token, or a disabled user (the message does not say which)";
+    "bad_credential" => D, 401, "sign-in failed: unknown user, wrong token or password, or a disabled user (the message does not say which)";
     "forbidden" => D, 403, "the signed-in user's role may not use this route";
     "permission_denied" => D, 403, "the signed-in user's role may not do this";
     "signature_refused" => D, 403, "an e-signature's password or secret was not accepted";
@@ -78,6 +78,8 @@ codes! {
     "no_credential" => D, 401, "no token was given (ONLABEL_TOKEN unset and no terminal to ask on)";
     "too_many_sign_in_failures" => D, 429, "too many failed sign-ins from this address or for this user; wait for Retry-After";
     "user_locked" => D, 403, "the user is locked after too many failed sign-ins; an admin unlocks it (`onlabel users unlock`)";
+    "weak_password" => B, 400, "a new password is too short, too long, or common / easy to guess; the message says which and how to fix it";
+    "csrf" => D, 403, "a request signed in with the session cookie changes something but lacks the session's `X-CSRF-Token` header";
     // The HTTP request itself.
     "not_found" => B, 404, "no such route, or no such resource at it (eval run, case action, web UI file)";
     "method_not_allowed" => B, 405, "the route exists but not with this method (the Allow header lists the methods)";

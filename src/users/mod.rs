@@ -26,6 +26,8 @@
 //!   request.
 
 pub mod oidc;
+pub mod password;
+pub mod sessions;
 pub mod throttle;
 
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};
@@ -35,6 +37,7 @@ use serde::Serialize;
 
 use crate::store::{self, Store};
 
+pub use sessions::{Method, NewSession, Session, SessionPolicy, Sessions};
 pub use throttle::{Attempt, SignInPolicy};
 
 /// The roles of DESIGN.md.
@@ -92,9 +95,9 @@ pub enum Error {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] store::Error),
-    /// Wrong user id, wrong token, or a disabled user. The message does not
+    /// Wrong user id, wrong token or password, or a disabled user. The message does not
     /// say which, so that it cannot be used to probe for user ids.
-    #[error("sign-in failed for {user:?}: unknown user, wrong token, or disabled")]
+    #[error("sign-in failed for {user:?}: unknown user, wrong token or password, or disabled")]
     BadCredential {
         /// The user id given.
         user: String,
@@ -157,6 +160,20 @@ pub enum Error {
         /// The locked user.
         user: String,
     },
+    /// A new password breaks the [`password`] policy: too short, too long,
+    /// or common / guessable. The reason says which and how to fix it.
+    #[error("password refused: {reason}")]
+    WeakPassword {
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+    /// A session cookie that is unknown, ended (signed out, idle, past its
+    /// absolute limit) or whose user is disabled or locked.
+    #[error("the session is not valid: {reason}; sign in again")]
+    SessionRefused {
+        /// Why, in words a person can act on.
+        reason: String,
+    },
 }
 
 impl Error {
@@ -173,6 +190,8 @@ impl Error {
             Error::Hash(_) => "hash_error",
             Error::Throttled { .. } => "too_many_sign_in_failures",
             Error::Locked { .. } => "user_locked",
+            Error::WeakPassword { .. } => "weak_password",
+            Error::SessionRefused { .. } => "unauthorized",
         }
     }
 
@@ -186,6 +205,7 @@ impl Error {
                 | Error::PermissionDenied { .. }
                 | Error::Throttled { .. }
                 | Error::Locked { .. }
+                | Error::SessionRefused { .. }
         )
     }
 }
@@ -334,10 +354,69 @@ impl<'a> Users<'a> {
     /// Every failure is counted and audited, coalesced ([`throttle`]); a
     /// user's count reaching the policy's `lock_after` locks them.
     pub fn authenticate_from(&self, id: &str, token: &str, attempt: &Attempt) -> Result<User> {
+        let user = self.check_secret(id, attempt, Secret::Token(token))?;
+        // Rows older than migration 5 get their bearer lookup key now.
+        self.store.with_conn(|c| {
+            c.execute("UPDATE users SET token_lookup = ?2 WHERE id = ?1 AND token_lookup IS NULL", params![id, lookup_key(token)])
+        })?;
+        Ok(user)
+    }
+
+    /// Checks `id` + `password` (a browser sign-in, an e-signature), throttled,
+    /// counted and audited exactly like [`Users::authenticate_from`]: a wrong
+    /// password is a failed sign-in, a throttled address or user is refused
+    /// before any check, and a locked user stays locked. A user without a
+    /// password (a service account, a single sign-on user) fails like a
+    /// wrong password (reason `no password`, in the audit log only).
+    pub fn verify_password(&self, id: &str, password: &str, attempt: &Attempt) -> Result<User> {
+        self.check_secret(id, attempt, Secret::Password(password))
+    }
+
+    /// Sets `id`'s password after [`password::check_policy`] (with the user's
+    /// id and name as words it must not lean on). A user sets their own; an
+    /// admin sets anyone's. The user's open sessions end (reason
+    /// `signed_out_everywhere`): whoever knew the old password is signed
+    /// out. Audited (`password_set`, never the password).
+    pub fn set_password(&self, id: &str, new_password: &str, by: &User) -> Result<User> {
+        if by.id != id {
+            by.require(&[Role::Admin], "users set-password (another user's password)")?;
+        }
+        let target = self.get(id)?.ok_or_else(|| Error::NotFound { id: id.to_string() })?;
+        if target.disabled_at.is_some() {
+            return Err(Error::BadInput { field: "ID", reason: format!("{id} is disabled") });
+        }
+        password::check_policy(new_password, &[&target.id, &target.name])?;
+        let hash = password::hash(new_password)?;
         let now = Utc::now();
-        let found: Option<(User, String)> = self.store.with_conn(|c| {
-            c.query_row(&format!("SELECT {COLUMNS}, token_hash FROM users WHERE id = ?1"), [id], |r| {
-                Ok((user(r)?, r.get::<_, String>(TOKEN_HASH)?))
+        self.store.write(|tx| {
+            let path = self.store.path();
+            let sql = |e| store::Error::sqlite(path, e);
+            let had: bool = tx.query_row("SELECT password_hash IS NOT NULL FROM users WHERE id = ?1", [id], |r| r.get(0)).map_err(sql)?;
+            tx.execute("UPDATE users SET password_hash = ?2, password_set_at = ?3 WHERE id = ?1", params![id, hash, stamp(now)])
+                .map_err(sql)?;
+            let ended = sessions::end_all_tx(tx, path, id, sessions::EndReason::SignedOutEverywhere, now)?;
+            let rec = crate::audit::Record::new(&by.id, by.role.as_str(), "password_set")
+                .detail(serde_json::json!({"user": id, "replaced": had, "sessions_ended": ended}));
+            crate::audit::append_tx(tx, &rec, now)?;
+            Ok::<_, Error>(())
+        })?;
+        self.get(id)?.ok_or_else(|| Error::NotFound { id: id.to_string() })
+    }
+
+    /// True when `id` has a password set.
+    pub fn has_password(&self, id: &str) -> Result<bool> {
+        Ok(self
+            .store
+            .with_conn(|c| c.query_row("SELECT password_hash IS NOT NULL FROM users WHERE id = ?1", [id], |r| r.get::<_, bool>(0)).optional())?
+            .unwrap_or(false))
+    }
+
+    /// The one throttled, counted, audited check of a user id and a secret.
+    fn check_secret(&self, id: &str, attempt: &Attempt, secret: Secret<'_>) -> Result<User> {
+        let now = Utc::now();
+        let found: Option<(User, Option<String>)> = self.store.with_conn(|c| {
+            c.query_row(&format!("SELECT {COLUMNS}, {} FROM users WHERE id = ?1", secret.column()), [id], |r| {
+                Ok((user(r)?, r.get::<_, Option<String>>(TOKEN_HASH)?))
             })
             .optional()
         })?;
@@ -364,14 +443,9 @@ impl<'a> Users<'a> {
                 return Err(Error::Locked { user: u.id.clone() });
             }
             Some((u, _)) if u.disabled_at.is_some() => "disabled",
-            Some((_, h)) if !verify_token(token, h) => "wrong token",
-            Some((u, _)) => {
-                // Rows older than migration 5 get their bearer lookup key now.
-                self.store.with_conn(|c| {
-                    c.execute("UPDATE users SET token_lookup = ?2 WHERE id = ?1 AND token_lookup IS NULL", params![id, lookup_key(token)])
-                })?;
-                return Ok(u.clone());
-            }
+            Some((_, None)) => secret.missing(),
+            Some((_, Some(h))) if !secret.verify(h) => secret.wrong(),
+            Some((u, _)) => return Ok(u.clone()),
         };
         throttle::record_failure(self.store, &self.policy, attempt, known, id, reason, now)?;
         Err(Error::BadCredential { user: throttle::bounded(id, 64), reason })
@@ -510,6 +584,43 @@ impl<'a> Users<'a> {
             Ok::<_, Error>(())
         })?;
         Ok(token)
+    }
+}
+
+/// The secret a sign-in checks against its user row.
+#[derive(Clone, Copy)]
+enum Secret<'a> {
+    /// The user's bearer token (`users.token_hash`).
+    Token(&'a str),
+    /// The user's password (`users.password_hash`, NULL without one).
+    Password(&'a str),
+}
+
+impl Secret<'_> {
+    fn column(self) -> &'static str {
+        match self {
+            Secret::Token(_) => "token_hash",
+            Secret::Password(_) => "password_hash",
+        }
+    }
+    fn verify(self, phc: &str) -> bool {
+        match self {
+            Secret::Token(t) => verify_token(t, phc),
+            Secret::Password(p) => password::verify(p, phc),
+        }
+    }
+    /// The audit reason of a failure (one of the code's own words).
+    fn wrong(self) -> &'static str {
+        match self {
+            Secret::Token(_) => "wrong token",
+            Secret::Password(_) => "wrong password",
+        }
+    }
+    fn missing(self) -> &'static str {
+        match self {
+            Secret::Token(_) => "wrong token",
+            Secret::Password(_) => "no password",
+        }
     }
 }
 
@@ -663,6 +774,47 @@ mod tests {
             assert!(actions.iter().any(|x| x == a), "{a} in {actions:?}");
         }
         assert!(crate::audit::Audit::with_store(Store::open(dir.path()).unwrap()).verify(None).unwrap().ok);
+    }
+
+    #[test]
+    fn passwords_are_set_by_self_or_admin_and_checked_like_tokens() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let users = Users::with_policy(&store, policy(3, 5));
+        let (admin, _) = users.add("root", "Ada Admin", Role::Admin, None).unwrap();
+        let (rep, tok) = users.add("r1", "Rep One", Role::Rep, Some(&admin)).unwrap();
+        let (other, _) = users.add("r2", "Rep Two", Role::Rep, Some(&admin)).unwrap();
+        let from = |ip: &str| Attempt::http(Some(ip.parse().unwrap()), "POST", Some("/api/v1/sessions"), "/api/v1/sessions");
+        let pw = "violet tram orbits quietly";
+        // No password yet: fails like a wrong one.
+        let e = users.verify_password("r1", pw, &from("10.0.0.1")).unwrap_err();
+        assert!(matches!(e, Error::BadCredential { reason: "no password", .. }), "{e}");
+        assert!(!users.has_password("r1").unwrap());
+        assert!(users.set_password("r1", pw, &other).unwrap_err().is_denied(), "a rep cannot set another's");
+        assert_eq!(users.set_password("r1", "short", &rep).unwrap_err().code(), "weak_password");
+        users.set_password("r1", pw, &rep).unwrap();
+        assert!(users.has_password("r1").unwrap());
+        assert_eq!(users.verify_password("r1", pw, &from("10.0.0.1")).unwrap().id, "r1");
+        // The token still works, and is not a password.
+        users.authenticate("r1", &tok.0, "test").unwrap();
+        assert!(users.verify_password("r1", &tok.0, &from("10.0.0.1")).is_err());
+        // Wrong passwords count toward the same throttle and lock (the
+        // missing password and the token tried above were failures 1 and 2).
+        let e = users.verify_password("r1", "wrong horse battery", &from("10.0.0.2")).unwrap_err();
+        assert!(matches!(e, Error::BadCredential { reason: "wrong password", .. }), "{e}");
+        assert!(e.to_string().contains("wrong token or password"), "{e}");
+        assert!(matches!(users.verify_password("r1", pw, &from("10.0.0.4")), Err(Error::Throttled { .. })));
+        assert!(matches!(users.verify_password("r1", "nope nope nope", &from("10.0.0.5")), Err(Error::Locked { .. })));
+        assert!(matches!(users.verify_password("r1", pw, &from("10.0.0.6")), Err(Error::Locked { .. })), "a locked user stays locked");
+        users.unlock("r1", &admin).unwrap();
+        users.verify_password("r1", pw, &from("10.0.0.7")).unwrap();
+        // An admin sets anyone's; the password is never stored.
+        users.set_password("r2", "copper lantern drifts eastward", &admin).unwrap();
+        let stored: String = store.with_conn(|c| c.query_row("SELECT password_hash FROM users WHERE id='r1'", [], |r| r.get(0))).unwrap();
+        assert!(stored.starts_with("$argon2id$") && !stored.contains(pw));
+        let actions = audit_actions(&store);
+        assert_eq!(actions.iter().filter(|a| *a == "password_set").count(), 2);
+        assert!(actions.iter().any(|a| a == "user_locked"));
     }
 
     #[test]
