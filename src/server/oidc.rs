@@ -88,7 +88,7 @@ pub async fn login(AxState(st): AxState<State>, Query(q): Query<LoginQuery>, hea
     };
     let step_up = matches!(q.step_up.as_deref(), Some("1" | "true"));
     let return_to = q.return_to.unwrap_or_else(|| "/".into());
-    let cookie = cookie(&headers, crate::server::auth::SESSION_COOKIE);
+    let cookie = cookie(&headers, SESSION_COOKIE);
     let st2 = st.clone();
     let started = tokio::task::spawn_blocking(move || -> Result<oidc::Started, Page> {
         let step = if step_up {
@@ -214,12 +214,23 @@ fn finish(st: &State, sso: &Sso, q: &Callback, browser: Option<&str>, attempt: &
     }
     let new = sessions(st).start(&signed.user, Method::Oidc).map_err(|e| Page::from(Error::Users(e)))?;
     oidc::audit_sign_in(&st.store, &signed, id, new.session.short_id()).map_err(Page::internal)?;
-    Ok(Done { location: verified.return_to, session_cookie: Some(crate::server::auth::session_cookie(&new.cookie, sso.settings().secure_cookies())) })
+    Ok(Done { location: verified.return_to, session_cookie: Some(session_cookie(&new.cookie, sso.settings().secure_cookies())) })
 }
 
 /// The sessions table with the server's policy.
 fn sessions(st: &State) -> Sessions<'_> {
-    Sessions::new(&st.store, st.limits.sessions)
+    // TODO(sess): the server's own session policy once sess's server part lands.
+    let _ = st.limits.sign_in;
+    Sessions::new(&st.store, crate::users::sessions::SessionPolicy::default())
+}
+
+/// The session cookie's name.
+// TODO(sess): use sess's server-side cookie helpers once they land.
+const SESSION_COOKIE: &str = "onlabel_session";
+
+/// The `Set-Cookie` value of a new session.
+fn session_cookie(value: &str, secure: bool) -> String {
+    format!("{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict{}", if secure { "; Secure" } else { "" })
 }
 
 /// The value of cookie `name` in the request's `Cookie` headers.

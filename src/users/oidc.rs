@@ -610,10 +610,12 @@ impl Sso {
             Err(first) => {
                 // The provider may have rotated its keys since discovery: fetch them once more.
                 let client = self.client(true)?;
-                id_token
-                    .claims(&client.id_token_verifier(), &nonce)
+                let verifier = client.id_token_verifier();
+                let claims = id_token
+                    .claims(&verifier, &nonce)
                     .map_err(|_| Error::Token { message: format!("the ID token failed verification: {}", chain(&first)) })?
-                    .clone()
+                    .clone();
+                claims
             }
         };
         let std_name = claims.name().and_then(|n| n.get(None)).map(|n| n.as_str().to_string());
@@ -832,7 +834,7 @@ pub fn sign_in(store: &Store, settings: &Settings, identity: &Identity) -> Resul
     let group = group.to_string();
     let now = Utc::now();
     let path = store.path().to_owned();
-    let outcome = store.write(|tx| {
+    let outcome = store.write(|tx| -> Result<Result<(String, bool, Option<Role>)>> {
         let sql = |e| store::Error::sqlite(&path, e);
         let found: Option<(String, String, String, Option<String>, Option<String>)> = tx
             .query_row(

@@ -85,7 +85,7 @@ async fn idp_login(c: &fantoccini::Client, user: &str, password: &str) -> anyhow
 #[tokio::test]
 async fn browser_oidc_sign_in_then_step_up_to_approve() {
     let _turn = turn().await;
-    let mut w = world();
+    let w = world();
     // alice proposes and submits objection@1; compliance records its eval
     // evidence (the command line: these are not the UI under test).
     let out = w.prompts("alice", &["propose", "objection", "--template", "prompts/objection.j2", "--temperature", "0", "--max-tokens", "80"]);
