@@ -72,7 +72,7 @@ codes! {
     "bad_credential" => D, 401, "sign-in failed: unknown user, wrong token or password, or a disabled user (the message does not say which)";
     "forbidden" => D, 403, "the signed-in user's role may not use this route";
     "permission_denied" => D, 403, "the signed-in user's role may not do this";
-    "signature_refused" => D, 403, "an e-signature's password or secret was not accepted";
+    "signature_refused" => D, 403, "an e-signature was refused: another user's session or name, no password to re-enter, or no fresh single sign-on step-up";
     "self_approval" => D, 403, "the author of a prompt version cannot sign it; another mlr_reviewer must";
     "self_rejection" => D, 403, "the author of a prompt version cannot reject it either; another mlr_reviewer must";
     "no_credential" => D, 401, "no token was given (ONLABEL_TOKEN unset and no terminal to ask on)";

@@ -1,19 +1,64 @@
 //! Writing audit records for inspectors: JSON Lines or CSV, every stored
 //! field including `prev_hash` and `hash`, in the order of the one
-//! declaration of the record ([`Entry`], [`Chained::COLUMNS`]).
+//! declaration of the record ([`Entry`], [`Chained::COLUMNS`]), then the
+//! e-signature manifestation columns ([`MANIFESTATION_COLUMNS`]).
 //!
 //! JSON Lines is exact: each line holds the stored strings, so the chain can
 //! be re-verified outside OnLabel (the README shows how). CSV is for reading:
 //! a cell that a spreadsheet would run as a formula (leading `=`, `+`, `-`,
 //! `@`, TAB or CR) gets a leading `'`, so a CSV cell is not always the stored
 //! value — re-verify from JSON Lines.
+//!
+//! The manifestation columns (21 CFR 11.50: the signer's printed name, the
+//! date and time of signing in UTC, the meaning in words and the reason)
+//! are *derived* from a signature record's stored `detail_json` (its
+//! `signature` object), so an inspector reads them without parsing JSON;
+//! they are not hashed (the chain covers `detail_json` they come from) and
+//! are empty (CSV) or `null` (JSON Lines) on records that are not
+//! signatures. The signed record and its SHA-256 (11.70) are the stored
+//! `prompt_version` and `prompt_sha256` columns of the same row.
 
 use std::io::Write;
 
 use super::{Chained, Entry};
 
-/// The columns of a CSV export, in order (also the JSONL keys): the record's declaration.
-pub const CSV_HEADER: &[&str] = <Entry as Chained>::COLUMNS;
+/// The stored, hashed columns: the record's declaration.
+const STORED: &[&str] = <Entry as Chained>::COLUMNS;
+
+/// The 11.50 manifestation columns after the stored ones: derived from a
+/// signature record's `detail_json`, never hashed (see the module doc).
+pub const MANIFESTATION_COLUMNS: [&str; 4] = ["signature_printed_name", "signature_signed_at_utc", "signature_meaning", "signature_reason"];
+
+const ALL: [&str; STORED.len() + MANIFESTATION_COLUMNS.len()] = header();
+
+/// The columns of a CSV export, in order (also the JSONL keys): the
+/// record's declaration, then [`MANIFESTATION_COLUMNS`].
+pub const CSV_HEADER: &[&str] = &ALL;
+
+const fn header<const N: usize>() -> [&'static str; N] {
+    let mut out = [""; N];
+    let mut i = 0;
+    while i < STORED.len() {
+        out[i] = STORED[i];
+        i += 1;
+    }
+    let mut j = 0;
+    while j < MANIFESTATION_COLUMNS.len() {
+        out[i + j] = MANIFESTATION_COLUMNS[j];
+        j += 1;
+    }
+    out
+}
+
+/// The manifestation of a signature record, in [`MANIFESTATION_COLUMNS`]
+/// order; `None` when `detail_json` holds no signature (the signer's name,
+/// the time and the meaning are all needed).
+pub fn manifestation(e: &Entry) -> Option<[String; 4]> {
+    let detail: serde_json::Value = serde_json::from_str(&e.detail_json).ok()?;
+    let sig = detail.get("signature")?;
+    let text = |k: &str| sig.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    Some([text("signer_name")?, text("signed_at")?, crate::prompts::meaning_words(&text("meaning")?), text("reason").unwrap_or_default()])
+}
 
 /// The leading characters that make a spreadsheet read a cell as a formula
 /// (OWASP's CSV-injection list).
@@ -33,14 +78,25 @@ pub fn write(entries: &[Entry], format: Format, out: &mut dyn Write) -> std::io:
     match format {
         Format::Jsonl => {
             for e in entries {
-                let line = serde_json::to_string(e).map_err(std::io::Error::other)?;
-                writeln!(out, "{line}")?;
+                // The stored fields exactly as serialised, then the derived
+                // manifestation keys appended inside the same object.
+                let stored = serde_json::to_string(e).map_err(std::io::Error::other)?;
+                let body = stored.strip_suffix('}').ok_or_else(|| std::io::Error::other("an audit record did not serialise as an object"))?;
+                let m = manifestation(e);
+                let mut line = body.to_string();
+                for (i, k) in MANIFESTATION_COLUMNS.iter().enumerate() {
+                    let v = m.as_ref().map_or(serde_json::Value::Null, |m| serde_json::Value::from(m[i].as_str()));
+                    line.push_str(&format!(",{}:{v}", serde_json::Value::from(*k)));
+                }
+                writeln!(out, "{line}}}")?;
             }
         }
         Format::Csv => {
             writeln!(out, "{}", CSV_HEADER.join(","))?;
             for e in entries {
-                let row: Vec<String> = e.cells().iter().map(|f| quote(f)).collect();
+                let mut row: Vec<String> = e.cells().iter().map(|f| quote(f)).collect();
+                let m = manifestation(e).unwrap_or_default();
+                row.extend(m.iter().map(|f| quote(f)));
                 writeln!(out, "{}", row.join(","))?;
             }
         }
@@ -100,6 +156,33 @@ mod tests {
             prev_hash: super::super::GENESIS.into(),
             hash: "ab".repeat(32),
         }
+    }
+
+    #[test]
+    fn issue21_3_a_signature_record_exports_its_manifestation_and_others_leave_it_empty() {
+        let mut signed = entry("ok");
+        signed.action = "prompt_approved".into();
+        signed.detail_json = r#"{"signature":{"signer_id":"bob","signer_name":"Bob Reviewer","meaning":"approved for use","reason":"=Matches MLR-1","signed_at":"2026-12-01T09:00:00Z","binding":"x"}}"#.into();
+        let mut rejected = signed.clone();
+        rejected.detail_json = rejected.detail_json.replace("approved for use", "rejected");
+        let plain = entry("plain");
+        let mut csv = Vec::new();
+        write(&[signed.clone(), rejected.clone(), plain.clone()], Format::Csv, &mut csv).unwrap();
+        let csv = String::from_utf8(csv).unwrap();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert!(lines[0].ends_with(",hash,signature_printed_name,signature_signed_at_utc,signature_meaning,signature_reason"), "{}", lines[0]);
+        assert!(lines[1].ends_with(r#""Bob Reviewer","2026-12-01T09:00:00Z","Approved","'=Matches MLR-1""#), "{}", lines[1]);
+        assert!(lines[2].ends_with(r#""Bob Reviewer","2026-12-01T09:00:00Z","Rejected","'=Matches MLR-1""#), "{}", lines[2]);
+        assert!(lines[3].ends_with(r#","","","","""#), "{}", lines[3]);
+        let mut jsonl = Vec::new();
+        write(&[signed.clone(), plain.clone()], Format::Jsonl, &mut jsonl).unwrap();
+        let jsonl = String::from_utf8(jsonl).unwrap();
+        let v: Vec<serde_json::Value> = jsonl.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!((v[0]["signature_printed_name"].as_str(), v[0]["signature_meaning"].as_str()), (Some("Bob Reviewer"), Some("Approved")));
+        assert_eq!((v[0]["signature_signed_at_utc"].as_str(), v[0]["signature_reason"].as_str()), (Some("2026-12-01T09:00:00Z"), Some("=Matches MLR-1")));
+        assert!(v[1]["signature_printed_name"].is_null() && v[1]["signature_meaning"].is_null());
+        // The stored fields are untouched: the record still verifies from the line.
+        assert_eq!(v[0]["detail_json"].as_str(), Some(signed.detail_json.as_str()));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use super::query::copilot_with;
 use super::{eval, products, today, QueryArgs};
 use crate::prompts::live_prompt;
 use crate::server::{Config, Limits};
-use crate::users::SignInPolicy;
+use crate::users::{SessionPolicy, SignInPolicy};
 
 /// Options of `onlabel serve`.
 #[derive(Debug, Args)]
@@ -53,6 +53,16 @@ pub struct ServeArgs {
     /// until an admin runs `onlabel users unlock`.
     #[arg(long, env = "ONLABEL_SIGN_IN_LOCK_AFTER", default_value_t = SignInPolicy::default().lock_after)]
     sign_in_lock_after: u32,
+    /// A browser session with no request for this many seconds ends (sign in again).
+    #[arg(long, env = "ONLABEL_SESSION_IDLE_SECS", default_value_t = SessionPolicy::default().idle_secs)]
+    session_idle: u64,
+    /// A browser session ends this many seconds after sign-in, however active.
+    #[arg(long, env = "ONLABEL_SESSION_ABSOLUTE_SECS", default_value_t = SessionPolicy::default().absolute_secs)]
+    session_absolute: u64,
+    /// Mark the session cookie Secure (sent over https only): set this when
+    /// browsers reach the server through https (a TLS-terminating proxy).
+    #[arg(long, env = "ONLABEL_SECURE_COOKIE")]
+    secure_cookie: bool,
 }
 
 /// Runs the server until SIGINT/SIGTERM; with single sign-on when the
@@ -65,6 +75,8 @@ pub fn run(a: &ServeArgs, data: &std::path::Path, oidc: Option<&crate::users::oi
         .map(crate::users::oidc::Sso::new);
     let sign_in = SignInPolicy { window_secs: a.sign_in_window, throttle_after: a.sign_in_throttle_after, lock_after: a.sign_in_lock_after };
     sign_in.check().map_err(|reason| super::error::Error::BadInput { field: "--sign-in-*", reason })?;
+    let sessions = SessionPolicy { idle_secs: a.session_idle, absolute_secs: a.session_absolute };
+    sessions.check().map_err(|reason| super::error::Error::BadInput { field: "--session-*", reason })?;
     let store = crate::store::Store::open(data)?;
     let root = a.root.clone();
     let prompt_path = a.q.gen.prompt.clone();
@@ -98,6 +110,8 @@ pub fn run(a: &ServeArgs, data: &std::path::Path, oidc: Option<&crate::users::oi
             max_in_flight: a.max_in_flight.max(1),
             max_queued: a.max_queue,
             sign_in,
+            sessions,
+            secure_cookie: a.secure_cookie,
             ..Limits::default()
         },
         eval: Box::new(move |mut task: crate::server::EvalTask| {

@@ -15,7 +15,10 @@
 //!   signer's id and full name, role, UTC time, meaning (`approved for use` /
 //!   `rejected`), reason, and the version's hash, sealed by a `binding` hash
 //!   over all of them ([`Signature::is_bound_to`]) so it cannot be moved to
-//!   another version. The signer re-enters id and token for every signature.
+//!   another version. The signer re-authenticates for every signature: the
+//!   command line re-checks id and token, the server the password or a
+//!   fresh single sign-on step-up ([`Reauth`], on the audit record).
+//!   [`Signature::manifest`] is what a reader sees of it (11.50).
 //! - **Who may sign**: only `mlr_reviewer`, never the version's author —
 //!   neither to approve nor to reject ([`Error::SelfApproval`],
 //!   [`Error::SelfRejection`]).
@@ -346,8 +349,11 @@ impl Version {
     }
 }
 
-/// An e-signature on a version.
-#[derive(Debug, Clone, Serialize)]
+/// An e-signature on a version. Serialised with every stored field and
+/// its [`Manifestation`] (`manifestation`, derived, not stored), so each
+/// JSON that carries a signature — `GET /api/v1/prompts/{id}`, the
+/// approve/reject answer, `prompts show --json` — shows it as 11.50 asks.
+#[derive(Debug, Clone)]
 pub struct Signature {
     /// Row id.
     pub id: i64,
@@ -380,6 +386,65 @@ pub const APPROVED_FOR_USE: &str = "approved for use";
 /// The meaning of a rejection.
 pub const REJECTED: &str = "rejected";
 
+/// The 21 CFR 11.50 manifestation of a signature: what anyone reading the
+/// signed record sees of it — the signer's printed name, the date and time
+/// of signing (UTC; the web UI adds the reader's local time), and the
+/// meaning in words with the signer's reason — next to the SHA-256 of the
+/// signed record it is bound to (11.70). Derived from the stored
+/// signature, so it can never say something the bound record does not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Manifestation {
+    /// The signer's full name as printed (11.50(a)(1)).
+    pub printed_name: String,
+    /// The signer's user id (a name need not be unique).
+    pub signer_id: String,
+    /// When it was signed, UTC, RFC 3339 (11.50(a)(2)).
+    pub signed_at_utc: String,
+    /// The meaning in words: `Approved` or `Rejected` (11.50(a)(3)).
+    pub meaning: String,
+    /// The meaning as stored and bound (`approved for use`, `rejected`).
+    pub meaning_stored: String,
+    /// Why, in the signer's words.
+    pub reason: String,
+    /// The signed record: `name@N`.
+    pub record: String,
+    /// The SHA-256 of the signed record's content (11.70).
+    pub record_sha256: String,
+    /// All of the above in one line, as an export or a page prints it.
+    pub text: String,
+}
+
+/// The meaning of a stored signature meaning in words (`Approved`,
+/// `Rejected`); an unknown one is shown as stored.
+pub fn meaning_words(stored: &str) -> String {
+    match stored {
+        APPROVED_FOR_USE => "Approved".into(),
+        REJECTED => "Rejected".into(),
+        other => other.into(),
+    }
+}
+
+impl Serialize for Signature {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = ser.serialize_struct("Signature", 13)?;
+        st.serialize_field("id", &self.id)?;
+        st.serialize_field("name", &self.name)?;
+        st.serialize_field("version", &self.version)?;
+        st.serialize_field("sha256", &self.sha256)?;
+        st.serialize_field("signer_id", &self.signer_id)?;
+        st.serialize_field("signer_name", &self.signer_name)?;
+        st.serialize_field("signer_role", &self.signer_role)?;
+        st.serialize_field("meaning", &self.meaning)?;
+        st.serialize_field("reason", &self.reason)?;
+        st.serialize_field("signed_at", &self.signed_at)?;
+        st.serialize_field("eval_run_id", &self.eval_run_id)?;
+        st.serialize_field("binding", &self.binding)?;
+        st.serialize_field("manifestation", &self.manifest())?;
+        st.end()
+    }
+}
+
 impl Signature {
     /// The binding hash: SHA-256 over the signed version id, its content hash
     /// and every signature field, as a JSON array (11.70: the signature is
@@ -410,6 +475,27 @@ impl Signature {
     /// `Ada Reviewer (ada) — approved for use — 2026-12-01T09:00:00Z — "reason"`.
     pub fn manifestation(&self) -> String {
         format!("{} ({}) — {} — {} — \"{}\"", self.signer_name, self.signer_id, self.meaning, self.signed_at, self.reason)
+    }
+
+    /// The 11.50 manifestation ([`Manifestation`]).
+    pub fn manifest(&self) -> Manifestation {
+        let meaning = meaning_words(&self.meaning);
+        let when = manifest_time(&self.signed_at);
+        let text = format!(
+            "{meaning} by {} ({}) on {when} — meaning: {meaning} ({}) — reason: \"{}\" — {}@{} sha256 {}",
+            self.signer_name, self.signer_id, self.meaning, self.reason, self.name, self.version, self.sha256
+        );
+        Manifestation {
+            printed_name: self.signer_name.clone(),
+            signer_id: self.signer_id.clone(),
+            signed_at_utc: self.signed_at.clone(),
+            meaning,
+            meaning_stored: self.meaning.clone(),
+            reason: self.reason.clone(),
+            record: format!("{}@{}", self.name, self.version),
+            record_sha256: self.sha256.clone(),
+            text,
+        }
     }
 }
 
@@ -494,12 +580,49 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 pub struct Registry<'a> {
     store: &'a Store,
     root: PathBuf,
+    /// How the signer of the next e-signature proved who they are (on the
+    /// signature's audit record); the caller checked it before signing.
+    reauth: Reauth,
+}
+
+/// How a signer re-authenticated for an e-signature (21 CFR 11.200(a)):
+/// the caller checks the credential, the registry records which one it was
+/// on the signature's audit record (`detail.reauthenticated_with`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reauth {
+    /// The signer's own bearer token, re-entered (the command line:
+    /// `ONLABEL_TOKEN` with `--as`).
+    Token,
+    /// The signer's password, re-entered (`POST …/approve` with `password`).
+    Password,
+    /// A fresh single sign-on step-up (`prompt=login`, `max_age=0`) of the
+    /// signer's own OIDC session, consumed by this signature.
+    OidcStepUp,
+}
+
+impl Reauth {
+    /// `token`, `password` or `oidc_step_up`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reauth::Token => "token",
+            Reauth::Password => "password",
+            Reauth::OidcStepUp => "oidc_step_up",
+        }
+    }
 }
 
 impl<'a> Registry<'a> {
     /// A registry in `store`; `root` is the repository root (source paths are relative to it).
     pub fn new(store: &'a Store, root: &Path) -> Registry<'a> {
-        Registry { store, root: root.to_owned() }
+        Registry { store, root: root.to_owned(), reauth: Reauth::Token }
+    }
+
+    /// The same registry, recording that the signer of its e-signatures
+    /// re-authenticated with `reauth` (default: [`Reauth::Token`], the
+    /// command line's).
+    pub fn reauthenticated_with(mut self, reauth: Reauth) -> Registry<'a> {
+        self.reauth = reauth;
+        self
     }
 
     /// Stores content sent for a proposal (the HTTP `content` field) as
@@ -1046,6 +1169,8 @@ impl<'a> Registry<'a> {
                 "signature": {"signer_id": sig.signer_id, "signer_name": sig.signer_name, "meaning": sig.meaning,
                               "reason": sig.reason, "signed_at": sig.signed_at, "eval_run_id": sig.eval_run_id,
                               "binding": sig.binding},
+                "manifestation": sig.manifest().text,
+                "reauthenticated_with": self.reauth.as_str(),
                 "retired": retired,
             });
             crate::audit::append_tx(tx, &rec, now)?;
@@ -1055,6 +1180,12 @@ impl<'a> Registry<'a> {
         let sig = self.signatures(&id)?.pop().ok_or_else(|| Error::NotFound { id: id.to_string() })?;
         Ok((self.get(&id)?, sig))
     }
+}
+
+/// `2026-12-01T09:00:00Z` → `2026-12-01 09:00:00 UTC` (a stored time
+/// that does not parse is printed as stored).
+fn manifest_time(stored: &str) -> String {
+    DateTime::parse_from_rfc3339(stored).map_or_else(|_| stored.to_string(), |t| t.with_timezone(&Utc).format("%Y-%m-%d %H:%M:%S UTC").to_string())
 }
 
 fn set_state(tx: &Transaction<'_>, path: &Path, v: &Version, from: &[State], to: State, now: DateTime<Utc>) -> Result<()> {
@@ -1183,6 +1314,34 @@ mod tests {
         moved.version = 3;
         moved.sha256 = other.sha256.clone();
         assert!(!moved.is_bound_to(&other), "row rewritten to point at another version");
+    }
+
+    #[test]
+    fn issue21_3_the_manifestation_prints_name_time_meaning_and_reason_bound_to_the_hash() {
+        let s = Signature {
+            id: 1,
+            name: "objection".into(),
+            version: 2,
+            sha256: sha256_hex(b"x"),
+            signer_id: "bob".into(),
+            signer_name: "Bob Reviewer".into(),
+            signer_role: "mlr_reviewer".into(),
+            meaning: REJECTED.into(),
+            reason: "Needs a citation".into(),
+            signed_at: "2026-12-01T09:00:00Z".into(),
+            eval_run_id: None,
+            binding: String::new(),
+        };
+        let m = s.manifest();
+        assert_eq!((m.printed_name.as_str(), m.signed_at_utc.as_str(), m.meaning.as_str(), m.reason.as_str()), ("Bob Reviewer", "2026-12-01T09:00:00Z", "Rejected", "Needs a citation"));
+        assert_eq!((m.record.as_str(), m.record_sha256.as_str()), ("objection@2", s.sha256.as_str()));
+        assert!(m.text.starts_with("Rejected by Bob Reviewer (bob) on 2026-12-01 09:00:00 UTC — meaning: Rejected (rejected) — reason: \"Needs a citation\""), "{}", m.text);
+        assert!(m.text.ends_with(&s.sha256), "{}", m.text);
+        assert_eq!(meaning_words(APPROVED_FOR_USE), "Approved");
+        // Every JSON that carries a signature carries its manifestation, and the stored fields as before.
+        let j = serde_json::to_value(&s).unwrap();
+        assert_eq!(j["manifestation"]["meaning"], "Rejected");
+        assert_eq!((j["meaning"].as_str(), j["signer_name"].as_str(), j["binding"].as_str()), (Some("rejected"), Some("Bob Reviewer"), Some("")));
     }
 
     /// A registry in a scratch root with an admin, two reviewers and a rep,

@@ -1,4 +1,18 @@
-//! Bearer tokens → registry users, and the role each route admits.
+//! Bearer tokens and session cookies → registry users, and the role each
+//! route admits.
+//!
+//! A request is signed in by one of two credentials:
+//!
+//! - `Authorization: Bearer TOKEN` (service accounts, the API, the command
+//!   line): checked as below. When both are present the bearer token wins.
+//! - the session cookie [`COOKIE`] a browser got from `POST /api/v1/sessions`
+//!   ([`crate::users::Sessions`]): the session must be open (not signed out,
+//!   not past its idle or absolute timeout, its user enabled). A cookie is
+//!   sent by the browser on its own, so every request that is not `GET`,
+//!   `HEAD` or `OPTIONS` must also carry the session's CSRF token in
+//!   [`CSRF_HEADER`] (403 `csrf` otherwise): another site can make the
+//!   browser send the cookie, but cannot read the token. `SameSite=Strict`
+//!   on the cookie is the second line of defence.
 //!
 //! A token is checked against its user's argon2id hash once; the check is
 //! then cached by the token's SHA-256 together with the hash it was checked
@@ -21,7 +35,12 @@ use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 
 use super::{ApiError, State};
-use crate::users::{Attempt, Role, User, Users};
+use crate::users::{Attempt, Role, Session, Sessions, User, Users};
+
+/// The session cookie's name.
+pub const COOKIE: &str = "onlabel_session";
+/// The header that carries the session's CSRF token on state-changing requests.
+pub const CSRF_HEADER: &str = "x-csrf-token";
 
 /// Cached bearer checks: token lookup key → (user id, argon2id hash checked).
 #[derive(Default)]
@@ -33,11 +52,19 @@ pub struct TokenCache {
 /// cleared when full; the cost is one argon2 check per active token).
 const CACHE_MAX: usize = 10_000;
 
-/// The signed-in user of a request.
+/// The signed-in user of a request, and their session when the request was
+/// signed in with the session cookie (`None` for a bearer token).
 #[derive(Debug, Clone)]
-pub struct Auth(pub User);
+pub struct Auth(pub User, pub Option<Session>);
 
 impl Auth {
+    /// The browser session this request came with (`None`: a bearer token).
+    /// Its `method` says how the person signed in, `step_up_at` whether they
+    /// re-authenticated lately, `user_id` whose it is.
+    pub fn session(&self) -> Option<&Session> {
+        self.1.as_ref()
+    }
+
     /// 403 unless the user's role is one of `roles`.
     pub fn require(&self, roles: &[Role], what: &str) -> Result<&User, ApiError> {
         if roles.contains(&self.0.role) {
@@ -65,7 +92,12 @@ impl FromRequestParts<State> for Auth {
 
     async fn from_request_parts(parts: &mut Parts, state: &State) -> Result<Auth, ApiError> {
         let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
-            return Err(unauthorized("no token: send `Authorization: Bearer TOKEN` (the token `onlabel users add` printed)"));
+            if let Some(cookie) = session_cookie(&parts.headers) {
+                return from_cookie(parts, state, cookie).await;
+            }
+            return Err(unauthorized(
+                "no token: send `Authorization: Bearer TOKEN` (the token `onlabel users add` printed), or sign in with your user id and password (POST /api/v1/sessions, the web UI's sign-in) for a session cookie",
+            ));
         };
         let token = value
             .to_str()
@@ -81,8 +113,65 @@ impl FromRequestParts<State> for Auth {
             .await
             .map_err(ApiError::internal)??;
         tracing::Span::current().record("user", user.id.as_str());
-        Ok(Auth(user))
+        Ok(Auth(user, None))
     }
+}
+
+/// The value of the [`COOKIE`] cookie among the request's `Cookie` headers.
+pub(crate) fn session_cookie(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| v.trim().to_string())
+}
+
+/// True for methods that change nothing (no CSRF token needed).
+fn is_safe(m: &axum::http::Method) -> bool {
+    matches!(*m, axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS)
+}
+
+/// The sessions of the server's store, ending by its policy.
+pub(crate) fn sessions(state: &State) -> Sessions<'_> {
+    Sessions::new(&state.store, state.limits.sessions)
+}
+
+/// Signs a request in with its session cookie (see the module doc).
+async fn from_cookie(parts: &Parts, state: &State, cookie: String) -> Result<Auth, ApiError> {
+    let attempt = attempt(parts);
+    let st = state.clone();
+    let (user, session) = tokio::task::spawn_blocking(move || {
+        Users::with_policy(&st.store, st.limits.sign_in).gate(&attempt)?;
+        sessions(&st).check(&cookie, chrono::Utc::now())
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(|e| match e {
+        crate::users::Error::SessionRefused { .. } => unauthorized(&format!(
+            "{e} (POST /api/v1/sessions with your user id and password, or the web UI's sign-in)"
+        )),
+        e => e.into(),
+    })?;
+    if !is_safe(&parts.method) {
+        let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+        if !crate::users::sessions::same_secret(sent.trim(), &session.csrf) {
+            let why = if sent.is_empty() { "without the X-CSRF-Token header" } else { "with an X-CSRF-Token that is not this session's" };
+            return Err(ApiError::coded(
+                "csrf",
+                format!(
+                    "{} {} was sent with the session cookie {why}: a request that changes something must carry the session's `csrf` value \
+                     (from POST /api/v1/sessions or GET /api/v1/sessions/current) in X-CSRF-Token; the web UI does this itself — reload the page",
+                    parts.method,
+                    parts.uri.path()
+                ),
+            ));
+        }
+    }
+    tracing::Span::current().record("user", user.id.as_str());
+    Ok(Auth(user, Some(session)))
 }
 
 /// What a failed sign-in of this request records: the peer address, the

@@ -3,15 +3,23 @@
 //! cases they reported); the AE intake of a PV case (`…/intake`); the users a
 //! case may be assigned to (`/api/v1/case-owners`).
 //!
-//! Who may do what:
+//! Who may do what (issue 21.4, "each person sees their own": enforced here,
+//! not only by the UI):
 //!
-//! | route | medical, admin | anyone else signed in |
+//! | route | medical, admin | anyone else signed in (rep, mlr_reviewer, compliance) |
 //! | --- | --- | --- |
 //! | `GET /api/v1/cases` | every case (`mine=true`: the ones they reported) | only the cases they reported |
-//! | `GET /api/v1/cases/{id}` | yes | 403 |
-//! | `POST /api/v1/cases/{id}/{action}` | yes | 403 |
-//! | `GET`/`PUT /api/v1/cases/{id}/intake` | yes | the case's reporter only (403 otherwise, whether or not the case exists) |
+//! | `GET /api/v1/cases/{id}` | yes | the case's reporter only, without its audit references; 404 `not_found` otherwise |
+//! | `POST /api/v1/cases/{id}/{action}` | yes | 403 (by role, before the id is looked at) |
+//! | `GET`/`PUT /api/v1/cases/{id}/intake` | yes | the case's reporter only; 404 `not_found` otherwise |
 //! | `GET /api/v1/case-owners` | yes | 403 |
+//!
+//! Another person's case answers exactly as a case that does not exist
+//! (404, code `not_found`, the same message), never 403: a rep cannot learn
+//! which case ids exist by probing them. Compliance reads what happened to
+//! every case in the audit log (`/api/v1/audit…`, compliance and admin), not
+//! here. A rep's visits and Medical requests follow the same rule
+//! ([`super::conversations`]: their owner only, 404 for anyone else).
 
 use axum::extract::State as AxState;
 use axum::http::StatusCode;
@@ -30,6 +38,9 @@ use crate::cases::{Case, CaseFilter, CaseKind, CaseSort, CaseState, StoredIntake
 
 /// Most cases one list answer holds.
 pub const MAX_LIST: usize = 1000;
+
+/// Most characters of a case id echoed back in a not-found message.
+pub const MAX_ID_ECHO: usize = 64;
 
 /// The routes of this file.
 pub fn routes() -> Router<State> {
@@ -130,26 +141,32 @@ fn merge(into: &mut Value, from: Value) {
 }
 
 /// One case with its history, its PV facts (intake, minimum criteria,
-/// day 0), every intake version and the audit records that carry its id.
+/// day 0), every intake version and (Medical, admin) the audit records that
+/// carry its id. Medical and admin read any case; anyone else only a case
+/// they reported (404 `not_found` for another's, as for a missing one).
 #[utoipa::path(get, path = "/api/v1/cases/{id}", tag = "medical", security(("bearer" = [])),
     params(("id" = String, Path)),
-    responses((status = 200, description = "{case, history, intake, intake_version, intake_prefilled, valid_case, day0, intake_versions, audit}"), (status = 404, body = super::ErrorBody)))]
+    responses((status = 200, description = "{case, history, intake, intake_version, intake_prefilled, valid_case, day0, intake_versions, audit} (audit: null for the reporter)"),
+        (status = 404, description = "no such case, or not one the caller may see", body = super::ErrorBody)))]
 pub async fn show_case(AxState(st): AxState<State>, auth: Auth, UrlPath(id): UrlPath<String>) -> Result<Response, ApiError> {
-    auth.require(MEDICAL, "reading a case")?;
-    // The same code as a case action on a missing case (`case_not_found`, from the cases module).
-    let c = st.cases.get(&id)?.ok_or_else(|| crate::cases::Error::NotFound { id: id.clone() })?;
+    let worker = MEDICAL.contains(&auth.0.role);
+    let c = visible_case(&st, &auth, &id)?;
     let versions = st.cases.intake_versions(&c.id)?;
-    let mut out = json!({"history": st.cases.history(&c.id)?, "audit": st.cases.audit_refs(&c.id)?});
+    // The audit references are Medical's and compliance's reading, not the reporter's.
+    let audit = if worker { serde_json::to_value(st.cases.audit_refs(&c.id)?).unwrap_or(Value::Null) } else { Value::Null };
+    let mut out = json!({"history": st.cases.history(&c.id)?, "audit": audit});
     merge(&mut out, pv_facts(&c, versions.last()));
     out["intake_versions"] = serde_json::to_value(&versions).unwrap_or(Value::Null);
     out["case"] = serde_json::to_value(&c).unwrap_or(Value::Null);
     Ok(json(out))
 }
 
-/// The case, if the caller may see and edit its intake: Medical and admin
-/// always; anyone else only as the case's reporter (403 otherwise, for a
-/// case that does not exist too, so ids cannot be probed).
-fn intake_case(st: &State, auth: &Auth, id: &str) -> Result<Case, ApiError> {
+/// The case `id`, if the caller may see it: Medical and admin any case
+/// (a missing one is `case_not_found`, as for a case action); anyone else
+/// only a case they reported — another's case, or one that does not exist,
+/// is the same 404 `not_found` with the same message, so ids cannot be
+/// probed.
+fn visible_case(st: &State, auth: &Auth, id: &str) -> Result<Case, ApiError> {
     let user = &auth.0;
     let case = st.cases.get(id)?;
     if MEDICAL.contains(&user.role) {
@@ -158,9 +175,9 @@ fn intake_case(st: &State, auth: &Auth, id: &str) -> Result<Case, ApiError> {
     match case {
         Some(c) if c.reporter.trim() == user.id => Ok(c),
         _ => Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            format!("{} is signed in as {}; a case's intake is for the rep who reported it or Medical", user.id, user.role.as_str()),
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no case {:?} among the cases you reported (My reports lists them)", id.trim().chars().take(MAX_ID_ECHO).collect::<String>()),
         )),
     }
 }
@@ -170,10 +187,11 @@ fn intake_case(st: &State, auth: &Auth, id: &str) -> Result<Case, ApiError> {
 /// reporter, medical, admin).
 #[utoipa::path(get, path = "/api/v1/cases/{id}/intake", tag = "medical", security(("bearer" = [])),
     params(("id" = String, Path)),
-    responses((status = 200, description = "{case, intake, intake_version, intake_prefilled, valid_case, day0}"), (status = 403, body = super::ErrorBody),
-        (status = 404, body = super::ErrorBody), (status = 409, description = "not a PV case", body = super::ErrorBody)))]
+    responses((status = 200, description = "{case, intake, intake_version, intake_prefilled, valid_case, day0}"),
+        (status = 404, description = "no such case, or not one the caller reported (Medical and admin see every case)", body = super::ErrorBody),
+        (status = 409, description = "not a PV case", body = super::ErrorBody)))]
 pub async fn show_intake(AxState(st): AxState<State>, auth: Auth, UrlPath(id): UrlPath<String>) -> Result<Response, ApiError> {
-    let c = intake_case(&st, &auth, &id)?;
+    let c = visible_case(&st, &auth, &id)?;
     if c.kind != CaseKind::Pharmacovigilance {
         return Err(crate::cases::Error::NotPharmacovigilance { id: c.id }.into());
     }
@@ -196,9 +214,9 @@ fn summary(c: &Case) -> Value {
 #[utoipa::path(put, path = "/api/v1/cases/{id}/intake", tag = "medical", security(("bearer" = [])), request_body = Intake,
     params(("id" = String, Path)),
     responses((status = 200, description = "{case, intake, intake_version, valid_case, day0}"), (status = 400, body = super::ErrorBody),
-        (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 409, description = "not a PV case, or closed", body = super::ErrorBody)))]
+        (status = 404, description = "no such case, or not one the caller reported", body = super::ErrorBody), (status = 409, description = "not a PV case, or closed", body = super::ErrorBody)))]
 pub async fn put_intake(AxState(st): AxState<State>, auth: Auth, UrlPath(id): UrlPath<String>, RawBody(body): RawBody) -> Result<Response, ApiError> {
-    let c = intake_case(&st, &auth, &id)?;
+    let c = visible_case(&st, &auth, &id)?;
     if c.kind != CaseKind::Pharmacovigilance {
         return Err(crate::cases::Error::NotPharmacovigilance { id: c.id }.into());
     }

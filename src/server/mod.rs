@@ -28,6 +28,7 @@
 //! | file | routes |
 //! | --- | --- |
 //! | `me.rs` | `GET /api/v1/me`, `GET /api/v1/products` (and the product check) |
+//! | `sessions.rs` | `POST/DELETE /api/v1/sessions`, `GET /api/v1/sessions/current`, `POST /api/v1/sessions/end-all`: password sign-in, session cookies |
 //! | `ask.rs` | `POST /api/v1/ask` (JSON or an event stream) |
 //! | `conversations.rs` | `GET /api/v1/conversations…`, `/api/v1/medical-requests…`: a rep's visits and Medical requests |
 //! | `drafts.rs` | `POST /api/v1/email`, `POST /api/v1/summarize` |
@@ -62,6 +63,7 @@ pub mod oidc;
 mod openai;
 pub mod openapi;
 mod prompts;
+mod sessions;
 mod ui;
 mod work;
 
@@ -103,6 +105,11 @@ pub struct Limits {
     /// Failed sign-ins per client address / user before `429` + `Retry-After`,
     /// and per user before the user is locked.
     pub sign_in: crate::users::SignInPolicy,
+    /// When browser sessions end (idle and absolute timeouts).
+    pub sessions: crate::users::SessionPolicy,
+    /// Mark the session cookie `Secure` (browsers then send it over https
+    /// only): set when clients reach the server through https.
+    pub secure_cookie: bool,
 }
 
 impl Default for Limits {
@@ -115,6 +122,8 @@ impl Default for Limits {
             max_in_flight: 16,
             max_queued: 64,
             sign_in: crate::users::SignInPolicy::default(),
+            sessions: crate::users::SessionPolicy::default(),
+            secure_cookie: false,
         }
     }
 }
@@ -252,6 +261,7 @@ impl AppState {
 pub fn router(state: State) -> Router {
     let limits = state.limits.clone();
     let api = me::routes()
+        .merge(sessions::routes())
         .merge(ask::routes())
         .merge(conversations::routes())
         .merge(drafts::routes())

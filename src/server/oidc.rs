@@ -31,7 +31,8 @@ use serde::Deserialize;
 
 use super::{ApiError, AppState, State};
 use crate::users::oidc::{self, Callback, Error, Sso, StepUp};
-use crate::users::sessions::{Method, Sessions};
+use super::auth::sessions;
+use crate::users::sessions::Method;
 use crate::users::{Attempt, Users};
 
 /// The cookie that ties a callback to the browser that started the flow.
@@ -88,7 +89,7 @@ pub async fn login(AxState(st): AxState<State>, Query(q): Query<LoginQuery>, hea
     };
     let step_up = matches!(q.step_up.as_deref(), Some("1" | "true"));
     let return_to = q.return_to.unwrap_or_else(|| "/".into());
-    let cookie = cookie(&headers, SESSION_COOKIE);
+    let cookie = super::auth::session_cookie(&headers);
     let st2 = st.clone();
     let started = tokio::task::spawn_blocking(move || -> Result<oidc::Started, Page> {
         let step = if step_up {
@@ -119,7 +120,7 @@ pub async fn login(AxState(st): AxState<State>, Query(q): Query<LoginQuery>, hea
     match started {
         Ok(Ok(s)) => {
             let mut r = (StatusCode::SEE_OTHER, [(header::LOCATION, s.url), (header::CACHE_CONTROL, "no-store".into())]).into_response();
-            let secure = if st.oidc.as_ref().is_some_and(|o| o.settings().secure_cookies()) { "; Secure" } else { "" };
+            let secure = if st.limits.secure_cookie || st.oidc.as_ref().is_some_and(|o| o.settings().secure_cookies()) { "; Secure" } else { "" };
             let ttl = st.oidc.as_ref().map_or(600, |o| o.settings().flow_ttl.num_seconds());
             let c = format!("{FLOW_COOKIE}={}; Path=/auth/oidc; Max-Age={ttl}; HttpOnly; SameSite=Lax{secure}", s.browser);
             if let Ok(v) = HeaderValue::from_str(&c) {
@@ -157,7 +158,7 @@ pub async fn callback(AxState(st): AxState<State>, Query(q): Query<Callback>, pa
     let mut r = match done {
         Ok(Ok(Done { location, session_cookie })) => {
             let mut r = (StatusCode::SEE_OTHER, [(header::LOCATION, location), (header::CACHE_CONTROL, "no-store".into())]).into_response();
-            if let Some(c) = session_cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            if let Some(c) = session_cookie {
                 r.headers_mut().append(header::SET_COOKIE, c);
             }
             r
@@ -173,7 +174,7 @@ pub async fn callback(AxState(st): AxState<State>, Query(q): Query<Callback>, pa
 /// Where the callback sends the browser, and the session cookie it sets.
 struct Done {
     location: String,
-    session_cookie: Option<String>,
+    session_cookie: Option<HeaderValue>,
 }
 
 /// The callback's work (blocking): verify, map, create or update the user,
@@ -214,24 +215,11 @@ fn finish(st: &State, sso: &Sso, q: &Callback, browser: Option<&str>, attempt: &
     }
     let new = sessions(st).start(&signed.user, Method::Oidc).map_err(|e| Page::from(Error::Users(e)))?;
     oidc::audit_sign_in(&st.store, &signed, id, new.session.short_id()).map_err(Page::internal)?;
-    Ok(Done { location: verified.return_to, session_cookie: Some(session_cookie(&new.cookie, sso.settings().secure_cookies())) })
+    let set = super::sessions::set_cookie(st, &new).map_err(|e| Page::internal(format!("{:?}", e.code())))?;
+    Ok(Done { location: verified.return_to, session_cookie: Some(set) })
 }
 
-/// The sessions table with the server's policy.
-fn sessions(st: &State) -> Sessions<'_> {
-    // TODO(sess): the server's own session policy once sess's server part lands.
-    let _ = st.limits.sign_in;
-    Sessions::new(&st.store, crate::users::sessions::SessionPolicy::default())
-}
 
-/// The session cookie's name.
-// TODO(sess): use sess's server-side cookie helpers once they land.
-const SESSION_COOKIE: &str = "onlabel_session";
-
-/// The `Set-Cookie` value of a new session.
-fn session_cookie(value: &str, secure: bool) -> String {
-    format!("{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict{}", if secure { "; Secure" } else { "" })
-}
 
 /// The value of cookie `name` in the request's `Cookie` headers.
 fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {

@@ -4,10 +4,10 @@
 
 use axum::routing::get;
 use axum::Router;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{ask, audit, cases, conversations, documents, drafts, evals, health, me, metrics, oidc, openai, prompts, State};
+use super::{ask, audit, cases, conversations, documents, drafts, evals, health, me, metrics, oidc, openai, prompts, sessions, State};
 
 /// The document.
 #[derive(OpenApi)]
@@ -23,11 +23,13 @@ use super::{ask, audit, cases, conversations, documents, drafts, evals, health, 
         prompts::request_evidence, prompts::list_evidence, prompts::review, evals::list_suites, audit::audit_record, audit::audit_export,
         health::healthz, health::readyz, metrics::metrics,
         openai::chat, openai::models,
+        sessions::sign_in, sessions::current, sessions::sign_out, sessions::end_all,
         oidc::config, oidc::login, oidc::callback,
     ),
     components(schemas(super::ErrorBody, super::ErrorDetail, ask::AskRequest, drafts::EmailRequest, drafts::SummarizeRequest,
         prompts::ProposeRequest, prompts::SignRequest, cases::CaseActionRequest, crate::cases::intake::Intake,
-        conversations::ConfirmRequest, conversations::Contact, conversations::DismissRequest, evals::EvalRequest, openai::ChatRequest, openai::Message)),
+        conversations::ConfirmRequest, conversations::Contact, conversations::DismissRequest, evals::EvalRequest, openai::ChatRequest, openai::Message,
+        sessions::SignInRequest, sessions::SessionBody, sessions::SessionUser, sessions::EndAllBody)),
     modifiers(&Bearer),
 )]
 pub struct ApiDoc;
@@ -38,6 +40,9 @@ impl Modify for Bearer {
     fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
         let c = doc.components.get_or_insert_with(Default::default);
         c.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+        // The browser's session cookie (POST /api/v1/sessions); with it, a
+        // request that changes something also sends X-CSRF-Token.
+        c.add_security_scheme("session", SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(super::auth::COOKIE))));
     }
 }
 

@@ -14,8 +14,8 @@ use utoipa::ToSchema;
 
 use super::auth::{Auth, SignInAttempt, AUTHORS, EVIDENCE, PROMPT_READERS, SIGNERS};
 use super::{json, ApiError, Body, Query, State, UrlPath};
-use crate::prompts::{Kind, Registry, State as VersionState, Thresholds, VersionId};
-use crate::users::Users;
+use crate::prompts::{Kind, Reauth, Registry, State as VersionState, Thresholds, VersionId};
+use crate::users::{Method, Users};
 
 /// The routes of this file.
 pub fn routes() -> Router<State> {
@@ -202,38 +202,119 @@ pub async fn submit(AxState(st): AxState<State>, auth: Auth, UrlPath(id): UrlPat
     Ok(json(reg.submit(&version_id(&id)?, &user)?))
 }
 
-/// An e-signature: the reason (its meaning is the route's) and the signer's
-/// own token again (21 CFR 11.200: a signature re-enters the credential).
+/// How long a single sign-on step-up (`GET /auth/oidc/login?step_up=1`)
+/// stays good for one e-signature: taken within this, and consumed by it.
+pub const STEP_UP_WITHIN: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
+/// An e-signature (21 CFR 11.50, 11.200): the reason — its meaning is the
+/// route's (`approve`: Approved, `reject`: Rejected) — and the signer
+/// re-authenticating, in the request's own session or with their own
+/// token: their password, or (a single sign-on session) nothing, when the
+/// session re-authenticated with the identity provider within
+/// [`STEP_UP_WITHIN`] (consumed by this signature, whatever its outcome).
+///
+/// Who signs is always the request's own user. A request is refused (403
+/// `signature_refused`) when it names another signer (`signer`), when its
+/// session belongs to someone else, or when the user has no way to
+/// re-authenticate here (no password, no fresh step-up). A wrong password
+/// is a failed sign-in (401 `bad_credential`, counted by the throttle, a
+/// locked user stays locked). The bearer token re-entered as `secret` no
+/// longer signs over HTTP (400): it is something a machine stores, not
+/// something the signer knows; the command line keeps signing with the
+/// token (`ONLABEL_TOKEN` and `--as`).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignRequest {
-    /// Why.
+    /// Why, in the signer's words (recorded and shown with the signature).
     pub reason: String,
-    /// The signer's token.
-    pub secret: String,
+    /// The signer's password, re-entered for this signature.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// The signer's user id as they state it (optional; `as` is the same):
+    /// must be the request's own user.
+    #[serde(default, alias = "as")]
+    pub signer: Option<String>,
+    /// Retired (issue 21): the bearer token re-entered. Refused with 400;
+    /// send `password` (or take a single sign-on step-up) instead.
+    #[serde(default)]
+    pub secret: Option<String>,
 }
 
-fn signer(st: &State, auth: &Auth, attempt: &crate::users::Attempt, r: &SignRequest, what: &str) -> Result<crate::users::User, ApiError> {
-    let user = auth.require(SIGNERS, what)?;
+fn refused(message: String) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, "signature_refused", message)
+}
+
+/// The signer of a request and how they re-authenticated, or why not.
+fn signer(st: &State, auth: &Auth, attempt: &crate::users::Attempt, r: &SignRequest, what: &str) -> Result<(crate::users::User, Reauth), ApiError> {
+    let user = auth.require(SIGNERS, what)?.clone();
     if r.reason.trim().is_empty() {
         return Err(ApiError::bad("empty", "reason is empty: an e-signature states why"));
     }
-    match Users::with_policy(&st.store, st.limits.sign_in).authenticate_from(&user.id, r.secret.trim(), attempt) {
-        Ok(u) => Ok(u),
-        Err(crate::users::Error::BadCredential { .. }) => Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "signature_refused",
-            format!("the e-signature was refused: `secret` must be {}'s own token", user.id),
-        )),
-        Err(e) => Err(e.into()),
+    // The signature is the request's own user's, in their own session or with their own token.
+    if let Some(named) = r.signer.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        if named != user.id {
+            return Err(refused(format!(
+                "this request is signed in as {}; {named:?} signs only in their own session, re-entering their own password",
+                user.id
+            )));
+        }
     }
+    let session = auth.session();
+    if let Some(s) = session {
+        if s.user_id != user.id {
+            return Err(refused(format!("the session is not {}'s own: sign in as yourself to sign", user.id)));
+        }
+    }
+    if r.secret.is_some() {
+        return Err(ApiError::bad(
+            "bad_input",
+            "secret: the token no longer signs over HTTP; re-enter your password in `password` (or re-authenticate with single sign-on); the command line still signs with ONLABEL_TOKEN",
+        ));
+    }
+    let users = Users::with_policy(&st.store, st.limits.sign_in);
+    if let Some(pw) = r.password.as_deref().filter(|p| !p.is_empty()) {
+        if !users.has_password(&user.id)? {
+            return Err(refused(format!(
+                "{} has no password to sign with: ask an admin to set one (`onlabel users set-password`){}, or sign on the command line",
+                user.id,
+                if session.is_some_and(|s| s.method == Method::Oidc) { ", re-authenticate with single sign-on" } else { "" }
+            )));
+        }
+        return match users.verify_password(&user.id, pw, attempt) {
+            Ok(u) if u.id == user.id => Ok((u, Reauth::Password)),
+            Ok(_) => Err(refused(format!("the password did not verify {}", user.id))),
+            Err(crate::users::Error::BadCredential { .. }) => Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "bad_credential",
+                format!("the password is not {}'s: nothing was signed (a wrong password counts as a failed sign-in)", user.id),
+            )),
+            Err(e) => Err(e.into()),
+        };
+    }
+    if let Some(s) = session.filter(|s| s.method == Method::Oidc) {
+        if super::auth::sessions(st).take_step_up(&s.id, STEP_UP_WITHIN)? {
+            return Ok((user, Reauth::OidcStepUp));
+        }
+        return Err(refused(format!(
+            "re-authenticate with single sign-on first (GET /auth/oidc/login?step_up=1), then sign within {} minutes; each re-authentication signs once",
+            STEP_UP_WITHIN.as_secs() / 60
+        )));
+    }
+    Err(ApiError::bad("empty", "password is empty: an e-signature re-enters the signer's password (21 CFR 11.200)"))
 }
 
-/// Approves a version in review (an mlr_reviewer who is not its author); the
-/// copilot runs it from the next question when it is a prompt.
+/// Approves a version in review (an mlr_reviewer who is not its author), an
+/// e-signature whose meaning is Approved ([`SignRequest`]: the signer
+/// re-enters their password or took a fresh single sign-on step-up); the
+/// copilot runs it from the next question when it is a prompt. The answer's
+/// `signature.manifestation` is what 11.50 asks to show.
 #[utoipa::path(post, path = "/api/v1/prompts/{id}/approve", tag = "mlr", security(("bearer" = [])), request_body = SignRequest,
     params(("id" = String, Path, description = "NAME@N")),
-    responses((status = 200, description = "{version, signature}"), (status = 403, body = super::ErrorBody), (status = 409, description = "no eval evidence, or not in review", body = super::ErrorBody)))]
+    responses((status = 200, description = "{version, signature} (signature.manifestation: printed name, UTC time, meaning, reason, record SHA-256)"),
+        (status = 400, description = "empty reason or password, or the retired `secret`", body = super::ErrorBody),
+        (status = 401, description = "wrong password (a failed sign-in)", body = super::ErrorBody),
+        (status = 403, description = "not a signer, the author, another user's session or name, no password and no fresh step-up", body = super::ErrorBody),
+        (status = 409, description = "no eval evidence, or not in review", body = super::ErrorBody)))]
 pub async fn approve(
     AxState(st): AxState<State>,
     auth: Auth,
@@ -241,10 +322,10 @@ pub async fn approve(
     UrlPath(id): UrlPath<String>,
     Body(r): Body<SignRequest>,
 ) -> Result<Response, ApiError> {
-    let user = signer(&st, &auth, &attempt, &r, "prompts approve (e-signature)")?;
+    let (user, how) = signer(&st, &auth, &attempt, &r, "prompts approve (e-signature)")?;
     let id = version_id(&id)?;
     let t = Thresholds::read(&st.thresholds)?;
-    let reg = Registry::new(&st.store, &st.root);
+    let reg = Registry::new(&st.store, &st.root).reauthenticated_with(how);
     let (v, s) = reg.approve(&id, &r.reason, &user, &t)?;
     reload_prompt(&st, &v);
     Ok(json(json!({"version": v, "signature": s})))
@@ -285,9 +366,14 @@ fn reload_prompt(st: &State, v: &crate::prompts::Version) {
     }
 }
 
-/// Rejects a version in review (an mlr_reviewer who is not its author).
+/// Rejects a version in review (an mlr_reviewer who is not its author), an
+/// e-signature whose meaning is Rejected, re-authenticated as for approve.
 #[utoipa::path(post, path = "/api/v1/prompts/{id}/reject", tag = "mlr", security(("bearer" = [])), request_body = SignRequest,
-    params(("id" = String, Path, description = "NAME@N")), responses((status = 200, description = "{version, signature}"), (status = 403, body = super::ErrorBody)))]
+    params(("id" = String, Path, description = "NAME@N")),
+    responses((status = 200, description = "{version, signature} (signature.manifestation as for approve)"),
+        (status = 400, description = "empty reason or password, or the retired `secret`", body = super::ErrorBody),
+        (status = 401, description = "wrong password (a failed sign-in)", body = super::ErrorBody),
+        (status = 403, description = "as for approve", body = super::ErrorBody)))]
 pub async fn reject(
     AxState(st): AxState<State>,
     auth: Auth,
@@ -295,8 +381,8 @@ pub async fn reject(
     UrlPath(id): UrlPath<String>,
     Body(r): Body<SignRequest>,
 ) -> Result<Response, ApiError> {
-    let user = signer(&st, &auth, &attempt, &r, "prompts reject (e-signature)")?;
-    let reg = Registry::new(&st.store, &st.root);
+    let (user, how) = signer(&st, &auth, &attempt, &r, "prompts reject (e-signature)")?;
+    let reg = Registry::new(&st.store, &st.root).reauthenticated_with(how);
     let (v, s) = reg.reject(&version_id(&id)?, &r.reason, &user)?;
     Ok(json(json!({"version": v, "signature": s})))
 }

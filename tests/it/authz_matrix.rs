@@ -144,6 +144,11 @@ pub fn world() -> &'static World {
                 users.disable(&format!("m-{role}-disabled"), &admin).unwrap();
                 lock(&store, &format!("m-{role}-locked"));
             }
+            // Issue 21.3: the signers re-enter a password (`{password}` in a row's body).
+            for id in ["m-mlr_reviewer", "m-author"] {
+                let me = users.get(id).unwrap().unwrap();
+                users.set_password(id, crate::esign::PASSWORD, &me).unwrap();
+            }
         }
         let app = app(&data, &index, &repo, Limits::default());
         World { _dir: dir, data, repo, index, store, tokens, app, next: AtomicU32::new(1) }
@@ -226,7 +231,7 @@ impl World {
 
     /// `s` with the cell's placeholders filled.
     fn fill(&self, s: &str, user: &str, secret: &str) -> String {
-        let mut out = s.replace("{user}", user).replace("{secret}", secret).replace("{index}", self.index.to_str().unwrap());
+        let mut out = s.replace("{user}", user).replace("{secret}", secret).replace("{password}", crate::esign::PASSWORD).replace("{index}", self.index.to_str().unwrap());
         for (key, make) in [
             ("{draft}", &(|w: &World| w.version(false)) as &dyn Fn(&World) -> String),
             ("{review}", &|w: &World| w.version(true)),
@@ -580,7 +585,7 @@ fn probe_row7_the_author_can_neither_approve_nor_reject_over_http() {
     let id = w.version(true);
     let author = &w.tokens["m-author"];
     for (action, code) in [("approve", "self_approval"), ("reject", "self_rejection")] {
-        let body = json!({"reason": "mine", "secret": author}).to_string();
+        let body = json!({"reason": "mine", "password": crate::esign::PASSWORD}).to_string();
         let r = call(&w.app, "POST", &format!("/api/v1/prompts/{id}/{action}"), Some(author), Some(&body), w.addr());
         assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, code), "{action}: {}", r.body);
     }
@@ -621,4 +626,64 @@ fn find_key(v: &Value, key: &str) -> Option<Value> {
         Value::Array(a) => a.iter().find_map(|x| find_key(x, key)),
         _ => None,
     }
+}
+
+// ------------------------------- issue 21.4: rep A reading rep B's case --
+
+/// Issue 21.4, "each person sees their own": rep B (`m-target`) reports a
+/// case; every other role's user reads it on every case route. Rep A, an
+/// MLR reviewer and compliance get exactly what a case that does not exist
+/// gets (404 `not_found`); working it is Medical's (403 by role); Medical
+/// and admin read it; rep B reads their own.
+#[test]
+fn authz_matrix_rep_a_reading_rep_b_case() {
+    let w = world();
+    let case = onlabel::cases::CaseStore::open(&w.data)
+        .unwrap()
+        .open_case(onlabel::cases::NewCase {
+            kind: onlabel::cases::CaseKind::Pharmacovigilance,
+            product: Some("zentravia".into()),
+            question: "Rep B's patient got a rash.".into(),
+            reporter: "m-target".into(),
+            hcp: Some("Dr. Lee".into()),
+            patient: None,
+            suspect_product: Some("zentravia".into()),
+            event: Some("rash".into()),
+            flags_json: "[]".into(),
+            now: chrono::Utc::now(),
+        })
+        .unwrap()
+        .id;
+    let intake = r#"{"patient": {"sex": "female"}}"#;
+    // (route, body, [rep A, mlr_reviewer, compliance, medical, admin, rep B (the reporter)])
+    let rows: [(&str, String, Option<&str>, [u16; 6]); 4] = [
+        ("GET", format!("/api/v1/cases/{case}"), None, [404, 404, 404, 200, 200, 200]),
+        ("GET", format!("/api/v1/cases/{case}/intake"), None, [404, 404, 404, 200, 200, 200]),
+        ("PUT", format!("/api/v1/cases/{case}/intake"), Some(intake), [404, 404, 404, 200, 200, 200]),
+        ("POST", format!("/api/v1/cases/{case}/triage"), Some("{}"), [403, 403, 403, 200, 409, 403]),
+    ];
+    let who = ["m-rep", "m-mlr_reviewer", "m-compliance", "m-medical", "m-admin", "m-target"];
+    let mut failures = Vec::new();
+    for (method, path, body, want) in &rows {
+        let missing = path.replace(&case, "PV-2026-999999");
+        for (user, want) in who.iter().zip(want) {
+            let r = call(&w.app, method, path, Some(&w.tokens[*user]), *body, w.addr());
+            if r.status.as_u16() != *want {
+                failures.push(format!("{method} {path} as {user}: expected {want}, got {} {}", r.status, r.body));
+            }
+            if *want == 404 {
+                // Indistinguishable from a case that does not exist, but for the id.
+                let m = call(&w.app, method, &missing, Some(&w.tokens[*user]), *body, w.addr());
+                let words = |r: &Resp, id: &str| (r.status, r.code().to_string(), r.body["error"]["message"].as_str().unwrap_or_default().replace(id, "ID"));
+                if r.code() != "not_found" || words(&r, &case) != words(&m, "PV-2026-999999") {
+                    failures.push(format!("{method} {path} as {user}: {} differs from a missing case's {}", r.body, m.body));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // Rep A's list never holds rep B's case; Medical's queue does.
+    let listed = |user: &str| call(&w.app, "GET", "/api/v1/cases?mine=false&limit=1000", Some(&w.tokens[user]), None, w.addr()).body.to_string();
+    assert!(!listed("m-rep").contains(&case) && !listed("m-compliance").contains(&case), "another rep's case is listed");
+    assert!(listed("m-medical").contains(&case) && listed("m-target").contains(&case));
 }

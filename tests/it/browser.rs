@@ -548,6 +548,8 @@ async fn browser_reviewer_approves_a_prompt_version_with_an_e_signature() {
     eval.extend(["--model", m.to_str().unwrap()]);
     w.prompts("carol", &eval);
 
+    // Issue 21.3: bob signs by re-entering his password.
+    crate::esign::set_password(&w.data, "bob", crate::esign::PASSWORD);
     let base = w.start_with("approve", false);
     let driver = chromedriver("approve");
     let c = driver.client().await;
@@ -571,7 +573,7 @@ async fn browser_reviewer_approves_a_prompt_version_with_an_e_signature() {
         shot(&c, "approve-1-version").await;
 
         c.find(Locator::Css("[data-testid=sign-reason]")).await?.send_keys("Matches MLR-2026-114").await?;
-        c.find(Locator::Css("[data-testid=sign-secret]")).await?.send_keys(&bob).await?;
+        c.find(Locator::Css("[data-testid=sign-password]")).await?.send_keys(crate::esign::PASSWORD).await?;
         c.find(Locator::Css("[data-testid=sign-ack]")).await?.click().await?;
         shot(&c, "approve-2-signing").await;
         c.find(Locator::Css("[data-testid=approve]")).await?.click().await?;

@@ -44,6 +44,8 @@ async fn browser_mlr_reviewer_requests_evidence_for_a_ui_proposed_version_and_ap
     let mut w = world();
     std::fs::write(w.repo.join("evals/review-questions.jsonl"), REVIEW_QUESTIONS).unwrap();
     let content = std::fs::read_to_string(root().join("prompts/objection.j2")).unwrap().replace("one or two short sentences", "one short sentence");
+    // Issue 21.3: bob signs by re-entering his password.
+    crate::esign::set_password(&w.data, "bob", crate::esign::PASSWORD);
     let base = w.start("mlr-evidence");
     let driver = chromedriver("mlr-evidence");
     let c = driver.client().await;
@@ -93,7 +95,7 @@ async fn browser_mlr_reviewer_requests_evidence_for_a_ui_proposed_version_and_ap
 
         // bob signs and approves on that evidence.
         c.find(Locator::Css("[data-testid=sign-reason]")).await?.send_keys("Evidence run passed; wording reviewed").await?;
-        c.find(Locator::Css("[data-testid=sign-secret]")).await?.send_keys(&bob).await?;
+        c.find(Locator::Css("[data-testid=sign-password]")).await?.send_keys(crate::esign::PASSWORD).await?;
         c.find(Locator::Css("[data-testid=sign-ack]")).await?.click().await?;
         c.find(Locator::Css("[data-testid=approve]")).await?.click().await?;
         let signed = text_where(&c, "[data-testid=sign-ok]", Duration::from_secs(20), |t| !t.is_empty()).await?;

@@ -728,26 +728,28 @@ mod api {
         assert!(g.body["intake"]["event"]["description"].as_str().is_some_and(|e| !e.is_empty()), "{}", g.body);
         assert_eq!(g.body["case"]["id"], id.as_str());
 
-        // Who may PUT: the reporter yes, another rep or compliance no (403), Medical and admin yes.
+        // Who may PUT: the reporter yes, another rep or compliance no (the 404 of a missing case, issue 21.4), Medical and admin yes.
         let mut intake = full_intake();
         let put = |who: &str, body: &Value| a.call(who, "PUT", &path, Some(body.clone()));
         let r = put("rex", &intake);
         assert_eq!((r.status.as_u16(), r.body["intake_version"].clone()), (200, json!(1)), "{}", r.body);
         for who in ["rita", "carol"] {
             let r = put(who, &intake);
-            assert_eq!(status(&r), (403, "forbidden".into()), "{who}: {}", r.body);
-            assert!(r.body["error"]["message"].as_str().unwrap().contains("the rep who reported it or Medical"), "{}", r.body);
-            assert_eq!(status(&a.call(who, "GET", &path, None)), (403, "forbidden".into()), "{who} reads");
+            assert_eq!(status(&r), (404, "not_found".into()), "{who}: {}", r.body);
+            assert!(r.body["error"]["message"].as_str().unwrap().contains("among the cases you reported"), "{}", r.body);
+            assert_eq!(status(&a.call(who, "GET", &path, None)), (404, "not_found".into()), "{who} reads");
         }
         intake["patient"]["age"] = json!(63);
         assert_eq!(put("mia", &intake).body["intake_version"], 2);
         intake["outcome"] = json!("recovered");
         assert_eq!(put("root", &intake).body["intake_version"], 3);
         // Another rep cannot tell a case that does not exist from one that is not theirs.
-        assert_eq!(status(&a.call("rita", "PUT", "/api/v1/cases/PV-2026-999999/intake", Some(json!({})))), (403, "forbidden".into()));
+        assert_eq!(status(&a.call("rita", "PUT", "/api/v1/cases/PV-2026-999999/intake", Some(json!({})))), (404, "not_found".into()));
         assert_eq!(status(&a.call("mia", "PUT", "/api/v1/cases/PV-2026-999999/intake", Some(json!({})))), (404, "case_not_found".into()));
-        // A rep does not read the Medical case page.
-        assert_eq!(status(&a.call("rex", "GET", &format!("/api/v1/cases/{id}"), None)), (403, "forbidden".into()));
+        // The reporter reads their own case (without its audit references); another rep gets a 404.
+        let own = a.call("rex", "GET", &format!("/api/v1/cases/{id}"), None);
+        assert_eq!((own.status.as_u16(), own.body["audit"].clone()), (200, Value::Null), "{}", own.body);
+        assert_eq!(status(&a.call("rita", "GET", &format!("/api/v1/cases/{id}"), None)), (404, "not_found".into()));
 
         // Every version is kept, the history says who changed what, and the case links to its audit records.
         let c = a.call("mia", "GET", &format!("/api/v1/cases/{id}"), None).body;

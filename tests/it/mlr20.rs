@@ -165,8 +165,13 @@ async fn issue20_4_an_mlr_reviewer_gets_evidence_for_a_stored_version_and_approv
     let lexicon = std::fs::read_to_string(root().join("lexicon/ae_terms.txt")).unwrap() + "\n# proposed in the UI\n";
     let id = propose(&app, &w, "ae-lexicon", "lexicon", &lexicon).await;
     let bob = w.tokens["bob"].as_str();
+    // Issue 21.3: a signer re-enters their password (the token no longer signs over HTTP).
+    for who in ["alice", "bob"] {
+        crate::esign::set_password(&w.data, who, crate::esign::PASSWORD);
+    }
+    let pw = crate::esign::PASSWORD;
     // Without evidence the refusal says how to get it from the page, not a compliance-only command.
-    let r = post(&app, Some(bob), &format!("/api/v1/prompts/{id}/approve"), &json!({"reason": "reviewed", "secret": bob})).await;
+    let r = post(&app, Some(bob), &format!("/api/v1/prompts/{id}/approve"), &json!({"reason": "reviewed", "password": pw})).await;
     assert_eq!((r.status, r.code().as_str()), (StatusCode::CONFLICT, "no_eval_evidence"), "{}", r.text);
     assert!(r.text.contains("request evidence on the version's review page"), "{}", r.text);
     // A rep may not request evidence.
@@ -194,9 +199,9 @@ async fn issue20_4_an_mlr_reviewer_gets_evidence_for_a_stored_version_and_approv
     // The author may not sign (the page offers her no control; the server refuses).
     let alice = w.tokens["alice"].as_str();
     assert_eq!(get(&app, Some(alice), &format!("/api/v1/prompts/{id}")).await.json()["may_sign"], false);
-    let r = post(&app, Some(alice), &format!("/api/v1/prompts/{id}/approve"), &json!({"reason": "mine", "secret": alice})).await;
+    let r = post(&app, Some(alice), &format!("/api/v1/prompts/{id}/approve"), &json!({"reason": "mine", "password": pw})).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
-    let r = post(&app, Some(bob), &format!("/api/v1/prompts/{id}/approve"), &json!({"reason": "Evidence run passed", "secret": bob})).await;
+    let r = post(&app, Some(bob), &format!("/api/v1/prompts/{id}/approve"), &json!({"reason": "Evidence run passed", "password": pw})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.json()["signature"]["eval_run_id"], recorded[0]["eval_run"]);
 }

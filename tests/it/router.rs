@@ -320,10 +320,11 @@ fn probes() -> Vec<Probe> {
         p("prompts", Method::POST, "/api/v1/prompts/objection@1/approve", Some(json!({"reason": " ", "secret": "x"})), SIGNERS, S::BAD_REQUEST, Some("empty")),
         p("prompts", Method::POST, "/api/v1/prompts/objection@1/reject", Some(json!({"reason": " ", "secret": "x"})), SIGNERS, S::BAD_REQUEST, Some("empty")),
         p("cases", Method::GET, "/api/v1/cases", None, ANY, S::OK, None),
-        p("cases", Method::GET, "/api/v1/cases/PV-2000-000001", None, MEDICAL, S::NOT_FOUND, Some("case_not_found")),
+        // Issue 21.4: a case the caller may not see is the 404 of a missing one (Medical: case_not_found, others: not_found).
+        p("cases", Method::GET, "/api/v1/cases/PV-2000-000001", None, ANY, S::NOT_FOUND, None),
         p("cases", Method::POST, "/api/v1/cases/PV-2000-000001/start", Some(json!({})), MEDICAL, S::NOT_FOUND, Some("case_not_found")),
-        p("cases", Method::GET, "/api/v1/cases/PV-2000-000001/intake", None, MEDICAL, S::NOT_FOUND, Some("case_not_found")),
-        p("cases", Method::PUT, "/api/v1/cases/PV-2000-000001/intake", Some(json!({})), MEDICAL, S::NOT_FOUND, Some("case_not_found")),
+        p("cases", Method::GET, "/api/v1/cases/PV-2000-000001/intake", None, ANY, S::NOT_FOUND, None),
+        p("cases", Method::PUT, "/api/v1/cases/PV-2000-000001/intake", Some(json!({})), ANY, S::NOT_FOUND, None),
         p("cases", Method::GET, "/api/v1/case-owners", None, MEDICAL, S::OK, None),
         p("audit", Method::GET, "/api/v1/audit?limit=1", None, COMPLIANCE, S::OK, None),
         p("audit", Method::GET, "/api/v1/audit/verify", None, COMPLIANCE, S::OK, None),
@@ -363,7 +364,7 @@ async fn every_role_on_every_route_group() {
     }
     // The whole matrix as one snapshot: a change of who may do what shows in review.
     insta::assert_snapshot!("role_matrix", table.join("\n"));
-    let forbidden = get(&w.app, Some(w.token("rep")), "/api/v1/cases/PV-2000-000001").await;
+    let forbidden = get(&w.app, Some(w.token("rep")), "/api/v1/case-owners").await;
     snap!("error_403_forbidden", forbidden.json());
     // The answers an admitted role gets are real: a rep's ask is answered and traced.
     let a = post(&w.app, Some(w.token("rep")), "/api/v1/ask", &lft_ask()).await.json();

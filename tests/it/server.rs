@@ -355,8 +355,13 @@ fn registry_over_http_propose_eval_approve_with_e_signature_then_the_copilot_run
     let (code, _, _) = s.post(Some(&u.alice), "/api/v1/prompts", &json!({"name": "objection", "template": "../etc/passwd"}));
     assert_eq!(code, 400, "paths stay under the root");
     assert_eq!(s.post(Some(&u.alice), "/api/v1/prompts/objection@1/submit", &json!({})).0, 200);
+    // Issue 21.3: a signer re-enters their password (the token no longer signs over HTTP).
+    for who in ["alice", "bob"] {
+        crate::esign::set_password(&s.data, who, crate::esign::PASSWORD);
+    }
+    let pw = crate::esign::PASSWORD;
     // Without eval evidence the approval is refused (409, with the reason).
-    let (code, e, _) = s.post(Some(&u.bob), "/api/v1/prompts/objection@1/approve", &json!({"reason": "reviewed", "secret": u.bob}));
+    let (code, e, _) = s.post(Some(&u.bob), "/api/v1/prompts/objection@1/approve", &json!({"reason": "reviewed", "password": pw}));
     assert_eq!(code, 409, "{e}");
     // Compliance runs the eval from the server; it is recorded as evidence.
     let (code, job, _) = s.post(Some(&u.carol), "/api/v1/evals", &json!({"suite": "mini"}));
@@ -378,12 +383,14 @@ fn registry_over_http_propose_eval_approve_with_e_signature_then_the_copilot_run
     assert_eq!(code, 200);
     assert!(html["text"].as_str().unwrap().contains("<svg"));
     assert_eq!(s.post(Some(&u.carol), "/api/v1/evals", &json!({"suite": "sealed/heldout"})).0, 400, "the sealed suite is not run from the server");
-    // The author cannot approve; a wrong secret is not a signature.
-    let (code, e, _) = s.post(Some(&u.alice), "/api/v1/prompts/objection@1/approve", &json!({"reason": "mine", "secret": u.alice}));
+    // The author cannot approve; a wrong password is not a signature (and the token no longer is one).
+    let (code, e, _) = s.post(Some(&u.alice), "/api/v1/prompts/objection@1/approve", &json!({"reason": "mine", "password": pw}));
     assert_eq!(code, 403, "{e}");
-    let (code, e, _) = s.post(Some(&u.bob), "/api/v1/prompts/objection@1/approve", &json!({"reason": "reviewed", "secret": u.alice}));
-    assert_eq!((code, e["error"]["code"].as_str()), (403, Some("signature_refused")), "{e}");
-    let (code, signed, _) = s.post(Some(&u.bob), "/api/v1/prompts/objection@1/approve", &json!({"reason": "reviewed against the PI", "secret": u.bob}));
+    let (code, e, _) = s.post(Some(&u.bob), "/api/v1/prompts/objection@1/approve", &json!({"reason": "reviewed", "password": "Not-Bobs-Password-77"}));
+    assert_eq!((code, e["error"]["code"].as_str()), (401, Some("bad_credential")), "{e}");
+    let (code, e, _) = s.post(Some(&u.bob), "/api/v1/prompts/objection@1/approve", &json!({"reason": "reviewed", "secret": u.bob}));
+    assert_eq!((code, e["error"]["code"].as_str()), (400, Some("bad_input")), "{e}");
+    let (code, signed, _) = s.post(Some(&u.bob), "/api/v1/prompts/objection@1/approve", &json!({"reason": "reviewed against the PI", "password": pw}));
     assert_eq!(code, 200, "{signed}");
     assert_eq!(signed["version"]["state"], "approved");
     assert_eq!(signed["signature"]["signer_id"], "bob", "{signed}");

@@ -1176,6 +1176,11 @@
       detail,
       proposeForm()
     );
+    // #/mlr/NAME@N opens that version (where the single sign-on step-up of a signature returns).
+    const m = /^#\/mlr\/(.+)$/.exec(location.hash || "");
+    const want = m ? decodeURIComponent(m[1]) : null;
+    const at = want ? versions.find((v) => versionId(v) === want) : null;
+    if (at) openVersion(detail, at, versions, rows[versions.indexOf(at)]);
   };
 
   function proposeForm() {
@@ -1253,7 +1258,7 @@
     append(
       card,
       h("h3", {}, "Signatures"),
-      sigs.length ? h("ul", { "data-testid": "signatures" }, sigs.map((s) => h("li", {}, sigText(s)))) : h("p", { class: "muted" }, "Not signed.")
+      sigs.length ? h("ul", { "data-testid": "signatures", class: "manifests" }, sigs.map((s) => h("li", {}, manifestView(manifestOf(s)), h("p", { class: "hint sig-line" }, sigText(s))))) : h("p", { class: "muted" }, "Not signed.")
     );
 
     // Eval evidence: each recorded run, each metric against its threshold.
@@ -1467,6 +1472,49 @@
     return p;
   }
 
+  // esign (issue 21.3): the 21 CFR 11.50 manifestation of an e-signature —
+  // printed name, date and time (UTC, and the reader's local time), meaning
+  // in words and reason — shown with the SHA-256 of the record it is bound to.
+
+  /** "2026-12-04 03:10:00 UTC" and the same instant in the browser's zone. */
+  function signedTimes(s) {
+    const d = new Date(s);
+    if (isNaN(d.getTime())) return [String(s || ""), ""];
+    const utc = d.toISOString().replace("T", " ").replace(/\.\d+Z$/, "").replace(/Z$/, "") + " UTC";
+    const local = d.toLocaleString(undefined, { year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short" });
+    return [utc, local];
+  }
+
+  /** The meaning in words, from a stored meaning (`approved for use` → Approved). */
+  function meaningWords(stored) {
+    return stored === "approved for use" ? "Approved" : stored === "rejected" ? "Rejected" : String(stored || "");
+  }
+
+  /** One signature's manifestation as a card; `m` as the server's `manifestation`. */
+  function manifestView(m, testid) {
+    const [utc, local] = signedTimes(m.signed_at_utc);
+    return h(
+      "div",
+      { class: "manifest " + (m.meaning === "Rejected" ? "rejected" : "approved"), "data-testid": testid || "manifestation", "data-meaning": m.meaning },
+      h("p", { class: "manifest-head" }, h("strong", { "data-testid": "manifest-meaning" }, m.meaning), " — electronically signed"),
+      h(
+        "dl",
+        { class: "facts" },
+        h("dt", {}, "Signed by"), h("dd", { "data-testid": "manifest-name" }, m.printed_name, m.signer_id ? " (" + m.signer_id + ")" : ""),
+        h("dt", {}, "Date and time"), h("dd", {}, h("time", { datetime: m.signed_at_utc, "data-testid": "manifest-utc" }, utc), local ? h("span", { class: "muted", "data-testid": "manifest-local" }, " — your time: " + local) : null),
+        h("dt", {}, "Meaning"), h("dd", {}, m.meaning, m.meaning_stored ? h("span", { class: "muted" }, " (" + m.meaning_stored + ")") : null),
+        h("dt", {}, "Reason"), h("dd", { "data-testid": "manifest-reason" }, m.reason || "—"),
+        h("dt", {}, "Signed record"), h("dd", { class: "mono" }, m.record || "—"),
+        h("dt", {}, "Record SHA-256"), h("dd", { class: "mono", "data-testid": "manifest-sha" }, m.record_sha256 || "—")
+      )
+    );
+  }
+
+  /** The manifestation of a signature as the API sends it (older servers: built from its fields). */
+  function manifestOf(s) {
+    return s.manifestation || { printed_name: s.signer_name, signer_id: s.signer_id, signed_at_utc: s.signed_at, meaning: meaningWords(s.meaning), meaning_stored: s.meaning, reason: s.reason, record: s.name + "@" + s.version, record_sha256: s.sha256 };
+  }
+
   function sigText(s) {
     return s.signer_name + " (" + s.signer_id + ") — " + s.meaning + " — " + s.signed_at + ' — "' + s.reason + '"' + (s.eval_run_id ? " — on eval run #" + s.eval_run_id : "");
   }
@@ -1509,6 +1557,93 @@
     return pre;
   }
 
+  /** esign (issue 21.3): the e-signature dialog — meaning stated, reason,
+   *  the signer's password re-entered (or, in a single sign-on session, a
+   *  fresh re-authentication with the identity provider), then the 11.50
+   *  manifestation of what was signed. */
+  function signForm(id, out) {
+    const me = state.me || {};
+    const reason = h("textarea", { id: "sign-reason", rows: 2, required: true, "data-testid": "sign-reason" });
+    const password = h("input", { id: "sign-password", type: "password", autocomplete: "current-password", "data-testid": "sign-password" });
+    const ack = h("input", { id: "sign-ack", type: "checkbox", required: true, "data-testid": "sign-ack" });
+    const approve = h("button", { type: "submit", value: "approve", "data-testid": "approve" }, "Approve and sign");
+    const reject = h("button", { type: "submit", value: "reject", class: "danger", "data-testid": "reject" }, "Reject and sign");
+    const meaning = h(
+      "ul",
+      { class: "meanings", "data-testid": "sign-meaning" },
+      h("li", {}, h("strong", {}, "Approve and sign"), " — meaning ", h("strong", {}, "Approved"), ": " + id + " is approved for use and goes live."),
+      h("li", {}, h("strong", {}, "Reject and sign"), " — meaning ", h("strong", {}, "Rejected"), ": " + id + " is rejected and never goes live.")
+    );
+    const sso = h("div", { "data-testid": "sign-sso", hidden: true });
+    const form = h(
+      "form",
+      { id: "sign-form", "aria-describedby": "sign-explain" },
+      h("h3", {}, "Electronic signature"),
+      h("p", { "data-testid": "sign-as" }, "Signing as ", h("strong", {}, me.name || me.id || ""), me.id ? " (" + me.id + ")" : ""),
+      meaning,
+      h("p", { id: "sign-explain", class: "hint" }, "Your signature shows your full name, the date and time (UTC), its meaning and your reason, bound to this version's SHA-256. Re-enter your password to sign: it proves it is you, now."),
+      field("Reason", reason, "e.g. Matches MLR-2026-114"),
+      field("Your password (e-signature)", password),
+      sso,
+      h("div", { class: "field" }, h("label", { for: "sign-ack" }, ack, " I understand this electronic signature is the legally binding equivalent of my handwritten signature.")),
+      h("div", { class: "actions" }, approve, reject)
+    );
+    // A single sign-on session has no password here: it re-authenticates with the identity provider.
+    api("GET", "/api/v1/sessions/current")
+      .then((cur) => {
+        const method = cur && (cur.method || (cur.session && cur.session.method));
+        if (method !== "oidc") return;
+        const back = "/#/mlr/" + encodeURIComponent(id);
+        append(
+          sso,
+          h("p", { class: "hint" }, "You signed in with single sign-on. Re-authenticate with it, then sign within 5 minutes (leave the password empty)."),
+          h("p", {}, h("a", { class: "button-link", "data-testid": "sign-step-up", href: "/auth/oidc/login?step_up=1&return=" + encodeURIComponent(back) }, "Re-authenticate with single sign-on"))
+        );
+        sso.hidden = false;
+      })
+      .catch(() => {});
+    let which = "approve";
+    approve.addEventListener("click", () => (which = "approve"));
+    reject.addEventListener("click", () => (which = "reject"));
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const action = (ev.submitter && ev.submitter.value) || which;
+      clear(out);
+      busy(approve, true);
+      busy(reject, true);
+      try {
+        const body = { reason: reason.value.trim(), signer: me.id };
+        if (password.value) body.password = password.value;
+        const r = await api("POST", "/api/v1/prompts/" + encodeURIComponent(id) + "/" + action, body);
+        password.value = "";
+        const v = r.version || {};
+        out.appendChild(
+          h(
+            "div",
+            { class: "notice", role: "status", "data-testid": "sign-ok" },
+            h("strong", {}, id + " " + (action === "approve" ? "approved" : "rejected")),
+            r.signature ? manifestView(manifestOf(r.signature), "sign-manifestation") : null,
+            h("p", { class: "hint sig-line" }, "Signed: ", r.signature ? sigText(r.signature) : ""),
+            v.state ? h("p", {}, "State: ", stateBadge(v.state, "signed-state")) : null
+          )
+        );
+        form.remove();
+      } catch (e) {
+        password.value = "";
+        if (e.status === 401 && e.code === "bad_credential") {
+          out.appendChild(h("div", { class: "error", role: "alert", "data-testid": "sign-error" }, h("strong", {}, "Signature refused"), " — ", e.message));
+          password.focus();
+        } else {
+          out.appendChild(errorBox(e, "sign-error"));
+        }
+      } finally {
+        busy(approve, false);
+        busy(reject, false);
+      }
+    });
+    return form;
+  }
+
   function actionsFor(ver, id, d) {
     const box = h("div", { "data-testid": "version-actions" });
     const out = h("div", { "aria-live": "polite", "data-testid": "sign-result" });
@@ -1537,54 +1672,7 @@
     } else if (ver.state === "in_review" && !(d && d.may_sign)) {
       box.appendChild(h("p", { class: "muted", "data-testid": "cannot-sign" }, "An MLR reviewer who did not propose " + id + " signs it."));
     } else if (ver.state === "in_review") {
-      const own = false;
-      const reason = h("textarea", { id: "sign-reason", rows: 2, required: true, "data-testid": "sign-reason" });
-      const secret = h("input", { id: "sign-secret", type: "password", required: true, autocomplete: "off", "data-testid": "sign-secret" });
-      const ack = h("input", { id: "sign-ack", type: "checkbox", required: true, "data-testid": "sign-ack" });
-      const approve = h("button", { type: "submit", value: "approve", "data-testid": "approve" }, "Approve and sign");
-      const reject = h("button", { type: "submit", value: "reject", class: "danger", "data-testid": "reject" }, "Reject and sign");
-      const form = h(
-        "form",
-        { id: "sign-form", "aria-describedby": "sign-explain" },
-        h("h3", {}, "Electronic signature"),
-        h("p", { id: "sign-explain", class: "hint" }, "Your signature records your full name, the time (UTC), its meaning and your reason, bound to this version's SHA-256. Re-enter your own token to sign."),
-        own ? h("p", { class: "error", role: "alert" }, "You proposed " + id + ": another reviewer must sign it.") : null,
-        field("Reason", reason, "e.g. Matches MLR-2026-114"),
-        field("Your token (e-signature)", secret),
-        h("div", { class: "field" }, h("label", { for: "sign-ack" }, ack, " I understand this electronic signature is the legally binding equivalent of my handwritten signature.")),
-        h("div", { class: "actions" }, approve, reject)
-      );
-      let which = "approve";
-      approve.addEventListener("click", () => (which = "approve"));
-      reject.addEventListener("click", () => (which = "reject"));
-      form.addEventListener("submit", async (ev) => {
-        ev.preventDefault();
-        const action = (ev.submitter && ev.submitter.value) || which;
-        clear(out);
-        busy(approve, true);
-        busy(reject, true);
-        try {
-          const r = await api("POST", "/api/v1/prompts/" + encodeURIComponent(id) + "/" + action, { reason: reason.value.trim(), secret: secret.value });
-          secret.value = "";
-          const v = r.version || {};
-          out.appendChild(
-            h(
-              "div",
-              { class: "notice", role: "status", "data-testid": "sign-ok" },
-              h("strong", {}, id + " " + (action === "approve" ? "approved" : "rejected")),
-              h("p", {}, "Signed: ", r.signature ? sigText(r.signature) : ""),
-              v.state ? h("p", {}, "State: ", stateBadge(v.state, "signed-state")) : null
-            )
-          );
-          form.remove();
-        } catch (e) {
-          out.appendChild(errorBox(e, "sign-error"));
-        } finally {
-          busy(approve, false);
-          busy(reject, false);
-        }
-      });
-      box.appendChild(form);
+      box.appendChild(signForm(id, out));
     }
     box.appendChild(out);
     return box;
@@ -1941,7 +2029,20 @@
   /** The AE intake form of one PV case, pre-filled, with the minimum-criteria check live. */
   async function intakePage(view, id) {
     append(view, h("p", {}, h("a", { href: "#/reports" }, "← My reports")), h("h1", {}, "Report details for ", id));
-    const d = await api("GET", "/api/v1/cases/" + encodeURIComponent(id) + "/intake");
+    let d;
+    try {
+      d = await api("GET", "/api/v1/cases/" + encodeURIComponent(id) + "/intake");
+    } catch (e) {
+      // Issue 21.4: another person's case answers as one that does not exist.
+      if (e.status !== 404) throw e;
+      view.appendChild(
+        h("div", { class: "card notfound", role: "alert", "data-testid": "report-not-found" },
+          h("h2", {}, "Report not found"),
+          h("p", {}, "There is no report " + id + " among the reports you made. Each person sees only their own reports; Medical and Pharmacovigilance see the case queue."),
+          h("p", {}, h("a", { href: "#/reports" }, "Back to My reports")))
+      );
+      return;
+    }
     const c = d.case;
     const i = d.intake || {};
     const r = i.reporter || {}, p = i.patient || {}, e = i.event || {}, s = i.seriousness || {};
@@ -2466,6 +2567,15 @@
   }
 
   /** The full audit record: who, what, model and prompt with hashes, passages, flags, citations, output. */
+  /** An e-signature record's manifestation (from its stored detail), or nothing. */
+  function recordSignature(detail, e) {
+    const sig = detail && typeof detail === "object" ? detail.signature : null;
+    if (!sig || !sig.signer_name || !sig.signed_at) return null;
+    const m = { printed_name: sig.signer_name, signer_id: sig.signer_id, signed_at_utc: sig.signed_at, meaning: meaningWords(sig.meaning), meaning_stored: sig.meaning, reason: sig.reason, record: e.prompt_version, record_sha256: e.prompt_sha256 };
+    return h("section", { "data-testid": "record-signature" }, h("h2", {}, "Electronic signature"), manifestView(m, "record-manifestation"),
+      detail.reauthenticated_with ? h("p", { class: "hint", "data-testid": "record-reauth" }, "The signer re-authenticated with: " + String(detail.reauthenticated_with).replace(/_/g, " ") + ".") : null);
+  }
+
   async function auditRecord(view, seq) {
     const r = await api("GET", "/api/v1/audit/" + encodeURIComponent(seq));
     const e = r.record || {};
@@ -2497,6 +2607,7 @@
           h("dt", {}, "Hash"), h("dd", { class: "mono" }, e.hash),
           h("dt", {}, "Previous hash"), h("dd", { class: "mono" }, e.prev_hash)
         ),
+        recordSignature(r.detail, e),
         h("h2", {}, "Input"), pre("Input", e.input),
         h("h2", {}, "Output"), pre("Output", e.output),
         h("h2", {}, "Citations"),
