@@ -126,48 +126,36 @@ async fn browser_oidc_sign_in_then_step_up_to_approve() {
         ensure!(c.current_url().await?.as_str().starts_with(&base), "back on OnLabel");
         shots(&c, "oidc-3-signed-in").await?;
 
-        // The MLR page lists alice's version in review.
+        // The MLR page lists alice's version in review; amy opens it.
         c.goto(&format!("{base}/#/mlr")).await?;
         let row = find(&c, "tr[data-version='objection@1']", Duration::from_secs(10)).await?;
         ensure!(row.text().await?.contains("in review"), "row: {}", row.text().await?);
+        row.find(Locator::Css("[data-testid=open-version]")).await?.click().await?;
 
-        // Signing needs a fresh re-authentication: the step-up goes to the
-        // provider with prompt=login&max_age=0, which asks for the password
-        // again although amy is signed in there.
-        c.goto(&format!("{base}/auth/oidc/login?step_up=1&return=/%23/mlr")).await?;
+        // A single sign-on session signs after a fresh re-authentication: the
+        // dialog's step-up goes to the provider with prompt=login&max_age=0,
+        // which asks for the password again although amy is signed in there.
+        let step_up = find(&c, "[data-testid=sign-step-up]", Duration::from_secs(10)).await?;
+        ensure!(step_up.attr("href").await?.unwrap_or_default().starts_with("/auth/oidc/login?step_up=1"));
+        step_up.click().await?;
         let reauth = text_where(&c, "#reauth", Duration::from_secs(15), |t| !t.is_empty()).await?;
         ensure!(reauth.contains("enter your password again"), "{reauth}");
         let url = c.current_url().await?.to_string();
         ensure!(url.starts_with(&provider.issuer), "{url}");
         shots(&c, "oidc-4-step-up").await?;
         idp_login(&c, "amy", "correct horse battery staple").await?;
-        find(&c, "tr[data-version='objection@1']", Duration::from_secs(20)).await?;
-        ensure!(c.current_url().await?.as_str().ends_with("/#/mlr"), "back to the MLR page");
 
-        // One approval with the step-up, over HTTP from the page (the
-        // session cookie and its CSRF token, a reason, no password).
-        let signed = c
-            .execute_async(
-                "const done = arguments[arguments.length - 1];
-                 (async () => {
-                   const cur = await (await fetch('/api/v1/sessions/current', {credentials: 'same-origin'})).json();
-                   const r = await fetch('/api/v1/prompts/objection@1/approve', {method: 'POST', credentials: 'same-origin',
-                     headers: {'Content-Type': 'application/json', 'X-CSRF-Token': cur.csrf},
-                     body: JSON.stringify({reason: 'Matches MLR-2026-114'})});
-                   const again = await fetch('/api/v1/prompts/objection@1/approve', {method: 'POST', credentials: 'same-origin',
-                     headers: {'Content-Type': 'application/json', 'X-CSRF-Token': cur.csrf},
-                     body: JSON.stringify({reason: 'twice'})});
-                   done({status: r.status, body: await r.text(), method: cur.method, again: again.status});
-                 })().catch(e => done({error: String(e)}));",
-                vec![],
-            )
-            .await?;
-        ensure!(signed["method"] == "oidc", "{signed}");
-        ensure!(signed["status"] == 200, "the approval with the step-up: {signed}");
-        ensure!(signed["again"] != 200, "one step-up signs once: {signed}");
-        c.refresh().await?;
-        let row = find(&c, "tr[data-version='objection@1']", Duration::from_secs(10)).await?;
-        ensure!(row.text().await?.contains("approved"), "row after approval: {}", row.text().await?);
+        // Back on the version; she signs with a reason and no password.
+        let url = c.current_url().await?.to_string();
+        ensure!(url.starts_with(&base) && url.contains("/#/mlr/objection"), "back on the version: {url}");
+        find(&c, "[data-testid=sign-reason]", Duration::from_secs(15)).await?.send_keys("Matches MLR-2026-114").await?;
+        c.find(Locator::Css("[data-testid=sign-ack]")).await?.click().await?;
+        shots(&c, "oidc-5-signing").await?;
+        c.find(Locator::Css("[data-testid=approve]")).await?.click().await?;
+        let signed = text_where(&c, "[data-testid=sign-ok]", Duration::from_secs(20), |t| !t.is_empty()).await?;
+        ensure!(signed.contains("objection@1 approved") && signed.contains("Amy Reviewer"), "{signed}");
+        shots(&c, "oidc-6-signed").await?;
+
         Ok(())
     })
     .await;
@@ -180,7 +168,16 @@ async fn browser_oidc_sign_in_then_step_up_to_approve() {
             rows.collect()
         })
         .unwrap();
-    for want in ["user_added", "login", "step_up"] {
+    for want in ["user_added", "login", "session_started", "step_up"] {
         assert!(actions.iter().any(|(who, a)| who == "amy" && a == want), "amy's {want} in {actions:?}");
     }
+    // The step-up was consumed by the one signature.
+    let left: i64 = store
+        .with_conn(|c| c.query_row("SELECT count(*) FROM sessions WHERE user_id = 'amy' AND step_up_at IS NOT NULL", [], |r| r.get(0)))
+        .unwrap();
+    assert_eq!(left, 0, "the step-up signs once");
+    let signer: String = store
+        .with_conn(|c| c.query_row("SELECT signer_id FROM prompt_signatures ORDER BY id DESC LIMIT 1", [], |r| r.get(0)))
+        .unwrap();
+    assert_eq!(signer, "amy");
 }
