@@ -64,7 +64,7 @@ pub async fn config(AxState(st): AxState<State>) -> Response {
 }
 
 /// The query of `GET /auth/oidc/login`.
-#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Default, Deserialize)]
 pub struct LoginQuery {
     /// `1` for the step-up of an e-signature (`prompt=login&max_age=0`);
     /// needs the session cookie of the signed-in person.
@@ -76,7 +76,9 @@ pub struct LoginQuery {
 }
 
 /// Starts single sign-on: redirects to the identity provider.
-#[utoipa::path(get, path = "/auth/oidc/login", tag = "sessions", params(LoginQuery),
+#[utoipa::path(get, path = "/auth/oidc/login", tag = "sessions",
+    params(("step_up" = Option<String>, Query, description = "`1` for the re-authentication of an e-signature (prompt=login, max_age=0); needs the session cookie"),
+        ("return" = Option<String>, Query, description = "where the UI goes afterwards: a local path such as `/#/mlr/NAME@N`, else `/`")),
     responses(
         (status = 303, description = "to the identity provider, with state, nonce and a PKCE challenge; sets the onlabel_oidc cookie"),
         (status = 401, description = "a step-up without a signed-in session (a page)"),

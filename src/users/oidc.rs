@@ -287,7 +287,7 @@ impl Settings {
     /// wins over the file's `client_secret`.
     pub fn from_config(config: &OidcConfig, env_secret: Option<String>) -> Result<Settings> {
         let bad = |field: &'static str, reason: String| Error::Config { field, reason };
-        let issuer_url = url_of("issuer", &config.issuer)?;
+        url_of("issuer", &config.issuer)?;
         let redirect = url_of("redirect_url", &config.redirect_url)?;
         if !redirect.path().ends_with("/auth/oidc/callback") {
             return Err(bad("redirect_url", format!("{redirect} must be this server's /auth/oidc/callback")));
@@ -319,10 +319,11 @@ impl Settings {
             roles.push((m.group.clone(), role));
         }
         Ok(Settings {
-            issuer: IssuerUrl::from_url(issuer_url),
+            // As written: discovery and the ID token's `iss` are compared with this exact string.
+            issuer: IssuerUrl::new(config.issuer.trim().to_string()).map_err(|e| bad("issuer", e.to_string()))?,
             client_id: ClientId::new(config.client_id.trim().to_string()),
             client_secret: ClientSecret::new(secret),
-            redirect_url: RedirectUrl::from_url(redirect),
+            redirect_url: RedirectUrl::new(config.redirect_url.trim().to_string()).map_err(|e| bad("redirect_url", e.to_string()))?,
             groups_claim,
             scopes,
             roles,
@@ -528,9 +529,9 @@ impl Sso {
                 }
             }
         }
-        let call = |req| self.http.call(req);
+        let call = |req: openidconnect::HttpRequest| self.http.call(req);
         let m = CoreProviderMetadata::discover(&self.settings.issuer, &call).map_err(|e| Error::Provider {
-            issuer: self.settings.issuer.to_string(),
+            issuer: self.settings.issuer.as_str().to_string(),
             message: chain(&e),
         })?;
         if let Ok(mut g) = self.discovered.lock() {
@@ -595,10 +596,10 @@ impl Sso {
         }
         let code = callback.code.as_deref().filter(|c| !c.is_empty()).ok_or(Error::Token { message: "no code in the callback".into() })?;
         let client = self.client(false)?;
-        let call = |req| self.http.call(req);
+        let call = |req: openidconnect::HttpRequest| self.http.call(req);
         let token = client
             .exchange_code(AuthorizationCode::new(code.to_string()))
-            .map_err(|e| Error::Provider { issuer: self.settings.issuer.to_string(), message: e.to_string() })?
+            .map_err(|e| Error::Provider { issuer: self.settings.issuer.as_str().to_string(), message: e.to_string() })?
             .set_pkce_verifier(PkceCodeVerifier::new(flow.pkce_verifier.clone()))
             .request(&call)
             .map_err(|e| Error::Token { message: format!("redeeming the code: {}", chain(&e)) })?;
@@ -625,14 +626,14 @@ impl Sso {
         let groups = groups_of(claims.additional_claims().other.get(&self.settings.groups_claim));
         let identity = Identity {
             issuer: self.settings.issuer.as_str().to_string(),
-            name: throttle::bounded(
+            name: cut(
                 std_name.clone().or_else(|| preferred.clone()).or_else(|| email.clone()).unwrap_or_else(|| subject.clone()).trim(),
                 MAX_NAME_CHARS,
             ),
             username: preferred.or(email).unwrap_or_else(|| subject.clone()),
             subject,
             groups,
-            auth_time: claims.auth_time(),
+            auth_time: claims.auth_time().map(|t| t.to_owned()),
         };
         Ok(Verified { identity, step_up: flow.step_up, return_to: flow.return_to })
     }
@@ -690,6 +691,12 @@ pub fn local_path(path: &str) -> String {
     } else {
         "/".to_string()
     }
+}
+
+/// At most `max` characters of `s`, control characters dropped (a name or
+/// a group as the provider spelled it, accents and all).
+fn cut(s: &str, max: usize) -> String {
+    s.chars().filter(|c| !c.is_control()).take(max).collect()
 }
 
 /// SHA-256, hex.
@@ -827,7 +834,7 @@ pub fn sign_in(store: &Store, settings: &Settings, identity: &Identity) -> Resul
     let Some((role, group)) = settings.role_for(&identity.groups) else {
         return Err(Error::NoRole {
             subject: throttle::bounded(&identity.subject, 64),
-            groups: identity.groups.iter().take(20).map(|g| throttle::bounded(g, 64)).collect(),
+            groups: identity.groups.iter().take(20).map(|g| cut(g, 64)).collect(),
             mapped: settings.roles.iter().map(|(g, _)| g.clone()).collect(),
         });
     };
