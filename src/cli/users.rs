@@ -1,5 +1,12 @@
-//! `onlabel users add|list|disable|rotate|unlock`: local operator commands
-//! on the users table. A new token is printed once, on stdout, and never again.
+//! `onlabel users add|list|disable|rotate|unlock|set-password`: local
+//! operator commands on the users table. A new token is printed once, on
+//! stdout, and never again.
+//!
+//! A password (for the web UI's sign-in and e-signatures) is given with
+//! `users add --password-stdin` or `users set-password`: read from standard
+//! input (its first line), or — on a terminal — typed twice without echo.
+//! It is checked against the password policy before anything is stored
+//! ([`crate::users::password`]) and is never printed.
 //!
 //! The first `users add` on an empty store bootstraps an admin without a
 //! credential; after that `add`, `disable` and `unlock` need `--as` an admin,
@@ -12,7 +19,7 @@ use clap::Subcommand;
 use super::signin::{policy, report, sign_in, to_json, SignIn};
 use super::{outln, EXIT_OK};
 use crate::store::Store;
-use crate::users::{Role, User, Users};
+use crate::users::{password, Role, User, Users};
 
 /// The `users` subcommands.
 #[derive(Debug, Subcommand)]
@@ -31,6 +38,10 @@ pub enum UsersCommand {
         /// The admin adding the user (not needed for the very first user, who must be an admin).
         #[arg(long = "as", value_name = "USER")]
         by: Option<String>,
+        /// Also set the user's password (for the web UI and e-signatures): its
+        /// first line on standard input, or typed twice without echo on a terminal.
+        #[arg(long)]
+        password_stdin: bool,
     },
     /// List users (no tokens or hashes are shown).
     List,
@@ -44,6 +55,15 @@ pub enum UsersCommand {
     /// Give a user a new token (printed once); the old one stops working.
     Rotate {
         /// The user whose token is replaced (yourself, or anyone if you are an admin).
+        id: String,
+        #[command(flatten)]
+        who: SignIn,
+    },
+    /// Set a user's password (yourself, or anyone if you are an admin): read
+    /// from standard input, or typed twice without echo on a terminal. The
+    /// user's open browser sessions end.
+    SetPassword {
+        /// The user whose password is set.
         id: String,
         #[command(flatten)]
         who: SignIn,
@@ -66,13 +86,40 @@ fn execute(cmd: &UsersCommand, data_dir: &Path, json: bool) -> crate::Result<i32
     let store = Store::open(data_dir)?;
     let users = Users::with_policy(&store, policy()?);
     match cmd {
-        UsersCommand::Add { id, name, role, by } => {
+        UsersCommand::Add { id, name, role, by, password_stdin } => {
             let admin = match by {
                 Some(u) => Some(sign_in(&store, &SignIn { user: u.clone() }, "users add")?),
                 None => None,
             };
+            // Checked before the user exists: a refused password adds nobody.
+            let pw = if *password_stdin {
+                let pw = read_password(id)?;
+                password::check_policy(&pw, &[id, name.trim()])?;
+                Some(pw)
+            } else {
+                None
+            };
             let (user, token) = users.add(id, name, *role, admin.as_ref())?;
+            if let Some(pw) = pw {
+                // The new user sets their own first password (the admin's
+                // right to is checked by `add`).
+                users.set_password(&user.id, &pw, &user)?;
+                eprintln!("password set for {}", user.id);
+            }
             print_token(&user, &token.0, json);
+        }
+        UsersCommand::SetPassword { id, who } => {
+            let by = sign_in(&store, who, "users set-password")?;
+            if by.id != *id {
+                by.require(&[crate::users::Role::Admin], "users set-password (another user's password)")?;
+            }
+            let pw = read_password(id)?;
+            let u = users.set_password(id, &pw, &by)?;
+            if json {
+                outln!("{}", to_json(&serde_json::json!({"user": u, "password_set": true})));
+            } else {
+                outln!("password set for {} (their browser sessions were ended)", u.id);
+            }
         }
         UsersCommand::List => {
             let list = users.list()?;
@@ -124,6 +171,37 @@ fn execute(cmd: &UsersCommand, data_dir: &Path, json: bool) -> crate::Result<i32
         }
     }
     Ok(EXIT_OK)
+}
+
+/// Longest line read as a password from standard input, bytes (four bytes
+/// per character of the longest password the policy allows).
+const MAX_PASSWORD_LINE: u64 = (password::MAX_CHARS * 4 + 2) as u64;
+
+/// The new password for `id`: typed twice without echo on a terminal, else
+/// the first line of standard input (without its line ending).
+fn read_password(id: &str) -> Result<String, crate::users::Error> {
+    use std::io::{BufRead, IsTerminal, Read};
+    let bad = |reason: String| crate::users::Error::BadInput { field: "password", reason };
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password(format!("new password for {id} (not echoed, at least {} characters): ", password::MIN_CHARS))
+            .map_err(|e| bad(e.to_string()))?;
+        let again = rpassword::prompt_password("again: ").map_err(|e| bad(e.to_string()))?;
+        if first != again {
+            return Err(bad("the two entries differ; nothing was changed".into()));
+        }
+        return Ok(first);
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .take(MAX_PASSWORD_LINE)
+        .read_line(&mut line)
+        .map_err(|e| bad(format!("cannot read standard input: {e}")))?;
+    let pw = line.strip_suffix('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).unwrap_or(&line).to_string();
+    if pw.is_empty() {
+        return Err(bad("no password on standard input: pipe it in (`printf '%s\\n' \"$PW\" | onlabel users …`) or run on a terminal to be asked".into()));
+    }
+    Ok(pw)
 }
 
 fn print_token(user: &User, token: &str, json: bool) {

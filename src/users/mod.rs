@@ -13,9 +13,11 @@
 //! - **Tokens are never stored.** A token is 32 random bytes (`olt_` + hex),
 //!   printed once by `users add` / `users rotate`; the table keeps its argon2id
 //!   hash (PHC string, own salt).
-//! - **Two components.** Acting as someone takes the user id *and* the
-//!   token, checked on every command — there is no session to reuse, so every
-//!   e-signature re-enters both (11.200(a)(1)).
+//! - **Two components.** Acting as someone takes the user id *and* a secret:
+//!   on the command line the token, checked on every command; in a browser
+//!   the password ([`password`], argon2id like tokens), which starts a
+//!   server-side session ([`sessions`]) with idle and absolute timeouts. An
+//!   e-signature re-enters the secret (11.200(a)(1)).
 //! - **The first user bootstraps.** While the table is empty, `users add`
 //!   needs no credential but must create an `admin`; after that only an
 //!   admin adds or disables users.

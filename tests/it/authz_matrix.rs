@@ -23,7 +23,7 @@ use onlabel::copilot::Copilot;
 use onlabel::prompts::{Registry, VersionId};
 use onlabel::server::{router, AppState, Config, Limits};
 use onlabel::store::Store;
-use onlabel::users::{Attempt, Role, SignInPolicy, User, Users};
+use onlabel::users::{Attempt, Method as SignInMethod, Role, SessionPolicy, Sessions, SignInPolicy, User, Users};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -46,6 +46,20 @@ struct Outcomes {
     compliance: i32,
     medical: i32,
     admin: i32,
+    /// Each role's outcome with a valid session cookie (and its CSRF token)
+    /// instead of the token, when it differs from the token's (default: the
+    /// role's column).
+    #[serde(default)]
+    session: Option<i32>,
+    /// A valid session cookie without `X-CSRF-Token` on a route that is not
+    /// GET (default: 403 `csrf`; a route that takes no credential differs).
+    #[serde(default)]
+    no_csrf: Option<i32>,
+    /// A session cookie that has ended — signed out, signed out everywhere,
+    /// idle, past its absolute limit, its user disabled (default: the `none`
+    /// column: an ended session is no credential).
+    #[serde(default)]
+    ended: Option<i32>,
 }
 
 impl Outcomes {
@@ -108,6 +122,9 @@ pub struct World {
     next: AtomicU32,
 }
 
+/// Every fixture user's password (set before they are disabled or locked).
+pub const PASSWORD: &str = "matrix violet tram orbits";
+
 /// The sign-in policy of the fixture's server (the defaults).
 pub fn policy() -> SignInPolicy {
     SignInPolicy::default()
@@ -140,15 +157,15 @@ pub fn world() -> &'static World {
             }
             add("m-author", Role::MlrReviewer);
             add("m-target", Role::Rep);
+            for id in tokens.keys() {
+                users.set_password(id, PASSWORD, &admin).unwrap();
+            }
             for role in Role::ALL {
                 users.disable(&format!("m-{role}-disabled"), &admin).unwrap();
                 lock(&store, &format!("m-{role}-locked"));
             }
-            // Issue 21.3: the signers re-enter a password (`{password}` in a row's body).
-            for id in ["m-mlr_reviewer", "m-author"] {
-                let me = users.get(id).unwrap().unwrap();
-                users.set_password(id, crate::esign::PASSWORD, &me).unwrap();
-            }
+            // Issue 21.3: the signers re-enter their password (`{password}` in a
+            // row's body is the PASSWORD every matrix user has).
         }
         let app = app(&data, &index, &repo, Limits::default());
         World { _dir: dir, data, repo, index, store, tokens, app, next: AtomicU32::new(1) }
@@ -231,7 +248,16 @@ impl World {
 
     /// `s` with the cell's placeholders filled.
     fn fill(&self, s: &str, user: &str, secret: &str) -> String {
-        let mut out = s.replace("{user}", user).replace("{secret}", secret).replace("{password}", crate::esign::PASSWORD).replace("{index}", self.index.to_str().unwrap());
+        self.fill_pw(s, user, secret, PASSWORD)
+    }
+
+    /// [`World::fill`] with the `{password}` the cell sends.
+    fn fill_pw(&self, s: &str, user: &str, secret: &str, password: &str) -> String {
+        let mut out = s
+            .replace("{user}", user)
+            .replace("{secret}", secret)
+            .replace("{password}", password)
+            .replace("{index}", self.index.to_str().unwrap());
         for (key, make) in [
             ("{draft}", &(|w: &World| w.version(false)) as &dyn Fn(&World) -> String),
             ("{review}", &|w: &World| w.version(true)),
@@ -377,8 +403,13 @@ fn authz_matrix_http_every_cell() {
             let want = expected(&row.expect, col);
             for (label, user, token) in column(w, col) {
                 let secret = token.clone().unwrap_or_else(|| "olt_none".into());
-                let path = w.fill(row.path.as_deref().unwrap_or(template), &user, &secret);
-                let body = row.body.as_deref().map(|b| w.fill(b, &user, &secret));
+                let password = match col {
+                    "none" => "",
+                    "wrong" => "wrong horse battery staple",
+                    _ => PASSWORD,
+                };
+                let path = w.fill_pw(row.path.as_deref().unwrap_or(template), &user, &secret, password);
+                let body = row.body.as_deref().map(|b| w.fill_pw(b, &user, &secret, password));
                 let r = call(&w.app, method, &path, token.as_deref(), body.as_deref(), w.addr());
                 cells += 1;
                 let got = r.status.as_u16() as i32;
@@ -393,9 +424,95 @@ fn authz_matrix_http_every_cell() {
                 }
             }
         }
+        cells += session_cells(w, &row, method, template, &mut failures);
     }
     assert!(failures.is_empty(), "{} of {cells} HTTP cells differ:\n{}", failures.len(), failures.join("\n"));
-    assert!(cells > 400, "{cells}");
+    assert!(cells > 700, "{cells}");
+}
+
+/// A fresh session of `user` in the fixture's store: (cookie, csrf).
+fn session_of(w: &World, user: &str) -> (String, String) {
+    let s = Sessions::new(&w.store, SessionPolicy::default()).start(&w.user(user), SignInMethod::Password).unwrap();
+    (s.cookie, s.csrf)
+}
+
+/// The kinds of ended session every row is tried with.
+const ENDED: [&str; 5] = ["signed out", "signed out everywhere", "idle", "past its absolute limit", "of a disabled user"];
+
+/// A session cookie of `m-rep` (or of a fresh rep, for a disabled user)
+/// that has ended the `kind` way: (user, cookie, csrf).
+fn ended_session(w: &World, kind: &str) -> (String, String, String) {
+    let policy = SessionPolicy::default();
+    let user = if kind == "of a disabled user" { w.victim(false) } else { "m-rep".to_string() };
+    let s = Sessions::new(&w.store, policy).start(&w.user(&user), SignInMethod::Password).unwrap();
+    let back = |col: &str, secs: u64| {
+        let t = (chrono::Utc::now() - chrono::Duration::seconds(secs as i64 + 1)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        w.store.with_conn(|c| c.execute(&format!("UPDATE sessions SET {col} = ?2 WHERE id = ?1"), [&s.session.id, &t])).unwrap();
+    };
+    match kind {
+        "signed out" => assert!(Sessions::new(&w.store, policy).end(&s.cookie).unwrap().is_some()),
+        "signed out everywhere" => {
+            // Not m-rep's other cells' sessions: end just this one the way end_all does.
+            w.store
+                .with_conn(|c| c.execute("UPDATE sessions SET ended_at = created_at, ended_reason = 'signed_out_everywhere' WHERE id = ?1", [&s.session.id]))
+                .unwrap();
+        }
+        "idle" => back("last_seen_at", policy.idle_secs),
+        "past its absolute limit" => back("created_at", policy.absolute_secs),
+        _ => {
+            Users::new(&w.store).disable(&user, &w.user("m-admin")).unwrap();
+        }
+    }
+    (user, s.cookie, s.csrf)
+}
+
+/// The session columns of one row: each role's fresh session with and
+/// (off GET) without its CSRF token, and every kind of ended session.
+/// Returns the number of cells.
+fn session_cells(w: &World, row: &HttpRow, method: &str, template: &str, failures: &mut Vec<String>) -> usize {
+    let mut cells = 0;
+    let safe = matches!(method, "GET" | "HEAD");
+    let mut one = |label: String, user: &str, cookie: &str, csrf: Option<&str>, want: i32| {
+        let secret = w.tokens.get(user).cloned().unwrap_or_else(|| "olt_none".into());
+        let path = w.fill(row.path.as_deref().unwrap_or(template), user, &secret);
+        let body = row.body.as_deref().map(|b| w.fill(b, user, &secret));
+        let cookie_header = format!("{}={cookie}", onlabel::server::auth::COOKIE);
+        let mut headers = vec![("cookie", cookie_header.as_str())];
+        if let Some(t) = csrf {
+            headers.push(("x-csrf-token", t));
+        }
+        let r = call_with(&w.app, method, &path, None, body.as_deref(), w.addr(), &headers);
+        cells += 1;
+        let got = r.status.as_u16() as i32;
+        let code_ok = match got {
+            401 => r.code() == "unauthorized",
+            403 if label.contains("without") => r.code() == "csrf",
+            _ => true,
+        };
+        if got != want || !code_ok {
+            failures.push(format!("{} with {label}: expected {want}, got {got} {}", row.route, r.body));
+        }
+    };
+    for role in ROLES {
+        let user = if role == "admin" { "m-admin".to_string() } else { format!("m-{role}") };
+        let want = row.expect.session.unwrap_or(row.expect.role(role));
+        let (cookie, csrf) = session_of(w, &user);
+        one(format!("a {role} session cookie and its CSRF token"), &user, &cookie, Some(&csrf), want);
+        if !safe {
+            let (cookie, _) = session_of(w, &user);
+            one(format!("a {role} session cookie without X-CSRF-Token"), &user, &cookie, None, row.expect.no_csrf.unwrap_or(403));
+            let (cookie, _) = session_of(w, &user);
+            let (_, other) = session_of(w, &user);
+            one(format!("a {role} session cookie with another session's CSRF token (without its own)"), &user, &cookie, Some(&other), row.expect.no_csrf.unwrap_or(403));
+        }
+    }
+    for kind in ENDED {
+        let (user, cookie, csrf) = ended_session(w, kind);
+        // A disabled user's session is refused like their token.
+        let want = if kind == "of a disabled user" { row.expect.disabled } else { row.expect.ended.unwrap_or(row.expect.none) };
+        one(format!("a session cookie {kind}"), &user, &cookie, Some(&csrf), want);
+    }
+    cells
 }
 
 /// Runs one CLI cell; (exit code, stderr).
@@ -585,7 +702,7 @@ fn probe_row7_the_author_can_neither_approve_nor_reject_over_http() {
     let id = w.version(true);
     let author = &w.tokens["m-author"];
     for (action, code) in [("approve", "self_approval"), ("reject", "self_rejection")] {
-        let body = json!({"reason": "mine", "password": crate::esign::PASSWORD}).to_string();
+        let body = json!({"reason": "mine", "password": PASSWORD}).to_string();
         let r = call(&w.app, "POST", &format!("/api/v1/prompts/{id}/{action}"), Some(author), Some(&body), w.addr());
         assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, code), "{action}: {}", r.body);
     }

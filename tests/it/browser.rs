@@ -174,6 +174,11 @@ pub(crate) struct Server {
 }
 
 pub(crate) fn serve(name: &str, data: &Path, repo: &Path, generate: bool) -> Server {
+    serve_with(name, data, repo, generate, &[])
+}
+
+/// [`serve`] with more `onlabel serve` flags (e.g. `--session-idle 2`).
+pub(crate) fn serve_with(name: &str, data: &Path, repo: &Path, generate: bool, extra: &[&str]) -> Server {
     let port = free_port();
     let log = std::fs::File::create(screenshots().join(format!("{name}-server.log"))).unwrap();
     let mut cmd = Command::new(bin());
@@ -188,7 +193,8 @@ pub(crate) fn serve(name: &str, data: &Path, repo: &Path, generate: bool) -> Ser
         .arg("--addr")
         .arg(format!("127.0.0.1:{port}"))
         // A busy 2-core CI machine generates slowly; the browser waits as long.
-        .args(["--timeout", &ANSWER_WAIT.as_secs().to_string()]);
+        .args(["--timeout", &ANSWER_WAIT.as_secs().to_string()])
+        .args(extra);
     if generate {
         cmd.arg("--model").arg(model());
     } else {
@@ -254,6 +260,14 @@ impl World {
     /// `objection` has no approved version, which the approval test needs).
     pub(crate) fn start_with(&mut self, name: &str, generate: bool) -> String {
         let s = serve(name, &self.data, &self.repo, generate);
+        let base = s.base.clone();
+        self.server = Some(s);
+        base
+    }
+
+    /// Starts the server (extractive) with more `onlabel serve` flags.
+    pub(crate) fn start_serving_with(&mut self, name: &str, extra: &[&str]) -> String {
+        let s = serve_with(name, &self.data, &self.repo, false, extra);
         let base = s.base.clone();
         self.server = Some(s);
         base
@@ -330,10 +344,31 @@ pub(crate) async fn sign_in(c: &Client, base: &str, token: &str, role: &str) -> 
             b.click().await?;
         }
     }
+    // The token form is the secondary option under the password form.
+    find(c, "#token-option", Duration::from_secs(10)).await?;
+    c.execute("document.getElementById('token-option').open = true;", vec![]).await?;
     let input = find(c, "#token", Duration::from_secs(10)).await?;
     input.send_keys(token).await?;
     c.find(Locator::Css("#signin-submit")).await?.click().await?;
     text_where(c, "[data-testid=who-role]", Duration::from_secs(10), |t| t == role).await?;
+    Ok(())
+}
+
+/// Signs `user` in with their password (the default form) and waits for
+/// their role in the header: the browser now holds the session cookie.
+pub(crate) async fn sign_in_password(c: &Client, base: &str, user: &str, password: &str, role: &str) -> anyhow::Result<()> {
+    c.goto(&format!("{base}/#/ask")).await?;
+    if let Ok(b) = c.find(Locator::Css("#sign-out")).await {
+        if b.is_displayed().await.unwrap_or(false) {
+            b.click().await?;
+        }
+    }
+    let id = find(c, "#user-id", Duration::from_secs(10)).await?;
+    id.clear().await?;
+    id.send_keys(user).await?;
+    c.find(Locator::Css("#password")).await?.send_keys(password).await?;
+    c.find(Locator::Css("#password-submit")).await?.click().await?;
+    text_where(c, "[data-testid=who-role]", Duration::from_secs(15), |t| t == role).await?;
     Ok(())
 }
 

@@ -82,7 +82,10 @@
   // ---------------------------------------------------------------- api ----
 
   const TOKEN_KEY = "onlabel.token";
-  const state = { me: null, products: null };
+  // `session`: the browser session (cookie) when signed in with a password;
+  // its `csrf` goes in X-CSRF-Token on every request (the cookie itself is
+  // HttpOnly: this page never sees it).
+  const state = { me: null, products: null, session: null };
 
   class ApiError extends Error {
     constructor(status, code, message, retryAfter) {
@@ -101,6 +104,7 @@
     const hd = Object.assign({ Accept: "application/json" }, extra || {});
     const t = token();
     if (t) hd.Authorization = "Bearer " + t;
+    else if (state.session && state.session.csrf) hd["X-CSRF-Token"] = state.session.csrf;
     return hd;
   }
 
@@ -129,7 +133,15 @@
     } catch (e) {
       throw new ApiError(0, "network", "The OnLabel server cannot be reached (" + e.message + ").");
     }
-    if (!res.ok) throw await errorFrom(res);
+    if (!res.ok) {
+      const e = await errorFrom(res);
+      // The session ended (signed out elsewhere, timed out): sign in again.
+      if (res.status === 401 && state.session && !token() && !path.startsWith("/api/v1/sessions")) {
+        showSignin("Your session has ended: " + e.message);
+      }
+      throw e;
+    }
+    if (res.status === 204) return null;
     const type = res.headers.get("Content-Type") || "";
     if (type.includes("application/json")) return res.json();
     return res.text();
@@ -267,19 +279,61 @@
     $("who").hidden = false;
     $("who-name").textContent = state.me.name + " (" + state.me.id + ")";
     $("who-role").textContent = state.me.role;
+    $("sign-out-everywhere").hidden = !state.session;
   }
 
   function showSignin(message) {
     state.me = null;
     state.products = null;
+    state.session = null;
     $("nav").hidden = true;
     $("who").hidden = true;
     clear($("view"));
     $("signin").hidden = false;
+    document.title = "Sign in — OnLabel";
     const err = $("signin-error");
     err.hidden = !message;
     err.textContent = message || "";
-    $("token").focus();
+    ($("token-option").open ? $("token") : $("user-id").value ? $("password") : $("user-id")).focus();
+  }
+
+  /** Signs in with a user id and password: the server sets the session
+   *  cookie (HttpOnly) and answers the session with its CSRF token. */
+  async function signInPassword(user, password) {
+    const submit = $("password-submit");
+    submit.disabled = true;
+    try {
+      const s = await api("POST", "/api/v1/sessions", { user, password });
+      sessionStorage.removeItem(TOKEN_KEY);
+      state.session = s;
+      state.me = s.user;
+    } catch (e) {
+      const why =
+        e.status === 401 ? "Sign-in failed: the user id or password is wrong, or the account is disabled." :
+        e.status === 429 ? "Too many failed sign-ins. " + e.message :
+        e.message;
+      showSignin(why);
+      $("password").value = "";
+      return;
+    } finally {
+      submit.disabled = false;
+    }
+    $("signin").hidden = true;
+    $("password").value = "";
+    route();
+  }
+
+  /** A session this browser already has (another tab signed in): no form. */
+  async function resumeSession() {
+    try {
+      const s = await api("GET", "/api/v1/sessions/current");
+      if (!s || s.method === "bearer") return false;
+      state.session = s;
+      state.me = s.user;
+      return true;
+    } catch (_) {
+      return false;
+    }
   }
 
   async function signIn(t) {
@@ -296,10 +350,34 @@
     route();
   }
 
-  function signOut() {
+  async function signOut() {
+    if (state.session && !token()) {
+      try {
+        await api("DELETE", "/api/v1/sessions");
+      } catch (_) {
+        /* ended already: the page forgets it either way */
+      }
+    }
     sessionStorage.removeItem(TOKEN_KEY);
     location.hash = "#/ask";
     showSignin("");
+  }
+
+  /** Ends every session of this user (other browsers and devices too). */
+  async function signOutEverywhere() {
+    let n = null;
+    try {
+      n = (await api("POST", "/api/v1/sessions/end-all")).ended;
+    } catch (e) {
+      if (e.status !== 401) return alertBox(e);
+    }
+    location.hash = "#/ask";
+    showSignin(n === null ? "" : "Signed out everywhere (" + n + (n === 1 ? " session" : " sessions") + " ended).");
+  }
+
+  function alertBox(e) {
+    const view = $("view");
+    view.insertBefore(errorBox(e, "session-error"), view.firstChild);
   }
 
   const RENDER = {};
@@ -307,6 +385,7 @@
   async function route() {
     if (!state.me) {
       if (token()) return signIn(token());
+      if (await resumeSession()) return route();
       return showSignin("");
     }
     const page = currentPage();
@@ -2659,7 +2738,14 @@
       const t = $("token").value.trim();
       if (t) signIn(t);
     });
+    $("password-form").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const u = $("user-id").value.trim();
+      const p = $("password").value;
+      if (u && p) signInPassword(u, p);
+    });
     $("sign-out").addEventListener("click", signOut);
+    $("sign-out-everywhere").addEventListener("click", signOutEverywhere);
     window.addEventListener("hashchange", () => route());
     route();
   });
