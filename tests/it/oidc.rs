@@ -525,7 +525,9 @@ async fn a_step_up_marks_the_signers_own_session_with_a_forced_login() {
     // Bob signs in at the provider during Amy's step-up: refused.
     let start = get(&f.app, "/auth/oidc/login?step_up=1", Some(&cookie)).await;
     let (flow, _) = start.set_cookie("onlabel_oidc").unwrap();
-    let (cb, _) = idp.sign_in(&start.location(), &f.provider.issuer, "bob", "correct horse battery staple");
+    // (Bob at another browser of the provider: the flow's cookie still proves Amy's browser.)
+    let mut bobs = IdpBrowser::new();
+    let (cb, _) = bobs.sign_in(&start.location(), &f.provider.issuer, "bob", "correct horse battery staple");
     let refused = get(&f.app, &path_of(&cb), Some(&format!("onlabel_oidc={flow}"))).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
     assert_eq!(refused.headers["x-error-code"], "oidc_step_up_refused");
