@@ -190,11 +190,13 @@ impl IdpBrowser {
     /// Signs in at the provider from OnLabel's redirect `auth_url` with
     /// `user`/`password`; returns the URL the provider sends the browser
     /// back to (OnLabel's callback) and whether the form said "Confirm it
-    /// is you" (a forced re-authentication).
+    /// is you" (a forced re-authentication). When the provider already
+    /// knows this browser and asks nothing, the callback comes at once.
     pub(crate) fn sign_in(&mut self, auth_url: &str, issuer: &str, user: &str, password: &str) -> (String, bool) {
         let page = match self.follow(auth_url.to_string(), issuer) {
             Ok(page) => page,
-            Err(callback) => panic!("the provider skipped its login form and went to {callback}"),
+            // Already signed in at the provider, no login asked: single sign-on.
+            Err(callback) => return (callback, false),
         };
         let reauth = page.contains("id=\"reauth\"");
         let action = page.split("action=\"").nth(1).and_then(|s| s.split('"').next()).expect("a login form").to_string();
