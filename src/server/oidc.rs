@@ -237,13 +237,7 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 fn not_configured() -> Response {
-    Page::new(
-        StatusCode::NOT_FOUND,
-        "oidc_not_configured",
-        "Single sign-on is not set up",
-        "This OnLabel server has no identity provider configured (an [oidc] table in its config file). Sign in with your user id and password.",
-    )
-    .into_response()
+    Page::from(Error::NotConfigured).into_response()
 }
 
 /// A refusal as a page a person can read: its title, what happened and what
@@ -275,6 +269,7 @@ impl From<Error> for Page {
         let code = e.code();
         let status = StatusCode::from_u16(crate::error::http_status(code)).unwrap_or(StatusCode::BAD_GATEWAY);
         let title = match &e {
+            Error::NotConfigured => "Single sign-on is not set up",
             Error::NoRole { .. } => "No OnLabel role for your account",
             Error::Flow { .. } => "This sign-in link cannot be used",
             Error::StepUp { .. } => "Re-authentication not accepted",

@@ -136,6 +136,9 @@ pub struct RoleMapping {
 /// What can go wrong with single sign-on.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// This server has no `[oidc]` table: single sign-on is off.
+    #[error("this OnLabel server has no identity provider configured (an [oidc] table in its config file); sign in with your user id and password")]
+    NotConfigured,
     /// The `[oidc]` table has a bad or missing value.
     #[error("[oidc] {field}: {reason}")]
     Config {
@@ -214,6 +217,7 @@ impl Error {
     /// A stable, machine-readable code (see [`crate::error::CODES`]).
     pub fn code(&self) -> &'static str {
         match self {
+            Error::NotConfigured => "oidc_not_configured",
             Error::Config { .. } => "oidc_config_invalid",
             Error::Provider { .. } => "oidc_provider_failed",
             Error::Flow { .. } => "oidc_flow_refused",
