@@ -11,6 +11,8 @@ bash models/fetch.sh
 # pdf.js for the web UI's source page (tests/it/browser_source.rs), from the
 # npm registry with its integrity pinned; embedded by the build below.
 bash scripts/ui-deps.sh
+# The loopback OpenID provider of the SSO tests (tests/oidc/), from the npm registry, pinned.
+bash scripts/oidc-provider.sh
 # The browser tests (tests/it/browser.rs) drive Debian's headless Chromium
 # through chromedriver; install both once (apt-get update only when the
 # package lists do not know them yet).

@@ -154,6 +154,15 @@ codes! {
     "case_closed" => B, 409, "the case is closed";
     "case_not_pv" => B, 409, "an adverse-event intake belongs to a Pharmacovigilance case, not a Medical Information one";
     "bad_intake" => B, 400, "an AE intake field has a bad value; the message names the field and what is allowed";
+    // Single sign-on (OIDC).
+    "oidc_not_configured" => B, 404, "single sign-on is not set up on this server (no [oidc] table in its config file)";
+    "oidc_config_invalid" => B, 500, "the config file's [oidc] table has a bad or missing value; the message names it";
+    "oidc_provider_failed" => B, 502, "the identity provider did not answer as OpenID Connect requires (discovery, keys or token endpoint)";
+    "oidc_flow_refused" => D, 400, "the sign-in's state is unknown, expired, already used or from another browser: start again";
+    "oidc_denied" => D, 401, "the identity provider refused the sign-in (e.g. access_denied)";
+    "oidc_token_refused" => D, 401, "the code or the ID token was not accepted (signature, issuer, audience, nonce or expiry)";
+    "oidc_no_role" => D, 403, "none of the person's identity-provider groups maps to an OnLabel role ([[oidc.roles]])";
+    "oidc_step_up_refused" => D, 403, "the re-authentication for a signature was not fresh (over 2 minutes) or not the signer's own";
     // The server process.
     "bind_failed" => B, 500, "the server cannot listen on the address";
     "serve_failed" => B, 500, "the server failed while serving";

@@ -28,7 +28,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// The file is not valid TOML or has a field OnLabel does not know.
-    #[error("invalid config file {path}: {message}\n  hint: the config file accepts data, index, model, embedder and rules")]
+    #[error("invalid config file {path}: {message}\n  hint: the config file accepts data, index, model, embedder, rules and an [oidc] table")]
     Parse {
         /// The file.
         path: PathBuf,
@@ -65,6 +65,10 @@ pub struct Config {
     pub embedder: Option<PathBuf>,
     /// A folder with `rules/` and `lexicon/` that replaces the guard's built-in rules.
     pub rules: Option<PathBuf>,
+    /// Single sign-on: the OpenID Connect provider, OnLabel's client there
+    /// and the mapping of its groups to roles (`onlabel serve` only; see
+    /// [`crate::users::oidc::OidcConfig`] and docs/configuration.md).
+    pub oidc: Option<crate::users::oidc::OidcConfig>,
 }
 
 /// Where a setting's value came from (printed by `onlabel info`).

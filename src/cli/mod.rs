@@ -235,7 +235,7 @@ fn dispatch(cli: &Cli, ctx: &Ctx) -> anyhow::Result<i32> {
         Command::Ingest(a) => ingest::run(a, json),
         Command::Ask(a) => ask::run(a, ctx),
         Command::Eval(a) => eval::run(a, json, &ctx.data),
-        Command::Serve(a) => serve::run(a, &ctx.data),
+        Command::Serve(a) => serve::run(a, &ctx.data, ctx.config.config.oidc.as_ref()),
         Command::Email(a) => email::run(a, ctx),
         Command::Summarize(a) => summarize::run(a, ctx),
         Command::Products(a) => products::run(a, json),

@@ -65,8 +65,14 @@ pub struct ServeArgs {
     secure_cookie: bool,
 }
 
-/// Runs the server until SIGINT/SIGTERM.
-pub fn run(a: &ServeArgs, data: &std::path::Path) -> anyhow::Result<i32> {
+/// Runs the server until SIGINT/SIGTERM; with single sign-on when the
+/// config file has an `[oidc]` table (its client secret may come from
+/// `ONLABEL_OIDC_CLIENT_SECRET`, which wins over the file).
+pub fn run(a: &ServeArgs, data: &std::path::Path, oidc: Option<&crate::users::oidc::OidcConfig>) -> anyhow::Result<i32> {
+    let sso = oidc
+        .map(|c| crate::users::oidc::Settings::from_config(c, std::env::var("ONLABEL_OIDC_CLIENT_SECRET").ok()))
+        .transpose()?
+        .map(crate::users::oidc::Sso::new);
     let sign_in = SignInPolicy { window_secs: a.sign_in_window, throttle_after: a.sign_in_throttle_after, lock_after: a.sign_in_lock_after };
     sign_in.check().map_err(|reason| super::error::Error::BadInput { field: "--sign-in-*", reason })?;
     let sessions = SessionPolicy { idle_secs: a.session_idle, absolute_secs: a.session_absolute };
@@ -124,7 +130,12 @@ pub fn run(a: &ServeArgs, data: &std::path::Path) -> anyhow::Result<i32> {
         }),
     };
     let addr = config.addr;
-    let state = std::sync::Arc::new(crate::server::AppState::new(copilot, config)?);
+    let mut state = crate::server::AppState::new(copilot, config)?;
+    if let Some(sso) = sso {
+        tracing::info!(issuer = sso.settings().issuer.as_str(), "single sign-on is on");
+        state = state.with_oidc(sso);
+    }
+    let state = std::sync::Arc::new(state);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(crate::server::serve(state, addr, |local| {
         super::outln!("OnLabel is serving on http://{local}/ (API under /api/v1, OpenAPI at /api/v1/openapi.json)");

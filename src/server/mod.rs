@@ -38,6 +38,7 @@
 //! | `evals.rs` | `/api/v1/evals…`: eval runs and their reports |
 //! | `documents.rs` | `/api/v1/documents…`: a citation's approved source (section HTML, the PDF) |
 //! | `health.rs` | `GET /healthz`, `GET /readyz` |
+//! | `oidc.rs` | `GET /auth/oidc/config`, `/auth/oidc/login`, `/auth/oidc/callback`: single sign-on (pages, not JSON) |
 //! | `openai.rs` | `/v1/chat/completions`, `/v1/models` |
 //! | `metrics.rs` | `GET /metrics` |
 //! | `openapi.rs` | `GET /api/v1/openapi.json` |
@@ -58,6 +59,7 @@ mod evals;
 mod health;
 mod me;
 mod metrics;
+pub mod oidc;
 mod openai;
 pub mod openapi;
 mod prompts;
@@ -218,6 +220,8 @@ pub struct AppState {
     pub(crate) eval: Box<EvalRunner>,
     pub(crate) reload_prompt: Option<Box<PromptLoader>>,
     pub(crate) ready: AtomicBool,
+    /// Single sign-on, when the config file sets it up ([`AppState::with_oidc`]).
+    pub(crate) oidc: Option<Arc<crate::users::oidc::Sso>>,
 }
 
 /// Shared state, as handlers see it.
@@ -248,6 +252,7 @@ impl AppState {
             eval: config.eval,
             reload_prompt: config.reload_prompt,
             ready: AtomicBool::new(true),
+            oidc: None,
         })
     }
 }
@@ -266,6 +271,7 @@ pub fn router(state: State) -> Router {
         .merge(evals::routes())
         .merge(documents::routes())
         .merge(health::routes())
+        .merge(oidc::routes())
         .merge(openai::routes());
     Router::new()
         .merge(api)

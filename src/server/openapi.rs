@@ -7,7 +7,7 @@ use axum::Router;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{ask, audit, cases, conversations, documents, drafts, evals, health, me, metrics, openai, prompts, sessions, State};
+use super::{ask, audit, cases, conversations, documents, drafts, evals, health, me, metrics, oidc, openai, prompts, sessions, State};
 
 /// The document.
 #[derive(OpenApi)]
@@ -24,6 +24,7 @@ use super::{ask, audit, cases, conversations, documents, drafts, evals, health, 
         health::healthz, health::readyz, metrics::metrics,
         openai::chat, openai::models,
         sessions::sign_in, sessions::current, sessions::sign_out, sessions::end_all,
+        oidc::config, oidc::login, oidc::callback,
     ),
     components(schemas(super::ErrorBody, super::ErrorDetail, ask::AskRequest, drafts::EmailRequest, drafts::SummarizeRequest,
         prompts::ProposeRequest, prompts::SignRequest, cases::CaseActionRequest, crate::cases::intake::Intake,

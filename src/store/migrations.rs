@@ -48,6 +48,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 9, name: "case_intake", sql: include_str!("migrations/0009_case_intake.sql") },
     Migration { version: 10, name: "eval_runs", sql: include_str!("migrations/0010_eval_runs.sql") },
     Migration { version: 11, name: "sessions", sql: include_str!("migrations/0011_sessions.sql") },
+    Migration { version: 12, name: "oidc", sql: include_str!("migrations/0012_oidc.sql") },
 ];
 
 /// The version a fully migrated file has.

@@ -27,6 +27,7 @@
 //!   admin unlocks them; failures are audited coalesced, never one record per
 //!   request.
 
+pub mod oidc;
 pub mod password;
 pub mod sessions;
 pub mod throttle;

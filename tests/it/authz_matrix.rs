@@ -164,6 +164,8 @@ pub fn world() -> &'static World {
                 users.disable(&format!("m-{role}-disabled"), &admin).unwrap();
                 lock(&store, &format!("m-{role}-locked"));
             }
+            // Issue 21.3: the signers re-enter their password (`{password}` in a
+            // row's body is the PASSWORD every matrix user has).
         }
         let app = app(&data, &index, &repo, Limits::default());
         World { _dir: dir, data, repo, index, store, tokens, app, next: AtomicU32::new(1) }

@@ -2703,6 +2703,35 @@
     );
   }
 
+  // ---------------------------------------------- single sign-on (oidc) ----
+
+  // When the server has an identity provider ([oidc] in its config file,
+  // GET /auth/oidc/config), the sign-in card offers it first: a plain link to
+  // GET /auth/oidc/login, which redirects to the provider and comes back
+  // signed in (a session cookie) to the page the person was on.
+  async function offerSso() {
+    let conf;
+    try {
+      const r = await fetch("/auth/oidc/config", { credentials: "same-origin", headers: { Accept: "application/json" } });
+      if (!r.ok) return;
+      conf = await r.json();
+    } catch (e) {
+      return;
+    }
+    const card = $("signin");
+    if (!conf || !conf.enabled || !card || $("sso-signin")) return;
+    const back = location.pathname + location.hash;
+    const link = h("a", { id: "sso-signin", "data-testid": "sso-signin", class: "sso-button",
+      href: conf.login + "?return=" + encodeURIComponent(back) }, "Sign in with single sign-on");
+    const block = h("div", { class: "sso-offer", id: "sso-offer" },
+      link,
+      h("p", { class: "hint" }, "Uses your organisation's account; your OnLabel role comes from your groups there."),
+      h("p", { class: "sso-or", "aria-hidden": "true" }, "or"));
+    const title = $("signin-title");
+    if (title && title.parentNode === card) title.after(block);
+    else card.prepend(block);
+  }
+
   // ------------------------------------------------------------- start ----
 
   document.addEventListener("DOMContentLoaded", () => {
@@ -2722,4 +2751,5 @@
     window.addEventListener("hashchange", () => route());
     route();
   });
+  document.addEventListener("DOMContentLoaded", offerSso);
 })();
