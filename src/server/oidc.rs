@@ -225,15 +225,7 @@ fn finish(st: &State, sso: &Sso, q: &Callback, browser: Option<&str>, attempt: &
 
 /// The value of cookie `name` in the request's `Cookie` headers.
 fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.trim().to_string())
-        .filter(|v| !v.is_empty())
+    super::auth::cookie(headers, name).filter(|v| !v.is_empty())
 }
 
 fn not_configured() -> Response {
