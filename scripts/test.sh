@@ -13,6 +13,8 @@ bash models/fetch.sh
 bash scripts/ui-deps.sh
 # The loopback OpenID provider of the SSO tests (tests/oidc/), from the npm registry, pinned.
 bash scripts/oidc-provider.sh
+# The deployment files (deploy/): hadolint, kubernetes-validate, systemd-analyze.
+bash scripts/lint-deploy.sh
 # The browser tests (tests/it/browser.rs) drive Debian's headless Chromium
 # through chromedriver; install both once (apt-get update only when the
 # package lists do not know them yet).
