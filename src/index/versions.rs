@@ -338,8 +338,9 @@ mod tests {
     fn corpus(dir: &Path, status: &str) -> (Corpus, Vec<Passage>) {
         let c = dir.join(format!("corpus-{status}"));
         std::fs::create_dir_all(&c).unwrap();
-        std::fs::write(c.join("a.md"), "# 5.2 Hepatotoxicity\n\nTESTRA can cause serious liver injury. Monitor liver enzymes.\n").unwrap();
-        std::fs::write(c.join("b.md"), "# 5.3 Rash\n\nTESTRA can cause a rash. Stop TESTRA if a severe rash appears.\n").unwrap();
+        let pi = |title: &str, text: &str| format!("# Test PI\n\n## 5 WARNINGS AND PRECAUTIONS\n\n### {title}\n\n{text}\n");
+        std::fs::write(c.join("a.md"), pi("5.2 Hepatotoxicity", "TESTRA can cause serious liver injury. Monitor liver enzymes every 4 weeks.")).unwrap();
+        std::fs::write(c.join("b.md"), pi("5.3 Rash", "TESTRA can cause a rash. Stop TESTRA if a severe rash appears.")).unwrap();
         let entry = |id: &str, file: &str, st: &str| {
             format!("[[document]]\nid = \"{id}\"\nfile = \"{file}\"\nproduct = \"testra\"\nkind = \"pi\"\naudience = \"promotional\"\nmlr_number = \"T-{id}\"\napproved_on = \"2020-01-01\"\nexpires_on = \"2099-01-01\"\nstatus = \"{st}\"\n\n")
         };

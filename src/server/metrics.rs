@@ -82,7 +82,7 @@ impl Default for Metrics {
         let in_flight = Gauge::default();
         let index_version = Family::<VersionLabels, Gauge>::default();
         let index_swaps = Counter::default();
-        let index_swap_seconds = latency();
+        let index_swap_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 16));
         registry.register("http_requests", "HTTP requests by method, matched path and status", requests.clone());
         registry.register("http_request_duration_seconds", "HTTP request latency by matched path", latency.clone());
         registry.register("answers_by_route", "Answers, drafts and summaries by route", routes.clone());

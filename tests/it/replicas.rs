@@ -182,7 +182,8 @@ fn issue22_3_a_published_withdrawal_reaches_both_replicas_within_the_bound_and_n
     }
     let log: Arc<Mutex<Vec<Asked>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
-    let questions = ["How should liver tests be monitored?", "What is the recommended dose of ZENTRAVIA?", "What are the LFT monitoring rules?"];
+    // Answered from the FAQ while it is approved, from the PI once it is withdrawn.
+    let questions = ["What should be done if ALT or AST rises during treatment?", "Who should not take ZENTRAVIA?", "Is a dose adjustment needed for hepatic or renal impairment?"];
     let clients: Vec<_> = (0..2)
         .map(|t| {
             let (servers, log, stop, rex) = (servers.clone(), log.clone(), stop.clone(), users.rex.clone());
@@ -212,6 +213,7 @@ fn issue22_3_a_published_withdrawal_reaches_both_replicas_within_the_bound_and_n
 
     // MLR withdraws the FAQ: one command publishes version 2 while the client keeps asking.
     set_status(&corpus, "zentravia-faq", "withdrawn");
+    let publishing = Instant::now();
     let v2 = publish(&data, &corpus, &index);
     let published = Instant::now();
     let bound = Duration::from_secs(POLL_SECS) + SWAP_ALLOWANCE;
@@ -243,8 +245,8 @@ fn issue22_3_a_published_withdrawal_reaches_both_replicas_within_the_bound_and_n
     let log = log.lock().unwrap();
     let failed: Vec<&Asked> = log.iter().filter(|a| a.status != 200).collect();
     assert!(failed.is_empty(), "{} of {} requests failed: {failed:?}", failed.len(), log.len());
-    let before_publish: Vec<&Asked> = log.iter().filter(|a| a.started < published - Duration::from_secs(2)).collect();
-    assert!(before_publish.iter().any(|a| cites(&a.answer, "zentravia-faq")), "the FAQ was cited before its withdrawal (else this test shows nothing)");
+    let before_publish: Vec<&Asked> = log.iter().filter(|a| a.started < publishing).collect();
+    assert!(before_publish.iter().any(|a| cites(&a.answer, "zentravia-faq")), "the FAQ was cited before its withdrawal (else this test shows nothing): {before_publish:?}");
     let late: Vec<&Asked> = log.iter().filter(|a| a.started >= after).collect();
     assert!(late.iter().all(|a| !cites(&a.answer, "zentravia-faq")), "the withdrawn FAQ was cited after the bound: {late:?}");
     assert!(late.iter().all(|a| a.answer["route"] == "answer"), "still answered from the PI: {late:?}");
