@@ -106,17 +106,20 @@ fn issue22_3_a_case_opened_on_one_replica_is_closed_on_the_other_and_an_approval
     assert_eq!((code, r["route"].as_str()), (200, Some("pharmacovigilance")), "{r}");
     let id = r["case_id"].as_str().unwrap().to_string();
     let (code, c) = b.get(Some(&u.mia), &format!("/api/v1/cases/{id}"));
-    assert_eq!((code, c["state"].as_str()), (200, Some("new")), "{c}");
+    assert_eq!((code, c["case"]["state"].as_str()), (200, Some("new")), "{c}");
     for (action, body) in [("triage", json!({})), ("assign", json!({"owner": "mia"})), ("start", json!({"note": "calling Dr. Lee"})),
         ("resolve", json!({"resolution": "E2B sent to the safety database"}))] {
         let (code, c, _) = b.post(Some(&u.mia), &format!("/api/v1/cases/{id}/{action}"), &body);
         assert_eq!(code, 200, "{action} through B: {c}");
+        assert_eq!(c["id"], id.as_str(), "{c}");
     }
     // Closed for both replicas, and the reporter sees it through A.
     let (_, c) = a.get(Some(&u.mia), &format!("/api/v1/cases/{id}"));
-    assert_eq!((c["state"].as_str(), c["owner"].as_str()), (Some("closed"), Some("mia")), "{c}");
+    assert_eq!((c["case"]["state"].as_str(), c["case"]["owner"].as_str()), (Some("closed"), Some("mia")), "{c}");
+    let actions: Vec<&str> = c["history"].as_array().unwrap().iter().filter_map(|h| h["action"].as_str()).collect();
+    assert_eq!(actions.len(), 5, "opened, then four steps through B: {actions:?}");
     let (code, mine) = a.get(Some(&u.rex), &format!("/api/v1/cases/{id}"));
-    assert_eq!((code, mine["state"].as_str()), (200, Some("closed")), "{mine}");
+    assert_eq!((code, mine["case"]["state"].as_str()), (200, Some("closed")), "{mine}");
 
     // (b) objection@1 is the shipped file (a draft), objection@2 an edit, proposed and submitted through A.
     for who in ["alice", "bob"] {
