@@ -263,9 +263,17 @@ fn issue22_3_a_published_withdrawal_reaches_both_replicas_within_the_bound_and_n
         let want = if cites(&a.answer, "zentravia-faq") { &v1 } else { &v2 };
         assert_eq!(rec["detail"]["index_version"], want.as_str(), "{rec}");
     }
+    eprintln!(
+        "replicas: {} requests, none failed; publish returned, then replica A served {v2} after {:?}, B after {:?} (poll {POLL_SECS} s)",
+        log.len(),
+        switched[0],
+        switched[1]
+    );
     for s in servers.iter() {
         let (_, m) = s.get(None, "/metrics");
         let text = m["text"].as_str().unwrap();
+        let swap = text.lines().find(|l| l.starts_with("onlabel_index_swap_duration_seconds_sum")).unwrap_or("");
+        eprintln!("replicas: {} {swap}", s.base);
         assert!(text.contains(&format!("onlabel_index_version{{version=\"{v2}\"}} 1")), "{text}");
         assert!(text.contains("onlabel_index_swaps_total 1"), "{text}");
     }
