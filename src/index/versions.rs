@@ -296,6 +296,10 @@ pub fn publish(
     let id = format!("{sequence:06}-{}", &sha[..HASH_DIGITS]);
     let dir = versions.join(&id);
     let report = Index::build_with(&dir, passages, progress, embedder)?;
+    // The build's own lock files mean nothing in an immutable version: none is left behind.
+    for lock in [".tantivy-writer.lock", ".tantivy-meta.lock"] {
+        let _ = std::fs::remove_file(dir.join(lock));
+    }
     super::catalogue::write(&dir, corpus, passages)?;
     let info = VersionInfo {
         id: id.clone(),
