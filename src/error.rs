@@ -119,6 +119,7 @@ codes! {
     "index_missing" => B, 500, "no index at the given directory: run `onlabel ingest`";
     "index_damaged" => B, 500, "the index is damaged or from an incompatible onlabel: rebuild it with `onlabel ingest`";
     "index_io" => B, 500, "the index directory cannot be written";
+    "index_version" => B, 500, "a versioned index root cannot be used as asked (no or a bad CURRENT pointer, a flat index to publish into, another publish running): the message says what to run";
     "embedder_error" => B, 500, "the embedding model or the dense vectors are missing or unusable";
     // Models, rules, evals.
     "model_error" => B, 500, "the local model cannot be loaded or failed while generating";

@@ -53,9 +53,23 @@ fn unusable_documents(corpus: &Corpus, today: NaiveDate) -> Vec<String> {
     w
 }
 
-/// Runs `onlabel ingest`.
-pub(super) fn run(a: &IngestArgs, json: bool) -> anyhow::Result<i32> {
-    let t = Instant::now();
+/// A corpus loaded for `ingest` or `index publish`, with what is needed to build it.
+pub(super) struct Loaded {
+    /// Where the index goes (a flat directory, or a versioned root).
+    pub(super) index_dir: PathBuf,
+    /// The documents that loaded (and the failures, with `--keep-going`).
+    pub(super) corpus: Corpus,
+    /// Their passages.
+    pub(super) passages: Vec<crate::corpus::Passage>,
+    /// Documents that load but can never be cited (already printed unless `--json`).
+    pub(super) warnings: Vec<String>,
+    /// The passage embedder, with `--dense`.
+    pub(super) embedder: Option<crate::index::Embedder>,
+}
+
+/// Loads the corpora of `a`, refusing an empty result (unless
+/// `--allow-empty`) and printing the unusable-document warnings.
+pub(super) fn load(a: &IngestArgs, json: bool) -> anyhow::Result<Loaded> {
     let index_dir = a.index.clone().ok_or(error::Error::NoIndex)?;
     let limits = Limits { max_doc_bytes: a.max_doc_bytes, ..Limits::default() };
     let corpus = Corpus::load(&a.corpora, limits, a.keep_going)?;
@@ -87,8 +101,14 @@ pub(super) fn run(a: &IngestArgs, json: bool) -> anyhow::Result<i32> {
         }
     }
     let embedder = dense::ingest_embedder(&a.dense)?;
+    Ok(Loaded { index_dir, corpus, passages, warnings, embedder })
+}
+
+/// A progress bar on a terminal (none under `--json` or when piped), and
+/// the callback [`crate::index::Index::build_with`] reports to.
+pub(super) fn progress(total: usize, json: bool) -> (Option<indicatif::ProgressBar>, impl FnMut(crate::index::BuildStage, usize)) {
     let bar = if std::io::stderr().is_terminal() && !json {
-        let b = indicatif::ProgressBar::new(passages.len() as u64);
+        let b = indicatif::ProgressBar::new(total as u64);
         b.set_style(
             indicatif::ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} passages {elapsed}")
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
@@ -97,21 +117,39 @@ pub(super) fn run(a: &IngestArgs, json: bool) -> anyhow::Result<i32> {
     } else {
         None
     };
+    let shared = bar.clone();
     let mut shown = None;
-    let built = Index::build_with(
-        &index_dir,
-        &passages,
-        |stage, i| {
-            if let Some(b) = &bar {
-                if shown != Some(stage) {
-                    shown = Some(stage);
-                    b.set_message(if stage == crate::index::BuildStage::Embedding { "embedding" } else { "indexing" });
-                }
-                b.set_position(i as u64)
+    let report = move |stage, i: usize| {
+        if let Some(b) = &shared {
+            if shown != Some(stage) {
+                shown = Some(stage);
+                b.set_message(if stage == crate::index::BuildStage::Embedding { "embedding" } else { "indexing" });
             }
-        },
-        embedder.as_ref(),
-    )?;
+            b.set_position(i as u64)
+        }
+    };
+    (bar, report)
+}
+
+/// Runs `onlabel ingest`.
+pub(super) fn run(a: &IngestArgs, json: bool) -> anyhow::Result<i32> {
+    let t = Instant::now();
+    let index_dir = a.index.clone().ok_or(error::Error::NoIndex)?;
+    if crate::index::versions::is_root(&index_dir) {
+        return Err(error::Error::BadInput {
+            field: "--index",
+            reason: format!(
+                "{} is a versioned index root that replicas serve; `ingest` would replace it whole. \
+                 Publish a new version into it with `onlabel index publish --corpus DIR --index {}` instead",
+                index_dir.display(),
+                index_dir.display()
+            ),
+        }
+        .into());
+    }
+    let Loaded { index_dir, corpus, passages, warnings, embedder } = load(a, json)?;
+    let (bar, report) = progress(passages.len(), json);
+    let built = Index::build_with(&index_dir, &passages, report, embedder.as_ref())?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }

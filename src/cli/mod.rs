@@ -7,6 +7,7 @@
 //! | file | command |
 //! | --- | --- |
 //! | `ingest.rs` | `ingest` |
+//! | `index.rs` | `index publish`, `index status` (a versioned root replicas share) |
 //! | `ask.rs` | `ask` (and the terminal rendering of an answer) |
 //! | `email.rs` | `email` |
 //! | `summarize.rs` | `summarize` |
@@ -29,6 +30,7 @@ mod dense;
 mod email;
 mod eval;
 pub mod error;
+mod index;
 mod info;
 mod ingest;
 mod products;
@@ -128,6 +130,11 @@ impl Ctx {
 enum Command {
     /// Load corpora (manifest.toml + files) and build the search index.
     Ingest(ingest::IngestArgs),
+    /// A versioned index root for several `serve` replicas: publish a new version, show the live one.
+    Index {
+        #[command(subcommand)]
+        cmd: index::IndexCommand,
+    },
     /// Answer one question from approved material, with citations.
     Ask(ask::AskArgs),
     /// Draft a follow-up email (never sent) with approved, cited statements and the safety information.
@@ -201,6 +208,14 @@ fn context(cli: &mut Cli) -> anyhow::Result<Ctx> {
                 fill(&mut a.dense.embedder, &c.embedder);
             }
         }
+        Command::Index { cmd } => {
+            if let index::IndexCommand::Publish(p) = cmd {
+                if p.ingest.dense.dense {
+                    fill(&mut p.ingest.dense.embedder, &c.embedder);
+                }
+            }
+            fill(cmd.index_mut(), &c.index);
+        }
         Command::Ask(a) => a.q.fill(c),
         Command::Email(a) => a.q.fill(c),
         Command::Summarize(a) => a.q.fill(c),
@@ -233,6 +248,7 @@ fn dispatch(cli: &Cli, ctx: &Ctx) -> anyhow::Result<i32> {
     let json = ctx.json;
     match &cli.command {
         Command::Ingest(a) => ingest::run(a, json),
+        Command::Index { cmd } => index::run(cmd, json),
         Command::Ask(a) => ask::run(a, ctx),
         Command::Eval(a) => eval::run(a, json, &ctx.data),
         Command::Serve(a) => serve::run(a, &ctx.data, ctx.config.config.oidc.as_ref()),

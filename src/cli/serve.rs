@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::query::copilot_with;
-use super::{eval, products, today, QueryArgs};
+use super::{eval, today, QueryArgs};
 use crate::prompts::live_prompt;
 use crate::server::{Config, Limits};
 use crate::users::{SessionPolicy, SignInPolicy};
@@ -63,6 +63,11 @@ pub struct ServeArgs {
     /// browsers reach the server through https (a TLS-terminating proxy).
     #[arg(long, env = "ONLABEL_SECURE_COOKIE")]
     secure_cookie: bool,
+    /// When --index is a versioned root (`onlabel index publish`): seconds
+    /// between reads of its CURRENT pointer; a newly published version is
+    /// served within this plus the time to open it. 0: never switch.
+    #[arg(long, env = "ONLABEL_INDEX_POLL_SECS", default_value_t = crate::server::index_watch::DEFAULT_POLL_SECS)]
+    index_poll_secs: u64,
 }
 
 /// Runs the server until SIGINT/SIGTERM; with single sign-on when the
@@ -84,7 +89,26 @@ pub fn run(a: &ServeArgs, data: &std::path::Path, oidc: Option<&crate::users::oi
         .with_drafts(crate::copilot::DraftTemplates::live(&store, &root)?);
     drop(store);
     let index = a.q.index()?.to_path_buf();
-    let products = products::read(&index)?.listing(a.q.as_of.unwrap_or_else(today));
+    // The listing of the very version the copilot opened (CURRENT may move on meanwhile).
+    let catalogue = crate::index::catalogue::Catalogue::of(copilot.index()).map_err(super::error::index_error)?;
+    if catalogue.rebuilt {
+        eprintln!("note: {}", crate::index::catalogue::REBUILT_NOTE);
+    }
+    let products = catalogue.listing(a.q.as_of.unwrap_or_else(today));
+    let max_poll = crate::server::index_watch::MAX_POLL_SECS;
+    if a.index_poll_secs > max_poll {
+        return Err(super::error::Error::BadInput {
+            field: "--index-poll-secs",
+            reason: format!("{} is over {max_poll}: a withdrawn document would stay citable that long on this replica", a.index_poll_secs),
+        }
+        .into());
+    }
+    let watch = (crate::index::versions::is_root(&index) && a.index_poll_secs > 0).then(|| {
+        crate::server::index_watch::IndexWatch::new(index.clone(), Duration::from_secs(a.index_poll_secs), a.q.as_of)
+    });
+    if let Some(v) = copilot.index().version() {
+        tracing::info!(index_version = v, poll_secs = a.index_poll_secs, "serving a versioned index root");
+    }
     let has_model = copilot.grounded().is_some();
     let q = a.q.clone();
     let (root2, thresholds2) = (a.root.clone(), a.thresholds.clone());
@@ -131,6 +155,9 @@ pub fn run(a: &ServeArgs, data: &std::path::Path, oidc: Option<&crate::users::oi
     };
     let addr = config.addr;
     let mut state = crate::server::AppState::new(copilot, config)?;
+    if let Some(w) = watch {
+        state = state.with_index_watch(w);
+    }
     if let Some(sso) = sso {
         tracing::info!(issuer = sso.settings().issuer.as_str(), "single sign-on is on");
         state = state.with_oidc(sso);

@@ -307,6 +307,14 @@ impl Default for Requester {
     }
 }
 
+/// An index ready to replace a copilot's ([`Copilot::prepare_index`]).
+pub struct IndexSwap {
+    /// The newly opened index.
+    index: Index,
+    /// The guard's label references built from it, per product.
+    labels: std::collections::HashMap<String, crate::guard::LabelReference>,
+}
+
 /// The pipeline, holding the index, the guard, the case store and the generators.
 pub struct Copilot {
     index: Index,
@@ -484,6 +492,32 @@ impl Copilot {
     /// The index.
     pub fn index(&self) -> &Index {
         &self.index
+    }
+
+    /// Readies a switch to another index (a newly published version, see
+    /// [`crate::index::versions`]): builds what the copilot derives from
+    /// its index — the guard's label references — without touching the
+    /// copilot, so that a server does this outside its lock and holds the
+    /// write lock only for [`Copilot::install_index`].
+    pub fn prepare_index(&self, index: Index, as_of: NaiveDate) -> Result<IndexSwap> {
+        let labels = match &self.guard {
+            Some(_) => {
+                let all = index.passages(&Filter::for_role("medical", None, as_of))?;
+                let products: std::collections::BTreeSet<String> = all.iter().map(|p| p.product.clone()).collect();
+                products.into_iter().map(|p| (p.clone(), crate::guard::LabelReference::from_passages(&p, &all))).collect()
+            }
+            None => Default::default(),
+        };
+        Ok(IndexSwap { index, labels })
+    }
+
+    /// Puts a prepared index in place (every later question retrieves from
+    /// it) and returns the one it replaces, to be dropped outside the lock.
+    pub fn install_index(&mut self, swap: IndexSwap) -> Index {
+        self.labels = swap.labels;
+        // The product names are read from the index on first use.
+        self.products = std::sync::OnceLock::new();
+        std::mem::replace(&mut self.index, swap.index)
     }
 
     /// Answers one question through [`Copilot::run`] without an audit

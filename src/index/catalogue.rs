@@ -123,12 +123,19 @@ pub struct Catalogue {
 }
 
 impl Catalogue {
-    /// Reads the catalogue of the index at `dir`, or rebuilds what it can
+    /// Reads the catalogue of the index at `dir` (a flat index or a
+    /// versioned root, see [`super::versions`]), or rebuilds what it can
     /// from the passages. The index itself must open ([`Error::Missing`] and
     /// the other index errors otherwise); a catalogue file that is not the
     /// JSON [`write`] writes is [`Error::Catalogue`].
     pub fn read(dir: &Path) -> Result<Catalogue> {
-        let index = Index::open(dir)?;
+        Catalogue::of(&Index::open(dir)?)
+    }
+
+    /// The catalogue of an open index (of the version it was opened at, for
+    /// a versioned root), as [`Catalogue::read`].
+    pub fn of(index: &Index) -> Result<Catalogue> {
+        let dir = index.dir();
         if let Ok(bytes) = std::fs::read(dir.join(CATALOGUE)) {
             let entries = serde_json::from_slice(&bytes).map_err(|source| Error::Catalogue { path: dir.to_owned(), source })?;
             return Ok(Catalogue { entries, rebuilt: false });

@@ -18,7 +18,9 @@
 pub mod analysis;
 pub mod catalogue;
 pub mod dense;
+pub mod readonly;
 pub mod sections;
+pub mod versions;
 
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
@@ -29,7 +31,7 @@ use tantivy::query::{BooleanQuery, BoostQuery, Occur, PhraseQuery, Query, RangeQ
 use tantivy::schema::{
     Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, FAST, INDEXED, STORED, STRING,
 };
-use tantivy::{DocAddress, IndexReader, IndexWriter, TantivyDocument, Term};
+use tantivy::{DocAddress, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
 pub use analysis::{Analyzer, Concept};
 pub use dense::{Embedder, RetrievalMode};
@@ -78,6 +80,16 @@ pub enum Error {
         /// What is damaged (a field, a file, the panic's message).
         detail: String,
     },
+    /// A versioned index root ([`versions`]) cannot be used as asked: its
+    /// `CURRENT` pointer is missing, malformed or names no version, a
+    /// publish would overwrite a flat index, or another publish holds the lock.
+    #[error("index root {path}: {detail}")]
+    Version {
+        /// The root (or version directory).
+        path: PathBuf,
+        /// What is wrong and what to run.
+        detail: String,
+    },
     /// The embedder or the dense vectors failed.
     #[error(transparent)]
     Dense(#[from] dense::Error),
@@ -106,6 +118,7 @@ impl Error {
             Error::Missing { .. } => "index_missing",
             Error::Schema { .. } | Error::Tantivy { .. } | Error::Damaged { .. } | Error::Catalogue { .. } => "index_damaged",
             Error::Io { .. } => "index_io",
+            Error::Version { .. } => "index_version",
             Error::Dense(e) => e.code(),
         }
     }
@@ -307,7 +320,10 @@ fn key_date(k: u64) -> Option<NaiveDate> {
 
 /// An open index, ready to search.
 pub struct Index {
+    /// The directory the index files are in (a version's, for a versioned root).
     path: PathBuf,
+    /// The version id, when opened through a versioned root ([`versions`]).
+    version: Option<String>,
     reader: IndexReader,
     f: Fields,
     analyzer: &'static Analyzer,
@@ -336,7 +352,7 @@ pub struct BuildReport {
 
 impl std::fmt::Debug for Index {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Index").field("path", &self.path).finish()
+        f.debug_struct("Index").field("path", &self.path).field("version", &self.version).finish()
     }
 }
 
@@ -443,22 +459,39 @@ impl Index {
         Ok(report)
     }
 
-    /// Opens an index built by [`Index::build`], and checks it: every
-    /// segment file's checksum, then a warm-up query that reads stored
-    /// passages. A damaged index is [`Error::Damaged`] (or
+    /// Opens an index built by [`Index::build`] — or, given a versioned
+    /// index root ([`versions`]), its live version — read-only
+    /// ([`readonly::ReadOnly`]: nothing is written into the directory), and
+    /// checks it: every segment file's checksum, then a warm-up query that
+    /// reads stored passages. A damaged index is [`Error::Damaged`] (or
     /// [`Error::Tantivy`]), never a panic.
-    pub fn open(dir: &Path) -> Result<Index> {
+    pub fn open(path: &Path) -> Result<Index> {
+        let (dir, version) = versions::resolve(path)?;
+        let dir = dir.as_path();
         if !dir.join("onlabel-index.json").exists() {
             return Err(Error::Missing { path: dir.to_owned() });
         }
-        let index = contained(dir, "opening", || Index::open_unchecked(dir))?;
+        let mut index = contained(dir, "opening", || Index::open_unchecked(dir))?;
         contained(dir, "checking", || index.warm_up())?;
+        index.version = version;
         Ok(index)
+    }
+
+    /// The directory holding this index's files (for a versioned root, the
+    /// live version's directory when it was opened).
+    pub fn dir(&self) -> &Path {
+        &self.path
+    }
+
+    /// The version id when opened through a versioned root, e.g.
+    /// `000002-81d0e6a4c2f9`; `None` for a flat index directory.
+    pub fn version(&self) -> Option<&str> {
+        self.version.as_deref()
     }
 
     fn open_unchecked(dir: &Path) -> Result<Index> {
         let tv = |source| Error::Tantivy { path: dir.to_owned(), source };
-        let index = tantivy::Index::open_in_dir(dir).map_err(tv)?;
+        let index = tantivy::Index::open(readonly::ReadOnly::open(dir).map_err(tv)?).map_err(tv)?;
         let damaged = index.validate_checksum().map_err(tv)?;
         if !damaged.is_empty() {
             let mut files: Vec<String> = damaged.iter().map(|p| p.display().to_string()).collect();
@@ -467,13 +500,14 @@ impl Index {
         }
         index.tokenizers().register(analysis::TOKENIZER, analysis::text_analyzer());
         let f = fields(&index.schema(), dir)?;
-        let reader = index.reader().map_err(tv)?;
+        // A served index never changes (a new one is a new directory): no watcher.
+        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into().map_err(tv)?;
         let stats_path = dir.join("onlabel-stats.json");
         let stats: Stats = std::fs::read(&stats_path)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .ok_or(Error::Damaged { path: dir.to_owned(), detail: "onlabel-stats.json is missing or unreadable".into() })?;
-        let mut index = Index { path: dir.to_owned(), reader, f, analyzer: Analyzer::shared(), stats, dense: None };
+        let mut index = Index { path: dir.to_owned(), version: None, reader, f, analyzer: Analyzer::shared(), stats, dense: None };
         // Vectors that cannot be used leave BM25 working (with a warning).
         match dense::Vectors::read(dir).map_err(Error::from).and_then(|v| match v {
             Some(v) => dense::DenseIndex::attach(&index, v).map(Some),

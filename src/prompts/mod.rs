@@ -980,6 +980,17 @@ impl<'a> Registry<'a> {
         Ok(ApprovedTemplate { content: live.content.clone(), version: live.clone(), approval })
     }
 
+    /// The live (approved) version of every name of `kind`, by name: one
+    /// small query, cheap enough for a server to ask before each question
+    /// whether another replica approved a version since.
+    pub fn live_ids(&self, kind: Kind) -> Result<Vec<VersionId>> {
+        Ok(self.store.with_conn(|c| {
+            let mut st = c.prepare("SELECT name, version FROM prompt_versions WHERE state = 'approved' AND kind = ?1 ORDER BY name")?;
+            let rows = st.query_map([kind.as_str()], |r| Ok(VersionId { name: r.get(0)?, version: r.get(1)? }))?;
+            rows.collect()
+        })?)
+    }
+
     /// One version.
     pub fn get(&self, id: &VersionId) -> Result<Version> {
         self.store

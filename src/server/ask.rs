@@ -220,9 +220,13 @@ pub(crate) fn run_job(st: &AppState, job: &Job, on_event: &mut dyn FnMut(Event))
         requester: job.who.clone(),
         generate: job.generate,
     };
+    // A prompt version approved through another replica runs from this question on.
+    super::prompts::follow_registry(st);
+    // The read lock is held for the whole run: the index version recorded is the one that answers.
+    let copilot = st.copilot.read().map_err(|_| ApiError::internal("the copilot lock is poisoned; restart the server"))?;
     let mut context = json!({
-        "product": job.ask.product, "hcp": job.who.hcp, "index": st.index, "as_of": job.ask.as_of.to_string(),
-        "via": "http", "request_id": job.request_id, "client_request_id": job.client_request_id,
+        "product": job.ask.product, "hcp": job.who.hcp, "index": copilot.index().dir(), "index_version": copilot.index().version(),
+        "as_of": job.ask.as_of.to_string(), "via": "http", "request_id": job.request_id, "client_request_id": job.client_request_id,
     });
     if let (Some(v), Some(o)) = (&job.visit, context.as_object_mut()) {
         // The question as typed is the record's input; the one answered sits beside it.
@@ -231,10 +235,8 @@ pub(crate) fn run_job(st: &AppState, job: &Job, on_event: &mut dyn FnMut(Event))
         o.insert("needs_context".into(), v.needs_context.into());
     }
     let trace = Trace { audit: &st.audit, actor: Actor::signed_in(&job.user), context };
-    let outcome = {
-        let copilot = st.copilot.read().map_err(|_| ApiError::internal("the copilot lock is poisoned; restart the server"))?;
-        copilot.run(&req, Some(&trace), on_event)?
-    };
+    let outcome = copilot.run(&req, Some(&trace), on_event)?;
+    drop(copilot);
     let Some(answer) = outcome.into_answer() else {
         return Err(ApiError::internal("the copilot returned no answer to a question"));
     };

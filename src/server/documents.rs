@@ -47,18 +47,20 @@ pub struct DocumentQuery {
 }
 
 /// The passages of `doc_id` the caller may see today, or the one 404.
-fn visible(st: &State, auth: &Auth, doc_id: &str) -> Result<Vec<Passage>, ApiError> {
+/// With the directory of the index version that holds them (its PDF copies).
+fn visible(st: &State, auth: &Auth, doc_id: &str) -> Result<(Vec<Passage>, std::path::PathBuf), ApiError> {
     let role = auth.0.role.as_str();
     let filter = Filter::for_role(role, None, today());
     let copilot = st.copilot.read().map_err(|_| ApiError::internal("the copilot lock is poisoned; restart the server"))?;
     let passages = copilot.index().document(doc_id, &filter)?;
+    let dir = copilot.index().dir().to_path_buf();
     if passages.is_empty() {
         return Err(ApiError::coded(
             "not_found",
             format!("no approved, current document {doc_id:?} that a {role} may open (unknown, withdrawn, expired, or not for this role)"),
         ));
     }
-    Ok(passages)
+    Ok((passages, dir))
 }
 
 /// The cited passage in its approved document: MLR number, validity, section
@@ -74,14 +76,14 @@ pub async fn show_document(
     Query(q): Query<DocumentQuery>,
 ) -> Result<Response, ApiError> {
     auth.require(ANY, "opening an approved document")?;
-    let passages = visible(&st, &auth, &id)?;
+    let (passages, dir) = visible(&st, &auth, &id)?;
     let cited = match q.passage {
         Some(n) => passages.iter().find(|p| p.ordinal == n).ok_or_else(|| {
             ApiError::coded("not_found", format!("document {id:?} has no passage {n} (it has passages 0 to {})", passages.len().saturating_sub(1)))
         })?,
         None => &passages[0],
     };
-    let has_pdf = catalogue::pdf_copy(&st.index, &id).is_file();
+    let has_pdf = catalogue::pdf_copy(&dir, &id).is_file();
     let section: Vec<&Passage> = passages.iter().filter(|p| p.section == cited.section).collect();
     Ok(json(json!({
         "doc_id": cited.doc_id,
@@ -109,8 +111,8 @@ pub async fn show_document(
         (status = 401, body = super::ErrorBody), (status = 404, description = "no such PDF document visible to the caller today", body = super::ErrorBody)))]
 pub async fn document_file(AxState(st): AxState<State>, auth: Auth, UrlPath(id): UrlPath<String>) -> Result<Response, ApiError> {
     auth.require(ANY, "opening an approved document")?;
-    let passages = visible(&st, &auth, &id)?;
-    let path = catalogue::pdf_copy(&st.index, &id);
+    let (passages, dir) = visible(&st, &auth, &id)?;
+    let path = catalogue::pdf_copy(&dir, &id);
     let read = path.clone();
     let bytes: Vec<u8> = match tokio::task::spawn_blocking(move || std::fs::read(read))
         .await

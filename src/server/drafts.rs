@@ -84,10 +84,11 @@ pub async fn email(AxState(st): AxState<State>, auth: Auth, headers: HeaderMap, 
                 requester: Requester { user: user.id.clone(), hcp: Some(r.hcp.clone()), defer_medical: false },
                 generate: false,
             };
-            let ctx = json!({"product": product, "hcp": r.hcp, "index": s.index, "as_of": req.as_of.to_string(),
-                "via": "http", "request_id": rid, "client_request_id": crid});
-            let trace = Trace { audit: &s.audit, actor: Actor::signed_in(&user), context: ctx };
+            super::prompts::follow_registry(&s);
             let copilot = s.copilot.read().map_err(|_| ApiError::internal("the copilot lock is poisoned"))?;
+            let ctx = json!({"product": product, "hcp": r.hcp, "index": copilot.index().dir(), "index_version": copilot.index().version(),
+                "as_of": req.as_of.to_string(), "via": "http", "request_id": rid, "client_request_id": crid});
+            let trace = Trace { audit: &s.audit, actor: Actor::signed_in(&user), context: ctx };
             let out = copilot.run(&req, Some(&trace), &mut |_| {})?;
             s.metrics.routed(out.route(), out.flags());
             Ok(out.to_json())
@@ -133,10 +134,11 @@ pub async fn summarize(
                 requester: Requester { user: user.id.clone(), hcp: r.hcp.clone(), defer_medical: false },
                 generate: false,
             };
-            let ctx = json!({"product": product, "hcp": r.hcp, "index": s.index, "as_of": req.as_of.to_string(),
-                "via": "http", "request_id": rid, "client_request_id": crid});
-            let trace = Trace { audit: &s.audit, actor: Actor::signed_in(&user), context: ctx };
+            super::prompts::follow_registry(&s);
             let copilot = s.copilot.read().map_err(|_| ApiError::internal("the copilot lock is poisoned"))?;
+            let ctx = json!({"product": product, "hcp": r.hcp, "index": copilot.index().dir(), "index_version": copilot.index().version(),
+                "as_of": req.as_of.to_string(), "via": "http", "request_id": rid, "client_request_id": crid});
+            let trace = Trace { audit: &s.audit, actor: Actor::signed_in(&user), context: ctx };
             let out = copilot.run(&req, Some(&trace), &mut |_| {})?;
             s.metrics.routed(out.route(), out.flags());
             Ok(out.to_json())

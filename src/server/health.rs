@@ -25,17 +25,18 @@ pub async fn healthz() -> Response {
     json(json!({"status": "ok"}))
 }
 
-/// Ready: index and (when configured) model loaded, store open, not shutting down.
+/// Ready: index and (when configured) model loaded, store open, not shutting
+/// down; with the index version served (`index_version`, null for a flat index).
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, description = "ready"), (status = 503, description = "not ready (starting or shutting down)")))]
 pub async fn readyz(AxState(st): AxState<State>) -> Response {
-    let (model, passages) = match st.copilot.read() {
-        Ok(c) => (c.grounded().map(|g| g.model.id().to_string()), c.index().len()),
-        Err(_) => (None, 0),
+    let (model, passages, index_version) = match st.copilot.read() {
+        Ok(c) => (c.grounded().map(|g| g.model.id().to_string()), c.index().len(), c.index().version().map(str::to_string)),
+        Err(_) => (None, 0, None),
     };
     let store = crate::store::Store::open(&st.data).is_ok();
     let ready = st.ready.load(Ordering::SeqCst) && store && passages > 0;
-    let body = json!({"ready": ready, "model": model, "passages": passages, "store": store,
+    let body = json!({"ready": ready, "model": model, "passages": passages, "index": st.index, "index_version": index_version, "store": store,
         "queue": {"working": st.gate.working(), "waiting": st.gate.waiting()}});
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, axum::Json(body)).into_response()

@@ -29,12 +29,15 @@ pub async fn me(auth: Auth) -> Response {
     responses((status = 200, description = "products and their documents"), (status = 401, body = super::ErrorBody)))]
 pub async fn products(AxState(st): AxState<State>, auth: Auth) -> Result<Response, ApiError> {
     auth.require(ANY, "listing products")?;
-    Ok(json(&st.products))
+    let listing = st.products.read().map(|p| p.clone()).map_err(|_| ApiError::internal("the products lock is poisoned; restart the server"))?;
+    Ok(json(listing))
 }
 
 /// The product names in the listing.
+/// (Of the index version served now: a published version may add one.)
 pub(crate) fn product_names(st: &AppState) -> Vec<String> {
-    st.products["products"]
+    let Ok(listing) = st.products.read() else { return Vec::new() };
+    listing["products"]
         .as_array()
         .map(|a| a.iter().filter_map(|p| p["name"].as_str().map(str::to_string)).collect())
         .unwrap_or_default()

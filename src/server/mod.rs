@@ -41,6 +41,7 @@
 //! | `oidc.rs` | `GET /auth/oidc/config`, `/auth/oidc/login`, `/auth/oidc/callback`: single sign-on (pages, not JSON) |
 //! | `openai.rs` | `/v1/chat/completions`, `/v1/models` |
 //! | `metrics.rs` | `GET /metrics` |
+//! | `index_watch.rs` | (no route) follows a versioned index root: swaps in each newly published version |
 //! | `openapi.rs` | `GET /api/v1/openapi.json` |
 //! | `ui.rs` | the web UI |
 //!
@@ -57,6 +58,7 @@ mod documents;
 mod drafts;
 mod evals;
 mod health;
+pub mod index_watch;
 mod me;
 mod metrics;
 pub mod oidc;
@@ -210,9 +212,13 @@ pub struct AppState {
     pub(crate) cases: crate::cases::CaseStore,
     pub(crate) root: PathBuf,
     pub(crate) data: PathBuf,
+    /// The `--index` given: a flat index, or a versioned root the
+    /// [`index_watch`] follows (the directory answering now is the copilot's
+    /// `index().dir()`).
     pub(crate) index: PathBuf,
     pub(crate) thresholds: PathBuf,
-    pub(crate) products: serde_json::Value,
+    /// The products listing of the index version served now (replaced with it).
+    pub(crate) products: RwLock<serde_json::Value>,
     pub(crate) limits: Limits,
     pub(crate) gate: Gate,
     pub(crate) metrics: metrics::Metrics,
@@ -222,6 +228,11 @@ pub struct AppState {
     pub(crate) ready: AtomicBool,
     /// Single sign-on, when the config file sets it up ([`AppState::with_oidc`]).
     pub(crate) oidc: Option<Arc<crate::users::oidc::Sso>>,
+    /// Following a versioned index root ([`AppState::with_index_watch`]).
+    pub(crate) index_watch: Option<index_watch::IndexWatch>,
+    /// Live prompt versions another process approved that could not be
+    /// loaded here (logged once each, not on every question).
+    pub(crate) prompt_misses: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// Shared state, as handlers see it.
@@ -235,6 +246,8 @@ impl AppState {
         let cases = crate::cases::CaseStore::from_store(store.clone());
         // Eval runs a stopped server left behind say so (their ids stay valid).
         evals::mark_interrupted(&store)?;
+        let metrics = metrics::Metrics::default();
+        metrics.serving_index(copilot.index().version());
         Ok(AppState {
             copilot: RwLock::new(copilot),
             store,
@@ -244,16 +257,26 @@ impl AppState {
             data: config.data,
             index: config.index,
             thresholds: config.thresholds,
-            products: config.products,
+            products: RwLock::new(config.products),
             gate: Gate::new(config.limits.max_in_flight, config.limits.max_queued),
             limits: config.limits,
-            metrics: metrics::Metrics::default(),
+            metrics,
             tokens: auth::TokenCache::default(),
             eval: config.eval,
             reload_prompt: config.reload_prompt,
             ready: AtomicBool::new(true),
             oidc: None,
+            index_watch: None,
+            prompt_misses: Default::default(),
         })
+    }
+
+    /// Follows the versioned index root `--index` names: every
+    /// [`index_watch::IndexWatch::every`] the server reads its `CURRENT`
+    /// pointer and swaps in a newly published version (see [`index_watch`]).
+    pub fn with_index_watch(mut self, watch: index_watch::IndexWatch) -> AppState {
+        self.index_watch = Some(watch);
+        self
     }
 }
 
@@ -383,6 +406,7 @@ pub async fn serve(state: State, addr: SocketAddr, on_listening: impl FnOnce(Soc
     let local = listener.local_addr().map_err(Error::Serve)?;
     on_listening(local);
     let app = router(state.clone());
+    let watcher = state.index_watch.as_ref().map(|_| tokio::spawn(index_watch::follow(state.clone())));
     let st = state.clone();
     // The peer address feeds the sign-in throttle (`auth::attempt`).
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
@@ -393,6 +417,9 @@ pub async fn serve(state: State, addr: SocketAddr, on_listening: impl FnOnce(Soc
         })
         .await
         .map_err(Error::Serve)?;
+    if let Some(w) = watcher {
+        w.abort();
+    }
     // Work whose client went away (timeouts) still holds its permit: wait for it.
     state.gate.drain().await;
     tracing::info!("stopped; every admitted request finished");

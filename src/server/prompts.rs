@@ -13,7 +13,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use super::auth::{Auth, SignInAttempt, AUTHORS, EVIDENCE, PROMPT_READERS, SIGNERS};
-use super::{json, ApiError, Body, Query, State, UrlPath};
+use super::{json, ApiError, AppState, Body, Query, State, UrlPath};
 use crate::prompts::{Kind, Reauth, Registry, State as VersionState, Thresholds, VersionId};
 use crate::users::{Method, Users};
 
@@ -327,42 +327,85 @@ pub async fn approve(
     let t = Thresholds::read(&st.thresholds)?;
     let reg = Registry::new(&st.store, &st.root).reauthenticated_with(how);
     let (v, s) = reg.approve(&id, &r.reason, &user, &t)?;
-    reload_prompt(&st, &v);
+    if v.kind == Kind::Prompt {
+        if let Err(e) = reload_prompt(&st, &v.name) {
+            tracing::warn!(error = %e, "the approved prompt could not be loaded; the previous one stays live");
+        }
+    }
     Ok(json(json!({"version": v, "signature": s})))
 }
 
-/// Swaps the approved prompt into the running copilot.
-fn reload_prompt(st: &State, v: &crate::prompts::Version) {
-    if v.kind != Kind::Prompt {
-        return;
-    }
-    // The draft templates (`email`, `summary`) are read from the registry by name.
-    if crate::copilot::DraftTemplates::builtin_source(&v.name).is_some() {
-        match crate::prompts::live_template(&v.name, &st.store, &st.root) {
-            Ok(Some(p)) => {
-                if let Ok(mut c) = st.copilot.write() {
-                    tracing::info!(prompt = %p.id(), "drafts now use the newly approved template");
-                    c.drafts_mut().replace(p);
-                }
-            }
-            Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, "the approved draft template could not be loaded; the previous one stays live"),
-        }
-        return;
-    }
-    let Some(load) = &st.reload_prompt else { return };
-    match load(&st.store) {
-        Ok(p) => {
+/// Swaps the registry's live version of prompt `name` into the running
+/// copilot (a draft template by name, or the generator's prompt).
+fn reload_prompt(st: &AppState, name: &str) -> crate::Result<()> {
+    // The draft templates (`email`, `summary`, `answer`) are read from the registry by name.
+    if crate::copilot::DraftTemplates::builtin_source(name).is_some() {
+        if let Some(p) = crate::prompts::live_template(name, &st.store, &st.root)? {
             if let Ok(mut c) = st.copilot.write() {
-                if let Some(g) = c.grounded_mut() {
-                    if g.prompt.name == p.name {
-                        tracing::info!(prompt = %p.id(), "the copilot now runs the newly approved prompt");
-                        g.prompt = p;
-                    }
+                tracing::info!(prompt = %p.id(), "drafts now use the newly approved template");
+                c.drafts_mut().replace(p);
+            }
+        }
+        return Ok(());
+    }
+    let Some(load) = &st.reload_prompt else { return Ok(()) };
+    let p = load(&st.store)?;
+    if let Ok(mut c) = st.copilot.write() {
+        if let Some(g) = c.grounded_mut() {
+            if g.prompt.name == p.name {
+                tracing::info!(prompt = %p.id(), "the copilot now runs the newly approved prompt");
+                g.prompt = p;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The prompts this copilot runs, `name` → version: the generator's and
+/// the draft templates.
+fn running(st: &AppState) -> Vec<(String, i64)> {
+    let Ok(c) = st.copilot.read() else { return Vec::new() };
+    let d = c.drafts();
+    let mut out: Vec<(String, i64)> = [&d.email, &d.summary, &d.answer].iter().map(|p| (p.name.clone(), i64::from(p.version))).collect();
+    if let Some(g) = c.grounded() {
+        out.push((g.prompt.name.clone(), i64::from(g.prompt.version)));
+    }
+    out
+}
+
+/// Makes the registry's live prompt versions the ones this copilot runs,
+/// before each question: another replica sharing the database may have
+/// approved (or rolled back to) a version since the last question. One
+/// indexed query (the approved prompt versions) when nothing changed; a
+/// version that cannot be loaded here is logged once and the previous one
+/// stays live, as after a local approval.
+pub(crate) fn follow_registry(st: &AppState) {
+    let live = match Registry::new(&st.store, &st.root).live_ids(Kind::Prompt) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the registry's live prompt versions; the running ones stay live");
+            return;
+        }
+    };
+    let running = running(st);
+    for id in live {
+        let stale = running.iter().any(|(name, version)| *name == id.name && *version != id.version);
+        if !stale {
+            continue;
+        }
+        let key = id.to_string();
+        if st.prompt_misses.lock().map(|m| m.contains(&key)).unwrap_or(true) {
+            continue;
+        }
+        match reload_prompt(st, &id.name) {
+            Ok(()) => tracing::info!(prompt = %key, "following the registry: a version approved elsewhere is live here"),
+            Err(e) => {
+                tracing::warn!(prompt = %key, error = %e, "the live prompt version could not be loaded here; the previous one stays live");
+                if let Ok(mut m) = st.prompt_misses.lock() {
+                    m.insert(key);
                 }
             }
         }
-        Err(e) => tracing::warn!(error = %e, "the approved prompt could not be loaded; the previous one stays live"),
     }
 }
 

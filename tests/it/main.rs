@@ -40,4 +40,5 @@ mod sessions;
 mod shapes;
 mod trace;
 mod registry;
+mod replicas;
 mod users;
