@@ -29,6 +29,23 @@ if [ ! -x /usr/bin/chromedriver ]; then
   fi
   apt-get install -y chromium chromium-driver
 fi
+# The PostgreSQL tests (tests/it/audit_pg.rs) start a throwaway cluster of
+# their own (initdb + pg_ctl from Debian's postgresql package, in a temp dir,
+# on a free loopback port); install the package once, without the default
+# cluster the package would otherwise create and start.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "test: PostgreSQL is missing; run as root (or: sudo apt-get install -y postgresql)" >&2
+    exit 2
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  mkdir -p /etc/postgresql-common/createcluster.d
+  echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/onlabel-tests.conf
+  if ! apt-cache show postgresql >/dev/null 2>&1; then
+    apt-get update
+  fi
+  apt-get install -y postgresql
+fi
 # The real `openai` Python package, for the OpenAI-compatible endpoint's test
 # (tests/it/server.rs), in a virtualenv outside the clone; installed once.
 venv="${ONLABEL_VENV:-$HOME/.cache/onlabel-venv}"

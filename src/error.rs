@@ -135,6 +135,9 @@ codes! {
     "store_no_wal" => C, 500, "the store cannot use write-ahead logging (a network file system?)";
     "store_error" => C, 500, "SQLite failed on the store";
     "store_bad_row" => C, 500, "a stored row does not parse (written by something other than onlabel)";
+    "store_bad_database" => B, 500, "--database / ONLABEL_DATABASE is neither postgres://… nor an SQLite file";
+    "store_unsupported" => B, 500, "the command needs a store that is not on PostgreSQL yet: drop --database";
+    "store_postgres" => C, 500, "PostgreSQL cannot be reached, refused the sign-in or failed a statement";
     // Users.
     "user_exists" => B, 409, "a user with this id exists (ids are never reused)";
     "user_not_found" => B, 404, "no user with this id";

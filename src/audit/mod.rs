@@ -1,4 +1,8 @@
-//! [`Audit`]: the append-only, hash-chained audit trail in `onlabel.sqlite`.
+//! [`AuditLog`]: the append-only, hash-chained audit trail, in
+//! `onlabel.sqlite` ([`SqliteAudit`], the default; [`Audit`] is its name
+//! for the callers that share the SQLite store) or in PostgreSQL
+//! ([`PgAudit`], several replicas appending at once). [`open`] gives the log
+//! of a [`Database`].
 //!
 //! Invariants
 //!
@@ -11,8 +15,10 @@
 //!   [`canonical`] — a fixed-order JSON array of every stored column except
 //!   `pos` and `hash`, strings exactly as stored. Changing any field, the
 //!   order, or the set of records breaks either a record's own hash or a link.
-//! - **One writer at a time.** An append reads the head and inserts inside one
-//!   `BEGIN IMMEDIATE` transaction, so two processes cannot fork the chain.
+//! - **One writer at a time.** An append reads the head and inserts under the
+//!   backend's write lock — SQLite's `BEGIN IMMEDIATE`, PostgreSQL's advisory
+//!   lock of the log — so writers in several processes (CLI commands,
+//!   replicas) form one chain with no gap and no fork.
 //!
 //! [`verify`] walks the rows in physical order (`pos`) and names the first bad
 //! record and how it is bad: [`Tamper::Edited`], [`Tamper::Deleted`],
@@ -24,16 +30,83 @@
 //! export's checksum) and pass it back with `--head SEQ:HASH`.
 
 pub mod export;
-
-use std::path::{Path, PathBuf};
+pub mod postgres;
+pub mod sqlite;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::types::FromSql;
-use rusqlite::{params, Connection, OptionalExtension, Row, ToSql, Transaction};
+use rusqlite::{Row, ToSql};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::store::{self, Store};
+use crate::store::{self, Database};
+
+pub use postgres::PgAudit;
+pub use sqlite::{append, append_tx, SqliteAudit};
+
+/// The audit log in the SQLite store: what the commands and the server
+/// open today, next to the other stores of `onlabel.sqlite` (cases, users,
+/// the registry append their records inside their own SQLite transactions).
+/// [`open`] gives the log of any [`Database`] as an [`AuditLog`].
+pub type Audit = SqliteAudit;
+
+/// The audit log's repository: what each backend ([`SqliteAudit`],
+/// [`PgAudit`]) provides. Hashing, the canonical form and [`verify`] are
+/// shared; a backend stores rows and appends them in one order.
+pub trait AuditLog: Send + Sync + std::fmt::Debug {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+    /// Appends one record, durably, after the current head; returns its `seq`
+    /// (the `audit_id`). Appends from several threads or processes form one
+    /// chain: each gets the next seq and links to the record before it.
+    fn append(&self, record: &Record) -> Result<i64>;
+    /// All records with `from <= at < to` (either bound open), in chain order.
+    fn range(&self, from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Result<Vec<Entry>>;
+    /// One record by its seq.
+    fn get(&self, seq: i64) -> Result<Option<Entry>>;
+    /// Every record as `(pos, record)`, in physical order (what [`verify`] walks).
+    fn rows(&self) -> Result<Vec<(i64, Entry)>>;
+    /// Walks the whole chain; see [`verify`].
+    fn verify(&self, head: Option<(i64, &str)>) -> Result<Verification> {
+        Ok(verify(&self.rows()?, head))
+    }
+}
+
+/// Opens (creating and migrating if needed) the audit log of `db`.
+pub fn open(db: &Database) -> Result<Box<dyn AuditLog>> {
+    Ok(match db {
+        Database::Sqlite(file) => Box::new(SqliteAudit::with_store(store::Store::open_file(file)?)),
+        Database::Postgres(url) => Box::new(PgAudit::open(url)?),
+    })
+}
+
+/// The stored form of `record`, appended at `now` as record `seq` after the
+/// record whose hash is `prev_hash` (its own `hash` still empty): the one
+/// place that turns a caller's record into columns, for every backend.
+pub(crate) fn entry(record: &Record, now: DateTime<Utc>, seq: i64, prev_hash: String) -> Entry {
+    let json = |v: &serde_json::Value, empty: &str| if v.is_null() { empty.to_string() } else { v.to_string() };
+    Entry {
+        seq,
+        at: stamp(now),
+        actor: record.actor.clone(),
+        role: record.role.clone(),
+        action: record.action.clone(),
+        input: record.input.clone(),
+        prompt_version: record.prompt_version.clone(),
+        prompt_sha256: record.prompt_sha256.clone(),
+        model: record.model.clone(),
+        model_sha256: record.model_sha256.clone(),
+        passages_json: serde_json::Value::from(record.passages.clone()).to_string(),
+        flags_json: json(&record.flags, "[]"),
+        output: record.output.clone(),
+        route: record.route.clone(),
+        case_id: record.case_id.clone(),
+        timings_json: json(&record.timings, "{}"),
+        detail_json: json(&record.detail, "{}"),
+        prev_hash,
+        hash: String::new(),
+    }
+}
 
 /// `prev_hash` of the first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -184,6 +257,19 @@ macro_rules! chained_record {
                 vec![$(&self.$field as &dyn ToSql,)* &self.hash]
             }
 
+            fn from_pg_row(row: &::postgres::Row, offset: usize) -> Result<Self, ::postgres::Error> {
+                let mut column = offset;
+                let mut next = || {
+                    column += 1;
+                    column - 1
+                };
+                Ok($name { $($field: row.try_get(next())?,)* hash: row.try_get(next())? })
+            }
+
+            fn pg_values(&self) -> Vec<&(dyn ::postgres::types::ToSql + Sync)> {
+                vec![$(&self.$field as &(dyn ::postgres::types::ToSql + Sync),)* &self.hash]
+            }
+
             fn cells(&self) -> Vec<String> {
                 vec![$(Field::cell(&self.$field),)* self.hash.clone()]
             }
@@ -217,12 +303,17 @@ pub trait Chained: Sized {
     fn from_row(row: &Row<'_>, offset: usize) -> rusqlite::Result<Self>;
     /// The values of an INSERT, in [`Chained::COLUMNS`] order.
     fn values(&self) -> Vec<&dyn ToSql>;
+    /// Reads a record from a PostgreSQL `row`, its first column at `offset`, in [`Chained::COLUMNS`] order.
+    fn from_pg_row(row: &::postgres::Row, offset: usize) -> Result<Self, ::postgres::Error>;
+    /// The values of a PostgreSQL INSERT, in [`Chained::COLUMNS`] order.
+    fn pg_values(&self) -> Vec<&(dyn ::postgres::types::ToSql + Sync)>;
     /// The cells of a CSV row, in [`Chained::COLUMNS`] order (before quoting).
     fn cells(&self) -> Vec<String>;
 }
 
-/// A column type of a chained record: how it is hashed and how it is exported.
-pub trait Field: ToSql + FromSql {
+/// A column type of a chained record: how it is hashed and how it is
+/// exported; it is stored as is in SQLite and in PostgreSQL (`BIGINT`, `TEXT`).
+pub trait Field: ToSql + FromSql + ::postgres::types::ToSql + Sync + for<'a> ::postgres::types::FromSql<'a> {
     /// Its value in the canonical array (a missing optional value is `null`).
     fn json(&self) -> serde_json::Value;
     /// Its CSV cell (a missing optional value is empty).
@@ -469,133 +560,6 @@ pub struct Verification {
     pub tamper: Option<Tamper>,
 }
 
-/// The audit log over an open [`Store`].
-#[derive(Debug)]
-pub struct Audit {
-    store: Store,
-}
-
-impl Audit {
-    /// Opens (creating and migrating if needed) `DATA_DIR/onlabel.sqlite`.
-    pub fn open(data_dir: &Path) -> Result<Audit> {
-        Ok(Audit { store: Store::open(data_dir)? })
-    }
-
-    /// Wraps an already open store.
-    pub fn with_store(store: Store) -> Audit {
-        Audit { store }
-    }
-
-    /// The store underneath (for callers that append inside their own transaction).
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
-    /// Appends one record, durably; returns its `seq` (the `audit_id`).
-    pub fn append(&self, record: &Record) -> Result<i64> {
-        Ok(append(&self.store, record)?)
-    }
-
-    /// All records with `from <= at < to` (either bound open), in chain order.
-    pub fn range(&self, from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Result<Vec<Entry>> {
-        let from = from.map(stamp).unwrap_or_default();
-        let to = to.map(stamp).unwrap_or_else(|| "~".into()); // '~' sorts after every digit
-        Ok(self.store.with_conn(|c| {
-            let mut st = c.prepare(&format!("SELECT {} FROM {TABLE} WHERE at >= ?1 AND at < ?2 ORDER BY pos", columns::<Entry>()))?;
-            let rows = st.query_map(params![from, to], |r| Entry::from_row(r, 0))?;
-            rows.collect()
-        })?)
-    }
-
-    /// One record by its seq.
-    pub fn get(&self, seq: i64) -> Result<Option<Entry>> {
-        Ok(self.store.with_conn(|c| {
-            let sql = format!("SELECT {} FROM {TABLE} WHERE seq = ?1 ORDER BY pos LIMIT 1", columns::<Entry>());
-            c.query_row(&sql, [seq], |r| Entry::from_row(r, 0)).optional()
-        })?)
-    }
-
-    /// Walks the whole chain; see [`verify`].
-    pub fn verify(&self, head: Option<(i64, &str)>) -> Result<Verification> {
-        let rows: Vec<(i64, Entry)> = self.store.with_conn(|c| rows_of(c, TABLE))?;
-        Ok(verify(&rows, head))
-    }
-}
-
-/// Appends one record to the log in `store`, in its own transaction; returns its seq.
-pub fn append(store: &Store, record: &Record) -> Result<i64, store::Error> {
-    let now = Utc::now();
-    store.write(|tx| append_tx(tx, record, now))
-}
-
-/// Appends `record` inside the caller's transaction (so that a state change
-/// and its audit record commit together). Returns the record's seq.
-pub fn append_tx(tx: &Transaction<'_>, record: &Record, now: DateTime<Utc>) -> Result<i64, store::Error> {
-    let path = PathBuf::from(tx.path().unwrap_or("onlabel.sqlite"));
-    let json = |v: &serde_json::Value, empty: &str| if v.is_null() { empty.to_string() } else { v.to_string() };
-    let e = append_row(tx, TABLE, |seq, prev_hash| Entry {
-        seq,
-        at: stamp(now),
-        actor: record.actor.clone(),
-        role: record.role.clone(),
-        action: record.action.clone(),
-        input: record.input.clone(),
-        prompt_version: record.prompt_version.clone(),
-        prompt_sha256: record.prompt_sha256.clone(),
-        model: record.model.clone(),
-        model_sha256: record.model_sha256.clone(),
-        passages_json: serde_json::Value::from(record.passages.clone()).to_string(),
-        flags_json: json(&record.flags, "[]"),
-        output: record.output.clone(),
-        route: record.route.clone(),
-        case_id: record.case_id.clone(),
-        timings_json: json(&record.timings, "{}"),
-        detail_json: json(&record.detail, "{}"),
-        prev_hash,
-        hash: String::new(),
-    })
-    .map_err(|e| store::Error::sqlite(&path, e))?;
-    Ok(e.seq)
-}
-
-/// The table of the audit log.
-const TABLE: &str = "audit_log";
-
-/// `R`'s stored columns as an SQL column list.
-fn columns<R: Chained>() -> String {
-    R::COLUMNS.join(", ")
-}
-
-/// Appends the record that `make(seq, prev_hash)` builds to `table` (whose
-/// columns are `pos` and `R`'s): reads the head, hashes, inserts — inside the
-/// caller's transaction. Returns the record as stored.
-fn append_row<R: Chained>(tx: &Transaction<'_>, table: &str, make: impl FnOnce(i64, String) -> R) -> rusqlite::Result<R> {
-    let last: Option<(i64, String)> = tx
-        .query_row(&format!("SELECT seq, hash FROM {table} ORDER BY pos DESC LIMIT 1"), [], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    let (seq, prev_hash) = match last {
-        Some((s, h)) => (s + 1, h),
-        None => (1, GENESIS.to_string()),
-    };
-    let mut e = make(seq, prev_hash);
-    e.set_hash(hash_of(&e));
-    let placeholders: Vec<String> = (1..=R::COLUMNS.len()).map(|i| format!("?{i}")).collect();
-    let sql = format!(
-        "INSERT INTO {table} (pos, {}) VALUES ((SELECT coalesce(max(pos), 0) + 1 FROM {table}), {})",
-        columns::<R>(),
-        placeholders.join(", ")
-    );
-    tx.execute(&sql, e.values().as_slice())?;
-    Ok(e)
-}
-
-/// Every row of `table` as `(pos, record)`, in physical order.
-fn rows_of<R: Chained>(c: &Connection, table: &str) -> rusqlite::Result<Vec<(i64, R)>> {
-    let mut st = c.prepare(&format!("SELECT pos, {} FROM {table} ORDER BY pos", columns::<R>()))?;
-    let rows = st.query_map([], |r| Ok((r.get::<_, i64>(0)?, R::from_row(r, 1)?)))?;
-    rows.collect()
-}
-
 /// Checks rows given as `(pos, entry)` in `pos` order; stops at the first finding.
 ///
 /// For each row: its own hash must match ([`Tamper::Edited`]); its seq must
@@ -669,6 +633,11 @@ pub fn stamp(t: DateTime<Utc>) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
+    use rusqlite::ToSql;
+
+    use super::sqlite::{append_row, rows_of, TABLE};
     use super::*;
 
     fn log(n: usize) -> (tempfile::TempDir, Audit) {
@@ -683,7 +652,7 @@ mod tests {
     }
 
     fn rows(a: &Audit) -> Vec<(i64, Entry)> {
-        a.store.with_conn(|c| rows_of(c, TABLE)).unwrap()
+        a.store().with_conn(|c| rows_of(c, TABLE)).unwrap()
     }
 
     /// Rows written by the binary of commit ee0a536 (before the record was
@@ -704,7 +673,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = Audit::open(dir.path()).unwrap();
         // Written as the old binary wrote them: its own column list, not the declaration's.
-        a.store
+        a.store()
             .write(|tx| -> Result<(), store::Error> {
                 for (i, row) in LEGACY_ROWS.iter().enumerate() {
                     let seq = i as i64 + 1;
@@ -739,7 +708,7 @@ mod tests {
     fn issue16_4_the_declaration_matches_the_table() {
         let (_d, a) = log(0);
         let stored: Vec<String> = a
-            .store
+            .store()
             .with_conn(|c| {
                 let mut st = c.prepare("SELECT name FROM pragma_table_info('audit_log') ORDER BY cid")?;
                 let rows = st.query_map([], |r| r.get(0))?;
@@ -772,11 +741,11 @@ mod tests {
         assert_eq!(Widened::COLUMNS, ["seq", "actor", "ticket", "prev_hash", "hash"]);
         let cols: Vec<String> =
             Widened::COLUMNS.iter().map(|c| format!("{c} {}", if *c == "seq" { "INTEGER" } else { "TEXT" })).collect();
-        a.store
+        a.store()
             .with_conn(|c| c.execute_batch(&format!("CREATE TABLE widened (pos INTEGER PRIMARY KEY, {})", cols.join(", "))))
             .unwrap();
         for (actor, ticket) in [("alice", Some("T-1")), ("bob", None), ("carol", Some("T-3"))] {
-            a.store
+            a.store()
                 .write(|tx| {
                     append_row(tx, "widened", |seq, prev_hash| Widened {
                         seq,
@@ -789,7 +758,7 @@ mod tests {
                 })
                 .unwrap();
         }
-        let rows = |a: &Audit| a.store.with_conn(|c| rows_of::<Widened>(c, "widened")).unwrap();
+        let rows = |a: &Audit| a.store().with_conn(|c| rows_of::<Widened>(c, "widened")).unwrap();
         let good = rows(&a);
         assert_eq!(good[0].1.ticket.as_deref(), Some("T-1"));
         assert!(verify(&good, None).ok);
@@ -798,7 +767,7 @@ mod tests {
         edited.ticket = Some("T-2".into());
         assert_ne!(hash_of(&edited), good[1].1.hash);
         // Tampering with the new column in the table is found by verify.
-        a.store.with_conn(|c| c.execute("UPDATE widened SET ticket = 'T-99' WHERE seq = 2", [])).unwrap();
+        a.store().with_conn(|c| c.execute("UPDATE widened SET ticket = 'T-99' WHERE seq = 2", [])).unwrap();
         assert_eq!(verify(&rows(&a), None).tamper, Some(Tamper::Edited { seq: 2, pos: 2 }));
     }
 
@@ -819,9 +788,9 @@ mod tests {
     #[test]
     fn the_application_cannot_update_or_delete() {
         let (_d, a) = log(2);
-        let e = a.store.with_conn(|c| c.execute("UPDATE audit_log SET input = 'x' WHERE seq = 1", [])).unwrap_err();
+        let e = a.store().with_conn(|c| c.execute("UPDATE audit_log SET input = 'x' WHERE seq = 1", [])).unwrap_err();
         assert!(e.to_string().contains("append-only"), "{e}");
-        let e = a.store.with_conn(|c| c.execute("DELETE FROM audit_log WHERE seq = 1", [])).unwrap_err();
+        let e = a.store().with_conn(|c| c.execute("DELETE FROM audit_log WHERE seq = 1", [])).unwrap_err();
         assert!(e.to_string().contains("append-only"), "{e}");
     }
 

@@ -11,6 +11,7 @@ use clap::Subcommand;
 use super::signin::{report, sign_in, to_json, SignIn};
 use super::{outln, EXIT_CHECK_FAILED, EXIT_OK};
 use crate::audit::{export::Format, Audit, Record};
+use crate::store::Database;
 use crate::users::Role;
 
 /// The `audit` subcommands.
@@ -48,24 +49,27 @@ pub enum AuditCommand {
     },
 }
 
-/// Runs one `audit` subcommand; returns the exit code.
-pub fn run(cmd: &AuditCommand, data_dir: &Path, json: bool) -> anyhow::Result<i32> {
-    Ok(execute(cmd, data_dir, json).unwrap_or_else(|e| report(&e, json, data_dir)))
+/// Runs one `audit` subcommand on the log of `db` (`verify`: SQLite or
+/// PostgreSQL; `export` and `show` sign in, so they need the SQLite store
+/// in `data_dir` until users move to PostgreSQL); returns the exit code.
+pub fn run(cmd: &AuditCommand, db: &Database, data_dir: &Path, json: bool) -> anyhow::Result<i32> {
+    Ok(execute(cmd, db, data_dir, json).unwrap_or_else(|e| report(&e, json, data_dir)))
 }
 
-fn execute(cmd: &AuditCommand, data_dir: &Path, json: bool) -> crate::Result<i32> {
-    let file = data_dir.join(crate::store::FILE_NAME);
-    if !file.exists() {
-        return Err(crate::audit::Error::BadInput {
-            field: "--data",
-            reason: format!("no store at {} (set --data DIR or ONLABEL_DATA)", file.display()),
+fn execute(cmd: &AuditCommand, db: &Database, data_dir: &Path, json: bool) -> crate::Result<i32> {
+    if let Database::Sqlite(file) = db {
+        if !file.exists() {
+            return Err(crate::audit::Error::BadInput {
+                field: "--data",
+                reason: format!("no store at {} (set --data DIR or ONLABEL_DATA)", file.display()),
+            }
+            .into());
         }
-        .into());
     }
-    let audit = Audit::open(data_dir)?;
     match cmd {
         AuditCommand::Verify { head } => {
-            let v = audit.verify(head.as_ref().map(|(s, h)| (*s, h.as_str())))?;
+            let log = crate::audit::open(db)?;
+            let v = log.verify(head.as_ref().map(|(s, h)| (*s, h.as_str())))?;
             if json {
                 outln!("{}", to_json(&v));
             } else if let Some(t) = &v.tamper {
@@ -80,6 +84,7 @@ fn execute(cmd: &AuditCommand, data_dir: &Path, json: bool) -> crate::Result<i32
             return Ok(if v.ok { EXIT_OK } else { EXIT_CHECK_FAILED });
         }
         AuditCommand::Export { from, to, format, out, who } => {
+            let audit = Audit::open(data_dir)?;
             let user = sign_in(audit.store(), who, "audit export")?;
             user.require(&[Role::Compliance, Role::Admin], "audit export")?;
             let entries = audit.range(*from, *to)?;
@@ -105,6 +110,7 @@ fn execute(cmd: &AuditCommand, data_dir: &Path, json: bool) -> crate::Result<i32
             }
         }
         AuditCommand::Show { seq, who } => {
+            let audit = Audit::open(data_dir)?;
             let user = sign_in(audit.store(), who, "audit show")?;
             user.require(&[Role::Compliance, Role::Admin], "audit show")?;
             let e = audit.get(*seq)?.ok_or_else(|| crate::audit::Error::BadInput {

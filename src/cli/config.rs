@@ -28,7 +28,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// The file is not valid TOML or has a field OnLabel does not know.
-    #[error("invalid config file {path}: {message}\n  hint: the config file accepts data, index, model, embedder, rules and an [oidc] table")]
+    #[error("invalid config file {path}: {message}\n  hint: the config file accepts data, database, index, model, embedder, rules and an [oidc] table")]
     Parse {
         /// The file.
         path: PathBuf,
@@ -57,6 +57,9 @@ impl Error {
 pub struct Config {
     /// The data directory holding `onlabel.sqlite` (cases, registry, audit log, users).
     pub data: Option<PathBuf>,
+    /// Where the state lives, as `--database` takes it (`postgres://…` or
+    /// `sqlite:PATH`); see [`crate::store::Database`].
+    pub database: Option<String>,
     /// The index `ask`, `email`, `summarize`, `eval` and `ingest` use when `--index` is not given.
     pub index: Option<PathBuf>,
     /// The GGUF model of the generated path.

@@ -90,6 +90,18 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<i32> {
             |e| if e { "for `ingest --dense` and dense/fused retrieval".into() } else { "missing: BM25 retrieval only".into() },
         ),
     ];
+    if let crate::store::Database::Postgres(url) = &ctx.database {
+        items.insert(
+            2,
+            Item {
+                name: "database",
+                path: Some(PathBuf::from(url.shown())),
+                source: ctx.database_source,
+                exists: true,
+                note: "PostgreSQL: the audit log (cases, prompt registry and users are still in the store above)".into(),
+            },
+        );
+    }
     let rules = setting("ONLABEL_RULES", c.rules.as_ref(), None);
     items.push(match rules {
         Some(r) => item("rules", Some(r), |e| if e { "guard rules loaded from this folder".into() } else { "missing folder".into() }),

@@ -98,6 +98,11 @@ struct Global {
     /// Default: the config file's `data`, else the per-user data directory (see `onlabel info`).
     #[arg(long = "data", value_name = "DIR", global = true, env = "ONLABEL_DATA")]
     data: Option<PathBuf>,
+    /// Where the state lives: postgres://USER@HOST:PORT/DBNAME (PostgreSQL, shared by several
+    /// replicas; so far it holds the audit log) or sqlite:PATH/onlabel.sqlite.
+    /// Default: the config file's `database`, else onlabel.sqlite in the data directory.
+    #[arg(long = "database", value_name = "URL", global = true, env = "ONLABEL_DATABASE")]
+    database: Option<String>,
     /// Config file (TOML: data, index, model, embedder, rules).
     /// Default: config.toml in the per-user config directory, if it exists.
     #[arg(long = "config", value_name = "FILE", global = true, env = "ONLABEL_CONFIG")]
@@ -113,6 +118,11 @@ pub struct Ctx {
     data: PathBuf,
     /// Where [`Ctx::data`] came from.
     data_source: Source,
+    /// Where the state lives: the SQLite file in [`Ctx::data`] unless
+    /// `--database` (or the environment, or the config file) says otherwise.
+    database: crate::store::Database,
+    /// Where [`Ctx::database`] came from.
+    database_source: Source,
     /// The config file in use, if any.
     config: config::Loaded,
 }
@@ -186,7 +196,10 @@ pub fn run() -> i32 {
     };
     init_tracing(&cli.global.log_format, matches!(cli.command, Command::Serve(_)));
     let json = cli.global.json;
-    match context(&mut cli).and_then(|ctx| dispatch(&cli, &ctx)) {
+    match context(&mut cli).and_then(|ctx| {
+        check_backend(&cli, &ctx)?;
+        dispatch(&cli, &ctx)
+    }) {
         Ok(code) => code,
         Err(e) => error::report(&e, json),
     }
@@ -201,6 +214,7 @@ fn context(cli: &mut Cli) -> anyhow::Result<Ctx> {
         Some(d) => d,
         None => (config::default_data_dir()?, Source::Default),
     };
+    let (database, database_source, data, data_source) = database(cli, c, data, data_source)?;
     match &mut cli.command {
         Command::Ingest(a) => {
             fill(&mut a.index, &c.index);
@@ -229,7 +243,74 @@ fn context(cli: &mut Cli) -> anyhow::Result<Ctx> {
         }
         Command::Cases { .. } | Command::Users { .. } | Command::Audit { .. } | Command::Info => {}
     }
-    Ok(Ctx { json: cli.global.json, data, data_source, config: loaded })
+    Ok(Ctx { json: cli.global.json, data, data_source, database, database_source, config: loaded })
+}
+
+/// Resolves `--database` (flag, env, config file): a PostgreSQL URL, or an
+/// SQLite file whose directory becomes the data directory. Returns the
+/// database, where it came from, and the data directory (and its source).
+fn database(
+    cli: &Cli,
+    c: &config::Config,
+    data: PathBuf,
+    data_source: Source,
+) -> anyhow::Result<(crate::store::Database, Source, PathBuf, Source)> {
+    use crate::store::{Database, Error, FILE_NAME};
+    let given = match (&cli.global.database, &c.database) {
+        (Some(v), _) => Some((v.as_str(), if config::on_command_line("--database") { Source::Flag } else { Source::Env })),
+        (None, Some(v)) => Some((v.as_str(), Source::ConfigFile)),
+        (None, None) => None,
+    };
+    let Some((value, source)) = given else {
+        let file = data.join(FILE_NAME);
+        return Ok((Database::Sqlite(file), Source::Default, data, data_source));
+    };
+    let db = Database::parse(value)?;
+    match &db {
+        Database::Postgres(_) => Ok((db, source, data, data_source)),
+        Database::Sqlite(file) => {
+            let bad = |reason: String| Error::BadDatabase { value: value.to_string(), reason };
+            if file.file_name().is_none_or(|n| n != FILE_NAME) {
+                return Err(bad(format!("the SQLite store file is named {FILE_NAME}; give its path, or its directory with --data DIR")).into());
+            }
+            let dir = match file.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+                _ => PathBuf::from("."),
+            };
+            if cli.global.data.is_some() && matches!(data_source, Source::Flag | Source::Env) {
+                let same = |a: &std::path::Path, b: &std::path::Path| std::path::absolute(a).ok() == std::path::absolute(b).ok();
+                if !same(&dir, &data) {
+                    return Err(bad(format!("it names a store in {}, but --data (or ONLABEL_DATA) names {}; give one of them", dir.display(), data.display())).into());
+                }
+            }
+            Ok((db, source, dir, source))
+        }
+    }
+}
+
+/// Refuses, with what to do instead, a command that needs a store that has
+/// no PostgreSQL backend yet (issue 22: so far only the audit log has one).
+fn check_backend(cli: &Cli, ctx: &Ctx) -> Result<(), crate::store::Error> {
+    let crate::store::Database::Postgres(url) = &ctx.database else {
+        return Ok(());
+    };
+    const ALL: &str = "cases, the prompt registry and users";
+    let (command, missing) = match &cli.command {
+        Command::Audit { cmd: audit::AuditCommand::Verify { .. } } | Command::Info | Command::Ingest(_) | Command::Products(_) => {
+            return Ok(())
+        }
+        Command::Audit { cmd: audit::AuditCommand::Export { .. } } => ("audit export", "users (the sign-in)"),
+        Command::Audit { cmd: audit::AuditCommand::Show { .. } } => ("audit show", "users (the sign-in)"),
+        Command::Cases { .. } => ("cases", "cases and users"),
+        Command::Prompts(_) => ("prompts", "the prompt registry and users"),
+        Command::Users { .. } => ("users", "users"),
+        Command::Ask(_) => ("ask", ALL),
+        Command::Email(_) => ("email", ALL),
+        Command::Summarize(_) => ("summarize", ALL),
+        Command::Eval(_) => ("eval", ALL),
+        Command::Serve(_) => ("serve", ALL),
+    };
+    Err(crate::store::Error::Unsupported { url: url.shown().to_string(), command: command.into(), missing: missing.into() })
 }
 
 /// Logs on stderr; a server logs each request (tower_http) and each answer by default.
@@ -259,6 +340,6 @@ fn dispatch(cli: &Cli, ctx: &Ctx) -> anyhow::Result<i32> {
         Command::Cases { cmd } => cases::run(cmd, &ctx.data, json),
         Command::Prompts(a) => prompts::run(a, &ctx.data, json),
         Command::Users { cmd } => users::run(cmd, &ctx.data, json),
-        Command::Audit { cmd } => audit::run(cmd, &ctx.data, json),
+        Command::Audit { cmd } => audit::run(cmd, &ctx.database, &ctx.data, json),
     }
 }

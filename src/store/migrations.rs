@@ -17,6 +17,19 @@
 //! `rusqlite_migration` (which does the same with `user_version`) would be the
 //! crate to use, but its latest release (2.6) depends on rusqlite 0.40, which
 //! cannot coexist with our pinned rusqlite 0.41 (both link `sqlite3`).
+//!
+//! # PostgreSQL
+//!
+//! The PostgreSQL schema is its own list, [`PG_MIGRATIONS`], with its files in
+//! `src/store/migrations/postgres/NNNN_name.sql` and the same rules (append
+//! only, versions 1, 2, 3, …). Its numbers are not SQLite's: a store moves to
+//! PostgreSQL table by table (issue 22), so each list grows on its own.
+//! [`apply_pg`] records each applied migration in `onlabel_migrations` (not
+//! `schema_migrations`, a name other frameworks use in shared databases) and
+//! runs all pending ones in one transaction under an advisory lock
+//! ([`PG_MIGRATION_LOCK`]): PostgreSQL's DDL is transactional, so a failure
+//! leaves the database at its previous version, and of two processes opening a
+//! fresh database at once the second waits and then finds nothing to do.
 
 use std::path::Path;
 
@@ -50,6 +63,52 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 11, name: "sessions", sql: include_str!("migrations/0011_sessions.sql") },
     Migration { version: 12, name: "oidc", sql: include_str!("migrations/0012_oidc.sql") },
 ];
+
+/// Every PostgreSQL migration, oldest first. Append only.
+pub const PG_MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, name: "audit_log", sql: include_str!("migrations/postgres/0001_audit_log.sql") },
+];
+
+/// The advisory lock key migrations take (`pg_advisory_xact_lock`): the
+/// ASCII bytes `ONLBmigr`, so that it cannot be mistaken for another
+/// application's key in a shared database.
+pub const PG_MIGRATION_LOCK: i64 = 0x4F4E_4C42_6D69_6772;
+
+/// The schema version of a PostgreSQL store (0 before the first migration).
+pub(super) const PG_VERSION_QUERY: &str = "SELECT coalesce(max(version), 0)::BIGINT FROM onlabel_migrations";
+
+/// The version a fully migrated PostgreSQL database has.
+pub fn latest_pg() -> i64 {
+    PG_MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+/// Brings the PostgreSQL database up to [`latest_pg`]; refuses one from the
+/// future. `shown` is the URL (password hidden) for messages.
+pub(super) fn apply_pg(client: &mut postgres::Client, shown: &str) -> Result<()> {
+    let pg = |source| Error::Postgres { url: shown.to_string(), source };
+    let mut tx = client.transaction().map_err(pg)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PG_MIGRATION_LOCK]).map_err(pg)?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS onlabel_migrations (
+             version    BIGINT PRIMARY KEY,
+             name       TEXT NOT NULL,
+             applied_at TEXT NOT NULL
+         )",
+    )
+    .map_err(pg)?;
+    let current: i64 = tx.query_one(PG_VERSION_QUERY, &[]).map_err(pg)?.get(0);
+    if current > latest_pg() {
+        return Err(Error::NewerPgSchema { url: shown.to_string(), found: current, supported: latest_pg() });
+    }
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    for m in PG_MIGRATIONS.iter().filter(|m| m.version > current) {
+        tracing::info!(version = m.version, name = m.name, url = shown, "applying PostgreSQL migration");
+        tx.batch_execute(m.sql).map_err(pg)?;
+        tx.execute("INSERT INTO onlabel_migrations (version, name, applied_at) VALUES ($1, $2, $3)", &[&m.version, &m.name, &now])
+            .map_err(pg)?;
+    }
+    tx.commit().map_err(pg)
+}
 
 /// The version a fully migrated file has.
 pub fn latest() -> i64 {
@@ -105,6 +164,14 @@ mod tests {
     fn versions_are_contiguous_from_one() {
         for (i, m) in MIGRATIONS.iter().enumerate() {
             assert_eq!(m.version, i as i64 + 1, "migration {} is out of sequence", m.name);
+            assert!(!m.sql.trim().is_empty());
+        }
+    }
+
+    #[test]
+    fn postgres_versions_are_contiguous_from_one() {
+        for (i, m) in PG_MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.version, i as i64 + 1, "PostgreSQL migration {} is out of sequence", m.name);
             assert!(!m.sql.trim().is_empty());
         }
     }

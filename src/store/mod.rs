@@ -1,6 +1,14 @@
 //! [`Store`]: the one SQLite file, `onlabel.sqlite`, that holds every piece of
 //! state that must survive a restart: cases, users and their sign-in
-//! counters, the prompt registry and the audit log.
+//! counters, the prompt registry and the audit log — or, for several
+//! replicas, the PostgreSQL database of [`pg::PgStore`]; which one is a
+//! [`Database`] (`--database`, env `ONLABEL_DATABASE`; default the SQLite
+//! file).
+//!
+//! Which stores have a PostgreSQL backend so far (issue 22): the audit log
+//! ([`crate::audit::AuditLog`]). Cases, the prompt registry and users are
+//! still SQLite-only; the command line refuses `--database postgres://…`
+//! for the commands that need them ([`Error::Unsupported`]).
 //!
 //! Opening a store
 //!
@@ -24,7 +32,9 @@
 //! [`Store`] (or open one) and run their statements through
 //! [`Store::with_conn`] / [`Store::write`].
 
+pub mod database;
 pub mod migrations;
+pub mod pg;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -33,7 +43,8 @@ use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
-pub use migrations::{Migration, MIGRATIONS};
+pub use database::{Database, PgUrl};
+pub use migrations::{Migration, MIGRATIONS, PG_MIGRATIONS};
 
 /// The file name inside the data directory (DESIGN.md: one SQLite file).
 pub const FILE_NAME: &str = "onlabel.sqlite";
@@ -117,6 +128,56 @@ pub enum Error {
         /// The journal mode SQLite kept.
         mode: String,
     },
+    /// `--database` (or `ONLABEL_DATABASE`) is neither a PostgreSQL URL nor an SQLite file.
+    #[error("--database {value}: {reason}")]
+    BadDatabase {
+        /// The value given (password hidden).
+        value: String,
+        /// What is wrong and the accepted forms.
+        reason: String,
+    },
+    /// The command needs a store that has no PostgreSQL backend yet.
+    #[error(
+        "--database {url}: `onlabel {command}` cannot run on PostgreSQL yet: {missing} still live only in the \
+         SQLite store (issue 22); so far PostgreSQL holds the audit log, and `onlabel audit verify` reads it. \
+         Drop --database (and ONLABEL_DATABASE) to use the SQLite store in the data directory"
+    )]
+    Unsupported {
+        /// The PostgreSQL URL (password hidden).
+        url: String,
+        /// The command.
+        command: String,
+        /// The stores it needs that are SQLite-only.
+        missing: String,
+    },
+    /// The PostgreSQL database was migrated by a newer OnLabel.
+    #[error("{url} has schema version {found}, newer than this onlabel supports ({supported}); upgrade onlabel — the database was not changed")]
+    NewerPgSchema {
+        /// The URL (password hidden).
+        url: String,
+        /// The highest version in `onlabel_migrations`.
+        found: i64,
+        /// The highest version in [`PG_MIGRATIONS`].
+        supported: i64,
+    },
+    /// PostgreSQL could not be reached, refused the sign-in, or failed a statement.
+    #[error("{url}: {}", causes(.source))]
+    Postgres {
+        /// The URL (password hidden).
+        url: String,
+        /// The client's error.
+        source: ::postgres::Error,
+    },
+    /// Every pooled connection stayed in use for the whole wait.
+    #[error("{url}: all {size} connections of this process stayed busy for {waited:?}; the database is overloaded or a transaction hangs")]
+    PoolExhausted {
+        /// The URL (password hidden).
+        url: String,
+        /// [`pg::POOL_SIZE`].
+        size: usize,
+        /// [`pg::POOL_WAIT`].
+        waited: Duration,
+    },
     /// Another SQLite error (including a lock held longer than [`BUSY_TIMEOUT`]).
     #[error("{path}: {source}")]
     Sqlite {
@@ -145,11 +206,30 @@ impl Error {
             Error::NotADatabase { .. } => "store_not_a_database",
             Error::ForeignDatabase { .. } => "store_not_onlabel",
             Error::Corrupt { .. } => "store_corrupt",
-            Error::NewerSchema { .. } => "store_newer_schema",
+            Error::NewerSchema { .. } | Error::NewerPgSchema { .. } => "store_newer_schema",
+            Error::BadDatabase { .. } => "store_bad_database",
+            Error::Unsupported { .. } => "store_unsupported",
+            Error::Postgres { .. } | Error::PoolExhausted { .. } => "store_postgres",
             Error::NoWal { .. } => "store_no_wal",
             Error::Sqlite { .. } => "store_error",
         }
     }
+}
+
+/// A client error with its causes (`error connecting to server: Connection
+/// refused`): the `postgres` crate's own message names only the outermost one.
+fn causes(e: &::postgres::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = std::error::Error::source(e);
+    while let Some(c) = next {
+        let c_text = c.to_string();
+        if !out.contains(&c_text) {
+            out.push_str(": ");
+            out.push_str(&c_text);
+        }
+        next = c.source();
+    }
+    out
 }
 
 /// Result with the store [`Error`].

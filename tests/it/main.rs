@@ -12,6 +12,7 @@ mod browser_oidc;
 mod browser_sessions;
 mod browser_source;
 mod audit;
+mod audit_pg;
 mod cases;
 mod cli;
 mod convo;
