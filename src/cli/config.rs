@@ -28,7 +28,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// The file is not valid TOML or has a field OnLabel does not know.
-    #[error("invalid config file {path}: {message}\n  hint: the config file accepts data, index, model, embedder, rules and an [oidc] table")]
+    #[error("invalid config file {path}: {message}\n  hint: the config file accepts data, index, model, embedder, rules, a [generator] and an [oidc] table")]
     Parse {
         /// The file.
         path: PathBuf,
@@ -65,6 +65,9 @@ pub struct Config {
     pub embedder: Option<PathBuf>,
     /// A folder with `rules/` and `lexicon/` that replaces the guard's built-in rules.
     pub rules: Option<PathBuf>,
+    /// The OpenAI-compatible inference server that writes answers
+    /// (`--generator-url` and its settings; see docs/configuration.md).
+    pub generator: Option<super::generator::GeneratorConfig>,
     /// Single sign-on: the OpenID Connect provider, OnLabel's client there
     /// and the mapping of its groups to roles (`onlabel serve` only; see
     /// [`crate::users::oidc::OidcConfig`] and docs/configuration.md).

@@ -18,6 +18,7 @@
 //!
 //! Shared pieces: `query.rs` (the options of the query commands and the
 //! copilot built from them), `dense.rs` (dense-retrieval options),
+//! `generator.rs` (the inference server's options, `--generator-url`),
 //! `signin.rs` (who is acting), `config.rs` (the config file) and
 //! `error.rs` (every error's message, stable code and exit status).
 
@@ -28,6 +29,7 @@ pub mod config;
 mod dense;
 mod email;
 mod eval;
+pub mod generator;
 pub mod error;
 mod info;
 mod ingest;

@@ -235,6 +235,10 @@ impl AppState {
         let cases = crate::cases::CaseStore::from_store(store.clone());
         // Eval runs a stopped server left behind say so (their ids stay valid).
         evals::mark_interrupted(&store)?;
+        let mut metrics = metrics::Metrics::default();
+        if let Some(server) = copilot.grounded().and_then(|g| g.model.remote()) {
+            metrics.watch_generator(Arc::clone(server));
+        }
         Ok(AppState {
             copilot: RwLock::new(copilot),
             store,
@@ -247,7 +251,7 @@ impl AppState {
             products: config.products,
             gate: Gate::new(config.limits.max_in_flight, config.limits.max_queued),
             limits: config.limits,
-            metrics: metrics::Metrics::default(),
+            metrics,
             tokens: auth::TokenCache::default(),
             eval: config.eval,
             reload_prompt: config.reload_prompt,
