@@ -66,7 +66,7 @@ pub struct Config {
     /// A folder with `rules/` and `lexicon/` that replaces the guard's built-in rules.
     pub rules: Option<PathBuf>,
     /// The OpenAI-compatible inference server that writes answers
-    /// (`--generator-url` and its settings; see docs/configuration.md).
+    /// (`--generator-url` and its settings; see the README, Configuration).
     pub generator: Option<super::generator::GeneratorConfig>,
     /// Single sign-on: the OpenID Connect provider, OnLabel's client there
     /// and the mapping of its groups to roles (`onlabel serve` only; see

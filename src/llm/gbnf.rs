@@ -7,14 +7,19 @@
 //! grammar, one word at a time:
 //!
 //! ```text
-//! root   ::= item+
-//! item   ::= word | marker | digit | punct | space
+//! root   ::= punct* unit (gap unit)* punct* space?
+//! unit   ::= word | number | marker
+//! gap    ::= punct* space+ punct* | punct+
 //! word   ::= "Monitor" | "monitor" | "ALT" | …      (sorted, deduplicated)
+//! number ::= [0-9]+
 //! marker ::= "[1]" | "[2]" | …                      (the passages shown)
-//! digit  ::= [0-9]
 //! punct  ::= [.,;:()%/-]
 //! space  ::= " " | "\n"
 //! ```
+//!
+//! Two words never run together: a space or a punctuation mark stands
+//! between any two units (without it, a model that prefers pieces without
+//! a leading space writes "Monitorevery").
 //!
 //! The grammar is at word level, so it is a little stricter than the token
 //! mask (which also lets the model join word pieces); the verifier still
@@ -44,9 +49,11 @@ impl Vocabulary {
             alternatives.push("[0-9]".into());
         }
         let mut g = String::new();
-        g.push_str("root ::= item+\n");
-        g.push_str("item ::= word | marker | [0-9] | punct | space\n");
+        g.push_str("root ::= punct* unit (gap unit)* punct* space?\n");
+        g.push_str("unit ::= word | number | marker\n");
+        g.push_str("gap ::= punct* space+ punct* | punct+\n");
         g.push_str(&format!("word ::= {}\n", alternatives.join(" | ")));
+        g.push_str("number ::= [0-9]+\n");
         let markers: Vec<String> = self.markers.iter().map(|n| literal(&format!("[{n}]"))).collect();
         if markers.is_empty() {
             g.push_str("marker ::= \"[\" [0-9] \"]\"\n");
@@ -84,7 +91,7 @@ mod tests {
     fn the_grammar_lists_every_word_and_marker_once() {
         let v = Vocabulary { words: ["ALT", "Monitor", "monitor", "weeks"].map(String::from).into_iter().collect(), markers: [1, 2].into_iter().collect() };
         let g = v.gbnf();
-        assert!(g.starts_with("root ::= item+\n"), "{g}");
+        assert!(g.starts_with("root ::= punct* unit (gap unit)* punct* space?\n"), "{g}");
         assert!(g.contains("word ::= \"ALT\" | \"Monitor\" | \"monitor\" | \"weeks\"\n"), "{g}");
         assert!(g.contains("marker ::= \"[1]\" | \"[2]\"\n"), "{g}");
         assert!(g.contains("space ::= \" \" | \"\\n\"\n"), "{g}");

@@ -644,9 +644,18 @@ impl RemoteModel {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
+            // One deadline for the whole call: each attempt (and the body
+            // it streams) gets what is left of the total timeout.
+            let left = self.config.timeout.saturating_sub(t0.elapsed());
+            if left.is_zero() {
+                return Err(Error::Timeout { url: url.to_string(), which: "total", after_ms: self.config.timeout.as_millis() as u64 });
+            }
             let resp = self
                 .agent
                 .post(url)
+                .config()
+                .timeout_global(Some(left))
+                .build()
                 .header("content-type", "application/json")
                 .header("accept", "text/event-stream")
                 .send(body)

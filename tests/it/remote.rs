@@ -194,23 +194,16 @@ fn sse_events(text: &str) -> Vec<(String, Value)> {
         .collect()
 }
 
-/// Every word of `text` is one the vocabulary allows (or a marker, a number).
+/// Every word of `text` is one the vocabulary allows, a number or a
+/// marker; the last may be the start of one (the token budget cut it).
 fn obeys(text: &str, vocab: &onlabel::llm::gbnf::Vocabulary) -> Result<(), String> {
-    for w in text.split(|c: char| c.is_whitespace() || ".,;:()%/-".contains(c)) {
-        if w.is_empty() || w.chars().all(|c| c.is_ascii_digit()) || (w.starts_with('[') && w.ends_with(']')) {
-            continue;
-        }
-        // A word the grammar allows may be followed directly by another (no
-        // space is required between items): accept concatenations.
-        let mut rest = w;
-        'outer: while !rest.is_empty() {
-            for len in (1..=rest.len()).rev() {
-                if rest.is_char_boundary(len) && (vocab.words.contains(&rest[..len]) || rest[..len].chars().all(|c| c.is_ascii_digit()) || vocab.markers.iter().any(|n| rest[..len] == format!("[{n}]"))) {
-                    rest = &rest[len..];
-                    continue 'outer;
-                }
-            }
-            return Err(format!("{w:?} (in {text:?}) is not made of allowed words"));
+    let markers: Vec<String> = vocab.markers.iter().map(|n| format!("[{n}]")).collect();
+    let words: Vec<&str> = text.split(|c: char| c.is_whitespace() || ".,;:()%/-".contains(c)).filter(|w| !w.is_empty()).collect();
+    for (i, w) in words.iter().enumerate() {
+        let whole = vocab.words.contains(*w) || w.chars().all(|c| c.is_ascii_digit()) || markers.iter().any(|m| m == w);
+        let cut = i + 1 == words.len() && (vocab.words.iter().any(|v| v.starts_with(w)) || markers.iter().any(|m| m.starts_with(w)));
+        if !whole && !cut {
+            return Err(format!("{w:?} (in {text:?}) is not an allowed word, number or marker"));
         }
     }
     Ok(())
@@ -226,7 +219,7 @@ fn issue22_remote_answers_are_streamed_constrained_verified_cited_and_audited() 
     let server = remote(&llama.url(), |_| {});
     // The identity: the model's name and a stable hash of its description.
     let id = server.probe().unwrap();
-    assert_eq!(id.name, "SmolLM2-135M-Instruct.Q4_1.gguf", "{id:?}");
+    assert!(id.name.contains("SmolLM2") || id.name.contains("smollm2"), "the model llama-server names: {id:?}");
     assert!(id.llama_cpp && id.sha256.len() == 64, "{id:?}");
     assert_eq!(server.probe().unwrap().sha256, id.sha256, "the hash leaves out what changes per request");
     assert!(server.sends_grammar(), "llama.cpp answers /props: the grammar goes in `grammar`");
@@ -267,13 +260,13 @@ fn issue22_remote_answers_are_streamed_constrained_verified_cited_and_audited() 
     assert!(!streamed.is_empty(), "{events:?}");
     assert_eq!(streamed.join(" "), a["answer"].as_str().unwrap(), "the stream is the answer");
     let model = a["model"].as_str().unwrap();
-    assert_eq!(model, format!("SmolLM2-135M-Instruct.Q4_1.gguf@{} sha256:{}", llama.url(), id.sha256));
+    assert_eq!(model, format!("{}@{} sha256:{}", id.name, llama.url(), id.sha256));
 
     // The audit record names the model and the hash.
     let audit = onlabel::audit::Audit::open(&w.data).unwrap();
     let seq = a["audit_id"].as_i64().unwrap();
     let rec = audit.get(seq).unwrap().unwrap_or_else(|| panic!("no audit record {seq}"));
-    assert_eq!(rec.model.as_deref(), Some(format!("SmolLM2-135M-Instruct.Q4_1.gguf@{}", llama.url()).as_str()));
+    assert_eq!(rec.model.as_deref(), Some(format!("{}@{}", id.name, llama.url()).as_str()));
     assert_eq!(rec.model_sha256.as_deref(), Some(id.sha256.as_str()));
 
     // The verifier ran on the server's own text, written under the passages' grammar.
