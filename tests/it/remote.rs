@@ -73,6 +73,13 @@ fn relay_one(mut client: TcpStream, upstream: u16, refuse: &AtomicUsize, first_c
         }
     }
     let is_chat = head.starts_with(b"POST /v1/chat/completions");
+    // One request per connection: asked to close, the server answers with
+    // `Connection: close` and the client does not reuse the connection, so
+    // the relay sees (and may refuse) every request.
+    if !String::from_utf8_lossy(&head).to_ascii_lowercase().contains("\r\nconnection:") {
+        head.truncate(head.len() - 2);
+        head.extend_from_slice(b"Connection: close\r\n\r\n");
+    }
     if is_chat && refuse.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
         let _ = client.write_all(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
         let _ = client.shutdown(Shutdown::Both);
@@ -113,6 +120,10 @@ fn relay_one(mut client: TcpStream, upstream: u16, refuse: &AtomicUsize, first_c
 
 fn remote(url: &str, configure: impl FnOnce(&mut RemoteConfig)) -> Arc<RemoteModel> {
     let mut c = RemoteConfig::new(url);
+    // A shared 2-core CI machine decodes at about a token a second under a
+    // grammar: the total timeout is not what these tests are about (one test
+    // sets its own).
+    c.timeout = Duration::from_secs(300);
     configure(&mut c);
     Arc::new(RemoteModel::new(c).unwrap())
 }
@@ -136,7 +147,7 @@ fn world(server: Arc<RemoteModel>, max_tokens: usize) -> World {
     let mut g = Grounded::remote(server, PromptFile::read(&root().join("prompts/objection.j2")).unwrap());
     g.opts.max_tokens = max_tokens;
     // A loaded CI machine is slow; the budget is not what these tests are about.
-    g.opts.time_budget = Duration::from_secs(60);
+    g.opts.time_budget = Duration::from_secs(300);
     let copilot = Copilot::new(index)
         .with_guard(Arc::new(onlabel::guard::Guard::builtin().unwrap()), chrono::Utc::now().date_naive())
         .unwrap()
@@ -241,7 +252,7 @@ fn issue22_remote_answers_are_streamed_constrained_verified_cited_and_audited() 
     assert!(g.generated_tokens > 0 && g.generated_tokens <= 12, "{g:?}");
 
     // A whole answer through the copilot and the HTTP API.
-    let w = world(server.clone(), 24);
+    let w = world(server.clone(), 12);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let body = json!({"question": QUESTION, "product": "zentravia"});
     let mut req = request(Method::POST, "/api/v1/ask", Some(&w.token), Some(&body));
@@ -249,7 +260,7 @@ fn issue22_remote_answers_are_streamed_constrained_verified_cited_and_audited() 
     let r = rt.block_on(send(&w.app, req));
     assert_eq!(r.status, 200, "{}", r.text);
     let events = sse_events(&r.text);
-    let a = events.iter().rev().find_map(|(_, v)| v.get("route").is_some().then(|| v.clone())).unwrap_or_else(|| panic!("no answer event: {events:?}"));
+    let a = events.iter().find_map(|(e, v)| (e == "answer").then(|| v.clone())).unwrap_or_else(|| panic!("no answer event: {events:?}"));
     assert_eq!(a["route"], "answer", "{a}");
     assert!(a.get("fallback").is_none(), "the server answered: no fallback: {a}");
     assert!(a["generated_tokens"].as_u64().is_some_and(|n| n > 0), "the server wrote: {a}");
@@ -273,10 +284,10 @@ fn issue22_remote_answers_are_streamed_constrained_verified_cited_and_audited() 
     let index = onlabel::index::Index::open(&w._tmp.path().join("idx")).unwrap();
     let search = index.search(QUESTION, &onlabel::index::Filter::for_role("rep", Some("zentravia"), chrono::Utc::now().date_naive()), 20).unwrap();
     let mut grounded = Grounded::remote(server.clone(), PromptFile::read(&root().join("prompts/objection.j2")).unwrap());
-    grounded.opts.max_tokens = 24;
-    grounded.opts.time_budget = Duration::from_secs(60);
+    grounded.opts.max_tokens = 12;
+    grounded.opts.time_budget = Duration::from_secs(300);
     let o = grounded.answer(QUESTION, &search, &search.hits, &Extractive::default(), &mut |_| true).unwrap();
-    let generation = o.generation.expect("the server wrote");
+    let generation = o.generation.clone().expect("the server wrote");
     assert!(!generation.text.trim().is_empty() && !o.checked.is_empty(), "{o:?}");
     obeys(&generation.text, &grounded.vocabulary(&o.shown)).unwrap();
     if let Some(d) = &o.draft {
@@ -377,7 +388,7 @@ fn issue22_killing_the_server_mid_stream_falls_back_and_the_breaker_closes_again
     let server = remote(&relay.url(), |c| c.breaker = BreakerConfig { failures: 1, cool_down });
     server.probe().unwrap();
     // Enough tokens that the stream is still running when the server dies.
-    let w = Arc::new(world(server.clone(), 64));
+    let w = Arc::new(world(server.clone(), 16));
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
 
     let first = relay.on_first_content();
@@ -394,7 +405,7 @@ fn issue22_killing_the_server_mid_stream_falls_back_and_the_breaker_closes_again
     let r = streamed.join().unwrap();
     assert_eq!(r.status, 200, "{}", r.text);
     let events = sse_events(&r.text);
-    let a = events.iter().rev().find_map(|(_, v)| v.get("route").is_some().then(|| v.clone())).unwrap_or_else(|| panic!("no answer event: {events:?}"));
+    let a = events.iter().find_map(|(e, v)| (e == "answer").then(|| v.clone())).unwrap_or_else(|| panic!("no answer event: {events:?}"));
     assert_eq!(a["route"], "answer", "{a}");
     assert!(matches!(a["mode"].as_str(), Some("composed" | "extractive")), "quoted: {a}");
     assert_eq!(a["fallback"]["reason"], "generator_unavailable", "{a}");
