@@ -186,6 +186,15 @@ mod tests {
     }
 
     #[test]
+    fn the_generator_table_is_read_and_checked() {
+        let c = parse(Path::new("c.toml"), "[generator]\nurl = \"http://10.0.0.7:8081\"\nmodel = \"m\"\ncool_down = 5\n").unwrap();
+        let g = c.generator.unwrap();
+        assert_eq!((g.url.as_deref(), g.model.as_deref(), g.cool_down), (Some("http://10.0.0.7:8081"), Some("m"), Some(5.0)));
+        let e = parse(Path::new("c.toml"), "[generator]\nurll = \"http://x\"\n").unwrap_err().to_string();
+        assert!(e.contains("urll") && e.contains("line 2"), "{e}");
+    }
+
+    #[test]
     fn relative_paths_are_relative_to_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("c.toml");

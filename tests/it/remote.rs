@@ -444,3 +444,34 @@ fn issue22_killing_the_server_mid_stream_falls_back_and_the_breaker_closes_again
     assert!(m.contains("onlabel_generator_breaker_state{state=\"closed\"} 1"), "{m}");
     assert!(m.contains("onlabel_generator_breaker_opened_total 1"), "{m}");
 }
+
+/// `onlabel serve` takes the server from the config file's `[generator]`
+/// table (the flags and `ONLABEL_GENERATOR_*` variables are the same
+/// settings): answers name the server's model, `/metrics` shows the
+/// breaker, and once the server is gone answers are quoted and say why.
+#[test]
+fn issue22_serve_takes_the_generator_from_the_config_file() {
+    let mut llama = LlamaServer::start();
+    let (dir, data, repo, index, users) = crate::server::fixture();
+    let config = dir.path().join("onlabel.toml");
+    std::fs::write(&config, format!("[generator]\nurl = \"{}\"\nbreaker_failures = 1\ncool_down = 60\ntimeout = 300\n", llama.url())).unwrap();
+    let server = crate::server::Server::start_in(dir, data, repo, &index, users, &["--max-tokens", "8"], &[("ONLABEL_CONFIG", config.to_str().unwrap())]);
+    let rex = server.users.rex.clone();
+    let ask = json!({"question": QUESTION, "product": "zentravia"});
+    let (status, a, _) = server.post(Some(&rex), "/api/v1/ask", &ask);
+    assert_eq!(status, 200, "{a}");
+    assert!(a["model"].as_str().unwrap().contains(&format!("@{} sha256:", llama.url())), "written by the configured server: {a}");
+    assert!(a["generated_tokens"].as_u64().is_some_and(|n| n > 0) && a.get("fallback").is_none(), "{a}");
+    let (_, m) = server.get(None, "/metrics");
+    let m = m["text"].as_str().unwrap_or_default().to_string();
+    assert!(m.contains("onlabel_generator_breaker_state{state=\"closed\"} 1"), "{m}");
+
+    llama.kill();
+    let (status, b, _) = server.post(Some(&rex), "/api/v1/ask", &ask);
+    assert_eq!(status, 200, "{b}");
+    assert_eq!(b["fallback"]["reason"], "generator_unavailable", "quoted, and says why: {b}");
+    assert!(!b["citations"].as_array().unwrap().is_empty(), "{b}");
+    let (_, m) = server.get(None, "/metrics");
+    let m = m["text"].as_str().unwrap_or_default().to_string();
+    assert!(m.contains("onlabel_generator_breaker_state{state=\"open\"} 1"), "{m}");
+}
