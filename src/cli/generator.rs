@@ -126,3 +126,29 @@ impl GeneratorArgs {
         Ok(Some(r))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_url_no_server_and_defaults_otherwise() {
+        assert!(GeneratorArgs::default().config().unwrap().is_none());
+        let a = GeneratorArgs { generator_url: Some("http://127.0.0.1:8081".into()), ..Default::default() };
+        let c = a.config().unwrap().unwrap();
+        assert_eq!((c.connect_timeout, c.timeout, c.retries, c.breaker, c.grammar), (Duration::from_secs(2), Duration::from_secs(30), 2, BreakerConfig::default(), GrammarField::Auto));
+    }
+
+    #[test]
+    fn bad_values_from_the_config_file_name_their_option() {
+        let url = Some("http://127.0.0.1:8081".to_string());
+        let e = GeneratorArgs { generator_url: url.clone(), generator_cool_down: Some(-1.0), ..Default::default() }.config().unwrap_err().to_string();
+        assert!(e.contains("--generator-cool-down") && e.contains("seconds"), "{e}");
+        let e = GeneratorArgs { generator_url: url.clone(), generator_breaker_failures: Some(0), ..Default::default() }.config().unwrap_err().to_string();
+        assert!(e.contains("--generator-breaker-failures"), "{e}");
+        let e = GeneratorArgs { generator_url: url, generator_grammar: Some("gbnf".into()), ..Default::default() }.config().unwrap_err().to_string();
+        assert!(e.contains("--generator-grammar") && e.contains("llama-cpp"), "{e}");
+        let e = GeneratorArgs { generator_url: Some("127.0.0.1:8081".into()), ..Default::default() }.remote().unwrap_err();
+        assert_eq!(e.downcast_ref::<crate::Error>().map(crate::error::Coded::code), Some("bad_generator_url"), "{e:#}");
+    }
+}
