@@ -54,4 +54,10 @@ if ! "$venv/bin/python" -c "import openai" 2>/dev/null; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check "openai>=1.50,<4"
 fi
 export ONLABEL_PYTHON="$venv/bin/python"
+# llama.cpp's llama-server, for the remote-generator tests (tests/it/remote.rs):
+# built once from the llama-cpp-python sdist into a cache outside the clone
+# (bench/llama_cpp.sh prints its bin directory last); the tests fail, and say
+# so, without it.
+llama_bin=$(bash bench/llama_cpp.sh | tail -n1)
+export ONLABEL_LLAMA_SERVER="$llama_bin/llama-server"
 cargo test --release --locked "$@"

@@ -123,6 +123,9 @@ codes! {
     "embedder_error" => B, 500, "the embedding model or the dense vectors are missing or unusable";
     // Models, rules, evals.
     "model_error" => B, 500, "the local model cannot be loaded or failed while generating";
+    "bad_generator_url" => B, 400, "--generator-url (ONLABEL_GENERATOR_URL, [generator] url) is not an http:// or https:// URL";
+    "generator_unavailable" => B, 503, "the inference server at --generator-url is unreachable, timed out, overloaded, broke off its stream, or its circuit is open; answers are quoted meanwhile (an answer's `fallback` says so)";
+    "generator_error" => B, 502, "the inference server at --generator-url refused the request or answered outside the OpenAI API; answers are quoted meanwhile";
     "rules_invalid" => B, 500, "the guard's rules or lexicon file cannot be read or parsed";
     "suite_invalid" => B, 400, "an eval suite cannot be read, is empty, or has a bad or duplicate case";
     "report_io" => B, 500, "an eval report cannot be written";

@@ -28,7 +28,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// The file is not valid TOML or has a field OnLabel does not know.
-    #[error("invalid config file {path}: {message}\n  hint: the config file accepts data, database, index, model, embedder, rules and an [oidc] table")]
+    #[error("invalid config file {path}: {message}\n  hint: the config file accepts data, database, index, model, embedder, rules, a [generator] and an [oidc] table")]
     Parse {
         /// The file.
         path: PathBuf,
@@ -68,6 +68,9 @@ pub struct Config {
     pub embedder: Option<PathBuf>,
     /// A folder with `rules/` and `lexicon/` that replaces the guard's built-in rules.
     pub rules: Option<PathBuf>,
+    /// The OpenAI-compatible inference server that writes answers
+    /// (`--generator-url` and its settings; see the README, Configuration).
+    pub generator: Option<super::generator::GeneratorConfig>,
     /// Single sign-on: the OpenID Connect provider, OnLabel's client there
     /// and the mapping of its groups to roles (`onlabel serve` only; see
     /// [`crate::users::oidc::OidcConfig`] and docs/configuration.md).
@@ -183,6 +186,15 @@ mod tests {
     fn unknown_field_is_named_with_its_line() {
         let e = parse(Path::new("c.toml"), "data = \"/x\"\ndtaa = \"/y\"\n").unwrap_err().to_string();
         assert!(e.contains("c.toml") && e.contains("dtaa") && e.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn the_generator_table_is_read_and_checked() {
+        let c = parse(Path::new("c.toml"), "[generator]\nurl = \"http://10.0.0.7:8081\"\nmodel = \"m\"\ncool_down = 5\n").unwrap();
+        let g = c.generator.unwrap();
+        assert_eq!((g.url.as_deref(), g.model.as_deref(), g.cool_down), (Some("http://10.0.0.7:8081"), Some("m"), Some(5.0)));
+        let e = parse(Path::new("c.toml"), "[generator]\nurll = \"http://x\"\n").unwrap_err().to_string();
+        assert!(e.contains("urll") && e.contains("line 2"), "{e}");
     }
 
     #[test]

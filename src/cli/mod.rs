@@ -19,6 +19,7 @@
 //!
 //! Shared pieces: `query.rs` (the options of the query commands and the
 //! copilot built from them), `dense.rs` (dense-retrieval options),
+//! `generator.rs` (the inference server's options, `--generator-url`),
 //! `signin.rs` (who is acting), `config.rs` (the config file) and
 //! `error.rs` (every error's message, stable code and exit status).
 
@@ -29,6 +30,7 @@ pub mod config;
 mod dense;
 mod email;
 mod eval;
+pub mod generator;
 pub mod error;
 mod index;
 mod info;

@@ -9,7 +9,7 @@ use anyhow::Context;
 use chrono::NaiveDate;
 use clap::Args;
 
-use super::{config, dense, error, signin, Ctx};
+use super::{config, dense, error, generator, signin, Ctx};
 use crate::copilot::trace::Actor;
 use crate::audit::Audit;
 use crate::copilot::Copilot;
@@ -40,6 +40,8 @@ pub(super) struct QueryArgs {
     pub(super) gen: GenArgs,
     #[command(flatten)]
     pub(super) dense: dense::QueryDense,
+    #[command(flatten)]
+    pub(super) remote: generator::GeneratorArgs,
 }
 
 impl QueryArgs {
@@ -53,6 +55,12 @@ impl QueryArgs {
         // A model named on the command line (or in ONLABEL_MODEL) is a
         // request to run it; one named only in the config file is not.
         if self.gen.model.is_some() && !self.gen.extractive {
+            self.gen.generate = true;
+        }
+        // So is a server named anywhere (flag, environment or config file):
+        // configuring an inference cluster is asking for it to be used.
+        self.remote.fill(c.generator.as_ref());
+        if self.remote.generator_url.is_some() && !self.gen.extractive {
             self.gen.generate = true;
         }
         fill(&mut self.index, &c.index);
@@ -135,6 +143,14 @@ pub(super) fn copilot_with(
     }
     if q.gen.extractive || !q.gen.generate {
         return Ok(c);
+    }
+    if let Some(server) = q.remote.remote()? {
+        let prompt = load_prompt(&q.gen.prompt)?;
+        tracing::info!(url = server.url(), "answers are written by the inference server at --generator-url");
+        let mut g = crate::copilot::Grounded::remote(std::sync::Arc::new(server), prompt);
+        g.constrained = !q.gen.unconstrained;
+        g.opts.max_tokens = q.gen.max_tokens;
+        return Ok(c.with_model(g));
     }
     let path = match &q.gen.model {
         Some(p) => p.clone(),

@@ -88,6 +88,15 @@ pub fn run(a: &ServeArgs, data: &std::path::Path, oidc: Option<&crate::users::oi
     let copilot = copilot_with(&a.q, Some(data), |p| Ok(live_prompt(p, &store, &root)?))?
         .with_drafts(crate::copilot::DraftTemplates::live(&store, &root)?);
     drop(store);
+    if let Some(server) = copilot.grounded().and_then(|g| g.model.remote()) {
+        // Ask for the model's identity now, so that the first answer does
+        // not wait for it; a server that is down is not fatal (answers are
+        // quoted until it answers).
+        match server.probe() {
+            Ok(id) => tracing::info!(url = server.url(), model = %id.name, sha256 = %id.sha256, grammar = server.sends_grammar(), "inference server ready"),
+            Err(e) => tracing::warn!(url = server.url(), error = %e, "the inference server does not answer yet; answers are quoted until it does"),
+        }
+    }
     let index = a.q.index()?.to_path_buf();
     // The listing of the very version the copilot opened (CURRENT may move on meanwhile).
     let catalogue = crate::index::catalogue::Catalogue::of(copilot.index()).map_err(super::error::index_error)?;

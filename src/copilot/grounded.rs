@@ -1,5 +1,5 @@
-//! [`Grounded`]: answers written by the local model from the approved
-//! passages, then verified sentence by sentence ([`crate::guard::verify`]).
+//! [`Grounded`]: answers written by a model from the approved passages,
+//! then verified sentence by sentence ([`crate::guard::verify`]).
 //!
 //! The prompt (`prompts/objection.j2`, rendered with minijinja) gives the
 //! model only the passage sentences that matter, numbered as the citations
@@ -7,13 +7,22 @@
 //! once and reused from the KV cache for every question. Optionally the
 //! decoding is constrained: only tokens that occur in the given passages,
 //! punctuation, function words and citation markers may be generated.
+//!
+//! The model is a [`ChatModel`]: the in-process one, or an OpenAI-compatible
+//! server (`--generator-url`). A server gets the same chat messages, the
+//! same copy constraint as a grammar ([`crate::llm::gbnf`], where it takes
+//! one) and its streamed text goes through the same verifier and the same
+//! `accept` (the output guard); when it fails, or its circuit is open, the
+//! error reaches the copilot, which answers with quoted approved text.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use crate::guard::verify::{verify, Checked};
 use crate::index::{Analyzer, Hit, SearchResult};
-use crate::llm::{Draft, GenerateOptions, Generation, LocalModel, Message, Mode, Sentence};
+use crate::llm::gbnf::Vocabulary;
+use crate::llm::remote::ChatRequest;
+use crate::llm::{ChatModel, Draft, GenerateOptions, Generation, LocalModel, Message, Mode, RemoteModel, Sentence};
 use crate::prompts::PromptFile;
 
 use super::extractive::{score_sentences, Extractive};
@@ -96,8 +105,8 @@ pub const SPEED_MEMORY: std::time::Duration = std::time::Duration::from_secs(120
 
 /// The model-backed generator.
 pub struct Grounded {
-    /// The model.
-    pub model: Arc<LocalModel>,
+    /// The model: in-process, or an inference server.
+    pub model: ChatModel,
     /// The prompt.
     pub prompt: PromptFile,
     /// Decoding options.
@@ -123,7 +132,23 @@ pub struct Grounded {
 impl Grounded {
     /// A grounded generator; evaluates the prompt's fixed instructions once.
     pub fn new(model: Arc<LocalModel>, prompt: PromptFile) -> Result<Grounded, crate::llm::Error> {
-        let g = Grounded {
+        let g = Self::with(ChatModel::Local(Arc::clone(&model)), prompt);
+        let system = g.render_part("system", "", &[])?;
+        let chat = model.render_chat(&[Message { role: "system".into(), content: system }])?;
+        // The fixed part: everything up to the (variable) user turn.
+        let prefix = chat.split("<|im_start|>assistant").next().unwrap_or(&chat).to_string();
+        model.warm_prefix(&prefix)?;
+        Ok(g)
+    }
+
+    /// A grounded generator whose answers an OpenAI-compatible inference
+    /// server writes (the server keeps its own prompt cache).
+    pub fn remote(model: Arc<RemoteModel>, prompt: PromptFile) -> Grounded {
+        Self::with(ChatModel::Remote(model), prompt)
+    }
+
+    fn with(model: ChatModel, prompt: PromptFile) -> Grounded {
+        Grounded {
             model,
             prompt,
             opts: GenerateOptions { max_tokens: 80, stop: vec!["\n\n".into()], ..GenerateOptions::default() },
@@ -133,13 +158,7 @@ impl Grounded {
             speed: std::sync::Mutex::new(None),
             turn: std::sync::Mutex::new(()),
             calls: std::sync::atomic::AtomicUsize::new(0),
-        };
-        let system = g.render_part("system", "", &[])?;
-        let chat = g.model.render_chat(&[Message { role: "system".into(), content: system }])?;
-        // The fixed part: everything up to the (variable) user turn.
-        let prefix = chat.split("<|im_start|>assistant").next().unwrap_or(&chat).to_string();
-        g.model.warm_prefix(&prefix)?;
-        Ok(g)
+        }
     }
 
     fn render_part(&self, part: &str, question: &str, shown: &[Shown]) -> Result<String, crate::llm::Error> {
@@ -151,14 +170,19 @@ impl Grounded {
             .map_err(|e| crate::llm::Error::Template(e.to_string()))
     }
 
-    /// The full chat prompt for a question and the passages shown.
-    pub fn render(&self, question: &str, shown: &[Shown]) -> Result<String, crate::llm::Error> {
+    /// The chat messages for a question and the passages shown: the
+    /// approved prompt's system and user parts.
+    pub fn messages(&self, question: &str, shown: &[Shown]) -> Result<Vec<Message>, crate::llm::Error> {
         let system = self.render_part("system", question, shown)?;
         let user = self.render_part("user", question, shown)?;
-        self.model.render_chat(&[
-            Message { role: "system".into(), content: system },
-            Message { role: "user".into(), content: user },
-        ])
+        Ok(vec![Message { role: "system".into(), content: system }, Message { role: "user".into(), content: user }])
+    }
+
+    /// The full chat prompt for a question and the passages shown, in the
+    /// local model's chat template (a server applies its own).
+    pub fn render(&self, question: &str, shown: &[Shown]) -> Result<String, crate::llm::Error> {
+        let local = self.model.local().ok_or(crate::llm::Error::LocalOnly("rendering the chat template"))?;
+        local.render_chat(&self.messages(question, shown)?)
     }
 
     /// Chooses the sentences that matter: the best-scoring sentences of the
@@ -201,20 +225,14 @@ impl Grounded {
             .collect()
     }
 
-    /// Token ids allowed under constrained decoding for these passages.
-    pub fn allowed_tokens(&self, shown: &[Shown]) -> HashSet<u32> {
-        let tk = &self.model.tokenizer;
-        let mut allowed = HashSet::new();
-        let mut add = |s: &str| {
-            if let Ok(ids) = tk.encode(s) {
-                allowed.extend(ids);
-            }
-        };
-        let mut words: HashSet<String> = HashSet::new();
+    /// The copy constraint for these passages: the words of the passages
+    /// (as written, lower-case and capitalised), the function words and the
+    /// passages' citation markers. The local model decodes under it as a
+    /// token mask ([`Grounded::allowed_tokens`]), a server as a grammar
+    /// ([`Vocabulary::gbnf`]).
+    pub fn vocabulary(&self, shown: &[Shown]) -> Vocabulary {
+        let mut words = std::collections::BTreeSet::new();
         for s in shown {
-            add(&s.text);
-            add(&format!("[{}]", s.n));
-            add(&format!(" [{}]", s.n));
             for w in s.text.split_whitespace() {
                 let w = w.trim_matches(|c: char| !c.is_alphanumeric() && c != '-' && c != '%');
                 if !w.is_empty() {
@@ -236,7 +254,26 @@ impl Grounded {
             }
             words.insert(cap);
         }
-        for w in &words {
+        Vocabulary { words, markers: shown.iter().map(|s| s.n).collect() }
+    }
+
+    /// Token ids allowed under constrained decoding for these passages (the
+    /// local model's form of [`Grounded::vocabulary`]; empty for a server).
+    pub fn allowed_tokens(&self, shown: &[Shown]) -> HashSet<u32> {
+        let Some(local) = self.model.local() else { return HashSet::new() };
+        let tk = &local.tokenizer;
+        let mut allowed = HashSet::new();
+        let mut add = |s: &str| {
+            if let Ok(ids) = tk.encode(s) {
+                allowed.extend(ids);
+            }
+        };
+        for s in shown {
+            add(&s.text);
+            add(&format!("[{}]", s.n));
+            add(&format!(" [{}]", s.n));
+        }
+        for w in &self.vocabulary(shown).words {
             add(w);
             add(&format!(" {w}"));
         }
@@ -273,27 +310,60 @@ impl Grounded {
         if shown.is_empty() {
             return Ok(Outcome { draft: None, checked: Vec::new(), generation: None, shown, first_token_ms: None, cut: None });
         }
-        let prompt = self.render(question, &shown)?;
-        let mut opts = self.opts.clone();
-        if self.constrained {
-            opts.allowed = Some(self.allowed_tokens(&shown));
-        }
         let full: Vec<&str> = shown.iter().map(|s| hits[s.hit].passage.text.as_str()).collect();
-        if let Some(predicted_ms) = self.too_slow(&prompt, &opts) {
-            tracing::debug!(target: "onlabel::generation", predicted_ms, "model skipped: it could not write an answer within the time budget");
-            return Ok(Outcome { draft: None, checked: Vec::new(), generation: None, shown, first_token_ms: None, cut: Some(Cut::TooSlow { predicted_ms }) });
-        }
-        let _turn = self.turn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut stream = SentenceStream::default();
+        let written = match &self.model {
+            ChatModel::Local(model) => {
+                let prompt = self.render(question, &shown)?;
+                let mut opts = self.opts.clone();
+                if self.constrained {
+                    opts.allowed = Some(self.allowed_tokens(&shown));
+                }
+                if let Some(predicted_ms) = self.too_slow(model, &prompt, &opts) {
+                    tracing::debug!(target: "onlabel::generation", predicted_ms, "model skipped: it could not write an answer within the time budget");
+                    return Ok(Outcome { draft: None, checked: Vec::new(), generation: None, shown, first_token_ms: None, cut: Some(Cut::TooSlow { predicted_ms }) });
+                }
+                let _turn = self.turn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let w = self.write_local(model, &prompt, &opts, &full, &shown, &mut stream, accept)?;
+                self.measured(&w.generation);
+                w
+            }
+            ChatModel::Remote(server) => self.write_remote(server, question, &full, &shown, &mut stream, accept)?,
+        };
+        let Written { generation, first_token_ms, cut } = written;
+        if cut.is_some() {
+            tracing::debug!(target: "onlabel::generation", tokens = generation.generated_tokens, "first sentence rejected; generation abandoned");
+            let checked = verify(&generation.text, &full, Analyzer::shared());
+            return Ok(Outcome { draft: None, checked, generation: Some(generation), shown, first_token_ms, cut });
+        }
+        let checked = verify(&generation.text, &full, Analyzer::shared());
+        stream.offer(&checked, &shown, accept);
+        tracing::debug!(target: "onlabel::generation", checked = ?checked, "model draft verified");
+        let sentences = stream.kept;
+        let draft = (!sentences.is_empty()).then_some(Draft { sentences, mode: Mode::Generated });
+        Ok(Outcome { draft, checked, generation: Some(generation), shown, first_token_ms, cut })
+    }
+
+    /// The local model writes in steps of [`CHECK_EVERY`] tokens, each step
+    /// a call that continues the text so far (the KV cache holds it: a step
+    /// costs one tokenisation, not a prefill). Between steps the verifier's
+    /// verdicts are read: once the first sentence is finally rejected, the
+    /// model cannot help this question and the rep is not kept waiting for
+    /// the rest of it — the extractive answer stands.
+    #[allow(clippy::too_many_arguments)]
+    fn write_local(
+        &self,
+        model: &LocalModel,
+        prompt: &str,
+        opts: &GenerateOptions,
+        full: &[&str],
+        shown: &[Shown],
+        stream: &mut SentenceStream,
+        accept: &mut dyn FnMut(&Sentence) -> bool,
+    ) -> Result<Written, crate::llm::Error> {
         let mut buf = String::new();
         let started = std::time::Instant::now();
         let mut first_token_ms = None;
-        // The model writes in steps of CHECK_EVERY tokens, each step a call
-        // that continues the text so far (the KV cache holds it: a step costs
-        // one tokenisation, not a prefill). Between steps the verifier's
-        // verdicts are read: once the first sentence is finally rejected,
-        // the model cannot help this question and the rep is not kept
-        // waiting for the rest of it — the extractive answer stands.
         let mut first: Option<Generation> = None;
         let mut generated_tokens = 0;
         let mut stop = crate::llm::StopReason::MaxTokens;
@@ -306,7 +376,7 @@ impl Grounded {
                 break;
             }
             let step = GenerateOptions { max_tokens: CHECK_EVERY.min(opts.max_tokens - generated_tokens), time_budget: left, ..opts.clone() };
-            let g = self.model.generate(&format!("{prompt}{buf}"), &step, |t| {
+            let g = model.generate(&format!("{prompt}{buf}"), &step, |t| {
                 if stopped_at_string {
                     return;
                 }
@@ -319,11 +389,11 @@ impl Grounded {
                     buf.truncate(i);
                     stopped_at_string = true;
                 }
-                let checked = verify(&buf, &full, Analyzer::shared());
+                let checked = verify(&buf, full, Analyzer::shared());
                 // The last piece may still grow, and the one before it may still
                 // receive its marker: judge only pieces with two after them begun.
                 let settled = checked.len().saturating_sub(2);
-                stream.offer(&checked[..settled], &shown, accept);
+                stream.offer(&checked[..settled], shown, accept);
             })?;
             generated_tokens += g.generated_tokens;
             stop = if stopped_at_string { crate::llm::StopReason::StopString } else { g.stop };
@@ -332,19 +402,13 @@ impl Grounded {
             if done {
                 break;
             }
-            if stream.kept.is_empty() && first_sentence_rejected(&verify(&buf, &full, Analyzer::shared())) {
+            if stream.kept.is_empty() && first_sentence_rejected(&verify(&buf, full, Analyzer::shared())) {
                 cut = Some(Cut::FirstSentenceRejected { tokens: generated_tokens });
                 break;
             }
         }
         let generation = match first {
-            Some(f) => Generation {
-                text: buf.clone(),
-                generated_tokens,
-                stop,
-                total_ms: started.elapsed().as_secs_f64() * 1e3,
-                ..f
-            },
+            Some(f) => Generation { text: buf, generated_tokens, stop, total_ms: started.elapsed().as_secs_f64() * 1e3, ..f },
             None => Generation {
                 text: String::new(),
                 prompt_tokens: 0,
@@ -357,30 +421,104 @@ impl Grounded {
                 total_ms: started.elapsed().as_secs_f64() * 1e3,
             },
         };
-        self.measured(&generation);
-        if cut.is_some() {
-            tracing::debug!(target: "onlabel::generation", tokens = generated_tokens, "first sentence rejected; generation abandoned");
-            let checked = verify(&generation.text, &full, Analyzer::shared());
-            return Ok(Outcome { draft: None, checked, generation: Some(generation), shown, first_token_ms, cut });
+        Ok(Written { generation, first_token_ms, cut })
+    }
+
+    /// A server writes the whole answer in one streamed call; each piece is
+    /// verified as it arrives (sentences settle as with the local model),
+    /// and the stream is dropped — the server stops — once the first
+    /// sentence is rejected for good or the time budget runs out. Under
+    /// constrained decoding the copy constraint goes with the request as a
+    /// grammar. A failure (unreachable, timed out, overloaded, broken off,
+    /// circuit open) is an error when no sentence has been accepted yet:
+    /// the copilot then answers with quoted text and says why. After a
+    /// sentence was accepted (and so may already be on the rep's screen)
+    /// the answer keeps what was verified, and the failure is logged (the
+    /// breaker has counted it).
+    fn write_remote(
+        &self,
+        server: &RemoteModel,
+        question: &str,
+        full: &[&str],
+        shown: &[Shown],
+        stream: &mut SentenceStream,
+        accept: &mut dyn FnMut(&Sentence) -> bool,
+    ) -> Result<Written, crate::llm::Error> {
+        let messages = self.messages(question, shown)?;
+        let opts = &self.opts;
+        let grammar = self.constrained.then(|| self.vocabulary(shown).gbnf());
+        let req = ChatRequest {
+            max_tokens: opts.max_tokens,
+            temperature: opts.temperature,
+            top_p: opts.top_p,
+            seed: opts.seed,
+            stop: opts.stop.clone(),
+            grammar,
+        };
+        let started = std::time::Instant::now();
+        let mut buf = String::new();
+        let mut first_token_ms = None;
+        let mut cut = None;
+        let mut out_of_time = false;
+        let mut pieces = 0;
+        let result = server.chat_stream(&messages, &req, &mut |piece| {
+            first_token_ms.get_or_insert(started.elapsed().as_secs_f64() * 1e3);
+            pieces += 1;
+            buf.push_str(piece);
+            let checked = verify(&buf, full, Analyzer::shared());
+            let settled = checked.len().saturating_sub(2);
+            stream.offer(&checked[..settled], shown, accept);
+            if stream.kept.is_empty() && first_sentence_rejected(&checked) {
+                // A streamed piece is one token on llama.cpp and vLLM.
+                cut = Some(Cut::FirstSentenceRejected { tokens: pieces });
+                return false;
+            }
+            if started.elapsed() >= opts.time_budget {
+                out_of_time = true;
+                return false;
+            }
+            true
+        });
+        let mut generation = match result {
+            Ok(g) => g,
+            Err(e) if stream.kept.is_empty() => return Err(e.into()),
+            Err(e) => {
+                tracing::warn!(target: "onlabel::generation", error = %e, kept = stream.kept.len(), "the inference server failed mid-answer; keeping the sentences verified so far");
+                Generation {
+                    text: buf.clone(),
+                    prompt_tokens: 0,
+                    reused_tokens: 0,
+                    generated_tokens: 0,
+                    token_ids: Vec::new(),
+                    stop: crate::llm::StopReason::EndOfText,
+                    prefill_ms: 0.0,
+                    first_token_ms: first_token_ms.unwrap_or(0.0),
+                    total_ms: started.elapsed().as_secs_f64() * 1e3,
+                }
+            }
+        };
+        // The verified text is what was read, up to a stop string the server
+        // may have left in (it stops at them, but some servers echo them).
+        if let Some(i) = opts.stop.iter().filter_map(|s| buf.find(s.as_str())).min() {
+            buf.truncate(i);
         }
-        let checked = verify(&generation.text, &full, Analyzer::shared());
-        stream.offer(&checked, &shown, accept);
-        tracing::debug!(target: "onlabel::generation", checked = ?checked, "model draft verified");
-        let sentences = stream.kept;
-        let draft = (!sentences.is_empty()).then_some(Draft { sentences, mode: Mode::Generated });
-        Ok(Outcome { draft, checked, generation: Some(generation), shown, first_token_ms, cut })
+        generation.text = buf;
+        if out_of_time {
+            generation.stop = crate::llm::StopReason::TimeBudget;
+        }
+        Ok(Written { generation, first_token_ms, cut })
     }
 
     /// `Some(predicted ms)` when, at the speed of the last generation (if
     /// measured within [`SPEED_MEMORY`]), the model could not write
     /// [`MIN_ANSWER_TOKENS`] within the time budget: then it cannot help, and
     /// running it would only keep the rep waiting for the budget to run out.
-    fn too_slow(&self, prompt: &str, opts: &GenerateOptions) -> Option<f64> {
+    fn too_slow(&self, model: &LocalModel, prompt: &str, opts: &GenerateOptions) -> Option<f64> {
         let speed = (*self.speed.lock().ok()?)?;
         if speed.at.elapsed() > SPEED_MEMORY {
             return None;
         }
-        let tokens = self.model.tokenizer.encode(prompt).ok()?.len();
+        let tokens = model.tokenizer.encode(prompt).ok()?.len();
         let predicted = tokens.saturating_sub(speed.reused) as f64 * speed.ttft_ms_per_token
             + (MIN_ANSWER_TOKENS - 1) as f64 * speed.decode_ms_per_token;
         (predicted > opts.time_budget.as_secs_f64() * 1e3).then_some(predicted)
@@ -417,6 +555,16 @@ pub fn first_sentence_rejected(checked: &[Checked]) -> bool {
         Some(crate::guard::verify::Rejection::NoMarker) => checked.len() >= 3,
         Some(_) => checked.len() >= 2,
     }
+}
+
+/// What a model wrote for one answer (before the final verification).
+struct Written {
+    /// The generation, its text cut at the first stop string.
+    generation: Generation,
+    /// Milliseconds from the start of writing to the first piece.
+    first_token_ms: Option<f64>,
+    /// Why writing stopped early, if it did.
+    cut: Option<Cut>,
 }
 
 /// The sentences of a generation judged so far, in order.

@@ -246,6 +246,31 @@ pub struct Answer {
     /// answer: one part per product, in the order of `answer`'s blocks.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parts: Vec<Part>,
+    /// Why the answer is quoted (`mode` composed or extractive) although
+    /// the model was to write it: the model failed, or the inference
+    /// server is down and its circuit is open. Absent when the model ran
+    /// (whether or not its sentences passed the verifier) or was not asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<Fallback>,
+}
+
+/// Why a generated answer fell back to quoted approved text ([`Answer::fallback`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fallback {
+    /// The error's stable code (`generator_unavailable`: unreachable, timed
+    /// out, overloaded, broken off or circuit open; `generator_error`: the
+    /// server refused the request; `model_error`, `overloaded`: the
+    /// in-process model).
+    pub reason: String,
+    /// What happened, for operators (no user text).
+    pub message: String,
+}
+
+impl Fallback {
+    /// The fallback for a generation error.
+    pub fn from_error(e: &crate::llm::Error) -> Fallback {
+        Fallback { reason: e.code().to_string(), message: e.to_string() }
+    }
 }
 
 /// One product's block of a per-product answer.
@@ -689,6 +714,7 @@ impl Copilot {
         let model = Some(g.model.id().to_string());
         let prompt_version = Some(g.prompt.id());
         let mut generated_tokens = None;
+        let mut fallback = None;
         let mut answer = match outcome {
             Ok(o) => {
                 generated_tokens = o.generation.as_ref().map(|g| g.generated_tokens);
@@ -709,6 +735,7 @@ impl Copilot {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "generation failed; answering with the composed (or extractive) answer");
+                fallback = Some(Fallback::from_error(&e));
                 for s in &quick_sentences {
                     on_event(Event::Sentence(s.clone()));
                 }
@@ -731,6 +758,7 @@ impl Copilot {
         answer.guard_rules = guard_rules;
         answer.retrieved = retrieved;
         answer.flags.extend(output_flags);
+        answer.fallback = fallback;
         Ok(answer)
     }
 

@@ -135,6 +135,10 @@ pub fn record_answer(audit: &Audit, actor: &Actor, action: &str, input: &str, an
         ),
         context,
     );
+    if let (Some(f), Some(d)) = (&answer.fallback, r.detail.as_object_mut()) {
+        // Why a quoted answer stands where the model was to write it.
+        d.insert("fallback".into(), json!(f));
+    }
     let seq = audit.append(&r)?;
     answer.audit_id = u64::try_from(seq).ok();
     Ok(seq)

@@ -293,7 +293,7 @@ pub fn execute(
     let suite_sha = crate::prompts::sha256_hex(&suite_bytes);
     let (model, model_sha) = match copilot.grounded() {
         Some(g) => {
-            let (f, s) = split_model(g.model.id());
+            let (f, s) = split_model(&g.model.id());
             (Some(f), s)
         }
         None => (None, None),

@@ -14,13 +14,18 @@
 //!   [`LocalModel::stream`]); an optional logits mask for constrained decoding.
 //!
 //! [`Generator`] ([`generator`]) is the interface the copilot drafts answers
-//! through, whatever runs the model.
+//! through, whatever runs the model; [`ChatModel`] is the model that writes
+//! them: this in-process one, or an OpenAI-compatible inference server
+//! ([`remote`], `--generator-url`), whose copy constraint is sent as a
+//! grammar ([`gbnf`]).
 //!
 //! Every output records the model file's name and sha256 ([`LocalModel::id`]).
 
 pub mod model;
 pub mod engine;
 pub mod generator;
+pub mod gbnf;
+pub mod remote;
 mod cpu;
 mod q4_1;
 mod q8_0;
@@ -39,6 +44,7 @@ use sha2::Digest;
 pub use engine::EngineConfig;
 pub use generator::{Draft, Generator, Mode, Sentence};
 pub use model::{KvCache, Llama};
+pub use remote::RemoteModel;
 pub use tokenizer::GgufTokenizer;
 
 /// What can go wrong loading or running a model.
@@ -89,6 +95,12 @@ pub enum Error {
         /// The queue's bound.
         queue: usize,
     },
+    /// The OpenAI-compatible inference server failed (or its circuit is open).
+    #[error(transparent)]
+    Remote(#[from] remote::Error),
+    /// A step that needs the in-process model was asked of a remote one.
+    #[error("{0} needs the in-process model; the inference server at --generator-url does this itself")]
+    LocalOnly(&'static str),
 }
 
 impl Error {
@@ -96,6 +108,7 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::Overloaded { .. } => "overloaded",
+            Error::Remote(e) => e.code(),
             Error::Io { .. }
             | Error::NotGguf { .. }
             | Error::Unsupported(_)
@@ -103,6 +116,7 @@ impl Error {
             | Error::Template(_)
             | Error::ContextFull { .. }
             | Error::Candle(_)
+            | Error::LocalOnly(_)
             | Error::Generation(_) => "model_error",
         }
     }
@@ -189,6 +203,45 @@ pub struct Message {
     pub role: String,
     /// The text.
     pub content: String,
+}
+
+/// The model that writes answers: in-process, or an OpenAI-compatible
+/// inference server. Whichever it is, the copilot builds the same prompt,
+/// applies the same copy constraint and verifies every sentence the same way.
+#[derive(Debug, Clone)]
+pub enum ChatModel {
+    /// A GGUF model run in this process.
+    Local(Arc<LocalModel>),
+    /// A server at `--generator-url`.
+    Remote(Arc<RemoteModel>),
+}
+
+impl ChatModel {
+    /// What the audit record names: `FILE sha256:HEX` for the local model,
+    /// `NAME@URL sha256:HEX` for a server (the hash of what it reports
+    /// about the model, [`remote::Identity`]).
+    pub fn id(&self) -> String {
+        match self {
+            ChatModel::Local(m) => m.id().to_string(),
+            ChatModel::Remote(r) => r.id(),
+        }
+    }
+
+    /// The in-process model, if that is what this is.
+    pub fn local(&self) -> Option<&Arc<LocalModel>> {
+        match self {
+            ChatModel::Local(m) => Some(m),
+            ChatModel::Remote(_) => None,
+        }
+    }
+
+    /// The inference server, if that is what this is.
+    pub fn remote(&self) -> Option<&Arc<RemoteModel>> {
+        match self {
+            ChatModel::Remote(r) => Some(r),
+            ChatModel::Local(_) => None,
+        }
+    }
 }
 
 /// A GGUF model loaded in-process, shared by concurrent callers: the weights

@@ -16,7 +16,17 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+
 use super::State;
+use crate::llm::remote::Phase;
+use crate::llm::RemoteModel;
 use crate::copilot::{Answer, Route};
 use crate::guard::Flag;
 
@@ -47,6 +57,11 @@ struct VersionLabels {
     version: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: String,
+}
+
 fn latency() -> Histogram {
     // 1 ms … ~33 s.
     Histogram::new(exponential_buckets(0.001, 2.0, 16))
@@ -68,6 +83,8 @@ pub struct Metrics {
     index_swaps: Counter,
     /// Time from seeing a new `CURRENT` to serving it (open, check, swap).
     index_swap_seconds: Histogram,
+    /// Answers quoted because the model failed or its circuit was open, by reason (error code).
+    fallbacks: Family<ReasonLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -83,6 +100,7 @@ impl Default for Metrics {
         let index_version = Family::<VersionLabels, Gauge>::default();
         let index_swaps = Counter::default();
         let index_swap_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 16));
+        let fallbacks = Family::<ReasonLabels, Counter>::default();
         registry.register("http_requests", "HTTP requests by method, matched path and status", requests.clone());
         registry.register("http_request_duration_seconds", "HTTP request latency by matched path", latency.clone());
         registry.register("answers_by_route", "Answers, drafts and summaries by route", routes.clone());
@@ -93,7 +111,12 @@ impl Default for Metrics {
         registry.register("index_version", "The index version served now (1; `flat` for a flat index directory)", index_version.clone());
         registry.register("index_swaps", "Published index versions swapped in since the start", index_swaps.clone());
         registry.register("index_swap_duration_seconds", "From seeing a new CURRENT pointer to serving that version", index_swap_seconds.clone());
-        Metrics { registry, requests, latency, routes, flags, tokens, tokens_per_s, in_flight, index_version, index_swaps, index_swap_seconds }
+        registry.register(
+            "generator_fallbacks",
+            "Answers quoted from approved text because the model failed or the inference server's circuit was open, by reason",
+            fallbacks.clone(),
+        );
+        Metrics { registry, requests, latency, routes, flags, tokens, tokens_per_s, in_flight, index_version, index_swaps, index_swap_seconds, fallbacks }
     }
 }
 
@@ -114,6 +137,9 @@ impl Metrics {
     /// Counts an answer: its route, flags and generated tokens.
     pub fn answered(&self, a: &Answer) {
         self.routed(a.route, &a.flags);
+        if let Some(f) = &a.fallback {
+            self.fallbacks.get_or_create(&ReasonLabels { reason: f.reason.clone() }).inc();
+        }
         if let Some(n) = a.generated_tokens {
             self.tokens.inc_by(n as u64);
             if a.timings_ms.generate > 0.0 {
@@ -129,6 +155,48 @@ impl Metrics {
             let kind = serde_json::to_value(f).ok().and_then(|v| v["kind"].as_str().map(str::to_string)).unwrap_or_else(|| "other".into());
             self.flags.get_or_create(&FlagLabels { kind }).inc();
         }
+    }
+}
+
+impl Metrics {
+    /// Reports the inference server's breaker and call counters on every
+    /// scrape (`onlabel_generator_*`).
+    pub fn watch_generator(&mut self, server: Arc<RemoteModel>) {
+        self.registry.register_collector(Box::new(GeneratorCollector(server)));
+    }
+}
+
+/// The inference server's state, read at each scrape.
+#[derive(Debug)]
+struct GeneratorCollector(Arc<RemoteModel>);
+
+impl Collector for GeneratorCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let phase = self.0.breaker().phase();
+        let s = self.0.stats();
+        // One gauge per state, 1 for the current one (the Prometheus way to expose an enum).
+        let states = encoder.encode_descriptor(
+            "generator_breaker_state",
+            "The inference server's circuit breaker: 1 for its current state (closed, open, half_open)",
+            None,
+            MetricType::Gauge,
+        )?;
+        let mut states = states;
+        for (name, p) in [("closed", Phase::Closed), ("open", Phase::Open), ("half_open", Phase::HalfOpen)] {
+            let labels = [("state", name)];
+            ConstGauge::new(i64::from(phase == p)).encode(states.encode_family(&labels)?)?;
+        }
+        for (name, help, v) in [
+            ("generator_breaker_opened", "Times the inference server's circuit opened", s.breaker_opened),
+            ("generator_calls_succeeded", "Calls to the inference server that streamed to their end", s.succeeded),
+            ("generator_calls_failed", "Calls to the inference server that failed (unreachable, timed out, overloaded, broken off, 5xx)", s.failed),
+            ("generator_calls_short_circuited", "Calls not made because the circuit was open", s.short_circuited),
+            ("generator_retries", "429/503 answers of the inference server retried after Retry-After", s.retries),
+        ] {
+            let c = ConstCounter::new(v);
+            c.encode(encoder.encode_descriptor(name, help, None, c.metric_type())?)?;
+        }
+        Ok(())
     }
 }
 

@@ -246,8 +246,11 @@ impl AppState {
         let cases = crate::cases::CaseStore::from_store(store.clone());
         // Eval runs a stopped server left behind say so (their ids stay valid).
         evals::mark_interrupted(&store)?;
-        let metrics = metrics::Metrics::default();
+        let mut metrics = metrics::Metrics::default();
         metrics.serving_index(copilot.index().version());
+        if let Some(server) = copilot.grounded().and_then(|g| g.model.remote()) {
+            metrics.watch_generator(Arc::clone(server));
+        }
         Ok(AppState {
             copilot: RwLock::new(copilot),
             store,

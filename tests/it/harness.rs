@@ -251,4 +251,104 @@ pub fn onlabel_db(url: &str, args: &[&str]) -> (i32, String, String) {
         .output()
         .unwrap();
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+
+/// llama.cpp's `llama-server`: `ONLABEL_LLAMA_SERVER`, else where
+/// `bash bench/llama_cpp.sh` builds it (`scripts/test.sh` builds it and sets
+/// the variable). Missing, the test fails and says how to build it: the
+/// remote-generator tests never skip.
+pub fn llama_server_bin() -> PathBuf {
+    let path = std::env::var_os("ONLABEL_LLAMA_SERVER").map(PathBuf::from).unwrap_or_else(|| {
+        let cache = std::env::var_os("ONLABEL_BENCH_CACHE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/onlabel-bench"));
+        cache.join("llama.cpp-build/bin/llama-server")
+    });
+    assert!(
+        path.is_file(),
+        "no llama-server at {}: build it with `bash bench/llama_cpp.sh` (scripts/test.sh does) or set ONLABEL_LLAMA_SERVER to its path",
+        path.display()
+    );
+    path
+}
+
+/// A free loopback port (bound, read, released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A `llama-server` serving the embedded SmolLM2 GGUF on a loopback port,
+/// killed when dropped.
+pub struct LlamaServer {
+    /// Its port.
+    pub port: u16,
+    child: Option<std::process::Child>,
+    log: PathBuf,
+}
+
+impl LlamaServer {
+    /// Starts one on a free port and waits until `/health` answers 200.
+    pub fn start() -> LlamaServer {
+        Self::start_on(free_port())
+    }
+
+    /// Starts one on `port` (to restart a killed one where clients expect it).
+    pub fn start_on(port: u16) -> LlamaServer {
+        let model = root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+        assert!(model.is_file(), "no model at {}: run `bash models/fetch.sh`", model.display());
+        let log = std::env::temp_dir().join(format!("onlabel-llama-server-{}-{port}.log", std::process::id()));
+        let out = std::fs::File::create(&log).unwrap();
+        // One slot, a small context and 2 threads: the tests' requests are
+        // short, and the machine is shared.
+        let child = std::process::Command::new(llama_server_bin())
+            .args(["-m", model.to_str().unwrap(), "--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["-np", "1", "-c", "2048", "-t", "2", "-tb", "2", "--no-webui"])
+            .stdin(std::process::Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", llama_server_bin().display()));
+        let mut s = LlamaServer { port, child: Some(child), log };
+        s.wait_healthy();
+        s
+    }
+
+    /// Its base URL.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn wait_healthy(&mut self) {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(std::time::Duration::from_secs(2)))
+            .build()
+            .into();
+        let t0 = std::time::Instant::now();
+        loop {
+            if let Ok(r) = agent.get(&format!("{}/health", self.url())).call() {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("llama-server exited ({status}) before it was healthy:\n{}", std::fs::read_to_string(&self.log).unwrap_or_default());
+            }
+            assert!(t0.elapsed() < std::time::Duration::from_secs(120), "llama-server not healthy after 120 s:\n{}", std::fs::read_to_string(&self.log).unwrap_or_default());
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    /// Kills it at once (SIGKILL), as a crashed node would go.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for LlamaServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }

@@ -34,6 +34,7 @@ mod mlr20;
 mod pipeline;
 mod probe17;
 mod readme;
+mod remote;
 mod router;
 mod safety;
 mod server;
