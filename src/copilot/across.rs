@@ -133,6 +133,7 @@ impl Copilot {
                     product: None,
                     note: Some(note),
                     parts,
+                    quote: None,
                 })
             }
         }

@@ -79,6 +79,7 @@ pub fn cite(draft: &Draft, hits: &[Hit], timings: Timings) -> Answer {
         product: None,
         note: None,
         parts: Vec::new(),
+        quote: None,
     }
 }
 

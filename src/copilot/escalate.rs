@@ -83,6 +83,7 @@ impl Copilot {
             product: None,
             note: None,
             parts: Vec::new(),
+            quote: None,
         })
     }
 }

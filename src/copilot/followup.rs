@@ -245,6 +245,7 @@ pub fn clarify(question: &str) -> Answer {
         product: None,
         note: Some("The question refers to something said before; this visit has no earlier question to take it from.".into()),
         parts: Vec::new(),
+        quote: None,
     }
 }
 

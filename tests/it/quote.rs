@@ -1,0 +1,186 @@
+//! Issue 23, point 4: the quoted answer is never held back by the model.
+//! With the real model attached, a streamed answer's first event is the
+//! verified quoted answer (approved sentences verbatim, with citations, its
+//! own audit record already appended), handed out before the model's first
+//! token; the model's verified answer follows (or the quote stands), and
+//! the audit log holds both what was shown first and the final answer. The
+//! OpenAI face carries the quote in its extension field, its content
+//! deltas still the final answer alone. Driven in-process through the real
+//! router (`oneshot`), store, index, guard and model; `server.rs` and the
+//! browser test show the same over a socket.
+
+use std::sync::{Arc, OnceLock};
+
+use axum::http::{header, Method, StatusCode};
+use axum::Router;
+use serde_json::{json, Value};
+
+use onlabel::copilot::{Copilot, Grounded};
+use onlabel::server::{router, AppState, Config, Limits};
+use onlabel::users::{Role, Users};
+
+use crate::harness::{build_index, root, scratch_repo};
+use crate::router::{request, send};
+
+/// A question of the demo label the model is run for: the sentences it is
+/// shown are more than the composed quote holds (checked below: the answer
+/// names a model).
+const QUESTION: &str = "Dr. Lee worries about liver toxicity";
+
+/// The router as `onlabel serve --model …` builds it, over the demo index,
+/// with one rep; the data directory for reading the audit log.
+struct World {
+    app: Router,
+    data: std::path::PathBuf,
+    rep: String,
+}
+
+fn world() -> &'static World {
+    static W: OnceLock<World> = OnceLock::new();
+    W.get_or_init(|| {
+        let dir = tempfile::Builder::new().prefix("onlabel-quote-").tempdir().unwrap().keep();
+        let data = dir.join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let index = dir.join("idx");
+        build_index(&[root().join("corpora/demo")], &index);
+        let repo = scratch_repo(&dir);
+        let store = onlabel::store::Store::open(&data).unwrap();
+        let users = Users::new(&store);
+        let (admin, _) = users.add("root", "Ada Admin", Role::Admin, None).unwrap();
+        let (_, rep) = users.add("rex", "Rex Rep", Role::Rep, Some(&admin)).unwrap();
+        let model = Arc::new(onlabel::llm::LocalModel::load(&crate::llm::model_path()).expect("run `bash models/fetch.sh` first"));
+        let prompt = onlabel::prompts::PromptFile::read(&root().join("prompts/objection.j2")).unwrap();
+        let g = Grounded::new(model, prompt).unwrap();
+        let guard = Arc::new(onlabel::guard::Guard::builtin().unwrap());
+        let copilot = Copilot::new(onlabel::index::Index::open(&index).unwrap())
+            .with_guard(guard, "2026-11-23".parse().unwrap())
+            .unwrap()
+            .with_cases(onlabel::cases::CaseStore::open(&data).unwrap())
+            .with_model(g);
+        let products = json!({"products": copilot.products().into_iter().map(|p| json!({"name": p})).collect::<Vec<_>>()});
+        let config = Config {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            data: data.clone(),
+            root: repo.clone(),
+            index,
+            thresholds: repo.join("evals/thresholds.toml"),
+            products,
+            // A busy 2-core machine generates slowly: the answer budget is not what is tested here.
+            limits: Limits { request_timeout: std::time::Duration::from_secs(180), ..Limits::default() },
+            eval: Box::new(|_| Err("no evals in this test".to_string())),
+            reload_prompt: None,
+        };
+        World { app: router(Arc::new(AppState::new(copilot, config).unwrap())), data, rep: rep.0 }
+    })
+}
+
+/// Splits an SSE body into (event, data) pairs (`message` when unnamed).
+fn sse_events(text: &str) -> Vec<(String, Value)> {
+    text.split("\n\n")
+        .filter_map(|block| {
+            let mut event = "message".to_string();
+            let mut data = Vec::new();
+            for line in block.lines() {
+                if let Some(e) = line.strip_prefix("event:") {
+                    event = e.trim().to_string();
+                } else if let Some(d) = line.strip_prefix("data:") {
+                    data.push(d.strip_prefix(' ').unwrap_or(d).to_string());
+                }
+            }
+            (!data.is_empty()).then(|| {
+                let d = data.join("\n");
+                (event, serde_json::from_str(&d).unwrap_or(Value::String(d)))
+            })
+        })
+        .collect()
+}
+
+async fn stream(path: &str, body: Value) -> Vec<(String, Value)> {
+    let w = world();
+    let mut req = request(Method::POST, path, Some(&w.rep), Some(&body));
+    req.headers_mut().insert(header::ACCEPT, "text/event-stream".parse().unwrap());
+    let r = send(&w.app, req).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    sse_events(&r.text)
+}
+
+/// `text [n]` or `Also, text [n]` → (text, n).
+fn unmark(s: &str) -> (&str, usize) {
+    let (text, n) = s.rsplit_once(" [").expect("a marker");
+    let text = text.strip_prefix("Also, ").unwrap_or(text);
+    (text, n.trim_end_matches(']').parse().expect("a marker number"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_verified_quote_is_the_first_event_before_any_model_token() {
+    let events = stream("/api/v1/ask", json!({"question": QUESTION, "product": "zentravia"})).await;
+    let names: Vec<&str> = events.iter().map(|(e, _)| e.as_str()).collect();
+    assert_eq!(names.first(), Some(&"quote"), "the quote comes first: {names:?}");
+    assert_eq!(names.iter().filter(|n| **n == "quote").count(), 1, "{names:?}");
+    assert_eq!(&names[names.len() - 2..], ["answer", "done"], "{names:?}");
+    let quote = &events[0].1;
+    let answer = &events[names.len() - 2].1;
+
+    // The model ran for this question: the quote did not stand in for it.
+    assert!(answer["model"].as_str().is_some_and(|m| m.contains("SmolLM2")), "{answer}");
+    // Before the model's first token (the copilot's own clock, one t0).
+    let t = &answer["timings_ms"];
+    let (shown, first_token) = (t["first_sentence"].as_f64().unwrap(), t["first_token"].as_f64().expect("the model wrote"));
+    assert!(shown < first_token, "quote at {shown} ms, the model's first token at {first_token} ms: {t}");
+    assert!((quote["ms"].as_f64().unwrap() - shown).abs() < 1_000.0, "{quote} {t}");
+
+    // The quote: approved sentences verbatim, each cited.
+    let cites = quote["citations"].as_array().unwrap();
+    assert!(!cites.is_empty(), "{quote}");
+    let sentences: Vec<&str> = quote["sentences"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    assert_eq!(sentences.join(" "), quote["answer"].as_str().unwrap());
+    for s in &sentences {
+        let (text, n) = unmark(s);
+        let c = cites.iter().find(|c| c["n"] == n).unwrap_or_else(|| panic!("[{n}] of {s:?} has no citation: {quote}"));
+        assert!(c["mlr_number"].as_str().unwrap().starts_with("US-ZEN"), "{c}");
+        let passage: String = c["quote"].as_str().unwrap().split_whitespace().collect::<Vec<_>>().join(" ");
+        let text: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(passage.to_lowercase().contains(&text.to_lowercase()), "{text:?} is not in its passage {passage:?}");
+    }
+    assert!(matches!(quote["mode"].as_str(), Some("composed" | "extractive")), "{quote}");
+
+    // The final answer: its sentences joined; the model's when one survived, else the quote's text.
+    let finals: Vec<&str> = events.iter().filter(|(e, _)| e == "sentence").map(|(_, d)| d["text"].as_str().unwrap()).collect();
+    assert_eq!(finals.join(" "), answer["answer"].as_str().unwrap());
+    if answer["mode"] != "generated" {
+        assert_eq!(answer["answer"], quote["answer"], "the quote stands");
+    }
+    assert_eq!(answer["quote"]["audit_id"], quote["audit_id"], "{answer}");
+
+    // The audit log: the quote's record (appended before it was shown), then the answer's, naming it.
+    let audit = onlabel::audit::Audit::open(&world().data).unwrap();
+    let q_seq = quote["audit_id"].as_i64().expect("the quote has its record");
+    let a_seq = answer["audit_id"].as_i64().unwrap();
+    assert!(q_seq < a_seq, "quote #{q_seq}, answer #{a_seq}");
+    let q = audit.get(q_seq).unwrap().unwrap();
+    assert_eq!((q.action.as_str(), q.output.as_deref(), q.input.as_deref()), ("quote", quote["answer"].as_str(), Some(QUESTION)));
+    assert!(q.detail_json.contains("\"of\":\"ask\""), "{}", q.detail_json);
+    let a = audit.get(a_seq).unwrap().unwrap();
+    assert_eq!((a.action.as_str(), a.output.as_deref()), ("ask", answer["answer"].as_str()));
+    assert!(a.detail_json.contains(&format!("\"quote_audit_id\":{q_seq}")), "{}", a.detail_json);
+    assert!(audit.verify(None).unwrap().ok);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_openai_stream_carries_the_quote_beside_content_that_is_the_final_answer() {
+    let events = stream("/v1/chat/completions", json!({"model": "onlabel:zentravia", "stream": true, "messages": [{"role": "user", "content": QUESTION}]})).await;
+    let chunks: Vec<&Value> = events.iter().map(|(_, d)| d).filter(|d| d.is_object()).collect();
+    assert_eq!(events.last().map(|(_, d)| d.clone()), Some(Value::String("[DONE]".into())));
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    // The second chunk: the quote, with an empty delta (content is the final answer only).
+    let quote = &chunks[1]["onlabel"]["quote"];
+    assert!(quote["answer"].as_str().is_some_and(|a| a.contains("[1]")), "{}", chunks[1]);
+    assert_eq!(chunks[1]["choices"][0]["delta"], json!({}), "{}", chunks[1]);
+    assert!(chunks.iter().skip(2).all(|c| c["onlabel"].get("quote").is_none() || c["choices"][0]["finish_reason"] == "stop"));
+    let content: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+    let last = chunks.last().unwrap();
+    assert_eq!(last["choices"][0]["finish_reason"], "stop");
+    assert_eq!(last["onlabel"]["route"], "answer", "{last}");
+    assert!(!content.is_empty() && content.contains("[1]"), "{content:?}");
+    assert_eq!(last["onlabel"]["quote"]["audit_id"], quote["audit_id"], "{last}");
+}
