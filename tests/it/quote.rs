@@ -184,3 +184,102 @@ async fn the_openai_stream_carries_the_quote_beside_content_that_is_the_final_an
     assert!(!content.is_empty() && content.contains("[1]"), "{content:?}");
     assert_eq!(last["onlabel"]["quote"]["audit_id"], quote["audit_id"], "{last}");
 }
+
+/// Through the one entry (`Copilot::run`), as the CLI and the server call
+/// it: the quote leaves after its own audit record and before the answer's;
+/// every sentence of the final answer after both. With the composer off the
+/// quote is the rank-quoted extractive answer, checked the same way.
+#[test]
+fn the_quote_leaves_after_its_own_record_and_before_the_answers() {
+    use onlabel::copilot::trace::Actor;
+    use onlabel::copilot::{Event, Mode, Request, Requester, Task, Trace};
+    let tmp = tempfile::tempdir().unwrap();
+    let index = tmp.path().join("idx");
+    build_index(&[root().join("corpora/demo")], &index);
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let audit = onlabel::audit::Audit::open(&data).unwrap();
+    let copilot = |compose: bool| {
+        let model = Arc::new(onlabel::llm::LocalModel::load(&crate::llm::model_path()).unwrap());
+        let prompt = onlabel::prompts::PromptFile::read(&root().join("prompts/objection.j2")).unwrap();
+        let c = Copilot::new(onlabel::index::Index::open(&index).unwrap())
+            .with_guard(Arc::new(onlabel::guard::Guard::builtin().unwrap()), "2026-11-23".parse().unwrap())
+            .unwrap()
+            .with_cases(onlabel::cases::CaseStore::open(&data).unwrap())
+            .with_model(Grounded::new(model, prompt).unwrap());
+        if compose { c } else { c.with_composer(None) }
+    };
+    let req = Request {
+        task: Task::Ask { question: QUESTION.into() },
+        product: Some("zentravia".into()),
+        role: "rep".into(),
+        as_of: "2026-11-23".parse().unwrap(),
+        requester: Requester { user: "rex".into(), hcp: None, defer_medical: false },
+        generate: true,
+    };
+    for (compose, mode) in [(true, Mode::Composed), (false, Mode::Extractive)] {
+        let before = audit.range(None, None).unwrap().len();
+        let trace = Trace { audit: &audit, actor: Actor::unauthenticated("rep", Some("rex")), context: json!({"via": "test"}) };
+        let mut seen: Vec<(&str, Vec<String>)> = Vec::new();
+        let mut quote = None;
+        let out = copilot(compose)
+            .run(&req, Some(&trace), &mut |e| {
+                let actions = audit.range(None, None).unwrap().into_iter().skip(before).map(|r| r.action).collect();
+                match e {
+                    Event::Quote(q) => {
+                        seen.push(("quote", actions));
+                        quote = Some(q);
+                    }
+                    Event::Sentence(_) => seen.push(("sentence", actions)),
+                }
+            })
+            .unwrap()
+            .into_answer()
+            .unwrap();
+        let quote = quote.unwrap_or_else(|| panic!("no quote (compose {compose}): {out:?}"));
+        assert_eq!(quote.mode, mode, "{quote:?}");
+        assert!(quote.audit_id.is_some() && !quote.citations.is_empty(), "{quote:?}");
+        assert_eq!(seen[0], ("quote", vec!["quote".to_string()]), "the quote saw its own record only: {seen:?}");
+        assert!(seen.len() > 1 && seen[1..].iter().all(|(k, a)| *k == "sentence" && a == &["quote", "ask"]), "{seen:?}");
+        assert_eq!(out.quote.as_ref().and_then(|q| q.audit_id), quote.audit_id);
+        let t = &out.timings_ms;
+        assert!(t.first_sentence.unwrap() < t.first_token.expect("the model ran"), "{t:?}");
+        assert_eq!(t.first_generated.is_some(), out.mode == Mode::Generated, "{t:?} {:?}", out.mode);
+    }
+}
+
+/// `ask --generate` on a pseudo-terminal (util-linux `script`): the screen
+/// starts with the quote (the `quote` of `ask --json`, deterministic: no
+/// model in it) and its citations, says the model is composing, then shows
+/// the model's answer under its own heading or says the quote stands — the
+/// quote once, never a second copy of it.
+#[test]
+fn ask_on_a_terminal_prints_the_quote_first_and_then_the_outcome() {
+    use std::process::Command;
+    let dir = tempfile::tempdir().unwrap();
+    let idx = dir.path().join("idx");
+    build_index(&[root().join("corpora/demo")], &idx);
+    let data = dir.path().join("data");
+    let common = ["--data", data.to_str().unwrap(), "ask", "--generate", "--index", idx.to_str().unwrap(), "--product", "zentravia"];
+    let json = Command::new(crate::harness::bin()).args(common).args(["--json", QUESTION]).current_dir(root()).output().unwrap();
+    assert!(json.status.success(), "{}", String::from_utf8_lossy(&json.stderr));
+    let a: Value = serde_json::from_slice(&json.stdout).unwrap();
+    let quote = a["quote"]["answer"].as_str().unwrap_or_else(|| panic!("no quote in ask --json: {a}"));
+
+    let sh = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    let cmd: Vec<String> = std::iter::once(crate::harness::bin().to_str().unwrap().to_string())
+        .chain(common.iter().map(|s| s.to_string()))
+        .chain([QUESTION.to_string()])
+        .map(|s| sh(&s))
+        .collect();
+    let out = Command::new("script").args(["-qec", &cmd.join(" "), "/dev/null"]).current_dir(root()).env("TERM", "dumb").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let screen = String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n");
+    assert!(screen.starts_with(&format!("{quote}\n[1] zentravia-")), "the screen starts with the quote and its citations: {screen}");
+    assert!(screen.contains("the local model is composing"), "{screen}");
+    let generated = screen.contains("\nThe model's answer:\n");
+    assert!(generated != screen.contains("the quoted answer stands"), "{screen}");
+    if !generated {
+        assert_eq!(screen.matches(quote).count(), 1, "the quote once when it stands: {screen}");
+    }
+}
