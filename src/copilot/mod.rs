@@ -832,3 +832,29 @@ impl Copilot {
 fn quote_holds(quoted: &[String], shown: &[grounded::Shown]) -> bool {
     shown.iter().all(|p| crate::corpus::text::sentences(&p.text).iter().all(|s| quoted.iter().any(|q| email::same_statement(q, s))))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shown(n: usize, text: &str) -> grounded::Shown {
+        grounded::Shown { n, text: text.into(), hit: n - 1 }
+    }
+
+    /// Issue 23: the model is not run when the quote already holds every
+    /// sentence it would be shown — and is run when one is left to add.
+    #[test]
+    fn the_model_is_skipped_only_when_the_quote_holds_all_it_would_be_shown() {
+        let quoted = vec![
+            "During treatment, monitor liver tests every 4 weeks for the first 12 weeks.".to_string(),
+            "Assess lipid parameters approximately 12 weeks after initiation.".to_string(),
+        ];
+        let all = [shown(1, "During treatment, monitor liver tests every 4 weeks for the first 12 weeks. Assess lipid parameters approximately 12 weeks after initiation.")];
+        assert!(quote_holds(&quoted, &all));
+        let more = [all[0].clone(), shown(2, "Interrupt treatment if ALT rises above 5 times the upper limit of normal.")];
+        assert!(!quote_holds(&quoted, &more));
+        let one_left = [shown(1, "During treatment, monitor liver tests every 4 weeks for the first 12 weeks. Obtain a lipid panel before starting.")];
+        assert!(!quote_holds(&quoted, &one_left));
+        assert!(quote_holds(&quoted, &[]), "shown nothing, the model writes nothing");
+    }
+}

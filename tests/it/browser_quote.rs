@@ -26,7 +26,7 @@ async fn browser_rep_reads_the_quote_while_the_model_composes() {
         find(&c, "#ask-product", Duration::from_secs(10)).await?.select_by_value("zentravia").await?;
         c.find(Locator::Css("#ask-question")).await?.send_keys("Dr. Lee worries about liver toxicity").await?;
         c.execute(
-            r#"window.__quote = null;
+            r##"window.__quote = null;
             new MutationObserver(() => {
               const q = document.querySelector("[data-testid=answer-quote]");
               if (q && !window.__quote) {
@@ -38,7 +38,7 @@ async fn browser_rep_reads_the_quote_while_the_model_composes() {
                   final_shown: !!document.querySelector("#answer-text"),
                 };
               }
-            }).observe(document.getElementById("answer"), { childList: true, subtree: true });"#,
+            }).observe(document.getElementById("answer"), { childList: true, subtree: true });"##,
             vec![],
         )
         .await?;
