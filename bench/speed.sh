@@ -6,7 +6,9 @@
 #
 # Env: ONLABEL_BENCH_THREADS (2), ONLABEL_BENCH_RUNS (3), ONLABEL_BENCH_QUESTIONS (20),
 #      ONLABEL_BENCH_MODEL (models/SmolLM2-135M-Instruct.Q4_1.gguf),
-#      ONLABEL_BENCH_CACHE (~/.cache/onlabel-bench), CARGO_TARGET_DIR (cargo's default).
+#      ONLABEL_BENCH_CACHE (~/.cache/onlabel-bench), CARGO_TARGET_DIR (cargo's default),
+#      ONLABEL_SPEED_KEEP (unset: a directory to copy the raw JSON of both engines into;
+#      bench/all.sh reads it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,6 +46,10 @@ if [[ "$P" -gt 0 && "$G" -gt 1 ]]; then
   "$BIN/llama-bench" -m "$MODEL" -t "$T" -r "$R" -p 0 -n "$((G - 1))" -d "$P" -o json > "$OUT/ll3.json"
 else
   echo "[]" > "$OUT/ll3.json"
+fi
+
+if [[ -n "${ONLABEL_SPEED_KEEP:-}" ]]; then
+  mkdir -p "$ONLABEL_SPEED_KEEP" && cp "$OUT"/*.json "$ONLABEL_SPEED_KEEP"/
 fi
 
 # 5. The table.
@@ -98,8 +104,13 @@ if c:
     print(f"\ncopilot end to end (ours; Copilot::ask with the Grounded generator, the approved prompt's prefix reused from the KV cache),")
     print(f"{c['questions']} questions of evals/labels.jsonl, {c['generated']} answered by the model, median of {runs} runs per question:")
     print(f"{'':<24} {'p50':>9} {'p95':>9}")
-    for k, label in [("first_sentence_ms", "first verified sentence"), ("first_token_ms", "first generated token"),
+    for k, label in [("first_sentence_ms", "first verified sentence"), ("first_generated_ms", "first generated sentence"),
+                     ("first_token_ms", "first generated token"),
                      ("total_ms", "full answer"), ("prompt_tokens", "prompt tokens"), ("generated_tokens", "generated tokens")]:
         unit = " ms" if k.endswith("_ms") else ""
-        print(f"{label + unit:<24} {c[k]['p50']:>9.1f} {c[k]['p95']:>9.1f}")
+        if k in c:
+            p50, p95 = (float("nan") if c[k][q] is None else c[k][q] for q in ("p50", "p95"))
+            print(f"{label + unit:<24} {p50:>9.1f} {p95:>9.1f}")
+    if "model_skipped" in c:
+        print(f"model skipped on {c['model_skipped']} of {c['questions']} questions (the quote held every sentence it would be shown)")
 PY

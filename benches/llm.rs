@@ -142,6 +142,10 @@ fn engine(path: &std::path::Path, runs: usize) -> Vec<Row> {
 
 struct QuestionRun {
     first_sentence: f64,
+    /// The model's first verified sentence (none: no model ran, or none survived).
+    first_generated: Option<f64>,
+    /// The model was not run: the quoted answer held every sentence it would be shown.
+    skipped: bool,
     first_token: Option<f64>,
     total: f64,
     prompt_tokens: usize,
@@ -196,6 +200,8 @@ fn copilot(path: &std::path::Path, runs: usize, n_questions: usize) -> serde_jso
             let generated_tokens = if streamed.is_empty() { 0 } else { model.tokenizer.encode(&streamed).expect("tok").len() };
             let run = QuestionRun {
                 first_sentence: a.timings_ms.first_sentence.unwrap_or(f64::NAN),
+                first_generated: a.timings_ms.first_generated,
+                skipped: a.route == onlabel::copilot::Route::Answer && a.model.is_none(),
                 first_token: a.timings_ms.first_token,
                 total,
                 prompt_tokens,
@@ -204,14 +210,15 @@ fn copilot(path: &std::path::Path, runs: usize, n_questions: usize) -> serde_jso
             };
             if round == 0 {
                 eprintln!(
-                    "  {:<16} first sentence {:>7.1} ms, first token {:>7} ms, total {:>7.1} ms, prompt {:>4} tok, generated {:>3} tok, {}",
+                    "  {:<16} first sentence {:>7.1} ms, first generated {:>7} ms, first token {:>7} ms, total {:>7.1} ms, prompt {:>4} tok, generated {:>3} tok, {}",
                     qs[i].0,
                     run.first_sentence,
+                    run.first_generated.map(|v| format!("{v:.1}")).unwrap_or_else(|| "-".into()),
                     run.first_token.map(|v| format!("{v:.1}")).unwrap_or_else(|| "-".into()),
                     run.total,
                     run.prompt_tokens,
                     run.generated_tokens,
-                    if run.generated { "generated" } else { "extractive" }
+                    if run.generated { "generated" } else if run.skipped { "quoted, model skipped" } else { "quoted" }
                 );
             }
             per_q[i].push(run);
@@ -228,11 +235,13 @@ fn copilot(path: &std::path::Path, runs: usize, n_questions: usize) -> serde_jso
             .collect()
     };
     let first_sentence = col(&|r| Some(r.first_sentence));
+    let first_generated = col(&|r| r.first_generated);
     let first_token = col(&|r| r.first_token);
     let total = col(&|r| Some(r.total));
     let prompt = col(&|r| (r.prompt_tokens > 0).then_some(r.prompt_tokens as f64));
     let gen = col(&|r| (r.generated_tokens > 0).then_some(r.generated_tokens as f64));
     let n_generated = per_q.iter().filter(|rs| rs.first().is_some_and(|r| r.generated)).count();
+    let n_skipped = per_q.iter().filter(|rs| rs.first().is_some_and(|r| r.skipped)).count();
 
     // The same prompts through the bare engine, cold (no prefix reuse): the
     // like-for-like comparison with llama.cpp on the same token counts.
@@ -262,7 +271,9 @@ fn copilot(path: &std::path::Path, runs: usize, n_questions: usize) -> serde_jso
         "questions": qs.len(),
         "generated": n_generated,
         "runs": runs,
+        "model_skipped": n_skipped,
         "first_sentence_ms": s(&first_sentence),
+        "first_generated_ms": s(&first_generated),
         "first_token_ms": s(&first_token),
         "total_ms": s(&total),
         "prompt_tokens": s(&prompt),
@@ -304,7 +315,8 @@ fn main() {
     if only != "engine" && n_questions > 0 {
         let c = copilot(&path, runs, n_questions);
         println!("\ncopilot on {} eval questions ({} answered by the model), median of {runs} runs per question:", c["questions"], c["generated"]);
-        for k in ["first_sentence_ms", "first_token_ms", "total_ms", "prompt_tokens", "generated_tokens"] {
+        println!("  the model was skipped on {} (the quoted answer held every sentence it would be shown)", c["model_skipped"]);
+        for k in ["first_sentence_ms", "first_generated_ms", "first_token_ms", "total_ms", "prompt_tokens", "generated_tokens"] {
             println!("  {:<18} p50 {:>8.1}  p95 {:>8.1}", k, c[k]["p50"].as_f64().unwrap_or(f64::NAN), c[k]["p95"].as_f64().unwrap_or(f64::NAN));
         }
         let e = &c["engine_cold"];

@@ -10,7 +10,7 @@
 # A line ending in `# exit N` must exit with N (an expected refusal); any
 # other line must succeed. Not run, because they are the test itself, take
 # minutes or need tools the README does not install: `bash scripts/test.sh`,
-# `cargo bench`, `bench/speed.sh`.
+# `cargo bench`, `bench/speed.sh`, `bench/all.sh`.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bin="${1:-${CARGO_TARGET_DIR:-$repo/target}/release/onlabel}"
@@ -40,7 +40,7 @@ unset ONLABEL_DATA ONLABEL_CONFIG ONLABEL_INDEX ONLABEL_TOKEN ONLABEL_ROOT ONLAB
 python3 - "$repo/README.md" > "$work/readme.sh" <<'PY'
 import re, shlex, sys
 text = open(sys.argv[1]).read()
-skip = re.compile(r"^\s*(bash scripts/test\.sh|(taskset \S+ \S+ )?cargo bench|bash bench/speed\.sh)")
+skip = re.compile(r"^\s*(bash scripts/test\.sh|(taskset \S+ \S+ )?cargo bench|bash bench/(speed|all)\.sh)")
 print('cargo() { if [ "$1" = build ]; then echo "(readme-check: the binary under test is current)"; else command cargo "$@"; fi; }')
 print('export -f cargo')
 n = 0

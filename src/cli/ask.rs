@@ -69,18 +69,28 @@ pub(super) fn run(a: &AskArgs, ctx: &Ctx) -> anyhow::Result<i32> {
     };
     // The audit record is appended before anything is shown (the copilot
     // holds the verified sentences until it exists); on a terminal, the
-    // sentences are then printed one by one, followed by the citations.
+    // quoted answer is printed the moment it is ready (after its own
+    // record) while the model composes, then the sentences of the final
+    // answer one by one (unless the quote stands), followed by the citations.
     let terminal = !json && std::io::stdout().is_terminal();
     let mut streamed = false;
+    let mut quoted = false;
     let answer = copilot
         .run(&req, Some(&trace), &mut |e| match e {
-            crate::copilot::Event::Sentence(t) if terminal => {
+            crate::copilot::Event::Quote(q) if terminal => {
+                out!("{}", render_quote(&q));
+                use std::io::Write as _;
+                let _ = std::io::stdout().flush();
+                quoted = true;
+            }
+            // After a quote, the final answer is printed whole below.
+            crate::copilot::Event::Sentence(t) if terminal && !quoted => {
                 out!("{}{t}", if streamed { " " } else { "" });
                 use std::io::Write as _;
                 let _ = std::io::stdout().flush();
                 streamed = true;
             }
-            crate::copilot::Event::Sentence(_) => {}
+            crate::copilot::Event::Quote(_) | crate::copilot::Event::Sentence(_) => {}
         })?
         .into_answer()
         .context("the copilot returned no answer to a question (a bug)")?;
@@ -88,7 +98,14 @@ pub(super) fn run(a: &AskArgs, ctx: &Ctx) -> anyhow::Result<i32> {
         outln!("{}", with_case_store(&answer, answer.case_id.as_deref(), ctx)?);
         return Ok(EXIT_OK);
     }
-    if streamed && answer.route == Route::Answer {
+    if quoted && answer.route == Route::Answer {
+        if answer.mode == crate::copilot::Mode::Generated {
+            outln!("\nThe model's answer:");
+            out!("{}", render_text(&answer));
+        } else {
+            outln!("(the quoted answer stands: nothing the model wrote passed verification)");
+        }
+    } else if streamed && answer.route == Route::Answer {
         outln!();
         out!("{}", render_citations(&answer));
     } else {
@@ -97,6 +114,17 @@ pub(super) fn run(a: &AskArgs, ctx: &Ctx) -> anyhow::Result<i32> {
     }
     outln!("(audit record {})", answer.audit_id.unwrap_or_default());
     Ok(EXIT_OK)
+}
+
+/// Renders the quoted answer shown while the model composes: its text,
+/// its numbered citations, and a line saying the model is at work.
+pub fn render_quote(q: &crate::copilot::Quote) -> String {
+    let mut s = format!("{}\n", q.answer);
+    for c in &q.citations {
+        s.push_str(&format!("[{}] {} — {} (MLR {})\n", c.n, c.label(), c.title, c.mlr_number));
+    }
+    s.push_str("(quoted verbatim from approved material; the local model is composing an answer…)\n");
+    s
 }
 
 /// Renders an answer for a terminal: the answer, then numbered citations.

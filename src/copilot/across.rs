@@ -134,6 +134,7 @@ impl Copilot {
                     note: Some(note),
                     parts,
                     fallback: None,
+                    quote: None,
                 })
             }
         }

@@ -80,6 +80,7 @@ pub fn cite(draft: &Draft, hits: &[Hit], timings: Timings) -> Answer {
         note: None,
         parts: Vec::new(),
         fallback: None,
+        quote: None,
     }
 }
 

@@ -84,6 +84,7 @@ impl Copilot {
             note: None,
             parts: Vec::new(),
             fallback: None,
+            quote: None,
         })
     }
 }

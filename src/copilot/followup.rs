@@ -246,6 +246,7 @@ pub fn clarify(question: &str) -> Answer {
         note: Some("The question refers to something said before; this visit has no earlier question to take it from.".into()),
         parts: Vec::new(),
         fallback: None,
+        quote: None,
     }
 }
 

@@ -186,9 +186,16 @@ pub struct Timings {
     pub retrieve: f64,
     /// Answer generation (extractive and, when a model runs, generated).
     pub generate: f64,
-    /// Time from the question to the first verified sentence shown (generated, or extractive without a model).
+    /// Time from the question to the first verified sentence handed out:
+    /// the quoted answer ([`Quote`]) when one is shown while the model
+    /// composes, else the first generated sentence, else the quoted
+    /// (composed or extractive) answer.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub first_sentence: Option<f64>,
+    /// Time from the question to the model's first sentence that passed the
+    /// verifier and the output guard (absent when no model ran or none passed).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub first_generated: Option<f64>,
     /// Time from the question to the model's first token (never shown: it is verified first).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub first_token: Option<f64>,
@@ -252,6 +259,12 @@ pub struct Answer {
     /// (whether or not its sentences passed the verifier) or was not asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback: Option<Fallback>,
+    /// The verified quoted answer handed out at once while the model
+    /// composed ([`Event::Quote`]); absent when no model ran after it.
+    /// `answer` is the model's verified answer when one survived, else the
+    /// same text as this quote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quote: Option<Quote>,
 }
 
 /// Why a generated answer fell back to quoted approved text ([`Answer::fallback`]).
@@ -271,6 +284,40 @@ impl Fallback {
     pub fn from_error(e: &crate::llm::Error) -> Fallback {
         Fallback { reason: e.code().to_string(), message: e.to_string() }
     }
+}
+
+/// The quoted answer — approved sentences, verbatim, each with its
+/// citation, already through the citation verifier and the output guard —
+/// handed out the moment it is ready, before the model runs (issue 23,
+/// point 4): the rep reads it while the model composes, and the model's
+/// answer (if any sentence of it survives verification) follows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Quote {
+    /// The text with `[n]` markers: `sentences` joined by spaces.
+    pub answer: String,
+    /// Each sentence with its marker, in order.
+    pub sentences: Vec<String>,
+    /// How it was produced: `composed` or `extractive` (quoted verbatim).
+    pub mode: Mode,
+    /// Its citations, numbered as in its text (the model's answer numbers its own).
+    pub citations: Vec<Citation>,
+    /// The approved `answer` template that framed it (composed only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_version: Option<String>,
+    /// SHA-256 of that template (set with `prompt_version`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_sha256: Option<String>,
+    /// Milliseconds from the question to the quote being ready.
+    pub ms: f64,
+    /// The `seq` of its own audit record, appended before it was handed out
+    /// (set by [`Copilot::run`]; none when run without a trace).
+    pub audit_id: Option<u64>,
+    /// Ids (`DOC_ID#ORDINAL`) of the passages retrieved, for its audit record.
+    #[serde(skip)]
+    pub retrieved: Vec<String>,
+    /// The guard rules that screened it, for its audit record.
+    #[serde(skip)]
+    pub guard_rules: Option<String>,
 }
 
 /// One product's block of a per-product answer.
@@ -305,9 +352,15 @@ pub struct Ask {
 /// Nothing unverified is ever reported: no raw model text leaves the copilot.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
-    /// One answer sentence with its final `[n]` marker, as soon as it has
-    /// passed the verifier and the output guard; the answer's text is these
-    /// sentences joined by spaces, in this order.
+    /// The verified quoted answer, handed out at once when a model is about
+    /// to compose one (before its first token): the rep has a cited answer
+    /// while the model works. [`Copilot::run`] appends its own audit record
+    /// first. Not part of the `Sentence` stream.
+    Quote(Quote),
+    /// One sentence of the final answer with its final `[n]` marker, as soon
+    /// as it has passed the verifier and the output guard; the answer's text
+    /// is these sentences joined by spaces, in this order (the quote's again
+    /// when nothing the model wrote survived).
     Sentence(String),
 }
 
@@ -675,15 +728,34 @@ impl Copilot {
         }
         // The answer shown at once: composed (the default; its statements
         // pass the verifier and the output guard in `composed`), else the
-        // rank-quoted extractive answer.
-        let (quick, quick_sentences) = match self.composed(q, &search, &ctx, draft.sentences.first().filter(|_| self.extractive.learned_first)) {
-            Some(c) => (compose::answer(&c, &search.hits, timings.clone()), c.parts.iter().map(compose::Part::marked).collect::<Vec<_>>()),
-            None => {
-                let mut marks = Numbering::default();
-                (cite(&draft, &search.hits, timings.clone()), draft.sentences.iter().map(|s| marks.mark(s)).collect())
-            }
-        };
-        let Some(g) = self.grounded.as_ref().filter(|_| generate) else {
+        // rank-quoted extractive answer (approved sentences verbatim).
+        let (quick, quick_sentences, quick_plain, screened) =
+            match self.composed(q, &search, &ctx, draft.sentences.first().filter(|_| self.extractive.learned_first)) {
+                Some(c) => (
+                    compose::answer(&c, &search.hits, timings.clone()),
+                    c.parts.iter().map(compose::Part::marked).collect::<Vec<_>>(),
+                    c.parts.iter().map(|p| p.sentence.text.clone()).collect::<Vec<_>>(),
+                    true,
+                ),
+                None => {
+                    let mut marks = Numbering::default();
+                    (
+                        cite(&draft, &search.hits, timings.clone()),
+                        draft.sentences.iter().map(|s| marks.mark(s)).collect(),
+                        draft.sentences.iter().map(|s| s.text.clone()).collect(),
+                        false,
+                    )
+                }
+            };
+        // The model is bounded by what it can still add: it copies clauses of
+        // the sentences it is shown, so when the quote already holds every
+        // one of them it could only restate the quote — it is not run.
+        let model = self.grounded.as_ref().filter(|_| generate);
+        let restates = model.is_some_and(|g| quote_holds(&quick_plain, &g.select(&search, &search.hits, &self.extractive)));
+        if restates {
+            tracing::debug!(target: "onlabel::generation", "model skipped: the quoted answer holds every sentence it would be shown");
+        }
+        let Some(g) = model.filter(|_| !restates) else {
             timings.first_sentence = Some(t0.elapsed().as_secs_f64() * 1e3);
             timings.generate = t1.elapsed().as_secs_f64() * 1e3;
             for s in quick_sentences {
@@ -691,6 +763,32 @@ impl Copilot {
             }
             return Ok(Answer { timings_ms: timings, guard_rules, retrieved, ..quick });
         };
+        // The quote is handed out now, before the model's first token (issue
+        // 23): a composed quote passed the verifier and the output guard
+        // statement by statement; an extractive one is checked the same way
+        // here (a sentence failing either keeps the quote back, and it is
+        // shown only if the model's answer fails, as before).
+        let screened = screened
+            || draft.sentences.iter().all(|s| {
+                search.hits.get(s.passage).is_some_and(|h| crate::guard::verify::judge(&s.text, &h.passage.text, crate::index::Analyzer::shared()).is_none())
+                    && self.guard.as_ref().is_none_or(|g| g.screen_output(&s.text, &ctx).is_empty())
+            });
+        let quote = screened.then(|| Quote {
+            answer: quick.answer.clone(),
+            sentences: quick_sentences.clone(),
+            mode: quick.mode,
+            citations: quick.citations.clone(),
+            prompt_version: quick.prompt_version.clone(),
+            prompt_sha256: quick.prompt_sha256.clone(),
+            ms: t0.elapsed().as_secs_f64() * 1e3,
+            audit_id: None,
+            retrieved: retrieved.clone(),
+            guard_rules: guard_rules.clone(),
+        });
+        if let Some(qt) = &quote {
+            on_event(Event::Quote(qt.clone()));
+            timings.first_sentence = Some(t0.elapsed().as_secs_f64() * 1e3);
+        }
         // Each generated sentence reaches the caller only once it has passed
         // the verifier (in `Grounded::answer`) and the output guard (here).
         let mut output_flags = Vec::new();
@@ -710,6 +808,7 @@ impl Copilot {
             on_event(Event::Sentence(marks.mark(s)));
             true
         });
+        timings.first_generated = first_verified;
         timings.generate = t1.elapsed().as_secs_f64() * 1e3;
         let model = Some(g.model.id().to_string());
         let prompt_version = Some(g.prompt.id());
@@ -724,7 +823,8 @@ impl Copilot {
                     None => {
                         // Nothing generated survived (or the generation was
                         // abandoned at its rejected first sentence): the
-                        // composed (or extractive) answer stands, shown now.
+                        // composed (or extractive) answer stands — already
+                        // shown as the quote, or shown now.
                         for s in &quick_sentences {
                             on_event(Event::Sentence(s.clone()));
                         }
@@ -743,10 +843,11 @@ impl Copilot {
                 quick
             }
         };
-        if let Some(ms) = first_verified {
-            timings.first_sentence = Some(ms);
+        if timings.first_sentence.is_none() {
+            timings.first_sentence = first_verified;
         }
         answer.timings_ms = timings;
+        answer.quote = quote;
         answer.generated_tokens = generated_tokens;
         answer.model = model;
         // When the model ran, the answer names the prompt the model was
@@ -782,5 +883,40 @@ impl Copilot {
         let mut a = self.escalate(ask, who, &v, Timings::default())?;
         a.guard_rules = Some(g.rules_version().to_string());
         Ok(Some(a))
+    }
+}
+
+/// Whether the quoted answer already holds every sentence the model would
+/// be shown ([`Grounded::select`]): the model copies clauses of those
+/// sentences (constrained decoding) and the verifier keeps only what they
+/// support, so it could only restate the quote. True when it would be shown
+/// nothing (it would write nothing).
+fn quote_holds(quoted: &[String], shown: &[grounded::Shown]) -> bool {
+    shown.iter().all(|p| crate::corpus::text::sentences(&p.text).iter().all(|s| quoted.iter().any(|q| email::same_statement(q, s))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shown(n: usize, text: &str) -> grounded::Shown {
+        grounded::Shown { n, text: text.into(), hit: n - 1 }
+    }
+
+    /// Issue 23: the model is not run when the quote already holds every
+    /// sentence it would be shown — and is run when one is left to add.
+    #[test]
+    fn the_model_is_skipped_only_when_the_quote_holds_all_it_would_be_shown() {
+        let quoted = vec![
+            "During treatment, monitor liver tests every 4 weeks for the first 12 weeks.".to_string(),
+            "Assess lipid parameters approximately 12 weeks after initiation.".to_string(),
+        ];
+        let all = [shown(1, "During treatment, monitor liver tests every 4 weeks for the first 12 weeks. Assess lipid parameters approximately 12 weeks after initiation.")];
+        assert!(quote_holds(&quoted, &all));
+        let more = [all[0].clone(), shown(2, "Interrupt treatment if ALT rises above 5 times the upper limit of normal.")];
+        assert!(!quote_holds(&quoted, &more));
+        let one_left = [shown(1, "During treatment, monitor liver tests every 4 weeks for the first 12 weeks. Obtain a lipid panel before starting.")];
+        assert!(!quote_holds(&quoted, &one_left));
+        assert!(quote_holds(&quoted, &[]), "shown nothing, the model writes nothing");
     }
 }

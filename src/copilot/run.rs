@@ -206,16 +206,40 @@ impl Copilot {
         let t0 = Instant::now();
         self.check(req)?;
         let mut held: Vec<Event> = Vec::new();
+        // The quoted answer a model is about to improve on leaves at once,
+        // each after its own audit record (a `quote` record); every other
+        // event is held until the outcome's record exists.
+        let mut quote_seq: Option<u64> = None;
+        let mut quote_failed: Option<crate::audit::Error> = None;
+        let mut on_answer = |e: Event| match e {
+            Event::Quote(mut q) => {
+                if quote_failed.is_some() {
+                    return;
+                }
+                if let Some(t) = trace {
+                    match trace::record_quote(t.audit, &t.actor, req.task.action(), req.task.input(), &mut q, self.record_context(t, t0)) {
+                        Ok(_) => quote_seq = q.audit_id,
+                        Err(err) => {
+                            // Not shown without its record; the request fails below.
+                            quote_failed = Some(err);
+                            return;
+                        }
+                    }
+                }
+                on_event(Event::Quote(q));
+            }
+            other => held.push(other),
+        };
         let ask = |question: &str| Ask { question: question.to_string(), product: req.product.clone(), role: req.role.clone(), as_of: req.as_of };
         let who = &req.requester;
         let mut outcome = match &req.task {
-            Task::Ask { question } => Outcome::Answer(self.ask_with(&ask(question), who, req.generate, &mut |e| held.push(e))?),
+            Task::Ask { question } => Outcome::Answer(self.ask_with(&ask(question), who, req.generate, &mut on_answer)?),
             Task::Chat { conversation, question } => {
                 // Every character of every turn, in windows (as visit notes are).
                 let escalated = self.ask_guard_only(&ask(conversation), who)?;
                 Outcome::Answer(match escalated {
                     Some(a) => a,
-                    None => self.ask_with(&ask(question), who, req.generate, &mut |e| held.push(e))?,
+                    None => self.ask_with(&ask(question), who, req.generate, &mut on_answer)?,
                 })
             }
             Task::Visit { earlier, typed: _, question } => {
@@ -235,12 +259,21 @@ impl Copilot {
                         a.guard_rules = self.guard().map(|g| g.rules_version().to_string());
                         a
                     }
-                    None => self.ask_with(&ask(question), &visit, req.generate, &mut |e| held.push(e))?,
+                    None => self.ask_with(&ask(question), &visit, req.generate, &mut on_answer)?,
                 })
             }
             Task::Email { topics, hcp, greeting, closing } => Outcome::Email(self.email_with(&ask(topics), who, hcp, greeting.as_deref(), closing.as_deref())?),
             Task::Summarize { notes } => Outcome::Summary(self.summarize(notes, &ask(""), who)?),
         };
+        if let Some(err) = quote_failed {
+            return Err(err.into());
+        }
+        // The final record names the quote's (what the rep saw first).
+        if let (Outcome::Answer(a), Some(seq)) = (&mut outcome, quote_seq) {
+            if let Some(q) = a.quote.as_mut() {
+                q.audit_id = Some(seq);
+            }
+        }
         if let Some(t) = trace {
             self.record(req, t, &mut outcome, t0)?;
         }
@@ -286,13 +319,19 @@ impl Copilot {
         Ok(())
     }
 
-    /// Appends the outcome's audit record and sets its `audit_id`.
-    fn record(&self, req: &Request, t: &Trace, outcome: &mut Outcome, t0: Instant) -> Result<()> {
+    /// The caller's context for an audit record, with the time so far and the retrieval mode.
+    fn record_context(&self, t: &Trace, t0: Instant) -> Value {
         let mut context = t.context.clone();
         if let Some(o) = context.as_object_mut() {
             o.insert("total_ms".into(), (t0.elapsed().as_secs_f64() * 1e3).into());
             o.insert("retrieval".into(), format!("{:?}", self.retrieval()).to_lowercase().into());
         }
+        context
+    }
+
+    /// Appends the outcome's audit record and sets its `audit_id`.
+    fn record(&self, req: &Request, t: &Trace, outcome: &mut Outcome, t0: Instant) -> Result<()> {
+        let context = self.record_context(t, t0);
         let rules = self.guard().map(|g| g.rules_version().to_string());
         let input = req.task.input();
         match outcome {
@@ -397,7 +436,7 @@ mod tests {
         let tmp = tempfile::tempdir().expect("temp dir");
         let c = copilot(tmp.path());
         let mut streamed = Vec::new();
-        let a = c.run(&ask(), None, &mut |crate::copilot::Event::Sentence(s)| streamed.push(s)).expect("runs").into_answer().expect("an answer");
+        let a = c.run(&ask(), None, &mut |e| if let crate::copilot::Event::Sentence(s) = e { streamed.push(s) }).expect("runs").into_answer().expect("an answer");
         assert_eq!((a.route, a.mode), (Route::Answer, crate::copilot::Mode::Composed), "{a:?}");
         assert_eq!(a.prompt_version.as_deref(), Some("answer@1"));
         assert_eq!(a.prompt_sha256, Some(crate::prompts::sha256_hex(DraftTemplates::builtin().answer.source.as_bytes())));

@@ -130,7 +130,14 @@ pub fn record_answer(audit: &Audit, actor: &Actor, action: &str, input: &str, an
     r.timings = serde_json::to_value(&answer.timings_ms).unwrap_or(Value::Null);
     r.detail = merge(
         merge(
-            json!({"mode": answer.mode, "citations": citations(&answer.citations), "guard_rules": answer.guard_rules}),
+            merge(
+                json!({"mode": answer.mode, "citations": citations(&answer.citations), "guard_rules": answer.guard_rules}),
+                // The quote shown first, when one was: its own record.
+                match answer.quote.as_ref().and_then(|q| q.audit_id) {
+                    Some(seq) => json!({"quote_audit_id": seq}),
+                    None => json!({}),
+                },
+            ),
             actor.detail(),
         ),
         context,
@@ -141,6 +148,34 @@ pub fn record_answer(audit: &Audit, actor: &Actor, action: &str, input: &str, an
     }
     let seq = audit.append(&r)?;
     answer.audit_id = u64::try_from(seq).ok();
+    Ok(seq)
+}
+
+/// Appends the record of a quoted answer handed out at once while the
+/// model composes ([`super::Quote`], action `quote`) and sets its
+/// `audit_id`: what the rep saw first, before the answer's own record
+/// (`action`, whose detail names this one as `quote_audit_id`). `action` is
+/// the request's (`ask`, `chat_completion`), kept in the detail as `of`.
+pub fn record_quote(audit: &Audit, actor: &Actor, action: &str, input: &str, quote: &mut super::Quote, context: Value) -> Result<i64> {
+    let mut r = actor.record("quote");
+    r.input = Some(input.to_string());
+    r.prompt_version = quote.prompt_version.clone();
+    r.prompt_sha256 = quote.prompt_sha256.clone();
+    r.passages = quote.retrieved.clone();
+    r.flags = json!([]);
+    r.output = Some(quote.answer.clone());
+    r.route = Some(super::Route::Answer.as_str().to_string());
+    r.timings = json!({"first_sentence": quote.ms});
+    r.detail = merge(
+        merge(
+            json!({"of": action, "mode": quote.mode, "citations": citations(&quote.citations), "guard_rules": quote.guard_rules,
+                   "shown": "at once, while the model composed; the answer's own record follows"}),
+            actor.detail(),
+        ),
+        context,
+    );
+    let seq = audit.append(&r)?;
+    quote.audit_id = u64::try_from(seq).ok();
     Ok(seq)
 }
 

@@ -252,9 +252,13 @@ pub(crate) fn run_job(st: &AppState, job: &Job, on_event: &mut dyn FnMut(Event))
 /// read against the previous turn); AE reports open a case at once, a
 /// Medical route leaves a `medical_request` for the rep to confirm
 /// (`case_id: null`). With `Accept: text/event-stream` it
-/// streams `sentence` events (each sentence once verified against its
-/// passage and screened by the output guard, never a raw draft), then
-/// `answer` (the whole answer) and `done` (route, case id, audit id).
+/// streams, when the model is to compose the answer, a `quote` event first
+/// (the verified quoted answer with its citations and its own audit id,
+/// before the model's first token), then `sentence` events (each sentence
+/// of the final answer once verified against its passage and screened by
+/// the output guard, never a raw draft), then `answer` (the whole answer:
+/// the model's if any sentence of it survived, else the quote's text) and
+/// `done` (route, case id, audit id).
 #[utoipa::path(post, path = "/api/v1/ask", tag = "reps", security(("bearer" = [])), request_body = AskRequest,
     responses((status = 200, description = "the answer (as `ask --json`), or an event stream"),
         (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody), (status = 413, body = super::ErrorBody),
@@ -289,6 +293,10 @@ pub async fn ask(AxState(st): AxState<State>, auth: Auth, headers: HeaderMap, Bo
         let done = ticket
             .run(timeout, move || {
                 run_visit(&s, &job, &mut |e| match e {
+                    // Before the model's first token, after its own record.
+                    Event::Quote(q) => {
+                        let _ = events.send(Ok(sse_json("quote", &q)));
+                    }
                     Event::Sentence(text) => {
                         let _ = events.send(Ok(sse_json("sentence", &json!({"text": text}))));
                     }

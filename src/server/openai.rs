@@ -4,7 +4,9 @@
 //! user message is the question, and every system and user turn is screened
 //! by the guard first and recorded whole in the audit log; the reply's content is the verified answer
 //! with its `[n]` markers, and the extension field `onlabel` carries the
-//! citations, route, case id and audit id. The guard, cases and audit run
+//! citations, route, case id and audit id. A stream carries the verified
+//! quoted answer first, when the model is to compose one, in a chunk with an
+//! empty delta and `onlabel.quote` (content deltas stay the final answer). The guard, cases and audit run
 //! exactly as on `/api/v1/ask` (the same [`super::ask::run_job`]).
 
 use std::convert::Infallible;
@@ -76,8 +78,13 @@ pub async fn models(AxState(st): AxState<State>, auth: Auth) -> Result<Response,
 }
 
 fn extension(a: &Answer) -> Value {
-    json!({"route": a.route, "citations": a.citations, "flags": a.flags, "case_id": a.case_id, "audit_id": a.audit_id,
-        "mode": a.mode, "prompt_version": a.prompt_version, "guard_rules": a.guard_rules})
+    let mut e = json!({"route": a.route, "citations": a.citations, "flags": a.flags, "case_id": a.case_id, "audit_id": a.audit_id,
+        "mode": a.mode, "prompt_version": a.prompt_version, "guard_rules": a.guard_rules});
+    // The quoted answer handed out while the model composed (its own record), when there was one.
+    if let Some(q) = &a.quote {
+        e["quote"] = json!(q);
+    }
+    e
 }
 
 fn usage(a: &Answer, question: &str) -> Value {
@@ -160,6 +167,12 @@ pub async fn chat(AxState(st): AxState<State>, auth: Auth, headers: HeaderMap, B
         let done = ticket
             .run(timeout, move || {
                 run_job(&s, &j, &mut |e| match e {
+                    // The quote rides in the extension field of a chunk
+                    // with an empty delta: an OpenAI client's content is
+                    // the final answer alone, as without a quote.
+                    Event::Quote(q) => {
+                        let _ = events.send(Ok(chunk2(json!({}), None, Some(json!({"quote": q})))));
+                    }
                     Event::Sentence(t) => {
                         let text = if first { t } else { format!(" {t}") };
                         first = false;

@@ -842,15 +842,34 @@
       if (hcp.value.trim()) body.hcp = hcp.value.trim();
       if (visit.id) body.conversation_id = visit.id;
       let answer = null;
+      // Issue 23: the verified quoted answer arrives before the model's
+      // first token; the rep reads it while the model composes, and the
+      // final answer replaces it (or it stands).
+      let quote = null;
       try {
         await stream("/api/v1/ask", body, (name, data) => {
-          if (name === "sentence") {
+          if (name === "quote") {
+            quote = data;
+            skel.remove();
+            draft.appendChild(
+              h(
+                "div",
+                { class: "quote", "data-testid": "answer-quote" },
+                h("div", { "data-testid": "quote-text" }, cited(data.answer, data.citations)),
+                h("p", { class: "composing", "data-testid": "composing" }, "Quoted from the approved label · composing an answer with the local model…")
+              )
+            );
+            status.textContent = "Quoted answer ready; composing…";
+          } else if (name === "sentence") {
+            // After a quote, the final answer is shown whole with `answer`.
+            if (quote) return;
             skel.remove();
             draft.appendChild(h("p", {}, data && data.text !== undefined ? data.text : String(data)));
             status.textContent = "Answering…";
           } else if (name === "answer") {
             answer = data;
             showAnswer(region, data, { hcp: hcp.value.trim(), onDecided: () => loadPending() });
+            if (quote && data.route === "answer") showQuoteOutcome(region, quote, data);
             region.dataset.question = question;
             if (data.conversation_id) {
               visit.id = data.conversation_id;
@@ -887,6 +906,23 @@
       }
     });
   };
+
+  /** After the final answer: the quote shown first, kept (collapsed) when
+   *  the model's answer replaced it, or a line saying it stands. */
+  function showQuoteOutcome(region, quote, a) {
+    const text = region.querySelector("[data-testid=answer-text]");
+    const node =
+      a.mode === "generated"
+        ? h(
+            "details",
+            { class: "quote-kept", "data-testid": "quote-kept" },
+            h("summary", {}, "The quoted answer shown first"),
+            h("div", {}, cited(quote.answer, quote.citations))
+          )
+        : h("p", { class: "meta", "data-testid": "quote-stands" }, "The quoted answer stands: nothing the model wrote passed verification.");
+    if (text && text.nextSibling) region.insertBefore(node, text.nextSibling);
+    else region.appendChild(node);
+  }
 
   function doneText(d) {
     if (d.route === "answer") return "Answered from approved material" + (d.audit_id ? " (audit #" + d.audit_id + ")." : ".");
