@@ -166,7 +166,9 @@ fn world(server: Arc<RemoteModel>, max_tokens: usize) -> World {
         index: idx,
         thresholds: root().join("evals/thresholds.toml"),
         products,
-        limits: Limits::default(),
+        // The whole suite runs beside llama-server on a shared machine: the
+        // request timeout is not what these tests are about.
+        limits: Limits { request_timeout: Duration::from_secs(600), ..Limits::default() },
         eval: Box::new(|_| Err("no evals in this test".to_string())),
         reload_prompt: None,
     };
