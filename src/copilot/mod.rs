@@ -13,7 +13,10 @@
 //! writes sentences that the verifier checks against their passage) →
 //! verifier and guard on every output sentence → the audit
 //! record → only then the [`Outcome`] and the verified sentences
-//! ([`Event`]) reach the caller.
+//! ([`Event`]) reach the caller. When the model is to run, the quoted
+//! answer — verified and screened already — reaches the caller first, after
+//! its own record ([`Event::Quote`], issue 23), and the model is skipped when
+//! the quote holds every sentence it would be shown.
 //!
 //! This file keeps the order of the steps of a question (`ask_with` and
 //! `answer_for`); each concern has its own file: the entry and the record
