@@ -13,7 +13,10 @@
 //! writes sentences that the verifier checks against their passage) →
 //! verifier and guard on every output sentence → the audit
 //! record → only then the [`Outcome`] and the verified sentences
-//! ([`Event`]) reach the caller.
+//! ([`Event`]) reach the caller. When the model is to run, the quoted
+//! answer — verified and screened already — reaches the caller first, after
+//! its own record ([`Event::Quote`], issue 23), and the model is skipped when
+//! the quote holds every sentence it would be shown.
 //!
 //! This file keeps the order of the steps of a question (`ask_with` and
 //! `answer_for`); each concern has its own file: the entry and the record
@@ -275,14 +278,21 @@ pub struct Fallback {
     /// server refused the request; `model_error`, `overloaded`: the
     /// in-process model).
     pub reason: String,
-    /// What happened, for operators (no user text).
+    /// What the code means (`docs/errors.md`): the public text, without
+    /// the server's address or the error's detail.
     pub message: String,
+    /// The error itself, for the audit record and the log only (it names
+    /// the inference server): never sent to the client.
+    #[serde(skip)]
+    pub detail: String,
 }
 
 impl Fallback {
     /// The fallback for a generation error.
     pub fn from_error(e: &crate::llm::Error) -> Fallback {
-        Fallback { reason: e.code().to_string(), message: e.to_string() }
+        let code = e.code();
+        let message = crate::error::lookup(code).map(|c| c.meaning.to_string()).unwrap_or_else(|| "the model failed; the answer is quoted from approved text".into());
+        Fallback { reason: code.to_string(), message, detail: e.to_string() }
     }
 }
 

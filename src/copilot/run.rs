@@ -7,6 +7,10 @@
 //! limit, a product the index holds) → guard → retrieve → compose → verify →
 //! guard on the output (and open the case) → append the audit record →
 //! only then hand out the verified sentences ([`Event`]) and the outcome.
+//! One output leaves earlier, under the same rule: the quoted answer a model
+//! is about to improve on ([`Event::Quote`]) is verified and screened before
+//! the model runs, so it gets its own audit record (action `quote`) and is
+//! handed out at once; the answer's record follows and names it.
 //! The edges (CLI commands, HTTP routes) parse, call this, and render.
 
 use std::time::Instant;

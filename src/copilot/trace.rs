@@ -144,7 +144,7 @@ pub fn record_answer(audit: &Audit, actor: &Actor, action: &str, input: &str, an
     );
     if let (Some(f), Some(d)) = (&answer.fallback, r.detail.as_object_mut()) {
         // Why a quoted answer stands where the model was to write it.
-        d.insert("fallback".into(), json!(f));
+        d.insert("fallback".into(), json!({"reason": f.reason, "message": f.message, "detail": f.detail}));
     }
     let seq = audit.append(&r)?;
     answer.audit_id = u64::try_from(seq).ok();

@@ -166,7 +166,9 @@ fn world(server: Arc<RemoteModel>, max_tokens: usize) -> World {
         index: idx,
         thresholds: root().join("evals/thresholds.toml"),
         products,
-        limits: Limits::default(),
+        // The whole suite runs beside llama-server on a shared machine: the
+        // request timeout is not what these tests are about.
+        limits: Limits { request_timeout: Duration::from_secs(600), ..Limits::default() },
         eval: Box::new(|_| Err("no evals in this test".to_string())),
         reload_prompt: None,
     };
@@ -409,7 +411,7 @@ fn issue22_killing_the_server_mid_stream_falls_back_and_the_breaker_closes_again
     assert_eq!(a["route"], "answer", "{a}");
     assert!(matches!(a["mode"].as_str(), Some("composed" | "extractive")), "quoted: {a}");
     assert_eq!(a["fallback"]["reason"], "generator_unavailable", "{a}");
-    assert!(a["fallback"]["message"].as_str().unwrap().contains("broke off"), "{a}");
+    assert!(!a["fallback"]["message"].as_str().unwrap().contains("127.0.0.1"), "the rep is not told the cluster's address: {a}");
     assert!(!a["citations"].as_array().unwrap().is_empty(), "{a}");
     let streamed_text: Vec<&str> = events.iter().filter(|(e, _)| e == "sentence").filter_map(|(_, v)| v["text"].as_str()).collect();
     assert_eq!(streamed_text.join(" "), a["answer"].as_str().unwrap(), "the stream is the quoted answer");
@@ -423,12 +425,15 @@ fn issue22_killing_the_server_mid_stream_falls_back_and_the_breaker_closes_again
     let rec = audit.get(a["audit_id"].as_i64().unwrap()).unwrap().unwrap();
     let detail: Value = serde_json::from_str(&rec.detail_json).unwrap();
     assert_eq!(detail["fallback"]["reason"], "generator_unavailable", "{detail}");
+    assert!(detail["fallback"]["detail"].as_str().unwrap().contains("broke off"), "the record keeps what happened: {detail}");
 
     // Open: the next answer is quoted at once, the server not tried.
     let t0 = Instant::now();
     let b = ask(&w, &rt);
     assert_eq!(b["fallback"]["reason"], "generator_unavailable", "{b}");
-    assert!(b["fallback"]["message"].as_str().unwrap().contains("circuit open"), "{b}");
+    let rec = audit.get(b["audit_id"].as_i64().unwrap()).unwrap().unwrap();
+    let detail: Value = serde_json::from_str(&rec.detail_json).unwrap();
+    assert!(detail["fallback"]["detail"].as_str().unwrap().contains("circuit open"), "{detail}");
     assert!(t0.elapsed() < Duration::from_secs(2), "no wait for a dead server: {:?}", t0.elapsed());
     assert!(server.stats().short_circuited >= 1);
 
