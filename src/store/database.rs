@@ -53,7 +53,7 @@ impl PgUrl {
 
     /// The client configuration the URL describes.
     pub fn config(&self) -> Result<postgres::Config, Error> {
-        postgres::Config::from_str(&self.url).map_err(|e| Error::BadDatabase { value: self.shown.clone(), reason: e.to_string() })
+        postgres::Config::from_str(&self.url).map_err(|e| Error::BadDatabase { value: self.shown.clone(), reason: super::causes(&e) })
     }
 }
 
