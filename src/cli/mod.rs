@@ -298,7 +298,7 @@ fn check_backend(cli: &Cli, ctx: &Ctx) -> Result<(), crate::store::Error> {
     };
     const ALL: &str = "cases, the prompt registry and users";
     let (command, missing) = match &cli.command {
-        Command::Audit { cmd: audit::AuditCommand::Verify { .. } } | Command::Info | Command::Ingest(_) | Command::Products(_) => {
+        Command::Audit { cmd: audit::AuditCommand::Verify { .. } } | Command::Info | Command::Ingest(_) | Command::Index { .. } | Command::Products(_) => {
             return Ok(())
         }
         Command::Audit { cmd: audit::AuditCommand::Export { .. } } => ("audit export", "users (the sign-in)"),
