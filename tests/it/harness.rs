@@ -251,6 +251,7 @@ pub fn onlabel_db(url: &str, args: &[&str]) -> (i32, String, String) {
         .output()
         .unwrap();
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
 
 /// llama.cpp's `llama-server`: `ONLABEL_LLAMA_SERVER`, else where
 /// `bash bench/llama_cpp.sh` builds it (`scripts/test.sh` builds it and sets
