@@ -107,6 +107,10 @@ pub struct Found {
     pub span: (usize, usize),
 }
 
+/// The rule id the unanswered test gives an event read from a narrative
+/// alone (no event word of its own).
+pub const NARRATIVE_EVENT: &str = "E2D-EVENT-NARRATIVE";
+
 /// A report recognised by its elements.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ElementReport {
@@ -297,10 +301,19 @@ impl Elements {
             None => narrative(true).map(|r| (person.clone(), r)),
         };
         if let Some((person, r)) = found {
-            let event = Found { id: "E2D-EVENT-NARRATIVE".into(), class: Class::Event, situation: Some("adverse_event".into()), span: r.span };
+            let event = Found { id: NARRATIVE_EVENT.into(), class: Class::Event, situation: Some("adverse_event".into()), span: r.span };
             return Some(ElementReport { event, person, realis: Some(r) });
         }
         None
+    }
+
+    /// The first event element or AE-lexicon term anywhere in `text`,
+    /// blocked or not (a report told beside a question names its event
+    /// inside the question: [`crate::guard::Guard`]'s told-beside test).
+    pub fn any_event_in(&self, text: &str, mentions: &[(usize, usize, String)]) -> Option<Found> {
+        let mut events: Vec<Found> = self.find(text, (0, text.len())).into_iter().filter(|f| f.class == Class::Event).chain(term_events(mentions)).collect();
+        events.sort_by_key(|f| f.span.0);
+        events.into_iter().next()
     }
 
     /// For text in a supported language other than English, which the AE

@@ -608,7 +608,13 @@ impl Guard {
         }
         let lang = &self.elements.language;
         match language::read(seg.src, lang) {
-            Reading::English => {}
+            Reading::English => {
+                if !already_pv(acc) {
+                    if let Some(r) = self.told_beside(t, ctx) {
+                        self.push_element_report(seg, ctx, &r, acc, "told beside a question: a specific person and something that happened to them");
+                    }
+                }
+            }
             Reading::Supported(code) => {
                 if !already_pv(acc) {
                     if let Some(r) = self.elements.unanswered(t, &mentions, &|sp| blocked(sp)) {
@@ -633,6 +639,52 @@ impl Guard {
                 acc.push(flag, Route::Medical, &format!("the guard cannot read this with confidence ({why}); a person reads it"));
             }
         }
+    }
+
+    /// A report told in its own sentence beside a question ("Does the label
+    /// say anything about taking two doses by mistake? That is what Mr. Diaz
+    /// did yesterday."): the question is answerable, so the unanswered
+    /// path's element test never sees the report, and the stricter E2D test
+    /// reads the sentences together. Each sentence (or part after a colon)
+    /// of an input of more than one such unit that is not itself a question
+    /// gets the unanswered path's test (a specific person and an unblocked
+    /// event or narrative), with spans in the whole text.
+    fn told_beside(&self, t: &str, ctx: &Context) -> Option<elements::ElementReport> {
+        // Sentences, each cut again after a colon: a follow-up resolved as
+        // "About liver tests (zentravia): Her results came back three times
+        // the upper limit." holds the rep's own words after the colon.
+        let units: Vec<(usize, usize)> = text::sentences(t)
+            .into_iter()
+            .flat_map(|(a, b)| {
+                let mut cuts = vec![a];
+                cuts.extend(t[a..b].match_indices(": ").map(|(i, _)| a + i + 2));
+                cuts.push(b);
+                cuts.windows(2).map(|w| (w[0], w[1])).filter(|(x, y)| !t[*x..*y].trim().is_empty()).collect::<Vec<_>>()
+            })
+            .collect();
+        if units.len() < 2 {
+            return None;
+        }
+        units.into_iter().find_map(|(a, b)| {
+            let s = &t[a..b];
+            if s.trim_end().ends_with('?') {
+                return None;
+            }
+            let mentions = self.mention_spans(s, ctx);
+            let blocked = ae::cue_blocker(&self.rules, s);
+            let mut r = self.elements.unanswered(s, &mentions, &|sp| blocked(sp))?;
+            for f in [Some(&mut r.event), Some(&mut r.person), r.realis.as_mut()].into_iter().flatten() {
+                f.span = (f.span.0 + a, f.span.1 + a);
+            }
+            if r.event.id == elements::NARRATIVE_EVENT {
+                // A narrative with no event word of its own ("that is what
+                // Mr. Diaz did yesterday") reports the event the rest of the
+                // input names, even inside the question; with no event
+                // anywhere it is a patient's background, not a report.
+                r.event = self.elements.any_event_in(t, &self.mention_spans(t, ctx))?;
+            }
+            Some(r)
+        })
     }
 
     /// Records a report found by its elements: the flag (kind from the
@@ -874,6 +926,34 @@ mod tests {
             let v = g.screen_unanswered(q, &ctx);
             assert_eq!(v.route, Route::Medical, "{q}: {v:?}");
             assert_eq!(v.flags[0].rule_id, "MIR-NO-APPROVED-ANSWER");
+        }
+    }
+
+    #[test]
+    fn a_report_told_beside_a_question_goes_to_pv_and_a_patients_background_does_not() {
+        let g = guard();
+        let ctx = Context { product: Some("zentravia"), ..Default::default() };
+        for q in [
+            // The event is named in the question, the person in the next sentence.
+            "Does the label say anything about taking two doses by mistake? That is what Mr. Diaz did yesterday.",
+            // A follow-up resolved with its topic: the rep's words follow the colon.
+            "About liver tests (zentravia): Her results came back three times the upper limit.",
+            "What does the PI say about rash? Mrs. Kaur broke out in hives after her second dose.",
+        ] {
+            let v = g.screen_input(q, &ctx);
+            assert_eq!(v.route, Route::Pharmacovigilance, "{q}: {v:?}");
+            assert!(v.report.is_some(), "{q}");
+        }
+        for q in [
+            "Dr. Lee worries about liver toxicity with ZENTRAVIA. What does the label say?",
+            "Dr. Lee worries about liver toxicity.",
+            "what dyes are in the tablets? pt has a dye sensitivity",
+            "does remdesivir mess w/ the liver? Dr. Patel wants to know at what ALT level you're supposed to stop it",
+            "Dr. Ferris sees a lot of older patients in her clinic. What is the starting dose for them?",
+            "About liver tests (zentravia): Same for older patients?",
+        ] {
+            let v = g.screen_input(q, &ctx);
+            assert_ne!(v.route, Route::Pharmacovigilance, "{q}: {v:?}");
         }
     }
 
