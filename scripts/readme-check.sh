@@ -35,6 +35,7 @@ ln -s "$bin" "$clone/target/release/onlabel"
 
 export XDG_DATA_HOME="$work/home/data" XDG_CONFIG_HOME="$work/home/config"
 export ONLABEL_DEMO_CHECK=1  # scripts/demo.sh starts the server, asks once over HTTP, stops
+export ONLABEL_CLUSTER_CHECK=1  # scripts/cluster.sh starts the cluster, asks through the balancer until both replicas answered, stops
 unset ONLABEL_DATA ONLABEL_CONFIG ONLABEL_INDEX ONLABEL_TOKEN ONLABEL_ROOT ONLABEL_THRESHOLDS CARGO_TARGET_DIR
 
 python3 - "$repo/README.md" > "$work/readme.sh" <<'PY'
