@@ -198,6 +198,11 @@ enum VocabKind {
     Condition,
 }
 
+/// The most sentences (or parts after a colon) an input may have for the
+/// told-beside test (`Guard::told_beside`): an ask with a report beside it;
+/// longer text is a note, screened sentence by sentence by the E2D test.
+const MAX_TOLD_BESIDE_UNITS: usize = 4;
+
 /// The guard: compiled rules and lexicons. `Send + Sync`; build once, share.
 #[derive(Debug)]
 pub struct Guard {
@@ -662,7 +667,10 @@ impl Guard {
                 cuts.windows(2).map(|w| (w[0], w[1])).filter(|(x, y)| !t[*x..*y].trim().is_empty()).collect::<Vec<_>>()
             })
             .collect();
-        if units.len() < 2 {
+        // An ask with a report beside it is short; a long note (screened in
+        // windows, every sentence through the E2D test) is not read this way:
+        // its patients' histories are not each a report.
+        if !(2..=MAX_TOLD_BESIDE_UNITS).contains(&units.len()) {
             return None;
         }
         units.into_iter().find_map(|(a, b)| {

@@ -123,7 +123,10 @@ fn a_refused_ask_that_names_a_patient_and_a_reaction_is_a_report_not_a_refusal()
         let a = ask(&c, q);
         assert_eq!(a.route, Route::Pharmacovigilance, "{q}: a refusal opens no case, a report must: {a:?}");
         assert!(a.case_id.is_some(), "{q}");
-        assert_eq!(a.flags[0].rule_id, "AE-SAFETY-NET", "{q}: {:?}", a.flags);
+        // The report leads the flags: the safety net's, or the report
+        // elements' when the report is its own sentence beside the ask.
+        assert_eq!(a.flags[0].kind, "adverse_event", "{q}: {:?}", a.flags);
+        assert!(a.flags[0].rule_id == "AE-SAFETY-NET" || a.flags[0].rule_id.starts_with("E2D-"), "{q}: {:?}", a.flags);
         assert!(a.flags.iter().any(|f| f.kind == "pricing" || f.kind == "value_to_hcp"), "{q}: the policy flag stays visible: {:?}", a.flags);
     }
     // Without a specific patient, the same asks are refused as before.
