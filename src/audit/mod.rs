@@ -1,8 +1,7 @@
-//! [`AuditLog`]: the append-only, hash-chained audit trail, in
-//! `onlabel.sqlite` ([`SqliteAudit`], the default; [`Audit`] is its name
-//! for the callers that share the SQLite store) or in PostgreSQL
-//! ([`PgAudit`], several replicas appending at once). [`open`] gives the log
-//! of a [`Database`].
+//! [`Audit`]: the append-only, hash-chained audit trail, in the store —
+//! `onlabel.sqlite` (the default) or PostgreSQL (several replicas appending
+//! at once), the same code on both ([`log`]). [`open`] gives the log of a
+//! [`Database`].
 //!
 //! Invariants
 //!
@@ -30,54 +29,19 @@
 //! export's checksum) and pass it back with `--head SEQ:HASH`.
 
 pub mod export;
-pub mod postgres;
-pub mod sqlite;
+pub mod log;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use rusqlite::types::FromSql;
-use rusqlite::{Row, ToSql};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::store::{self, Database};
 
-pub use postgres::PgAudit;
-pub use sqlite::{append, append_tx, SqliteAudit};
-
-/// The audit log in the SQLite store: what the commands and the server
-/// open today, next to the other stores of `onlabel.sqlite` (cases, users,
-/// the registry append their records inside their own SQLite transactions).
-/// [`open`] gives the log of any [`Database`] as an [`AuditLog`].
-pub type Audit = SqliteAudit;
-
-/// The audit log's repository: what each backend ([`SqliteAudit`],
-/// [`PgAudit`]) provides. Hashing, the canonical form and [`verify`] are
-/// shared; a backend stores rows and appends them in one order.
-pub trait AuditLog: Send + Sync + std::fmt::Debug {
-    /// `sqlite` or `postgres`.
-    fn backend(&self) -> &'static str;
-    /// Appends one record, durably, after the current head; returns its `seq`
-    /// (the `audit_id`). Appends from several threads or processes form one
-    /// chain: each gets the next seq and links to the record before it.
-    fn append(&self, record: &Record) -> Result<i64>;
-    /// All records with `from <= at < to` (either bound open), in chain order.
-    fn range(&self, from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Result<Vec<Entry>>;
-    /// One record by its seq.
-    fn get(&self, seq: i64) -> Result<Option<Entry>>;
-    /// Every record as `(pos, record)`, in physical order (what [`verify`] walks).
-    fn rows(&self) -> Result<Vec<(i64, Entry)>>;
-    /// Walks the whole chain; see [`verify`].
-    fn verify(&self, head: Option<(i64, &str)>) -> Result<Verification> {
-        Ok(verify(&self.rows()?, head))
-    }
-}
+pub use log::{append, append_sqlite_tx, append_tx, Audit};
 
 /// Opens (creating and migrating if needed) the audit log of `db`.
-pub fn open(db: &Database) -> Result<Box<dyn AuditLog>> {
-    Ok(match db {
-        Database::Sqlite(file) => Box::new(SqliteAudit::with_store(store::Store::open_file(file)?)),
-        Database::Postgres(url) => Box::new(PgAudit::open(url)?),
-    })
+pub fn open(db: &Database) -> Result<Audit> {
+    Audit::connect(db)
 }
 
 /// The stored form of `record`, appended at `now` as record `seq` after the
@@ -244,7 +208,7 @@ macro_rules! chained_record {
                 serde_json::Value::Array(fields).to_string().into_bytes()
             }
 
-            fn from_row(row: &Row<'_>, offset: usize) -> rusqlite::Result<Self> {
+            fn from_sql(row: &$crate::store::Row, offset: usize) -> Result<Self, $crate::store::Error> {
                 let mut column = offset;
                 let mut next = || {
                     column += 1;
@@ -253,21 +217,8 @@ macro_rules! chained_record {
                 Ok($name { $($field: row.get(next())?,)* hash: row.get(next())? })
             }
 
-            fn values(&self) -> Vec<&dyn ToSql> {
-                vec![$(&self.$field as &dyn ToSql,)* &self.hash]
-            }
-
-            fn from_pg_row(row: &::postgres::Row, offset: usize) -> Result<Self, ::postgres::Error> {
-                let mut column = offset;
-                let mut next = || {
-                    column += 1;
-                    column - 1
-                };
-                Ok($name { $($field: row.try_get(next())?,)* hash: row.try_get(next())? })
-            }
-
-            fn pg_values(&self) -> Vec<&(dyn ::postgres::types::ToSql + Sync)> {
-                vec![$(&self.$field as &(dyn ::postgres::types::ToSql + Sync),)* &self.hash]
+            fn sql_values(&self) -> Vec<$crate::store::Value> {
+                vec![$($crate::store::Value::from(self.$field.clone()),)* $crate::store::Value::from(self.hash.clone())]
             }
 
             fn cells(&self) -> Vec<String> {
@@ -299,21 +250,18 @@ pub trait Chained: Sized {
     /// and every hashed field in declaration order, strings exactly as stored
     /// (JSON columns are hashed as their text, never re-serialised).
     fn canonical(&self) -> Vec<u8>;
-    /// Reads a record from `row`, its first column at `offset`, in [`Chained::COLUMNS`] order.
-    fn from_row(row: &Row<'_>, offset: usize) -> rusqlite::Result<Self>;
+    /// Reads a record from `row` (either backend), its first column at
+    /// `offset`, in [`Chained::COLUMNS`] order.
+    fn from_sql(row: &store::Row, offset: usize) -> Result<Self, store::Error>;
     /// The values of an INSERT, in [`Chained::COLUMNS`] order.
-    fn values(&self) -> Vec<&dyn ToSql>;
-    /// Reads a record from a PostgreSQL `row`, its first column at `offset`, in [`Chained::COLUMNS`] order.
-    fn from_pg_row(row: &::postgres::Row, offset: usize) -> Result<Self, ::postgres::Error>;
-    /// The values of a PostgreSQL INSERT, in [`Chained::COLUMNS`] order.
-    fn pg_values(&self) -> Vec<&(dyn ::postgres::types::ToSql + Sync)>;
+    fn sql_values(&self) -> Vec<store::Value>;
     /// The cells of a CSV row, in [`Chained::COLUMNS`] order (before quoting).
     fn cells(&self) -> Vec<String>;
 }
 
 /// A column type of a chained record: how it is hashed and how it is
 /// exported; it is stored as is in SQLite and in PostgreSQL (`BIGINT`, `TEXT`).
-pub trait Field: ToSql + FromSql + ::postgres::types::ToSql + Sync + for<'a> ::postgres::types::FromSql<'a> {
+pub trait Field: Clone + Into<store::Value> + store::FromValue {
     /// Its value in the canonical array (a missing optional value is `null`).
     fn json(&self) -> serde_json::Value;
     /// Its CSV cell (a missing optional value is empty).
@@ -633,11 +581,9 @@ pub fn stamp(t: DateTime<Utc>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use rusqlite::ToSql;
 
-    use super::sqlite::{append_row, rows_of, TABLE};
+    use super::log::{append_row, rows_of, TABLE};
     use super::*;
 
     fn log(n: usize) -> (tempfile::TempDir, Audit) {
@@ -652,7 +598,7 @@ mod tests {
     }
 
     fn rows(a: &Audit) -> Vec<(i64, Entry)> {
-        a.store().with_conn(|c| rows_of(c, TABLE)).unwrap()
+        a.store().read(|c| rows_of(c, TABLE)).unwrap()
     }
 
     /// Rows written by the binary of commit ee0a536 (before the record was
@@ -685,7 +631,7 @@ mod tests {
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
                         values.as_slice(),
                     )
-                    .map_err(|e| store::Error::sqlite(Path::new("test"), e))?;
+                    .map_err(|e| store::Error::sqlite(std::path::Path::new("test"), e))?;
                 }
                 Ok(())
             })
@@ -746,7 +692,7 @@ mod tests {
             .unwrap();
         for (actor, ticket) in [("alice", Some("T-1")), ("bob", None), ("carol", Some("T-3"))] {
             a.store()
-                .write(|tx| {
+                .transaction(|tx| {
                     append_row(tx, "widened", |seq, prev_hash| Widened {
                         seq,
                         actor: actor.into(),
@@ -754,11 +700,10 @@ mod tests {
                         prev_hash,
                         hash: String::new(),
                     })
-                    .map_err(|e| store::Error::sqlite(Path::new("test"), e))
                 })
                 .unwrap();
         }
-        let rows = |a: &Audit| a.store().with_conn(|c| rows_of::<Widened>(c, "widened")).unwrap();
+        let rows = |a: &Audit| a.store().read(|c| rows_of::<Widened>(c, "widened")).unwrap();
         let good = rows(&a);
         assert_eq!(good[0].1.ticket.as_deref(), Some("T-1"));
         assert!(verify(&good, None).ok);

@@ -487,7 +487,7 @@ impl CaseStore {
                 "kind": new.kind.as_str(), "to": CaseState::New.as_str(), "product": new.product,
                 "due_at": ts(due), "reporter_is_user": reporter.is_some(),
             });
-            crate::audit::append_tx(tx, &rec, Utc::now())?;
+            crate::audit::append_sqlite_tx(tx, &rec, Utc::now())?;
             Ok(id)
         })?;
         tracing::info!(case_id = %id, kind = new.kind.as_str(), "case opened");
@@ -750,7 +750,7 @@ impl CaseStore {
                 "kind": case.kind.as_str(), "from": case.state.as_str(), "to": case.state.as_str(),
                 "version": version, "changed": changed, "valid_case": intake::valid_case(new).valid,
             });
-            crate::audit::append_tx(tx, &rec, at)?;
+            crate::audit::append_sqlite_tx(tx, &rec, at)?;
             Ok(version)
         })?;
         tracing::info!(case_id = %id, version, "case intake saved");
@@ -896,7 +896,7 @@ impl CaseStore {
                 "from": case.state.as_str(), "to": ch.to.as_str(), "owner": ch.owner,
                 "previous_owner": case.owner, "kind": case.kind.as_str(),
             });
-            crate::audit::append_tx(tx, &rec, at)?;
+            crate::audit::append_sqlite_tx(tx, &rec, at)?;
             Ok(())
         })?;
         tracing::info!(case_id = %id, actor, "case changed");

@@ -743,7 +743,7 @@ impl<'a> Registry<'a> {
             rec.prompt_version = Some(format!("{name}@{n}"));
             rec.prompt_sha256 = Some(sha.clone());
             rec.detail = serde_json::json!({"kind": kind.as_str(), "source_path": source, "params": params});
-            crate::audit::append_tx(tx, &rec, now)?;
+            crate::audit::append_sqlite_tx(tx, &rec, now)?;
             Ok(n)
         })?;
         self.get(&VersionId { name: name.into(), version })
@@ -873,7 +873,7 @@ impl<'a> Registry<'a> {
                 "eval_run": rid, "suite": run.suite_path, "suite_sha256": run.suite_sha256, "passed": passed,
                 "metrics": run.metrics, "versions": run.versions,
             });
-            crate::audit::append_tx(tx, &rec, now)?;
+            crate::audit::append_sqlite_tx(tx, &rec, now)?;
             Ok::<_, Error>(rid)
         })?;
         self.eval_runs(id)?.into_iter().find(|r| r.id == rid).ok_or_else(|| Error::NotFound { id: format!("eval run {rid}") })
@@ -1101,7 +1101,7 @@ impl<'a> Registry<'a> {
             rec.prompt_version = Some(v.id());
             rec.prompt_sha256 = Some(v.sha256.clone());
             rec.detail = serde_json::json!({"from": v.state.as_str(), "to": to.as_str(), "detail": detail});
-            crate::audit::append_tx(tx, &rec, now)?;
+            crate::audit::append_sqlite_tx(tx, &rec, now)?;
             Ok::<_, Error>(())
         })?;
         self.get(&VersionId { name: v.name.clone(), version: v.version })
@@ -1184,7 +1184,7 @@ impl<'a> Registry<'a> {
                 "reauthenticated_with": self.reauth.as_str(),
                 "retired": retired,
             });
-            crate::audit::append_tx(tx, &rec, now)?;
+            crate::audit::append_sqlite_tx(tx, &rec, now)?;
             Ok::<_, Error>(())
         })?;
         let id = VersionId { name: v.name.clone(), version: v.version };

@@ -35,6 +35,9 @@
 pub mod database;
 pub mod migrations;
 pub mod pg;
+#[doc(hidden)]
+pub mod pgtest;
+pub mod sql;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -45,6 +48,7 @@ use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
 pub use database::{Database, PgUrl};
 pub use migrations::{Migration, MIGRATIONS, PG_MIGRATIONS};
+pub use sql::{Backend, FromValue, Row, Sql, Ty, Value};
 
 /// The file name inside the data directory (DESIGN.md: one SQLite file).
 pub const FILE_NAME: &str = "onlabel.sqlite";
@@ -178,6 +182,28 @@ pub enum Error {
         /// [`pg::POOL_WAIT`].
         waited: Duration,
     },
+    /// The PostgreSQL store was called from a single-threaded async runtime,
+    /// whose one thread cannot block on the database.
+    #[error("{url}: the PostgreSQL store was called from a single-threaded async runtime; run it on a multi-threaded runtime (as `onlabel serve` does) or from a blocking thread")]
+    Runtime {
+        /// The URL (password hidden).
+        url: String,
+    },
+    /// A column did not hold what the code reading it expected (a schema
+    /// changed under a running OnLabel, or a value written by hand).
+    #[error("column {column} of a stored row: {reason}")]
+    Decode {
+        /// The column (from 0).
+        column: usize,
+        /// What it held instead.
+        reason: String,
+    },
+    /// A query that must return a row returned none.
+    #[error("the store returned no row for `{sql}`")]
+    NoRow {
+        /// The start of the statement.
+        sql: String,
+    },
     /// Another SQLite error (including a lock held longer than [`BUSY_TIMEOUT`]).
     #[error("{path}: {source}")]
     Sqlite {
@@ -209,9 +235,9 @@ impl Error {
             Error::NewerSchema { .. } | Error::NewerPgSchema { .. } => "store_newer_schema",
             Error::BadDatabase { .. } => "store_bad_database",
             Error::Unsupported { .. } => "store_unsupported",
-            Error::Postgres { .. } | Error::PoolExhausted { .. } => "store_postgres",
+            Error::Postgres { .. } | Error::PoolExhausted { .. } | Error::Runtime { .. } => "store_postgres",
             Error::NoWal { .. } => "store_no_wal",
-            Error::Sqlite { .. } => "store_error",
+            Error::Sqlite { .. } | Error::Decode { .. } | Error::NoRow { .. } => "store_error",
         }
     }
 }
@@ -235,14 +261,28 @@ fn causes(e: &::postgres::Error) -> String {
 /// Result with the store [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// An open `onlabel.sqlite`: one connection, shared behind a mutex so that a
-/// `Store` can sit in server state (`rusqlite::Connection` is `Send`, not `Sync`).
+/// An open store: the SQLite file `onlabel.sqlite` (one connection, shared
+/// behind a mutex so that a `Store` can sit in server state;
+/// `rusqlite::Connection` is `Send`, not `Sync`) or a PostgreSQL database
+/// (a pool of connections, [`pg::PgStore`]).
+///
+/// Store code runs its statements through [`Store::read`] and
+/// [`Store::transaction`], in the portable dialect of [`sql`]: the same code
+/// for both backends.
 #[derive(Debug)]
 pub struct Store {
-    /// The file, for error messages.
+    /// The file (SQLite) or the URL with its password hidden (PostgreSQL), for error messages.
     path: PathBuf,
+    /// The backend.
+    inner: Inner,
+}
+
+#[derive(Debug)]
+enum Inner {
     /// The connection; every write takes it for the length of one transaction.
-    conn: Mutex<Connection>,
+    Sqlite(Mutex<Connection>),
+    /// The pool.
+    Postgres(pg::PgStore),
 }
 
 impl Store {
@@ -250,6 +290,25 @@ impl Store {
     pub fn open(data_dir: &Path) -> Result<Store> {
         std::fs::create_dir_all(data_dir).map_err(|source| Error::Io { path: data_dir.to_owned(), source })?;
         Store::open_file(&data_dir.join(FILE_NAME))
+    }
+
+    /// Opens the store a [`Database`] names: the SQLite file (creating it if
+    /// needed) or the PostgreSQL database; migrates it.
+    pub fn connect(db: &Database) -> Result<Store> {
+        match db {
+            Database::Sqlite(file) => {
+                if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_owned(), source })?;
+                }
+                Store::open_file(file)
+            }
+            Database::Postgres(url) => Ok(Store::from_pg(pg::blocking(url, || pg::PgStore::open(url))?)),
+        }
+    }
+
+    /// Wraps an open PostgreSQL store.
+    pub fn from_pg(pg: pg::PgStore) -> Store {
+        Store { path: PathBuf::from(pg.url().shown()), inner: Inner::Postgres(pg) }
     }
 
     /// Opens (creating if needed) the store at `path` and migrates it.
@@ -268,31 +327,98 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", true).map_err(sql)?;
         let mut conn = conn;
         migrations::apply(&mut conn, path)?;
-        Ok(Store { path: path.to_owned(), conn: Mutex::new(conn) })
+        Ok(Store { path: path.to_owned(), inner: Inner::Sqlite(Mutex::new(conn)) })
     }
 
-    /// The file this store lives in.
+    /// The file this store lives in (for PostgreSQL: its URL, password
+    /// hidden, as a path — for messages only).
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// Runs `f` with the connection (reads, or writes that manage their own
-    /// transaction). SQLite errors returned by `f` get the file's path.
-    pub fn with_conn<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T> {
-        f(&mut self.lock()).map_err(|e| Error::sqlite(&self.path, e))
+    /// For messages: the file, or the URL without its password.
+    pub fn shown(&self) -> String {
+        self.path.display().to_string()
     }
 
-    /// Runs `f` inside a `BEGIN IMMEDIATE` transaction and commits; returns
-    /// only after the commit is durable. `f` returning an error rolls back.
+    /// Which engine holds the state.
+    pub fn backend(&self) -> Backend {
+        match self.inner {
+            Inner::Sqlite(_) => Backend::Sqlite,
+            Inner::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// The PostgreSQL pool, when the store is on PostgreSQL.
+    pub fn pg(&self) -> Option<&pg::PgStore> {
+        match &self.inner {
+            Inner::Postgres(p) => Some(p),
+            Inner::Sqlite(_) => None,
+        }
+    }
+
+    /// Runs `f` with a connection, outside any write transaction (reads; on
+    /// PostgreSQL a read-only-by-convention transaction, one snapshot per
+    /// statement as READ COMMITTED gives). Errors of `f` pass through.
+    pub fn read<T, E>(&self, f: impl FnOnce(&mut dyn Sql) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<Error>,
+    {
+        match &self.inner {
+            Inner::Sqlite(m) => {
+                let conn = lock(m);
+                f(&mut sql::SqliteSql::new(&conn, &self.path))
+            }
+            Inner::Postgres(p) => pg_run(p, false, f),
+        }
+    }
+
+    /// Runs `f` inside a write transaction and commits; returns only after
+    /// the commit is durable. `f` returning an error rolls back.
     ///
-    /// IMMEDIATE takes the write lock up front, so read-then-write logic in `f`
-    /// (allocate the next id, check the current state) cannot race another
-    /// process; a busy lock is retried for [`BUSY_TIMEOUT`].
+    /// Writes are serialised across every process sharing the store: SQLite's
+    /// `BEGIN IMMEDIATE` takes the file's write lock up front (a busy lock is
+    /// retried for [`BUSY_TIMEOUT`]); on PostgreSQL the transaction first
+    /// takes the store's advisory lock [`pg::WRITE_LOCK`]. So read-then-write
+    /// logic in `f` (allocate the next id, check the current state, append to
+    /// the audit chain) cannot race another replica.
+    pub fn transaction<T, E>(&self, f: impl FnOnce(&mut dyn Sql) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<Error>,
+    {
+        match &self.inner {
+            Inner::Sqlite(m) => {
+                let mut conn = lock(m);
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| Error::sqlite(&self.path, e))?;
+                let out = f(&mut sql::SqliteSql::new(&tx, &self.path))?;
+                tx.commit().map_err(|e| Error::sqlite(&self.path, e))?;
+                Ok(out)
+            }
+            Inner::Postgres(p) => pg_run(p, true, f),
+        }
+    }
+
+    /// Runs `f` with the SQLite connection (reads, or writes that manage
+    /// their own transaction). SQLite errors returned by `f` get the file's
+    /// path. On PostgreSQL: [`Error::Unsupported`] (code not yet ported to
+    /// [`Store::read`]).
+    pub fn with_conn<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T> {
+        match &self.inner {
+            Inner::Sqlite(m) => f(&mut lock(m)).map_err(|e| Error::sqlite(&self.path, e)),
+            Inner::Postgres(_) => Err(self.sqlite_only()),
+        }
+    }
+
+    /// [`Store::transaction`] with the SQLite transaction itself, for code
+    /// that needs SQLite's own API. On PostgreSQL: [`Error::Unsupported`].
     pub fn write<T, E>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, E>) -> Result<T, E>
     where
         E: From<Error>,
     {
-        let mut conn = self.lock();
+        let Inner::Sqlite(m) = &self.inner else {
+            return Err(self.sqlite_only().into());
+        };
+        let mut conn = lock(m);
         let tx =
             conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| Error::sqlite(&self.path, e))?;
         let out = f(&tx)?;
@@ -300,25 +426,56 @@ impl Store {
         Ok(out)
     }
 
-    /// `PRAGMA integrity_check`: `["ok"]` for a sound file, otherwise SQLite's findings.
+    fn sqlite_only(&self) -> Error {
+        Error::Unsupported { url: self.shown(), command: "this operation".into(), missing: "its statements".into() }
+    }
+
+    /// `PRAGMA integrity_check` on SQLite: `["ok"]` for a sound file,
+    /// otherwise SQLite's findings. PostgreSQL checks its own pages: `["ok"]`
+    /// once a query runs.
     pub fn integrity_check(&self) -> Result<Vec<String>> {
-        self.with_conn(|c| {
-            let mut st = c.prepare("PRAGMA integrity_check")?;
-            let rows = st.query_map([], |r| r.get::<_, String>(0))?;
-            rows.collect()
-        })
+        match &self.inner {
+            Inner::Sqlite(_) => self.with_conn(|c| {
+                let mut st = c.prepare("PRAGMA integrity_check")?;
+                let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+                rows.collect()
+            }),
+            Inner::Postgres(_) => self.read(|c| c.query("SELECT 1", &[]).map(|_| vec!["ok".to_string()])),
+        }
     }
 
-    /// The schema version (`PRAGMA user_version`) of the open file.
+    /// The schema version: `PRAGMA user_version` of the SQLite file, the
+    /// highest migration applied on PostgreSQL.
     pub fn schema_version(&self) -> Result<i64> {
-        self.with_conn(|c| c.pragma_query_value(None, "user_version", |r| r.get(0)))
+        match &self.inner {
+            Inner::Sqlite(_) => self.with_conn(|c| c.pragma_query_value(None, "user_version", |r| r.get(0))),
+            Inner::Postgres(p) => p.schema_version(),
+        }
     }
+}
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
-        // A panic while holding the lock cannot leave a half-done write behind:
-        // the transaction rolls back when dropped. The connection is reusable.
-        self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
+/// One PostgreSQL transaction around `f` (a write one takes
+/// [`pg::WRITE_LOCK`] first), run where the blocking client may block
+/// ([`pg::blocking`]). `f`'s own error passes through unchanged.
+fn pg_run<T, E: From<Error>>(p: &pg::PgStore, write: bool, f: impl FnOnce(&mut dyn Sql) -> Result<T, E>) -> Result<T, E> {
+    pg::blocking(p.url(), || {
+        let mut c = p.conn()?;
+        let mut tx = c.transaction().map_err(|e| p.error(e))?;
+        if write {
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&pg::WRITE_LOCK]).map_err(|e| p.error(e))?;
+        }
+        let out = f(&mut sql::PgSql::new(&mut tx, p.url().shown()));
+        if out.is_ok() {
+            tx.commit().map_err(|e| p.error(e))?;
+        } // else the transaction rolls back when dropped
+        Ok(out)
+    })?
+}
+
+fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    // A panic while holding the lock cannot leave a half-done write behind:
+    // the transaction rolls back when dropped. The connection is reusable.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Refuses a non-empty file that does not start with the SQLite header, before
@@ -390,6 +547,42 @@ fn check_owner(path: &Path) -> Result<()> {
         shown.push("…");
     }
     Err(Error::ForeignDatabase { path: path.to_owned(), what: format!("tables {}", shown.join(", ")) })
+}
+
+/// Stores for state tests: the same test body runs against each backend.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::{Backend, Database, Store};
+
+    /// A store of one backend, with the temp dir an SQLite store lives in.
+    pub(crate) struct TestStore {
+        /// The store.
+        pub store: Store,
+        /// The data directory (SQLite: the store's; PostgreSQL: for files a
+        /// module keeps beside the database, such as prompt proposals).
+        pub dir: tempfile::TempDir,
+    }
+
+    impl TestStore {
+        /// `sqlite` or `postgres`, for assertion messages.
+        pub fn name(&self) -> &'static str {
+            match self.store.backend() {
+                Backend::Sqlite => "sqlite",
+                Backend::Postgres => "postgres",
+            }
+        }
+    }
+
+    /// An SQLite store in a fresh temp dir, then a PostgreSQL store in a
+    /// fresh database `name` (unique per test) of the test run's cluster
+    /// ([`super::pgtest::cluster`]): a state test loops over both.
+    pub(crate) fn each_backend(name: &str) -> Vec<TestStore> {
+        let sqlite = tempfile::tempdir().expect("temp dir");
+        let s = Store::open(sqlite.path()).expect("sqlite store");
+        let url = super::pgtest::database(name);
+        let p = Store::connect(&Database::parse(&url).expect("url")).expect("postgres store");
+        vec![TestStore { store: s, dir: sqlite }, TestStore { store: p, dir: tempfile::tempdir().expect("temp dir") }]
+    }
 }
 
 #[cfg(test)]

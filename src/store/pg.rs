@@ -28,6 +28,14 @@ use postgres::{Client, NoTls, Transaction};
 use super::database::PgUrl;
 use super::{migrations, Error, Result};
 
+/// The advisory lock key every write transaction takes
+/// (`pg_advisory_xact_lock`, [`super::Store::transaction`]): the ASCII bytes
+/// `ONLBwrit`, so that it cannot be mistaken for another application's key
+/// in a shared database. One key for the whole store, as SQLite has one write
+/// lock per file: read-then-write rules and the audit chain's append are
+/// serialised across every replica.
+pub const WRITE_LOCK: i64 = 0x4F4E_4C42_7772_6974;
+
 /// How many connections one process opens at most.
 pub const POOL_SIZE: usize = 8;
 
@@ -165,6 +173,21 @@ impl std::ops::DerefMut for PgConn<'_> {
 impl Drop for PgConn<'_> {
     fn drop(&mut self) {
         self.store.release(self.client.take());
+    }
+}
+
+/// Runs `f`, which uses the blocking `postgres` client, from wherever the
+/// caller is: directly on a plain thread (the CLI), through
+/// `tokio::task::block_in_place` on a worker of a multi-threaded runtime (the
+/// server's handlers: the client's own `block_on` would otherwise panic with
+/// "Cannot start a runtime from within a runtime"). A single-threaded runtime
+/// cannot lend its only thread: that is [`Error::Runtime`], not a panic.
+pub fn blocking<T>(url: &PgUrl, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Err(_) => f(),
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        Ok(_) => Err(Error::Runtime { url: url.shown().to_string() }),
     }
 }
 

@@ -321,7 +321,7 @@ impl<'a> Users<'a> {
             .map_err(|e| store::Error::sqlite(path, e))?;
             let rec = crate::audit::Record::new(&creator, by.map_or("admin", |u| u.role.as_str()), "user_added")
                 .detail(serde_json::json!({"user": id, "name": name.trim(), "role": role.as_str()}));
-            crate::audit::append_tx(tx, &rec, now)?;
+            crate::audit::append_sqlite_tx(tx, &rec, now)?;
             Ok(())
         })?;
         let user = self.get(id)?.ok_or_else(|| Error::NotFound { id: id.to_string() })?;
@@ -399,7 +399,7 @@ impl<'a> Users<'a> {
             let ended = sessions::end_all_tx(tx, path, id, sessions::EndReason::SignedOutEverywhere, now)?;
             let rec = crate::audit::Record::new(&by.id, by.role.as_str(), "password_set")
                 .detail(serde_json::json!({"user": id, "replaced": had, "sessions_ended": ended}));
-            crate::audit::append_tx(tx, &rec, now)?;
+            crate::audit::append_sqlite_tx(tx, &rec, now)?;
             Ok::<_, Error>(())
         })?;
         self.get(id)?.ok_or_else(|| Error::NotFound { id: id.to_string() })
@@ -515,7 +515,7 @@ impl<'a> Users<'a> {
             throttle::clear_user(tx, path, id)?;
             let rec = crate::audit::Record::new(&by.id, by.role.as_str(), "user_unlocked")
                 .detail(serde_json::json!({"user": id, "locked_at": target.locked_at.map(stamp)}));
-            crate::audit::append_tx(tx, &rec, now)?;
+            crate::audit::append_sqlite_tx(tx, &rec, now)?;
             Ok::<_, Error>(())
         })?;
         self.get(id)?.ok_or_else(|| Error::NotFound { id: id.to_string() })
@@ -554,7 +554,7 @@ impl<'a> Users<'a> {
                 .map_err(|e| store::Error::sqlite(path, e))?;
             let rec = crate::audit::Record::new(&by.id, by.role.as_str(), "user_disabled")
                 .detail(serde_json::json!({"user": id}));
-            crate::audit::append_tx(tx, &rec, now)?;
+            crate::audit::append_sqlite_tx(tx, &rec, now)?;
             Ok(())
         })?;
         self.get(id)?.ok_or_else(|| Error::NotFound { id: id.to_string() })
@@ -582,7 +582,7 @@ impl<'a> Users<'a> {
                 .map_err(|e| store::Error::sqlite(path, e))?;
             let rec = crate::audit::Record::new(&by.id, by.role.as_str(), "token_rotated")
                 .detail(serde_json::json!({"user": id}));
-            crate::audit::append_tx(tx, &rec, now)?;
+            crate::audit::append_sqlite_tx(tx, &rec, now)?;
             Ok::<_, Error>(())
         })?;
         Ok(token)

@@ -857,7 +857,7 @@ pub fn sign_in(store: &Store, settings: &Settings, identity: &Identity) -> Resul
             .map_err(sql)?;
         let audit = |actor: &str, action: &str, detail: serde_json::Value| -> Result<()> {
             let rec = crate::audit::Record::new(actor, role.as_str(), action).detail(detail);
-            crate::audit::append_tx(tx, &rec, now)?;
+            crate::audit::append_sqlite_tx(tx, &rec, now)?;
             Ok(())
         };
         match found {

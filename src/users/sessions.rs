@@ -354,7 +354,7 @@ impl<'a> Sessions<'a> {
                 "timed_out_closed": timed_out,
                 "evicted": evicted,
             }));
-            crate::audit::append_tx(tx, &rec, now)?;
+            crate::audit::append_sqlite_tx(tx, &rec, now)?;
             Ok::<_, Error>(())
         })?;
         let session = self.get(&id)?.ok_or_else(|| Error::SessionRefused { reason: "the new session was not stored".into() })?.session;
@@ -437,7 +437,7 @@ impl<'a> Sessions<'a> {
                     "reason": reason.as_str(),
                     "started_at": stamp(s.created_at),
                 }));
-                crate::audit::append_tx(tx, &rec, now)?;
+                crate::audit::append_sqlite_tx(tx, &rec, now)?;
             }
             Ok::<_, Error>(n == 1)
         })
@@ -475,7 +475,7 @@ impl<'a> Sessions<'a> {
             let n = end_all_tx(tx, &path, user_id, EndReason::SignedOutEverywhere, now)?;
             let rec = crate::audit::Record::new(&by.id, by.role.as_str(), "sessions_ended")
                 .detail(serde_json::json!({"user": user_id, "reason": EndReason::SignedOutEverywhere.as_str(), "count": n}));
-            crate::audit::append_tx(tx, &rec, now)?;
+            crate::audit::append_sqlite_tx(tx, &rec, now)?;
             Ok::<_, Error>(n)
         })
     }

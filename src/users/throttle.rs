@@ -289,7 +289,7 @@ pub(super) fn record_failure(
                 "count": 1,
                 "coalesced": "further failures of this address, user and reason until the window ends are counted in sign_in_failures, not appended",
             }));
-            crate::audit::append_tx(tx, &rec, now)?;
+            crate::audit::append_sqlite_tx(tx, &rec, now)?;
         }
         let throttle = policy.throttle_after as i64;
         for (scope, n) in [("addr", addr_n), ("user", user_n)] {
@@ -297,7 +297,7 @@ pub(super) fn record_failure(
                 let rec = crate::audit::Record::new(actor, "unknown", "login_throttled").detail(serde_json::json!({
                     "scope": scope, "count": n, "request": attempt.summary(), "window_start": w, "until": until,
                 }));
-                crate::audit::append_tx(tx, &rec, now)?;
+                crate::audit::append_sqlite_tx(tx, &rec, now)?;
             }
         }
         let mut out = Recorded::default();
@@ -314,7 +314,7 @@ pub(super) fn record_failure(
                         "user": u, "failures": user_n, "window_start": w, "request": attempt.summary(),
                         "unlock": "an admin runs `onlabel users unlock USER --as ADMIN`",
                     }));
-                    crate::audit::append_tx(tx, &rec, now)?;
+                    crate::audit::append_sqlite_tx(tx, &rec, now)?;
                     out.locked_now = true;
                 }
             }

@@ -9,7 +9,7 @@ use std::io::Read;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use onlabel::audit::{self, AuditLog, Entry, Record};
+use onlabel::audit::{self, Audit, Entry, Record};
 use onlabel::store::Database;
 
 use crate::harness::{onlabel_db, pg_database};
@@ -23,7 +23,7 @@ const WRITER_GO: &str = "ONLABEL_TEST_AUDIT_WRITER_GO";
 /// Threads per writer process: appends race inside a process too.
 const WRITER_THREADS: usize = 4;
 
-fn open(url: &str) -> Box<dyn AuditLog> {
+fn open(url: &str) -> Audit {
     audit::open(&Database::parse(url).unwrap()).unwrap()
 }
 
@@ -282,8 +282,8 @@ fn pg_the_application_cannot_update_delete_or_truncate() {
     assert!(e.to_string().contains("unique") || e.as_db_error().is_some_and(|d| d.code().code() == "23505"), "{e}");
 }
 
-/// The log's behaviour through the [`AuditLog`] trait, whatever the backend.
-fn behaves_as_an_audit_log(log: &dyn AuditLog) {
+/// The log's behaviour, whatever the backend.
+fn behaves_as_an_audit_log(log: &Audit) {
     let t0 = chrono::Utc::now();
     for i in 1..=5 {
         let mut r = Record::new("alice", "rep", "ask");
@@ -315,10 +315,10 @@ fn the_audit_log_behaves_the_same_on_sqlite_and_postgres() {
     let dir = tempfile::tempdir().unwrap();
     let sqlite = audit::open(&Database::Sqlite(dir.path().join("onlabel.sqlite"))).unwrap();
     assert_eq!(sqlite.backend(), "sqlite");
-    behaves_as_an_audit_log(sqlite.as_ref());
+    behaves_as_an_audit_log(&sqlite);
     let pg = open(&pg_database("audit_behaviour"));
     assert_eq!(pg.backend(), "postgres");
-    behaves_as_an_audit_log(pg.as_ref());
+    behaves_as_an_audit_log(&pg);
     // The same record hashes the same on both: the canonical form is the backend's.
     let (a, b) = (sqlite.get(1).unwrap().unwrap(), pg.get(1).unwrap().unwrap());
     assert_eq!(audit::hash_of(&a), a.hash);
