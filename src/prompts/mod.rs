@@ -43,7 +43,6 @@ pub mod thresholds;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use rusqlite::{params, OptionalExtension, Row, Transaction};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -705,26 +704,17 @@ impl<'a> Registry<'a> {
         let sha = sha256_hex(content.as_bytes());
         let source = rel.to_string_lossy().to_string();
         let now = Utc::now();
-        let version = self.store.write(|tx| {
-            let path = self.store.path();
-            let sql = |e| Error::Store(store::Error::sqlite(path, e));
-            let last: Option<(i64, String, String)> = tx
-                .query_row(
-                    "SELECT version, kind, source_path FROM prompt_versions WHERE name = ?1 ORDER BY version DESC LIMIT 1",
-                    [name],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )
-                .optional()
-                .map_err(sql)?;
-            if let Some((_, k, _)) = &last {
+        let version = self.store.transaction(|tx| {
+            let last: Option<(i64, String)> = tx
+                .query_opt("SELECT version, kind FROM prompt_versions WHERE name = ?1 ORDER BY version DESC LIMIT 1", crate::vals![name])?
+                .map(|r| Ok::<_, store::Error>((r.get(0)?, r.get(1)?)))
+                .transpose()?;
+            if let Some((_, k)) = &last {
                 if k != kind.as_str() {
                     return Err(Error::BadInput { field: "--kind", reason: format!("{name} is a {k}, not a {}", kind.as_str()) });
                 }
             }
-            let same: Option<i64> = tx
-                .query_row("SELECT version FROM prompt_versions WHERE name = ?1 AND sha256 = ?2", params![name, sha], |r| r.get(0))
-                .optional()
-                .map_err(sql)?;
+            let same: Option<i64> = tx.opt("SELECT version FROM prompt_versions WHERE name = ?1 AND sha256 = ?2", crate::vals![name, &sha])?;
             if let Some(v) = same {
                 return Err(Error::BadInput {
                     field: "--template",
@@ -736,14 +726,13 @@ impl<'a> Registry<'a> {
                 "INSERT INTO prompt_versions (name, version, kind, source_path, content, sha256, params_json, author,
                      created_at, state, state_changed_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'draft', ?9)",
-                params![name, n, kind.as_str(), source, content, sha, params.to_string(), author.id, stamp(now)],
-            )
-            .map_err(sql)?;
+                crate::vals![name, n, kind.as_str(), &source, &content, &sha, params.to_string(), &author.id, stamp(now)],
+            )?;
             let mut rec = crate::audit::Record::new(&author.id, author.role.as_str(), "prompt_proposed");
             rec.prompt_version = Some(format!("{name}@{n}"));
             rec.prompt_sha256 = Some(sha.clone());
             rec.detail = serde_json::json!({"kind": kind.as_str(), "source_path": source, "params": params});
-            crate::audit::append_sqlite_tx(tx, &rec, now)?;
+            crate::audit::append_tx(tx, &rec, now)?;
             Ok(n)
         })?;
         self.get(&VersionId { name: name.into(), version })
@@ -839,31 +828,29 @@ impl<'a> Registry<'a> {
             None => (serde_json::json!(null), false),
         };
         let now = Utc::now();
-        let rid = self.store.write(|tx| {
-            let sql = |e| Error::Store(store::Error::sqlite(self.store.path(), e));
-            tx.execute(
+        let rid = self.store.transaction(|tx| {
+            let rid: i64 = tx.one(
                 "INSERT INTO eval_runs (name, version, sha256, suite_path, suite_sha256, model, model_sha256, versions_json,
                      metrics_json, thresholds_json, thresholds_sha256, passed, recorded_by, recorded_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-                params![
-                    v.name,
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+                 RETURNING id",
+                crate::vals![
+                    &v.name,
                     v.version,
-                    v.sha256,
-                    run.suite_path.to_string_lossy(),
-                    run.suite_sha256,
-                    run.model,
-                    run.model_sha256,
+                    &v.sha256,
+                    run.suite_path.to_string_lossy().into_owned(),
+                    &run.suite_sha256,
+                    run.model.clone(),
+                    run.model_sha256.clone(),
                     run.versions.to_string(),
                     run.metrics.to_string(),
                     gate_json.to_string(),
-                    thresholds.sha256,
-                    passed as i64,
-                    by.id,
+                    &thresholds.sha256,
+                    passed,
+                    &by.id,
                     stamp(now)
                 ],
-            )
-            .map_err(sql)?;
-            let rid = tx.last_insert_rowid();
+            )?;
             let mut rec = crate::audit::Record::new(&by.id, by.role.as_str(), "eval_recorded");
             rec.prompt_version = Some(v.id());
             rec.prompt_sha256 = Some(v.sha256.clone());
@@ -873,7 +860,7 @@ impl<'a> Registry<'a> {
                 "eval_run": rid, "suite": run.suite_path, "suite_sha256": run.suite_sha256, "passed": passed,
                 "metrics": run.metrics, "versions": run.versions,
             });
-            crate::audit::append_sqlite_tx(tx, &rec, now)?;
+            crate::audit::append_tx(tx, &rec, now)?;
             Ok::<_, Error>(rid)
         })?;
         self.eval_runs(id)?.into_iter().find(|r| r.id == rid).ok_or_else(|| Error::NotFound { id: format!("eval run {rid}") })
@@ -984,47 +971,45 @@ impl<'a> Registry<'a> {
     /// small query, cheap enough for a server to ask before each question
     /// whether another replica approved a version since.
     pub fn live_ids(&self, kind: Kind) -> Result<Vec<VersionId>> {
-        Ok(self.store.with_conn(|c| {
-            let mut st = c.prepare("SELECT name, version FROM prompt_versions WHERE state = 'approved' AND kind = ?1 ORDER BY name")?;
-            let rows = st.query_map([kind.as_str()], |r| Ok(VersionId { name: r.get(0)?, version: r.get(1)? }))?;
-            rows.collect()
+        Ok(self.store.read(|c| {
+            c.query("SELECT name, version FROM prompt_versions WHERE state = 'approved' AND kind = ?1 ORDER BY name", crate::vals![kind.as_str()])?
+                .iter()
+                .map(|r| Ok(VersionId { name: r.get(0)?, version: r.get(1)? }))
+                .collect::<store::Result<Vec<_>>>()
         })?)
     }
 
     /// One version.
     pub fn get(&self, id: &VersionId) -> Result<Version> {
         self.store
-            .with_conn(|c| {
-                c.query_row(
-                    &format!("SELECT {COLUMNS} FROM prompt_versions WHERE name = ?1 AND version = ?2"),
-                    params![id.name, id.version],
-                    version,
-                )
-                .optional()
+            .read(|c| {
+                c.query_opt(&format!("SELECT {COLUMNS} FROM prompt_versions WHERE name = ?1 AND version = ?2"), crate::vals![&id.name, id.version])?
+                    .map(|r| version(&r))
+                    .transpose()
             })?
             .ok_or_else(|| Error::NotFound { id: id.to_string() })
     }
 
     /// Every version (of `name`, or of all names), by name then number.
     pub fn versions(&self, name: Option<&str>) -> Result<Vec<Version>> {
-        Ok(self.store.with_conn(|c| {
-            let mut st = c.prepare(&format!(
-                "SELECT {COLUMNS} FROM prompt_versions WHERE ?1 IS NULL OR name = ?1 ORDER BY name, version"
-            ))?;
-            let rows = st.query_map([name], version)?;
-            rows.collect()
+        Ok(self.store.read(|c| {
+            c.query(&format!("SELECT {COLUMNS} FROM prompt_versions WHERE ?1 IS NULL OR name = ?1 ORDER BY name, version"), crate::vals![name])?
+                .iter()
+                .map(version)
+                .collect::<store::Result<Vec<_>>>()
         })?)
     }
 
     /// The signatures on a version, oldest first.
     pub fn signatures(&self, id: &VersionId) -> Result<Vec<Signature>> {
-        Ok(self.store.with_conn(|c| {
-            let mut st = c.prepare(
+        Ok(self.store.read(|c| {
+            let rows = c.query(
                 "SELECT id, name, version, sha256, signer_id, signer_name, signer_role, meaning, reason, signed_at,
                         eval_run_id, binding
                  FROM prompt_signatures WHERE name = ?1 AND version = ?2 ORDER BY id",
+                crate::vals![&id.name, id.version],
             )?;
-            let rows = st.query_map(params![id.name, id.version], |r| {
+            rows.iter().map(|r| {
                 Ok(Signature {
                     id: r.get(0)?,
                     name: r.get(1)?,
@@ -1039,21 +1024,22 @@ impl<'a> Registry<'a> {
                     eval_run_id: r.get(10)?,
                     binding: r.get(11)?,
                 })
-            })?;
-            rows.collect()
+            })
+            .collect::<store::Result<Vec<_>>>()
         })?)
     }
 
     /// The eval runs of a version, oldest first.
     pub fn eval_runs(&self, id: &VersionId) -> Result<Vec<EvalRun>> {
-        Ok(self.store.with_conn(|c| {
-            let mut st = c.prepare(
+        Ok(self.store.read(|c| {
+            let rows = c.query(
                 "SELECT id, name, version, sha256, suite_path, suite_sha256, model, model_sha256, versions_json,
                         metrics_json, thresholds_json, thresholds_sha256, passed, recorded_by, recorded_at
                  FROM eval_runs WHERE name = ?1 AND version = ?2 ORDER BY id",
+                crate::vals![&id.name, id.version],
             )?;
-            let rows = st.query_map(params![id.name, id.version], |r| {
-                let j = |i: usize| -> rusqlite::Result<serde_json::Value> {
+            rows.iter().map(|r| {
+                let j = |i: usize| -> store::Result<serde_json::Value> {
                     let s: String = r.get(i)?;
                     Ok(serde_json::from_str(&s).unwrap_or(serde_json::Value::Null))
                 };
@@ -1070,12 +1056,12 @@ impl<'a> Registry<'a> {
                     metrics: j(9)?,
                     thresholds: j(10)?,
                     thresholds_sha256: r.get(11)?,
-                    passed: r.get::<_, i64>(12)? == 1,
+                    passed: r.get::<i64>(12)? == 1,
                     recorded_by: r.get(13)?,
                     recorded_at: r.get(14)?,
                 })
-            })?;
-            rows.collect()
+            })
+            .collect::<store::Result<Vec<_>>>()
         })?)
     }
 
@@ -1095,13 +1081,13 @@ impl<'a> Registry<'a> {
             return Err(Error::BadState { id: v.id(), state: v.state, action, needs });
         }
         let now = Utc::now();
-        self.store.write(|tx| {
-            set_state(tx, self.store.path(), v, from, to, now)?;
+        self.store.transaction(|tx| {
+            set_state(tx, v, from, to, now)?;
             let mut rec = crate::audit::Record::new(&by.id, by.role.as_str(), audit_action);
             rec.prompt_version = Some(v.id());
             rec.prompt_sha256 = Some(v.sha256.clone());
             rec.detail = serde_json::json!({"from": v.state.as_str(), "to": to.as_str(), "detail": detail});
-            crate::audit::append_sqlite_tx(tx, &rec, now)?;
+            crate::audit::append_tx(tx, &rec, now)?;
             Ok::<_, Error>(())
         })?;
         self.get(&VersionId { name: v.name.clone(), version: v.version })
@@ -1135,44 +1121,37 @@ impl<'a> Registry<'a> {
             binding: String::new(),
         };
         sig.binding = sig.binding_of();
-        self.store.write(|tx| {
-            let path = self.store.path();
-            let sql = |e| Error::Store(store::Error::sqlite(path, e));
+        self.store.transaction(|tx| {
             let mut retired = None;
             if to == State::Approved {
-                let live: Option<i64> = tx
-                    .query_row("SELECT version FROM prompt_versions WHERE name = ?1 AND state = 'approved'", [&v.name], |r| r.get(0))
-                    .optional()
-                    .map_err(sql)?;
+                let live: Option<i64> = tx.opt("SELECT version FROM prompt_versions WHERE name = ?1 AND state = 'approved'", crate::vals![&v.name])?;
                 if let Some(n) = live {
                     tx.execute(
                         "UPDATE prompt_versions SET state = 'retired', state_changed_at = ?3 WHERE name = ?1 AND version = ?2",
-                        params![v.name, n, stamp(now)],
-                    )
-                    .map_err(sql)?;
+                        crate::vals![&v.name, n, stamp(now)],
+                    )?;
                     retired = Some(format!("{}@{n}", v.name));
                 }
             }
-            set_state(tx, path, v, from, to, now)?;
+            set_state(tx, v, from, to, now)?;
             tx.execute(
                 "INSERT INTO prompt_signatures (name, version, sha256, signer_id, signer_name, signer_role, meaning, reason,
                      signed_at, eval_run_id, binding)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                params![
-                    sig.name,
+                crate::vals![
+                    &sig.name,
                     sig.version,
-                    sig.sha256,
-                    sig.signer_id,
-                    sig.signer_name,
-                    sig.signer_role,
-                    sig.meaning,
-                    sig.reason,
-                    sig.signed_at,
+                    &sig.sha256,
+                    &sig.signer_id,
+                    &sig.signer_name,
+                    &sig.signer_role,
+                    &sig.meaning,
+                    &sig.reason,
+                    &sig.signed_at,
                     sig.eval_run_id,
-                    sig.binding
+                    &sig.binding
                 ],
-            )
-            .map_err(sql)?;
+            )?;
             let mut rec = crate::audit::Record::new(&signer.id, signer.role.as_str(), audit_action);
             rec.prompt_version = Some(v.id());
             rec.prompt_sha256 = Some(v.sha256.clone());
@@ -1184,7 +1163,7 @@ impl<'a> Registry<'a> {
                 "reauthenticated_with": self.reauth.as_str(),
                 "retired": retired,
             });
-            crate::audit::append_sqlite_tx(tx, &rec, now)?;
+            crate::audit::append_tx(tx, &rec, now)?;
             Ok::<_, Error>(())
         })?;
         let id = VersionId { name: v.name.clone(), version: v.version };
@@ -1199,20 +1178,17 @@ fn manifest_time(stored: &str) -> String {
     DateTime::parse_from_rfc3339(stored).map_or_else(|_| stored.to_string(), |t| t.with_timezone(&Utc).format("%Y-%m-%d %H:%M:%S UTC").to_string())
 }
 
-fn set_state(tx: &Transaction<'_>, path: &Path, v: &Version, from: &[State], to: State, now: DateTime<Utc>) -> Result<()> {
+fn set_state(tx: &mut dyn store::Sql, v: &Version, from: &[State], to: State, now: DateTime<Utc>) -> Result<()> {
     // Re-check inside the write transaction: another process may have moved it.
-    let cur: String = tx
-        .query_row("SELECT state FROM prompt_versions WHERE name = ?1 AND version = ?2", params![v.name, v.version], |r| r.get(0))
-        .map_err(|e| store::Error::sqlite(path, e))?;
+    let cur: String = tx.one("SELECT state FROM prompt_versions WHERE name = ?1 AND version = ?2", crate::vals![&v.name, v.version])?;
     let cur: State = cur.parse().map_err(|reason| Error::BadInput { field: "state", reason })?;
     if !from.contains(&cur) {
         return Err(Error::BadState { id: v.id(), state: cur, action: "change", needs: "its state as read a moment ago" });
     }
     tx.execute(
         "UPDATE prompt_versions SET state = ?3, state_changed_at = ?4 WHERE name = ?1 AND version = ?2",
-        params![v.name, v.version, to.as_str(), stamp(now)],
-    )
-    .map_err(|e| store::Error::sqlite(path, e))?;
+        crate::vals![&v.name, v.version, to.as_str(), stamp(now)],
+    )?;
     Ok(())
 }
 
@@ -1242,16 +1218,16 @@ fn stamp(t: DateTime<Utc>) -> String {
 const COLUMNS: &str =
     "name, version, kind, source_path, content, sha256, params_json, author, created_at, state, state_changed_at";
 
-fn conv(i: usize, e: impl std::fmt::Display) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.to_string().into())
+fn conv(i: usize, e: impl std::fmt::Display) -> store::Error {
+    store::Error::Decode { column: i, reason: e.to_string() }
 }
 
-fn time(r: &Row<'_>, i: usize) -> rusqlite::Result<DateTime<Utc>> {
+fn time(r: &store::Row, i: usize) -> store::Result<DateTime<Utc>> {
     let s: String = r.get(i)?;
     DateTime::parse_from_rfc3339(&s).map(|t| t.with_timezone(&Utc)).map_err(|e| conv(i, e))
 }
 
-fn version(r: &Row<'_>) -> rusqlite::Result<Version> {
+fn version(r: &store::Row) -> store::Result<Version> {
     let kind: String = r.get(2)?;
     let state: String = r.get(9)?;
     let params: String = r.get(6)?;

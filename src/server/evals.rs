@@ -16,7 +16,6 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::ToSchema;
@@ -101,7 +100,16 @@ const MAX_JOBS_LISTED: usize = 20;
 
 const JOB_COLUMNS: &str = "id, suite, version, state, done, total, by_user, started_at, finished_at, result_json, error, report_dir";
 
-fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EvalJob> {
+/// How long a queued or running job may go without its runner's heartbeat
+/// before any replica marks it failed: its runner stopped. Runners beat every
+/// [`HEARTBEAT`].
+pub(crate) const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// How often a server refreshes the heartbeat of its own unfinished jobs (and
+/// fails the stale jobs of stopped runners).
+pub(crate) const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(30);
+
+fn job_row(r: &crate::store::Row) -> Result<EvalJob, crate::store::Error> {
     let result: Option<String> = r.get(9)?;
     let report: String = r.get(11)?;
     Ok(EvalJob {
@@ -121,31 +129,70 @@ fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EvalJob> {
     })
 }
 
-/// Marks the runs a stopped server left queued or running as failed (called
-/// once when the server starts).
-pub(crate) fn mark_interrupted(store: &Store) -> Result<usize, crate::store::Error> {
-    store.with_conn(|c| {
-        c.execute(
-            "UPDATE eval_jobs SET state = 'failed', error = 'the server stopped during this run; start it again', finished_at = ?1
-             WHERE state IN ('queued', 'running')",
-            [crate::audit::stamp(chrono::Utc::now())],
+/// Marks failed the runs a stopped server left queued or running: those of
+/// this runner's previous life (`runner`, the server's host and port), those
+/// whose runner has not beaten for [`STALE_AFTER`], and those from before
+/// runners were recorded. A job another live replica runs is left alone.
+/// Called when the server starts and every [`HEARTBEAT`].
+pub(crate) fn mark_interrupted(store: &Store, runner: &str, now: chrono::DateTime<chrono::Utc>) -> Result<u64, crate::store::Error> {
+    let stale = crate::audit::stamp(now - chrono::Duration::from_std(STALE_AFTER).unwrap_or_default());
+    store.transaction(|tx| {
+        tx.execute(
+            "UPDATE eval_jobs SET state = 'failed', error = 'the server running it stopped during this run; start it again', finished_at = ?1
+             WHERE state IN ('queued', 'running') AND (runner IS NULL OR runner = ?2 OR heartbeat_at IS NULL OR heartbeat_at < ?3)",
+            crate::vals![crate::audit::stamp(now), runner, stale],
         )
     })
 }
 
+/// Refreshes the heartbeat of `runner`'s unfinished jobs.
+pub(crate) fn heartbeat(store: &Store, runner: &str, now: chrono::DateTime<chrono::Utc>) -> Result<u64, crate::store::Error> {
+    store.transaction(|tx| {
+        tx.execute(
+            "UPDATE eval_jobs SET heartbeat_at = ?1 WHERE runner = ?2 AND state IN ('queued', 'running')",
+            crate::vals![crate::audit::stamp(now), runner],
+        )
+    })
+}
+
+/// Beats for this server's jobs and fails stopped runners' jobs, every
+/// [`HEARTBEAT`], for as long as the server runs.
+pub(crate) fn spawn_heartbeat(st: State) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(HEARTBEAT);
+        tick.tick().await; // the first tick is immediate: the server just swept at start
+        loop {
+            tick.tick().await;
+            let now = chrono::Utc::now();
+            let store = st.store.clone();
+            let runner = st.runner.clone();
+            let r = tokio::task::spawn_blocking(move || {
+                heartbeat(&store, &runner, now)?;
+                mark_interrupted(&store, &runner, now)
+            })
+            .await;
+            match r {
+                Ok(Ok(n)) if n > 0 => tracing::warn!(jobs = n, "eval jobs of a stopped server marked failed"),
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "eval job heartbeat failed"),
+                Err(e) => tracing::error!(error = %e, "eval job heartbeat task failed"),
+            }
+        }
+    });
+}
+
 fn load_job(st: &State, id: i64) -> Result<Option<EvalJob>, ApiError> {
-    let job = st
-        .store
-        .with_conn(|c| c.query_row(&format!("SELECT {JOB_COLUMNS} FROM eval_jobs WHERE id = ?1"), [id], job_row).optional())?;
+    let job = st.store.read(|c| c.query_opt(&format!("SELECT {JOB_COLUMNS} FROM eval_jobs WHERE id = ?1"), crate::vals![id])?.map(|r| job_row(&r)).transpose())?;
     Ok(job.map(|j| with_checks(st, j)))
 }
 
 /// The jobs of one version, newest first (at most [`MAX_JOBS_LISTED`]).
 pub(crate) fn jobs_of(st: &State, version: &str) -> Result<Vec<EvalJob>, ApiError> {
-    let jobs = st.store.with_conn(|c| {
-        let mut s = c.prepare(&format!("SELECT {JOB_COLUMNS} FROM eval_jobs WHERE version = ?1 ORDER BY id DESC LIMIT ?2"))?;
-        let rows = s.query_map(params![version, MAX_JOBS_LISTED as i64], job_row)?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
+    let jobs = st.store.read(|c| {
+        c.query(&format!("SELECT {JOB_COLUMNS} FROM eval_jobs WHERE version = ?1 ORDER BY id DESC LIMIT ?2"), crate::vals![version, MAX_JOBS_LISTED])?
+            .iter()
+            .map(job_row)
+            .collect::<Result<Vec<_>, crate::store::Error>>()
     })?;
     Ok(jobs.into_iter().map(|j| with_checks(st, j)).collect())
 }
@@ -219,16 +266,14 @@ pub(crate) fn start_job(st: &State, user: User, suite: PathBuf, candidate: Optio
     let base = st.data.join("eval-reports");
     let suite_s = suite.display().to_string();
     let version = candidate.as_ref().map(|c| c.to_string());
-    let id = st.store.write(|tx| -> Result<i64, crate::store::Error> {
-        tx.execute(
-            "INSERT INTO eval_jobs (suite, version, state, by_user, started_at, report_dir) VALUES (?1, ?2, 'queued', ?3, ?4, '')",
-            params![suite_s, version, user.id, now],
-        )
-        .map_err(|e| crate::store::Error::sqlite(st.store.path(), e))?;
-        let id = tx.last_insert_rowid();
+    let id = st.store.transaction(|tx| -> Result<i64, crate::store::Error> {
+        let id: i64 = tx.one(
+            "INSERT INTO eval_jobs (suite, version, state, by_user, started_at, report_dir, runner, heartbeat_at)
+             VALUES (?1, ?2, 'queued', ?3, ?4, '', ?5, ?4) RETURNING id",
+            crate::vals![&suite_s, version.clone(), &user.id, &now, &st.runner],
+        )?;
         let dir = base.join(format!("{}-{id}", chrono::Utc::now().format("%Y%m%dT%H%M%S")));
-        tx.execute("UPDATE eval_jobs SET report_dir = ?1 WHERE id = ?2", params![dir.display().to_string(), id])
-            .map_err(|e| crate::store::Error::sqlite(st.store.path(), e))?;
+        tx.execute("UPDATE eval_jobs SET report_dir = ?1 WHERE id = ?2", crate::vals![dir.display().to_string(), id])?;
         Ok(id)
     })?;
     let job = load_job(st, id)?.ok_or_else(|| ApiError::internal(format!("eval job {id} vanished")))?;
@@ -242,7 +287,10 @@ pub(crate) fn start_job(st: &State, user: User, suite: PathBuf, candidate: Optio
                 set_state(&s2.store, id, "running", None, None);
                 let store = s2.store.clone();
                 let progress = Box::new(move |done: usize, total: usize| {
-                    let _ = store.with_conn(|c| c.execute("UPDATE eval_jobs SET done = ?1, total = ?2 WHERE id = ?3", params![done as i64, total as i64, id]));
+                    let now = crate::audit::stamp(chrono::Utc::now());
+                    let _ = store.transaction(|c| {
+                        c.execute("UPDATE eval_jobs SET done = ?1, total = ?2, heartbeat_at = ?3 WHERE id = ?4", crate::vals![done, total, now, id])
+                    });
                 });
                 (s2.eval)(EvalTask { suite: full, report, user, candidate, review, progress })
             })
@@ -258,13 +306,13 @@ pub(crate) fn start_job(st: &State, user: User, suite: PathBuf, candidate: Optio
 
 fn set_state(store: &Store, id: i64, state: &str, result: Option<&Value>, error: Option<&str>) {
     let finished = matches!(state, "done" | "failed").then(|| crate::audit::stamp(chrono::Utc::now()));
-    let r = store.with_conn(|c| {
+    let r = store.transaction(|c| {
         c.execute(
             "UPDATE eval_jobs SET state = ?1, result_json = coalesce(?2, result_json), error = coalesce(?3, error),
                  finished_at = coalesce(?4, finished_at),
-                 done = CASE WHEN ?1 = 'done' THEN max(done, total) ELSE done END
+                 done = CASE WHEN ?1 = 'done' AND total > done THEN total ELSE done END
              WHERE id = ?5",
-            params![state, result.map(Value::to_string), error, finished, id],
+            crate::vals![state, result.map(Value::to_string), error, finished, id],
         )
     });
     if let Err(e) = r {

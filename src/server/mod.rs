@@ -233,6 +233,21 @@ pub struct AppState {
     /// Live prompt versions another process approved that could not be
     /// loaded here (logged once each, not on every question).
     pub(crate) prompt_misses: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// This server among the replicas sharing the store (`HOST:PORT`): the
+    /// runner of the eval jobs it starts ([`evals::mark_interrupted`]).
+    pub(crate) runner: String,
+}
+
+/// `HOST:PORT` of a server listening on `addr` (the kernel's host name): the
+/// same after a restart on the same address, distinct between replicas.
+fn runner_id(addr: SocketAddr) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|h| h.trim().to_string()).filter(|h| !h.is_empty());
+    let host = host.or_else(|| std::env::var("HOSTNAME").ok()).unwrap_or_else(|| "localhost".into());
+    if addr.port() == 0 {
+        format!("{host}:pid{}", std::process::id()) // an ephemeral port: no earlier life to recognise
+    } else {
+        format!("{host}:{}", addr.port())
+    }
 }
 
 /// Shared state, as handlers see it.
@@ -244,8 +259,10 @@ impl AppState {
         let store = Arc::new(Store::open(&config.data)?);
         let audit = crate::audit::Audit::open(&config.data)?;
         let cases = crate::cases::CaseStore::from_store(store.clone());
-        // Eval runs a stopped server left behind say so (their ids stay valid).
-        evals::mark_interrupted(&store)?;
+        // Eval runs a stopped server left behind say so (their ids stay valid);
+        // those another live replica runs are left alone.
+        let runner = runner_id(config.addr);
+        evals::mark_interrupted(&store, &runner, chrono::Utc::now())?;
         let mut metrics = metrics::Metrics::default();
         metrics.serving_index(copilot.index().version());
         if let Some(server) = copilot.grounded().and_then(|g| g.model.remote()) {
@@ -271,6 +288,7 @@ impl AppState {
             oidc: None,
             index_watch: None,
             prompt_misses: Default::default(),
+            runner,
         })
     }
 
@@ -406,6 +424,7 @@ impl tower_http::request_id::MakeRequestId for RequestIds {
 /// finishes every request in flight (and the work behind it) and returns.
 pub async fn serve(state: State, addr: SocketAddr, on_listening: impl FnOnce(SocketAddr)) -> Result<(), Error> {
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| Error::Bind { addr, source })?;
+    evals::spawn_heartbeat(state.clone());
     let local = listener.local_addr().map_err(Error::Serve)?;
     on_listening(local);
     let app = router(state.clone());

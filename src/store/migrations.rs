@@ -62,6 +62,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 10, name: "eval_runs", sql: include_str!("migrations/0010_eval_runs.sql") },
     Migration { version: 11, name: "sessions", sql: include_str!("migrations/0011_sessions.sql") },
     Migration { version: 12, name: "oidc", sql: include_str!("migrations/0012_oidc.sql") },
+    Migration { version: 13, name: "eval_job_runner", sql: include_str!("migrations/0013_eval_job_runner.sql") },
 ];
 
 /// Every PostgreSQL migration, oldest first. Append only.
