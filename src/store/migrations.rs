@@ -69,6 +69,7 @@ pub const MIGRATIONS: &[Migration] = &[
 pub const PG_MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "audit_log", sql: include_str!("migrations/postgres/0001_audit_log.sql") },
     Migration { version: 2, name: "state", sql: include_str!("migrations/postgres/0002_state.sql") },
+    Migration { version: 3, name: "eval_job_runner", sql: include_str!("migrations/postgres/0003_eval_job_runner.sql") },
 ];
 
 /// The advisory lock key migrations take (`pg_advisory_xact_lock`): the
