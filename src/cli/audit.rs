@@ -49,14 +49,13 @@ pub enum AuditCommand {
     },
 }
 
-/// Runs one `audit` subcommand on the log of `db` (`verify`: SQLite or
-/// PostgreSQL; `export` and `show` sign in, so they need the SQLite store
-/// in `data_dir` until users move to PostgreSQL); returns the exit code.
+/// Runs one `audit` subcommand on the log of `db` (SQLite or PostgreSQL);
+/// returns the exit code.
 pub fn run(cmd: &AuditCommand, db: &Database, data_dir: &Path, json: bool) -> anyhow::Result<i32> {
-    Ok(execute(cmd, db, data_dir, json).unwrap_or_else(|e| report(&e, json, data_dir)))
+    Ok(execute(cmd, db, json).unwrap_or_else(|e| report(&e, json, data_dir)))
 }
 
-fn execute(cmd: &AuditCommand, db: &Database, data_dir: &Path, json: bool) -> crate::Result<i32> {
+fn execute(cmd: &AuditCommand, db: &Database, json: bool) -> crate::Result<i32> {
     if let Database::Sqlite(file) = db {
         if !file.exists() {
             return Err(crate::audit::Error::BadInput {
@@ -84,7 +83,7 @@ fn execute(cmd: &AuditCommand, db: &Database, data_dir: &Path, json: bool) -> cr
             return Ok(if v.ok { EXIT_OK } else { EXIT_CHECK_FAILED });
         }
         AuditCommand::Export { from, to, format, out, who } => {
-            let audit = Audit::open(data_dir)?;
+            let audit = Audit::connect(db)?;
             let user = sign_in(audit.store(), who, "audit export")?;
             user.require(&[Role::Compliance, Role::Admin], "audit export")?;
             let entries = audit.range(*from, *to)?;
@@ -110,7 +109,7 @@ fn execute(cmd: &AuditCommand, db: &Database, data_dir: &Path, json: bool) -> cr
             }
         }
         AuditCommand::Show { seq, who } => {
-            let audit = Audit::open(data_dir)?;
+            let audit = Audit::connect(db)?;
             let user = sign_in(audit.store(), who, "audit show")?;
             user.require(&[Role::Compliance, Role::Admin], "audit show")?;
             let e = audit.get(*seq)?.ok_or_else(|| crate::audit::Error::BadInput {

@@ -40,12 +40,12 @@ pub(super) fn run(a: &EmailArgs, ctx: &Ctx) -> anyhow::Result<i32> {
     if a.topics.trim().is_empty() {
         return Err(error::Error::BadInput { field: "TOPICS", reason: "are empty: say what was discussed".into() }.into());
     }
-    let (audit, actor) = match open_trace(data, a.user.as_deref(), &a.q.role, "email") {
+    let (audit, actor) = match open_trace(&ctx.database, a.user.as_deref(), &a.q.role, "email") {
         Ok(x) => x,
         Err(e) => return Ok(signin::report(&e, json, data)),
     };
     let day = answer_day(&a.q, &actor)?;
-    let (q, copilot) = match draft_copilot(&a.q, &actor, day, &audit, &a.root, json, data)? {
+    let (q, copilot) = match draft_copilot(&a.q, &actor, day, &audit, &a.root, json, data, &ctx.database)? {
         Ok(x) => x,
         Err(code) => return Ok(code),
     };

@@ -134,8 +134,8 @@ fn share(s: &str) -> Result<f64, String> {
 }
 
 /// Runs `onlabel eval`; returns the exit code.
-pub fn run(a: &EvalArgs, json: bool, data: &Path) -> anyhow::Result<i32> {
-    let audit = match Audit::open(data) {
+pub fn run(a: &EvalArgs, json: bool, db: &crate::store::Database, data: &Path) -> anyhow::Result<i32> {
+    let audit = match Audit::connect(db) {
         Ok(x) => x,
         Err(e) => return Ok(report(&e.into(), json, data)),
     };
@@ -161,7 +161,8 @@ pub(super) fn evaluate(
     progress: &mut dyn FnMut(usize, usize),
 ) -> anyhow::Result<Evaluated> {
     let scratch = super::tempfile_dir()?;
-    let copilot = super::copilot(q, Some(scratch.as_path()))?;
+    let cases_db = crate::store::Database::Sqlite(scratch.join(crate::store::FILE_NAME));
+    let copilot = super::copilot(q, Some(&cases_db))?;
     let mut bar: Option<indicatif::ProgressBar> = None;
     let on_terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let candidate_dir = scratch.join("candidate");

@@ -158,8 +158,8 @@ impl PromptsArgs {
 }
 
 /// Runs one `prompts` subcommand; returns the exit code.
-pub fn run(a: &PromptsArgs, data_dir: &Path, json: bool) -> anyhow::Result<i32> {
-    Ok(execute(a, data_dir, json).unwrap_or_else(|e| report(&e, json, data_dir)))
+pub fn run(a: &PromptsArgs, db: &crate::store::Database, data_dir: &Path, json: bool) -> anyhow::Result<i32> {
+    Ok(execute(a, db, json).unwrap_or_else(|e| report(&e, json, data_dir)))
 }
 
 fn thresholds(a: &PromptsArgs) -> crate::Result<Thresholds> {
@@ -167,8 +167,8 @@ fn thresholds(a: &PromptsArgs) -> crate::Result<Thresholds> {
     Ok(Thresholds::read(&p)?)
 }
 
-fn execute(a: &PromptsArgs, data_dir: &Path, json: bool) -> crate::Result<i32> {
-    let store = Store::open(data_dir)?;
+fn execute(a: &PromptsArgs, db: &crate::store::Database, json: bool) -> crate::Result<i32> {
+    let store = Store::connect(db)?;
     let reg = Registry::new(&store, &a.root);
     match &a.cmd {
         PromptsCommand::List => list(&reg, json)?,
@@ -484,7 +484,8 @@ fn record_eval(
     let lexicon = if v.kind == Kind::Lexicon { file.clone() } else { a.root.join("lexicon/ae_terms.txt") };
     let as_of = q.as_of.unwrap_or_else(super::today);
     let cases_dir = scratch.join("cases");
-    let copilot = super::copilot(&q, Some(cases_dir.as_path())).map_err(|e| bad(format!("{e:#}")))?;
+    let cases_db = crate::store::Database::Sqlite(cases_dir.join(crate::store::FILE_NAME));
+    let copilot = super::copilot(&q, Some(&cases_db)).map_err(|e| bad(format!("{e:#}")))?;
     let copilot = if v.kind == Kind::Prompt {
         copilot
     } else {

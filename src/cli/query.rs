@@ -117,15 +117,15 @@ pub const DEFAULT_MODEL: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
 /// Builds the copilot for a query command: index, guard, case store (when
 /// `data` is given) and, unless disabled, the model with the prompt file
 /// `--prompt` as it is on disk (eval and record-eval evaluate candidates).
-pub(super) fn copilot(q: &QueryArgs, data: Option<&std::path::Path>) -> anyhow::Result<Copilot> {
-    copilot_with(q, data, |p| Ok(crate::prompts::PromptFile::read(p)?))
+pub(super) fn copilot(q: &QueryArgs, db: Option<&crate::store::Database>) -> anyhow::Result<Copilot> {
+    copilot_with(q, db, |p| Ok(crate::prompts::PromptFile::read(p)?))
 }
 
 /// [`copilot`] with the prompt loaded by `load_prompt` (called only when a
 /// model will run): `ask` passes [`crate::prompts::live_prompt`], the registry's check.
 pub(super) fn copilot_with(
     q: &QueryArgs,
-    data: Option<&std::path::Path>,
+    db: Option<&crate::store::Database>,
     load_prompt: impl FnOnce(&std::path::Path) -> anyhow::Result<crate::prompts::PromptFile>,
 ) -> anyhow::Result<Copilot> {
     let index = Index::open(q.index()?).map_err(error::index_error)?;
@@ -135,8 +135,8 @@ pub(super) fn copilot_with(
     };
     let guard = std::sync::Arc::new(guard);
     let mut c = dense::attach(Copilot::new(index), &q.dense)?.with_guard(guard, q.as_of.unwrap_or_else(today))?;
-    if let Some(dir) = data {
-        c = c.with_cases(crate::cases::CaseStore::open(dir)?);
+    if let Some(db) = db {
+        c = c.with_cases(crate::cases::CaseStore::from_store(std::sync::Arc::new(crate::store::Store::connect(db)?)));
     }
     if q.gen.compose == "off" {
         c = c.with_composer(None);
@@ -208,9 +208,9 @@ pub(super) fn case_stored_line(case_id: Option<&str>, ctx: &Ctx) -> String {
     }
 }
 
-/// Opens the audit log in `data` and works out who is acting ([`signin::actor`]).
-pub(super) fn open_trace(data: &std::path::Path, claimed: Option<&str>, role: &str, what: &str) -> crate::Result<(Audit, Actor)> {
-    let audit = Audit::open(data)?;
+/// Opens the audit log of `db` and works out who is acting ([`signin::actor`]).
+pub(super) fn open_trace(db: &crate::store::Database, claimed: Option<&str>, role: &str, what: &str) -> crate::Result<(Audit, Actor)> {
+    let audit = Audit::connect(db)?;
     let actor = signin::actor(audit.store(), claimed, role, what)?;
     if actor.authenticated && role != actor.role && role != "rep" {
         eprintln!("note: signed in as {} ({}); --role {role} is ignored", actor.id, actor.role);
@@ -258,9 +258,10 @@ pub(super) fn draft_copilot(
     root: &std::path::Path,
     json: bool,
     data: &std::path::Path,
+    db: &crate::store::Database,
 ) -> anyhow::Result<Result<(QueryArgs, Copilot), i32>> {
     let q = QueryArgs { role: actor.role.clone(), as_of: Some(day), gen: super::GenArgs { extractive: true, ..q.gen.clone() }, ..q.clone() };
-    let built = copilot(&q, Some(data)).and_then(|c| Ok(c.with_drafts(crate::copilot::DraftTemplates::live(audit.store(), root)?)));
+    let built = copilot(&q, Some(db)).and_then(|c| Ok(c.with_drafts(crate::copilot::DraftTemplates::live(audit.store(), root)?)));
     Ok(build_or_report(built, json, data)?.map(|c| (q, c)))
 }
 

@@ -73,7 +73,7 @@ pub struct ServeArgs {
 /// Runs the server until SIGINT/SIGTERM; with single sign-on when the
 /// config file has an `[oidc]` table (its client secret may come from
 /// `ONLABEL_OIDC_CLIENT_SECRET`, which wins over the file).
-pub fn run(a: &ServeArgs, data: &std::path::Path, oidc: Option<&crate::users::oidc::OidcConfig>) -> anyhow::Result<i32> {
+pub fn run(a: &ServeArgs, db: &crate::store::Database, data: &std::path::Path, oidc: Option<&crate::users::oidc::OidcConfig>) -> anyhow::Result<i32> {
     let sso = oidc
         .map(|c| crate::users::oidc::Settings::from_config(c, std::env::var("ONLABEL_OIDC_CLIENT_SECRET").ok()))
         .transpose()?
@@ -82,10 +82,10 @@ pub fn run(a: &ServeArgs, data: &std::path::Path, oidc: Option<&crate::users::oi
     sign_in.check().map_err(|reason| super::error::Error::BadInput { field: "--sign-in-*", reason })?;
     let sessions = SessionPolicy { idle_secs: a.session_idle, absolute_secs: a.session_absolute };
     sessions.check().map_err(|reason| super::error::Error::BadInput { field: "--session-*", reason })?;
-    let store = crate::store::Store::open(data)?;
+    let store = crate::store::Store::connect(db)?;
     let root = a.root.clone();
     let prompt_path = a.q.gen.prompt.clone();
-    let copilot = copilot_with(&a.q, Some(data), |p| Ok(live_prompt(p, &store, &root)?))?
+    let copilot = copilot_with(&a.q, Some(db), |p| Ok(live_prompt(p, &store, &root)?))?
         .with_drafts(crate::copilot::DraftTemplates::live(&store, &root)?);
     drop(store);
     if let Some(server) = copilot.grounded().and_then(|g| g.model.remote()) {
@@ -121,7 +121,7 @@ pub fn run(a: &ServeArgs, data: &std::path::Path, oidc: Option<&crate::users::oi
     let has_model = copilot.grounded().is_some();
     let q = a.q.clone();
     let (root2, thresholds2) = (a.root.clone(), a.thresholds.clone());
-    let data2 = data.to_path_buf();
+    let db2 = db.clone();
     if a.max_question > crate::copilot::MAX_QUESTION_CHARS {
         tracing::warn!(
             max_question = a.max_question,
@@ -151,7 +151,7 @@ pub fn run(a: &ServeArgs, data: &std::path::Path, oidc: Option<&crate::users::oi
             let mut progress = std::mem::replace(&mut task.progress, Box::new(|_, _| {}));
             let mut run = || -> anyhow::Result<serde_json::Value> {
                 let opts = eval::server_options(&q, &task, root2.clone(), thresholds2.clone())?;
-                let audit = crate::audit::Audit::open(&data2)?;
+                let audit = crate::audit::Audit::connect(&db2)?;
                 Ok(eval::evaluate(&q, &opts, Some(task.user.clone()), &audit, &mut *progress)?.json)
             };
             // The job's `error`: the message with every cause.
@@ -163,7 +163,7 @@ pub fn run(a: &ServeArgs, data: &std::path::Path, oidc: Option<&crate::users::oi
         }),
     };
     let addr = config.addr;
-    let mut state = crate::server::AppState::new(copilot, config)?;
+    let mut state = crate::server::AppState::on_database(copilot, config, db)?;
     if let Some(w) = watch {
         state = state.with_index_watch(w);
     }

@@ -43,12 +43,12 @@ pub(super) fn run(a: &SummarizeArgs, ctx: &Ctx) -> anyhow::Result<i32> {
     if notes.trim().is_empty() {
         return Err(bad("is empty".into()).into());
     }
-    let (audit, actor) = match open_trace(data, a.user.as_deref(), &a.q.role, "summarize") {
+    let (audit, actor) = match open_trace(&ctx.database, a.user.as_deref(), &a.q.role, "summarize") {
         Ok(x) => x,
         Err(e) => return Ok(signin::report(&e, json, data)),
     };
     let day = answer_day(&a.q, &actor)?;
-    let (q, copilot) = match draft_copilot(&a.q, &actor, day, &audit, &a.root, json, data)? {
+    let (q, copilot) = match draft_copilot(&a.q, &actor, day, &audit, &a.root, json, data, &ctx.database)? {
         Ok(x) => x,
         Err(code) => return Ok(code),
     };

@@ -34,7 +34,7 @@ pub async fn readyz(AxState(st): AxState<State>) -> Response {
         Ok(c) => (c.grounded().map(|g| g.model.id().to_string()), c.index().len(), c.index().version().map(str::to_string)),
         Err(_) => (None, 0, None),
     };
-    let store = crate::store::Store::open(&st.data).is_ok();
+    let store = st.store.read(|c| c.query("SELECT 1", &[])).is_ok();
     let ready = st.ready.load(Ordering::SeqCst) && store && passages > 0;
     let body = json!({"ready": ready, "model": model, "passages": passages, "index": st.index, "index_version": index_version, "store": store,
         "queue": {"working": st.gate.working(), "waiting": st.gate.waiting()}});

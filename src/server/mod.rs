@@ -148,7 +148,8 @@ pub type PromptLoader = dyn Fn(&Store) -> crate::Result<PromptFile> + Send + Syn
 pub struct Config {
     /// Where to listen (loopback by default).
     pub addr: SocketAddr,
-    /// The data directory (onlabel.sqlite).
+    /// The data directory (onlabel.sqlite, unless the state is on
+    /// PostgreSQL: [`AppState::on_database`]; eval reports are written here either way).
     pub data: PathBuf,
     /// The repository root the registry's paths are relative to.
     pub root: PathBuf,
@@ -254,10 +255,21 @@ fn runner_id(addr: SocketAddr) -> String {
 pub type State = Arc<AppState>;
 
 impl AppState {
-    /// Builds the state over an already built copilot.
+    /// Builds the state over an already built copilot, with the state in
+    /// the SQLite store of `config.data`.
     pub fn new(copilot: Copilot, config: Config) -> Result<AppState, Error> {
-        let store = Arc::new(Store::open(&config.data)?);
-        let audit = crate::audit::Audit::open(&config.data)?;
+        let db = crate::store::Database::Sqlite(config.data.join(crate::store::FILE_NAME));
+        AppState::on_database(copilot, config, &db)
+    }
+
+    /// Builds the state over an already built copilot, with the state in
+    /// `db` (the SQLite file or PostgreSQL, `--database`).
+    pub fn on_database(copilot: Copilot, config: Config, db: &crate::store::Database) -> Result<AppState, Error> {
+        if let crate::store::Database::Sqlite(_) = db {
+            std::fs::create_dir_all(&config.data).map_err(|source| crate::store::Error::Io { path: config.data.clone(), source })?;
+        }
+        let store = Arc::new(Store::connect(db)?);
+        let audit = crate::audit::Audit::connect(db)?;
         let cases = crate::cases::CaseStore::from_store(store.clone());
         // Eval runs a stopped server left behind say so (their ids stay valid);
         // those another live replica runs are left alone.
