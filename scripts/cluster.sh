@@ -1,14 +1,11 @@
 #!/usr/bin/env bash
 # One command brings an OnLabel cluster up on this machine, for evaluation:
-# llama.cpp's llama-server (the same SmolLM2 GGUF, OpenAI-compatible), two
-# stateless `onlabel serve` replicas sharing the database and one published,
-# versioned index root, and nginx round-robin in front of them.
-#
-# The database the replicas share is one SQLite file (WAL, busy timeout) in
-# the scratch dir: `serve` does not run on PostgreSQL yet (only the audit
-# log is on it; cases, the prompt registry and users follow — issue 22,
-# point 2), so no PostgreSQL is started here. Prints the URLs and the demo users' tokens; Ctrl-C stops
-# everything (requests in flight finish first) and removes the scratch dir.
+# PostgreSQL (a throwaway cluster in the scratch dir, on loopback) holding all
+# the state, llama.cpp's llama-server (the same SmolLM2 GGUF, OpenAI-compatible),
+# two stateless `onlabel serve` replicas sharing that database and one
+# published, versioned index root, and nginx round-robin in front of them.
+# Prints the URLs and the demo users' tokens; Ctrl-C stops everything
+# (requests in flight finish first) and removes the scratch dir.
 #
 #   bash scripts/cluster.sh
 #
@@ -18,7 +15,8 @@
 #      ONLABEL_CLUSTER_CHECK=1  start, ask one question through the balancer
 #                               on each replica, work a case across them, stop
 #                               (what the test suite runs)
-# Needs: Debian's nginx (installed with apt-get if missing, as root), the models (models/fetch.sh) and llama-server (bench/llama_cpp.sh,
+# Needs: Debian's nginx and postgresql (installed with apt-get if missing, as
+# root), the models (models/fetch.sh) and llama-server (bench/llama_cpp.sh,
 # built once into ~/.cache/onlabel-bench).
 # What it runs is what docs/scaling.md and deploy/README.md describe; the
 # nginx config it writes is printed at start (the one to adapt for a real
@@ -36,6 +34,7 @@ MODEL="models/SmolLM2-135M-Instruct.Q4_1.gguf"
 # 1. What it needs.
 need_apt=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     log "missing ${need_apt[*]}: run as root, or: sudo apt-get install -y ${need_apt[*]}"; exit 2
@@ -45,6 +44,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get install -y --no-install-recommends "${need_apt[@]}" >&2
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)
 bash models/fetch.sh >&2
 LLAMA_BIN=$(bash bench/llama_cpp.sh | tail -n1)
 cargo build --release --locked --bin onlabel >&2
@@ -60,6 +60,7 @@ stop() {
   for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
   [ -f "$DIR/nginx/nginx.pid" ] && "$NGINX" -p "$DIR/nginx" -c nginx.conf -s quit 2>/dev/null || true
+  [ -f "$DIR/pg/data/postmaster.pid" ] && as_pg "$PGBIN/pg_ctl" -D "$DIR/pg/data" stop -m fast >/dev/null 2>&1 || true
   [ -z "$KEEP" ] && rm -rf "$DIR"
   log "stopped"
 }
@@ -79,7 +80,19 @@ except urllib.error.HTTPError: pass
   done
   log "no answer from $url after ${n}s"; return 1
 }
-# 2. llama-server with the same GGUF.
+# 2. PostgreSQL: a throwaway cluster in the scratch dir (initdb refuses to run
+#    as root: as root it runs as the `postgres` user the package creates).
+as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+PGPORT=$(free_port)
+mkdir -p "$DIR/pg"; [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$DIR/pg"
+as_pg "$PGBIN/initdb" -D "$DIR/pg/data" -U onlabel --auth=trust -E UTF8 --locale=C >"$DIR/pg/initdb.log" 2>&1
+as_pg "$PGBIN/pg_ctl" -D "$DIR/pg/data" -l "$DIR/pg/log" -w -t 60 \
+  -o "-p $PGPORT -k $DIR/pg -c listen_addresses=127.0.0.1" start >/dev/null
+as_pg "$PGBIN/createdb" -h 127.0.0.1 -p "$PGPORT" -U onlabel onlabel
+DB="postgres://onlabel@127.0.0.1:$PGPORT/onlabel"
+log "PostgreSQL on 127.0.0.1:$PGPORT ($DB)"
+
+# 3. llama-server with the same GGUF.
 LPORT=$(free_port)
 "$LLAMA_BIN/llama-server" -m "$MODEL" -np 4 -c 8192 -t "$THREADS" -tb "$THREADS" \
   --host 127.0.0.1 --port "$LPORT" --no-webui >"$DIR/llama-server.log" 2>&1 &
@@ -87,26 +100,26 @@ PIDS+=($!)
 wait_http "http://127.0.0.1:$LPORT/health" 120
 log "llama-server on 127.0.0.1:$LPORT"
 
-# 3. The demo corpus, published as index version 1 into the shared index root.
+# 4. The demo corpus, published as index version 1 into the shared index root.
 INDEX="$DIR/index"
 DATA="$DIR/data"
 "$BIN" index publish --corpus corpora/demo --index "$INDEX" >&2
 
-# 4. Demo users in the shared database, one per role.
-ADMIN=$("$BIN" --data "$DATA" users add --id demo-admin --name "Dana Admin (demo)" --role admin 2>/dev/null | tail -n1)
+# 5. Demo users in the shared database, one per role.
+ADMIN=$("$BIN" --database "$DB" users add --id demo-admin --name "Dana Admin (demo)" --role admin 2>/dev/null | tail -n1)
 TOKENS="$DIR/demo-tokens.txt"; umask 077; echo "admin demo-admin $ADMIN" > "$TOKENS"; umask 022
 for spec in "rep demo-rep Riley_Rep" "mlr_reviewer demo-mlr Morgan_MLR" "medical demo-medical Avery_Medical" \
             "compliance demo-compliance Casey_Compliance"; do
   read -r role id name <<<"$spec"
-  t=$(ONLABEL_TOKEN="$ADMIN" "$BIN" --data "$DATA" users add --as demo-admin --id "$id" --name "${name//_/ } (demo)" --role "$role" 2>/dev/null | tail -n1)
+  t=$(ONLABEL_TOKEN="$ADMIN" "$BIN" --database "$DB" users add --as demo-admin --id "$id" --name "${name//_/ } (demo)" --role "$role" 2>/dev/null | tail -n1)
   echo "$role $id $t" >> "$TOKENS"
 done
 
-# 5. Two replicas: same database, same index root, the inference server.
+# 6. Two replicas: same database, same index root, the inference server.
 REPLICAS=()
 for i in 1 2; do
   p=$(free_port)
-  RAYON_NUM_THREADS="$THREADS" "$BIN" --data "$DATA" serve --index "$INDEX" \
+  RAYON_NUM_THREADS="$THREADS" "$BIN" --database "$DB" --data "$DATA$i" serve --index "$INDEX" \
     --addr "127.0.0.1:$p" --generator-url "http://127.0.0.1:$LPORT" >"$DIR/replica$i.log" 2>&1 &
   PIDS+=($!)
   REPLICAS+=("127.0.0.1:$p")
@@ -114,7 +127,7 @@ done
 for r in "${REPLICAS[@]}"; do wait_http "http://$r/healthz" 120; done
 log "replicas on ${REPLICAS[*]}"
 
-# 6. nginx, round-robin, in front.
+# 7. nginx, round-robin, in front.
 mkdir -p "$DIR/nginx/logs"
 if [ "$PORT" = 0 ]; then PORT=$(free_port); fi
 cat > "$DIR/nginx/nginx.conf" <<NGINX
@@ -159,7 +172,7 @@ echo "OnLabel cluster (scratch: $DIR)"
 echo "  web UI and API (round-robin):  http://127.0.0.1:$PORT/"
 for i in "${!REPLICAS[@]}"; do echo "  replica $((i + 1)):                     http://${REPLICAS[$i]}/"; done
 echo "  llama-server (OpenAI API):     http://127.0.0.1:$LPORT/v1"
-echo "  shared database:               $DATA/onlabel.sqlite"
+echo "  shared database (PostgreSQL):  $DB"
 echo "  nginx config:                  $DIR/nginx/nginx.conf"
 echo "Demo sign-in tokens:"
 while read -r role id token; do printf '  %-13s %-16s %s\n' "$role" "$id" "$token"; done < "$TOKENS"
@@ -185,6 +198,22 @@ print('[cluster] check: answer %d from %s, mode %s: %s' % (int(sys.argv[2]), sys
   done
   [ "$(echo $seen | wc -w)" -ge 2 ] || { log "check: every answer came from one replica ($seen)"; exit 1; }
   log "check: both replicas answered through the balancer ($seen)"
+  # An adverse event reported through the balancer opens a case in the shared
+  # database; each replica, asked directly, shows it.
+  MED=$(awk '$1=="medical"{print $3}' "$TOKENS")
+  curl -fsS --max-time 120 -o "$DIR/report.json" -H "Authorization: Bearer $REP" -H 'Content-Type: application/json' \
+    -d '{"question":"Dr. Lee says her patient on Zentravia had a seizure yesterday.","product":"zentravia"}' "http://127.0.0.1:$PORT/api/v1/ask"
+  CASE=$(python3 -c "import json,sys; a=json.load(open(sys.argv[1])); assert a.get('case_id'), a; print(a['case_id'])" "$DIR/report.json")
+  for r in "${REPLICAS[@]}"; do
+    curl -fsS --max-time 30 -H "Authorization: Bearer $MED" "http://$r/api/v1/cases/$CASE" | python3 -c "
+import json, sys
+c = json.load(sys.stdin)
+c = c.get('case', c)
+assert c.get('id') == sys.argv[1], c
+print('[cluster] check: replica %s shows case %s (%s)' % (sys.argv[2], c['id'], c.get('state')), file=sys.stderr)
+" "$CASE" "$r"
+  done
+  log "check: a case opened through the balancer is in the shared PostgreSQL database, seen by both replicas"
   exit 0
 fi
 log "running; Ctrl-C stops everything"

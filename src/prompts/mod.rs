@@ -1347,6 +1347,87 @@ mod tests {
         (d, store, out)
     }
 
+    /// The whole registry lifecycle, on SQLite and on PostgreSQL: propose,
+    /// submit, record an eval, approve (the live version), approve a second
+    /// version (the first is retired), roll back; every step audited in one
+    /// chain; a version moved meanwhile by another process is refused.
+    #[test]
+    fn issue22_2_the_registry_lifecycle_is_the_same_on_both_backends() {
+        for t in crate::store::testing::each_backend("registry_lifecycle") {
+            let who = t.name();
+            let root = t.dir.path();
+            std::fs::create_dir_all(root.join("prompts")).unwrap();
+            std::fs::create_dir_all(root.join("evals")).unwrap();
+            std::fs::write(root.join("prompts/objection.j2"), "Answer from {{ passages }}").unwrap();
+            std::fs::write(root.join("evals/demo.jsonl"), "{}\n").unwrap();
+            let store = &t.store;
+            let users = crate::users::Users::new(store);
+            let (admin, _) = users.add("root", "Ada Admin", Role::Admin, None).unwrap_or_else(|e| panic!("{who}: {e}"));
+            let alice = users.add("alice", "Alice", Role::MlrReviewer, Some(&admin)).unwrap().0;
+            let bob = users.add("bob", "Bob", Role::MlrReviewer, Some(&admin)).unwrap().0;
+            let carol = users.add("carol", "Carol", Role::Compliance, Some(&admin)).unwrap().0;
+            let thresholds = Thresholds {
+                gate: vec![Gate { kind: Kind::Prompt, suite: "evals/demo.jsonl".into(), min: [("citation_precision".to_string(), 0.9)].into() }],
+                path: root.join("evals/thresholds.toml"),
+                sha256: "t".into(),
+            };
+            let reg = Registry::new(store, root);
+            let run = |m: f64| NewEvalRun {
+                suite_path: "evals/demo.jsonl".into(),
+                suite_sha256: sha256_hex(b"{}\n"),
+                model: None,
+                model_sha256: None,
+                versions: serde_json::json!({}),
+                metrics: serde_json::json!({"citation_precision": m}),
+            };
+            let v1 = reg.propose("objection", Path::new("prompts/objection.j2"), None, serde_json::json!({"t": 0}), &alice).unwrap_or_else(|e| panic!("{who}: {e}"));
+            let id1 = VersionId { name: v1.name.clone(), version: v1.version };
+            assert_eq!((v1.version, v1.state), (1, State::Draft), "{who}");
+            let e = reg.propose("objection", Path::new("prompts/objection.j2"), None, serde_json::json!({}), &alice).unwrap_err();
+            assert_eq!(e.code(), "bad_input", "{who}: identical content is refused: {e}");
+            reg.submit(&id1, &alice).unwrap();
+            let e = reg.approve(&id1, "ok", &bob, &thresholds).unwrap_err();
+            assert!(matches!(e, Error::NoEvalEvidence { .. }), "{who}: {e}");
+            let low = reg.record_eval(&id1, &run(0.5), &carol, &thresholds).unwrap_or_else(|e| panic!("{who}: {e}"));
+            assert!(!low.passed, "{who}");
+            let good = reg.record_eval(&id1, &run(0.95), &carol, &thresholds).unwrap();
+            assert!(good.passed && good.id > low.id, "{who}: {good:?}");
+            let (v, sig) = reg.approve(&id1, "cited and safe", &bob, &thresholds).unwrap_or_else(|e| panic!("{who}: {e}"));
+            assert_eq!((v.state, sig.eval_run_id), (State::Approved, Some(good.id)), "{who}");
+            assert_eq!(reg.live("objection").unwrap().version.version, 1, "{who}");
+            assert_eq!(reg.live_ids(Kind::Prompt).unwrap(), vec![id1.clone()], "{who}");
+            // A second version replaces it; the first is retired.
+            std::fs::write(root.join("prompts/objection.j2"), "Answer only from {{ passages }}").unwrap();
+            let v2 = reg.propose("objection", Path::new("prompts/objection.j2"), None, serde_json::json!({}), &alice).unwrap();
+            let id2 = VersionId { name: v2.name.clone(), version: v2.version };
+            reg.submit(&id2, &alice).unwrap();
+            reg.record_eval(&id2, &run(0.97), &carol, &thresholds).unwrap();
+            reg.approve(&id2, "tighter", &bob, &thresholds).unwrap();
+            assert_eq!(reg.get(&id1).unwrap().state, State::Retired, "{who}");
+            assert_eq!(reg.live("objection").unwrap().version.version, 2, "{who}");
+            // Rolling back to version 1 restores its file and makes it live.
+            reg.rollback(&id1, "v2 regressed", &bob, &thresholds).unwrap_or_else(|e| panic!("{who}: {e}"));
+            assert_eq!(reg.live("objection").unwrap().version.version, 1, "{who}");
+            assert_eq!(reg.get(&id2).unwrap().state, State::Retired, "{who}");
+            assert_eq!(reg.versions(Some("objection")).unwrap().len(), 2, "{who}");
+            assert_eq!(reg.versions(None).unwrap().len(), 2, "{who}");
+            assert_eq!(reg.signatures(&id1).unwrap().len(), 2, "{who}: approval and rollback");
+            assert_eq!(reg.eval_runs(&id1).unwrap().len(), 2, "{who}");
+            // A transition from a state read a moment ago that another process changed is refused.
+            let stale = reg.get(&id2).unwrap();
+            let moved = Version { state: State::InReview, ..stale };
+            let e = reg.transition(&moved, &[State::InReview], "approve", "in_review", State::Approved, &bob, "x", serde_json::json!({})).unwrap_err();
+            assert!(matches!(e, Error::BadState { state: State::Retired, .. }), "{who}: {e}");
+            let audit = crate::audit::Audit::connect(&t.db).unwrap();
+            let v = audit.verify(None).unwrap();
+            assert!(v.ok, "{who}: {v:?}");
+            let actions: Vec<String> = audit.rows().unwrap().into_iter().map(|(_, e)| e.action).collect();
+            for a in ["prompt_proposed", "prompt_submitted", "eval_recorded", "prompt_approved", "prompt_rolled_back"] {
+                assert!(actions.iter().any(|x| x == a), "{who}: no {a} in {actions:?}");
+            }
+        }
+    }
+
     #[test]
     fn probe_row7_authors_can_neither_approve_nor_reject_their_own_version() {
         let (d, store, u) = scratch();

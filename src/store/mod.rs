@@ -561,6 +561,8 @@ pub(crate) mod testing {
         /// The data directory (SQLite: the store's; PostgreSQL: for files a
         /// module keeps beside the database, such as prompt proposals).
         pub dir: tempfile::TempDir,
+        /// Where it lives, to open a second connection (another replica).
+        pub db: Database,
     }
 
     impl TestStore {
@@ -579,9 +581,10 @@ pub(crate) mod testing {
     pub(crate) fn each_backend(name: &str) -> Vec<TestStore> {
         let sqlite = tempfile::tempdir().expect("temp dir");
         let s = Store::open(sqlite.path()).expect("sqlite store");
-        let url = super::pgtest::database(name);
-        let p = Store::connect(&Database::parse(&url).expect("url")).expect("postgres store");
-        vec![TestStore { store: s, dir: sqlite }, TestStore { store: p, dir: tempfile::tempdir().expect("temp dir") }]
+        let s_db = Database::Sqlite(s.path().to_owned());
+        let p_db = Database::parse(&super::pgtest::database(name)).expect("url");
+        let p = Store::connect(&p_db).expect("postgres store");
+        vec![TestStore { store: s, dir: sqlite, db: s_db }, TestStore { store: p, dir: tempfile::tempdir().expect("temp dir"), db: p_db }]
     }
 }
 
