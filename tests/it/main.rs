@@ -46,4 +46,5 @@ mod shapes;
 mod trace;
 mod registry;
 mod replicas;
+mod replicas_pg;
 mod users;
