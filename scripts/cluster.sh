@@ -12,6 +12,7 @@
 # Env: ONLABEL_CLUSTER_PORT     the balancer's port (default 8090)
 #      ONLABEL_CLUSTER_THREADS  threads of llama-server and of each replica (default 1)
 #      ONLABEL_CLUSTER_DIR      scratch dir (default: a new temp dir, removed at exit)
+#      ONLABEL_CLUSTER_GENERATE answers written by llama-server (1, the default) or quoted only (0)
 #      ONLABEL_CLUSTER_CHECK=1  start, ask one question through the balancer
 #                               on each replica, work a case across them, stop
 #                               (what the test suite runs)
@@ -28,6 +29,7 @@ log() { echo "[cluster] $*" >&2; }
 PORT="${ONLABEL_CLUSTER_PORT:-8090}"
 THREADS="${ONLABEL_CLUSTER_THREADS:-1}"
 CHECK="${ONLABEL_CLUSTER_CHECK:-}"
+GENERATE=(); [ "${ONLABEL_CLUSTER_GENERATE:-1}" = 1 ] && GENERATE=(--generate)
 MODEL="models/SmolLM2-135M-Instruct.Q4_1.gguf"
 [ "$CHECK" = 1 ] && PORT=0
 
@@ -120,7 +122,7 @@ REPLICAS=()
 for i in 1 2; do
   p=$(free_port)
   RAYON_NUM_THREADS="$THREADS" "$BIN" --database "$DB" --data "$DATA$i" serve --index "$INDEX" \
-    --addr "127.0.0.1:$p" --generator-url "http://127.0.0.1:$LPORT" >"$DIR/replica$i.log" 2>&1 &
+    --addr "127.0.0.1:$p" "${GENERATE[@]}" --generator-url "http://127.0.0.1:$LPORT" >"$DIR/replica$i.log" 2>&1 &
   PIDS+=($!)
   REPLICAS+=("127.0.0.1:$p")
 done
