@@ -67,6 +67,7 @@ pub const MIGRATIONS: &[Migration] = &[
 /// Every PostgreSQL migration, oldest first. Append only.
 pub const PG_MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "audit_log", sql: include_str!("migrations/postgres/0001_audit_log.sql") },
+    Migration { version: 2, name: "state", sql: include_str!("migrations/postgres/0002_state.sql") },
 ];
 
 /// The advisory lock key migrations take (`pg_advisory_xact_lock`): the

@@ -32,6 +32,7 @@ mod intent;
 mod llm;
 mod oidc;
 mod mlr20;
+mod pg_schema;
 mod pipeline;
 mod probe17;
 mod quote;
