@@ -34,10 +34,10 @@ pub mod throttle;
 
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 use chrono::{DateTime, SecondsFormat, Utc};
-use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
 
-use crate::store::{self, Store};
+use crate::store::{self, Row, Sql, Store};
+use crate::vals;
 
 pub use sessions::{Method, NewSession, Session, SessionPolicy, Sessions};
 pub use throttle::{Attempt, SignInPolicy};
@@ -277,7 +277,7 @@ impl<'a> Users<'a> {
 
     /// True while no user exists (the next `add` bootstraps the first admin).
     pub fn is_empty(&self) -> Result<bool> {
-        Ok(self.store.with_conn(|c| c.query_row("SELECT count(*) FROM users", [], |r| r.get::<_, i64>(0)))? == 0)
+        Ok(self.store.read(|c| c.one::<i64>("SELECT count(*) FROM users", &[]))? == 0)
     }
 
     /// Adds a user; returns the user and their token (print it once).
@@ -304,24 +304,17 @@ impl<'a> Users<'a> {
         let hash = hash_token(&token.0)?;
         let now = Utc::now();
         let creator = by.map_or("bootstrap".to_string(), |u| u.id.clone());
-        self.store.write(|tx| {
-            let path = self.store.path();
-            let exists: bool = tx
-                .query_row("SELECT 1 FROM users WHERE id = ?1", [id], |_| Ok(true))
-                .optional()
-                .map_err(|e| store::Error::sqlite(path, e))?
-                .unwrap_or(false);
-            if exists {
+        self.store.transaction(|tx| {
+            if tx.query_opt("SELECT 1 FROM users WHERE id = ?1", vals![id])?.is_some() {
                 return Err(Error::Exists { id: id.to_string() });
             }
             tx.execute(
                 "INSERT INTO users (id, name, role, token_hash, created_at, created_by, token_lookup) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![id, name.trim(), role.as_str(), hash, stamp(now), creator, lookup_key(&token.0)],
-            )
-            .map_err(|e| store::Error::sqlite(path, e))?;
+                vals![id, name.trim(), role.as_str(), &hash, stamp(now), &creator, lookup_key(&token.0)],
+            )?;
             let rec = crate::audit::Record::new(&creator, by.map_or("admin", |u| u.role.as_str()), "user_added")
                 .detail(serde_json::json!({"user": id, "name": name.trim(), "role": role.as_str()}));
-            crate::audit::append_sqlite_tx(tx, &rec, now)?;
+            crate::audit::append_tx(tx, &rec, now)?;
             Ok(())
         })?;
         let user = self.get(id)?.ok_or_else(|| Error::NotFound { id: id.to_string() })?;
@@ -330,18 +323,12 @@ impl<'a> Users<'a> {
 
     /// Every user, by id.
     pub fn list(&self) -> Result<Vec<User>> {
-        Ok(self.store.with_conn(|c| {
-            let mut st = c.prepare(&format!("SELECT {COLUMNS} FROM users ORDER BY id"))?;
-            let rows = st.query_map([], user)?;
-            rows.collect()
-        })?)
+        Ok(self.store.read(|c| c.query(&format!("SELECT {COLUMNS} FROM users ORDER BY id"), &[])?.iter().map(user).collect())?)
     }
 
     /// One user.
     pub fn get(&self, id: &str) -> Result<Option<User>> {
-        Ok(self
-            .store
-            .with_conn(|c| c.query_row(&format!("SELECT {COLUMNS} FROM users WHERE id = ?1"), [id], user).optional())?)
+        Ok(self.store.read(|c| get_user(c, id))?)
     }
 
     /// Checks `id` + `token` for a command-line `what` (the command): see
@@ -358,9 +345,11 @@ impl<'a> Users<'a> {
     pub fn authenticate_from(&self, id: &str, token: &str, attempt: &Attempt) -> Result<User> {
         let user = self.check_secret(id, attempt, Secret::Token(token))?;
         // Rows older than migration 5 get their bearer lookup key now.
-        self.store.with_conn(|c| {
-            c.execute("UPDATE users SET token_lookup = ?2 WHERE id = ?1 AND token_lookup IS NULL", params![id, lookup_key(token)])
-        })?;
+        let key = lookup_key(token);
+        let missing = self.store.read(|c| c.opt::<i64>("SELECT 1 FROM users WHERE id = ?1 AND token_lookup IS NULL", vals![id]))?;
+        if missing.is_some() {
+            self.store.transaction(|tx| tx.execute("UPDATE users SET token_lookup = ?2 WHERE id = ?1 AND token_lookup IS NULL", vals![id, key]))?;
+        }
         Ok(user)
     }
 
@@ -390,16 +379,13 @@ impl<'a> Users<'a> {
         password::check_policy(new_password, &[&target.id, &target.name])?;
         let hash = password::hash(new_password)?;
         let now = Utc::now();
-        self.store.write(|tx| {
-            let path = self.store.path();
-            let sql = |e| store::Error::sqlite(path, e);
-            let had: bool = tx.query_row("SELECT password_hash IS NOT NULL FROM users WHERE id = ?1", [id], |r| r.get(0)).map_err(sql)?;
-            tx.execute("UPDATE users SET password_hash = ?2, password_set_at = ?3 WHERE id = ?1", params![id, hash, stamp(now)])
-                .map_err(sql)?;
-            let ended = sessions::end_all_tx(tx, path, id, sessions::EndReason::SignedOutEverywhere, now)?;
+        self.store.transaction(|tx| {
+            let had: bool = tx.one("SELECT CASE WHEN password_hash IS NOT NULL THEN 1 ELSE 0 END FROM users WHERE id = ?1", vals![id])?;
+            tx.execute("UPDATE users SET password_hash = ?2, password_set_at = ?3 WHERE id = ?1", vals![id, &hash, stamp(now)])?;
+            let ended = sessions::end_all_tx(tx, id, sessions::EndReason::SignedOutEverywhere, now)?;
             let rec = crate::audit::Record::new(&by.id, by.role.as_str(), "password_set")
                 .detail(serde_json::json!({"user": id, "replaced": had, "sessions_ended": ended}));
-            crate::audit::append_sqlite_tx(tx, &rec, now)?;
+            crate::audit::append_tx(tx, &rec, now)?;
             Ok::<_, Error>(())
         })?;
         self.get(id)?.ok_or_else(|| Error::NotFound { id: id.to_string() })
@@ -409,18 +395,17 @@ impl<'a> Users<'a> {
     pub fn has_password(&self, id: &str) -> Result<bool> {
         Ok(self
             .store
-            .with_conn(|c| c.query_row("SELECT password_hash IS NOT NULL FROM users WHERE id = ?1", [id], |r| r.get::<_, bool>(0)).optional())?
+            .read(|c| c.opt::<bool>("SELECT CASE WHEN password_hash IS NOT NULL THEN 1 ELSE 0 END FROM users WHERE id = ?1", vals![id]))?
             .unwrap_or(false))
     }
 
     /// The one throttled, counted, audited check of a user id and a secret.
     fn check_secret(&self, id: &str, attempt: &Attempt, secret: Secret<'_>) -> Result<User> {
         let now = Utc::now();
-        let found: Option<(User, Option<String>)> = self.store.with_conn(|c| {
-            c.query_row(&format!("SELECT {COLUMNS}, {} FROM users WHERE id = ?1", secret.column()), [id], |r| {
-                Ok((user(r)?, r.get::<_, Option<String>>(TOKEN_HASH)?))
-            })
-            .optional()
+        let found: Option<(User, Option<String>)> = self.store.read(|c| {
+            c.query_opt(&format!("SELECT {COLUMNS}, {} FROM users WHERE id = ?1", secret.column()), vals![id])?
+                .map(|r| Ok::<_, store::Error>((user(&r)?, r.get::<Option<String>>(TOKEN_HASH)?)))
+                .transpose()
         })?;
         let known = found.as_ref().map(|(u, _)| u.id.as_str());
         let standing = throttle::standing(self.store, &self.policy, &attempt.addr, known, now)?;
@@ -463,11 +448,10 @@ impl<'a> Users<'a> {
         let now = Utc::now();
         self.gate(attempt)?;
         let key = lookup_key(token);
-        let found: Option<(User, String)> = self.store.with_conn(|c| {
-            c.query_row(&format!("SELECT {COLUMNS}, token_hash FROM users WHERE token_lookup = ?1"), [&key], |r| {
-                Ok((user(r)?, r.get::<_, String>(TOKEN_HASH)?))
-            })
-            .optional()
+        let found: Option<(User, String)> = self.store.read(|c| {
+            c.query_opt(&format!("SELECT {COLUMNS}, token_hash FROM users WHERE token_lookup = ?1"), vals![&key])?
+                .map(|r| Ok::<_, store::Error>((user(&r)?, r.get::<String>(TOKEN_HASH)?)))
+                .transpose()
         })?;
         let (id, reason) = match &found {
             None => (None, "unknown token"),
@@ -508,14 +492,12 @@ impl<'a> Users<'a> {
             return Err(Error::BadInput { field: "ID", reason: format!("{id} is not locked") });
         }
         let now = Utc::now();
-        self.store.write(|tx| {
-            let path = self.store.path();
-            tx.execute("UPDATE users SET locked_at = NULL, locked_by = NULL WHERE id = ?1", [id])
-                .map_err(|e| store::Error::sqlite(path, e))?;
-            throttle::clear_user(tx, path, id)?;
+        self.store.transaction(|tx| {
+            tx.execute("UPDATE users SET locked_at = NULL, locked_by = NULL WHERE id = ?1", vals![id])?;
+            throttle::clear_user(tx, id)?;
             let rec = crate::audit::Record::new(&by.id, by.role.as_str(), "user_unlocked")
                 .detail(serde_json::json!({"user": id, "locked_at": target.locked_at.map(stamp)}));
-            crate::audit::append_sqlite_tx(tx, &rec, now)?;
+            crate::audit::append_tx(tx, &rec, now)?;
             Ok::<_, Error>(())
         })?;
         self.get(id)?.ok_or_else(|| Error::NotFound { id: id.to_string() })
@@ -524,11 +506,10 @@ impl<'a> Users<'a> {
     /// The stored argon2id hash of `id`'s token and whether the user is
     /// active: what a cached bearer check re-reads on every request.
     pub fn current_hash(&self, id: &str) -> Result<Option<(User, String)>> {
-        Ok(self.store.with_conn(|c| {
-            c.query_row(&format!("SELECT {COLUMNS}, token_hash FROM users WHERE id = ?1"), [id], |r| {
-                Ok((user(r)?, r.get::<_, String>(TOKEN_HASH)?))
-            })
-            .optional()
+        Ok(self.store.read(|c| {
+            c.query_opt(&format!("SELECT {COLUMNS}, token_hash FROM users WHERE id = ?1"), vals![id])?
+                .map(|r| Ok::<_, store::Error>((user(&r)?, r.get::<String>(TOKEN_HASH)?)))
+                .transpose()
         })?)
     }
 
@@ -540,21 +521,17 @@ impl<'a> Users<'a> {
             return Err(Error::BadInput { field: "ID", reason: format!("{id} is already disabled") });
         }
         let now = Utc::now();
-        self.store.write(|tx| {
-            let path = self.store.path();
+        self.store.transaction(|tx| {
             if target.role == Role::Admin {
-                let admins: i64 = tx
-                    .query_row("SELECT count(*) FROM users WHERE role = 'admin' AND disabled_at IS NULL", [], |r| r.get(0))
-                    .map_err(|e| store::Error::sqlite(path, e))?;
+                let admins: i64 = tx.one("SELECT count(*) FROM users WHERE role = 'admin' AND disabled_at IS NULL", &[])?;
                 if admins <= 1 {
                     return Err(Error::BadInput { field: "ID", reason: format!("{id} is the last active admin") });
                 }
             }
-            tx.execute("UPDATE users SET disabled_at = ?2, disabled_by = ?3 WHERE id = ?1", params![id, stamp(now), by.id])
-                .map_err(|e| store::Error::sqlite(path, e))?;
+            tx.execute("UPDATE users SET disabled_at = ?2, disabled_by = ?3 WHERE id = ?1", vals![id, stamp(now), &by.id])?;
             let rec = crate::audit::Record::new(&by.id, by.role.as_str(), "user_disabled")
                 .detail(serde_json::json!({"user": id}));
-            crate::audit::append_sqlite_tx(tx, &rec, now)?;
+            crate::audit::append_tx(tx, &rec, now)?;
             Ok(())
         })?;
         self.get(id)?.ok_or_else(|| Error::NotFound { id: id.to_string() })
@@ -573,16 +550,14 @@ impl<'a> Users<'a> {
         let token = new_token()?;
         let hash = hash_token(&token.0)?;
         let now = Utc::now();
-        self.store.write(|tx| {
-            let path = self.store.path();
+        self.store.transaction(|tx| {
             tx.execute(
                 "UPDATE users SET token_hash = ?2, rotated_at = ?3, token_lookup = ?4 WHERE id = ?1",
-                params![id, hash, stamp(now), lookup_key(&token.0)],
-            )
-                .map_err(|e| store::Error::sqlite(path, e))?;
+                vals![id, &hash, stamp(now), lookup_key(&token.0)],
+            )?;
             let rec = crate::audit::Record::new(&by.id, by.role.as_str(), "token_rotated")
                 .detail(serde_json::json!({"user": id}));
-            crate::audit::append_sqlite_tx(tx, &rec, now)?;
+            crate::audit::append_tx(tx, &rec, now)?;
             Ok::<_, Error>(())
         })?;
         Ok(token)
@@ -666,30 +641,35 @@ const COLUMNS: &str = "id, name, role, created_at, created_by, rotated_at, disab
 /// Index of `token_hash` when selected after [`COLUMNS`].
 const TOKEN_HASH: usize = 8;
 
-fn time(r: &Row<'_>, i: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
+/// Column `i` of `r` as a time (RFC 3339 text), if not NULL.
+fn time(r: &Row, i: usize) -> store::Result<Option<DateTime<Utc>>> {
     let s: Option<String> = r.get(i)?;
     s.map(|s| {
         DateTime::parse_from_rfc3339(&s)
             .map(|t| t.with_timezone(&Utc))
-            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e)))
+            .map_err(|e| store::Error::Decode { column: i, reason: format!("{s:?} is not an RFC 3339 time: {e}") })
     })
     .transpose()
 }
 
-fn user(r: &Row<'_>) -> rusqlite::Result<User> {
+/// A user from a row of [`COLUMNS`].
+fn user(r: &Row) -> store::Result<User> {
     let role: String = r.get(2)?;
     Ok(User {
         id: r.get(0)?,
         name: r.get(1)?,
-        role: role.parse().map_err(|e: String| {
-            rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, e.into())
-        })?,
+        role: role.parse().map_err(|reason: String| store::Error::Decode { column: 2, reason })?,
         created_at: time(r, 3)?.unwrap_or_default(),
         created_by: r.get(4)?,
         rotated_at: time(r, 5)?,
         disabled_at: time(r, 6)?,
         locked_at: time(r, 7)?,
     })
+}
+
+/// The user `id`, read through `c` (a connection or a transaction).
+fn get_user(c: &mut dyn Sql, id: &str) -> store::Result<Option<User>> {
+    c.query_opt(&format!("SELECT {COLUMNS} FROM users WHERE id = ?1"), vals![id])?.map(|r| user(&r)).transpose()
 }
 
 #[cfg(test)]

@@ -32,11 +32,11 @@
 
 use base64::Engine as _;
 use chrono::{DateTime, Duration, Utc};
-use rusqlite::{params, OptionalExtension, Row, Transaction};
 use serde::{Deserialize, Serialize};
 
-use super::{stamp, time, user, Error, Result, Role, User, COLUMNS};
-use crate::store::{self, Store};
+use super::{get_user, stamp, time, Error, Result, Role, User};
+use crate::store::{self, Row, Sql, Store};
+use crate::vals;
 
 /// Characters of a cookie value (and of a CSRF token): 32 bytes, base64url
 /// without padding.
@@ -261,7 +261,7 @@ struct Row_ {
     ended: Option<EndReason>,
 }
 
-fn session_row(r: &Row<'_>, policy: &SessionPolicy) -> rusqlite::Result<Row_> {
+fn session_row(r: &Row, policy: &SessionPolicy) -> store::Result<Row_> {
     let method: String = r.get(2)?;
     let created_at = time(r, 4)?.unwrap_or_default();
     let last_seen_at = time(r, 5)?.unwrap_or_default();
@@ -285,12 +285,12 @@ fn session_row(r: &Row<'_>, policy: &SessionPolicy) -> rusqlite::Result<Row_> {
 
 /// Ends every open session of `user` in `tx` (reason `reason`); returns how
 /// many. The caller audits (one record for all of them).
-pub(super) fn end_all_tx(tx: &Transaction<'_>, path: &std::path::Path, user: &str, reason: EndReason, now: DateTime<Utc>) -> store::Result<usize> {
-    tx.execute(
+pub(super) fn end_all_tx(tx: &mut dyn Sql, user: &str, reason: EndReason, now: DateTime<Utc>) -> store::Result<usize> {
+    let n = tx.execute(
         "UPDATE sessions SET ended_at = ?2, ended_reason = ?3 WHERE user_id = ?1 AND ended_at IS NULL",
-        params![user, stamp(now), reason.as_str()],
-    )
-    .map_err(|e| store::Error::sqlite(path, e))
+        vals![user, stamp(now), reason.as_str()],
+    )?;
+    Ok(usize::try_from(n).unwrap_or(usize::MAX))
 }
 
 impl<'a> Sessions<'a> {
@@ -317,35 +317,29 @@ impl<'a> Sessions<'a> {
         let csrf = random_key()?;
         let id = session_id(&cookie);
         let now = Utc::now();
-        let path = self.store.path().to_owned();
-        self.store.write(|tx| {
-            let sql = |e| store::Error::sqlite(&path, e);
-            tx.execute("DELETE FROM sessions WHERE ended_at IS NOT NULL AND ended_at < ?1", [stamp(now - KEEP_ENDED)]).map_err(sql)?;
-            let timed_out = tx
-                .execute(
-                    "UPDATE sessions SET ended_at = ?2, ended_reason = CASE WHEN created_at < ?4 THEN 'absolute' ELSE 'idle' END
-                     WHERE user_id = ?1 AND ended_at IS NULL AND (last_seen_at < ?3 OR created_at < ?4)",
-                    params![user.id, stamp(now), stamp(now - self.policy.idle()), stamp(now - self.policy.absolute())],
-                )
-                .map_err(sql)?;
-            let open: i64 = tx
-                .query_row("SELECT count(*) FROM sessions WHERE user_id = ?1 AND ended_at IS NULL", [&user.id], |r| r.get(0))
-                .map_err(sql)?;
+        self.store.transaction(|tx| {
+            tx.execute("DELETE FROM sessions WHERE ended_at IS NOT NULL AND ended_at < ?1", vals![stamp(now - KEEP_ENDED)])?;
+            let timed_out = tx.execute(
+                "UPDATE sessions SET ended_at = ?2, ended_reason = CASE WHEN created_at < ?4 THEN 'absolute' ELSE 'idle' END
+                 WHERE user_id = ?1 AND ended_at IS NULL AND (last_seen_at < ?3 OR created_at < ?4)",
+                vals![&user.id, stamp(now), stamp(now - self.policy.idle()), stamp(now - self.policy.absolute())],
+            )?;
+            let open: i64 = tx.one("SELECT count(*) FROM sessions WHERE user_id = ?1 AND ended_at IS NULL", vals![&user.id])?;
+            // Least recently used first; among sessions last seen in the same
+            // millisecond, the oldest, then any (by id: both backends agree).
             let evicted = if open >= MAX_OPEN_PER_USER {
                 tx.execute(
                     "UPDATE sessions SET ended_at = ?2, ended_reason = 'evicted' WHERE id IN (
-                         SELECT id FROM sessions WHERE user_id = ?1 AND ended_at IS NULL ORDER BY last_seen_at, rowid LIMIT ?3)",
-                    params![user.id, stamp(now), open - MAX_OPEN_PER_USER + 1],
-                )
-                .map_err(sql)?
+                         SELECT id FROM sessions WHERE user_id = ?1 AND ended_at IS NULL ORDER BY last_seen_at, created_at, id LIMIT ?3)",
+                    vals![&user.id, stamp(now), open - MAX_OPEN_PER_USER + 1],
+                )?
             } else {
                 0
             };
             tx.execute(
                 "INSERT INTO sessions (id, user_id, method, csrf, created_at, last_seen_at, auth_time) VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?5)",
-                params![id, user.id, method.as_str(), csrf, stamp(now)],
-            )
-            .map_err(sql)?;
+                vals![&id, &user.id, method.as_str(), &csrf, stamp(now)],
+            )?;
             let rec = crate::audit::Record::new(&user.id, user.role.as_str(), "session_started").detail(serde_json::json!({
                 "session": &id[..AUDIT_ID_CHARS],
                 "method": method.as_str(),
@@ -354,7 +348,7 @@ impl<'a> Sessions<'a> {
                 "timed_out_closed": timed_out,
                 "evicted": evicted,
             }));
-            crate::audit::append_sqlite_tx(tx, &rec, now)?;
+            crate::audit::append_tx(tx, &rec, now)?;
             Ok::<_, Error>(())
         })?;
         let session = self.get(&id)?.ok_or_else(|| Error::SessionRefused { reason: "the new session was not stored".into() })?.session;
@@ -363,8 +357,8 @@ impl<'a> Sessions<'a> {
 
     fn get(&self, id: &str) -> Result<Option<Row_>> {
         let policy = self.policy;
-        Ok(self.store.with_conn(|c| {
-            c.query_row(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?1"), [id], |r| session_row(r, &policy)).optional()
+        Ok(self.store.read(|c| {
+            c.query_opt(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?1"), vals![id])?.map(|r| session_row(&r, &policy)).transpose()
         })?)
     }
 
@@ -386,9 +380,7 @@ impl<'a> Sessions<'a> {
         if let Some(reason) = row.ended {
             return refused(reason.explain(&self.policy));
         }
-        let u = self.store.with_conn(|c| {
-            c.query_row(&format!("SELECT {COLUMNS} FROM users WHERE id = ?1"), [&s.user_id], user).optional()
-        })?;
+        let u = self.store.read(|c| get_user(c, &s.user_id))?;
         let Some(u) = u else {
             return refused("its user no longer exists".into());
         };
@@ -410,8 +402,8 @@ impl<'a> Sessions<'a> {
         }
         let mut s = s;
         if now - s.last_seen_at >= self.policy.touch_after() {
-            self.store.with_conn(|c| {
-                c.execute("UPDATE sessions SET last_seen_at = ?2 WHERE id = ?1 AND ended_at IS NULL", params![s.id, stamp(now)])
+            self.store.transaction(|tx| {
+                tx.execute("UPDATE sessions SET last_seen_at = ?2 WHERE id = ?1 AND ended_at IS NULL", vals![&s.id, stamp(now)])
             })?;
             s.last_seen_at = now;
             s.idle_expires_at = now + self.policy.idle();
@@ -421,14 +413,11 @@ impl<'a> Sessions<'a> {
 
     /// Ends one session row (if still open) and audits it.
     fn end_row(&self, s: &Session, by: &User, reason: EndReason, at: DateTime<Utc>, now: DateTime<Utc>) -> Result<bool> {
-        let path = self.store.path().to_owned();
-        self.store.write(|tx| {
-            let n = tx
-                .execute(
-                    "UPDATE sessions SET ended_at = ?2, ended_reason = ?3 WHERE id = ?1 AND ended_at IS NULL",
-                    params![s.id, stamp(at), reason.as_str()],
-                )
-                .map_err(|e| store::Error::sqlite(&path, e))?;
+        self.store.transaction(|tx| {
+            let n = tx.execute(
+                "UPDATE sessions SET ended_at = ?2, ended_reason = ?3 WHERE id = ?1 AND ended_at IS NULL",
+                vals![&s.id, stamp(at), reason.as_str()],
+            )?;
             if n == 1 {
                 let rec = crate::audit::Record::new(&by.id, by.role.as_str(), "session_ended").detail(serde_json::json!({
                     "user": s.user_id,
@@ -437,7 +426,7 @@ impl<'a> Sessions<'a> {
                     "reason": reason.as_str(),
                     "started_at": stamp(s.created_at),
                 }));
-                crate::audit::append_sqlite_tx(tx, &rec, now)?;
+                crate::audit::append_tx(tx, &rec, now)?;
             }
             Ok::<_, Error>(n == 1)
         })
@@ -454,9 +443,7 @@ impl<'a> Sessions<'a> {
         if row.ended.is_some() {
             return Ok(None);
         }
-        let u = self.store.with_conn(|c| {
-            c.query_row(&format!("SELECT {COLUMNS} FROM users WHERE id = ?1"), [&row.session.user_id], user).optional()
-        })?;
+        let u = self.store.read(|c| get_user(c, &row.session.user_id))?;
         let Some(u) = u else { return Ok(None) };
         let now = Utc::now();
         Ok(self.end_row(&row.session, &u, EndReason::SignedOut, now, now)?.then_some(row.session))
@@ -470,12 +457,11 @@ impl<'a> Sessions<'a> {
             by.require(&[Role::Admin], "end another user's sessions")?;
         }
         let now = Utc::now();
-        let path = self.store.path().to_owned();
-        self.store.write(|tx| {
-            let n = end_all_tx(tx, &path, user_id, EndReason::SignedOutEverywhere, now)?;
+        self.store.transaction(|tx| {
+            let n = end_all_tx(tx, user_id, EndReason::SignedOutEverywhere, now)?;
             let rec = crate::audit::Record::new(&by.id, by.role.as_str(), "sessions_ended")
                 .detail(serde_json::json!({"user": user_id, "reason": EndReason::SignedOutEverywhere.as_str(), "count": n}));
-            crate::audit::append_sqlite_tx(tx, &rec, now)?;
+            crate::audit::append_tx(tx, &rec, now)?;
             Ok::<_, Error>(n)
         })
     }
@@ -486,8 +472,8 @@ impl<'a> Sessions<'a> {
     /// Refused for an ended or unknown session.
     pub fn mark_step_up(&self, session_id: &str) -> Result<()> {
         let now = stamp(Utc::now());
-        let n = self.store.with_conn(|c| {
-            c.execute("UPDATE sessions SET step_up_at = ?2, auth_time = ?2 WHERE id = ?1 AND ended_at IS NULL", params![session_id, now])
+        let n = self.store.transaction(|tx| {
+            tx.execute("UPDATE sessions SET step_up_at = ?2, auth_time = ?2 WHERE id = ?1 AND ended_at IS NULL", vals![session_id, now])
         })?;
         if n == 1 {
             Ok(())
@@ -502,10 +488,10 @@ impl<'a> Sessions<'a> {
     pub fn take_step_up(&self, session_id: &str, within: std::time::Duration) -> Result<bool> {
         let now = Utc::now();
         let since = now - Duration::from_std(within).unwrap_or(Duration::zero());
-        let n = self.store.with_conn(|c| {
-            c.execute(
+        let n = self.store.transaction(|tx| {
+            tx.execute(
                 "UPDATE sessions SET step_up_at = NULL WHERE id = ?1 AND ended_at IS NULL AND step_up_at IS NOT NULL AND step_up_at >= ?2",
-                params![session_id, stamp(since)],
+                vals![session_id, stamp(since)],
             )
         })?;
         Ok(n == 1)
@@ -514,12 +500,11 @@ impl<'a> Sessions<'a> {
     /// The open sessions of `user_id`, most recent first (without cookies).
     pub fn open(&self, user_id: &str) -> Result<Vec<Session>> {
         let policy = self.policy;
-        let rows = self.store.with_conn(|c| {
-            let mut st = c.prepare(&format!(
-                "SELECT {SESSION_COLUMNS} FROM sessions WHERE user_id = ?1 AND ended_at IS NULL ORDER BY created_at DESC"
-            ))?;
-            let rows = st.query_map([user_id], |r| session_row(r, &policy))?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
+        let rows = self.store.read(|c| {
+            c.query(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE user_id = ?1 AND ended_at IS NULL ORDER BY created_at DESC"), vals![user_id])?
+                .iter()
+                .map(|r| session_row(r, &policy))
+                .collect::<store::Result<Vec<_>>>()
         })?;
         Ok(rows.into_iter().map(|r| r.session).collect())
     }
