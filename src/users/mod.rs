@@ -675,174 +675,206 @@ fn get_user(c: &mut dyn Sql, id: &str) -> store::Result<Option<User>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::testing::{each_backend, TestStore};
+
+    /// A second handle on `t`'s database (what another process would open).
+    pub(crate) fn reopen(t: &TestStore) -> Store {
+        match t.store.backend() {
+            store::Backend::Sqlite => Store::open(t.dir.path()).unwrap(),
+            store::Backend::Postgres => Store::connect(&store::Database::parse(&t.store.shown()).unwrap()).unwrap(),
+        }
+    }
+
+    /// The audit log of `t`'s database, through its own handle.
+    pub(crate) fn audit_of(t: &TestStore) -> crate::audit::Audit {
+        crate::audit::Audit::with_store(reopen(t))
+    }
+
+    /// Every audit record's action, in chain order.
+    pub(crate) fn audit_actions(store: &Store) -> Vec<String> {
+        store
+            .read(|c| c.query("SELECT action FROM audit_log ORDER BY seq", &[])?.iter().map(|r| r.get::<String>(0)).collect::<store::Result<Vec<_>>>())
+            .unwrap()
+    }
+
+    /// One text value a test reads back.
+    pub(crate) fn text(store: &Store, sql: &str) -> String {
+        store.read(|c| c.one::<String>(sql, &[])).unwrap()
+    }
 
     #[test]
     fn bootstrap_add_authenticate_rotate_disable() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let users = Users::new(&store);
-        assert!(users.add("r1", "Rep One", Role::Rep, None).is_err(), "first user must be admin");
-        let (admin, tok) = users.add("root", "Ada Admin", Role::Admin, None).unwrap();
-        assert!(tok.0.starts_with("olt_") && tok.0.len() == 68);
-        assert!(users.add("r1", "Rep One", Role::Rep, None).is_err(), "no second bootstrap");
-        let (_, rep_tok) = users.add("r1", "Rep One", Role::Rep, Some(&admin)).unwrap();
-        assert!(matches!(users.add("r1", "Again", Role::Rep, Some(&admin)), Err(Error::Exists { .. })));
-        let rep = users.authenticate("r1", &rep_tok.0, "test").unwrap();
-        assert_eq!(rep.role, Role::Rep);
-        assert!(users.add("x", "X", Role::Rep, Some(&rep)).unwrap_err().is_denied());
-        assert!(users.authenticate("r1", "olt_wrong", "test").unwrap_err().is_denied());
-        assert!(users.authenticate("nobody", &tok.0, "test").unwrap_err().is_denied());
-        let new = users.rotate("r1", &rep).unwrap();
-        assert!(users.authenticate("r1", &rep_tok.0, "test").is_err());
-        users.authenticate("r1", &new.0, "test").unwrap();
-        users.disable("r1", &admin).unwrap();
-        assert!(users.authenticate("r1", &new.0, "test").is_err());
-        assert!(users.disable("root", &admin).is_err(), "last admin");
-        // Four failed sign-ins, coalesced per (address, user, window, reason):
-        // r1's two wrong tokens are one record, its disabled attempt another.
-        let audit = crate::audit::Audit::with_store(Store::open(dir.path()).unwrap());
-        let all = audit.range(None, None).unwrap();
-        assert_eq!(all.iter().filter(|e| e.action == "login_failed").count(), 3);
-        assert!(audit.verify(None).unwrap().ok);
-        let stored: String = store.with_conn(|c| c.query_row("SELECT token_hash FROM users WHERE id='root'", [], |r| r.get(0))).unwrap();
-        assert!(stored.starts_with("$argon2id$") && !stored.contains(&tok.0));
+        for t in each_backend("users_bootstrap") {
+            let (store, who) = (&t.store, t.name());
+            eprintln!("backend: {who}");
+            let users = Users::new(store);
+            assert!(users.add("r1", "Rep One", Role::Rep, None).is_err(), "first user must be admin");
+            let (admin, tok) = users.add("root", "Ada Admin", Role::Admin, None).unwrap();
+            assert!(tok.0.starts_with("olt_") && tok.0.len() == 68);
+            assert!(users.add("r1", "Rep One", Role::Rep, None).is_err(), "no second bootstrap");
+            let (_, rep_tok) = users.add("r1", "Rep One", Role::Rep, Some(&admin)).unwrap();
+            assert!(matches!(users.add("r1", "Again", Role::Rep, Some(&admin)), Err(Error::Exists { .. })));
+            let rep = users.authenticate("r1", &rep_tok.0, "test").unwrap();
+            assert_eq!(rep.role, Role::Rep);
+            assert!(users.add("x", "X", Role::Rep, Some(&rep)).unwrap_err().is_denied());
+            assert!(users.authenticate("r1", "olt_wrong", "test").unwrap_err().is_denied());
+            assert!(users.authenticate("nobody", &tok.0, "test").unwrap_err().is_denied());
+            let new = users.rotate("r1", &rep).unwrap();
+            assert!(users.authenticate("r1", &rep_tok.0, "test").is_err());
+            users.authenticate("r1", &new.0, "test").unwrap();
+            // A row from before migration 5 gets its bearer lookup key at its next sign-in.
+            store.transaction(|tx| tx.execute("UPDATE users SET token_lookup = NULL WHERE id = 'r1'", &[])).unwrap();
+            assert_eq!(store.read(|c| c.opt::<String>("SELECT token_lookup FROM users WHERE id = 'r1' AND token_lookup IS NOT NULL", &[])).unwrap(), None);
+            users.authenticate("r1", &new.0, "test").unwrap();
+            assert_eq!(text(store, "SELECT token_lookup FROM users WHERE id = 'r1'"), lookup_key(&new.0), "{who}");
+            assert_eq!(users.authenticate_bearer(&new.0, &Attempt::cli("test")).unwrap().0.id, "r1", "{who}");
+            users.disable("r1", &admin).unwrap();
+            assert!(users.authenticate("r1", &new.0, "test").is_err());
+            assert!(users.disable("root", &admin).is_err(), "last admin");
+            // Four failed sign-ins, coalesced per (address, user, window, reason):
+            // r1's two wrong tokens are one record, its disabled attempt another.
+            let audit = audit_of(&t);
+            let all = audit.range(None, None).unwrap();
+            assert_eq!(all.iter().filter(|e| e.action == "login_failed").count(), 3, "{who}");
+            assert!(audit.verify(None).unwrap().ok, "{who}");
+            let stored = text(store, "SELECT token_hash FROM users WHERE id='root'");
+            assert!(stored.starts_with("$argon2id$") && !stored.contains(&tok.0), "{who}");
+        }
     }
 
     fn policy(throttle_after: u32, lock_after: u32) -> SignInPolicy {
         SignInPolicy { window_secs: 3600, throttle_after, lock_after }
     }
 
-    fn audit_actions(store: &Store) -> Vec<String> {
-        store
-            .with_conn(|c| {
-                let mut st = c.prepare("SELECT action FROM audit_log ORDER BY seq")?;
-                let rows = st.query_map([], |r| r.get::<_, String>(0))?;
-                rows.collect()
-            })
-            .unwrap()
-    }
-
     #[test]
     fn probe_row5_failed_sign_ins_throttle_then_lock_and_an_admin_unlocks() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let users = Users::with_policy(&store, policy(3, 5));
-        let (admin, _) = users.add("root", "Ada Admin", Role::Admin, None).unwrap();
-        let (_, tok) = users.add("r1", "Rep One", Role::Rep, Some(&admin)).unwrap();
-        let from = |ip: &str| Attempt::http(Some(ip.parse().unwrap()), "POST", Some("/x"), "/x");
-        // Three wrong tokens from three addresses: each is a plain failure.
-        for ip in ["10.0.0.1", "10.0.0.2", "10.0.0.3"] {
-            assert!(matches!(users.authenticate_from("r1", "olt_wrong", &from(ip)), Err(Error::BadCredential { .. })));
+        for t in each_backend("users_throttle_lock") {
+            let (store, who) = (&t.store, t.name());
+            eprintln!("backend: {who}");
+            let users = Users::with_policy(store, policy(3, 5));
+            let (admin, _) = users.add("root", "Ada Admin", Role::Admin, None).unwrap();
+            let (_, tok) = users.add("r1", "Rep One", Role::Rep, Some(&admin)).unwrap();
+            let from = |ip: &str| Attempt::http(Some(ip.parse().unwrap()), "POST", Some("/x"), "/x");
+            // Three wrong tokens from three addresses: each is a plain failure.
+            for ip in ["10.0.0.1", "10.0.0.2", "10.0.0.3"] {
+                assert!(matches!(users.authenticate_from("r1", "olt_wrong", &from(ip)), Err(Error::BadCredential { .. })));
+            }
+            // The user is throttled now, from any address, even with the right token.
+            let e = users.authenticate_from("r1", &tok.0, &from("10.0.0.9")).unwrap_err();
+            assert!(matches!(e, Error::Throttled { retry_after_secs } if (1..=3600).contains(&retry_after_secs)), "{e}");
+            assert_eq!(e.code(), "too_many_sign_in_failures");
+            assert!(e.is_denied());
+            // The fifth counted attempt locks the user.
+            let e = users.authenticate_from("r1", "olt_wrong", &from("10.0.0.9")).unwrap_err();
+            assert!(matches!(e, Error::Locked { .. }), "{e}");
+            assert!(users.get("r1").unwrap().unwrap().locked_at.is_some());
+            // Only an admin unlocks; then the right token works again.
+            let rep = users.get("r1").unwrap().unwrap();
+            assert!(users.unlock("r1", &rep).unwrap_err().is_denied());
+            let u = users.unlock("r1", &admin).unwrap();
+            assert!(u.locked_at.is_none());
+            assert!(users.unlock("r1", &admin).is_err(), "not locked any more");
+            // Its failures were forgotten with the lock; a fresh address signs in.
+            users.authenticate_from("r1", &tok.0, &from("10.0.0.20")).unwrap();
+            let actions = audit_actions(store);
+            for a in ["login_failed", "login_throttled", "user_locked", "user_unlocked"] {
+                assert!(actions.iter().any(|x| x == a), "{who}: {a} in {actions:?}");
+            }
+            assert!(audit_of(&t).verify(None).unwrap().ok, "{who}");
         }
-        // The user is throttled now, from any address, even with the right token.
-        let e = users.authenticate_from("r1", &tok.0, &from("10.0.0.9")).unwrap_err();
-        assert!(matches!(e, Error::Throttled { retry_after_secs } if (1..=3600).contains(&retry_after_secs)), "{e}");
-        assert_eq!(e.code(), "too_many_sign_in_failures");
-        assert!(e.is_denied());
-        // The fifth counted attempt locks the user.
-        let e = users.authenticate_from("r1", "olt_wrong", &from("10.0.0.9")).unwrap_err();
-        assert!(matches!(e, Error::Locked { .. }), "{e}");
-        assert!(users.get("r1").unwrap().unwrap().locked_at.is_some());
-        // Only an admin unlocks; then the right token works again.
-        let rep = users.get("r1").unwrap().unwrap();
-        assert!(users.unlock("r1", &rep).unwrap_err().is_denied());
-        let u = users.unlock("r1", &admin).unwrap();
-        assert!(u.locked_at.is_none());
-        assert!(users.unlock("r1", &admin).is_err(), "not locked any more");
-        // Its failures were forgotten with the lock; a fresh address signs in.
-        users.authenticate_from("r1", &tok.0, &from("10.0.0.20")).unwrap();
-        let actions = audit_actions(&store);
-        for a in ["login_failed", "login_throttled", "user_locked", "user_unlocked"] {
-            assert!(actions.iter().any(|x| x == a), "{a} in {actions:?}");
-        }
-        assert!(crate::audit::Audit::with_store(Store::open(dir.path()).unwrap()).verify(None).unwrap().ok);
     }
 
     #[test]
     fn passwords_are_set_by_self_or_admin_and_checked_like_tokens() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let users = Users::with_policy(&store, policy(3, 5));
-        let (admin, _) = users.add("root", "Ada Admin", Role::Admin, None).unwrap();
-        let (rep, tok) = users.add("r1", "Rep One", Role::Rep, Some(&admin)).unwrap();
-        let (other, _) = users.add("r2", "Rep Two", Role::Rep, Some(&admin)).unwrap();
-        let from = |ip: &str| Attempt::http(Some(ip.parse().unwrap()), "POST", Some("/api/v1/sessions"), "/api/v1/sessions");
-        let pw = "violet tram orbits quietly";
-        // No password yet: fails like a wrong one.
-        let e = users.verify_password("r1", pw, &from("10.0.0.1")).unwrap_err();
-        assert!(matches!(e, Error::BadCredential { reason: "no password", .. }), "{e}");
-        assert!(!users.has_password("r1").unwrap());
-        assert!(users.set_password("r1", pw, &other).unwrap_err().is_denied(), "a rep cannot set another's");
-        assert_eq!(users.set_password("r1", "short", &rep).unwrap_err().code(), "weak_password");
-        users.set_password("r1", pw, &rep).unwrap();
-        assert!(users.has_password("r1").unwrap());
-        assert_eq!(users.verify_password("r1", pw, &from("10.0.0.1")).unwrap().id, "r1");
-        // The token still works, and is not a password.
-        users.authenticate("r1", &tok.0, "test").unwrap();
-        assert!(users.verify_password("r1", &tok.0, &from("10.0.0.1")).is_err());
-        // Wrong passwords count toward the same throttle and lock (the
-        // missing password and the token tried above were failures 1 and 2).
-        let e = users.verify_password("r1", "wrong horse battery", &from("10.0.0.2")).unwrap_err();
-        assert!(matches!(e, Error::BadCredential { reason: "wrong password", .. }), "{e}");
-        assert!(e.to_string().contains("wrong token or password"), "{e}");
-        assert!(matches!(users.verify_password("r1", pw, &from("10.0.0.4")), Err(Error::Throttled { .. })));
-        assert!(matches!(users.verify_password("r1", "nope nope nope", &from("10.0.0.5")), Err(Error::Locked { .. })));
-        assert!(matches!(users.verify_password("r1", pw, &from("10.0.0.6")), Err(Error::Locked { .. })), "a locked user stays locked");
-        users.unlock("r1", &admin).unwrap();
-        users.verify_password("r1", pw, &from("10.0.0.7")).unwrap();
-        // An admin sets anyone's; the password is never stored.
-        users.set_password("r2", "copper lantern drifts eastward", &admin).unwrap();
-        let stored: String = store.with_conn(|c| c.query_row("SELECT password_hash FROM users WHERE id='r1'", [], |r| r.get(0))).unwrap();
-        assert!(stored.starts_with("$argon2id$") && !stored.contains(pw));
-        let actions = audit_actions(&store);
-        assert_eq!(actions.iter().filter(|a| *a == "password_set").count(), 2);
-        assert!(actions.iter().any(|a| a == "user_locked"));
+        for t in each_backend("users_passwords") {
+            let (store, who) = (&t.store, t.name());
+            eprintln!("backend: {who}");
+            let users = Users::with_policy(store, policy(3, 5));
+            let (admin, _) = users.add("root", "Ada Admin", Role::Admin, None).unwrap();
+            let (rep, tok) = users.add("r1", "Rep One", Role::Rep, Some(&admin)).unwrap();
+            let (other, _) = users.add("r2", "Rep Two", Role::Rep, Some(&admin)).unwrap();
+            let from = |ip: &str| Attempt::http(Some(ip.parse().unwrap()), "POST", Some("/api/v1/sessions"), "/api/v1/sessions");
+            let pw = "violet tram orbits quietly";
+            // No password yet: fails like a wrong one.
+            let e = users.verify_password("r1", pw, &from("10.0.0.1")).unwrap_err();
+            assert!(matches!(e, Error::BadCredential { reason: "no password", .. }), "{e}");
+            assert!(!users.has_password("r1").unwrap());
+            assert!(users.set_password("r1", pw, &other).unwrap_err().is_denied(), "a rep cannot set another's");
+            assert_eq!(users.set_password("r1", "short", &rep).unwrap_err().code(), "weak_password");
+            users.set_password("r1", pw, &rep).unwrap();
+            assert!(users.has_password("r1").unwrap());
+            assert_eq!(users.verify_password("r1", pw, &from("10.0.0.1")).unwrap().id, "r1");
+            // The token still works, and is not a password.
+            users.authenticate("r1", &tok.0, "test").unwrap();
+            assert!(users.verify_password("r1", &tok.0, &from("10.0.0.1")).is_err());
+            // Wrong passwords count toward the same throttle and lock (the
+            // missing password and the token tried above were failures 1 and 2).
+            let e = users.verify_password("r1", "wrong horse battery", &from("10.0.0.2")).unwrap_err();
+            assert!(matches!(e, Error::BadCredential { reason: "wrong password", .. }), "{e}");
+            assert!(e.to_string().contains("wrong token or password"), "{e}");
+            assert!(matches!(users.verify_password("r1", pw, &from("10.0.0.4")), Err(Error::Throttled { .. })));
+            assert!(matches!(users.verify_password("r1", "nope nope nope", &from("10.0.0.5")), Err(Error::Locked { .. })));
+            assert!(matches!(users.verify_password("r1", pw, &from("10.0.0.6")), Err(Error::Locked { .. })), "a locked user stays locked");
+            users.unlock("r1", &admin).unwrap();
+            users.verify_password("r1", pw, &from("10.0.0.7")).unwrap();
+            // An admin sets anyone's; the password is never stored.
+            users.set_password("r2", "copper lantern drifts eastward", &admin).unwrap();
+            let stored = text(store, "SELECT password_hash FROM users WHERE id='r1'");
+            assert!(stored.starts_with("$argon2id$") && !stored.contains(pw), "{who}");
+            let actions = audit_actions(store);
+            assert_eq!(actions.iter().filter(|a| *a == "password_set").count(), 2, "{who}");
+            assert!(actions.iter().any(|a| a == "user_locked"), "{who}");
+        }
     }
 
     #[test]
     fn probe_row5_an_address_throttle_does_not_count_against_the_user() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let users = Users::with_policy(&store, policy(2, 2));
-        let (admin, tok) = users.add("root", "Ada Admin", Role::Admin, None).unwrap();
-        let nat = Attempt::http(Some("192.0.2.7".parse().unwrap()), "GET", Some("/x"), "/x");
-        for _ in 0..2 {
-            assert!(users.authenticate_bearer("olt_guess", &nat).is_err());
+        for t in each_backend("users_address_throttle") {
+            let (store, who) = (&t.store, t.name());
+            eprintln!("backend: {who}");
+            let users = Users::with_policy(store, policy(2, 2));
+            let (admin, tok) = users.add("root", "Ada Admin", Role::Admin, None).unwrap();
+            let nat = Attempt::http(Some("192.0.2.7".parse().unwrap()), "GET", Some("/x"), "/x");
+            for _ in 0..2 {
+                assert!(users.authenticate_bearer("olt_guess", &nat).is_err());
+            }
+            for _ in 0..20 {
+                assert!(matches!(users.authenticate_bearer(&tok.0, &nat), Err(Error::Throttled { .. })));
+                assert!(matches!(users.authenticate_from("root", &tok.0, &nat), Err(Error::Throttled { .. })));
+            }
+            assert!(users.get("root").unwrap().unwrap().locked_at.is_none(), "{who}: a shared address cannot lock a user out");
+            let elsewhere = Attempt::http(Some("198.51.100.1".parse().unwrap()), "GET", Some("/x"), "/x");
+            assert_eq!(users.authenticate_bearer(&tok.0, &elsewhere).unwrap().0, admin, "{who}");
         }
-        for _ in 0..20 {
-            assert!(matches!(users.authenticate_bearer(&tok.0, &nat), Err(Error::Throttled { .. })));
-            assert!(matches!(users.authenticate_from("root", &tok.0, &nat), Err(Error::Throttled { .. })));
-        }
-        assert!(users.get("root").unwrap().unwrap().locked_at.is_none(), "a shared address cannot lock a user out");
-        let elsewhere = Attempt::http(Some("198.51.100.1".parse().unwrap()), "GET", Some("/x"), "/x");
-        assert_eq!(users.authenticate_bearer(&tok.0, &elsewhere).unwrap().0, admin);
     }
 
     #[test]
     fn probe_row5_a_flood_of_bad_tokens_grows_the_store_by_a_bounded_amount() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let users = Users::with_policy(&store, policy(10, 30));
-        users.add("root", "Ada Admin", Role::Admin, None).unwrap();
-        let long_path = format!("/api/v1/{}", "a".repeat(65_000));
-        let a = Attempt::http(Some("203.0.113.5".parse().unwrap()), "GET", None, &long_path);
-        let before = audit_actions(&store).len();
-        let mut throttled = 0;
-        for i in 0..200 {
-            match users.authenticate_bearer(&format!("olt_bad{i}"), &a) {
-                Err(Error::Throttled { .. }) => throttled += 1,
-                Err(Error::BadCredential { .. }) => {}
-                other => panic!("{other:?}"),
+        for t in each_backend("users_flood") {
+            let (store, who) = (&t.store, t.name());
+            eprintln!("backend: {who}");
+            let users = Users::with_policy(store, policy(10, 30));
+            users.add("root", "Ada Admin", Role::Admin, None).unwrap();
+            let long_path = format!("/api/v1/{}", "a".repeat(65_000));
+            let a = Attempt::http(Some("203.0.113.5".parse().unwrap()), "GET", None, &long_path);
+            let before = audit_actions(store).len();
+            let mut throttled = 0;
+            for i in 0..200 {
+                match users.authenticate_bearer(&format!("olt_bad{i}"), &a) {
+                    Err(Error::Throttled { .. }) => throttled += 1,
+                    Err(Error::BadCredential { .. }) => {}
+                    other => panic!("{who}: {other:?}"),
+                }
             }
+            assert_eq!(throttled, 190, "{who}: after 10 failures the address is throttled");
+            let added = audit_actions(store).len() - before;
+            assert_eq!(added, 2, "{who}: one login_failed and one login_throttled, not one record per request");
+            assert_eq!(throttle::rows(store).unwrap(), 1, "{who}");
+            let longest: i64 = store.read(|c| c.one("SELECT max(length(detail_json) + length(actor)) FROM audit_log", &[])).unwrap();
+            assert!(longest < 1_000, "{who}: audit details stay small: {longest}");
+            // A CLI attempt with a huge, malformed user id is stored bounded too.
+            let e = users.authenticate(&"x y".repeat(20_000), "olt_bad", "prompts approve").unwrap_err();
+            assert!(e.to_string().len() < 300, "{who}: {}", e.to_string().len());
         }
-        assert_eq!(throttled, 190, "after 10 failures the address is throttled");
-        let added = audit_actions(&store).len() - before;
-        assert_eq!(added, 2, "one login_failed and one login_throttled, not one record per request");
-        assert_eq!(throttle::rows(&store).unwrap(), 1);
-        let longest: i64 = store.with_conn(|c| c.query_row("SELECT max(length(detail_json) + length(actor)) FROM audit_log", [], |r| r.get(0))).unwrap();
-        assert!(longest < 1_000, "audit details stay small: {longest}");
-        // A CLI attempt with a huge, malformed user id is stored bounded too.
-        let e = users.authenticate(&"x y".repeat(20_000), "olt_bad", "prompts approve").unwrap_err();
-        assert!(e.to_string().len() < 300, "{}", e.to_string().len());
     }
 }

@@ -987,6 +987,8 @@ pub fn check_step_up(settings: &Settings, signed: &SignedIn, identity: &Identity
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::testing::each_backend;
+    use crate::users::tests::audit_of;
 
     fn config() -> OidcConfig {
         OidcConfig {
@@ -1073,108 +1075,121 @@ mod tests {
 
     #[test]
     fn first_sign_in_creates_later_ones_update_and_a_role_change_is_audited() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let users = Users::new(&store);
-        // A local user already called "amy": the IdP's amy must not become her.
-        let (admin, _) = users.add("root", "Ada Admin", Role::Admin, None).unwrap();
-        users.add("amy", "Amy Local", Role::Rep, Some(&admin)).unwrap();
-        let s = Settings::from_config(&config(), None).unwrap();
-        let first = sign_in(&store, &s, &identity("sub-1", "amy", &["onlabel-mlr"])).unwrap();
-        assert!(first.created);
-        assert_eq!(first.user.id, "amy-2");
-        assert_eq!(first.user.role, Role::MlrReviewer);
-        assert_eq!(first.user.created_by, CREATED_BY);
-        assert_eq!(users.get("amy").unwrap().unwrap().name, "Amy Local", "the local amy is untouched");
-        // No token verifies against an SSO user's row.
-        assert!(users.authenticate("amy-2", "olt_anything", "test").is_err());
-        // Same identity, new groups and name: updated, not created again.
-        let mut again = identity("sub-1", "amy", &["onlabel-reps"]);
-        again.name = "Amy Married-Name".into();
-        let second = sign_in(&store, &s, &again).unwrap();
-        assert!(!second.created);
-        assert_eq!(second.user.id, "amy-2");
-        assert_eq!(second.role_was, Some(Role::MlrReviewer));
-        assert_eq!(second.user.role, Role::Rep);
-        assert_eq!(second.user.name, "Amy Married-Name");
-        // No mapped group: refused, the user keeps their last role.
-        let e = sign_in(&store, &s, &identity("sub-1", "amy", &["staff"])).unwrap_err();
-        assert!(matches!(e, Error::NoRole { .. }) && e.to_string().contains("onlabel-mlr"), "{e}");
-        assert_eq!(users.get("amy-2").unwrap().unwrap().role, Role::Rep);
-        // Disabled: refused.
-        users.disable("amy-2", &admin).unwrap();
-        assert!(matches!(sign_in(&store, &s, &identity("sub-1", "amy", &["onlabel-reps"])), Err(Error::Disabled { .. })));
-        let audit = crate::audit::Audit::with_store(Store::open(dir.path()).unwrap());
-        let all = audit.range(None, None).unwrap();
-        let changed: Vec<_> = all.iter().filter(|e| e.action == "user_role_changed").collect();
-        assert_eq!(changed.len(), 1);
-        assert!(all.iter().any(|e| e.action == "user_name_changed"));
-        assert!(audit.verify(None).unwrap().ok);
+        for t in each_backend("oidc_sign_in") {
+            let (store, who) = (&t.store, t.name());
+            eprintln!("backend: {who}");
+            let users = Users::new(store);
+            // A local user already called "amy": the IdP's amy must not become her.
+            let (admin, _) = users.add("root", "Ada Admin", Role::Admin, None).unwrap();
+            users.add("amy", "Amy Local", Role::Rep, Some(&admin)).unwrap();
+            let s = Settings::from_config(&config(), None).unwrap();
+            let first = sign_in(store, &s, &identity("sub-1", "amy", &["onlabel-mlr"])).unwrap();
+            assert!(first.created);
+            assert_eq!(first.user.id, "amy-2");
+            assert_eq!(first.user.role, Role::MlrReviewer);
+            assert_eq!(first.user.created_by, CREATED_BY);
+            assert_eq!(users.get("amy").unwrap().unwrap().name, "Amy Local", "the local amy is untouched");
+            // No token verifies against an SSO user's row.
+            assert!(users.authenticate("amy-2", "olt_anything", "test").is_err());
+            // Same identity, new groups and name: updated, not created again.
+            let mut again = identity("sub-1", "amy", &["onlabel-reps"]);
+            again.name = "Amy Married-Name".into();
+            let second = sign_in(store, &s, &again).unwrap();
+            assert!(!second.created);
+            assert_eq!(second.user.id, "amy-2");
+            assert_eq!(second.role_was, Some(Role::MlrReviewer));
+            assert_eq!(second.user.role, Role::Rep);
+            assert_eq!(second.user.name, "Amy Married-Name");
+            // No mapped group: refused, the user keeps their last role.
+            let e = sign_in(store, &s, &identity("sub-1", "amy", &["staff"])).unwrap_err();
+            assert!(matches!(e, Error::NoRole { .. }) && e.to_string().contains("onlabel-mlr"), "{e}");
+            assert_eq!(users.get("amy-2").unwrap().unwrap().role, Role::Rep);
+            // Disabled: refused.
+            users.disable("amy-2", &admin).unwrap();
+            assert!(matches!(sign_in(store, &s, &identity("sub-1", "amy", &["onlabel-reps"])), Err(Error::Disabled { .. })));
+            let audit = audit_of(&t);
+            let all = audit.range(None, None).unwrap();
+            let changed: Vec<_> = all.iter().filter(|e| e.action == "user_role_changed").collect();
+            assert_eq!(changed.len(), 1, "{who}");
+            assert!(all.iter().any(|e| e.action == "user_name_changed"), "{who}");
+            assert!(audit.verify(None).unwrap().ok, "{who}");
+        }
     }
 
     #[test]
     fn the_identity_binding_never_changes() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let s = Settings::from_config(&config(), None).unwrap();
-        sign_in(&store, &s, &identity("sub-1", "amy", &["onlabel-mlr"])).unwrap();
-        let rebind = store.with_conn(|c| c.execute("UPDATE users SET oidc_subject = 'sub-2' WHERE id = 'amy'", []));
-        assert!(rebind.is_err(), "a bound user cannot be rebound");
-        let half = store.with_conn(|c| {
-            c.execute("INSERT INTO users (id, name, role, token_hash, created_at, created_by, oidc_issuer) VALUES ('x','X','rep','!','t','t','https://i')", [])
-        });
-        assert!(half.is_err(), "issuer without subject");
-        let dup = store.with_conn(|c| {
-            c.execute(
+        for t in each_backend("oidc_binding") {
+            let (store, who) = (&t.store, t.name());
+            eprintln!("backend: {who}");
+            let s = Settings::from_config(&config(), None).unwrap();
+            sign_in(store, &s, &identity("sub-1", "amy", &["onlabel-mlr"])).unwrap();
+            let write = |sql: &str, params: &[store::Value]| store.transaction(|tx| tx.execute(sql, params));
+            let rebind = write("UPDATE users SET oidc_subject = 'sub-2' WHERE id = 'amy'", &[]);
+            assert!(rebind.is_err(), "{who}: a bound user cannot be rebound");
+            let half = write("INSERT INTO users (id, name, role, token_hash, created_at, created_by, oidc_issuer) VALUES ('x','X','rep','!','t','t','https://i')", &[]);
+            assert!(half.is_err(), "{who}: issuer without subject");
+            let dup = write(
                 "INSERT INTO users (id, name, role, token_hash, created_at, created_by, oidc_issuer, oidc_subject) VALUES ('y','Y','rep','!','t','t',?1,'sub-1')",
-                [s.issuer.as_str()],
-            )
-        });
-        assert!(dup.is_err(), "one user per identity");
-        assert!(store.with_conn(|c| c.execute("DELETE FROM users WHERE id = 'amy'", [])).is_err(), "0002's trigger stays");
+                vals![s.issuer.as_str()],
+            );
+            assert!(dup.is_err(), "{who}: one user per identity");
+            assert!(write("DELETE FROM users WHERE id = 'amy'", &[]).is_err(), "{who}: 0002's trigger stays");
+            // What the store kept: the one binding, unchanged.
+            assert_eq!(identity_of(store, "amy").unwrap(), Some((s.issuer.as_str().to_string(), "sub-1".to_string())), "{who}");
+            assert_eq!(Users::new(store).list().unwrap().len(), 1, "{who}");
+        }
     }
 
     #[test]
     fn flows_are_consumed_once_bound_to_the_browser_and_capped() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let flows = Flows { store: &store, ttl: chrono::Duration::seconds(600), max: 2 };
-        let flow = |state: &str| Flow {
-            state_hash: sha256_hex(state),
-            browser_hash: sha256_hex("browser-1"),
-            nonce: "n".into(),
-            pkce_verifier: "v".into(),
-            return_to: "/".into(),
-            step_up: None,
-        };
-        flows.put(&flow("s1")).unwrap();
-        flows.put(&flow("s2")).unwrap();
-        assert!(matches!(flows.put(&flow("s3")), Err(Error::TooManyFlows { max: 2 })));
-        assert!(matches!(flows.take("s1", Some("browser-2")), Err(Error::Flow { reason: "started in another browser" })));
-        assert!(matches!(flows.take("s1", Some("browser-1")), Err(Error::Flow { .. })), "a refused take still consumed it");
-        assert_eq!(flows.take("s2", Some("browser-1")).unwrap().nonce, "n");
-        assert!(matches!(flows.take("s2", Some("browser-1")), Err(Error::Flow { reason: "unknown or already used state" })));
-        let stale = Flows { store: &store, ttl: chrono::Duration::seconds(-1), max: 2 };
-        flows.put(&flow("s4")).unwrap();
-        assert!(matches!(stale.take("s4", Some("browser-1")), Err(Error::Flow { reason: "expired" })));
+        for t in each_backend("oidc_flows") {
+            let (store, who) = (&t.store, t.name());
+            eprintln!("backend: {who}");
+            let flows = Flows { store, ttl: chrono::Duration::seconds(600), max: 2 };
+            let flow = |state: &str| Flow {
+                state_hash: sha256_hex(state),
+                browser_hash: sha256_hex("browser-1"),
+                nonce: "n".into(),
+                pkce_verifier: "v".into(),
+                return_to: "/".into(),
+                step_up: None,
+            };
+            flows.put(&flow("s1")).unwrap();
+            flows.put(&flow("s2")).unwrap();
+            assert!(matches!(flows.put(&flow("s3")), Err(Error::TooManyFlows { max: 2 })));
+            assert!(matches!(flows.take("s1", Some("browser-2")), Err(Error::Flow { reason: "started in another browser" })));
+            assert!(matches!(flows.take("s1", Some("browser-1")), Err(Error::Flow { .. })), "a refused take still consumed it");
+            assert_eq!(flows.take("s2", Some("browser-1")).unwrap().nonce, "n");
+            assert!(matches!(flows.take("s2", Some("browser-1")), Err(Error::Flow { reason: "unknown or already used state" })));
+            let stale = Flows { store, ttl: chrono::Duration::seconds(-1), max: 2 };
+            flows.put(&flow("s4")).unwrap();
+            assert!(matches!(stale.take("s4", Some("browser-1")), Err(Error::Flow { reason: "expired" })), "{who}");
+            // A step-up flow keeps its signer and session.
+            let mut su = flow("s5");
+            su.step_up = Some(StepUp { user: "amy".into(), session: "sess".into() });
+            flows.put(&su).unwrap();
+            assert_eq!(flows.take("s5", Some("browser-1")).unwrap().step_up, su.step_up, "{who}");
+        }
     }
 
     #[test]
     fn a_step_up_must_be_fresh_and_the_signers_own() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let s = Settings::from_config(&config(), None).unwrap();
-        let mut id = identity("sub-1", "amy", &["onlabel-mlr"]);
-        let signed = sign_in(&store, &s, &id).unwrap();
-        let now = Utc::now();
-        let mine = StepUp { user: "amy".into(), session: "s".into() };
-        check_step_up(&s, &signed, &id, &mine, now).unwrap();
-        let other = StepUp { user: "bob".into(), session: "s".into() };
-        assert!(matches!(check_step_up(&s, &signed, &id, &other, now), Err(Error::StepUp { .. })));
-        id.auth_time = Some(now - chrono::Duration::seconds(STEP_UP_MAX_AGE_SECS + 1));
-        assert!(matches!(check_step_up(&s, &signed, &id, &mine, now), Err(Error::StepUp { .. })));
-        id.auth_time = None;
-        assert!(matches!(check_step_up(&s, &signed, &id, &mine, now), Err(Error::StepUp { .. })));
+        for t in each_backend("oidc_step_up") {
+            let (store, who) = (&t.store, t.name());
+            eprintln!("backend: {who}");
+            let s = Settings::from_config(&config(), None).unwrap();
+            let mut id = identity("sub-1", "amy", &["onlabel-mlr"]);
+            let signed = sign_in(store, &s, &id).unwrap();
+            let now = Utc::now();
+            let mine = StepUp { user: "amy".into(), session: "s".into() };
+            check_step_up(&s, &signed, &id, &mine, now).unwrap();
+            let other = StepUp { user: "bob".into(), session: "s".into() };
+            assert!(matches!(check_step_up(&s, &signed, &id, &other, now), Err(Error::StepUp { .. })));
+            id.auth_time = Some(now - chrono::Duration::seconds(STEP_UP_MAX_AGE_SECS + 1));
+            assert!(matches!(check_step_up(&s, &signed, &id, &mine, now), Err(Error::StepUp { .. })));
+            id.auth_time = None;
+            assert!(matches!(check_step_up(&s, &signed, &id, &mine, now), Err(Error::StepUp { .. })), "{who}");
+        }
     }
 }
 

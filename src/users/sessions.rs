@@ -513,143 +513,148 @@ impl<'a> Sessions<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::testing::each_backend;
+    use crate::users::tests::{audit_actions as actions, audit_of};
     use crate::users::Users;
 
-    fn setup(dir: &std::path::Path) -> (Store, User, User) {
-        let store = Store::open(dir).unwrap();
-        let users = Users::new(&store);
+    fn setup(store: &Store) -> (User, User) {
+        let users = Users::new(store);
         let (admin, _) = users.add("root", "Ada Admin", Role::Admin, None).unwrap();
         let (rep, _) = users.add("r1", "Rep One", Role::Rep, Some(&admin)).unwrap();
-        (store, admin, rep)
-    }
-
-    fn actions(store: &Store) -> Vec<String> {
-        store
-            .with_conn(|c| {
-                let mut st = c.prepare("SELECT action FROM audit_log ORDER BY seq")?;
-                let rows = st.query_map([], |r| r.get::<_, String>(0))?;
-                rows.collect()
-            })
-            .unwrap()
+        (admin, rep)
     }
 
     #[test]
     fn a_session_is_a_random_cookie_stored_only_as_its_hash() {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, _, rep) = setup(dir.path());
-        let s = Sessions::new(&store, SessionPolicy::default());
-        let a = s.start(&rep, Method::Password).unwrap();
-        let b = s.start(&rep, Method::Password).unwrap();
-        assert_eq!(a.cookie.len(), COOKIE_CHARS);
-        assert_eq!(a.csrf.len(), COOKIE_CHARS);
-        assert!(a.cookie != b.cookie && a.csrf != b.csrf && a.cookie != a.csrf);
-        assert!(a.cookie.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
-        let stored: Vec<String> = store
-            .with_conn(|c| {
-                let mut st = c.prepare("SELECT id || ' ' || csrf FROM sessions")?;
-                let rows = st.query_map([], |r| r.get(0))?;
-                rows.collect()
-            })
-            .unwrap();
-        assert!(stored.iter().all(|r| !r.contains(&a.cookie) && !r.contains(&b.cookie)));
-        let (u, sess) = s.check(&a.cookie, Utc::now()).unwrap();
-        assert_eq!((u.id.as_str(), sess.method, sess.csrf.as_str()), ("r1", Method::Password, a.csrf.as_str()));
-        assert!(s.check("x".repeat(44).as_str(), Utc::now()).is_err());
-        assert!(s.check("", Utc::now()).is_err());
-        assert!(matches!(s.check(&b.cookie[1..], Utc::now()), Err(Error::SessionRefused { .. })));
-        assert!(same_secret(&a.csrf, &a.csrf.clone()) && !same_secret(&a.csrf, &b.csrf) && !same_secret("a", "ab"));
+        for t in each_backend("sessions_cookie") {
+            let (store, who) = (&t.store, t.name());
+            eprintln!("backend: {who}");
+            let (_, rep) = setup(store);
+            let s = Sessions::new(store, SessionPolicy::default());
+            let a = s.start(&rep, Method::Password).unwrap();
+            let b = s.start(&rep, Method::Password).unwrap();
+            assert_eq!(a.cookie.len(), COOKIE_CHARS);
+            assert_eq!(a.csrf.len(), COOKIE_CHARS);
+            assert!(a.cookie != b.cookie && a.csrf != b.csrf && a.cookie != a.csrf);
+            assert!(a.cookie.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+            let stored: Vec<String> = store
+                .read(|c| c.query("SELECT id || ' ' || csrf FROM sessions", &[])?.iter().map(|r| r.get::<String>(0)).collect::<store::Result<Vec<_>>>())
+                .unwrap();
+            assert_eq!(stored.len(), 2, "{who}");
+            assert!(stored.iter().all(|r| !r.contains(&a.cookie) && !r.contains(&b.cookie)));
+            let (u, sess) = s.check(&a.cookie, Utc::now()).unwrap();
+            assert_eq!((u.id.as_str(), sess.method, sess.csrf.as_str()), ("r1", Method::Password, a.csrf.as_str()));
+            assert!(s.check("x".repeat(44).as_str(), Utc::now()).is_err());
+            assert!(s.check("", Utc::now()).is_err());
+            assert!(matches!(s.check(&b.cookie[1..], Utc::now()), Err(Error::SessionRefused { .. })));
+            assert!(same_secret(&a.csrf, &a.csrf.clone()) && !same_secret(&a.csrf, &b.csrf) && !same_secret("a", "ab"));
+        }
     }
 
     #[test]
     fn idle_and_absolute_timeouts_end_sessions_and_say_so() {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, _, rep) = setup(dir.path());
-        let s = Sessions::new(&store, SessionPolicy { idle_secs: 60, absolute_secs: 300 });
-        let a = s.start(&rep, Method::Password).unwrap();
-        let t0 = a.session.created_at;
-        // Active every 50 s: never idle, but ends at 300 s.
-        let mut t = t0;
-        for _ in 0..5 {
-            t += Duration::seconds(50);
-            s.check(&a.cookie, t).unwrap();
+        for t in each_backend("sessions_timeouts") {
+            let (store, who) = (&t.store, t.name());
+            eprintln!("backend: {who}");
+            let (_, rep) = setup(store);
+            let s = Sessions::new(store, SessionPolicy { idle_secs: 60, absolute_secs: 300 });
+            let a = s.start(&rep, Method::Password).unwrap();
+            let t0 = a.session.created_at;
+            // Active every 50 s: never idle, but ends at 300 s.
+            let mut t = t0;
+            for _ in 0..5 {
+                t += Duration::seconds(50);
+                s.check(&a.cookie, t).unwrap();
+            }
+            let e = s.check(&a.cookie, t0 + Duration::seconds(301)).unwrap_err();
+            assert!(e.to_string().contains("limit of 5 min"), "{e}");
+            // Still refused later, for the same reason.
+            assert!(s.check(&a.cookie, t0 + Duration::seconds(302)).unwrap_err().to_string().contains("limit"));
+            let b = s.start(&rep, Method::Password).unwrap();
+            let e = s.check(&b.cookie, b.session.created_at + Duration::seconds(61)).unwrap_err();
+            assert!(e.to_string().contains("1 min without activity"), "{e}");
+            assert_eq!(e.code(), "unauthorized");
+            let acts = actions(store);
+            assert_eq!(acts.iter().filter(|a| *a == "session_ended").count(), 2, "{who}: {acts:?}");
+            assert!(SessionPolicy { idle_secs: 0, absolute_secs: 10 }.check().is_err());
+            assert!(SessionPolicy { idle_secs: 20, absolute_secs: 10 }.check().is_err());
+            assert!(SessionPolicy { idle_secs: 2, absolute_secs: MAX_ABSOLUTE_SECS + 1 }.check().is_err());
+            SessionPolicy { idle_secs: 2, absolute_secs: 2 }.check().unwrap();
+            SessionPolicy::default().check().unwrap();
         }
-        let e = s.check(&a.cookie, t0 + Duration::seconds(301)).unwrap_err();
-        assert!(e.to_string().contains("limit of 5 min"), "{e}");
-        // Still refused later, for the same reason.
-        assert!(s.check(&a.cookie, t0 + Duration::seconds(302)).unwrap_err().to_string().contains("limit"));
-        let b = s.start(&rep, Method::Password).unwrap();
-        let e = s.check(&b.cookie, b.session.created_at + Duration::seconds(61)).unwrap_err();
-        assert!(e.to_string().contains("1 min without activity"), "{e}");
-        assert_eq!(e.code(), "unauthorized");
-        let acts = actions(&store);
-        assert_eq!(acts.iter().filter(|a| *a == "session_ended").count(), 2, "{acts:?}");
-        assert!(SessionPolicy { idle_secs: 0, absolute_secs: 10 }.check().is_err());
-        assert!(SessionPolicy { idle_secs: 20, absolute_secs: 10 }.check().is_err());
-        assert!(SessionPolicy { idle_secs: 2, absolute_secs: MAX_ABSOLUTE_SECS + 1 }.check().is_err());
-        SessionPolicy { idle_secs: 2, absolute_secs: 2 }.check().unwrap();
-        SessionPolicy::default().check().unwrap();
     }
 
     #[test]
     fn sign_out_sign_out_everywhere_and_disabling_end_sessions() {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, admin, rep) = setup(dir.path());
-        let s = Sessions::new(&store, SessionPolicy::default());
-        let a = s.start(&rep, Method::Password).unwrap();
-        let b = s.start(&rep, Method::Password).unwrap();
-        let c = s.start(&rep, Method::Oidc).unwrap();
-        assert_eq!(s.open("r1").unwrap().len(), 3);
-        assert!(s.end(&a.cookie).unwrap().is_some());
-        assert!(s.end(&a.cookie).unwrap().is_none(), "twice is not an error");
-        assert!(s.check(&a.cookie, Utc::now()).unwrap_err().to_string().contains("signed out"));
-        s.check(&b.cookie, Utc::now()).unwrap();
-        assert!(s.end_all("r1", &rep).unwrap() == 2);
-        let e = s.check(&c.cookie, Utc::now()).unwrap_err();
-        assert!(e.to_string().contains("sign out everywhere"), "{e}");
-        // Another user's sessions: only an admin.
-        let d = s.start(&rep, Method::Password).unwrap();
-        let other = Users::new(&store).add("r2", "Rep Two", Role::Rep, Some(&admin)).unwrap().0;
-        assert!(s.end_all("r1", &other).unwrap_err().is_denied());
-        Users::new(&store).disable("r1", &admin).unwrap();
-        let e = s.check(&d.cookie, Utc::now()).unwrap_err();
-        assert!(e.to_string().contains("disabled"), "{e}");
-        let disabled = Users::new(&store).get("r1").unwrap().unwrap();
-        assert!(s.start(&disabled, Method::Password).is_err());
-        let acts = actions(&store);
-        for a in ["session_started", "session_ended", "sessions_ended"] {
-            assert!(acts.iter().any(|x| x == a), "{a} in {acts:?}");
+        for t in each_backend("sessions_sign_out") {
+            let (store, who) = (&t.store, t.name());
+            eprintln!("backend: {who}");
+            let (admin, rep) = setup(store);
+            let s = Sessions::new(store, SessionPolicy::default());
+            let a = s.start(&rep, Method::Password).unwrap();
+            let b = s.start(&rep, Method::Password).unwrap();
+            let c = s.start(&rep, Method::Oidc).unwrap();
+            assert_eq!(s.open("r1").unwrap().len(), 3);
+            assert!(s.end(&a.cookie).unwrap().is_some());
+            assert!(s.end(&a.cookie).unwrap().is_none(), "twice is not an error");
+            assert!(s.check(&a.cookie, Utc::now()).unwrap_err().to_string().contains("signed out"));
+            s.check(&b.cookie, Utc::now()).unwrap();
+            assert!(s.end_all("r1", &rep).unwrap() == 2);
+            let e = s.check(&c.cookie, Utc::now()).unwrap_err();
+            assert!(e.to_string().contains("sign out everywhere"), "{e}");
+            // Another user's sessions: only an admin.
+            let d = s.start(&rep, Method::Password).unwrap();
+            let other = Users::new(store).add("r2", "Rep Two", Role::Rep, Some(&admin)).unwrap().0;
+            assert!(s.end_all("r1", &other).unwrap_err().is_denied());
+            Users::new(store).disable("r1", &admin).unwrap();
+            let e = s.check(&d.cookie, Utc::now()).unwrap_err();
+            assert!(e.to_string().contains("disabled"), "{e}");
+            let disabled = Users::new(store).get("r1").unwrap().unwrap();
+            assert!(s.start(&disabled, Method::Password).is_err());
+            let acts = actions(store);
+            for a in ["session_started", "session_ended", "sessions_ended"] {
+                assert!(acts.iter().any(|x| x == a), "{who}: {a} in {acts:?}");
+            }
+            assert!(audit_of(&t).verify(None).unwrap().ok, "{who}");
         }
-        assert!(crate::audit::Audit::with_store(Store::open(dir.path()).unwrap()).verify(None).unwrap().ok);
     }
 
     #[test]
     fn a_step_up_is_consumed_once_and_only_while_fresh() {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, _, rep) = setup(dir.path());
-        let s = Sessions::new(&store, SessionPolicy::default());
-        let a = s.start(&rep, Method::Oidc).unwrap();
-        let five = std::time::Duration::from_secs(300);
-        assert!(!s.take_step_up(&a.session.id, five).unwrap());
-        s.mark_step_up(&a.session.id).unwrap();
-        assert!(s.take_step_up(&a.session.id, five).unwrap());
-        assert!(!s.take_step_up(&a.session.id, five).unwrap(), "consumed");
-        s.mark_step_up(&a.session.id).unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(30));
-        assert!(!s.take_step_up(&a.session.id, std::time::Duration::from_millis(1)).unwrap(), "stale");
-        s.end(&a.cookie).unwrap();
-        assert!(s.mark_step_up(&a.session.id).is_err());
+        for t in each_backend("sessions_step_up") {
+            let (store, who) = (&t.store, t.name());
+            eprintln!("backend: {who}");
+            let (_, rep) = setup(store);
+            let s = Sessions::new(store, SessionPolicy::default());
+            let a = s.start(&rep, Method::Oidc).unwrap();
+            let five = std::time::Duration::from_secs(300);
+            assert!(!s.take_step_up(&a.session.id, five).unwrap());
+            s.mark_step_up(&a.session.id).unwrap();
+            assert!(s.take_step_up(&a.session.id, five).unwrap());
+            assert!(!s.take_step_up(&a.session.id, five).unwrap(), "consumed");
+            s.mark_step_up(&a.session.id).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(30));
+            assert!(!s.take_step_up(&a.session.id, std::time::Duration::from_millis(1)).unwrap(), "stale");
+            s.end(&a.cookie).unwrap();
+            assert!(s.mark_step_up(&a.session.id).is_err(), "{who}");
+        }
     }
 
     #[test]
     fn a_user_has_a_bounded_number_of_open_sessions() {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, _, rep) = setup(dir.path());
-        let s = Sessions::new(&store, SessionPolicy::default());
-        let first = s.start(&rep, Method::Password).unwrap();
-        for _ in 0..MAX_OPEN_PER_USER {
-            s.start(&rep, Method::Password).unwrap();
+        for t in each_backend("sessions_bounded") {
+            let (store, who) = (&t.store, t.name());
+            eprintln!("backend: {who}");
+            let (_, rep) = setup(store);
+            let s = Sessions::new(store, SessionPolicy::default());
+            let first = s.start(&rep, Method::Password).unwrap();
+            // Least recently used is to the millisecond: the others come later.
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            for _ in 0..MAX_OPEN_PER_USER {
+                s.start(&rep, Method::Password).unwrap();
+            }
+            assert_eq!(s.open("r1").unwrap().len() as i64, MAX_OPEN_PER_USER, "{who}");
+            assert!(s.check(&first.cookie, Utc::now()).unwrap_err().to_string().contains("least recently used"), "{who}");
         }
-        assert_eq!(s.open("r1").unwrap().len() as i64, MAX_OPEN_PER_USER);
-        assert!(s.check(&first.cookie, Utc::now()).unwrap_err().to_string().contains("least recently used"));
     }
 }
