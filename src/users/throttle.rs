@@ -8,8 +8,11 @@
 //! Why it is built this way:
 //!
 //! - **Counted in the store, not in memory.** The command line and every
-//!   server process share one `onlabel.sqlite`, so they share one count, and
-//!   a restart does not reset it (table `sign_in_failures`, migrations 6 and 7).
+//!   server process (every replica) share one store — the `onlabel.sqlite`
+//!   file or the PostgreSQL database — so they share one count, and a restart
+//!   does not reset it (table `sign_in_failures`, SQLite migrations 6 and 7,
+//!   PostgreSQL migration 2). A failure is counted in one write transaction,
+//!   so two replicas cannot both miss the throttle or the lock.
 //! - **Coalesced.** The hash-chained audit log is append-only and kept for
 //!   years, so a flood must not grow it per request. A failure updates one
 //!   counter row per (client address, user, window, reason — one of a handful
