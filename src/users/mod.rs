@@ -742,6 +742,45 @@ mod tests {
         }
     }
 
+    /// Two processes on one store (two replicas on one PostgreSQL database,
+    /// or the CLI and the server on one SQLite file) count failed sign-ins
+    /// as one: every attempt is counted once, the throttle and the lock are
+    /// each reached and audited exactly once, and the audit chain stays one.
+    #[test]
+    fn two_replicas_count_failed_sign_ins_as_one() {
+        for t in each_backend("users_two_replicas") {
+            let who = t.name();
+            eprintln!("backend: {who}");
+            let other = reopen(&t);
+            let p = policy(10, 30);
+            let users = Users::with_policy(&t.store, p);
+            let (admin, _) = users.add("root", "Ada Admin", Role::Admin, None).unwrap();
+            users.add("r1", "Rep One", Role::Rep, Some(&admin)).unwrap();
+            std::thread::scope(|s| {
+                for (i, store) in [&t.store, &other].into_iter().enumerate() {
+                    s.spawn(move || {
+                        let users = Users::with_policy(store, p);
+                        for k in 0..20 {
+                            // A new address each time: only the user's count can throttle.
+                            let a = Attempt::http(Some(format!("10.0.{i}.{k}").parse().unwrap()), "POST", Some("/x"), "/x");
+                            let e = users.authenticate_from("r1", "olt_wrong", &a).unwrap_err();
+                            assert!(e.is_denied(), "{who}: {e}");
+                        }
+                    });
+                }
+            });
+            let counted: i64 =
+                t.store.read(|c| c.one("SELECT CAST(coalesce(sum(count), 0) AS BIGINT) FROM sign_in_failures WHERE user_id = 'r1'", &[])).unwrap();
+            assert_eq!(counted, 40, "{who}: every attempt counted once");
+            let actions = audit_actions(&t.store);
+            assert_eq!(actions.iter().filter(|a| *a == "user_locked").count(), 1, "{who}: {actions:?}");
+            assert_eq!(actions.iter().filter(|a| *a == "login_throttled").count(), 1, "{who}: {actions:?}");
+            assert!(users.get("r1").unwrap().unwrap().locked_at.is_some(), "{who}");
+            let v = audit_of(&t).verify(None).unwrap();
+            assert!(v.ok, "{who}: {v:?}");
+        }
+    }
+
     fn policy(throttle_after: u32, lock_after: u32) -> SignInPolicy {
         SignInPolicy { window_secs: 3600, throttle_after, lock_after }
     }
