@@ -122,13 +122,6 @@ pub fn pg_database(name: &str) -> String {
     onlabel::store::pgtest::database(name)
 }
 
-/// This test run's PostgreSQL cluster ([`onlabel::store::pgtest::cluster`]),
-/// for tests that create databases of their own (tests/it/pg_schema.rs).
-pub fn pg_cluster() -> &'static onlabel::store::pgtest::PgCluster {
-    isolate();
-    onlabel::store::pgtest::cluster()
-}
-
 /// Runs the binary with `--database URL` (no `--data`: the command must not
 /// need the SQLite store); returns (exit code, stdout, stderr).
 pub fn onlabel_db(url: &str, args: &[&str]) -> (i32, String, String) {
