@@ -58,11 +58,11 @@ use openidconnect::{
     EndpointNotSet, EndpointSet, IdTokenFields, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
     Scope, StandardErrorResponse, StandardTokenResponse,
 };
-use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use super::{throttle, Attempt, Role, SignInPolicy, User, Users};
-use crate::store::{self, Store};
+use crate::store::{self, Sql, Store};
+use crate::vals;
 
 /// Longest `return` path kept for after the sign-in, characters.
 pub const MAX_RETURN_CHARS: usize = 512;
@@ -742,30 +742,27 @@ impl Flows<'_> {
     fn put(&self, flow: &Flow) -> Result<()> {
         let now = Utc::now();
         let cutoff = stamp(now - self.ttl);
-        let path = self.store.path().to_owned();
         let max = self.max;
-        self.store.write(|tx| {
-            let sql = |e| store::Error::sqlite(&path, e);
-            tx.execute("DELETE FROM oidc_flows WHERE created_at < ?1", [&cutoff]).map_err(sql)?;
-            let n: i64 = tx.query_row("SELECT count(*) FROM oidc_flows", [], |r| r.get(0)).map_err(sql)?;
+        self.store.transaction(|tx| {
+            tx.execute("DELETE FROM oidc_flows WHERE created_at < ?1", vals![&cutoff])?;
+            let n: i64 = tx.one("SELECT count(*) FROM oidc_flows", &[])?;
             if n as usize >= max {
                 return Err(Error::TooManyFlows { max });
             }
             tx.execute(
                 "INSERT INTO oidc_flows (state_hash, browser_hash, nonce, pkce_verifier, return_to, step_up_user, step_up_session, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![
-                    flow.state_hash,
-                    flow.browser_hash,
-                    flow.nonce,
-                    flow.pkce_verifier,
-                    flow.return_to,
-                    flow.step_up.as_ref().map(|s| &s.user),
-                    flow.step_up.as_ref().map(|s| &s.session),
+                vals![
+                    &flow.state_hash,
+                    &flow.browser_hash,
+                    &flow.nonce,
+                    &flow.pkce_verifier,
+                    &flow.return_to,
+                    flow.step_up.as_ref().map(|s| s.user.clone()),
+                    flow.step_up.as_ref().map(|s| s.session.clone()),
                     stamp(now)
                 ],
-            )
-            .map_err(sql)?;
+            )?;
             Ok(())
         })
     }
@@ -775,28 +772,25 @@ impl Flows<'_> {
     fn take(&self, state: &str, browser: Option<&str>) -> Result<Flow> {
         let now = Utc::now();
         let key = sha256_hex(state);
-        let path = self.store.path().to_owned();
-        let row = self.store.write(|tx| {
-            let sql = |e| store::Error::sqlite(&path, e);
+        let row = self.store.transaction(|tx| {
             let row = tx
-                .query_row(
+                .query_opt(
                     "SELECT browser_hash, nonce, pkce_verifier, return_to, step_up_user, step_up_session, created_at FROM oidc_flows WHERE state_hash = ?1",
-                    [&key],
-                    |r| {
-                        Ok((
-                            r.get::<_, String>(0)?,
-                            r.get::<_, String>(1)?,
-                            r.get::<_, String>(2)?,
-                            r.get::<_, String>(3)?,
-                            r.get::<_, Option<String>>(4)?,
-                            r.get::<_, Option<String>>(5)?,
-                            r.get::<_, String>(6)?,
-                        ))
-                    },
-                )
-                .optional()
-                .map_err(sql)?;
-            tx.execute("DELETE FROM oidc_flows WHERE state_hash = ?1", [&key]).map_err(sql)?;
+                    vals![&key],
+                )?
+                .map(|r| {
+                    Ok::<_, store::Error>((
+                        r.get::<String>(0)?,
+                        r.get::<String>(1)?,
+                        r.get::<String>(2)?,
+                        r.get::<String>(3)?,
+                        r.get::<Option<String>>(4)?,
+                        r.get::<Option<String>>(5)?,
+                        r.get::<String>(6)?,
+                    ))
+                })
+                .transpose()?;
+            tx.execute("DELETE FROM oidc_flows WHERE state_hash = ?1", vals![&key])?;
             Ok::<_, Error>(row)
         })?;
         let Some((browser_hash, nonce, pkce_verifier, return_to, su_user, su_session, created)) = row else {
@@ -844,20 +838,17 @@ pub fn sign_in(store: &Store, settings: &Settings, identity: &Identity) -> Resul
     };
     let group = group.to_string();
     let now = Utc::now();
-    let path = store.path().to_owned();
-    let outcome = store.write(|tx| -> Result<Result<(String, bool, Option<Role>)>> {
-        let sql = |e| store::Error::sqlite(&path, e);
+    let outcome = store.transaction(|tx| -> Result<Result<(String, bool, Option<Role>)>> {
         let found: Option<(String, String, String, Option<String>, Option<String>)> = tx
-            .query_row(
+            .query_opt(
                 "SELECT id, name, role, disabled_at, locked_at FROM users WHERE oidc_issuer = ?1 AND oidc_subject = ?2",
-                params![identity.issuer, identity.subject],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-            )
-            .optional()
-            .map_err(sql)?;
-        let audit = |actor: &str, action: &str, detail: serde_json::Value| -> Result<()> {
+                vals![&identity.issuer, &identity.subject],
+            )?
+            .map(|r| Ok::<_, store::Error>((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+            .transpose()?;
+        let audit = |tx: &mut dyn Sql, actor: &str, action: &str, detail: serde_json::Value| -> Result<()> {
             let rec = crate::audit::Record::new(actor, role.as_str(), action).detail(detail);
-            crate::audit::append_sqlite_tx(tx, &rec, now)?;
+            crate::audit::append_tx(tx, &rec, now)?;
             Ok(())
         };
         match found {
@@ -866,29 +857,28 @@ pub fn sign_in(store: &Store, settings: &Settings, identity: &Identity) -> Resul
             Some((id, name, old_role, None, None)) => {
                 let mut role_was = None;
                 if old_role != role.as_str() {
-                    tx.execute("UPDATE users SET role = ?2 WHERE id = ?1", params![id, role.as_str()]).map_err(sql)?;
-                    audit(&id, "user_role_changed", serde_json::json!({
+                    tx.execute("UPDATE users SET role = ?2 WHERE id = ?1", vals![&id, role.as_str()])?;
+                    audit(tx, &id, "user_role_changed", serde_json::json!({
                         "user": id, "from": old_role, "to": role.as_str(), "source": "oidc", "group": group,
                     }))?;
                     role_was = old_role.parse::<Role>().ok();
                 }
                 if name != identity.name && !identity.name.is_empty() {
-                    tx.execute("UPDATE users SET name = ?2 WHERE id = ?1", params![id, identity.name]).map_err(sql)?;
-                    audit(&id, "user_name_changed", serde_json::json!({
+                    tx.execute("UPDATE users SET name = ?2 WHERE id = ?1", vals![&id, &identity.name])?;
+                    audit(tx, &id, "user_name_changed", serde_json::json!({
                         "user": id, "from": name, "to": identity.name, "source": "oidc",
                     }))?;
                 }
                 Ok(Ok((id, false, role_was)))
             }
             None => {
-                let id = free_id(tx, &path, &identity.username)?;
+                let id = free_id(tx, &identity.username)?;
                 tx.execute(
                     "INSERT INTO users (id, name, role, token_hash, created_at, created_by, oidc_issuer, oidc_subject)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                    params![id, identity.name, role.as_str(), NO_TOKEN, stamp(now), CREATED_BY, identity.issuer, identity.subject],
-                )
-                .map_err(sql)?;
-                audit(&id, "user_added", serde_json::json!({
+                    vals![&id, &identity.name, role.as_str(), NO_TOKEN, stamp(now), CREATED_BY, &identity.issuer, &identity.subject],
+                )?;
+                audit(tx, &id, "user_added", serde_json::json!({
                     "user": id, "name": identity.name, "role": role.as_str(), "source": "oidc",
                     "issuer": identity.issuer, "subject": identity.subject, "group": group,
                 }))?;
@@ -903,7 +893,7 @@ pub fn sign_in(store: &Store, settings: &Settings, identity: &Identity) -> Resul
 
 /// A free user id made from `wanted` (the allowed characters kept, others
 /// dropped; cut to 58, so that `-9999` still fits the 64 of an id): `wanted`, else `wanted-2`, `-3`, …
-fn free_id(tx: &rusqlite::Transaction<'_>, path: &std::path::Path, wanted: &str) -> Result<String> {
+fn free_id(tx: &mut dyn Sql, wanted: &str) -> Result<String> {
     let mut base: String = wanted
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'))
@@ -914,11 +904,7 @@ fn free_id(tx: &rusqlite::Transaction<'_>, path: &std::path::Path, wanted: &str)
     }
     for n in 1..10_000 {
         let id = if n == 1 { base.clone() } else { format!("{base}-{n}") };
-        let taken: bool = tx
-            .query_row("SELECT 1 FROM users WHERE id = ?1", [&id], |_| Ok(true))
-            .optional()
-            .map_err(|e| store::Error::sqlite(path, e))?
-            .unwrap_or(false);
+        let taken = tx.query_opt("SELECT 1 FROM users WHERE id = ?1", vals![&id])?.is_some();
         if !taken {
             return Ok(id);
         }
@@ -936,13 +922,10 @@ pub fn record_failure(store: &Store, policy: &SignInPolicy, attempt: &Attempt, u
 
 /// The single sign-on identity `(issuer, subject)` of user `id`, if bound.
 pub fn identity_of(store: &Store, id: &str) -> Result<Option<(String, String)>> {
-    Ok(store.with_conn(|c| {
-        c.query_row(
-            "SELECT oidc_issuer, oidc_subject FROM users WHERE id = ?1 AND oidc_subject IS NOT NULL",
-            [id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()
+    Ok(store.read(|c| {
+        c.query_opt("SELECT oidc_issuer, oidc_subject FROM users WHERE id = ?1 AND oidc_subject IS NOT NULL", vals![id])?
+            .map(|r| Ok::<_, store::Error>((r.get(0)?, r.get(1)?)))
+            .transpose()
     })?)
 }
 
@@ -1004,6 +987,8 @@ pub fn check_step_up(settings: &Settings, signed: &SignedIn, identity: &Identity
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::testing::each_backend;
+    use crate::users::tests::audit_of;
 
     fn config() -> OidcConfig {
         OidcConfig {
@@ -1090,108 +1075,121 @@ mod tests {
 
     #[test]
     fn first_sign_in_creates_later_ones_update_and_a_role_change_is_audited() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let users = Users::new(&store);
-        // A local user already called "amy": the IdP's amy must not become her.
-        let (admin, _) = users.add("root", "Ada Admin", Role::Admin, None).unwrap();
-        users.add("amy", "Amy Local", Role::Rep, Some(&admin)).unwrap();
-        let s = Settings::from_config(&config(), None).unwrap();
-        let first = sign_in(&store, &s, &identity("sub-1", "amy", &["onlabel-mlr"])).unwrap();
-        assert!(first.created);
-        assert_eq!(first.user.id, "amy-2");
-        assert_eq!(first.user.role, Role::MlrReviewer);
-        assert_eq!(first.user.created_by, CREATED_BY);
-        assert_eq!(users.get("amy").unwrap().unwrap().name, "Amy Local", "the local amy is untouched");
-        // No token verifies against an SSO user's row.
-        assert!(users.authenticate("amy-2", "olt_anything", "test").is_err());
-        // Same identity, new groups and name: updated, not created again.
-        let mut again = identity("sub-1", "amy", &["onlabel-reps"]);
-        again.name = "Amy Married-Name".into();
-        let second = sign_in(&store, &s, &again).unwrap();
-        assert!(!second.created);
-        assert_eq!(second.user.id, "amy-2");
-        assert_eq!(second.role_was, Some(Role::MlrReviewer));
-        assert_eq!(second.user.role, Role::Rep);
-        assert_eq!(second.user.name, "Amy Married-Name");
-        // No mapped group: refused, the user keeps their last role.
-        let e = sign_in(&store, &s, &identity("sub-1", "amy", &["staff"])).unwrap_err();
-        assert!(matches!(e, Error::NoRole { .. }) && e.to_string().contains("onlabel-mlr"), "{e}");
-        assert_eq!(users.get("amy-2").unwrap().unwrap().role, Role::Rep);
-        // Disabled: refused.
-        users.disable("amy-2", &admin).unwrap();
-        assert!(matches!(sign_in(&store, &s, &identity("sub-1", "amy", &["onlabel-reps"])), Err(Error::Disabled { .. })));
-        let audit = crate::audit::Audit::with_store(Store::open(dir.path()).unwrap());
-        let all = audit.range(None, None).unwrap();
-        let changed: Vec<_> = all.iter().filter(|e| e.action == "user_role_changed").collect();
-        assert_eq!(changed.len(), 1);
-        assert!(all.iter().any(|e| e.action == "user_name_changed"));
-        assert!(audit.verify(None).unwrap().ok);
+        for t in each_backend("oidc_sign_in") {
+            let (store, who) = (&t.store, t.name());
+            eprintln!("backend: {who}");
+            let users = Users::new(store);
+            // A local user already called "amy": the IdP's amy must not become her.
+            let (admin, _) = users.add("root", "Ada Admin", Role::Admin, None).unwrap();
+            users.add("amy", "Amy Local", Role::Rep, Some(&admin)).unwrap();
+            let s = Settings::from_config(&config(), None).unwrap();
+            let first = sign_in(store, &s, &identity("sub-1", "amy", &["onlabel-mlr"])).unwrap();
+            assert!(first.created);
+            assert_eq!(first.user.id, "amy-2");
+            assert_eq!(first.user.role, Role::MlrReviewer);
+            assert_eq!(first.user.created_by, CREATED_BY);
+            assert_eq!(users.get("amy").unwrap().unwrap().name, "Amy Local", "the local amy is untouched");
+            // No token verifies against an SSO user's row.
+            assert!(users.authenticate("amy-2", "olt_anything", "test").is_err());
+            // Same identity, new groups and name: updated, not created again.
+            let mut again = identity("sub-1", "amy", &["onlabel-reps"]);
+            again.name = "Amy Married-Name".into();
+            let second = sign_in(store, &s, &again).unwrap();
+            assert!(!second.created);
+            assert_eq!(second.user.id, "amy-2");
+            assert_eq!(second.role_was, Some(Role::MlrReviewer));
+            assert_eq!(second.user.role, Role::Rep);
+            assert_eq!(second.user.name, "Amy Married-Name");
+            // No mapped group: refused, the user keeps their last role.
+            let e = sign_in(store, &s, &identity("sub-1", "amy", &["staff"])).unwrap_err();
+            assert!(matches!(e, Error::NoRole { .. }) && e.to_string().contains("onlabel-mlr"), "{e}");
+            assert_eq!(users.get("amy-2").unwrap().unwrap().role, Role::Rep);
+            // Disabled: refused.
+            users.disable("amy-2", &admin).unwrap();
+            assert!(matches!(sign_in(store, &s, &identity("sub-1", "amy", &["onlabel-reps"])), Err(Error::Disabled { .. })));
+            let audit = audit_of(&t);
+            let all = audit.range(None, None).unwrap();
+            let changed: Vec<_> = all.iter().filter(|e| e.action == "user_role_changed").collect();
+            assert_eq!(changed.len(), 1, "{who}");
+            assert!(all.iter().any(|e| e.action == "user_name_changed"), "{who}");
+            assert!(audit.verify(None).unwrap().ok, "{who}");
+        }
     }
 
     #[test]
     fn the_identity_binding_never_changes() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let s = Settings::from_config(&config(), None).unwrap();
-        sign_in(&store, &s, &identity("sub-1", "amy", &["onlabel-mlr"])).unwrap();
-        let rebind = store.with_conn(|c| c.execute("UPDATE users SET oidc_subject = 'sub-2' WHERE id = 'amy'", []));
-        assert!(rebind.is_err(), "a bound user cannot be rebound");
-        let half = store.with_conn(|c| {
-            c.execute("INSERT INTO users (id, name, role, token_hash, created_at, created_by, oidc_issuer) VALUES ('x','X','rep','!','t','t','https://i')", [])
-        });
-        assert!(half.is_err(), "issuer without subject");
-        let dup = store.with_conn(|c| {
-            c.execute(
+        for t in each_backend("oidc_binding") {
+            let (store, who) = (&t.store, t.name());
+            eprintln!("backend: {who}");
+            let s = Settings::from_config(&config(), None).unwrap();
+            sign_in(store, &s, &identity("sub-1", "amy", &["onlabel-mlr"])).unwrap();
+            let write = |sql: &str, params: &[store::Value]| store.transaction(|tx| tx.execute(sql, params));
+            let rebind = write("UPDATE users SET oidc_subject = 'sub-2' WHERE id = 'amy'", &[]);
+            assert!(rebind.is_err(), "{who}: a bound user cannot be rebound");
+            let half = write("INSERT INTO users (id, name, role, token_hash, created_at, created_by, oidc_issuer) VALUES ('x','X','rep','!','t','t','https://i')", &[]);
+            assert!(half.is_err(), "{who}: issuer without subject");
+            let dup = write(
                 "INSERT INTO users (id, name, role, token_hash, created_at, created_by, oidc_issuer, oidc_subject) VALUES ('y','Y','rep','!','t','t',?1,'sub-1')",
-                [s.issuer.as_str()],
-            )
-        });
-        assert!(dup.is_err(), "one user per identity");
-        assert!(store.with_conn(|c| c.execute("DELETE FROM users WHERE id = 'amy'", [])).is_err(), "0002's trigger stays");
+                vals![s.issuer.as_str()],
+            );
+            assert!(dup.is_err(), "{who}: one user per identity");
+            assert!(write("DELETE FROM users WHERE id = 'amy'", &[]).is_err(), "{who}: 0002's trigger stays");
+            // What the store kept: the one binding, unchanged.
+            assert_eq!(identity_of(store, "amy").unwrap(), Some((s.issuer.as_str().to_string(), "sub-1".to_string())), "{who}");
+            assert_eq!(Users::new(store).list().unwrap().len(), 1, "{who}");
+        }
     }
 
     #[test]
     fn flows_are_consumed_once_bound_to_the_browser_and_capped() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let flows = Flows { store: &store, ttl: chrono::Duration::seconds(600), max: 2 };
-        let flow = |state: &str| Flow {
-            state_hash: sha256_hex(state),
-            browser_hash: sha256_hex("browser-1"),
-            nonce: "n".into(),
-            pkce_verifier: "v".into(),
-            return_to: "/".into(),
-            step_up: None,
-        };
-        flows.put(&flow("s1")).unwrap();
-        flows.put(&flow("s2")).unwrap();
-        assert!(matches!(flows.put(&flow("s3")), Err(Error::TooManyFlows { max: 2 })));
-        assert!(matches!(flows.take("s1", Some("browser-2")), Err(Error::Flow { reason: "started in another browser" })));
-        assert!(matches!(flows.take("s1", Some("browser-1")), Err(Error::Flow { .. })), "a refused take still consumed it");
-        assert_eq!(flows.take("s2", Some("browser-1")).unwrap().nonce, "n");
-        assert!(matches!(flows.take("s2", Some("browser-1")), Err(Error::Flow { reason: "unknown or already used state" })));
-        let stale = Flows { store: &store, ttl: chrono::Duration::seconds(-1), max: 2 };
-        flows.put(&flow("s4")).unwrap();
-        assert!(matches!(stale.take("s4", Some("browser-1")), Err(Error::Flow { reason: "expired" })));
+        for t in each_backend("oidc_flows") {
+            let (store, who) = (&t.store, t.name());
+            eprintln!("backend: {who}");
+            let flows = Flows { store, ttl: chrono::Duration::seconds(600), max: 2 };
+            let flow = |state: &str| Flow {
+                state_hash: sha256_hex(state),
+                browser_hash: sha256_hex("browser-1"),
+                nonce: "n".into(),
+                pkce_verifier: "v".into(),
+                return_to: "/".into(),
+                step_up: None,
+            };
+            flows.put(&flow("s1")).unwrap();
+            flows.put(&flow("s2")).unwrap();
+            assert!(matches!(flows.put(&flow("s3")), Err(Error::TooManyFlows { max: 2 })));
+            assert!(matches!(flows.take("s1", Some("browser-2")), Err(Error::Flow { reason: "started in another browser" })));
+            assert!(matches!(flows.take("s1", Some("browser-1")), Err(Error::Flow { .. })), "a refused take still consumed it");
+            assert_eq!(flows.take("s2", Some("browser-1")).unwrap().nonce, "n");
+            assert!(matches!(flows.take("s2", Some("browser-1")), Err(Error::Flow { reason: "unknown or already used state" })));
+            let stale = Flows { store, ttl: chrono::Duration::seconds(-1), max: 2 };
+            flows.put(&flow("s4")).unwrap();
+            assert!(matches!(stale.take("s4", Some("browser-1")), Err(Error::Flow { reason: "expired" })), "{who}");
+            // A step-up flow keeps its signer and session.
+            let mut su = flow("s5");
+            su.step_up = Some(StepUp { user: "amy".into(), session: "sess".into() });
+            flows.put(&su).unwrap();
+            assert_eq!(flows.take("s5", Some("browser-1")).unwrap().step_up, su.step_up, "{who}");
+        }
     }
 
     #[test]
     fn a_step_up_must_be_fresh_and_the_signers_own() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let s = Settings::from_config(&config(), None).unwrap();
-        let mut id = identity("sub-1", "amy", &["onlabel-mlr"]);
-        let signed = sign_in(&store, &s, &id).unwrap();
-        let now = Utc::now();
-        let mine = StepUp { user: "amy".into(), session: "s".into() };
-        check_step_up(&s, &signed, &id, &mine, now).unwrap();
-        let other = StepUp { user: "bob".into(), session: "s".into() };
-        assert!(matches!(check_step_up(&s, &signed, &id, &other, now), Err(Error::StepUp { .. })));
-        id.auth_time = Some(now - chrono::Duration::seconds(STEP_UP_MAX_AGE_SECS + 1));
-        assert!(matches!(check_step_up(&s, &signed, &id, &mine, now), Err(Error::StepUp { .. })));
-        id.auth_time = None;
-        assert!(matches!(check_step_up(&s, &signed, &id, &mine, now), Err(Error::StepUp { .. })));
+        for t in each_backend("oidc_step_up") {
+            let (store, who) = (&t.store, t.name());
+            eprintln!("backend: {who}");
+            let s = Settings::from_config(&config(), None).unwrap();
+            let mut id = identity("sub-1", "amy", &["onlabel-mlr"]);
+            let signed = sign_in(store, &s, &id).unwrap();
+            let now = Utc::now();
+            let mine = StepUp { user: "amy".into(), session: "s".into() };
+            check_step_up(&s, &signed, &id, &mine, now).unwrap();
+            let other = StepUp { user: "bob".into(), session: "s".into() };
+            assert!(matches!(check_step_up(&s, &signed, &id, &other, now), Err(Error::StepUp { .. })));
+            id.auth_time = Some(now - chrono::Duration::seconds(STEP_UP_MAX_AGE_SECS + 1));
+            assert!(matches!(check_step_up(&s, &signed, &id, &mine, now), Err(Error::StepUp { .. })));
+            id.auth_time = None;
+            assert!(matches!(check_step_up(&s, &signed, &id, &mine, now), Err(Error::StepUp { .. })), "{who}");
+        }
     }
 }
 

@@ -32,11 +32,11 @@
 
 use base64::Engine as _;
 use chrono::{DateTime, Duration, Utc};
-use rusqlite::{params, OptionalExtension, Row, Transaction};
 use serde::{Deserialize, Serialize};
 
-use super::{stamp, time, user, Error, Result, Role, User, COLUMNS};
-use crate::store::{self, Store};
+use super::{get_user, stamp, time, Error, Result, Role, User};
+use crate::store::{self, Row, Sql, Store};
+use crate::vals;
 
 /// Characters of a cookie value (and of a CSRF token): 32 bytes, base64url
 /// without padding.
@@ -261,7 +261,7 @@ struct Row_ {
     ended: Option<EndReason>,
 }
 
-fn session_row(r: &Row<'_>, policy: &SessionPolicy) -> rusqlite::Result<Row_> {
+fn session_row(r: &Row, policy: &SessionPolicy) -> store::Result<Row_> {
     let method: String = r.get(2)?;
     let created_at = time(r, 4)?.unwrap_or_default();
     let last_seen_at = time(r, 5)?.unwrap_or_default();
@@ -285,12 +285,12 @@ fn session_row(r: &Row<'_>, policy: &SessionPolicy) -> rusqlite::Result<Row_> {
 
 /// Ends every open session of `user` in `tx` (reason `reason`); returns how
 /// many. The caller audits (one record for all of them).
-pub(super) fn end_all_tx(tx: &Transaction<'_>, path: &std::path::Path, user: &str, reason: EndReason, now: DateTime<Utc>) -> store::Result<usize> {
-    tx.execute(
+pub(super) fn end_all_tx(tx: &mut dyn Sql, user: &str, reason: EndReason, now: DateTime<Utc>) -> store::Result<usize> {
+    let n = tx.execute(
         "UPDATE sessions SET ended_at = ?2, ended_reason = ?3 WHERE user_id = ?1 AND ended_at IS NULL",
-        params![user, stamp(now), reason.as_str()],
-    )
-    .map_err(|e| store::Error::sqlite(path, e))
+        vals![user, stamp(now), reason.as_str()],
+    )?;
+    Ok(usize::try_from(n).unwrap_or(usize::MAX))
 }
 
 impl<'a> Sessions<'a> {
@@ -317,35 +317,29 @@ impl<'a> Sessions<'a> {
         let csrf = random_key()?;
         let id = session_id(&cookie);
         let now = Utc::now();
-        let path = self.store.path().to_owned();
-        self.store.write(|tx| {
-            let sql = |e| store::Error::sqlite(&path, e);
-            tx.execute("DELETE FROM sessions WHERE ended_at IS NOT NULL AND ended_at < ?1", [stamp(now - KEEP_ENDED)]).map_err(sql)?;
-            let timed_out = tx
-                .execute(
-                    "UPDATE sessions SET ended_at = ?2, ended_reason = CASE WHEN created_at < ?4 THEN 'absolute' ELSE 'idle' END
-                     WHERE user_id = ?1 AND ended_at IS NULL AND (last_seen_at < ?3 OR created_at < ?4)",
-                    params![user.id, stamp(now), stamp(now - self.policy.idle()), stamp(now - self.policy.absolute())],
-                )
-                .map_err(sql)?;
-            let open: i64 = tx
-                .query_row("SELECT count(*) FROM sessions WHERE user_id = ?1 AND ended_at IS NULL", [&user.id], |r| r.get(0))
-                .map_err(sql)?;
+        self.store.transaction(|tx| {
+            tx.execute("DELETE FROM sessions WHERE ended_at IS NOT NULL AND ended_at < ?1", vals![stamp(now - KEEP_ENDED)])?;
+            let timed_out = tx.execute(
+                "UPDATE sessions SET ended_at = ?2, ended_reason = CASE WHEN created_at < ?4 THEN 'absolute' ELSE 'idle' END
+                 WHERE user_id = ?1 AND ended_at IS NULL AND (last_seen_at < ?3 OR created_at < ?4)",
+                vals![&user.id, stamp(now), stamp(now - self.policy.idle()), stamp(now - self.policy.absolute())],
+            )?;
+            let open: i64 = tx.one("SELECT count(*) FROM sessions WHERE user_id = ?1 AND ended_at IS NULL", vals![&user.id])?;
+            // Least recently used first; among sessions last seen in the same
+            // millisecond, the oldest, then any (by id: both backends agree).
             let evicted = if open >= MAX_OPEN_PER_USER {
                 tx.execute(
                     "UPDATE sessions SET ended_at = ?2, ended_reason = 'evicted' WHERE id IN (
-                         SELECT id FROM sessions WHERE user_id = ?1 AND ended_at IS NULL ORDER BY last_seen_at, rowid LIMIT ?3)",
-                    params![user.id, stamp(now), open - MAX_OPEN_PER_USER + 1],
-                )
-                .map_err(sql)?
+                         SELECT id FROM sessions WHERE user_id = ?1 AND ended_at IS NULL ORDER BY last_seen_at, created_at, id LIMIT ?3)",
+                    vals![&user.id, stamp(now), open - MAX_OPEN_PER_USER + 1],
+                )?
             } else {
                 0
             };
             tx.execute(
                 "INSERT INTO sessions (id, user_id, method, csrf, created_at, last_seen_at, auth_time) VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?5)",
-                params![id, user.id, method.as_str(), csrf, stamp(now)],
-            )
-            .map_err(sql)?;
+                vals![&id, &user.id, method.as_str(), &csrf, stamp(now)],
+            )?;
             let rec = crate::audit::Record::new(&user.id, user.role.as_str(), "session_started").detail(serde_json::json!({
                 "session": &id[..AUDIT_ID_CHARS],
                 "method": method.as_str(),
@@ -354,7 +348,7 @@ impl<'a> Sessions<'a> {
                 "timed_out_closed": timed_out,
                 "evicted": evicted,
             }));
-            crate::audit::append_sqlite_tx(tx, &rec, now)?;
+            crate::audit::append_tx(tx, &rec, now)?;
             Ok::<_, Error>(())
         })?;
         let session = self.get(&id)?.ok_or_else(|| Error::SessionRefused { reason: "the new session was not stored".into() })?.session;
@@ -363,8 +357,8 @@ impl<'a> Sessions<'a> {
 
     fn get(&self, id: &str) -> Result<Option<Row_>> {
         let policy = self.policy;
-        Ok(self.store.with_conn(|c| {
-            c.query_row(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?1"), [id], |r| session_row(r, &policy)).optional()
+        Ok(self.store.read(|c| {
+            c.query_opt(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?1"), vals![id])?.map(|r| session_row(&r, &policy)).transpose()
         })?)
     }
 
@@ -386,9 +380,7 @@ impl<'a> Sessions<'a> {
         if let Some(reason) = row.ended {
             return refused(reason.explain(&self.policy));
         }
-        let u = self.store.with_conn(|c| {
-            c.query_row(&format!("SELECT {COLUMNS} FROM users WHERE id = ?1"), [&s.user_id], user).optional()
-        })?;
+        let u = self.store.read(|c| get_user(c, &s.user_id))?;
         let Some(u) = u else {
             return refused("its user no longer exists".into());
         };
@@ -410,8 +402,8 @@ impl<'a> Sessions<'a> {
         }
         let mut s = s;
         if now - s.last_seen_at >= self.policy.touch_after() {
-            self.store.with_conn(|c| {
-                c.execute("UPDATE sessions SET last_seen_at = ?2 WHERE id = ?1 AND ended_at IS NULL", params![s.id, stamp(now)])
+            self.store.transaction(|tx| {
+                tx.execute("UPDATE sessions SET last_seen_at = ?2 WHERE id = ?1 AND ended_at IS NULL", vals![&s.id, stamp(now)])
             })?;
             s.last_seen_at = now;
             s.idle_expires_at = now + self.policy.idle();
@@ -421,14 +413,11 @@ impl<'a> Sessions<'a> {
 
     /// Ends one session row (if still open) and audits it.
     fn end_row(&self, s: &Session, by: &User, reason: EndReason, at: DateTime<Utc>, now: DateTime<Utc>) -> Result<bool> {
-        let path = self.store.path().to_owned();
-        self.store.write(|tx| {
-            let n = tx
-                .execute(
-                    "UPDATE sessions SET ended_at = ?2, ended_reason = ?3 WHERE id = ?1 AND ended_at IS NULL",
-                    params![s.id, stamp(at), reason.as_str()],
-                )
-                .map_err(|e| store::Error::sqlite(&path, e))?;
+        self.store.transaction(|tx| {
+            let n = tx.execute(
+                "UPDATE sessions SET ended_at = ?2, ended_reason = ?3 WHERE id = ?1 AND ended_at IS NULL",
+                vals![&s.id, stamp(at), reason.as_str()],
+            )?;
             if n == 1 {
                 let rec = crate::audit::Record::new(&by.id, by.role.as_str(), "session_ended").detail(serde_json::json!({
                     "user": s.user_id,
@@ -437,7 +426,7 @@ impl<'a> Sessions<'a> {
                     "reason": reason.as_str(),
                     "started_at": stamp(s.created_at),
                 }));
-                crate::audit::append_sqlite_tx(tx, &rec, now)?;
+                crate::audit::append_tx(tx, &rec, now)?;
             }
             Ok::<_, Error>(n == 1)
         })
@@ -454,9 +443,7 @@ impl<'a> Sessions<'a> {
         if row.ended.is_some() {
             return Ok(None);
         }
-        let u = self.store.with_conn(|c| {
-            c.query_row(&format!("SELECT {COLUMNS} FROM users WHERE id = ?1"), [&row.session.user_id], user).optional()
-        })?;
+        let u = self.store.read(|c| get_user(c, &row.session.user_id))?;
         let Some(u) = u else { return Ok(None) };
         let now = Utc::now();
         Ok(self.end_row(&row.session, &u, EndReason::SignedOut, now, now)?.then_some(row.session))
@@ -470,12 +457,11 @@ impl<'a> Sessions<'a> {
             by.require(&[Role::Admin], "end another user's sessions")?;
         }
         let now = Utc::now();
-        let path = self.store.path().to_owned();
-        self.store.write(|tx| {
-            let n = end_all_tx(tx, &path, user_id, EndReason::SignedOutEverywhere, now)?;
+        self.store.transaction(|tx| {
+            let n = end_all_tx(tx, user_id, EndReason::SignedOutEverywhere, now)?;
             let rec = crate::audit::Record::new(&by.id, by.role.as_str(), "sessions_ended")
                 .detail(serde_json::json!({"user": user_id, "reason": EndReason::SignedOutEverywhere.as_str(), "count": n}));
-            crate::audit::append_sqlite_tx(tx, &rec, now)?;
+            crate::audit::append_tx(tx, &rec, now)?;
             Ok::<_, Error>(n)
         })
     }
@@ -486,8 +472,8 @@ impl<'a> Sessions<'a> {
     /// Refused for an ended or unknown session.
     pub fn mark_step_up(&self, session_id: &str) -> Result<()> {
         let now = stamp(Utc::now());
-        let n = self.store.with_conn(|c| {
-            c.execute("UPDATE sessions SET step_up_at = ?2, auth_time = ?2 WHERE id = ?1 AND ended_at IS NULL", params![session_id, now])
+        let n = self.store.transaction(|tx| {
+            tx.execute("UPDATE sessions SET step_up_at = ?2, auth_time = ?2 WHERE id = ?1 AND ended_at IS NULL", vals![session_id, now])
         })?;
         if n == 1 {
             Ok(())
@@ -502,10 +488,10 @@ impl<'a> Sessions<'a> {
     pub fn take_step_up(&self, session_id: &str, within: std::time::Duration) -> Result<bool> {
         let now = Utc::now();
         let since = now - Duration::from_std(within).unwrap_or(Duration::zero());
-        let n = self.store.with_conn(|c| {
-            c.execute(
+        let n = self.store.transaction(|tx| {
+            tx.execute(
                 "UPDATE sessions SET step_up_at = NULL WHERE id = ?1 AND ended_at IS NULL AND step_up_at IS NOT NULL AND step_up_at >= ?2",
-                params![session_id, stamp(since)],
+                vals![session_id, stamp(since)],
             )
         })?;
         Ok(n == 1)
@@ -514,12 +500,11 @@ impl<'a> Sessions<'a> {
     /// The open sessions of `user_id`, most recent first (without cookies).
     pub fn open(&self, user_id: &str) -> Result<Vec<Session>> {
         let policy = self.policy;
-        let rows = self.store.with_conn(|c| {
-            let mut st = c.prepare(&format!(
-                "SELECT {SESSION_COLUMNS} FROM sessions WHERE user_id = ?1 AND ended_at IS NULL ORDER BY created_at DESC"
-            ))?;
-            let rows = st.query_map([user_id], |r| session_row(r, &policy))?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
+        let rows = self.store.read(|c| {
+            c.query(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE user_id = ?1 AND ended_at IS NULL ORDER BY created_at DESC"), vals![user_id])?
+                .iter()
+                .map(|r| session_row(r, &policy))
+                .collect::<store::Result<Vec<_>>>()
         })?;
         Ok(rows.into_iter().map(|r| r.session).collect())
     }
@@ -528,143 +513,148 @@ impl<'a> Sessions<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::testing::each_backend;
+    use crate::users::tests::{audit_actions as actions, audit_of};
     use crate::users::Users;
 
-    fn setup(dir: &std::path::Path) -> (Store, User, User) {
-        let store = Store::open(dir).unwrap();
-        let users = Users::new(&store);
+    fn setup(store: &Store) -> (User, User) {
+        let users = Users::new(store);
         let (admin, _) = users.add("root", "Ada Admin", Role::Admin, None).unwrap();
         let (rep, _) = users.add("r1", "Rep One", Role::Rep, Some(&admin)).unwrap();
-        (store, admin, rep)
-    }
-
-    fn actions(store: &Store) -> Vec<String> {
-        store
-            .with_conn(|c| {
-                let mut st = c.prepare("SELECT action FROM audit_log ORDER BY seq")?;
-                let rows = st.query_map([], |r| r.get::<_, String>(0))?;
-                rows.collect()
-            })
-            .unwrap()
+        (admin, rep)
     }
 
     #[test]
     fn a_session_is_a_random_cookie_stored_only_as_its_hash() {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, _, rep) = setup(dir.path());
-        let s = Sessions::new(&store, SessionPolicy::default());
-        let a = s.start(&rep, Method::Password).unwrap();
-        let b = s.start(&rep, Method::Password).unwrap();
-        assert_eq!(a.cookie.len(), COOKIE_CHARS);
-        assert_eq!(a.csrf.len(), COOKIE_CHARS);
-        assert!(a.cookie != b.cookie && a.csrf != b.csrf && a.cookie != a.csrf);
-        assert!(a.cookie.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
-        let stored: Vec<String> = store
-            .with_conn(|c| {
-                let mut st = c.prepare("SELECT id || ' ' || csrf FROM sessions")?;
-                let rows = st.query_map([], |r| r.get(0))?;
-                rows.collect()
-            })
-            .unwrap();
-        assert!(stored.iter().all(|r| !r.contains(&a.cookie) && !r.contains(&b.cookie)));
-        let (u, sess) = s.check(&a.cookie, Utc::now()).unwrap();
-        assert_eq!((u.id.as_str(), sess.method, sess.csrf.as_str()), ("r1", Method::Password, a.csrf.as_str()));
-        assert!(s.check("x".repeat(44).as_str(), Utc::now()).is_err());
-        assert!(s.check("", Utc::now()).is_err());
-        assert!(matches!(s.check(&b.cookie[1..], Utc::now()), Err(Error::SessionRefused { .. })));
-        assert!(same_secret(&a.csrf, &a.csrf.clone()) && !same_secret(&a.csrf, &b.csrf) && !same_secret("a", "ab"));
+        for t in each_backend("sessions_cookie") {
+            let (store, who) = (&t.store, t.name());
+            eprintln!("backend: {who}");
+            let (_, rep) = setup(store);
+            let s = Sessions::new(store, SessionPolicy::default());
+            let a = s.start(&rep, Method::Password).unwrap();
+            let b = s.start(&rep, Method::Password).unwrap();
+            assert_eq!(a.cookie.len(), COOKIE_CHARS);
+            assert_eq!(a.csrf.len(), COOKIE_CHARS);
+            assert!(a.cookie != b.cookie && a.csrf != b.csrf && a.cookie != a.csrf);
+            assert!(a.cookie.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+            let stored: Vec<String> = store
+                .read(|c| c.query("SELECT id || ' ' || csrf FROM sessions", &[])?.iter().map(|r| r.get::<String>(0)).collect::<store::Result<Vec<_>>>())
+                .unwrap();
+            assert_eq!(stored.len(), 2, "{who}");
+            assert!(stored.iter().all(|r| !r.contains(&a.cookie) && !r.contains(&b.cookie)));
+            let (u, sess) = s.check(&a.cookie, Utc::now()).unwrap();
+            assert_eq!((u.id.as_str(), sess.method, sess.csrf.as_str()), ("r1", Method::Password, a.csrf.as_str()));
+            assert!(s.check("x".repeat(44).as_str(), Utc::now()).is_err());
+            assert!(s.check("", Utc::now()).is_err());
+            assert!(matches!(s.check(&b.cookie[1..], Utc::now()), Err(Error::SessionRefused { .. })));
+            assert!(same_secret(&a.csrf, &a.csrf.clone()) && !same_secret(&a.csrf, &b.csrf) && !same_secret("a", "ab"));
+        }
     }
 
     #[test]
     fn idle_and_absolute_timeouts_end_sessions_and_say_so() {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, _, rep) = setup(dir.path());
-        let s = Sessions::new(&store, SessionPolicy { idle_secs: 60, absolute_secs: 300 });
-        let a = s.start(&rep, Method::Password).unwrap();
-        let t0 = a.session.created_at;
-        // Active every 50 s: never idle, but ends at 300 s.
-        let mut t = t0;
-        for _ in 0..5 {
-            t += Duration::seconds(50);
-            s.check(&a.cookie, t).unwrap();
+        for t in each_backend("sessions_timeouts") {
+            let (store, who) = (&t.store, t.name());
+            eprintln!("backend: {who}");
+            let (_, rep) = setup(store);
+            let s = Sessions::new(store, SessionPolicy { idle_secs: 60, absolute_secs: 300 });
+            let a = s.start(&rep, Method::Password).unwrap();
+            let t0 = a.session.created_at;
+            // Active every 50 s: never idle, but ends at 300 s.
+            let mut t = t0;
+            for _ in 0..5 {
+                t += Duration::seconds(50);
+                s.check(&a.cookie, t).unwrap();
+            }
+            let e = s.check(&a.cookie, t0 + Duration::seconds(301)).unwrap_err();
+            assert!(e.to_string().contains("limit of 5 min"), "{e}");
+            // Still refused later, for the same reason.
+            assert!(s.check(&a.cookie, t0 + Duration::seconds(302)).unwrap_err().to_string().contains("limit"));
+            let b = s.start(&rep, Method::Password).unwrap();
+            let e = s.check(&b.cookie, b.session.created_at + Duration::seconds(61)).unwrap_err();
+            assert!(e.to_string().contains("1 min without activity"), "{e}");
+            assert_eq!(e.code(), "unauthorized");
+            let acts = actions(store);
+            assert_eq!(acts.iter().filter(|a| *a == "session_ended").count(), 2, "{who}: {acts:?}");
+            assert!(SessionPolicy { idle_secs: 0, absolute_secs: 10 }.check().is_err());
+            assert!(SessionPolicy { idle_secs: 20, absolute_secs: 10 }.check().is_err());
+            assert!(SessionPolicy { idle_secs: 2, absolute_secs: MAX_ABSOLUTE_SECS + 1 }.check().is_err());
+            SessionPolicy { idle_secs: 2, absolute_secs: 2 }.check().unwrap();
+            SessionPolicy::default().check().unwrap();
         }
-        let e = s.check(&a.cookie, t0 + Duration::seconds(301)).unwrap_err();
-        assert!(e.to_string().contains("limit of 5 min"), "{e}");
-        // Still refused later, for the same reason.
-        assert!(s.check(&a.cookie, t0 + Duration::seconds(302)).unwrap_err().to_string().contains("limit"));
-        let b = s.start(&rep, Method::Password).unwrap();
-        let e = s.check(&b.cookie, b.session.created_at + Duration::seconds(61)).unwrap_err();
-        assert!(e.to_string().contains("1 min without activity"), "{e}");
-        assert_eq!(e.code(), "unauthorized");
-        let acts = actions(&store);
-        assert_eq!(acts.iter().filter(|a| *a == "session_ended").count(), 2, "{acts:?}");
-        assert!(SessionPolicy { idle_secs: 0, absolute_secs: 10 }.check().is_err());
-        assert!(SessionPolicy { idle_secs: 20, absolute_secs: 10 }.check().is_err());
-        assert!(SessionPolicy { idle_secs: 2, absolute_secs: MAX_ABSOLUTE_SECS + 1 }.check().is_err());
-        SessionPolicy { idle_secs: 2, absolute_secs: 2 }.check().unwrap();
-        SessionPolicy::default().check().unwrap();
     }
 
     #[test]
     fn sign_out_sign_out_everywhere_and_disabling_end_sessions() {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, admin, rep) = setup(dir.path());
-        let s = Sessions::new(&store, SessionPolicy::default());
-        let a = s.start(&rep, Method::Password).unwrap();
-        let b = s.start(&rep, Method::Password).unwrap();
-        let c = s.start(&rep, Method::Oidc).unwrap();
-        assert_eq!(s.open("r1").unwrap().len(), 3);
-        assert!(s.end(&a.cookie).unwrap().is_some());
-        assert!(s.end(&a.cookie).unwrap().is_none(), "twice is not an error");
-        assert!(s.check(&a.cookie, Utc::now()).unwrap_err().to_string().contains("signed out"));
-        s.check(&b.cookie, Utc::now()).unwrap();
-        assert!(s.end_all("r1", &rep).unwrap() == 2);
-        let e = s.check(&c.cookie, Utc::now()).unwrap_err();
-        assert!(e.to_string().contains("sign out everywhere"), "{e}");
-        // Another user's sessions: only an admin.
-        let d = s.start(&rep, Method::Password).unwrap();
-        let other = Users::new(&store).add("r2", "Rep Two", Role::Rep, Some(&admin)).unwrap().0;
-        assert!(s.end_all("r1", &other).unwrap_err().is_denied());
-        Users::new(&store).disable("r1", &admin).unwrap();
-        let e = s.check(&d.cookie, Utc::now()).unwrap_err();
-        assert!(e.to_string().contains("disabled"), "{e}");
-        let disabled = Users::new(&store).get("r1").unwrap().unwrap();
-        assert!(s.start(&disabled, Method::Password).is_err());
-        let acts = actions(&store);
-        for a in ["session_started", "session_ended", "sessions_ended"] {
-            assert!(acts.iter().any(|x| x == a), "{a} in {acts:?}");
+        for t in each_backend("sessions_sign_out") {
+            let (store, who) = (&t.store, t.name());
+            eprintln!("backend: {who}");
+            let (admin, rep) = setup(store);
+            let s = Sessions::new(store, SessionPolicy::default());
+            let a = s.start(&rep, Method::Password).unwrap();
+            let b = s.start(&rep, Method::Password).unwrap();
+            let c = s.start(&rep, Method::Oidc).unwrap();
+            assert_eq!(s.open("r1").unwrap().len(), 3);
+            assert!(s.end(&a.cookie).unwrap().is_some());
+            assert!(s.end(&a.cookie).unwrap().is_none(), "twice is not an error");
+            assert!(s.check(&a.cookie, Utc::now()).unwrap_err().to_string().contains("signed out"));
+            s.check(&b.cookie, Utc::now()).unwrap();
+            assert!(s.end_all("r1", &rep).unwrap() == 2);
+            let e = s.check(&c.cookie, Utc::now()).unwrap_err();
+            assert!(e.to_string().contains("sign out everywhere"), "{e}");
+            // Another user's sessions: only an admin.
+            let d = s.start(&rep, Method::Password).unwrap();
+            let other = Users::new(store).add("r2", "Rep Two", Role::Rep, Some(&admin)).unwrap().0;
+            assert!(s.end_all("r1", &other).unwrap_err().is_denied());
+            Users::new(store).disable("r1", &admin).unwrap();
+            let e = s.check(&d.cookie, Utc::now()).unwrap_err();
+            assert!(e.to_string().contains("disabled"), "{e}");
+            let disabled = Users::new(store).get("r1").unwrap().unwrap();
+            assert!(s.start(&disabled, Method::Password).is_err());
+            let acts = actions(store);
+            for a in ["session_started", "session_ended", "sessions_ended"] {
+                assert!(acts.iter().any(|x| x == a), "{who}: {a} in {acts:?}");
+            }
+            assert!(audit_of(&t).verify(None).unwrap().ok, "{who}");
         }
-        assert!(crate::audit::Audit::with_store(Store::open(dir.path()).unwrap()).verify(None).unwrap().ok);
     }
 
     #[test]
     fn a_step_up_is_consumed_once_and_only_while_fresh() {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, _, rep) = setup(dir.path());
-        let s = Sessions::new(&store, SessionPolicy::default());
-        let a = s.start(&rep, Method::Oidc).unwrap();
-        let five = std::time::Duration::from_secs(300);
-        assert!(!s.take_step_up(&a.session.id, five).unwrap());
-        s.mark_step_up(&a.session.id).unwrap();
-        assert!(s.take_step_up(&a.session.id, five).unwrap());
-        assert!(!s.take_step_up(&a.session.id, five).unwrap(), "consumed");
-        s.mark_step_up(&a.session.id).unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(30));
-        assert!(!s.take_step_up(&a.session.id, std::time::Duration::from_millis(1)).unwrap(), "stale");
-        s.end(&a.cookie).unwrap();
-        assert!(s.mark_step_up(&a.session.id).is_err());
+        for t in each_backend("sessions_step_up") {
+            let (store, who) = (&t.store, t.name());
+            eprintln!("backend: {who}");
+            let (_, rep) = setup(store);
+            let s = Sessions::new(store, SessionPolicy::default());
+            let a = s.start(&rep, Method::Oidc).unwrap();
+            let five = std::time::Duration::from_secs(300);
+            assert!(!s.take_step_up(&a.session.id, five).unwrap());
+            s.mark_step_up(&a.session.id).unwrap();
+            assert!(s.take_step_up(&a.session.id, five).unwrap());
+            assert!(!s.take_step_up(&a.session.id, five).unwrap(), "consumed");
+            s.mark_step_up(&a.session.id).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(30));
+            assert!(!s.take_step_up(&a.session.id, std::time::Duration::from_millis(1)).unwrap(), "stale");
+            s.end(&a.cookie).unwrap();
+            assert!(s.mark_step_up(&a.session.id).is_err(), "{who}");
+        }
     }
 
     #[test]
     fn a_user_has_a_bounded_number_of_open_sessions() {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, _, rep) = setup(dir.path());
-        let s = Sessions::new(&store, SessionPolicy::default());
-        let first = s.start(&rep, Method::Password).unwrap();
-        for _ in 0..MAX_OPEN_PER_USER {
-            s.start(&rep, Method::Password).unwrap();
+        for t in each_backend("sessions_bounded") {
+            let (store, who) = (&t.store, t.name());
+            eprintln!("backend: {who}");
+            let (_, rep) = setup(store);
+            let s = Sessions::new(store, SessionPolicy::default());
+            let first = s.start(&rep, Method::Password).unwrap();
+            // Least recently used is to the millisecond: the others come later.
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            for _ in 0..MAX_OPEN_PER_USER {
+                s.start(&rep, Method::Password).unwrap();
+            }
+            assert_eq!(s.open("r1").unwrap().len() as i64, MAX_OPEN_PER_USER, "{who}");
+            assert!(s.check(&first.cookie, Utc::now()).unwrap_err().to_string().contains("least recently used"), "{who}");
         }
-        assert_eq!(s.open("r1").unwrap().len() as i64, MAX_OPEN_PER_USER);
-        assert!(s.check(&first.cookie, Utc::now()).unwrap_err().to_string().contains("least recently used"));
     }
 }

@@ -8,8 +8,11 @@
 //! Why it is built this way:
 //!
 //! - **Counted in the store, not in memory.** The command line and every
-//!   server process share one `onlabel.sqlite`, so they share one count, and
-//!   a restart does not reset it (table `sign_in_failures`, migrations 6 and 7).
+//!   server process (every replica) share one store — the `onlabel.sqlite`
+//!   file or the PostgreSQL database — so they share one count, and a restart
+//!   does not reset it (table `sign_in_failures`, SQLite migrations 6 and 7,
+//!   PostgreSQL migration 2). A failure is counted in one write transaction,
+//!   so two replicas cannot both miss the throttle or the lock.
 //! - **Coalesced.** The hash-chained audit log is append-only and kept for
 //!   years, so a flood must not grow it per request. A failure updates one
 //!   counter row per (client address, user, window, reason — one of a handful
@@ -35,10 +38,10 @@
 use std::net::IpAddr;
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
-use rusqlite::{params, OptionalExtension, Transaction};
 use serde::{Deserialize, Serialize};
 
-use crate::store::{self, Store};
+use crate::store::{self, Sql, Store};
+use crate::vals;
 
 /// Longest client address kept (an IPv6 /64 in text is at most 24 characters).
 pub const MAX_ADDR_CHARS: usize = 64;
@@ -212,22 +215,23 @@ fn stamp(t: DateTime<Utc>) -> String {
 /// The counts of `attempt`'s address and of `user` in the window of `now`.
 pub(super) fn standing(store: &Store, policy: &SignInPolicy, addr: &str, user: Option<&str>, now: DateTime<Utc>) -> store::Result<Standing> {
     let w = stamp(policy.window_start(now));
-    store.with_conn(|c| {
-        let addr_n: i64 = c.query_row(
-            "SELECT coalesce(sum(count), 0) FROM sign_in_failures WHERE addr = ?1 AND window_start = ?2",
-            params![addr, w],
-            |r| r.get(0),
-        )?;
-        let user_n: i64 = match user {
-            Some(u) => c.query_row(
-                "SELECT coalesce(sum(count), 0) FROM sign_in_failures WHERE user_id = ?1 AND window_start = ?2",
-                params![u, w],
-                |r| r.get(0),
-            )?,
+    store.read(|c| {
+        let addr_n = failures(c, "addr", addr, &w)?;
+        let user_n = match user {
+            Some(u) => failures(c, "user_id", u, &w)?,
             None => 0,
         };
         Ok(Standing { addr: addr_n, user: user_n })
     })
+}
+
+/// The failures counted in window `w` for `value` of column `col` (`addr`
+/// or `user_id`).
+fn failures(c: &mut dyn Sql, col: &str, value: &str, w: &str) -> store::Result<i64> {
+    c.one(
+        &format!("SELECT CAST(coalesce(sum(count), 0) AS BIGINT) FROM sign_in_failures WHERE {col} = ?1 AND window_start = ?2"),
+        vals![value, w],
+    )
 }
 
 /// What recording a failure did.
@@ -255,30 +259,17 @@ pub(super) fn record_failure(
     let w = stamp(window);
     let until = stamp(window + Duration::seconds(policy.window_secs as i64));
     let key_user = user.unwrap_or(UNKNOWN);
-    let path = store.path().to_owned();
-    store.write(|tx: &Transaction<'_>| {
-        let sql = |e| store::Error::sqlite(&path, e);
-        tx.execute("DELETE FROM sign_in_failures WHERE window_start < ?1", [stamp(window - KEEP_ROWS)]).map_err(sql)?;
-        let count: i64 = tx
-            .query_row(
-                "INSERT INTO sign_in_failures (addr, user_id, window_start, reason, count, first_at, last_at)
-                 VALUES (?1, ?2, ?3, ?4, 1, ?5, ?5)
-                 ON CONFLICT (addr, user_id, window_start, reason) DO UPDATE SET count = count + 1, last_at = excluded.last_at
-                 RETURNING count",
-                params![attempt.addr, key_user, w, reason, stamp(now)],
-                |r| r.get(0),
-            )
-            .map_err(sql)?;
-        let sum = |col: &str, v: &str| -> store::Result<i64> {
-            tx.query_row(
-                &format!("SELECT coalesce(sum(count), 0) FROM sign_in_failures WHERE {col} = ?1 AND window_start = ?2"),
-                params![v, w],
-                |r| r.get(0),
-            )
-            .map_err(sql)
-        };
-        let addr_n = sum("addr", &attempt.addr)?;
-        let user_n = if user.is_some() { sum("user_id", key_user)? } else { 0 };
+    store.transaction(|tx| {
+        tx.execute("DELETE FROM sign_in_failures WHERE window_start < ?1", vals![stamp(window - KEEP_ROWS)])?;
+        let count: i64 = tx.one(
+            "INSERT INTO sign_in_failures (addr, user_id, window_start, reason, count, first_at, last_at)
+             VALUES (?1, ?2, ?3, ?4, 1, ?5, ?5)
+             ON CONFLICT (addr, user_id, window_start, reason) DO UPDATE SET count = sign_in_failures.count + 1, last_at = excluded.last_at
+             RETURNING count",
+            vals![&attempt.addr, key_user, &w, reason, stamp(now)],
+        )?;
+        let addr_n = failures(tx, "addr", &attempt.addr, &w)?;
+        let user_n = if user.is_some() { failures(tx, "user_id", key_user, &w)? } else { 0 };
         let actor = key_user;
         if count == 1 {
             let rec = crate::audit::Record::new(actor, "unknown", "login_failed").detail(serde_json::json!({
@@ -289,7 +280,7 @@ pub(super) fn record_failure(
                 "count": 1,
                 "coalesced": "further failures of this address, user and reason until the window ends are counted in sign_in_failures, not appended",
             }));
-            crate::audit::append_sqlite_tx(tx, &rec, now)?;
+            crate::audit::append_tx(tx, &rec, now)?;
         }
         let throttle = policy.throttle_after as i64;
         for (scope, n) in [("addr", addr_n), ("user", user_n)] {
@@ -297,24 +288,22 @@ pub(super) fn record_failure(
                 let rec = crate::audit::Record::new(actor, "unknown", "login_throttled").detail(serde_json::json!({
                     "scope": scope, "count": n, "request": attempt.summary(), "window_start": w, "until": until,
                 }));
-                crate::audit::append_sqlite_tx(tx, &rec, now)?;
+                crate::audit::append_tx(tx, &rec, now)?;
             }
         }
         let mut out = Recorded::default();
         if let Some(u) = user {
             if user_n >= policy.lock_after as i64 {
-                let changed = tx
-                    .execute(
-                        "UPDATE users SET locked_at = ?2, locked_by = 'sign-in throttle' WHERE id = ?1 AND locked_at IS NULL",
-                        params![u, stamp(now)],
-                    )
-                    .map_err(sql)?;
+                let changed = tx.execute(
+                    "UPDATE users SET locked_at = ?2, locked_by = 'sign-in throttle' WHERE id = ?1 AND locked_at IS NULL",
+                    vals![u, stamp(now)],
+                )?;
                 if changed == 1 {
                     let rec = crate::audit::Record::new(u, "unknown", "user_locked").detail(serde_json::json!({
                         "user": u, "failures": user_n, "window_start": w, "request": attempt.summary(),
                         "unlock": "an admin runs `onlabel users unlock USER --as ADMIN`",
                     }));
-                    crate::audit::append_sqlite_tx(tx, &rec, now)?;
+                    crate::audit::append_tx(tx, &rec, now)?;
                     out.locked_now = true;
                 }
             }
@@ -325,14 +314,14 @@ pub(super) fn record_failure(
 
 /// Forgets `user`'s failures in the current window (an admin unlocked them:
 /// the next failure must not lock them again at once).
-pub(super) fn clear_user(tx: &Transaction<'_>, path: &std::path::Path, user: &str) -> store::Result<()> {
-    tx.execute("DELETE FROM sign_in_failures WHERE user_id = ?1", [user]).map_err(|e| store::Error::sqlite(path, e))?;
+pub(super) fn clear_user(tx: &mut dyn Sql, user: &str) -> store::Result<()> {
+    tx.execute("DELETE FROM sign_in_failures WHERE user_id = ?1", vals![user])?;
     Ok(())
 }
 
 /// Rows in the counter table (for tests and `info`).
 pub fn rows(store: &Store) -> store::Result<i64> {
-    store.with_conn(|c| c.query_row("SELECT count(*) FROM sign_in_failures", [], |r| r.get(0)).optional().map(|n| n.unwrap_or(0)))
+    store.read(|c| c.one("SELECT count(*) FROM sign_in_failures", &[]))
 }
 
 #[cfg(test)]
