@@ -305,7 +305,7 @@ fn check_backend(cli: &Cli, ctx: &Ctx) -> Result<(), crate::store::Error> {
         Command::Audit { cmd: audit::AuditCommand::Show { .. } } => ("audit show", "users (the sign-in)"),
         Command::Cases { .. } => ("cases", "cases and users"),
         Command::Prompts(_) => ("prompts", "the prompt registry and users"),
-        Command::Users { .. } => ("users", "users"),
+        Command::Users { .. } => return Ok(()),
         Command::Ask(_) => ("ask", ALL),
         Command::Email(_) => ("email", ALL),
         Command::Summarize(_) => ("summarize", ALL),
@@ -341,7 +341,7 @@ fn dispatch(cli: &Cli, ctx: &Ctx) -> anyhow::Result<i32> {
         Command::Info => info::run(ctx),
         Command::Cases { cmd } => cases::run(cmd, &ctx.data, json),
         Command::Prompts(a) => prompts::run(a, &ctx.database, &ctx.data, json),
-        Command::Users { cmd } => users::run(cmd, &ctx.data, json),
+        Command::Users { cmd } => users::run(cmd, &ctx.database, &ctx.data, json),
         Command::Audit { cmd } => audit::run(cmd, &ctx.database, &ctx.data, json),
     }
 }

@@ -78,12 +78,12 @@ pub enum UsersCommand {
 }
 
 /// Runs one `users` subcommand; returns the exit code.
-pub fn run(cmd: &UsersCommand, data_dir: &Path, json: bool) -> anyhow::Result<i32> {
-    Ok(execute(cmd, data_dir, json).unwrap_or_else(|e| report(&e, json, data_dir)))
+pub fn run(cmd: &UsersCommand, db: &crate::store::Database, data_dir: &Path, json: bool) -> anyhow::Result<i32> {
+    Ok(execute(cmd, db, json).unwrap_or_else(|e| report(&e, json, data_dir)))
 }
 
-fn execute(cmd: &UsersCommand, data_dir: &Path, json: bool) -> crate::Result<i32> {
-    let store = Store::open(data_dir)?;
+fn execute(cmd: &UsersCommand, db: &crate::store::Database, json: bool) -> crate::Result<i32> {
+    let store = Store::connect(db)?;
     let users = Users::with_policy(&store, policy()?);
     match cmd {
         UsersCommand::Add { id, name, role, by, password_stdin } => {
