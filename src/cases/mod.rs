@@ -47,13 +47,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
 
 pub use state::{CaseKind, CaseState};
 
 use crate::audit::Record;
-use crate::store::{self, Store};
+use crate::store::{self, Row, Sql, Store};
 use crate::users::Role;
 
 /// The roles that may change a case (triage, assign, start, resolve).
@@ -413,6 +412,12 @@ impl CaseStore {
         Ok(CaseStore { store: Arc::new(Store::open(data_dir)?) })
     }
 
+    /// Opens (creating and migrating if needed) the store `db` names: the
+    /// SQLite file or a PostgreSQL database shared by several replicas.
+    pub fn connect(db: &store::Database) -> Result<CaseStore> {
+        Ok(CaseStore { store: Arc::new(Store::connect(db)?) })
+    }
+
     /// Uses an already open store (the server shares one with other modules).
     pub fn from_store(store: Arc<Store>) -> CaseStore {
         CaseStore { store }
@@ -442,42 +447,39 @@ impl CaseStore {
         let now = ts(new.now);
         let year = chrono::Datelike::year(&new.now);
         let due = due::due_at(new.kind, new.now);
-        let path = self.store.path().to_owned();
-        let id = self.store.write(|tx| -> Result<String> {
-            let sql = |e| Error::Store(store::Error::sqlite(&path, e));
-            let seq: i64 = tx
-                .query_row(
-                    "INSERT INTO case_sequences (kind, year, last) VALUES (?1, ?2, 1)
-                     ON CONFLICT (kind, year) DO UPDATE SET last = last + 1
-                     RETURNING last",
-                    params![new.kind.as_str(), year],
-                    |r| r.get(0),
-                )
-                .map_err(sql)?;
+        let id = self.store.transaction(|tx| -> Result<String> {
+            // The write transaction holds the store's write lock (SQLite's
+            // BEGIN IMMEDIATE, PostgreSQL's advisory lock): no other writer
+            // of any replica takes the same number.
+            let seq: i64 = tx.one(
+                "INSERT INTO case_sequences (kind, year, last) VALUES (?1, ?2, 1)
+                 ON CONFLICT (kind, year) DO UPDATE SET last = case_sequences.last + 1
+                 RETURNING last",
+                crate::vals![new.kind.as_str(), year],
+            )?;
             let id = new.kind.case_id(year, seq);
             tx.execute(
                 "INSERT INTO cases (id, kind, year, seq, state, owner, product, question, reporter, hcp, patient,
                                     suspect_product, event, flags_json, resolution, created_at, updated_at, due_at, closed_at)
                  VALUES (?1, ?2, ?3, ?4, 'new', NULL, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, NULL, ?13, ?13, ?14, NULL)",
-                params![
-                    id,
+                crate::vals![
+                    &id,
                     new.kind.as_str(),
                     year,
                     seq,
-                    new.product,
-                    new.question,
-                    new.reporter,
-                    new.hcp,
-                    new.patient,
-                    new.suspect_product,
-                    new.event,
-                    new.flags_json,
-                    now,
+                    new.product.clone(),
+                    &new.question,
+                    &new.reporter,
+                    new.hcp.clone(),
+                    new.patient.clone(),
+                    new.suspect_product.clone(),
+                    new.event.clone(),
+                    &new.flags_json,
+                    &now,
                     ts(due),
                 ],
-            )
-            .map_err(sql)?;
-            record(tx, &id, &now, &new.reporter, "opened", None, CaseState::New, note).map_err(sql)?;
+            )?;
+            record(tx, &id, &now, &new.reporter, "opened", None, CaseState::New, note)?;
             let reporter = standing(tx, new.reporter.trim())?;
             let role = reporter.as_ref().map_or("unknown", |s| s.role.as_str());
             let mut rec = Record::new(new.reporter.trim(), role, "case_opened");
@@ -487,7 +489,7 @@ impl CaseStore {
                 "kind": new.kind.as_str(), "to": CaseState::New.as_str(), "product": new.product,
                 "due_at": ts(due), "reporter_is_user": reporter.is_some(),
             });
-            crate::audit::append_sqlite_tx(tx, &rec, Utc::now())?;
+            crate::audit::append_tx(tx, &rec, Utc::now())?;
             Ok(id)
         })?;
         tracing::info!(case_id = %id, kind = new.kind.as_str(), "case opened");
@@ -515,11 +517,8 @@ impl CaseStore {
     /// The case with this id (`pv-2026-000001` is accepted for `PV-2026-000001`).
     pub fn get(&self, id: &str) -> Result<Option<Case>> {
         let id = normalize_id(id);
-        let path = self.store.path().to_owned();
-        let raw = self.store.with_conn(|c| {
-            c.query_row(&format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = ?1"), [&id], RawCase::from_row).optional()
-        })?;
-        raw.map(|r| r.into_case(&path)).transpose()
+        let raw = self.store.read(|c| case_row(c, &id))?;
+        raw.map(|r| r.into_case(self.store.path())).transpose()
     }
 
     /// Cases matching `filter`, oldest first.
@@ -527,21 +526,21 @@ impl CaseStore {
         let (conds, args) = conditions(filter, true)?;
         let mut sql = format!("SELECT {CASE_COLUMNS} FROM cases WHERE 1 = 1{conds}");
         let dir = if filter.descending { " DESC" } else { "" };
+        // Cases with the same time (opened in the same millisecond) come in
+        // the order of their number, then their kind: real columns, so the
+        // order is the same on both backends (SQLite's rowid has no
+        // PostgreSQL counterpart).
+        let tie = format!("year{dir}, seq{dir}, kind{dir}");
         sql.push_str(&match filter.sort {
-            CaseSort::Created => format!(" ORDER BY created_at{dir}, rowid{dir}"),
-            CaseSort::Due => format!(" ORDER BY due_at{dir}, created_at{dir}, rowid{dir}"),
-            CaseSort::Updated => format!(" ORDER BY updated_at{dir}, rowid{dir}"),
+            CaseSort::Created => format!(" ORDER BY created_at{dir}, {tie}"),
+            CaseSort::Due => format!(" ORDER BY due_at{dir}, created_at{dir}, {tie}"),
+            CaseSort::Updated => format!(" ORDER BY updated_at{dir}, {tie}"),
         });
         if let Some(n) = filter.limit {
             sql.push_str(&format!(" LIMIT {n}"));
         }
-        let path = self.store.path().to_owned();
-        let raws = self.store.with_conn(|c| {
-            let mut st = c.prepare(&sql)?;
-            let rows = st.query_map(rusqlite::params_from_iter(args.iter()), RawCase::from_row)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
-        })?;
-        raws.into_iter().map(|r| r.into_case(&path)).collect()
+        let rows = self.store.read(|c| c.query(&sql, &args))?;
+        rows.iter().map(|r| RawCase::from_row(r)?.into_case(self.store.path())).collect()
     }
 
     /// How many cases `filter` matches in each state (its `state` and
@@ -549,18 +548,16 @@ impl CaseStore {
     /// of the open ones are past due at `now`.
     pub fn counts(&self, filter: &CaseFilter, now: DateTime<Utc>) -> Result<Counts> {
         let (conds, mut args) = conditions(filter, false)?;
-        args.push(ts(now));
+        args.push(ts(now).into());
         let sql = format!(
-            "SELECT state, count(*), sum(state <> 'closed' AND due_at < ?{}) FROM cases WHERE 1 = 1{conds} GROUP BY state",
+            "SELECT state, count(*), CAST(coalesce(sum(CASE WHEN state <> 'closed' AND due_at < ?{} THEN 1 ELSE 0 END), 0) AS BIGINT)
+             FROM cases WHERE 1 = 1{conds} GROUP BY state",
             args.len()
         );
-        let rows = self.store.with_conn(|c| {
-            let mut st = c.prepare(&sql)?;
-            let rows = st.query_map(rusqlite::params_from_iter(args.iter()), |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
-        })?;
+        let rows = self.store.read(|c| c.query(&sql, &args))?;
         let mut out = Counts::default();
-        for (state, n, late) in rows {
+        for r in rows {
+            let (state, n, late) = (r.get::<String>(0)?, r.get::<i64>(1)?, r.get::<i64>(2)?);
             let n = n.max(0) as u64;
             match state.as_str() {
                 "new" => out.new = n,
@@ -695,14 +692,8 @@ impl CaseStore {
         let at = Utc::now();
         let now = ts(at);
         let json = serde_json::to_string(new).map_err(|e| Error::BadInput { field: "intake", reason: e.to_string() })?;
-        let version = self.store.write(|tx| -> Result<i64> {
-            let sql = |e| Error::Store(store::Error::sqlite(&path, e));
-            let case = tx
-                .query_row(&format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = ?1"), [&id], RawCase::from_row)
-                .optional()
-                .map_err(sql)?
-                .ok_or_else(|| Error::NotFound { id: id.clone() })?
-                .into_case(&path)?;
+        let version = self.store.transaction(|tx| -> Result<i64> {
+            let case = case_row(tx, &id)?.ok_or_else(|| Error::NotFound { id: id.clone() })?.into_case(&path)?;
             let who = standing(tx, actor)?;
             let is_reporter = case.reporter.trim() == actor && who.as_ref().is_some_and(|w| !w.disabled);
             if !is_reporter {
@@ -720,28 +711,22 @@ impl CaseStore {
             if case.state == CaseState::Closed {
                 return Err(Error::Closed { id: id.clone() });
             }
-            let prev: Option<(i64, String)> = tx
-                .query_row("SELECT version, intake_json FROM case_intake WHERE case_id = ?1 ORDER BY version DESC LIMIT 1", [&id], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })
-                .optional()
-                .map_err(sql)?;
+            let prev = tx.query_opt("SELECT version, intake_json FROM case_intake WHERE case_id = ?1 ORDER BY version DESC LIMIT 1", crate::vals![&id])?;
             let (version, before) = match prev {
-                Some((v, j)) => (v + 1, parse_intake(&path, &id, &j)?),
+                Some(r) => (r.get::<i64>(0)? + 1, parse_intake(&path, &id, &r.get::<String>(1)?)?),
                 None => (1, intake::prefill(&case)),
             };
             let changed = new.changed_from(&before);
             tx.execute(
                 "INSERT INTO case_intake (case_id, version, at, actor, intake_json) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![id, version, now, actor, json],
-            )
-            .map_err(sql)?;
-            tx.execute("UPDATE cases SET updated_at = ?2 WHERE id = ?1", params![id, now]).map_err(sql)?;
+                crate::vals![&id, version, &now, actor, &json],
+            )?;
+            tx.execute("UPDATE cases SET updated_at = ?2 WHERE id = ?1", crate::vals![&id, &now])?;
             let note = format!(
                 "intake v{version}{}",
                 if changed.is_empty() { " (no change)".to_string() } else { format!(": {}", changed.join(", ")) }
             );
-            record(tx, &id, &now, actor, "intake", Some(case.state), case.state, Some(note.as_str())).map_err(sql)?;
+            record(tx, &id, &now, actor, "intake", Some(case.state), case.state, Some(note.as_str()))?;
             let role = who.map(|w| w.role).unwrap_or_else(|| "unknown".into());
             let mut rec = Record::new(actor, &role, "case_intake");
             rec.case_id = Some(id.clone());
@@ -750,7 +735,7 @@ impl CaseStore {
                 "kind": case.kind.as_str(), "from": case.state.as_str(), "to": case.state.as_str(),
                 "version": version, "changed": changed, "valid_case": intake::valid_case(new).valid,
             });
-            crate::audit::append_sqlite_tx(tx, &rec, at)?;
+            crate::audit::append_tx(tx, &rec, at)?;
             Ok(version)
         })?;
         tracing::info!(case_id = %id, version, "case intake saved");
@@ -761,18 +746,17 @@ impl CaseStore {
     pub fn intake_versions(&self, id: &str) -> Result<Vec<StoredIntake>> {
         let id = normalize_id(id);
         let path = self.store.path().to_owned();
-        let rows = self.store.with_conn(|c| {
-            let mut st = c.prepare("SELECT version, at, actor, intake_json FROM case_intake WHERE case_id = ?1 ORDER BY version")?;
-            let rows = st.query_map([&id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?)))?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
-        })?;
-        rows.into_iter()
-            .map(|(version, at, actor, j)| {
+        let rows = self
+            .store
+            .read(|c| c.query("SELECT version, at, actor, intake_json FROM case_intake WHERE case_id = ?1 ORDER BY version", crate::vals![&id]))?;
+        rows.iter()
+            .map(|r| {
+                let at: String = r.get(1)?;
                 Ok(StoredIntake {
-                    version,
+                    version: r.get(0)?,
                     at: parse_ts(&at).ok_or_else(|| Error::BadRow { path: path.clone(), id: id.clone(), field: "case_intake.at", value: at.clone() })?,
-                    actor,
-                    intake: parse_intake(&path, &id, &j)?,
+                    actor: r.get(2)?,
+                    intake: parse_intake(&path, &id, &r.get::<String>(3)?)?,
                 })
             })
             .collect()
@@ -782,51 +766,35 @@ impl CaseStore {
     /// opening, every change), in chain order.
     pub fn audit_refs(&self, id: &str) -> Result<Vec<AuditRef>> {
         let id = normalize_id(id);
-        Ok(self.store.with_conn(|c| {
-            let mut st = c.prepare("SELECT seq, at, actor, action FROM audit_log WHERE case_id = ?1 ORDER BY pos")?;
-            let rows = st.query_map([&id], |r| Ok(AuditRef { seq: r.get(0)?, at: r.get(1)?, actor: r.get(2)?, action: r.get(3)? }))?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
-        })?)
+        let rows = self.store.read(|c| c.query("SELECT seq, at, actor, action FROM audit_log WHERE case_id = ?1 ORDER BY pos", crate::vals![&id]))?;
+        Ok(rows
+            .iter()
+            .map(|r| Ok(AuditRef { seq: r.get(0)?, at: r.get(1)?, actor: r.get(2)?, action: r.get(3)? }))
+            .collect::<store::Result<Vec<_>>>()?)
     }
 
     /// The users a case may be assigned to: enabled users with an
     /// [`OWNERS`] role, by id.
     pub fn owners(&self) -> Result<Vec<Owner>> {
-        let roles: Vec<&str> = OWNERS.iter().map(|r| r.as_str()).collect();
+        let roles: Vec<store::Value> = OWNERS.iter().map(|r| r.as_str().into()).collect();
         let sql = format!(
             "SELECT id, name FROM users WHERE disabled_at IS NULL AND role IN ({}) ORDER BY id",
             (1..=roles.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ")
         );
-        Ok(self.store.with_conn(|c| {
-            let mut st = c.prepare(&sql)?;
-            let rows = st.query_map(rusqlite::params_from_iter(roles.iter()), |r| Ok(Owner { id: r.get(0)?, name: r.get(1)? }))?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
-        })?)
+        let rows = self.store.read(|c| c.query(&sql, &roles))?;
+        Ok(rows.iter().map(|r| Ok(Owner { id: r.get(0)?, name: r.get(1)? })).collect::<store::Result<Vec<_>>>()?)
     }
 
     /// Every change to the case, oldest first.
     pub fn history(&self, id: &str) -> Result<Vec<HistoryEntry>> {
         let id = normalize_id(id);
         let path = self.store.path().to_owned();
-        let rows = self.store.with_conn(|c| {
-            let exists: bool = c.query_row("SELECT EXISTS (SELECT 1 FROM cases WHERE id = ?1)", [&id], |r| r.get(0))?;
-            if !exists {
+        let rows = self.store.read(|c| -> store::Result<Option<Vec<Row>>> {
+            if c.opt::<String>("SELECT id FROM cases WHERE id = ?1", crate::vals![&id])?.is_none() {
                 return Ok(None);
             }
-            let mut st = c.prepare(
-                "SELECT actor, at, action, from_state, to_state, note FROM case_history WHERE case_id = ?1 ORDER BY id",
-            )?;
-            let rows = st.query_map([&id], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, Option<String>>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, Option<String>>(5)?,
-                ))
-            })?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map(Some)
+            c.query("SELECT actor, at, action, from_state, to_state, note FROM case_history WHERE case_id = ?1 ORDER BY id", crate::vals![&id])
+                .map(Some)
         })?;
         let rows = rows.ok_or_else(|| Error::NotFound { id: id.clone() })?;
         let bad = |field: &'static str, value: &str| Error::BadRow {
@@ -835,15 +803,16 @@ impl CaseStore {
             field,
             value: value.into(),
         };
-        rows.into_iter()
-            .map(|(actor, at, action, from, to, note)| {
+        rows.iter()
+            .map(|r| {
+                let (at, from, to): (String, Option<String>, String) = (r.get(1)?, r.get(3)?, r.get(4)?);
                 Ok(HistoryEntry {
-                    actor,
+                    actor: r.get(0)?,
                     at: parse_ts(&at).ok_or_else(|| bad("case_history.at", &at))?,
-                    action,
+                    action: r.get(2)?,
                     from_state: from.map(|f| f.parse().map_err(|_| bad("case_history.from_state", &f))).transpose()?,
                     to_state: to.parse().map_err(|_| bad("case_history.to_state", &to))?,
-                    note,
+                    note: r.get(5)?,
                 })
             })
             .collect()
@@ -851,28 +820,18 @@ impl CaseStore {
 
     /// Checks that the actor may change cases, reads the case, lets `decide`
     /// validate and describe the change, writes the change, its history entry
-    /// and its audit record — all in one IMMEDIATE transaction, so two people
-    /// acting on the same case at once cannot both win, and no change exists
-    /// without its audit record.
-    fn change(
-        &self,
-        id: &str,
-        actor: &str,
-        decide: impl FnOnce(&rusqlite::Transaction<'_>, &Case) -> Result<Change>,
-    ) -> Result<Case> {
+    /// and its audit record — all in one write transaction (holding the
+    /// store's write lock on either backend), so two people acting on the
+    /// same case at once, through one replica or two, cannot both win, and
+    /// no change exists without its audit record.
+    fn change(&self, id: &str, actor: &str, decide: impl FnOnce(&mut dyn Sql, &Case) -> Result<Change>) -> Result<Case> {
         let id = normalize_id(id);
         let actor = actor.trim();
         let path = self.store.path().to_owned();
         let at = Utc::now();
         let now = ts(at);
-        self.store.write(|tx| -> Result<()> {
-            let sql = |e| Error::Store(store::Error::sqlite(&path, e));
-            let case = tx
-                .query_row(&format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = ?1"), [&id], RawCase::from_row)
-                .optional()
-                .map_err(sql)?
-                .ok_or_else(|| Error::NotFound { id: id.clone() })?
-                .into_case(&path)?;
+        self.store.transaction(|tx| -> Result<()> {
+            let case = case_row(tx, &id)?.ok_or_else(|| Error::NotFound { id: id.clone() })?.into_case(&path)?;
             let who = standing(tx, actor)?;
             if let Some(reason) = refusal(who.as_ref(), WORKERS) {
                 return Err(Error::ActorNotAllowed { id: id.clone(), actor: actor.to_owned(), reason });
@@ -882,13 +841,12 @@ impl CaseStore {
             let closed_at = (ch.to == CaseState::Closed).then(|| now.clone());
             tx.execute(
                 "UPDATE cases SET state = ?2, owner = ?3,
-                                  resolution = CASE WHEN ?7 THEN NULL ELSE COALESCE(?4, resolution) END,
-                                  closed_at = CASE WHEN ?7 THEN NULL ELSE COALESCE(?5, closed_at) END, updated_at = ?6
+                                  resolution = CASE WHEN ?7 = 1 THEN NULL ELSE COALESCE(?4, resolution) END,
+                                  closed_at = CASE WHEN ?7 = 1 THEN NULL ELSE COALESCE(?5, closed_at) END, updated_at = ?6
                  WHERE id = ?1",
-                params![id, ch.to.as_str(), ch.owner, ch.resolution, closed_at, now, ch.reopen],
-            )
-            .map_err(sql)?;
-            record(tx, &id, &now, actor, ch.action, Some(case.state), ch.to, ch.note.as_deref()).map_err(sql)?;
+                crate::vals![&id, ch.to.as_str(), ch.owner.clone(), ch.resolution.clone(), closed_at, &now, ch.reopen],
+            )?;
+            record(tx, &id, &now, actor, ch.action, Some(case.state), ch.to, ch.note.as_deref())?;
             let mut rec = Record::new(actor, &role, ch.audit_action);
             rec.case_id = Some(id.clone());
             rec.input = ch.typed.clone();
@@ -896,7 +854,7 @@ impl CaseStore {
                 "from": case.state.as_str(), "to": ch.to.as_str(), "owner": ch.owner,
                 "previous_owner": case.owner, "kind": case.kind.as_str(),
             });
-            crate::audit::append_sqlite_tx(tx, &rec, at)?;
+            crate::audit::append_tx(tx, &rec, at)?;
             Ok(())
         })?;
         tracing::info!(case_id = %id, actor, "case changed");
@@ -930,15 +888,16 @@ struct Standing {
     disabled: bool,
 }
 
+/// The stored row of case `id` (already normalised), if any.
+fn case_row(c: &mut dyn Sql, id: &str) -> Result<Option<RawCase>> {
+    Ok(c.query_opt(&format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = ?1"), crate::vals![id])?.map(|r| RawCase::from_row(&r)).transpose()?)
+}
+
 /// The standing of `user` (`None`: no such user), read in `tx` so that it is
 /// the one in force when the change commits.
-fn standing(tx: &rusqlite::Transaction<'_>, user: &str) -> Result<Option<Standing>> {
-    let path = PathBuf::from(tx.path().unwrap_or(store::FILE_NAME));
-    tx.query_row("SELECT role, disabled_at IS NOT NULL FROM users WHERE id = ?1", [user], |r| {
-        Ok(Standing { role: r.get(0)?, disabled: r.get(1)? })
-    })
-    .optional()
-    .map_err(|e| Error::Store(store::Error::sqlite(&path, e)))
+fn standing(tx: &mut dyn Sql, user: &str) -> Result<Option<Standing>> {
+    let row = tx.query_opt("SELECT role, CASE WHEN disabled_at IS NULL THEN 0 ELSE 1 END FROM users WHERE id = ?1", crate::vals![user])?;
+    Ok(row.map(|r| Ok::<_, store::Error>(Standing { role: r.get(0)?, disabled: r.get(1)? })).transpose()?)
 }
 
 /// Why a user with this standing may not take a part that needs one of
@@ -957,7 +916,7 @@ fn refusal(found: Option<&Standing>, roles: &[Role]) -> Option<String> {
 
 #[allow(clippy::too_many_arguments)]
 fn record(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &mut dyn Sql,
     id: &str,
     at: &str,
     actor: &str,
@@ -965,10 +924,10 @@ fn record(
     from: Option<CaseState>,
     to: CaseState,
     note: Option<&str>,
-) -> rusqlite::Result<()> {
+) -> store::Result<()> {
     tx.execute(
         "INSERT INTO case_history (case_id, at, actor, action, from_state, to_state, note) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![id, at, actor, action, from.map(CaseState::as_str), to.as_str(), note],
+        crate::vals![id, at, actor, action, from.map(CaseState::as_str), to.as_str(), note],
     )
     .map(|_| ())
 }
@@ -991,11 +950,11 @@ fn normalize_id(id: &str) -> String {
 
 /// The SQL conditions (` AND …`, numbered `?1…`) and arguments of `filter`;
 /// its `state` only when `with_state`.
-fn conditions(filter: &CaseFilter, with_state: bool) -> Result<(String, Vec<String>)> {
+fn conditions(filter: &CaseFilter, with_state: bool) -> Result<(String, Vec<store::Value>)> {
     let mut sql = String::new();
-    let mut args: Vec<String> = Vec::new();
+    let mut args: Vec<store::Value> = Vec::new();
     let mut arg = |sql: &mut String, clause: &str, v: String| {
-        args.push(v);
+        args.push(v.into());
         sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
     };
     if let Some(k) = filter.kind {
@@ -1017,9 +976,11 @@ fn conditions(filter: &CaseFilter, with_state: bool) -> Result<(String, Vec<Stri
         arg(&mut sql, " AND reporter = ?", r.clone());
     }
     if let Some(q) = search_pattern(filter.q.as_deref())? {
-        arg(&mut sql, " AND (id LIKE ? ESCAPE '\\'", q.clone());
+        // Case-insensitive on both backends (SQLite's LIKE folds ASCII case,
+        // PostgreSQL's does not): both sides lowered.
+        arg(&mut sql, " AND (lower(id) LIKE lower(?) ESCAPE '\\'", q.clone());
         for col in ["question", "product", "hcp"] {
-            arg(&mut sql, &format!(" OR {col} LIKE ? ESCAPE '\\'"), q.clone());
+            arg(&mut sql, &format!(" OR lower({col}) LIKE lower(?) ESCAPE '\\'"), q.clone());
         }
         sql.push(')');
     }
@@ -1054,7 +1015,7 @@ fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
 }
 
-/// A row as SQLite returns it, before parsing enums and times.
+/// A row as the store returns it, before parsing enums and times.
 struct RawCase {
     id: String,
     kind: String,
@@ -1076,7 +1037,8 @@ struct RawCase {
 }
 
 impl RawCase {
-    fn from_row(r: &Row<'_>) -> rusqlite::Result<RawCase> {
+    /// The columns of [`CASE_COLUMNS`], in order.
+    fn from_row(r: &Row) -> store::Result<RawCase> {
         Ok(RawCase {
             id: r.get(0)?,
             kind: r.get(1)?,
