@@ -339,7 +339,7 @@ fn dispatch(cli: &Cli, ctx: &Ctx) -> anyhow::Result<i32> {
         Command::Summarize(a) => summarize::run(a, ctx),
         Command::Products(a) => products::run(a, json),
         Command::Info => info::run(ctx),
-        Command::Cases { cmd } => cases::run(cmd, &ctx.data, json),
+        Command::Cases { cmd } => cases::run(cmd, &ctx.database, &ctx.data, json),
         Command::Prompts(a) => prompts::run(a, &ctx.data, json),
         Command::Users { cmd } => users::run(cmd, &ctx.data, json),
         Command::Audit { cmd } => audit::run(cmd, &ctx.database, &ctx.data, json),

@@ -115,13 +115,6 @@ pub fn scratch_repo(dir: &Path) -> PathBuf {
     repo
 }
 
-/// This test run's PostgreSQL cluster ([`onlabel::store::pgtest::cluster`]),
-/// for tests that make their own databases.
-pub fn pg_cluster() -> &'static onlabel::store::pgtest::PgCluster {
-    isolate();
-    onlabel::store::pgtest::cluster()
-}
-
 /// A fresh, empty database `name` in this test run's PostgreSQL cluster
 /// ([`onlabel::store::pgtest::cluster`]); its URL for `--database`.
 pub fn pg_database(name: &str) -> String {

@@ -15,6 +15,7 @@ mod browser_source;
 mod audit;
 mod audit_pg;
 mod cases;
+mod cases_pg;
 mod cli;
 mod convo;
 mod corpus;

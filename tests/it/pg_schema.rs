@@ -14,7 +14,8 @@ use onlabel::store::pg::PgStore;
 use onlabel::store::{Database, Store};
 use rusqlite::types::ValueRef;
 
-use crate::harness::{pg_cluster, pg_database};
+use crate::harness::pg_database;
+use onlabel::store::pgtest::cluster as pg_cluster;
 
 /// Rows as text (NULL as `None`): what both backends can be compared on.
 type Rows = Vec<Vec<Option<String>>>;
