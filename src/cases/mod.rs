@@ -509,7 +509,8 @@ impl CaseStore {
             resolution: None,
             created_at: parse_ts(&now).unwrap_or(new.now),
             updated_at: parse_ts(&now).unwrap_or(new.now),
-            due_at: due,
+            // As stored (milliseconds), so the case returned is the one `get` reads back.
+            due_at: parse_ts(&ts(due)).unwrap_or(due),
             closed_at: None,
         })
     }
