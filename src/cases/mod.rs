@@ -527,11 +527,12 @@ impl CaseStore {
         let (conds, args) = conditions(filter, true)?;
         let mut sql = format!("SELECT {CASE_COLUMNS} FROM cases WHERE 1 = 1{conds}");
         let dir = if filter.descending { " DESC" } else { "" };
-        // Cases with the same time (opened in the same millisecond) come in
-        // the order of their number, then their kind: real columns, so the
-        // order is the same on both backends (SQLite's rowid has no
-        // PostgreSQL counterpart).
-        let tie = format!("year{dir}, seq{dir}, kind{dir}");
+        // Cases with the same time come in the order they were opened: that
+        // of their `opened` history entries, whose ids increase in commit
+        // order (opening holds the store's write lock) on both backends —
+        // SQLite's rowid, which this once used, has no PostgreSQL
+        // counterpart. The index case_history_by_case answers it per row.
+        let tie = format!("(SELECT min(h.id) FROM case_history h WHERE h.case_id = cases.id){dir}, id{dir}");
         sql.push_str(&match filter.sort {
             CaseSort::Created => format!(" ORDER BY created_at{dir}, {tie}"),
             CaseSort::Due => format!(" ORDER BY due_at{dir}, created_at{dir}, {tie}"),
@@ -1370,17 +1371,17 @@ mod tests {
         }
     }
 
-    /// Cases with the same time are listed by number, then kind — one order
-    /// on both backends, either direction.
+    /// Cases with the same time are listed in the order they were opened
+    /// (as SQLite's rowid gave), on both backends, either direction.
     #[test]
-    fn cases_of_the_same_instant_list_in_one_order() {
+    fn cases_of_the_same_instant_list_in_the_order_opened() {
         for Under { s, who, .. } in each("cases_same_instant") {
             let t = "2026-11-18T10:00:00Z";
             let pv1 = s.open_case(new_case(CaseKind::Pharmacovigilance, t)).unwrap().id;
-            let pv2 = s.open_case(new_case(CaseKind::Pharmacovigilance, t)).unwrap().id;
             let mir1 = s.open_case(new_case(CaseKind::MedicalInformation, t)).unwrap().id;
+            let pv2 = s.open_case(new_case(CaseKind::Pharmacovigilance, t)).unwrap().id;
             let ids = |f: CaseFilter| s.list(&f).unwrap().into_iter().map(|c| c.id).collect::<Vec<_>>();
-            let want = [mir1.clone(), pv1.clone(), pv2.clone()];
+            let want = [pv1.clone(), mir1.clone(), pv2.clone()];
             for sort in [CaseSort::Created, CaseSort::Updated] {
                 assert_eq!(ids(CaseFilter { sort, ..Default::default() }), want, "{who}: {sort:?}");
                 let mut back = want.clone();
