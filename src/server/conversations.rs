@@ -254,15 +254,20 @@ pub(crate) fn summary(question: &str, product: Option<&str>, reason: Option<&str
     responses((status = 200, description = "{conversations: [{id, hcp, created_at, updated_at, turns}]}"), (status = 401, body = super::ErrorBody)))]
 pub async fn list_conversations(AxState(st): AxState<State>, auth: Auth) -> Result<Response, ApiError> {
     let user = auth.require(ANY, "reading your visits")?;
-    let ids: Vec<String> = st.store.read(|c| -> crate::store::Result<Vec<String>> {
-        let rows = c.query("SELECT id FROM conversations WHERE owner = ?1 ORDER BY updated_at DESC, id LIMIT ?2", crate::vals![&user.id, MAX_LISTED])?;
-        rows.iter().map(|r| r.get(0)).collect()
-    })?;
+    let ids = visit_ids(&st.store, &user.id)?;
     let mut out = Vec::new();
     for id in ids {
         out.push(load(&st.store, &id, &user.id)?);
     }
     Ok(json(json!({"conversations": out})))
+}
+
+/// The ids of `owner`'s visits, last continued first (at most [`MAX_LISTED`]).
+fn visit_ids(store: &Store, owner: &str) -> crate::store::Result<Vec<String>> {
+    store.read(|c| {
+        let rows = c.query("SELECT id FROM conversations WHERE owner = ?1 ORDER BY updated_at DESC, id LIMIT ?2", crate::vals![owner, MAX_LISTED])?;
+        rows.iter().map(|r| r.get(0)).collect()
+    })
 }
 
 /// One of the rep's visits with its turns (404 for anyone else's).
@@ -335,11 +340,16 @@ fn get_request(store: &Store, id: &str, owner: &str) -> Result<MedicalRequest, A
     responses((status = 200, description = "{requests: [{id, summary, question, product, hcp, state, created_at, …}]}"), (status = 401, body = super::ErrorBody)))]
 pub async fn list_requests(AxState(st): AxState<State>, auth: Auth) -> Result<Response, ApiError> {
     let user = auth.require(ANY, "reading your Medical requests")?;
-    let list: Vec<MedicalRequest> = st.store.read(|c| -> crate::store::Result<Vec<MedicalRequest>> {
-        let rows = c.query(&format!("SELECT {REQUEST_COLUMNS} FROM medical_requests WHERE owner = ?1 AND state = 'pending' ORDER BY created_at, id"), crate::vals![&user.id])?;
-        rows.iter().map(request_row).collect()
-    })?;
+    let list = pending_requests(&st.store, &user.id)?;
     Ok(json(json!({"requests": list})))
+}
+
+/// `owner`'s Medical requests still pending, oldest first.
+fn pending_requests(store: &Store, owner: &str) -> crate::store::Result<Vec<MedicalRequest>> {
+    store.read(|c| {
+        let rows = c.query(&format!("SELECT {REQUEST_COLUMNS} FROM medical_requests WHERE owner = ?1 AND state = 'pending' ORDER BY created_at, id"), crate::vals![owner])?;
+        rows.iter().map(request_row).collect()
+    })
 }
 
 /// How Medical Information may contact the HCP.
@@ -431,13 +441,13 @@ pub(crate) fn check_contact(c: Option<&Contact>) -> Result<(String, String), Api
 }
 
 /// Claims a pending request for a decision (state set in the same write), or says why not.
-fn claim(st: &State, id: &str, owner: &str, to: &str) -> Result<MedicalRequest, ApiError> {
-    let r = get_request(&st.store, id, owner)?;
-    let changed = st.store.transaction(|c| {
+fn claim(store: &Store, id: &str, owner: &str, to: &str) -> Result<MedicalRequest, ApiError> {
+    let r = get_request(store, id, owner)?;
+    let changed = store.transaction(|c| {
         c.execute("UPDATE medical_requests SET state = ?3, decided_at = ?4 WHERE id = ?1 AND owner = ?2 AND state = 'pending'", crate::vals![&r.id, owner, to, now()])
     })?;
     if changed == 0 {
-        let now = get_request(&st.store, id, owner)?;
+        let now = get_request(store, id, owner)?;
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "invalid_state",
@@ -467,7 +477,7 @@ pub async fn confirm(AxState(st): AxState<State>, auth: Auth, UrlPath(id): UrlPa
         ));
     }
     let (channel, address) = check_contact(r.contact.as_ref())?;
-    let req = claim(&st, &id, &user.id, "confirmed")?;
+    let req = claim(&st.store, &id, &user.id, "confirmed")?;
     let note = format!("Unsolicited request confirmed by {} with the HCP: consent to be contacted given; contact by {channel}: {address}", user.id);
     let opened = st.cases.open_case_noted(
         crate::cases::NewCase {
@@ -519,7 +529,7 @@ pub async fn dismiss(AxState(st): AxState<State>, auth: Auth, UrlPath(id): UrlPa
     let user = auth.require(ANY, "dismissing a Medical request")?.clone();
     get_request(&st.store, &id, &user.id)?;
     let reason = required("reason", r.reason.as_deref(), "say why the request is not sent (e.g. the HCP withdrew it)", MAX_REASON_CHARS)?.to_string();
-    let req = claim(&st, &id, &user.id, "dismissed")?;
+    let req = claim(&st.store, &id, &user.id, "dismissed")?;
     st.store.transaction(|c| c.execute("UPDATE medical_requests SET dismiss_reason = ?2 WHERE id = ?1", crate::vals![&req.id, &reason]))?;
     let mut rec = crate::audit::Record::new(&user.id, user.role.as_str(), "medical_request_dismissed");
     rec.input = Some(reason.clone());
@@ -563,6 +573,61 @@ mod tests {
         // Only answered turns are screened again with the next question.
         c.turns[0].route = "pharmacovigilance".into();
         assert_eq!(c.earlier().lines().count(), MAX_TURNS as usize - 1);
+    }
+
+    /// A turn of rep `rex` about zentravia, asked as resolved.
+    fn turn<'a>(question: &'a str, hcp: Option<&'a str>, topic: &'a [String], answer: &'a crate::copilot::Answer, medical: Option<String>) -> NewTurn<'a> {
+        NewTurn { owner: "rex", hcp, question, resolved_question: question, product: Some("zentravia"), topic, answer, medical }
+    }
+
+    /// Visits, their turns and the Medical requests they leave: the same
+    /// statements and the same results on SQLite and PostgreSQL.
+    #[test]
+    fn visits_and_medical_requests_are_stored_alike_on_both_backends() {
+        for t in crate::store::testing::each_backend("convo_store") {
+            let (who, store) = (t.name(), &t.store);
+            let mut answered = crate::copilot::followup::clarify("How often?");
+            answered.route = crate::guard::Route::Answer;
+            answered.answer = "Every 4 weeks [1].".into();
+            answered.audit_id = Some(7);
+            let topic = ["liver".to_string(), "tests".to_string()];
+            let first = append_turn(store, None, turn("How often are liver tests done?", Some("Dr. Lee"), &topic, &answered, None)).unwrap_or_else(|e| panic!("{who}: {e:?}"));
+            assert_eq!((first.n, first.medical_request.is_none()), (1, true), "{who}");
+            let id = first.conversation_id.clone();
+            let mut medical = crate::copilot::followup::clarify("And in children?");
+            medical.route = crate::guard::Route::Medical;
+            let second = append_turn(store, Some(&id), turn("And in children?", None, &topic, &medical, Some(summary("And in children?", Some("zentravia"), None)))).unwrap();
+            assert_eq!(second.n, 2, "{who}");
+            let (mr, said) = second.medical_request.clone().unwrap();
+            assert!(mr.starts_with("mr-") && said.contains("zentravia"), "{who}: {mr} {said}");
+
+            let c = load(store, &id, "rex").unwrap();
+            assert_eq!((c.hcp.as_deref(), c.turns.len()), (Some("Dr. Lee"), 2), "{who}: a turn without an HCP keeps the visit's");
+            assert_eq!(c.turns.iter().map(|t| (t.n, t.route.as_str(), t.audit_id)).collect::<Vec<_>>(), [(1, "answer", Some(7)), (2, "medical", None)], "{who}");
+            assert_eq!(c.turns[1].medical_request.as_deref(), Some(mr.as_str()), "{who}");
+            assert_eq!(c.previous().unwrap().topic, topic, "{who}");
+            assert_eq!(c.earlier(), "How often are liver tests done?\n", "{who}");
+            assert_eq!(load(store, &id, "rita").unwrap_err().status(), StatusCode::NOT_FOUND, "{who}: someone else's visit does not exist");
+
+            // A second visit, continued last, is listed first (times are to the millisecond).
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            let other = append_turn(store, None, turn("Dosing?", None, &topic, &answered, None)).unwrap().conversation_id;
+            assert_eq!(visit_ids(store, "rex").unwrap(), [other.clone(), id.clone()], "{who}");
+            assert!(visit_ids(store, "rita").unwrap().is_empty(), "{who}");
+
+            let pending = pending_requests(store, "rex").unwrap();
+            assert_eq!(pending.iter().map(|r| (r.id.as_str(), r.state.as_str(), r.turn)).collect::<Vec<_>>(), [(mr.as_str(), "pending", Some(2))], "{who}");
+            assert_eq!(get_request(store, &mr, "rita").unwrap_err().status(), StatusCode::NOT_FOUND, "{who}");
+            // One decision only: the second claim is a conflict that says what happened.
+            assert_eq!(claim(store, &mr, "rex", "dismissed").unwrap().state, "pending", "{who}: the request as it was");
+            let e = claim(store, &mr, "rex", "confirmed").unwrap_err();
+            assert_eq!(e.status(), StatusCode::CONFLICT, "{who}");
+            assert!(pending_requests(store, "rex").unwrap().is_empty(), "{who}");
+            assert_eq!(get_request(store, &mr, "rex").unwrap().state, "dismissed", "{who}");
+            // Turns are append-only on both.
+            let e = store.transaction(|c| c.execute("UPDATE conversation_turns SET answer = 'x'", &[])).unwrap_err();
+            assert!(e.to_string().contains("append-only"), "{who}: {e}");
+        }
     }
 
     #[test]
