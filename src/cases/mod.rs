@@ -2,8 +2,14 @@
 //! and Medical Information (MIR), with states, owners, an SLA clock and the
 //! history of every change.
 //!
+//! - **Either backend, one implementation.** The queue lives in the store
+//!   ([`crate::store::Store`]): the SQLite file or a PostgreSQL database
+//!   shared by several replicas ([`CaseStore::connect`]); every statement is
+//!   written once in the portable dialect of [`crate::store::sql`], every
+//!   change is one [`Store::transaction`] (which takes the store's write
+//!   lock on both), and the state tests run on both backends.
 //! - **Durable acknowledgment.** [`CaseStore::open_case`] returns only after
-//!   `COMMIT`; the store runs WAL with `synchronous=FULL` (see [`crate::store`]),
+//!   `COMMIT`; SQLite runs WAL with `synchronous=FULL` (see [`crate::store`]),
 //!   so a case id that was handed back survives a crash or a power cut.
 //! - **Ids** are `PV-2026-000001` / `MIR-2026-000001`: per kind, per UTC year of
 //!   opening, allocated in the same transaction as the insert, never reused
@@ -395,7 +401,7 @@ pub struct Owner {
     pub name: String,
 }
 
-/// The case queue in `DATA_DIR/onlabel.sqlite`.
+/// The case queue in the store (`DATA_DIR/onlabel.sqlite` or PostgreSQL).
 #[derive(Debug)]
 pub struct CaseStore {
     /// Shared so the server can hand the same connection to other modules.
