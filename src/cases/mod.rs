@@ -1126,7 +1126,7 @@ mod tests {
             .into_iter()
             .map(|t| {
                 let who = t.name();
-                let TestStore { store, dir } = t;
+                let TestStore { store, dir, .. } = t;
                 Under { s: CaseStore::from_store(Arc::new(store)), who, _dir: dir }
             })
             .collect()
