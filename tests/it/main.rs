@@ -16,6 +16,7 @@ mod audit;
 mod audit_pg;
 mod cases;
 mod cases_pg;
+mod cases_pg_cli;
 mod cli;
 mod convo;
 mod corpus;
