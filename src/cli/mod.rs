@@ -303,7 +303,7 @@ fn check_backend(cli: &Cli, ctx: &Ctx) -> Result<(), crate::store::Error> {
         }
         Command::Audit { cmd: audit::AuditCommand::Export { .. } } => ("audit export", "users (the sign-in)"),
         Command::Audit { cmd: audit::AuditCommand::Show { .. } } => ("audit show", "users (the sign-in)"),
-        Command::Cases { .. } => ("cases", "cases and users"),
+        Command::Cases { .. } => return Ok(()),
         Command::Prompts(_) => ("prompts", "the prompt registry and users"),
         Command::Users { .. } => ("users", "users"),
         Command::Ask(_) => ("ask", ALL),
