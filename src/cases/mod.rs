@@ -2,8 +2,14 @@
 //! and Medical Information (MIR), with states, owners, an SLA clock and the
 //! history of every change.
 //!
+//! - **Either backend, one implementation.** The queue lives in the store
+//!   ([`crate::store::Store`]): the SQLite file or a PostgreSQL database
+//!   shared by several replicas ([`CaseStore::connect`]); every statement is
+//!   written once in the portable dialect of [`crate::store::sql`], every
+//!   change is one [`Store::transaction`] (which takes the store's write
+//!   lock on both), and the state tests run on both backends.
 //! - **Durable acknowledgment.** [`CaseStore::open_case`] returns only after
-//!   `COMMIT`; the store runs WAL with `synchronous=FULL` (see [`crate::store`]),
+//!   `COMMIT`; SQLite runs WAL with `synchronous=FULL` (see [`crate::store`]),
 //!   so a case id that was handed back survives a crash or a power cut.
 //! - **Ids** are `PV-2026-000001` / `MIR-2026-000001`: per kind, per UTC year of
 //!   opening, allocated in the same transaction as the insert, never reused
@@ -47,13 +53,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
 
 pub use state::{CaseKind, CaseState};
 
 use crate::audit::Record;
-use crate::store::{self, Store};
+use crate::store::{self, Row, Sql, Store};
 use crate::users::Role;
 
 /// The roles that may change a case (triage, assign, start, resolve).
@@ -396,7 +401,7 @@ pub struct Owner {
     pub name: String,
 }
 
-/// The case queue in `DATA_DIR/onlabel.sqlite`.
+/// The case queue in the store (`DATA_DIR/onlabel.sqlite` or PostgreSQL).
 #[derive(Debug)]
 pub struct CaseStore {
     /// Shared so the server can hand the same connection to other modules.
@@ -411,6 +416,12 @@ impl CaseStore {
     /// `data_dir`: WAL, `synchronous=FULL`, busy timeout, migrations.
     pub fn open(data_dir: &Path) -> Result<CaseStore> {
         Ok(CaseStore { store: Arc::new(Store::open(data_dir)?) })
+    }
+
+    /// Opens (creating and migrating if needed) the store `db` names: the
+    /// SQLite file or a PostgreSQL database shared by several replicas.
+    pub fn connect(db: &store::Database) -> Result<CaseStore> {
+        Ok(CaseStore { store: Arc::new(Store::connect(db)?) })
     }
 
     /// Uses an already open store (the server shares one with other modules).
@@ -442,42 +453,39 @@ impl CaseStore {
         let now = ts(new.now);
         let year = chrono::Datelike::year(&new.now);
         let due = due::due_at(new.kind, new.now);
-        let path = self.store.path().to_owned();
-        let id = self.store.write(|tx| -> Result<String> {
-            let sql = |e| Error::Store(store::Error::sqlite(&path, e));
-            let seq: i64 = tx
-                .query_row(
-                    "INSERT INTO case_sequences (kind, year, last) VALUES (?1, ?2, 1)
-                     ON CONFLICT (kind, year) DO UPDATE SET last = last + 1
-                     RETURNING last",
-                    params![new.kind.as_str(), year],
-                    |r| r.get(0),
-                )
-                .map_err(sql)?;
+        let id = self.store.transaction(|tx| -> Result<String> {
+            // The write transaction holds the store's write lock (SQLite's
+            // BEGIN IMMEDIATE, PostgreSQL's advisory lock): no other writer
+            // of any replica takes the same number.
+            let seq: i64 = tx.one(
+                "INSERT INTO case_sequences (kind, year, last) VALUES (?1, ?2, 1)
+                 ON CONFLICT (kind, year) DO UPDATE SET last = case_sequences.last + 1
+                 RETURNING last",
+                crate::vals![new.kind.as_str(), year],
+            )?;
             let id = new.kind.case_id(year, seq);
             tx.execute(
                 "INSERT INTO cases (id, kind, year, seq, state, owner, product, question, reporter, hcp, patient,
                                     suspect_product, event, flags_json, resolution, created_at, updated_at, due_at, closed_at)
                  VALUES (?1, ?2, ?3, ?4, 'new', NULL, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, NULL, ?13, ?13, ?14, NULL)",
-                params![
-                    id,
+                crate::vals![
+                    &id,
                     new.kind.as_str(),
                     year,
                     seq,
-                    new.product,
-                    new.question,
-                    new.reporter,
-                    new.hcp,
-                    new.patient,
-                    new.suspect_product,
-                    new.event,
-                    new.flags_json,
-                    now,
+                    new.product.clone(),
+                    &new.question,
+                    &new.reporter,
+                    new.hcp.clone(),
+                    new.patient.clone(),
+                    new.suspect_product.clone(),
+                    new.event.clone(),
+                    &new.flags_json,
+                    &now,
                     ts(due),
                 ],
-            )
-            .map_err(sql)?;
-            record(tx, &id, &now, &new.reporter, "opened", None, CaseState::New, note).map_err(sql)?;
+            )?;
+            record(tx, &id, &now, &new.reporter, "opened", None, CaseState::New, note)?;
             let reporter = standing(tx, new.reporter.trim())?;
             let role = reporter.as_ref().map_or("unknown", |s| s.role.as_str());
             let mut rec = Record::new(new.reporter.trim(), role, "case_opened");
@@ -487,7 +495,7 @@ impl CaseStore {
                 "kind": new.kind.as_str(), "to": CaseState::New.as_str(), "product": new.product,
                 "due_at": ts(due), "reporter_is_user": reporter.is_some(),
             });
-            crate::audit::append_sqlite_tx(tx, &rec, Utc::now())?;
+            crate::audit::append_tx(tx, &rec, Utc::now())?;
             Ok(id)
         })?;
         tracing::info!(case_id = %id, kind = new.kind.as_str(), "case opened");
@@ -507,7 +515,8 @@ impl CaseStore {
             resolution: None,
             created_at: parse_ts(&now).unwrap_or(new.now),
             updated_at: parse_ts(&now).unwrap_or(new.now),
-            due_at: due,
+            // As stored (milliseconds), so the case returned is the one `get` reads back.
+            due_at: parse_ts(&ts(due)).unwrap_or(due),
             closed_at: None,
         })
     }
@@ -515,11 +524,8 @@ impl CaseStore {
     /// The case with this id (`pv-2026-000001` is accepted for `PV-2026-000001`).
     pub fn get(&self, id: &str) -> Result<Option<Case>> {
         let id = normalize_id(id);
-        let path = self.store.path().to_owned();
-        let raw = self.store.with_conn(|c| {
-            c.query_row(&format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = ?1"), [&id], RawCase::from_row).optional()
-        })?;
-        raw.map(|r| r.into_case(&path)).transpose()
+        let raw = self.store.read(|c| case_row(c, &id))?;
+        raw.map(|r| r.into_case(self.store.path())).transpose()
     }
 
     /// Cases matching `filter`, oldest first.
@@ -527,21 +533,22 @@ impl CaseStore {
         let (conds, args) = conditions(filter, true)?;
         let mut sql = format!("SELECT {CASE_COLUMNS} FROM cases WHERE 1 = 1{conds}");
         let dir = if filter.descending { " DESC" } else { "" };
+        // Cases with the same time come in the order they were opened: that
+        // of their `opened` history entries, whose ids increase in commit
+        // order (opening holds the store's write lock) on both backends —
+        // SQLite's rowid, which this once used, has no PostgreSQL
+        // counterpart. The index case_history_by_case answers it per row.
+        let tie = format!("(SELECT min(h.id) FROM case_history h WHERE h.case_id = cases.id){dir}, id{dir}");
         sql.push_str(&match filter.sort {
-            CaseSort::Created => format!(" ORDER BY created_at{dir}, rowid{dir}"),
-            CaseSort::Due => format!(" ORDER BY due_at{dir}, created_at{dir}, rowid{dir}"),
-            CaseSort::Updated => format!(" ORDER BY updated_at{dir}, rowid{dir}"),
+            CaseSort::Created => format!(" ORDER BY created_at{dir}, {tie}"),
+            CaseSort::Due => format!(" ORDER BY due_at{dir}, created_at{dir}, {tie}"),
+            CaseSort::Updated => format!(" ORDER BY updated_at{dir}, {tie}"),
         });
         if let Some(n) = filter.limit {
             sql.push_str(&format!(" LIMIT {n}"));
         }
-        let path = self.store.path().to_owned();
-        let raws = self.store.with_conn(|c| {
-            let mut st = c.prepare(&sql)?;
-            let rows = st.query_map(rusqlite::params_from_iter(args.iter()), RawCase::from_row)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
-        })?;
-        raws.into_iter().map(|r| r.into_case(&path)).collect()
+        let rows = self.store.read(|c| c.query(&sql, &args))?;
+        rows.iter().map(|r| RawCase::from_row(r)?.into_case(self.store.path())).collect()
     }
 
     /// How many cases `filter` matches in each state (its `state` and
@@ -549,18 +556,16 @@ impl CaseStore {
     /// of the open ones are past due at `now`.
     pub fn counts(&self, filter: &CaseFilter, now: DateTime<Utc>) -> Result<Counts> {
         let (conds, mut args) = conditions(filter, false)?;
-        args.push(ts(now));
+        args.push(ts(now).into());
         let sql = format!(
-            "SELECT state, count(*), sum(state <> 'closed' AND due_at < ?{}) FROM cases WHERE 1 = 1{conds} GROUP BY state",
+            "SELECT state, count(*), CAST(coalesce(sum(CASE WHEN state <> 'closed' AND due_at < ?{} THEN 1 ELSE 0 END), 0) AS BIGINT)
+             FROM cases WHERE 1 = 1{conds} GROUP BY state",
             args.len()
         );
-        let rows = self.store.with_conn(|c| {
-            let mut st = c.prepare(&sql)?;
-            let rows = st.query_map(rusqlite::params_from_iter(args.iter()), |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
-        })?;
+        let rows = self.store.read(|c| c.query(&sql, &args))?;
         let mut out = Counts::default();
-        for (state, n, late) in rows {
+        for r in rows {
+            let (state, n, late) = (r.get::<String>(0)?, r.get::<i64>(1)?, r.get::<i64>(2)?);
             let n = n.max(0) as u64;
             match state.as_str() {
                 "new" => out.new = n,
@@ -695,14 +700,8 @@ impl CaseStore {
         let at = Utc::now();
         let now = ts(at);
         let json = serde_json::to_string(new).map_err(|e| Error::BadInput { field: "intake", reason: e.to_string() })?;
-        let version = self.store.write(|tx| -> Result<i64> {
-            let sql = |e| Error::Store(store::Error::sqlite(&path, e));
-            let case = tx
-                .query_row(&format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = ?1"), [&id], RawCase::from_row)
-                .optional()
-                .map_err(sql)?
-                .ok_or_else(|| Error::NotFound { id: id.clone() })?
-                .into_case(&path)?;
+        let version = self.store.transaction(|tx| -> Result<i64> {
+            let case = case_row(tx, &id)?.ok_or_else(|| Error::NotFound { id: id.clone() })?.into_case(&path)?;
             let who = standing(tx, actor)?;
             let is_reporter = case.reporter.trim() == actor && who.as_ref().is_some_and(|w| !w.disabled);
             if !is_reporter {
@@ -720,28 +719,22 @@ impl CaseStore {
             if case.state == CaseState::Closed {
                 return Err(Error::Closed { id: id.clone() });
             }
-            let prev: Option<(i64, String)> = tx
-                .query_row("SELECT version, intake_json FROM case_intake WHERE case_id = ?1 ORDER BY version DESC LIMIT 1", [&id], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })
-                .optional()
-                .map_err(sql)?;
+            let prev = tx.query_opt("SELECT version, intake_json FROM case_intake WHERE case_id = ?1 ORDER BY version DESC LIMIT 1", crate::vals![&id])?;
             let (version, before) = match prev {
-                Some((v, j)) => (v + 1, parse_intake(&path, &id, &j)?),
+                Some(r) => (r.get::<i64>(0)? + 1, parse_intake(&path, &id, &r.get::<String>(1)?)?),
                 None => (1, intake::prefill(&case)),
             };
             let changed = new.changed_from(&before);
             tx.execute(
                 "INSERT INTO case_intake (case_id, version, at, actor, intake_json) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![id, version, now, actor, json],
-            )
-            .map_err(sql)?;
-            tx.execute("UPDATE cases SET updated_at = ?2 WHERE id = ?1", params![id, now]).map_err(sql)?;
+                crate::vals![&id, version, &now, actor, &json],
+            )?;
+            tx.execute("UPDATE cases SET updated_at = ?2 WHERE id = ?1", crate::vals![&id, &now])?;
             let note = format!(
                 "intake v{version}{}",
                 if changed.is_empty() { " (no change)".to_string() } else { format!(": {}", changed.join(", ")) }
             );
-            record(tx, &id, &now, actor, "intake", Some(case.state), case.state, Some(note.as_str())).map_err(sql)?;
+            record(tx, &id, &now, actor, "intake", Some(case.state), case.state, Some(note.as_str()))?;
             let role = who.map(|w| w.role).unwrap_or_else(|| "unknown".into());
             let mut rec = Record::new(actor, &role, "case_intake");
             rec.case_id = Some(id.clone());
@@ -750,7 +743,7 @@ impl CaseStore {
                 "kind": case.kind.as_str(), "from": case.state.as_str(), "to": case.state.as_str(),
                 "version": version, "changed": changed, "valid_case": intake::valid_case(new).valid,
             });
-            crate::audit::append_sqlite_tx(tx, &rec, at)?;
+            crate::audit::append_tx(tx, &rec, at)?;
             Ok(version)
         })?;
         tracing::info!(case_id = %id, version, "case intake saved");
@@ -761,18 +754,17 @@ impl CaseStore {
     pub fn intake_versions(&self, id: &str) -> Result<Vec<StoredIntake>> {
         let id = normalize_id(id);
         let path = self.store.path().to_owned();
-        let rows = self.store.with_conn(|c| {
-            let mut st = c.prepare("SELECT version, at, actor, intake_json FROM case_intake WHERE case_id = ?1 ORDER BY version")?;
-            let rows = st.query_map([&id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?)))?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
-        })?;
-        rows.into_iter()
-            .map(|(version, at, actor, j)| {
+        let rows = self
+            .store
+            .read(|c| c.query("SELECT version, at, actor, intake_json FROM case_intake WHERE case_id = ?1 ORDER BY version", crate::vals![&id]))?;
+        rows.iter()
+            .map(|r| {
+                let at: String = r.get(1)?;
                 Ok(StoredIntake {
-                    version,
+                    version: r.get(0)?,
                     at: parse_ts(&at).ok_or_else(|| Error::BadRow { path: path.clone(), id: id.clone(), field: "case_intake.at", value: at.clone() })?,
-                    actor,
-                    intake: parse_intake(&path, &id, &j)?,
+                    actor: r.get(2)?,
+                    intake: parse_intake(&path, &id, &r.get::<String>(3)?)?,
                 })
             })
             .collect()
@@ -782,51 +774,35 @@ impl CaseStore {
     /// opening, every change), in chain order.
     pub fn audit_refs(&self, id: &str) -> Result<Vec<AuditRef>> {
         let id = normalize_id(id);
-        Ok(self.store.with_conn(|c| {
-            let mut st = c.prepare("SELECT seq, at, actor, action FROM audit_log WHERE case_id = ?1 ORDER BY pos")?;
-            let rows = st.query_map([&id], |r| Ok(AuditRef { seq: r.get(0)?, at: r.get(1)?, actor: r.get(2)?, action: r.get(3)? }))?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
-        })?)
+        let rows = self.store.read(|c| c.query("SELECT seq, at, actor, action FROM audit_log WHERE case_id = ?1 ORDER BY pos", crate::vals![&id]))?;
+        Ok(rows
+            .iter()
+            .map(|r| Ok(AuditRef { seq: r.get(0)?, at: r.get(1)?, actor: r.get(2)?, action: r.get(3)? }))
+            .collect::<store::Result<Vec<_>>>()?)
     }
 
     /// The users a case may be assigned to: enabled users with an
     /// [`OWNERS`] role, by id.
     pub fn owners(&self) -> Result<Vec<Owner>> {
-        let roles: Vec<&str> = OWNERS.iter().map(|r| r.as_str()).collect();
+        let roles: Vec<store::Value> = OWNERS.iter().map(|r| r.as_str().into()).collect();
         let sql = format!(
             "SELECT id, name FROM users WHERE disabled_at IS NULL AND role IN ({}) ORDER BY id",
             (1..=roles.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ")
         );
-        Ok(self.store.with_conn(|c| {
-            let mut st = c.prepare(&sql)?;
-            let rows = st.query_map(rusqlite::params_from_iter(roles.iter()), |r| Ok(Owner { id: r.get(0)?, name: r.get(1)? }))?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
-        })?)
+        let rows = self.store.read(|c| c.query(&sql, &roles))?;
+        Ok(rows.iter().map(|r| Ok(Owner { id: r.get(0)?, name: r.get(1)? })).collect::<store::Result<Vec<_>>>()?)
     }
 
     /// Every change to the case, oldest first.
     pub fn history(&self, id: &str) -> Result<Vec<HistoryEntry>> {
         let id = normalize_id(id);
         let path = self.store.path().to_owned();
-        let rows = self.store.with_conn(|c| {
-            let exists: bool = c.query_row("SELECT EXISTS (SELECT 1 FROM cases WHERE id = ?1)", [&id], |r| r.get(0))?;
-            if !exists {
+        let rows = self.store.read(|c| -> store::Result<Option<Vec<Row>>> {
+            if c.opt::<String>("SELECT id FROM cases WHERE id = ?1", crate::vals![&id])?.is_none() {
                 return Ok(None);
             }
-            let mut st = c.prepare(
-                "SELECT actor, at, action, from_state, to_state, note FROM case_history WHERE case_id = ?1 ORDER BY id",
-            )?;
-            let rows = st.query_map([&id], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, Option<String>>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, Option<String>>(5)?,
-                ))
-            })?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map(Some)
+            c.query("SELECT actor, at, action, from_state, to_state, note FROM case_history WHERE case_id = ?1 ORDER BY id", crate::vals![&id])
+                .map(Some)
         })?;
         let rows = rows.ok_or_else(|| Error::NotFound { id: id.clone() })?;
         let bad = |field: &'static str, value: &str| Error::BadRow {
@@ -835,15 +811,16 @@ impl CaseStore {
             field,
             value: value.into(),
         };
-        rows.into_iter()
-            .map(|(actor, at, action, from, to, note)| {
+        rows.iter()
+            .map(|r| {
+                let (at, from, to): (String, Option<String>, String) = (r.get(1)?, r.get(3)?, r.get(4)?);
                 Ok(HistoryEntry {
-                    actor,
+                    actor: r.get(0)?,
                     at: parse_ts(&at).ok_or_else(|| bad("case_history.at", &at))?,
-                    action,
+                    action: r.get(2)?,
                     from_state: from.map(|f| f.parse().map_err(|_| bad("case_history.from_state", &f))).transpose()?,
                     to_state: to.parse().map_err(|_| bad("case_history.to_state", &to))?,
-                    note,
+                    note: r.get(5)?,
                 })
             })
             .collect()
@@ -851,28 +828,18 @@ impl CaseStore {
 
     /// Checks that the actor may change cases, reads the case, lets `decide`
     /// validate and describe the change, writes the change, its history entry
-    /// and its audit record — all in one IMMEDIATE transaction, so two people
-    /// acting on the same case at once cannot both win, and no change exists
-    /// without its audit record.
-    fn change(
-        &self,
-        id: &str,
-        actor: &str,
-        decide: impl FnOnce(&rusqlite::Transaction<'_>, &Case) -> Result<Change>,
-    ) -> Result<Case> {
+    /// and its audit record — all in one write transaction (holding the
+    /// store's write lock on either backend), so two people acting on the
+    /// same case at once, through one replica or two, cannot both win, and
+    /// no change exists without its audit record.
+    fn change(&self, id: &str, actor: &str, decide: impl FnOnce(&mut dyn Sql, &Case) -> Result<Change>) -> Result<Case> {
         let id = normalize_id(id);
         let actor = actor.trim();
         let path = self.store.path().to_owned();
         let at = Utc::now();
         let now = ts(at);
-        self.store.write(|tx| -> Result<()> {
-            let sql = |e| Error::Store(store::Error::sqlite(&path, e));
-            let case = tx
-                .query_row(&format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = ?1"), [&id], RawCase::from_row)
-                .optional()
-                .map_err(sql)?
-                .ok_or_else(|| Error::NotFound { id: id.clone() })?
-                .into_case(&path)?;
+        self.store.transaction(|tx| -> Result<()> {
+            let case = case_row(tx, &id)?.ok_or_else(|| Error::NotFound { id: id.clone() })?.into_case(&path)?;
             let who = standing(tx, actor)?;
             if let Some(reason) = refusal(who.as_ref(), WORKERS) {
                 return Err(Error::ActorNotAllowed { id: id.clone(), actor: actor.to_owned(), reason });
@@ -882,13 +849,12 @@ impl CaseStore {
             let closed_at = (ch.to == CaseState::Closed).then(|| now.clone());
             tx.execute(
                 "UPDATE cases SET state = ?2, owner = ?3,
-                                  resolution = CASE WHEN ?7 THEN NULL ELSE COALESCE(?4, resolution) END,
-                                  closed_at = CASE WHEN ?7 THEN NULL ELSE COALESCE(?5, closed_at) END, updated_at = ?6
+                                  resolution = CASE WHEN ?7 = 1 THEN NULL ELSE COALESCE(?4, resolution) END,
+                                  closed_at = CASE WHEN ?7 = 1 THEN NULL ELSE COALESCE(?5, closed_at) END, updated_at = ?6
                  WHERE id = ?1",
-                params![id, ch.to.as_str(), ch.owner, ch.resolution, closed_at, now, ch.reopen],
-            )
-            .map_err(sql)?;
-            record(tx, &id, &now, actor, ch.action, Some(case.state), ch.to, ch.note.as_deref()).map_err(sql)?;
+                crate::vals![&id, ch.to.as_str(), ch.owner.clone(), ch.resolution.clone(), closed_at, &now, ch.reopen],
+            )?;
+            record(tx, &id, &now, actor, ch.action, Some(case.state), ch.to, ch.note.as_deref())?;
             let mut rec = Record::new(actor, &role, ch.audit_action);
             rec.case_id = Some(id.clone());
             rec.input = ch.typed.clone();
@@ -896,7 +862,7 @@ impl CaseStore {
                 "from": case.state.as_str(), "to": ch.to.as_str(), "owner": ch.owner,
                 "previous_owner": case.owner, "kind": case.kind.as_str(),
             });
-            crate::audit::append_sqlite_tx(tx, &rec, at)?;
+            crate::audit::append_tx(tx, &rec, at)?;
             Ok(())
         })?;
         tracing::info!(case_id = %id, actor, "case changed");
@@ -930,15 +896,16 @@ struct Standing {
     disabled: bool,
 }
 
+/// The stored row of case `id` (already normalised), if any.
+fn case_row(c: &mut dyn Sql, id: &str) -> Result<Option<RawCase>> {
+    Ok(c.query_opt(&format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = ?1"), crate::vals![id])?.map(|r| RawCase::from_row(&r)).transpose()?)
+}
+
 /// The standing of `user` (`None`: no such user), read in `tx` so that it is
 /// the one in force when the change commits.
-fn standing(tx: &rusqlite::Transaction<'_>, user: &str) -> Result<Option<Standing>> {
-    let path = PathBuf::from(tx.path().unwrap_or(store::FILE_NAME));
-    tx.query_row("SELECT role, disabled_at IS NOT NULL FROM users WHERE id = ?1", [user], |r| {
-        Ok(Standing { role: r.get(0)?, disabled: r.get(1)? })
-    })
-    .optional()
-    .map_err(|e| Error::Store(store::Error::sqlite(&path, e)))
+fn standing(tx: &mut dyn Sql, user: &str) -> Result<Option<Standing>> {
+    let row = tx.query_opt("SELECT role, CASE WHEN disabled_at IS NULL THEN 0 ELSE 1 END FROM users WHERE id = ?1", crate::vals![user])?;
+    Ok(row.map(|r| Ok::<_, store::Error>(Standing { role: r.get(0)?, disabled: r.get(1)? })).transpose()?)
 }
 
 /// Why a user with this standing may not take a part that needs one of
@@ -957,7 +924,7 @@ fn refusal(found: Option<&Standing>, roles: &[Role]) -> Option<String> {
 
 #[allow(clippy::too_many_arguments)]
 fn record(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &mut dyn Sql,
     id: &str,
     at: &str,
     actor: &str,
@@ -965,10 +932,10 @@ fn record(
     from: Option<CaseState>,
     to: CaseState,
     note: Option<&str>,
-) -> rusqlite::Result<()> {
+) -> store::Result<()> {
     tx.execute(
         "INSERT INTO case_history (case_id, at, actor, action, from_state, to_state, note) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![id, at, actor, action, from.map(CaseState::as_str), to.as_str(), note],
+        crate::vals![id, at, actor, action, from.map(CaseState::as_str), to.as_str(), note],
     )
     .map(|_| ())
 }
@@ -991,11 +958,11 @@ fn normalize_id(id: &str) -> String {
 
 /// The SQL conditions (` AND …`, numbered `?1…`) and arguments of `filter`;
 /// its `state` only when `with_state`.
-fn conditions(filter: &CaseFilter, with_state: bool) -> Result<(String, Vec<String>)> {
+fn conditions(filter: &CaseFilter, with_state: bool) -> Result<(String, Vec<store::Value>)> {
     let mut sql = String::new();
-    let mut args: Vec<String> = Vec::new();
+    let mut args: Vec<store::Value> = Vec::new();
     let mut arg = |sql: &mut String, clause: &str, v: String| {
-        args.push(v);
+        args.push(v.into());
         sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
     };
     if let Some(k) = filter.kind {
@@ -1017,9 +984,11 @@ fn conditions(filter: &CaseFilter, with_state: bool) -> Result<(String, Vec<Stri
         arg(&mut sql, " AND reporter = ?", r.clone());
     }
     if let Some(q) = search_pattern(filter.q.as_deref())? {
-        arg(&mut sql, " AND (id LIKE ? ESCAPE '\\'", q.clone());
+        // Case-insensitive on both backends (SQLite's LIKE folds ASCII case,
+        // PostgreSQL's does not): both sides lowered.
+        arg(&mut sql, " AND (lower(id) LIKE lower(?) ESCAPE '\\'", q.clone());
         for col in ["question", "product", "hcp"] {
-            arg(&mut sql, &format!(" OR {col} LIKE ? ESCAPE '\\'"), q.clone());
+            arg(&mut sql, &format!(" OR lower({col}) LIKE lower(?) ESCAPE '\\'"), q.clone());
         }
         sql.push(')');
     }
@@ -1054,7 +1023,7 @@ fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
 }
 
-/// A row as SQLite returns it, before parsing enums and times.
+/// A row as the store returns it, before parsing enums and times.
 struct RawCase {
     id: String,
     kind: String,
@@ -1076,7 +1045,8 @@ struct RawCase {
 }
 
 impl RawCase {
-    fn from_row(r: &Row<'_>) -> rusqlite::Result<RawCase> {
+    /// The columns of [`CASE_COLUMNS`], in order.
+    fn from_row(r: &Row) -> store::Result<RawCase> {
         Ok(RawCase {
             id: r.get(0)?,
             kind: r.get(1)?,
@@ -1132,25 +1102,81 @@ impl RawCase {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::testing::{each_backend, TestStore};
+    use crate::store::{Backend, Database};
 
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
     }
 
-    /// Adds the people the tests act as: `root` (admin), then each `(id, role)`.
-    fn staff(s: &CaseStore, people: &[(&str, Role)]) -> crate::users::User {
-        let users = crate::users::Users::new(s.store());
-        let (admin, _) = users.add("root", "Root Admin", Role::Admin, None).unwrap();
-        for (id, role) in people {
-            users.add(id, &format!("User {id}"), *role, Some(&admin)).unwrap();
-        }
-        admin
+    /// A case store on one backend, with what keeps it alive.
+    struct Under {
+        /// The store under test.
+        s: CaseStore,
+        /// `sqlite` or `postgres`, for assertion messages.
+        who: &'static str,
+        /// The SQLite store's directory (removed when dropped).
+        _dir: tempfile::TempDir,
     }
 
-    /// The audit records of `case`, oldest first.
+    /// A case store on SQLite, then one on PostgreSQL (a fresh database
+    /// `name`, unique per test): every state test runs its body on both.
+    fn each(name: &str) -> Vec<Under> {
+        each_backend(name)
+            .into_iter()
+            .map(|t| {
+                let who = t.name();
+                let TestStore { store, dir, .. } = t;
+                Under { s: CaseStore::from_store(Arc::new(store)), who, _dir: dir }
+            })
+            .collect()
+    }
+
+    /// A second, separate connection to the same store (another process or
+    /// replica would have its own).
+    fn reopen(s: &Store) -> Store {
+        match s.pg() {
+            Some(p) => Store::connect(&Database::Postgres(p.url().clone())).unwrap(),
+            None => Store::open(s.path().parent().unwrap()).unwrap(),
+        }
+    }
+
+    /// Adds the people the tests act as: `root` (admin), then each `(id,
+    /// role)` — rows of the users table, which is all this module reads.
+    fn staff(s: &CaseStore, people: &[(&str, Role)]) {
+        s.store()
+            .transaction(|tx| -> store::Result<()> {
+                for (id, role) in std::iter::once(&("root", Role::Admin)).chain(people) {
+                    tx.execute(
+                        "INSERT INTO users (id, name, role, token_hash, created_at, created_by) VALUES (?1, ?2, ?3, 'unused', ?4, 'test')",
+                        crate::vals![*id, format!("User {id}"), role.as_str(), ts(Utc::now())],
+                    )?;
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    /// Disables `id` as the users module would.
+    fn disable(s: &CaseStore, id: &str) {
+        s.store()
+            .transaction(|tx| tx.execute("UPDATE users SET disabled_at = ?2, disabled_by = 'root' WHERE id = ?1", crate::vals![id, ts(Utc::now())]))
+            .unwrap();
+    }
+
+    /// Runs one statement in its own transaction; its error as text.
+    fn raw(s: &CaseStore, sql: &str) -> Result<u64, String> {
+        s.store().transaction(|tx| tx.execute(sql, &[])).map_err(|e| e.to_string())
+    }
+
+    /// The audit records of `case`, oldest first (read through a connection of their own).
     fn audited(s: &CaseStore, case: &str) -> Vec<crate::audit::Entry> {
-        let audit = crate::audit::Audit::with_store(Store::open(s.store().path().parent().unwrap()).unwrap());
+        let audit = crate::audit::Audit::with_store(reopen(s.store()));
         audit.range(None, None).unwrap().into_iter().filter(|e| e.case_id.as_deref() == Some(case)).collect()
+    }
+
+    fn verifies(s: &CaseStore) -> bool {
+        crate::audit::Audit::with_store(reopen(s.store())).verify(None).unwrap().ok
     }
 
     fn new_case(kind: CaseKind, now: &str) -> NewCase {
@@ -1170,416 +1196,454 @@ mod tests {
 
     #[test]
     fn ids_are_per_kind_and_per_year() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = CaseStore::open(dir.path()).unwrap();
-        let ids: Vec<String> = [
-            (CaseKind::Pharmacovigilance, "2026-03-02T10:00:00Z"),
-            (CaseKind::Pharmacovigilance, "2026-03-02T11:00:00Z"),
-            (CaseKind::MedicalInformation, "2026-03-02T12:00:00Z"),
-            (CaseKind::Pharmacovigilance, "2026-12-31T23:59:59Z"),
-            (CaseKind::Pharmacovigilance, "2027-01-01T00:00:00Z"),
-            (CaseKind::MedicalInformation, "2027-01-04T09:00:00Z"),
-            (CaseKind::MedicalInformation, "2027-01-04T09:01:00Z"),
-        ]
-        .into_iter()
-        .map(|(k, t)| s.open_case(new_case(k, t)).unwrap().id)
-        .collect();
-        assert_eq!(
-            ids,
-            [
-                "PV-2026-000001",
-                "PV-2026-000002",
-                "MIR-2026-000001",
-                "PV-2026-000003",
-                "PV-2027-000001",
-                "MIR-2027-000001",
-                "MIR-2027-000002"
+        for Under { s, who, .. } in each("cases_ids") {
+            let ids: Vec<String> = [
+                (CaseKind::Pharmacovigilance, "2026-03-02T10:00:00Z"),
+                (CaseKind::Pharmacovigilance, "2026-03-02T11:00:00Z"),
+                (CaseKind::MedicalInformation, "2026-03-02T12:00:00Z"),
+                (CaseKind::Pharmacovigilance, "2026-12-31T23:59:59Z"),
+                (CaseKind::Pharmacovigilance, "2027-01-01T00:00:00Z"),
+                (CaseKind::MedicalInformation, "2027-01-04T09:00:00Z"),
+                (CaseKind::MedicalInformation, "2027-01-04T09:01:00Z"),
             ]
-        );
+            .into_iter()
+            .map(|(k, t)| s.open_case(new_case(k, t)).unwrap_or_else(|e| panic!("{who}: {e}")).id)
+            .collect();
+            assert_eq!(
+                ids,
+                [
+                    "PV-2026-000001",
+                    "PV-2026-000002",
+                    "MIR-2026-000001",
+                    "PV-2026-000003",
+                    "PV-2027-000001",
+                    "MIR-2027-000001",
+                    "MIR-2027-000002"
+                ],
+                "{who}"
+            );
+        }
+    }
+
+    /// Ids are allocated under the store's write lock: writers on separate
+    /// connections (threads of two processes or replicas) never get the same
+    /// number, and none is skipped.
+    #[test]
+    fn ids_stay_unique_and_gapless_across_connections() {
+        for Under { s, who, .. } in each("cases_ids_concurrent") {
+            let other = CaseStore::from_store(Arc::new(reopen(s.store())));
+            let mut ids: Vec<String> = std::thread::scope(|sc| {
+                let handles: Vec<_> = (0..4)
+                    .map(|i| {
+                        let s = if i % 2 == 0 { &s } else { &other };
+                        sc.spawn(move || (0..8).map(|_| s.open_case(new_case(CaseKind::Pharmacovigilance, "2026-11-18T10:00:00Z")).unwrap().id).collect::<Vec<_>>())
+                    })
+                    .collect();
+                handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+            });
+            ids.sort();
+            let want: Vec<String> = (1..=32).map(|n| format!("PV-2026-{n:06}")).collect();
+            assert_eq!(ids, want, "{who}");
+            assert!(verifies(&s), "{who}: one audit chain");
+        }
     }
 
     #[test]
     fn open_case_stores_everything_verbatim_and_computes_due() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = CaseStore::open(dir.path()).unwrap();
-        let c = s.open_case(new_case(CaseKind::Pharmacovigilance, "2026-11-20T10:00:00Z")).unwrap(); // Friday
-        assert_eq!(c.due_at, at("2026-11-23T10:00:00Z"));
-        assert_eq!(c.state, CaseState::New);
-        let got = s.get(&c.id).unwrap().unwrap();
-        assert_eq!(got, c);
-        assert_eq!(got.question, "My patient got a bad rash two weeks after starting it.  ");
-        assert_eq!(got.flags[0]["kind"], "adverse_event");
-        assert_eq!(s.get("pv-2026-000001").unwrap().unwrap().id, "PV-2026-000001");
-        assert!(s.get("PV-2026-999999").unwrap().is_none());
+        for Under { s, who, .. } in each("cases_open") {
+            let c = s.open_case(new_case(CaseKind::Pharmacovigilance, "2026-11-20T10:00:00Z")).unwrap(); // Friday
+            assert_eq!(c.due_at, at("2026-11-23T10:00:00Z"), "{who}");
+            assert_eq!(c.state, CaseState::New, "{who}");
+            let got = s.get(&c.id).unwrap().unwrap();
+            assert_eq!(got, c, "{who}");
+            assert_eq!(got.question, "My patient got a bad rash two weeks after starting it.  ", "{who}");
+            assert_eq!(got.flags[0]["kind"], "adverse_event", "{who}");
+            assert_eq!(s.get("pv-2026-000001").unwrap().unwrap().id, "PV-2026-000001", "{who}");
+            assert!(s.get("PV-2026-999999").unwrap().is_none(), "{who}");
+        }
     }
 
     #[test]
     fn bad_input_is_refused_before_writing() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = CaseStore::open(dir.path()).unwrap();
-        let mut n = new_case(CaseKind::Pharmacovigilance, "2026-11-20T10:00:00Z");
-        n.flags_json = "{not json".into();
-        assert!(matches!(s.open_case(n).unwrap_err(), Error::BadInput { field: "flags_json", .. }));
-        let mut n = new_case(CaseKind::Pharmacovigilance, "2026-11-20T10:00:00Z");
-        n.question = "   ".into();
-        assert!(matches!(s.open_case(n).unwrap_err(), Error::BadInput { field: "question", .. }));
-        // No id was burnt by the refused cases.
-        let c = s.open_case(new_case(CaseKind::Pharmacovigilance, "2026-11-20T10:00:00Z")).unwrap();
-        assert_eq!(c.id, "PV-2026-000001");
+        for Under { s, who, .. } in each("cases_bad_input") {
+            let mut n = new_case(CaseKind::Pharmacovigilance, "2026-11-20T10:00:00Z");
+            n.flags_json = "{not json".into();
+            assert!(matches!(s.open_case(n).unwrap_err(), Error::BadInput { field: "flags_json", .. }), "{who}");
+            let mut n = new_case(CaseKind::Pharmacovigilance, "2026-11-20T10:00:00Z");
+            n.question = "   ".into();
+            assert!(matches!(s.open_case(n).unwrap_err(), Error::BadInput { field: "question", .. }), "{who}");
+            // No id was burnt by the refused cases.
+            let c = s.open_case(new_case(CaseKind::Pharmacovigilance, "2026-11-20T10:00:00Z")).unwrap();
+            assert_eq!(c.id, "PV-2026-000001", "{who}");
+        }
     }
 
     #[test]
     fn state_machine_valid_and_invalid_steps() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = CaseStore::open(dir.path()).unwrap();
-        staff(&s, &[("med-1", Role::Medical), ("med-2", Role::Medical), ("med-3", Role::Medical)]);
-        let id = s.open_case(new_case(CaseKind::MedicalInformation, "2026-11-18T10:00:00Z")).unwrap().id;
+        for Under { s, who, .. } in each("cases_state_machine") {
+            staff(&s, &[("med-1", Role::Medical), ("med-2", Role::Medical), ("med-3", Role::Medical)]);
+            let id = s.open_case(new_case(CaseKind::MedicalInformation, "2026-11-18T10:00:00Z")).unwrap().id;
 
-        let e = s.resolve(&id, "med-1", "answered").unwrap_err();
-        assert!(matches!(e, Error::InvalidTransition { from: CaseState::New, to: CaseState::Closed, .. }), "{e}");
-        assert_eq!(e.to_string(), format!("case {id} cannot go from new to closed: the next step from new is triaged"));
-        assert!(matches!(
-            s.transition(&id, CaseState::InProgress, "med-1", None).unwrap_err(),
-            Error::InvalidTransition { .. }
-        ));
-        assert!(matches!(
-            s.transition(&id, CaseState::New, "med-1", None).unwrap_err(),
-            Error::InvalidTransition { .. }
-        ));
+            let e = s.resolve(&id, "med-1", "answered").unwrap_err();
+            assert!(matches!(e, Error::InvalidTransition { from: CaseState::New, to: CaseState::Closed, .. }), "{who}: {e}");
+            assert_eq!(e.to_string(), format!("case {id} cannot go from new to closed: the next step from new is triaged"), "{who}");
+            assert!(matches!(s.transition(&id, CaseState::InProgress, "med-1", None).unwrap_err(), Error::InvalidTransition { .. }), "{who}");
+            assert!(matches!(s.transition(&id, CaseState::New, "med-1", None).unwrap_err(), Error::InvalidTransition { .. }), "{who}");
 
-        assert_eq!(
-            s.transition(&id, CaseState::Triaged, "med-1", Some("off-label dosing question")).unwrap().state,
-            CaseState::Triaged
-        );
-        let e = s.transition(&id, CaseState::InProgress, "med-1", None).unwrap_err();
-        assert!(matches!(e, Error::NoOwner { .. }), "{e}");
-        assert_eq!(s.assign(&id, "med-2", "med-1").unwrap().owner.as_deref(), Some("med-2"));
-        assert_eq!(s.transition(&id, CaseState::InProgress, "med-2", None).unwrap().state, CaseState::InProgress);
-        assert!(matches!(
-            s.transition(&id, CaseState::Closed, "med-2", None).unwrap_err(),
-            Error::BadInput { field: "resolution", .. }
-        ));
-        let closed = s.resolve(&id, "med-2", "Sent MI response letter ML-123").unwrap();
-        assert_eq!(closed.state, CaseState::Closed);
-        assert_eq!(closed.resolution.as_deref(), Some("Sent MI response letter ML-123"));
-        assert!(closed.closed_at.is_some());
-        assert!(!closed.is_overdue(at("2030-01-01T00:00:00Z")));
+            assert_eq!(s.transition(&id, CaseState::Triaged, "med-1", Some("off-label dosing question")).unwrap().state, CaseState::Triaged, "{who}");
+            let e = s.transition(&id, CaseState::InProgress, "med-1", None).unwrap_err();
+            assert!(matches!(e, Error::NoOwner { .. }), "{who}: {e}");
+            assert_eq!(s.assign(&id, "med-2", "med-1").unwrap().owner.as_deref(), Some("med-2"), "{who}");
+            assert_eq!(s.transition(&id, CaseState::InProgress, "med-2", None).unwrap().state, CaseState::InProgress, "{who}");
+            assert!(
+                matches!(s.transition(&id, CaseState::Closed, "med-2", None).unwrap_err(), Error::BadInput { field: "resolution", .. }),
+                "{who}"
+            );
+            let closed = s.resolve(&id, "med-2", "Sent MI response letter ML-123").unwrap();
+            assert_eq!(closed.state, CaseState::Closed, "{who}");
+            assert_eq!(closed.resolution.as_deref(), Some("Sent MI response letter ML-123"), "{who}");
+            assert!(closed.closed_at.is_some(), "{who}");
+            assert!(!closed.is_overdue(at("2030-01-01T00:00:00Z")), "{who}");
 
-        let e = s.resolve(&id, "med-2", "again").unwrap_err();
-        assert_eq!(e.to_string(), format!("case {id} cannot go from closed to closed: a closed case stays closed"));
-        assert!(matches!(s.assign(&id, "med-3", "med-1").unwrap_err(), Error::Closed { .. }));
-        assert!(matches!(s.assign("MIR-2026-000099", "x", "y").unwrap_err(), Error::NotFound { .. }));
+            let e = s.resolve(&id, "med-2", "again").unwrap_err();
+            assert_eq!(e.to_string(), format!("case {id} cannot go from closed to closed: a closed case stays closed"), "{who}");
+            assert!(matches!(s.assign(&id, "med-3", "med-1").unwrap_err(), Error::Closed { .. }), "{who}");
+            assert!(matches!(s.assign("MIR-2026-000099", "x", "y").unwrap_err(), Error::NotFound { .. }), "{who}");
+        }
     }
 
     #[test]
     fn every_change_is_in_the_history() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = CaseStore::open(dir.path()).unwrap();
-        staff(&s, &[("pv-lead", Role::Medical), ("pv-anna", Role::Medical), ("pv-ben", Role::Medical)]);
-        let id = s.open_case(new_case(CaseKind::Pharmacovigilance, "2026-11-18T10:00:00Z")).unwrap().id;
-        s.transition(&id, CaseState::Triaged, "pv-lead", Some("serious: hospitalisation")).unwrap();
-        s.assign(&id, "pv-anna", "pv-lead").unwrap();
-        s.assign(&id, "pv-ben", "pv-lead").unwrap();
-        let _ = s.resolve(&id, "pv-ben", "too early").unwrap_err(); // refused: not recorded
-        s.transition(&id, CaseState::InProgress, "pv-ben", None).unwrap();
-        s.resolve(&id, "pv-ben", "Entered in safety database as 2026-US-0042").unwrap();
+        for Under { s, who, .. } in each("cases_history") {
+            staff(&s, &[("pv-lead", Role::Medical), ("pv-anna", Role::Medical), ("pv-ben", Role::Medical)]);
+            let id = s.open_case(new_case(CaseKind::Pharmacovigilance, "2026-11-18T10:00:00Z")).unwrap().id;
+            s.transition(&id, CaseState::Triaged, "pv-lead", Some("serious: hospitalisation")).unwrap();
+            s.assign(&id, "pv-anna", "pv-lead").unwrap();
+            s.assign(&id, "pv-ben", "pv-lead").unwrap();
+            let _ = s.resolve(&id, "pv-ben", "too early").unwrap_err(); // refused: not recorded
+            s.transition(&id, CaseState::InProgress, "pv-ben", None).unwrap();
+            s.resolve(&id, "pv-ben", "Entered in safety database as 2026-US-0042").unwrap();
 
-        let h = s.history(&id).unwrap();
-        type Step<'a> = (&'a str, &'a str, Option<CaseState>, CaseState, Option<&'a str>);
-        let got: Vec<Step<'_>> = h
-            .iter()
-            .map(|e| (e.actor.as_str(), e.action.as_str(), e.from_state, e.to_state, e.note.as_deref()))
-            .collect();
-        use CaseState::*;
-        assert_eq!(
-            got,
-            vec![
-                ("rep-7", "opened", None, New, None),
-                ("pv-lead", "transitioned", Some(New), Triaged, Some("serious: hospitalisation")),
-                ("pv-lead", "assigned", Some(Triaged), Triaged, Some("assigned to pv-anna")),
-                ("pv-lead", "assigned", Some(Triaged), Triaged, Some("reassigned from pv-anna to pv-ben")),
-                ("pv-ben", "transitioned", Some(Triaged), InProgress, None),
-                (
-                    "pv-ben",
-                    "transitioned",
-                    Some(InProgress),
-                    Closed,
-                    Some("Entered in safety database as 2026-US-0042")
-                ),
-            ]
-        );
-        assert!(h.windows(2).all(|w| w[0].at <= w[1].at));
-        assert!(matches!(s.history("PV-2026-000404").unwrap_err(), Error::NotFound { .. }));
-        // History is append-only, cases are never deleted, even through raw SQL.
-        let e = s.store().with_conn(|c| c.execute("DELETE FROM case_history", [])).unwrap_err();
-        assert!(e.to_string().contains("append-only"), "{e}");
-        let e = s.store().with_conn(|c| c.execute("DELETE FROM cases", [])).unwrap_err();
-        assert!(e.to_string().contains("never deleted"), "{e}");
+            let h = s.history(&id).unwrap();
+            type Step<'a> = (&'a str, &'a str, Option<CaseState>, CaseState, Option<&'a str>);
+            let got: Vec<Step<'_>> = h.iter().map(|e| (e.actor.as_str(), e.action.as_str(), e.from_state, e.to_state, e.note.as_deref())).collect();
+            use CaseState::*;
+            assert_eq!(
+                got,
+                vec![
+                    ("rep-7", "opened", None, New, None),
+                    ("pv-lead", "transitioned", Some(New), Triaged, Some("serious: hospitalisation")),
+                    ("pv-lead", "assigned", Some(Triaged), Triaged, Some("assigned to pv-anna")),
+                    ("pv-lead", "assigned", Some(Triaged), Triaged, Some("reassigned from pv-anna to pv-ben")),
+                    ("pv-ben", "transitioned", Some(Triaged), InProgress, None),
+                    ("pv-ben", "transitioned", Some(InProgress), Closed, Some("Entered in safety database as 2026-US-0042")),
+                ],
+                "{who}"
+            );
+            assert!(h.windows(2).all(|w| w[0].at <= w[1].at), "{who}");
+            assert!(matches!(s.history("PV-2026-000404").unwrap_err(), Error::NotFound { .. }), "{who}");
+            // History is append-only, cases are never deleted, even through raw SQL.
+            let e = raw(&s, "DELETE FROM case_history").unwrap_err();
+            assert!(e.contains("append-only"), "{who}: {e}");
+            let e = raw(&s, "DELETE FROM cases").unwrap_err();
+            assert!(e.contains("never deleted"), "{who}: {e}");
+            assert_eq!(s.history(&id).unwrap().len(), 6, "{who}");
+        }
     }
 
     #[test]
     fn list_filters() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = CaseStore::open(dir.path()).unwrap();
-        staff(&s, &[("pv-lead", Role::Medical), ("pv-anna", Role::Medical)]);
-        let pv1 = s.open_case(new_case(CaseKind::Pharmacovigilance, "2026-11-16T10:00:00Z")).unwrap().id; // due Tue 17
-        let mir = s.open_case(new_case(CaseKind::MedicalInformation, "2026-11-16T11:00:00Z")).unwrap().id; // due Wed 18 11:00
-        let pv2 = s.open_case(new_case(CaseKind::Pharmacovigilance, "2026-11-18T10:00:00Z")).unwrap().id; // due Thu 19
-        s.transition(&pv2, CaseState::Triaged, "pv-lead", None).unwrap();
-        s.assign(&pv2, "pv-anna", "pv-lead").unwrap();
-        let ids = |f: CaseFilter| s.list(&f).unwrap().into_iter().map(|c| c.id).collect::<Vec<_>>();
-        assert_eq!(ids(CaseFilter::default()), [pv1.as_str(), mir.as_str(), pv2.as_str()]);
-        assert_eq!(
-            ids(CaseFilter { kind: Some(CaseKind::Pharmacovigilance), ..Default::default() }),
-            [pv1.as_str(), pv2.as_str()]
-        );
-        assert_eq!(ids(CaseFilter { state: Some(CaseState::Triaged), ..Default::default() }), [pv2.as_str()]);
-        assert_eq!(ids(CaseFilter { owner: Some("pv-anna".into()), ..Default::default() }), [pv2.as_str()]);
-        assert_eq!(
-            ids(CaseFilter { overdue_at: Some(at("2026-11-18T11:30:00Z")), ..Default::default() }),
-            [pv1.as_str(), mir.as_str()]
-        );
-        assert_eq!(
-            ids(CaseFilter { overdue_at: Some(at("2026-11-17T10:30:00Z")), ..Default::default() }),
-            [pv1.as_str()]
-        );
-        assert_eq!(ids(CaseFilter { limit: Some(1), ..Default::default() }), [pv1.as_str()]);
-        assert_eq!(
-            ids(CaseFilter {
-                kind: Some(CaseKind::MedicalInformation),
-                state: Some(CaseState::Closed),
-                ..Default::default()
-            }),
-            Vec::<String>::new()
-        );
+        for Under { s, who, .. } in each("cases_list_filters") {
+            staff(&s, &[("pv-lead", Role::Medical), ("pv-anna", Role::Medical)]);
+            let pv1 = s.open_case(new_case(CaseKind::Pharmacovigilance, "2026-11-16T10:00:00Z")).unwrap().id; // due Tue 17
+            let mir = s.open_case(new_case(CaseKind::MedicalInformation, "2026-11-16T11:00:00Z")).unwrap().id; // due Wed 18 11:00
+            let pv2 = s.open_case(new_case(CaseKind::Pharmacovigilance, "2026-11-18T10:00:00Z")).unwrap().id; // due Thu 19
+            s.transition(&pv2, CaseState::Triaged, "pv-lead", None).unwrap();
+            s.assign(&pv2, "pv-anna", "pv-lead").unwrap();
+            let ids = |f: CaseFilter| s.list(&f).unwrap().into_iter().map(|c| c.id).collect::<Vec<_>>();
+            assert_eq!(ids(CaseFilter::default()), [pv1.as_str(), mir.as_str(), pv2.as_str()], "{who}");
+            assert_eq!(ids(CaseFilter { kind: Some(CaseKind::Pharmacovigilance), ..Default::default() }), [pv1.as_str(), pv2.as_str()], "{who}");
+            assert_eq!(ids(CaseFilter { state: Some(CaseState::Triaged), ..Default::default() }), [pv2.as_str()], "{who}");
+            assert_eq!(ids(CaseFilter { owner: Some("pv-anna".into()), ..Default::default() }), [pv2.as_str()], "{who}");
+            assert_eq!(ids(CaseFilter { open_only: true, ..Default::default() }).len(), 3, "{who}");
+            assert_eq!(ids(CaseFilter { overdue_at: Some(at("2026-11-18T11:30:00Z")), ..Default::default() }), [pv1.as_str(), mir.as_str()], "{who}");
+            assert_eq!(ids(CaseFilter { overdue_at: Some(at("2026-11-17T10:30:00Z")), ..Default::default() }), [pv1.as_str()], "{who}");
+            assert_eq!(ids(CaseFilter { limit: Some(1), ..Default::default() }), [pv1.as_str()], "{who}");
+            assert_eq!(
+                ids(CaseFilter { kind: Some(CaseKind::MedicalInformation), state: Some(CaseState::Closed), ..Default::default() }),
+                Vec::<String>::new(),
+                "{who}"
+            );
+        }
+    }
+
+    /// Cases with the same time are listed in the order they were opened
+    /// (as SQLite's rowid gave), on both backends, either direction.
+    #[test]
+    fn cases_of_the_same_instant_list_in_the_order_opened() {
+        for Under { s, who, .. } in each("cases_same_instant") {
+            let t = "2026-11-18T10:00:00Z";
+            let pv1 = s.open_case(new_case(CaseKind::Pharmacovigilance, t)).unwrap().id;
+            let mir1 = s.open_case(new_case(CaseKind::MedicalInformation, t)).unwrap().id;
+            let pv2 = s.open_case(new_case(CaseKind::Pharmacovigilance, t)).unwrap().id;
+            let ids = |f: CaseFilter| s.list(&f).unwrap().into_iter().map(|c| c.id).collect::<Vec<_>>();
+            let want = [pv1.clone(), mir1.clone(), pv2.clone()];
+            for sort in [CaseSort::Created, CaseSort::Updated] {
+                assert_eq!(ids(CaseFilter { sort, ..Default::default() }), want, "{who}: {sort:?}");
+                let mut back = want.clone();
+                back.reverse();
+                assert_eq!(ids(CaseFilter { sort, descending: true, ..Default::default() }), back, "{who}: {sort:?} reversed");
+            }
+        }
     }
 
     #[test]
     fn issue17_2_every_case_change_is_an_audit_record_in_the_chain() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = CaseStore::open(dir.path()).unwrap();
-        staff(&s, &[("pv-lead", Role::Admin), ("pv-anna", Role::Medical), ("rep-7", Role::Rep)]);
-        let id = s.open_case(new_case(CaseKind::Pharmacovigilance, "2026-11-18T10:00:00Z")).unwrap().id;
-        s.transition(&id, CaseState::Triaged, "pv-lead", Some("serious: hospitalisation")).unwrap();
-        s.assign(&id, "pv-anna", "pv-lead").unwrap();
-        s.transition(&id, CaseState::InProgress, "pv-anna", None).unwrap();
-        s.resolve(&id, "pv-anna", "Entered in safety database as 2026-US-0042").unwrap();
-        let _ = s.resolve(&id, "pv-anna", "again").unwrap_err(); // refused: nothing recorded
+        for Under { s, who, .. } in each("cases_audited") {
+            staff(&s, &[("pv-lead", Role::Admin), ("pv-anna", Role::Medical), ("rep-7", Role::Rep)]);
+            let id = s.open_case(new_case(CaseKind::Pharmacovigilance, "2026-11-18T10:00:00Z")).unwrap().id;
+            s.transition(&id, CaseState::Triaged, "pv-lead", Some("serious: hospitalisation")).unwrap();
+            s.assign(&id, "pv-anna", "pv-lead").unwrap();
+            s.transition(&id, CaseState::InProgress, "pv-anna", None).unwrap();
+            s.resolve(&id, "pv-anna", "Entered in safety database as 2026-US-0042").unwrap();
+            let _ = s.resolve(&id, "pv-anna", "again").unwrap_err(); // refused: nothing recorded
 
-        let got: Vec<(String, String, String, String, String, Option<String>)> = audited(&s, &id)
-            .into_iter()
-            .map(|e| {
-                let d: serde_json::Value = serde_json::from_str(&e.detail_json).unwrap();
-                let from = d["from"].as_str().unwrap_or("-").to_string();
-                (e.actor, e.role, e.action, from, d["to"].as_str().unwrap().to_string(), e.input)
-            })
-            .collect();
-        let row = |a: &str, r: &str, act: &str, f: &str, t: &str, i: Option<&str>| {
-            (a.to_string(), r.to_string(), act.to_string(), f.to_string(), t.to_string(), i.map(str::to_string))
-        };
-        assert_eq!(
-            got,
-            vec![
-                row("rep-7", "rep", "case_opened", "-", "new", Some("My patient got a bad rash two weeks after starting it.  ")),
-                row("pv-lead", "admin", "case_triaged", "new", "triaged", Some("serious: hospitalisation")),
-                row("pv-lead", "admin", "case_assigned", "triaged", "triaged", None),
-                row("pv-anna", "medical", "case_started", "triaged", "in_progress", None),
-                row("pv-anna", "medical", "case_resolved", "in_progress", "closed", Some("Entered in safety database as 2026-US-0042")),
-            ]
-        );
-        let assigned = &audited(&s, &id)[2];
-        assert!(assigned.detail_json.contains("\"owner\":\"pv-anna\"") && assigned.detail_json.contains("\"previous_owner\":null"));
-        let audit = crate::audit::Audit::with_store(Store::open(dir.path()).unwrap());
-        assert!(audit.verify(None).unwrap().ok);
-        // A reporter who is not a user is recorded as such.
-        let mut n = new_case(CaseKind::MedicalInformation, "2026-11-18T11:00:00Z");
-        n.reporter = "os:someone".into();
-        let other = s.open_case(n).unwrap().id;
-        let opened = &audited(&s, &other)[0];
-        assert_eq!((opened.actor.as_str(), opened.role.as_str()), ("os:someone", "unknown"));
-        assert!(opened.detail_json.contains("\"reporter_is_user\":false"), "{}", opened.detail_json);
+            let got: Vec<(String, String, String, String, String, Option<String>)> = audited(&s, &id)
+                .into_iter()
+                .map(|e| {
+                    let d: serde_json::Value = serde_json::from_str(&e.detail_json).unwrap();
+                    let from = d["from"].as_str().unwrap_or("-").to_string();
+                    (e.actor, e.role, e.action, from, d["to"].as_str().unwrap().to_string(), e.input)
+                })
+                .collect();
+            let row = |a: &str, r: &str, act: &str, f: &str, t: &str, i: Option<&str>| {
+                (a.to_string(), r.to_string(), act.to_string(), f.to_string(), t.to_string(), i.map(str::to_string))
+            };
+            assert_eq!(
+                got,
+                vec![
+                    row("rep-7", "rep", "case_opened", "-", "new", Some("My patient got a bad rash two weeks after starting it.  ")),
+                    row("pv-lead", "admin", "case_triaged", "new", "triaged", Some("serious: hospitalisation")),
+                    row("pv-lead", "admin", "case_assigned", "triaged", "triaged", None),
+                    row("pv-anna", "medical", "case_started", "triaged", "in_progress", None),
+                    row("pv-anna", "medical", "case_resolved", "in_progress", "closed", Some("Entered in safety database as 2026-US-0042")),
+                ],
+                "{who}"
+            );
+            let assigned = &audited(&s, &id)[2];
+            assert!(assigned.detail_json.contains("\"owner\":\"pv-anna\"") && assigned.detail_json.contains("\"previous_owner\":null"), "{who}");
+            assert!(verifies(&s), "{who}");
+            assert_eq!(s.audit_refs(&id).unwrap().iter().map(|r| r.action.as_str()).collect::<Vec<_>>(), got.iter().map(|g| g.2.as_str()).collect::<Vec<_>>(), "{who}");
+            // A reporter who is not a user is recorded as such.
+            let mut n = new_case(CaseKind::MedicalInformation, "2026-11-18T11:00:00Z");
+            n.reporter = "os:someone".into();
+            let other = s.open_case(n).unwrap().id;
+            let opened = &audited(&s, &other)[0];
+            assert_eq!((opened.actor.as_str(), opened.role.as_str()), ("os:someone", "unknown"), "{who}");
+            assert!(opened.detail_json.contains("\"reporter_is_user\":false"), "{who}: {}", opened.detail_json);
+        }
     }
 
     #[test]
     fn issue17_2_tampering_with_a_case_record_fails_verify() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = CaseStore::open(dir.path()).unwrap();
-        staff(&s, &[("pv-anna", Role::Medical)]);
-        let id = s.open_case(new_case(CaseKind::Pharmacovigilance, "2026-11-18T10:00:00Z")).unwrap().id;
-        s.transition(&id, CaseState::Triaged, "pv-anna", Some("non-serious")).unwrap();
-        let seq = audited(&s, &id).last().unwrap().seq;
-        s.store()
-            .with_conn(|c| {
-                c.execute_batch("DROP TRIGGER audit_log_no_update")?;
-                c.execute("UPDATE audit_log SET detail_json = replace(detail_json, 'triaged', 'closed') WHERE seq = ?1", [seq])
-            })
-            .unwrap();
-        let audit = crate::audit::Audit::with_store(Store::open(dir.path()).unwrap());
-        let v = audit.verify(None).unwrap();
-        assert_eq!(v.tamper.map(|t| t.first_bad()), Some(seq), "{:?}", v.head);
+        for Under { s, who, .. } in each("cases_tamper") {
+            staff(&s, &[("pv-anna", Role::Medical)]);
+            let id = s.open_case(new_case(CaseKind::Pharmacovigilance, "2026-11-18T10:00:00Z")).unwrap().id;
+            s.transition(&id, CaseState::Triaged, "pv-anna", Some("non-serious")).unwrap();
+            let seq = audited(&s, &id).last().unwrap().seq;
+            let drop = match s.store().backend() {
+                Backend::Sqlite => "DROP TRIGGER audit_log_no_update",
+                Backend::Postgres => "DROP TRIGGER audit_log_no_update ON audit_log",
+            };
+            s.store()
+                .transaction(|c| -> store::Result<u64> {
+                    c.batch(drop)?;
+                    c.execute("UPDATE audit_log SET detail_json = replace(detail_json, 'triaged', 'closed') WHERE seq = ?1", crate::vals![seq])
+                })
+                .unwrap();
+            let v = crate::audit::Audit::with_store(reopen(s.store())).verify(None).unwrap();
+            assert_eq!(v.tamper.map(|t| t.first_bad()), Some(seq), "{who}: {:?}", v.head);
+        }
     }
 
     #[test]
     fn issue17_2_a_change_and_its_audit_record_commit_together() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = CaseStore::open(dir.path()).unwrap();
-        staff(&s, &[("pv-anna", Role::Medical)]);
-        let id = s.open_case(new_case(CaseKind::Pharmacovigilance, "2026-11-18T10:00:00Z")).unwrap().id;
-        // The audit log refuses the append (as a full disk or a broken trigger would): the change is rolled back.
-        s.store()
-            .with_conn(|c| {
-                c.execute_batch(
-                    "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'no audit today'); END;",
-                )
-            })
-            .unwrap();
-        let e = s.transition(&id, CaseState::Triaged, "pv-anna", None).unwrap_err();
-        assert!(e.to_string().contains("no audit today"), "{e}");
-        assert_eq!(s.get(&id).unwrap().unwrap().state, CaseState::New);
-        assert_eq!(s.history(&id).unwrap().len(), 1, "only `opened`");
+        for Under { s, who, .. } in each("cases_commit_together") {
+            staff(&s, &[("pv-anna", Role::Medical)]);
+            let id = s.open_case(new_case(CaseKind::Pharmacovigilance, "2026-11-18T10:00:00Z")).unwrap().id;
+            // The audit log refuses the append (as a full disk or a broken trigger would): the change is rolled back.
+            let refuse = match s.store().backend() {
+                Backend::Sqlite => "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'no audit today'); END;",
+                Backend::Postgres => "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION onlabel_refuse('no audit today')",
+            };
+            s.store().transaction(|c| c.batch(refuse)).unwrap();
+            let e = s.transition(&id, CaseState::Triaged, "pv-anna", None).unwrap_err();
+            assert!(e.to_string().contains("no audit today"), "{who}: {e}");
+            assert_eq!(s.get(&id).unwrap().unwrap().state, CaseState::New, "{who}");
+            assert_eq!(s.history(&id).unwrap().len(), 1, "{who}: only `opened`");
+            // Nor is a case opened without its record: no case, no history, no number used.
+            let e = s.open_case(new_case(CaseKind::Pharmacovigilance, "2026-11-18T11:00:00Z")).unwrap_err();
+            assert!(e.to_string().contains("no audit today"), "{who}: {e}");
+            assert_eq!(s.list(&CaseFilter::default()).unwrap().len(), 1, "{who}");
+            let allow = match s.store().backend() {
+                Backend::Sqlite => "DROP TRIGGER refuse_audit",
+                Backend::Postgres => "DROP TRIGGER refuse_audit ON audit_log",
+            };
+            s.store().transaction(|c| c.batch(allow)).unwrap();
+            assert_eq!(s.open_case(new_case(CaseKind::Pharmacovigilance, "2026-11-18T12:00:00Z")).unwrap().id, "PV-2026-000002", "{who}");
+        }
     }
 
     #[test]
     fn issue17_1_only_enabled_medical_or_admin_users_change_cases() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = CaseStore::open(dir.path()).unwrap();
-        let admin = staff(&s, &[("med", Role::Medical), ("gone", Role::Medical), ("rex", Role::Rep), ("carol", Role::Compliance)]);
-        crate::users::Users::new(s.store()).disable("gone", &admin).unwrap();
-        let id = s.open_case(new_case(CaseKind::Pharmacovigilance, "2026-11-18T10:00:00Z")).unwrap().id;
-        for (actor, why) in [
-            ("nobody", "there is no such user"),
-            ("gone", "the user is disabled"),
-            ("rex", "the user's role is rep; this needs role medical or admin"),
-            ("carol", "the user's role is compliance"),
-        ] {
-            let e = s.transition(&id, CaseState::Triaged, actor, None).unwrap_err();
-            assert!(matches!(e, Error::ActorNotAllowed { .. }) && e.is_denied() && e.is_user_error(), "{actor}: {e}");
-            assert_eq!(e.code(), "permission_denied");
-            assert!(e.to_string().contains(why), "{actor}: {e}");
+        for Under { s, who, .. } in each("cases_actors") {
+            staff(&s, &[("med", Role::Medical), ("gone", Role::Medical), ("rex", Role::Rep), ("carol", Role::Compliance)]);
+            disable(&s, "gone");
+            let id = s.open_case(new_case(CaseKind::Pharmacovigilance, "2026-11-18T10:00:00Z")).unwrap().id;
+            for (actor, why) in [
+                ("nobody", "there is no such user"),
+                ("gone", "the user is disabled"),
+                ("rex", "the user's role is rep; this needs role medical or admin"),
+                ("carol", "the user's role is compliance"),
+            ] {
+                let e = s.transition(&id, CaseState::Triaged, actor, None).unwrap_err();
+                assert!(matches!(e, Error::ActorNotAllowed { .. }) && e.is_denied() && e.is_user_error(), "{who}: {actor}: {e}");
+                assert_eq!(e.code(), "permission_denied", "{who}");
+                assert!(e.to_string().contains(why), "{who}: {actor}: {e}");
+            }
+            assert_eq!(s.get(&id).unwrap().unwrap().state, CaseState::New, "{who}: nothing changed");
+            assert_eq!(audited(&s, &id).len(), 1, "{who}: only case_opened");
+            s.transition(&id, CaseState::Triaged, "root", None).unwrap(); // an admin may
+            s.transition(&id, CaseState::Triaged, "med", None).unwrap_err(); // (already triaged)
         }
-        assert_eq!(s.get(&id).unwrap().unwrap().state, CaseState::New, "nothing changed");
-        assert_eq!(audited(&s, &id).len(), 1, "only case_opened");
-        s.transition(&id, CaseState::Triaged, "root", None).unwrap(); // an admin may
-        s.transition(&id, CaseState::Triaged, "med", None).unwrap_err(); // (already triaged)
     }
 
     #[test]
     fn issue17_11_case_owners_must_be_enabled_medical_users() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = CaseStore::open(dir.path()).unwrap();
-        let admin = staff(&s, &[("med", Role::Medical), ("gone", Role::Medical), ("rex", Role::Rep)]);
-        crate::users::Users::new(s.store()).disable("gone", &admin).unwrap();
-        let id = s.open_case(new_case(CaseKind::MedicalInformation, "2026-11-18T10:00:00Z")).unwrap().id;
-        for (owner, why) in [
-            ("nobody", "there is no such user"),
-            ("gone", "the user is disabled"),
-            ("rex", "the user's role is rep; this needs role medical"),
-            ("root", "the user's role is admin; this needs role medical"),
-        ] {
-            let e = s.assign(&id, owner, "med").unwrap_err();
-            assert!(matches!(e, Error::BadOwner { .. }) && e.is_user_error() && !e.is_denied(), "{owner}: {e}");
-            assert_eq!(e.code(), "case_owner_invalid");
-            assert_eq!(e.to_string(), format!("cannot assign case {id} to {owner}: {why}"));
+        for Under { s, who, .. } in each("cases_owners") {
+            staff(&s, &[("med", Role::Medical), ("gone", Role::Medical), ("rex", Role::Rep)]);
+            disable(&s, "gone");
+            let id = s.open_case(new_case(CaseKind::MedicalInformation, "2026-11-18T10:00:00Z")).unwrap().id;
+            for (owner, why) in [
+                ("nobody", "there is no such user"),
+                ("gone", "the user is disabled"),
+                ("rex", "the user's role is rep; this needs role medical"),
+                ("root", "the user's role is admin; this needs role medical"),
+            ] {
+                let e = s.assign(&id, owner, "med").unwrap_err();
+                assert!(matches!(e, Error::BadOwner { .. }) && e.is_user_error() && !e.is_denied(), "{who}: {owner}: {e}");
+                assert_eq!(e.code(), "case_owner_invalid", "{who}");
+                assert_eq!(e.to_string(), format!("cannot assign case {id} to {owner}: {why}"), "{who}");
+            }
+            assert_eq!(s.get(&id).unwrap().unwrap().owner, None, "{who}");
+            assert_eq!(s.assign(&id, " med ", "med").unwrap().owner.as_deref(), Some("med"), "{who}");
         }
-        assert_eq!(s.get(&id).unwrap().unwrap().owner, None);
-        assert_eq!(s.assign(&id, " med ", "med").unwrap().owner.as_deref(), Some("med"));
     }
 
     #[test]
     fn issue20_5_a_closed_case_is_reopened_with_a_reason() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = CaseStore::open(dir.path()).unwrap();
-        staff(&s, &[("mia", Role::Medical), ("rex", Role::Rep)]);
-        let id = s.open_case(new_case(CaseKind::Pharmacovigilance, "2026-11-18T10:00:00Z")).unwrap().id;
-        let e = s.reopen(&id, "mia", "follow-up").unwrap_err();
-        assert!(matches!(e, Error::InvalidTransition { from: CaseState::New, to: CaseState::InProgress, .. }), "{e}");
-        s.transition(&id, CaseState::Triaged, "mia", None).unwrap();
-        s.assign(&id, "mia", "mia").unwrap();
-        s.transition(&id, CaseState::InProgress, "mia", None).unwrap();
-        s.resolve(&id, "mia", "E2B sent").unwrap();
-        assert!(matches!(s.reopen(&id, "mia", "  ").unwrap_err(), Error::BadInput { field: "reason", .. }));
-        assert!(matches!(s.reopen(&id, "rex", "why not").unwrap_err(), Error::ActorNotAllowed { .. }));
-        let c = s.reopen(&id, "mia", "HCP sent the discharge letter").unwrap();
-        assert_eq!((c.state, c.resolution.as_deref(), c.closed_at), (CaseState::InProgress, None, None));
-        let last = s.history(&id).unwrap().pop().unwrap();
-        assert_eq!((last.action.as_str(), last.from_state, last.to_state), ("reopened", Some(CaseState::Closed), CaseState::InProgress));
-        assert_eq!(last.note.as_deref(), Some("HCP sent the discharge letter (was closed: E2B sent)"));
-        let rec = audited(&s, &id).pop().unwrap();
-        assert_eq!((rec.action.as_str(), rec.input.as_deref()), ("case_reopened", Some("HCP sent the discharge letter")));
-        // It can be closed again.
-        assert_eq!(s.resolve(&id, "mia", "E2B follow-up sent").unwrap().state, CaseState::Closed);
+        for Under { s, who, .. } in each("cases_reopen") {
+            staff(&s, &[("mia", Role::Medical), ("rex", Role::Rep)]);
+            let id = s.open_case(new_case(CaseKind::Pharmacovigilance, "2026-11-18T10:00:00Z")).unwrap().id;
+            let e = s.reopen(&id, "mia", "follow-up").unwrap_err();
+            assert!(matches!(e, Error::InvalidTransition { from: CaseState::New, to: CaseState::InProgress, .. }), "{who}: {e}");
+            s.transition(&id, CaseState::Triaged, "mia", None).unwrap();
+            s.assign(&id, "mia", "mia").unwrap();
+            s.transition(&id, CaseState::InProgress, "mia", None).unwrap();
+            s.resolve(&id, "mia", "E2B sent").unwrap();
+            assert!(matches!(s.reopen(&id, "mia", "  ").unwrap_err(), Error::BadInput { field: "reason", .. }), "{who}");
+            assert!(matches!(s.reopen(&id, "rex", "why not").unwrap_err(), Error::ActorNotAllowed { .. }), "{who}");
+            let c = s.reopen(&id, "mia", "HCP sent the discharge letter").unwrap();
+            assert_eq!((c.state, c.resolution.as_deref(), c.closed_at), (CaseState::InProgress, None, None), "{who}");
+            let last = s.history(&id).unwrap().pop().unwrap();
+            assert_eq!((last.action.as_str(), last.from_state, last.to_state), ("reopened", Some(CaseState::Closed), CaseState::InProgress), "{who}");
+            assert_eq!(last.note.as_deref(), Some("HCP sent the discharge letter (was closed: E2B sent)"), "{who}");
+            let rec = audited(&s, &id).pop().unwrap();
+            assert_eq!((rec.action.as_str(), rec.input.as_deref()), ("case_reopened", Some("HCP sent the discharge letter")), "{who}");
+            // It can be closed again.
+            assert_eq!(s.resolve(&id, "mia", "E2B follow-up sent").unwrap().state, CaseState::Closed, "{who}");
+        }
     }
 
     #[test]
     fn issue20_2_intake_versions_keep_every_earlier_value() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = CaseStore::open(dir.path()).unwrap();
-        staff(&s, &[("mia", Role::Medical), ("rep-7", Role::Rep), ("rita", Role::Rep), ("carol", Role::Compliance)]);
-        let id = s.open_case(new_case(CaseKind::Pharmacovigilance, "2026-11-18T10:00:00Z")).unwrap().id;
-        let mir = s.open_case(new_case(CaseKind::MedicalInformation, "2026-11-18T10:00:00Z")).unwrap().id;
-        let mut i = intake::prefill(&s.get(&id).unwrap().unwrap());
-        assert_eq!(i.reporter.name.as_deref(), Some("Dr. Shah"));
-        assert_eq!((i.suspect_product.as_deref(), i.event.description.as_deref()), (Some("zentravia"), Some("rash")));
-        i.patient.identifier = Some("J.D.".into());
-        let v1 = s.save_intake(&id, "rep-7", &i).unwrap();
-        assert_eq!(v1.version, 1);
-        i.patient.age = Some(54);
-        let v2 = s.save_intake(&id, "mia", &i).unwrap();
-        assert_eq!(v2.version, 2);
-        for who in ["rita", "carol", "nobody"] {
-            let e = s.save_intake(&id, who, &i).unwrap_err();
-            assert!(matches!(e, Error::ActorNotAllowed { .. }), "{who}: {e}");
+        for Under { s, who, .. } in each("cases_intake") {
+            staff(&s, &[("mia", Role::Medical), ("rep-7", Role::Rep), ("rita", Role::Rep), ("carol", Role::Compliance)]);
+            let id = s.open_case(new_case(CaseKind::Pharmacovigilance, "2026-11-18T10:00:00Z")).unwrap().id;
+            let mir = s.open_case(new_case(CaseKind::MedicalInformation, "2026-11-18T10:00:00Z")).unwrap().id;
+            let mut i = intake::prefill(&s.get(&id).unwrap().unwrap());
+            assert_eq!(i.reporter.name.as_deref(), Some("Dr. Shah"), "{who}");
+            assert_eq!((i.suspect_product.as_deref(), i.event.description.as_deref()), (Some("zentravia"), Some("rash")), "{who}");
+            assert!(s.intake_versions(&id).unwrap().is_empty(), "{who}");
+            i.patient.identifier = Some("J.D.".into());
+            let v1 = s.save_intake(&id, "rep-7", &i).unwrap();
+            assert_eq!(v1.version, 1, "{who}");
+            i.patient.age = Some(54);
+            let v2 = s.save_intake(&id, "mia", &i).unwrap();
+            assert_eq!(v2.version, 2, "{who}");
+            for actor in ["rita", "carol", "nobody"] {
+                let e = s.save_intake(&id, actor, &i).unwrap_err();
+                assert!(matches!(e, Error::ActorNotAllowed { .. }), "{who}: {actor}: {e}");
+            }
+            assert!(matches!(s.save_intake(&mir, "mia", &i).unwrap_err(), Error::NotPharmacovigilance { .. }), "{who}");
+            assert!(matches!(s.save_intake("PV-2026-000404", "mia", &i).unwrap_err(), Error::NotFound { .. }), "{who}");
+            let versions = s.intake_versions(&id).unwrap();
+            assert_eq!(
+                versions.iter().map(|v| (v.version, v.actor.as_str(), v.intake.patient.age)).collect::<Vec<_>>(),
+                [(1, "rep-7", None), (2, "mia", Some(54))],
+                "{who}"
+            );
+            let notes: Vec<_> = s.history(&id).unwrap().into_iter().filter(|h| h.action == "intake").map(|h| h.note.unwrap()).collect();
+            assert_eq!(notes, ["intake v1: patient.identifier", "intake v2: patient.age"], "{who}");
+            let recs: Vec<_> = audited(&s, &id).into_iter().filter(|r| r.action == "case_intake").collect();
+            assert_eq!(recs.len(), 2, "{who}");
+            assert!(recs[1].input.as_deref().unwrap().contains("\"age\":54"), "{who}");
+            let e = raw(&s, "UPDATE case_intake SET actor = 'x'").unwrap_err();
+            assert!(e.contains("append-only"), "{who}: {e}");
+            let e = raw(&s, "DELETE FROM case_history").unwrap_err();
+            assert!(e.contains("append-only"), "{who}: {e}");
+            assert!(verifies(&s), "{who}");
         }
-        assert!(matches!(s.save_intake(&mir, "mia", &i).unwrap_err(), Error::NotPharmacovigilance { .. }));
-        let versions = s.intake_versions(&id).unwrap();
-        assert_eq!(versions.iter().map(|v| (v.version, v.actor.as_str(), v.intake.patient.age)).collect::<Vec<_>>(), [(1, "rep-7", None), (2, "mia", Some(54))]);
-        let notes: Vec<_> = s.history(&id).unwrap().into_iter().filter(|h| h.action == "intake").map(|h| h.note.unwrap()).collect();
-        assert_eq!(notes, ["intake v1: patient.identifier", "intake v2: patient.age"]);
-        let recs: Vec<_> = audited(&s, &id).into_iter().filter(|r| r.action == "case_intake").collect();
-        assert_eq!(recs.len(), 2);
-        assert!(recs[1].input.as_deref().unwrap().contains("\"age\":54"));
-        let e = s.store().with_conn(|c| c.execute("UPDATE case_intake SET actor = 'x'", [])).unwrap_err();
-        assert!(e.to_string().contains("append-only"), "{e}");
-        let e = s.store().with_conn(|c| c.execute("DELETE FROM case_history", [])).unwrap_err();
-        assert!(e.to_string().contains("append-only"), "{e}");
-        let audit = crate::audit::Audit::with_store(Store::open(dir.path()).unwrap());
-        assert!(audit.verify(None).unwrap().ok);
     }
 
     #[test]
     fn issue20_5_search_sort_counts_and_owners() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = CaseStore::open(dir.path()).unwrap();
-        let admin = staff(&s, &[("mia", Role::Medical), ("max", Role::Medical), ("gone", Role::Medical), ("rex", Role::Rep)]);
-        crate::users::Users::new(s.store()).disable("gone", &admin).unwrap();
-        let mut a = new_case(CaseKind::MedicalInformation, "2026-11-16T10:00:00Z"); // due Wed 18 10:00
-        a.question = "Off-label use in 50%_of kids?".into();
-        a.hcp = Some("Dr. Okafor".into());
-        let a = s.open_case(a).unwrap().id;
-        let mut b = new_case(CaseKind::Pharmacovigilance, "2026-11-17T09:00:00Z"); // due Wed 18 09:00
-        b.reporter = "rex".into();
-        b.product = Some("Testra".into());
-        let b = s.open_case(b).unwrap().id;
-        let c = s.open_case(new_case(CaseKind::Pharmacovigilance, "2026-11-18T08:00:00Z")).unwrap().id; // due Thu 19
-        s.transition(&c, CaseState::Triaged, "mia", None).unwrap();
-        let ids = |f: CaseFilter| s.list(&f).unwrap().into_iter().map(|c| c.id).collect::<Vec<_>>();
-        assert_eq!(ids(CaseFilter { sort: CaseSort::Due, ..Default::default() }), [b.clone(), a.clone(), c.clone()]);
-        assert_eq!(ids(CaseFilter { sort: CaseSort::Due, descending: true, ..Default::default() }), [c.clone(), a.clone(), b.clone()]);
-        assert_eq!(ids(CaseFilter { sort: CaseSort::Updated, descending: true, limit: Some(1), ..Default::default() }), [c.clone()]);
-        let q = |t: &str| ids(CaseFilter { q: Some(t.into()), ..Default::default() });
-        assert_eq!(q("okafor"), [a.clone()]);
-        assert_eq!(q("TESTRA"), [b.clone()]);
-        assert_eq!(q(&b.to_lowercase()), [b.clone()]);
-        assert_eq!(q("50%_"), [a.clone()], "% and _ are literal");
-        assert!(q("5%k").is_empty() && q("r_sh").is_empty(), "no wildcard search");
-        assert_eq!(q("   ").len(), 3, "a blank search is no search");
-        assert!(matches!(s.list(&CaseFilter { q: Some("x".repeat(201)), ..Default::default() }).unwrap_err(), Error::BadInput { field: "q", .. }));
-        assert_eq!(ids(CaseFilter { reporter: Some("rex".into()), ..Default::default() }), [b.clone()]);
-        let counts = s.counts(&CaseFilter { state: Some(CaseState::Closed), ..Default::default() }, at("2026-11-18T09:30:00Z")).unwrap();
-        assert_eq!(counts, Counts { new: 2, triaged: 1, in_progress: 0, closed: 0, overdue: 1, total: 3 }, "the state filter is ignored; b is late");
-        let counts = s.counts(&CaseFilter { kind: Some(CaseKind::Pharmacovigilance), ..Default::default() }, at("2026-12-01T00:00:00Z")).unwrap();
-        assert_eq!((counts.total, counts.overdue), (2, 2));
-        assert_eq!(s.owners().unwrap().into_iter().map(|o| o.id).collect::<Vec<_>>(), ["max", "mia"], "enabled medical users only");
+        for Under { s, who, .. } in each("cases_search") {
+            staff(&s, &[("mia", Role::Medical), ("max", Role::Medical), ("gone", Role::Medical), ("rex", Role::Rep)]);
+            disable(&s, "gone");
+            let mut a = new_case(CaseKind::MedicalInformation, "2026-11-16T10:00:00Z"); // due Wed 18 10:00
+            a.question = "Off-label use in 50%_of kids?".into();
+            a.hcp = Some("Dr. Okafor".into());
+            let a = s.open_case(a).unwrap().id;
+            let mut b = new_case(CaseKind::Pharmacovigilance, "2026-11-17T09:00:00Z"); // due Wed 18 09:00
+            b.reporter = "rex".into();
+            b.product = Some("Testra".into());
+            let b = s.open_case(b).unwrap().id;
+            let c = s.open_case(new_case(CaseKind::Pharmacovigilance, "2026-11-18T08:00:00Z")).unwrap().id; // due Thu 19
+            s.transition(&c, CaseState::Triaged, "mia", None).unwrap();
+            let ids = |f: CaseFilter| s.list(&f).unwrap().into_iter().map(|c| c.id).collect::<Vec<_>>();
+            assert_eq!(ids(CaseFilter { sort: CaseSort::Due, ..Default::default() }), [b.clone(), a.clone(), c.clone()], "{who}");
+            assert_eq!(ids(CaseFilter { sort: CaseSort::Due, descending: true, ..Default::default() }), [c.clone(), a.clone(), b.clone()], "{who}");
+            assert_eq!(ids(CaseFilter { sort: CaseSort::Updated, descending: true, limit: Some(1), ..Default::default() }), [c.clone()], "{who}");
+            let q = |t: &str| ids(CaseFilter { q: Some(t.into()), ..Default::default() });
+            assert_eq!(q("okafor"), [a.clone()], "{who}: case-insensitive");
+            assert_eq!(q("OFF-LABEL"), [a.clone()], "{who}: case-insensitive");
+            assert_eq!(q("TESTRA"), [b.clone()], "{who}");
+            assert_eq!(q(&b.to_lowercase()), [b.clone()], "{who}");
+            assert_eq!(q("50%_"), [a.clone()], "{who}: % and _ are literal");
+            assert!(q("5%k").is_empty() && q("r_sh").is_empty(), "{who}: no wildcard search");
+            assert!(q("\\").is_empty(), "{who}: a backslash is literal too");
+            assert_eq!(q("   ").len(), 3, "{who}: a blank search is no search");
+            assert!(matches!(s.list(&CaseFilter { q: Some("x".repeat(201)), ..Default::default() }).unwrap_err(), Error::BadInput { field: "q", .. }), "{who}");
+            assert_eq!(ids(CaseFilter { reporter: Some("rex".into()), ..Default::default() }), [b.clone()], "{who}");
+            let counts = s.counts(&CaseFilter { state: Some(CaseState::Closed), ..Default::default() }, at("2026-11-18T09:30:00Z")).unwrap();
+            assert_eq!(counts, Counts { new: 2, triaged: 1, in_progress: 0, closed: 0, overdue: 1, total: 3 }, "{who}: the state filter is ignored; b is late");
+            let counts = s.counts(&CaseFilter { kind: Some(CaseKind::Pharmacovigilance), ..Default::default() }, at("2026-12-01T00:00:00Z")).unwrap();
+            assert_eq!((counts.total, counts.overdue), (2, 2), "{who}");
+            let counts = s.counts(&CaseFilter { q: Some("nothing like this".into()), ..Default::default() }, at("2026-12-01T00:00:00Z")).unwrap();
+            assert_eq!(counts, Counts::default(), "{who}: no case, all zero");
+            assert_eq!(s.owners().unwrap().into_iter().map(|o| o.id).collect::<Vec<_>>(), ["max", "mia"], "{who}: enabled medical users only");
+        }
     }
 
     #[test]

@@ -146,9 +146,11 @@ struct Listed<'a> {
     overdue: bool,
 }
 
-/// Runs one `cases` subcommand against `DATA_DIR/onlabel.sqlite`; returns the exit code.
-pub fn run(cmd: &CasesCommand, data_dir: &Path, json: bool) -> anyhow::Result<i32> {
-    match execute(cmd, data_dir, json) {
+/// Runs one `cases` subcommand against the store `db` names (the SQLite
+/// file, `DATA_DIR/onlabel.sqlite` by default, or PostgreSQL); returns the
+/// exit code.
+pub fn run(cmd: &CasesCommand, db: &store::Database, data_dir: &Path, json: bool) -> anyhow::Result<i32> {
+    match execute(cmd, db, json) {
         Ok(code) => Ok(code),
         Err(crate::Error::Cases(e)) => {
             eprintln!("error: {e}");
@@ -183,9 +185,12 @@ fn permission(cmd: &CasesCommand) -> (&'static str, &'static [Role], &SignIn) {
     }
 }
 
-fn execute(cmd: &CasesCommand, data_dir: &Path, json: bool) -> crate::Result<i32> {
-    let file = data_dir.join(store::FILE_NAME);
-    if !matches!(cmd, CasesCommand::Stress { .. }) && !file.exists() {
+fn execute(cmd: &CasesCommand, db: &store::Database, json: bool) -> crate::Result<i32> {
+    let missing = match db {
+        store::Database::Sqlite(file) if !file.exists() => Some(file),
+        _ => None, // a PostgreSQL database is created by the migrations when empty
+    };
+    if let (Some(file), false) = (missing, matches!(cmd, CasesCommand::Stress { .. })) {
         // Do not create an empty store just to say it is empty: a wrong --data is the likelier cause.
         if let CasesCommand::List(_) = cmd {
             eprintln!("no case store at {} yet (set --data DIR or ONLABEL_DATA if it lives elsewhere)", file.display());
@@ -200,7 +205,7 @@ fn execute(cmd: &CasesCommand, data_dir: &Path, json: bool) -> crate::Result<i32
         }
         .into());
     }
-    let store = CaseStore::open(data_dir)?;
+    let store = CaseStore::connect(db)?;
     let (what, roles, who) = permission(cmd);
     let user = sign_in(store.store(), who, what)?;
     user.require(roles, what)?;

@@ -303,7 +303,7 @@ fn check_backend(cli: &Cli, ctx: &Ctx) -> Result<(), crate::store::Error> {
         }
         Command::Audit { cmd: audit::AuditCommand::Export { .. } } => ("audit export", "users (the sign-in)"),
         Command::Audit { cmd: audit::AuditCommand::Show { .. } } => ("audit show", "users (the sign-in)"),
-        Command::Cases { .. } => ("cases", "cases and users"),
+        Command::Cases { .. } => return Ok(()),
         Command::Prompts(_) => ("prompts", "the prompt registry and users"),
         Command::Users { .. } => return Ok(()),
         Command::Ask(_) => ("ask", ALL),
@@ -339,7 +339,7 @@ fn dispatch(cli: &Cli, ctx: &Ctx) -> anyhow::Result<i32> {
         Command::Summarize(a) => summarize::run(a, ctx),
         Command::Products(a) => products::run(a, json),
         Command::Info => info::run(ctx),
-        Command::Cases { cmd } => cases::run(cmd, &ctx.data, json),
+        Command::Cases { cmd } => cases::run(cmd, &ctx.database, &ctx.data, json),
         Command::Prompts(a) => prompts::run(a, &ctx.database, &ctx.data, json),
         Command::Users { cmd } => users::run(cmd, &ctx.database, &ctx.data, json),
         Command::Audit { cmd } => audit::run(cmd, &ctx.database, &ctx.data, json),

@@ -20,7 +20,6 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use chrono::Utc;
-use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -28,7 +27,7 @@ use utoipa::ToSchema;
 use super::auth::{Auth, ANY};
 use super::{json, ApiError, Body, State, UrlPath};
 use crate::copilot::followup::Previous;
-use crate::store::Store;
+use crate::store::{Row, Sql, Store};
 
 /// Most turns one conversation holds; a longer visit starts a new one.
 pub const MAX_TURNS: i64 = 100;
@@ -122,40 +121,41 @@ impl Conversation {
     }
 }
 
-fn turns(c: &rusqlite::Connection, id: &str) -> rusqlite::Result<Vec<Turn>> {
-    let mut st = c.prepare(
+fn turns(c: &mut dyn Sql, id: &str) -> crate::store::Result<Vec<Turn>> {
+    let rows = c.query(
         "SELECT n, at, question, resolved_question, product, topic, route, answer, audit_id, case_id, medical_request
          FROM conversation_turns WHERE conversation_id = ?1 ORDER BY n",
+        crate::vals![id],
     )?;
-    let rows = st.query_map([id], |r| {
-        Ok(Turn {
-            n: r.get(0)?,
-            at: r.get(1)?,
-            question: r.get(2)?,
-            resolved_question: r.get(3)?,
-            product: r.get(4)?,
-            topic: r.get::<_, String>(5)?.split_whitespace().map(str::to_string).collect(),
-            route: r.get(6)?,
-            answer: r.get(7)?,
-            audit_id: r.get(8)?,
-            case_id: r.get(9)?,
-            medical_request: r.get(10)?,
+    rows.iter()
+        .map(|r| {
+            Ok(Turn {
+                n: r.get(0)?,
+                at: r.get(1)?,
+                question: r.get(2)?,
+                resolved_question: r.get(3)?,
+                product: r.get(4)?,
+                topic: r.get::<String>(5)?.split_whitespace().map(str::to_string).collect(),
+                route: r.get(6)?,
+                answer: r.get(7)?,
+                audit_id: r.get(8)?,
+                case_id: r.get(9)?,
+                medical_request: r.get(10)?,
+            })
         })
-    })?;
-    rows.collect()
+        .collect()
 }
 
 /// The conversation `id` of `owner`; 404 when it does not exist *or* is
 /// someone else's (the same answer: ids are not confirmed to strangers).
 pub(crate) fn load(store: &Store, id: &str, owner: &str) -> Result<Conversation, ApiError> {
-    let found = store.with_conn(|c| {
-        let head = c
-            .query_row("SELECT id, hcp, created_at, updated_at FROM conversations WHERE id = ?1 AND owner = ?2", params![id.trim(), owner], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
-            })
-            .optional()?;
+    let found = store.read(|c| -> crate::store::Result<Option<Conversation>> {
+        let head = c.query_opt("SELECT id, hcp, created_at, updated_at FROM conversations WHERE id = ?1 AND owner = ?2", crate::vals![id.trim(), owner])?;
         match head {
-            Some((id, hcp, created_at, updated_at)) => Ok(Some(Conversation { turns: turns(c, &id)?, id, hcp, created_at, updated_at })),
+            Some(r) => {
+                let id: String = r.get(0)?;
+                Ok(Some(Conversation { turns: turns(c, &id)?, id, hcp: r.get(1)?, created_at: r.get(2)?, updated_at: r.get(3)? }))
+            }
             None => Ok(None),
         }
     })?;
@@ -187,21 +187,19 @@ pub(crate) struct Stored {
 pub(crate) fn append_turn(store: &Store, conversation: Option<&str>, t: NewTurn<'_>) -> Result<Stored, ApiError> {
     let at = now();
     let a = t.answer;
-    let stored = store.write(|tx| -> Result<Stored, crate::store::Error> {
-        let sql = |e| crate::store::Error::sqlite(store.path(), e);
+    let stored = store.transaction(|tx| -> Result<Stored, crate::store::Error> {
         let id = match conversation {
             Some(id) => {
-                tx.execute("UPDATE conversations SET updated_at = ?2, hcp = COALESCE(?3, hcp) WHERE id = ?1", params![id, at, t.hcp]).map_err(sql)?;
+                tx.execute("UPDATE conversations SET updated_at = ?2, hcp = COALESCE(?3, hcp) WHERE id = ?1", crate::vals![id, &at, t.hcp])?;
                 id.to_string()
             }
             None => {
                 let id = new_id("cv");
-                tx.execute("INSERT INTO conversations (id, owner, hcp, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)", params![id, t.owner, t.hcp, at])
-                    .map_err(sql)?;
+                tx.execute("INSERT INTO conversations (id, owner, hcp, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)", crate::vals![&id, t.owner, t.hcp, &at])?;
                 id
             }
         };
-        let n: i64 = tx.query_row("SELECT COALESCE(MAX(n), 0) + 1 FROM conversation_turns WHERE conversation_id = ?1", [&id], |r| r.get(0)).map_err(sql)?;
+        let n: i64 = tx.one("SELECT COALESCE(MAX(n), 0) + 1 FROM conversation_turns WHERE conversation_id = ?1", crate::vals![&id])?;
         let audit_id = a.audit_id.and_then(|s| i64::try_from(s).ok());
         let medical = match &t.medical {
             Some(summary) => {
@@ -209,10 +207,9 @@ pub(crate) fn append_turn(store: &Store, conversation: Option<&str>, t: NewTurn<
                 tx.execute(
                     "INSERT INTO medical_requests (id, owner, conversation_id, turn, question, typed_question, product, hcp, summary, flags_json, audit_id, state, created_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'pending', ?12)",
-                    params![mr, t.owner, id, n, t.resolved_question, t.question, t.product, t.hcp, summary,
-                        serde_json::to_string(&a.flags).unwrap_or_else(|_| "[]".into()), audit_id, at],
-                )
-                .map_err(sql)?;
+                    crate::vals![&mr, t.owner, &id, n, t.resolved_question, t.question, t.product, t.hcp, summary,
+                        serde_json::to_string(&a.flags).unwrap_or_else(|_| "[]".into()), audit_id, &at],
+                )?;
                 Some((mr, summary.clone()))
             }
             None => None,
@@ -220,10 +217,9 @@ pub(crate) fn append_turn(store: &Store, conversation: Option<&str>, t: NewTurn<
         tx.execute(
             "INSERT INTO conversation_turns (conversation_id, n, at, question, resolved_question, product, topic, route, answer, audit_id, case_id, medical_request)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            params![id, n, at, t.question, t.resolved_question, t.product, t.topic.join(" "), a.route.as_str(), a.answer, audit_id, a.case_id,
+            crate::vals![&id, n, &at, t.question, t.resolved_question, t.product, t.topic.join(" "), a.route.as_str(), &a.answer, audit_id, a.case_id.clone(),
                 medical.as_ref().map(|m| m.0.clone())],
-        )
-        .map_err(sql)?;
+        )?;
         Ok(Stored { conversation_id: id, n, medical_request: medical })
     })?;
     Ok(stored)
@@ -258,16 +254,20 @@ pub(crate) fn summary(question: &str, product: Option<&str>, reason: Option<&str
     responses((status = 200, description = "{conversations: [{id, hcp, created_at, updated_at, turns}]}"), (status = 401, body = super::ErrorBody)))]
 pub async fn list_conversations(AxState(st): AxState<State>, auth: Auth) -> Result<Response, ApiError> {
     let user = auth.require(ANY, "reading your visits")?;
-    let ids: Vec<String> = st.store.with_conn(|c| {
-        let mut q = c.prepare("SELECT id FROM conversations WHERE owner = ?1 ORDER BY updated_at DESC, id LIMIT ?2")?;
-        let rows = q.query_map(params![user.id, MAX_LISTED as i64], |r| r.get(0))?;
-        rows.collect()
-    })?;
+    let ids = visit_ids(&st.store, &user.id)?;
     let mut out = Vec::new();
     for id in ids {
         out.push(load(&st.store, &id, &user.id)?);
     }
     Ok(json(json!({"conversations": out})))
+}
+
+/// The ids of `owner`'s visits, last continued first (at most [`MAX_LISTED`]).
+fn visit_ids(store: &Store, owner: &str) -> crate::store::Result<Vec<String>> {
+    store.read(|c| {
+        let rows = c.query("SELECT id FROM conversations WHERE owner = ?1 ORDER BY updated_at DESC, id LIMIT ?2", crate::vals![owner, MAX_LISTED])?;
+        rows.iter().map(|r| r.get(0)).collect()
+    })
 }
 
 /// One of the rep's visits with its turns (404 for anyone else's).
@@ -309,7 +309,7 @@ pub struct MedicalRequest {
 
 const REQUEST_COLUMNS: &str = "id, summary, question, typed_question, product, hcp, conversation_id, turn, state, created_at, case_id, audit_id";
 
-fn request_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MedicalRequest> {
+fn request_row(r: &Row) -> crate::store::Result<MedicalRequest> {
     Ok(MedicalRequest {
         id: r.get(0)?,
         summary: r.get(1)?,
@@ -327,8 +327,10 @@ fn request_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MedicalRequest> {
 }
 
 fn get_request(store: &Store, id: &str, owner: &str) -> Result<MedicalRequest, ApiError> {
-    let found = store.with_conn(|c| {
-        c.query_row(&format!("SELECT {REQUEST_COLUMNS} FROM medical_requests WHERE id = ?1 AND owner = ?2"), params![id.trim(), owner], request_row).optional()
+    let found = store.read(|c| -> crate::store::Result<Option<MedicalRequest>> {
+        c.query_opt(&format!("SELECT {REQUEST_COLUMNS} FROM medical_requests WHERE id = ?1 AND owner = ?2"), crate::vals![id.trim(), owner])?
+            .map(|r| request_row(&r))
+            .transpose()
     })?;
     found.ok_or_else(|| ApiError::not_found(format!("no Medical request {:?} of yours (GET /api/v1/medical-requests lists them)", id.trim())))
 }
@@ -338,12 +340,16 @@ fn get_request(store: &Store, id: &str, owner: &str) -> Result<MedicalRequest, A
     responses((status = 200, description = "{requests: [{id, summary, question, product, hcp, state, created_at, …}]}"), (status = 401, body = super::ErrorBody)))]
 pub async fn list_requests(AxState(st): AxState<State>, auth: Auth) -> Result<Response, ApiError> {
     let user = auth.require(ANY, "reading your Medical requests")?;
-    let list: Vec<MedicalRequest> = st.store.with_conn(|c| {
-        let mut q = c.prepare(&format!("SELECT {REQUEST_COLUMNS} FROM medical_requests WHERE owner = ?1 AND state = 'pending' ORDER BY created_at, id"))?;
-        let rows = q.query_map([&user.id], request_row)?;
-        rows.collect()
-    })?;
+    let list = pending_requests(&st.store, &user.id)?;
     Ok(json(json!({"requests": list})))
+}
+
+/// `owner`'s Medical requests still pending, oldest first.
+fn pending_requests(store: &Store, owner: &str) -> crate::store::Result<Vec<MedicalRequest>> {
+    store.read(|c| {
+        let rows = c.query(&format!("SELECT {REQUEST_COLUMNS} FROM medical_requests WHERE owner = ?1 AND state = 'pending' ORDER BY created_at, id"), crate::vals![owner])?;
+        rows.iter().map(request_row).collect()
+    })
 }
 
 /// How Medical Information may contact the HCP.
@@ -435,13 +441,13 @@ pub(crate) fn check_contact(c: Option<&Contact>) -> Result<(String, String), Api
 }
 
 /// Claims a pending request for a decision (state set in the same write), or says why not.
-fn claim(st: &State, id: &str, owner: &str, to: &str) -> Result<MedicalRequest, ApiError> {
-    let r = get_request(&st.store, id, owner)?;
-    let changed = st.store.with_conn(|c| {
-        c.execute("UPDATE medical_requests SET state = ?3, decided_at = ?4 WHERE id = ?1 AND owner = ?2 AND state = 'pending'", params![r.id, owner, to, now()])
+fn claim(store: &Store, id: &str, owner: &str, to: &str) -> Result<MedicalRequest, ApiError> {
+    let r = get_request(store, id, owner)?;
+    let changed = store.transaction(|c| {
+        c.execute("UPDATE medical_requests SET state = ?3, decided_at = ?4 WHERE id = ?1 AND owner = ?2 AND state = 'pending'", crate::vals![&r.id, owner, to, now()])
     })?;
     if changed == 0 {
-        let now = get_request(&st.store, id, owner)?;
+        let now = get_request(store, id, owner)?;
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "invalid_state",
@@ -471,7 +477,7 @@ pub async fn confirm(AxState(st): AxState<State>, auth: Auth, UrlPath(id): UrlPa
         ));
     }
     let (channel, address) = check_contact(r.contact.as_ref())?;
-    let req = claim(&st, &id, &user.id, "confirmed")?;
+    let req = claim(&st.store, &id, &user.id, "confirmed")?;
     let note = format!("Unsolicited request confirmed by {} with the HCP: consent to be contacted given; contact by {channel}: {address}", user.id);
     let opened = st.cases.open_case_noted(
         crate::cases::NewCase {
@@ -483,9 +489,7 @@ pub async fn confirm(AxState(st): AxState<State>, auth: Auth, UrlPath(id): UrlPa
             patient: None,
             suspect_product: req.product.clone(),
             event: Some("unsolicited request for medical information".into()),
-            flags_json: st
-                .store
-                .with_conn(|c| c.query_row("SELECT flags_json FROM medical_requests WHERE id = ?1", [&req.id], |r| r.get::<_, String>(0)))?,
+            flags_json: st.store.read(|c| c.one::<String>("SELECT flags_json FROM medical_requests WHERE id = ?1", crate::vals![&req.id]))?,
             now: Utc::now(),
         },
         Some(&note),
@@ -494,14 +498,14 @@ pub async fn confirm(AxState(st): AxState<State>, auth: Auth, UrlPath(id): UrlPa
         Ok(c) => c,
         Err(e) => {
             // Back to pending: the rep can try again.
-            let _ = st.store.with_conn(|c| c.execute("UPDATE medical_requests SET state = 'pending', decided_at = NULL WHERE id = ?1", [&req.id]));
+            let _ = st.store.transaction(|c| c.execute("UPDATE medical_requests SET state = 'pending', decided_at = NULL WHERE id = ?1", crate::vals![&req.id]));
             return Err(e.into());
         }
     };
-    st.store.with_conn(|c| {
+    st.store.transaction(|c| {
         c.execute(
             "UPDATE medical_requests SET case_id = ?2, request_text = ?3, confirmed_hcp = ?4, consent = 1, contact_channel = ?5, contact_address = ?6 WHERE id = ?1",
-            params![req.id, case.id, text, hcp, channel, address],
+            crate::vals![&req.id, &case.id, &text, &hcp, &channel, &address],
         )
     })?;
     let mut rec = crate::audit::Record::new(&user.id, user.role.as_str(), "medical_request_confirmed");
@@ -525,8 +529,8 @@ pub async fn dismiss(AxState(st): AxState<State>, auth: Auth, UrlPath(id): UrlPa
     let user = auth.require(ANY, "dismissing a Medical request")?.clone();
     get_request(&st.store, &id, &user.id)?;
     let reason = required("reason", r.reason.as_deref(), "say why the request is not sent (e.g. the HCP withdrew it)", MAX_REASON_CHARS)?.to_string();
-    let req = claim(&st, &id, &user.id, "dismissed")?;
-    st.store.with_conn(|c| c.execute("UPDATE medical_requests SET dismiss_reason = ?2 WHERE id = ?1", params![req.id, reason]))?;
+    let req = claim(&st.store, &id, &user.id, "dismissed")?;
+    st.store.transaction(|c| c.execute("UPDATE medical_requests SET dismiss_reason = ?2 WHERE id = ?1", crate::vals![&req.id, &reason]))?;
     let mut rec = crate::audit::Record::new(&user.id, user.role.as_str(), "medical_request_dismissed");
     rec.input = Some(reason.clone());
     rec.detail = json!({"medical_request": req.id, "ask_audit_id": req.audit_id, "conversation_id": req.conversation_id, "question": req.question});
@@ -569,6 +573,61 @@ mod tests {
         // Only answered turns are screened again with the next question.
         c.turns[0].route = "pharmacovigilance".into();
         assert_eq!(c.earlier().lines().count(), MAX_TURNS as usize - 1);
+    }
+
+    /// A turn of rep `rex` about zentravia, asked as resolved.
+    fn turn<'a>(question: &'a str, hcp: Option<&'a str>, topic: &'a [String], answer: &'a crate::copilot::Answer, medical: Option<String>) -> NewTurn<'a> {
+        NewTurn { owner: "rex", hcp, question, resolved_question: question, product: Some("zentravia"), topic, answer, medical }
+    }
+
+    /// Visits, their turns and the Medical requests they leave: the same
+    /// statements and the same results on SQLite and PostgreSQL.
+    #[test]
+    fn visits_and_medical_requests_are_stored_alike_on_both_backends() {
+        for t in crate::store::testing::each_backend("convo_store") {
+            let (who, store) = (t.name(), &t.store);
+            let mut answered = crate::copilot::followup::clarify("How often?");
+            answered.route = crate::guard::Route::Answer;
+            answered.answer = "Every 4 weeks [1].".into();
+            answered.audit_id = Some(7);
+            let topic = ["liver".to_string(), "tests".to_string()];
+            let first = append_turn(store, None, turn("How often are liver tests done?", Some("Dr. Lee"), &topic, &answered, None)).unwrap_or_else(|e| panic!("{who}: {e:?}"));
+            assert_eq!((first.n, first.medical_request.is_none()), (1, true), "{who}");
+            let id = first.conversation_id.clone();
+            let mut medical = crate::copilot::followup::clarify("And in children?");
+            medical.route = crate::guard::Route::Medical;
+            let second = append_turn(store, Some(&id), turn("And in children?", None, &topic, &medical, Some(summary("And in children?", Some("zentravia"), None)))).unwrap();
+            assert_eq!(second.n, 2, "{who}");
+            let (mr, said) = second.medical_request.clone().unwrap();
+            assert!(mr.starts_with("mr-") && said.contains("zentravia"), "{who}: {mr} {said}");
+
+            let c = load(store, &id, "rex").unwrap();
+            assert_eq!((c.hcp.as_deref(), c.turns.len()), (Some("Dr. Lee"), 2), "{who}: a turn without an HCP keeps the visit's");
+            assert_eq!(c.turns.iter().map(|t| (t.n, t.route.as_str(), t.audit_id)).collect::<Vec<_>>(), [(1, "answer", Some(7)), (2, "medical", None)], "{who}");
+            assert_eq!(c.turns[1].medical_request.as_deref(), Some(mr.as_str()), "{who}");
+            assert_eq!(c.previous().unwrap().topic, topic, "{who}");
+            assert_eq!(c.earlier(), "How often are liver tests done?\n", "{who}");
+            assert_eq!(load(store, &id, "rita").unwrap_err().status(), StatusCode::NOT_FOUND, "{who}: someone else's visit does not exist");
+
+            // A second visit, continued last, is listed first (times are to the millisecond).
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            let other = append_turn(store, None, turn("Dosing?", None, &topic, &answered, None)).unwrap().conversation_id;
+            assert_eq!(visit_ids(store, "rex").unwrap(), [other.clone(), id.clone()], "{who}");
+            assert!(visit_ids(store, "rita").unwrap().is_empty(), "{who}");
+
+            let pending = pending_requests(store, "rex").unwrap();
+            assert_eq!(pending.iter().map(|r| (r.id.as_str(), r.state.as_str(), r.turn)).collect::<Vec<_>>(), [(mr.as_str(), "pending", Some(2))], "{who}");
+            assert_eq!(get_request(store, &mr, "rita").unwrap_err().status(), StatusCode::NOT_FOUND, "{who}");
+            // One decision only: the second claim is a conflict that says what happened.
+            assert_eq!(claim(store, &mr, "rex", "dismissed").unwrap().state, "pending", "{who}: the request as it was");
+            let e = claim(store, &mr, "rex", "confirmed").unwrap_err();
+            assert_eq!(e.status(), StatusCode::CONFLICT, "{who}");
+            assert!(pending_requests(store, "rex").unwrap().is_empty(), "{who}");
+            assert_eq!(get_request(store, &mr, "rex").unwrap().state, "dismissed", "{who}");
+            // Turns are append-only on both.
+            let e = store.transaction(|c| c.execute("UPDATE conversation_turns SET answer = 'x'", &[])).unwrap_err();
+            assert!(e.to_string().contains("append-only"), "{who}: {e}");
+        }
     }
 
     #[test]

@@ -15,6 +15,8 @@ mod browser_source;
 mod audit;
 mod audit_pg;
 mod cases;
+mod cases_pg;
+mod cases_pg_cli;
 mod cli;
 mod convo;
 mod corpus;
