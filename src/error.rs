@@ -139,7 +139,7 @@ codes! {
     "store_error" => C, 500, "SQLite failed on the store";
     "store_bad_row" => C, 500, "a stored row does not parse (written by something other than onlabel)";
     "store_bad_database" => B, 500, "--database / ONLABEL_DATABASE is neither postgres://… nor an SQLite file";
-    "store_unsupported" => B, 500, "the command needs a store that is not on PostgreSQL yet: drop --database";
+    "store_unsupported" => B, 500, "an operation on the SQLite store file itself was asked of PostgreSQL";
     "store_postgres" => C, 500, "PostgreSQL cannot be reached, refused the sign-in or failed a statement";
     // Users.
     "user_exists" => B, 409, "a user with this id exists (ids are never reused)";

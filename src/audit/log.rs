@@ -146,9 +146,3 @@ pub(super) fn rows_of<R: Chained>(c: &mut dyn Sql, table: &str) -> Result<Vec<(i
     rows.iter().map(|r| Ok((r.get::<i64>(0)?, R::from_sql(r, 1)?))).collect()
 }
 
-/// [`append_tx`] inside a raw SQLite transaction, for store code that has not
-/// moved to [`Store::transaction`] yet (it runs on SQLite only).
-pub fn append_sqlite_tx(tx: &rusqlite::Transaction<'_>, record: &Record, now: DateTime<Utc>) -> Result<i64, store::Error> {
-    let path = std::path::PathBuf::from(tx.path().unwrap_or("onlabel.sqlite"));
-    append_tx(&mut store::sql::SqliteSql::new(tx, &path), record, now)
-}

@@ -37,7 +37,7 @@ use sha2::{Digest, Sha256};
 
 use crate::store::{self, Database};
 
-pub use log::{append, append_sqlite_tx, append_tx, Audit};
+pub use log::{append, append_tx, Audit};
 
 /// Opens (creating and migrating if needed) the audit log of `db`.
 pub fn open(db: &Database) -> Result<Audit> {

@@ -36,17 +36,17 @@ pub(super) struct AskArgs {
 
 /// Runs `onlabel ask`.
 pub(super) fn run(a: &AskArgs, ctx: &Ctx) -> anyhow::Result<i32> {
-    let (json, data) = (ctx.json, ctx.data.as_path());
+    let json = ctx.json;
     let (audit, actor) = match open_trace(&ctx.database, a.user.as_deref(), &a.q.role, "ask") {
         Ok(x) => x,
-        Err(e) => return Ok(signin::report(&e, json, data)),
+        Err(e) => return Ok(signin::report(&e, json, &ctx.database)),
     };
     let day = answer_day(&a.q, &actor)?;
     let q = QueryArgs { role: actor.role.clone(), as_of: Some(day), ..a.q.clone() };
     // The registry's live `answer` template frames a composed answer.
     let built = copilot_with(&q, Some(&ctx.database), |p| Ok(crate::prompts::live_prompt(p, audit.store(), &a.root)?))
         .and_then(|c| Ok(c.with_drafts(crate::copilot::DraftTemplates::live_answer(audit.store(), &a.root)?)));
-    let copilot = match build_or_report(built, json, data)? {
+    let copilot = match build_or_report(built, json, &ctx.database)? {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };

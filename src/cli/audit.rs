@@ -51,8 +51,8 @@ pub enum AuditCommand {
 
 /// Runs one `audit` subcommand on the log of `db` (SQLite or PostgreSQL);
 /// returns the exit code.
-pub fn run(cmd: &AuditCommand, db: &Database, data_dir: &Path, json: bool) -> anyhow::Result<i32> {
-    Ok(execute(cmd, db, json).unwrap_or_else(|e| report(&e, json, data_dir)))
+pub fn run(cmd: &AuditCommand, db: &Database, json: bool) -> anyhow::Result<i32> {
+    Ok(execute(cmd, db, json).unwrap_or_else(|e| report(&e, json, db)))
 }
 
 fn execute(cmd: &AuditCommand, db: &Database, json: bool) -> crate::Result<i32> {

@@ -13,7 +13,6 @@
 //! and on the change's audit record.
 
 use std::io::Write;
-use std::path::Path;
 
 #[allow(unused_imports)]
 use super::{out, outln};
@@ -149,7 +148,7 @@ struct Listed<'a> {
 /// Runs one `cases` subcommand against the store `db` names (the SQLite
 /// file, `DATA_DIR/onlabel.sqlite` by default, or PostgreSQL); returns the
 /// exit code.
-pub fn run(cmd: &CasesCommand, db: &store::Database, data_dir: &Path, json: bool) -> anyhow::Result<i32> {
+pub fn run(cmd: &CasesCommand, db: &store::Database, json: bool) -> anyhow::Result<i32> {
     match execute(cmd, db, json) {
         Ok(code) => Ok(code),
         Err(crate::Error::Cases(e)) => {
@@ -161,7 +160,7 @@ pub fn run(cmd: &CasesCommand, db: &store::Database, data_dir: &Path, json: bool
         }
         // Sign-in and role refusals: audited, as for the registry commands;
         // their exit status comes from the same table.
-        Err(e) => Ok(report(&e, json, data_dir)),
+        Err(e) => Ok(report(&e, json, db)),
     }
 }
 

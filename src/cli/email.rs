@@ -33,7 +33,7 @@ pub(super) struct EmailArgs {
 
 /// Runs `onlabel email`.
 pub(super) fn run(a: &EmailArgs, ctx: &Ctx) -> anyhow::Result<i32> {
-    let (json, data) = (ctx.json, ctx.data.as_path());
+    let json = ctx.json;
     if a.hcp.trim().is_empty() {
         return Err(error::Error::BadInput { field: "--hcp", reason: "is empty: name the HCP the email is for".into() }.into());
     }
@@ -42,10 +42,10 @@ pub(super) fn run(a: &EmailArgs, ctx: &Ctx) -> anyhow::Result<i32> {
     }
     let (audit, actor) = match open_trace(&ctx.database, a.user.as_deref(), &a.q.role, "email") {
         Ok(x) => x,
-        Err(e) => return Ok(signin::report(&e, json, data)),
+        Err(e) => return Ok(signin::report(&e, json, &ctx.database)),
     };
     let day = answer_day(&a.q, &actor)?;
-    let (q, copilot) = match draft_copilot(&a.q, &actor, day, &audit, &a.root, json, data, &ctx.database)? {
+    let (q, copilot) = match draft_copilot(&a.q, &actor, day, &audit, &a.root, json, &ctx.database)? {
         Ok(x) => x,
         Err(code) => return Ok(code),
     };

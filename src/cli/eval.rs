@@ -7,7 +7,7 @@
 //! progress bar and prints the result. `onlabel serve` runs evals the same
 //! way ([`evaluate`]).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Args;
 
@@ -134,14 +134,14 @@ fn share(s: &str) -> Result<f64, String> {
 }
 
 /// Runs `onlabel eval`; returns the exit code.
-pub fn run(a: &EvalArgs, json: bool, db: &crate::store::Database, data: &Path) -> anyhow::Result<i32> {
+pub fn run(a: &EvalArgs, json: bool, db: &crate::store::Database) -> anyhow::Result<i32> {
     let audit = match Audit::connect(db) {
         Ok(x) => x,
-        Err(e) => return Ok(report(&e.into(), json, data)),
+        Err(e) => return Ok(report(&e.into(), json, db)),
     };
     let user = match signin::optional_sign_in(audit.store(), a.user.as_deref(), "eval") {
         Ok(u) => u,
-        Err(e) => return Ok(report(&e.into(), json, data)),
+        Err(e) => return Ok(report(&e.into(), json, db)),
     };
     let e = evaluate(&a.q, &a.options()?, user, &audit, &mut |_, _| {})?;
     print(a, json, e)

@@ -98,7 +98,7 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<i32> {
                 path: Some(PathBuf::from(url.shown())),
                 source: ctx.database_source,
                 exists: true,
-                note: "PostgreSQL: the audit log (cases, prompt registry and users are still in the store above)".into(),
+                note: "PostgreSQL: all the state (users, cases, visits, the prompt registry, eval jobs, the audit log); the data directory keeps eval reports only".into(),
             },
         );
     }

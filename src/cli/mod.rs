@@ -198,10 +198,7 @@ pub fn run() -> i32 {
     };
     init_tracing(&cli.global.log_format, matches!(cli.command, Command::Serve(_)));
     let json = cli.global.json;
-    match context(&mut cli).and_then(|ctx| {
-        check_backend(&cli, &ctx)?;
-        dispatch(&cli, &ctx)
-    }) {
+    match context(&mut cli).and_then(|ctx| dispatch(&cli, &ctx)) {
         Ok(code) => code,
         Err(e) => error::report(&e, json),
     }
@@ -290,31 +287,6 @@ fn database(
     }
 }
 
-/// Refuses, with what to do instead, a command that needs a store that has
-/// no PostgreSQL backend yet (issue 22: so far only the audit log has one).
-fn check_backend(cli: &Cli, ctx: &Ctx) -> Result<(), crate::store::Error> {
-    let crate::store::Database::Postgres(url) = &ctx.database else {
-        return Ok(());
-    };
-    const ALL: &str = "cases, the prompt registry and users";
-    let (command, missing) = match &cli.command {
-        Command::Audit { cmd: audit::AuditCommand::Verify { .. } } | Command::Info | Command::Ingest(_) | Command::Index { .. } | Command::Products(_) => {
-            return Ok(())
-        }
-        Command::Audit { cmd: audit::AuditCommand::Export { .. } } => ("audit export", "users (the sign-in)"),
-        Command::Audit { cmd: audit::AuditCommand::Show { .. } } => ("audit show", "users (the sign-in)"),
-        Command::Cases { .. } => return Ok(()),
-        Command::Prompts(_) => ("prompts", "the prompt registry and users"),
-        Command::Users { .. } => return Ok(()),
-        Command::Ask(_) => ("ask", ALL),
-        Command::Email(_) => ("email", ALL),
-        Command::Summarize(_) => ("summarize", ALL),
-        Command::Eval(_) => ("eval", ALL),
-        Command::Serve(_) => ("serve", ALL),
-    };
-    Err(crate::store::Error::Unsupported { url: url.shown().to_string(), command: command.into(), missing: missing.into() })
-}
-
 /// Logs on stderr; a server logs each request (tower_http) and each answer by default.
 fn init_tracing(format: &str, serving: bool) {
     let default = if serving { "onlabel=info,tower_http=info" } else { "onlabel=warn" };
@@ -333,15 +305,15 @@ fn dispatch(cli: &Cli, ctx: &Ctx) -> anyhow::Result<i32> {
         Command::Ingest(a) => ingest::run(a, json),
         Command::Index { cmd } => index::run(cmd, json),
         Command::Ask(a) => ask::run(a, ctx),
-        Command::Eval(a) => eval::run(a, json, &ctx.database, &ctx.data),
+        Command::Eval(a) => eval::run(a, json, &ctx.database),
         Command::Serve(a) => serve::run(a, &ctx.database, &ctx.data, ctx.config.config.oidc.as_ref()),
         Command::Email(a) => email::run(a, ctx),
         Command::Summarize(a) => summarize::run(a, ctx),
         Command::Products(a) => products::run(a, json),
         Command::Info => info::run(ctx),
-        Command::Cases { cmd } => cases::run(cmd, &ctx.database, &ctx.data, json),
-        Command::Prompts(a) => prompts::run(a, &ctx.database, &ctx.data, json),
-        Command::Users { cmd } => users::run(cmd, &ctx.database, &ctx.data, json),
-        Command::Audit { cmd } => audit::run(cmd, &ctx.database, &ctx.data, json),
+        Command::Cases { cmd } => cases::run(cmd, &ctx.database, json),
+        Command::Prompts(a) => prompts::run(a, &ctx.database, json),
+        Command::Users { cmd } => users::run(cmd, &ctx.database, json),
+        Command::Audit { cmd } => audit::run(cmd, &ctx.database, json),
     }
 }

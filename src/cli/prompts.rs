@@ -158,8 +158,8 @@ impl PromptsArgs {
 }
 
 /// Runs one `prompts` subcommand; returns the exit code.
-pub fn run(a: &PromptsArgs, db: &crate::store::Database, data_dir: &Path, json: bool) -> anyhow::Result<i32> {
-    Ok(execute(a, db, json).unwrap_or_else(|e| report(&e, json, data_dir)))
+pub fn run(a: &PromptsArgs, db: &crate::store::Database, json: bool) -> anyhow::Result<i32> {
+    Ok(execute(a, db, json).unwrap_or_else(|e| report(&e, json, db)))
 }
 
 fn thresholds(a: &PromptsArgs) -> crate::Result<Thresholds> {

@@ -257,12 +257,11 @@ pub(super) fn draft_copilot(
     audit: &Audit,
     root: &std::path::Path,
     json: bool,
-    data: &std::path::Path,
     db: &crate::store::Database,
 ) -> anyhow::Result<Result<(QueryArgs, Copilot), i32>> {
     let q = QueryArgs { role: actor.role.clone(), as_of: Some(day), gen: super::GenArgs { extractive: true, ..q.gen.clone() }, ..q.clone() };
     let built = copilot(&q, Some(db)).and_then(|c| Ok(c.with_drafts(crate::copilot::DraftTemplates::live(audit.store(), root)?)));
-    Ok(build_or_report(built, json, data)?.map(|c| (q, c)))
+    Ok(build_or_report(built, json, db)?.map(|c| (q, c)))
 }
 
 /// Builds the copilot; a library error (an unapproved or altered prompt, a
@@ -270,12 +269,12 @@ pub(super) fn draft_copilot(
 pub(super) fn build_or_report(
     built: anyhow::Result<Copilot>,
     json: bool,
-    data: &std::path::Path,
+    db: &crate::store::Database,
 ) -> anyhow::Result<Result<Copilot, i32>> {
     match built {
         Ok(c) => Ok(Ok(c)),
         Err(e) => match e.downcast::<crate::Error>() {
-            Ok(ce) => Ok(Err(signin::report(&ce, json, data))),
+            Ok(ce) => Ok(Err(signin::report(&ce, json, db))),
             Err(e) => Err(e),
         },
     }

@@ -117,7 +117,7 @@ pub fn exit_code(e: &crate::Error) -> i32 {
 /// Prints `e` (and, with `--json`, the error object) and returns its exit
 /// code. A refused role or self-approval is appended to the audit log
 /// (failed sign-ins already are, by [`Users::authenticate`]).
-pub fn report(e: &crate::Error, json: bool, data_dir: &std::path::Path) -> i32 {
+pub fn report(e: &crate::Error, json: bool, db: &crate::store::Database) -> i32 {
     let denial = match e {
         crate::Error::Users(users::Error::PermissionDenied { user, role, action, .. }) => {
             Some((user.clone(), role.as_str().to_string(), action.clone()))
@@ -136,7 +136,7 @@ pub fn report(e: &crate::Error, json: bool, data_dir: &std::path::Path) -> i32 {
     if let Some((user, role, action)) = denial {
         let rec = crate::audit::Record::new(&user, &role, "permission_denied")
             .detail(serde_json::json!({"attempted": action, "message": e.to_string()}));
-        if let Err(ae) = Store::open(data_dir).map_err(crate::Error::from).and_then(|s| Ok(crate::audit::append(&s, &rec)?)) {
+        if let Err(ae) = Store::connect(db).map_err(crate::Error::from).and_then(|s| Ok(crate::audit::append(&s, &rec)?)) {
             eprintln!("error: could not audit the refusal: {ae}");
         }
     }

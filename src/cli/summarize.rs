@@ -33,7 +33,7 @@ pub(super) struct SummarizeArgs {
 
 /// Runs `onlabel summarize`.
 pub(super) fn run(a: &SummarizeArgs, ctx: &Ctx) -> anyhow::Result<i32> {
-    let (json, data) = (ctx.json, ctx.data.as_path());
+    let json = ctx.json;
     let bad = |reason: String| error::Error::BadFile { what: "notes file", path: a.notes_file.clone(), reason };
     // Read with its limit: `/dev/zero` or a growing file stops at the limit.
     let notes = crate::input::read_text_limited(&a.notes_file, MAX_NOTES_BYTES).map_err(|e| match e.kind() {
@@ -45,10 +45,10 @@ pub(super) fn run(a: &SummarizeArgs, ctx: &Ctx) -> anyhow::Result<i32> {
     }
     let (audit, actor) = match open_trace(&ctx.database, a.user.as_deref(), &a.q.role, "summarize") {
         Ok(x) => x,
-        Err(e) => return Ok(signin::report(&e, json, data)),
+        Err(e) => return Ok(signin::report(&e, json, &ctx.database)),
     };
     let day = answer_day(&a.q, &actor)?;
-    let (q, copilot) = match draft_copilot(&a.q, &actor, day, &audit, &a.root, json, data, &ctx.database)? {
+    let (q, copilot) = match draft_copilot(&a.q, &actor, day, &audit, &a.root, json, &ctx.database)? {
         Ok(x) => x,
         Err(code) => return Ok(code),
     };

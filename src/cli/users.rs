@@ -12,7 +12,6 @@
 //! credential; after that `add`, `disable` and `unlock` need `--as` an admin,
 //! and `rotate` needs `--as` the user themself or an admin.
 
-use std::path::Path;
 
 use clap::Subcommand;
 
@@ -78,8 +77,8 @@ pub enum UsersCommand {
 }
 
 /// Runs one `users` subcommand; returns the exit code.
-pub fn run(cmd: &UsersCommand, db: &crate::store::Database, data_dir: &Path, json: bool) -> anyhow::Result<i32> {
-    Ok(execute(cmd, db, json).unwrap_or_else(|e| report(&e, json, data_dir)))
+pub fn run(cmd: &UsersCommand, db: &crate::store::Database, json: bool) -> anyhow::Result<i32> {
+    Ok(execute(cmd, db, json).unwrap_or_else(|e| report(&e, json, db)))
 }
 
 fn execute(cmd: &UsersCommand, db: &crate::store::Database, json: bool) -> crate::Result<i32> {

@@ -5,10 +5,13 @@
 //! [`Database`] (`--database`, env `ONLABEL_DATABASE`; default the SQLite
 //! file).
 //!
-//! Which stores have a PostgreSQL backend so far (issue 22): the audit log
-//! ([`crate::audit::AuditLog`]). Cases, the prompt registry and users are
-//! still SQLite-only; the command line refuses `--database postgres://…`
-//! for the commands that need them ([`Error::Unsupported`]).
+//! Every store — cases, visits and Medical requests, users with their
+//! sessions, sign-in counters and single sign-on flows, the prompt registry
+//! with its eval runs and jobs, the audit log — is one implementation over
+//! the portable SQL of [`sql`] ([`Store::read`], [`Store::transaction`]):
+//! the same code runs on both backends, and the state tests run on both
+//! ([`testing::each_backend`] in unit tests, a throwaway cluster from
+//! [`pgtest`]).
 //!
 //! Opening a store
 //!
@@ -140,19 +143,14 @@ pub enum Error {
         /// What is wrong and the accepted forms.
         reason: String,
     },
-    /// The command needs a store that has no PostgreSQL backend yet.
-    #[error(
-        "--database {url}: `onlabel {command}` cannot run on PostgreSQL yet: {missing} still live only in the \
-         SQLite store (issue 22); so far PostgreSQL holds the audit log, and `onlabel audit verify` reads it. \
-         Drop --database (and ONLABEL_DATABASE) to use the SQLite store in the data directory"
-    )]
-    Unsupported {
+    /// Code that uses SQLite's own API ([`Store::with_conn`],
+    /// [`Store::write`]: file-level checks and tests) was given a PostgreSQL store.
+    #[error("{url}: {what} works on the SQLite store file only, not on PostgreSQL")]
+    SqliteOnly {
         /// The PostgreSQL URL (password hidden).
         url: String,
-        /// The command.
-        command: String,
-        /// The stores it needs that are SQLite-only.
-        missing: String,
+        /// What was asked.
+        what: String,
     },
     /// The PostgreSQL database was migrated by a newer OnLabel.
     #[error("{url} has schema version {found}, newer than this onlabel supports ({supported}); upgrade onlabel — the database was not changed")]
@@ -234,7 +232,7 @@ impl Error {
             Error::Corrupt { .. } => "store_corrupt",
             Error::NewerSchema { .. } | Error::NewerPgSchema { .. } => "store_newer_schema",
             Error::BadDatabase { .. } => "store_bad_database",
-            Error::Unsupported { .. } => "store_unsupported",
+            Error::SqliteOnly { .. } => "store_unsupported",
             Error::Postgres { .. } | Error::PoolExhausted { .. } | Error::Runtime { .. } => "store_postgres",
             Error::NoWal { .. } => "store_no_wal",
             Error::Sqlite { .. } | Error::Decode { .. } | Error::NoRow { .. } => "store_error",
@@ -400,8 +398,8 @@ impl Store {
 
     /// Runs `f` with the SQLite connection (reads, or writes that manage
     /// their own transaction). SQLite errors returned by `f` get the file's
-    /// path. On PostgreSQL: [`Error::Unsupported`] (code not yet ported to
-    /// [`Store::read`]).
+    /// path. On PostgreSQL: [`Error::SqliteOnly`] (store code uses
+    /// [`Store::read`]; this is for file-level checks and tests).
     pub fn with_conn<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T> {
         match &self.inner {
             Inner::Sqlite(m) => f(&mut lock(m)).map_err(|e| Error::sqlite(&self.path, e)),
@@ -410,7 +408,7 @@ impl Store {
     }
 
     /// [`Store::transaction`] with the SQLite transaction itself, for code
-    /// that needs SQLite's own API. On PostgreSQL: [`Error::Unsupported`].
+    /// that needs SQLite's own API. On PostgreSQL: [`Error::SqliteOnly`].
     pub fn write<T, E>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, E>) -> Result<T, E>
     where
         E: From<Error>,
@@ -427,7 +425,7 @@ impl Store {
     }
 
     fn sqlite_only(&self) -> Error {
-        Error::Unsupported { url: self.shown(), command: "this operation".into(), missing: "its statements".into() }
+        Error::SqliteOnly { url: self.shown(), what: "SQLite's own API (with_conn, write)".into() }
     }
 
     /// `PRAGMA integrity_check` on SQLite: `["ok"]` for a sound file,

@@ -340,21 +340,23 @@ fn a_second_open_finds_the_schema_migrated_and_a_newer_schema_is_refused() {
 }
 
 #[test]
-fn bad_database_values_and_unsupported_commands_are_clear_errors() {
+fn bad_database_values_are_clear_errors_and_every_command_runs_on_postgres() {
     // Not a database OnLabel knows: exit 2, store_bad_database, the password hidden.
     let (code, out, err) = onlabel_db("mysql://u:hunter2@h/db", &["--json", "audit", "verify"]);
     assert_eq!(code, 2, "{out}{err}");
     assert!(out.contains("store_bad_database") && err.contains("mysql:// is not a database OnLabel supports"), "{err}");
     assert!(!err.contains("hunter2") && !out.contains("hunter2"), "{err}");
-    // A command whose stores are not on PostgreSQL yet says so and what to do.
-    let url = pg_database("audit_unsupported");
-    for args in [&["cases", "list", "--as", "x"][..], &["users", "list"], &["audit", "show", "1", "--as", "x"], &["serve", "--index", "x"]] {
-        let mut a = vec!["--json"];
-        a.extend_from_slice(args);
-        let (code, out, err) = onlabel_db(&url, &a);
-        assert_eq!(code, 2, "{args:?}: {out}{err}");
-        assert!(out.contains("store_unsupported"), "{args:?}: {out}");
-        assert!(err.contains("cannot run on PostgreSQL yet") && err.contains("Drop --database"), "{args:?}: {err}");
+    // Every store is on PostgreSQL: the commands that were refused before run there.
+    let url = pg_database("audit_every_command");
+    let (code, token, err) = onlabel_db(&url, &["users", "add", "--id", "root", "--name", "Root", "--role", "admin"]);
+    assert_eq!(code, 0, "{token}{err}");
+    for args in [&["cases", "list", "--as", "root"][..], &["users", "list"], &["audit", "show", "1", "--as", "root"], &["prompts", "list"]] {
+        let mut c = std::process::Command::new(crate::harness::bin());
+        c.arg("--database").arg(&url).arg("--json").args(args).env("ONLABEL_TOKEN", token.trim()).env_remove("ONLABEL_DATA");
+        let out = c.stdin(std::process::Stdio::null()).output().unwrap();
+        let (o, e) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.status.code(), Some(0), "{args:?} on PostgreSQL: {o}{e}");
+        assert!(!o.contains("store_unsupported"), "{args:?}: {o}");
     }
     // A server that is not there: the URL (no password) and PostgreSQL's own words.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
