@@ -33,6 +33,7 @@ BIN="$TGT/onlabel"
 LOADGEN="$TGT/examples/loadgen"
 
 SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/onlabel-cluster-load.XXXXXX")
+chmod 755 "$SCRATCH" # the cluster's PostgreSQL runs as the postgres user under root
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill -INT "$p" 2>/dev/null || true; done

@@ -87,7 +87,8 @@ except urllib.error.HTTPError: pass
 as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 PGPORT=$(free_port)
 mkdir -p "$DIR/pg"; [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$DIR/pg"
-as_pg "$PGBIN/initdb" -D "$DIR/pg/data" -U onlabel --auth=trust -E UTF8 --locale=C >"$DIR/pg/initdb.log" 2>&1
+as_pg "$PGBIN/initdb" -D "$DIR/pg/data" -U onlabel --auth=trust -E UTF8 --locale=C >"$DIR/pg/initdb.log" 2>&1 \
+  || { log "initdb failed (the postgres user must be able to reach $DIR):"; cat "$DIR/pg/initdb.log" >&2; exit 1; }
 as_pg "$PGBIN/pg_ctl" -D "$DIR/pg/data" -l "$DIR/pg/log" -w -t 60 \
   -o "-p $PGPORT -k $DIR/pg -c listen_addresses=127.0.0.1" start >/dev/null
 as_pg "$PGBIN/createdb" -h 127.0.0.1 -p "$PGPORT" -U onlabel onlabel

@@ -351,11 +351,10 @@ fn bad_database_values_are_clear_errors_and_every_command_runs_on_postgres() {
     let (code, token, err) = onlabel_db(&url, &["users", "add", "--id", "root", "--name", "Root", "--role", "admin"]);
     assert_eq!(code, 0, "{token}{err}");
     for args in [&["cases", "list", "--as", "root"][..], &["users", "list"], &["audit", "show", "1", "--as", "root"], &["prompts", "list"]] {
-        let mut c = std::process::Command::new(crate::harness::bin());
-        c.arg("--database").arg(&url).arg("--json").args(args).env("ONLABEL_TOKEN", token.trim()).env_remove("ONLABEL_DATA");
-        let out = c.stdin(std::process::Stdio::null()).output().unwrap();
-        let (o, e) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        assert_eq!(out.status.code(), Some(0), "{args:?} on PostgreSQL: {o}{e}");
+        let mut a = vec!["--json"];
+        a.extend_from_slice(args);
+        let (code, o, e) = crate::harness::onlabel_db_as(&url, Some(token.trim()), &a);
+        assert_eq!(code, 0, "{args:?} on PostgreSQL: {o}{e}");
         assert!(!o.contains("store_unsupported"), "{args:?}: {o}");
     }
     // A server that is not there: the URL (no password) and PostgreSQL's own words.

@@ -6,18 +6,7 @@
 //! verify --database` checks; a wrong step and a missing case keep their
 //! exit codes from the error table.
 
-use crate::harness::{bin, pg_database};
-
-/// Runs the binary on `url` signed in with `token` (or none); (exit, stdout, stderr).
-fn on_db(url: &str, token: Option<&str>, args: &[&str]) -> (i32, String, String) {
-    let mut c = std::process::Command::new(bin());
-    c.arg("--database").arg(url).args(args).env_remove("ONLABEL_TOKEN").env_remove("ONLABEL_DATA");
-    if let Some(t) = token {
-        c.env("ONLABEL_TOKEN", t);
-    }
-    let out = c.stdin(std::process::Stdio::null()).output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
-}
+use crate::harness::{onlabel_db_as as on_db, pg_database};
 
 fn json(out: &str) -> serde_json::Value {
     serde_json::from_str(out).unwrap_or_else(|e| panic!("{e}: {out}"))

@@ -125,14 +125,17 @@ pub fn pg_database(name: &str) -> String {
 /// Runs the binary with `--database URL` (no `--data`: the command must not
 /// need the SQLite store); returns (exit code, stdout, stderr).
 pub fn onlabel_db(url: &str, args: &[&str]) -> (i32, String, String) {
-    let out = std::process::Command::new(bin())
-        .arg("--database")
-        .arg(url)
-        .args(args)
-        .env_remove("ONLABEL_TOKEN")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
+    onlabel_db_as(url, None, args)
+}
+
+/// [`onlabel_db`] signed in with `token` (`ONLABEL_TOKEN`), or none.
+pub fn onlabel_db_as(url: &str, token: Option<&str>, args: &[&str]) -> (i32, String, String) {
+    let mut c = std::process::Command::new(bin());
+    c.arg("--database").arg(url).args(args).env_remove("ONLABEL_TOKEN").env_remove("ONLABEL_DATA");
+    if let Some(t) = token {
+        c.env("ONLABEL_TOKEN", t);
+    }
+    let out = c.stdin(std::process::Stdio::null()).output().unwrap();
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
 }
 

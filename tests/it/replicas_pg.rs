@@ -16,19 +16,8 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use crate::harness::{bin, onlabel_db, pg_database, root};
+use crate::harness::{onlabel_db, onlabel_db_as as on_db, pg_database, root};
 use crate::server::{Server, Users};
-
-/// Runs the binary on `url` with `ONLABEL_TOKEN` = `token`; (exit, stdout, stderr).
-fn on_db(url: &str, token: Option<&str>, args: &[&str]) -> (i32, String, String) {
-    let mut c = std::process::Command::new(bin());
-    c.arg("--database").arg(url).args(args).env_remove("ONLABEL_TOKEN").env_remove("ONLABEL_DATA");
-    if let Some(t) = token {
-        c.env("ONLABEL_TOKEN", t);
-    }
-    let out = c.stdin(std::process::Stdio::null()).output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
-}
 
 /// The test users, added through the CLI straight into PostgreSQL.
 fn users_in(url: &str) -> (String, Users) {
