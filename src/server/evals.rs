@@ -129,18 +129,20 @@ fn job_row(r: &crate::store::Row) -> Result<EvalJob, crate::store::Error> {
     })
 }
 
-/// Marks failed the runs a stopped server left queued or running: those of
-/// this runner's previous life (`runner`, the server's host and port), those
-/// whose runner has not beaten for [`STALE_AFTER`], and those from before
-/// runners were recorded. A job another live replica runs is left alone.
-/// Called when the server starts and every [`HEARTBEAT`].
-pub(crate) fn mark_interrupted(store: &Store, runner: &str, now: chrono::DateTime<chrono::Utc>) -> Result<u64, crate::store::Error> {
+/// Marks failed the runs a stopped server left queued or running: those
+/// whose runner has not beaten for [`STALE_AFTER`], those from before runners
+/// were recorded, and — when the server starts (`starting`) — those of this
+/// runner's previous life (`runner`, the server's host and port). A job a
+/// live server runs, this one included, is left alone. Called when the
+/// server starts and every [`HEARTBEAT`].
+pub(crate) fn mark_interrupted(store: &Store, runner: &str, starting: bool, now: chrono::DateTime<chrono::Utc>) -> Result<u64, crate::store::Error> {
     let stale = crate::audit::stamp(now - chrono::Duration::from_std(STALE_AFTER).unwrap_or_default());
     store.transaction(|tx| {
         tx.execute(
-            "UPDATE eval_jobs SET state = 'failed', error = 'the server running it stopped during this run; start it again', finished_at = ?1
-             WHERE state IN ('queued', 'running') AND (runner IS NULL OR runner = ?2 OR heartbeat_at IS NULL OR heartbeat_at < ?3)",
-            crate::vals![crate::audit::stamp(now), runner, stale],
+            "UPDATE eval_jobs SET state = 'failed', error = 'the server stopped during this run; start it again', finished_at = ?1
+             WHERE state IN ('queued', 'running')
+               AND (runner IS NULL OR heartbeat_at IS NULL OR heartbeat_at < ?3 OR (?4 = 1 AND runner = ?2))",
+            crate::vals![crate::audit::stamp(now), runner, stale, starting],
         )
     })
 }
@@ -168,7 +170,7 @@ pub(crate) fn spawn_heartbeat(st: State) {
             let runner = st.runner.clone();
             let r = tokio::task::spawn_blocking(move || {
                 heartbeat(&store, &runner, now)?;
-                mark_interrupted(&store, &runner, now)
+                mark_interrupted(&store, &runner, false, now)
             })
             .await;
             match r {
@@ -432,5 +434,42 @@ mod tests {
         let c = gate_checks(&gate, &json!({"route_accuracy": 1.0, "citation_recall": 0.9, "ae_f1": 0.95}));
         assert_eq!(c["passed"], true);
         assert_eq!(gate_checks(&json!(null), &json!({}))["passed"], false, "no gate: nothing passes");
+    }
+
+    /// A replica fails only the eval jobs of stopped runners: its own while
+    /// it runs them never, its own earlier ones when it starts again, another
+    /// live replica's never, a silent runner's after [`STALE_AFTER`].
+    #[test]
+    fn issue22_3_eval_jobs_are_failed_only_when_their_runner_stopped() {
+        for t in crate::store::testing::each_backend("eval_job_runners") {
+            let who = t.name();
+            let now = chrono::Utc::now();
+            let fresh = crate::audit::stamp(now - chrono::Duration::seconds(10));
+            let old = crate::audit::stamp(now - chrono::Duration::seconds(600));
+            let add = |runner: Option<&str>, beat: &str| -> i64 {
+                t.store
+                    .transaction(|tx| {
+                        tx.one::<i64>(
+                            "INSERT INTO eval_jobs (suite, state, by_user, started_at, report_dir, runner, heartbeat_at)
+                             VALUES ('evals/demo.jsonl', 'running', 'carol', ?2, '', ?1, ?2) RETURNING id",
+                            crate::vals![runner, beat],
+                        )
+                    })
+                    .unwrap()
+            };
+            let mine = add(Some("host-a:8080"), &fresh);
+            let other = add(Some("host-b:8080"), &fresh);
+            let silent = add(Some("host-c:8080"), &old);
+            let legacy = add(None, &fresh);
+            let state = |id: i64| -> String { t.store.read(|c| c.one::<String>("SELECT state FROM eval_jobs WHERE id = ?1", crate::vals![id])).unwrap() };
+            // The periodic sweep of a running server (host-a).
+            heartbeat(&t.store, "host-a:8080", now).unwrap();
+            assert_eq!(mark_interrupted(&t.store, "host-a:8080", false, now).unwrap(), 2, "{who}");
+            assert_eq!((state(mine).as_str(), state(other).as_str()), ("running", "running"), "{who}");
+            assert_eq!((state(silent).as_str(), state(legacy).as_str()), ("failed", "failed"), "{who}");
+            // host-a restarts: its own earlier job is failed, host-b's is not.
+            assert_eq!(mark_interrupted(&t.store, "host-a:8080", true, now).unwrap(), 1, "{who}");
+            assert_eq!((state(mine).as_str(), state(other).as_str()), ("failed", "running"), "{who}");
+        }
     }
 }

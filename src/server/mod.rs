@@ -274,7 +274,7 @@ impl AppState {
         // Eval runs a stopped server left behind say so (their ids stay valid);
         // those another live replica runs are left alone.
         let runner = runner_id(config.addr);
-        evals::mark_interrupted(&store, &runner, chrono::Utc::now())?;
+        evals::mark_interrupted(&store, &runner, true, chrono::Utc::now())?;
         let mut metrics = metrics::Metrics::default();
         metrics.serving_index(copilot.index().version());
         if let Some(server) = copilot.grounded().and_then(|g| g.model.remote()) {
