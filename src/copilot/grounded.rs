@@ -120,9 +120,6 @@ pub struct Grounded {
     /// The speed of the last generation, to skip the model when it cannot
     /// finish a sentence within the time budget (a busy CPU).
     speed: std::sync::Mutex<Option<Speed>>,
-    /// Held for all the steps of one answer: another question's generation
-    /// between two steps would evict this one's KV cache (a re-prefill).
-    turn: std::sync::Mutex<()>,
     /// How many answers this generator was asked for (each call of
     /// [`Grounded::answer`]): lets a test prove that a quote-only question
     /// never reached the model.
@@ -156,7 +153,6 @@ impl Grounded {
             context_sentences: 4,
             context_passages: 3,
             speed: std::sync::Mutex::new(None),
-            turn: std::sync::Mutex::new(()),
             calls: std::sync::atomic::AtomicUsize::new(0),
         }
     }
@@ -323,7 +319,6 @@ impl Grounded {
                     tracing::debug!(target: "onlabel::generation", predicted_ms, "model skipped: it could not write an answer within the time budget");
                     return Ok(Outcome { draft: None, checked: Vec::new(), generation: None, shown, first_token_ms: None, cut: Some(Cut::TooSlow { predicted_ms }) });
                 }
-                let _turn = self.turn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 let w = self.write_local(model, &prompt, &opts, &full, &shown, &mut stream, accept)?;
                 self.measured(&w.generation);
                 w
@@ -344,12 +339,14 @@ impl Grounded {
         Ok(Outcome { draft, checked, generation: Some(generation), shown, first_token_ms, cut })
     }
 
-    /// The local model writes in steps of [`CHECK_EVERY`] tokens, each step
-    /// a call that continues the text so far (the KV cache holds it: a step
-    /// costs one tokenisation, not a prefill). Between steps the verifier's
-    /// verdicts are read: once the first sentence is finally rejected, the
-    /// model cannot help this question and the rep is not kept waiting for
-    /// the rest of it — the extractive answer stands.
+    /// The local model writes the answer in one generation, verified as it
+    /// is written: a sentence is judged once two more have begun, and every
+    /// [`CHECK_EVERY`] tokens the verdicts are read — once the first
+    /// sentence is rejected for good, the model cannot help this question,
+    /// the engine stops decoding it and the extractive answer stands (the
+    /// rep is not kept waiting for the rest). One generation is one job of
+    /// the batching engine ([`crate::llm::engine`]): concurrent answers are
+    /// decoded together in shared steps, none waits for another's turn.
     #[allow(clippy::too_many_arguments)]
     fn write_local(
         &self,
@@ -364,63 +361,38 @@ impl Grounded {
         let mut buf = String::new();
         let started = std::time::Instant::now();
         let mut first_token_ms = None;
-        let mut first: Option<Generation> = None;
-        let mut generated_tokens = 0;
-        let mut stop = crate::llm::StopReason::MaxTokens;
+        let mut pieces = 0usize;
         let mut stopped_at_string = false;
         let mut cut = None;
-        while generated_tokens < opts.max_tokens {
-            let left = opts.time_budget.saturating_sub(started.elapsed());
-            if left.is_zero() {
-                stop = crate::llm::StopReason::TimeBudget;
-                break;
+        let mut generation = model.generate_while(prompt, opts, |t| {
+            if first_token_ms.is_none() {
+                first_token_ms = Some(started.elapsed().as_secs_f64() * 1e3);
             }
-            let step = GenerateOptions { max_tokens: CHECK_EVERY.min(opts.max_tokens - generated_tokens), time_budget: left, ..opts.clone() };
-            let g = model.generate(&format!("{prompt}{buf}"), &step, |t| {
-                if stopped_at_string {
-                    return;
-                }
-                if first_token_ms.is_none() {
-                    first_token_ms = Some(started.elapsed().as_secs_f64() * 1e3);
-                }
-                buf.push_str(t);
-                // A stop string split across two steps ends the text there, as one call would.
-                if let Some(i) = opts.stop.iter().filter_map(|s| buf.find(s.as_str())).min() {
-                    buf.truncate(i);
-                    stopped_at_string = true;
-                }
-                let checked = verify(&buf, full, Analyzer::shared());
-                // The last piece may still grow, and the one before it may still
-                // receive its marker: judge only pieces with two after them begun.
-                let settled = checked.len().saturating_sub(2);
-                stream.offer(&checked[..settled], shown, accept);
-            })?;
-            generated_tokens += g.generated_tokens;
-            stop = if stopped_at_string { crate::llm::StopReason::StopString } else { g.stop };
-            let done = stop != crate::llm::StopReason::MaxTokens || g.generated_tokens == 0;
-            first.get_or_insert(g);
-            if done {
-                break;
+            pieces += 1;
+            buf.push_str(t);
+            if let Some(i) = opts.stop.iter().filter_map(|s| buf.find(s.as_str())).min() {
+                buf.truncate(i);
+                stopped_at_string = true;
             }
-            if stream.kept.is_empty() && first_sentence_rejected(&verify(&buf, full, Analyzer::shared())) {
-                cut = Some(Cut::FirstSentenceRejected { tokens: generated_tokens });
-                break;
+            let checked = verify(&buf, full, Analyzer::shared());
+            // The last piece may still grow, and the one before it may still
+            // receive its marker: judge only pieces with two after them begun.
+            let settled = checked.len().saturating_sub(2);
+            stream.offer(&checked[..settled], shown, accept);
+            if stopped_at_string {
+                return false;
             }
+            if pieces % CHECK_EVERY == 0 && stream.kept.is_empty() && first_sentence_rejected(&checked) {
+                cut = Some(Cut::FirstSentenceRejected { tokens: pieces });
+                return false;
+            }
+            true
+        })?;
+        if stopped_at_string {
+            generation.stop = crate::llm::StopReason::StopString;
         }
-        let generation = match first {
-            Some(f) => Generation { text: buf, generated_tokens, stop, total_ms: started.elapsed().as_secs_f64() * 1e3, ..f },
-            None => Generation {
-                text: String::new(),
-                prompt_tokens: 0,
-                reused_tokens: 0,
-                generated_tokens: 0,
-                token_ids: Vec::new(),
-                stop,
-                prefill_ms: 0.0,
-                first_token_ms: 0.0,
-                total_ms: started.elapsed().as_secs_f64() * 1e3,
-            },
-        };
+        generation.text = buf;
+        generation.total_ms = started.elapsed().as_secs_f64() * 1e3;
         Ok(Written { generation, first_token_ms, cut })
     }
 
@@ -538,10 +510,10 @@ impl Grounded {
     }
 }
 
-/// Tokens the model writes between two reads of the verifier's verdicts
-/// (see [`Grounded::answer`]): small enough to stop within a few words of a
-/// rejected first sentence, large enough that the per-step tokenisation of
-/// the prompt is noise (measured: README, "Speed").
+/// Pieces of text (about one token each) the local model writes between two
+/// reads of the verifier's verdict on the first sentence (see
+/// [`Grounded::answer`]): the model is stopped within a few words of a
+/// first sentence rejected for good.
 pub const CHECK_EVERY: usize = 8;
 
 /// Whether the first sentence of a generation is rejected for good: it is

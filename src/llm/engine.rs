@@ -28,23 +28,32 @@
 //!   runs its `on_token` callback and checks stop strings in its own thread,
 //!   exactly as before, and raises the job's cancel flag when a stop string
 //!   ends it (or when it goes away).
-//! - Each iteration of the engine: admit queued jobs into free slots and
-//!   prefill each newcomer (reusing the longest prefix already in the chosen
-//!   slot, or in a warmed prefix: [`super::LocalModel::warm_prefix`]), sample
-//!   its first token; then one [`Llama::decode_batch`] over the newest token
-//!   of every active sequence; sample each row (mask, greedy or seeded
-//!   sampler per sequence) and send it; free the slots of finished
-//!   sequences. A slot keeps its tokens after its sequence ends, so a prompt
-//!   repeated later (or sharing a longer prefix) reuses them.
-//! - Prefill stays one sequence at a time on candle ops: prompts arrive one
-//!   by one in steady state, and a prefill is already a matrix-matrix product.
+//! - Each iteration of the engine: admit queued jobs into free slots (each
+//!   starts from the longest prefix already in the chosen slot, or in a
+//!   warmed prefix: [`super::LocalModel::warm_prefix`]; among equals the
+//!   least recently used slot is taken, so a finished answer's tokens stay
+//!   for a repeat); then one chunk of prefill ([`EngineConfig::prefill_chunk`]
+//!   prompt tokens, first come first served; a sequence whose prompt is
+//!   complete samples its first token); then one [`Llama::decode_batch`]
+//!   over the newest token of every decoding sequence; sample each row
+//!   (mask, greedy or seeded sampler per sequence) and send it; free the
+//!   slots of finished sequences. A slot keeps its tokens after its sequence
+//!   ends, so a prompt repeated later (or sharing a longer prefix) reuses them.
+//! - Chunked prefill (as vLLM's chunked prefill and llama.cpp's server's
+//!   batches of `n_batch` tokens): a newcomer's long prompt no longer stops
+//!   every running answer for its whole prefill; they get a decode step
+//!   after each chunk. A chunk is already a matrix-matrix product, so
+//!   cutting a prompt costs little.
+//! - The time budget of a request counts its own work: from its admission
+//!   (not its wait in the queue), less the time spent prefilling others.
 //!
 //! # Exactness
 //!
 //! A batched step computes every row with the same floating-point operations
 //! in the same order as a batch of one (rows never mix: see the kernels'
-//! docs and the bit-identity tests in [`super::model`]), and prefix reuse is
-//! a copy of the same floats. So a greedy sequence's tokens are the same
+//! docs and the bit-identity tests in [`super::model`]), prefix reuse is
+//! a copy of the same floats, and a prompt is cut into chunks at offsets
+//! that depend only on its own reused prefix. So a greedy sequence's tokens are the same
 //! whether it was decoded alone or beside fifteen others (the token-identity
 //! test in this module).
 
@@ -70,19 +79,23 @@ pub struct EngineConfig {
     pub queue: usize,
     /// Positions of each slot's KV cache (prompt plus generated tokens).
     pub slot_context: usize,
+    /// Prompt tokens prefilled per engine step at most (one chunk): a long
+    /// prompt is evaluated a chunk at a time between the decode steps of the
+    /// sequences already running, so they keep streaming while it is read.
+    pub prefill_chunk: usize,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig { slots: 16, queue: 64, slot_context: MAX_CONTEXT }
+        EngineConfig { slots: 16, queue: 64, slot_context: MAX_CONTEXT, prefill_chunk: 64 }
     }
 }
 
 impl EngineConfig {
-    /// The defaults, overridden by `ONLABEL_LLM_SLOTS`, `ONLABEL_LLM_QUEUE`
-    /// and `ONLABEL_LLM_SLOT_CONTEXT` when set (for benches and operators
-    /// sizing memory: a slot of 2048 positions holds about 90 MB with
-    /// SmolLM2-135M).
+    /// The defaults, overridden by `ONLABEL_LLM_SLOTS`, `ONLABEL_LLM_QUEUE`,
+    /// `ONLABEL_LLM_SLOT_CONTEXT` and `ONLABEL_LLM_PREFILL_CHUNK` when set
+    /// (for benches and operators sizing memory: a slot of 2048 positions
+    /// holds about 90 MB with SmolLM2-135M).
     pub fn from_env() -> EngineConfig {
         let get = |k: &str, d: usize| std::env::var(k).ok().and_then(|v| v.parse::<usize>().ok()).filter(|v| *v > 0).unwrap_or(d);
         let d = EngineConfig::default();
@@ -90,6 +103,7 @@ impl EngineConfig {
             slots: get("ONLABEL_LLM_SLOTS", d.slots),
             queue: get("ONLABEL_LLM_QUEUE", d.queue),
             slot_context: get("ONLABEL_LLM_SLOT_CONTEXT", d.slot_context),
+            prefill_chunk: get("ONLABEL_LLM_PREFILL_CHUNK", d.prefill_chunk),
         }
     }
 }
@@ -126,9 +140,12 @@ pub(crate) struct Job {
     pub ids: Vec<u32>,
     /// Most new tokens.
     pub max_tokens: usize,
-    /// When the call started (the time budget counts from here, queueing included).
+    /// When the call started (reported times count from here).
     pub t0: Instant,
-    /// Wall-clock budget.
+    /// Budget of this request's own work: it counts from the request's
+    /// admission to a slot (not the wait in the queue), less the time the
+    /// engine spent prefilling other requests meanwhile; decode steps,
+    /// shared by every running sequence, count in full.
     pub time_budget: Duration,
     /// 0 = greedy.
     pub temperature: f64,
@@ -171,6 +188,7 @@ impl Engine {
             slots: config.slots.max(1),
             queue: config.queue.max(1),
             slot_context: config.slot_context.clamp(1, model.max_context()),
+            prefill_chunk: config.prefill_chunk.max(1),
         };
         let mut stop = vec![false; model.vocab_size()];
         for &s in stops {
@@ -224,13 +242,37 @@ pub(crate) fn stopped() -> Error {
     Error::Generation("the model thread has stopped".into())
 }
 
-/// A sequence being decoded in a slot.
+/// A sequence in a slot: its prompt being prefilled chunk by chunk, then
+/// decoded.
 struct Seq {
     job: Job,
     sampler: candle_transformers::generation::LogitsProcessor,
     generated: usize,
     /// The sampled token not yet run through the model.
     pending: u32,
+    /// Prompt tokens in the slot's cache; the sequence decodes once it is
+    /// `job.ids.len()`.
+    prefilled: usize,
+    /// Prompt tokens served from a reused prefix.
+    reused: usize,
+    /// Admission order (prefill is first come, first served).
+    order: u64,
+    /// When it took its slot: its time budget counts from here.
+    admitted: Instant,
+    /// Engine time spent prefilling other sequences since then (not
+    /// charged to this one's budget).
+    others: Duration,
+}
+
+impl Seq {
+    fn decoding(&self) -> bool {
+        self.prefilled >= self.job.ids.len()
+    }
+
+    /// Time charged to this request: since admission, less other requests' prefill.
+    fn charged(&self) -> Duration {
+        self.admitted.elapsed().saturating_sub(self.others)
+    }
 }
 
 #[derive(Default)]
@@ -239,6 +281,9 @@ struct Slot {
     /// Tokens whose keys and values are in `cache`, in order.
     cached: Vec<u32>,
     seq: Option<Seq>,
+    /// When the slot last took a sequence (admission order): among slots
+    /// holding equally useful prefixes, the least recently used is reused.
+    last_used: u64,
 }
 
 struct Worker {
@@ -250,12 +295,14 @@ struct Worker {
     prefixes: VecDeque<(Vec<u32>, KvCache)>,
     /// Scratch row for masking and sampling.
     row: Vec<f32>,
+    /// Sequences admitted so far.
+    admitted: u64,
 }
 
 impl Worker {
     fn new(model: Llama, stop: Vec<bool>, config: EngineConfig) -> Worker {
         let slots = (0..config.slots).map(|_| Slot::default()).collect();
-        Worker { model, stop, config, slots, prefixes: VecDeque::new(), row: Vec::new() }
+        Worker { model, stop, config, slots, prefixes: VecDeque::new(), row: Vec::new(), admitted: 0 }
     }
 
     fn run(mut self, rx: mpsc::Receiver<Request>) {
@@ -306,18 +353,22 @@ impl Worker {
     }
 
     /// Puts a job into the free slot that already holds the longest prefix
-    /// of its prompt, prefills the rest and samples its first token.
+    /// of its prompt (a warmed prefix is copied in when longer); its prompt
+    /// is then prefilled chunk by chunk by [`Worker::step`].
     fn admit(&mut self, job: Job) {
         let ids = &job.ids;
         let Some(si) = (0..self.slots.len()).filter(|&i| self.slots[i].seq.is_none()).max_by_key(|&i| {
             let s = &self.slots[i];
-            // Longest shared prefix first, then a slot whose cache exists, then the lowest index.
-            (common_prefix(&s.cached, ids), s.cache.is_some(), std::cmp::Reverse(i))
+            // Longest shared prefix first, then a slot whose cache exists,
+            // then the least recently used, then the lowest index.
+            (common_prefix(&s.cached, ids), s.cache.is_some(), std::cmp::Reverse(s.last_used), std::cmp::Reverse(i))
         }) else {
             let _ = job.events.send(Event::Failed(Error::Generation("no free slot".into())));
             return;
         };
+        self.admitted += 1;
         let slot = &mut self.slots[si];
+        slot.last_used = self.admitted;
         let cache = slot.cache.get_or_insert_with(|| self.model.new_cache(self.config.slot_context));
         let mut reuse = common_prefix(&slot.cached, ids);
         if let Some((p, pc)) = self.prefixes.iter().max_by_key(|(p, _)| common_prefix(p, ids)) {
@@ -333,43 +384,87 @@ impl Worker {
         let reuse = reuse.min(ids.len().saturating_sub(1));
         cache.truncate(reuse);
         slot.cached.truncate(reuse);
-        let logits = match self.model.forward_in(cache, &ids[reuse..]) {
-            Ok(l) => l,
-            Err(e) => {
-                cache.truncate(0);
-                slot.cached.clear();
-                let _ = job.events.send(Event::Failed(e));
-                return;
-            }
-        };
-        slot.cached.extend_from_slice(&ids[reuse..]);
-        let _ = job.events.send(Event::Started { reused: reuse, prefill_ms: job.t0.elapsed().as_secs_f64() * 1e3 });
         let sampler = candle_transformers::generation::LogitsProcessor::new(
             job.seed,
             (job.temperature > 0.0).then_some(job.temperature),
             job.top_p,
         );
-        let mut seq = Seq { job, sampler, generated: 0, pending: 0 };
-        self.row.clear();
-        self.row.extend_from_slice(logits);
-        if sample(&mut seq, &mut self.row, &self.stop) {
-            slot.seq = Some(seq);
+        slot.seq = Some(Seq {
+            job,
+            sampler,
+            generated: 0,
+            pending: 0,
+            prefilled: reuse,
+            reused: reuse,
+            order: self.admitted,
+            admitted: Instant::now(),
+            others: Duration::ZERO,
+        });
+    }
+
+    /// Prefills up to [`EngineConfig::prefill_chunk`] prompt tokens, first
+    /// come first served: each sequence's prompt is cut into chunks at fixed
+    /// offsets from its reused prefix (so its floats do not depend on what
+    /// else runs), and a sequence whose prompt is complete samples its first
+    /// token and joins the decode steps.
+    fn prefill(&mut self) {
+        let mut done = 0;
+        while done < self.config.prefill_chunk {
+            let Some(si) = (0..self.slots.len())
+                .filter(|&i| self.slots[i].seq.as_ref().is_some_and(|s| !s.decoding()))
+                .min_by_key(|&i| self.slots[i].seq.as_ref().map_or(u64::MAX, |s| s.order))
+            else {
+                return;
+            };
+            let started = Instant::now();
+            let slot = &mut self.slots[si];
+            let (Some(seq), Some(cache)) = (slot.seq.as_mut(), slot.cache.as_mut()) else { return };
+            let from = seq.prefilled;
+            let to = (from + self.config.prefill_chunk).min(seq.job.ids.len());
+            let logits = match self.model.forward_in(cache, &seq.job.ids[from..to]) {
+                Ok(l) => l,
+                Err(e) => {
+                    cache.truncate(0);
+                    slot.cached.clear();
+                    if let Some(seq) = slot.seq.take() {
+                        let _ = seq.job.events.send(Event::Failed(e));
+                    }
+                    continue;
+                }
+            };
+            slot.cached.extend_from_slice(&seq.job.ids[from..to]);
+            seq.prefilled = to;
+            done += to - from;
+            if seq.decoding() {
+                let _ = seq.job.events.send(Event::Started { reused: seq.reused, prefill_ms: seq.job.t0.elapsed().as_secs_f64() * 1e3 });
+                self.row.clear();
+                self.row.extend_from_slice(logits);
+                if !sample(seq, &mut self.row, &self.stop) {
+                    slot.seq = None;
+                }
+            }
+            // Other requests' budgets do not pay for this one's prompt.
+            let spent = started.elapsed();
+            for (i, other) in self.slots.iter_mut().enumerate() {
+                if let Some(o) = other.seq.as_mut().filter(|_| i != si) {
+                    o.others += spent;
+                }
+            }
         }
     }
 
-    /// One decode step over every active sequence.
+    /// One engine step: a chunk of prefill (see [`Worker::prefill`]), then
+    /// one decode step over every sequence whose prompt is in its cache.
     fn step(&mut self) {
-        let batch: Vec<usize> = (0..self.slots.len()).filter(|&i| self.slots[i].seq.is_some()).collect();
-        if batch.is_empty() {
-            return;
-        }
-        // Sequences whose caller has gone or stopped them leave before the step.
-        for &i in &batch {
-            if self.slots[i].seq.as_ref().is_some_and(|s| s.job.cancel.load(Ordering::Relaxed)) {
-                self.slots[i].seq = None;
+        // Sequences whose caller has gone or stopped them leave first.
+        for slot in &mut self.slots {
+            if slot.seq.as_ref().is_some_and(|s| s.job.cancel.load(Ordering::Relaxed)) {
+                slot.seq = None;
+                // A prompt cut off mid-prefill leaves a valid cache of what was run.
             }
         }
-        let batch: Vec<usize> = batch.into_iter().filter(|&i| self.slots[i].seq.is_some()).collect();
+        self.prefill();
+        let batch: Vec<usize> = (0..self.slots.len()).filter(|&i| self.slots[i].seq.as_ref().is_some_and(Seq::decoding)).collect();
         if batch.is_empty() {
             return;
         }
@@ -444,7 +539,7 @@ fn sample(seq: &mut Seq, row: &mut [f32], stop: &[bool]) -> bool {
     seq.generated += 1;
     let reason = if seq.generated >= job.max_tokens {
         Some(StopReason::MaxTokens)
-    } else if job.t0.elapsed() >= job.time_budget {
+    } else if seq.charged() >= job.time_budget {
         Some(StopReason::TimeBudget)
     } else {
         None

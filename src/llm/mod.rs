@@ -130,7 +130,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub struct GenerateOptions {
     /// Most new tokens.
     pub max_tokens: usize,
-    /// Wall-clock budget for the whole call.
+    /// Time budget of the call's own work: from its admission to one of
+    /// the engine's slots, less time the engine spends prefilling other calls.
     pub time_budget: Duration,
     /// 0 = greedy (deterministic).
     pub temperature: f64,
@@ -170,6 +171,8 @@ pub enum StopReason {
     MaxTokens,
     /// The wall-clock budget ran out.
     TimeBudget,
+    /// The caller stopped it ([`LocalModel::generate_while`]).
+    Cancelled,
 }
 
 /// The result of one generation.
@@ -352,10 +355,23 @@ impl LocalModel {
     ///
     /// Concurrent calls share the model's decode steps ([`engine`]): each
     /// call's tokens are those it would get alone. The caller's thread
-    /// tokenizes, decodes text, runs `on_token` and checks stop strings; the
-    /// wait for a slot counts in `opts.time_budget`. With every slot busy and
+    /// tokenizes, decodes text, runs `on_token` and checks stop strings.
+    /// `opts.time_budget` counts this call's own work from its admission to
+    /// a slot, less the time the engine spends prefilling other calls. With every slot busy and
     /// the queue full it returns [`Error::Overloaded`] at once.
     pub fn generate(&self, prompt: &str, opts: &GenerateOptions, mut on_token: impl FnMut(&str)) -> Result<Generation> {
+        self.generate_while(prompt, opts, |t| {
+            on_token(t);
+            true
+        })
+    }
+
+    /// [`LocalModel::generate`], where `on_token` says whether to go on:
+    /// when it returns `false` the generation ends there
+    /// ([`StopReason::Cancelled`]) and the engine stops decoding it at its
+    /// next step (the copilot stops a draft whose first sentence the
+    /// verifier rejected for good).
+    pub fn generate_while(&self, prompt: &str, opts: &GenerateOptions, mut on_token: impl FnMut(&str) -> bool) -> Result<Generation> {
         let t0 = Instant::now();
         let ids = self.tokenizer.encode(prompt)?;
         if ids.is_empty() {
@@ -422,10 +438,11 @@ impl LocalModel {
             out_ids.push(id);
             // Decode incrementally: emit whatever new text the ids now spell.
             let full = self.tokenizer.decode(&out_ids)?;
-            if full.len() > text.len() && full.is_char_boundary(text.len()) {
-                on_token(&full[text.len()..]);
-            }
+            let go_on = if full.len() > text.len() && full.is_char_boundary(text.len()) { on_token(&full[text.len()..]) } else { true };
             text = full;
+            if !go_on {
+                break StopReason::Cancelled;
+            }
             if opts.stop.iter().any(|s| text.contains(s.as_str())) {
                 break StopReason::StopString;
             }

@@ -303,3 +303,85 @@ fn a_full_generation_queue_is_refused_not_waited_for() {
         assert!(second.join().unwrap().is_ok());
     });
 }
+
+/// Issue 23, point 1: a newcomer's long prompt is prefilled in chunks
+/// between the decode steps of the answer already running — that answer
+/// keeps streaming while the prompt is read (it received nothing during a
+/// whole prefill before) — and a prompt cut into chunks gives the same
+/// tokens as one read in a single forward pass.
+#[test]
+fn issue23_1_a_long_prompt_is_prefilled_in_chunks_between_decode_steps_with_the_same_tokens() {
+    let long = label_prompts(model(), 1, 600).remove(0);
+    let opts = GenerateOptions { max_tokens: 16, time_budget: std::time::Duration::from_secs(600), ..Default::default() };
+    // The same prompt read in one forward (a chunk larger than it) and in chunks of 32.
+    let whole = LocalModel::load_with(&model_path(), onlabel::llm::EngineConfig { prefill_chunk: 4096, ..Default::default() }).unwrap();
+    let want = whole.generate(&long, &opts, |_| {}).unwrap();
+    assert!(want.prompt_tokens > 600, "{} prompt tokens", want.prompt_tokens);
+    let m = LocalModel::load_with(&model_path(), onlabel::llm::EngineConfig { prefill_chunk: 32, ..Default::default() }).unwrap();
+    let count = m.render_chat(&[Message { role: "user".into(), content: "Count from one to one hundred.".into() }]).unwrap();
+    let running_opts = GenerateOptions { max_tokens: 400, time_budget: std::time::Duration::from_secs(600), ..Default::default() };
+    let events = std::sync::Mutex::new(Vec::<&'static str>::new());
+    let (streaming_tx, streaming_rx) = std::sync::mpsc::channel();
+    let got = std::thread::scope(|s| {
+        let running = s.spawn(|| {
+            let tx = streaming_tx;
+            m.generate(&count, &running_opts, |_| {
+                events.lock().unwrap().push("running");
+                let _ = tx.send(());
+            })
+        });
+        // Once the running answer streams, the long prompt arrives.
+        streaming_rx.recv().unwrap();
+        events.lock().unwrap().push("submitted");
+        let got = m
+            .generate(&long, &opts, |_| {
+                events.lock().unwrap().push("newcomer");
+            })
+            .unwrap();
+        assert!(running.join().unwrap().is_ok());
+        got
+    });
+    assert_eq!(got.token_ids, want.token_ids, "a prompt prefilled in chunks of 32 gives other tokens than in one forward");
+    let ev = events.into_inner().unwrap();
+    let from = ev.iter().position(|e| *e == "submitted").unwrap();
+    let to = ev.iter().position(|e| *e == "newcomer").unwrap();
+    let during = ev[from..to].iter().filter(|e| **e == "running").count();
+    // About one token of the running answer per chunk of 32 prompt tokens.
+    assert!(during >= 8, "the running answer got {during} tokens while a {}-token prompt was prefilled", got.prompt_tokens);
+}
+
+/// Issue 23, point 1: the time budget counts a request's own work from its
+/// admission to a slot; the wait in the queue behind a long answer is not
+/// charged to it (it used to be: the queued request stopped at its first
+/// token).
+#[test]
+fn issue23_1_the_time_budget_counts_from_admission_not_from_the_queue() {
+    let cfg = onlabel::llm::EngineConfig { slots: 1, queue: 2, ..Default::default() };
+    let m = LocalModel::load_with(&model_path(), cfg).unwrap();
+    let count = m.render_chat(&[Message { role: "user".into(), content: "Count from one to one hundred.".into() }]).unwrap();
+    let short = m.render_chat(&[Message { role: "user".into(), content: "What is the capital of France?".into() }]).unwrap();
+    let long = GenerateOptions { max_tokens: 300, time_budget: std::time::Duration::from_secs(600), ..Default::default() };
+    let budget = std::time::Duration::from_secs(1);
+    let opts = GenerateOptions { max_tokens: 6, time_budget: budget, ..Default::default() };
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    std::thread::scope(|s| {
+        let first = s.spawn(|| {
+            let tx = started_tx;
+            m.generate(&count, &long, move |_| {
+                let _ = tx.send(());
+            })
+        });
+        started_rx.recv().unwrap();
+        let queued = m.generate(&short, &opts, |_| {}).unwrap();
+        let first = first.join().unwrap().unwrap();
+        // The scenario happened: the queued call waited longer than its budget.
+        assert!(
+            queued.prefill_ms > budget.as_secs_f64() * 1e3,
+            "the queued call waited only {:.0} ms (the first ran {} tokens in {:.0} ms)",
+            queued.prefill_ms,
+            first.generated_tokens,
+            first.total_ms
+        );
+        assert!(queued.generated_tokens >= 2 && queued.stop != onlabel::llm::StopReason::TimeBudget, "{queued:?}");
+    });
+}
