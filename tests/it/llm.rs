@@ -307,17 +307,39 @@ fn a_full_generation_queue_is_refused_not_waited_for() {
 /// Issue 23, point 1: a newcomer's long prompt is prefilled in chunks
 /// between the decode steps of the answer already running — that answer
 /// keeps streaming while the prompt is read (it received nothing during a
-/// whole prefill before) — and a prompt cut into chunks gives the same
-/// tokens as one read in a single forward pass.
+/// whole prefill before). A prompt read in chunks ends on the same greedy
+/// token as one read in a single forward pass, its logits within the drift
+/// any split of a prompt has (not every bit: candle's softmax sums and
+/// `gemm`'s depth blocks depend on the attended length, and Q8_1
+/// re-quantization at every matrix amplifies a last-bit change; measured on
+/// this 660-token prompt: 0.45 for two halves — the split a warmed prefix
+/// has always made — 0.50 to 0.83 for chunks of 32 to 256; a wrong position
+/// or mask moves them by whole units). It gets the same tokens whatever
+/// else runs beside it: chunks are cut at offsets of its own.
 #[test]
-fn issue23_1_a_long_prompt_is_prefilled_in_chunks_between_decode_steps_with_the_same_tokens() {
+fn issue23_1_a_long_prompt_is_prefilled_in_chunks_between_decode_steps() {
+    const SPLIT_DRIFT: f32 = 1.5;
     let long = label_prompts(model(), 1, 600).remove(0);
+    let ids = model().tokenizer.encode(&long).unwrap();
+    assert!(ids.len() > 600, "{} prompt tokens", ids.len());
+    let mut f = std::fs::File::open(model_path()).unwrap();
+    let ct = candle_core::quantized::gguf_file::Content::read(&mut f).unwrap();
+    let mut llama = onlabel::llm::Llama::load(&ct, &mut f, &candle_core::Device::Cpu).unwrap();
+    let mut cache = llama.new_cache(ids.len());
+    let whole = llama.forward_in(&mut cache, &ids).unwrap().to_vec();
+    let mut cache = llama.new_cache(ids.len());
+    let mut chunked = Vec::new();
+    for c in ids.chunks(32) {
+        chunked = llama.forward_in(&mut cache, c).unwrap().to_vec();
+    }
+    let diff = whole.iter().zip(&chunked).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(diff <= SPLIT_DRIFT, "last-position logits of chunks of 32 differ from one forward by {diff}");
+    assert_eq!(onlabel::llm::Llama::argmax(&whole), onlabel::llm::Llama::argmax(&chunked), "chunks of 32 change the greedy token");
+
     let opts = GenerateOptions { max_tokens: 16, time_budget: std::time::Duration::from_secs(600), ..Default::default() };
-    // The same prompt read in one forward (a chunk larger than it) and in chunks of 32.
-    let whole = LocalModel::load_with(&model_path(), onlabel::llm::EngineConfig { prefill_chunk: 4096, ..Default::default() }).unwrap();
-    let want = whole.generate(&long, &opts, |_| {}).unwrap();
-    assert!(want.prompt_tokens > 600, "{} prompt tokens", want.prompt_tokens);
-    let m = LocalModel::load_with(&model_path(), onlabel::llm::EngineConfig { prefill_chunk: 32, ..Default::default() }).unwrap();
+    let cfg = onlabel::llm::EngineConfig { prefill_chunk: 32, ..Default::default() };
+    let alone = LocalModel::load_with(&model_path(), cfg).unwrap().generate(&long, &opts, |_| {}).unwrap();
+    let m = LocalModel::load_with(&model_path(), cfg).unwrap();
     let count = m.render_chat(&[Message { role: "user".into(), content: "Count from one to one hundred.".into() }]).unwrap();
     let running_opts = GenerateOptions { max_tokens: 400, time_budget: std::time::Duration::from_secs(600), ..Default::default() };
     let events = std::sync::Mutex::new(Vec::<&'static str>::new());
@@ -341,7 +363,7 @@ fn issue23_1_a_long_prompt_is_prefilled_in_chunks_between_decode_steps_with_the_
         assert!(running.join().unwrap().is_ok());
         got
     });
-    assert_eq!(got.token_ids, want.token_ids, "a prompt prefilled in chunks of 32 gives other tokens than in one forward");
+    assert_eq!(got.token_ids, alone.token_ids, "the chunked prompt's tokens depend on what ran beside it");
     let ev = events.into_inner().unwrap();
     let from = ev.iter().position(|e| *e == "submitted").unwrap();
     let to = ev.iter().position(|e| *e == "newcomer").unwrap();
