@@ -464,6 +464,9 @@ impl Grounded {
                     token_ids: Vec::new(),
                     stop: crate::llm::StopReason::EndOfText,
                     prefill_ms: 0.0,
+                    queue_ms: 0.0,
+                    prefill_compute_ms: 0.0,
+                    others_ms: 0.0,
                     first_token_ms: first_token_ms.unwrap_or(0.0),
                     total_ms: started.elapsed().as_secs_f64() * 1e3,
                 }
@@ -498,14 +501,22 @@ impl Grounded {
 
     /// Remembers how fast a generation ran (prefill per new prompt token,
     /// decode per token).
+    ///
+    /// Both are the generation's own work, as its time budget counts it:
+    /// the prompt's chunks as the engine timed them, and the decode time
+    /// less the queue and other requests' prefill — so that a busy engine
+    /// (concurrent answers being read in) does not make every later
+    /// question skip the model.
     fn measured(&self, g: &Generation) {
         let fresh = g.prompt_tokens.saturating_sub(g.reused_tokens).max(1);
         if g.generated_tokens == 0 {
             return;
         }
-        let decode = if g.generated_tokens > 1 { (g.total_ms - g.first_token_ms) / (g.generated_tokens - 1) as f64 } else { 0.0 };
+        let own_prefill = if g.prefill_compute_ms > 0.0 { g.prefill_compute_ms } else { g.first_token_ms };
+        let own_total = (g.total_ms - g.queue_ms - g.others_ms).max(own_prefill);
+        let decode = if g.generated_tokens > 1 { (own_total - own_prefill) / (g.generated_tokens - 1) as f64 } else { 0.0 };
         if let Ok(mut s) = self.speed.lock() {
-            *s = Some(Speed { ttft_ms_per_token: g.first_token_ms / fresh as f64, reused: g.reused_tokens, decode_ms_per_token: decode, at: std::time::Instant::now() });
+            *s = Some(Speed { ttft_ms_per_token: own_prefill / fresh as f64, reused: g.reused_tokens, decode_ms_per_token: decode, at: std::time::Instant::now() });
         }
     }
 }

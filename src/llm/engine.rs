@@ -118,6 +118,10 @@ pub(crate) enum Event {
         reused: usize,
         /// Milliseconds from the call's start to the end of prefill.
         prefill_ms: f64,
+        /// Milliseconds the call waited in the queue for a slot.
+        queue_ms: f64,
+        /// Milliseconds of engine time its own prompt chunks took.
+        prefill_compute_ms: f64,
     },
     /// A sampled token; `stop` is set when the engine ends the sequence
     /// after it (max tokens, time budget).
@@ -126,10 +130,14 @@ pub(crate) enum Event {
         id: u32,
         /// Why the engine stops after this token, if it does.
         stop: Option<StopReason>,
+        /// Milliseconds the engine has spent prefilling other requests
+        /// since this one's admission (not charged to its budget).
+        others_ms: f64,
     },
     /// The sequence ended without a new token (an end/control token was
-    /// sampled, or the time budget ran out).
-    End(StopReason),
+    /// sampled, or the time budget ran out); with the milliseconds spent
+    /// on other requests' prefill since admission.
+    End(StopReason, f64),
     /// The forward pass failed.
     Failed(Error),
 }
@@ -262,6 +270,8 @@ struct Seq {
     /// Engine time spent prefilling other sequences since then (not
     /// charged to this one's budget).
     others: Duration,
+    /// Engine time its own prompt chunks took.
+    prefill_compute: Duration,
 }
 
 impl Seq {
@@ -399,6 +409,7 @@ impl Worker {
             order: self.admitted,
             admitted: Instant::now(),
             others: Duration::ZERO,
+            prefill_compute: Duration::ZERO,
         });
     }
 
@@ -434,9 +445,15 @@ impl Worker {
             };
             slot.cached.extend_from_slice(&seq.job.ids[from..to]);
             seq.prefilled = to;
+            seq.prefill_compute += started.elapsed();
             done += to - from;
             if seq.decoding() {
-                let _ = seq.job.events.send(Event::Started { reused: seq.reused, prefill_ms: seq.job.t0.elapsed().as_secs_f64() * 1e3 });
+                let _ = seq.job.events.send(Event::Started {
+                    reused: seq.reused,
+                    prefill_ms: seq.job.t0.elapsed().as_secs_f64() * 1e3,
+                    queue_ms: seq.admitted.duration_since(seq.job.t0).as_secs_f64() * 1e3,
+                    prefill_compute_ms: seq.prefill_compute.as_secs_f64() * 1e3,
+                });
                 self.row.clear();
                 self.row.extend_from_slice(logits);
                 if !sample(seq, &mut self.row, &self.stop) {
@@ -533,7 +550,7 @@ fn sample(seq: &mut Seq, row: &mut [f32], stop: &[bool]) -> bool {
         }
     };
     if stop.get(next as usize).copied().unwrap_or(false) {
-        let _ = job.events.send(Event::End(StopReason::EndOfText));
+        let _ = job.events.send(Event::End(StopReason::EndOfText, seq.others.as_secs_f64() * 1e3));
         return false;
     }
     seq.generated += 1;
@@ -544,7 +561,7 @@ fn sample(seq: &mut Seq, row: &mut [f32], stop: &[bool]) -> bool {
     } else {
         None
     };
-    if job.events.send(Event::Token { id: next, stop: reason }).is_err() {
+    if job.events.send(Event::Token { id: next, stop: reason, others_ms: seq.others.as_secs_f64() * 1e3 }).is_err() {
         return false;
     }
     seq.pending = next;

@@ -191,8 +191,16 @@ pub struct Generation {
     pub token_ids: Vec<u32>,
     /// Why it stopped.
     pub stop: StopReason,
-    /// Time to process the prompt, ms.
+    /// Time from the call's start to the end of its prompt's prefill, ms
+    /// (wall clock: the queue and other requests' work included).
     pub prefill_ms: f64,
+    /// Time waiting in the queue for a slot, ms.
+    pub queue_ms: f64,
+    /// Engine time of this call's own prompt chunks, ms.
+    pub prefill_compute_ms: f64,
+    /// Engine time spent on other requests' prefill while this call held
+    /// its slot, ms (neither this nor the queue counts in its time budget).
+    pub others_ms: f64,
     /// Time to the first generated token, ms.
     pub first_token_ms: f64,
     /// Total time, ms.
@@ -415,24 +423,32 @@ impl LocalModel {
             }
         }
         let _cancel = CancelOnDrop(cancel);
-        let (mut reused, mut prefill_ms) = (0, 0.0);
+        let (mut reused, mut prefill_ms, mut queue_ms, mut prefill_compute_ms) = (0, 0.0, 0.0, 0.0);
+        // Every way out of the loop below reads it from the engine first.
+        let mut others_ms: f64;
         let mut out_ids: Vec<u32> = Vec::new();
         let mut text = String::new();
         let mut first_token_ms = None;
         let stop = loop {
             let event = rx.recv().map_err(|_| engine::stopped())?;
             let (id, engine_stop) = match event {
-                engine::Event::Started { reused: r, prefill_ms: p } => {
+                engine::Event::Started { reused: r, prefill_ms: p, queue_ms: q, prefill_compute_ms: c } => {
                     reused = r;
                     prefill_ms = p;
+                    queue_ms = q;
+                    prefill_compute_ms = c;
                     continue;
                 }
                 engine::Event::Failed(e) => return Err(e),
-                engine::Event::End(reason) => {
+                engine::Event::End(reason, others) => {
+                    others_ms = others;
                     first_token_ms.get_or_insert(t0.elapsed().as_secs_f64() * 1e3);
                     break reason;
                 }
-                engine::Event::Token { id, stop } => (id, stop),
+                engine::Event::Token { id, stop, others_ms: others } => {
+                    others_ms = others;
+                    (id, stop)
+                }
             };
             first_token_ms.get_or_insert(t0.elapsed().as_secs_f64() * 1e3);
             out_ids.push(id);
@@ -458,6 +474,9 @@ impl LocalModel {
             token_ids: out_ids,
             stop,
             prefill_ms,
+            queue_ms,
+            prefill_compute_ms,
+            others_ms,
             first_token_ms: first_token_ms.unwrap_or(0.0),
             total_ms: t0.elapsed().as_secs_f64() * 1e3,
         })

@@ -741,6 +741,9 @@ impl RemoteModel {
             token_ids: Vec::new(),
             stop: stop.unwrap_or(StopReason::EndOfText),
             prefill_ms: first_token_ms.unwrap_or(total_ms),
+            queue_ms: 0.0,
+            prefill_compute_ms: 0.0,
+            others_ms: 0.0,
             first_token_ms: first_token_ms.unwrap_or(total_ms),
             total_ms,
         })

@@ -360,7 +360,9 @@ fn issue23_1_a_long_prompt_is_prefilled_in_chunks_between_decode_steps() {
                 events.lock().unwrap().push("newcomer");
             })
             .unwrap();
-        assert!(running.join().unwrap().is_ok());
+        let running = running.join().unwrap().unwrap();
+        // The newcomer's prompt chunks are not charged to the running answer's budget.
+        assert!(got.prefill_compute_ms > 0.0 && running.others_ms >= got.prefill_compute_ms, "{running:?}\n{got:?}");
         got
     });
     assert_eq!(got.token_ids, alone.token_ids, "the chunked prompt's tokens depend on what ran beside it");
@@ -404,6 +406,7 @@ fn issue23_1_the_time_budget_counts_from_admission_not_from_the_queue() {
             first.generated_tokens,
             first.total_ms
         );
+        assert!(queued.queue_ms > budget.as_secs_f64() * 1e3, "{queued:?}");
         assert!(queued.generated_tokens >= 2 && queued.stop != onlabel::llm::StopReason::TimeBudget, "{queued:?}");
     });
 }
