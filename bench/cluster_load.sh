@@ -41,7 +41,7 @@ cleanup() {
   if [[ -z "${ONLABEL_LOAD_KEEP:-}" ]]; then rm -rf "$SCRATCH"; else log "kept $SCRATCH"; fi
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+source scripts/net.sh # free_port, wait_http
 
 # The cluster, in the background, until it says it runs.
 CPORT=$(free_port)
@@ -66,11 +66,7 @@ SPORT=$(free_port)
 RAYON_NUM_THREADS="$THREADS" "$BIN" --data "$DATA" serve --generate --index "$SCRATCH/index" --addr "127.0.0.1:$SPORT" \
   >"$SCRATCH/single.log" 2>&1 &
 SPID=$!; PIDS+=("$SPID")
-for _ in $(seq 1 300); do
-  python3 -c "import sys,urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)" "http://127.0.0.1:$SPORT/healthz" 2>/dev/null && break
-  kill -0 "$SPID" 2>/dev/null || { log "onlabel serve exited"; tail -n 20 "$SCRATCH/single.log" >&2; exit 1; }
-  sleep 0.2
-done
+wait_http "http://127.0.0.1:$SPORT/healthz" 60 "$SPID" "$SCRATCH/single.log"
 log "single process on :$SPORT"
 
 RESULTS="$SCRATCH/results.jsonl"

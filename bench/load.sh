@@ -46,8 +46,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-wait_http() { # url, seconds
+# free_port, wait_http (any HTTP answer; wait_ok below needs a 2xx).
+source scripts/net.sh
+wait_ok() { # url, seconds
   local url=$1 n=$2
   for _ in $(seq 1 $((n * 5))); do
     if python3 -c "import sys,urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)" "$url" 2>/dev/null; then return 0; fi
@@ -73,17 +74,9 @@ LPORT=$(free_port)
 "$LLAMA_BIN/llama-server" -m "$MODEL" -np 16 -c $((16 * 1024)) -t "$THREADS" -tb "$THREADS" \
   --host 127.0.0.1 --port "$LPORT" --no-webui >"$SCRATCH/llama-server.log" 2>&1 &
 LPID=$!; PIDS+=("$LPID")
-wait_http "http://127.0.0.1:$LPORT/health" 120
+wait_ok "http://127.0.0.1:$LPORT/health" 120
 # Any HTTP answer (even 401/404) means our server listens.
-for _ in $(seq 1 300); do
-  if python3 -c "
-import sys,urllib.request,urllib.error
-try: urllib.request.urlopen(sys.argv[1], timeout=2)
-except urllib.error.HTTPError: pass
-" "http://127.0.0.1:$OPORT/healthz" 2>/dev/null; then break; fi
-  kill -0 "$OPID" 2>/dev/null || { log "onlabel serve exited:"; tail -n 20 "$SCRATCH/onlabel.log" >&2; exit 1; }
-  sleep 0.2
-done
+wait_http "http://127.0.0.1:$OPORT/healthz" 60 "$OPID" "$SCRATCH/onlabel.log"
 log "onlabel serve on :$OPORT (pid $OPID), llama-server on :$LPORT (pid $LPID)"
 
 SUITE_ARGS=()

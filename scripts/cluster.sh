@@ -69,19 +69,8 @@ stop() {
 trap stop EXIT
 trap 'exit 130' INT TERM
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-wait_http() { # url, seconds: any HTTP answer counts
-  local url=$1 n=$2
-  for _ in $(seq 1 $((n * 5))); do
-    if python3 -c "
-import sys,urllib.request,urllib.error
-try: urllib.request.urlopen(sys.argv[1], timeout=2)
-except urllib.error.HTTPError: pass
-" "$url" 2>/dev/null; then return 0; fi
-    sleep 0.2
-  done
-  log "no answer from $url after ${n}s"; return 1
-}
+# free_port, wait_http (any HTTP answer counts).
+source scripts/net.sh
 # 2. PostgreSQL: a throwaway cluster in the scratch dir (initdb refuses to run
 #    as root: as root it runs as the `postgres` user the package creates).
 as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
