@@ -26,6 +26,7 @@ pub mod engine;
 pub mod generator;
 pub mod gbnf;
 pub mod remote;
+mod causal;
 mod cpu;
 mod q4_1;
 mod q8_0;

@@ -282,6 +282,9 @@ pub struct Llama {
     scratch: Option<Scratch>,
     /// Feed-forward width (for the scratch buffers).
     n_ff: usize,
+    /// Prefill attention through [`super::causal`] (AVX2+FMA, head_dim 64;
+    /// `ONLABEL_REFERENCE_PREFILL` turns it off to compare with the candle ops).
+    causal: bool,
     /// Logits of the last forward: one row per sequence of a decode batch,
     /// the last position otherwise.
     logits: Vec<f32>,
@@ -384,7 +387,8 @@ impl Llama {
             && n_ff % 32 == 0
             && std::env::var_os("ONLABEL_REFERENCE_DECODE").is_none();
         let scratch = fast.then(|| Scratch::new(&config, n_ff));
-        tracing::debug!(fast_decode = fast, "model loaded");
+        let causal = super::causal::available(head_dim) && std::env::var_os("ONLABEL_REFERENCE_PREFILL").is_none();
+        tracing::debug!(fast_decode = fast, causal_prefill = causal, "model loaded");
         Ok(Llama {
             config,
             embeddings: candle_nn::Embedding::new(emb, n_embd),
@@ -400,6 +404,7 @@ impl Llama {
             norm_w,
             scratch,
             n_ff,
+            causal,
             logits: Vec::new(),
             cache: KvCache::default(),
         }
@@ -511,16 +516,22 @@ impl Llama {
         Ok(&self.logits)
     }
 
-    /// Copies new keys or values `(1, n_kv_head, seq, head_dim)` into a cache at
-    /// `index_pos` and returns the cached `(1, n_kv_head, kv_len, head_dim)`.
-    fn cache_write_read(&self, cache: &mut [f32], ctx: usize, new: &Tensor, index_pos: usize, kv_len: usize) -> Result<Tensor, Error> {
+    /// Copies new keys or values `(1, n_kv_head, seq, head_dim)` into a cache at `index_pos`.
+    fn cache_write(&self, cache: &mut [f32], ctx: usize, new: &Tensor, index_pos: usize) -> Result<(), Error> {
         let (hd, n_kv) = (self.config.head_dim, self.config.n_kv_head);
-        let seq = kv_len - index_pos;
         let new = new.flatten_all()?.to_vec1::<f32>()?;
+        let seq = new.len() / (n_kv * hd);
         for h in 0..n_kv {
             let dst = (h * ctx + index_pos) * hd;
             cache[dst..dst + seq * hd].copy_from_slice(&new[h * seq * hd..(h + 1) * seq * hd]);
         }
+        Ok(())
+    }
+
+    /// [`Llama::cache_write`], then returns the cached `(1, n_kv_head, kv_len, head_dim)`.
+    fn cache_write_read(&self, cache: &mut [f32], ctx: usize, new: &Tensor, index_pos: usize, kv_len: usize) -> Result<Tensor, Error> {
+        let (hd, n_kv) = (self.config.head_dim, self.config.n_kv_head);
+        self.cache_write(cache, ctx, new, index_pos)?;
         let mut all = Vec::with_capacity(n_kv * kv_len * hd);
         for h in 0..n_kv {
             all.extend_from_slice(&cache[h * ctx * hd..(h * ctx + kv_len) * hd]);
@@ -556,9 +567,25 @@ impl Llama {
                 } else {
                     (candle_nn::rotary_emb::rope_i(&q, &cos, &sin)?, candle_nn::rotary_emb::rope_i(&k, &cos, &sin)?)
                 };
+                let groups = c.n_head / c.n_kv_head;
+                if seq_len >= super::causal::MIN_SEQ && this.causal {
+                    // Prefill through the causal kernel: the candle ops' bits
+                    // without the masked half or the materialised scores.
+                    this.cache_write(&mut cache.k[li], ctx, &k, index_pos)?;
+                    this.cache_write(&mut cache.v[li], ctx, &v, index_pos)?;
+                    let qv = q.flatten_all()?.to_vec1::<f32>()?;
+                    let mut y = vec![0f32; seq_len * c.n_embd];
+                    super::causal::attention(&qv, &cache.k[li], &cache.v[li], ctx, index_pos, seq_len, c.n_head, c.n_kv_head, &mut y);
+                    let y = Tensor::from_vec(y, (1, seq_len, c.n_embd), &this.device)?;
+                    let h1 = (layer.wo.forward(&y)? + residual)?;
+                    let xs = layer.ffn_norm.forward(&h1)?;
+                    let gate_up = project(&xs, &[&layer.w_gate, &layer.w_up])?;
+                    let gate = candle_nn::ops::silu(&gate_up[0])?;
+                    h = (layer.w_down.forward(&(gate * &gate_up[1])?)? + h1)?;
+                    continue;
+                }
                 let k_all = this.cache_write_read(&mut cache.k[li], ctx, &k, index_pos, kv_len)?;
                 let v_all = this.cache_write_read(&mut cache.v[li], ctx, &v, index_pos, kv_len)?;
-                let groups = c.n_head / c.n_kv_head;
                 if seq_len == 1 {
                     // Generic decode: one query row per head, each KV head repeated
                     // for its query heads — the reference's arithmetic.
