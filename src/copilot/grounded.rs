@@ -509,6 +509,17 @@ impl Grounded {
     /// question skip the model.
     fn measured(&self, g: &Generation) {
         let fresh = g.prompt_tokens.saturating_sub(g.reused_tokens).max(1);
+        tracing::debug!(
+            target: "onlabel::generation",
+            prompt = g.prompt_tokens,
+            reused = g.reused_tokens,
+            generated = g.generated_tokens,
+            queue_ms = g.queue_ms,
+            prefill_ms = g.prefill_compute_ms,
+            others_ms = g.others_ms,
+            total_ms = g.total_ms,
+            "local generation"
+        );
         if g.generated_tokens == 0 {
             return;
         }

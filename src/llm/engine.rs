@@ -83,17 +83,26 @@ pub struct EngineConfig {
     /// prompt is evaluated a chunk at a time between the decode steps of the
     /// sequences already running, so they keep streaming while it is read.
     pub prefill_chunk: usize,
+    /// Positions of finished prompts kept beyond the slots (0: none): when a
+    /// free slot is given to a new prompt, the keys and values it held are
+    /// copied out first, into a least-recently-used pool of right-sized
+    /// caches, so that a repeated question (or one sharing a longer prefix:
+    /// same instructions and passages) is not read again after its slot was
+    /// taken — under load every slot turns over between repeats. About 45 KB
+    /// per position with SmolLM2-135M (4,096 positions: ~190 MB).
+    pub prompt_cache: usize,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig { slots: 16, queue: 64, slot_context: MAX_CONTEXT, prefill_chunk: 64 }
+        EngineConfig { slots: 16, queue: 64, slot_context: MAX_CONTEXT, prefill_chunk: 64, prompt_cache: 4096 }
     }
 }
 
 impl EngineConfig {
     /// The defaults, overridden by `ONLABEL_LLM_SLOTS`, `ONLABEL_LLM_QUEUE`,
-    /// `ONLABEL_LLM_SLOT_CONTEXT` and `ONLABEL_LLM_PREFILL_CHUNK` when set
+    /// `ONLABEL_LLM_SLOT_CONTEXT`, `ONLABEL_LLM_PREFILL_CHUNK` and
+    /// `ONLABEL_LLM_PROMPT_CACHE` (positions; 0 turns the pool off) when set
     /// (for benches and operators sizing memory: a slot of 2048 positions
     /// holds about 90 MB with SmolLM2-135M).
     pub fn from_env() -> EngineConfig {
@@ -104,6 +113,7 @@ impl EngineConfig {
             queue: get("ONLABEL_LLM_QUEUE", d.queue),
             slot_context: get("ONLABEL_LLM_SLOT_CONTEXT", d.slot_context),
             prefill_chunk: get("ONLABEL_LLM_PREFILL_CHUNK", d.prefill_chunk),
+            prompt_cache: std::env::var("ONLABEL_LLM_PROMPT_CACHE").ok().and_then(|v| v.parse().ok()).unwrap_or(d.prompt_cache),
         }
     }
 }
@@ -197,6 +207,7 @@ impl Engine {
             queue: config.queue.max(1),
             slot_context: config.slot_context.clamp(1, model.max_context()),
             prefill_chunk: config.prefill_chunk.max(1),
+            prompt_cache: config.prompt_cache,
         };
         let mut stop = vec![false; model.vocab_size()];
         for &s in stops {
@@ -303,6 +314,9 @@ struct Worker {
     slots: Vec<Slot>,
     /// Warmed prefixes: their tokens and a cache of exactly their length.
     prefixes: VecDeque<(Vec<u32>, KvCache)>,
+    /// Finished prompts copied out of slots given to other prompts, least
+    /// recently used first; at most [`EngineConfig::prompt_cache`] positions.
+    recent: VecDeque<(Vec<u32>, KvCache)>,
     /// Scratch row for masking and sampling.
     row: Vec<f32>,
     /// Sequences admitted so far.
@@ -312,7 +326,7 @@ struct Worker {
 impl Worker {
     fn new(model: Llama, stop: Vec<bool>, config: EngineConfig) -> Worker {
         let slots = (0..config.slots).map(|_| Slot::default()).collect();
-        Worker { model, stop, config, slots, prefixes: VecDeque::new(), row: Vec::new(), admitted: 0 }
+        Worker { model, stop, config, slots, prefixes: VecDeque::new(), recent: VecDeque::new(), row: Vec::new(), admitted: 0 }
     }
 
     fn run(mut self, rx: mpsc::Receiver<Request>) {
@@ -379,15 +393,30 @@ impl Worker {
         self.admitted += 1;
         let slot = &mut self.slots[si];
         slot.last_used = self.admitted;
-        let cache = slot.cache.get_or_insert_with(|| self.model.new_cache(self.config.slot_context));
         let mut reuse = common_prefix(&slot.cached, ids);
-        if let Some((p, pc)) = self.prefixes.iter().max_by_key(|(p, _)| common_prefix(p, ids)) {
-            let l = common_prefix(p, ids);
-            if l > reuse {
-                cache.copy_prefix_from(pc, l);
-                slot.cached.clear();
-                slot.cached.extend_from_slice(&p[..l]);
-                reuse = l;
+        // What the slot holds beyond this prompt would be overwritten: keep it.
+        if let Some(cache) = slot.cache.as_ref() {
+            keep_recent(&mut self.recent, &self.prefixes, &slot.cached, reuse, cache, self.config.prompt_cache);
+        }
+        let cache = slot.cache.get_or_insert_with(|| self.model.new_cache(self.config.slot_context));
+        let best = self
+            .prefixes
+            .iter()
+            .enumerate()
+            .map(|(i, (p, _))| (common_prefix(p, ids), false, i))
+            .chain(self.recent.iter().enumerate().map(|(i, (p, _))| (common_prefix(p, ids), true, i)))
+            .max_by_key(|&(l, recent, _)| (l, !recent));
+        if let Some((l, recent, i)) = best.filter(|&(l, _, _)| l > reuse) {
+            let (p, pc) = if recent { &self.recent[i] } else { &self.prefixes[i] };
+            cache.copy_prefix_from(pc, l);
+            slot.cached.clear();
+            slot.cached.extend_from_slice(&p[..l]);
+            reuse = l;
+            if recent {
+                // Most recently used last.
+                if let Some(e) = self.recent.remove(i) {
+                    self.recent.push_back(e);
+                }
             }
         }
         // Always run at least one token, for the logits.
@@ -566,6 +595,40 @@ fn sample(seq: &mut Seq, row: &mut [f32], stop: &[bool]) -> bool {
     }
     seq.pending = next;
     reason.is_none() && !job.cancel.load(Ordering::Relaxed)
+}
+
+/// Copies the positions a slot holds into the pool of recent prompts before
+/// the slot is given to a prompt that shares only `shared` of them — unless
+/// they are too few to be worth a copy (under 32 beyond what is shared), a
+/// warmed prefix or a pool entry already holds them, or the pool is off.
+/// Entries this one extends are dropped; the least recently used go first
+/// when the pool is over `capacity` positions.
+fn keep_recent(
+    recent: &mut VecDeque<(Vec<u32>, KvCache)>,
+    prefixes: &VecDeque<(Vec<u32>, KvCache)>,
+    held: &[u32],
+    shared: usize,
+    cache: &KvCache,
+    capacity: usize,
+) {
+    let len = held.len().min(cache.len());
+    if capacity == 0 || len < shared + 32 || len > capacity {
+        return;
+    }
+    let held = &held[..len];
+    let covered = |p: &Vec<u32>| p.len() >= len && p[..len] == *held;
+    if prefixes.iter().any(|(p, _)| covered(p)) || recent.iter().any(|(p, _)| covered(p)) {
+        return;
+    }
+    recent.retain(|(p, _)| !(p.len() <= len && held[..p.len()] == p[..]));
+    let mut total: usize = recent.iter().map(|(p, _)| p.len()).sum();
+    while total + len > capacity {
+        match recent.pop_front() {
+            Some((p, _)) => total -= p.len(),
+            None => break,
+        }
+    }
+    recent.push_back((held.to_vec(), cache.prefix_copy(len)));
 }
 
 pub(crate) fn common_prefix(a: &[u32], b: &[u32]) -> usize {

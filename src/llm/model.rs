@@ -150,6 +150,32 @@ impl KvCache {
         self.pos = self.pos.min(len);
     }
 
+    /// Positions currently valid.
+    pub fn len(&self) -> usize {
+        self.pos
+    }
+
+    /// Whether no position is valid.
+    pub fn is_empty(&self) -> bool {
+        self.pos == 0
+    }
+
+    /// A cache of exactly the first `len` valid positions (a copy of the same floats).
+    pub fn prefix_copy(&self, len: usize) -> KvCache {
+        let len = len.min(self.pos);
+        let size = self.n_kv_head * len * self.head_dim;
+        let mut c = KvCache {
+            k: (0..self.k.len()).map(|_| vec![0f32; size]).collect(),
+            v: (0..self.v.len()).map(|_| vec![0f32; size]).collect(),
+            ctx: len,
+            pos: 0,
+            head_dim: self.head_dim,
+            n_kv_head: self.n_kv_head,
+        };
+        c.copy_prefix_from(self, len);
+        c
+    }
+
     /// Makes the first `len` positions those of `src` (a shared prefix, e.g.
     /// the approved prompt's fixed instructions evaluated once): the same
     /// floats as if they had been computed here.

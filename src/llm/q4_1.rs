@@ -17,9 +17,11 @@
 //! horizontal sums, the eight rows' float accumulations side by side in one
 //! register. Per block, eight `maddubs` results are added in 16 bits (at most
 //! 8 × 2 × 15 × 127 = 30 480, no overflow) and widened once. Several
-//! activation rows (prefill) share each unpacked weight vector. The bytes per
-//! weight are those of the GGUF (0.75). Work is split over tiles on candle's
-//! own thread pool.
+//! activation rows (prefill) share each unpacked weight vector. The scales
+//! stay f16 in memory and are widened in the kernel (`vcvtph2ps`, exact), so
+//! the bytes per weight are those of the GGUF (0.625): decode streams the
+//! weights from memory once per token, and f32 scales made it read 20% more.
+//! Work is split over tiles on candle's own thread pool.
 
 #[cfg(test)]
 use candle_core::quantized::k_quants::{BlockQ8_1, GgmlType};
@@ -37,10 +39,10 @@ struct Tile {
     /// `qs[g][4 r + i]` = byte `4 g + i` of row `r`'s Q4_1 block: low nibble
     /// input `4 g + i`, high nibble input `16 + 4 g + i`.
     qs: [[u8; 32]; 4],
-    /// Scales of the eight rows, f16 widened (exact).
-    d: [f32; TR],
-    /// Minimums of the eight rows.
-    m: [f32; TR],
+    /// Scales of the eight rows, f16 bits (widened in the kernel, exactly).
+    d: [u16; TR],
+    /// Minimums of the eight rows, f16 bits.
+    m: [u16; TR],
 }
 
 /// One activation block (Q8_1), scales widened (exact).
@@ -99,14 +101,14 @@ impl Q41 {
             return None;
         }
         let n_tiles = n.div_ceil(TR);
-        let mut tiles = vec![Tile { qs: [[0; 32]; 4], d: [0.0; TR], m: [0.0; TR] }; n_tiles * kb];
+        let mut tiles = vec![Tile { qs: [[0; 32]; 4], d: [0; TR], m: [0; TR] }; n_tiles * kb];
         for row in 0..n {
             let (t, r) = (row / TR, row % TR);
             for b in 0..kb {
                 let src = &data[(row * kb + b) * 20..(row * kb + b + 1) * 20];
                 let tile = &mut tiles[t * kb + b];
-                tile.d[r] = f16_to_f32(u16::from_le_bytes([src[0], src[1]]));
-                tile.m[r] = f16_to_f32(u16::from_le_bytes([src[2], src[3]]));
+                tile.d[r] = u16::from_le_bytes([src[0], src[1]]);
+                tile.m[r] = u16::from_le_bytes([src[2], src[3]]);
                 for g in 0..4 {
                     tile.qs[g][4 * r..4 * r + 4].copy_from_slice(&src[4 + 4 * g..8 + 4 * g]);
                 }
@@ -427,7 +429,7 @@ pub(crate) fn avx2() -> bool {
 /// `R` activation rows against one tile (eight weight rows), over all blocks:
 /// `out[r * 8 + c]` = row `r` · weight row `c`, in candle's float order.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,f16c")]
 unsafe fn tile_dot<const R: usize>(tiles: &[Tile], a: [&[ABlock]; R], out: &mut [f32; 4 * TR]) {
     use std::arch::x86_64::*;
     let mask = _mm256_set1_epi8(0x0f);
@@ -447,8 +449,8 @@ unsafe fn tile_dot<const R: usize>(tiles: &[Tile], a: [&[ABlock]; R], out: &mut 
                 acc[r] = _mm256_add_epi16(acc[r], _mm256_maddubs_epi16(hi, ahi));
             }
         }
-        let wd = _mm256_load_ps(tile.d.as_ptr());
-        let wm = _mm256_load_ps(tile.m.as_ptr());
+        let wd = _mm256_cvtph_ps(_mm_loadu_si128(tile.d.as_ptr() as *const __m128i));
+        let wm = _mm256_cvtph_ps(_mm_loadu_si128(tile.m.as_ptr() as *const __m128i));
         for r in 0..R {
             let y = a[r].get_unchecked(b);
             let sumi = _mm256_cvtepi32_ps(_mm256_madd_epi16(acc[r], ones));

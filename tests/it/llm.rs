@@ -304,6 +304,31 @@ fn a_full_generation_queue_is_refused_not_waited_for() {
     });
 }
 
+/// Issue 23, point 1: a prompt whose slot was given to another prompt is
+/// not read again when it comes back — its keys and values were copied out
+/// into the pool of recent prompts first — and it gets the same tokens; with
+/// the pool off (`prompt_cache: 0`) it is read again. One slot, so every
+/// request takes the slot from the one before (as under load).
+#[test]
+fn issue23_1_a_repeated_prompt_is_reused_after_its_slot_was_taken() {
+    let prompts = label_prompts(model(), 2, 120);
+    let opts = GenerateOptions { max_tokens: 12, time_budget: std::time::Duration::from_secs(600), ..Default::default() };
+    for pool in [4096, 0] {
+        let cfg = onlabel::llm::EngineConfig { slots: 1, prompt_cache: pool, ..Default::default() };
+        let m = LocalModel::load_with(&model_path(), cfg).unwrap();
+        let a = m.generate(&prompts[0], &opts, |_| {}).unwrap();
+        let b = m.generate(&prompts[1], &opts, |_| {}).unwrap();
+        let again = m.generate(&prompts[0], &opts, |_| {}).unwrap();
+        assert!(a.prompt_tokens > 150 && b.reused_tokens < 40, "{} prompt tokens, {} reused by the second", a.prompt_tokens, b.reused_tokens);
+        assert_eq!(again.token_ids, a.token_ids, "pool {pool}: the repeat wrote other tokens");
+        if pool > 0 {
+            assert_eq!(again.reused_tokens, a.prompt_tokens - 1, "the repeat read its prompt again");
+        } else {
+            assert!(again.reused_tokens < 40, "pool off, yet {} positions reused", again.reused_tokens);
+        }
+    }
+}
+
 /// Issue 23, point 1: a newcomer's long prompt is prefilled in chunks
 /// between the decode steps of the answer already running — that answer
 /// keeps streaming while the prompt is read (it received nothing during a
