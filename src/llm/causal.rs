@@ -217,7 +217,6 @@ unsafe fn run_task(t: &Task<'_>, rows: usize, width: usize, p: &mut [f32], out: 
         r += rn;
     }
     // 2. Softmax of each row over its visible positions, candle's order.
-    let np = t.kv_len & !31;
     let zero = _mm256_setzero_ps();
     for r in 0..rows {
         let e = t.first_end + r;
@@ -231,26 +230,7 @@ unsafe fn run_task(t: &Task<'_>, rows: usize, width: usize, p: &mut [f32], out: 
             *s = (*s - max).exp();
         }
         row[e..].fill(0.0);
-        let lanes_end = e.min(np).next_multiple_of(32);
-        let mut sum4 = [zero; 4];
-        let mut i = 0;
-        while i < lanes_end {
-            for (jj, acc) in sum4.iter_mut().enumerate() {
-                *acc = _mm256_add_ps(*acc, _mm256_loadu_ps(row.as_ptr().add(i + jj * 8)));
-            }
-            i += 32;
-        }
-        let x0 = _mm256_add_ps(sum4[0], sum4[1]);
-        let x2 = _mm256_add_ps(sum4[2], sum4[3]);
-        let x0 = _mm256_add_ps(x0, x2);
-        let t0 = _mm_add_ps(_mm256_castps256_ps128(x0), _mm256_extractf128_ps(x0, 1));
-        let t1 = _mm_hadd_ps(t0, t0);
-        let mut sum = _mm_cvtss_f32(_mm_hadd_ps(t1, t1));
-        if e > np {
-            for s in &row[np..e] {
-                sum += *s;
-            }
-        }
+        let sum = super::cpu::candle_sum(&row[..e], t.kv_len);
         for s in row[..e].iter_mut() {
             *s /= sum;
         }

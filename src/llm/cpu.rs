@@ -244,25 +244,7 @@ unsafe fn attend_64(q: &[f32], k: &[f32], v: &[f32], scale: f32, att: &mut [f32]
     for s in att.iter_mut() {
         *s = (*s - max).exp();
     }
-    // candle's AVX vec_sum.
-    let np = n & !31;
-    let mut sum4 = [zero; 4];
-    let mut i = 0;
-    while i < np {
-        for (jj, acc) in sum4.iter_mut().enumerate() {
-            *acc = _mm256_add_ps(*acc, _mm256_loadu_ps(att.as_ptr().add(i + jj * 8)));
-        }
-        i += 32;
-    }
-    let x0 = _mm256_add_ps(sum4[0], sum4[1]);
-    let x2 = _mm256_add_ps(sum4[2], sum4[3]);
-    let x0 = _mm256_add_ps(x0, x2);
-    let t0 = _mm_add_ps(_mm256_castps256_ps128(x0), _mm256_extractf128_ps(x0, 1));
-    let t1 = _mm_hadd_ps(t0, t0);
-    let mut sum = _mm_cvtss_f32(_mm_hadd_ps(t1, t1));
-    for s in &att[np..] {
-        sum += *s;
-    }
+    let sum = candle_sum(att, n);
     for s in att.iter_mut() {
         *s /= sum;
     }
@@ -290,6 +272,46 @@ unsafe fn attend_64(q: &[f32], k: &[f32], v: &[f32], scale: f32, att: &mut [f32]
     for (c, yc) in yv.iter().enumerate() {
         _mm256_storeu_ps(y.as_mut_ptr().add(c * 8), *yc);
     }
+}
+
+/// candle's AVX `vec_sum` (softmax's sum) of a row of `n` floats whose first
+/// `x.len()` values are `x` and the rest zeros (masked positions): four
+/// 8-lane accumulators over steps of 32 up to `n & !31`, a tree, two
+/// `hadd`s, then the tail in order. Zeros leave every partial sum as it is,
+/// so only where `x` ends relative to `n & !31` matters, and they are not read.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn candle_sum(x: &[f32], n: usize) -> f32 {
+    use std::arch::x86_64::*;
+    let np = n & !31;
+    let lanes = x.len().min(np);
+    let mut sum4 = [_mm256_setzero_ps(); 4];
+    let mut last = [0f32; 32];
+    let mut i = 0;
+    while i < lanes {
+        let chunk = if i + 32 <= x.len() {
+            &x[i..i + 32]
+        } else {
+            last[..x.len() - i].copy_from_slice(&x[i..]);
+            &last[..]
+        };
+        for (jj, acc) in sum4.iter_mut().enumerate() {
+            *acc = _mm256_add_ps(*acc, _mm256_loadu_ps(chunk.as_ptr().add(jj * 8)));
+        }
+        i += 32;
+    }
+    let x0 = _mm256_add_ps(sum4[0], sum4[1]);
+    let x2 = _mm256_add_ps(sum4[2], sum4[3]);
+    let x0 = _mm256_add_ps(x0, x2);
+    let t0 = _mm_add_ps(_mm256_castps256_ps128(x0), _mm256_extractf128_ps(x0, 1));
+    let t1 = _mm_hadd_ps(t0, t0);
+    let mut sum = _mm_cvtss_f32(_mm_hadd_ps(t1, t1));
+    if x.len() > np {
+        for s in &x[np..] {
+            sum += *s;
+        }
+    }
+    sum
 }
 
 #[cfg(not(target_arch = "x86_64"))]
