@@ -473,6 +473,14 @@ impl Llama {
         }
     }
 
+    /// Turns the causal prefill attention ([`super::causal`]) off or back on
+    /// (when the CPU allows it): off, the prefill runs the candle operations
+    /// it replaces — for comparisons (the tests) and as an escape hatch
+    /// (`ONLABEL_REFERENCE_PREFILL=1` at load does the same).
+    pub fn set_causal_prefill(&mut self, on: bool) {
+        self.causal = on && super::causal::available(self.config.head_dim);
+    }
+
     /// Capacity of the model's own KV cache in tokens.
     pub fn capacity(&self) -> usize {
         self.cache.ctx

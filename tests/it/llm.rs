@@ -173,6 +173,44 @@ fn optimised_path_agrees_with_the_reference_on_long_prompts() {
     assert!(agree >= 9, "greedy outputs agreed on 32 tokens for only {agree}/10 prompts");
 }
 
+/// Issue 23, point 3: the causal prefill attention gives the very logits
+/// (every bit) of the candle operations it replaces, on a prompt of over
+/// 1,024 tokens (several of `gemm`'s depth blocks, the softmax sum's tail
+/// beyond the last 32-lane step), read in one forward pass and in chunks of
+/// 64 after a prefix — and the greedy continuation is the same.
+#[test]
+fn issue23_3_causal_prefill_has_the_bits_of_the_candle_ops_past_1024_tokens() {
+    let long = label_prompts(model(), 1, 1100).remove(0);
+    let ids = model().tokenizer.encode(&long).unwrap();
+    assert!(ids.len() > 1100, "{} prompt tokens", ids.len());
+    let ids = &ids[..1100];
+    let mut f = std::fs::File::open(model_path()).unwrap();
+    let ct = candle_core::quantized::gguf_file::Content::read(&mut f).unwrap();
+    let mut llama = onlabel::llm::Llama::load(&ct, &mut f, &candle_core::Device::Cpu).unwrap();
+    let run = |llama: &mut onlabel::llm::Llama, causal: bool, chunk: usize| -> (Vec<f32>, Vec<u32>) {
+        llama.set_causal_prefill(causal);
+        let mut cache = llama.new_cache(ids.len() + 8);
+        let mut logits = Vec::new();
+        for part in ids.chunks(chunk) {
+            logits = llama.forward_in(&mut cache, part).unwrap().to_vec();
+        }
+        let mut next = onlabel::llm::Llama::argmax(&logits);
+        let mut out = vec![next];
+        for _ in 0..6 {
+            next = onlabel::llm::Llama::argmax(llama.forward_in(&mut cache, &[next]).unwrap());
+            out.push(next);
+        }
+        (logits, out)
+    };
+    for chunk in [ids.len(), 64] {
+        let (reference, ref_tokens) = run(&mut llama, false, chunk);
+        let (causal, tokens) = run(&mut llama, true, chunk);
+        let differ = reference.iter().zip(&causal).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+        assert_eq!(differ, 0, "chunks of {chunk}: {differ} logits differ from the candle ops");
+        assert_eq!(tokens, ref_tokens, "chunks of {chunk}");
+    }
+}
+
 /// Prompts of different lengths built from a real label, as chat prompts.
 fn label_prompts(m: &LocalModel, n: usize, words_each: usize) -> Vec<String> {
     let text = std::fs::read_to_string(crate::harness::shared_data().join("pi/text/lipitor_atorvastatin_2014-01.txt")).unwrap();
