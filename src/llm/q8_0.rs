@@ -15,20 +15,22 @@ use candle_core::{CpuStorage, Device, Storage, Tensor};
 
 const QK: usize = 32;
 
-/// One block of 32 signed bytes with its scale.
+/// An activation block (32 signed bytes), scale widened to f32 (exact).
 #[derive(Clone, Copy)]
 #[repr(C)]
-struct Block<D> {
+struct ABlock {
     qs: [i8; 32],
-    d: D,
+    d: f32,
 }
 
-/// A weight block: the scale stays f16 (34 bytes, as in the GGUF; decode
-/// streams the head's weights once per token, and an f32 scale made it read
-/// 6% more), widened in the kernel with `vcvtph2ps` (exact).
-type WBlock = Block<u16>;
-/// An activation block, scale widened to f32 (exact).
-type ABlock = Block<f32>;
+/// 32 weight bytes of one row, 32-byte aligned.
+#[derive(Clone, Copy)]
+#[repr(C, align(32))]
+struct Q32([i8; 32]);
+
+/// Weight rows per group: a group's blocks are interleaved, so the kernel
+/// reads one aligned stream (four rows' bytes, then the next block).
+const GR: usize = 4;
 
 /// Activations of one row quantized to Q8_0, reusable across products.
 pub struct Acts8 {
@@ -59,11 +61,16 @@ impl Acts8 {
     }
 }
 
-/// A Q8_0 weight matrix (n rows of k).
+/// A Q8_0 weight matrix (n rows of k), in groups of [`GR`] rows: `qs[(g ·
+/// kb + i) · 4 + j]` is block `i` of row `4 g + j` (aligned, one stream per
+/// group), `d[g · kb + i]` their four scales as f16 bits (the GGUF's bytes:
+/// 34 per block; widened in the kernel with `vcvtph2ps`, exact). Rows past
+/// `n` in the last group are zeros.
 pub struct Q80 {
     n: usize,
     k: usize,
-    w: Vec<WBlock>,
+    qs: Vec<Q32>,
+    d: Vec<[u16; GR]>,
 }
 
 impl Q80 {
@@ -80,17 +87,19 @@ impl Q80 {
         if data.len() != n * k / QK * 34 {
             return None;
         }
-        let w = data
-            .chunks_exact(34)
-            .map(|b| {
-                let mut qs = [0i8; 32];
-                for (q, &v) in qs.iter_mut().zip(&b[2..34]) {
-                    *q = v as i8;
-                }
-                WBlock { qs, d: u16::from_le_bytes([b[0], b[1]]) }
-            })
-            .collect();
-        Some(Q80 { n, k, w })
+        let kb = k / QK;
+        let groups = n.div_ceil(GR);
+        let mut qs = vec![Q32([0; 32]); groups * kb * GR];
+        let mut d = vec![[0u16; GR]; groups * kb];
+        for (bi, b) in data.chunks_exact(34).enumerate() {
+            let (row, i) = (bi / kb, bi % kb);
+            let (g, j) = (row / GR, row % GR);
+            d[g * kb + i][j] = u16::from_le_bytes([b[0], b[1]]);
+            for (q, &v) in qs[(g * kb + i) * GR + j].0.iter_mut().zip(&b[2..34]) {
+                *q = v as i8;
+            }
+        }
+        Some(Q80 { n, k, qs, d })
     }
 
     /// Output rows.
@@ -116,31 +125,18 @@ impl Q80 {
         let n = n.min(self.n);
         assert!(out.len() >= acts.len() * n, "q8_0 matmul: output shorter than rows × n");
         let rows: Vec<&[ABlock]> = acts.iter().map(|a| &a.blocks[..kb]).collect();
-        let w = &self.w;
         let out_ptr = out.as_mut_ptr() as usize;
-        let groups = n.div_ceil(8);
-        candle_core::utils::barrier_pool().execute_chunked(groups, |g| {
-            let (start, end) = (g.start * 8, (g.end * 8).min(n));
-            // SAFETY: each output column range [start, end) of every row belongs to exactly one group.
-            let put = |b: usize, c: usize, v: &[f32]| unsafe {
-                std::slice::from_raw_parts_mut((out_ptr as *mut f32).add(b * n + c), v.len()).copy_from_slice(v)
-            };
-            let mut c = start;
-            while c + 4 <= end {
-                let ws = [&w[c * kb..], &w[(c + 1) * kb..], &w[(c + 2) * kb..], &w[(c + 3) * kb..]];
+        let groups = n.div_ceil(GR);
+        candle_core::utils::barrier_pool().execute_chunked(groups, |gs| {
+            for g in gs {
+                let qs = &self.qs[g * kb * GR..(g + 1) * kb * GR];
+                let d = &self.d[g * kb..(g + 1) * kb];
+                let valid = GR.min(n - g * GR);
                 for (b, a) in rows.iter().enumerate() {
-                    // SAFETY: Q80 exists only on CPUs with AVX2 and FMA.
-                    let v = unsafe { dot_4rows(kb, ws, a) };
-                    put(b, c, &v);
-                }
-                c += 4;
-            }
-            for c in c..end {
-                let r = &w[c * kb..];
-                for (b, a) in rows.iter().enumerate() {
-                    // SAFETY: as above.
-                    let v = unsafe { dot_4rows(kb, [r, r, r, r], a) }[0];
-                    put(b, c, &[v]);
+                    // SAFETY: Q80 exists only on CPUs with AVX2, FMA and F16C.
+                    let v = unsafe { dot_group(kb, qs, d, a) };
+                    // SAFETY: group g owns columns [4g, 4g + valid) of every output row.
+                    unsafe { std::slice::from_raw_parts_mut((out_ptr as *mut f32).add(b * n + g * GR), valid) }.copy_from_slice(&v[..valid]);
                 }
             }
         });
@@ -171,29 +167,32 @@ impl Q80 {
     }
 }
 
-/// Four weight rows against one activation row: |x|·sign(y, x) with
-/// `maddubs`, eight-lane FMA sums, one horizontal sum at the end.
+/// One group of four weight rows against one activation row: |x|·sign(y, x)
+/// with `maddubs`, eight-lane FMA sums over blocks with the scale product
+/// `d_x · d_y` (f32, as candle's), one horizontal sum at the end — candle's
+/// AVX order for each row.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_4rows(kb: usize, w: [&[WBlock]; 4], a: &[ABlock]) -> [f32; 4] {
+unsafe fn dot_group(kb: usize, qs: &[Q32], d: &[[u16; GR]], a: &[ABlock]) -> [f32; GR] {
     use std::arch::x86_64::*;
     let ones = _mm256_set1_epi16(1);
-    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut acc = [_mm256_setzero_ps(); GR];
     for i in 0..kb {
         let y = a.get_unchecked(i);
         let yv = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
-        for j in 0..4 {
-            let x = w[j].get_unchecked(i);
-            let xv = _mm256_loadu_si256(x.qs.as_ptr() as *const __m256i);
+        let dx = _mm_cvtph_ps(_mm_loadl_epi64(d.get_unchecked(i).as_ptr() as *const __m128i));
+        let mut dd = [0f32; GR];
+        _mm_storeu_ps(dd.as_mut_ptr(), _mm_mul_ps(dx, _mm_set1_ps(y.d)));
+        for j in 0..GR {
+            let xv = _mm256_load_si256(qs.get_unchecked(i * GR + j).0.as_ptr() as *const __m256i);
             // |x| (unsigned) × y·sign(x): exact, |pair sum| ≤ 2·128·127 < 2^15.
             let p = _mm256_maddubs_epi16(_mm256_sign_epi8(xv, xv), _mm256_sign_epi8(yv, xv));
             let p = _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones));
-            let xd = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(x.d as i32)));
-            acc[j] = _mm256_fmadd_ps(p, _mm256_set1_ps(xd * y.d), acc[j]);
+            acc[j] = _mm256_fmadd_ps(p, _mm256_set1_ps(dd[j]), acc[j]);
         }
     }
-    let mut out = [0f32; 4];
-    for j in 0..4 {
+    let mut out = [0f32; GR];
+    for j in 0..GR {
         let v = acc[j];
         let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
         let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -204,7 +203,7 @@ unsafe fn dot_4rows(kb: usize, w: [&[WBlock]; 4], a: &[ABlock]) -> [f32; 4] {
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn dot_4rows(_kb: usize, _w: [&[WBlock]; 4], _a: &[ABlock]) -> [f32; 4] {
+unsafe fn dot_group(_kb: usize, _qs: &[Q32], _d: &[[u16; GR]], _a: &[ABlock]) -> [f32; GR] {
     unreachable!("Q80::new returns None without AVX2")
 }
 
