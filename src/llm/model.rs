@@ -163,17 +163,22 @@ impl KvCache {
     /// A cache of exactly the first `len` valid positions (a copy of the same floats).
     pub fn prefix_copy(&self, len: usize) -> KvCache {
         let len = len.min(self.pos);
-        let size = self.n_kv_head * len * self.head_dim;
-        let mut c = KvCache {
-            k: (0..self.k.len()).map(|_| vec![0f32; size]).collect(),
-            v: (0..self.v.len()).map(|_| vec![0f32; size]).collect(),
-            ctx: len,
-            pos: 0,
-            head_dim: self.head_dim,
-            n_kv_head: self.n_kv_head,
-        };
+        let mut c = KvCache::zeros(self.k.len(), self.n_kv_head, len, self.head_dim);
         c.copy_prefix_from(self, len);
         c
+    }
+
+    /// An empty cache of `ctx` positions for `n_layer` layers.
+    fn zeros(n_layer: usize, n_kv_head: usize, ctx: usize, head_dim: usize) -> KvCache {
+        let size = n_kv_head * ctx * head_dim;
+        KvCache {
+            k: (0..n_layer).map(|_| vec![0f32; size]).collect(),
+            v: (0..n_layer).map(|_| vec![0f32; size]).collect(),
+            ctx,
+            pos: 0,
+            head_dim,
+            n_kv_head,
+        }
     }
 
     /// Makes the first `len` positions those of `src` (a shared prefix, e.g.
@@ -447,16 +452,7 @@ impl Llama {
     /// floats, allocated now.
     pub fn new_cache(&self, ctx: usize) -> KvCache {
         let c = self.config;
-        let ctx = ctx.min(self.max_context());
-        let size = c.n_kv_head * ctx * c.head_dim;
-        KvCache {
-            k: (0..c.n_layer).map(|_| vec![0f32; size]).collect(),
-            v: (0..c.n_layer).map(|_| vec![0f32; size]).collect(),
-            ctx,
-            pos: 0,
-            head_dim: c.head_dim,
-            n_kv_head: c.n_kv_head,
-        }
+        KvCache::zeros(c.n_layer, c.n_kv_head, ctx.min(self.max_context()), c.head_dim)
     }
 
     /// The longest cache this model's RoPE tables cover.
@@ -602,7 +598,7 @@ impl Llama {
                     (candle_nn::rotary_emb::rope_i(&q, &cos, &sin)?, candle_nn::rotary_emb::rope_i(&k, &cos, &sin)?)
                 };
                 let groups = c.n_head / c.n_kv_head;
-                if seq_len >= super::causal::MIN_SEQ && this.causal {
+                let y = if seq_len >= super::causal::MIN_SEQ && this.causal {
                     // Prefill through the causal kernel: the candle ops' bits
                     // without the masked half or the materialised scores.
                     this.cache_write(&mut cache.k[li], ctx, &k, index_pos)?;
@@ -610,44 +606,39 @@ impl Llama {
                     let qv = q.flatten_all()?.to_vec1::<f32>()?;
                     let mut y = vec![0f32; seq_len * c.n_embd];
                     super::causal::attention(&qv, &cache.k[li], &cache.v[li], ctx, index_pos, seq_len, c.n_head, c.n_kv_head, &mut y);
-                    let y = Tensor::from_vec(y, (1, seq_len, c.n_embd), &this.device)?;
-                    let h1 = (layer.wo.forward(&y)? + residual)?;
-                    let xs = layer.ffn_norm.forward(&h1)?;
-                    let gate_up = project(&xs, &[&layer.w_gate, &layer.w_up])?;
-                    let gate = candle_nn::ops::silu(&gate_up[0])?;
-                    h = (layer.w_down.forward(&(gate * &gate_up[1])?)? + h1)?;
-                    continue;
-                }
-                let k_all = this.cache_write_read(&mut cache.k[li], ctx, &k, index_pos, kv_len)?;
-                let v_all = this.cache_write_read(&mut cache.v[li], ctx, &v, index_pos, kv_len)?;
-                if seq_len == 1 {
-                    // Generic decode: one query row per head, each KV head repeated
-                    // for its query heads — the reference's arithmetic.
-                    let k_rep = candle_transformers::utils::repeat_kv(k_all, groups)?;
-                    let v_rep = candle_transformers::utils::repeat_kv(v_all, groups)?;
-                    let att = (q.matmul(&k_rep.t()?)? / (c.head_dim as f64).sqrt())?;
-                    let att = candle_nn::ops::softmax_last_dim(&att)?;
-                    let y = att.matmul(&v_rep)?.transpose(1, 2)?.reshape((1, 1, c.n_embd))?;
-                    let h1 = (layer.wo.forward(&y)? + residual)?;
-                    let xs = layer.ffn_norm.forward(&h1)?;
-                    let gate = candle_nn::ops::silu(&layer.w_gate.forward(&xs)?)?;
-                    let up = layer.w_up.forward(&xs)?;
-                    h = (layer.w_down.forward(&(gate * up)?)? + h1)?;
-                    continue;
-                }
-                // Prefill, grouped-query attention: fold the query heads of one KV head into rows.
-                let q = q.reshape((1, c.n_kv_head, groups * seq_len, c.head_dim))?;
-                let att = (q.matmul(&k_all.t()?)? * scale)?;
-                let att = match &mask {
-                    Some(m) => {
-                        let att = att.reshape((1, c.n_kv_head, groups, seq_len, kv_len))?;
-                        att.broadcast_add(m)?.reshape((1, c.n_kv_head, groups * seq_len, kv_len))?
+                    Tensor::from_vec(y, (1, seq_len, c.n_embd), &this.device)?
+                } else {
+                    let k_all = this.cache_write_read(&mut cache.k[li], ctx, &k, index_pos, kv_len)?;
+                    let v_all = this.cache_write_read(&mut cache.v[li], ctx, &v, index_pos, kv_len)?;
+                    if seq_len == 1 {
+                        // Generic decode: one query row per head, each KV head repeated
+                        // for its query heads — the reference's arithmetic.
+                        let k_rep = candle_transformers::utils::repeat_kv(k_all, groups)?;
+                        let v_rep = candle_transformers::utils::repeat_kv(v_all, groups)?;
+                        let att = (q.matmul(&k_rep.t()?)? / (c.head_dim as f64).sqrt())?;
+                        let att = candle_nn::ops::softmax_last_dim(&att)?;
+                        let y = att.matmul(&v_rep)?.transpose(1, 2)?.reshape((1, 1, c.n_embd))?;
+                        let h1 = (layer.wo.forward(&y)? + residual)?;
+                        let xs = layer.ffn_norm.forward(&h1)?;
+                        let gate = candle_nn::ops::silu(&layer.w_gate.forward(&xs)?)?;
+                        let up = layer.w_up.forward(&xs)?;
+                        h = (layer.w_down.forward(&(gate * up)?)? + h1)?;
+                        continue;
                     }
-                    None => att,
+                    // Prefill, grouped-query attention: fold the query heads of one KV head into rows.
+                    let q = q.reshape((1, c.n_kv_head, groups * seq_len, c.head_dim))?;
+                    let att = (q.matmul(&k_all.t()?)? * scale)?;
+                    let att = match &mask {
+                        Some(m) => {
+                            let att = att.reshape((1, c.n_kv_head, groups, seq_len, kv_len))?;
+                            att.broadcast_add(m)?.reshape((1, c.n_kv_head, groups * seq_len, kv_len))?
+                        }
+                        None => att,
+                    };
+                    let att = candle_nn::ops::softmax_last_dim(&att)?;
+                    let y = att.matmul(&v_all)?; // (1, kv, groups*seq, d)
+                    y.reshape((1, c.n_head, seq_len, c.head_dim))?.transpose(1, 2)?.reshape((1, seq_len, c.n_embd))?
                 };
-                let att = candle_nn::ops::softmax_last_dim(&att)?;
-                let y = att.matmul(&v_all)?; // (1, kv, groups*seq, d)
-                let y = y.reshape((1, c.n_head, seq_len, c.head_dim))?.transpose(1, 2)?.reshape((1, seq_len, c.n_embd))?;
                 let h1 = (layer.wo.forward(&y)? + residual)?;
                 let xs = layer.ffn_norm.forward(&h1)?;
                 let gate_up = project(&xs, &[&layer.w_gate, &layer.w_up])?;
