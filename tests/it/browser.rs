@@ -336,6 +336,21 @@ pub(crate) async fn text_where(c: &Client, css: &str, within: Duration, ok: impl
     }
 }
 
+/// Waits until the tab's address satisfies `ok` and returns it: a redirect
+/// chain (the provider's form, the callback, the page) ends after the click
+/// that starts it returns, so an address read at once may still be the last hop.
+pub(crate) async fn url_where(c: &Client, within: Duration, ok: impl Fn(&str) -> bool) -> anyhow::Result<String> {
+    let start = Instant::now();
+    loop {
+        let url = c.current_url().await?.to_string();
+        if ok(&url) {
+            return Ok(url);
+        }
+        ensure!(start.elapsed() < within, "the address never matched within {within:?}; last seen {url}");
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+}
+
 pub(crate) async fn sign_in(c: &Client, base: &str, token: &str, role: &str) -> anyhow::Result<()> {
     c.goto(&format!("{base}/#/ask")).await?;
     // Signed in already (another user in this tab): sign out first.

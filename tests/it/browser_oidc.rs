@@ -13,10 +13,10 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::ensure;
+use anyhow::{ensure, Context};
 use fantoccini::Locator;
 
-use crate::browser::{chromedriver, demo_index, find, free_port, model, run, screenshots, shots, text_where, turn, usable, wait_for_port, world};
+use crate::browser::{chromedriver, demo_index, find, free_port, model, run, screenshots, shots, text_where, turn, url_where, usable, wait_for_port, world};
 use crate::harness::bin;
 use crate::oidc::{account, Provider, CLIENT_ID, CLIENT_SECRET};
 
@@ -123,7 +123,7 @@ async fn browser_oidc_sign_in_then_step_up_to_approve() {
         text_where(&c, "[data-testid=who-role]", Duration::from_secs(20), |t| t == "mlr_reviewer").await?;
         let who = c.find(Locator::Css("#who-name")).await?.text().await?;
         ensure!(who.contains("Amy Reviewer (amy)"), "{who}");
-        ensure!(c.current_url().await?.as_str().starts_with(&base), "back on OnLabel");
+        url_where(&c, Duration::from_secs(10), |u| u.starts_with(&base)).await.context("back on OnLabel")?;
         shots(&c, "oidc-3-signed-in").await?;
 
         // The MLR page lists alice's version in review; amy opens it.
@@ -146,8 +146,9 @@ async fn browser_oidc_sign_in_then_step_up_to_approve() {
         idp_login(&c, "amy", "correct horse battery staple").await?;
 
         // Back on the version; she signs with a reason and no password.
-        let url = c.current_url().await?.to_string();
-        ensure!(url.starts_with(&base) && url.contains("/#/mlr/objection"), "back on the version: {url}");
+        url_where(&c, Duration::from_secs(20), |u| u.starts_with(&base) && u.contains("/#/mlr/objection"))
+            .await
+            .context("back on the version after the step-up")?;
         find(&c, "[data-testid=sign-reason]", Duration::from_secs(15)).await?.send_keys("Matches MLR-2026-114").await?;
         c.find(Locator::Css("[data-testid=sign-ack]")).await?.click().await?;
         shots(&c, "oidc-5-signing").await?;
