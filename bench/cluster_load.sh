@@ -36,7 +36,11 @@ SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/onlabel-cluster-load.XXXXXX")
 chmod 755 "$SCRATCH" # the cluster's PostgreSQL runs as the postgres user under root
 PIDS=()
 cleanup() {
-  for p in "${PIDS[@]}"; do kill -INT "$p" 2>/dev/null || true; done
+  # TERM, not INT: a job started with `&` in a script ignores SIGINT (bash
+  # without job control), so cluster.sh never saw the INT and the wait
+  # below hung after the table was printed. cluster.sh traps TERM and
+  # stops its children; `onlabel serve` drains on TERM.
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
   if [[ -z "${ONLABEL_LOAD_KEEP:-}" ]]; then rm -rf "$SCRATCH"; else log "kept $SCRATCH"; fi
 }
