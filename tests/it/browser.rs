@@ -351,14 +351,38 @@ pub(crate) async fn url_where(c: &Client, within: Duration, ok: impl Fn(&str) ->
     }
 }
 
+/// Waits until the page shows its sign-in card; with `sign_out`, signs out
+/// whoever the page resumed first (without it, a signed-in page times out:
+/// what a test of sign-out wants). The card's fields are in `index.html`
+/// from the start but hidden (not interactable) until the page has decided
+/// nobody is signed in: after its session fetch on load, or after
+/// sign-out's `DELETE` returns.
+pub(crate) async fn signin_card(c: &Client, within: Duration, sign_out: bool) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let mut signed_out = false;
+    loop {
+        if let Ok(card) = c.find(Locator::Css("#signin")).await {
+            if card.is_displayed().await.unwrap_or(false) {
+                return Ok(());
+            }
+        }
+        if sign_out && !signed_out {
+            if let Ok(b) = c.find(Locator::Css("#sign-out")).await {
+                if b.is_displayed().await.unwrap_or(false) {
+                    b.click().await?;
+                    signed_out = true;
+                }
+            }
+        }
+        ensure!(start.elapsed() < within, "the sign-in card never showed within {within:?} (signed out first: {signed_out})");
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+}
+
 pub(crate) async fn sign_in(c: &Client, base: &str, token: &str, role: &str) -> anyhow::Result<()> {
     c.goto(&format!("{base}/#/ask")).await?;
     // Signed in already (another user in this tab): sign out first.
-    if let Ok(b) = c.find(Locator::Css("#sign-out")).await {
-        if b.is_displayed().await.unwrap_or(false) {
-            b.click().await?;
-        }
-    }
+    signin_card(c, Duration::from_secs(15), true).await?;
     // The token form is the secondary option under the password form.
     find(c, "#token-option", Duration::from_secs(10)).await?;
     c.execute("document.getElementById('token-option').open = true;", vec![]).await?;
@@ -373,11 +397,7 @@ pub(crate) async fn sign_in(c: &Client, base: &str, token: &str, role: &str) -> 
 /// their role in the header: the browser now holds the session cookie.
 pub(crate) async fn sign_in_password(c: &Client, base: &str, user: &str, password: &str, role: &str) -> anyhow::Result<()> {
     c.goto(&format!("{base}/#/ask")).await?;
-    if let Ok(b) = c.find(Locator::Css("#sign-out")).await {
-        if b.is_displayed().await.unwrap_or(false) {
-            b.click().await?;
-        }
-    }
+    signin_card(c, Duration::from_secs(15), true).await?;
     let id = find(c, "#user-id", Duration::from_secs(10)).await?;
     id.clear().await?;
     id.send_keys(user).await?;
@@ -560,7 +580,7 @@ async fn browser_ae_question_shows_pv_banner_and_the_case_reaches_medical() {
 
         // The rep has no Medical page.
         go(&c, &base, "cases").await?;
-        text_where(&c, "[data-testid=access-denied]", Duration::from_secs(10), |t| t.contains("You do not have access")).await?;
+        text_where(&c, "[data-page=cases] [data-testid=access-denied]", Duration::from_secs(10), |t| t.contains("You do not have access")).await?;
 
         // Medical sees the case in the queue and works it to closed.
         sign_in(&c, &base, &mia, "medical").await?;
@@ -667,7 +687,7 @@ async fn browser_rep_cannot_reach_the_mlr_page() {
         sign_in(&c, &base, &rex, "rep").await?;
         ensure!(c.find(Locator::Css("[data-testid=nav-mlr]")).await.is_err(), "a rep's nav links to the MLR page");
         go(&c, &base, "mlr").await?;
-        let msg = text_where(&c, "[data-testid=access-denied]", Duration::from_secs(10), |t| !t.is_empty()).await?;
+        let msg = text_where(&c, "[data-page=mlr] [data-testid=access-denied]", Duration::from_secs(10), |t| !t.is_empty()).await?;
         ensure!(msg.contains("You do not have access"), "{msg}");
         ensure!(c.find(Locator::Css("[data-testid=approve]")).await.is_err(), "a rep sees an approve button");
         shot(&c, "rep-mlr-denied").await;
@@ -685,7 +705,10 @@ async fn browser_rep_cannot_reach_the_mlr_page() {
         // Nor the case queue or compliance pages.
         for page in ["cases", "compliance"] {
             go(&c, &base, page).await?;
-            text_where(&c, "[data-testid=access-denied]", Duration::from_secs(10), |t| t.contains("You do not have access")).await?;
+            // The page's own container: the previous page's denial stays in
+            // the DOM until the hash change has been routed.
+            let css = format!("[data-page={page}] [data-testid=access-denied]");
+            text_where(&c, &css, Duration::from_secs(10), |t| t.contains("You do not have access")).await?;
         }
         usable(&c).await?;
         Ok(())
@@ -745,6 +768,13 @@ async fn browser_compliance_verifies_the_chain_and_finds_an_ask_in_the_audit() {
         .header("Authorization", &format!("Bearer {rex}"))
         .send_json(serde_json::json!({"question": "Is <b id=\"injected\">bold</b> dosing <img id=\"xss\" src=x> in the label?", "product": "zentravia"}))
         .unwrap();
+    // Enough records for a second page at 25 a page.
+    for _ in 0..24 {
+        ureq::post(&format!("{base}/api/v1/ask"))
+            .header("Authorization", &format!("Bearer {rex}"))
+            .send_json(serde_json::json!({"question": "What are the LFT monitoring rules?", "product": "zentravia"}))
+            .unwrap();
+    }
     let driver = chromedriver("compliance");
     let c = driver.client().await;
     let (carol, rex2) = (w.token("carol").to_string(), rex.clone());
@@ -757,6 +787,10 @@ async fn browser_compliance_verifies_the_chain_and_finds_an_ask_in_the_audit() {
         find(&c, "[data-testid=nav-compliance]", Duration::from_secs(5)).await?.click().await?;
         let ok = text_where(&c, "[data-testid=verify-ok]", Duration::from_secs(20), |t| !t.is_empty()).await?;
         ensure!(ok.starts_with("Chain intact"), "verification: {ok}");
+        // The page's own first (unfiltered) search comes last in its render:
+        // let it land before searching, or it may replace the filtered rows.
+        let pager = text_where(&c, "[data-testid=audit-page]", Duration::from_secs(15), |t| !t.is_empty()).await?;
+        ensure!(pager.starts_with("Records 1–") && pager.contains(" of "), "audit pager: {pager:?}");
         find(&c, "#audit-action", Duration::from_secs(5)).await?.send_keys("ask").await?;
         c.find(Locator::Css("#audit-actor")).await?.send_keys("rex").await?;
         c.find(Locator::Css("#audit-q")).await?.send_keys("LFT monitoring").await?;
@@ -774,6 +808,26 @@ async fn browser_compliance_verifies_the_chain_and_finds_an_ask_in_the_audit() {
         ensure!(c.find(Locator::Css("#injected")).await.is_err() && c.find(Locator::Css("#xss")).await.is_err(), "server text became HTML: {shown}");
         shot(&c, "compliance-1-audit").await;
         usable(&c).await?;
+
+        // Every record is reachable: 25 a page, "Older" shows the rest.
+        for id in ["#audit-action", "#audit-actor", "#audit-q"] {
+            c.find(Locator::Css(id)).await?.clear().await?;
+        }
+        c.find(Locator::Css("#audit-limit")).await?.select_by_value("25").await?;
+        c.find(Locator::Css("[data-testid=audit-search]")).await?.click().await?;
+        let first = text_where(&c, "[data-testid=audit-page]", Duration::from_secs(10), |t| t.starts_with("Records 1–25 of ")).await?;
+        let total: usize = first.trim_start_matches("Records 1–25 of ").split(' ').next().unwrap_or("").parse()?;
+        ensure!(total > 25, "{first}");
+        let rows = c.find_all(Locator::Css("[data-testid=audit-row]")).await?.len();
+        ensure!(rows == 25, "{rows} rows on a page of 25");
+        c.find(Locator::Css("[data-testid=audit-next]")).await?.click().await?;
+        let want = format!("Records 26–{total} of {total}");
+        text_where(&c, "[data-testid=audit-page]", Duration::from_secs(10), |t| t.starts_with(&want)).await?;
+        let oldest = c.find_all(Locator::Css("[data-testid=audit-row][data-seq='1']")).await?.len();
+        ensure!(oldest == 1, "the first record is not on the last page");
+        ensure!(c.find(Locator::Css("[data-testid=audit-next]")).await?.attr("disabled").await?.is_some(), "'Older' past the last page");
+        c.find(Locator::Css("[data-testid=audit-prev]")).await?.click().await?;
+        text_where(&c, "[data-testid=audit-page]", Duration::from_secs(10), |t| t.starts_with("Records 1–25 of ")).await?;
         Ok(())
     })
     .await;

@@ -60,8 +60,10 @@ async fn browser_mlr_reviewer_requests_evidence_for_a_ui_proposed_version_and_ap
         find(&c, "[data-testid=open-version][data-version='objection@1']", Duration::from_secs(15)).await?.click().await?;
         find(&c, "[data-testid=submit-version]", Duration::from_secs(10)).await?.click().await?;
         text_where(&c, "[data-testid=sign-result]", Duration::from_secs(10), |t| t.contains("in review")).await?;
-        // The page reloads the list a moment after a change.
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        // The page reloads the list a moment after a change: wait for the
+        // row that says so (the old row says "draft"), so the click below
+        // does not land on a button the reload is about to replace.
+        text_where(&c, "tr[data-version='objection@1']", Duration::from_secs(15), |t| t.contains("in review")).await?;
         // Her own version in review: told another reviewer signs, and no approve control at all.
         find(&c, "[data-testid=open-version][data-version='objection@1']", Duration::from_secs(15)).await?.click().await?;
         text_where(&c, "[data-testid=own-version]", Duration::from_secs(10), |t| t.contains("another reviewer must sign")).await?;

@@ -21,7 +21,7 @@ use std::time::Duration;
 use anyhow::{ensure, Context};
 use fantoccini::{Client, Locator};
 
-use crate::browser::{chromedriver, find, run, shots, sign_in_password, text_where, turn, usable, world, World};
+use crate::browser::{chromedriver, find, run, shots, sign_in_password, signin_card, text_where, turn, usable, world, World};
 
 const PW: &str = "violet tram orbits quietly";
 
@@ -72,7 +72,7 @@ async fn browser_sessions_password_sign_in_holds_across_tabs_and_sign_out_everyw
     let c = driver.client().await;
     run(c.clone(), "sessions-tabs", async {
         c.goto(&format!("{base}/#/ask")).await?;
-        find(&c, "#password-form", Duration::from_secs(10)).await?;
+        signin_card(&c, Duration::from_secs(10), false).await?;
         ensure!(c.find(Locator::Css("#user-id")).await?.is_displayed().await?, "the password form is the default");
         ensure!(!c.find(Locator::Css("#token")).await?.is_displayed().await?, "the token form is the secondary option, folded");
         usable(&c).await?;
@@ -133,7 +133,8 @@ async fn browser_sessions_the_cookie_is_refused_after_sign_out_and_after_the_idl
         let cookie = session_cookie(&c).await?.context("no session cookie")?;
         ensure!(replay(&base, &cookie).0 == 200, "the cookie works before sign-out");
         c.find(Locator::Css("#sign-out")).await?.click().await?;
-        find(&c, "#password-form", Duration::from_secs(10)).await?;
+        // The card shows once sign-out's DELETE has returned.
+        signin_card(&c, Duration::from_secs(10), false).await?;
         let (status, _) = page_fetch(&c, "GET", "/api/v1/me", serde_json::json!({}), None).await?;
         ensure!(status == 401, "the page is still signed in after sign-out: {status}");
         let (status, body) = replay(&base, &cookie);
@@ -142,11 +143,15 @@ async fn browser_sessions_the_cookie_is_refused_after_sign_out_and_after_the_idl
         // Idle: 2 s without a request ends the session.
         sign_in_password(&c, &base, "mia", PW, "medical").await?;
         let cookie = session_cookie(&c).await?.context("no session cookie")?;
-        tokio::time::sleep(Duration::from_millis(3000)).await;
+        // The ask page goes on fetching (products, medical requests, recent
+        // conversations) after the role shows, and each request is activity:
+        // let it settle, then stay idle for twice the 2 s timeout.
+        find(&c, "#ask-product", Duration::from_secs(10)).await?;
+        tokio::time::sleep(Duration::from_millis(4000)).await;
         let (status, body) = replay(&base, &cookie);
         ensure!(status == 401 && body.contains("without activity"), "the cookie after the idle timeout: {status} {body}");
         c.refresh().await?;
-        find(&c, "#password-form", Duration::from_secs(10)).await?;
+        signin_card(&c, Duration::from_secs(10), false).await?;
         ensure!(c.find(Locator::Css("#user-id")).await?.is_displayed().await?, "the page did not ask to sign in again");
         Ok(())
     })

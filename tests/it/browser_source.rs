@@ -82,18 +82,28 @@ async fn ask_and_open_source(c: &Client, base: &str, product: &str, question: &s
     Ok(quote)
 }
 
-/// The highlighted words, and whether the first highlight is in the window.
+/// The highlighted words, and whether the first highlight is in the window,
+/// once both hold or after 10 s (the last seen). A PDF page is marked after
+/// pdf.js's text layer comes back from its worker, and scrolled to in a
+/// later task: neither is done when the page says it has been drawn.
 async fn marks(c: &Client) -> anyhow::Result<(String, bool)> {
-    let v = c
-        .execute(
-            "const m = [...document.querySelectorAll('[data-testid=source-mark]')]; \
-             if (!m.length) return ['', false]; \
-             const r = m[0].getBoundingClientRect(); \
-             return [m.map(e => e.textContent).join(' '), r.bottom > 0 && r.top < window.innerHeight];",
-            vec![],
-        )
-        .await?;
-    Ok((v[0].as_str().unwrap_or_default().to_string(), v[1].as_bool().unwrap_or(false)))
+    let start = std::time::Instant::now();
+    loop {
+        let v = c
+            .execute(
+                "const m = [...document.querySelectorAll('[data-testid=source-mark]')]; \
+                 if (!m.length) return ['', false]; \
+                 const r = m[0].getBoundingClientRect(); \
+                 return [m.map(e => e.textContent).join(' '), r.bottom > 0 && r.top < window.innerHeight];",
+                vec![],
+            )
+            .await?;
+        let (marked, visible) = (v[0].as_str().unwrap_or_default().to_string(), v[1].as_bool().unwrap_or(false));
+        if (!marked.is_empty() && visible) || start.elapsed() > Duration::from_secs(10) {
+            return Ok((marked, visible));
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
 }
 
 #[tokio::test]

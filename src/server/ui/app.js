@@ -2323,7 +2323,11 @@
           offset += Number(limit.value);
           search();
         });
-        results.appendChild(
+        // append, not appendChild: appendChild took the table and silently
+        // dropped the pager (a second argument), so pages past the first
+        // were out of reach.
+        append(
+          results,
           table(
             ["#", "When", "Actor", "Action", "Route", "Case", "Prompt", "Input / output"],
             recs.map((e) =>
