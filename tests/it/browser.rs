@@ -25,6 +25,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context};
+use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 
 use crate::harness::{add_user, bin, onlabel, root, scratch_home};
@@ -562,10 +563,12 @@ async fn browser_ae_question_shows_pv_banner_and_the_case_reaches_medical() {
     run(c.clone(), "ae", async {
         sign_in(&c, &base, &rex, "rep").await?;
         find(&c, "#ask-product", Duration::from_secs(10)).await?.select_by_value("zentravia").await?;
-        c.find(Locator::Css("#ask-question")).await?
-            .send_keys("Dr. Lee's patient's ALT jumped to 6 times normal three weeks after starting ZENTRAVIA.")
-            .await?;
-        c.find(Locator::Css("#ask-submit")).await?.click().await?;
+        let q = c.find(Locator::Css("#ask-question")).await?;
+        q.send_keys("Dr. Lee's patient's ALT jumped to 6 times normal three weeks after starting ZENTRAVIA.").await?;
+        // Ctrl+Enter sends; an impatient second Ctrl+Enter must not send the
+        // report again (one report, one case).
+        let ctrl_enter_twice = format!("{}{}{}{}", Key::Control, Key::Enter, Key::Enter, Key::Null);
+        q.send_keys(&ctrl_enter_twice).await?;
 
         let banner = text_where(&c, "[data-testid=route-banner]", ANSWER_WAIT, |t| !t.is_empty()).await?;
         let el = c.find(Locator::Css("[data-testid=route-banner]")).await?;
@@ -611,6 +614,11 @@ async fn browser_ae_question_shows_pv_banner_and_the_case_reaches_medical() {
         Ok(())
     })
     .await;
+    let cases: i64 = onlabel::store::Store::open(&w.data)
+        .unwrap()
+        .with_conn(|c| c.query_row("SELECT count(*) FROM cases WHERE kind = 'pharmacovigilance'", [], |r| r.get(0)))
+        .unwrap();
+    assert_eq!(cases, 1, "two Ctrl+Enter on one report opened {cases} PV cases");
 }
 
 #[tokio::test]

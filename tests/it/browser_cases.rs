@@ -59,7 +59,7 @@ async fn browser_cases_ae_intake_is_filled_by_the_rep_and_shown_on_the_pv_case()
     let _turn = turn().await;
     let mut w = world();
     let base = w.start_with("cases-intake", false);
-    let (rex, mia) = (w.token("rex").to_string(), w.token("mia").to_string());
+    let (rex, mia, root) = (w.token("rex").to_string(), w.token("mia").to_string(), w.token("root").to_string());
     let case_id = ae_case(&base, &rex);
     let driver = chromedriver("cases-intake");
     let c = driver.client().await;
@@ -128,15 +128,37 @@ async fn browser_cases_ae_intake_is_filled_by_the_rep_and_shown_on_the_pv_case()
         // Local time, UTC on hover.
         let opened = c.find(Locator::Css("[data-testid=case-opened]")).await?;
         ensure!(opened.attr("title").await?.unwrap_or_default().ends_with("Z (UTC)"), "no UTC title on the opening time");
-        // Links to the rep's ask and the case's audit records.
+        // The rep's ask and the case's audit records by number: Medical
+        // quotes them (the records themselves are compliance's and admin's).
         let ask = c.find(Locator::Css("[data-testid=case-ask-link]")).await?;
-        ensure!(ask.attr("href").await?.unwrap_or_default().starts_with("#/compliance?audit="), "ask link");
-        ensure!(ask.text().await?.starts_with("audit record #"), "ask link text");
-        ensure!(c.find(Locator::Css("[data-testid=case-audit-link]")).await.is_ok(), "no link to the case_opened record");
+        ensure!(ask.attr("href").await?.is_none(), "Medical is linked to an audit record it may not open");
+        ensure!(ask.text().await?.starts_with("audit record #"), "ask reference text");
+        let ask_seq = ask.attr("data-seq").await?.unwrap_or_default();
+        ensure!(c.find(Locator::Css("[data-testid=case-audit-link]")).await.is_ok(), "no reference to the case_opened record");
         let history = c.find(Locator::Css("[data-testid=case-history]")).await?.text().await?;
         ensure!(history.contains("intake v1"), "history: {history}");
         shots(&c, "cases-detail").await?;
         usable(&c).await?;
+
+        // An admin follows the links: the ask's record, then every record of the case.
+        sign_in(&c, &base, &root, "admin").await?;
+        c.goto(&format!("{base}/#/cases/{case_id}")).await?;
+        let link = find(&c, "a[data-testid=case-ask-link]", Duration::from_secs(10)).await?;
+        ensure!(link.attr("href").await?.unwrap_or_default() == format!("#/compliance/record/{ask_seq}"), "ask link");
+        link.click().await?;
+        let record = find(&c, "[data-testid=audit-record]", Duration::from_secs(10)).await?;
+        ensure!(record.attr("data-seq").await?.unwrap_or_default() == ask_seq, "the ask link opened another record");
+        text_where(&c, "[data-testid=audit-record]", Duration::from_secs(5), |t| t.contains("ALT jumped")).await?;
+        c.back().await?;
+        find(&c, "a[data-testid=case-audit-all]", Duration::from_secs(10)).await?.click().await?;
+        let pager = text_where(&c, "[data-testid=audit-page]", Duration::from_secs(15), |t| t.starts_with("Records 1–")).await?;
+        ensure!(value(&c, "#audit-case").await? == case_id, "the case filter is not filled in");
+        let rows = c.find_all(Locator::Css("[data-testid=audit-row]")).await?;
+        for r in &rows {
+            let t = r.text().await?;
+            ensure!(t.contains(&case_id), "a record of another case in the case's records: {t} ({pager})");
+        }
+        ensure!(rows.len() >= 3, "{} records for the case ({pager})", rows.len());
         Ok(())
     })
     .await;

@@ -163,6 +163,23 @@ async fn browser_convo_a_medical_request_is_confirmed_with_consent() {
         let link = c.find(Locator::Css("#answer [data-testid=intake-link]")).await?.attr("href").await?.unwrap_or_default();
         ensure!(pv.starts_with("PV-") && link == format!("#/reports/{pv}"), "intake link {link:?} for {pv}");
         shots(&c, "convo-pv-banner").await?;
+
+        // A request decided from the waiting list keeps its outcome in view,
+        // and Enter in the reason dismisses (never sends).
+        let lupus = "Can I tell Dr. Shah it works for lupus too?";
+        ask(&c, lupus).await?;
+        ensure!(answered(&c, lupus).await? == "medical", "the second off-label ask goes to Medical");
+        c.refresh().await?;
+        let item = find(&c, "[data-testid=pending-requests] [data-testid=pending-request]", Duration::from_secs(10)).await?;
+        ensure!(item.text().await?.contains("lupus"), "waiting: {}", item.text().await?);
+        item.find(Locator::Css("button")).await?.click().await?;
+        find(&c, "[data-testid=pending-requests] details.dismiss summary", Duration::from_secs(5)).await?.click().await?;
+        let reason = c.find(Locator::Css("[data-testid=pending-requests] [data-testid=mr-reason]")).await?;
+        reason.send_keys(&format!("The HCP withdrew the question.{}", fantoccini::key::Key::Enter)).await?;
+        text_where(&c, "[data-testid=pending-requests] [data-testid=mr-dismissed]", Duration::from_secs(10), |t| t.starts_with("Dismissed")).await?;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let list = text_where(&c, "[data-testid=pending-requests]", Duration::from_secs(5), |t| !t.is_empty()).await?;
+        ensure!(list.contains("Dismissed: nothing was sent") && list.contains("all decided"), "the decided request left the list: {list}");
         Ok(())
     })
     .await;

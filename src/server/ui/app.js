@@ -690,7 +690,15 @@
     const showVisit = () => {
       visitInfo.textContent = visit.id ? "This visit: " + visit.turns + (visit.turns === 1 ? " question" : " questions") : "A new visit: follow-ups are read against the question before.";
     };
-    const pendingPanel = (mr, defaults) => medicalRequestPanel(mr, defaults, () => loadPending());
+    // Decided in the list itself: the item keeps its notice (the case id the
+    // rep tells the HCP) instead of the list being reloaded without it.
+    const pendingPanel = (mr, defaults, li) =>
+      medicalRequestPanel(mr, defaults, () => {
+        li.dataset.decided = "yes";
+        const left = pendingBox.querySelectorAll("[data-testid=pending-request]:not([data-decided])").length;
+        const title = pendingBox.querySelector("h2");
+        if (title) title.textContent = left ? "Medical requests waiting for you (" + left + ")" : "Medical requests: all decided";
+      });
     async function loadPending() {
       let res;
       try {
@@ -712,7 +720,7 @@
           list.map((mr) => {
             const li = h("li", { "data-testid": "pending-request", "data-id": mr.id }, h("span", {}, mr.summary), " ");
             li.appendChild(
-              h("button", { type: "button", class: "secondary", onclick: () => li.replaceChildren(pendingPanel(mr, { hcp: mr.hcp, text: mr.typed_question })) }, "Review")
+              h("button", { type: "button", class: "secondary", onclick: () => li.replaceChildren(pendingPanel(mr, { hcp: mr.hcp, text: mr.typed_question }, li)) }, "Review")
             );
             return li;
           })
@@ -819,6 +827,10 @@
 
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
+      // One question at a time: requestSubmit() (Ctrl+Enter) fires even while
+      // the button is disabled, and a second ask of an adverse-event report
+      // would open a second case for Pharmacovigilance.
+      if (submit.disabled) return;
       const question = q.value.trim();
       if (!question) {
         status.textContent = "Type a question first.";
@@ -949,6 +961,13 @@
     const confirm = h("button", { type: "submit", "data-testid": "mr-confirm" }, "Confirm and send to Medical");
     const reason = h("input", { id: id + "-reason", type: "text", "data-testid": "mr-reason", autocomplete: "off" });
     const dismiss = h("button", { type: "button", class: "secondary", "data-testid": "mr-dismiss" }, "Dismiss");
+    // Enter in the reason means dismiss: the form's own submit is "Confirm and send".
+    reason.addEventListener("keydown", (ev) => {
+      if (ev.key === "Enter") {
+        ev.preventDefault();
+        dismiss.click();
+      }
+    });
     const out = h("div", { role: "status", "data-testid": "mr-status", class: "status" });
     const panel = h(
       "form",
@@ -1071,6 +1090,7 @@
     );
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
+      if (submit.disabled) return;
       busy(submit, true, "Drafting…");
       clear(out);
       try {
@@ -1106,6 +1126,7 @@
     );
     form2.addEventListener("submit", async (ev) => {
       ev.preventDefault();
+      if (submit2.disabled) return;
       busy(submit2, true, "Summarizing…");
       clear(out2);
       try {
@@ -1391,7 +1412,8 @@
         try {
           const r = await api("POST", "/api/v1/prompts/" + encodeURIComponent(id) + "/evidence", {});
           await followJobs(progress, r.jobs || []);
-          reopen();
+          // Still on this version? (followJobs stops when its box is left.)
+          if (progress.isConnected) reopen();
         } catch (e) {
           progress.appendChild(errorBox(e));
         } finally {
@@ -1408,7 +1430,7 @@
         const last = (r.jobs || [])[0];
         if (jobs.length) {
           await followJobs(progress, jobs);
-          reopen();
+          if (progress.isConnected) reopen();
         } else if (last && last.result && (last.result.notes || []).length) {
           progress.appendChild(h("div", { class: "notice", "data-testid": "evidence-notes" }, h("strong", {}, "Run #" + last.id + ": "), (last.result.notes || []).join(" ")));
         } else if (last && last.state === "failed") {
@@ -1994,7 +2016,13 @@
     const audit = d.audit || [];
     const ask = audit.find((a) => a.action === "ask");
     const opened = audit.find((a) => a.action === "case_opened");
-    const auditLink = (a, testid) => h("a", { href: "#/compliance?audit=" + a.seq, "data-testid": testid, "data-seq": String(a.seq) }, "audit record #" + a.seq);
+    // Audit records are compliance's and admin's to open (the server's rule);
+    // Medical sees their numbers, to quote.
+    const mayAudit = !!state.me && (state.me.role === "compliance" || state.me.role === "admin");
+    const auditLink = (a, testid) =>
+      mayAudit
+        ? h("a", { href: "#/compliance/record/" + a.seq, "data-testid": testid, "data-seq": String(a.seq) }, "audit record #" + a.seq)
+        : h("span", { "data-testid": testid, "data-seq": String(a.seq) }, "audit record #" + a.seq);
     append(
       card,
       h("h2", {}, c.id, " ", stateBadge(c.state, "case-detail-state")),
@@ -2014,7 +2042,9 @@
         h("dd", { "data-testid": "case-links" },
           ask ? ["The rep's ask: ", auditLink(ask, "case-ask-link")] : h("span", { class: "muted" }, "no ask record"),
           opened ? ["; opened: ", auditLink(opened, "case-audit-link")] : null,
-          audit.length > 2 ? ["; ", h("a", { href: "#/compliance?case_id=" + encodeURIComponent(c.id) }, audit.length + " records for " + c.id)] : null)
+          audit.length > 2
+            ? ["; ", mayAudit ? h("a", { href: "#/compliance?case_id=" + encodeURIComponent(c.id), "data-testid": "case-audit-all" }, audit.length + " records for " + c.id) : audit.length + " records for " + c.id]
+            : null)
       )
     );
     if (pv) {
@@ -2279,6 +2309,9 @@
     const action = h("input", { id: "audit-action", type: "text", "data-testid": "audit-action", placeholder: "ask, email, approve…" });
     const actor = h("input", { id: "audit-actor", type: "text", "data-testid": "audit-actor" });
     const q = h("input", { id: "audit-q", type: "search", "data-testid": "audit-q" });
+    // #/compliance?case_id=ID (a case's "records for" link) searches that case's records.
+    const caseId = h("input", { id: "audit-case", type: "text", "data-testid": "audit-case", placeholder: "PV-…, MIR-…" });
+    caseId.value = new URLSearchParams((location.hash || "").split("?")[1] || "").get("case_id") || "";
     const from = h("input", { id: "audit-from", type: "date", "data-testid": "audit-from" });
     const to = h("input", { id: "audit-to", type: "date", "data-testid": "audit-to" });
     const limit = h("select", { id: "audit-limit", "data-testid": "audit-limit" }, ["25", "50", "100", "250"].map((n) => h("option", { value: n, selected: n === "50" }, n)));
@@ -2291,7 +2324,7 @@
       "form",
       { class: "card", id: "audit-form" },
       h("h2", {}, "Audit log"),
-      h("div", { class: "row" }, field("Action", action), field("Actor (user id)", actor), field("Text contains", q)),
+      h("div", { class: "row" }, field("Action", action), field("Actor (user id)", actor), field("Text contains", q), field("Case", caseId)),
       h("div", { class: "row" }, field("From (UTC day)", from), field("To (UTC day, included)", to), field("Per page", limit)),
       h("div", { class: "actions" }, searchBtn, csvBtn, jsonlBtn),
       h("p", { class: "hint" }, "Exports hold every record of the date range (all of them when no date is set), in chain order; JSON Lines keeps the stored values exactly, for re-verifying the chain elsewhere."),
@@ -2305,6 +2338,7 @@
       if (action.value.trim()) qs.set("action", action.value.trim());
       if (actor.value.trim()) qs.set("actor", actor.value.trim());
       if (q.value.trim()) qs.set("q", q.value.trim());
+      if (caseId.value.trim()) qs.set("case_id", caseId.value.trim());
       if (from.value) qs.set("from", from.value);
       if (to.value) qs.set("to", to.value);
       qs.set("limit", limit.value);
