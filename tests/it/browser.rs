@@ -836,6 +836,12 @@ async fn browser_compliance_verifies_the_chain_and_finds_an_ask_in_the_audit() {
         ensure!(c.find(Locator::Css("[data-testid=audit-next]")).await?.attr("disabled").await?.is_some(), "'Older' past the last page");
         c.find(Locator::Css("[data-testid=audit-prev]")).await?.click().await?;
         text_where(&c, "[data-testid=audit-page]", Duration::from_secs(10), |t| t.starts_with("Records 1–25 of ")).await?;
+        // A double click on Search shows one table, not two.
+        c.execute("const b = document.querySelector('[data-testid=audit-search]'); b.click(); b.click();", vec![]).await?;
+        find(&c, "[data-testid=audit-page]", Duration::from_secs(10)).await?;
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let tables = c.find_all(Locator::Css("[data-testid=audit-table]")).await?.len();
+        ensure!(tables == 1, "{tables} result tables after a double click on Search");
         Ok(())
     })
     .await;

@@ -1357,12 +1357,14 @@
     for (const r of document.querySelectorAll("tr.selected")) r.classList.remove("selected");
     if (row) row.classList.add("selected");
     clear(detail);
+    // Two rows opened in quick succession: only the last one's card is shown.
+    const turn = (detail.dataset.turn = String(++uid));
     const id = versionId(v);
     let d;
     try {
       d = await api("GET", "/api/v1/prompts/" + encodeURIComponent(id));
     } catch (e) {
-      detail.appendChild(errorBox(e));
+      if (detail.dataset.turn === turn) detail.appendChild(errorBox(e));
       return;
     }
     const ver = d.version || v;
@@ -1467,6 +1469,7 @@
     showDiff();
 
     card.appendChild(actionsFor(ver, id, d));
+    if (detail.dataset.turn !== turn) return;
     detail.appendChild(card);
     card.querySelector("h2").setAttribute("tabindex", "-1");
     card.querySelector("h2").focus();
@@ -2002,11 +2005,13 @@
     // The case is in the address (without re-rendering the page): a link to it works.
     if (location.hash !== "#/cases/" + id) history.replaceState(null, "", "#/cases/" + id);
     clear(detail);
+    // Two cases opened in quick succession: only the last one's card is shown.
+    const turn = (detail.dataset.turn = String(++uid));
     let d;
     try {
       d = await api("GET", "/api/v1/cases/" + encodeURIComponent(id));
     } catch (e) {
-      detail.appendChild(errorBox(e));
+      if (detail.dataset.turn === turn) detail.appendChild(errorBox(e));
       return;
     }
     const c = d.case;
@@ -2137,6 +2142,7 @@
         hist.map((e) => h("li", {}, timeEl(e.at), " — ", e.actor, ": ", e.action, e.from_state && e.from_state !== e.to_state ? " " + e.from_state + " → " + e.to_state : e.action === "opened" ? " (" + e.to_state + ")" : "", e.note ? " — " + e.note : ""))
       )
     );
+    if (detail.dataset.turn !== turn) return;
     detail.appendChild(card);
     // Stacked (tablet, phone): the detail is below the list; bring it into view.
     if (row && window.matchMedia("(max-width: 1000px)").matches) detail.scrollIntoView({ block: "start" });
@@ -2332,7 +2338,11 @@
       results
     );
     let offset = 0;
+    // The newest search wins: a double click or a new search before the last
+    // one answered showed two tables, in whatever order they came back.
+    let searchTurn = 0;
     const search = async () => {
+      const turn = ++searchTurn;
       clear(results);
       const qs = new URLSearchParams();
       if (action.value.trim()) qs.set("action", action.value.trim());
@@ -2345,6 +2355,7 @@
       qs.set("offset", String(offset));
       try {
         const r = await api("GET", "/api/v1/audit?" + qs);
+        if (turn !== searchTurn) return;
         const recs = r.records || [];
         if (!recs.length) return results.appendChild(h("p", { class: "muted" }, "No records match."));
         const prev = h("button", { type: "button", class: "secondary", "data-testid": "audit-prev", disabled: offset === 0 }, "Newer");
@@ -2383,7 +2394,7 @@
           h("div", { class: "actions pager" }, prev, h("span", { "data-testid": "audit-page", role: "status" }, "Records " + (offset + 1) + "–" + (offset + recs.length) + " of " + r.total + " (newest first)"), next)
         );
       } catch (e) {
-        results.appendChild(errorBox(e));
+        if (turn === searchTurn) results.appendChild(errorBox(e));
       }
     };
     form.addEventListener("submit", (ev) => {
