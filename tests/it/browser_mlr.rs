@@ -212,6 +212,24 @@ async fn browser_compliance_downloads_the_audit_export() {
         ensure!(c.find(Locator::Css("iframe")).await.is_err(), "the report is part of the page");
         shots_of(&c, "compliance-eval-run", "[data-testid=eval-report]").await?;
         usable(&c).await?;
+        // The full report downloads as one HTML file with its charts.
+        c.find(Locator::Css("[data-testid=eval-download]")).await?.click().await?;
+        let start = std::time::Instant::now();
+        let report = loop {
+            let found = std::fs::read_dir(&dir)?.flatten().map(|e| e.path()).find(|p| {
+                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                name.starts_with("eval-report-") && name.ends_with(".html")
+            });
+            if let Some(p) = found {
+                break p;
+            }
+            ensure!(start.elapsed() < Duration::from_secs(20), "no eval report downloaded (in {dir:?})");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let html = std::fs::read_to_string(&report)?;
+        ensure!(html.contains("<svg") && html.contains("evals/mini.jsonl"), "the downloaded report: {} bytes", html.len());
+        ensure!(c.find(Locator::Css("[data-testid=eval-download]")).await?.is_enabled().await?, "the download button stayed disabled");
         Ok(())
     })
     .await;

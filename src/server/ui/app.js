@@ -2720,13 +2720,22 @@
     );
     const dl = h("button", { type: "button", class: "secondary", "data-testid": "eval-download" }, "Download the full report (HTML)");
     dl.addEventListener("click", async () => {
-      const r = await fetch("/api/v1/evals/" + encodeURIComponent(id) + "/report", { headers: headers() });
-      if (!r.ok) return sec.appendChild(errorBox(await errorFrom(r)));
-      const url = URL.createObjectURL(await r.blob());
-      const a = h("a", { href: url, download: "eval-report-" + id + ".html", class: "offscreen" }, "report");
-      document.body.appendChild(a);
-      a.click();
-      a.remove();
+      busy(dl, true);
+      try {
+        const r = await fetch("/api/v1/evals/" + encodeURIComponent(id) + "/report", { headers: headers() });
+        if (!r.ok) throw await errorFrom(r);
+        const url = URL.createObjectURL(await r.blob());
+        const a = h("a", { href: url, download: "eval-report-" + id + ".html", class: "offscreen" }, "report");
+        document.body.appendChild(a);
+        a.click();
+        a.remove();
+        setTimeout(() => URL.revokeObjectURL(url), 60000);
+      } catch (e) {
+        // A dropped connection is shown too, not only an error answer.
+        sec.appendChild(errorBox(e));
+      } finally {
+        busy(dl, false);
+      }
     });
     sec.appendChild(h("div", { class: "actions" }, dl));
     box.appendChild(sec);
