@@ -144,6 +144,23 @@ async fn browser_compliance_sees_a_tamper_finding_in_words_and_opens_the_record(
     .await;
 }
 
+/// The file in `dir` whose name satisfies `name`, once the browser has saved
+/// it (20 s at most). Chrome renames its `.crdownload` when the download is
+/// complete; the extra 500 ms let the rename settle.
+async fn downloaded(dir: &std::path::Path, name: impl Fn(&str) -> bool) -> anyhow::Result<std::path::PathBuf> {
+    let start = std::time::Instant::now();
+    loop {
+        let found = std::fs::read_dir(dir)?.flatten().map(|e| e.path()).find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(&name));
+        if let Some(path) = found {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            return Ok(path);
+        }
+        let seen: Vec<_> = std::fs::read_dir(dir)?.flatten().map(|e| e.file_name()).collect();
+        ensure!(start.elapsed() < Duration::from_secs(20), "nothing downloaded as expected in {dir:?} (seen: {seen:?})");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[tokio::test]
 async fn browser_compliance_downloads_the_audit_export() {
     let _turn = turn().await;
@@ -170,24 +187,12 @@ async fn browser_compliance_downloads_the_audit_export() {
         find(&c, &format!("[data-testid=audit-row][data-seq='{seq}']"), Duration::from_secs(15)).await?;
         c.find(Locator::Css("[data-testid=export-csv]")).await?.click().await?;
         text_where(&c, "[data-testid=export-done]", Duration::from_secs(15), |t| t.contains("onlabel-audit-all.csv")).await?;
-        let csv = dir.join("onlabel-audit-all.csv");
-        let start = std::time::Instant::now();
-        while !csv.is_file() {
-            ensure!(start.elapsed() < Duration::from_secs(20), "no {} downloaded (in {:?}: {:?})", csv.display(), dir, std::fs::read_dir(&dir)?.flatten().map(|e| e.file_name()).collect::<Vec<_>>());
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        let csv = downloaded(&dir, |n| n == "onlabel-audit-all.csv").await?;
         let text = std::fs::read_to_string(&csv)?;
         ensure!(text.lines().next() == Some(onlabel::audit::export::CSV_HEADER.join(",").as_str()), "header: {:?}", text.lines().next());
         ensure!(text.contains("What are the LFT monitoring rules?") && text.contains("\"rex\""), "the rep's ask is in the export");
         c.find(Locator::Css("[data-testid=export-jsonl]")).await?.click().await?;
-        let jsonl = dir.join("onlabel-audit-all.jsonl");
-        let start = std::time::Instant::now();
-        while !jsonl.is_file() {
-            ensure!(start.elapsed() < Duration::from_secs(20), "no {} downloaded", jsonl.display());
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        let jsonl = downloaded(&dir, |n| n == "onlabel-audit-all.jsonl").await?;
         for line in std::fs::read_to_string(&jsonl)?.lines() {
             let v: serde_json::Value = serde_json::from_str(line)?;
             ensure!(v["hash"].as_str().is_some_and(|h| h.len() == 64), "{line}");
@@ -214,19 +219,7 @@ async fn browser_compliance_downloads_the_audit_export() {
         usable(&c).await?;
         // The full report downloads as one HTML file with its charts.
         c.find(Locator::Css("[data-testid=eval-download]")).await?.click().await?;
-        let start = std::time::Instant::now();
-        let report = loop {
-            let found = std::fs::read_dir(&dir)?.flatten().map(|e| e.path()).find(|p| {
-                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                name.starts_with("eval-report-") && name.ends_with(".html")
-            });
-            if let Some(p) = found {
-                break p;
-            }
-            ensure!(start.elapsed() < Duration::from_secs(20), "no eval report downloaded (in {dir:?})");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        };
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        let report = downloaded(&dir, |n| n.starts_with("eval-report-") && n.ends_with(".html")).await?;
         let html = std::fs::read_to_string(&report)?;
         ensure!(html.contains("<svg") && html.contains("evals/mini.jsonl"), "the downloaded report: {} bytes", html.len());
         ensure!(c.find(Locator::Css("[data-testid=eval-download]")).await?.is_enabled().await?, "the download button stayed disabled");
